@@ -1,0 +1,55 @@
+/**
+ * Native {@link Secp256k1}: libsecp256k1 through the `secp256k1` package's N-API addon.
+ *
+ * The package's own entry point silently falls back to a pure-JS implementation ~20x slower
+ * when its prebuilt binary is missing. We never take that path: we load the addon directly
+ * (`secp256k1/bindings`) and let the caller decide what to do when it is absent.
+ */
+import { createRequire } from 'node:module';
+import type { Secp256k1 } from './secp256k1.js';
+
+interface NativeAddon {
+  privateKeyVerify(key: Uint8Array): boolean;
+  publicKeyVerify(key: Uint8Array): boolean;
+  publicKeyCreate(key: Uint8Array, compressed?: boolean): Uint8Array;
+  ecdsaSign(digest: Uint8Array, key: Uint8Array): { signature: Uint8Array; recid: number };
+  ecdsaVerify(signature: Uint8Array, digest: Uint8Array, publicKey: Uint8Array): boolean;
+}
+
+/**
+ * Loads the native addon.
+ * @throws Error when the addon cannot be loaded (no prebuilt binary for this platform and no
+ *   local build); the message names the cause.
+ */
+export function loadNativeSecp256k1(): Secp256k1 {
+  const require = createRequire(import.meta.url);
+  let addon: NativeAddon;
+  try {
+    addon = require('secp256k1/bindings') as NativeAddon;
+  } catch (err) {
+    throw new Error(`native libsecp256k1 addon unavailable: ${(err as Error).message}`, { cause: err });
+  }
+  return {
+    name: 'libsecp256k1 (native)',
+    native: true,
+    isPrivateKey: (key) => key.length === 32 && addon.privateKeyVerify(key),
+    isPublicKey: (key) => key.length === 33 && (key[0] === 2 || key[0] === 3) && addon.publicKeyVerify(key),
+    publicKeyCreate(privateKey) {
+      if (privateKey.length !== 32 || !addon.privateKeyVerify(privateKey)) throw new TypeError('invalid private key');
+      return addon.publicKeyCreate(privateKey, true);
+    },
+    ecdsaSign(digest, privateKey) {
+      if (digest.length !== 32) throw new TypeError('digest must be 32 bytes');
+      if (privateKey.length !== 32 || !addon.privateKeyVerify(privateKey)) throw new TypeError('invalid private key');
+      return addon.ecdsaSign(digest, privateKey).signature;
+    },
+    ecdsaVerify(signature, digest, publicKey) {
+      if (signature.length !== 64 || digest.length !== 32 || publicKey.length !== 33) return false;
+      try {
+        return addon.ecdsaVerify(signature, digest, publicKey);
+      } catch {
+        return false;
+      }
+    },
+  };
+}

@@ -1,0 +1,73 @@
+/** Byte helpers for the protocol core (hex, concatenation, little-endian integers). */
+
+const HEX_RE = /^(?:[0-9a-f]{2})*$/;
+
+/** @throws TypeError if `hex` is not lowercase even-length hex. */
+export function fromHex(hex: string): Uint8Array {
+  if (!HEX_RE.test(hex)) throw new TypeError('expected lowercase even-length hex');
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+const HEX_TABLE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+export function toHex(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += HEX_TABLE[bytes[i]!];
+  return s;
+}
+
+export function isHex(value: unknown, byteLength?: number): value is string {
+  return typeof value === 'string' && HEX_RE.test(value) && (byteLength === undefined || value.length === byteLength * 2);
+}
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function u32le(value: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value >>> 0, true);
+  return out;
+}
+
+export function u64le(value: bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, value, true);
+  return out;
+}
+
+/** Bitcoin CompactSize length prefix. */
+export function varint(n: number): Uint8Array {
+  if (n < 0xfd) return Uint8Array.of(n);
+  if (n <= 0xffff) return Uint8Array.of(0xfd, n & 0xff, n >>> 8);
+  const out = new Uint8Array(5);
+  out[0] = 0xfe;
+  new DataView(out.buffer).setUint32(1, n, true);
+  return out;
+}
+
+/** Script bytes with their CompactSize length prefix, as they appear in a serialized tx. */
+export function varSlice(bytes: Uint8Array): Uint8Array {
+  return concatBytes(varint(bytes.length), bytes);
+}
+
+/** Transaction ids are shown byte-reversed; this turns a txid string into hash bytes. */
+export function txidToHash(txid: string): Uint8Array {
+  return fromHex(txid).reverse();
+}

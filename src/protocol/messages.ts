@@ -1,0 +1,162 @@
+/**
+ * The wire messages between payer and payee, and their codec.
+ *
+ * Encoding: one UTF-8 JSON object per message, `{"v":1,"type":...}`; bytes as lowercase hex,
+ * satoshi amounts as decimal strings (JSON numbers lose precision past 2^53), heights as numbers.
+ * Every message is size-limited and parsed by a strict schema before the core sees it: unknown
+ * fields, wrong types, non-canonical hex or amounts are MALFORMED_MESSAGE. After decoding, the
+ * core trusts the types (not the values: policy checks are the state machines' job).
+ */
+import * as v from 'valibot';
+import { fromHex, toHex } from './bytes.js';
+import { ProtocolError, isProtocolErrorCode, type ErrorAction, type ProtocolErrorCode } from './errors.js';
+import { NETWORK_NAMES } from './network.js';
+import { VARIANTS } from './scripts.js';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest encoded message; a funding transaction is the only big one (≤ 100 kB as hex). */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+/** 21 million BTC in satoshis: no amount on the wire may exceed it. */
+export const MAX_MONEY_SAT = 2_100_000_000_000_000n;
+
+const hexBytes = (length: number) =>
+  v.pipe(
+    v.string(),
+    v.regex(new RegExp(`^[0-9a-f]{${length * 2}}$`), `expected ${length} bytes of lowercase hex`),
+    v.transform((s) => fromHex(s)),
+  );
+const hexVar = (maxBytes: number) =>
+  v.pipe(
+    v.string(),
+    v.maxLength(maxBytes * 2),
+    v.regex(/^(?:[0-9a-f]{2})+$/, 'expected lowercase hex'),
+    v.transform((s) => fromHex(s)),
+  );
+const txHex = (maxBytes: number) => v.pipe(v.string(), v.maxLength(maxBytes * 2), v.regex(/^(?:[0-9a-f]{2})+$/, 'expected lowercase hex'));
+const sats = v.pipe(
+  v.string(),
+  v.regex(/^(?:0|[1-9][0-9]{0,15})$/, 'expected a decimal satoshi amount'),
+  v.transform((s) => BigInt(s)),
+  v.check((n) => n <= MAX_MONEY_SAT, 'amount above 21 million BTC'),
+);
+const txid = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'expected a 32-byte txid in hex'));
+const vout = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0xffff));
+const height = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(499_999_999));
+const tempId = v.pipe(v.string(), v.regex(/^[0-9a-f]{32}$/, 'expected a 16-byte id in hex'));
+const channelIdSchema = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}:(?:0|[1-9][0-9]{0,4})$/, 'expected txid:vout'));
+const version = v.literal(PROTOCOL_VERSION);
+
+const HelloSchema = v.strictObject({
+  v: version,
+  type: v.literal('hello'),
+  tempId,
+  network: v.picklist(NETWORK_NAMES),
+  variant: v.picklist(VARIANTS),
+  payerPubkey: hexBytes(33),
+  capacitySat: sats,
+  expiryHeight: height,
+  /** Where the payer's change and refund go; at most 42 bytes (any standard template fits). */
+  payerScript: hexVar(42),
+});
+const AcceptSchema = v.strictObject({
+  v: version,
+  type: v.literal('accept'),
+  tempId,
+  payeePubkey: hexBytes(33),
+  minFundingConfirmations: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100)),
+});
+const RefundRequestSchema = v.strictObject({
+  v: version,
+  type: v.literal('refund-request'),
+  tempId,
+  fundingTxid: txid,
+  fundingVout: vout,
+  refundTx: txHex(1000),
+});
+const RefundSignatureSchema = v.strictObject({ v: version, type: v.literal('refund-signature'), tempId, signature: hexBytes(64) });
+const FundingSchema = v.strictObject({ v: version, type: v.literal('funding'), tempId, fundingTx: txHex(100_000) });
+const ChannelOpenSchema = v.strictObject({ v: version, type: v.literal('channel-open'), tempId, channelId: channelIdSchema });
+const PaymentSchema = v.strictObject({ v: version, type: v.literal('payment'), channelId: channelIdSchema, totalSat: sats, signature: hexBytes(64) });
+const PaymentAckSchema = v.strictObject({ v: version, type: v.literal('payment-ack'), channelId: channelIdSchema, totalSat: sats });
+const CloseRequestSchema = v.strictObject({ v: version, type: v.literal('close-request'), channelId: channelIdSchema });
+const ChannelClosedSchema = v.strictObject({ v: version, type: v.literal('channel-closed'), channelId: channelIdSchema, closeTxid: txid });
+const ErrorSchema = v.strictObject({
+  v: version,
+  type: v.literal('error'),
+  code: v.pipe(
+    v.string(),
+    v.check((s: string) => isProtocolErrorCode(s), 'unknown error code'),
+    v.transform((s) => s as ProtocolErrorCode),
+  ),
+  message: v.pipe(v.string(), v.maxLength(1000)),
+  action: v.picklist(['reject', 'close'] as const),
+  /** The tempId or channel id the error is about, if any. */
+  ref: v.optional(v.pipe(v.string(), v.maxLength(100))),
+});
+
+const MessageSchema = v.variant('type', [
+  HelloSchema,
+  AcceptSchema,
+  RefundRequestSchema,
+  RefundSignatureSchema,
+  FundingSchema,
+  ChannelOpenSchema,
+  PaymentSchema,
+  PaymentAckSchema,
+  CloseRequestSchema,
+  ChannelClosedSchema,
+  ErrorSchema,
+]);
+
+export type Message = v.InferOutput<typeof MessageSchema>;
+export type MessageType = Message['type'];
+export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
+export type Hello = MessageOf<'hello'>;
+export type Payment = MessageOf<'payment'>;
+export type ErrorMessage = MessageOf<'error'>;
+
+/** Builds a message value with the protocol version filled in. */
+export function msg<T extends MessageType>(type: T, fields: Omit<MessageOf<T>, 'v' | 'type'>): MessageOf<T> {
+  return { v: PROTOCOL_VERSION, type, ...fields } as MessageOf<T>;
+}
+
+export function errorMessage(code: ProtocolErrorCode, message: string, action: ErrorAction, ref?: string): ErrorMessage {
+  return ref === undefined ? msg('error', { code, message, action }) : msg('error', { code, message, action, ref });
+}
+
+function replacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Uint8Array) return toHex(value);
+  return value;
+}
+
+/** @returns the wire form of `message` (UTF-8 JSON text). */
+export function encodeMessage(message: Message): string {
+  return JSON.stringify(message, replacer);
+}
+
+/**
+ * Parses and validates one wire message.
+ * @throws ProtocolError MESSAGE_TOO_LARGE, UNSUPPORTED_VERSION or MALFORMED_MESSAGE (with the
+ *   first schema issue and its path).
+ */
+export function decodeMessage(text: string): Message {
+  // Length in UTF-16 units bounds the UTF-8 length from below; check both cheaply.
+  if (text.length > MAX_MESSAGE_BYTES) throw new ProtocolError('MESSAGE_TOO_LARGE', `${text.length} > ${MAX_MESSAGE_BYTES} bytes`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new ProtocolError('MALFORMED_MESSAGE', 'not JSON');
+  }
+  if (typeof raw === 'object' && raw !== null && 'v' in raw && raw.v !== PROTOCOL_VERSION) {
+    throw new ProtocolError('UNSUPPORTED_VERSION', `version ${String(raw.v)}, this peer speaks ${PROTOCOL_VERSION}`);
+  }
+  const parsed = v.safeParse(MessageSchema, raw);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const path = issue.path?.map((p) => String(p.key)).join('.') ?? '';
+    throw new ProtocolError('MALFORMED_MESSAGE', `${path ? `${path}: ` : ''}${issue.message}`);
+  }
+  return parsed.output;
+}

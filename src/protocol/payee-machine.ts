@@ -1,0 +1,204 @@
+/**
+ * The payee's channel state machine: `payeeStep(ctx, state, input) → { state, effects }`.
+ *
+ * Pure: no I/O, no clock. The driver supplies the tip height and a fresh key with a proposal,
+ * carries out the effects in order, and replaces its stored state only when the step returns;
+ * a step that throws a ProtocolError has changed nothing (the driver sends the error back).
+ *
+ * States: AwaitingRefundRequest (v1) → AwaitingFunding → AwaitingConfirmation → Open → Closing → Closed.
+ */
+import type { Secp256k1 } from '../crypto/secp256k1.js';
+import { makeChannel, type Channel, type ChannelTerms, type FundingOutpoint } from './channel.js';
+import { signClose, type SignedClose } from './close.js';
+import type { Effect, Step } from './effects.js';
+import { ProtocolError } from './errors.js';
+import { checkFundingTx } from './funding.js';
+import { msg, type Hello, type Message } from './messages.js';
+import { paymentSighasher, verifyPayment } from './payment.js';
+import { checkHello, type PayeePolicy } from './policy.js';
+import { checkRefundTemplate, payeeRefundDigest } from './refund.js';
+import type { PaymentSighasher } from './sighash.js';
+
+export interface PayeeContext {
+  readonly secp: Secp256k1;
+  readonly policy: PayeePolicy;
+  /** The private key of channel key `index` (deterministic derivation: a pure function). */
+  readonly privateKey: (index: number) => Uint8Array;
+}
+
+interface Negotiated {
+  readonly tempId: string;
+  readonly terms: ChannelTerms;
+  readonly keyIndex: number;
+}
+
+export type PayeeState =
+  | (Negotiated & { readonly type: 'AwaitingRefundRequest' })
+  /** `funding` is the outpoint the v1 refund was signed for; v2 learns it from the funding tx. */
+  | (Negotiated & { readonly type: 'AwaitingFunding'; readonly funding: FundingOutpoint | null })
+  | (Negotiated & { readonly type: 'AwaitingConfirmation'; readonly channel: Channel; readonly fundingTxHex: string })
+  | (Negotiated & { readonly type: 'Open'; readonly channel: Channel; readonly paidSat: bigint; readonly signature: Uint8Array | null })
+  | (Negotiated & {
+      readonly type: 'Closing';
+      readonly channel: Channel;
+      readonly paidSat: bigint;
+      readonly signature: Uint8Array;
+      readonly close: SignedClose;
+    })
+  | (Negotiated & { readonly type: 'Closed'; readonly channel: Channel; readonly paidSat: bigint; readonly closeTxid: string });
+
+export type PayeeInput =
+  | { readonly type: 'message'; readonly message: Message }
+  /** A watched transaction reached the confirmations asked for. */
+  | { readonly type: 'confirmed'; readonly purpose: 'funding' | 'close'; readonly txid: string }
+  /** Close now, paying the fee from the payee's share, to `payeeScript`. */
+  | { readonly type: 'close'; readonly feeRateSatPerVb: number; readonly payeeScript: Uint8Array };
+
+/** Channel id used in error replies: the funding outpoint once known, else the tempId. */
+export function payeeStateRef(state: PayeeState): string {
+  return 'channel' in state ? state.channel.id : state.tempId;
+}
+
+/**
+ * A payer's proposal (seed steps 1, 3): checks policy and answers with our fresh key.
+ * @throws ProtocolError from {@link checkHello}.
+ */
+export function payeeAccept(ctx: PayeeContext, hello: Hello, tipHeight: number, payeeKey: { index: number; publicKey: Uint8Array }): Step<PayeeState> {
+  checkHello(ctx.secp, ctx.policy, hello, tipHeight);
+  const terms: ChannelTerms = {
+    variant: hello.variant,
+    network: hello.network,
+    payerPubkey: hello.payerPubkey,
+    payeePubkey: payeeKey.publicKey,
+    capacitySat: hello.capacitySat,
+    expiryHeight: hello.expiryHeight,
+    payerScript: hello.payerScript,
+  };
+  const base = { tempId: hello.tempId, terms, keyIndex: payeeKey.index };
+  const state: PayeeState = terms.variant === 'spilman-v1' ? { ...base, type: 'AwaitingRefundRequest' } : { ...base, type: 'AwaitingFunding', funding: null };
+  return {
+    state,
+    effects: [
+      { type: 'persist' },
+      {
+        type: 'send',
+        message: msg('accept', { tempId: hello.tempId, payeePubkey: payeeKey.publicKey, minFundingConfirmations: ctx.policy.minFundingConfirmations }),
+      },
+    ],
+  };
+}
+
+/**
+ * Cache of per-channel payment sighashers: derived data, rebuilt on demand, so states stay plain
+ * serializable values.
+ */
+const sighashers = new WeakMap<Channel, PaymentSighasher>();
+function sighasherFor(channel: Channel): PaymentSighasher {
+  let s = sighashers.get(channel);
+  if (!s) sighashers.set(channel, (s = paymentSighasher(channel)));
+  return s;
+}
+
+function unexpected(state: PayeeState, what: string): ProtocolError {
+  return new ProtocolError('UNEXPECTED_MESSAGE', `${what} in state ${state.type}`);
+}
+
+/**
+ * One step of a payee channel.
+ * @throws ProtocolError when the input is refused; the state is then unchanged.
+ * @throws RangeError for a close that cannot be built (nothing paid, or uneconomic).
+ */
+export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInput): Step<PayeeState> {
+  switch (input.type) {
+    case 'message':
+      return onMessage(ctx, state, input.message);
+    case 'confirmed':
+      return onConfirmed(ctx, state, input);
+    case 'close':
+      return onClose(ctx, state, input);
+  }
+}
+
+function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step<PayeeState> {
+  switch (message.type) {
+    case 'refund-request': {
+      if (state.type !== 'AwaitingRefundRequest') throw unexpected(state, 'refund-request');
+      const funding = { txid: message.fundingTxid, vout: message.fundingVout };
+      checkRefundTemplate(state.terms, funding, message.refundTx);
+      const channel = makeChannel(state.terms, funding);
+      const signature = ctx.secp.ecdsaSign(payeeRefundDigest(channel), ctx.privateKey(state.keyIndex));
+      return {
+        state: { tempId: state.tempId, terms: state.terms, keyIndex: state.keyIndex, type: 'AwaitingFunding', funding },
+        effects: [{ type: 'persist' }, { type: 'send', message: msg('refund-signature', { tempId: state.tempId, signature }) }],
+      };
+    }
+    case 'funding': {
+      if (state.type !== 'AwaitingFunding') throw unexpected(state, 'funding');
+      const funding = checkFundingTx(state.terms, message.fundingTx, state.funding);
+      const channel = makeChannel(state.terms, funding);
+      return {
+        state: { tempId: state.tempId, terms: state.terms, keyIndex: state.keyIndex, type: 'AwaitingConfirmation', channel, fundingTxHex: message.fundingTx },
+        effects: [
+          { type: 'persist' },
+          { type: 'broadcast', purpose: 'funding', txid: funding.txid, txHex: message.fundingTx },
+          { type: 'watch-confirmations', purpose: 'funding', txid: funding.txid, confirmations: ctx.policy.minFundingConfirmations },
+        ],
+      };
+    }
+    case 'payment': {
+      if (state.type !== 'Open') {
+        if ('channel' in state && state.channel.id === message.channelId) throw new ProtocolError('CHANNEL_NOT_OPEN', `channel is ${state.type}`);
+        throw unexpected(state, 'payment');
+      }
+      if (message.channelId !== state.channel.id) throw new ProtocolError('UNKNOWN_CHANNEL', `payment for ${message.channelId} on channel ${state.channel.id}`);
+      verifyPayment(ctx.secp, state.channel, sighasherFor(state.channel), state.paidSat, message.totalSat, message.signature);
+      return {
+        state: { ...state, paidSat: message.totalSat, signature: message.signature },
+        effects: [{ type: 'persist' }, { type: 'send', message: msg('payment-ack', { channelId: state.channel.id, totalSat: message.totalSat }) }],
+      };
+    }
+    case 'close-request': {
+      if (state.type === 'Closing' || state.type === 'Closed') {
+        const closeTxid = state.type === 'Closing' ? state.close.txid : state.closeTxid;
+        return { state, effects: [{ type: 'send', message: msg('channel-closed', { channelId: state.channel.id, closeTxid }) }] };
+      }
+      if (state.type !== 'Open') throw unexpected(state, 'close-request');
+      return { state, effects: [{ type: 'close-requested' }] };
+    }
+    case 'error':
+      return { state, effects: [{ type: 'peer-error', message }] };
+    default:
+      throw unexpected(state, message.type);
+  }
+}
+
+function onConfirmed(ctx: PayeeContext, state: PayeeState, input: Extract<PayeeInput, { type: 'confirmed' }>): Step<PayeeState> {
+  if (input.purpose === 'funding') {
+    if (state.type !== 'AwaitingConfirmation' || state.channel.funding.txid !== input.txid) return { state, effects: [] };
+    const { fundingTxHex: _, ...rest } = state;
+    return {
+      state: { ...rest, type: 'Open', paidSat: 0n, signature: null },
+      effects: [{ type: 'persist' }, { type: 'send', message: msg('channel-open', { tempId: state.tempId, channelId: state.channel.id }) }],
+    };
+  }
+  if (state.type !== 'Closing' || state.close.txid !== input.txid) return { state, effects: [] };
+  const { close, signature: _, ...rest } = state;
+  return {
+    state: { ...rest, type: 'Closed', closeTxid: close.txid },
+    effects: [{ type: 'persist' }, { type: 'send', message: msg('channel-closed', { channelId: state.channel.id, closeTxid: close.txid }) }],
+  };
+}
+
+function onClose(ctx: PayeeContext, state: PayeeState, input: Extract<PayeeInput, { type: 'close' }>): Step<PayeeState> {
+  // Closing again means a fee bump: the same payment, a higher fee, replacing the earlier close.
+  if (state.type !== 'Open' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
+  if (state.signature === null) throw new RangeError('nothing was paid on this channel; let the payer refund');
+  const close = signClose(ctx.secp, state.channel, { totalSat: state.paidSat, signature: state.signature }, ctx.privateKey(state.keyIndex), input.payeeScript, input.feeRateSatPerVb);
+  const effects: Effect[] = [
+    { type: 'persist' },
+    { type: 'broadcast', purpose: 'close', txid: close.txid, txHex: close.txHex },
+    { type: 'watch-confirmations', purpose: 'close', txid: close.txid, confirmations: 1 },
+  ];
+  const { tempId, terms, keyIndex, channel, paidSat, signature } = state;
+  return { state: { tempId, terms, keyIndex, channel, paidSat, signature, type: 'Closing', close }, effects };
+}

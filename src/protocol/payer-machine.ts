@@ -1,0 +1,265 @@
+/**
+ * The payer's channel state machine: `payerStep(ctx, state, input) → { state, effects }`.
+ *
+ * Pure like the payee's. The payer's safety rules live here:
+ * - it signs the funding (shows it to anyone) only after it holds a valid refund (v1), and the
+ *   refund signature is persisted before the funding is sent;
+ * - each payment is persisted before it is sent, and never exceeds `maxTotalSat`, the budget the
+ *   user agreed to (at most the capacity).
+ *
+ * States: Proposed → Funding → AwaitingRefundSignature (v1) → AwaitingOpen → Open → Closed,
+ * or Aborted before any money moved.
+ */
+import type { Secp256k1 } from '../crypto/secp256k1.js';
+import { toHex } from './bytes.js';
+import { fundingScriptOf, makeChannel, type Channel, type ChannelTerms } from './channel.js';
+import { dustThresholdSat } from './dust.js';
+import type { Step } from './effects.js';
+import { ProtocolError } from './errors.js';
+import { checkFundingTx } from './funding.js';
+import { msg, type Message, type MessageOf } from './messages.js';
+import type { NetworkName } from './network.js';
+import { checkPaymentTotal, paymentSighasher, signPayment } from './payment.js';
+import type { PayerPolicy } from './policy.js';
+import { payeeRefundDigest, refundTemplateHex } from './refund.js';
+import type { Variant } from './scripts.js';
+import type { PaymentSighasher } from './sighash.js';
+
+export interface PayerContext {
+  readonly secp: Secp256k1;
+  readonly policy: PayerPolicy;
+  readonly privateKey: (index: number) => Uint8Array;
+}
+
+export interface Proposal {
+  readonly tempId: string;
+  readonly network: NetworkName;
+  readonly variant: Variant;
+  readonly keyIndex: number;
+  readonly payerPubkey: Uint8Array;
+  readonly capacitySat: bigint;
+  readonly expiryHeight: number;
+  readonly payerScript: Uint8Array;
+  /** The most the payer will ever pay on this channel (≤ capacity). */
+  readonly maxTotalSat: bigint;
+}
+
+interface Agreed {
+  readonly proposal: Proposal;
+  readonly terms: ChannelTerms;
+}
+
+interface Funded extends Agreed {
+  readonly channel: Channel;
+  readonly fundingTxHex: string;
+}
+
+export type PayerState =
+  | { readonly type: 'Proposed'; readonly proposal: Proposal }
+  | (Agreed & { readonly type: 'Funding'; readonly minFundingConfirmations: number })
+  | (Funded & { readonly type: 'AwaitingRefundSignature' })
+  /** `payeeRefundSignature` is null for v2, whose refund needs no payee signature. */
+  | (Funded & { readonly type: 'AwaitingOpen'; readonly payeeRefundSignature: Uint8Array | null })
+  | (Funded & {
+      readonly type: 'Open';
+      readonly payeeRefundSignature: Uint8Array | null;
+      /** The newest total signed and sent (maybe not yet acknowledged). */
+      readonly signedTotalSat: bigint;
+      readonly signature: Uint8Array | null;
+      /** The highest total the payee acknowledged as durably stored. */
+      readonly ackedTotalSat: bigint;
+    })
+  | (Funded & { readonly type: 'Closed'; readonly signedTotalSat: bigint; readonly ackedTotalSat: bigint; readonly closeTxid: string })
+  | { readonly type: 'Aborted'; readonly proposal: Proposal; readonly reason: string };
+
+export type PayerInput =
+  | { readonly type: 'message'; readonly message: Message }
+  /** The wallet's answer to `create-funding`: a signed, unbroadcast transaction. */
+  | { readonly type: 'funding-created'; readonly txHex: string }
+  /** Pay `amountSat` more. */
+  | { readonly type: 'pay'; readonly amountSat: bigint }
+  | { readonly type: 'request-close' };
+
+/**
+ * Starts a channel proposal (seed step 1).
+ * @throws RangeError if the proposal is inconsistent (budget above capacity, bad amounts).
+ */
+export function payerPropose(proposal: Proposal): Step<PayerState> {
+  if (proposal.capacitySat <= 0n) throw new RangeError('capacitySat must be positive');
+  if (proposal.maxTotalSat <= 0n || proposal.maxTotalSat > proposal.capacitySat) throw new RangeError('maxTotalSat must be in 1..capacitySat');
+  const hello = msg('hello', {
+    tempId: proposal.tempId,
+    network: proposal.network,
+    variant: proposal.variant,
+    payerPubkey: proposal.payerPubkey,
+    capacitySat: proposal.capacitySat,
+    expiryHeight: proposal.expiryHeight,
+    payerScript: proposal.payerScript,
+  });
+  return { state: { type: 'Proposed', proposal }, effects: [{ type: 'persist' }, { type: 'send', message: hello }] };
+}
+
+const sighashers = new WeakMap<Channel, PaymentSighasher>();
+function sighasherFor(channel: Channel): PaymentSighasher {
+  let s = sighashers.get(channel);
+  if (!s) sighashers.set(channel, (s = paymentSighasher(channel)));
+  return s;
+}
+
+function unexpected(state: PayerState, what: string): ProtocolError {
+  return new ProtocolError('UNEXPECTED_MESSAGE', `${what} in state ${state.type}`);
+}
+
+/**
+ * One step of a payer channel.
+ * @throws ProtocolError when a peer message is refused (state unchanged).
+ * @throws RangeError when our own caller asks for something impossible (paying past the budget,
+ *   paying on a channel that is not open, leaving dust change).
+ */
+export function payerStep(ctx: PayerContext, state: PayerState, input: PayerInput): Step<PayerState> {
+  switch (input.type) {
+    case 'message':
+      return onMessage(ctx, state, input.message);
+    case 'funding-created':
+      return onFundingCreated(state, input.txHex);
+    case 'pay':
+      return onPay(ctx, state, input.amountSat);
+    case 'request-close':
+      if (state.type !== 'Open') throw new RangeError(`cannot close a channel in state ${state.type}`);
+      return { state, effects: [{ type: 'send', message: msg('close-request', { channelId: state.channel.id }) }] };
+  }
+}
+
+function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step<PayerState> {
+  switch (message.type) {
+    case 'accept':
+      return onAccept(ctx, state, message);
+    case 'refund-signature': {
+      if (state.type !== 'AwaitingRefundSignature') throw unexpected(state, 'refund-signature');
+      if (!ctx.secp.ecdsaVerify(message.signature, payeeRefundDigest(state.channel), state.terms.payeePubkey)) {
+        // Seed step 5: abort. Nothing was signed or shown, so nothing is at risk.
+        return {
+          state: { type: 'Aborted', proposal: state.proposal, reason: 'INVALID_SIGNATURE: the payee signature on the refund does not verify' },
+          effects: [
+            { type: 'persist' },
+            { type: 'release-funding', txid: state.channel.funding.txid },
+            { type: 'send', message: msg('error', { code: 'INVALID_SIGNATURE', message: 'refund signature does not verify', action: 'close', ref: state.proposal.tempId }) },
+          ],
+        };
+      }
+      const { type: _, ...funded } = state;
+      return {
+        state: { ...funded, type: 'AwaitingOpen', payeeRefundSignature: message.signature },
+        effects: [{ type: 'persist' }, { type: 'send', message: msg('funding', { tempId: state.proposal.tempId, fundingTx: state.fundingTxHex }) }],
+      };
+    }
+    case 'channel-open': {
+      if (state.type !== 'AwaitingOpen') throw unexpected(state, 'channel-open');
+      if (message.channelId !== state.channel.id) throw new ProtocolError('UNKNOWN_CHANNEL', `payee opened ${message.channelId}, we funded ${state.channel.id}`);
+      return {
+        state: { ...state, type: 'Open', signedTotalSat: 0n, signature: null, ackedTotalSat: 0n },
+        effects: [{ type: 'persist' }],
+      };
+    }
+    case 'payment-ack': {
+      if (state.type !== 'Open' && state.type !== 'Closed') throw unexpected(state, 'payment-ack');
+      if (message.channelId !== state.channel.id) throw new ProtocolError('UNKNOWN_CHANNEL', message.channelId);
+      if (message.totalSat > state.signedTotalSat) throw new ProtocolError('AMOUNT_EXCEEDS_CAPACITY', `ack of ${message.totalSat}, only ${state.signedTotalSat} signed`);
+      if (message.totalSat <= state.ackedTotalSat) return { state, effects: [] };
+      // Acks are bookkeeping the payer can always rebuild (the payee's store is authoritative),
+      // so they are not persisted one by one.
+      return { state: { ...state, ackedTotalSat: message.totalSat }, effects: [] };
+    }
+    case 'channel-closed': {
+      if (state.type !== 'Open') throw unexpected(state, 'channel-closed');
+      if (message.channelId !== state.channel.id) throw new ProtocolError('UNKNOWN_CHANNEL', message.channelId);
+      const { payeeRefundSignature: _p, signature: _s, ...rest } = state;
+      return {
+        state: { ...rest, type: 'Closed', closeTxid: message.closeTxid },
+        effects: [{ type: 'persist' }, { type: 'watch-confirmations', purpose: 'close', txid: message.closeTxid, confirmations: 1 }],
+      };
+    }
+    case 'error':
+      return { state, effects: [{ type: 'peer-error', message }] };
+    default:
+      throw unexpected(state, message.type);
+  }
+}
+
+function onAccept(ctx: PayerContext, state: PayerState, accept: MessageOf<'accept'>): Step<PayerState> {
+  if (state.type !== 'Proposed') throw unexpected(state, 'accept');
+  if (accept.tempId !== state.proposal.tempId) throw new ProtocolError('UNKNOWN_CHANNEL', `accept for ${accept.tempId}`);
+  if (!ctx.secp.isPublicKey(accept.payeePubkey)) throw new ProtocolError('INVALID_PUBKEY', 'payeePubkey');
+  if (accept.minFundingConfirmations > ctx.policy.maxFundingConfirmations) {
+    throw new ProtocolError('UNEXPECTED_MESSAGE', `payee wants ${accept.minFundingConfirmations} confirmations, we accept at most ${ctx.policy.maxFundingConfirmations}`);
+  }
+  const p = state.proposal;
+  const terms: ChannelTerms = {
+    variant: p.variant,
+    network: p.network,
+    payerPubkey: p.payerPubkey,
+    payeePubkey: accept.payeePubkey,
+    capacitySat: p.capacitySat,
+    expiryHeight: p.expiryHeight,
+    payerScript: p.payerScript,
+  };
+  return {
+    state: { type: 'Funding', proposal: p, terms, minFundingConfirmations: accept.minFundingConfirmations },
+    effects: [{ type: 'persist' }, { type: 'create-funding', script: fundingScriptOf(terms).fundingScript, valueSat: p.capacitySat }],
+  };
+}
+
+function onFundingCreated(state: PayerState, txHex: string): Step<PayerState> {
+  if (state.type !== 'Funding') throw new RangeError(`funding created in state ${state.type}`);
+  // Our own wallet built it; checking it anyway costs nothing and catches a wallet bug before money moves.
+  const funding = checkFundingTx(state.terms, txHex, null);
+  const channel = makeChannel(state.terms, funding);
+  const funded = { proposal: state.proposal, terms: state.terms, channel, fundingTxHex: txHex };
+  if (channel.variant === 'spilman-v1') {
+    return {
+      state: { ...funded, type: 'AwaitingRefundSignature' },
+      effects: [
+        { type: 'persist' },
+        {
+          type: 'send',
+          message: msg('refund-request', { tempId: state.proposal.tempId, fundingTxid: funding.txid, fundingVout: funding.vout, refundTx: refundTemplateHex(channel) }),
+        },
+      ],
+    };
+  }
+  return {
+    state: { ...funded, type: 'AwaitingOpen', payeeRefundSignature: null },
+    effects: [{ type: 'persist' }, { type: 'send', message: msg('funding', { tempId: state.proposal.tempId, fundingTx: txHex }) }],
+  };
+}
+
+function onPay(ctx: PayerContext, state: PayerState, amountSat: bigint): Step<PayerState> {
+  if (state.type !== 'Open') throw new RangeError(`cannot pay on a channel in state ${state.type}`);
+  if (amountSat <= 0n) throw new RangeError('amount must be positive');
+  const totalSat = state.signedTotalSat + amountSat;
+  if (totalSat > state.proposal.maxTotalSat) {
+    throw new RangeError(`paying ${amountSat} would bring the total to ${totalSat}, above the agreed maximum ${state.proposal.maxTotalSat}`);
+  }
+  try {
+    checkPaymentTotal(state.channel, state.signedTotalSat, totalSat);
+  } catch (err) {
+    if (err instanceof ProtocolError && err.code === 'CHANGE_BELOW_DUST') {
+      const rest = state.channel.capacitySat - state.signedTotalSat;
+      throw new RangeError(
+        `paying ${amountSat} would leave ${state.channel.capacitySat - totalSat} sat change, below dust (${dustThresholdSat(state.channel.payerScript)}); pay ${rest} to spend the whole capacity`,
+      );
+    }
+    throw err;
+  }
+  const signature = signPayment(ctx.secp, state.channel, sighasherFor(state.channel), ctx.privateKey(state.proposal.keyIndex), totalSat);
+  return {
+    state: { ...state, signedTotalSat: totalSat, signature },
+    effects: [{ type: 'persist' }, { type: 'send', message: msg('payment', { channelId: state.channel.id, totalSat, signature }) }],
+  };
+}
+
+/** A fresh temporary channel id from 16 random bytes (the caller supplies the randomness). */
+export function tempIdFrom(random16: Uint8Array): string {
+  if (random16.length !== 16) throw new RangeError('tempId needs 16 random bytes');
+  return toHex(random16);
+}

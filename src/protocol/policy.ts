@@ -1,0 +1,92 @@
+/**
+ * The checks each side makes before it commits to a channel. Options are validated and frozen
+ * once (`payeePolicy`, `payerPolicy`); risky settings have to be named explicitly.
+ */
+import type { Secp256k1 } from '../crypto/secp256k1.js';
+import { outputScriptType } from './dust.js';
+import { ProtocolError } from './errors.js';
+import type { Hello } from './messages.js';
+import type { NetworkName } from './network.js';
+import type { Variant } from './scripts.js';
+import { VARIANTS } from './scripts.js';
+
+export interface PayeePolicy {
+  readonly network: NetworkName;
+  readonly variants: readonly Variant[];
+  readonly minCapacitySat: bigint;
+  readonly maxCapacitySat: bigint;
+  /**
+   * Fewest blocks between the current tip and the expiry: the payee must have time to see the
+   * funding confirm, take payments, and get its close confirmed before the payer can refund.
+   */
+  readonly minExpiryBlocks: number;
+  /** Most blocks to expiry: a longer channel ties up nothing of the payee's, but a very long one is usually a mistake. */
+  readonly maxExpiryBlocks: number;
+  readonly minFundingConfirmations: number;
+  /** The payee closes no later than `expiry − closeMarginBlocks`. */
+  readonly closeMarginBlocks: number;
+}
+
+export interface PayerPolicy {
+  readonly network: NetworkName;
+  /** The most confirmations the payer will wait for before the payee accepts payments. */
+  readonly maxFundingConfirmations: number;
+}
+
+/**
+ * @throws RangeError naming the first option that is out of range.
+ */
+export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkName }): PayeePolicy {
+  const regtest = options.network === 'regtest';
+  const policy: PayeePolicy = {
+    variants: VARIANTS,
+    minCapacitySat: 10_000n,
+    maxCapacitySat: 100_000_000n,
+    minExpiryBlocks: regtest ? 10 : 144,
+    maxExpiryBlocks: 4_320,
+    minFundingConfirmations: regtest ? 1 : 3,
+    closeMarginBlocks: regtest ? 3 : 12,
+    ...options,
+  };
+  if (policy.variants.length === 0 || policy.variants.some((x) => !VARIANTS.includes(x))) throw new RangeError(`variants must be a non-empty subset of ${VARIANTS.join(', ')}`);
+  if (policy.minCapacitySat < 1_000n) throw new RangeError('minCapacitySat must be at least 1000');
+  if (policy.maxCapacitySat < policy.minCapacitySat) throw new RangeError('maxCapacitySat must be ≥ minCapacitySat');
+  if (!Number.isInteger(policy.closeMarginBlocks) || policy.closeMarginBlocks < 1) throw new RangeError('closeMarginBlocks must be an integer ≥ 1');
+  if (!Number.isInteger(policy.minFundingConfirmations) || policy.minFundingConfirmations < 1) {
+    throw new RangeError('minFundingConfirmations must be an integer ≥ 1 (zero-conf funding is not supported yet)');
+  }
+  if (!Number.isInteger(policy.minExpiryBlocks) || policy.minExpiryBlocks <= policy.closeMarginBlocks + policy.minFundingConfirmations) {
+    throw new RangeError('minExpiryBlocks must exceed closeMarginBlocks + minFundingConfirmations, or a channel could expire before it can be used and closed');
+  }
+  if (!Number.isInteger(policy.maxExpiryBlocks) || policy.maxExpiryBlocks < policy.minExpiryBlocks) throw new RangeError('maxExpiryBlocks must be ≥ minExpiryBlocks');
+  return Object.freeze(policy);
+}
+
+/** @throws RangeError naming the first option that is out of range. */
+export function payerPolicy(options: Partial<PayerPolicy> & { network: NetworkName }): PayerPolicy {
+  const policy: PayerPolicy = { maxFundingConfirmations: 6, ...options };
+  if (!Number.isInteger(policy.maxFundingConfirmations) || policy.maxFundingConfirmations < 0) throw new RangeError('maxFundingConfirmations must be an integer ≥ 0');
+  return Object.freeze(policy);
+}
+
+/**
+ * The payee's checks on a channel proposal.
+ * @throws ProtocolError WRONG_NETWORK, UNSUPPORTED_VARIANT, INVALID_PUBKEY, INVALID_SCRIPT,
+ *   CAPACITY_TOO_SMALL, CAPACITY_TOO_LARGE, EXPIRY_TOO_SOON or EXPIRY_TOO_LATE.
+ */
+export function checkHello(secp: Secp256k1, policy: PayeePolicy, hello: Hello, tipHeight: number): void {
+  if (hello.network !== policy.network) throw new ProtocolError('WRONG_NETWORK', `payee is on ${policy.network}, payer on ${hello.network}`);
+  if (!policy.variants.includes(hello.variant)) throw new ProtocolError('UNSUPPORTED_VARIANT', `${hello.variant}; supported: ${policy.variants.join(', ')}`);
+  if (!secp.isPublicKey(hello.payerPubkey)) throw new ProtocolError('INVALID_PUBKEY', 'payerPubkey');
+  const scriptType = outputScriptType(hello.payerScript);
+  if (scriptType === null || scriptType === 'p2a') throw new ProtocolError('INVALID_SCRIPT', 'payerScript must be a standard P2PKH, P2SH, P2WPKH, P2WSH or P2TR script');
+  if (hello.capacitySat < policy.minCapacitySat) throw new ProtocolError('CAPACITY_TOO_SMALL', `${hello.capacitySat} < ${policy.minCapacitySat}`);
+  if (hello.capacitySat > policy.maxCapacitySat) throw new ProtocolError('CAPACITY_TOO_LARGE', `${hello.capacitySat} > ${policy.maxCapacitySat}`);
+  const blocksToExpiry = hello.expiryHeight - tipHeight;
+  if (blocksToExpiry < policy.minExpiryBlocks) {
+    throw new ProtocolError('EXPIRY_TOO_SOON', `expiry ${hello.expiryHeight} is ${blocksToExpiry} blocks away; at least ${policy.minExpiryBlocks} needed`);
+  }
+  if (blocksToExpiry > policy.maxExpiryBlocks) {
+    throw new ProtocolError('EXPIRY_TOO_LATE', `expiry ${hello.expiryHeight} is ${blocksToExpiry} blocks away; at most ${policy.maxExpiryBlocks}`);
+  }
+}

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // The regtest node is built once (go install) before any test file runs; unit-only runs
+    // (npm run test:unit) skip that.
+    globalSetup: process.env.PAYCHAN_UNIT_ONLY === '1' ? [] : ['test/global-setup.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+    // Integration files each start their own btcd; two cores, so two at a time.
+    maxWorkers: 2,
+    reporters: ['default', './test/summary-reporter.ts'],
+  },
+});
