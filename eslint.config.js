@@ -18,8 +18,9 @@ export default tseslint.config(
     files: ['src/protocol/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
+        paths: ['fs', 'net', 'http', 'https', 'crypto', 'child_process', 'os', 'path', 'ws'].map((name) => ({ name, message: 'src/protocol is pure: no Node modules or I/O.' })),
         patterns: [
-          { group: ['node:*', 'fs', 'net', 'http', 'crypto', 'child_process', 'os', 'path'], message: 'src/protocol is pure: no Node modules or I/O.' },
+          { group: ['node:*'], message: 'src/protocol is pure: no Node modules or I/O.' },
           { group: ['../chain/*', '../wallet/*', '../cli/*', '../store/*', '../transport/*', '../crypto/node*'], message: 'src/protocol must not depend on adapters.' },
         ],
       }],

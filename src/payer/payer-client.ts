@@ -1,0 +1,248 @@
+/**
+ * The payer driver: runs the pure payer state machine for one channel, against a wallet (to fund
+ * it), a chain backend (to refund), and a link to the payee.
+ *
+ * `open()` walks the seed's steps 1–6 and resolves once the payee says the channel is open;
+ * `pay()` resolves when the payee acknowledges the new total as durably stored. The payer's own
+ * state is in memory here; a durable store plugs in behind the `persist` effect.
+ */
+import type { ChainBackend } from '../chain/backend.js';
+import type { Secp256k1 } from '../crypto/secp256k1.js';
+import type { Channel } from '../protocol/channel.js';
+import type { Effect } from '../protocol/effects.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
+import type { NetworkName } from '../protocol/network.js';
+import { payerPropose, payerStep, tempIdFrom, type PayerContext, type PayerInput, type PayerState } from '../protocol/payer-machine.js';
+import type { PayerPolicy } from '../protocol/policy.js';
+import { signRefund, type SignedRefund } from '../protocol/refund.js';
+import type { Variant } from '../protocol/scripts.js';
+import type { PeerLink } from '../transport/link.js';
+import type { KeyPair } from '../wallet/keys.js';
+
+/** What the payer needs from a wallet: a signed, unbroadcast funding transaction. */
+export interface FundingSource {
+  fund(outputs: { script: Uint8Array; valueSat: bigint }[], feeRateSatPerVb: number): Promise<{ txHex: string; txid: string }>;
+  /** Un-reserves the coins of a funding transaction that will never be broadcast. */
+  release(txid: string): void;
+}
+
+export interface PayerClientOptions {
+  readonly secp: Secp256k1;
+  readonly policy: PayerPolicy;
+  readonly network: NetworkName;
+  readonly backend: ChainBackend;
+  readonly wallet: FundingSource;
+  /** This channel's key (fresh; never used for another channel) and its index. */
+  readonly channelKey: KeyPair & { readonly index: number };
+  /** Where change and refunds go. */
+  readonly payoutScript: Uint8Array;
+  readonly link: PeerLink;
+  readonly fundingFeeRateSatPerVb: number;
+  /** 16 random bytes for the channel's temporary id. */
+  readonly random16: () => Uint8Array;
+  readonly log?: (line: string) => void;
+}
+
+export interface OpenOptions {
+  readonly variant: Variant;
+  readonly capacitySat: bigint;
+  /** Blocks from the current tip to the refund height. */
+  readonly expiryBlocks: number;
+  /** The most this channel may ever pay (default: the whole capacity). */
+  readonly maxTotalSat?: bigint;
+}
+
+/** The payee refused something, or the channel was aborted; `code` is the protocol code. */
+export class PeerError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PeerError';
+  }
+}
+
+type Waiter = { check: (s: PayerState) => boolean; resolve: () => void; reject: (e: Error) => void };
+
+export class PayerClient {
+  private readonly ctx: PayerContext;
+  private current: PayerState | null = null;
+  private waiters: Waiter[] = [];
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: PayerClientOptions) {
+    this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey };
+  }
+
+  get state(): PayerState | null {
+    return this.current;
+  }
+
+  /** The channel once funded. @throws RangeError before funding. */
+  get channel(): Channel {
+    const s = this.current;
+    if (!s || !('channel' in s)) throw new RangeError('the channel has no funding yet');
+    return s.channel;
+  }
+
+  /**
+   * Proposes a channel and waits until the payee accepts payments on it (after the funding has
+   * the payee's required confirmations: someone has to mine them on regtest).
+   * @throws PeerError if the payee refuses or the refund signature is bad (nothing is lost: the
+   *   funding was never shown).
+   */
+  async open(opts: OpenOptions): Promise<Channel> {
+    if (this.current) throw new RangeError('this client already has a channel');
+    const tip = await this.options.backend.getTip();
+    const step = payerPropose({
+      tempId: tempIdFrom(this.options.random16()),
+      network: this.options.network,
+      variant: opts.variant,
+      keyIndex: this.options.channelKey.index,
+      payerPubkey: this.options.channelKey.publicKey,
+      capacitySat: opts.capacitySat,
+      expiryHeight: tip.height + opts.expiryBlocks,
+      payerScript: this.options.payoutScript,
+      maxTotalSat: opts.maxTotalSat ?? opts.capacitySat,
+    });
+    this.current = step.state;
+    await this.apply(step.effects);
+    await this.waitFor((s) => s.type === 'Open');
+    return this.channel;
+  }
+
+  /** Resolves when the state satisfies `check`; rejects if the channel is aborted or the payee errs. */
+  waitFor(check: (s: PayerState) => boolean): Promise<void> {
+    if (this.current && check(this.current)) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ check, resolve, reject }));
+  }
+
+  /**
+   * Pays `amountSat` more and resolves with the new total once the payee acknowledged it.
+   * @throws RangeError above the agreed maximum, before the channel is open, or for dust change.
+   */
+  async pay(amountSat: bigint): Promise<bigint> {
+    await this.input({ type: 'pay', amountSat }, true);
+    const s = this.current;
+    if (s?.type !== 'Open') throw new Error('unreachable: paid on a channel that is not open');
+    const total = s.signedTotalSat;
+    await this.waitFor((x) => (x.type === 'Open' || x.type === 'Closed') && x.ackedTotalSat >= total);
+    return total;
+  }
+
+  /** Asks the payee to close now with the newest payment. */
+  async requestClose(): Promise<void> {
+    await this.input({ type: 'request-close' }, true);
+  }
+
+  /**
+   * Builds, signs and broadcasts the refund (after expiry; the node refuses it before).
+   * @throws BroadcastRejectedError with the node's reason (e.g. non-final before expiry).
+   */
+  async refund(feeRateSatPerVb: number): Promise<SignedRefund> {
+    const s = this.current;
+    if (!s || !('channel' in s)) throw new RangeError('nothing to refund: the channel was never funded');
+    const authorization =
+      s.channel.variant === 'spilman-v1'
+        ? { variant: 'spilman-v1' as const, payeeSignature: this.refundSignature(s) }
+        : { variant: 'spilman-v2' as const };
+    const refund = signRefund(this.ctx.secp, s.channel, authorization, this.options.channelKey.privateKey, this.options.payoutScript, feeRateSatPerVb);
+    await this.options.backend.broadcast(refund.txHex);
+    this.options.log?.(`broadcast refund ${refund.txid}`);
+    return refund;
+  }
+
+  private refundSignature(s: PayerState): Uint8Array {
+    if ((s.type === 'AwaitingOpen' || s.type === 'Open') && s.payeeRefundSignature) return s.payeeRefundSignature;
+    throw new RangeError(`no payee refund signature in state ${s.type}`);
+  }
+
+  /** Delivers one message from the payee. Never throws; a bad message is answered with an error. */
+  receive(text: string): void {
+    let message: Message;
+    try {
+      message = decodeMessage(text);
+    } catch (err) {
+      this.replyError(err);
+      return;
+    }
+    void this.input({ type: 'message', message }, false);
+  }
+
+  private input(input: PayerInput, rethrow: boolean): Promise<void> {
+    const next = this.queue.then(async () => {
+      const before = this.current;
+      if (!before) throw new RangeError('no channel yet');
+      try {
+        const step = payerStep(this.ctx, before, input);
+        this.current = step.state;
+        await this.apply(step.effects);
+      } catch (err) {
+        this.current = before;
+        if (rethrow) throw err;
+        this.replyError(err);
+      }
+      this.notify();
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async apply(effects: readonly Effect[]): Promise<void> {
+    for (const effect of effects) {
+      switch (effect.type) {
+        case 'persist':
+          break;
+        case 'send':
+          this.options.link.send(effect.message);
+          break;
+        case 'create-funding': {
+          const funding = await this.options.wallet.fund([{ script: effect.script, valueSat: effect.valueSat }], this.options.fundingFeeRateSatPerVb);
+          // Fed back as the next input, after this step's remaining effects.
+          queueMicrotask(() => void this.input({ type: 'funding-created', txHex: funding.txHex }, false));
+          break;
+        }
+        case 'release-funding':
+          this.options.wallet.release(effect.txid);
+          break;
+        case 'peer-error':
+          this.fail(new PeerError(effect.message.code, `payee: ${effect.message.message}`));
+          break;
+        case 'broadcast':
+        case 'watch-confirmations':
+        case 'close-requested':
+          break;
+      }
+    }
+    this.notify();
+  }
+
+  private notify(): void {
+    const s = this.current;
+    if (!s) return;
+    if (s.type === 'Aborted') {
+      this.fail(new PeerError('ABORTED', s.reason));
+      return;
+    }
+    const ready = this.waiters.filter((w) => w.check(s));
+    this.waiters = this.waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve();
+  }
+
+  private fail(err: Error): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  private replyError(err: unknown): void {
+    if (err instanceof ProtocolError) {
+      this.options.link.send(errorMessage(err.code, err.message, err.action));
+      this.fail(new PeerError(err.code, err.message));
+      return;
+    }
+    this.options.log?.(`internal error: ${String(err)}`);
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * A peer link: how a driver sends a message to the other side. Transports (WebSocket, HTTP, the
+ * in-process loopback used by tests and the demo) implement it; the drivers never know which.
+ */
+import { decodeMessage, encodeMessage, type Message } from '../protocol/messages.js';
+
+export interface PeerLink {
+  /** Queues `message` for the peer. Never throws for a closed link; the message is dropped. */
+  send(message: Message): void;
+}
+
+/**
+ * Two ends wired in one process through the real wire codec (encode → text → decode), delivered
+ * asynchronously like a socket would, in order.
+ */
+export function loopbackPair(
+  deliverToA: (text: string, replyLink: PeerLink) => void,
+  deliverToB: (text: string, replyLink: PeerLink) => void,
+): { a: PeerLink; b: PeerLink } {
+  // `a` is A's way to B; B answers on `b`, and the other way round.
+  const a: PeerLink = { send: (m) => queueMicrotask(() => deliverToB(encodeMessage(m), b)) };
+  const b: PeerLink = { send: (m) => queueMicrotask(() => deliverToA(encodeMessage(m), a)) };
+  return { a, b };
+}
+
+export { decodeMessage, encodeMessage };

@@ -1,0 +1,50 @@
+/**
+ * Deterministic channels for unit tests: fixed keys, a synthetic funding transaction (a real,
+ * parseable segwit transaction whose single input spends a made-up outpoint), no chain.
+ */
+import { Transaction } from 'bitcoinjs-lib';
+import { loadNativeSecp256k1 } from '../../src/crypto/native.js';
+import { fromHex } from '../../src/protocol/bytes.js';
+import { fundingScriptOf, makeChannel, type Channel, type ChannelTerms } from '../../src/protocol/channel.js';
+import type { Variant } from '../../src/protocol/scripts.js';
+
+export const secp = loadNativeSecp256k1();
+export const PAYER_KEY = fromHex('0101010101010101010101010101010101010101010101010101010101010101');
+export const PAYEE_KEY = fromHex('0202020202020202020202020202020202020202020202020202020202020202');
+export const PAYER_PUB = secp.publicKeyCreate(PAYER_KEY);
+export const PAYEE_PUB = secp.publicKeyCreate(PAYEE_KEY);
+/** Standard P2WPKH scripts (any 20-byte hash makes one). */
+export const PAYER_SCRIPT = fromHex('0014' + '11'.repeat(20));
+export const PAYEE_SCRIPT = fromHex('0014' + '22'.repeat(20));
+
+export function terms(variant: Variant, overrides: Partial<ChannelTerms> = {}): ChannelTerms {
+  return {
+    variant,
+    network: 'regtest',
+    payerPubkey: PAYER_PUB,
+    payeePubkey: PAYEE_PUB,
+    capacitySat: 1_000_000n,
+    expiryHeight: 500,
+    payerScript: PAYER_SCRIPT,
+    ...overrides,
+  };
+}
+
+/** A signed-looking segwit funding tx paying the channel at output `vout` (earlier outputs: change). */
+export function fundingTx(t: ChannelTerms, opts: { vout?: number; valueSat?: bigint; script?: Uint8Array; legacyInput?: boolean } = {}): Transaction {
+  const tx = new Transaction();
+  tx.version = 2;
+  tx.addInput(fromHex('aa'.repeat(32)), 1, 0xfffffffd, opts.legacyInput ? Uint8Array.of(0x51) : undefined);
+  if (!opts.legacyInput) tx.setWitness(0, [new Uint8Array(71), new Uint8Array(33)]);
+  const vout = opts.vout ?? 0;
+  for (let i = 0; i <= vout; i++) {
+    if (i === vout) tx.addOutput(opts.script ?? fundingScriptOf(t).fundingScript, opts.valueSat ?? t.capacitySat);
+    else tx.addOutput(PAYER_SCRIPT, 50_000n);
+  }
+  return tx;
+}
+
+export function channel(variant: Variant, overrides: Partial<ChannelTerms> = {}): Channel {
+  const t = terms(variant, overrides);
+  return makeChannel(t, { txid: fundingTx(t).getId(), vout: 0 });
+}
