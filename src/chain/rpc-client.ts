@@ -1,0 +1,166 @@
+/**
+ * A minimal JSON-RPC 1.0 client over HTTP, the protocol both btcd and bitcoind speak.
+ *
+ * Deliberately small: one request per call (no batching), Basic auth, a keep-alive agent so the
+ * tip poller and block scans reuse sockets, and a per-call timeout. Every failure becomes a
+ * {@link ChainBackendError} naming the node's URL and the method, so a user reading the message
+ * knows which node and which call to look at; errors the node itself reports are the subclass
+ * {@link RpcError}, which keeps the node's numeric code for callers that branch on it.
+ * Plain HTTP only: btcd allows `--notls` on 127.0.0.1 and bitcoind has no TLS at all; a remote
+ * node belongs behind a TLS tunnel, not behind this client.
+ */
+import http from 'node:http';
+import { ChainBackendError } from './backend.js';
+
+/** Options for {@link RpcClient}. */
+export interface RpcClientOptions {
+  /** `http://host:port[/path]`, e.g. `http://127.0.0.1:18443`. */
+  readonly url: string;
+  readonly user: string;
+  readonly pass: string;
+  /** Per-call timeout; default 30 000 ms. */
+  readonly timeoutMs?: number;
+}
+
+/** The node answered with a JSON-RPC error object. */
+export class RpcError extends ChainBackendError {
+  constructor(
+    backend: string,
+    method: string,
+    /** The node's numeric error code (e.g. -5 not found, -26 rejected, -32601 no such method). */
+    readonly rpcCode: number,
+    /** The node's message, verbatim. */
+    readonly rpcMessage: string,
+  ) {
+    super(backend, method, `${rpcMessage} (RPC error ${rpcCode})`);
+    this.name = 'RpcError';
+  }
+}
+
+/** JSON-RPC error code for "no such method" (both btcd and bitcoind). */
+export const RPC_METHOD_NOT_FOUND = -32601;
+
+/** Bodies above this are refused: the largest legitimate answer is a 4 MB block as hex. */
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+interface RpcResponse {
+  readonly result?: unknown;
+  readonly error?: { readonly code?: unknown; readonly message?: unknown } | null;
+}
+
+/** Talks JSON-RPC 1.0 to one node. */
+export class RpcClient {
+  /** Names the node in error messages; the backend refines it once it knows the dialect. */
+  label: string;
+  readonly url: string;
+  private readonly target: URL;
+  private readonly auth: string;
+  private readonly timeoutMs: number;
+  /**
+   * Idle sockets are dropped after 10 s, before bitcoind's own 30 s idle timeout
+   * (-rpcservertimeout) can close one just as we reuse it. btcd answers every request with
+   * `Connection: close`, so against btcd each call opens a fresh connection anyway.
+   */
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4, timeout: 10_000 });
+  private nextId = 1;
+
+  /** @throws TypeError if `url` is not an `http://` URL. */
+  constructor(options: RpcClientOptions) {
+    let target: URL;
+    try {
+      target = new URL(options.url);
+    } catch {
+      throw new TypeError(`not a URL: ${options.url}`);
+    }
+    if (target.protocol !== 'http:') {
+      throw new TypeError(`only http:// RPC URLs are supported, got ${options.url}`);
+    }
+    this.target = target;
+    this.url = options.url;
+    this.label = `node at ${options.url}`;
+    this.auth = 'Basic ' + Buffer.from(`${options.user}:${options.pass}`).toString('base64');
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /**
+   * Calls `method` with positional `params`.
+   * @returns the `result` member of the answer, unchecked: callers validate its shape.
+   * @throws RpcError when the node answers with an error object.
+   * @throws ChainBackendError when the node cannot be reached, times out, refuses the
+   *   credentials or answers with something that is not JSON-RPC.
+   */
+  async call(method: string, params: readonly unknown[] = []): Promise<unknown> {
+    const body = JSON.stringify({ jsonrpc: '1.0', id: this.nextId++, method, params });
+    const { status, text } = await this.post(method, body);
+    if (status === 401 || status === 403) {
+      throw new ChainBackendError(this.label, method, `authentication failed (HTTP ${status}): check the RPC user and password`);
+    }
+    let parsed: RpcResponse;
+    try {
+      parsed = JSON.parse(text) as RpcResponse;
+    } catch {
+      throw new ChainBackendError(this.label, method, `HTTP ${status}, not a JSON-RPC answer: ${text.slice(0, 200)}`);
+    }
+    if (parsed === null || typeof parsed !== 'object') {
+      throw new ChainBackendError(this.label, method, `HTTP ${status}, not a JSON-RPC answer: ${text.slice(0, 200)}`);
+    }
+    // bitcoind reports RPC errors with HTTP 500/404 and a JSON body, btcd with HTTP 200: the body decides.
+    if (parsed.error !== null && parsed.error !== undefined) {
+      const code = typeof parsed.error.code === 'number' ? parsed.error.code : 0;
+      const message = typeof parsed.error.message === 'string' ? parsed.error.message : JSON.stringify(parsed.error);
+      throw new RpcError(this.label, method, code, message);
+    }
+    if (status !== 200) {
+      throw new ChainBackendError(this.label, method, `HTTP ${status}: ${text.slice(0, 200)}`);
+    }
+    return parsed.result;
+  }
+
+  /** Closes idle keep-alive sockets. Calls made afterwards open new ones. */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private post(method: string, body: string): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const fail = (message: string, cause?: unknown): void =>
+        reject(new ChainBackendError(this.label, method, message, { cause }));
+      const req = http.request(
+        this.target,
+        {
+          method: 'POST',
+          agent: this.agent,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            authorization: this.auth,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_RESPONSE_BYTES) {
+              res.destroy();
+              fail(`answer larger than ${MAX_RESPONSE_BYTES} bytes`);
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', (err) => fail(`connection to ${this.url} broke while reading the answer: ${err.message}`, err));
+        },
+      );
+      req.setTimeout(this.timeoutMs, () => {
+        req.destroy();
+        fail(`no answer from ${this.url} within ${this.timeoutMs} ms`);
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const why = err.code ? `${err.code}` : err.message;
+        fail(`cannot reach the node at ${this.url} (${why}): is it running, and is the RPC URL right?`, err);
+      });
+      req.end(body);
+    });
+  }
+}
