@@ -18,8 +18,12 @@ export const TX_VERSION = 2;
 export const SEQUENCE_LOCKTIME_RBF = 0xfffffffd;
 /** Payments and closes are final at once. */
 export const PAYMENT_LOCKTIME = 0;
-/** Largest DER ECDSA signature (low-S, high-R: 72 bytes) plus the sighash byte. */
-export const MAX_SIGNATURE_BYTES = 73;
+/**
+ * Largest signature in a witness: DER of a low-S signature with a high R (71 bytes) plus the
+ * sighash byte. Every signature we make or accept is low-S (both secp256k1 backends refuse
+ * high-S), so this bound is exact.
+ */
+export const MAX_SIGNATURE_BYTES = 72;
 
 export interface TxOutputSpec {
   readonly script: Uint8Array;
