@@ -79,7 +79,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     log(`payer wallet: ${balance.confirmedSat} sat spendable`);
     if (balance.confirmedSat < opts.capacitySat + 10_000n) throw new RangeError(`the payer wallet has ${balance.confirmedSat} sat, not enough for a ${opts.capacitySat} sat channel`);
 
-    pair = localPair({ secp, backend, payerWallet, feeRateSatPerVb: FEE_RATE_SAT_PER_VB, log });
+    pair = await localPair({ secp, backend, payerWallet, feeRateSatPerVb: FEE_RATE_SAT_PER_VB, log });
     const { payee, payer, payeeScript: payoutScript, payerScript } = pair;
     const maxPartial = opts.capacitySat - dustThresholdSat(payerScript);
     if (total > maxPartial && total !== opts.capacitySat) throw new RangeError(`${opts.payments} × ${opts.amountSat} sat = ${total} sat does not fit a ${opts.capacitySat} sat channel`);

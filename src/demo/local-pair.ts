@@ -11,6 +11,8 @@ import { payeePolicy, payerPolicy, type PayeePolicy } from '../protocol/policy.j
 import { PayeeService } from '../payee/payee-service.js';
 import { PayerClient } from '../payer/payer-client.js';
 import { loopbackPair } from '../transport/link.js';
+import { MemoryStore } from '../store/memory-store.js';
+import type { Store } from '../store/store.js';
 import { WalletKeys } from '../wallet/keys.js';
 import type { Wallet } from '../wallet/wallet.js';
 
@@ -21,6 +23,8 @@ export interface LocalPairOptions {
   readonly payerWallet: Wallet;
   readonly feeRateSatPerVb: number;
   readonly payeePolicy?: Partial<PayeePolicy>;
+  /** Default: in memory. */
+  readonly payeeStore?: Store;
   readonly log?: (line: string) => void;
 }
 
@@ -34,12 +38,13 @@ export interface LocalPair {
   stop(): void;
 }
 
-export function localPair(opts: LocalPairOptions): LocalPair {
+export async function localPair(opts: LocalPairOptions): Promise<LocalPair> {
   const network = 'regtest';
   const log = opts.log;
   const payeeKeys = WalletKeys.fromSeed(randomBytes(32), network);
   const payeeScript = payeeKeys.address('receive', 0).script;
-  const payee = new PayeeService({
+  const payee = await PayeeService.open({
+    store: opts.payeeStore ?? new MemoryStore(),
     secp: opts.secp,
     policy: payeePolicy({ network, ...opts.payeePolicy }),
     backend: opts.backend,

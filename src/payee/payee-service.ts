@@ -1,29 +1,36 @@
 /**
- * The payee driver: runs the pure payee state machine for many channels against a chain backend.
+ * The payee driver: runs the pure payee state machine for many channels against a chain backend
+ * and a durable store.
  *
  * It owns what the core may not: the channel table, key allocation, the tip height, watching
- * confirmations, broadcasting, and the one place where a refused message becomes an `error`
- * reply. Messages of one channel are processed one at a time, in arrival order.
+ * confirmations, broadcasting, persistence, and the one place where a refused message becomes
+ * an `error` reply.
  *
- * State is kept in memory here; a durable store plugs in behind `persist` (the effect contract in
- * src/protocol/effects.ts is what makes "stored before acknowledged" hold).
+ * Ordering and durability. Inputs of one channel are stepped one at a time, in arrival order.
+ * A step's effects run in order after the previous step's effects; a `persist` is issued at
+ * once (so many payments share one group commit) and every effect after it waits until it is
+ * durable — a payment is acknowledged only once stored. Steps that broadcast (funding, close)
+ * are fully serialized: the next input waits until the broadcast is done, and a refused
+ * broadcast restores (and re-stores) the state before the step.
  */
 import { BroadcastRejectedError, type ChainBackend } from '../chain/backend.js';
+import { resolveFeeRate } from '../chain/fee-rate.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { SignedClose } from '../protocol/close.js';
 import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
 import { payeeAccept, payeeStateRef, payeeStep, type PayeeContext, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
-import type { PayeePolicy } from '../protocol/policy.js';
+import { checkHello, type PayeePolicy } from '../protocol/policy.js';
+import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
 import type { WalletKeys } from '../wallet/keys.js';
-import { resolveFeeRate } from '../chain/fee-rate.js';
 
 export interface PayeeServiceOptions {
   readonly secp: Secp256k1;
   readonly policy: PayeePolicy;
   readonly backend: ChainBackend;
+  readonly store: Store;
   /** Channel keys (a fresh one per channel) come from here. */
   readonly keys: WalletKeys;
   /** Where the payee's share goes when it closes. */
@@ -31,13 +38,20 @@ export interface PayeeServiceOptions {
   /** Used when the node has no fee estimate (always on a fresh regtest chain). */
   readonly fallbackFeeRateSatPerVb: number;
   readonly log?: (line: string) => void;
+  /** Told of every acknowledged payment (after it is durable): for metrics and books. */
+  readonly onPayment?: (channelId: string, totalSat: bigint, deltaSat: bigint) => void;
 }
 
 interface Entry {
   state: PayeeState;
-  link: PeerLink;
-  /** Serializes processing per channel. */
-  queue: Promise<void>;
+  /** The payer's current connection; null after a restart until it reconnects. */
+  link: PeerLink | null;
+  /** Inputs are stepped one after the other. */
+  inputs: Promise<void>;
+  /** Effects run one after the other, across steps. */
+  effects: Promise<void>;
+  /** Set when storing failed: the channel takes no more inputs. */
+  broken: Error | null;
 }
 
 interface Watch {
@@ -47,26 +61,53 @@ interface Watch {
   readonly purpose: 'funding' | 'close';
 }
 
+const KEY_COUNTER = 'payee-channel-key';
+
 export class PayeeService {
   private readonly ctx: PayeeContext;
   private readonly entries = new Map<string, Entry>();
   private readonly tempIdByChannelId = new Map<string, string>();
   private watches: Watch[] = [];
-  private nextKeyIndex = 0;
   private unsubscribe: (() => void) | null = null;
+  private checking = false;
 
-  constructor(private readonly options: PayeeServiceOptions) {
+  private constructor(private readonly options: PayeeServiceOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
+  }
+
+  /**
+   * Opens the service on its store: every stored channel is restored, and the confirmations it
+   * was waiting for are watched again (a payee that was offline catches up here).
+   */
+  static async open(options: PayeeServiceOptions): Promise<PayeeService> {
+    const service = new PayeeService(options);
+    for (const { tempId, state } of await options.store.loadPayeeChannels()) {
+      service.entries.set(tempId, { state, link: null, inputs: Promise.resolve(), effects: Promise.resolve(), broken: null });
+      if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
+      if ('paidSat' in state) service.lastAcked.set(state.channel.id, state.paidSat);
+      if (state.type === 'AwaitingConfirmation') {
+        service.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: options.policy.minFundingConfirmations, purpose: 'funding' });
+      } else if (state.type === 'Closing') {
+        service.watches.push({ tempId, txid: state.close.txid, confirmations: 1, purpose: 'close' });
+      }
+    }
+    return service;
   }
 
   /** Starts watching the chain for the confirmations channels wait on. */
   start(): void {
     this.unsubscribe ??= this.options.backend.subscribeTips(() => void this.checkWatches());
+    void this.checkWatches();
   }
 
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
+  }
+
+  /** Waits until every effect scheduled so far has run (e.g. before closing the store). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => e.inputs.then(() => e.effects).catch(() => undefined)));
   }
 
   /** Current state of a channel, by funding outpoint (`txid:vout`) or tempId. */
@@ -81,7 +122,8 @@ export class PayeeService {
 
   /**
    * Handles one message from a payer's connection. Never throws: a refused message is answered
-   * with an `error` on `link`, and changes nothing.
+   * with an `error` on `link`, and changes nothing. Resolves once the message is stepped (its
+   * reply may still be waiting for the store).
    */
   async receive(text: string, link: PeerLink): Promise<void> {
     let message: Message;
@@ -130,16 +172,24 @@ export class PayeeService {
 
   /** Checks every watched transaction once (also runs on every new tip). */
   async checkWatches(): Promise<void> {
-    const due: Watch[] = [];
-    for (const w of this.watches) {
-      const status = await this.options.backend.getTransaction(w.txid);
-      if (status && status.confirmations >= w.confirmations) due.push(w);
-    }
-    if (due.length === 0) return;
-    this.watches = this.watches.filter((w) => !due.includes(w));
-    for (const w of due) {
-      const entry = this.entries.get(w.tempId);
-      if (entry) await this.run(w.tempId, entry, { type: 'confirmed', purpose: w.purpose, txid: w.txid });
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const due: Watch[] = [];
+      for (const w of this.watches) {
+        const status = await this.options.backend.getTransaction(w.txid);
+        if (status && status.confirmations >= w.confirmations) due.push(w);
+      }
+      if (due.length === 0) return;
+      this.watches = this.watches.filter((w) => !due.includes(w));
+      for (const w of due) {
+        const entry = this.entries.get(w.tempId);
+        if (entry) await this.run(w.tempId, entry, { type: 'confirmed', purpose: w.purpose, txid: w.txid });
+      }
+    } catch (err) {
+      this.options.log?.(`checking confirmations failed (will retry on the next block): ${String(err)}`);
+    } finally {
+      this.checking = false;
     }
   }
 
@@ -150,75 +200,106 @@ export class PayeeService {
     }
     try {
       const tip = await this.options.backend.getTip();
-      const index = this.nextKeyIndex;
+      // Checked before a key index is spent on a proposal the policy refuses anyway.
+      checkHello(this.ctx.secp, this.ctx.policy, hello, tip.height);
+      const index = await this.options.store.nextCounter(KEY_COUNTER);
+      if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
       const step = payeeAccept(this.ctx, hello, tip.height, { index, publicKey: this.options.keys.channelKey(index).publicKey });
-      this.nextKeyIndex++;
-      const entry: Entry = { state: step.state, link, queue: Promise.resolve() };
+      const entry: Entry = { state: step.state, link, inputs: Promise.resolve(), effects: Promise.resolve(), broken: null };
       this.entries.set(hello.tempId, entry);
-      await this.apply(hello.tempId, entry, step.effects);
+      await this.schedule(hello.tempId, entry, step.effects);
     } catch (err) {
       this.reply(link, err, hello.tempId);
     }
   }
 
-  /** Runs one input through the core for one channel, after the inputs queued before it. */
+  /** Steps one input for one channel, after the inputs queued before it. */
   private run(tempId: string, entry: Entry, input: PayeeInput, rethrow = false): Promise<void> {
-    const next = entry.queue.then(async () => {
+    const next = entry.inputs.then(async () => {
+      if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
       const before = entry.state;
+      const step = payeeStep(this.ctx, before, input);
+      entry.state = step.state;
+      const done = this.schedule(tempId, entry, step.effects);
+      if (!step.effects.some((e) => e.type === 'broadcast')) return; // pipelined: replies follow durability
       try {
-        const step = payeeStep(this.ctx, before, input);
-        entry.state = step.state;
-        await this.apply(tempId, entry, step.effects);
+        await done;
       } catch (err) {
         entry.state = before;
-        if (rethrow) throw err;
-        this.reply(entry.link, err, payeeStateRef(before));
+        entry.effects = Promise.resolve();
+        await this.options.store.savePayeeChannel(tempId, before);
+        throw err;
       }
     });
-    entry.queue = next.catch(() => undefined);
-    return next;
+    entry.inputs = next.catch(() => undefined);
+    return next.catch((err: unknown) => {
+      if (rethrow) throw err;
+      if (entry.link) this.reply(entry.link, err, payeeStateRef(entry.state));
+    });
   }
 
-  private async apply(tempId: string, entry: Entry, effects: readonly Effect[]): Promise<void> {
+  /**
+   * Chains `effects` after the channel's earlier effects. A persist is issued now (joining the
+   * store's current group commit) and the effects after it wait for it.
+   */
+  private schedule(tempId: string, entry: Entry, effects: readonly Effect[]): Promise<void> {
+    let chain = entry.effects;
+    const state = entry.state;
     for (const effect of effects) {
-      switch (effect.type) {
-        case 'persist':
-          // In memory: entry.state is already the new state.
-          break;
-        case 'send':
-          entry.link.send(effect.message);
-          break;
-        case 'broadcast':
-          try {
-            await this.options.backend.broadcast(effect.txHex);
-            this.options.log?.(`broadcast ${effect.purpose} ${effect.txid}`);
-          } catch (err) {
-            if (err instanceof BroadcastRejectedError && effect.purpose === 'funding') {
-              throw new ProtocolError('FUNDING_REJECTED', err.reason);
-            }
-            throw err;
-          }
-          break;
-        case 'watch-confirmations':
-          if (effect.purpose === 'refund') break;
-          this.watches.push({ tempId, txid: effect.txid, confirmations: effect.confirmations, purpose: effect.purpose });
-          if (effect.purpose === 'funding') this.tempIdByChannelId.set(`${effect.txid}:${this.fundingVout(entry)}`, tempId);
-          break;
-        case 'close-requested':
-          queueMicrotask(() => void this.close(payeeStateRef(entry.state)).catch((err: unknown) => this.options.log?.(`close on request failed: ${String(err)}`)));
-          break;
-        case 'peer-error':
-          this.options.log?.(`payer reported ${effect.message.code}: ${effect.message.message}`);
-          break;
-        default:
-          throw new Error(`payee cannot carry out effect ${effect.type}`);
+      if (effect.type === 'persist') {
+        const saved = this.options.store.savePayeeChannel(tempId, state);
+        chain = chain.then(() => saved);
+      } else {
+        chain = chain.then(() => this.carryOut(tempId, entry, effect));
       }
+    }
+    entry.effects = chain.catch((err: unknown) => {
+      if (err instanceof ProtocolError || err instanceof BroadcastRejectedError) return; // handled by run()
+      entry.broken = err instanceof Error ? err : new Error(String(err));
+      this.options.log?.(`channel ${tempId} halted: ${entry.broken.message}`);
+    });
+    return chain;
+  }
+
+  private async carryOut(tempId: string, entry: Entry, effect: Effect): Promise<void> {
+    switch (effect.type) {
+      case 'send':
+        entry.link?.send(effect.message);
+        if (effect.message.type === 'payment-ack') this.notePayment(effect.message.channelId, effect.message.totalSat);
+        return;
+      case 'broadcast':
+        try {
+          await this.options.backend.broadcast(effect.txHex);
+          this.options.log?.(`broadcast ${effect.purpose} ${effect.txid}`);
+        } catch (err) {
+          if (err instanceof BroadcastRejectedError && effect.purpose === 'funding') throw new ProtocolError('FUNDING_REJECTED', err.reason);
+          throw err;
+        }
+        return;
+      case 'watch-confirmations':
+        if (effect.purpose === 'refund') return;
+        this.watches.push({ tempId, txid: effect.txid, confirmations: effect.confirmations, purpose: effect.purpose });
+        if ('channel' in entry.state) this.tempIdByChannelId.set(entry.state.channel.id, tempId);
+        return;
+      case 'close-requested': {
+        const id = payeeStateRef(entry.state);
+        queueMicrotask(() => void this.close(id).catch((err: unknown) => this.options.log?.(`close on request failed: ${String(err)}`)));
+        return;
+      }
+      case 'peer-error':
+        this.options.log?.(`payer reported ${effect.message.code}: ${effect.message.message}`);
+        return;
+      default:
+        throw new Error(`payee cannot carry out effect ${effect.type}`);
     }
   }
 
-  private fundingVout(entry: Entry): number {
-    if (!('channel' in entry.state)) throw new Error('funding watched before the channel is known');
-    return entry.state.channel.funding.vout;
+  private readonly lastAcked = new Map<string, bigint>();
+  private notePayment(channelId: string, totalSat: bigint): void {
+    const last = this.lastAcked.get(channelId) ?? 0n;
+    if (totalSat <= last) return;
+    this.lastAcked.set(channelId, totalSat);
+    this.options.onPayment?.(channelId, totalSat, totalSat - last);
   }
 
   private reply(link: PeerLink, err: unknown, ref: string | undefined): void {
@@ -226,7 +307,11 @@ export class PayeeService {
       link.send(errorMessage(err.code, err.message, err.action, ref));
       return;
     }
-    this.options.log?.(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    if (err instanceof RangeError || err instanceof BroadcastRejectedError) {
+      this.options.log?.(`refused: ${err.message}`);
+    } else {
+      this.options.log?.(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
     link.send(errorMessage('INTERNAL_ERROR', 'the payee failed to process the message', 'reject', ref));
   }
 }

@@ -39,6 +39,8 @@ export const PROTOCOL_ERROR_CODES = {
   CHANGE_BELOW_DUST: 'the payer change would be dust; pay the whole capacity instead',
   PAYMENT_TOO_SMALL: 'the first payment must cover the close fee and a non-dust output',
   FEE_TOO_HIGH: 'the fee would take more than the close can pay',
+  RATE_LIMITED: 'too many messages; slow down',
+  PAYMENT_REPLAYED: 'this payment was already used; sign a higher total',
   INTERNAL_ERROR: 'the peer failed to process the message',
 } as const;
 

@@ -80,6 +80,17 @@ const PaymentSchema = v.strictObject({ v: version, type: v.literal('payment'), c
 const PaymentAckSchema = v.strictObject({ v: version, type: v.literal('payment-ack'), channelId: channelIdSchema, totalSat: sats });
 const CloseRequestSchema = v.strictObject({ v: version, type: v.literal('close-request'), channelId: channelIdSchema });
 const ChannelClosedSchema = v.strictObject({ v: version, type: v.literal('channel-closed'), channelId: channelIdSchema, closeTxid: txid });
+/** Payer → payee after a (re)connect: what do you hold for this channel? */
+const StatusRequestSchema = v.strictObject({ v: version, type: v.literal('status-request'), channelId: channelIdSchema });
+/** Payee → payer: the payee's durable view, so the payer can resend what was not acknowledged. */
+const ChannelStatusSchema = v.strictObject({
+  v: version,
+  type: v.literal('channel-status'),
+  channelId: channelIdSchema,
+  state: v.picklist(['AwaitingConfirmation', 'Open', 'Closing', 'Closed'] as const),
+  paidSat: sats,
+  closeTxid: v.optional(txid),
+});
 const ErrorSchema = v.strictObject({
   v: version,
   type: v.literal('error'),
@@ -105,6 +116,8 @@ const MessageSchema = v.variant('type', [
   PaymentAckSchema,
   CloseRequestSchema,
   ChannelClosedSchema,
+  StatusRequestSchema,
+  ChannelStatusSchema,
   ErrorSchema,
 ]);
 

@@ -8,6 +8,7 @@
  * States: AwaitingRefundRequest (v1) → AwaitingFunding → AwaitingConfirmation → Open → Closing → Closed.
  */
 import type { Secp256k1 } from '../crypto/secp256k1.js';
+import { equalBytes } from './bytes.js';
 import { makeChannel, type Channel, type ChannelTerms, type FundingOutpoint } from './channel.js';
 import { signClose, type SignedClose } from './close.js';
 import type { Effect, Step } from './effects.js';
@@ -151,6 +152,11 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
         throw unexpected(state, 'payment');
       }
       if (message.channelId !== state.channel.id) throw new ProtocolError('UNKNOWN_CHANNEL', `payment for ${message.channelId} on channel ${state.channel.id}`);
+      if (message.totalSat === state.paidSat && state.signature !== null && equalBytes(message.signature, state.signature)) {
+        // The newest payment again (a payer resending after a reconnect): acknowledge it again,
+        // nothing to store. Any other non-increasing total is refused below.
+        return { state, effects: [{ type: 'send', message: msg('payment-ack', { channelId: state.channel.id, totalSat: state.paidSat }) }] };
+      }
       verifyPayment(ctx.secp, state.channel, sighasherFor(state.channel), state.paidSat, message.totalSat, message.signature);
       return {
         state: { ...state, paidSat: message.totalSat, signature: message.signature },
@@ -165,11 +171,22 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
       if (state.type !== 'Open') throw unexpected(state, 'close-request');
       return { state, effects: [{ type: 'close-requested' }] };
     }
+    case 'status-request': {
+      if (!('channel' in state) || state.channel.id !== message.channelId) throw new ProtocolError('UNKNOWN_CHANNEL', message.channelId);
+      return { state, effects: [{ type: 'send', message: channelStatus(state) }] };
+    }
     case 'error':
       return { state, effects: [{ type: 'peer-error', message }] };
     default:
       throw unexpected(state, message.type);
   }
+}
+
+function channelStatus(state: Extract<PayeeState, { channel: Channel }>): Message {
+  const paidSat = state.type === 'AwaitingConfirmation' ? 0n : state.paidSat;
+  const closeTxid = state.type === 'Closing' ? state.close.txid : state.type === 'Closed' ? state.closeTxid : undefined;
+  const base = { channelId: state.channel.id, state: state.type, paidSat };
+  return msg('channel-status', closeTxid === undefined ? base : { ...base, closeTxid });
 }
 
 function onConfirmed(ctx: PayeeContext, state: PayeeState, input: Extract<PayeeInput, { type: 'confirmed' }>): Step<PayeeState> {

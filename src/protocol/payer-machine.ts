@@ -179,11 +179,47 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
         effects: [{ type: 'persist' }, { type: 'watch-confirmations', purpose: 'close', txid: message.closeTxid, confirmations: 1 }],
       };
     }
+    case 'channel-status':
+      return onStatus(state, message);
     case 'error':
       return { state, effects: [{ type: 'peer-error', message }] };
     default:
       throw unexpected(state, message.type);
   }
+}
+
+/**
+ * The payee's durable view after a reconnect: take its acknowledgement, resend the newest
+ * payment if the payee does not have it (a total, so resending is always safe), and learn of
+ * a close that happened while we were away.
+ */
+function onStatus(state: PayerState, status: MessageOf<'channel-status'>): Step<PayerState> {
+  if (!('channel' in state) || state.channel.id !== status.channelId) throw new ProtocolError('UNKNOWN_CHANNEL', status.channelId);
+  if (state.type === 'AwaitingOpen' && status.state === 'Open') {
+    // The payee's channel-open was sent while we were away.
+    return { state: { ...state, type: 'Open', signedTotalSat: 0n, signature: null, ackedTotalSat: 0n }, effects: [{ type: 'persist' }] };
+  }
+  if (state.type !== 'Open') return { state, effects: [] };
+  if (status.paidSat > state.signedTotalSat) {
+    throw new ProtocolError('AMOUNT_EXCEEDS_CAPACITY', `payee claims ${status.paidSat}, we signed only ${state.signedTotalSat}`, 'close');
+  }
+  const acked = status.paidSat > state.ackedTotalSat ? { ...state, ackedTotalSat: status.paidSat } : state;
+  if ((status.state === 'Closing' || status.state === 'Closed') && status.closeTxid !== undefined) {
+    const { payeeRefundSignature: _p, signature: _s, ...rest } = acked;
+    return {
+      state: { ...rest, type: 'Closed', closeTxid: status.closeTxid },
+      effects: [{ type: 'persist' }, { type: 'watch-confirmations', purpose: 'close', txid: status.closeTxid, confirmations: 1 }],
+    };
+  }
+  if (status.paidSat < state.signedTotalSat && state.signature !== null) {
+    return { state: acked, effects: [{ type: 'send', message: msg('payment', { channelId: state.channel.id, totalSat: state.signedTotalSat, signature: state.signature }) }] };
+  }
+  return { state: acked, effects: [] };
+}
+
+/** The message a payer sends on every (re)connection to an open channel, to resume it. */
+export function resumeMessage(state: PayerState): Message | null {
+  return 'channel' in state && (state.type === 'Open' || state.type === 'AwaitingOpen') ? msg('status-request', { channelId: state.channel.id }) : null;
 }
 
 function onAccept(ctx: PayerContext, state: PayerState, accept: MessageOf<'accept'>): Step<PayerState> {

@@ -14,6 +14,7 @@ import { payeePolicy } from '../../src/protocol/policy.js';
 import { refundTemplateHex } from '../../src/protocol/refund.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
 import { waitUntil } from '../../src/demo/local-pair.js';
 import type { PeerLink } from '../../src/transport/link.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
@@ -25,7 +26,8 @@ let payee: PayeeService;
 beforeAll(async () => {
   env = await startFundedEnv();
   const keys = WalletKeys.fromSeed(randomBytes(32), 'regtest');
-  payee = new PayeeService({
+  payee = await PayeeService.open({
+    store: new MemoryStore(),
     secp: env.secp,
     policy: payeePolicy({ network: 'regtest' }),
     backend: env.backend,
@@ -51,6 +53,7 @@ class RawPayer {
   async sendText(text: string): Promise<Message[]> {
     this.inbox = [];
     await payee.receive(text, this.link);
+    await payee.drain(); // replies wait for the store
     return this.inbox;
   }
   send(m: Message): Promise<Message[]> {
@@ -94,7 +97,8 @@ describe('hostile payments', () => {
     };
     expect(codes(await pay(20_000n, 20_001n))).toEqual(['INVALID_SIGNATURE']);
     expect(codes(await pay(9_000n))).toEqual(['AMOUNT_NOT_INCREASING']);
-    expect(codes(await pay(10_000n))).toEqual(['AMOUNT_NOT_INCREASING']); // a replay
+    expect(codes(await pay(5_000n))).toEqual(['AMOUNT_NOT_INCREASING']); // an older payment replayed
+    expect(codes(await pay(10_000n))).toEqual(['payment-ack']); // the newest resent: acked again, nothing changes
     const tooMuch = msg('payment', { channelId: channel.id, totalSat: 500_001n, signature: new Uint8Array(64).fill(9) });
     expect(codes(await p.send(tooMuch))).toEqual(['AMOUNT_EXCEEDS_CAPACITY']);
     const otherChannel = msg('payment', { channelId: `${'ee'.repeat(32)}:0`, totalSat: 20_000n, signature: new Uint8Array(64).fill(9) });

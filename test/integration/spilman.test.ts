@@ -23,7 +23,7 @@ afterAll(async () => {
 
 /** Opens a channel, mining the funding confirmation the payee waits for. */
 async function openChannel(variant: Variant, expiryBlocks = 30): Promise<LocalPair> {
-  const pair = localPair({ secp: env.secp, backend: env.backend, payerWallet: env.wallet, feeRateSatPerVb: FEE_RATE });
+  const pair = await localPair({ secp: env.secp, backend: env.backend, payerWallet: env.wallet, feeRateSatPerVb: FEE_RATE });
   const opening = pair.payer.open({ variant, capacitySat: CAPACITY, expiryBlocks });
   await Promise.race([pair.payer.waitFor((s) => s.type === 'AwaitingOpen'), opening]);
   const txid = pair.payer.channel.funding.txid;
