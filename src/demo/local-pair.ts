@@ -25,6 +25,8 @@ export interface LocalPairOptions {
   readonly payeePolicy?: Partial<PayeePolicy>;
   /** Default: in memory. */
   readonly payeeStore?: Store;
+  /** Default: in memory. */
+  readonly payerStore?: Store;
   readonly log?: (line: string) => void;
 }
 
@@ -70,6 +72,7 @@ export async function localPair(opts: LocalPairOptions): Promise<LocalPair> {
     channelKey: opts.payerWallet.nextChannelKey(),
     payoutScript: payerScript,
     link: toPayee,
+    store: opts.payerStore ?? new MemoryStore(),
     fundingFeeRateSatPerVb: opts.feeRateSatPerVb,
     random16: () => randomBytes(16),
     log: log && ((l) => log(`payer: ${l}`)),

@@ -13,18 +13,19 @@ import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
-import { payerPropose, payerStep, tempIdFrom, type PayerContext, type PayerInput, type PayerState } from '../protocol/payer-machine.js';
+import { payerPropose, payerStep, resumeMessage, tempIdFrom, type PayerContext, type PayerInput, type PayerState } from '../protocol/payer-machine.js';
 import type { PayerPolicy } from '../protocol/policy.js';
 import { signRefund, type SignedRefund } from '../protocol/refund.js';
 import type { Variant } from '../protocol/scripts.js';
 import type { PeerLink } from '../transport/link.js';
+import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
 
 /** What the payer needs from a wallet: a signed, unbroadcast funding transaction. */
 export interface FundingSource {
   fund(outputs: { script: Uint8Array; valueSat: bigint }[], feeRateSatPerVb: number): Promise<{ txHex: string; txid: string }>;
   /** Un-reserves the coins of a funding transaction that will never be broadcast. */
-  release(txid: string): void;
+  release(txid: string): Promise<unknown>;
 }
 
 export interface PayerClientOptions {
@@ -38,6 +39,8 @@ export interface PayerClientOptions {
   /** Where change and refunds go. */
   readonly payoutScript: Uint8Array;
   readonly link: PeerLink;
+  /** The payer's state is saved here before anything that depends on it is sent. */
+  readonly store: Store;
   readonly fundingFeeRateSatPerVb: number;
   /** 16 random bytes for the channel's temporary id. */
   readonly random16: () => Uint8Array;
@@ -69,15 +72,37 @@ type Waiter = { check: (s: PayerState) => boolean; resolve: () => void; reject: 
 export class PayerClient {
   private readonly ctx: PayerContext;
   private current: PayerState | null = null;
+  private tempId: string | null = null;
   private waiters: Waiter[] = [];
-  private queue: Promise<void> = Promise.resolve();
+  /** Effects run one after the other, across steps; a persist is issued when its step runs. */
+  private effects: Promise<void> = Promise.resolve();
+  private broken: Error | null = null;
 
   constructor(private readonly options: PayerClientOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey };
   }
 
+  /**
+   * Continues a channel saved in the store (after a restart). Call {@link resume} once the link
+   * to the payee is up, so both sides agree on what was paid.
+   * @throws RangeError if the store has no such channel.
+   */
+  static async restore(options: PayerClientOptions, tempId: string): Promise<PayerClient> {
+    const saved = (await options.store.loadPayerChannels()).find((c) => c.tempId === tempId);
+    if (!saved) throw new RangeError(`no saved channel ${tempId}`);
+    const client = new PayerClient(options);
+    client.current = saved.state;
+    client.tempId = tempId;
+    return client;
+  }
+
   get state(): PayerState | null {
     return this.current;
+  }
+
+  /** The id the channel is saved under. */
+  get id(): string | null {
+    return this.tempId;
   }
 
   /** The channel once funded. @throws RangeError before funding. */
@@ -96,8 +121,9 @@ export class PayerClient {
   async open(opts: OpenOptions): Promise<Channel> {
     if (this.current) throw new RangeError('this client already has a channel');
     const tip = await this.options.backend.getTip();
+    const tempId = tempIdFrom(this.options.random16());
     const step = payerPropose({
-      tempId: tempIdFrom(this.options.random16()),
+      tempId,
       network: this.options.network,
       variant: opts.variant,
       keyIndex: this.options.channelKey.index,
@@ -107,8 +133,9 @@ export class PayerClient {
       payerScript: this.options.payoutScript,
       maxTotalSat: opts.maxTotalSat ?? opts.capacitySat,
     });
+    this.tempId = tempId;
     this.current = step.state;
-    await this.apply(step.effects);
+    this.schedule(step.effects);
     await this.waitFor((s) => s.type === 'Open');
     return this.channel;
   }
@@ -120,11 +147,12 @@ export class PayerClient {
   }
 
   /**
-   * Pays `amountSat` more and resolves with the new total once the payee acknowledged it.
+   * Pays `amountSat` more and resolves with the new total once the payee acknowledged it as
+   * stored. Calls may overlap (pipelining): each signs the next total at once.
    * @throws RangeError above the agreed maximum, before the channel is open, or for dust change.
    */
   async pay(amountSat: bigint): Promise<bigint> {
-    await this.input({ type: 'pay', amountSat }, true);
+    this.step({ type: 'pay', amountSat });
     const s = this.current;
     if (s?.type !== 'Open') throw new Error('unreachable: paid on a channel that is not open');
     const total = s.signedTotalSat;
@@ -133,8 +161,17 @@ export class PayerClient {
   }
 
   /** Asks the payee to close now with the newest payment. */
-  async requestClose(): Promise<void> {
-    await this.input({ type: 'request-close' }, true);
+  requestClose(): void {
+    this.step({ type: 'request-close' });
+  }
+
+  /**
+   * Sends what a reconnecting payer must: a status request for a funded channel (the payee's
+   * answer makes us resend an unacknowledged payment or learn of a close).
+   */
+  resume(): void {
+    const message = this.current && resumeMessage(this.current);
+    if (message) this.options.link.send(message);
   }
 
   /**
@@ -161,62 +198,77 @@ export class PayerClient {
 
   /** Delivers one message from the payee. Never throws; a bad message is answered with an error. */
   receive(text: string): void {
-    let message: Message;
     try {
-      message = decodeMessage(text);
+      this.step({ type: 'message', message: decodeMessage(text) });
     } catch (err) {
       this.replyError(err);
-      return;
     }
-    void this.input({ type: 'message', message }, false);
   }
 
-  private input(input: PayerInput, rethrow: boolean): Promise<void> {
-    const next = this.queue.then(async () => {
-      const before = this.current;
-      if (!before) throw new RangeError('no channel yet');
-      try {
-        const step = payerStep(this.ctx, before, input);
-        this.current = step.state;
-        await this.apply(step.effects);
-      } catch (err) {
-        this.current = before;
-        if (rethrow) throw err;
-        this.replyError(err);
-      }
-      this.notify();
-    });
-    this.queue = next.catch(() => undefined);
-    return next;
+  /** Waits until every effect scheduled so far has run (e.g. before closing the store). */
+  async drain(): Promise<void> {
+    await this.effects;
   }
 
-  private async apply(effects: readonly Effect[]): Promise<void> {
-    for (const effect of effects) {
-      switch (effect.type) {
-        case 'persist':
-          break;
-        case 'send':
-          this.options.link.send(effect.message);
-          break;
-        case 'create-funding': {
-          const funding = await this.options.wallet.fund([{ script: effect.script, valueSat: effect.valueSat }], this.options.fundingFeeRateSatPerVb);
-          // Fed back as the next input, after this step's remaining effects.
-          queueMicrotask(() => void this.input({ type: 'funding-created', txHex: funding.txHex }, false));
-          break;
-        }
-        case 'release-funding':
-          this.options.wallet.release(effect.txid);
-          break;
-        case 'peer-error':
-          this.fail(new PeerError(effect.message.code, `payee: ${effect.message.message}`));
-          break;
-        case 'broadcast':
-        case 'watch-confirmations':
-        case 'close-requested':
-          break;
-      }
-    }
+  /** Steps the core now; the effects follow in order. @throws what the step throws. */
+  private step(input: PayerInput): void {
+    if (this.broken) throw this.broken;
+    const before = this.current;
+    if (!before) throw new RangeError('no channel yet');
+    const step = payerStep(this.ctx, before, input);
+    this.current = step.state;
+    this.schedule(step.effects);
     this.notify();
+  }
+
+  private schedule(effects: readonly Effect[]): void {
+    let chain = this.effects;
+    const state = this.current;
+    const tempId = this.tempId;
+    for (const effect of effects) {
+      if (effect.type === 'persist') {
+        if (!state || !tempId) throw new Error('unreachable: persist without a channel');
+        const saved = this.options.store.savePayerChannel(tempId, state);
+        chain = chain.then(() => saved);
+      } else {
+        chain = chain.then(() => this.carryOut(effect));
+      }
+    }
+    this.effects = chain.catch((err: unknown) => {
+      this.broken = err instanceof Error ? err : new Error(String(err));
+      this.options.log?.(`payer halted: ${this.broken.message}`);
+      this.fail(this.broken);
+    });
+  }
+
+  private async carryOut(effect: Effect): Promise<void> {
+    switch (effect.type) {
+      case 'send':
+        this.options.link.send(effect.message);
+        return;
+      case 'create-funding': {
+        const funding = await this.options.wallet.fund([{ script: effect.script, valueSat: effect.valueSat }], this.options.fundingFeeRateSatPerVb);
+        // Fed back as the next input; its own effects chain after this one's.
+        queueMicrotask(() => {
+          try {
+            this.step({ type: 'funding-created', txHex: funding.txHex });
+          } catch (err) {
+            this.fail(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+        return;
+      }
+      case 'release-funding':
+        await this.options.wallet.release(effect.txid);
+        return;
+      case 'peer-error':
+        this.fail(new PeerError(effect.message.code, `payee: ${effect.message.message}`));
+        return;
+      case 'broadcast':
+      case 'watch-confirmations':
+      case 'close-requested':
+        return;
+    }
   }
 
   private notify(): void {
