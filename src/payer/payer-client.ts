@@ -11,7 +11,7 @@ import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { Channel } from '../protocol/channel.js';
 import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
+import { decodeMessage, errorMessage } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import { payerPropose, payerStep, resumeMessage, tempIdFrom, type PayerContext, type PayerInput, type PayerState } from '../protocol/payer-machine.js';
 import type { PayerPolicy } from '../protocol/policy.js';
