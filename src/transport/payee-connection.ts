@@ -1,0 +1,172 @@
+/**
+ * One payer's WebSocket on the payee server: frames in, the service's replies out.
+ *
+ * - **Pipelined, in order.** Each text frame is handed to `service.receive` as it arrives, in
+ *   arrival order, without waiting for the previous one's reply; the service serializes per
+ *   channel. Frames being processed are bounded by `maxInFlightMessages`.
+ * - **Backpressure both ways.** Reading stops (the socket is paused, so TCP pushes back on the
+ *   payer) while more than `highWaterMarkBytes` of replies wait to be written, or while
+ *   `maxInFlightMessages` frames are being processed; it restarts when replies drain below
+ *   `lowWaterMarkBytes` and processing catches up. Frames already read when reading stops are
+ *   still processed (at most one socket read, 64 KiB), so the bounds are approximate by that much.
+ * - **Refusals are protocol errors.** A frame over the rate limit gets `error` RATE_LIMITED, a
+ *   binary frame `error` MALFORMED_MESSAGE; neither reaches the service. Oversized frames are
+ *   refused by `ws` itself (close 1009), invalid UTF-8 too (close 1007).
+ * - **Liveness.** A ping every `pingIntervalMs`; a peer silent (no frame, no pong) for
+ *   `idleTimeoutMs` is closed with 1001, and cut if it does not answer the close in `closeGraceMs`.
+ */
+import { performance } from 'node:perf_hooks';
+import { WebSocket, type RawData } from 'ws';
+import { encodeMessage, errorMessage, type Message } from '../protocol/messages.js';
+import type { PeerLink } from './link.js';
+import type { PayeeMetrics } from './metrics.js';
+import { PaymentLatency } from './payment-latency.js';
+import type { ServerLimits } from './server-limits.js';
+import { TokenBucket } from './token-bucket.js';
+
+/** What a connection needs from the payee service. */
+export interface MessageReceiver {
+  /** Handles one wire message and answers on `link`; never rejects (see PayeeService.receive). */
+  receive(text: string, link: PeerLink): Promise<void>;
+}
+
+export interface PayeeConnectionOptions {
+  readonly service: MessageReceiver;
+  readonly limits: ServerLimits;
+  readonly metrics: PayeeMetrics;
+  readonly log?: (line: string) => void;
+}
+
+/** WebSocket close codes this server uses (RFC 6455 §7.4.1). */
+export const CLOSE_GOING_AWAY = 1001;
+
+export class PayeeConnection {
+  /** The link the service answers on: replies go out on this socket, or are dropped once it closed. */
+  readonly link: PeerLink = { send: (message) => this.send(message) };
+  private readonly bucket: TokenBucket;
+  private readonly latency: PaymentLatency;
+  private lastHeardMs = performance.now();
+  private inFlight = 0;
+  private backpressured = false;
+  private readonly pingTimer: NodeJS.Timeout;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private killTimer: NodeJS.Timeout | null = null;
+  /** Resolves when the socket is closed (whichever side closed it). */
+  readonly closed: Promise<void>;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly options: PayeeConnectionOptions,
+  ) {
+    const { limits } = options;
+    this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst, performance.now());
+    this.latency = new PaymentLatency(limits.maxInFlightMessages * 2);
+    this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
+    void this.closed.then(() => this.dispose());
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('pong', () => (this.lastHeardMs = performance.now()));
+    // ws closes the socket after an error (1009 oversized, 1007 bad UTF-8, ECONNRESET); only log.
+    ws.on('error', (err) => this.options.log?.(`websocket error: ${err.message}`));
+    this.pingTimer = setInterval(() => {
+      if (ws.readyState === WebSocket.OPEN) ws.ping();
+    }, limits.pingIntervalMs);
+    this.scheduleIdleCheck(limits.idleTimeoutMs);
+  }
+
+  /** Frames being processed by the service right now. */
+  get inFlightMessages(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Starts the close handshake with `code`; if the peer does not answer within `closeGraceMs`
+   * the socket is destroyed. Resolves when it is closed.
+   */
+  close(code: number, reason: string): Promise<void> {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+    this.killTimer ??= setTimeout(() => this.ws.terminate(), this.options.limits.closeGraceMs);
+    return this.closed;
+  }
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    const now = performance.now();
+    this.lastHeardMs = now;
+    if (!this.bucket.take(now)) {
+      this.send(errorMessage('RATE_LIMITED', `more than ${this.options.limits.messagesPerSecond} messages per second; this one was not processed`, 'reject'));
+      return;
+    }
+    if (isBinary) {
+      this.send(errorMessage('MALFORMED_MESSAGE', 'binary frames are not part of the protocol: send each message as one text frame', 'reject'));
+      return;
+    }
+    const text = rawText(data);
+    this.latency.frameIn(text, now);
+    this.inFlight++;
+    this.updateReading();
+    let handled: Promise<void>;
+    try {
+      handled = this.options.service.receive(text, this.link);
+    } catch (err) {
+      handled = Promise.reject(err);
+    }
+    handled
+      .catch((err: unknown) => this.options.log?.(`service.receive failed (it should not): ${String(err)}`))
+      .finally(() => {
+        this.inFlight--;
+        this.updateReading();
+      });
+  }
+
+  private send(message: Message): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return; // PeerLink contract: a closed link drops
+    if (message.type === 'payment-ack') {
+      const seconds = this.latency.ackOut(message.channelId, message.totalSat, performance.now());
+      if (seconds !== undefined) this.options.metrics.paymentLatency.observe(seconds);
+    } else if (message.type === 'error') {
+      this.options.metrics.rejected.inc(1, { code: message.code });
+    }
+    this.ws.send(encodeMessage(message), this.afterWrite);
+    if (!this.backpressured && this.ws.bufferedAmount > this.options.limits.highWaterMarkBytes) {
+      this.backpressured = true;
+      this.updateReading();
+    }
+  }
+
+  /** Called by ws once each reply is written to the socket (or failed because it closed). */
+  private readonly afterWrite = (): void => {
+    if (this.backpressured && this.ws.bufferedAmount <= this.options.limits.lowWaterMarkBytes) {
+      this.backpressured = false;
+      this.updateReading();
+    }
+  };
+
+  private updateReading(): void {
+    const stop = this.backpressured || this.inFlight >= this.options.limits.maxInFlightMessages;
+    if (stop && !this.ws.isPaused) this.ws.pause();
+    else if (!stop && this.ws.isPaused) this.ws.resume();
+  }
+
+  // One timer re-armed lazily, rather than reset on every frame (thousands per second).
+  private scheduleIdleCheck(delayMs: number): void {
+    this.idleTimer = setTimeout(() => {
+      // While frames are being processed the peer is waiting on us, not silent.
+      if (this.inFlight > 0) this.lastHeardMs = performance.now();
+      const quietMs = performance.now() - this.lastHeardMs;
+      const idleTimeoutMs = this.options.limits.idleTimeoutMs;
+      if (quietMs >= idleTimeoutMs) void this.close(CLOSE_GOING_AWAY, 'idle timeout');
+      else this.scheduleIdleCheck(idleTimeoutMs - quietMs);
+    }, delayMs);
+  }
+
+  private dispose(): void {
+    clearInterval(this.pingTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.killTimer) clearTimeout(this.killTimer);
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}

@@ -1,0 +1,156 @@
+/**
+ * The payee's network face: one node:http server carrying the payer WebSocket at `/v1/ws` and
+ * the plain-HTTP routes of ./http-routes.ts.
+ *
+ * Connection limits are checked on the upgrade request, before the WebSocket handshake, so a
+ * refused client costs an HTTP error and nothing else (503 TOO_MANY_CONNECTIONS, 429
+ * TOO_MANY_CONNECTIONS_FROM_ADDRESS; 404 for an upgrade on any other path). Everything a
+ * connection does after that is ./payee-connection.ts. Limits and their defaults are
+ * ./server-limits.ts.
+ *
+ * `ws` runs without its own HTTP server (`noServer`) so the HTTP routes, including routes the
+ * application adds later (`extraRoutes`), share the port; without per-message compression, which
+ * costs CPU and memory per connection and buys little on ~300-byte messages.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { MAX_MESSAGE_BYTES } from '../protocol/messages.js';
+import { refuseUpgrade } from './http-replies.js';
+import { pathOf, payeeRequestHandler, type ChannelDirectory, type ExtraRoutes } from './http-routes.js';
+import { PayeeMetrics } from './metrics.js';
+import { CLOSE_GOING_AWAY, PayeeConnection, type MessageReceiver } from './payee-connection.js';
+import { serverLimits, type ServerLimits } from './server-limits.js';
+
+/** The path of the payer WebSocket. */
+export const PAYEE_WS_PATH = '/v1/ws';
+
+/** What the server needs from the payee service (PayeeService has all of it). */
+export type PayeeEndpoint = MessageReceiver & ChannelDirectory;
+
+export interface PayeeServerOptions {
+  readonly service: PayeeEndpoint;
+  /** Default 127.0.0.1: listening on all interfaces is a decision to make explicitly. */
+  readonly host?: string;
+  /** Default 0: a free port (read it from `url`). */
+  readonly port?: number;
+  /** `GET /readyz` answers 200 when this resolves true; default: ready once listening. */
+  readonly ready?: () => Promise<boolean> | boolean;
+  /** Application routes, tried after the built-in ones and before the 404. */
+  readonly extraRoutes?: ExtraRoutes;
+  /**
+   * Default: a fresh PayeeMetrics. Pass the one whose `onPayment` the service was given, or
+   * `paychan_payments_total` and `paychan_payment_sats_total` stay at 0.
+   */
+  readonly metrics?: PayeeMetrics;
+  /** Overrides of {@link ServerLimits}' defaults. */
+  readonly limits?: Partial<ServerLimits>;
+  readonly log?: (line: string) => void;
+}
+
+export interface PayeeServer {
+  /** `http://host:port` */
+  readonly url: string;
+  /** `ws://host:port/v1/ws` */
+  readonly wsUrl: string;
+  readonly limits: ServerLimits;
+  readonly metrics: PayeeMetrics;
+  /** Open WebSocket connections. */
+  connections(): number;
+  /**
+   * Stops accepting, closes every WebSocket with 1001 (cutting those that do not answer within
+   * `closeGraceMs`) and every HTTP connection, and resolves when the server is closed.
+   * Idempotent. In-flight messages may still be answered into closed sockets (the replies are
+   * dropped); the service's own state is not touched.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the payee server and resolves once it listens.
+ * @throws TypeError/RangeError for invalid limits (see {@link serverLimits}).
+ * @throws Error from node:net if it cannot listen (e.g. EADDRINUSE), after releasing everything.
+ */
+export async function startPayeeServer(options: PayeeServerOptions): Promise<PayeeServer> {
+  const limits = serverLimits(options.limits);
+  const metrics = options.metrics ?? new PayeeMetrics();
+  const host = options.host ?? '127.0.0.1';
+  const { log, service } = options;
+  const open = new Set<PayeeConnection>();
+  const perAddress = new Map<string, number>();
+  let closing: Promise<void> | null = null;
+
+  metrics.observe({ channels: () => service.channels(), connections: () => open.size });
+
+  const server: Server = createServer({
+    headersTimeout: limits.handshakeTimeoutMs,
+    requestTimeout: limits.handshakeTimeoutMs,
+    // Node checks the two timeouts above on this period (default 30 s, too coarse for them).
+    connectionsCheckingInterval: Math.min(1_000, limits.handshakeTimeoutMs),
+  });
+  server.maxConnections = limits.maxSockets;
+  server.on('request', payeeRequestHandler({ service, metrics, ready: options.ready, extraRoutes: options.extraRoutes, log }));
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (closing) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS', 'the payee is shutting down');
+    if (pathOf(req) !== PAYEE_WS_PATH) return refuseUpgrade(socket, 'NOT_FOUND', `the payer WebSocket is at ${PAYEE_WS_PATH}`);
+    if (open.size >= limits.maxConnections) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS');
+    const address = remoteAddress(req);
+    if ((perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS_FROM_ADDRESS');
+    // Without verifyClient, ws completes (or refuses) the handshake synchronously, so the counts
+    // checked above cannot be overtaken by another upgrade before the callback runs.
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const connection = new PayeeConnection(ws, { service, limits, metrics, log });
+      open.add(connection);
+      perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+      void connection.closed.then(() => {
+        open.delete(connection);
+        const left = (perAddress.get(address) ?? 1) - 1;
+        if (left > 0) perAddress.set(address, left);
+        else perAddress.delete(address);
+      });
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch((err: unknown) => {
+    wss.close();
+    server.close();
+    throw err;
+  });
+  server.on('error', (err) => log?.(`http server error: ${err.message}`));
+
+  const { port } = server.address() as AddressInfo;
+  const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  return {
+    url: `http://${authority}`,
+    wsUrl: `ws://${authority}${PAYEE_WS_PATH}`,
+    limits,
+    metrics,
+    connections: () => open.size,
+    close() {
+      closing ??= (async () => {
+        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        await Promise.all([...open].map((c) => c.close(CLOSE_GOING_AWAY, 'payee shutting down')));
+        server.closeAllConnections();
+        wss.close();
+        await serverClosed;
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The client's IP, with IPv4-mapped IPv6 (`::ffff:1.2.3.4`) counted as the IPv4 address. */
+function remoteAddress(req: IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? 'unknown';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

@@ -1,0 +1,110 @@
+/**
+ * The payee server's resource limits, their defaults, and their validation.
+ *
+ * Every limit bounds what one remote party can make the payee hold or do: sockets, memory for
+ * unsent replies and unanswered messages, signature checks per second, and time spent on peers
+ * that went silent. Defaults suit one payee process serving many payers directly; behind a
+ * reverse proxy every payer shares the proxy's address, so raise `maxConnectionsPerAddress`.
+ */
+
+export interface ServerLimits {
+  /** WebSocket connections open at once, in total. Beyond it the upgrade gets HTTP 503. Default 1024. */
+  readonly maxConnections: number;
+  /** WebSocket connections open at once from one remote IP address. Beyond it: HTTP 429. Default 16. */
+  readonly maxConnectionsPerAddress: number;
+  /**
+   * TCP sockets of any kind (plain HTTP and WebSocket), enforced by node:http, which drops the
+   * excess at accept. Default 2 × `maxConnections` + 64, so HTTP probes still get through when
+   * WebSockets are at their limit.
+   */
+  readonly maxSockets: number;
+  /**
+   * Sustained frames per second per connection (token bucket). A frame over the rate is not
+   * processed; it is answered with `error` RATE_LIMITED (action `reject`). Default 2000: each
+   * payment costs the payee a signature check (~50 µs native), so one connection can take at
+   * most ~10% of a core.
+   */
+  readonly messagesPerSecond: number;
+  /** Frames a connection may send at once after a quiet period (the bucket's size). Default 4000. */
+  readonly messageBurst: number;
+  /**
+   * Frames of one connection being processed at once (pipelining depth). At the limit the
+   * server stops reading that socket until replies catch up, so memory for pending messages is
+   * bounded and TCP pushes back on the payer. Default 1024.
+   */
+  readonly maxInFlightMessages: number;
+  /**
+   * Bytes queued for a connection but not yet written to the network. Above it the server stops
+   * reading that socket (a payer that does not read its replies cannot make the payee buffer
+   * them without bound), and reads again when it falls to `lowWaterMarkBytes`. Default 1 MiB.
+   */
+  readonly highWaterMarkBytes: number;
+  /** See `highWaterMarkBytes`. Default 256 KiB. */
+  readonly lowWaterMarkBytes: number;
+  /** A ping is sent this often, in ms. Default 20,000. */
+  readonly pingIntervalMs: number;
+  /**
+   * A connection from which neither a frame nor a pong arrived for this long (ms) is closed with
+   * 1001. A payer that answers pings is kept even if it sends nothing: it may pay later, and
+   * `maxConnections` bounds how many such peers there are. Default 60,000.
+   */
+  readonly idleTimeoutMs: number;
+  /**
+   * Time (ms) for a client to send a complete HTTP request, including a WebSocket upgrade
+   * request (node:http `headersTimeout` and `requestTimeout`; checked every second). Default 10,000.
+   */
+  readonly handshakeTimeoutMs: number;
+  /** How long `close()` waits for payers to answer the close handshake before cutting them. Default 2,000. */
+  readonly closeGraceMs: number;
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/** The defaults documented on {@link ServerLimits}. */
+export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
+  maxConnections: DEFAULT_MAX_CONNECTIONS,
+  maxConnectionsPerAddress: 16,
+  maxSockets: 2 * DEFAULT_MAX_CONNECTIONS + 64,
+  messagesPerSecond: 2000,
+  messageBurst: 4000,
+  maxInFlightMessages: 1024,
+  highWaterMarkBytes: 1024 * 1024,
+  lowWaterMarkBytes: 256 * 1024,
+  pingIntervalMs: 20_000,
+  idleTimeoutMs: 60_000,
+  handshakeTimeoutMs: 10_000,
+  closeGraceMs: 2_000,
+});
+
+/**
+ * Fills in defaults and checks every limit.
+ * @throws TypeError for a key that is not a limit (a typo would otherwise be ignored).
+ * @throws RangeError naming the first limit that is not a positive integer, or inconsistent
+ *   (`lowWaterMarkBytes` above `highWaterMarkBytes`, a per-address limit above the total,
+ *   an idle timeout not longer than the ping interval, which would close healthy peers).
+ */
+export function serverLimits(overrides: Partial<ServerLimits> = {}): ServerLimits {
+  for (const key of Object.keys(overrides)) {
+    if (!Object.hasOwn(DEFAULT_SERVER_LIMITS, key)) throw new TypeError(`unknown server limit ${JSON.stringify(key)}`);
+  }
+  const maxConnections = overrides.maxConnections ?? DEFAULT_SERVER_LIMITS.maxConnections;
+  const limits: ServerLimits = {
+    ...DEFAULT_SERVER_LIMITS,
+    maxSockets: 2 * maxConnections + 64,
+    ...withoutUndefined(overrides),
+  };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || (value as number) < 1) throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
+  }
+  if (limits.maxConnectionsPerAddress > limits.maxConnections) throw new RangeError('maxConnectionsPerAddress must be ≤ maxConnections');
+  if (limits.maxSockets < limits.maxConnections) throw new RangeError('maxSockets must be ≥ maxConnections');
+  if (limits.lowWaterMarkBytes > limits.highWaterMarkBytes) throw new RangeError('lowWaterMarkBytes must be ≤ highWaterMarkBytes');
+  if (limits.idleTimeoutMs <= limits.pingIntervalMs) {
+    throw new RangeError('idleTimeoutMs must exceed pingIntervalMs, or a peer could be closed before it had a chance to answer a ping');
+  }
+  return Object.freeze(limits);
+}
+
+function withoutUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

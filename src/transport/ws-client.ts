@@ -1,0 +1,263 @@
+/**
+ * The payer's end of the WebSocket to a payee: a {@link PeerLink} that stays up across drops.
+ *
+ * - **Reconnects** after any drop (and after a failed first attempt) with exponential backoff
+ *   and jitter, so a payee restart is not met by every payer at the same instant.
+ * - **Queues while down.** Messages sent while disconnected are kept (up to `maxQueuedMessages`)
+ *   and sent, in order, as soon as the next connection opens, before `onOpen` runs.
+ * - **Why resending is safe.** A payment carries the channel's new *total*, signed, not a delta:
+ *   delivering one late, or twice, can never make the payer pay more than its newest total, and
+ *   the payee acknowledges its newest payment again if it sees it twice. So when the queue is
+ *   full the *oldest* message is dropped: a later payment supersedes an earlier one. (Dropping a
+ *   handshake message instead would stall that channel's opening; the bound is far above what
+ *   one opening sends.)
+ * - **What it cannot know.** Messages written to a socket just before it dropped may be lost
+ *   with it. The transport has no acknowledgements of its own; the payer resumes on `onOpen`
+ *   (ask the payee for its view of the channel and resend the newest payment if needed).
+ * - **Dead connections.** The payee pings every 20 s by default; if nothing (message or ping)
+ *   arrives for `idleTimeoutMs`, the socket is cut and a new one opened.
+ */
+import { performance } from 'node:perf_hooks';
+import { WebSocket, type RawData } from 'ws';
+import { encodeMessage, MAX_MESSAGE_BYTES, type Message } from '../protocol/messages.js';
+import type { PeerLink } from './link.js';
+
+export interface ReconnectOptions {
+  /** First retry delay, ms. */
+  readonly minDelayMs: number;
+  /** Largest retry delay, ms. */
+  readonly maxDelayMs: number;
+}
+
+export interface ConnectPayeeOptions {
+  /** Each text message from the payee (typically `payer.receive`). Binary frames are ignored. */
+  onMessage(text: string): void;
+  /** After every (re)connection, once the queued messages were sent: the moment to resume. */
+  onOpen?(): void;
+  /** When an open connection closes (not for failed attempts), with the close code and reason. */
+  onClose?(event: { code: number; reason: string }): void;
+  /** Default { minDelayMs: 250, maxDelayMs: 30_000 }; false: never reconnect (the link stops at the first close). */
+  readonly reconnect?: ReconnectOptions | false;
+  /** Messages kept while disconnected; beyond it the oldest is dropped. Default 10,000. */
+  readonly maxQueuedMessages?: number;
+  /** Time allowed for the opening handshake, ms. Default 10,000. */
+  readonly handshakeTimeoutMs?: number;
+  /** Cut and reconnect when nothing arrived for this long, ms. Default 60,000 (3 payee pings). */
+  readonly idleTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+/** The link is closed for good (by `close()`, or a drop with `reconnect: false`). */
+export class LinkClosedError extends Error {
+  constructor(message = 'the link to the payee is closed') {
+    super(message);
+    this.name = 'LinkClosedError';
+  }
+}
+
+const DEFAULT_RECONNECT: ReconnectOptions = Object.freeze({ minDelayMs: 250, maxDelayMs: 30_000 });
+const CLOSE_NORMAL = 1000;
+
+/**
+ * Connects to the payee WebSocket at `url` (`ws://host:port/v1/ws`) and keeps it connected.
+ * Returns at once; `ready()` resolves when connected.
+ * @throws RangeError for invalid options (reconnect delays, queue size, timeouts).
+ * @throws TypeError if `url` is not a ws:// or wss:// URL.
+ */
+export function connectPayee(url: string, options: ConnectPayeeOptions): WsPeerLink {
+  return new WsPeerLink(url, options);
+}
+
+export class WsPeerLink implements PeerLink {
+  private ws: WebSocket | null = null;
+  private readonly queue: string[] = [];
+  private attempt = 0;
+  private stopped = false;
+  private dropped = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private lastHeardMs = 0;
+  private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readonly reconnect: ReconnectOptions | false;
+  private readonly maxQueued: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+
+  /** Prefer {@link connectPayee}. @throws as it does. */
+  constructor(
+    private readonly url: string,
+    private readonly options: ConnectPayeeOptions,
+  ) {
+    if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) throw new TypeError(`not a ws:// or wss:// URL: ${url}`);
+    this.reconnect = options.reconnect ?? DEFAULT_RECONNECT;
+    if (this.reconnect && !(this.reconnect.minDelayMs > 0 && this.reconnect.maxDelayMs >= this.reconnect.minDelayMs)) {
+      throw new RangeError('reconnect delays must satisfy 0 < minDelayMs ≤ maxDelayMs');
+    }
+    this.maxQueued = positiveInteger('maxQueuedMessages', options.maxQueuedMessages ?? 10_000);
+    this.handshakeTimeoutMs = positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 10_000);
+    this.idleTimeoutMs = positiveInteger('idleTimeoutMs', options.idleTimeoutMs ?? 60_000);
+    this.open();
+  }
+
+  /** True while a connection is open. */
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** Messages waiting for the next connection. */
+  get queuedMessages(): number {
+    return this.queue.length;
+  }
+
+  /** Messages dropped: the oldest ones when the queue overflowed, and any sent after the link closed. */
+  get droppedMessages(): number {
+    return this.dropped;
+  }
+
+  /** Sends now if connected, else queues for the next connection; after `close()`, drops. */
+  send(message: Message): void {
+    const text = encodeMessage(message);
+    if (this.stopped) {
+      this.dropped++;
+      return;
+    }
+    if (this.ws?.readyState === WebSocket.OPEN && this.queue.length === 0) {
+      this.ws.send(text);
+      return;
+    }
+    this.queue.push(text);
+    if (this.queue.length > this.maxQueued) {
+      this.queue.shift();
+      this.dropped++;
+      this.options.log?.(`send queue full (${this.maxQueued}): dropped the oldest message`);
+    }
+  }
+
+  /**
+   * Resolves when a connection is open (now, or at the next (re)connection).
+   * @throws LinkClosedError (rejects) if the link is or becomes closed for good first.
+   */
+  ready(): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new LinkClosedError());
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Stops reconnecting, drops queued messages, and closes the connection (code 1000).
+   * Resolves when the socket is closed. Idempotent.
+   */
+  async close(): Promise<void> {
+    this.stop(new LinkClosedError());
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+    else ws.close(CLOSE_NORMAL, 'payer closing');
+    // Do not wait forever for a payee that does not answer the close handshake.
+    const cut = setTimeout(() => ws.terminate(), 2_000);
+    await closed;
+    clearTimeout(cut);
+  }
+
+  private open(): void {
+    this.retryTimer = null;
+    const ws = new WebSocket(this.url, { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: this.handshakeTimeoutMs, perMessageDeflate: false });
+    this.ws = ws;
+    let opened = false;
+    ws.on('open', () => {
+      opened = true;
+      this.attempt = 0;
+      this.heard();
+      this.scheduleIdleCheck(this.idleTimeoutMs);
+      // Queued messages first, in order: they were sent before anything onOpen will send.
+      for (const text of this.queue.splice(0)) ws.send(text);
+      const waiters = this.waiters.splice(0);
+      for (const w of waiters) w.resolve();
+      this.callback('onOpen', () => this.options.onOpen?.());
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      this.heard();
+      if (isBinary) {
+        this.options.log?.('ignored a binary frame from the payee');
+        return;
+      }
+      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
+      this.callback('onMessage', () => this.options.onMessage(text));
+    });
+    ws.on('ping', () => this.heard());
+    ws.on('error', (err) => this.options.log?.(`payee link: ${err.message}`));
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (this.ws === ws) this.ws = null;
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      if (opened) this.callback('onClose', () => this.options.onClose?.({ code, reason: reason.toString('utf8') }));
+      if (this.stopped) return;
+      if (this.reconnect === false) {
+        this.stop(new LinkClosedError(`the payee link closed (${code}) and reconnecting is off`));
+        return;
+      }
+      const delay = backoffDelay(this.attempt++, this.reconnect);
+      this.options.log?.(`payee link closed (${code}); reconnecting in ${Math.round(delay)} ms`);
+      this.retryTimer = setTimeout(() => this.open(), delay);
+    });
+  }
+
+  /**
+   * Runs a caller's callback outside ws's event handling, so a throw cannot leave ws half-way
+   * through a frame: it is logged if there is a log, else rethrown on its own (uncaught, like a
+   * throw from any other event listener).
+   */
+  private callback(name: string, run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      const log = this.options.log;
+      if (log) log(`${name} threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      else queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+
+  private heard(): void {
+    this.lastHeardMs = performance.now();
+  }
+
+  private scheduleIdleCheck(delayMs: number): void {
+    this.idleTimer = setTimeout(() => {
+      const ws = this.ws;
+      if (!ws || ws.readyState !== WebSocket.OPEN) return;
+      const quietMs = performance.now() - this.lastHeardMs;
+      if (quietMs >= this.idleTimeoutMs) {
+        this.options.log?.(`nothing from the payee for ${quietMs} ms; reconnecting`);
+        ws.terminate();
+      } else {
+        this.scheduleIdleCheck(this.idleTimeoutMs - quietMs);
+      }
+    }, delayMs);
+  }
+
+  private stop(reason: Error): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.dropped += this.queue.length;
+    this.queue.length = 0;
+    const waiters = this.waiters.splice(0);
+    for (const w of waiters) w.reject(reason);
+  }
+}
+
+/**
+ * "Equal jitter": half the exponential delay for sure, the other half at random, so retries
+ * spread out but never come sooner than half the backoff.
+ */
+export function backoffDelay(attempt: number, { minDelayMs, maxDelayMs }: ReconnectOptions, random: () => number = Math.random): number {
+  const capped = Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(attempt, 30));
+  return capped / 2 + random() * (capped / 2);
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
