@@ -1,105 +1,87 @@
 /**
- * The `paychan` command. Human output (progress) goes to stderr when `--json` is given, so that
- * stdout's last line is exactly one JSON object for scripts to read.
+ * The `paychan` command. With `--json`, human output (progress) goes to stderr and stdout's last
+ * line is exactly one JSON object for scripts to read.
  */
-import { parseArgs } from 'node:util';
-import { ensureBtcd } from '../chain/regtest/index.js';
 import { runDemo } from '../demo/demo.js';
 import { VARIANTS, type Variant } from '../protocol/scripts.js';
+import { amountSat, logger, parse, positiveInt, printJson, UsageError } from './options.js';
+import { PAYEE_HELP, payeeCommand } from './payee-cmd.js';
+import { PAYER_HELP, payerCommand } from './payer-cmd.js';
+import { REGTEST_HELP, regtestCommand } from './regtest-cmd.js';
 
 const HELP = `paychan — Bitcoin micropayment channels
 
 Usage:
-  paychan demo [options]        open a channel on a local regtest node, pay, close, show the chain
-  paychan regtest build         build the pinned btcd (done automatically on first use)
-  paychan help [command]        show help
+  paychan demo [options]         payee and payer processes on a private regtest node: open, pay,
+                                 pay-per-request over HTTP 402, close, and what the chain says
+  paychan regtest <command>      a local regtest node for development (start, stop, mine, fund)
+  paychan payee serve [options]  run the payee service
+  paychan payer <command>        open a channel, pay, fetch priced URLs, close, refund
+  paychan help [command]         show help
 
 Run 'paychan <command> --help' for a command's options.
 `;
 
-const DEMO_HELP = `paychan demo — one payment channel, end to end, on a real regtest node
+const DEMO_HELP = `paychan demo — payment channels end to end, on a real regtest node
 
-Starts a private btcd in regtest (built with 'go install' on first use; nothing is written
-outside a temp dir and the project's .cache/), mines coins to a fresh payer wallet, opens a
-channel, makes N off-chain payments, lets the payee close, mines the close, and prints what the
-node says happened.
+Starts a private btcd in regtest (built with 'go install' on first use), then runs the payee
+('paychan payee serve') and the payer ('paychan payer open/pay/fetch/close') as separate
+processes: the payer opens a channel over WebSocket, makes N payments, pays for HTTP requests
+answered '402 Payment Required', and asks the payee to close. This process mines a block
+whenever a transaction waits, and reports what the node says happened.
 
 Options:
-  --variant V        spilman-v1 (refund tx signed by the payee first, the seed's protocol) or
-                     spilman-v2 (CLTV refund, no refund round trip). Default: spilman-v1
-  --payments N       number of payments. Default: 1000
+  --variant V        spilman-v1 (default; the seed's refund-tx channel) or spilman-v2 (CLTV)
+  --payments N       payments over WebSocket. Default: 1000
   --amount SAT       satoshis per payment. Default: 100
-  --capacity SAT     channel capacity in satoshis. Default: 1000000
-  --json             print one JSON object as the last line of stdout (progress goes to stderr)
-  --rpc-url URL      use this regtest node instead of starting one (env PAYCHAN_RPC_URL);
-                     bitcoind (mines to our wallet with generatetoaddress) or btcd
-  --rpc-user USER    RPC user (env PAYCHAN_RPC_USER)
-  --rpc-pass PASS    RPC password (env PAYCHAN_RPC_PASS)
+  --requests N       paid HTTP requests. Default: 20
+  --price SAT        price per HTTP request. Default: 10
+  --capacity SAT     channel capacity. Default: 1000000
+  --json             one JSON object as the last line of stdout (progress goes to stderr)
+  --rpc-url URL      use this regtest node instead (env PAYCHAN_RPC_URL): bitcoind mines to the
+                     payer with generatetoaddress; btcd must be started with the payer's address
+  --rpc-user USER    (env PAYCHAN_RPC_USER)
+  --rpc-pass PASS    (env PAYCHAN_RPC_PASS)
   -h, --help         show this help
 `;
 
-class UsageError extends Error {}
-
-function positiveInt(name: string, value: string): number {
-  if (!/^[1-9][0-9]*$/.test(value)) throw new UsageError(`${name} must be a positive whole number, got '${value}'`);
-  return Number(value);
-}
-
-function sats(name: string, value: string): bigint {
-  if (!/^[1-9][0-9]{0,15}$/.test(value)) throw new UsageError(`${name} must be a positive number of satoshis, got '${value}'`);
-  return BigInt(value);
-}
-
 async function demo(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      variant: { type: 'string', default: 'spilman-v1' },
-      payments: { type: 'string', default: '1000' },
-      amount: { type: 'string', default: '100' },
-      capacity: { type: 'string', default: '1000000' },
-      json: { type: 'boolean', default: false },
-      'rpc-url': { type: 'string', default: process.env.PAYCHAN_RPC_URL },
-      'rpc-user': { type: 'string', default: process.env.PAYCHAN_RPC_USER },
-      'rpc-pass': { type: 'string', default: process.env.PAYCHAN_RPC_PASS },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
+  const p = parse(argv, {
+    variant: { type: 'string', default: 'spilman-v1' },
+    payments: { type: 'string' },
+    amount: { type: 'string' },
+    requests: { type: 'string' },
+    price: { type: 'string' },
+    capacity: { type: 'string' },
+    'rpc-url': { type: 'string' },
+    'rpc-user': { type: 'string' },
+    'rpc-pass': { type: 'string' },
   });
-  if (values.help) {
+  if (p.flag('help')) {
     process.stdout.write(DEMO_HELP);
     return 0;
   }
-  if (!(VARIANTS as readonly string[]).includes(values.variant)) throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')}, got '${values.variant}'`);
-  const rpcUrl = values['rpc-url'];
-  if (rpcUrl && (!values['rpc-user'] || !values['rpc-pass'])) throw new UsageError('--rpc-url needs --rpc-user and --rpc-pass (or PAYCHAN_RPC_USER/PAYCHAN_RPC_PASS)');
-  const json = values.json;
-  const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
+  const variant = p.str('variant')!;
+  if (!(VARIANTS as readonly string[]).includes(variant)) throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')}, got '${variant}'`);
+  const rpcUrl = p.str('rpc-url');
+  if (rpcUrl && (!p.str('rpc-user') || !p.str('rpc-pass'))) throw new UsageError('--rpc-url needs --rpc-user and --rpc-pass (or PAYCHAN_RPC_USER/PAYCHAN_RPC_PASS)');
+  const log = logger(p);
   const result = await runDemo({
-    variant: values.variant as Variant,
-    payments: positiveInt('--payments', values.payments),
-    amountSat: sats('--amount', values.amount),
-    capacitySat: sats('--capacity', values.capacity),
-    rpc: rpcUrl ? { url: rpcUrl, user: values['rpc-user']!, pass: values['rpc-pass']! } : undefined,
+    variant: variant as Variant,
+    payments: positiveInt('--payments', p.str('payments'), 1000),
+    amountSat: amountSat('--amount', p.str('amount'), 100n),
+    paidRequests: positiveInt('--requests', p.str('requests'), 20),
+    priceSat: amountSat('--price', p.str('price'), 10n),
+    capacitySat: amountSat('--capacity', p.str('capacity'), 1_000_000n),
+    rpc: rpcUrl ? { url: rpcUrl, user: p.str('rpc-user')!, pass: p.str('rpc-pass')! } : undefined,
     log,
   });
-  if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (p.flag('json')) printJson(result);
   else {
     process.stdout.write('\nOn chain (read back from the node):\n');
     for (const [k, v] of Object.entries(result)) process.stdout.write(`  ${k.padEnd(20)} ${String(v)}\n`);
   }
   return 0;
-}
-
-async function regtest(argv: string[]): Promise<number> {
-  const [sub] = argv;
-  if (sub === 'build') {
-    const bins = await ensureBtcd({ onProgress: (l) => process.stderr.write(`${l}\n`) });
-    process.stdout.write(`${bins.btcd}\n`);
-    return 0;
-  }
-  process.stdout.write('Usage: paychan regtest build   build the pinned btcd into .cache/ (first use does this too)\n');
-  return sub === undefined || sub === '--help' || sub === '-h' ? 0 : 2;
 }
 
 /** Runs the CLI; returns the process exit code. */
@@ -110,19 +92,25 @@ export async function main(argv: string[]): Promise<number> {
       case 'demo':
         return await demo(rest);
       case 'regtest':
-        return await regtest(rest);
+        return await regtestCommand(rest);
+      case 'payee':
+        return await payeeCommand(rest);
+      case 'payer':
+        return await payerCommand(rest);
       case undefined:
       case 'help':
       case '--help':
-      case '-h':
-        if (rest[0] === 'demo') process.stdout.write(DEMO_HELP);
-        else process.stdout.write(HELP);
+      case '-h': {
+        const topic = rest[0];
+        const helps: Record<string, string> = { demo: DEMO_HELP, regtest: REGTEST_HELP, payee: PAYEE_HELP, payer: PAYER_HELP };
+        process.stdout.write((topic && helps[topic]) || HELP);
         return 0;
+      }
       default:
         throw new UsageError(`unknown command '${command}'`);
     }
   } catch (err) {
-    if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+    if (err instanceof UsageError) {
       process.stderr.write(`paychan: ${err.message}\nRun 'paychan help' for usage.\n`);
       return 2;
     }

@@ -1,28 +1,33 @@
 /**
- * The demo: one channel on a local regtest node, end to end, and what the node says about it.
+ * The demo: a payee and a payer as separate OS processes (the `paychan payee serve` and
+ * `paychan payer ...` commands), over WebSocket and HTTP 402, on a private regtest node.
  *
- * Payer and payee run in this process, wired through the real wire codec; everything on chain
- * is read back from the node (amounts, fee, vsize, confirmations), never from our own books.
+ * This process owns the node and plays the miner: whenever the mempool holds a transaction it
+ * mines a block, like a fast chain. Everything reported about money is read back from the node
+ * (funding, close, amounts, fee, vsize, confirmations), never from the processes' books.
  */
-import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Transaction, address as baddress } from 'bitcoinjs-lib';
 import type { ChainBackend } from '../chain/backend.js';
 import { connectExternalRegtest } from '../chain/external-node.js';
 import { startRegtestNode } from '../chain/regtest/index.js';
-import { secp256k1 } from '../crypto/index.js';
-import { equalBytes } from '../protocol/bytes.js';
-import { dustThresholdSat } from '../protocol/dust.js';
+import { RpcClient } from '../chain/rpc-client.js';
+import { loadOrCreateSeed } from '../app/files.js';
+import { PAID_ROUTE_PREFIX } from '../app/payee-app.js';
 import { bitcoinjsNetwork } from '../protocol/network.js';
 import type { Variant } from '../protocol/scripts.js';
-import { localPair, waitUntil, type LocalPair } from './local-pair.js';
 import { WalletKeys } from '../wallet/keys.js';
-import { Wallet } from '../wallet/wallet.js';
+import { runPaychan, startPaychan, stopChild } from './processes.js';
 
 export interface DemoOptions {
   readonly variant: Variant;
   readonly payments: number;
   readonly amountSat: bigint;
   readonly capacitySat: bigint;
+  readonly paidRequests: number;
+  readonly priceSat: bigint;
   /** Use this node instead of starting one. */
   readonly rpc?: { url: string; user: string; pass: string };
   /** Progress lines for a human. */
@@ -33,10 +38,12 @@ export interface DemoResult {
   readonly variant: Variant;
   readonly network: 'regtest';
   readonly node: string;
+  readonly processes: number;
   readonly capacitySat: number;
   readonly payments: number;
   readonly paidSat: number;
-  readonly ackedSat: number;
+  readonly paidRequests: number;
+  readonly requestsSat: number;
   readonly fundingTxid: string;
   readonly channelId: string;
   readonly closeTxid: string;
@@ -48,99 +55,104 @@ export interface DemoResult {
   readonly paymentsPerSec: number;
 }
 
-const FEE_RATE_SAT_PER_VB = 2;
-const EXPIRY_BLOCKS = 30;
-
 /**
  * Runs the demo.
- * @throws RangeError if the payments do not fit the capacity; Error from the node or protocol.
+ * @throws RangeError if the payments do not fit the capacity; Error from the node or a process.
  */
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const { log } = opts;
-  const total = opts.amountSat * BigInt(opts.payments);
-  if (opts.payments < 1 || opts.amountSat < 1n) throw new RangeError('--payments and --amount must be at least 1');
-  const secp = secp256k1();
-  const network = 'regtest';
-  const payerSeed = randomBytes(32);
-  // btcd pays a fixed address chosen at start, before the wallet (which needs the node) exists.
-  const miningAddress = WalletKeys.fromSeed(payerSeed, network).address('receive', 0).address;
+  const totalSat = opts.amountSat * BigInt(opts.payments) + opts.priceSat * BigInt(opts.paidRequests);
+  if (totalSat >= opts.capacitySat) throw new RangeError(`${opts.payments} × ${opts.amountSat} sat plus ${opts.paidRequests} requests × ${opts.priceSat} sat do not fit a ${opts.capacitySat} sat channel`);
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-demo-'));
+  const payerDir = path.join(home, 'payer');
+  const payeeDir = path.join(home, 'payee');
+  // The payer's first address, known before its process exists, receives the mined coins.
+  const payerAddress = WalletKeys.fromSeed(loadOrCreateSeed(path.join(payerDir, 'seed')), 'regtest').address('receive', 0).address;
 
   log(opts.rpc ? `connecting to ${opts.rpc.url}` : 'starting a private regtest node (btcd)');
-  const node = opts.rpc ? await connectExternalRegtest(opts.rpc) : await startRegtestNode({ miningAddress, log });
+  const node = opts.rpc ? await connectExternalRegtest(opts.rpc) : await startRegtestNode({ miningAddress: payerAddress, log });
+  const rpcTarget = opts.rpc ?? ('rpcUrl' in node ? { url: node.rpcUrl, user: node.rpcUser, pass: node.rpcPass } : undefined);
+  if (!rpcTarget) throw new Error('unreachable: no RPC target');
   const backend: ChainBackend = node.backend;
-  const mine = (n: number) => ('mine' in node ? node.mine(n).then(() => undefined) : node.mineTo(miningAddress, n));
-  let pair: LocalPair | undefined;
+  const mine = (n: number) => ('mine' in node ? node.mine(n).then(() => undefined) : node.mineTo(payerAddress, n));
+  const rpc = new RpcClient({ url: rpcTarget.url, user: rpcTarget.user, pass: rpcTarget.pass });
+  const rpcArgs = ['--rpc-url', rpcTarget.url, '--rpc-user', rpcTarget.user, '--rpc-pass', rpcTarget.pass];
+  const pids = new Set<number>([process.pid]);
+  let payee: Awaited<ReturnType<typeof startPaychan>> | undefined;
+  let mining = true;
+  const miner = (async () => {
+    while (mining) {
+      const mempool = (await rpc.call('getrawmempool').catch(() => [])) as string[];
+      if (mempool.length > 0) await mine(1).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
   try {
     log('mining 101 blocks so the payer has a mature coinbase');
     await mine(101);
-    const payerWallet = await Wallet.open({ seed: payerSeed, network, backend, secp });
-    await payerWallet.sync();
-    const balance = payerWallet.balance();
-    log(`payer wallet: ${balance.confirmedSat} sat spendable`);
-    if (balance.confirmedSat < opts.capacitySat + 10_000n) throw new RangeError(`the payer wallet has ${balance.confirmedSat} sat, not enough for a ${opts.capacitySat} sat channel`);
 
-    pair = await localPair({ secp, backend, payerWallet, feeRateSatPerVb: FEE_RATE_SAT_PER_VB, log });
-    const { payee, payer, payeeScript: payoutScript, payerScript } = pair;
-    const maxPartial = opts.capacitySat - dustThresholdSat(payerScript);
-    if (total > maxPartial && total !== opts.capacitySat) throw new RangeError(`${opts.payments} × ${opts.amountSat} sat = ${total} sat does not fit a ${opts.capacitySat} sat channel`);
+    log('starting the payee process (paychan payee serve)');
+    payee = await startPaychan(['payee', 'serve', ...rpcArgs, '--data-dir', payeeDir, '--listen', '127.0.0.1:0', '--price-sat', opts.priceSat.toString()], log);
+    pids.add(payee.child.pid!);
+    const wsUrl = String(payee.ready.wsUrl);
+    const httpUrl = String(payee.ready.url);
+    const payoutScript = baddress.toOutputScript(String(payee.ready.payoutAddress), bitcoinjsNetwork('regtest'));
 
-    log(`opening a ${opts.variant} channel of ${opts.capacitySat} sat (expiry in ${EXPIRY_BLOCKS} blocks)`);
-    const opening = payer.open({ variant: opts.variant, capacitySat: opts.capacitySat, expiryBlocks: EXPIRY_BLOCKS });
-    await Promise.race([payer.waitFor((s) => s.type === 'AwaitingOpen'), opening]);
-    const fundingTxid = payer.channel.funding.txid;
-    await waitUntil(async () => (await backend.getTransaction(fundingTxid)) !== null, 'the payee to broadcast the funding');
-    log(`funding ${fundingTxid} is in the mempool; mining 1 block`);
-    await mine(1);
-    const channel = await opening;
-    log(`channel ${channel.id} is open`);
+    const payer = (args: string[]) => runPaychan(['payer', ...args, ...rpcArgs, '--data-dir', payerDir], log).then((r) => (pids.add(r.pid), r.result));
+    log(`payer process: opening a ${opts.variant} channel of ${opts.capacitySat} sat`);
+    const opened = await payer(['open', wsUrl, '--capacity', opts.capacitySat.toString(), '--variant', opts.variant, '--expiry-blocks', '144']);
+    const channelId = String(opened.channelId);
 
-    log(`making ${opts.payments} payments of ${opts.amountSat} sat`);
-    const started = performance.now();
-    let acked = 0n;
-    for (let i = 1; i <= opts.payments; i++) {
-      acked = await payer.pay(opts.amountSat);
-      if (i % Math.max(1, Math.floor(opts.payments / 5)) === 0) log(`  ${i}/${opts.payments} paid, total ${acked} sat acknowledged`);
-    }
-    const seconds = (performance.now() - started) / 1000;
+    log(`payer process: ${opts.payments} payments of ${opts.amountSat} sat over WebSocket`);
+    const paid = await payer(['pay', opts.amountSat.toString(), '--count', String(opts.payments)]);
 
-    log('payee closes the channel with the newest payment');
-    const close = await payee.close(channel.id, FEE_RATE_SAT_PER_VB);
-    log(`close ${close.txid} broadcast (${close.vsize} vB, fee ${close.feeSat} sat); mining 1 block`);
-    await mine(1);
-    await waitUntil(async () => payee.channel(channel.id)?.type === 'Closed', 'the payee to see its close confirmed');
+    log(`payer process: ${opts.paidRequests} paid HTTP requests to ${httpUrl}${PAID_ROUTE_PREFIX}demo (402 → pay → 200)`);
+    const fetched = await payer(['fetch', `${httpUrl}${PAID_ROUTE_PREFIX}demo`, '--count', String(opts.paidRequests), '--max-price', opts.priceSat.toString()]);
+
+    log('payer process: asking the payee to close; the payee broadcasts the newest payment');
+    const closed = await payer(['close']);
+    const closeTxid = String(closed.closeTxid);
+    const ackedSat = BigInt(String(closed.ackedSat));
 
     // Everything below is read back from the node.
-    const onChain = await backend.getTransaction(close.txid);
-    if (!onChain) throw new Error(`the node does not know close ${close.txid}`);
+    const onChain = await backend.getTransaction(closeTxid);
+    if (!onChain) throw new Error(`the node does not know close ${closeTxid}`);
+    const fundingTxid = channelId.split(':')[0]!;
     const fundingOnChain = await backend.getTransaction(fundingTxid);
     if (!fundingOnChain) throw new Error(`the node does not know funding ${fundingTxid}`);
-    const fundingOut = Transaction.fromHex(fundingOnChain.hex).outs[channel.funding.vout]!;
+    const fundingOut = Transaction.fromHex(fundingOnChain.hex).outs[Number(channelId.split(':')[1])]!;
     const closeTx = Transaction.fromHex(onChain.hex);
-    const sumTo = (script: Uint8Array) => closeTx.outs.filter((o) => equalBytes(o.script, script)).reduce((s, o) => s + o.value, 0n);
+    const payeeReceived = closeTx.outs.filter((o) => Buffer.from(o.script).equals(payoutScript)).reduce((s, o) => s + o.value, 0n);
     const outputs = closeTx.outs.reduce((s, o) => s + o.value, 0n);
+    const fee = fundingOut.value - outputs;
     const result: DemoResult = {
       variant: opts.variant,
-      network,
+      network: 'regtest',
       node: backend.dialect,
+      processes: pids.size,
       capacitySat: Number(fundingOut.value),
       payments: opts.payments,
-      paidSat: Number(total),
-      ackedSat: Number(acked),
+      paidSat: Number(ackedSat),
+      paidRequests: Number(fetched.paidRequests),
+      requestsSat: Number(BigInt(String(fetched.ackedSat)) - BigInt(String(paid.totalSat))),
       fundingTxid,
-      channelId: channel.id,
-      closeTxid: closeTx.getId(),
+      channelId,
+      closeTxid,
       closeConfirmations: onChain.confirmations,
-      payeeReceivedSat: Number(sumTo(payoutScript)),
-      payerReceivedSat: Number(sumTo(payerScript)),
-      closeFeeSat: Number(fundingOut.value - outputs),
+      payeeReceivedSat: Number(payeeReceived),
+      payerReceivedSat: Number(outputs - payeeReceived),
+      closeFeeSat: Number(fee),
       closeVsize: closeTx.virtualSize(),
-      paymentsPerSec: Math.round(opts.payments / seconds),
+      paymentsPerSec: Number(paid.paymentsPerSec),
     };
-    log(`payee received ${result.payeeReceivedSat} sat at ${baddress.fromOutputScript(payoutScript, bitcoinjsNetwork(network))}`);
-    log(`payer got back ${result.payerReceivedSat} sat; fee ${result.closeFeeSat} sat; ${result.closeConfirmations} confirmation(s)`);
+    log(`on chain: payee ${result.payeeReceivedSat} + payer ${result.payerReceivedSat} + fee ${result.closeFeeSat} = ${result.payeeReceivedSat + result.payerReceivedSat + result.closeFeeSat} sat (capacity ${result.capacitySat})`);
     return result;
   } finally {
-    pair?.stop();
+    mining = false;
+    await miner;
+    if (payee) await stopChild(payee.child);
+    rpc.close();
     await node.stop();
+    fs.rmSync(home, { recursive: true, force: true });
   }
 }

@@ -136,8 +136,12 @@ export class PayeeService {
     await this.handle(message, link);
   }
 
-  /** Handles one decoded message (see {@link receive}). */
-  async handle(message: Message, link: PeerLink): Promise<void> {
+  /**
+   * Handles one decoded message (see {@link receive}). Replies go to `link`; unless
+   * `adoptLink` is false, `link` also becomes the channel's link for messages the payee sends on
+   * its own (channel-open, channel-closed).
+   */
+  async handle(message: Message, link: PeerLink, adoptLink = true): Promise<void> {
     if (message.type === 'hello') {
       await this.onHello(message, link);
       return;
@@ -149,8 +153,26 @@ export class PayeeService {
       this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
       return;
     }
-    entry.link = link;
-    await this.run(tempId, entry, { type: 'message', message });
+    if (adoptLink) entry.link = link;
+    await this.run(tempId, entry, { type: 'message', message }, link);
+  }
+
+  /**
+   * Submits one payment that arrived outside the channel's connection (an HTTP header) and
+   * resolves with the payee's answer: `payment-ack` once the payment is durable, or `error`.
+   */
+  submit(payment: Extract<Message, { type: 'payment' }>): Promise<Message> {
+    return new Promise((resolve) => {
+      let answered = false;
+      const link: PeerLink = {
+        send: (m) => {
+          if (answered) return;
+          answered = true;
+          resolve(m);
+        },
+      };
+      void this.handle(payment, link, false);
+    });
   }
 
   /**
@@ -164,7 +186,7 @@ export class PayeeService {
     const entry = tempId === undefined ? undefined : this.entries.get(tempId);
     if (!entry || tempId === undefined) throw new RangeError(`unknown channel ${channelId}`);
     const rate = feeRateSatPerVb ?? (await resolveFeeRate(this.options.backend, 2, this.options.fallbackFeeRateSatPerVb));
-    await this.run(tempId, entry, { type: 'close', feeRateSatPerVb: rate, payeeScript: this.options.payoutScript }, true);
+    await this.run(tempId, entry, { type: 'close', feeRateSatPerVb: rate, payeeScript: this.options.payoutScript }, null, true);
     const state = entry.state;
     if (state.type !== 'Closing') throw new Error(`close did not take effect (state ${state.type})`);
     return state.close;
@@ -184,7 +206,7 @@ export class PayeeService {
       this.watches = this.watches.filter((w) => !due.includes(w));
       for (const w of due) {
         const entry = this.entries.get(w.tempId);
-        if (entry) await this.run(w.tempId, entry, { type: 'confirmed', purpose: w.purpose, txid: w.txid });
+        if (entry) await this.run(w.tempId, entry, { type: 'confirmed', purpose: w.purpose, txid: w.txid }, null);
       }
     } catch (err) {
       this.options.log?.(`checking confirmations failed (will retry on the next block): ${String(err)}`);
@@ -207,20 +229,23 @@ export class PayeeService {
       const step = payeeAccept(this.ctx, hello, tip.height, { index, publicKey: this.options.keys.channelKey(index).publicKey });
       const entry: Entry = { state: step.state, link, inputs: Promise.resolve(), effects: Promise.resolve(), broken: null };
       this.entries.set(hello.tempId, entry);
-      await this.schedule(hello.tempId, entry, step.effects);
+      await this.schedule(hello.tempId, entry, step.effects, link);
     } catch (err) {
       this.reply(link, err, hello.tempId);
     }
   }
 
-  /** Steps one input for one channel, after the inputs queued before it. */
-  private run(tempId: string, entry: Entry, input: PayeeInput, rethrow = false): Promise<void> {
+  /**
+   * Steps one input for one channel, after the inputs queued before it. Replies go to
+   * `replyTo`, or to the channel's link for inputs that did not come from the payer.
+   */
+  private run(tempId: string, entry: Entry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false): Promise<void> {
     const next = entry.inputs.then(async () => {
       if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
       const before = entry.state;
       const step = payeeStep(this.ctx, before, input);
       entry.state = step.state;
-      const done = this.schedule(tempId, entry, step.effects);
+      const done = this.schedule(tempId, entry, step.effects, replyTo);
       if (!step.effects.some((e) => e.type === 'broadcast')) return; // pipelined: replies follow durability
       try {
         await done;
@@ -234,7 +259,8 @@ export class PayeeService {
     entry.inputs = next.catch(() => undefined);
     return next.catch((err: unknown) => {
       if (rethrow) throw err;
-      if (entry.link) this.reply(entry.link, err, payeeStateRef(entry.state));
+      const link = replyTo ?? entry.link;
+      if (link) this.reply(link, err, payeeStateRef(entry.state));
     });
   }
 
@@ -242,7 +268,7 @@ export class PayeeService {
    * Chains `effects` after the channel's earlier effects. A persist is issued now (joining the
    * store's current group commit) and the effects after it wait for it.
    */
-  private schedule(tempId: string, entry: Entry, effects: readonly Effect[]): Promise<void> {
+  private schedule(tempId: string, entry: Entry, effects: readonly Effect[], replyTo: PeerLink | null): Promise<void> {
     let chain = entry.effects;
     const state = entry.state;
     for (const effect of effects) {
@@ -250,7 +276,7 @@ export class PayeeService {
         const saved = this.options.store.savePayeeChannel(tempId, state);
         chain = chain.then(() => saved);
       } else {
-        chain = chain.then(() => this.carryOut(tempId, entry, effect));
+        chain = chain.then(() => this.carryOut(tempId, entry, effect, replyTo));
       }
     }
     entry.effects = chain.catch((err: unknown) => {
@@ -261,10 +287,10 @@ export class PayeeService {
     return chain;
   }
 
-  private async carryOut(tempId: string, entry: Entry, effect: Effect): Promise<void> {
+  private async carryOut(tempId: string, entry: Entry, effect: Effect, replyTo: PeerLink | null): Promise<void> {
     switch (effect.type) {
       case 'send':
-        entry.link?.send(effect.message);
+        (replyTo ?? entry.link)?.send(effect.message);
         if (effect.message.type === 'payment-ack') this.notePayment(effect.message.channelId, effect.message.totalSat);
         return;
       case 'broadcast':

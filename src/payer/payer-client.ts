@@ -11,7 +11,7 @@ import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { Channel } from '../protocol/channel.js';
 import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { decodeMessage, errorMessage } from '../protocol/messages.js';
+import { decodeMessage, errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import { payerPropose, payerStep, resumeMessage, tempIdFrom, type PayerContext, type PayerInput, type PayerState } from '../protocol/payer-machine.js';
 import type { PayerPolicy } from '../protocol/policy.js';
@@ -74,6 +74,11 @@ export class PayerClient {
   private current: PayerState | null = null;
   private tempId: string | null = null;
   private waiters: Waiter[] = [];
+  /**
+   * Pending `pay()` calls in signing order, so in increasing total: an acknowledgement resolves
+   * a prefix of them (a list scan per ack would make deep pipelines quadratic).
+   */
+  private payWaiters: { total: bigint; resolve: (total: bigint) => void; reject: (e: Error) => void }[] = [];
   /** Effects run one after the other, across steps; a persist is issued when its step runs. */
   private effects: Promise<void> = Promise.resolve();
   private broken: Error | null = null;
@@ -156,8 +161,26 @@ export class PayerClient {
     const s = this.current;
     if (s?.type !== 'Open') throw new Error('unreachable: paid on a channel that is not open');
     const total = s.signedTotalSat;
-    await this.waitFor((x) => (x.type === 'Open' || x.type === 'Closed') && x.ackedTotalSat >= total);
-    return total;
+    return new Promise<bigint>((resolve, reject) => this.payWaiters.push({ total, resolve, reject }));
+  }
+
+  /**
+   * Signs `amountSat` more for delivery by the caller (an HTTP header, see paying-fetch.ts)
+   * instead of over the link. Resolves once the new total is saved, with the payment to deliver.
+   * Feed the payee's acknowledgement back with {@link acknowledge}.
+   * @throws RangeError as {@link pay}.
+   */
+  authorize(amountSat: bigint): Promise<MessageOf<'payment'>> {
+    return new Promise((resolve, reject) => {
+      this.step({ type: 'pay', amountSat }, (m) => (m.type === 'payment' ? resolve(m) : reject(new Error(`unexpected ${m.type}`))));
+    });
+  }
+
+  /** Records the payee's acknowledgement of `totalSat` received outside the link. */
+  acknowledge(totalSat: bigint): void {
+    const s = this.current;
+    if (!s || !('channel' in s)) throw new RangeError('no channel');
+    this.step({ type: 'message', message: msg('payment-ack', { channelId: s.channel.id, totalSat }) });
   }
 
   /** Asks the payee to close now with the newest payment. */
@@ -205,23 +228,29 @@ export class PayerClient {
     }
   }
 
-  /** Waits until every effect scheduled so far has run (e.g. before closing the store). */
+  /**
+   * Waits until every effect scheduled so far has run, then saves the current state once more:
+   * acknowledgements are not saved one by one (the payee's store is authoritative for them, and
+   * a resume re-learns them), so this keeps the local view current when the process ends.
+   */
   async drain(): Promise<void> {
     await this.effects;
+    if (this.current && this.tempId && !this.broken) await this.options.store.savePayerChannel(this.tempId, this.current);
   }
 
   /** Steps the core now; the effects follow in order. @throws what the step throws. */
-  private step(input: PayerInput): void {
+  private step(input: PayerInput, sink?: (message: Message) => void): void {
     if (this.broken) throw this.broken;
     const before = this.current;
     if (!before) throw new RangeError('no channel yet');
     const step = payerStep(this.ctx, before, input);
     this.current = step.state;
-    this.schedule(step.effects);
+    this.schedule(step.effects, sink);
     this.notify();
   }
 
-  private schedule(effects: readonly Effect[]): void {
+  /** Chains `effects` after earlier ones; `send`s go to `sink` instead of the link when given. */
+  private schedule(effects: readonly Effect[], sink?: (message: Message) => void): void {
     let chain = this.effects;
     const state = this.current;
     const tempId = this.tempId;
@@ -231,7 +260,7 @@ export class PayerClient {
         const saved = this.options.store.savePayerChannel(tempId, state);
         chain = chain.then(() => saved);
       } else {
-        chain = chain.then(() => this.carryOut(effect));
+        chain = chain.then(() => (sink && effect.type === 'send' ? sink(effect.message) : this.carryOut(effect)));
       }
     }
     this.effects = chain.catch((err: unknown) => {
@@ -278,6 +307,12 @@ export class PayerClient {
       this.fail(new PeerError('ABORTED', s.reason));
       return;
     }
+    if (s.type === 'Open' || s.type === 'Closed') {
+      let n = 0;
+      while (n < this.payWaiters.length && this.payWaiters[n]!.total <= s.ackedTotalSat) n++;
+      for (const w of this.payWaiters.splice(0, n)) w.resolve(w.total);
+    }
+    if (this.waiters.length === 0) return;
     const ready = this.waiters.filter((w) => w.check(s));
     this.waiters = this.waiters.filter((w) => !ready.includes(w));
     for (const w of ready) w.resolve();
@@ -285,8 +320,11 @@ export class PayerClient {
 
   private fail(err: Error): void {
     const waiters = this.waiters;
+    const payWaiters = this.payWaiters;
     this.waiters = [];
+    this.payWaiters = [];
     for (const w of waiters) w.reject(err);
+    for (const w of payWaiters) w.reject(err);
   }
 
   private replyError(err: unknown): void {

@@ -1,0 +1,40 @@
+/**
+ * Where paychan keeps things on disk, and the seed files that hold the keys at rest.
+ *
+ * Layout under `$PAYCHAN_HOME` (default `~/.paychan`): `regtest/` (the development node started by
+ * `paychan regtest start`), `payee/` and `payer/` (each a `seed` and a SQLite database). Seeds are
+ * 32 random bytes in hex, in files created with mode 0600 in directories created with 0700.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fromHex, toHex } from '../protocol/bytes.js';
+
+export function paychanHome(): string {
+  return process.env.PAYCHAN_HOME || path.join(os.homedir(), '.paychan');
+}
+
+/** Creates `dir` (and parents) private to this user if it does not exist. */
+export function ensurePrivateDir(dir: string): string {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/**
+ * Reads the seed at `file`, creating a fresh one (mode 0600) if there is none.
+ * @throws Error if the file exists but is not a 32-byte hex seed, or is readable by others.
+ */
+export function loadOrCreateSeed(file: string): Uint8Array {
+  ensurePrivateDir(path.dirname(file));
+  try {
+    fs.writeFileSync(file, `${toHex(randomBytes(32))}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const mode = fs.statSync(file).mode & 0o777;
+  if ((mode & 0o077) !== 0) throw new Error(`${file} is readable by other users (mode ${mode.toString(8)}); run: chmod 600 ${file}`);
+  const hex = fs.readFileSync(file, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} does not hold a 32-byte hex seed`);
+  return fromHex(hex);
+}

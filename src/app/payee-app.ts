@@ -1,0 +1,106 @@
+/**
+ * A running payee: service + SQLite store + HTTP/WebSocket server + a priced example route.
+ * What `paychan payee serve` runs, and what the multi-process tests start.
+ */
+import path from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ChainBackend } from '../chain/backend.js';
+import { secp256k1 } from '../crypto/index.js';
+import type { NetworkName } from '../protocol/network.js';
+import { payeePolicy, type PayeePolicy } from '../protocol/policy.js';
+import { PayeeService } from '../payee/payee-service.js';
+import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
+import { PayeeMetrics } from '../transport/metrics.js';
+import { startPayeeServer, type PayeeServer } from '../transport/payee-server.js';
+import { Paywall } from '../transport/paywall.js';
+import { paywallMiddleware } from '../transport/paywall-http.js';
+import { WalletKeys } from '../wallet/keys.js';
+import { ensurePrivateDir, loadOrCreateSeed } from './files.js';
+
+/** The example priced route every payee serves: `GET /v1/paid/<anything>`. */
+export const PAID_ROUTE_PREFIX = '/v1/paid/';
+
+export interface PayeeAppOptions {
+  readonly network: NetworkName;
+  readonly backend: ChainBackend;
+  /** Holds `seed` and, unless `dbPath` is given, `payee.db`. */
+  readonly dataDir: string;
+  readonly dbPath?: string;
+  readonly host: string;
+  readonly port: number;
+  /** Price of one request to the example route, satoshis. */
+  readonly priceSat: bigint;
+  readonly fallbackFeeRateSatPerVb: number;
+  readonly policy?: Partial<PayeePolicy>;
+  readonly log: (line: string) => void;
+}
+
+export interface PayeeApp {
+  readonly service: PayeeService;
+  readonly server: PayeeServer;
+  readonly paywall: Paywall;
+  readonly store: SqliteStore;
+  readonly payoutAddress: string;
+  /** Requests served by the example priced route. */
+  paidRequests(): number;
+  close(): Promise<void>;
+}
+
+export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp> {
+  ensurePrivateDir(options.dataDir);
+  const keys = WalletKeys.fromSeed(loadOrCreateSeed(path.join(options.dataDir, 'seed')), options.network);
+  const payout = keys.address('receive', 0);
+  const store = openSqliteStore(options.dbPath ?? path.join(options.dataDir, 'payee.db'));
+  const metrics = new PayeeMetrics();
+  const service = await PayeeService.open({
+    secp: secp256k1(),
+    policy: payeePolicy({ network: options.network, ...options.policy }),
+    backend: options.backend,
+    store,
+    keys,
+    payoutScript: payout.script,
+    fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb,
+    log: options.log,
+    onPayment: metrics.onPayment,
+  });
+  service.start();
+  // The paywall needs the server's URL and the server needs the route: filled in below.
+  const late: { paywall?: Paywall } = {};
+  let served = 0;
+  const priced = (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (req.method !== 'GET' || !req.url?.startsWith(PAID_ROUTE_PREFIX) || !late.paywall) return false;
+    paywallMiddleware(late.paywall, { priceSat: () => options.priceSat })(req, res, () => {
+      served++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, path: req.url, priceSat: options.priceSat.toString(), served }));
+    });
+    return true;
+  };
+  const server = await startPayeeServer({
+    service,
+    host: options.host,
+    port: options.port,
+    metrics,
+    extraRoutes: priced,
+    ready: async () => {
+      await options.backend.getTip();
+      return true;
+    },
+    log: options.log,
+  });
+  const paywall = new Paywall({ payee: service, channelUrl: server.wsUrl, network: options.network });
+  late.paywall = paywall;
+  return {
+    service,
+    server,
+    paywall,
+    store,
+    payoutAddress: payout.address,
+    paidRequests: () => served,
+    async close() {
+      await server.close();
+      service.stop();
+      await service.drain();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,159 @@
+/**
+ * A payer on disk: a wallet (seed file + state in the store), its channels in SQLite, and the
+ * WebSocket link to a payee. What the `paychan payer ...` commands and the demo's payer process
+ * run. One channel is "current" (the last opened); commands act on it.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { address as baddress } from 'bitcoinjs-lib';
+import type { ChainBackend } from '../chain/backend.js';
+import { secp256k1 } from '../crypto/index.js';
+import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
+import { payerPolicy } from '../protocol/policy.js';
+import { PayerClient, type OpenOptions } from '../payer/payer-client.js';
+import { decodeState, encodeState } from '../store/codec.js';
+import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
+import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
+import { WalletKeys } from '../wallet/keys.js';
+import type { WalletState } from '../wallet/state.js';
+import { Wallet } from '../wallet/wallet.js';
+import { ensurePrivateDir, loadOrCreateSeed } from './files.js';
+
+const META_WALLET = 'wallet';
+const META_CURRENT = 'current-channel';
+const metaUrl = (tempId: string) => `channel-url:${tempId}`;
+
+export interface PayerAppOptions {
+  readonly network: NetworkName;
+  readonly backend: ChainBackend;
+  readonly dataDir: string;
+  readonly fundingFeeRateSatPerVb: number;
+  readonly log: (line: string) => void;
+}
+
+/** A channel client with its live link to the payee. */
+export interface ConnectedChannel {
+  readonly client: PayerClient;
+  readonly link: WsPeerLink;
+  readonly url: string;
+}
+
+export class PayerApp {
+  private constructor(
+    private readonly options: PayerAppOptions,
+    readonly wallet: Wallet,
+    readonly store: SqliteStore,
+    private readonly keys: WalletKeys,
+  ) {}
+
+  static async open(options: PayerAppOptions): Promise<PayerApp> {
+    ensurePrivateDir(options.dataDir);
+    const seed = loadOrCreateSeed(path.join(options.dataDir, 'seed'));
+    const store = openSqliteStore(path.join(options.dataDir, 'payer.db'));
+    const saved = await store.getMeta(META_WALLET);
+    const wallet = await Wallet.open({
+      seed,
+      network: options.network,
+      backend: options.backend,
+      secp: secp256k1(),
+      state: saved === undefined ? undefined : decodeState<WalletState>(saved),
+    });
+    const app = new PayerApp(options, wallet, store, WalletKeys.fromSeed(seed, options.network));
+    await app.syncWallet();
+    return app;
+  }
+
+  /** Syncs the wallet with the chain and saves its state. */
+  async syncWallet(): Promise<void> {
+    await this.wallet.sync();
+    await this.saveWallet();
+  }
+
+  async saveWallet(): Promise<void> {
+    await this.store.putMeta(META_WALLET, encodeState(this.wallet.state()));
+  }
+
+  /** Id of the channel commands act on, if any. */
+  async currentChannelId(): Promise<string | undefined> {
+    return this.store.getMeta(META_CURRENT);
+  }
+
+  /**
+   * Opens a channel to the payee at `url` (ws://…/v1/ws) and waits until it is open.
+   * `onWaiting` is told when the funding waits for confirmations.
+   */
+  async openChannel(url: string, open: OpenOptions, onWaiting?: (fundingTxid: string) => void): Promise<ConnectedChannel> {
+    const channelKey = this.wallet.nextChannelKey();
+    await this.saveWallet(); // the key index is spent even if the open fails
+    const holder: { client?: PayerClient } = {};
+    const link = connectPayee(url, { onMessage: (t) => holder.client?.receive(t), onOpen: () => holder.client?.resume(), log: this.options.log });
+    const client = new PayerClient(this.clientOptions(channelKey, link));
+    holder.client = client;
+    await link.ready();
+    const opened = client.open(open);
+    void client
+      .waitFor((s) => s.type === 'AwaitingOpen')
+      .then(async () => {
+        await this.store.putMeta(metaUrl(client.id!), url);
+        await this.store.putMeta(META_CURRENT, client.id!);
+        await this.saveWallet();
+        onWaiting?.(client.channel.funding.txid);
+      })
+      .catch(() => undefined);
+    await opened;
+    return { client, link, url };
+  }
+
+  /**
+   * Reconnects to the current channel's payee and resumes (resends what was not acknowledged).
+   * @throws Error if there is no current channel.
+   */
+  async resumeChannel(): Promise<ConnectedChannel> {
+    const tempId = await this.currentChannelId();
+    if (!tempId) throw new Error('no channel yet: open one with paychan payer open URL --capacity SAT');
+    const url = await this.store.getMeta(metaUrl(tempId));
+    if (!url) throw new Error(`channel ${tempId} has no payee URL on record`);
+    const saved = (await this.store.loadPayerChannels()).find((c) => c.tempId === tempId);
+    if (!saved || saved.state.type === 'Aborted') throw new Error(`channel ${tempId} is not usable (${saved?.state.type ?? 'missing'})`);
+    const index = saved.state.proposal.keyIndex;
+    const key = this.keys.channelKey(index);
+    const holder: { client?: PayerClient } = {};
+    const link = connectPayee(url, { onMessage: (t) => holder.client?.receive(t), onOpen: () => holder.client?.resume(), log: this.options.log });
+    const client = await PayerClient.restore(this.clientOptions({ ...key, index }, link), tempId);
+    holder.client = client;
+    await link.ready();
+    return { client, link, url };
+  }
+
+  /** Loads the current channel's client without connecting (for status and refunds). */
+  async currentClientOffline(): Promise<PayerClient> {
+    const tempId = await this.currentChannelId();
+    if (!tempId) throw new Error('no channel yet: open one with paychan payer open URL --capacity SAT');
+    const saved = (await this.store.loadPayerChannels()).find((c) => c.tempId === tempId);
+    if (!saved) throw new Error(`channel ${tempId} is missing from the store`);
+    const index = saved.state.proposal.keyIndex;
+    return PayerClient.restore(this.clientOptions({ ...this.keys.channelKey(index), index }, { send: () => undefined }), tempId);
+  }
+
+  async close(): Promise<void> {
+    await this.saveWallet();
+    await this.store.close();
+  }
+
+  private clientOptions(channelKey: ReturnType<Wallet['nextChannelKey']>, link: { send: WsPeerLink['send'] }) {
+    return {
+      secp: secp256k1(),
+      policy: payerPolicy({ network: this.options.network }),
+      network: this.options.network,
+      backend: this.options.backend,
+      wallet: this.wallet,
+      channelKey,
+      payoutScript: baddress.toOutputScript(this.wallet.changeAddress(), bitcoinjsNetwork(this.options.network)),
+      link,
+      store: this.store,
+      fundingFeeRateSatPerVb: this.options.fundingFeeRateSatPerVb,
+      random16: () => randomBytes(16),
+      log: this.options.log,
+    };
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Option resolution shared by every command: a flag wins over the environment (`PAYCHAN_` +
+ * the flag name in upper snake case, e.g. `--rpc-url` → `PAYCHAN_RPC_URL`), which wins over a
+ * JSON config file (`--config FILE` or `PAYCHAN_CONFIG`, keys are flag names), which wins over
+ * the default. Values are validated once, here, with messages that say what was wrong.
+ */
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { isNetworkName, type NetworkName } from '../protocol/network.js';
+
+export class UsageError extends Error {}
+
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string | boolean }>;
+
+export interface Parsed {
+  readonly positionals: string[];
+  /** The resolved value of a string option, or undefined. */
+  str(name: string): string | undefined;
+  flag(name: string): boolean;
+}
+
+export const COMMON_OPTIONS: OptionSpec = {
+  config: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+};
+
+export const NODE_OPTIONS: OptionSpec = {
+  network: { type: 'string', default: 'regtest' },
+  'rpc-url': { type: 'string' },
+  'rpc-user': { type: 'string' },
+  'rpc-pass': { type: 'string' },
+  mainnet: { type: 'boolean' },
+};
+
+/** @throws UsageError for unknown flags, a missing config file or a malformed one. */
+export function parse(argv: string[], spec: OptionSpec): Parsed {
+  const options = Object.fromEntries(Object.entries({ ...COMMON_OPTIONS, ...spec }).map(([k, v]) => [k, { type: v.type, ...(v.short ? { short: v.short } : {}) }]));
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const configPath = (values.config as string | undefined) ?? process.env.PAYCHAN_CONFIG;
+  let file: Record<string, unknown> = {};
+  if (configPath) {
+    try {
+      file = JSON.parse(fs.readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new UsageError(`cannot read config file ${configPath}: ${(err as Error).message}`);
+    }
+  }
+  const envName = (name: string) => `PAYCHAN_${name.toUpperCase().replace(/-/g, '_')}`;
+  const resolve = (name: string): string | boolean | undefined => {
+    if (values[name] !== undefined) return values[name];
+    const env = process.env[envName(name)];
+    if (env !== undefined && env !== '') return spec[name]?.type === 'boolean' ? env === '1' || env === 'true' : env;
+    if (file[name] !== undefined) return spec[name]?.type === 'boolean' ? file[name] === true : String(file[name]);
+    return spec[name]?.default ?? COMMON_OPTIONS[name]?.default;
+  };
+  return {
+    positionals: parsed.positionals,
+    str: (name) => {
+      const v = resolve(name);
+      return typeof v === 'string' ? v : undefined;
+    },
+    flag: (name) => resolve(name) === true,
+  };
+}
+
+/** @throws UsageError unless the network is known, and mainnet was asked for explicitly. */
+export function networkOf(p: Parsed): NetworkName {
+  const network = p.str('network') ?? 'regtest';
+  if (!isNetworkName(network)) throw new UsageError(`--network must be regtest, signet, testnet or mainnet, got '${network}'`);
+  if (network === 'mainnet' && !p.flag('mainnet')) throw new UsageError('mainnet moves real money: add --mainnet to confirm');
+  return network;
+}
+
+export function positiveInt(name: string, value: string | undefined, fallback?: number): number {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (value === undefined || !/^[1-9][0-9]{0,8}$/.test(value)) throw new UsageError(`${name} must be a positive whole number, got '${value ?? ''}'`);
+  return Number(value);
+}
+
+/** Satoshis, or bitcoins with a `btc` suffix (`0.5btc`). */
+export function amountSat(name: string, value: string | undefined, fallback?: bigint): bigint {
+  if (value === undefined && fallback !== undefined) return fallback;
+  const v = value ?? '';
+  const btc = /^([0-9]{1,8})(?:\.([0-9]{1,8}))?btc$/i.exec(v);
+  if (btc) {
+    const sat = BigInt(btc[1]!) * 100_000_000n + BigInt((btc[2] ?? '').padEnd(8, '0') || '0');
+    if (sat > 0n) return sat;
+  }
+  if (/^[1-9][0-9]{0,15}$/.test(v)) return BigInt(v);
+  throw new UsageError(`${name} must be a positive amount in satoshis (or like 0.5btc), got '${v}'`);
+}
+
+export function feeRate(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || !(n >= 1 && n <= 1000)) throw new UsageError(`${name} must be a fee rate in sat/vB between 1 and 1000, got '${value}'`);
+  return n;
+}
+
+/** `HOST:PORT` → parts. */
+export function hostPort(name: string, value: string): { host: string; port: number } {
+  const m = /^(.+):([0-9]{1,5})$/.exec(value);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`${name} must be HOST:PORT, got '${value}'`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+/** Human lines go to stderr when --json is on, so stdout's last line is the JSON. */
+export function logger(p: Parsed): (line: string) => void {
+  const json = p.flag('json');
+  return (line) => (json ? process.stderr : process.stdout).write(`${line}\n`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))}\n`);
+}

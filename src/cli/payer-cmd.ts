@@ -1,0 +1,218 @@
+/**
+ * `paychan payer ...` — the payer: a wallet and its channels in a data dir, acting on the
+ * current (last opened) channel.
+ */
+import path from 'node:path';
+import type { ChainBackend } from '../chain/backend.js';
+import { paychanHome } from '../app/files.js';
+import { connectNode } from '../app/node-connection.js';
+import { PayerApp, type ConnectedChannel } from '../app/payer-app.js';
+import { createPayingFetch } from '../payer/paying-fetch.js';
+import type { PayerClient } from '../payer/payer-client.js';
+import { VARIANTS, type Variant } from '../protocol/scripts.js';
+import { NODE_OPTIONS, amountSat, feeRate, logger, networkOf, parse, positiveInt, printJson, UsageError, type Parsed } from './options.js';
+
+export const PAYER_HELP = `paychan payer — pay through a channel
+
+Usage:
+  paychan payer address                  a fresh address of the payer's wallet, and its balance
+  paychan payer open URL --capacity SAT [--variant spilman-v1|spilman-v2] [--expiry-blocks N]
+                                         open a channel to the payee at URL (ws://HOST:PORT/v1/ws)
+  paychan payer pay AMOUNT [--count N]   pay AMOUNT satoshis (N times, pipelined) on the current channel
+  paychan payer fetch URL [--count N] [--max-price SAT] [--capacity SAT]
+                                         GET a priced URL N times, paying its HTTP 402 through the
+                                         current channel (or a new one of --capacity)
+  paychan payer status                   the current channel, as the payer and the payee see it
+  paychan payer close                    ask the payee to close the channel now, wait for the close
+  paychan payer refund [--fee-rate R]    after expiry: take the capacity back with the refund
+
+Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
+  --network, --rpc-url, --rpc-user, --rpc-pass   as for 'paychan payee serve' (default: the
+                      local node of 'paychan regtest start')
+  --data-dir DIR      wallet seed (mode 0600) and database; default $PAYCHAN_HOME/payer
+  --fee-rate SAT/VB   fee rate for funding and refunds; default 2
+  --json              print one JSON object as the last line of stdout
+`;
+
+const PAYER_OPTIONS = {
+  ...NODE_OPTIONS,
+  'data-dir': { type: 'string' as const },
+  'fee-rate': { type: 'string' as const },
+  capacity: { type: 'string' as const },
+  variant: { type: 'string' as const },
+  'expiry-blocks': { type: 'string' as const },
+  count: { type: 'string' as const },
+  'max-price': { type: 'string' as const },
+};
+
+/** Polls until `check` holds, printing `waiting` every 10 s (people need to know to mine). */
+async function waitWithProgress(check: () => Promise<boolean> | boolean, waiting: string, log: (l: string) => void, timeoutMs = 30 * 60_000): Promise<void> {
+  const started = Date.now();
+  let lastSaid = 0;
+  while (!(await check())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`gave up after ${timeoutMs / 60_000} min: ${waiting}`);
+    if (Date.now() - lastSaid >= 10_000) {
+      log(waiting);
+      lastSaid = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function variantOf(p: Parsed): Variant {
+  const v = p.str('variant') ?? 'spilman-v1';
+  if (!(VARIANTS as readonly string[]).includes(v)) throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')}, got '${v}'`);
+  return v as Variant;
+}
+
+async function openChannel(app: PayerApp, backend: ChainBackend, url: string, p: Parsed, log: (l: string) => void): Promise<ConnectedChannel> {
+  const capacitySat = amountSat('--capacity', p.str('capacity'));
+  const balance = app.wallet.balance().confirmedSat;
+  if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${app.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
+  log(`opening a ${variantOf(p)} channel of ${capacitySat} sat to ${url}`);
+  let fundingTxid: string | undefined;
+  const progress = setInterval(() => {
+    if (fundingTxid) log(`waiting for the funding ${fundingTxid} to confirm (on regtest: paychan regtest mine 1)`);
+  }, 10_000);
+  try {
+    const channel = await app.openChannel(url, { variant: variantOf(p), capacitySat, expiryBlocks: positiveInt('--expiry-blocks', p.str('expiry-blocks'), 144) }, (txid) => {
+      fundingTxid = txid;
+      log(`funding ${txid} broadcast by the payee; waiting for confirmation (on regtest: paychan regtest mine 1)`);
+    });
+    void backend;
+    return channel;
+  } finally {
+    clearInterval(progress);
+  }
+}
+
+function summary(client: PayerClient) {
+  const s = client.state;
+  if (!s) return { state: 'none' };
+  const base = { tempId: client.id, state: s.type, variant: s.proposal.variant, capacitySat: s.proposal.capacitySat, expiryHeight: s.proposal.expiryHeight };
+  if (!('channel' in s)) return base;
+  return {
+    ...base,
+    channelId: s.channel.id,
+    fundingTxid: s.channel.funding.txid,
+    signedSat: 'signedTotalSat' in s ? s.signedTotalSat : 0n,
+    ackedSat: 'ackedTotalSat' in s ? s.ackedTotalSat : 0n,
+    ...(s.type === 'Closed' ? { closeTxid: s.closeTxid } : {}),
+  };
+}
+
+export async function payerCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, PAYER_OPTIONS);
+  const [sub, ...args] = p.positionals;
+  if (p.flag('help') || sub === undefined || sub === 'help') {
+    process.stdout.write(PAYER_HELP);
+    return 0;
+  }
+  if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'refund'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
+  const network = networkOf(p);
+  const log = logger(p);
+  const json = p.flag('json');
+  const fee = feeRate('--fee-rate', p.str('fee-rate'), 2);
+  // Validate arguments before touching the node or the disk.
+  if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --capacity SAT');
+  if (sub === 'pay' && args.length !== 1) throw new UsageError('usage: paychan payer pay AMOUNT [--count N]');
+  if (sub === 'fetch' && args.length !== 1) throw new UsageError('usage: paychan payer fetch URL [--count N]');
+  const amount = sub === 'pay' ? amountSat('AMOUNT', args[0]) : 0n;
+  const count = positiveInt('--count', p.str('count'), 1);
+  const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
+  const app = await PayerApp.open({ network, backend, dataDir: p.str('data-dir') ?? path.join(paychanHome(), 'payer'), fundingFeeRateSatPerVb: fee, log: (l) => log(`payer: ${l}`) });
+  let connected: ConnectedChannel | undefined;
+  try {
+    switch (sub) {
+      case 'address': {
+        const address = app.wallet.receiveAddress();
+        const b = app.wallet.balance();
+        if (json) printJson({ address, ...b });
+        else log(`${address}\n  spendable ${b.confirmedSat} sat, unconfirmed ${b.unconfirmedSat} sat, immature ${b.immatureSat} sat`);
+        return 0;
+      }
+      case 'open': {
+        connected = await openChannel(app, backend, args[0]!, p, log);
+        const s = summary(connected.client);
+        if (json) printJson(s);
+        else log(`channel ${connected.client.channel.id} is open`);
+        return 0;
+      }
+      case 'pay': {
+        connected = await app.resumeChannel();
+        const client = connected.client;
+        await client.waitFor((s) => s.type === 'Open' || s.type === 'Closed');
+        const started = performance.now();
+        const pays: Promise<bigint>[] = [];
+        for (let i = 0; i < count; i++) pays.push(client.pay(amount));
+        const totals = await Promise.all(pays);
+        const elapsedMs = performance.now() - started;
+        const total = totals[totals.length - 1]!;
+        if (json) printJson({ ...summary(client), paidNowSat: amount * BigInt(count), totalSat: total, payments: count, elapsedMs: Math.round(elapsedMs), paymentsPerSec: Math.round(count / (elapsedMs / 1000)) });
+        else log(`paid ${amount * BigInt(count)} sat in ${count} payment(s); ${total} sat acknowledged in total on ${client.channel.id}`);
+        return 0;
+      }
+      case 'fetch': {
+        const maxPriceSat = amountSat('--max-price', p.str('max-price'), 1_000n);
+        const payingFetch = createPayingFetch({
+          maxPriceSat,
+          channelFor: async (offer) => {
+            const current = await app.currentChannelId();
+            if (current) {
+              connected = await app.resumeChannel();
+              if (connected.url === offer.channelUrl && connected.client.state?.type === 'Open') return connected.client;
+              connected.link.close();
+            }
+            if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
+            connected = await openChannel(app, backend, offer.channelUrl, p, log);
+            return connected.client;
+          },
+        });
+        let last: unknown;
+        for (let i = 0; i < count; i++) {
+          const res = await payingFetch(args[0]!);
+          if (!res.ok) throw new Error(`GET ${args[0]} answered ${res.status}: ${await res.text()}`);
+          last = await res.json();
+        }
+        const s = connected ? summary(connected.client) : {};
+        if (json) printJson({ ...s, paidRequests: count, lastResponse: last });
+        else log(`${count} paid request(s) to ${args[0]}; last answer: ${JSON.stringify(last)}`);
+        return 0;
+      }
+      case 'status': {
+        const client = await app.currentClientOffline();
+        const s = summary(client);
+        if (json) printJson(s);
+        else for (const [k, v] of Object.entries(s)) log(`${k.padEnd(14)} ${String(v)}`);
+        return 0;
+      }
+      case 'close': {
+        connected = await app.resumeChannel();
+        const client = connected.client;
+        await client.waitFor((s) => s.type === 'Open' || s.type === 'Closed');
+        if (client.state?.type === 'Open') client.requestClose();
+        await client.waitFor((s) => s.type === 'Closed');
+        const s = client.state;
+        if (s?.type !== 'Closed') throw new Error('unreachable');
+        await waitWithProgress(async () => ((await backend.getTransaction(s.closeTxid))?.confirmations ?? 0) >= 1, `waiting for the close ${s.closeTxid} to confirm (on regtest: paychan regtest mine 1)`, log);
+        await app.syncWallet();
+        if (json) printJson({ ...summary(client), confirmations: (await backend.getTransaction(s.closeTxid))?.confirmations ?? 0 });
+        else log(`closed: ${s.closeTxid} confirmed; ${s.channel.capacitySat - s.ackedTotalSat} sat back to the payer`);
+        return 0;
+      }
+      case 'refund': {
+        const client = await app.currentClientOffline();
+        const refund = await client.refund(fee);
+        if (json) printJson({ ...summary(client), refundTxid: refund.txid, refundFeeSat: refund.feeSat, refundVsize: refund.vsize });
+        else log(`refund ${refund.txid} broadcast (fee ${refund.feeSat} sat); it confirms with the next block`);
+        return 0;
+      }
+    }
+    return 0;
+  } finally {
+    connected?.link.close();
+    if (connected) await connected.client.drain();
+    await app.close();
+    await backend.close();
+  }
+}

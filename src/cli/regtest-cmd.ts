@@ -1,0 +1,204 @@
+/**
+ * `paychan regtest start|stop|run|mine|fund|build` — a local regtest node for development.
+ *
+ * `start` launches `paychan regtest run` in the background: a small supervisor that starts
+ * btcd on a kept datadir under $PAYCHAN_HOME/regtest (the chain survives restarts), mines the
+ * first 101 blocks to a faucet wallet, writes node.json (RPC URL and credentials) for the other
+ * commands, and stops btcd when told to (or when it dies: btcd runs under a watchdog).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startBtcdRegtest } from '../chain/regtest/btcd-node.js';
+import { ensureBtcd } from '../chain/regtest/btcd-build.js';
+import { RpcClient } from '../chain/rpc-client.js';
+import { connectRpcBackend } from '../chain/rpc-backend.js';
+import { secp256k1 } from '../crypto/index.js';
+import { WalletKeys } from '../wallet/keys.js';
+import { Wallet } from '../wallet/wallet.js';
+import { ensurePrivateDir, loadOrCreateSeed, paychanHome } from '../app/files.js';
+import { localNodeInfoPath, readLocalNodeInfo, type LocalNodeInfo } from '../app/node-connection.js';
+import { amountSat, logger, parse, positiveInt, printJson, UsageError } from './options.js';
+
+export const REGTEST_HELP = `paychan regtest — a local regtest node (btcd) for development
+
+Usage:
+  paychan regtest start          start the node in the background; prints its RPC URL and credentials
+  paychan regtest stop           stop it
+  paychan regtest mine N         mine N blocks (to the faucet wallet)
+  paychan regtest fund ADDRESS AMOUNT
+                                 send AMOUNT (satoshis, or e.g. 0.5btc) from the faucet, and mine it
+  paychan regtest run            run the node in the foreground (what start runs)
+  paychan regtest build          build the pinned btcd into .cache/ (first use does this too)
+
+The node keeps its chain in $PAYCHAN_HOME/regtest (default ~/.paychan/regtest), listens on
+127.0.0.1 only, and is found there by the payee and payer commands when --rpc-url is not given.
+Options: --json (machine-readable output), -h/--help.
+`;
+
+const regtestDir = () => path.join(paychanHome(), 'regtest');
+
+function faucetKeys(): { seed: Uint8Array; keys: WalletKeys } {
+  const seed = loadOrCreateSeed(path.join(regtestDir(), 'faucet-seed'));
+  return { seed, keys: WalletKeys.fromSeed(seed, 'regtest') };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function runningNode(): LocalNodeInfo | null {
+  const info = readLocalNodeInfo();
+  return info && alive(info.supervisorPid) ? info : null;
+}
+
+function requireNode(): LocalNodeInfo {
+  const info = runningNode();
+  if (!info) throw new Error('no local regtest node is running: start one with paychan regtest start');
+  return info;
+}
+
+async function run(log: (l: string) => void): Promise<number> {
+  ensurePrivateDir(regtestDir());
+  const { keys } = faucetKeys();
+  const miningAddress = keys.address('receive', 0).address;
+  const datadir = ensurePrivateDir(path.join(regtestDir(), 'btcd'));
+  const node = await startBtcdRegtest({ miningAddress, datadir, log });
+  const tip = await node.backend.getTip();
+  if (tip.height < 101) {
+    log(`mining ${101 - tip.height} blocks so the faucet has a mature coinbase`);
+    await node.mine(101 - tip.height);
+  }
+  const info: LocalNodeInfo = { url: node.rpcUrl, user: node.rpcUser, pass: node.rpcPass, pid: node.pid, supervisorPid: process.pid, miningAddress, datadir };
+  fs.writeFileSync(localNodeInfoPath(), JSON.stringify(info, null, 2), { mode: 0o600 });
+  log(`regtest node ready at ${node.rpcUrl}`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  fs.rmSync(localNodeInfoPath(), { force: true });
+  await node.stop();
+  return 0;
+}
+
+async function start(json: boolean, log: (l: string) => void): Promise<number> {
+  const existing = runningNode();
+  if (!existing) {
+    ensurePrivateDir(regtestDir());
+    fs.rmSync(localNodeInfoPath(), { force: true });
+    await ensureBtcd({ onProgress: log });
+    const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'paychan.js');
+    const out = fs.openSync(path.join(regtestDir(), 'node.log'), 'a', 0o600);
+    const child = spawn(process.execPath, [bin, 'regtest', 'run'], { detached: true, stdio: ['ignore', out, out], env: process.env });
+    child.unref();
+    log('starting the regtest node…');
+    const deadline = Date.now() + 120_000;
+    while (!runningNode()) {
+      if (!alive(child.pid!)) throw new Error(`the regtest node failed to start; see ${path.join(regtestDir(), 'node.log')}`);
+      if (Date.now() > deadline) throw new Error(`the regtest node did not start within 120 s; see ${path.join(regtestDir(), 'node.log')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  const info = requireNode();
+  if (json) printJson({ rpcUrl: info.url, rpcUser: info.user, rpcPass: info.pass, network: 'regtest', datadir: info.datadir, alreadyRunning: existing !== null });
+  else {
+    log(existing ? 'a regtest node is already running' : 'regtest node started');
+    log(`  RPC URL:   ${info.url}`);
+    log(`  RPC user:  ${info.user}`);
+    log(`  RPC pass:  ${info.pass}`);
+    log(`  chain:     ${info.datadir}`);
+    log('Other paychan commands find it on their own; stop it with: paychan regtest stop');
+  }
+  return 0;
+}
+
+async function stop(log: (l: string) => void): Promise<number> {
+  const info = runningNode();
+  if (!info) {
+    log('no local regtest node is running');
+    return 0;
+  }
+  process.kill(info.supervisorPid, 'SIGTERM');
+  const deadline = Date.now() + 30_000;
+  while (alive(info.supervisorPid) || alive(info.pid)) {
+    if (Date.now() > deadline) throw new Error(`the regtest node (pid ${info.pid}) did not stop within 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  log('regtest node stopped');
+  return 0;
+}
+
+async function mine(blocks: number, json: boolean, log: (l: string) => void): Promise<number> {
+  const info = requireNode();
+  const rpc = new RpcClient({ url: info.url, user: info.user, pass: info.pass, timeoutMs: 120_000 });
+  try {
+    await rpc.call('generate', [blocks]);
+    const tip = (await rpc.call('getblockcount')) as number;
+    if (json) printJson({ mined: blocks, height: tip });
+    else log(`mined ${blocks} block(s); height ${tip}`);
+  } finally {
+    rpc.close();
+  }
+  return 0;
+}
+
+async function fund(address: string, amount: bigint, json: boolean, log: (l: string) => void): Promise<number> {
+  const info = requireNode();
+  const backend = await connectRpcBackend({ url: info.url, user: info.user, pass: info.pass, network: 'regtest' });
+  const rpc = new RpcClient({ url: info.url, user: info.user, pass: info.pass, timeoutMs: 120_000 });
+  try {
+    const { seed } = faucetKeys();
+    const faucet = await Wallet.open({ seed, network: 'regtest', backend, secp: secp256k1() });
+    await faucet.sync();
+    if (faucet.balance().confirmedSat < amount + 10_000n) {
+      log('the faucet is low; mining 101 blocks');
+      await rpc.call('generate', [101]);
+      await faucet.sync();
+    }
+    const sent = await faucet.send(address, amount, 2);
+    await rpc.call('generate', [1]);
+    if (json) printJson({ txid: sent.txid, address, amountSat: amount, confirmations: 1 });
+    else log(`sent ${amount} sat to ${address} in ${sent.txid} (mined, 1 confirmation)`);
+  } finally {
+    rpc.close();
+    await backend.close();
+  }
+  return 0;
+}
+
+export async function regtestCommand(argv: string[]): Promise<number> {
+  const p = parse(argv, {});
+  const [sub, ...args] = p.positionals;
+  const log = logger(p);
+  if (p.flag('help') || sub === undefined || sub === 'help') {
+    process.stdout.write(REGTEST_HELP);
+    return 0;
+  }
+  switch (sub) {
+    case 'start':
+      return start(p.flag('json'), log);
+    case 'run':
+      return run(log);
+    case 'stop':
+      return stop(log);
+    case 'mine':
+      return mine(positiveInt('N', args[0]), p.flag('json'), log);
+    case 'fund': {
+      if (args.length !== 2) throw new UsageError('usage: paychan regtest fund ADDRESS AMOUNT');
+      return fund(args[0]!, amountSat('AMOUNT', args[1]), p.flag('json'), log);
+    }
+    case 'build': {
+      const bins = await ensureBtcd({ onProgress: log });
+      process.stdout.write(`${bins.btcd}\n`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown regtest command '${sub}'`);
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The {@link Paywall} as middleware: for Node's `http` (Connect/Express-style `(req, res, next)`)
+ * and for Hono. Both answer `402 Payment Required` with a JSON {@link PaymentRequiredBody}, and
+ * on success set `Paychan-Ack: <channelId> <total>` (the payee stored the payment) and
+ * `Paychan-Credit: <sat>` before the route runs.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { MiddlewareHandler } from 'hono';
+import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER, type Paywall } from './paywall.js';
+
+export interface RoutePrice<Req> {
+  /** Price of the request before it runs (satoshis). */
+  readonly priceSat: (req: Req) => bigint;
+  /**
+   * For metered routes: the final price once the response is done (e.g. per byte sent). The
+   * difference to `priceSat` is credited or owed on the channel (see Paywall.settle).
+   */
+  readonly meterSat?: (req: Req, res: ServerResponse) => bigint;
+}
+
+/** Node `http` middleware: `paywallMiddleware(paywall, { priceSat: () => 10n })(req, res, next)`. */
+export function paywallMiddleware(paywall: Paywall, price: RoutePrice<IncomingMessage>) {
+  return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    const header = req.headers[PAYMENT_HEADER];
+    const priceSat = price.priceSat(req);
+    void paywall.admit(Array.isArray(header) ? header[0] : header, priceSat).then(
+      (admission) => {
+        if (!admission.ok) {
+          res.writeHead(402, { 'content-type': 'application/json' }).end(JSON.stringify(admission.body));
+          return;
+        }
+        res.setHeader(ACK_HEADER, `${admission.channelId} ${admission.totalSat}`);
+        res.setHeader(CREDIT_HEADER, admission.creditSat.toString());
+        if (price.meterSat) {
+          const meter = price.meterSat;
+          res.once('finish', () => paywall.settle(admission.channelId, priceSat, meter(req, res)));
+        }
+        next();
+      },
+      (err: unknown) => {
+        res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'INTERNAL_ERROR', message: String(err) }));
+      },
+    );
+  };
+}
+
+/** Hono middleware: `app.use('/api/*', paywallHono(paywall, { priceSat: () => 10n }))`. */
+export function paywallHono(paywall: Paywall, price: { priceSat: (c: Parameters<MiddlewareHandler>[0]) => bigint }): MiddlewareHandler {
+  return async (c, next) => {
+    const priceSat = price.priceSat(c);
+    const admission = await paywall.admit(c.req.header(PAYMENT_HEADER), priceSat);
+    if (!admission.ok) return c.json(admission.body, 402);
+    c.header(ACK_HEADER, `${admission.channelId} ${admission.totalSat}`);
+    c.header(CREDIT_HEADER, admission.creditSat.toString());
+    await next();
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * Pay-per-request HTTP (HTTP 402): a {@link Paywall} admits a request when it carries a fresh
+ * channel payment in the `Paychan-Payment` header that covers the route's price.
+ *
+ * The payment is an ordinary channel payment (a new, higher total signed by the payer); the
+ * payee verifies and durably stores it like any other before the request is served. The paywall
+ * keeps per-channel books: `creditSat` = what headers paid − what requests were charged.
+ * - A header whose total is not above the last one this paywall accepted is refused: equal is
+ *   `PAYMENT_REPLAYED`, lower is `AMOUNT_NOT_INCREASING` (a header can buy one request only).
+ * - A valid payment too small for the price is still stored (the money is the payee's) and
+ *   becomes credit; the 402 says how much more is owed.
+ * - Metered routes charge after the response (`settle`); a charge above the upfront price leaves
+ *   a debt (negative credit) the next request must cover.
+ * Books live in memory: after a payee restart unspent credit (at most one prepayment per
+ * channel) is forgotten; payments themselves are in the store. See docs/http-402.md.
+ */
+import type { PayeeService } from '../payee/payee-service.js';
+import { toHex } from '../protocol/bytes.js';
+import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
+import { decodeMessage, type MessageOf } from '../protocol/messages.js';
+import type { NetworkName } from '../protocol/network.js';
+
+export const PAYMENT_HEADER = 'paychan-payment';
+export const ACK_HEADER = 'paychan-ack';
+export const CREDIT_HEADER = 'paychan-credit';
+
+const HEADER_RE = /^channel=([0-9a-f]{64}:[0-9]{1,5}), total=(0|[1-9][0-9]{0,15}), sig=([0-9a-f]{128})$/;
+
+/** The JSON body of every 402 answer. */
+export interface PaymentRequiredBody {
+  readonly code: ProtocolErrorCode | 'PAYMENT_REQUIRED' | 'INSUFFICIENT_PAYMENT';
+  readonly message: string;
+  /** Price of this request, satoshis (decimal string). */
+  readonly priceSat: string;
+  /**
+   * What the next payment on this channel must add for this request, satoshis: the price, less
+   * unspent credit, plus any metered debt. Equals `priceSat` for a new channel.
+   */
+  readonly dueSat: string;
+  /** WebSocket URL where a payer opens a channel with this payee. */
+  readonly channelUrl: string;
+  readonly network: NetworkName;
+  readonly header: string;
+}
+
+export type Admission =
+  | { readonly ok: true; readonly channelId: string; readonly totalSat: bigint; readonly creditSat: bigint }
+  | { readonly ok: false; readonly body: PaymentRequiredBody };
+
+interface Books {
+  lastTotalSat: bigint;
+  creditSat: bigint;
+  chargedSat: bigint;
+  /** Admissions of one channel run one at a time. */
+  queue: Promise<unknown>;
+}
+
+export interface PaywallOptions {
+  readonly payee: PayeeService;
+  readonly channelUrl: string;
+  readonly network: NetworkName;
+}
+
+/** Formats a payment for the `Paychan-Payment` header. */
+export function formatPaymentHeader(payment: MessageOf<'payment'>): string {
+  return `channel=${payment.channelId}, total=${payment.totalSat}, sig=${toHex(payment.signature)}`;
+}
+
+/**
+ * Parses a `Paychan-Payment` header into a payment message (through the wire schema).
+ * @throws ProtocolError MALFORMED_MESSAGE.
+ */
+export function parsePaymentHeader(value: string): MessageOf<'payment'> {
+  const m = HEADER_RE.exec(value.trim());
+  if (!m) throw new ProtocolError('MALFORMED_MESSAGE', `expected 'channel=<txid:vout>, total=<sat>, sig=<128 hex>'`);
+  const message = decodeMessage(JSON.stringify({ v: 1, type: 'payment', channelId: m[1], totalSat: m[2], signature: m[3] }));
+  if (message.type !== 'payment') throw new ProtocolError('MALFORMED_MESSAGE', 'not a payment');
+  return message;
+}
+
+export class Paywall {
+  private readonly books = new Map<string, Books>();
+
+  constructor(private readonly options: PaywallOptions) {}
+
+  /** What this paywall has charged and holds as credit on `channelId`. */
+  account(channelId: string): { chargedSat: bigint; creditSat: bigint; lastTotalSat: bigint } | undefined {
+    const b = this.books.get(channelId);
+    return b && { chargedSat: b.chargedSat, creditSat: b.creditSat, lastTotalSat: b.lastTotalSat };
+  }
+
+  /** Decides on one request of price `priceSat` carrying `header` (the header's value, if any). */
+  admit(header: string | undefined, priceSat: bigint): Promise<Admission> {
+    if (header === undefined || header === '') return Promise.resolve(this.refuse('PAYMENT_REQUIRED', 'this resource costs satoshis: pay through a channel', priceSat, priceSat));
+    let payment: MessageOf<'payment'>;
+    try {
+      payment = parsePaymentHeader(header);
+    } catch (err) {
+      return Promise.resolve(this.refuse('MALFORMED_MESSAGE', (err as Error).message, priceSat, priceSat));
+    }
+    const books = this.booksOf(payment.channelId);
+    const result = books.queue.then(() => this.admitInOrder(books, payment, priceSat));
+    books.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Records the final price of a metered request admitted at `upfrontSat`. */
+  settle(channelId: string, upfrontSat: bigint, actualSat: bigint): void {
+    const books = this.booksOf(channelId);
+    books.creditSat -= actualSat - upfrontSat;
+    books.chargedSat += actualSat - upfrontSat;
+  }
+
+  private async admitInOrder(books: Books, payment: MessageOf<'payment'>, priceSat: bigint): Promise<Admission> {
+    const due = () => (priceSat > books.creditSat ? priceSat - books.creditSat : 0n);
+    if (payment.totalSat === books.lastTotalSat) return this.refuse('PAYMENT_REPLAYED', 'this payment already paid for a request; sign a higher total', priceSat, due());
+    if (payment.totalSat < books.lastTotalSat) return this.refuse('AMOUNT_NOT_INCREASING', `total ${payment.totalSat} is below ${books.lastTotalSat}, already used`, priceSat, due());
+    const before = this.options.payee.channel(payment.channelId);
+    const paidBefore = before && 'paidSat' in before ? before.paidSat : 0n;
+    const answer = await this.options.payee.submit(payment);
+    if (answer.type === 'error') return this.refuse(answer.code, answer.message, priceSat, due());
+    if (answer.type !== 'payment-ack') return this.refuse('INTERNAL_ERROR', `unexpected ${answer.type}`, priceSat, due());
+    // Stored. Count only what this payment added (a resend of the newest adds nothing).
+    const added = payment.totalSat > paidBefore ? payment.totalSat - paidBefore : 0n;
+    books.lastTotalSat = payment.totalSat;
+    books.creditSat += added;
+    if (books.creditSat < priceSat) {
+      return this.refuse('INSUFFICIENT_PAYMENT', `payment stored as credit (${books.creditSat} sat); this request costs ${priceSat}`, priceSat, due());
+    }
+    books.creditSat -= priceSat;
+    books.chargedSat += priceSat;
+    return { ok: true, channelId: payment.channelId, totalSat: payment.totalSat, creditSat: books.creditSat };
+  }
+
+  private booksOf(channelId: string): Books {
+    let b = this.books.get(channelId);
+    if (!b) this.books.set(channelId, (b = { lastTotalSat: 0n, creditSat: 0n, chargedSat: 0n, queue: Promise.resolve() }));
+    return b;
+  }
+
+  private refuse(code: PaymentRequiredBody['code'], message: string, priceSat: bigint, dueSat: bigint): Admission {
+    return {
+      ok: false,
+      body: {
+        code,
+        message,
+        priceSat: priceSat.toString(),
+        dueSat: dueSat.toString(),
+        channelUrl: this.options.channelUrl,
+        network: this.options.network,
+        header: 'Paychan-Payment: channel=<txid:vout>, total=<sat>, sig=<128 hex>',
+      },
+    };
+  }
+}

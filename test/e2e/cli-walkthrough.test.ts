@@ -1,0 +1,97 @@
+/**
+ * The README's five-minute walkthrough, run as written: every `npx paychan ...` line of the
+ * README is executed here (the port 8420 is swapped for a free one), against a real regtest node
+ * started by `paychan regtest start`, with a payee and payers in separate processes.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { argsOf, freePort, runCli, startCli, stopCli, type CliResult } from '../helpers/cli.js';
+
+const README = fs.readFileSync('README.md', 'utf8');
+let home: string;
+let port: number;
+let env: NodeJS.ProcessEnv;
+let payee: Awaited<ReturnType<typeof startCli>> | undefined;
+
+/** Runs a README line (must appear in the README verbatim) and expects success. */
+async function readme(line: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  expect(README).toContain(line);
+  const args = argsOf(line.replace(/8420/g, String(port)));
+  const result = await runCli(args, { ...env, ...extraEnv });
+  if (result.code !== 0) throw new Error(`${line} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
+  return result;
+}
+
+/** Runs `line` while mining a block every 300 ms (the README's "in terminal 1: mine"). */
+async function withMining(line: string): Promise<CliResult> {
+  let done = false;
+  const miner = (async () => {
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 300));
+      if (!done) await readme('npx paychan regtest mine 1');
+    }
+  })();
+  try {
+    return await readme(line);
+  } finally {
+    done = true;
+    await miner;
+  }
+}
+
+beforeAll(async () => {
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-walkthrough-'));
+  port = await freePort();
+  env = { ...process.env, PAYCHAN_HOME: home };
+});
+
+afterAll(async () => {
+  if (payee) await stopCli(payee.child);
+  await runCli(['regtest', 'stop'], env);
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+describe('README walkthrough', () => {
+  it('node, payee and payer in three processes, as the README says', async () => {
+    const started = await readme('npx paychan regtest start');
+    expect(started.stdout).toMatch(/RPC URL: +http:\/\/127\.0\.0\.1:\d+/);
+
+    expect(README).toContain('npx paychan payee serve');
+    payee = await startCli(['payee', 'serve', '--listen', `127.0.0.1:${port}`], env, /payee listening/);
+
+    const address = (await readme('npx paychan payer address')).stdout.trim().split('\n')[0]!;
+    expect(address).toMatch(/^bcrt1q/);
+    // The README writes ADDRESS for the address the line before printed.
+    expect(README).toContain('npx paychan regtest fund ADDRESS 0.01btc');
+    const funded = await runCli(['regtest', 'fund', address, '0.01btc'], env);
+    expect(funded.code).toBe(0);
+
+    const opened = await withMining('npx paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 100000');
+    expect(opened.stdout).toMatch(/channel [0-9a-f]{64}:\d+ is open/);
+
+    const paid = await readme('npx paychan payer pay 10 --count 100');
+    expect(paid.stdout).toMatch(/1000 sat acknowledged in total/);
+
+    const fetched = await readme('npx paychan payer fetch http://127.0.0.1:8420/v1/paid/hello --count 5');
+    expect(fetched.stdout).toMatch(/5 paid request\(s\)/);
+
+    const status = await readme('npx paychan payer status --json');
+    expect(status.json).toMatchObject({ state: 'Open', ackedSat: 1050, signedSat: 1050 });
+
+    const closed = await withMining('npx paychan payer close');
+    expect(closed.stdout).toMatch(/closed: [0-9a-f]{64} confirmed; 98950 sat back to the payer/);
+
+    // The refund path: a second channel with a short expiry that the payee never closes.
+    await withMining('npx paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 50000 --variant spilman-v2 --expiry-blocks 12');
+    await readme('npx paychan regtest mine 12');
+    const refund = await readme('npx paychan payer refund');
+    expect(refund.stdout).toMatch(/refund [0-9a-f]{64} broadcast/);
+
+    await stopCli(payee.child);
+    payee = undefined;
+    const stopped = await readme('npx paychan regtest stop');
+    expect(stopped.stdout).toMatch(/stopped/);
+  });
+});
