@@ -42,6 +42,11 @@ export interface PayerClientOptions {
   /** The payer's state is saved here before anything that depends on it is sent. */
   readonly store: Store;
   readonly fundingFeeRateSatPerVb: number;
+  /**
+   * Most payments signed and not yet acknowledged; `pay()` waits for a slot beyond it, so a
+   * payer streaming payments never floods the link. Default 1,000.
+   */
+  readonly maxInFlight?: number;
   /** 16 random bytes for the channel's temporary id. */
   readonly random16: () => Uint8Array;
   readonly log?: (line: string) => void;
@@ -67,6 +72,7 @@ export class PeerError extends Error {
   }
 }
 
+type PayWaiter = { total: bigint; resolve: (total: bigint) => void; reject: (e: Error) => void; settled: Promise<unknown> };
 type Waiter = { check: (s: PayerState) => boolean; resolve: () => void; reject: (e: Error) => void };
 
 export class PayerClient {
@@ -78,7 +84,7 @@ export class PayerClient {
    * Pending `pay()` calls in signing order, so in increasing total: an acknowledgement resolves
    * a prefix of them (a list scan per ack would make deep pipelines quadratic).
    */
-  private payWaiters: { total: bigint; resolve: (total: bigint) => void; reject: (e: Error) => void }[] = [];
+  private payWaiters: PayWaiter[] = [];
   /** Effects run one after the other, across steps; a persist is issued when its step runs. */
   private effects: Promise<void> = Promise.resolve();
   private broken: Error | null = null;
@@ -157,11 +163,18 @@ export class PayerClient {
    * @throws RangeError above the agreed maximum, before the channel is open, or for dust change.
    */
   async pay(amountSat: bigint): Promise<bigint> {
+    while (this.payWaiters.length >= (this.options.maxInFlight ?? 1000)) await this.payWaiters[0]!.settled;
     this.step({ type: 'pay', amountSat });
     const s = this.current;
     if (s?.type !== 'Open') throw new Error('unreachable: paid on a channel that is not open');
     const total = s.signedTotalSat;
-    return new Promise<bigint>((resolve, reject) => this.payWaiters.push({ total, resolve, reject }));
+    let waiter!: PayWaiter;
+    const acked = new Promise<bigint>((resolve, reject) => {
+      waiter = { total, resolve, reject, settled: Promise.resolve() };
+    });
+    waiter.settled = acked.catch(() => undefined);
+    this.payWaiters.push(waiter);
+    return acked;
   }
 
   /**

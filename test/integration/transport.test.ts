@@ -324,7 +324,7 @@ describe('limits', () => {
   });
 
   it('validates limits', () => {
-    expect(serverLimits()).toMatchObject({ maxConnections: 1024, maxConnectionsPerAddress: 16, maxSockets: 2112, messagesPerSecond: 2000 });
+    expect(serverLimits()).toMatchObject({ maxConnections: 1024, maxConnectionsPerAddress: 16, maxSockets: 2112, messagesPerSecond: 20_000 });
     expect(serverLimits({ maxConnections: 10, maxConnectionsPerAddress: 2 }).maxSockets).toBe(84);
     expect(() => serverLimits({ maxConnections: 0 })).toThrow(RangeError);
     expect(() => serverLimits({ messagesPerSecond: 1.5 })).toThrow(RangeError);
