@@ -3,7 +3,7 @@
  * current (last opened) channel.
  */
 import path from 'node:path';
-import type { ChainBackend } from '../chain/backend.js';
+import type { ChainBackend, OutpointStatus } from '../chain/backend.js';
 import { paychanHome } from '../app/files.js';
 import { connectNode } from '../app/node-connection.js';
 import { PayerApp, type ConnectedChannel } from '../app/payer-app.js';
@@ -194,10 +194,21 @@ export async function payerCommand(argv: string[]): Promise<number> {
         await client.waitFor((s) => s.type === 'Closed');
         const s = client.state;
         if (s?.type !== 'Closed') throw new Error('unreachable');
-        await waitWithProgress(async () => ((await backend.getTransaction(s.closeTxid))?.confirmations ?? 0) >= 1, `waiting for the close ${s.closeTxid} to confirm (on regtest: paychan regtest mine 1)`, log);
+        // Watch the funding output, not one txid: the payee may replace its close with a higher fee.
+        const seen: { spend?: Extract<OutpointStatus, { state: 'spent' }> } = {};
+        await waitWithProgress(
+          async () => {
+            const status = await backend.getOutpointStatus(s.channel.funding, Math.max(0, s.channel.expiryHeight - 5000));
+            if (status.state === 'spent' && status.confirmations >= 1) seen.spend = status;
+            return seen.spend !== undefined;
+          },
+          `waiting for the close ${s.closeTxid} to confirm (on regtest: paychan regtest mine 1)`,
+          log,
+        );
+        const final = seen.spend!;
         await app.syncWallet();
-        if (json) printJson({ ...summary(client), confirmations: (await backend.getTransaction(s.closeTxid))?.confirmations ?? 0 });
-        else log(`closed: ${s.closeTxid} confirmed; ${s.channel.capacitySat - s.ackedTotalSat} sat back to the payer`);
+        if (json) printJson({ ...summary(client), closeTxid: final.spendingTxid, confirmations: final.confirmations });
+        else log(`closed: ${final.spendingTxid} confirmed; ${s.channel.capacitySat - s.ackedTotalSat} sat back to the payer`);
         return 0;
       }
       case 'refund': {

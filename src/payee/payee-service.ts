@@ -13,10 +13,9 @@
  * are fully serialized: the next input waits until the broadcast is done, and a refused
  * broadcast restores (and re-stores) the state before the step.
  */
-import { BroadcastRejectedError, type ChainBackend } from '../chain/backend.js';
-import { resolveFeeRate } from '../chain/fee-rate.js';
+import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
-import type { SignedClose } from '../protocol/close.js';
+import type { SignedBatchClose } from '../protocol/batch-close.js';
 import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
@@ -25,6 +24,7 @@ import { checkHello, type PayeePolicy } from '../protocol/policy.js';
 import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
 import type { WalletKeys } from '../wallet/keys.js';
+import { Closer } from './closer.js';
 
 export interface PayeeServiceOptions {
   readonly secp: Secp256k1;
@@ -54,11 +54,11 @@ interface Entry {
   broken: Error | null;
 }
 
+/** A funding transaction the payee waits to see confirmed. */
 interface Watch {
   readonly tempId: string;
   readonly txid: string;
   readonly confirmations: number;
-  readonly purpose: 'funding' | 'close';
 }
 
 const KEY_COUNTER = 'payee-channel-key';
@@ -70,9 +70,44 @@ export class PayeeService {
   private watches: Watch[] = [];
   private unsubscribe: (() => void) | null = null;
   private checking = false;
+  private readonly closer: Closer;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
+    const host = {
+      entries: () => [...this.entries].map(([tempId, e]) => ({ tempId, state: e.state })),
+      step: (tempId: string, input: PayeeInput) => {
+        const entry = this.entries.get(tempId);
+        if (!entry) return Promise.reject(new RangeError(`unknown channel ${tempId}`));
+        return this.run(tempId, entry, input, null, true);
+      },
+      restore: async (tempId: string, state: PayeeState) => {
+        const entry = this.entries.get(tempId);
+        if (!entry) return;
+        await entry.inputs;
+        entry.state = state;
+        await options.store.savePayeeChannel(tempId, state);
+      },
+      privateKey: this.ctx.privateKey,
+    };
+    const p = options.policy;
+    this.closer = new Closer(
+      host,
+      options.backend,
+      options.secp,
+      options.payoutScript,
+      {
+        closeMarginBlocks: p.closeMarginBlocks,
+        closeConfirmations: p.closeConfirmations,
+        bumpAfterBlocks: p.bumpAfterBlocks,
+        maxFeeRateSatPerVb: p.maxCloseFeeRateSatPerVb,
+        maxBatch: p.maxCloseBatch,
+        targetBlocks: 2,
+        maxExpiryBlocks: p.maxExpiryBlocks,
+      },
+      options.fallbackFeeRateSatPerVb,
+      (l) => options.log?.(l),
+    );
   }
 
   /**
@@ -86,18 +121,28 @@ export class PayeeService {
       if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
       if ('paidSat' in state) service.lastAcked.set(state.channel.id, state.paidSat);
       if (state.type === 'AwaitingConfirmation') {
-        service.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: options.policy.minFundingConfirmations, purpose: 'funding' });
-      } else if (state.type === 'Closing') {
-        service.watches.push({ tempId, txid: state.close.txid, confirmations: 1, purpose: 'close' });
+        service.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: options.policy.minFundingConfirmations });
       }
     }
     return service;
   }
 
-  /** Starts watching the chain for the confirmations channels wait on. */
+  /**
+   * Starts following the chain: funding confirmations, and the closer (closes due channels,
+   * fee bumps, settlement). The first pass runs at once: a payee that was offline catches up.
+   */
   start(): void {
-    this.unsubscribe ??= this.options.backend.subscribeTips(() => void this.checkWatches());
-    void this.checkWatches();
+    this.unsubscribe ??= this.options.backend.subscribeTips((tip) => void this.onTip(tip));
+    void this.options.backend.getTip().then(
+      (tip) => this.onTip(tip),
+      (err: unknown) => this.options.log?.(`cannot read the tip: ${String(err)}`),
+    );
+  }
+
+  /** What happens on every new tip (also callable directly, e.g. by tests after mining). */
+  async onTip(tip: BlockTip): Promise<void> {
+    await this.checkWatches();
+    await this.closer.tick(tip);
   }
 
   stop(): void {
@@ -176,20 +221,20 @@ export class PayeeService {
   }
 
   /**
-   * Closes a channel with its newest payment, paying the fee from the payee's share; calling it
-   * again on a closing channel replaces the close with a higher-fee version (BIP125).
-   * @throws RangeError if the channel is unknown, not open, has nothing paid, or the close is uneconomic.
-   * @throws BroadcastRejectedError if the node refuses the close.
+   * Closes channels now with their newest payments, in one transaction, paying the fee from the
+   * payee's share; closing channels that are closing replaces their close with a higher-fee
+   * version (BIP125). The closer does this on its own before expiry; this is for "close now".
+   * @throws RangeError if a channel is unknown, not open, has nothing paid, or the close is uneconomic.
+   * @throws BroadcastRejectedError if the node refuses the close (nothing changes).
    */
-  async close(channelId: string, feeRateSatPerVb?: number): Promise<SignedClose> {
-    const tempId = this.tempIdByChannelId.get(channelId);
-    const entry = tempId === undefined ? undefined : this.entries.get(tempId);
-    if (!entry || tempId === undefined) throw new RangeError(`unknown channel ${channelId}`);
-    const rate = feeRateSatPerVb ?? (await resolveFeeRate(this.options.backend, 2, this.options.fallbackFeeRateSatPerVb));
-    await this.run(tempId, entry, { type: 'close', feeRateSatPerVb: rate, payeeScript: this.options.payoutScript }, null, true);
-    const state = entry.state;
-    if (state.type !== 'Closing') throw new Error(`close did not take effect (state ${state.type})`);
-    return state.close;
+  async close(channelIds: string | readonly string[], feeRateSatPerVb?: number): Promise<SignedBatchClose> {
+    const ids = typeof channelIds === 'string' ? [channelIds] : channelIds;
+    const tempIds = ids.map((id) => {
+      const tempId = this.tempIdByChannelId.get(id);
+      if (tempId === undefined) throw new RangeError(`unknown channel ${id}`);
+      return tempId;
+    });
+    return this.closer.close(tempIds, feeRateSatPerVb);
   }
 
   /** Checks every watched transaction once (also runs on every new tip). */
@@ -206,7 +251,7 @@ export class PayeeService {
       this.watches = this.watches.filter((w) => !due.includes(w));
       for (const w of due) {
         const entry = this.entries.get(w.tempId);
-        if (entry) await this.run(w.tempId, entry, { type: 'confirmed', purpose: w.purpose, txid: w.txid }, null);
+        if (entry) await this.run(w.tempId, entry, { type: 'confirmed', purpose: 'funding', txid: w.txid }, null);
       }
     } catch (err) {
       this.options.log?.(`checking confirmations failed (will retry on the next block): ${String(err)}`);
@@ -303,8 +348,8 @@ export class PayeeService {
         }
         return;
       case 'watch-confirmations':
-        if (effect.purpose === 'refund') return;
-        this.watches.push({ tempId, txid: effect.txid, confirmations: effect.confirmations, purpose: effect.purpose });
+        if (effect.purpose !== 'funding') return;
+        this.watches.push({ tempId, txid: effect.txid, confirmations: effect.confirmations });
         if ('channel' in entry.state) this.tempIdByChannelId.set(entry.state.channel.id, tempId);
         return;
       case 'close-requested': {

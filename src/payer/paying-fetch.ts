@@ -40,6 +40,8 @@ interface Origin {
 }
 
 const MAX_ATTEMPTS = 3;
+/** 402 codes that mean "this channel cannot pay any more": open a new one. */
+const CHANNEL_DONE = new Set(['CHANNEL_NOT_OPEN', 'UNKNOWN_CHANNEL', 'AMOUNT_EXCEEDS_CAPACITY', 'CHANGE_BELOW_DUST']);
 
 export function createPayingFetch(options: PayingFetchOptions): (input: string | URL, init?: RequestInit) => Promise<Response> {
   const doFetch = options.fetch ?? fetch;
@@ -52,7 +54,13 @@ export function createPayingFetch(options: PayingFetchOptions): (input: string |
       origin.channel = options.channelFor(offer);
       origin.channel.catch(() => (origin.channel = null));
     }
-    const payer = await origin.channel;
+    let payer = await origin.channel;
+    if (payer.state?.type !== 'Open' && offer) {
+      // Closed, or used up: a fresh channel for this payee.
+      origin.channel = options.channelFor(offer);
+      origin.credit = 0n;
+      payer = await origin.channel;
+    }
     const payment = await payer.authorize(amountSat);
     return { header: formatPaymentHeader(payment), payer };
   };
@@ -62,7 +70,10 @@ export function createPayingFetch(options: PayingFetchOptions): (input: string |
     const known = origin.prices.get(path);
     let header: string | undefined;
     let payer: PayerClient | undefined;
-    if (known !== undefined && origin.channel) ({ header, payer } = await pay(origin, null, known > origin.credit ? known - origin.credit : 1n));
+    if (known !== undefined && origin.channel) {
+      // Paying upfront at the known price; if that channel cannot pay, ask the server first.
+      ({ header, payer } = await pay(origin, null, known > origin.credit ? known - origin.credit : 1n).catch(() => ({ header: undefined, payer: undefined })));
+    }
     for (let attempt = 1; ; attempt++) {
       const headers = new Headers(init?.headers);
       if (header) headers.set(PAYMENT_HEADER, header);
@@ -77,6 +88,10 @@ export function createPayingFetch(options: PayingFetchOptions): (input: string |
       const body = (await response.json()) as PaymentRequiredBody;
       if (attempt >= MAX_ATTEMPTS) throw new PaymentRefusedError(body.code, `paywall still refuses after ${attempt} attempts: ${body.message}`, body);
       origin.prices.set(path, BigInt(body.priceSat));
+      if (CHANNEL_DONE.has(body.code)) {
+        origin.channel = null;
+        origin.credit = 0n;
+      }
       ({ header, payer } = await pay(origin, body, BigInt(body.dueSat)));
     }
   };

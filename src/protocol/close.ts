@@ -5,10 +5,7 @@
  */
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { Channel } from './channel.js';
-import { dustThresholdSat } from './dust.js';
-import { cooperativeWitness } from './scripts.js';
-import { SIGHASH_ALL, bip143Sighash } from './sighash.js';
-import { buildCloseTx, cooperativeSpendVsize, encodeSignature, feeForVsize, paymentHashType, sighashView } from './transactions.js';
+import { signBatchClose } from './batch-close.js';
 
 export interface LatestPayment {
   readonly totalSat: bigint;
@@ -27,14 +24,9 @@ export interface SignedClose {
   readonly payerValueSat: bigint;
 }
 
-/** The payee's share of a close at `feeRateSatPerVb`, before building it (for policy decisions). */
-export function closeFeeSat(channel: Channel, totalSat: bigint, payeeScript: Uint8Array, feeRateSatPerVb: number): bigint {
-  const draft = buildCloseTx(channel, totalSat, [{ script: payeeScript, valueSat: totalSat }]);
-  return feeForVsize(cooperativeSpendVsize(channel, draft), feeRateSatPerVb);
-}
-
 /**
- * Builds and signs the close of `channel` for the newest payment.
+ * Builds and signs the close of `channel` for the newest payment: a batch of one (see
+ * batch-close.ts), output 0 the payer's change, output 1 the payee's share minus the fee.
  * @throws RangeError if the payee's output would be dust after the fee (closing would cost more
  *   than it earns; the payee should let the payer refund instead).
  */
@@ -46,23 +38,13 @@ export function signClose(
   payeeScript: Uint8Array,
   feeRateSatPerVb: number,
 ): SignedClose {
-  const feeSat = closeFeeSat(channel, payment.totalSat, payeeScript, feeRateSatPerVb);
-  const payeeValueSat = payment.totalSat - feeSat;
-  const dust = dustThresholdSat(payeeScript);
-  if (payeeValueSat < dust) {
-    throw new RangeError(`close uneconomic: paid ${payment.totalSat} − fee ${feeSat} = ${payeeValueSat} < dust ${dust}`);
-  }
-  const tx = buildCloseTx(channel, payment.totalSat, [{ script: payeeScript, valueSat: payeeValueSat }]);
-  const digest = bip143Sighash(sighashView(tx), 0, channel.witnessScript, channel.capacitySat, SIGHASH_ALL);
-  const payeeSig = encodeSignature(secp.ecdsaSign(digest, payeePrivateKey), SIGHASH_ALL);
-  const payerSig = encodeSignature(payment.signature, paymentHashType(channel, payment.totalSat));
-  tx.setWitness(0, cooperativeWitness(channel.variant, payerSig, payeeSig, channel.witnessScript));
+  const batch = signBatchClose(secp, [{ channel, totalSat: payment.totalSat, signature: payment.signature, payeePrivateKey }], payeeScript, feeRateSatPerVb);
   return {
-    txHex: tx.toHex(),
-    txid: tx.getId(),
-    feeSat,
-    vsize: tx.virtualSize(),
-    payeeValueSat,
+    txHex: batch.txHex,
+    txid: batch.txid,
+    feeSat: batch.feeSat,
+    vsize: batch.vsize,
+    payeeValueSat: batch.payeeValueSat,
     payerValueSat: channel.capacitySat - payment.totalSat,
   };
 }

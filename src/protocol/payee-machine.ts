@@ -6,12 +6,16 @@
  * a step that throws a ProtocolError has changed nothing (the driver sends the error back).
  *
  * States: AwaitingRefundRequest (v1) → AwaitingFunding → AwaitingConfirmation → Open → Closing → Closed.
+ *
+ * Closing is decided by the driver's closer across channels (one transaction may close many,
+ * see batch-close.ts): the core records the close it was given and tells the payer its txid;
+ * the channel is Closed once its funding output is spent on chain, by our close (any fee-bumped
+ * version of it) or, if we never closed, by the payer's refund.
  */
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { equalBytes } from './bytes.js';
 import { makeChannel, type Channel, type ChannelTerms, type FundingOutpoint } from './channel.js';
-import { signClose, type SignedClose } from './close.js';
-import type { Effect, Step } from './effects.js';
+import type { Step } from './effects.js';
 import { ProtocolError } from './errors.js';
 import { checkFundingTx } from './funding.js';
 import { msg, type Hello, type Message } from './messages.js';
@@ -44,16 +48,39 @@ export type PayeeState =
       readonly channel: Channel;
       readonly paidSat: bigint;
       readonly signature: Uint8Array;
-      readonly close: SignedClose;
+      readonly close: CloseRecord;
     })
-  | (Negotiated & { readonly type: 'Closed'; readonly channel: Channel; readonly paidSat: bigint; readonly closeTxid: string });
+  | (Negotiated & {
+      readonly type: 'Closed';
+      readonly channel: Channel;
+      readonly paidSat: bigint;
+      /** The transaction that spent the funding output. */
+      readonly closeTxid: string;
+      readonly settledBy: 'close' | 'refund';
+    });
+
+/** The close transaction a Closing channel is in (shared by every channel of a batch). */
+export interface CloseRecord {
+  readonly txid: string;
+  readonly txHex: string;
+  readonly feeSat: bigint;
+  readonly vsize: number;
+  readonly feeRateSatPerVb: number;
+  /** Tip height when this version was broadcast: the fee-bump clock. */
+  readonly broadcastHeight: number;
+  /** How many channels share it. */
+  readonly channels: number;
+}
 
 export type PayeeInput =
   | { readonly type: 'message'; readonly message: Message }
   /** A watched transaction reached the confirmations asked for. */
-  | { readonly type: 'confirmed'; readonly purpose: 'funding' | 'close'; readonly txid: string }
+  | { readonly type: 'confirmed'; readonly purpose: 'funding'; readonly txid: string }
+  /** The funding output was spent by `txid`, with the confirmations the payee requires. */
+  | { readonly type: 'settled'; readonly txid: string; readonly by: 'close' | 'refund' }
   /** Close now, paying the fee from the payee's share, to `payeeScript`. */
-  | { readonly type: 'close'; readonly feeRateSatPerVb: number; readonly payeeScript: Uint8Array };
+  /** The closer built (or fee-bumped) a close spending this channel; it broadcasts it after this step. */
+  | { readonly type: 'close'; readonly close: CloseRecord };
 
 /** Channel id used in error replies: the funding outpoint once known, else the tempId. */
 export function payeeStateRef(state: PayeeState): string {
@@ -107,7 +134,7 @@ function unexpected(state: PayeeState, what: string): ProtocolError {
 /**
  * One step of a payee channel.
  * @throws ProtocolError when the input is refused; the state is then unchanged.
- * @throws RangeError for a close that cannot be built (nothing paid, or uneconomic).
+ * @throws RangeError for a close of a channel that is not open or has nothing paid.
  */
 export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInput): Step<PayeeState> {
   switch (input.type) {
@@ -116,7 +143,9 @@ export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInpu
     case 'confirmed':
       return onConfirmed(ctx, state, input);
     case 'close':
-      return onClose(ctx, state, input);
+      return onClose(state, input.close);
+    case 'settled':
+      return onSettled(state, input);
   }
 }
 
@@ -198,24 +227,26 @@ function onConfirmed(ctx: PayeeContext, state: PayeeState, input: Extract<PayeeI
       effects: [{ type: 'persist' }, { type: 'send', message: msg('channel-open', { tempId: state.tempId, channelId: state.channel.id }) }],
     };
   }
-  if (state.type !== 'Closing' || state.close.txid !== input.txid) return { state, effects: [] };
-  const { close, signature: _, ...rest } = state;
-  return {
-    state: { ...rest, type: 'Closed', closeTxid: close.txid },
-    effects: [{ type: 'persist' }, { type: 'send', message: msg('channel-closed', { channelId: state.channel.id, closeTxid: close.txid }) }],
-  };
+  return { state, effects: [] };
 }
 
-function onClose(ctx: PayeeContext, state: PayeeState, input: Extract<PayeeInput, { type: 'close' }>): Step<PayeeState> {
+function onClose(state: PayeeState, close: CloseRecord): Step<PayeeState> {
   // Closing again means a fee bump: the same payment, a higher fee, replacing the earlier close.
   if (state.type !== 'Open' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
   if (state.signature === null) throw new RangeError('nothing was paid on this channel; let the payer refund');
-  const close = signClose(ctx.secp, state.channel, { totalSat: state.paidSat, signature: state.signature }, ctx.privateKey(state.keyIndex), input.payeeScript, input.feeRateSatPerVb);
-  const effects: Effect[] = [
-    { type: 'persist' },
-    { type: 'broadcast', purpose: 'close', txid: close.txid, txHex: close.txHex },
-    { type: 'watch-confirmations', purpose: 'close', txid: close.txid, confirmations: 1 },
-  ];
   const { tempId, terms, keyIndex, channel, paidSat, signature } = state;
-  return { state: { tempId, terms, keyIndex, channel, paidSat, signature, type: 'Closing', close }, effects };
+  return {
+    state: { tempId, terms, keyIndex, channel, paidSat, signature, type: 'Closing', close },
+    effects: [{ type: 'persist' }, { type: 'send', message: msg('channel-closed', { channelId: channel.id, closeTxid: close.txid }) }],
+  };
+}
+
+function onSettled(state: PayeeState, input: Extract<PayeeInput, { type: 'settled' }>): Step<PayeeState> {
+  if (state.type !== 'Open' && state.type !== 'Closing' && state.type !== 'AwaitingConfirmation') return { state, effects: [] };
+  const { tempId, terms, keyIndex, channel } = state;
+  const paidSat = state.type === 'AwaitingConfirmation' ? 0n : state.paidSat;
+  return {
+    state: { tempId, terms, keyIndex, channel, paidSat, type: 'Closed', closeTxid: input.txid, settledBy: input.by },
+    effects: [{ type: 'persist' }, { type: 'send', message: msg('channel-closed', { channelId: channel.id, closeTxid: input.txid }) }],
+  };
 }

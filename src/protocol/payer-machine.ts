@@ -171,6 +171,10 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
       return { state: { ...state, ackedTotalSat: message.totalSat }, effects: [] };
     }
     case 'channel-closed': {
+      if (state.type === 'Closed' && message.channelId === state.channel.id) {
+        // A fee-bumped close has a new txid; whichever version confirms spends the same funding.
+        return message.closeTxid === state.closeTxid ? { state, effects: [] } : { state: { ...state, closeTxid: message.closeTxid }, effects: [{ type: 'persist' }] };
+      }
       if (state.type !== 'Open') throw unexpected(state, 'channel-closed');
       if (message.channelId !== state.channel.id) throw new ProtocolError('UNKNOWN_CHANNEL', message.channelId);
       const { payeeRefundSignature: _p, signature: _s, ...rest } = state;

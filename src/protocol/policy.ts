@@ -25,6 +25,14 @@ export interface PayeePolicy {
   readonly minFundingConfirmations: number;
   /** The payee closes no later than `expiry − closeMarginBlocks`. */
   readonly closeMarginBlocks: number;
+  /** A close counts as done at this many confirmations. */
+  readonly closeConfirmations: number;
+  /** An unconfirmed close is replaced with a higher fee after this many blocks. */
+  readonly bumpAfterBlocks: number;
+  /** The fee-rate ceiling for closes and their replacements, sat/vB. */
+  readonly maxCloseFeeRateSatPerVb: number;
+  /** Most channels closed in one transaction. */
+  readonly maxCloseBatch: number;
 }
 
 export interface PayerPolicy {
@@ -46,6 +54,10 @@ export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkNa
     maxExpiryBlocks: 4_320,
     minFundingConfirmations: regtest ? 1 : 3,
     closeMarginBlocks: regtest ? 3 : 12,
+    closeConfirmations: regtest ? 1 : 3,
+    bumpAfterBlocks: 2,
+    maxCloseFeeRateSatPerVb: 200,
+    maxCloseBatch: 200,
     ...options,
   };
   if (policy.variants.length === 0 || policy.variants.some((x) => !VARIANTS.includes(x))) throw new RangeError(`variants must be a non-empty subset of ${VARIANTS.join(', ')}`);
@@ -59,6 +71,11 @@ export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkNa
     throw new RangeError('minExpiryBlocks must exceed closeMarginBlocks + minFundingConfirmations, or a channel could expire before it can be used and closed');
   }
   if (!Number.isInteger(policy.maxExpiryBlocks) || policy.maxExpiryBlocks < policy.minExpiryBlocks) throw new RangeError('maxExpiryBlocks must be ≥ minExpiryBlocks');
+  if (!Number.isInteger(policy.closeConfirmations) || policy.closeConfirmations < 1) throw new RangeError('closeConfirmations must be an integer ≥ 1');
+  if (!Number.isInteger(policy.bumpAfterBlocks) || policy.bumpAfterBlocks < 1) throw new RangeError('bumpAfterBlocks must be an integer ≥ 1');
+  if (!(policy.maxCloseFeeRateSatPerVb >= 1)) throw new RangeError('maxCloseFeeRateSatPerVb must be ≥ 1');
+  // 100 kvB is the standard transaction limit; a close input with its witness is ~105 vB.
+  if (!Number.isInteger(policy.maxCloseBatch) || policy.maxCloseBatch < 1 || policy.maxCloseBatch > 800) throw new RangeError('maxCloseBatch must be an integer in 1..800');
   return Object.freeze(policy);
 }
 

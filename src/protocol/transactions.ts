@@ -10,7 +10,7 @@ import { Transaction, script as bscript } from 'bitcoinjs-lib';
 import { toHex, txidToHash } from './bytes.js';
 import type { Channel } from './channel.js';
 import { dustThresholdSat } from './dust.js';
-import { cooperativeWitness, refundWitness } from './scripts.js';
+import { refundWitness } from './scripts.js';
 import { SIGHASH_NONE_ACP, SIGHASH_SINGLE_ACP, type SighashOutput, type SighashTx } from './sighash.js';
 
 export const TX_VERSION = 2;
@@ -58,23 +58,9 @@ export function paymentChangeOutput(channel: Channel, totalSat: bigint): Sighash
   return { script: channel.payerScript, valueSat };
 }
 
-/** The most a payment may total while leaving the payer a non-dust change (below capacity). */
-export function maxPartialTotalSat(channel: Pick<Channel, 'capacitySat' | 'payerScript'>): bigint {
-  return channel.capacitySat - dustThresholdSat(channel.payerScript);
-}
-
 /** Refund T2 (v1) or the CLTV refund (v2): the whole capacity back to the payer after expiry. */
 export function buildRefundTx(channel: Channel, output: TxOutputSpec): Transaction {
   return spendFunding(channel, channel.expiryHeight, [output]);
-}
-
-/**
- * The payee's close: output 0 is the payer's change exactly as signed (absent for a
- * whole-capacity payment), then the payee's own outputs.
- */
-export function buildCloseTx(channel: Channel, totalSat: bigint, payeeOutputs: readonly TxOutputSpec[]): Transaction {
-  const change = paymentChangeOutput(channel, totalSat);
-  return spendFunding(channel, PAYMENT_LOCKTIME, change ? [change, ...payeeOutputs] : payeeOutputs);
 }
 
 /** DER signature with the sighash byte, as it goes in a witness. */
@@ -83,13 +69,6 @@ export function encodeSignature(compact: Uint8Array, hashType: number): Uint8Arr
 }
 
 const PLACEHOLDER_SIG = new Uint8Array(MAX_SIGNATURE_BYTES);
-
-/** Worst-case vsize of `tx` once its funding input carries the cooperative (two-signature) witness. */
-export function cooperativeSpendVsize(channel: Channel, tx: Transaction): number {
-  const sized = tx.clone();
-  sized.setWitness(0, cooperativeWitness(channel.variant, PLACEHOLDER_SIG, PLACEHOLDER_SIG, channel.witnessScript));
-  return sized.virtualSize();
-}
 
 /** Worst-case vsize of a refund once signed. */
 export function refundVsize(channel: Channel, tx: Transaction): number {

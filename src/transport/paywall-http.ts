@@ -33,7 +33,8 @@ export function paywallMiddleware(paywall: Paywall, price: RoutePrice<IncomingMe
         res.setHeader(CREDIT_HEADER, admission.creditSat.toString());
         if (price.meterSat) {
           const meter = price.meterSat;
-          res.once('finish', () => paywall.settle(admission.channelId, priceSat, meter(req, res)));
+          // 'close' fires for finished and for aborted responses alike: charge what was sent.
+          res.once('close', () => paywall.settle(admission.channelId, priceSat, meter(req, res)));
         }
         next();
       },
@@ -44,7 +45,7 @@ export function paywallMiddleware(paywall: Paywall, price: RoutePrice<IncomingMe
   };
 }
 
-/** Hono middleware: `app.use('/api/*', paywallHono(paywall, { priceSat: () => 10n }))`. */
+/** Hono middleware: `app.use('/api/*', paywallHono(paywall, { priceSat: () => 10n }))` (fixed prices; metering is Node-only for now). */
 export function paywallHono(paywall: Paywall, price: { priceSat: (c: Parameters<MiddlewareHandler>[0]) => bigint }): MiddlewareHandler {
   return async (c, next) => {
     const priceSat = price.priceSat(c);

@@ -98,6 +98,8 @@ export class Paywall {
     } catch (err) {
       return Promise.resolve(this.refuse('MALFORMED_MESSAGE', (err as Error).message, priceSat, priceSat));
     }
+    // No books for channels the payee does not have: forged ids must not grow memory.
+    if (!this.options.payee.channel(payment.channelId)) return Promise.resolve(this.refuse('UNKNOWN_CHANNEL', `no channel ${payment.channelId}`, priceSat, priceSat));
     const books = this.booksOf(payment.channelId);
     const result = books.queue.then(() => this.admitInOrder(books, payment, priceSat));
     books.queue = result.catch(() => undefined);

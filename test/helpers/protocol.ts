@@ -7,6 +7,8 @@ import { loadNativeSecp256k1 } from '../../src/crypto/native.js';
 import { fromHex } from '../../src/protocol/bytes.js';
 import { fundingScriptOf, makeChannel, type Channel, type ChannelTerms } from '../../src/protocol/channel.js';
 import type { Variant } from '../../src/protocol/scripts.js';
+import { signBatchClose } from '../../src/protocol/batch-close.js';
+import type { CloseRecord, PayeeState } from '../../src/protocol/payee-machine.js';
 
 export const secp = loadNativeSecp256k1();
 export const PAYER_KEY = fromHex('0101010101010101010101010101010101010101010101010101010101010101');
@@ -47,4 +49,11 @@ export function fundingTx(t: ChannelTerms, opts: { vout?: number; valueSat?: big
 export function channel(variant: Variant, overrides: Partial<ChannelTerms> = {}): Channel {
   const t = terms(variant, overrides);
   return makeChannel(t, { txid: fundingTx(t).getId(), vout: 0 });
+}
+
+/** The close record the payee's closer would make for an Open payee state (key PAYEE_KEY). */
+export function closeRecordFor(state: PayeeState, feeRateSatPerVb: number): CloseRecord {
+  if (state.type !== 'Open' || state.signature === null) throw new Error(`cannot close in state ${state.type}`);
+  const b = signBatchClose(secp, [{ channel: state.channel, totalSat: state.paidSat, signature: state.signature, payeePrivateKey: PAYEE_KEY }], PAYEE_SCRIPT, feeRateSatPerVb);
+  return { txid: b.txid, txHex: b.txHex, feeSat: b.feeSat, vsize: b.vsize, feeRateSatPerVb, broadcastHeight: 0, channels: 1 };
 }

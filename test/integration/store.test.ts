@@ -19,7 +19,7 @@ import { payerPropose, payerStep, type PayerContext, type PayerState } from '../
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { isStoreError, MIGRATIONS, openSqliteStore, SCHEMA_VERSION, type SqliteStore, type SqliteStoreOptions, type Store } from '../../src/store/index.js';
-import { PAYEE_KEY, PAYEE_PUB, PAYEE_SCRIPT, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, fundingTx, secp, terms } from '../helpers/protocol.js';
+import { PAYEE_KEY, PAYEE_PUB, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
 
 // ---------------------------------------------------------------------------------------------
 // Real channel states, made by running the protocol (no chain needed).
@@ -65,10 +65,10 @@ function channelHistory(variant: Variant, tempId: string): { payee: PayeeState[]
     p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects) });
     payer.push(p.state);
   }
-  q = payeeStep(payeeCtx, q.state, { type: 'close', feeRateSatPerVb: 2, payeeScript: PAYEE_SCRIPT });
+  q = payeeStep(payeeCtx, q.state, { type: 'close', close: closeRecordFor(q.state, 2) });
   payee.push(q.state);
   if (q.state.type !== 'Closing') throw new Error('not closing');
-  q = payeeStep(payeeCtx, q.state, { type: 'confirmed', purpose: 'close', txid: q.state.close.txid });
+  q = payeeStep(payeeCtx, q.state, { type: 'settled', txid: q.state.close.txid, by: 'close' });
   payee.push(q.state);
   p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects) });
   payer.push(p.state);

@@ -13,7 +13,7 @@ import { payeeAccept, payeeStep, type PayeeContext, type PayeeState } from '../.
 import { payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
-import { PAYEE_KEY, PAYEE_PUB, PAYEE_SCRIPT, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, fundingTx, secp, terms } from '../helpers/protocol.js';
+import { PAYEE_KEY, PAYEE_PUB, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
 
 const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY };
 const payerCtx: PayerContext = { secp, policy: payerPolicy({ network: 'regtest' }), privateKey: () => PAYER_KEY };
@@ -73,7 +73,8 @@ describe.each(['spilman-v1', 'spilman-v2'] as const)('%s in memory', (variant) =
       payee = q.state;
     }
     expect(payer.type === 'Open' && payer.ackedTotalSat).toBe(7000n);
-    const c = payeeStep(payeeCtx, payee, { type: 'close', feeRateSatPerVb: 1.5, payeeScript: PAYEE_SCRIPT });
+    const c = payeeStep(payeeCtx, payee, { type: 'close', close: closeRecordFor(payee, 1.5) });
+    expect(c.effects.map((e) => e.type)).toEqual(['persist', 'send']); // stored, then the payer is told the txid
     if (c.state.type !== 'Closing') throw new Error('not closing');
     const tx = Transaction.fromHex(c.state.close.txHex);
     expect(tx.outs.map((o) => o.value)).toEqual([1_000_000n - 7000n, 7000n - c.state.close.feeSat]);
@@ -124,7 +125,7 @@ describe('properties', () => {
           expect(again.effects.map((e) => e.type)).toEqual(['send']);
         }
         if (payee.type === 'Open' && payee.paidSat >= 1000n) {
-          const c = payeeStep(payeeCtx, payee, { type: 'close', feeRateSatPerVb: 2, payeeScript: PAYEE_SCRIPT });
+          const c = payeeStep(payeeCtx, payee, { type: 'close', close: closeRecordFor(payee, 2) });
           if (c.state.type !== 'Closing') throw new Error('not closing');
           const tx = Transaction.fromHex(c.state.close.txHex);
           expect(tx.outs.reduce((s, o) => s + o.value, 0n) + c.state.close.feeSat).toBe(1_000_000n);

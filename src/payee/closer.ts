@@ -1,0 +1,205 @@
+/**
+ * The payee's closer: closes every channel no later than `expiry − closeMarginBlocks`, in
+ * batches (one transaction for all channels due together, see protocol/batch-close.ts), tracks
+ * each close until it has `closeConfirmations`, replaces it with a higher fee when it has waited
+ * `bumpAfterBlocks` unconfirmed (BIP125, paid from the payee's share, never above
+ * `maxFeeRateSatPerVb`), and broadcasts it again if the node lost it (eviction, reorg).
+ *
+ * It also notices a funding output spent by the payer's refund (the payee never closed, e.g.
+ * nothing was paid) and marks the channel settled.
+ *
+ * Everything runs from `tick(tip)`, called on every new tip and once at start, so a payee that
+ * was offline catches up on its first tick.
+ */
+import { Transaction } from 'bitcoinjs-lib';
+import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
+import { MAX_FEE_RATE_SAT_PER_VB, resolveFeeRate } from '../chain/fee-rate.js';
+import type { Secp256k1 } from '../crypto/secp256k1.js';
+import { signBatchClose, type CloseItem, type SignedBatchClose } from '../protocol/batch-close.js';
+import { equalBytes } from '../protocol/bytes.js';
+import type { CloseRecord, PayeeInput, PayeeState } from '../protocol/payee-machine.js';
+
+export interface CloserPolicy {
+  /** Close no later than `expiry − closeMarginBlocks`. */
+  readonly closeMarginBlocks: number;
+  /** A close is done (the channel Closed) at this many confirmations. */
+  readonly closeConfirmations: number;
+  /** Replace an unconfirmed close after this many blocks. */
+  readonly bumpAfterBlocks: number;
+  /** The fee-rate ceiling for closes and bumps. */
+  readonly maxFeeRateSatPerVb: number;
+  /** Most channels in one close transaction (standardness: 100 kvB per transaction). */
+  readonly maxBatch: number;
+  /** Confirmation target asked of the node's fee estimator. */
+  readonly targetBlocks: number;
+  /** Lowest height a funding can have been confirmed at, given its expiry (for spend searches). */
+  readonly maxExpiryBlocks: number;
+}
+
+/** What the closer needs from the payee service. */
+export interface CloserHost {
+  /** Every channel with the id it is stored under. */
+  entries(): Iterable<{ readonly tempId: string; readonly state: PayeeState }>;
+  /** Steps a channel (in its queue). @throws what the step throws. */
+  step(tempId: string, input: PayeeInput): Promise<void>;
+  /** Puts a channel back to `state` (and stores it): undoing a close the node refused. */
+  restore(tempId: string, state: PayeeState): Promise<void>;
+  privateKey(index: number): Uint8Array;
+}
+
+type Closable = { readonly tempId: string; readonly state: Extract<PayeeState, { type: 'Open' | 'Closing' }> };
+
+/** The next fee rate of a replacement: +25%, and at least +1 sat/vB (BIP125's incremental relay fee). */
+export function bumpedFeeRate(current: number, ceiling: number): number {
+  return Math.min(ceiling, Math.max(current + 1, Math.ceil(current * 1.25)));
+}
+
+export class Closer {
+  private ticking = false;
+
+  constructor(
+    private readonly host: CloserHost,
+    private readonly backend: ChainBackend,
+    private readonly secp: Secp256k1,
+    private readonly payoutScript: Uint8Array,
+    private readonly policy: CloserPolicy,
+    private readonly fallbackFeeRateSatPerVb: number,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /**
+   * Closes these channels now, in one transaction, at `feeRateSatPerVb` (default: the node's
+   * estimate). Closing channels that are already closing replaces their close (a fee bump).
+   * @throws RangeError if a channel cannot be closed (not open, nothing paid, uneconomic).
+   * @throws BroadcastRejectedError if the node refuses the close (the channels stay as they were).
+   */
+  async close(tempIds: readonly string[], feeRateSatPerVb?: number): Promise<SignedBatchClose> {
+    const all = new Map([...this.host.entries()].map((e) => [e.tempId, e]));
+    const targets: Closable[] = tempIds.map((id) => {
+      const e = all.get(id);
+      if (!e) throw new RangeError(`unknown channel ${id}`);
+      if (e.state.type !== 'Open' && e.state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${e.state.type}`);
+      return e as Closable;
+    });
+    const rate = feeRateSatPerVb ?? (await this.feeRate());
+    return this.closeBatch(targets, rate);
+  }
+
+  /** One pass over every channel (see the module comment). Never throws; logs and retries next tick. */
+  async tick(tip: BlockTip): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.settle(tip);
+      await this.closeDue(tip);
+      await this.bumpOrRebroadcast(tip);
+    } catch (err) {
+      this.log(`closer: ${err instanceof Error ? err.message : String(err)} (retrying on the next block)`);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async feeRate(): Promise<number> {
+    return Math.min(this.policy.maxFeeRateSatPerVb, await resolveFeeRate(this.backend, this.policy.targetBlocks, this.fallbackFeeRateSatPerVb));
+  }
+
+  private async closeBatch(targets: readonly Closable[], feeRateSatPerVb: number): Promise<SignedBatchClose> {
+    const items: CloseItem[] = targets.map(({ state }) => {
+      if (state.signature === null) throw new RangeError(`nothing was paid on ${state.channel.id}; the payer will refund`);
+      return { channel: state.channel, totalSat: state.paidSat, signature: state.signature, payeePrivateKey: this.host.privateKey(state.keyIndex) };
+    });
+    const batch = signBatchClose(this.secp, items, this.payoutScript, feeRateSatPerVb);
+    const tip = await this.backend.getTip();
+    const record: CloseRecord = {
+      txid: batch.txid,
+      txHex: batch.txHex,
+      feeSat: batch.feeSat,
+      vsize: batch.vsize,
+      feeRateSatPerVb,
+      broadcastHeight: tip.height,
+      channels: targets.length,
+    };
+    // Stored as Closing before the transaction leaves: a crash after the broadcast finds it again.
+    for (const t of targets) await this.host.step(t.tempId, { type: 'close', close: record });
+    try {
+      await this.backend.broadcast(batch.txHex);
+    } catch (err) {
+      for (const t of targets) await this.host.restore(t.tempId, t.state);
+      throw err;
+    }
+    this.log(`broadcast close ${batch.txid} of ${targets.length} channel(s): ${batch.vsize} vB, fee ${batch.feeSat} sat (${feeRateSatPerVb} sat/vB)`);
+    return batch;
+  }
+
+  /** Channels whose funding output was spent with enough confirmations become Closed. */
+  private async settle(tip: BlockTip): Promise<void> {
+    for (const { tempId, state } of this.host.entries()) {
+      const watch = state.type === 'Closing' || (state.type === 'Open' && tip.height >= state.channel.expiryHeight);
+      if (!watch || (state.type !== 'Closing' && state.type !== 'Open')) continue;
+      const status = await this.backend.getOutpointStatus(state.channel.funding, Math.max(0, state.channel.expiryHeight - this.policy.maxExpiryBlocks));
+      if (status.state !== 'spent' || status.confirmations < this.policy.closeConfirmations) continue;
+      const spender = await this.backend.getTransaction(status.spendingTxid);
+      const paysUs = spender !== null && Transaction.fromHex(spender.hex).outs.some((o) => equalBytes(o.script, this.payoutScript));
+      await this.host.step(tempId, { type: 'settled', txid: status.spendingTxid, by: paysUs ? 'close' : 'refund' });
+      this.log(`channel ${state.channel.id} settled by ${paysUs ? 'our close' : "the payer's refund"} ${status.spendingTxid}`);
+    }
+  }
+
+  /** Open channels with something paid whose close deadline has come, in batches. */
+  private async closeDue(tip: BlockTip): Promise<void> {
+    const due = [...this.host.entries()].filter(
+      (e): e is Closable => e.state.type === 'Open' && e.state.signature !== null && tip.height >= e.state.channel.expiryHeight - this.policy.closeMarginBlocks,
+    );
+    if (due.length === 0) return;
+    const rate = await this.feeRate();
+    for (let i = 0; i < due.length; i += this.policy.maxBatch) {
+      const chunk = due.slice(i, i + this.policy.maxBatch);
+      try {
+        await this.closeBatch(chunk, rate);
+      } catch (err) {
+        this.log(`closer: could not close ${chunk.length} due channel(s): ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  /** Unconfirmed closes: broadcast again if the node lost them, replace them if they waited too long. */
+  private async bumpOrRebroadcast(tip: BlockTip): Promise<void> {
+    const byClose = new Map<string, Closable[]>();
+    for (const e of this.host.entries()) {
+      if (e.state.type !== 'Closing') continue;
+      const list = byClose.get(e.state.close.txid) ?? [];
+      list.push(e as Closable);
+      byClose.set(e.state.close.txid, list);
+    }
+    for (const [txid, channels] of byClose) {
+      const close = (channels[0]!.state as Extract<PayeeState, { type: 'Closing' }>).close;
+      const status = await this.backend.getTransaction(txid);
+      if (status && status.confirmations > 0) continue; // confirmed; settle() finishes it
+      if (status === null) {
+        // Not in the mempool nor on the best chain: evicted, or its block was reorged away and
+        // the node did not take it back. The funding may also be spent by a conflicting version.
+        const funding = await this.backend.getOutpointStatus(channels[0]!.state.channel.funding, 0);
+        if (funding.state !== 'unspent') continue;
+        try {
+          await this.backend.broadcast(close.txHex);
+          this.log(`rebroadcast close ${txid}`);
+        } catch (err) {
+          this.log(`closer: rebroadcast of ${txid} refused: ${err instanceof BroadcastRejectedError ? err.reason : String(err)}`);
+        }
+        continue;
+      }
+      if (tip.height - close.broadcastHeight < this.policy.bumpAfterBlocks) continue;
+      if (close.feeRateSatPerVb >= this.policy.maxFeeRateSatPerVb) continue; // at the ceiling: wait
+      const rate = bumpedFeeRate(close.feeRateSatPerVb, this.policy.maxFeeRateSatPerVb);
+      try {
+        const bumped = await this.closeBatch(channels, rate);
+        this.log(`replaced close ${txid} with ${bumped.txid} at ${rate} sat/vB after ${tip.height - close.broadcastHeight} blocks unconfirmed`);
+      } catch (err) {
+        this.log(`closer: fee bump of ${txid} failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+}
+
+export const DEFAULT_MAX_CLOSE_FEE_RATE_SAT_PER_VB = Math.min(MAX_FEE_RATE_SAT_PER_VB, 200);

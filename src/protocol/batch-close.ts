@@ -1,0 +1,92 @@
+/**
+ * The payee's close of one or many channels in one transaction.
+ *
+ * Each payer's signature (SIGHASH_SINGLE|ANYONECANPAY) commits to its input and to the output
+ * with the same index only, so a batch puts channels with change first — input i spends channel
+ * i's funding, output i is payer i's change exactly as signed — then the channels paid in full
+ * (SIGHASH_NONE|ANYONECANPAY: no output of theirs), then one output for the payee with the sum
+ * of what was paid, minus the one fee. The payee signs every input SIGHASH_ALL, so it alone can
+ * replace the batch with a higher fee (BIP125).
+ */
+import type { Secp256k1 } from '../crypto/secp256k1.js';
+import { Transaction } from 'bitcoinjs-lib';
+import { txidToHash } from './bytes.js';
+import type { Channel } from './channel.js';
+import { dustThresholdSat } from './dust.js';
+import { cooperativeWitness } from './scripts.js';
+import { SIGHASH_ALL, bip143Sighash } from './sighash.js';
+import {
+  MAX_SIGNATURE_BYTES,
+  PAYMENT_LOCKTIME,
+  SEQUENCE_LOCKTIME_RBF,
+  TX_VERSION,
+  encodeSignature,
+  feeForVsize,
+  paymentChangeOutput,
+  paymentHashType,
+  sighashView,
+} from './transactions.js';
+
+export interface CloseItem {
+  readonly channel: Channel;
+  /** The newest payment: total and the payer's 64-byte compact signature. */
+  readonly totalSat: bigint;
+  readonly signature: Uint8Array;
+  /** The payee's private key for this channel. */
+  readonly payeePrivateKey: Uint8Array;
+}
+
+export interface SignedBatchClose {
+  readonly txHex: string;
+  readonly txid: string;
+  readonly feeSat: bigint;
+  readonly vsize: number;
+  readonly feeRateSatPerVb: number;
+  /** The payee's one output: Σ totals − fee. */
+  readonly payeeValueSat: bigint;
+  /** Channel ids in input order. */
+  readonly channelIds: readonly string[];
+}
+
+const PLACEHOLDER_SIG = new Uint8Array(MAX_SIGNATURE_BYTES);
+
+function build(ordered: readonly CloseItem[], payeeScript: Uint8Array, payeeValueSat: bigint): Transaction {
+  const tx = new Transaction();
+  tx.version = TX_VERSION;
+  tx.locktime = PAYMENT_LOCKTIME;
+  for (const item of ordered) tx.addInput(txidToHash(item.channel.funding.txid), item.channel.funding.vout, SEQUENCE_LOCKTIME_RBF);
+  for (const item of ordered) {
+    const change = paymentChangeOutput(item.channel, item.totalSat);
+    if (change) tx.addOutput(change.script, change.valueSat);
+  }
+  tx.addOutput(payeeScript, payeeValueSat);
+  return tx;
+}
+
+/**
+ * Builds and signs the close of `items` at `feeRateSatPerVb`.
+ * @throws RangeError for an empty batch, a channel listed twice, or a payee output that would be
+ *   dust after the fee (the close costs more than it earns).
+ */
+export function signBatchClose(secp: Secp256k1, items: readonly CloseItem[], payeeScript: Uint8Array, feeRateSatPerVb: number): SignedBatchClose {
+  if (items.length === 0) throw new RangeError('nothing to close');
+  if (new Set(items.map((i) => i.channel.id)).size !== items.length) throw new RangeError('a channel is listed twice');
+  // Channels with change first, so that input i and output i pair up for SIGHASH_SINGLE.
+  const ordered = [...items.filter((i) => i.totalSat < i.channel.capacitySat), ...items.filter((i) => i.totalSat === i.channel.capacitySat)];
+  const paidSat = ordered.reduce((s, i) => s + i.totalSat, 0n);
+  const sized = build(ordered, payeeScript, paidSat);
+  ordered.forEach((item, i) => sized.setWitness(i, cooperativeWitness(item.channel.variant, PLACEHOLDER_SIG, PLACEHOLDER_SIG, item.channel.witnessScript)));
+  const feeSat = feeForVsize(sized.virtualSize(), feeRateSatPerVb);
+  const payeeValueSat = paidSat - feeSat;
+  const dust = dustThresholdSat(payeeScript);
+  if (payeeValueSat < dust) throw new RangeError(`close uneconomic: paid ${paidSat} − fee ${feeSat} = ${payeeValueSat} < dust ${dust}`);
+  const tx = build(ordered, payeeScript, payeeValueSat);
+  const view = sighashView(tx);
+  ordered.forEach((item, i) => {
+    const digest = bip143Sighash(view, i, item.channel.witnessScript, item.channel.capacitySat, SIGHASH_ALL);
+    const payeeSig = encodeSignature(secp.ecdsaSign(digest, item.payeePrivateKey), SIGHASH_ALL);
+    const payerSig = encodeSignature(item.signature, paymentHashType(item.channel, item.totalSat));
+    tx.setWitness(i, cooperativeWitness(item.channel.variant, payerSig, payeeSig, item.channel.witnessScript));
+  });
+  return { txHex: tx.toHex(), txid: tx.getId(), feeSat, vsize: tx.virtualSize(), feeRateSatPerVb, payeeValueSat, channelIds: ordered.map((i) => i.channel.id) };
+}
