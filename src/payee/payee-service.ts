@@ -62,6 +62,8 @@ interface Watch {
 }
 
 const KEY_COUNTER = 'payee-channel-key';
+/** A funding this deep is not watched for reorgs any more. */
+const DEEP_CONFIRMATIONS = 6;
 
 export class PayeeService {
   private readonly ctx: PayeeContext;
@@ -71,6 +73,8 @@ export class PayeeService {
   private unsubscribe: (() => void) | null = null;
   private checking = false;
   private readonly closer: Closer;
+  /** Channels whose funding has DEEP_CONFIRMATIONS (in memory: rechecked once after a restart). */
+  private readonly deepFundings = new Set<string>();
 
   private constructor(private readonly options: PayeeServiceOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
@@ -120,7 +124,7 @@ export class PayeeService {
       service.entries.set(tempId, { state, link: null, inputs: Promise.resolve(), effects: Promise.resolve(), broken: null });
       if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
       if ('paidSat' in state) service.lastAcked.set(state.channel.id, state.paidSat);
-      if (state.type === 'AwaitingConfirmation') {
+      if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended') {
         service.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: options.policy.minFundingConfirmations });
       }
     }
@@ -141,8 +145,34 @@ export class PayeeService {
 
   /** What happens on every new tip (also callable directly, e.g. by tests after mining). */
   async onTip(tip: BlockTip): Promise<void> {
+    await this.checkFundingDepth();
     await this.checkWatches();
     await this.closer.tick(tip);
+  }
+
+  /**
+   * Open channels whose funding is still shallow are checked every block: a funding that lost
+   * its confirmations (reorged out, or double-spent) suspends the channel until it confirms
+   * again. Past {@link DEEP_CONFIRMATIONS} a funding is not checked any more.
+   */
+  private async checkFundingDepth(): Promise<void> {
+    for (const [tempId, entry] of this.entries) {
+      const state = entry.state;
+      if (state.type !== 'Open' || this.deepFundings.has(tempId)) continue;
+      try {
+        const status = await this.options.backend.getTransaction(state.channel.funding.txid);
+        const confirmations = status?.confirmations ?? 0;
+        if (confirmations >= DEEP_CONFIRMATIONS) {
+          this.deepFundings.add(tempId);
+        } else if (confirmations < this.options.policy.minFundingConfirmations) {
+          this.options.log?.(`funding ${state.channel.funding.txid} has ${status ? confirmations : 'no'} confirmation(s): channel ${state.channel.id} suspended`);
+          await this.run(tempId, entry, { type: 'funding-unconfirmed' }, null);
+          this.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: this.options.policy.minFundingConfirmations });
+        }
+      } catch (err) {
+        this.options.log?.(`checking funding of ${state.channel.id} failed: ${String(err)}`);
+      }
+    }
   }
 
   stop(): void {

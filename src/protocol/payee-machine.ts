@@ -43,6 +43,11 @@ export type PayeeState =
   | (Negotiated & { readonly type: 'AwaitingFunding'; readonly funding: FundingOutpoint | null })
   | (Negotiated & { readonly type: 'AwaitingConfirmation'; readonly channel: Channel; readonly fundingTxHex: string })
   | (Negotiated & { readonly type: 'Open'; readonly channel: Channel; readonly paidSat: bigint; readonly signature: Uint8Array | null })
+  /**
+   * The funding lost its confirmations (a reorg) or vanished (a double-spend): no payments are
+   * taken until it is confirmed again. What was paid is kept.
+   */
+  | (Negotiated & { readonly type: 'Suspended'; readonly channel: Channel; readonly paidSat: bigint; readonly signature: Uint8Array | null })
   | (Negotiated & {
       readonly type: 'Closing';
       readonly channel: Channel;
@@ -76,6 +81,8 @@ export type PayeeInput =
   | { readonly type: 'message'; readonly message: Message }
   /** A watched transaction reached the confirmations asked for. */
   | { readonly type: 'confirmed'; readonly purpose: 'funding'; readonly txid: string }
+  /** The funding of an open channel has fewer confirmations than required (a reorg), or none. */
+  | { readonly type: 'funding-unconfirmed' }
   /** The funding output was spent by `txid`, with the confirmations the payee requires. */
   | { readonly type: 'settled'; readonly txid: string; readonly by: 'close' | 'refund' }
   /** Close now, paying the fee from the payee's share, to `payeeScript`. */
@@ -146,6 +153,10 @@ export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInpu
       return onClose(state, input.close);
     case 'settled':
       return onSettled(state, input);
+    case 'funding-unconfirmed': {
+      if (state.type !== 'Open') return { state, effects: [] };
+      return { state: { ...state, type: 'Suspended' }, effects: [{ type: 'persist' }] };
+    }
   }
 }
 
@@ -214,12 +225,13 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
 function channelStatus(state: Extract<PayeeState, { channel: Channel }>): Message {
   const paidSat = state.type === 'AwaitingConfirmation' ? 0n : state.paidSat;
   const closeTxid = state.type === 'Closing' ? state.close.txid : state.type === 'Closed' ? state.closeTxid : undefined;
-  const base = { channelId: state.channel.id, state: state.type, paidSat };
+  const base = { channelId: state.channel.id, state: state.type === 'Suspended' ? ('AwaitingConfirmation' as const) : state.type, paidSat };
   return msg('channel-status', closeTxid === undefined ? base : { ...base, closeTxid });
 }
 
 function onConfirmed(ctx: PayeeContext, state: PayeeState, input: Extract<PayeeInput, { type: 'confirmed' }>): Step<PayeeState> {
   if (input.purpose === 'funding') {
+    if (state.type === 'Suspended' && state.channel.funding.txid === input.txid) return { state: { ...state, type: 'Open' }, effects: [{ type: 'persist' }] };
     if (state.type !== 'AwaitingConfirmation' || state.channel.funding.txid !== input.txid) return { state, effects: [] };
     const { fundingTxHex: _, ...rest } = state;
     return {

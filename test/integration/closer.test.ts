@@ -1,0 +1,206 @@
+/**
+ * The payee's closer on a real btcd: closes due channels in one batch after being offline,
+ * replaces a stuck close with a higher fee, survives a close and a funding reorged out
+ * (invalidateblock), and notices a payer's refund.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Transaction, address as baddress } from 'bitcoinjs-lib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RpcClient } from '../../src/chain/rpc-client.js';
+import { waitUntil } from '../../src/demo/local-pair.js';
+import { PayeeService } from '../../src/payee/payee-service.js';
+import { PayerClient, PeerError } from '../../src/payer/payer-client.js';
+import { equalBytes } from '../../src/protocol/bytes.js';
+import { bitcoinjsNetwork } from '../../src/protocol/network.js';
+import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
+import type { Variant } from '../../src/protocol/scripts.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
+import { loopbackPair } from '../../src/transport/link.js';
+import { WalletKeys } from '../../src/wallet/keys.js';
+import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
+
+const CAPACITY = 200_000n;
+let env: RegtestEnv;
+let rpc: RpcClient;
+let dir: string;
+const payeeKeys = WalletKeys.fromSeed(randomBytes(32), 'regtest');
+const payoutScript = payeeKeys.address('receive', 0).script;
+
+beforeAll(async () => {
+  env = await startFundedEnv();
+  rpc = new RpcClient({ url: env.node.rpcUrl, user: env.node.rpcUser, pass: env.node.rpcPass });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-closer-'));
+});
+afterAll(async () => {
+  rpc?.close();
+  await env?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** One payee (not started: ticks are driven by the test) and its store. */
+async function payee(store: SqliteStore): Promise<PayeeService> {
+  return PayeeService.open({
+    secp: env.secp,
+    policy: payeePolicy({ network: 'regtest', minExpiryBlocks: 10 }),
+    backend: env.backend,
+    store,
+    keys: payeeKeys,
+    payoutScript,
+    fallbackFeeRateSatPerVb: 2,
+  });
+}
+
+/** A payer linked to `service` through the wire codec. */
+function payer(service: { current: PayeeService }): PayerClient {
+  const ends: { payer?: PayerClient } = {};
+  const { a } = loopbackPair(
+    (text) => ends.payer?.receive(text),
+    (text, reply) => void service.current.receive(text, reply),
+  );
+  ends.payer = new PayerClient({
+    secp: env.secp,
+    policy: payerPolicy({ network: 'regtest' }),
+    network: 'regtest',
+    backend: env.backend,
+    wallet: env.wallet,
+    channelKey: env.wallet.nextChannelKey(),
+    payoutScript: baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest')),
+    link: a,
+    store: new MemoryStore(),
+    fundingFeeRateSatPerVb: 2,
+    random16: () => randomBytes(16),
+  });
+  return ends.payer;
+}
+
+async function open(service: { current: PayeeService }, variant: Variant, expiryBlocks: number): Promise<PayerClient> {
+  const p = payer(service);
+  const opening = p.open({ variant, capacitySat: CAPACITY, expiryBlocks });
+  await Promise.race([p.waitFor((s) => s.type === 'AwaitingOpen'), opening]);
+  await waitUntil(async () => (await env.backend.getTransaction(p.channel.funding.txid)) !== null, 'funding broadcast');
+  await env.mine(1);
+  await service.current.checkWatches();
+  await opening;
+  return p;
+}
+
+const tick = async (service: PayeeService, heightDelta = 0) => {
+  const tip = await env.backend.getTip();
+  await service.onTip({ height: tip.height + heightDelta, hash: tip.hash });
+};
+
+describe('payee closer', () => {
+  it('closes every due channel in one batch after being offline, then settles them', async () => {
+    const store = openSqliteStore(path.join(dir, 'batch.db'));
+    const service = { current: await payee(store) };
+    const payers = [await open(service, 'spilman-v1', 12), await open(service, 'spilman-v2', 12), await open(service, 'spilman-v1', 12)];
+    const paid = [3_000n, 40_000n, 200_000n]; // the last pays the whole capacity (no change output)
+    await Promise.all(payers.map((p, i) => p.pay(paid[i]!)));
+    await service.current.drain();
+    // The payee goes offline; the chain passes every channel's close deadline (expiry − 3).
+    const latestDeadline = Math.max(...payers.map((p) => p.channel.expiryHeight)) - 3;
+    await env.mineTo(latestDeadline);
+    service.current = await payee(store); // back online: catches up on its first tick
+    await tick(service.current);
+    const closing = service.current.channels().filter((s) => s.type === 'Closing');
+    expect(closing).toHaveLength(3);
+    const txids = new Set(closing.map((s) => (s.type === 'Closing' ? s.close.txid : '')));
+    expect(txids.size).toBe(1); // one transaction for all three
+    const [closeTxid] = [...txids];
+    const tx = Transaction.fromHex((await env.backend.getTransaction(closeTxid!))!.hex);
+    expect(tx.ins).toHaveLength(3);
+    // Outputs: the two payers with change (exactly as signed), then one for the payee.
+    expect(tx.outs.map((o) => o.value)).toEqual([CAPACITY - 3_000n, CAPACITY - 40_000n, 243_000n - (3n * CAPACITY - tx.outs.reduce((s, o) => s + o.value, 0n))]);
+    expect(equalBytes(tx.outs[2]!.script, payoutScript)).toBe(true);
+    await env.mine(1);
+    await tick(service.current);
+    expect(service.current.channels().map((s) => s.type === 'Closed' && s.settledBy)).toEqual(['close', 'close', 'close']);
+    await store.close();
+  });
+
+  it('replaces a close that stays unconfirmed with a higher fee, from its own share', async () => {
+    const store = openSqliteStore(path.join(dir, 'bump.db'));
+    const service = { current: await payee(store) };
+    const p = await open(service, 'spilman-v2', 40);
+    await p.pay(50_000n);
+    await service.current.drain();
+    const first = await service.current.close(p.channel.id, 1);
+    await tick(service.current, 1); // one block later: not yet
+    expect((await service.current.channel(p.channel.id))?.type === 'Closing' && service.current.channel(p.channel.id)).toMatchObject({ close: { txid: first.txid } });
+    await tick(service.current, 2); // bumpAfterBlocks = 2 blocks unconfirmed
+    const s = service.current.channel(p.channel.id);
+    if (s?.type !== 'Closing') throw new Error('not closing');
+    expect(s.close.txid).not.toBe(first.txid);
+    expect(s.close.feeRateSatPerVb).toBe(2);
+    expect(s.close.feeSat).toBeGreaterThan(first.feeSat);
+    expect(await env.backend.getTransaction(first.txid)).toBeNull(); // replaced in the mempool
+    await env.mine(1);
+    await tick(service.current);
+    const closed = service.current.channel(p.channel.id);
+    expect(closed).toMatchObject({ type: 'Closed', closeTxid: s.close.txid, settledBy: 'close' });
+    const tx = Transaction.fromHex((await env.backend.getTransaction(s.close.txid))!.hex);
+    expect(tx.outs[0]!.value).toBe(CAPACITY - 50_000n);
+    expect(tx.outs[1]!.value).toBe(50_000n - s.close.feeSat);
+    await store.close();
+  });
+
+  it('a close reorged out is mined again; the channel settles on the new chain', async () => {
+    const store = openSqliteStore(path.join(dir, 'reorg-close.db'));
+    const service = { current: await payee(store) };
+    const p = await open(service, 'spilman-v1', 40);
+    await p.pay(25_000n);
+    await service.current.drain();
+    const close = await service.current.close(p.channel.id, 2);
+    const [block] = await env.node.mine(1);
+    expect((await env.backend.getTransaction(close.txid))?.confirmations).toBe(1);
+    await rpc.call('invalidateblock', [block]);
+    await env.wallet.sync();
+    expect((await env.backend.getTransaction(close.txid))?.confirmations ?? 0).toBe(0);
+    await tick(service.current); // rebroadcasts if the node dropped it; it must not settle on 0 confirmations
+    expect(service.current.channel(p.channel.id)?.type).toBe('Closing');
+    await env.mine(1);
+    await tick(service.current);
+    expect(service.current.channel(p.channel.id)).toMatchObject({ type: 'Closed', settledBy: 'close' });
+    expect((await env.backend.getTransaction(close.txid))?.confirmations).toBe(1);
+    await store.close();
+  });
+
+  it('a funding reorged out suspends payments until it confirms again', async () => {
+    const store = openSqliteStore(path.join(dir, 'reorg-funding.db'));
+    const service = { current: await payee(store) };
+    const p = payer(service);
+    const opening = p.open({ variant: 'spilman-v2', capacitySat: CAPACITY, expiryBlocks: 40 });
+    await Promise.race([p.waitFor((s) => s.type === 'AwaitingOpen'), opening]);
+    await waitUntil(async () => (await env.backend.getTransaction(p.channel.funding.txid)) !== null, 'funding broadcast');
+    const [block] = await env.node.mine(1);
+    await service.current.checkWatches();
+    await opening;
+    await p.pay(1_000n);
+    await rpc.call('invalidateblock', [block]);
+    await env.wallet.sync();
+    await tick(service.current);
+    expect(service.current.channel(p.channel.id)?.type).toBe('Suspended');
+    await expect(p.pay(1_000n)).rejects.toBeInstanceOf(PeerError); // CHANNEL_NOT_OPEN
+    expect(service.current.channel(p.channel.id)).toMatchObject({ paidSat: 1_000n });
+    await env.mine(1); // the funding (back in the mempool) confirms again
+    await tick(service.current);
+    expect(service.current.channel(p.channel.id)).toMatchObject({ type: 'Open', paidSat: 1_000n });
+    await store.close();
+  });
+
+  it("notices the payer's refund of a channel nothing was paid on", async () => {
+    const store = openSqliteStore(path.join(dir, 'refund.db'));
+    const service = { current: await payee(store) };
+    const p = await open(service, 'spilman-v2', 10);
+    await env.mineTo(p.channel.expiryHeight);
+    const refund = await p.refund(2);
+    await env.mine(1);
+    await tick(service.current);
+    expect(service.current.channel(p.channel.id)).toMatchObject({ type: 'Closed', settledBy: 'refund', closeTxid: refund.txid, paidSat: 0n });
+    await store.close();
+  });
+});
