@@ -87,7 +87,8 @@ export class PayerApp {
     await this.saveWallet(); // the key index is spent even if the open fails
     const holder: { client?: PayerClient } = {};
     const link = connectPayee(url, { onMessage: (t) => holder.client?.receive(t), onOpen: () => holder.client?.resume(), log: this.options.log });
-    const client = new PayerClient(this.clientOptions(channelKey, link));
+    const payoutScript = baddress.toOutputScript(this.wallet.changeAddress(), bitcoinjsNetwork(this.options.network));
+    const client = new PayerClient(this.clientOptions(channelKey, link, payoutScript));
     holder.client = client;
     await link.ready();
     const opened = client.open(open);
@@ -119,7 +120,7 @@ export class PayerApp {
     const key = this.keys.channelKey(index);
     const holder: { client?: PayerClient } = {};
     const link = connectPayee(url, { onMessage: (t) => holder.client?.receive(t), onOpen: () => holder.client?.resume(), log: this.options.log });
-    const client = await PayerClient.restore(this.clientOptions({ ...key, index }, link), tempId);
+    const client = await PayerClient.restore(this.clientOptions({ ...key, index }, link, saved.state.proposal.payerScript), tempId);
     holder.client = client;
     await link.ready();
     return { client, link, url };
@@ -132,7 +133,7 @@ export class PayerApp {
     const saved = (await this.store.loadPayerChannels()).find((c) => c.tempId === tempId);
     if (!saved) throw new Error(`channel ${tempId} is missing from the store`);
     const index = saved.state.proposal.keyIndex;
-    return PayerClient.restore(this.clientOptions({ ...this.keys.channelKey(index), index }, { send: () => undefined }), tempId);
+    return PayerClient.restore(this.clientOptions({ ...this.keys.channelKey(index), index }, { send: () => undefined }, saved.state.proposal.payerScript), tempId);
   }
 
   async close(): Promise<void> {
@@ -140,7 +141,7 @@ export class PayerApp {
     await this.store.close();
   }
 
-  private clientOptions(channelKey: ReturnType<Wallet['nextChannelKey']>, link: { send: WsPeerLink['send'] }) {
+  private clientOptions(channelKey: ReturnType<Wallet['nextChannelKey']>, link: { send: WsPeerLink['send'] }, payoutScript: Uint8Array) {
     return {
       secp: secp256k1(),
       policy: payerPolicy({ network: this.options.network }),
@@ -148,7 +149,7 @@ export class PayerApp {
       backend: this.options.backend,
       wallet: this.wallet,
       channelKey,
-      payoutScript: baddress.toOutputScript(this.wallet.changeAddress(), bitcoinjsNetwork(this.options.network)),
+      payoutScript,
       link,
       store: this.store,
       fundingFeeRateSatPerVb: this.options.fundingFeeRateSatPerVb,

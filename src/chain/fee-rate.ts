@@ -16,3 +16,8 @@ export async function resolveFeeRate(backend: ChainBackend, targetBlocks: number
   const rate = estimate ?? fallbackSatPerVb;
   return Math.min(MAX_FEE_RATE_SAT_PER_VB, Math.max(MIN_RELAY_FEE_RATE_SAT_PER_VB, rate));
 }
+
+/** The next fee rate of a replacement: +25%, and at least +1 sat/vB (BIP125's incremental relay fee). */
+export function bumpedFeeRate(current: number, ceiling: number): number {
+  return Math.min(ceiling, Math.max(current + 1, Math.ceil(current * 1.25)));
+}

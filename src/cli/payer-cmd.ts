@@ -3,7 +3,8 @@
  * current (last opened) channel.
  */
 import path from 'node:path';
-import type { ChainBackend, OutpointStatus } from '../chain/backend.js';
+import type { BlockTip, ChainBackend, OutpointStatus } from '../chain/backend.js';
+import { PayerWatcher, type WatchEvent } from '../payer/watcher.js';
 import { paychanHome } from '../app/files.js';
 import { connectNode } from '../app/node-connection.js';
 import { PayerApp, type ConnectedChannel } from '../app/payer-app.js';
@@ -24,6 +25,9 @@ Usage:
                                          current channel (or a new one of --capacity)
   paychan payer status                   the current channel, as the payer and the payee see it
   paychan payer close                    ask the payee to close the channel now, wait for the close
+  paychan payer watch                    wait until the channel is settled on chain; refund it at
+                                         expiry if the payee never closed (re-signing with a
+                                         higher fee if it gets stuck)
   paychan payer refund [--fee-rate R]    after expiry: take the capacity back with the refund
 
 Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
@@ -108,7 +112,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
     process.stdout.write(PAYER_HELP);
     return 0;
   }
-  if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'refund'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
+  if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'watch', 'refund'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
   const network = networkOf(p);
   const log = logger(p);
   const json = p.flag('json');
@@ -209,6 +213,40 @@ export async function payerCommand(argv: string[]): Promise<number> {
         await app.syncWallet();
         if (json) printJson({ ...summary(client), closeTxid: final.spendingTxid, confirmations: final.confirmations });
         else log(`closed: ${final.spendingTxid} confirmed; ${s.channel.capacitySat - s.ackedTotalSat} sat back to the payer`);
+        return 0;
+      }
+      case 'watch': {
+        // Runs until the channel is settled on chain: refunds at expiry if the payee never closed.
+        const client = await app.currentClientOffline();
+        const watcher = new PayerWatcher(client, { backend, fallbackFeeRateSatPerVb: fee, maxFeeRateSatPerVb: 200, bumpAfterBlocks: 2, log });
+        // The tip poller's timer does not hold the process open (it is unref'ed); this does.
+        const keepAlive = setInterval(() => undefined, 60_000);
+        const settled = await new Promise<WatchEvent>((resolve, reject) => {
+          let busy = false;
+          const onTip = (tip: BlockTip) => {
+            if (busy) return;
+            busy = true;
+            watcher.tick(tip).then(
+              (event) => {
+                busy = false;
+                if (event.type === 'waiting') log(`channel ${client.channel.id}: ${event.blocksToExpiry} block(s) to expiry; watching`);
+                if (event.type === 'settled' || event.type === 'idle') {
+                  unsubscribe();
+                  resolve(event);
+                }
+              },
+              (err: unknown) => {
+                unsubscribe();
+                reject(err as Error);
+              },
+            );
+          };
+          const unsubscribe = backend.subscribeTips(onTip);
+          void backend.getTip().then(onTip, reject);
+        }).finally(() => clearInterval(keepAlive));
+        await app.syncWallet();
+        if (json) printJson({ ...summary(client), settlement: settled });
+        else log(settled.type === 'settled' ? `settled by ${settled.by} ${settled.txid}: ${settled.payerValueSat} sat to the payer` : 'nothing to watch: the channel is settled');
         return 0;
       }
       case 'refund': {

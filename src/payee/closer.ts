@@ -13,7 +13,7 @@
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
-import { MAX_FEE_RATE_SAT_PER_VB, resolveFeeRate } from '../chain/fee-rate.js';
+import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { signBatchClose, type CloseItem, type SignedBatchClose } from '../protocol/batch-close.js';
 import { equalBytes } from '../protocol/bytes.js';
@@ -48,11 +48,6 @@ export interface CloserHost {
 }
 
 type Closable = { readonly tempId: string; readonly state: Extract<PayeeState, { type: 'Open' | 'Closing' }> };
-
-/** The next fee rate of a replacement: +25%, and at least +1 sat/vB (BIP125's incremental relay fee). */
-export function bumpedFeeRate(current: number, ceiling: number): number {
-  return Math.min(ceiling, Math.max(current + 1, Math.ceil(current * 1.25)));
-}
 
 export class Closer {
   private ticking = false;
@@ -201,5 +196,3 @@ export class Closer {
     }
   }
 }
-
-export const DEFAULT_MAX_CLOSE_FEE_RATE_SAT_PER_VB = Math.min(MAX_FEE_RATE_SAT_PER_VB, 200);

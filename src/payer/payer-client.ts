@@ -13,7 +13,16 @@ import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
-import { payerPropose, payerStep, resumeMessage, tempIdFrom, type PayerContext, type PayerInput, type PayerState } from '../protocol/payer-machine.js';
+import {
+  payerPropose,
+  payerStep,
+  resumeMessage,
+  tempIdFrom,
+  type PayerContext,
+  type PayerInput,
+  type PayerState,
+  type Settlement,
+} from '../protocol/payer-machine.js';
 import type { PayerPolicy } from '../protocol/policy.js';
 import { signRefund, type SignedRefund } from '../protocol/refund.js';
 import type { Variant } from '../protocol/scripts.js';
@@ -36,7 +45,7 @@ export interface PayerClientOptions {
   readonly wallet: FundingSource;
   /** This channel's key (fresh; never used for another channel) and its index. */
   readonly channelKey: KeyPair & { readonly index: number };
-  /** Where change and refunds go. */
+  /** Where change and refunds of a new channel go (it becomes the channel's payer script). */
   readonly payoutScript: Uint8Array;
   readonly link: PeerLink;
   /** The payer's state is saved here before anything that depends on it is sent. */
@@ -196,6 +205,11 @@ export class PayerClient {
     this.step({ type: 'message', message: msg('payment-ack', { channelId: s.channel.id, totalSat }) });
   }
 
+  /** Records how the channel ended on chain (the watcher calls this). */
+  settle(settlement: Settlement): void {
+    this.step({ type: 'settled', settlement });
+  }
+
   /** Asks the payee to close now with the newest payment. */
   requestClose(): void {
     this.step({ type: 'request-close' });
@@ -221,7 +235,9 @@ export class PayerClient {
       s.channel.variant === 'spilman-v1'
         ? { variant: 'spilman-v1' as const, payeeSignature: this.refundSignature(s) }
         : { variant: 'spilman-v2' as const };
-    const refund = signRefund(this.ctx.secp, s.channel, authorization, this.options.channelKey.privateKey, this.options.payoutScript, feeRateSatPerVb);
+    // The refund pays the channel's own payer script (as its change does), so anyone watching the
+    // channel — another process, after a restart — recognizes it.
+    const refund = signRefund(this.ctx.secp, s.channel, authorization, this.options.channelKey.privateKey, s.channel.payerScript, feeRateSatPerVb);
     await this.options.backend.broadcast(refund.txHex);
     this.options.log?.(`broadcast refund ${refund.txid}`);
     return refund;

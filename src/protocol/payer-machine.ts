@@ -69,8 +69,24 @@ export type PayerState =
       /** The highest total the payee acknowledged as durably stored. */
       readonly ackedTotalSat: bigint;
     })
-  | (Funded & { readonly type: 'Closed'; readonly signedTotalSat: bigint; readonly ackedTotalSat: bigint; readonly closeTxid: string })
+  | (Funded & {
+      readonly type: 'Closed';
+      readonly signedTotalSat: bigint;
+      readonly ackedTotalSat: bigint;
+      /** The close (or refund) that spends the funding; the newest we heard of until settled. */
+      readonly closeTxid: string;
+      /** Set once the spend is confirmed on chain: what it was and what it paid us. */
+      readonly settlement?: Settlement;
+    })
   | { readonly type: 'Aborted'; readonly proposal: Proposal; readonly reason: string };
+
+/** How a channel ended on chain, as the payer's watcher saw it. */
+export interface Settlement {
+  readonly by: 'close' | 'refund';
+  readonly txid: string;
+  /** What the spend paid to the payer's script(s). */
+  readonly payerValueSat: bigint;
+}
 
 export type PayerInput =
   | { readonly type: 'message'; readonly message: Message }
@@ -78,7 +94,9 @@ export type PayerInput =
   | { readonly type: 'funding-created'; readonly txHex: string }
   /** Pay `amountSat` more. */
   | { readonly type: 'pay'; readonly amountSat: bigint }
-  | { readonly type: 'request-close' };
+  | { readonly type: 'request-close' }
+  /** The watcher saw the funding spent with a confirmation. */
+  | { readonly type: 'settled'; readonly settlement: Settlement };
 
 /**
  * Starts a channel proposal (seed step 1).
@@ -127,6 +145,8 @@ export function payerStep(ctx: PayerContext, state: PayerState, input: PayerInpu
     case 'request-close':
       if (state.type !== 'Open') throw new RangeError(`cannot close a channel in state ${state.type}`);
       return { state, effects: [{ type: 'send', message: msg('close-request', { channelId: state.channel.id }) }] };
+    case 'settled':
+      return onSettled(state, input.settlement);
   }
 }
 
@@ -219,6 +239,18 @@ function onStatus(state: PayerState, status: MessageOf<'channel-status'>): Step<
     return { state: acked, effects: [{ type: 'send', message: msg('payment', { channelId: state.channel.id, totalSat: state.signedTotalSat, signature: state.signature }) }] };
   }
   return { state: acked, effects: [] };
+}
+
+function onSettled(state: PayerState, settlement: Settlement): Step<PayerState> {
+  if (state.type === 'Closed') return { state: { ...state, closeTxid: settlement.txid, settlement }, effects: [{ type: 'persist' }] };
+  if (state.type !== 'Open' && state.type !== 'AwaitingOpen') throw new RangeError(`cannot settle a channel in state ${state.type}`);
+  const signedTotalSat = state.type === 'Open' ? state.signedTotalSat : 0n;
+  const ackedTotalSat = state.type === 'Open' ? state.ackedTotalSat : 0n;
+  const { proposal, terms, channel, fundingTxHex } = state;
+  return {
+    state: { proposal, terms, channel, fundingTxHex, type: 'Closed', signedTotalSat, ackedTotalSat, closeTxid: settlement.txid, settlement },
+    effects: [{ type: 'persist' }],
+  };
 }
 
 /** The message a payer sends on every (re)connection to an open channel, to resume it. */

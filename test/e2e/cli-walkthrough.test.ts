@@ -88,6 +88,8 @@ describe('README walkthrough', () => {
     await readme('npx paychan regtest mine 12');
     const refund = await readme('npx paychan payer refund');
     expect(refund.stdout).toMatch(/refund [0-9a-f]{64} broadcast/);
+    const watched = await withMining('npx paychan payer watch');
+    expect(watched.stdout).toMatch(/settled by refund [0-9a-f]{64}: \d+ sat to the payer/);
 
     await stopCli(payee.child);
     payee = undefined;
