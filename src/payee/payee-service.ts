@@ -40,6 +40,11 @@ export interface PayeeServiceOptions {
   readonly log?: (line: string) => void;
   /** Told of every acknowledged payment (after it is durable): for metrics and books. */
   readonly onPayment?: (channelId: string, totalSat: bigint, deltaSat: bigint) => void;
+  /**
+   * Most proposals one peer may have that are not funded yet (each costs a key index and a
+   * stored row); beyond it a `hello` is refused with RATE_LIMITED. Default 16.
+   */
+  readonly maxPendingProposalsPerPeer?: number;
 }
 
 interface Entry {
@@ -52,6 +57,8 @@ interface Entry {
   effects: Promise<void>;
   /** Set when storing failed: the channel takes no more inputs. */
   broken: Error | null;
+  /** The peer that proposed it (transport's remote address), for the pending-proposal limit. */
+  peer?: string;
 }
 
 /** A funding transaction the payee waits to see confirmed. */
@@ -295,6 +302,11 @@ export class PayeeService {
       this.reply(link, new ProtocolError('DUPLICATE_CHANNEL', hello.tempId), hello.tempId);
       return;
     }
+    const maxPending = this.options.maxPendingProposalsPerPeer ?? 16;
+    if (link.peer !== undefined && this.pendingProposals(link.peer) >= maxPending) {
+      this.reply(link, new ProtocolError('RATE_LIMITED', `${maxPending} channel proposals from ${link.peer} are waiting for funding; fund or abandon them first`), hello.tempId);
+      return;
+    }
     try {
       const tip = await this.options.backend.getTip();
       // Checked before a key index is spent on a proposal the policy refuses anyway.
@@ -302,12 +314,18 @@ export class PayeeService {
       const index = await this.options.store.nextCounter(KEY_COUNTER);
       if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
       const step = payeeAccept(this.ctx, hello, tip.height, { index, publicKey: this.options.keys.channelKey(index).publicKey });
-      const entry: Entry = { state: step.state, link, inputs: Promise.resolve(), effects: Promise.resolve(), broken: null };
+      const entry: Entry = { state: step.state, link, inputs: Promise.resolve(), effects: Promise.resolve(), broken: null, peer: link.peer };
       this.entries.set(hello.tempId, entry);
       await this.schedule(hello.tempId, entry, step.effects, link);
     } catch (err) {
       this.reply(link, err, hello.tempId);
     }
+  }
+
+  private pendingProposals(peer: string): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.peer === peer && (e.state.type === 'AwaitingRefundRequest' || e.state.type === 'AwaitingFunding')) n++;
+    return n;
   }
 
   /**

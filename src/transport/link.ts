@@ -7,6 +7,11 @@ import { decodeMessage, encodeMessage, type Message } from '../protocol/messages
 export interface PeerLink {
   /** Queues `message` for the peer. Never throws for a closed link; the message is dropped. */
   send(message: Message): void;
+  /**
+   * Who is at the other end, as far as the transport can tell (the remote address), for
+   * per-peer limits. Absent for in-process links.
+   */
+  readonly peer?: string;
 }
 
 /**

@@ -34,6 +34,8 @@ export interface PayeeConnectionOptions {
   readonly service: MessageReceiver;
   readonly limits: ServerLimits;
   readonly metrics: PayeeMetrics;
+  /** The remote address, given to the service as the link's `peer` (per-peer limits). */
+  readonly peer?: string;
   readonly log?: (line: string) => void;
 }
 
@@ -42,7 +44,7 @@ export const CLOSE_GOING_AWAY = 1001;
 
 export class PayeeConnection {
   /** The link the service answers on: replies go out on this socket, or are dropped once it closed. */
-  readonly link: PeerLink = { send: (message) => this.send(message) };
+  readonly link: PeerLink;
   private readonly bucket: TokenBucket;
   private readonly latency: PaymentLatency;
   private lastHeardMs = performance.now();
@@ -59,6 +61,7 @@ export class PayeeConnection {
     private readonly options: PayeeConnectionOptions,
   ) {
     const { limits } = options;
+    this.link = { send: (message) => this.send(message), peer: options.peer };
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst, performance.now());
     this.latency = new PaymentLatency(limits.maxInFlightMessages * 2);
     this.closed = new Promise((resolve) => ws.once('close', () => resolve()));

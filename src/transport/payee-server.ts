@@ -102,7 +102,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
     // Without verifyClient, ws completes (or refuses) the handshake synchronously, so the counts
     // checked above cannot be overtaken by another upgrade before the callback runs.
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new PayeeConnection(ws, { service, limits, metrics, log });
+      const connection = new PayeeConnection(ws, { service, limits, metrics, log, peer: address });
       open.add(connection);
       perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
       void connection.closed.then(() => {

@@ -144,3 +144,23 @@ describe('hostile funding (seed step 6)', () => {
     await env.wallet.release(funding.txid);
   });
 });
+
+describe('proposal flood', () => {
+  it('refuses a peer its 17th unfunded proposal, and only that peer', async () => {
+    const tip = await env.backend.getTip();
+    const key = env.wallet.nextChannelKey();
+    const script = baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest'));
+    const replies: Message[] = [];
+    const flooder: PeerLink = { send: (m) => replies.push(m), peer: '10.9.9.9' };
+    const hello = (tempId: string) =>
+      msg('hello', { tempId, network: 'regtest', variant: 'spilman-v2', payerPubkey: key.publicKey, capacitySat: 100_000n, expiryHeight: tip.height + 40, payerScript: script });
+    for (let i = 0; i < 17; i++) await payee.handle(hello(toHex(randomBytes(16))), flooder);
+    await payee.drain();
+    expect(codes(replies.slice(0, 16))).toEqual(Array(16).fill('accept'));
+    expect(codes(replies.slice(16))).toEqual(['RATE_LIMITED']);
+    const other: Message[] = [];
+    await payee.handle(hello(toHex(randomBytes(16))), { send: (m) => other.push(m), peer: '10.9.9.10' });
+    await payee.drain();
+    expect(codes(other)).toEqual(['accept']);
+  });
+});
