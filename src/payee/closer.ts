@@ -51,6 +51,12 @@ type Closable = { readonly tempId: string; readonly state: Extract<PayeeState, {
 
 export class Closer {
   private ticking = false;
+  /**
+   * The first pass after a start checks every open channel's funding, not only expired ones: a
+   * payee that died between broadcasting a close and storing it must not take payments on a
+   * channel that is already closed on chain.
+   */
+  private firstPass = true;
 
   constructor(
     private readonly host: CloserHost,
@@ -86,6 +92,7 @@ export class Closer {
     this.ticking = true;
     try {
       await this.settle(tip);
+      this.firstPass = false;
       await this.closeDue(tip);
       await this.bumpOrRebroadcast(tip);
     } catch (err) {
@@ -123,6 +130,7 @@ export class Closer {
       for (const t of targets) await this.host.restore(t.tempId, t.state);
       throw err;
     }
+    for (const t of targets) await this.host.step(t.tempId, { type: 'close-broadcast', txid: batch.txid });
     this.log(`broadcast close ${batch.txid} of ${targets.length} channel(s): ${batch.vsize} vB, fee ${batch.feeSat} sat (${feeRateSatPerVb} sat/vB)`);
     return batch;
   }
@@ -130,10 +138,18 @@ export class Closer {
   /** Channels whose funding output was spent with enough confirmations become Closed. */
   private async settle(tip: BlockTip): Promise<void> {
     for (const { tempId, state } of this.host.entries()) {
-      const watch = state.type === 'Closing' || (state.type === 'Open' && tip.height >= state.channel.expiryHeight);
-      if (!watch || (state.type !== 'Closing' && state.type !== 'Open')) continue;
+      const watch =
+        state.type === 'Closing' ||
+        state.type === 'Suspended' ||
+        (state.type === 'Open' && (this.firstPass || tip.height >= state.channel.expiryHeight));
+      if (!watch || (state.type !== 'Closing' && state.type !== 'Open' && state.type !== 'Suspended')) continue;
       const status = await this.backend.getOutpointStatus(state.channel.funding, Math.max(0, state.channel.expiryHeight - this.policy.maxExpiryBlocks));
-      if (status.state !== 'spent' || status.confirmations < this.policy.closeConfirmations) continue;
+      if (status.state !== 'spent') continue;
+      if (status.confirmations < this.policy.closeConfirmations) {
+        // Spent but not settled yet: an open channel takes no more payments on a spent funding.
+        if (state.type === 'Open') await this.host.step(tempId, { type: 'funding-unconfirmed' });
+        continue;
+      }
       const spender = await this.backend.getTransaction(status.spendingTxid);
       const paysUs = spender !== null && Transaction.fromHex(spender.hex).outs.some((o) => equalBytes(o.script, this.payoutScript));
       await this.host.step(tempId, { type: 'settled', txid: status.spendingTxid, by: paysUs ? 'close' : 'refund' });

@@ -87,10 +87,13 @@ export class PayeeService {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
     const host = {
       entries: () => [...this.entries].map(([tempId, e]) => ({ tempId, state: e.state })),
-      step: (tempId: string, input: PayeeInput) => {
+      step: async (tempId: string, input: PayeeInput) => {
         const entry = this.entries.get(tempId);
-        if (!entry) return Promise.reject(new RangeError(`unknown channel ${tempId}`));
-        return this.run(tempId, entry, input, null, true);
+        if (!entry) throw new RangeError(`unknown channel ${tempId}`);
+        await this.run(tempId, entry, input, null, true);
+        // The closer broadcasts only what is stored: wait for this step's effects (its persist).
+        await entry.effects;
+        if (entry.broken) throw entry.broken;
       },
       restore: async (tempId: string, state: PayeeState) => {
         const entry = this.entries.get(tempId);
@@ -283,6 +286,7 @@ export class PayeeService {
       for (const w of this.watches) {
         const status = await this.options.backend.getTransaction(w.txid);
         if (status && status.confirmations >= w.confirmations) due.push(w);
+        if (status === null) await this.rebroadcastFunding(w.tempId);
       }
       if (due.length === 0) return;
       this.watches = this.watches.filter((w) => !due.includes(w));
@@ -297,9 +301,26 @@ export class PayeeService {
     }
   }
 
+  /**
+   * A funding we stored but the node does not know (we died between storing and broadcasting
+   * it, or it was evicted): hand it to the node again.
+   */
+  private async rebroadcastFunding(tempId: string): Promise<void> {
+    const state = this.entries.get(tempId)?.state;
+    if (state?.type !== 'AwaitingConfirmation') return;
+    try {
+      await this.options.backend.broadcast(state.fundingTxHex);
+      this.options.log?.(`rebroadcast funding ${state.channel.funding.txid}`);
+    } catch (err) {
+      this.options.log?.(`funding ${state.channel.funding.txid} refused on rebroadcast: ${err instanceof BroadcastRejectedError ? err.reason : String(err)}`);
+    }
+  }
+
   private async onHello(hello: Extract<Message, { type: 'hello' }>, link: PeerLink): Promise<void> {
-    if (this.entries.has(hello.tempId)) {
-      this.reply(link, new ProtocolError('DUPLICATE_CHANNEL', hello.tempId), hello.tempId);
+    const existing = this.entries.get(hello.tempId);
+    if (existing) {
+      existing.link = link;
+      await this.run(hello.tempId, existing, { type: 'message', message: hello }, link);
       return;
     }
     const maxPending = this.options.maxPendingProposalsPerPeer ?? 16;
@@ -338,7 +359,7 @@ export class PayeeService {
       const before = entry.state;
       const step = payeeStep(this.ctx, before, input);
       entry.state = step.state;
-      const done = this.schedule(tempId, entry, step.effects, replyTo);
+      const done = this.schedule(tempId, entry, step.effects, replyTo, before);
       if (!step.effects.some((e) => e.type === 'broadcast')) return; // pipelined: replies follow durability
       try {
         await done;
@@ -361,12 +382,17 @@ export class PayeeService {
    * Chains `effects` after the channel's earlier effects. A persist is issued now (joining the
    * store's current group commit) and the effects after it wait for it.
    */
-  private schedule(tempId: string, entry: Entry, effects: readonly Effect[], replyTo: PeerLink | null): Promise<void> {
+  private schedule(tempId: string, entry: Entry, effects: readonly Effect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
     let chain = entry.effects;
     const state = entry.state;
+    // A payment on an open channel changes only its total and signature: save just those.
+    const paymentOnly = before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null;
     for (const effect of effects) {
       if (effect.type === 'persist') {
-        const saved = this.options.store.savePayeeChannel(tempId, state);
+        const saved =
+          paymentOnly && state.type === 'Open' && state.signature !== null
+            ? this.options.store.savePayeePayment(tempId, state.paidSat, state.signature)
+            : this.options.store.savePayeeChannel(tempId, state);
         chain = chain.then(() => saved);
       } else {
         chain = chain.then(() => this.carryOut(tempId, entry, effect, replyTo));

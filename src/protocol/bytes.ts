@@ -2,11 +2,20 @@
 
 const HEX_RE = /^(?:[0-9a-f]{2})*$/;
 
+/** Value of a lowercase hex digit by char code, -1 for anything else. */
+const NIBBLE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) NIBBLE['0123456789abcdef'.charCodeAt(i)] = i;
+
 /** @throws TypeError if `hex` is not lowercase even-length hex. */
 export function fromHex(hex: string): Uint8Array {
-  if (!HEX_RE.test(hex)) throw new TypeError('expected lowercase even-length hex');
+  if (hex.length % 2 !== 0) throw new TypeError('expected lowercase even-length hex');
   const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < out.length; i++) {
+    const hi = NIBBLE[hex.charCodeAt(2 * i)] ?? -1;
+    const lo = NIBBLE[hex.charCodeAt(2 * i + 1)] ?? -1;
+    if (hi < 0 || lo < 0) throw new TypeError('expected lowercase even-length hex');
+    out[i] = (hi << 4) | lo;
+  }
   return out;
 }
 

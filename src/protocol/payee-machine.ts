@@ -81,6 +81,8 @@ export type PayeeInput =
   | { readonly type: 'message'; readonly message: Message }
   /** A watched transaction reached the confirmations asked for. */
   | { readonly type: 'confirmed'; readonly purpose: 'funding'; readonly txid: string }
+  /** The close recorded by `close` was accepted by the node. */
+  | { readonly type: 'close-broadcast'; readonly txid: string }
   /** The funding of an open channel has fewer confirmations than required (a reorg), or none. */
   | { readonly type: 'funding-unconfirmed' }
   /** The funding output was spent by `txid`, with the confirmations the payee requires. */
@@ -124,6 +126,27 @@ export function payeeAccept(ctx: PayeeContext, hello: Hello, tipHeight: number, 
 }
 
 /**
+ * The same proposal again (the payer reconnected before it saw our `accept`): answer it again.
+ * @throws ProtocolError DUPLICATE_CHANNEL if the tempId is taken by another proposal or a
+ *   channel past its opening.
+ */
+export function payeeRepeatAccept(ctx: PayeeContext, state: PayeeState, hello: Hello): Step<PayeeState> {
+  const t = state.terms;
+  const same =
+    t.variant === hello.variant &&
+    t.network === hello.network &&
+    t.capacitySat === hello.capacitySat &&
+    t.expiryHeight === hello.expiryHeight &&
+    equalBytes(t.payerPubkey, hello.payerPubkey) &&
+    equalBytes(t.payerScript, hello.payerScript);
+  if (!same || (state.type !== 'AwaitingRefundRequest' && state.type !== 'AwaitingFunding')) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
+  return {
+    state,
+    effects: [{ type: 'send', message: msg('accept', { tempId: hello.tempId, payeePubkey: t.payeePubkey, minFundingConfirmations: ctx.policy.minFundingConfirmations }) }],
+  };
+}
+
+/**
  * Cache of per-channel payment sighashers: derived data, rebuilt on demand, so states stay plain
  * serializable values.
  */
@@ -153,6 +176,10 @@ export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInpu
       return onClose(state, input.close);
     case 'settled':
       return onSettled(state, input);
+    case 'close-broadcast':
+      // The node took the close: now the payer may be told (not before: a refused close is undone).
+      if (state.type !== 'Closing' || state.close.txid !== input.txid) return { state, effects: [] };
+      return { state, effects: [{ type: 'send', message: msg('channel-closed', { channelId: state.channel.id, closeTxid: input.txid }) }] };
     case 'funding-unconfirmed': {
       if (state.type !== 'Open') return { state, effects: [] };
       return { state: { ...state, type: 'Suspended' }, effects: [{ type: 'persist' }] };
@@ -162,7 +189,15 @@ export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInpu
 
 function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step<PayeeState> {
   switch (message.type) {
+    case 'hello':
+      return payeeRepeatAccept(ctx, state, message);
     case 'refund-request': {
+      if (state.type === 'AwaitingFunding' && state.funding && state.funding.txid === message.fundingTxid && state.funding.vout === message.fundingVout) {
+        // A repeat after a reconnect: the same (deterministic) signature again.
+        checkRefundTemplate(state.terms, state.funding, message.refundTx);
+        const signature = ctx.secp.ecdsaSign(payeeRefundDigest(makeChannel(state.terms, state.funding)), ctx.privateKey(state.keyIndex));
+        return { state, effects: [{ type: 'send', message: msg('refund-signature', { tempId: state.tempId, signature }) }] };
+      }
       if (state.type !== 'AwaitingRefundRequest') throw unexpected(state, 'refund-request');
       const funding = { txid: message.fundingTxid, vout: message.fundingVout };
       checkRefundTemplate(state.terms, funding, message.refundTx);
@@ -174,6 +209,12 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
       };
     }
     case 'funding': {
+      if ('channel' in state && state.type !== 'AwaitingConfirmation' && state.type !== 'Closed' && checkFundingTx(state.terms, message.fundingTx, state.channel.funding)) {
+        // A repeat after a reconnect: say again that the channel is open, if it is.
+        const open = state.type === 'Open' ? [{ type: 'send' as const, message: msg('channel-open', { tempId: state.tempId, channelId: state.channel.id }) }] : [];
+        return { state, effects: open };
+      }
+      if (state.type === 'AwaitingConfirmation' && message.fundingTx === state.fundingTxHex) return { state, effects: [] };
       if (state.type !== 'AwaitingFunding') throw unexpected(state, 'funding');
       const funding = checkFundingTx(state.terms, message.fundingTx, state.funding);
       const channel = makeChannel(state.terms, funding);
@@ -247,14 +288,11 @@ function onClose(state: PayeeState, close: CloseRecord): Step<PayeeState> {
   if (state.type !== 'Open' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
   if (state.signature === null) throw new RangeError('nothing was paid on this channel; let the payer refund');
   const { tempId, terms, keyIndex, channel, paidSat, signature } = state;
-  return {
-    state: { tempId, terms, keyIndex, channel, paidSat, signature, type: 'Closing', close },
-    effects: [{ type: 'persist' }, { type: 'send', message: msg('channel-closed', { channelId: channel.id, closeTxid: close.txid }) }],
-  };
+  return { state: { tempId, terms, keyIndex, channel, paidSat, signature, type: 'Closing', close }, effects: [{ type: 'persist' }] };
 }
 
 function onSettled(state: PayeeState, input: Extract<PayeeInput, { type: 'settled' }>): Step<PayeeState> {
-  if (state.type !== 'Open' && state.type !== 'Closing' && state.type !== 'AwaitingConfirmation') return { state, effects: [] };
+  if (state.type !== 'Open' && state.type !== 'Closing' && state.type !== 'AwaitingConfirmation' && state.type !== 'Suspended') return { state, effects: [] };
   const { tempId, terms, keyIndex, channel } = state;
   const paidSat = state.type === 'AwaitingConfirmation' ? 0n : state.paidSat;
   return {

@@ -105,7 +105,11 @@ export type PayerInput =
 export function payerPropose(proposal: Proposal): Step<PayerState> {
   if (proposal.capacitySat <= 0n) throw new RangeError('capacitySat must be positive');
   if (proposal.maxTotalSat <= 0n || proposal.maxTotalSat > proposal.capacitySat) throw new RangeError('maxTotalSat must be in 1..capacitySat');
-  const hello = msg('hello', {
+  return { state: { type: 'Proposed', proposal }, effects: [{ type: 'persist' }, { type: 'send', message: helloOf(proposal) }] };
+}
+
+function helloOf(proposal: Proposal): MessageOf<'hello'> {
+  return msg('hello', {
     tempId: proposal.tempId,
     network: proposal.network,
     variant: proposal.variant,
@@ -114,7 +118,6 @@ export function payerPropose(proposal: Proposal): Step<PayerState> {
     expiryHeight: proposal.expiryHeight,
     payerScript: proposal.payerScript,
   });
-  return { state: { type: 'Proposed', proposal }, effects: [{ type: 'persist' }, { type: 'send', message: hello }] };
 }
 
 const sighashers = new WeakMap<Channel, PaymentSighasher>();
@@ -253,9 +256,24 @@ function onSettled(state: PayerState, settlement: Settlement): Step<PayerState> 
   };
 }
 
-/** The message a payer sends on every (re)connection to an open channel, to resume it. */
+/**
+ * The message a payer sends on every (re)connection, to resume where the other side may have
+ * lost it: the opening step in progress again (the payee answers repeats idempotently), or a
+ * status request for an open channel.
+ */
 export function resumeMessage(state: PayerState): Message | null {
-  return 'channel' in state && (state.type === 'Open' || state.type === 'AwaitingOpen') ? msg('status-request', { channelId: state.channel.id }) : null;
+  switch (state.type) {
+    case 'Proposed':
+      return helloOf(state.proposal);
+    case 'AwaitingRefundSignature':
+      return msg('refund-request', { tempId: state.proposal.tempId, fundingTxid: state.channel.funding.txid, fundingVout: state.channel.funding.vout, refundTx: refundTemplateHex(state.channel) });
+    case 'AwaitingOpen':
+      return msg('funding', { tempId: state.proposal.tempId, fundingTx: state.fundingTxHex });
+    case 'Open':
+      return msg('status-request', { channelId: state.channel.id });
+    default:
+      return null;
+  }
 }
 
 function onAccept(ctx: PayerContext, state: PayerState, accept: MessageOf<'accept'>): Step<PayerState> {

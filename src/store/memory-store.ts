@@ -5,7 +5,7 @@
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
 import { decodeState, encodeState } from './codec.js';
-import type { Store, StoredPayeeChannel, StoredPayerChannel } from './store.js';
+import { withNewestPayment, type Store, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
 
 export class MemoryStore implements Store {
   // Encoded, so a caller mutating a state after saving it cannot change what was "stored".
@@ -14,8 +14,13 @@ export class MemoryStore implements Store {
   private readonly meta = new Map<string, string>();
   private readonly counters = new Map<string, number>();
 
+  private readonly payments = new Map<string, { totalSat: bigint; signature: Uint8Array }>();
+
   async loadPayeeChannels(): Promise<StoredPayeeChannel[]> {
-    return [...this.payee].map(([tempId, s]) => ({ tempId, state: decodeState<PayeeState>(s) }));
+    return [...this.payee].map(([tempId, s]) => ({ tempId, state: withNewestPayment(decodeState<PayeeState>(s), this.payments.get(tempId)) }));
+  }
+  async savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
+    this.payments.set(tempId, { totalSat, signature: Uint8Array.from(signature) });
   }
   async savePayeeChannel(tempId: string, state: PayeeState): Promise<void> {
     this.payee.set(tempId, encodeState(state));

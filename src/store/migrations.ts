@@ -67,6 +67,20 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    description: 'payee payments: the newest payment of a channel, without re-encoding its state',
+    sql: `
+      -- One row per channel: the newest payment total and the payer's signature. Loading takes it
+      -- over the state's own paidSat when higher (totals only grow), so a payment costs a small
+      -- upsert instead of re-encoding the whole channel state.
+      CREATE TABLE payee_payments (
+        temp_id   TEXT NOT NULL PRIMARY KEY,
+        total_sat TEXT NOT NULL,
+        signature BLOB NOT NULL
+      ) STRICT;
+    `,
+  },
 ]);
 
 /** The schema version this code writes: the last migration's. */

@@ -21,7 +21,7 @@ import { decodeState, encodeState } from './codec.js';
 import { migrate } from './migrations.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
-import type { Store, StoredPayeeChannel, StoredPayerChannel } from './store.js';
+import { withNewestPayment, type Store, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
 
 export const STORE_ERROR_CODES = {
   STORE_CLOSED: 'the store is closed',
@@ -98,6 +98,8 @@ interface ChannelRow {
 class Batch {
   readonly payee = new Map<string, ChannelRow>();
   readonly payer = new Map<string, ChannelRow>();
+  /** Newest payment per payee channel in this batch: total (decimal) and signature. */
+  readonly payments = new Map<string, { total: string; signature: Uint8Array }>();
   readonly meta = new Map<string, string>();
   /** Counter names, one per nextCounter call, in call order; values are set by the commit. */
   readonly counters: string[] = [];
@@ -114,7 +116,7 @@ class Batch {
   }
 
   get rows(): number {
-    return this.payee.size + this.payer.size + this.meta.size + this.counters.length;
+    return this.payee.size + this.payer.size + this.payments.size + this.meta.size + this.counters.length;
   }
 }
 
@@ -128,6 +130,9 @@ const SQL = {
     VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM payer_channels), ?, ?, ?, ?, ?)
     ON CONFLICT (temp_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
       channel_id = excluded.channel_id, state_type = excluded.state_type, acked_sat = excluded.acked_sat`,
+  upsertPayment: `INSERT INTO payee_payments (temp_id, total_sat, signature) VALUES (?, ?, ?)
+    ON CONFLICT (temp_id) DO UPDATE SET total_sat = excluded.total_sat, signature = excluded.signature`,
+  loadPayments: 'SELECT temp_id, total_sat, signature FROM payee_payments',
   upsertMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
   nextCounter: `INSERT INTO counters (name, next) VALUES (?, 1)
     ON CONFLICT (name) DO UPDATE SET next = next + 1 RETURNING next - 1 AS value`,
@@ -200,6 +205,7 @@ export class SqliteStore implements Store {
     const s = this.stmts;
     this.commitBatch = db.transaction((batch: Batch, now: number) => {
       for (const [tempId, r] of batch.payee) s.upsertPayee.run(tempId, r.state, now, r.channelId, r.stateType, r.amountSat);
+      for (const [tempId, p] of batch.payments) s.upsertPayment.run(tempId, p.total, p.signature);
       for (const [tempId, r] of batch.payer) s.upsertPayer.run(tempId, r.state, now, r.channelId, r.stateType, r.amountSat);
       for (const [key, value] of batch.meta) s.upsertMeta.run(key, value);
       batch.counterValues = batch.counters.map((name) => (s.nextCounter.get(name) as { value: number }).value);
@@ -210,7 +216,22 @@ export class SqliteStore implements Store {
   async loadPayeeChannels(): Promise<StoredPayeeChannel[]> {
     await this.settled();
     const rows = this.stmts.loadPayee.all() as { temp_id: string; state: string }[];
-    return rows.map((r) => ({ tempId: r.temp_id, state: decodeRow<PayeeState>('payee_channels', r) }));
+    const payments = new Map(
+      (this.stmts.loadPayments.all() as { temp_id: string; total_sat: string; signature: Uint8Array }[]).map((p) => [
+        p.temp_id,
+        { totalSat: BigInt(p.total_sat), signature: Uint8Array.from(p.signature) },
+      ]),
+    );
+    return rows.map((r) => ({ tempId: r.temp_id, state: withNewestPayment(decodeRow<PayeeState>('payee_channels', r), payments.get(r.temp_id)) }));
+  }
+
+  /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */
+  savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
+    return this.stage('savePayeePayment', () => {
+      if (typeof tempId !== 'string' || tempId === '') throw new TypeError('savePayeePayment: tempId must be a non-empty string');
+      if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new TypeError('savePayeePayment: signature must be 64 bytes');
+      this.openBatch().payments.set(tempId, { total: totalSat.toString(), signature });
+    });
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a state the codec cannot encode. */

@@ -35,6 +35,12 @@ export interface Store {
   loadPayeeChannels(): Promise<StoredPayeeChannel[]>;
   /** Saves the newest state of a payee channel (see the contract above). */
   savePayeeChannel(tempId: string, state: PayeeState): Promise<void>;
+  /**
+   * Saves a new payment of an Open payee channel: its total and the payer's signature, without
+   * the rest of the state (the hot path). Same durability and ordering as the other saves.
+   * `loadPayeeChannels` returns Open and Suspended states with their newest payment applied.
+   */
+  savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void>;
   loadPayerChannels(): Promise<StoredPayerChannel[]>;
   savePayerChannel(tempId: string, state: PayerState): Promise<void>;
   /**
@@ -50,4 +56,10 @@ export interface Store {
   nextCounter(name: string): Promise<number>;
   /** Flushes pending saves and releases the database. */
   close(): Promise<void>;
+}
+
+/** The newest of a state's own payment and a separately saved one (totals only grow). */
+export function withNewestPayment(state: PayeeState, payment: { totalSat: bigint; signature: Uint8Array } | undefined): PayeeState {
+  if (!payment || (state.type !== 'Open' && state.type !== 'Suspended') || payment.totalSat <= state.paidSat) return state;
+  return { ...state, paidSat: payment.totalSat, signature: payment.signature };
 }

@@ -112,6 +112,20 @@ function storeContract(name: string, open: () => Promise<Store>, hooks: Contract
       await Promise.allSettled(opened.splice(0).map((s) => s.close()));
     });
 
+    it('keeps payments saved apart from the state, and loads the newest of the two', async () => {
+      let store = await openStore();
+      if (openPayee.type !== 'Open') throw new Error('unreachable');
+      await store.savePayeeChannel('p', paid(1000));
+      const sig = Uint8Array.from({ length: 64 }, (_, i) => i);
+      await Promise.all([store.savePayeePayment('p', 2000n, sig), store.savePayeePayment('p', 3000n, sig)]);
+      await store.close();
+      store = await openStore();
+      expect(await store.loadPayeeChannels()).toEqual([{ tempId: 'p', state: { ...openPayee, paidSat: 3000n, signature: sig } }]);
+      // A later state save with a higher total wins; an older payment row does not lower it.
+      await store.savePayeeChannel('p', paid(5000));
+      expect((await store.loadPayeeChannels())[0]!.state).toMatchObject({ paidSat: 5000n });
+    });
+
     it('round-trips every payee and payer state of both variants, exactly, across a reopen', async () => {
       let store = await openStore();
       const payee = [...v1.payee, ...v2.payee];
@@ -423,7 +437,7 @@ describe('SqliteStore', () => {
       const db = operator();
       expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
       const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
-      expect(tables).toEqual(['counters', 'meta', 'payee_channels', 'payer_channels']);
+      expect(tables).toEqual(['counters', 'meta', 'payee_channels', 'payee_payments', 'payer_channels']);
       const indexes = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").pluck().all();
       expect(indexes).toEqual(['payee_channels_channel_id', 'payer_channels_channel_id']);
       db.close();
