@@ -1,0 +1,77 @@
+/**
+ * The payee process of the end-to-end benchmark: exactly what `paychan payee serve` runs
+ * (`startPayeeApp`: PayeeService + SQLite store + HTTP/WebSocket server), plus a control channel
+ * on stdin for the orchestrator (bench/e2e.ts):
+ *
+ *   cpu                 → {"event":"cpu","us":…}        CPU time used so far (user + system)
+ *   profile-start NAME  → {"event":"profiling"}        starts V8's sampling profiler
+ *   profile-stop NAME   → {"event":"profile",…}        writes DIR/NAME.cpuprofile, summarizes it
+ *   stop                → {"event":"stopped",…}        closes everything (store stats) and exits
+ *
+ * On start it prints {"event":"ready","wsUrl":…,"payoutAddress":…}.
+ */
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { startPayeeApp } from '../src/app/payee-app.js';
+import { connectRpcBackend } from '../src/chain/rpc-backend.js';
+import { parseArgs, strArg } from './lib/args.js';
+import { emit, onStdinLines } from './lib/lines.js';
+import { LoopDelay, probeStore, takeCommitStats } from './lib/instrument.js';
+import { PAYEE_INCLUSIVE, ScopedProfiler, summarize } from './lib/profile.js';
+
+const args = parseArgs(process.argv.slice(2));
+const profileDir = strArg(args, 'profile-dir', path.join('bench', 'out'));
+const backend = await connectRpcBackend({ url: strArg(args, 'rpc-url'), user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
+const app = await startPayeeApp({
+  network: 'regtest',
+  backend,
+  dataDir: strArg(args, 'data-dir'),
+  host: '127.0.0.1',
+  port: 0,
+  priceSat: 10n,
+  fallbackFeeRateSatPerVb: 2,
+  log: (line) => process.stderr.write(`${line}\n`),
+});
+const storeProbe = probeStore(app.store);
+const loopDelay = new LoopDelay();
+let lastSample = performance.now();
+emit({ event: 'ready', wsUrl: app.server.wsUrl, payoutAddress: app.payoutAddress, pid: process.pid });
+
+const profiler = new ScopedProfiler();
+let queue = Promise.resolve();
+onStdinLines((line) => {
+  queue = queue.then(() => command(line.trim())).catch((err: unknown) => emit({ event: 'error', message: String(err) }));
+});
+
+async function command(line: string): Promise<void> {
+  const [cmd, name = 'payee'] = line.split(/\s+/);
+  switch (cmd) {
+    case 'cpu': {
+      const u = process.cpuUsage();
+      const t = performance.now();
+      const commits = storeProbe ? takeCommitStats(storeProbe, t - lastSample) : null;
+      lastSample = t;
+      emit({ event: 'cpu', us: u.user + u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take() });
+      return;
+    }
+    case 'profile-start':
+      await profiler.start();
+      emit({ event: 'profiling' });
+      return;
+    case 'profile-stop': {
+      const file = path.join(profileDir, `${name}.cpuprofile`);
+      emit({ event: 'profile', summary: summarize(await profiler.stop(file), file, 20, PAYEE_INCLUSIVE) });
+      return;
+    }
+    case 'stop': {
+      const stats = app.store.stats();
+      await app.close();
+      await backend.close();
+      emit({ event: 'stopped', store: stats, metrics: app.server.metrics.render().split('\n').filter((l) => l.startsWith('paychan_payments_total') || l.startsWith('paychan_messages_rejected_total')) });
+      process.exit(0);
+    }
+    // falls through (process.exit never returns)
+    default:
+      emit({ event: 'error', message: `unknown command ${line}` });
+  }
+}

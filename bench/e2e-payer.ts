@@ -1,0 +1,305 @@
+/**
+ * The payer process of the end-to-end benchmark (spawned by bench/e2e.ts): one wallet, many
+ * channels to one payee over a few WebSocket connections, then the measured phases.
+ *
+ * 1. fund: syncs the wallet (the orchestrator mined its coinbase) and splits one coin into one
+ *    coin per channel, each exactly what a funding transaction needs, so every open is a
+ *    one-input, changeless funding (branch-and-bound finds it at once).
+ * 2. open: `--channels` real channels through `PayerClient.open` (hello, accept, v1's refund
+ *    round trip, funding; the payee broadcasts it, the orchestrator mines it, the payee says
+ *    channel-open), half spilman-v1, half spilman-v2, on `--connections` WebSockets.
+ * 3. throughput: `--payments` payments through `PayerClient.pay` (sign, store the payer state,
+ *    send; resolves on the payee's ack, which the payee sends only once the payment is durable),
+ *    round-robin over the channels, at most `--window` unacknowledged.
+ * 4. latency: `--latency-payments` at half the throughput rate, open loop.
+ * 5. presigned throughput and latency: the same against the payee with payments signed before
+ *    the clock starts and written as text on raw sockets — the payer's own signing and store
+ *    taken out, so what is measured is the payee (and the transport).
+ *
+ * Before each phase it prints {"event":"phase-ready","phase":…} and waits for "go PHASE" on stdin
+ * (the orchestrator starts the payee's profiler or notes its CPU time meanwhile); after it,
+ * {"event":"phase-done",…}. The last stdout line is the result.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { address as baddress } from 'bitcoinjs-lib';
+import { WebSocket } from 'ws';
+import { connectRpcBackend } from '../src/chain/rpc-backend.js';
+import { loadNativeSecp256k1 } from '../src/crypto/native.js';
+import { fromHex } from '../src/protocol/bytes.js';
+import type { Channel } from '../src/protocol/channel.js';
+import { encodeMessage, msg } from '../src/protocol/messages.js';
+import { bitcoinjsNetwork } from '../src/protocol/network.js';
+import { paymentSighasher, signPayment } from '../src/protocol/payment.js';
+import { payerPolicy } from '../src/protocol/policy.js';
+import { p2wshOutputScript, VARIANTS } from '../src/protocol/scripts.js';
+import { PayerClient } from '../src/payer/payer-client.js';
+import { openSqliteStore } from '../src/store/sqlite-store.js';
+import { connectPayee, type WsPeerLink } from '../src/transport/ws-client.js';
+import { WalletKeys } from '../src/wallet/keys.js';
+import { p2wpkhSpendVsize } from '../src/wallet/tx-size.js';
+import { Wallet } from '../src/wallet/wallet.js';
+import { intArg, parseArgs, progress, strArg } from './lib/args.js';
+import { LoopDelay, probeStore, takeCommitStats, type StoreProbe } from './lib/instrument.js';
+import { emit, onStdinLines } from './lib/lines.js';
+import { closedLoop, openLoop } from './lib/open-loop.js';
+import { cpuMicros, now, round } from './lib/stats.js';
+
+const args = parseArgs(process.argv.slice(2));
+const CHANNELS = intArg(args, 'channels', 1000);
+const CONNECTIONS = intArg(args, 'connections', 8);
+const PAYMENTS = intArg(args, 'payments', 100_000);
+const LATENCY_PAYMENTS = intArg(args, 'latency-payments', 30_000);
+/** When > 0, extra closed-loop phases of this many payments, for the payee's profiler only. */
+const PROFILE_PAYMENTS = intArg(args, 'profile-payments', 0);
+const WARMUP = intArg(args, 'warmup', 5_000);
+const WINDOW = intArg(args, 'window', 2048);
+const CHUNK = intArg(args, 'chunk', 64);
+const CAPACITY_SAT = BigInt(intArg(args, 'capacity', 1_000_000));
+const AMOUNT_SAT = BigInt(intArg(args, 'amount', 50));
+const FEE_RATE = 2;
+const PENDING_PROPOSALS = intArg(args, 'pending-proposals', 8);
+const wsUrl = strArg(args, 'ws-url');
+const dataDir = strArg(args, 'data-dir');
+
+const secp = loadNativeSecp256k1();
+const backend = await connectRpcBackend({ url: strArg(args, 'rpc-url'), user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
+const seed = fromHex(fs.readFileSync(strArg(args, 'seed-file'), 'utf8').trim());
+const go = new Map<string, () => void>();
+let storeProbe: StoreProbe | null = null;
+const loopDelay = new LoopDelay();
+onStdinLines((line) => {
+  const [cmd, phase] = line.trim().split(/\s+/);
+  if (cmd === 'go' && phase) go.get(phase)?.();
+});
+
+/** Announces a phase, waits for the orchestrator's go, runs it, reports its CPU and wall time. */
+async function phase<T>(name: string, run: () => Promise<T>): Promise<T & { payerCpuUs: number; wallMs: number }> {
+  const ready = new Promise<void>((resolve) => go.set(name, resolve));
+  emit({ event: 'phase-ready', phase: name });
+  await ready;
+  const cpu0 = process.cpuUsage();
+  const t0 = now();
+  if (storeProbe) takeCommitStats(storeProbe, 0);
+  loopDelay.take();
+  const result = await run();
+  const wallMs = now() - t0;
+  const out = {
+    ...result,
+    payerCpuUs: cpuMicros(cpu0),
+    wallMs: round(wallMs, 1),
+    payerLoopDelay: loopDelay.take(),
+    ...(storeProbe ? { payerCommits: takeCommitStats(storeProbe, wallMs) } : {}),
+  };
+  emit({ event: 'phase-done', phase: name });
+  return out;
+}
+
+// ---- 1. fund ------------------------------------------------------------------------------
+const wallet = await Wallet.open({ seed, network: 'regtest', backend, secp });
+const fundPhase = await phase('fund', async () => {
+  await wallet.sync();
+  // What one changeless funding needs: capacity + fee of 1 P2WPKH input → 1 P2WSH output.
+  const fundingVsize = p2wpkhSpendVsize(1, [p2wshOutputScript(new Uint8Array(1))]);
+  const coinSat = CAPACITY_SAT + BigInt(Math.ceil(fundingVsize * FEE_RATE)) + 20n;
+  const outputs = Array.from({ length: CHANNELS }, () => ({
+    script: baddress.toOutputScript(wallet.receiveAddress(), bitcoinjsNetwork('regtest')),
+    valueSat: coinSat,
+  }));
+  const split = await wallet.fund(outputs, FEE_RATE);
+  await wallet.broadcast(split.txid);
+  progress(`payer: split tx ${split.txid} (${split.vsize} vB, ${CHANNELS} coins of ${coinSat} sat); waiting for a block`);
+  for (;;) {
+    const status = await backend.getTransaction(split.txid);
+    if (status && status.confirmations > 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await wallet.sync();
+  return { splitTxid: split.txid, splitVsize: split.vsize };
+});
+
+// ---- 2. open ------------------------------------------------------------------------------
+fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+const store = openSqliteStore(path.join(dataDir, 'payer.db'));
+storeProbe = probeStore(store);
+const clients: PayerClient[] = [];
+const byRef = new Map<string, PayerClient>();
+const rawAckHandlers = new Map<string, (totalSat: bigint) => void>();
+let peerErrors = 0;
+let firstPeerError = '';
+
+/** Routes a payee message to its channel's client: by tempId, channelId or an error's ref. */
+function route(text: string): void {
+  const m = JSON.parse(text) as { type: string; tempId?: string; channelId?: string; ref?: string; totalSat?: string };
+  if (m.type === 'error') {
+    peerErrors++;
+    firstPeerError ||= text;
+  }
+  const ref = m.channelId ?? m.tempId ?? m.ref;
+  if (ref === undefined) return;
+  let client = byRef.get(ref);
+  if (!client) {
+    for (const c of clients) {
+      if (c.id) byRef.set(c.id, c);
+      const s = c.state;
+      if (s && 'channel' in s) byRef.set(s.channel.id, c);
+    }
+    client = byRef.get(ref);
+  }
+  client?.receive(text);
+}
+
+const links: WsPeerLink[] = Array.from({ length: CONNECTIONS }, () =>
+  connectPayee(wsUrl, { onMessage: route, reconnect: false, log: (l) => progress(`payer link: ${l}`) }),
+);
+await Promise.all(links.map((l) => l.ready()));
+const openPhase = await phase('open', async () => {
+  const payout = baddress.toOutputScript(wallet.changeAddress(), bitcoinjsNetwork('regtest'));
+  for (let i = 0; i < CHANNELS; i++) {
+    clients.push(
+      new PayerClient({
+        secp,
+        policy: payerPolicy({ network: 'regtest' }),
+        network: 'regtest',
+        backend,
+        wallet,
+        channelKey: wallet.nextChannelKey(),
+        payoutScript: payout,
+        link: links[i % CONNECTIONS]!,
+        store,
+        fundingFeeRateSatPerVb: FEE_RATE,
+        random16: () => randomBytes(16),
+        log: (l) => progress(`payer: ${l}`),
+      }),
+    );
+  }
+  let opened = 0;
+  const t0 = now();
+  // The payee takes at most 16 unfunded proposals per peer address (maxPendingProposalsPerPeer):
+  // start the next proposal only once an earlier one has sent its funding, with a margin for
+  // funding messages still on the wire.
+  let slots = PENDING_PROPOSALS;
+  const waiting: (() => void)[] = [];
+  const acquire = (): Promise<void> => (slots > 0 ? (slots--, Promise.resolve()) : new Promise((r) => waiting.push(r)));
+  const release = (): void => {
+    const w = waiting.shift();
+    if (w) w();
+    else slots++;
+  };
+  await Promise.all(
+    clients.map(async (c, i) => {
+      await acquire();
+      const opening = c.open({ variant: VARIANTS[i % 2]!, capacitySat: CAPACITY_SAT, expiryBlocks: 144 });
+      await c.waitFor((s) => s.type === 'AwaitingOpen' || s.type === 'Open').finally(release);
+      await opening;
+      if (++opened % 250 === 0) progress(`payer: ${opened}/${CHANNELS} channels open after ${Math.round(now() - t0)} ms`);
+    }),
+  );
+  for (const c of clients) byRef.set(c.channel.id, c);
+  return { channelsOpen: opened, openSeconds: round((now() - t0) / 1000, 1) };
+});
+
+// ---- 3–4. through PayerClient ---------------------------------------------------------------
+const payVia = (k: number): Promise<bigint> => clients[k % CHANNELS]!.pay(AMOUNT_SAT);
+const warm = await phase('warmup', () => closedLoop(WARMUP, WINDOW, CHUNK, payVia));
+const throughput = await phase('throughput', () => closedLoop(PAYMENTS, WINDOW, CHUNK, payVia));
+const latency = await phase('latency', () => openLoop(LATENCY_PAYMENTS, throughput.perSec / 2, payVia));
+const profiled = PROFILE_PAYMENTS > 0 ? await phase('profile-payer-client', () => closedLoop(PROFILE_PAYMENTS, WINDOW, CHUNK, payVia)) : undefined;
+if (peerErrors > 0) throw new Error(`payee sent errors: ${firstPeerError}`);
+
+// ---- 5. presigned, raw sockets -------------------------------------------------------------
+const payerKeys = WalletKeys.fromSeed(seed, 'regtest');
+interface Lane {
+  readonly channel: Channel;
+  readonly sighasher: ReturnType<typeof paymentSighasher>;
+  readonly key: Uint8Array;
+  total: bigint;
+  /** Unacknowledged totals, oldest first, with what to call on their ack. */
+  readonly pending: { total: bigint; resolve: () => void }[];
+}
+const lanes: Lane[] = clients.map((c) => {
+  const s = c.state;
+  if (s?.type !== 'Open') throw new Error(`channel not open: ${s?.type}`);
+  return { channel: s.channel, sighasher: paymentSighasher(s.channel), key: keyOf(s.proposal.keyIndex), total: s.signedTotalSat, pending: [] };
+});
+function keyOf(index: number): Uint8Array {
+  return payerKeys.channelKey(index).privateKey;
+}
+for (const lane of lanes) rawAckHandlers.set(lane.channel.id, (totalSat) => {
+  let n = 0;
+  while (n < lane.pending.length && lane.pending[n]!.total <= totalSat) n++;
+  for (const p of lane.pending.splice(0, n)) p.resolve();
+});
+const sockets = await Promise.all(
+  Array.from({ length: CONNECTIONS }, () => {
+    const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as { type: string; channelId?: string; totalSat?: string };
+      if (m.type === 'payment-ack') rawAckHandlers.get(m.channelId!)?.(BigInt(m.totalSat!));
+      else {
+        peerErrors++;
+        firstPeerError ||= String(data);
+      }
+    });
+    return new Promise<WebSocket>((resolve, reject) => ws.once('open', () => resolve(ws)).once('error', reject));
+  }),
+);
+function presign(count: number): string[] {
+  const texts = new Array<string>(count);
+  for (let k = 0; k < count; k++) {
+    const lane = lanes[k % CHANNELS]!;
+    lane.total += AMOUNT_SAT;
+    texts[k] = encodeMessage(msg('payment', { channelId: lane.channel.id, totalSat: lane.total, signature: signPayment(secp, lane.channel, lane.sighasher, lane.key, lane.total) }));
+  }
+  return texts;
+}
+/** Sends presigned payment k (channel k mod C, on that channel's socket); resolves on its ack. */
+function sendRaw(texts: readonly string[], base: bigint[]): (k: number) => Promise<void> {
+  return (k) =>
+    new Promise<void>((resolve) => {
+      const c = k % CHANNELS;
+      const lane = lanes[c]!;
+      lane.pending.push({ total: base[c]! + BigInt(Math.floor(k / CHANNELS) + 1) * AMOUNT_SAT, resolve });
+      sockets[c % CONNECTIONS]!.send(texts[k]!);
+    });
+}
+const baseTotals = (): bigint[] => lanes.map((l) => l.total);
+
+progress(`payer: presigning ${PAYMENTS + LATENCY_PAYMENTS} payments (untimed)`);
+let base = baseTotals();
+const rawTexts = presign(PAYMENTS);
+const rawThroughput = await phase('presigned-throughput', () => closedLoop(PAYMENTS, WINDOW * 2, CHUNK * 4, sendRaw(rawTexts, base)));
+base = baseTotals();
+const rawLatencyTexts = presign(LATENCY_PAYMENTS);
+const rawLatency = await phase('presigned-latency', () => openLoop(LATENCY_PAYMENTS, rawThroughput.perSec / 2, sendRaw(rawLatencyTexts, base)));
+let rawProfiled;
+if (PROFILE_PAYMENTS > 0) {
+  base = baseTotals();
+  const texts = presign(PROFILE_PAYMENTS);
+  rawProfiled = await phase('profile-presigned', () => closedLoop(PROFILE_PAYMENTS, WINDOW * 2, CHUNK * 4, sendRaw(texts, base)));
+}
+if (peerErrors > 0) throw new Error(`payee sent errors: ${firstPeerError}`);
+
+for (const ws of sockets) ws.close();
+await Promise.all(clients.map((c) => c.drain()));
+await Promise.all(links.map((l) => l.close()));
+await store.close();
+await backend.close();
+emit({
+  event: 'result',
+  channels: CHANNELS,
+  connections: CONNECTIONS,
+  window: WINDOW,
+  amountSat: Number(AMOUNT_SAT),
+  fund: fundPhase,
+  open: openPhase,
+  warmup: warm,
+  throughput,
+  latency,
+  presignedThroughput: rawThroughput,
+  presignedLatency: rawLatency,
+  ...(profiled ? { profiledThroughput: profiled, profiledPresignedThroughput: rawProfiled } : {}),
+  channelIds: lanes.map((l) => l.channel.id),
+});
+process.exit(0);

@@ -1,0 +1,198 @@
+/**
+ * End to end: a private regtest node (btcd), the payee in one process (bench/e2e-payee.ts, what
+ * `paychan payee serve` runs) and the payer in another (bench/e2e-payer.ts), over the real
+ * WebSocket transport on loopback, `--channels` channels opened for real on chain. This process
+ * plays the miner (a block whenever the mempool holds a transaction), relays each phase's go
+ * to the payer, and reads the payee's CPU time around each phase.
+ *
+ * Afterwards it checks the closes against the node: the payee's store is read back, one close
+ * per variant is signed with the newest payment (`signClose`) and offered to the node's
+ * testmempoolaccept, and a batch close of 100 channels (`signBatchClose`) is accepted,
+ * broadcast and mined.
+ *
+ * Prints one JSON line (last on stdout). Run through bench/run.ts.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { address as baddress } from 'bitcoinjs-lib';
+import { loadOrCreateSeed } from '../src/app/files.js';
+import { startRegtestNode } from '../src/chain/regtest/index.js';
+import { RpcClient } from '../src/chain/rpc-client.js';
+import { loadNativeSecp256k1 } from '../src/crypto/native.js';
+import { toHex } from '../src/protocol/bytes.js';
+import { signBatchClose } from '../src/protocol/batch-close.js';
+import { signClose } from '../src/protocol/close.js';
+import { bitcoinjsNetwork } from '../src/protocol/network.js';
+import type { PayeeState } from '../src/protocol/payee-machine.js';
+import { VARIANTS } from '../src/protocol/scripts.js';
+import { openSqliteStore } from '../src/store/sqlite-store.js';
+import { WalletKeys } from '../src/wallet/keys.js';
+import { emitResult, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
+import { BenchChild, type Event } from './lib/lines.js';
+import { round } from './lib/stats.js';
+
+const args = parseArgs(process.argv.slice(2));
+const BATCH = intArg(args, 'batch-close', 100);
+const PROFILE = flag(args, 'profile');
+const PROFILE_DIR = path.resolve(strArg(args, 'profile-dir', path.join('bench', 'out')));
+const payerArgs = ['channels', 'connections', 'payments', 'latency-payments', 'warmup', 'window', 'chunk'].flatMap((k) => (args.has(k) ? [`--${k}`, String(args.get(k))] : []));
+const PHASES = ['fund', 'open', 'warmup', 'throughput', 'latency', 'presigned-throughput', 'presigned-latency'];
+const PROFILED = new Set(['profile-payer-client', 'profile-presigned']);
+
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-bench-e2e-'));
+const seedFile = path.join(home, 'payer-seed');
+fs.writeFileSync(seedFile, toHex(randomBytes(32)), { mode: 0o600 });
+const payerSeed = Buffer.from(fs.readFileSync(seedFile, 'utf8'), 'hex');
+const miningAddress = WalletKeys.fromSeed(payerSeed, 'regtest').address('receive', 0).address;
+const secp = loadNativeSecp256k1();
+
+progress('e2e: starting a private regtest node');
+const node = await startRegtestNode({ miningAddress, log: (l) => progress(`[node] ${l}`) });
+const rpc = new RpcClient({ url: node.rpcUrl, user: node.rpcUser, pass: node.rpcPass });
+const rpcArgs = ['--rpc-url', node.rpcUrl, '--rpc-user', node.rpcUser, '--rpc-pass', node.rpcPass];
+let mining = true;
+let blocksMined = 0;
+let miner: Promise<void> = Promise.resolve();
+const children: BenchChild[] = [];
+try {
+  await node.mine(101);
+  miner = (async () => {
+    while (mining) {
+      const mempool = (await rpc.call('getrawmempool').catch(() => [])) as string[];
+      if (mempool.length > 0) {
+        await node.mine(1).catch(() => undefined);
+        blocksMined++;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const payeeDir = path.join(home, 'payee');
+  const payee = new BenchChild('payee', 'bench/e2e-payee.ts', [...rpcArgs, '--data-dir', payeeDir, '--profile-dir', PROFILE_DIR], [], progress);
+  children.push(payee);
+  const ready = await payee.next('ready');
+  const payer = new BenchChild(
+    'payer',
+    'bench/e2e-payer.ts',
+    [...rpcArgs, '--seed-file', seedFile, '--ws-url', String(ready.wsUrl), '--data-dir', path.join(home, 'payer'), ...payerArgs, ...(PROFILE ? ['--profile-payments', String(intArg(args, 'profile-payments', 50_000))] : [])],
+    [],
+    progress,
+  );
+  children.push(payer);
+
+  const payeeCpuMs: Record<string, number> = {};
+  const payeeLoop: Record<string, unknown> = {};
+  const profiles: Record<string, unknown> = {};
+  const sample = () => payee.ask('cpu', 'cpu');
+  const cpu = async () => Number((await sample()).us);
+  const phases = PROFILE ? [...PHASES.slice(0, 5), 'profile-payer-client', ...PHASES.slice(5), 'profile-presigned'] : PHASES;
+  for (const name of phases) {
+    await payer.next((e) => e.event === 'phase-ready' && e.phase === name);
+    progress(`e2e: phase ${name}`);
+    const profiled = PROFILED.has(name);
+    if (profiled) await payee.ask('profile-start', 'profiling');
+    const c0 = await cpu();
+    payer.send(`go ${name}`);
+    await payer.next((e) => e.event === 'phase-done' && e.phase === name);
+    const after = await sample();
+    payeeCpuMs[name] = round((Number(after.us) - c0) / 1000, 1);
+    payeeLoop[name] = { commits: after.commits, loopDelay: after.loopDelay };
+    if (profiled) profiles[`e2e-payee-${name}`] = (await payee.ask(`profile-stop e2e-payee-${name}`, 'profile')).summary;
+  }
+  const result = await payer.next('result');
+  await payer.exited;
+  const stopped = await payee.ask('stop', 'stopped');
+  await payee.exited;
+
+  progress('e2e: checking closes against the node');
+  const closes = await checkCloses(path.join(payeeDir, 'payee.db'), loadOrCreateSeed(path.join(payeeDir, 'seed')), String(ready.payoutAddress), result);
+
+  const throughput = result.throughput as { perSec: number; payments: number; payerCpuUs: number };
+  const latency = result.latency as { p50Ms: number; p99Ms: number };
+  const raw = result.presignedThroughput as { perSec: number; payments: number; payerCpuUs: number };
+  const rawLatency = result.presignedLatency as { p50Ms: number; p99Ms: number };
+  emitResult({
+    e2ePaymentsPerSec: throughput.perSec,
+    e2eP50Ms: latency.p50Ms,
+    e2eP99Ms: latency.p99Ms,
+    e2ePresignedPaymentsPerSec: raw.perSec,
+    e2ePresignedP50Ms: rawLatency.p50Ms,
+    e2ePresignedP99Ms: rawLatency.p99Ms,
+    e2e: {
+      channels: result.channels,
+      connections: result.connections,
+      window: result.window,
+      amountSat: result.amountSat,
+      node: 'btcd',
+      blocksMined,
+      fund: result.fund,
+      open: result.open,
+      throughput: { ...throughput, payeeCpuUsPerPayment: round((payeeCpuMs.throughput! * 1000) / throughput.payments, 1), payerCpuUsPerPayment: round(throughput.payerCpuUs / throughput.payments, 1) },
+      latency: { ...latency, payeeCpuMs: payeeCpuMs.latency },
+      presignedThroughput: { ...raw, payeeCpuUsPerPayment: round((payeeCpuMs['presigned-throughput']! * 1000) / raw.payments, 1), payerCpuUsPerPayment: round(raw.payerCpuUs / raw.payments, 1) },
+      presignedLatency: { ...rawLatency, payeeCpuMs: payeeCpuMs['presigned-latency'] },
+      payeeCpuMs,
+      payeeCommitsAndLoopDelay: payeeLoop,
+      payeeStore: stopped.store,
+      payeeMetrics: stopped.metrics,
+      ...(PROFILE ? { profiledThroughput: result.profiledThroughput, profiledPresignedThroughput: result.profiledPresignedThroughput } : {}),
+    },
+    closeOnChain: closes,
+    ...(PROFILE ? { e2eProfiles: profiles } : {}),
+  });
+} finally {
+  mining = false;
+  await miner;
+  for (const c of children) c.kill();
+  rpc.close();
+  await node.stop();
+  fs.rmSync(home, { recursive: true, force: true });
+}
+
+/**
+ * Reads the payee's channels back from its store and offers closes to the node: one per variant
+ * (testmempoolaccept only: they conflict with the batch), then the batch close of the first
+ * `BATCH` channels, which is broadcast and mined.
+ */
+async function checkCloses(dbFile: string, payeeSeed: Uint8Array, payoutAddress: string, result: Event): Promise<Record<string, unknown>> {
+  const store = openSqliteStore(dbFile);
+  const states = (await store.loadPayeeChannels()).map((r) => r.state);
+  await store.close();
+  const paid = states.filter((s): s is Extract<PayeeState, { type: 'Open' }> => s.type === 'Open' && s.signature !== null);
+  const expected = (result.channelIds as string[]).length;
+  const keys = WalletKeys.fromSeed(payeeSeed, 'regtest');
+  const payoutScript = baddress.toOutputScript(payoutAddress, bitcoinjsNetwork('regtest'));
+  const single: Record<string, unknown> = {};
+  for (const variant of VARIANTS) {
+    const s = paid.find((c) => c.channel.variant === variant);
+    if (!s) continue;
+    const close = signClose(secp, s.channel, { totalSat: s.paidSat, signature: s.signature! }, keys.channelKey(s.keyIndex).privateKey, payoutScript, 2);
+    const accept = await node.backend.testAccept(close.txHex);
+    single[variant] = { vsize: close.vsize, feeSat: Number(close.feeSat), paidSat: Number(s.paidSat), accepted: accept.allowed, ...(accept.allowed ? {} : { reason: accept.reason }) };
+  }
+  const batchChannels = paid.slice(0, BATCH).map((s) => ({ channel: s.channel, totalSat: s.paidSat, signature: s.signature!, payeePrivateKey: keys.channelKey(s.keyIndex).privateKey }));
+  const batch = signBatchClose(secp, batchChannels, payoutScript, 2);
+  const accept = await node.backend.testAccept(batch.txHex);
+  let confirmations = 0;
+  if (accept.allowed) {
+    await node.backend.broadcast(batch.txHex);
+    for (let i = 0; i < 100 && confirmations === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      confirmations = (await node.backend.getTransaction(batch.txid))?.confirmations ?? 0;
+    }
+  }
+  return {
+    payeeChannelsOpenAndPaid: paid.length,
+    payerChannels: expected,
+    single,
+    batch: {
+      channels: batchChannels.length,
+      vsize: batch.vsize,
+      vsizePerChannel: round(batch.vsize / batchChannels.length, 1),
+      feeSat: Number(batch.feeSat),
+      accepted: accept.allowed,
+      ...(accept.allowed ? { confirmations } : { reason: accept.reason }),
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * Load shapes for the end-to-end benchmark.
+ *
+ * - {@link closedLoop}: as fast as the system goes, with at most `window` payments unacknowledged
+ *   (pipelining); issues at most `chunk` per event-loop turn so replies are read meanwhile.
+ * - {@link openLoop}: payment k is due at t0 + k / rate, whatever happened to the earlier ones
+ *   (no coordinated omission: a slow ack never delays the next send). Latency = ack time −
+ *   *intended* send time, so a sender that falls behind its schedule shows up as latency.
+ */
+import { now, quantile, sorted, round } from './stats.js';
+
+export interface ClosedLoopResult {
+  readonly payments: number;
+  readonly elapsedMs: number;
+  readonly perSec: number;
+}
+
+export function closedLoop(count: number, window: number, chunk: number, issue: (k: number) => Promise<unknown>): Promise<ClosedLoopResult> {
+  return new Promise((resolve, reject) => {
+    let next = 0;
+    let acked = 0;
+    let failed = false;
+    const start = now();
+    const done = (): void => {
+      acked++;
+      if (acked === count) {
+        const elapsedMs = now() - start;
+        resolve({ payments: count, elapsedMs: round(elapsedMs, 1), perSec: Math.round((count * 1000) / elapsedMs) });
+      } else if (next - acked < window - chunk && scheduled === false) {
+        scheduled = true;
+        setImmediate(pump);
+      }
+    };
+    const fail = (err: unknown): void => {
+      if (!failed) reject(err instanceof Error ? err : new Error(String(err)));
+      failed = true;
+    };
+    let scheduled = false;
+    const pump = (): void => {
+      scheduled = false;
+      if (failed) return;
+      let n = 0;
+      while (n < chunk && next < count && next - acked < window) {
+        issue(next++).then(done, fail);
+        n++;
+      }
+      if (next < count && next - acked < window && !scheduled) {
+        scheduled = true;
+        setImmediate(pump);
+      }
+    };
+    pump();
+  });
+}
+
+export interface OpenLoopResult {
+  readonly payments: number;
+  readonly targetPerSec: number;
+  readonly achievedPerSec: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly p999Ms: number;
+  readonly maxMs: number;
+  /** How late the sender itself issued payments (its own scheduling jitter), p99. */
+  readonly sendLagP99Ms: number;
+}
+
+export function openLoop(count: number, perSec: number, issue: (k: number) => Promise<unknown>): Promise<OpenLoopResult> {
+  return new Promise((resolve, reject) => {
+    const latency = new Float64Array(count);
+    const lag = new Float64Array(count);
+    const interval = 1000 / perSec;
+    const t0 = now() + 20;
+    let next = 0;
+    let done = 0;
+    let failed = false;
+    const finish = (): void => {
+      const s = sorted(latency);
+      const elapsed = now() - t0;
+      resolve({
+        payments: count,
+        targetPerSec: Math.round(perSec),
+        achievedPerSec: Math.round((count * 1000) / elapsed),
+        p50Ms: round(quantile(s, 0.5), 3),
+        p90Ms: round(quantile(s, 0.9), 3),
+        p99Ms: round(quantile(s, 0.99), 3),
+        p999Ms: round(quantile(s, 0.999), 3),
+        maxMs: round(s[s.length - 1]!, 3),
+        sendLagP99Ms: round(quantile(sorted(lag), 0.99), 3),
+      });
+    };
+    const tick = (): void => {
+      if (failed) return;
+      const t = now();
+      while (next < count && t0 + next * interval <= t) {
+        const k = next++;
+        const intended = t0 + k * interval;
+        lag[k] = t - intended;
+        issue(k).then(
+          () => {
+            latency[k] = now() - intended;
+            if (++done === count) finish();
+          },
+          (err: unknown) => {
+            failed = true;
+            reject(err instanceof Error ? err : new Error(String(err)));
+          },
+        );
+      }
+      if (next < count) {
+        const wait = t0 + next * interval - now();
+        if (wait > 2) setTimeout(tick, wait - 1.5);
+        else setImmediate(tick);
+      }
+    };
+    tick();
+  });
+}
