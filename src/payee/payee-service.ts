@@ -15,6 +15,7 @@
  */
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
+import { nodeSha256 } from '../crypto/sha256.js';
 import type { SignedBatchClose } from '../protocol/batch-close.js';
 import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -84,7 +85,7 @@ export class PayeeService {
   private readonly deepFundings = new Set<string>();
 
   private constructor(private readonly options: PayeeServiceOptions) {
-    this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
+    this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey, sha256: nodeSha256 };
     const host = {
       entries: () => [...this.entries].map(([tempId, e]) => ({ tempId, state: e.state })),
       step: async (tempId: string, input: PayeeInput) => {

@@ -8,6 +8,7 @@
  */
 import type { ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
+import { nodeSha256 } from '../crypto/sha256.js';
 import type { Channel } from '../protocol/channel.js';
 import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -99,7 +100,7 @@ export class PayerClient {
   private broken: Error | null = null;
 
   constructor(private readonly options: PayerClientOptions) {
-    this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey };
+    this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey, sha256: nodeSha256 };
   }
 
   /**
@@ -274,19 +275,23 @@ export class PayerClient {
     if (!before) throw new RangeError('no channel yet');
     const step = payerStep(this.ctx, before, input);
     this.current = step.state;
-    this.schedule(step.effects, sink);
+    this.schedule(step.effects, sink, before);
     this.notify();
   }
 
   /** Chains `effects` after earlier ones; `send`s go to `sink` instead of the link when given. */
-  private schedule(effects: readonly Effect[], sink?: (message: Message) => void): void {
+  private schedule(effects: readonly Effect[], sink?: (message: Message) => void, before?: PayerState | null): void {
     let chain = this.effects;
     const state = this.current;
     const tempId = this.tempId;
     for (const effect of effects) {
       if (effect.type === 'persist') {
         if (!state || !tempId) throw new Error('unreachable: persist without a channel');
-        const saved = this.options.store.savePayerChannel(tempId, state);
+        // A payment changes only the signed total and signature: save just those.
+        const saved =
+          before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null && state.signedTotalSat > before.signedTotalSat
+            ? this.options.store.savePayerPayment(tempId, state.signedTotalSat, state.signature)
+            : this.options.store.savePayerChannel(tempId, state);
         chain = chain.then(() => saved);
       } else {
         chain = chain.then(() => (sink && effect.type === 'send' ? sink(effect.message) : this.carryOut(effect)));

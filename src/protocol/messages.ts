@@ -156,6 +156,8 @@ export function encodeMessage(message: Message): string {
 export function decodeMessage(text: string): Message {
   // Length in UTF-16 units bounds the UTF-8 length from below; check both cheaply.
   if (text.length > MAX_MESSAGE_BYTES) throw new ProtocolError('MESSAGE_TOO_LARGE', `${text.length} > ${MAX_MESSAGE_BYTES} bytes`);
+  const fast = decodeHotPath(text);
+  if (fast) return fast;
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -172,4 +174,27 @@ export function decodeMessage(text: string): Message {
     throw new ProtocolError('MALFORMED_MESSAGE', `${path ? `${path}: ` : ''}${issue.message}`);
   }
   return parsed.output;
+}
+
+// The hot path: payments and their acknowledgements exactly as encodeMessage writes them. The
+// patterns accept nothing the schemas would refuse (same field order, hex and amount forms);
+// any other spelling of the same message takes the general path.
+const PAYMENT_RE = /^\{"v":1,"type":"payment","channelId":"([0-9a-f]{64}:(?:0|[1-9][0-9]{0,4}))","totalSat":"(0|[1-9][0-9]{0,15})","signature":"([0-9a-f]{128})"\}$/;
+const ACK_RE = /^\{"v":1,"type":"payment-ack","channelId":"([0-9a-f]{64}:(?:0|[1-9][0-9]{0,4}))","totalSat":"(0|[1-9][0-9]{0,15})"\}$/;
+
+function decodeHotPath(text: string): Message | null {
+  if (text.length > 300) return null;
+  let m = PAYMENT_RE.exec(text);
+  if (m) {
+    const totalSat = BigInt(m[2]!);
+    if (totalSat > MAX_MONEY_SAT || Number(m[1]!.slice(65)) > 0xffff) return null;
+    return { v: PROTOCOL_VERSION, type: 'payment', channelId: m[1]!, totalSat, signature: fromHex(m[3]!) };
+  }
+  m = ACK_RE.exec(text);
+  if (m) {
+    const totalSat = BigInt(m[2]!);
+    if (totalSat > MAX_MONEY_SAT || Number(m[1]!.slice(65)) > 0xffff) return null;
+    return { v: PROTOCOL_VERSION, type: 'payment-ack', channelId: m[1]!, totalSat };
+  }
+  return null;
 }

@@ -5,7 +5,7 @@
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
 import { decodeState, encodeState } from './codec.js';
-import { withNewestPayment, type Store, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
+import { withNewestPayment, withNewestSignedPayment, type Store, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
 
 export class MemoryStore implements Store {
   // Encoded, so a caller mutating a state after saving it cannot change what was "stored".
@@ -25,8 +25,13 @@ export class MemoryStore implements Store {
   async savePayeeChannel(tempId: string, state: PayeeState): Promise<void> {
     this.payee.set(tempId, encodeState(state));
   }
+  private readonly payerPayments = new Map<string, { totalSat: bigint; signature: Uint8Array }>();
+
   async loadPayerChannels(): Promise<StoredPayerChannel[]> {
-    return [...this.payer].map(([tempId, s]) => ({ tempId, state: decodeState<PayerState>(s) }));
+    return [...this.payer].map(([tempId, s]) => ({ tempId, state: withNewestSignedPayment(decodeState<PayerState>(s), this.payerPayments.get(tempId)) }));
+  }
+  async savePayerPayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
+    this.payerPayments.set(tempId, { totalSat, signature: Uint8Array.from(signature) });
   }
   async savePayerChannel(tempId: string, state: PayerState): Promise<void> {
     this.payer.set(tempId, encodeState(state));

@@ -81,6 +81,17 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    description: 'payer payments: the newest signed payment of a channel, without its state',
+    sql: `
+      CREATE TABLE payer_payments (
+        temp_id   TEXT NOT NULL PRIMARY KEY,
+        total_sat TEXT NOT NULL,
+        signature BLOB NOT NULL
+      ) STRICT;
+    `,
+  },
 ]);
 
 /** The schema version this code writes: the last migration's. */

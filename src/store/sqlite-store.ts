@@ -21,7 +21,7 @@ import { decodeState, encodeState } from './codec.js';
 import { migrate } from './migrations.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
-import { withNewestPayment, type Store, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
+import { withNewestPayment, withNewestSignedPayment, type Store, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
 
 export const STORE_ERROR_CODES = {
   STORE_CLOSED: 'the store is closed',
@@ -100,6 +100,7 @@ class Batch {
   readonly payer = new Map<string, ChannelRow>();
   /** Newest payment per payee channel in this batch: total (decimal) and signature. */
   readonly payments = new Map<string, { total: string; signature: Uint8Array }>();
+  readonly payerPayments = new Map<string, { total: string; signature: Uint8Array }>();
   readonly meta = new Map<string, string>();
   /** Counter names, one per nextCounter call, in call order; values are set by the commit. */
   readonly counters: string[] = [];
@@ -116,8 +117,24 @@ class Batch {
   }
 
   get rows(): number {
-    return this.payee.size + this.payer.size + this.payments.size + this.meta.size + this.counters.length;
+    return this.payee.size + this.payer.size + this.payments.size + this.payerPayments.size + this.meta.size + this.counters.length;
   }
+}
+
+interface PaymentRow {
+  readonly temp_id: string;
+  readonly total_sat: string;
+  readonly signature: Uint8Array;
+}
+
+function paymentsOf(rows: readonly PaymentRow[]): Map<string, { totalSat: bigint; signature: Uint8Array }> {
+  return new Map(rows.map((p) => [p.temp_id, { totalSat: BigInt(p.total_sat), signature: Uint8Array.from(p.signature) }]));
+}
+
+/** @throws TypeError for an empty tempId or a signature that is not 64 bytes. */
+function checkPayment(method: string, tempId: string, signature: Uint8Array): void {
+  if (typeof tempId !== 'string' || tempId === '') throw new TypeError(`${method}: tempId must be a non-empty string`);
+  if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new TypeError(`${method}: signature must be 64 bytes`);
 }
 
 const SQL = {
@@ -133,6 +150,9 @@ const SQL = {
   upsertPayment: `INSERT INTO payee_payments (temp_id, total_sat, signature) VALUES (?, ?, ?)
     ON CONFLICT (temp_id) DO UPDATE SET total_sat = excluded.total_sat, signature = excluded.signature`,
   loadPayments: 'SELECT temp_id, total_sat, signature FROM payee_payments',
+  upsertPayerPayment: `INSERT INTO payer_payments (temp_id, total_sat, signature) VALUES (?, ?, ?)
+    ON CONFLICT (temp_id) DO UPDATE SET total_sat = excluded.total_sat, signature = excluded.signature`,
+  loadPayerPayments: 'SELECT temp_id, total_sat, signature FROM payer_payments',
   upsertMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
   nextCounter: `INSERT INTO counters (name, next) VALUES (?, 1)
     ON CONFLICT (name) DO UPDATE SET next = next + 1 RETURNING next - 1 AS value`,
@@ -206,6 +226,7 @@ export class SqliteStore implements Store {
     this.commitBatch = db.transaction((batch: Batch, now: number) => {
       for (const [tempId, r] of batch.payee) s.upsertPayee.run(tempId, r.state, now, r.channelId, r.stateType, r.amountSat);
       for (const [tempId, p] of batch.payments) s.upsertPayment.run(tempId, p.total, p.signature);
+      for (const [tempId, p] of batch.payerPayments) s.upsertPayerPayment.run(tempId, p.total, p.signature);
       for (const [tempId, r] of batch.payer) s.upsertPayer.run(tempId, r.state, now, r.channelId, r.stateType, r.amountSat);
       for (const [key, value] of batch.meta) s.upsertMeta.run(key, value);
       batch.counterValues = batch.counters.map((name) => (s.nextCounter.get(name) as { value: number }).value);
@@ -216,20 +237,14 @@ export class SqliteStore implements Store {
   async loadPayeeChannels(): Promise<StoredPayeeChannel[]> {
     await this.settled();
     const rows = this.stmts.loadPayee.all() as { temp_id: string; state: string }[];
-    const payments = new Map(
-      (this.stmts.loadPayments.all() as { temp_id: string; total_sat: string; signature: Uint8Array }[]).map((p) => [
-        p.temp_id,
-        { totalSat: BigInt(p.total_sat), signature: Uint8Array.from(p.signature) },
-      ]),
-    );
+    const payments = paymentsOf(this.stmts.loadPayments.all() as PaymentRow[]);
     return rows.map((r) => ({ tempId: r.temp_id, state: withNewestPayment(decodeRow<PayeeState>('payee_channels', r), payments.get(r.temp_id)) }));
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */
   savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
     return this.stage('savePayeePayment', () => {
-      if (typeof tempId !== 'string' || tempId === '') throw new TypeError('savePayeePayment: tempId must be a non-empty string');
-      if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new TypeError('savePayeePayment: signature must be 64 bytes');
+      checkPayment('savePayeePayment', tempId, signature);
       this.openBatch().payments.set(tempId, { total: totalSat.toString(), signature });
     });
   }
@@ -246,7 +261,16 @@ export class SqliteStore implements Store {
   async loadPayerChannels(): Promise<StoredPayerChannel[]> {
     await this.settled();
     const rows = this.stmts.loadPayer.all() as { temp_id: string; state: string }[];
-    return rows.map((r) => ({ tempId: r.temp_id, state: decodeRow<PayerState>('payer_channels', r) }));
+    const payments = paymentsOf(this.stmts.loadPayerPayments.all() as PaymentRow[]);
+    return rows.map((r) => ({ tempId: r.temp_id, state: withNewestSignedPayment(decodeRow<PayerState>('payer_channels', r), payments.get(r.temp_id)) }));
+  }
+
+  /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */
+  savePayerPayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
+    return this.stage('savePayerPayment', () => {
+      checkPayment('savePayerPayment', tempId, signature);
+      this.openBatch().payerPayments.set(tempId, { total: totalSat.toString(), signature });
+    });
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a state the codec cannot encode. */

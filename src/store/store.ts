@@ -41,7 +41,10 @@ export interface Store {
    * `loadPayeeChannels` returns Open and Suspended states with their newest payment applied.
    */
   savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void>;
+  /** Every payer channel; Open states come with their newest payment applied. */
   loadPayerChannels(): Promise<StoredPayerChannel[]>;
+  /** Saves a new payment the payer signed on an Open channel (the hot path; see savePayeePayment). */
+  savePayerPayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void>;
   savePayerChannel(tempId: string, state: PayerState): Promise<void>;
   /**
    * A small durable key/value space for metadata (the next key index, a wallet's sync state).
@@ -62,4 +65,10 @@ export interface Store {
 export function withNewestPayment(state: PayeeState, payment: { totalSat: bigint; signature: Uint8Array } | undefined): PayeeState {
   if (!payment || (state.type !== 'Open' && state.type !== 'Suspended') || payment.totalSat <= state.paidSat) return state;
   return { ...state, paidSat: payment.totalSat, signature: payment.signature };
+}
+
+/** The payer's counterpart of {@link withNewestPayment}. */
+export function withNewestSignedPayment(state: PayerState, payment: { totalSat: bigint; signature: Uint8Array } | undefined): PayerState {
+  if (!payment || state.type !== 'Open' || payment.totalSat <= state.signedTotalSat) return state;
+  return { ...state, signedTotalSat: payment.totalSat, signature: payment.signature };
 }

@@ -437,7 +437,7 @@ describe('SqliteStore', () => {
       const db = operator();
       expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
       const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
-      expect(tables).toEqual(['counters', 'meta', 'payee_channels', 'payee_payments', 'payer_channels']);
+      expect(tables).toEqual(['counters', 'meta', 'payee_channels', 'payee_payments', 'payer_channels', 'payer_payments']);
       const indexes = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").pluck().all();
       expect(indexes).toEqual(['payee_channels_channel_id', 'payer_channels_channel_id']);
       db.close();

@@ -1,0 +1,38 @@
+/**
+ * decodeMessage's hot path (payments and acks in encodeMessage's exact form) must agree with the
+ * schema path on every input: same value, or the same error code. A leading space bypasses the
+ * hot path (its patterns are anchored) while JSON.parse still accepts the text.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { toHex } from '../../src/protocol/bytes.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
+import { decodeMessage, encodeMessage, msg } from '../../src/protocol/messages.js';
+
+function outcome(text: string): unknown {
+  try {
+    return decodeMessage(text);
+  } catch (err) {
+    return (err as ProtocolError).code;
+  }
+}
+
+const channelId = fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat({ max: 120_000 })).map(([t, v]) => `${toHex(t)}:${v}`);
+const total = fc.bigInt({ min: 0n, max: 2_200_000_000_000_000n });
+const payment = fc.record({ channelId, totalSat: total, signature: fc.uint8Array({ minLength: 64, maxLength: 64 }) }).map((f) => encodeMessage(msg('payment', f)));
+const ack = fc.record({ channelId, totalSat: total }).map((f) => encodeMessage(msg('payment-ack', f)));
+const mutated = fc.tuple(fc.oneof(payment, ack), fc.nat(), fc.integer({ min: 32, max: 126 })).map(([text, at, code]) => {
+  const i = at % text.length;
+  return text.slice(0, i) + String.fromCharCode(code) + text.slice(i + 1);
+});
+
+describe('decodeMessage hot path', () => {
+  it('agrees with the schema path on valid and mutated payments and acks', () => {
+    fc.assert(
+      fc.property(fc.oneof(payment, ack, mutated), (text) => {
+        expect(outcome(text)).toEqual(outcome(` ${text}`));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
