@@ -15,7 +15,6 @@
  */
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
-import { nodeSha256 } from '../crypto/sha256.js';
 import type { SignedBatchClose } from '../protocol/batch-close.js';
 import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -70,6 +69,19 @@ interface Watch {
 }
 
 const KEY_COUNTER = 'payee-channel-key';
+/** One settled promise shared by every idle channel (two fresh ones per channel add up at 100,000 channels). */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/**
+ * A state read from the store holds separate copies of the byte fields that `terms` and
+ * `channel` share; point them at one copy (a Uint8Array costs ~250 bytes of heap).
+ */
+function compact(state: PayeeState): PayeeState {
+  if (!('channel' in state)) return state;
+  const t = state.terms;
+  const channel = { ...state.channel, payerPubkey: t.payerPubkey, payeePubkey: t.payeePubkey, payerScript: t.payerScript };
+  return { ...state, channel } as PayeeState;
+}
 /** A funding this deep is not watched for reorgs any more. */
 const DEEP_CONFIRMATIONS = 6;
 
@@ -85,7 +97,7 @@ export class PayeeService {
   private readonly deepFundings = new Set<string>();
 
   private constructor(private readonly options: PayeeServiceOptions) {
-    this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey, sha256: nodeSha256 };
+    this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
     const host = {
       entries: () => [...this.entries].map(([tempId, e]) => ({ tempId, state: e.state })),
       step: async (tempId: string, input: PayeeInput) => {
@@ -132,9 +144,8 @@ export class PayeeService {
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
     for (const { tempId, state } of await options.store.loadPayeeChannels()) {
-      service.entries.set(tempId, { state, link: null, inputs: Promise.resolve(), effects: Promise.resolve(), broken: null });
+      service.entries.set(tempId, { state: compact(state), link: null, inputs: SETTLED, effects: SETTLED, broken: null });
       if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
-      if ('paidSat' in state) service.lastAcked.set(state.channel.id, state.paidSat);
       if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended') {
         service.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: options.policy.minFundingConfirmations });
       }
@@ -336,7 +347,7 @@ export class PayeeService {
       const index = await this.options.store.nextCounter(KEY_COUNTER);
       if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
       const step = payeeAccept(this.ctx, hello, tip.height, { index, publicKey: this.options.keys.channelKey(index).publicKey });
-      const entry: Entry = { state: step.state, link, inputs: Promise.resolve(), effects: Promise.resolve(), broken: null, peer: link.peer };
+      const entry: Entry = { state: step.state, link, inputs: SETTLED, effects: SETTLED, broken: null, peer: link.peer };
       this.entries.set(hello.tempId, entry);
       await this.schedule(hello.tempId, entry, step.effects, link);
     } catch (err) {
@@ -366,7 +377,7 @@ export class PayeeService {
         await done;
       } catch (err) {
         entry.state = before;
-        entry.effects = Promise.resolve();
+        entry.effects = SETTLED;
         await this.options.store.savePayeeChannel(tempId, before);
         throw err;
       }
@@ -396,7 +407,7 @@ export class PayeeService {
             : this.options.store.savePayeeChannel(tempId, state);
         chain = chain.then(() => saved);
       } else {
-        chain = chain.then(() => this.carryOut(tempId, entry, effect, replyTo));
+        chain = chain.then(() => this.carryOut(tempId, entry, effect, replyTo, before));
       }
     }
     entry.effects = chain.catch((err: unknown) => {
@@ -407,11 +418,13 @@ export class PayeeService {
     return chain;
   }
 
-  private async carryOut(tempId: string, entry: Entry, effect: Effect, replyTo: PeerLink | null): Promise<void> {
+  private async carryOut(tempId: string, entry: Entry, effect: Effect, replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
     switch (effect.type) {
       case 'send':
         (replyTo ?? entry.link)?.send(effect.message);
-        if (effect.message.type === 'payment-ack') this.notePayment(effect.message.channelId, effect.message.totalSat);
+        if (effect.message.type === 'payment-ack' && before && 'paidSat' in before && effect.message.totalSat > before.paidSat) {
+          this.options.onPayment?.(effect.message.channelId, effect.message.totalSat, effect.message.totalSat - before.paidSat);
+        }
         return;
       case 'broadcast':
         try {
@@ -440,13 +453,7 @@ export class PayeeService {
     }
   }
 
-  private readonly lastAcked = new Map<string, bigint>();
-  private notePayment(channelId: string, totalSat: bigint): void {
-    const last = this.lastAcked.get(channelId) ?? 0n;
-    if (totalSat <= last) return;
-    this.lastAcked.set(channelId, totalSat);
-    this.options.onPayment?.(channelId, totalSat, totalSat - last);
-  }
+
 
   private reply(link: PeerLink, err: unknown, ref: string | undefined): void {
     if (err instanceof ProtocolError) {

@@ -8,7 +8,6 @@
  */
 import type { ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
-import { nodeSha256 } from '../crypto/sha256.js';
 import type { Channel } from '../protocol/channel.js';
 import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -100,7 +99,7 @@ export class PayerClient {
   private broken: Error | null = null;
 
   constructor(private readonly options: PayerClientOptions) {
-    this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey, sha256: nodeSha256 };
+    this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey };
   }
 
   /**

@@ -22,15 +22,13 @@ import { msg, type Hello, type Message } from './messages.js';
 import { paymentSighasher, verifyPayment } from './payment.js';
 import { checkHello, type PayeePolicy } from './policy.js';
 import { checkRefundTemplate, payeeRefundDigest } from './refund.js';
-import type { PaymentSighasher, Sha256Factory } from './sighash.js';
+import type { PaymentSighasher } from './sighash.js';
 
 export interface PayeeContext {
   readonly secp: Secp256k1;
   readonly policy: PayeePolicy;
   /** The private key of channel key `index` (deterministic derivation: a pure function). */
   readonly privateKey: (index: number) => Uint8Array;
-  /** SHA-256 for the payment sighash; default the portable one (Node drivers pass the native one). */
-  readonly sha256?: Sha256Factory;
 }
 
 interface Negotiated {
@@ -153,9 +151,9 @@ export function payeeRepeatAccept(ctx: PayeeContext, state: PayeeState, hello: H
  * serializable values.
  */
 const sighashers = new WeakMap<Channel, PaymentSighasher>();
-function sighasherFor(channel: Channel, sha256?: Sha256Factory): PaymentSighasher {
+function sighasherFor(channel: Channel): PaymentSighasher {
   let s = sighashers.get(channel);
-  if (!s) sighashers.set(channel, (s = paymentSighasher(channel, sha256)));
+  if (!s) sighashers.set(channel, (s = paymentSighasher(channel)));
   return s;
 }
 
@@ -240,7 +238,7 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
         // nothing to store. Any other non-increasing total is refused below.
         return { state, effects: [{ type: 'send', message: msg('payment-ack', { channelId: state.channel.id, totalSat: state.paidSat }) }] };
       }
-      verifyPayment(ctx.secp, state.channel, sighasherFor(state.channel, ctx.sha256), state.paidSat, message.totalSat, message.signature);
+      verifyPayment(ctx.secp, state.channel, sighasherFor(state.channel), state.paidSat, message.totalSat, message.signature);
       return {
         state: { ...state, paidSat: message.totalSat, signature: message.signature },
         effects: [{ type: 'persist' }, { type: 'send', message: msg('payment-ack', { channelId: state.channel.id, totalSat: message.totalSat }) }],

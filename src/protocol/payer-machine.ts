@@ -23,14 +23,12 @@ import { checkPaymentTotal, paymentSighasher, signPayment } from './payment.js';
 import type { PayerPolicy } from './policy.js';
 import { payeeRefundDigest, refundTemplateHex } from './refund.js';
 import type { Variant } from './scripts.js';
-import type { PaymentSighasher, Sha256Factory } from './sighash.js';
+import type { PaymentSighasher } from './sighash.js';
 
 export interface PayerContext {
   readonly secp: Secp256k1;
   readonly policy: PayerPolicy;
   readonly privateKey: (index: number) => Uint8Array;
-  /** SHA-256 for the payment sighash; default the portable one (Node drivers pass the native one). */
-  readonly sha256?: Sha256Factory;
 }
 
 export interface Proposal {
@@ -123,9 +121,9 @@ function helloOf(proposal: Proposal): MessageOf<'hello'> {
 }
 
 const sighashers = new WeakMap<Channel, PaymentSighasher>();
-function sighasherFor(channel: Channel, sha256?: Sha256Factory): PaymentSighasher {
+function sighasherFor(channel: Channel): PaymentSighasher {
   let s = sighashers.get(channel);
-  if (!s) sighashers.set(channel, (s = paymentSighasher(channel, sha256)));
+  if (!s) sighashers.set(channel, (s = paymentSighasher(channel)));
   return s;
 }
 
@@ -343,7 +341,7 @@ function onPay(ctx: PayerContext, state: PayerState, amountSat: bigint): Step<Pa
     }
     throw err;
   }
-  const signature = signPayment(ctx.secp, state.channel, sighasherFor(state.channel, ctx.sha256), ctx.privateKey(state.proposal.keyIndex), totalSat);
+  const signature = signPayment(ctx.secp, state.channel, sighasherFor(state.channel), ctx.privateKey(state.proposal.keyIndex), totalSat);
   return {
     state: { ...state, signedTotalSat: totalSat, signature },
     effects: [{ type: 'persist' }, { type: 'send', message: msg('payment', { channelId: state.channel.id, totalSat, signature }) }],

@@ -8,17 +8,16 @@ import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { Channel } from './channel.js';
 import { dustThresholdSat } from './dust.js';
 import { ProtocolError } from './errors.js';
-import { PaymentSighasher, type Sha256Factory } from './sighash.js';
+import { PaymentSighasher } from './sighash.js';
 import { PAYMENT_LOCKTIME, SEQUENCE_LOCKTIME_RBF, TX_VERSION, paymentChangeOutput } from './transactions.js';
 
 /** The per-channel sighasher for payments (precomputes the constant part of the preimage). */
-export function paymentSighasher(channel: Channel, sha256?: Sha256Factory): PaymentSighasher {
+export function paymentSighasher(channel: Channel): PaymentSighasher {
   return new PaymentSighasher(
     { txid: channel.funding.txid, vout: channel.funding.vout, valueSat: channel.capacitySat, witnessScript: channel.witnessScript },
     TX_VERSION,
     SEQUENCE_LOCKTIME_RBF,
     PAYMENT_LOCKTIME,
-    sha256,
   );
 }
 

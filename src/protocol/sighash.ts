@@ -4,11 +4,14 @@
  * The payee verifies one payment signature per payment, and the payer signs one. With
  * SIGHASH_SINGLE|ANYONECANPAY the preimage is constant except for hashOutputs (the payer's change
  * output), so {@link PaymentSighasher} hashes the constant prefix once per channel and reuses the
- * SHA-256 midstate: per payment only the 8-byte-value output and the last block are hashed.
+ * SHA-256 midstate: per payment only the change output and the last block or two are hashed,
+ * with an allocation-free SHA-256 (sha256-blocks.ts) — a general hasher spent more time on
+ * objects than on rounds here.
  * Cross-checked against bitcoinjs-lib's `hashForWitnessV0` in test/unit/sighash.test.ts.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, txidToHash, u32le, u64le, varSlice } from './bytes.js';
+import { SHA256_IV, compressBlock, finish } from './sha256-blocks.js';
 
 export const SIGHASH_ALL = 0x01;
 export const SIGHASH_NONE = 0x02;
@@ -90,49 +93,23 @@ export function bip143Sighash(tx: SighashTx, index: number, witnessScript: Uint8
 }
 
 /**
- * A SHA-256 whose state can be copied (a midstate). The default is @noble/hashes (pure JS, runs
- * anywhere); Node injects its native one (src/crypto/sha256.ts) through the contexts, which is
- * several times faster on the payment hot path.
- */
-export interface Sha256Midstate {
-  update(data: Uint8Array): Sha256Midstate;
-  /** An independent copy of the state so far. */
-  copy(): Sha256Midstate;
-  digest(): Uint8Array;
-}
-
-export type Sha256Factory = () => Sha256Midstate;
-
-const nobleMidstate = (h: ReturnType<typeof sha256.create>): Sha256Midstate => ({
-  update(data) {
-    h.update(data);
-    return this;
-  },
-  copy: () => nobleMidstate(h.clone()),
-  digest: () => h.digest(),
-});
-
-/** The portable {@link Sha256Factory}. */
-export const nobleSha256: Sha256Factory = () => nobleMidstate(sha256.create());
-
-/**
  * Payment sighashes for one channel: the funding input is fixed, so for
  * SIGHASH_SINGLE|ANYONECANPAY and SIGHASH_NONE|ANYONECANPAY only hashOutputs varies.
  */
 export class PaymentSighasher {
-  private readonly prefix: Sha256Midstate;
-  private readonly tail: Uint8Array;
+  /** SHA-256 state after the prefix's whole 64-byte blocks, and how many bytes that is. */
+  private readonly prefixState = new Uint32Array(8);
+  private readonly prefixAbsorbed: number;
+  /** The prefix's remaining bytes, then hashOutputs and the tail are written after them. */
+  private readonly work = new Uint8Array(128);
+  private readonly leftover: number;
+  private readonly state = new Uint32Array(8);
+  private readonly digest32 = new Uint8Array(32);
   private readonly noneAcpDigest: Uint8Array;
   /** The change output's serialization, with the value overwritten per payment (no allocation). */
   private output: { readonly script: Uint8Array; readonly bytes: Uint8Array; readonly view: DataView } | null = null;
 
-  constructor(
-    funding: { txid: string; vout: number; valueSat: bigint; witnessScript: Uint8Array },
-    version: number,
-    sequence: number,
-    locktime: number,
-    private readonly sha: Sha256Factory = nobleSha256,
-  ) {
+  constructor(funding: { txid: string; vout: number; valueSat: bigint; witnessScript: Uint8Array }, version: number, sequence: number, locktime: number) {
     const prefixBytes = concatBytes(
       u32le(version),
       ZERO32,
@@ -143,8 +120,12 @@ export class PaymentSighasher {
       u64le(funding.valueSat),
       u32le(sequence),
     );
-    this.prefix = sha().update(prefixBytes);
-    this.tail = concatBytes(u32le(locktime), u32le(SIGHASH_SINGLE_ACP));
+    this.prefixState.set(SHA256_IV);
+    this.prefixAbsorbed = prefixBytes.length - (prefixBytes.length % 64);
+    for (let off = 0; off < this.prefixAbsorbed; off += 64) compressBlock(this.prefixState, prefixBytes, off);
+    this.leftover = prefixBytes.length - this.prefixAbsorbed;
+    this.work.set(prefixBytes.subarray(this.prefixAbsorbed), 0);
+    this.work.set(concatBytes(u32le(locktime), u32le(SIGHASH_SINGLE_ACP)), this.leftover + 32);
     this.noneAcpDigest = hash256(concatBytes(prefixBytes, ZERO32, u32le(locktime), u32le(SIGHASH_NONE_ACP)));
   }
 
@@ -156,9 +137,19 @@ export class PaymentSighasher {
       o = this.output = { script: output.script, bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
     }
     o.view.setBigUint64(0, output.valueSat, true);
-    const hashOutputs = this.sha().update(this.sha().update(o.bytes).digest()).digest();
-    const inner = this.prefix.copy().update(hashOutputs).update(this.tail).digest();
-    return this.sha().update(inner).digest();
+    const s = this.state;
+    // hashOutputs = SHA256(SHA256(output)), written straight into the preimage's tail.
+    s.set(SHA256_IV);
+    finish(s, 0, o.bytes, o.bytes.length, this.digest32, 0);
+    s.set(SHA256_IV);
+    finish(s, 0, this.digest32, 32, this.work, this.leftover);
+    // The preimage from the prefix's midstate, then the outer SHA256.
+    s.set(this.prefixState);
+    finish(s, this.prefixAbsorbed, this.work, this.leftover + 40, this.digest32, 0);
+    s.set(SHA256_IV);
+    const out = new Uint8Array(32);
+    finish(s, 0, this.digest32, 32, out, 0);
+    return out;
   }
 
   /** Digest the payer signs with SIGHASH_NONE|ANYONECANPAY (the final, whole-capacity payment). */
