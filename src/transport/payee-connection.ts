@@ -22,6 +22,7 @@ import type { PeerLink } from './link.js';
 import type { PayeeMetrics } from './metrics.js';
 import { PaymentLatency } from './payment-latency.js';
 import type { ServerLimits } from './server-limits.js';
+import { FrameCorker } from './cork.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** What a connection needs from the payee service. */
@@ -46,6 +47,7 @@ export class PayeeConnection {
   /** The link the service answers on: replies go out on this socket, or are dropped once it closed. */
   readonly link: PeerLink;
   private readonly bucket: TokenBucket;
+  private readonly corker: FrameCorker;
   private readonly latency: PaymentLatency;
   private lastHeardMs = performance.now();
   private inFlight = 0;
@@ -62,6 +64,7 @@ export class PayeeConnection {
   ) {
     const { limits } = options;
     this.link = { send: (message) => this.send(message), peer: options.peer };
+    this.corker = new FrameCorker(ws);
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst, performance.now());
     this.latency = new PaymentLatency(limits.maxInFlightMessages * 2);
     this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
@@ -128,6 +131,7 @@ export class PayeeConnection {
     } else if (message.type === 'error') {
       this.options.metrics.rejected.inc(1, { code: message.code });
     }
+    this.corker.beforeSend();
     this.ws.send(encodeMessage(message), this.afterWrite);
     if (!this.backpressured && this.ws.bufferedAmount > this.options.limits.highWaterMarkBytes) {
       this.backpressured = true;

@@ -19,6 +19,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
+import { FrameCorker } from './cork.js';
 import { encodeMessage, MAX_MESSAGE_BYTES, type Message } from '../protocol/messages.js';
 import type { PeerLink } from './link.js';
 
@@ -70,6 +71,7 @@ export function connectPayee(url: string, options: ConnectPayeeOptions): WsPeerL
 
 export class WsPeerLink implements PeerLink {
   private ws: WebSocket | null = null;
+  private corker: FrameCorker | null = null;
   private readonly queue: string[] = [];
   private attempt = 0;
   private stopped = false;
@@ -122,6 +124,7 @@ export class WsPeerLink implements PeerLink {
       return;
     }
     if (this.ws?.readyState === WebSocket.OPEN && this.queue.length === 0) {
+      this.corker?.beforeSend();
       this.ws.send(text);
       return;
     }
@@ -164,6 +167,7 @@ export class WsPeerLink implements PeerLink {
     this.retryTimer = null;
     const ws = new WebSocket(this.url, { maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: this.handshakeTimeoutMs, perMessageDeflate: false });
     this.ws = ws;
+    this.corker = new FrameCorker(ws);
     let opened = false;
     ws.on('open', () => {
       opened = true;
