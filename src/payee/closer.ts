@@ -36,10 +36,20 @@ export interface CloserPolicy {
   readonly maxExpiryBlocks: number;
 }
 
+/** A channel as the closer scans it: the summary fields are read first, `state` only if needed. */
+export interface CloserEntry {
+  readonly tempId: string;
+  readonly type: PayeeState['type'];
+  readonly expiryHeight: number | null;
+  /** Something was paid (there is a payment to close with). */
+  readonly paid: boolean;
+  readonly state: PayeeState;
+}
+
 /** What the closer needs from the payee service. */
 export interface CloserHost {
-  /** Every channel with the id it is stored under. */
-  entries(): Iterable<{ readonly tempId: string; readonly state: PayeeState }>;
+  /** Every channel. */
+  entries(): Iterable<CloserEntry>;
   /** Steps a channel (in its queue). @throws what the step throws. */
   step(tempId: string, input: PayeeInput): Promise<void>;
   /** Puts a channel back to `state` (and stores it): undoing a close the node refused. */
@@ -79,8 +89,9 @@ export class Closer {
     const targets: Closable[] = tempIds.map((id) => {
       const e = all.get(id);
       if (!e) throw new RangeError(`unknown channel ${id}`);
-      if (e.state.type !== 'Open' && e.state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${e.state.type}`);
-      return e as Closable;
+      const state = e.state;
+      if (state.type !== 'Open' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
+      return { tempId: id, state };
     });
     const rate = feeRateSatPerVb ?? (await this.feeRate());
     return this.closeBatch(targets, rate);
@@ -137,12 +148,11 @@ export class Closer {
 
   /** Channels whose funding output was spent with enough confirmations become Closed. */
   private async settle(tip: BlockTip): Promise<void> {
-    for (const { tempId, state } of this.host.entries()) {
-      const watch =
-        state.type === 'Closing' ||
-        state.type === 'Suspended' ||
-        (state.type === 'Open' && (this.firstPass || tip.height >= state.channel.expiryHeight));
-      if (!watch || (state.type !== 'Closing' && state.type !== 'Open' && state.type !== 'Suspended')) continue;
+    for (const e of this.host.entries()) {
+      const watch = e.type === 'Closing' || e.type === 'Suspended' || (e.type === 'Open' && (this.firstPass || tip.height >= (e.expiryHeight ?? Infinity)));
+      if (!watch) continue;
+      const { tempId, state } = e;
+      if (state.type !== 'Closing' && state.type !== 'Open' && state.type !== 'Suspended') continue;
       const status = await this.backend.getOutpointStatus(state.channel.funding, Math.max(0, state.channel.expiryHeight - this.policy.maxExpiryBlocks));
       if (status.state !== 'spent') continue;
       if (status.confirmations < this.policy.closeConfirmations) {
@@ -159,9 +169,12 @@ export class Closer {
 
   /** Open channels with something paid whose close deadline has come, in batches. */
   private async closeDue(tip: BlockTip): Promise<void> {
-    const due = [...this.host.entries()].filter(
-      (e): e is Closable => e.state.type === 'Open' && e.state.signature !== null && tip.height >= e.state.channel.expiryHeight - this.policy.closeMarginBlocks,
-    );
+    const due: Closable[] = [];
+    for (const e of this.host.entries()) {
+      if (e.type !== 'Open' || !e.paid || tip.height < (e.expiryHeight ?? Infinity) - this.policy.closeMarginBlocks) continue;
+      const state = e.state;
+      if (state.type === 'Open') due.push({ tempId: e.tempId, state });
+    }
     if (due.length === 0) return;
     const rate = await this.feeRate();
     for (let i = 0; i < due.length; i += this.policy.maxBatch) {
@@ -178,10 +191,12 @@ export class Closer {
   private async bumpOrRebroadcast(tip: BlockTip): Promise<void> {
     const byClose = new Map<string, Closable[]>();
     for (const e of this.host.entries()) {
-      if (e.state.type !== 'Closing') continue;
-      const list = byClose.get(e.state.close.txid) ?? [];
-      list.push(e as Closable);
-      byClose.set(e.state.close.txid, list);
+      if (e.type !== 'Closing') continue;
+      const state = e.state;
+      if (state.type !== 'Closing') continue;
+      const list = byClose.get(state.close.txid) ?? [];
+      list.push({ tempId: e.tempId, state });
+      byClose.set(state.close.txid, list);
     }
     for (const [txid, channels] of byClose) {
       const close = (channels[0]!.state as Extract<PayeeState, { type: 'Closing' }>).close;

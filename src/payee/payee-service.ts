@@ -24,6 +24,7 @@ import { checkHello, type PayeePolicy } from '../protocol/policy.js';
 import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
 import type { WalletKeys } from '../wallet/keys.js';
+import { ChannelEntry, SETTLED } from './channel-entry.js';
 import { Closer } from './closer.js';
 
 export interface PayeeServiceOptions {
@@ -47,19 +48,6 @@ export interface PayeeServiceOptions {
   readonly maxPendingProposalsPerPeer?: number;
 }
 
-interface Entry {
-  state: PayeeState;
-  /** The payer's current connection; null after a restart until it reconnects. */
-  link: PeerLink | null;
-  /** Inputs are stepped one after the other. */
-  inputs: Promise<void>;
-  /** Effects run one after the other, across steps. */
-  effects: Promise<void>;
-  /** Set when storing failed: the channel takes no more inputs. */
-  broken: Error | null;
-  /** The peer that proposed it (transport's remote address), for the pending-proposal limit. */
-  peer?: string;
-}
 
 /** A funding transaction the payee waits to see confirmed. */
 interface Watch {
@@ -69,8 +57,6 @@ interface Watch {
 }
 
 const KEY_COUNTER = 'payee-channel-key';
-/** One settled promise shared by every idle channel (two fresh ones per channel add up at 100,000 channels). */
-const SETTLED: Promise<void> = Promise.resolve();
 
 /**
  * A state read from the store holds separate copies of the byte fields that `terms` and
@@ -87,7 +73,7 @@ const DEEP_CONFIRMATIONS = 6;
 
 export class PayeeService {
   private readonly ctx: PayeeContext;
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, ChannelEntry>();
   private readonly tempIdByChannelId = new Map<string, string>();
   private watches: Watch[] = [];
   private unsubscribe: (() => void) | null = null;
@@ -99,7 +85,7 @@ export class PayeeService {
   private constructor(private readonly options: PayeeServiceOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
     const host = {
-      entries: () => [...this.entries].map(([tempId, e]) => ({ tempId, state: e.state })),
+      entries: () => this.entries.values(),
       step: async (tempId: string, input: PayeeInput) => {
         const entry = this.entries.get(tempId);
         if (!entry) throw new RangeError(`unknown channel ${tempId}`);
@@ -144,7 +130,9 @@ export class PayeeService {
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
     for (const { tempId, state } of await options.store.loadPayeeChannels()) {
-      service.entries.set(tempId, { state: compact(state), link: null, inputs: SETTLED, effects: SETTLED, broken: null });
+      const entry = new ChannelEntry(tempId, compact(state), null);
+      entry.pack(); // nothing uses a channel right after loading: idle ones are packed at once
+      service.entries.set(tempId, entry);
       if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
       if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended') {
         service.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: options.policy.minFundingConfirmations });
@@ -167,6 +155,7 @@ export class PayeeService {
 
   /** What happens on every new tip (also callable directly, e.g. by tests after mining). */
   async onTip(tip: BlockTip): Promise<void> {
+    for (const entry of this.entries.values()) entry.sweep();
     await this.checkFundingDepth();
     await this.checkWatches();
     await this.closer.tick(tip);
@@ -179,8 +168,9 @@ export class PayeeService {
    */
   private async checkFundingDepth(): Promise<void> {
     for (const [tempId, entry] of this.entries) {
+      if (entry.type !== 'Open' || this.deepFundings.has(tempId)) continue;
       const state = entry.state;
-      if (state.type !== 'Open' || this.deepFundings.has(tempId)) continue;
+      if (state.type !== 'Open') continue;
       try {
         const status = await this.options.backend.getTransaction(state.channel.funding.txid);
         const confirmations = status?.confirmations ?? 0;
@@ -212,9 +202,14 @@ export class PayeeService {
     return this.entries.get(this.tempIdByChannelId.get(id) ?? id)?.state;
   }
 
-  /** Every channel's current state. */
+  /** Every channel's current state (unpacks idle ones: for tests and tools, not scans). */
   channels(): PayeeState[] {
     return [...this.entries.values()].map((e) => e.state);
+  }
+
+  /** Every channel's state type, without unpacking idle channels (for metrics). */
+  channelTypes(): readonly { readonly type: PayeeState['type'] }[] {
+    return [...this.entries.values()];
   }
 
   /**
@@ -347,7 +342,7 @@ export class PayeeService {
       const index = await this.options.store.nextCounter(KEY_COUNTER);
       if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
       const step = payeeAccept(this.ctx, hello, tip.height, { index, publicKey: this.options.keys.channelKey(index).publicKey });
-      const entry: Entry = { state: step.state, link, inputs: SETTLED, effects: SETTLED, broken: null, peer: link.peer };
+      const entry = new ChannelEntry(hello.tempId, step.state, link, link.peer);
       this.entries.set(hello.tempId, entry);
       await this.schedule(hello.tempId, entry, step.effects, link);
     } catch (err) {
@@ -357,7 +352,7 @@ export class PayeeService {
 
   private pendingProposals(peer: string): number {
     let n = 0;
-    for (const e of this.entries.values()) if (e.peer === peer && (e.state.type === 'AwaitingRefundRequest' || e.state.type === 'AwaitingFunding')) n++;
+    for (const e of this.entries.values()) if (e.peer === peer && (e.type === 'AwaitingRefundRequest' || e.type === 'AwaitingFunding')) n++;
     return n;
   }
 
@@ -365,7 +360,7 @@ export class PayeeService {
    * Steps one input for one channel, after the inputs queued before it. Replies go to
    * `replyTo`, or to the channel's link for inputs that did not come from the payer.
    */
-  private run(tempId: string, entry: Entry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false): Promise<void> {
+  private run(tempId: string, entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false): Promise<void> {
     const next = entry.inputs.then(async () => {
       if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
       const before = entry.state;
@@ -394,7 +389,7 @@ export class PayeeService {
    * Chains `effects` after the channel's earlier effects. A persist is issued now (joining the
    * store's current group commit) and the effects after it wait for it.
    */
-  private schedule(tempId: string, entry: Entry, effects: readonly Effect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
+  private schedule(tempId: string, entry: ChannelEntry, effects: readonly Effect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
     let chain = entry.effects;
     const state = entry.state;
     // A payment on an open channel changes only its total and signature: save just those.
@@ -418,7 +413,7 @@ export class PayeeService {
     return chain;
   }
 
-  private async carryOut(tempId: string, entry: Entry, effect: Effect, replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
+  private async carryOut(tempId: string, entry: ChannelEntry, effect: Effect, replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
     switch (effect.type) {
       case 'send':
         (replyTo ?? entry.link)?.send(effect.message);

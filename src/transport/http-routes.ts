@@ -27,7 +27,8 @@ export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse) => Promise
 export interface ChannelDirectory {
   /** A channel by funding outpoint `txid:vout` (or tempId, which these routes never pass). */
   channel(id: string): PayeeState | undefined;
-  channels(): readonly PayeeState[];
+  /** Every channel's state type (only the type: a payee may hold idle channels packed). */
+  channelTypes(): readonly { readonly type: string }[];
 }
 
 export interface PayeeRoutesOptions {

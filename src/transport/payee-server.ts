@@ -81,7 +81,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   const perAddress = new Map<string, number>();
   let closing: Promise<void> | null = null;
 
-  metrics.observe({ channels: () => service.channels(), connections: () => open.size });
+  metrics.observe({ channels: () => service.channelTypes(), connections: () => open.size });
 
   const server: Server = createServer({
     headersTimeout: limits.handshakeTimeoutMs,

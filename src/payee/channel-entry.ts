@@ -1,0 +1,83 @@
+/**
+ * One payee channel in memory: its state, and what the driver needs around it (the payer's
+ * link, the queues that order its inputs and effects).
+ *
+ * Idle open channels are kept packed (compact-state.ts, ~250 bytes instead of ~2 KB): `sweep()`,
+ * run on every new block, packs the ones not used since the previous sweep, and `state` unpacks
+ * on first use. `type`, `expiryHeight` and `paid` stay unpacked so that scans over every channel
+ * (the closer, metrics, limits) do not unpack them.
+ */
+import type { PayeeState } from '../protocol/payee-machine.js';
+import type { PeerLink } from '../transport/link.js';
+import { packState, unpackState } from './compact-state.js';
+
+/** One settled promise shared by every idle channel. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+export class ChannelEntry {
+  private full: PayeeState | null;
+  private packed: string | null = null;
+  private used = true;
+  type!: PayeeState['type'];
+  /** The channel's expiry height, once the channel is known. */
+  expiryHeight: number | null = null;
+  /** Whether a payment was received (there is something to close). */
+  paid = false;
+  /** The payer's current connection; null after a restart until it reconnects. */
+  link: PeerLink | null;
+  /** Inputs are stepped one after the other. */
+  inputs: Promise<void> = SETTLED;
+  /** Effects run one after the other, across steps. */
+  effects: Promise<void> = SETTLED;
+  /** Set when storing failed: the channel takes no more inputs. */
+  broken: Error | null = null;
+
+  constructor(
+    readonly tempId: string,
+    state: PayeeState,
+    link: PeerLink | null,
+    /** The peer that proposed it (transport's remote address), for the pending-proposal limit. */
+    readonly peer?: string,
+  ) {
+    this.full = state;
+    this.link = link;
+    this.summarize(state);
+  }
+
+  get state(): PayeeState {
+    this.used = true;
+    this.full ??= unpackState(this.packed!);
+    return this.full;
+  }
+
+  set state(state: PayeeState) {
+    this.full = state;
+    this.packed = null;
+    this.used = true;
+    this.summarize(state);
+  }
+
+  /** Packs the state if nothing used it since the previous sweep (and its form allows). */
+  sweep(): void {
+    if (!this.used) this.pack();
+    this.used = false;
+  }
+
+  /** Packs the state now, if its form allows. */
+  pack(): void {
+    if (this.full === null) return;
+    const packed = packState(this.full);
+    if (packed !== null) {
+      this.packed = packed;
+      this.full = null;
+    }
+  }
+
+  private summarize(state: PayeeState): void {
+    this.type = state.type;
+    this.expiryHeight = 'channel' in state ? state.channel.expiryHeight : null;
+    this.paid = 'signature' in state && state.signature !== null;
+  }
+}
+
+export { SETTLED };
