@@ -57,6 +57,10 @@ interface Watch {
 }
 
 const KEY_COUNTER = 'payee-channel-key';
+/** Messages only the payer can send (see handle()). */
+const PROVES_PAYER = new Set<Message['type']>(['hello', 'refund-request', 'funding', 'payment']);
+/** Most unfunded proposals in total (each costs a key index and a stored row). */
+const MAX_PENDING_PROPOSALS = 10_000;
 
 /**
  * A state read from the store holds separate copies of the byte fields that `terms` and
@@ -238,15 +242,15 @@ export class PayeeService {
       await this.onHello(message, link);
       return;
     }
-    const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : undefined;
+    const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : message.type === 'error' ? message.ref : undefined;
     const tempId = ref === undefined ? undefined : (this.tempIdByChannelId.get(ref) ?? ref);
     const entry = tempId === undefined ? undefined : this.entries.get(tempId);
     if (!entry || tempId === undefined) {
-      this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
+      // Never answer an error with an error (two peers could ping-pong forever).
+      if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
       return;
     }
-    if (adoptLink) entry.link = link;
-    await this.run(tempId, entry, { type: 'message', message }, link);
+    await this.run(tempId, entry, { type: 'message', message }, link, false, adoptLink);
   }
 
   /**
@@ -326,8 +330,11 @@ export class PayeeService {
   private async onHello(hello: Extract<Message, { type: 'hello' }>, link: PeerLink): Promise<void> {
     const existing = this.entries.get(hello.tempId);
     if (existing) {
-      existing.link = link;
-      await this.run(hello.tempId, existing, { type: 'message', message: hello }, link);
+      await this.run(hello.tempId, existing, { type: 'message', message: hello }, link, false, true);
+      return;
+    }
+    if (this.pendingTotal() >= MAX_PENDING_PROPOSALS) {
+      this.reply(link, new ProtocolError('RATE_LIMITED', 'too many channel proposals are waiting for funding; try again later'), hello.tempId);
       return;
     }
     const maxPending = this.options.maxPendingProposalsPerPeer ?? 16;
@@ -350,6 +357,12 @@ export class PayeeService {
     }
   }
 
+  private pendingTotal(): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.type === 'AwaitingRefundRequest' || e.type === 'AwaitingFunding') n++;
+    return n;
+  }
+
   private pendingProposals(peer: string): number {
     let n = 0;
     for (const e of this.entries.values()) if (e.peer === peer && (e.type === 'AwaitingRefundRequest' || e.type === 'AwaitingFunding')) n++;
@@ -360,12 +373,25 @@ export class PayeeService {
    * Steps one input for one channel, after the inputs queued before it. Replies go to
    * `replyTo`, or to the channel's link for inputs that did not come from the payer.
    */
-  private run(tempId: string, entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false): Promise<void> {
+  private run(tempId: string, entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false, adopt = false): Promise<void> {
     const next = entry.inputs.then(async () => {
       if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
+      if (input.type === 'message' && input.message.type === 'close-request' && entry.link !== replyTo) {
+        // Channel ids are public (funding outpoints): only the payer's own connection may ask.
+        throw new ProtocolError('UNEXPECTED_MESSAGE', 'close requests are taken only on the connection that last proved to be the payer');
+      }
       const before = entry.state;
       const step = payeeStep(this.ctx, before, input);
       entry.state = step.state;
+      // A connection becomes the channel's link only by proving it is the payer: the opening
+      // messages (they carry the secret tempId) or a payment the payee accepted (its signature).
+      // A repeat that changed nothing only replaces a link that is gone (the payer reconnecting),
+      // never a live one. Checked here, in the channel's input order, so a close request right
+      // behind a proof sees it.
+      if (adopt && replyTo && input.type === 'message' && PROVES_PAYER.has(input.message.type)) {
+        const linkIsGone = entry.link === null || entry.link.isOpen?.() === false;
+        if (step.state !== before || linkIsGone) entry.link = replyTo;
+      }
       const done = this.schedule(tempId, entry, step.effects, replyTo, before);
       if (!step.effects.some((e) => e.type === 'broadcast')) return; // pipelined: replies follow durability
       try {

@@ -16,6 +16,7 @@ import type { NetworkName } from '../protocol/network.js';
 import {
   payerPropose,
   payerStep,
+  proofMessage,
   resumeMessage,
   tempIdFrom,
   type PayerContext,
@@ -220,7 +221,10 @@ export class PayerClient {
    * answer makes us resend an unacknowledged payment or learn of a close).
    */
   resume(): void {
-    const message = this.current && resumeMessage(this.current);
+    if (!this.current) return;
+    const proof = proofMessage(this.current);
+    if (proof) this.options.link.send(proof);
+    const message = resumeMessage(this.current);
     if (message) this.options.link.send(message);
   }
 

@@ -133,8 +133,10 @@ export function msg<T extends MessageType>(type: T, fields: Omit<MessageOf<T>, '
   return { v: PROTOCOL_VERSION, type, ...fields } as MessageOf<T>;
 }
 
+/** An error reply; the text and the ref are cut to what the error schema allows, so it always decodes. */
 export function errorMessage(code: ProtocolErrorCode, message: string, action: ErrorAction, ref?: string): ErrorMessage {
-  return ref === undefined ? msg('error', { code, message, action }) : msg('error', { code, message, action, ref });
+  const text = message.length > 1000 ? `${message.slice(0, 997)}...` : message;
+  return ref === undefined ? msg('error', { code, message: text, action }) : msg('error', { code, message: text, action, ref: ref.slice(0, 100) });
 }
 
 function replacer(_key: string, value: unknown): unknown {
@@ -162,16 +164,24 @@ export function decodeMessage(text: string): Message {
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new ProtocolError('MALFORMED_MESSAGE', 'not JSON');
+    throw new ProtocolError('MALFORMED_MESSAGE', 'not JSON'); // also a nesting deep enough to overflow the stack
   }
   if (typeof raw === 'object' && raw !== null && 'v' in raw && raw.v !== PROTOCOL_VERSION) {
-    throw new ProtocolError('UNSUPPORTED_VERSION', `version ${String(raw.v)}, this peer speaks ${PROTOCOL_VERSION}`);
+    // Never stringify a peer's object: print a number as it is, anything else by its type.
+    const version = typeof raw.v === 'number' ? String(raw.v) : typeof raw.v;
+    throw new ProtocolError('UNSUPPORTED_VERSION', `version ${version.slice(0, 20)}, this peer speaks ${PROTOCOL_VERSION}`);
   }
-  const parsed = v.safeParse(MessageSchema, raw);
+  let parsed;
+  try {
+    parsed = v.safeParse(MessageSchema, raw);
+  } catch {
+    throw new ProtocolError('MALFORMED_MESSAGE', 'not a message of this protocol'); // e.g. nesting too deep
+  }
   if (!parsed.success) {
     const issue = parsed.issues[0];
-    const path = issue.path?.map((p) => String(p.key)).join('.') ?? '';
-    throw new ProtocolError('MALFORMED_MESSAGE', `${path ? `${path}: ` : ''}${issue.message}`);
+    const path = issue.path?.map((p) => (typeof p.key === 'string' || typeof p.key === 'number' ? String(p.key) : '?')).join('.') ?? '';
+    // Schema messages quote the input: cut them, a reply must stay a valid (small) message.
+    throw new ProtocolError('MALFORMED_MESSAGE', `${path ? `${path.slice(0, 60)}: ` : ''}${issue.message.slice(0, 160)}`);
   }
   return parsed.output;
 }

@@ -276,6 +276,14 @@ export function resumeMessage(state: PayerState): Message | null {
   }
 }
 
+/**
+ * The newest payment again, for a reconnecting payer of an open channel: the payee acknowledges
+ * it again, and takes the new connection as the payer's (only the payer knows the signature).
+ */
+export function proofMessage(state: PayerState): Message | null {
+  return state.type === 'Open' && state.signature !== null ? msg('payment', { channelId: state.channel.id, totalSat: state.signedTotalSat, signature: state.signature }) : null;
+}
+
 function onAccept(ctx: PayerContext, state: PayerState, accept: MessageOf<'accept'>): Step<PayerState> {
   if (state.type !== 'Proposed') throw unexpected(state, 'accept');
   if (accept.tempId !== state.proposal.tempId) throw new ProtocolError('UNKNOWN_CHANNEL', `accept for ${accept.tempId}`);

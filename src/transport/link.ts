@@ -12,6 +12,8 @@ export interface PeerLink {
    * per-peer limits. Absent for in-process links.
    */
   readonly peer?: string;
+  /** False once the connection is gone for good (a dead link can be replaced by a repeat). */
+  isOpen?(): boolean;
 }
 
 /**

@@ -63,7 +63,7 @@ export class PayeeConnection {
     private readonly options: PayeeConnectionOptions,
   ) {
     const { limits } = options;
-    this.link = { send: (message) => this.send(message), peer: options.peer };
+    this.link = { send: (message) => this.send(message), peer: options.peer, isOpen: () => ws.readyState === WebSocket.OPEN };
     this.corker = new FrameCorker(ws);
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst, performance.now());
     this.latency = new PaymentLatency(limits.maxInFlightMessages * 2);

@@ -1,0 +1,148 @@
+/**
+ * One hostile connection to the payee: a real WebSocket (`ws`) that sends a frame and waits for
+ * what follows it — the first message back, the socket closing, or nothing within a timeout —
+ * and reconnects whenever the payee closed it (oversized frames, invalid UTF-8).
+ *
+ * Frames are sent one at a time (lockstep), so each answer belongs to the frame before it; many
+ * sockets run side by side for throughput.
+ */
+import { WebSocket, type RawData } from 'ws';
+
+export type Outcome =
+  | { readonly kind: 'reply'; readonly text: string; readonly ms: number }
+  | { readonly kind: 'closed'; readonly code: number; readonly ms: number }
+  | { readonly kind: 'timeout'; readonly ms: number };
+
+export interface FuzzSocketOptions {
+  /** Source address on the loopback (127.0.0.2, ...), to be another peer. */
+  readonly localAddress?: string;
+  readonly handshakeTimeoutMs?: number;
+}
+
+/** The payee refused the WebSocket upgrade with an HTTP error. */
+export class UpgradeRefusedError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`upgrade refused: HTTP ${status} ${body}`);
+    this.name = 'UpgradeRefusedError';
+  }
+}
+
+/** Opens a WebSocket; rejects with {@link UpgradeRefusedError} if the server answers HTTP. */
+export function openWebSocket(url: string, options: FuzzSocketOptions = {}): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: options.handshakeTimeoutMs ?? 10_000, localAddress: options.localAddress });
+    ws.once('open', () => {
+      ws.removeAllListeners('error');
+      ws.on('error', () => undefined);
+      resolve(ws);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => reject(new UpgradeRefusedError(res.statusCode ?? 0, body)));
+      res.on('error', () => reject(new UpgradeRefusedError(res.statusCode ?? 0, body)));
+    });
+    ws.once('error', reject);
+  });
+}
+
+export class FuzzSocket {
+  private ws: WebSocket | null = null;
+  private waiter: ((o: Outcome) => void) | null = null;
+  private sentAt = 0;
+  /** Messages that arrived while no frame was waiting for an answer. */
+  readonly unsolicited: string[] = [];
+  /** Connections opened (the first one included). */
+  connects = 0;
+
+  constructor(
+    private readonly url: string,
+    private options: FuzzSocketOptions = {},
+  ) {}
+
+  /** The loopback address this socket connects from (undefined: the system's choice, 127.0.0.1). */
+  get localAddress(): string | undefined {
+    return this.options.localAddress;
+  }
+
+  /** Connects from `localAddress` from now on: the payee sees another peer. */
+  async moveTo(localAddress: string): Promise<void> {
+    await this.close();
+    this.options = { ...this.options, localAddress };
+  }
+
+  get isOpen(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  private async ensureOpen(): Promise<WebSocket> {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) return this.ws;
+    const ws = await openWebSocket(this.url, this.options);
+    this.connects++;
+    ws.on('message', (data: RawData) => {
+      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
+      const waiter = this.waiter;
+      if (waiter) {
+        this.waiter = null;
+        waiter({ kind: 'reply', text, ms: performance.now() - this.sentAt });
+      } else if (this.unsolicited.length < 100) {
+        this.unsolicited.push(text);
+      }
+    });
+    ws.on('close', (code: number) => {
+      if (this.ws === ws) this.ws = null;
+      const waiter = this.waiter;
+      if (waiter) {
+        this.waiter = null;
+        waiter({ kind: 'closed', code, ms: performance.now() - this.sentAt });
+      }
+    });
+    this.ws = ws;
+    return ws;
+  }
+
+  /** Sends one frame and resolves with what followed it. */
+  async exchange(data: string | Buffer, binary: boolean, timeoutMs: number): Promise<Outcome> {
+    const ws = await this.ensureOpen();
+    return new Promise<Outcome>((resolve) => {
+      const timer = setTimeout(() => {
+        if (this.waiter === done) {
+          this.waiter = null;
+          resolve({ kind: 'timeout', ms: performance.now() - this.sentAt });
+        }
+      }, timeoutMs);
+      const done = (o: Outcome) => {
+        clearTimeout(timer);
+        resolve(o);
+      };
+      this.waiter = done;
+      this.sentAt = performance.now();
+      ws.send(data, { binary }, () => undefined);
+    });
+  }
+
+  /** Drops the connection (the next exchange opens a new one). */
+  async reset(): Promise<void> {
+    const ws = this.ws;
+    this.ws = null;
+    this.waiter = null;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    ws.terminate();
+    await closed;
+  }
+
+  async close(): Promise<void> {
+    const ws = this.ws;
+    this.ws = null;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    ws.close(1000);
+    const cut = setTimeout(() => ws.terminate(), 2_000);
+    await closed;
+    clearTimeout(cut);
+  }
+}

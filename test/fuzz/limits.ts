@@ -1,0 +1,233 @@
+/**
+ * The payee's per-peer limits with their default values, checked over real sockets on the payee
+ * process: connections per address (HTTP 429 beyond it, while another address still gets in), the
+ * message rate (a flood on one connection gets `error` RATE_LIMITED for what is over the rate,
+ * and every frame is answered), and open-channel attempts (a flood of valid hellos from one
+ * address: the payee accepts 16 unfunded proposals, each costing it a key index and a stored
+ * row, and refuses the rest with RATE_LIMITED, while another address still gets in).
+ */
+import { randomBytes } from 'node:crypto';
+import { WebSocket, type RawData } from 'ws';
+import { encodeMessage, msg } from '../../src/protocol/messages.js';
+import { DEFAULT_SERVER_LIMITS } from '../../src/transport/server-limits.js';
+import { FuzzSocket, openWebSocket, UpgradeRefusedError } from './fuzz-socket.js';
+import { PENDING_PROPOSALS_PER_PEER } from './oracle.js';
+import type { PayeeProcess } from './payee-process.js';
+import type { FuzzTargets } from './targets.js';
+
+export interface ConnectionLimitReport {
+  /** WebSocket connections already open from 127.0.0.1 (the honest payers'). */
+  readonly openBefore: number;
+  /** All WebSocket connections open before the check, from any address (/metrics). */
+  readonly openTotal: number;
+  /** Further connections the payee accepted from 127.0.0.1. */
+  readonly accepted: number;
+  /** The limit: DEFAULT_SERVER_LIMITS.maxConnectionsPerAddress. */
+  readonly limit: number;
+  readonly refusedStatus: number | null;
+  readonly refusedCode: string | null;
+  /** A connection from 127.0.0.2 while 127.0.0.1 was at its limit. */
+  readonly otherAddressAccepted: boolean | null;
+  readonly ok: boolean;
+}
+
+export interface RateLimitReport {
+  readonly frames: number;
+  readonly rateLimited: number;
+  readonly otherErrors: number;
+  readonly unanswered: number;
+  readonly seconds: number;
+  /** How fast the payee answered the flood. */
+  readonly framesPerSec: number;
+  /** The default per-connection limit and burst. */
+  readonly limitPerSec: number;
+  readonly burst: number;
+  /**
+   * True if the flood had more frames than the bucket allows in that time (burst + rate × time),
+   * so some had to be RATE_LIMITED. False when the payee could not even process frames as fast
+   * as its limit: then the limit is never reached.
+   */
+  readonly overLimit: boolean;
+  /** Every frame answered, RATE_LIMITED whenever the flood was over the limit, and never more let through than the bucket allows. */
+  readonly ok: boolean;
+}
+
+export interface OpenAttemptsReport {
+  /** Valid hellos sent from one fresh address (127.0.0.4). */
+  readonly hellos: number;
+  readonly accepted: number;
+  readonly refused: Record<string, number>;
+  /** The limit: unfunded proposals per peer. */
+  readonly limit: number;
+  /** A hello from another address (127.0.0.5) right after, while 127.0.0.4 is at its limit. */
+  readonly otherPeerAccepted: boolean;
+  readonly rowsAdded: number;
+  readonly keyIndicesUsed: number;
+  /** True if the payee refused any of the flood for being a flood. */
+  readonly limited: boolean;
+  /** Exactly `limit` accepted, every later one RATE_LIMITED, the other peer accepted, one stored row per accept. */
+  readonly ok: boolean;
+}
+
+export interface LimitsReport {
+  readonly connectionsPerAddress: ConnectionLimitReport;
+  /** A flood of one-byte binary frames (refused before decoding): over the rate, RATE_LIMITED. */
+  readonly messageRate: RateLimitReport;
+  /** A flood of one-byte text frames (each decoded and refused). */
+  readonly textFlood: RateLimitReport;
+  readonly openAttempts: OpenAttemptsReport;
+}
+
+async function metric(payee: PayeeProcess, name: string): Promise<number> {
+  const text = await (await fetch(`${payee.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
+/** `openBefore`: connections already open from 127.0.0.1. */
+export async function checkConnectionLimit(payee: PayeeProcess, openBefore: number): Promise<ConnectionLimitReport> {
+  const limit = DEFAULT_SERVER_LIMITS.maxConnectionsPerAddress;
+  const openTotal = await metric(payee, 'paychan_connections');
+  const sockets: WebSocket[] = [];
+  let refusedStatus: number | null = null;
+  let refusedCode: string | null = null;
+  let otherAddressAccepted: boolean | null = null;
+  try {
+    while (sockets.length < 4 * limit) {
+      try {
+        sockets.push(await openWebSocket(payee.wsUrl));
+      } catch (err) {
+        if (!(err instanceof UpgradeRefusedError)) throw err;
+        refusedStatus = err.status;
+        try {
+          refusedCode = (JSON.parse(err.body) as { code?: string }).code ?? null;
+        } catch {
+          refusedCode = null;
+        }
+        break;
+      }
+    }
+    try {
+      sockets.push(await openWebSocket(payee.wsUrl, { localAddress: '127.0.0.2' }));
+      otherAddressAccepted = true;
+    } catch (err) {
+      otherAddressAccepted = err instanceof UpgradeRefusedError ? false : null; // null: no 127.0.0.2 here
+    }
+  } finally {
+    await Promise.all(sockets.map((ws) => closeQuietly(ws)));
+  }
+  const accepted = sockets.length - (otherAddressAccepted ? 1 : 0);
+  const ok = accepted + openBefore === limit && refusedStatus === 429 && refusedCode === 'TOO_MANY_CONNECTIONS_FROM_ADDRESS' && otherAddressAccepted !== false;
+  return { openBefore, openTotal, accepted, limit, refusedStatus, refusedCode, otherAddressAccepted, ok };
+}
+
+function closeQuietly(ws: WebSocket): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => {
+    ws.once('close', () => resolve());
+    ws.terminate();
+  });
+}
+
+/**
+ * Sends `frames` one-byte frames (binary or text) on one connection as fast as the socket takes
+ * them; each must be answered: RATE_LIMITED for those over the rate, MALFORMED_MESSAGE for the rest.
+ */
+export async function checkMessageRate(payee: PayeeProcess, frames: number, kind: 'binary' | 'text' = 'binary'): Promise<RateLimitReport> {
+  const ws = await openWebSocket(payee.wsUrl);
+  const started = performance.now();
+  let rateLimited = 0;
+  let otherErrors = 0;
+  let answered = 0;
+  const done = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 60_000);
+    ws.on('message', (data: RawData) => {
+      const text = data.toString();
+      if (text.includes('"RATE_LIMITED"')) rateLimited++;
+      else otherErrors++;
+      if (++answered === frames) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    ws.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  // One-byte binary frames are the cheapest frame for the payee to refuse (no decoding), so that
+  // flood goes as fast as the payee can answer; one-byte text frames go through the decoder.
+  const frame = kind === 'binary' ? Buffer.from([0]) : 'x';
+  for (let i = 0; i < frames; i++) ws.send(frame, { binary: kind === 'binary' });
+  await done;
+  const seconds = (performance.now() - started) / 1000;
+  await closeQuietly(ws);
+  const unanswered = frames - answered;
+  const { messagesPerSecond: limitPerSec, messageBurst: burst } = DEFAULT_SERVER_LIMITS;
+  const allowed = burst + limitPerSec * seconds;
+  const overLimit = frames > allowed;
+  const ok = unanswered === 0 && (overLimit ? rateLimited > 0 : true) && otherErrors <= allowed * 1.05;
+  return { frames, rateLimited, otherErrors, unanswered, seconds: round(seconds), framesPerSec: Math.round(answered / seconds), limitPerSec, burst, overLimit, ok };
+}
+
+/** A flood of valid channel proposals from one fresh peer, then one from another peer. */
+export async function checkOpenAttempts(payee: PayeeProcess, targets: FuzzTargets, hellos: number): Promise<OpenAttemptsReport> {
+  const before = payee.readStore();
+  const hello = (i: number) => {
+    const tempId = randomBytes(16).toString('hex');
+    const text = encodeMessage(
+      msg('hello', {
+        tempId,
+        network: 'regtest',
+        variant: i % 2 === 0 ? 'spilman-v1' : 'spilman-v2',
+        payerPubkey: targets.helloPubkey,
+        capacitySat: 100_000_000n,
+        expiryHeight: targets.tipHeight + 4_000,
+        payerScript: targets.helloScript,
+      }),
+    );
+    return { tempId, text };
+  };
+  let accepted = 0;
+  const refused: Record<string, number> = {};
+  const flooder = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.4' });
+  let otherPeerAccepted = false;
+  try {
+    for (let i = 0; i < hellos; i++) {
+      const { tempId, text } = hello(i);
+      const o = await flooder.exchange(text, false, 10_000);
+      if (o.kind === 'reply' && o.text.includes('"type":"accept"')) {
+        accepted++;
+        targets.ownTempIds.add(tempId);
+      } else {
+        const code = o.kind === 'reply' ? (/"code":"([A-Z_]+)"/.exec(o.text)?.[1] ?? 'non-error') : o.kind;
+        refused[code] = (refused[code] ?? 0) + 1;
+      }
+    }
+    const other = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.5' });
+    const { tempId, text } = hello(1);
+    const o = await other.exchange(text, false, 10_000);
+    await other.close();
+    otherPeerAccepted = o.kind === 'reply' && o.text.includes('"type":"accept"');
+    if (otherPeerAccepted) targets.ownTempIds.add(tempId);
+  } finally {
+    await flooder.close();
+  }
+  const after = payee.readStore();
+  const limit = PENDING_PROPOSALS_PER_PEER;
+  const rowsAdded = after.rows.size - before.rows.size;
+  const expectedAccepted = Math.min(hellos, limit);
+  return {
+    hellos,
+    accepted,
+    refused,
+    limit,
+    otherPeerAccepted,
+    rowsAdded,
+    keyIndicesUsed: after.keyCounter - before.keyCounter,
+    limited: Object.keys(refused).some((c) => c === 'RATE_LIMITED' || c.startsWith('TOO_MANY')),
+    ok: accepted === expectedAccepted && (refused.RATE_LIMITED ?? 0) === hellos - expectedAccepted && otherPeerAccepted && rowsAdded === accepted + 1,
+  };
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;

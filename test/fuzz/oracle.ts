@@ -1,0 +1,146 @@
+/**
+ * What the payee must do with a fuzz frame, worked out from the frame itself (decoded with the
+ * protocol's own codec) and from what the fuzzer knows about the channels:
+ *
+ * - frames over 256 KiB: the socket is closed with 1009; text frames that are not UTF-8: 1007;
+ * - binary frames: `error` MALFORMED_MESSAGE;
+ * - frames the codec refuses: `error` with the codec's code (MALFORMED_MESSAGE, UNSUPPORTED_VERSION);
+ * - a hello from a peer that already has 16 unfunded proposals: RATE_LIMITED;
+ * - exact repeats of what an honest payer sent (hello, refund request, funding, status and close
+ *   requests): the answer an honest payer would get again, an error, or nothing;
+ * - decodable messages: an `error`, except the few answers an honest payer could get for the
+ *   same message: `accept` for a valid hello, `payment-ack` for a payment an honest payer really
+ *   signed (a replay of the newest one is acknowledged again), `channel-status` for a status
+ *   request, `channel-closed` for a close request on a closing channel, `refund-signature` for a
+ *   valid refund request on one of the fuzzer's own proposals.
+ *
+ * Frames that would legitimately change a fixture channel (a close request for an open channel —
+ * anyone may send one, see the report's findings — or a valid refund request for the proposal
+ * waiting for one) are not sent: `skip`.
+ */
+import { Transaction } from 'bitcoinjs-lib';
+import { ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.js';
+import { decodeMessage, MAX_MESSAGE_BYTES, type MessageType } from '../../src/protocol/messages.js';
+import { checkRefundTemplate } from '../../src/protocol/refund.js';
+import type { Frame } from './generators.js';
+import type { FuzzTargets } from './targets.js';
+
+/**
+ * Unfunded proposals one peer (remote address) may hold; the payee refuses its next hello with
+ * RATE_LIMITED (PayeeServiceOptions.maxPendingProposalsPerPeer's default).
+ */
+export const PENDING_PROPOSALS_PER_PEER = 16;
+
+/** What the oracle must know about the connection a frame goes out on. */
+export interface PeerContext {
+  /** Proposals the payee accepted from this connection's address and that are still unfunded. */
+  readonly pendingProposals: number;
+}
+
+export type Expectation =
+  | { readonly type: 'skip'; readonly reason: string }
+  | { readonly type: 'close'; readonly code: 1007 | 1009 }
+  | {
+      readonly type: 'reply';
+      /** The exact error code required, if known. */
+      readonly code?: ProtocolErrorCode;
+      /** Non-error answers that are legitimate for this frame. */
+      readonly allow: readonly MessageType[];
+      /** The codec threw something other than a ProtocolError on this frame. */
+      readonly decoderThrew?: string;
+      /** The message type, if the frame decodes. */
+      readonly decodedType?: MessageType;
+      /** Hello tempId: if accepted, the proposal becomes one of the fuzzer's own. */
+      readonly helloTempId?: string;
+      /** No answer is also right (a repeat the protocol does not answer, an `error` from the payer). */
+      readonly silentOk?: boolean;
+    };
+
+/** Every answer an honest payer can get: allowed for exact repeats of what an honest payer sent. */
+const HONEST_ANSWERS: readonly MessageType[] = ['accept', 'refund-signature', 'channel-open', 'payment-ack', 'channel-closed', 'channel-status'];
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function txidOf(hex: string): string | undefined {
+  try {
+    return Transaction.fromHex(hex).getId();
+  } catch {
+    return undefined;
+  }
+}
+
+export function expectationOf(frame: Frame, t: FuzzTargets, peer: PeerContext): Expectation {
+  const size = typeof frame.data === 'string' ? Buffer.byteLength(frame.data) : frame.data.length;
+  if (size > MAX_MESSAGE_BYTES) return { type: 'close', code: 1009 };
+  if (frame.binary) return { type: 'reply', code: 'MALFORMED_MESSAGE', allow: [] };
+  let text: string;
+  if (typeof frame.data === 'string') {
+    text = frame.data;
+  } else {
+    try {
+      text = utf8.decode(frame.data);
+    } catch {
+      return { type: 'close', code: 1007 };
+    }
+  }
+  // ws sends a JS string as UTF-8, replacing lone surrogates; the payee sees that text.
+  text = Buffer.from(text, 'utf8').toString('utf8');
+  let m;
+  try {
+    m = decodeMessage(text);
+  } catch (err) {
+    if (err instanceof ProtocolError) return { type: 'reply', code: err.code, allow: [] };
+    return { type: 'reply', allow: [], decoderThrew: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
+  }
+  const base = { type: 'reply' as const, code: frame.code, decodedType: m.type };
+  if (t.captures.isGenuineRepeat(m)) {
+    const target = 'channelId' in m ? t.funded.find((f) => f.channel.id === m.channelId) : undefined;
+    if (m.type === 'close-request' && target?.payeeState === 'Open') return { type: 'skip', reason: 'close-request for an open channel' };
+    // A reconnecting payer repeats its last step; the payee answers it again (or, for a funding
+    // waiting for confirmations, stays silent until the channel opens).
+    return { type: 'reply', decodedType: m.type, allow: HONEST_ANSWERS, silentOk: true };
+  }
+  switch (m.type) {
+    case 'hello': {
+      const taken = t.ownTempIds.has(m.tempId) || t.funded.some((f) => f.tempId === m.tempId) || t.pending.some((p) => p.tempId === m.tempId);
+      if (taken) return { ...base, code: 'DUPLICATE_CHANNEL', allow: [] };
+      // The per-peer limit is checked before the proposal itself.
+      if (peer.pendingProposals >= PENDING_PROPOSALS_PER_PEER) return { ...base, code: 'RATE_LIMITED', allow: [] };
+      return { ...base, allow: ['accept'], helloTempId: m.tempId };
+    }
+    case 'payment': {
+      const genuine = t.captures.isGenuinePayment(m.channelId, m.totalSat, Buffer.from(m.signature).toString('hex'));
+      return genuine ? { ...base, code: undefined, allow: ['payment-ack'] } : { ...base, allow: [] };
+    }
+    case 'funding': {
+      // The same transaction up to its witnesses (same txid: a third party can malleate those) is
+      // the channel's own funding repeated.
+      const target = t.funded.find((f) => f.tempId === m.tempId);
+      if (target && txidOf(m.fundingTx) === target.channel.funding.txid) return { ...base, code: undefined, allow: HONEST_ANSWERS, silentOk: true };
+      return { ...base, allow: [] };
+    }
+    case 'status-request':
+      return { ...base, allow: ['channel-status'] };
+    case 'close-request': {
+      const target = t.funded.find((f) => f.channel.id === m.channelId);
+      if (target?.payeeState === 'Open') return { type: 'skip', reason: 'close-request for an open channel' };
+      return { ...base, allow: ['channel-closed'] };
+    }
+    case 'refund-request': {
+      const pending = t.pending.find((p) => p.tempId === m.tempId);
+      if (pending?.payeeState === 'AwaitingRefundRequest') {
+        try {
+          checkRefundTemplate(pending.terms, { txid: m.fundingTxid, vout: m.fundingVout }, m.refundTx);
+          return { type: 'skip', reason: 'valid refund-request for a proposal waiting for one' };
+        } catch {
+          return { ...base, allow: [] };
+        }
+      }
+      return { ...base, allow: t.ownTempIds.has(m.tempId) ? ['refund-signature'] : [] };
+    }
+    case 'error':
+      return { ...base, allow: [], silentOk: true };
+    default:
+      return { ...base, allow: [] };
+  }
+}
