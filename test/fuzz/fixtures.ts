@@ -21,16 +21,15 @@ import { PayerClient } from '../../src/payer/payer-client.js';
 import { makeChannel, type ChannelTerms } from '../../src/protocol/channel.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
 import { bitcoinjsNetwork } from '../../src/protocol/network.js';
-import { payerPolicy } from '../../src/protocol/policy.js';
 import { refundTemplateHex } from '../../src/protocol/refund.js';
 import type { Variant } from '../../src/protocol/scripts.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
 import type { PeerLink } from '../../src/transport/link.js';
 import { connectPayee, type WsPeerLink } from '../../src/transport/ws-client.js';
 import type { RegtestEnv } from '../helpers/regtest-env.js';
 import { FuzzSocket } from './fuzz-socket.js';
 import type { PayeeProcess } from './payee-process.js';
 import { Captures, type FundedTarget, type FuzzTargets, type PendingTarget } from './targets.js';
+import { regtestPayer } from '../helpers/payer-client.js';
 
 export interface HonestChannel {
   readonly label: string;
@@ -82,20 +81,7 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log?: 
         link.send(m);
       },
     };
-    const client = new PayerClient({
-      secp: env.secp,
-      policy: payerPolicy({ network: 'regtest' }),
-      network: 'regtest',
-      backend: env.backend,
-      wallet: env.wallet,
-      channelKey,
-      payoutScript: baddress.toOutputScript(env.wallet.changeAddress(), network),
-      link: tapped,
-      store: new MemoryStore(),
-      fundingFeeRateSatPerVb: 2,
-      random16: () => randomBytes(16),
-      log: log && ((line) => log(`${label} payer: ${line}`)),
-    });
+    const client = regtestPayer(env, tapped, { channelKey, log: log && ((line) => log(`${label} payer: ${line}`)) });
     holder.client = client;
     const h = { label, client, link };
     payers.push(h);

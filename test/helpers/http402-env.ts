@@ -20,14 +20,14 @@ import type { Channel } from '../../src/protocol/channel.js';
 import { bitcoinjsNetwork } from '../../src/protocol/network.js';
 import { paymentDigest, paymentSighasher } from '../../src/protocol/payment.js';
 import type { PayeeState } from '../../src/protocol/payee-machine.js';
-import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { payeePolicy } from '../../src/protocol/policy.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import { startPayeeServer, type PayeeServer } from '../../src/transport/payee-server.js';
 import type { PaymentRequiredBody } from '../../src/transport/paywall.js';
 import { connectPayee, type WsPeerLink } from '../../src/transport/ws-client.js';
 import { WalletKeys, type KeyPair } from '../../src/wallet/keys.js';
 import type { RegtestEnv } from './regtest-env.js';
+import { regtestPayer } from './payer-client.js';
 
 export const FEE_RATE = 2;
 export const log = process.env.PAYCHAN_TEST_LOG === '1' ? (l: string) => console.error(l) : undefined;
@@ -129,20 +129,7 @@ export function payingSide(env: RegtestEnv, options: PayingSideOptions): PayingS
       reconnect: { minDelayMs: 20, maxDelayMs: 200 },
       log: log && ((l) => log(`link: ${l}`)),
     });
-    const client = new PayerClient({
-      secp: env.secp,
-      policy: payerPolicy({ network: 'regtest' }),
-      network: 'regtest',
-      backend: env.backend,
-      wallet: env.wallet,
-      channelKey,
-      payoutScript,
-      link,
-      store: new MemoryStore(),
-      fundingFeeRateSatPerVb: FEE_RATE,
-      random16: () => randomBytes(16),
-      log: log && ((l) => log(`payer: ${l}`)),
-    });
+    const client = regtestPayer(env, link, { channelKey, payoutScript, fundingFeeRateSatPerVb: FEE_RATE, log: log && ((l) => log(`payer: ${l}`)) });
     holder.client = client;
     await link.ready();
     await openChannel(env, client, options.capacitySat, options.variant ?? 'spilman-v2');

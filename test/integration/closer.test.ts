@@ -7,21 +7,20 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Transaction, address as baddress } from 'bitcoinjs-lib';
+import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcClient } from '../../src/chain/rpc-client.js';
 import { waitUntil } from '../../src/demo/local-pair.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import { PayerClient, PeerError } from '../../src/payer/payer-client.js';
 import { equalBytes } from '../../src/protocol/bytes.js';
-import { bitcoinjsNetwork } from '../../src/protocol/network.js';
-import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
+import { payeePolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import { loopbackPair } from '../../src/transport/link.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
+import { regtestPayer } from '../helpers/payer-client.js';
 
 const CAPACITY = 200_000n;
 let env: RegtestEnv;
@@ -61,19 +60,7 @@ function payer(service: { current: PayeeService }): PayerClient {
     (text) => ends.payer?.receive(text),
     (text, reply) => void service.current.receive(text, reply),
   );
-  ends.payer = new PayerClient({
-    secp: env.secp,
-    policy: payerPolicy({ network: 'regtest' }),
-    network: 'regtest',
-    backend: env.backend,
-    wallet: env.wallet,
-    channelKey: env.wallet.nextChannelKey(),
-    payoutScript: baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest')),
-    link: a,
-    store: new MemoryStore(),
-    fundingFeeRateSatPerVb: 2,
-    random16: () => randomBytes(16),
-  });
+  ends.payer = regtestPayer(env, a);
   return ends.payer;
 }
 

@@ -22,12 +22,11 @@ import { toHex } from '../../src/protocol/bytes.js';
 import { makeChannel, type ChannelTerms } from '../../src/protocol/channel.js';
 import { decodeMessage, encodeMessage, msg, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import { bitcoinjsNetwork } from '../../src/protocol/network.js';
-import { payerPolicy } from '../../src/protocol/policy.js';
 import { payeeRefundDigest } from '../../src/protocol/refund.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
 import { connectPayee, type WsPeerLink } from '../../src/transport/ws-client.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
+import { regtestPayer } from '../helpers/payer-client.js';
 
 let env: RegtestEnv;
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -99,20 +98,7 @@ function payerFor(url: string, maxInFlight?: number): { client: PayerClient; lin
   });
   cleanups.push(() => link.close());
   const payoutScript = baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest'));
-  const client = new PayerClient({
-    secp: env.secp,
-    policy: payerPolicy({ network: 'regtest' }),
-    network: 'regtest',
-    backend: env.backend,
-    wallet: env.wallet,
-    channelKey: env.wallet.nextChannelKey(),
-    payoutScript,
-    link,
-    store: new MemoryStore(),
-    fundingFeeRateSatPerVb: 2,
-    maxInFlight,
-    random16: () => randomBytes(16),
-  });
+  const client = regtestPayer(env, link, { payoutScript, maxInFlight });
   holder.client = client;
   return { client, link, payoutScript };
 }

@@ -8,15 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { address as baddress } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { waitUntil } from '../../src/demo/local-pair.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import { PayerClient } from '../../src/payer/payer-client.js';
 import { decodeMessage, MAX_MESSAGE_BYTES, type Message } from '../../src/protocol/messages.js';
-import { bitcoinjsNetwork } from '../../src/protocol/network.js';
-import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
+import { payeePolicy } from '../../src/protocol/policy.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { PayeeMetrics } from '../../src/transport/metrics.js';
 import { PayeeConnection } from '../../src/transport/payee-connection.js';
@@ -26,6 +24,7 @@ import { TokenBucket } from '../../src/transport/token-bucket.js';
 import { backoffDelay, connectPayee, LinkClosedError, type WsPeerLink } from '../../src/transport/ws-client.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
+import { regtestPayer } from '../helpers/payer-client.js';
 
 const FEE_RATE = 2;
 const CAPACITY = 1_000_000n;
@@ -81,20 +80,7 @@ function wsPayer(url: string, hooks: { onOpen?: () => void; onClose?: (e: { code
     log,
   });
   cleanups.push(() => link.close());
-  const payer = new PayerClient({
-    secp: env.secp,
-    policy: payerPolicy({ network: 'regtest' }),
-    network: 'regtest',
-    backend: env.backend,
-    wallet: env.wallet,
-    channelKey: env.wallet.nextChannelKey(),
-    payoutScript: baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest')),
-    link,
-    store: new MemoryStore(),
-    fundingFeeRateSatPerVb: FEE_RATE,
-    random16: () => randomBytes(16),
-    log,
-  });
+  const payer = regtestPayer(env, link, { fundingFeeRateSatPerVb: FEE_RATE, log });
   ends.payer = payer;
   return { payer, link };
 }
@@ -393,6 +379,8 @@ describe('backpressure (a connection over a stand-in socket)', () => {
     fake.emit('message', Buffer.from('{}'), false);
     expect(fake.isPaused).toBe(true);
     expect(conn.inFlightMessages).toBe(2);
+    await new Promise((r) => setImmediate(r)); // frames reach the service on the next turn
+    expect(pending).toHaveLength(2);
     pending[0]?.();
     await new Promise((r) => setImmediate(r));
     expect(fake.isPaused).toBe(false);

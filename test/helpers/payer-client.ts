@@ -1,0 +1,31 @@
+/**
+ * A PayerClient on a regtest env's funded wallet, for tests that wire their own link: a fresh
+ * channel key and change address, an in-memory store, 2 sat/vB funding. Override what differs.
+ */
+import { randomBytes } from 'node:crypto';
+import { address as baddress } from 'bitcoinjs-lib';
+import type { ChainBackend } from '../../src/chain/backend.js';
+import type { Secp256k1 } from '../../src/crypto/secp256k1.js';
+import { PayerClient, type PayerClientOptions } from '../../src/payer/payer-client.js';
+import { bitcoinjsNetwork } from '../../src/protocol/network.js';
+import { payerPolicy } from '../../src/protocol/policy.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import type { PeerLink } from '../../src/transport/link.js';
+import type { Wallet } from '../../src/wallet/wallet.js';
+
+export function regtestPayer(env: { secp: Secp256k1; backend: ChainBackend; wallet: Wallet }, link: PeerLink, overrides: Partial<PayerClientOptions> = {}): PayerClient {
+  return new PayerClient({
+    secp: env.secp,
+    policy: payerPolicy({ network: 'regtest' }),
+    network: 'regtest',
+    backend: env.backend,
+    wallet: env.wallet,
+    channelKey: overrides.channelKey ?? env.wallet.nextChannelKey(),
+    payoutScript: overrides.payoutScript ?? baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest')),
+    link,
+    store: new MemoryStore(),
+    fundingFeeRateSatPerVb: 2,
+    random16: () => randomBytes(16),
+    ...overrides,
+  });
+}
