@@ -3,8 +3,8 @@
  *
  * A payee acknowledges every payment a commit released in one burst, and a payer streams
  * payments in bursts; one `writev` system call per frame was 5–8% of the payee's CPU in the
- * profile. The socket is corked at the first frame of a turn and uncorked on `setImmediate`,
- * after the burst. (`ws` keeps its net.Socket in `_socket`; cork/uncork are Node's own API.)
+ * profile. The socket is corked at the first frame of a burst and uncorked on `process.nextTick`,
+ * after the burst (the current callback and its microtasks). (`ws` keeps its net.Socket in `_socket`; cork/uncork are Node's own API.)
  */
 import type { WebSocket } from 'ws';
 
@@ -20,7 +20,9 @@ export class FrameCorker {
     if (!socket) return;
     this.corked = true;
     socket.cork();
-    setImmediate(() => {
+    // process.nextTick runs once the current callback and its microtasks are done: every frame
+    // of the burst is in, and no event-loop turn is spent waiting.
+    process.nextTick(() => {
       this.corked = false;
       if (!socket.destroyed) socket.uncork();
     });

@@ -116,10 +116,34 @@ export class PayeeConnection {
     this.inFlight++;
     this.updateReading();
     this.pending.push(text);
-    if (!this.draining) {
-      this.draining = true;
-      setImmediate(this.drainPending);
+    if (this.draining) return;
+    if (this.handedThisTurn < FRAMES_PER_TURN) {
+      // A short burst goes to the service at once; a long one is spread over turns.
+      if (this.handedThisTurn === 0) setImmediate(() => (this.handedThisTurn = 0));
+      this.handedThisTurn++;
+      this.handOver(this.pending.shift()!);
+      return;
     }
+    this.draining = true;
+    setImmediate(this.drainPending);
+  }
+
+  /** Frames handed to the service in the current turn (reset on the next turn). */
+  private handedThisTurn = 0;
+
+  private handOver(text: string): void {
+    let handled: Promise<void>;
+    try {
+      handled = this.options.service.receive(text, this.link);
+    } catch (err) {
+      handled = Promise.reject(err);
+    }
+    handled
+      .catch((err: unknown) => this.options.log?.(`service.receive failed (it should not): ${String(err)}`))
+      .finally(() => {
+        this.inFlight--;
+        this.updateReading();
+      });
   }
 
   /**
@@ -128,21 +152,7 @@ export class PayeeConnection {
    * back the store's commit and every acknowledgement behind them for tens of milliseconds.
    */
   private readonly drainPending = (): void => {
-    const batch = this.pending.splice(0, FRAMES_PER_TURN);
-    for (const text of batch) {
-      let handled: Promise<void>;
-      try {
-        handled = this.options.service.receive(text, this.link);
-      } catch (err) {
-        handled = Promise.reject(err);
-      }
-      handled
-        .catch((err: unknown) => this.options.log?.(`service.receive failed (it should not): ${String(err)}`))
-        .finally(() => {
-          this.inFlight--;
-          this.updateReading();
-        });
-    }
+    for (const text of this.pending.splice(0, FRAMES_PER_TURN)) this.handOver(text);
     if (this.pending.length > 0) setImmediate(this.drainPending);
     else this.draining = false;
   };
