@@ -1,0 +1,28 @@
+/**
+ * paychan's public API: what an application embeds (the payee service and its server, the
+ * 402 paywall, the payer client and paying fetch, stores, the chain adapter, the wallet) and the
+ * pure protocol underneath. The `paychan` command is built from the same pieces (src/cli).
+ */
+export { PayeeService, type PayeeServiceOptions } from './payee/payee-service.js';
+export { PayerClient, PeerError, type PayerClientOptions, type OpenOptions, type FundingSource } from './payer/payer-client.js';
+export { PayerWatcher, type PayerWatcherOptions, type WatchEvent } from './payer/watcher.js';
+export { createPayingFetch, PaymentRefusedError, type PayingFetchOptions } from './payer/paying-fetch.js';
+export { startPayeeServer, type PayeeServer, type PayeeServerOptions } from './transport/payee-server.js';
+export { connectPayee, WsPeerLink, type ConnectPayeeOptions } from './transport/ws-client.js';
+export { Paywall, formatPaymentHeader, parsePaymentHeader, PAYMENT_HEADER, ACK_HEADER, CREDIT_HEADER, type PaymentRequiredBody } from './transport/paywall.js';
+export { paywallMiddleware, paywallHono } from './transport/paywall-http.js';
+export type { PeerLink } from './transport/link.js';
+export { openSqliteStore, SqliteStore } from './store/sqlite-store.js';
+export { MemoryStore } from './store/memory-store.js';
+export type { Store } from './store/store.js';
+export { connectRpcBackend } from './chain/rpc-backend.js';
+export { BroadcastRejectedError, ChainBackendError, type ChainBackend } from './chain/backend.js';
+export { startRegtestNode, type RegtestNode } from './chain/regtest/index.js';
+export { Wallet } from './wallet/wallet.js';
+export { WalletKeys } from './wallet/keys.js';
+export { secp256k1, wasmSecp256k1, type Secp256k1 } from './crypto/index.js';
+export { payeePolicy, payerPolicy, type PayeePolicy, type PayerPolicy } from './protocol/policy.js';
+export { ProtocolError, PROTOCOL_ERROR_CODES, type ProtocolErrorCode } from './protocol/errors.js';
+export { encodeMessage, decodeMessage, type Message } from './protocol/messages.js';
+export type { Variant } from './protocol/scripts.js';
+export type { NetworkName } from './protocol/network.js';
