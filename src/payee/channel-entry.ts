@@ -31,6 +31,8 @@ export class ChannelEntry {
   effects: Promise<void> = SETTLED;
   /** Set when storing failed: the channel takes no more inputs. */
   broken: Error | null = null;
+  /** Tip height when the proposal arrived (or, after a restart, when it was loaded). */
+  createdHeight: number | null = null;
 
   constructor(
     readonly tempId: string,

@@ -134,6 +134,7 @@ export class PayeeService {
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
     for (const { tempId, state } of await options.store.loadPayeeChannels()) {
+      if (state.type === 'Abandoned') continue;
       const entry = new ChannelEntry(tempId, compact(state), null);
       entry.pack(); // nothing uses a channel right after loading: idle ones are packed at once
       service.entries.set(tempId, entry);
@@ -160,9 +161,29 @@ export class PayeeService {
   /** What happens on every new tip (also callable directly, e.g. by tests after mining). */
   async onTip(tip: BlockTip): Promise<void> {
     for (const entry of this.entries.values()) entry.sweep();
+    await this.abandonStaleProposals(tip);
     await this.checkFundingDepth();
     await this.checkWatches();
     await this.closer.tick(tip);
+  }
+
+  /**
+   * Proposals whose funding has not arrived within proposalTimeoutBlocks are abandoned: they
+   * leave memory and free their peer's pending slots (a hostile peer's proposals do not pile up).
+   */
+  private async abandonStaleProposals(tip: BlockTip): Promise<void> {
+    for (const [tempId, entry] of this.entries) {
+      if (entry.type !== 'AwaitingRefundRequest' && entry.type !== 'AwaitingFunding') continue;
+      entry.createdHeight ??= tip.height;
+      if (tip.height - entry.createdHeight < this.options.policy.proposalTimeoutBlocks) continue;
+      try {
+        await this.run(tempId, entry, { type: 'abandon' }, null, true);
+        await entry.effects;
+        if ((entry.type as PayeeState['type']) === 'Abandoned') this.entries.delete(tempId);
+      } catch (err) {
+        this.options.log?.(`abandoning proposal ${tempId} failed: ${String(err)}`);
+      }
+    }
   }
 
   /**
@@ -350,6 +371,7 @@ export class PayeeService {
       if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
       const step = payeeAccept(this.ctx, hello, tip.height, { index, publicKey: this.options.keys.channelKey(index).publicKey });
       const entry = new ChannelEntry(hello.tempId, step.state, link, link.peer);
+      entry.createdHeight = tip.height;
       this.entries.set(hello.tempId, entry);
       await this.schedule(hello.tempId, entry, step.effects, link);
     } catch (err) {

@@ -39,6 +39,8 @@ interface Negotiated {
 
 export type PayeeState =
   | (Negotiated & { readonly type: 'AwaitingRefundRequest' })
+  /** A proposal never funded in time: dropped from memory (its row stays, marked). */
+  | (Negotiated & { readonly type: 'Abandoned' })
   /** `funding` is the outpoint the v1 refund was signed for; v2 learns it from the funding tx. */
   | (Negotiated & { readonly type: 'AwaitingFunding'; readonly funding: FundingOutpoint | null })
   | (Negotiated & { readonly type: 'AwaitingConfirmation'; readonly channel: Channel; readonly fundingTxHex: string })
@@ -81,6 +83,8 @@ export type PayeeInput =
   | { readonly type: 'message'; readonly message: Message }
   /** A watched transaction reached the confirmations asked for. */
   | { readonly type: 'confirmed'; readonly purpose: 'funding'; readonly txid: string }
+  /** The proposal waited too long for its funding (the driver's timeout). */
+  | { readonly type: 'abandon' }
   /** The close recorded by `close` was accepted by the node. */
   | { readonly type: 'close-broadcast'; readonly txid: string }
   /** The funding of an open channel has fewer confirmations than required (a reorg), or none. */
@@ -176,6 +180,9 @@ export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInpu
       return onClose(state, input.close);
     case 'settled':
       return onSettled(state, input);
+    case 'abandon':
+      if (state.type !== 'AwaitingRefundRequest' && state.type !== 'AwaitingFunding') return { state, effects: [] };
+      return { state: { tempId: state.tempId, terms: state.terms, keyIndex: state.keyIndex, type: 'Abandoned' }, effects: [{ type: 'persist' }] };
     case 'close-broadcast':
       // The node took the close: now the payer may be told (not before: a refused close is undone).
       if (state.type !== 'Closing' || state.close.txid !== input.txid) return { state, effects: [] };

@@ -33,6 +33,8 @@ export interface PayeePolicy {
   readonly maxCloseFeeRateSatPerVb: number;
   /** Most channels closed in one transaction. */
   readonly maxCloseBatch: number;
+  /** A proposal whose funding has not arrived after this many blocks is abandoned. */
+  readonly proposalTimeoutBlocks: number;
 }
 
 export interface PayerPolicy {
@@ -58,6 +60,7 @@ export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkNa
     bumpAfterBlocks: 2,
     maxCloseFeeRateSatPerVb: 200,
     maxCloseBatch: 200,
+    proposalTimeoutBlocks: 6,
     ...options,
   };
   if (policy.variants.length === 0 || policy.variants.some((x) => !VARIANTS.includes(x))) throw new RangeError(`variants must be a non-empty subset of ${VARIANTS.join(', ')}`);
@@ -76,6 +79,7 @@ export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkNa
   if (!(policy.maxCloseFeeRateSatPerVb >= 1)) throw new RangeError('maxCloseFeeRateSatPerVb must be ≥ 1');
   // 100 kvB is the standard transaction limit; a close input with its witness is ~105 vB.
   if (!Number.isInteger(policy.maxCloseBatch) || policy.maxCloseBatch < 1 || policy.maxCloseBatch > 800) throw new RangeError('maxCloseBatch must be an integer in 1..800');
+  if (!Number.isInteger(policy.proposalTimeoutBlocks) || policy.proposalTimeoutBlocks < 1) throw new RangeError('proposalTimeoutBlocks must be an integer ≥ 1');
   return Object.freeze(policy);
 }
 

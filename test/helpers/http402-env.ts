@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { address as baddress, Transaction } from 'bitcoinjs-lib';
-import { waitUntil } from '../../src/demo/local-pair.js';
+import { waitUntil } from './local-pair.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import { createPayingFetch } from '../../src/payer/paying-fetch.js';
 import { PayerClient } from '../../src/payer/payer-client.js';

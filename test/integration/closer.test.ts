@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcClient } from '../../src/chain/rpc-client.js';
-import { waitUntil } from '../../src/demo/local-pair.js';
+import { waitUntil } from '../helpers/local-pair.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import { PayerClient, PeerError } from '../../src/payer/payer-client.js';
 import { equalBytes } from '../../src/protocol/bytes.js';

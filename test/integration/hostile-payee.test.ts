@@ -16,7 +16,7 @@ import { Transaction, address as baddress } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { BroadcastRejectedError } from '../../src/chain/backend.js';
-import { waitUntil } from '../../src/demo/local-pair.js';
+import { waitUntil } from '../helpers/local-pair.js';
 import { PayerClient, PeerError } from '../../src/payer/payer-client.js';
 import { toHex } from '../../src/protocol/bytes.js';
 import { makeChannel, type ChannelTerms } from '../../src/protocol/channel.js';

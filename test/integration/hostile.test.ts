@@ -15,7 +15,7 @@ import { refundTemplateHex } from '../../src/protocol/refund.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { waitUntil } from '../../src/demo/local-pair.js';
+import { waitUntil } from '../helpers/local-pair.js';
 import type { PeerLink } from '../../src/transport/link.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
@@ -162,5 +162,29 @@ describe('proposal flood', () => {
     await payee.handle(hello(toHex(randomBytes(16))), { send: (m) => other.push(m), peer: '10.9.9.10' });
     await payee.drain();
     expect(codes(other)).toEqual(['accept']);
+  });
+});
+
+describe('stale proposals', () => {
+  it('are abandoned after proposalTimeoutBlocks, freeing their peer’s slots', async () => {
+    const tip = await env.backend.getTip();
+    const key = env.wallet.nextChannelKey();
+    const script = baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest'));
+    const replies: Message[] = [];
+    const peer: PeerLink = { send: (m) => replies.push(m), peer: '10.8.8.8' };
+    const hello = (tempId: string) =>
+      msg('hello', { tempId, network: 'regtest', variant: 'spilman-v2', payerPubkey: key.publicKey, capacitySat: 100_000n, expiryHeight: tip.height + 40, payerScript: script });
+    const tempId = toHex(randomBytes(16));
+    for (let i = 0; i < 16; i++) await payee.handle(hello(i === 0 ? tempId : toHex(randomBytes(16))), peer);
+    await payee.drain();
+    expect(codes(replies)).toEqual(Array(16).fill('accept'));
+    await payee.onTip({ height: tip.height + 5, hash: tip.hash });
+    expect(payee.channel(tempId)?.type).toBe('AwaitingFunding'); // 5 blocks: still waiting
+    await payee.onTip({ height: tip.height + 6, hash: tip.hash });
+    expect(payee.channel(tempId)).toBeUndefined(); // abandoned
+    replies.length = 0;
+    await payee.handle(hello(toHex(randomBytes(16))), peer);
+    await payee.drain();
+    expect(codes(replies)).toEqual(['accept']); // the peer's slots are free again
   });
 });

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitUntil } from '../../src/demo/local-pair.js';
+import { waitUntil } from '../helpers/local-pair.js';
 import { toHex } from '../../src/protocol/bytes.js';
 import { formatPaymentHeader, Paywall, type PaymentRequiredBody } from '../../src/transport/paywall.js';
 import { paywallHono, paywallMiddleware } from '../../src/transport/paywall-http.js';

@@ -5,7 +5,7 @@
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { localPair, waitUntil, type LocalPair } from '../../src/demo/local-pair.js';
+import { localPair, waitUntil, type LocalPair } from '../helpers/local-pair.js';
 import { PayerWatcher } from '../../src/payer/watcher.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BroadcastRejectedError } from '../../src/chain/backend.js';
 import { equalBytes } from '../../src/protocol/bytes.js';
 import type { Variant } from '../../src/protocol/scripts.js';
-import { localPair, waitUntil, type LocalPair } from '../../src/demo/local-pair.js';
+import { localPair, waitUntil, type LocalPair } from '../helpers/local-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 
 const FEE_RATE = 2;

@@ -10,7 +10,7 @@ import { connect as netConnect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { waitUntil } from '../../src/demo/local-pair.js';
+import { waitUntil } from '../helpers/local-pair.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import { PayerClient } from '../../src/payer/payer-client.js';
 import { decodeMessage, MAX_MESSAGE_BYTES, type Message } from '../../src/protocol/messages.js';

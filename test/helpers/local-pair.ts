@@ -1,20 +1,21 @@
 /**
  * A payee service and a payer client in one process, wired through the wire codec: what the
- * demo and the integration tests run on a regtest node.
+ * integration tests run on a regtest node.
  */
 import { randomBytes } from 'node:crypto';
 import { address as baddress } from 'bitcoinjs-lib';
-import type { ChainBackend } from '../chain/backend.js';
-import type { Secp256k1 } from '../crypto/secp256k1.js';
-import { bitcoinjsNetwork } from '../protocol/network.js';
-import { payeePolicy, payerPolicy, type PayeePolicy } from '../protocol/policy.js';
-import { PayeeService } from '../payee/payee-service.js';
-import { PayerClient } from '../payer/payer-client.js';
-import { loopbackPair } from '../transport/link.js';
-import { MemoryStore } from '../store/memory-store.js';
-import type { Store } from '../store/store.js';
-import { WalletKeys } from '../wallet/keys.js';
-import type { Wallet } from '../wallet/wallet.js';
+import type { ChainBackend } from '../../src/chain/backend.js';
+import type { Secp256k1 } from '../../src/crypto/secp256k1.js';
+import { bitcoinjsNetwork } from '../../src/protocol/network.js';
+import { payeePolicy, type PayeePolicy } from '../../src/protocol/policy.js';
+import { PayeeService } from '../../src/payee/payee-service.js';
+import type { PayerClient } from '../../src/payer/payer-client.js';
+import { regtestPayer } from './payer-client.js';
+import { loopbackPair } from '../../src/transport/link.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import type { Store } from '../../src/store/store.js';
+import { WalletKeys } from '../../src/wallet/keys.js';
+import type { Wallet } from '../../src/wallet/wallet.js';
 
 export interface LocalPairOptions {
   readonly secp: Secp256k1;
@@ -63,18 +64,10 @@ export async function localPair(opts: LocalPairOptions): Promise<LocalPair> {
     (text, reply) => void payee.receive(text, reply),
   );
   const payerScript = baddress.toOutputScript(opts.payerWallet.changeAddress(), bitcoinjsNetwork(network));
-  const payer = new PayerClient({
-    secp: opts.secp,
-    policy: payerPolicy({ network }),
-    network,
-    backend: opts.backend,
-    wallet: opts.payerWallet,
-    channelKey: opts.payerWallet.nextChannelKey(),
+  const payer = regtestPayer({ secp: opts.secp, backend: opts.backend, wallet: opts.payerWallet }, toPayee, {
     payoutScript: payerScript,
-    link: toPayee,
     store: opts.payerStore ?? new MemoryStore(),
     fundingFeeRateSatPerVb: opts.feeRateSatPerVb,
-    random16: () => randomBytes(16),
     log: log && ((l) => log(`payer: ${l}`)),
   });
   ends.payer = payer;
