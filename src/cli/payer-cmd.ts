@@ -194,6 +194,9 @@ export async function payerCommand(argv: string[]): Promise<number> {
         connected = await app.resumeChannel();
         const client = connected.client;
         await client.waitFor((s) => s.type === 'Open' || s.type === 'Closed');
+        if (client.state?.type === 'Open' && client.state.signedTotalSat === 0n) {
+          throw new Error(`nothing was paid on channel ${client.channel.id}, so there is nothing for the payee to close: take the capacity back with 'paychan payer refund' after block ${client.channel.expiryHeight}`);
+        }
         if (client.state?.type === 'Open') client.requestClose();
         await client.waitFor((s) => s.type === 'Closed');
         const s = client.state;
