@@ -382,9 +382,9 @@ describe('SqliteStore', () => {
       const store = open({ busyTimeoutMs: 20, log: (line) => log.push(line) });
       const lock = operator();
       lock.exec('BEGIN IMMEDIATE');
-      const save = store.putMeta('k', 'v');
+      const save = expect(store.putMeta('k', 'v')).rejects.toThrow(/COMMIT_FAILED/); // handled from the start
       await expect(store.close()).rejects.toThrow(/COMMIT_FAILED/);
-      await expect(save).rejects.toThrow(/COMMIT_FAILED/);
+      await save;
       lock.exec('ROLLBACK');
       lock.close();
       expect(log.some((l) => l.includes('COMMIT_FAILED'))).toBe(true);
