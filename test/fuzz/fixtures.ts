@@ -29,7 +29,7 @@ import type { RegtestEnv } from '../helpers/regtest-env.js';
 import { FuzzSocket } from './fuzz-socket.js';
 import type { PayeeProcess } from './payee-process.js';
 import { Captures, type FundedTarget, type FuzzTargets, type PendingTarget } from './targets.js';
-import { regtestPayer } from '../helpers/payer-client.js';
+import { regtestPayer } from '../helpers/regtest-peers.js';
 
 export interface HonestChannel {
   readonly label: string;

@@ -27,7 +27,7 @@ import type { PaymentRequiredBody } from '../../src/transport/paywall.js';
 import { connectPayee, type WsPeerLink } from '../../src/transport/ws-client.js';
 import { WalletKeys, type KeyPair } from '../../src/wallet/keys.js';
 import type { RegtestEnv } from './regtest-env.js';
-import { regtestPayer } from './payer-client.js';
+import { regtestPayer } from './regtest-peers.js';
 
 export const FEE_RATE = 2;
 export const log = process.env.PAYCHAN_TEST_LOG === '1' ? (l: string) => console.error(l) : undefined;

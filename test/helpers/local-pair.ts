@@ -10,7 +10,7 @@ import { bitcoinjsNetwork } from '../../src/protocol/network.js';
 import { payeePolicy, type PayeePolicy } from '../../src/protocol/policy.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import type { PayerClient } from '../../src/payer/payer-client.js';
-import { regtestPayer } from './payer-client.js';
+import { regtestPayer } from './regtest-peers.js';
 import { loopbackPair } from '../../src/transport/link.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/store/store.js';

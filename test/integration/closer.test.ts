@@ -20,7 +20,7 @@ import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.
 import { loopbackPair } from '../../src/transport/link.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
-import { regtestPayer } from '../helpers/payer-client.js';
+import { regtestPayer } from '../helpers/regtest-peers.js';
 
 const CAPACITY = 200_000n;
 let env: RegtestEnv;

@@ -26,7 +26,7 @@ import { payeeRefundDigest } from '../../src/protocol/refund.js';
 import { connectPayee, type WsPeerLink } from '../../src/transport/ws-client.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
-import { regtestPayer } from '../helpers/payer-client.js';
+import { regtestPayer } from '../helpers/regtest-peers.js';
 
 let env: RegtestEnv;
 const cleanups: (() => Promise<unknown> | void)[] = [];

@@ -10,14 +10,12 @@ import { makeChannel, fundingScriptOf, type ChannelTerms } from '../../src/proto
 import { MAX_MESSAGE_BYTES, decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
 import { bitcoinjsNetwork } from '../../src/protocol/network.js';
 import { paymentDigest, paymentSighasher } from '../../src/protocol/payment.js';
-import { payeePolicy } from '../../src/protocol/policy.js';
 import { refundTemplateHex } from '../../src/protocol/refund.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import type { PeerLink } from '../../src/transport/link.js';
-import { WalletKeys } from '../../src/wallet/keys.js';
+import { regtestPayee } from '../helpers/regtest-peers.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 
 let env: RegtestEnv;
@@ -25,16 +23,7 @@ let payee: PayeeService;
 
 beforeAll(async () => {
   env = await startFundedEnv();
-  const keys = WalletKeys.fromSeed(randomBytes(32), 'regtest');
-  payee = await PayeeService.open({
-    store: new MemoryStore(),
-    secp: env.secp,
-    policy: payeePolicy({ network: 'regtest' }),
-    backend: env.backend,
-    keys,
-    payoutScript: keys.address('receive', 0).script,
-    fallbackFeeRateSatPerVb: 2,
-  });
+  payee = await regtestPayee(env);
   payee.start();
 });
 afterAll(async () => {

@@ -4,7 +4,6 @@
  * routes, and every limit (frame size, binary frames, rate, connections, idle peers, slow
  * handshakes, backpressure), then a payee restart the payer's link rides through.
  */
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -14,17 +13,14 @@ import { waitUntil } from '../helpers/local-pair.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import { PayerClient } from '../../src/payer/payer-client.js';
 import { decodeMessage, MAX_MESSAGE_BYTES, type Message } from '../../src/protocol/messages.js';
-import { payeePolicy } from '../../src/protocol/policy.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
 import { PayeeMetrics } from '../../src/transport/metrics.js';
 import { PayeeConnection } from '../../src/transport/payee-connection.js';
 import { startPayeeServer, type PayeeServer } from '../../src/transport/payee-server.js';
 import { serverLimits, type ServerLimits } from '../../src/transport/server-limits.js';
 import { TokenBucket } from '../../src/transport/token-bucket.js';
 import { backoffDelay, connectPayee, LinkClosedError, type WsPeerLink } from '../../src/transport/ws-client.js';
-import { WalletKeys } from '../../src/wallet/keys.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
-import { regtestPayer } from '../helpers/payer-client.js';
+import { regtestPayee, regtestPayer } from '../helpers/regtest-peers.js';
 
 const FEE_RATE = 2;
 const CAPACITY = 1_000_000n;
@@ -39,14 +35,7 @@ const cleanups: (() => Promise<unknown> | void)[] = [];
 beforeAll(async () => {
   env = await startFundedEnv();
   metrics = new PayeeMetrics();
-  const keys = WalletKeys.fromSeed(randomBytes(32), 'regtest');
-  service = await PayeeService.open({
-    store: new MemoryStore(),
-    secp: env.secp,
-    policy: payeePolicy({ network: 'regtest' }),
-    backend: env.backend,
-    keys,
-    payoutScript: keys.address('receive', 0).script,
+  service = await regtestPayee(env, {
     fallbackFeeRateSatPerVb: FEE_RATE,
     onPayment: metrics.onPayment,
     log,
