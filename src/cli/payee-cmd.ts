@@ -23,6 +23,9 @@ Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
   --listen HOST:PORT  where to listen; default 127.0.0.1:8420
   --price-sat SAT     price of one request to the example route GET ${PAID_ROUTE_PREFIX}*; default 10
   --fee-rate SAT/VB   close fee rate when the node has no estimate; default 2
+  --zero-conf-limit SAT
+                      take payments before the funding confirms, up to SAT per channel
+                      (risky: a funding can be double-spent until it confirms); default off
   --json              print one JSON line {url, wsUrl, payoutAddress} once listening
   --config FILE       JSON file of options
 
@@ -31,7 +34,7 @@ Endpoints: ws://HOST:PORT/v1/ws (channels), GET /healthz, /readyz, /metrics,
 `;
 
 export async function payeeCommand(argv: string[]): Promise<number> {
-  const p = parse(argv, { ...NODE_OPTIONS, 'data-dir': { type: 'string' }, db: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:8420' }, 'price-sat': { type: 'string' }, 'fee-rate': { type: 'string' } });
+  const p = parse(argv, { ...NODE_OPTIONS, 'data-dir': { type: 'string' }, db: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:8420' }, 'price-sat': { type: 'string' }, 'fee-rate': { type: 'string' }, 'zero-conf-limit': { type: 'string' } });
   const [sub] = p.positionals;
   if (p.flag('help') || sub === undefined || sub === 'help') {
     process.stdout.write(PAYEE_HELP);
@@ -43,9 +46,10 @@ export async function payeeCommand(argv: string[]): Promise<number> {
   const { host, port } = hostPort('--listen', p.str('listen')!);
   const priceSat = amountSat('--price-sat', p.str('price-sat'), 10n);
   const fallbackFeeRateSatPerVb = feeRate('--fee-rate', p.str('fee-rate'), 2);
+  const zeroConfLimitSat = p.str('zero-conf-limit') === undefined ? 0n : amountSat('--zero-conf-limit', p.str('zero-conf-limit'));
   const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
   const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payee');
-  const app = await startPayeeApp({ network, backend, dataDir, dbPath: p.str('db'), host, port, priceSat, fallbackFeeRateSatPerVb, log: (l) => log(`payee: ${l}`) });
+  const app = await startPayeeApp({ network, backend, dataDir, dbPath: p.str('db'), host, port, priceSat, fallbackFeeRateSatPerVb, policy: zeroConfLimitSat > 0n ? { allowZeroConf: true, zeroConfLimitSat } : {}, log: (l) => log(`payee: ${l}`) });
   if (p.flag('json')) printJson({ url: app.server.url, wsUrl: app.server.wsUrl, payoutAddress: app.payoutAddress, network, pid: process.pid });
   else {
     log(`payee listening: channels at ${app.server.wsUrl}`);

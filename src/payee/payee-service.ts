@@ -139,7 +139,7 @@ export class PayeeService {
       entry.pack(); // nothing uses a channel right after loading: idle ones are packed at once
       service.entries.set(tempId, entry);
       if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
-      if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended') {
+      if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended' || state.type === 'ZeroConf') {
         service.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: options.policy.minFundingConfirmations });
       }
     }

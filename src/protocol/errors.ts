@@ -40,6 +40,7 @@ export const PROTOCOL_ERROR_CODES = {
   PAYMENT_TOO_SMALL: 'the first payment must cover the close fee and a non-dust output',
   FEE_TOO_HIGH: 'the fee would take more than the close can pay',
   RATE_LIMITED: 'too many messages; slow down',
+  ZERO_CONF_LIMIT: 'the funding is unconfirmed and the payment is above the zero-conf limit; retry once it confirms',
   PAYMENT_REPLAYED: 'this payment was already used; sign a higher total',
   INTERNAL_ERROR: 'the peer failed to process the message',
 } as const;

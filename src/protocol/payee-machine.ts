@@ -46,6 +46,11 @@ export type PayeeState =
   | (Negotiated & { readonly type: 'AwaitingConfirmation'; readonly channel: Channel; readonly fundingTxHex: string })
   | (Negotiated & { readonly type: 'Open'; readonly channel: Channel; readonly paidSat: bigint; readonly signature: Uint8Array | null })
   /**
+   * Zero-conf (only with `allowZeroConf`): payments are taken while the funding is unconfirmed,
+   * up to `zeroConfLimitSat` in total; the channel becomes Open when the funding confirms.
+   */
+  | (Negotiated & { readonly type: 'ZeroConf'; readonly channel: Channel; readonly paidSat: bigint; readonly signature: Uint8Array | null })
+  /**
    * The funding lost its confirmations (a reorg) or vanished (a double-spend): no payments are
    * taken until it is confirmed again. What was paid is kept.
    */
@@ -218,13 +223,25 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
     case 'funding': {
       if ('channel' in state && state.type !== 'AwaitingConfirmation' && state.type !== 'Closed' && checkFundingTx(state.terms, message.fundingTx, state.channel.funding)) {
         // A repeat after a reconnect: say again that the channel is open, if it is.
-        const open = state.type === 'Open' ? [{ type: 'send' as const, message: msg('channel-open', { tempId: state.tempId, channelId: state.channel.id }) }] : [];
+        const open = state.type === 'Open' || state.type === 'ZeroConf' ? [{ type: 'send' as const, message: msg('channel-open', { tempId: state.tempId, channelId: state.channel.id }) }] : [];
         return { state, effects: open };
       }
       if (state.type === 'AwaitingConfirmation' && message.fundingTx === state.fundingTxHex) return { state, effects: [] };
       if (state.type !== 'AwaitingFunding') throw unexpected(state, 'funding');
       const funding = checkFundingTx(state.terms, message.fundingTx, state.funding);
       const channel = makeChannel(state.terms, funding);
+      if (ctx.policy.allowZeroConf) {
+        const { tempId, terms, keyIndex } = state;
+        return {
+          state: { tempId, terms, keyIndex, type: 'ZeroConf', channel, paidSat: 0n, signature: null },
+          effects: [
+            { type: 'persist' },
+            { type: 'broadcast', purpose: 'funding', txid: funding.txid, txHex: message.fundingTx },
+            { type: 'watch-confirmations', purpose: 'funding', txid: funding.txid, confirmations: ctx.policy.minFundingConfirmations },
+            { type: 'send', message: msg('channel-open', { tempId, channelId: channel.id }) },
+          ],
+        };
+      }
       return {
         state: { tempId: state.tempId, terms: state.terms, keyIndex: state.keyIndex, type: 'AwaitingConfirmation', channel, fundingTxHex: message.fundingTx },
         effects: [
@@ -235,7 +252,10 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
       };
     }
     case 'payment': {
-      if (state.type !== 'Open') {
+      if (state.type === 'ZeroConf' && message.channelId === state.channel.id && message.totalSat > ctx.policy.zeroConfLimitSat && message.totalSat !== state.paidSat) {
+        throw new ProtocolError('ZERO_CONF_LIMIT', `the funding is unconfirmed: at most ${ctx.policy.zeroConfLimitSat} sat until it confirms`);
+      }
+      if (state.type !== 'Open' && state.type !== 'ZeroConf') {
         if ('channel' in state && state.channel.id === message.channelId) throw new ProtocolError('CHANNEL_NOT_OPEN', `channel is ${state.type}`);
         throw unexpected(state, 'payment');
       }
@@ -273,13 +293,14 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
 function channelStatus(state: Extract<PayeeState, { channel: Channel }>): Message {
   const paidSat = state.type === 'AwaitingConfirmation' ? 0n : state.paidSat;
   const closeTxid = state.type === 'Closing' ? state.close.txid : state.type === 'Closed' ? state.closeTxid : undefined;
-  const base = { channelId: state.channel.id, state: state.type === 'Suspended' ? ('AwaitingConfirmation' as const) : state.type, paidSat };
+  const type = state.type === 'Suspended' ? ('AwaitingConfirmation' as const) : state.type === 'ZeroConf' ? ('Open' as const) : state.type;
+  const base = { channelId: state.channel.id, state: type, paidSat };
   return msg('channel-status', closeTxid === undefined ? base : { ...base, closeTxid });
 }
 
 function onConfirmed(ctx: PayeeContext, state: PayeeState, input: Extract<PayeeInput, { type: 'confirmed' }>): Step<PayeeState> {
   if (input.purpose === 'funding') {
-    if (state.type === 'Suspended' && state.channel.funding.txid === input.txid) return { state: { ...state, type: 'Open' }, effects: [{ type: 'persist' }] };
+    if ((state.type === 'Suspended' || state.type === 'ZeroConf') && state.channel.funding.txid === input.txid) return { state: { ...state, type: 'Open' }, effects: [{ type: 'persist' }] };
     if (state.type !== 'AwaitingConfirmation' || state.channel.funding.txid !== input.txid) return { state, effects: [] };
     const { fundingTxHex: _, ...rest } = state;
     return {

@@ -35,6 +35,12 @@ export interface PayeePolicy {
   readonly maxCloseBatch: number;
   /** A proposal whose funding has not arrived after this many blocks is abandoned. */
   readonly proposalTimeoutBlocks: number;
+  /**
+   * Take payments before the funding confirms (risky: the funding may be double-spent), up to
+   * `zeroConfLimitSat` per channel; off unless named.
+   */
+  readonly allowZeroConf: boolean;
+  readonly zeroConfLimitSat: bigint;
 }
 
 export interface PayerPolicy {
@@ -61,6 +67,8 @@ export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkNa
     maxCloseFeeRateSatPerVb: 200,
     maxCloseBatch: 200,
     proposalTimeoutBlocks: 6,
+    allowZeroConf: false,
+    zeroConfLimitSat: 0n,
     ...options,
   };
   if (policy.variants.length === 0 || policy.variants.some((x) => !VARIANTS.includes(x))) throw new RangeError(`variants must be a non-empty subset of ${VARIANTS.join(', ')}`);
@@ -68,7 +76,7 @@ export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkNa
   if (policy.maxCapacitySat < policy.minCapacitySat) throw new RangeError('maxCapacitySat must be ≥ minCapacitySat');
   if (!Number.isInteger(policy.closeMarginBlocks) || policy.closeMarginBlocks < 1) throw new RangeError('closeMarginBlocks must be an integer ≥ 1');
   if (!Number.isInteger(policy.minFundingConfirmations) || policy.minFundingConfirmations < 1) {
-    throw new RangeError('minFundingConfirmations must be an integer ≥ 1 (zero-conf funding is not supported yet)');
+    throw new RangeError('minFundingConfirmations must be an integer ≥ 1 (for payments before confirmation use allowZeroConf)');
   }
   if (!Number.isInteger(policy.minExpiryBlocks) || policy.minExpiryBlocks <= policy.closeMarginBlocks + policy.minFundingConfirmations) {
     throw new RangeError('minExpiryBlocks must exceed closeMarginBlocks + minFundingConfirmations, or a channel could expire before it can be used and closed');
@@ -80,6 +88,7 @@ export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkNa
   // 100 kvB is the standard transaction limit; a close input with its witness is ~105 vB.
   if (!Number.isInteger(policy.maxCloseBatch) || policy.maxCloseBatch < 1 || policy.maxCloseBatch > 800) throw new RangeError('maxCloseBatch must be an integer in 1..800');
   if (!Number.isInteger(policy.proposalTimeoutBlocks) || policy.proposalTimeoutBlocks < 1) throw new RangeError('proposalTimeoutBlocks must be an integer ≥ 1');
+  if (policy.allowZeroConf !== (policy.zeroConfLimitSat > 0n)) throw new RangeError('allowZeroConf needs a zeroConfLimitSat > 0, and a zeroConfLimitSat needs allowZeroConf');
   return Object.freeze(policy);
 }
 
