@@ -14,7 +14,7 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { connectLaunched, launchNode } from './launch.js';
+import { launchAndConnect } from './launch.js';
 import { checkRegtestAddress, type RegtestNode, type StartRegtestOptions } from './node.js';
 
 /**
@@ -58,9 +58,8 @@ export async function startBitcoindRegtest(options: StartRegtestOptions): Promis
   await fs.mkdir(datadir, { recursive: true }); // bitcoind refuses a datadir that does not exist
   const rpcUser = 'paychan';
   const rpcPass = randomBytes(16).toString('hex');
-  let launched;
-  try {
-    launched = await launchNode({
+  return launchAndConnect(
+    {
       name: 'bitcoind',
       command: bitcoind,
       args: (port) => [
@@ -90,19 +89,10 @@ export async function startBitcoindRegtest(options: StartRegtestOptions): Promis
       readyMethod: 'getblockchaininfo',
       readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
       log,
-    });
-  } catch (err) {
-    if (ownsDatadir) await fs.rm(datadir, { recursive: true, force: true });
-    throw err;
-  }
-  return connectLaunched(launched, {
-    rpcUser,
-    rpcPass,
-    miningAddress: options.miningAddress,
-    datadir,
-    ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
-    mineCall: (client, blocks) => client.call('generatetoaddress', [blocks, options.miningAddress]),
-  });
+    },
+    options,
+    (client, blocks) => client.call('generatetoaddress', [blocks, options.miningAddress]),
+  );
 }
 
 function isExecutable(file: string): boolean {

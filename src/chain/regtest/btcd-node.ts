@@ -13,7 +13,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureBtcd } from './btcd-build.js';
-import { connectLaunched, launchNode } from './launch.js';
+import { launchAndConnect } from './launch.js';
 import { checkRegtestAddress, type RegtestNode, type StartRegtestOptions } from './node.js';
 
 /**
@@ -32,9 +32,8 @@ export async function startBtcdRegtest(options: StartRegtestOptions): Promise<Re
   const datadir = options.datadir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'paychan-btcd-')));
   const rpcUser = 'paychan';
   const rpcPass = randomBytes(16).toString('hex');
-  let launched;
-  try {
-    launched = await launchNode({
+  return launchAndConnect(
+    {
       name: 'btcd',
       command: btcd,
       args: (port) => [
@@ -63,18 +62,9 @@ export async function startBtcdRegtest(options: StartRegtestOptions): Promise<Re
       readyMethod: 'getbestblockhash',
       readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
       log,
-    });
-  } catch (err) {
-    if (ownsDatadir) await fs.rm(datadir, { recursive: true, force: true });
-    throw err;
-  }
-  return connectLaunched(launched, {
-    rpcUser,
-    rpcPass,
-    miningAddress: options.miningAddress,
-    datadir,
-    ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
+    },
+    options,
     // btcd has no generatetoaddress: `generate` pays --miningaddr.
-    mineCall: (client, blocks) => client.call('generate', [blocks]),
-  });
+    (client, blocks) => client.call('generate', [blocks]),
+  );
 }

@@ -261,3 +261,30 @@ function installExitHandlers(): void {
     process.on(signal, handler);
   }
 }
+
+/**
+ * Launches `spec` and connects to it as a {@link RegtestNode}; a failed start removes the datadir
+ * if the node owned it (a successful one removes it on stop).
+ * @throws as {@link launchNode} and {@link connectLaunched}.
+ */
+export async function launchAndConnect(
+  spec: LaunchSpec,
+  options: { readonly miningAddress: string; readonly pollIntervalMs?: number },
+  mineCall: NodeDetails['mineCall'],
+): Promise<RegtestNode> {
+  let launched: LaunchedNode;
+  try {
+    launched = await launchNode(spec);
+  } catch (err) {
+    if (spec.ownsDatadir) await fs.rm(spec.datadir, { recursive: true, force: true });
+    throw err;
+  }
+  return connectLaunched(launched, {
+    rpcUser: spec.rpcUser,
+    rpcPass: spec.rpcPass,
+    miningAddress: options.miningAddress,
+    datadir: spec.datadir,
+    ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
+    mineCall,
+  });
+}
