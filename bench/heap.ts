@@ -18,12 +18,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { PayeeService } from '../src/payee/payee-service.js';
 import type { Message } from '../src/protocol/messages.js';
-import { payeePolicy } from '../src/protocol/policy.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { PeerLink } from '../src/transport/link.js';
-import { WalletKeys } from '../src/wallet/keys.js';
 import { emitResult, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
-import { PAYEE_KEY, PAYEE_SCRIPT, offlineBackend, openState, paymentSighasher, paymentText, secp, signTotal, syntheticChannel } from './lib/fixtures.js';
+import { openState, paymentSighasher, paymentText, signTotal, syntheticChannel, benchPayeeOptions } from './lib/fixtures.js';
 import { BenchChild } from './lib/lines.js';
 import { round } from './lib/stats.js';
 
@@ -71,15 +69,7 @@ async function fullGc(): Promise<NodeJS.MemoryUsage> {
 
 async function measure(db: string): Promise<void> {
   const store = openSqliteStore(db);
-  const options = {
-    secp,
-    policy: payeePolicy({ network: 'regtest' }),
-    backend: offlineBackend(),
-    store,
-    keys: WalletKeys.fromSeed(PAYEE_KEY, 'regtest'),
-    payoutScript: PAYEE_SCRIPT,
-    fallbackFeeRateSatPerVb: 2,
-  };
+  const options = benchPayeeOptions(store);
   // Warm the code paths (and the store) on nothing, so the baseline holds the code, not us.
   await (await PayeeService.open({ ...options, store: openSqliteStore(':memory:') })).drain();
   const before = await fullGc();

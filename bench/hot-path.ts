@@ -30,9 +30,8 @@ import type { PaymentSighasher } from '../src/protocol/sighash.js';
 import { encodeState } from '../src/store/codec.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { PeerLink } from '../src/transport/link.js';
-import { WalletKeys } from '../src/wallet/keys.js';
 import { emitResult, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
-import { PAYEE_KEY, PAYEE_SCRIPT, offlineBackend, openState, paymentSighasher, paymentText, secp, signTotal, syntheticChannel } from './lib/fixtures.js';
+import { PAYEE_KEY, openState, paymentSighasher, paymentText, secp, signTotal, syntheticChannel, benchPayeeOptions } from './lib/fixtures.js';
 import { countSaves, probeStore } from './lib/instrument.js';
 import { PAYEE_INCLUSIVE, ScopedProfiler, summarize, type ProfileSummary } from './lib/profile.js';
 import { cpuMicros, medianRate, now, round } from './lib/stats.js';
@@ -63,15 +62,7 @@ async function main(): Promise<Record<string, unknown>> {
   await Promise.all(channels.map((c, i) => store.savePayeeChannel(openState(i, c).tempId, openState(i, c))));
   const pragmas = store.pragmas();
   // Restored from the store, as after a restart: the service holds decoded states.
-  const service = await PayeeService.open({
-    secp,
-    policy: payeePolicy({ network: 'regtest' }),
-    backend: offlineBackend(),
-    store,
-    keys: WalletKeys.fromSeed(PAYEE_KEY, 'regtest'),
-    payoutScript: PAYEE_SCRIPT,
-    fallbackFeeRateSatPerVb: 2,
-  });
+  const service = await PayeeService.open(benchPayeeOptions(store));
 
   const total = CHANNELS * PER_CHANNEL;
   progress(`hot path: signing ${total} payments for ${CHANNELS} channels (untimed)`);

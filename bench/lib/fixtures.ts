@@ -14,6 +14,10 @@ import type { PayeeState } from '../../src/protocol/payee-machine.js';
 import { paymentSighasher, signPayment } from '../../src/protocol/payment.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import type { PaymentSighasher } from '../../src/protocol/sighash.js';
+import type { PayeeServiceOptions } from '../../src/payee/payee-service.js';
+import { payeePolicy } from '../../src/protocol/policy.js';
+import type { Store } from '../../src/store/store.js';
+import { WalletKeys } from '../../src/wallet/keys.js';
 
 export const secp: Secp256k1 = loadNativeSecp256k1();
 
@@ -78,6 +82,19 @@ export { paymentSighasher };
  * A chain backend for in-process runs that never touch the chain (payments only): reading the
  * tip works, anything else is a bug in the benchmark and throws.
  */
+/** The options the benchmarks open a PayeeService with (synthetic keys, no chain). */
+export function benchPayeeOptions(store: Store): PayeeServiceOptions {
+  return {
+    secp,
+    policy: payeePolicy({ network: 'regtest' }),
+    backend: offlineBackend(),
+    store,
+    keys: WalletKeys.fromSeed(PAYEE_KEY, 'regtest'),
+    payoutScript: PAYEE_SCRIPT,
+    fallbackFeeRateSatPerVb: 2,
+  };
+}
+
 export function offlineBackend(): ChainBackend {
   const no = (what: string) => () => Promise.reject(new Error(`offline backend: ${what} not available in this benchmark`));
   return {

@@ -41,8 +41,6 @@ export interface PayeeApp {
   readonly paywall: Paywall;
   readonly store: SqliteStore;
   readonly payoutAddress: string;
-  /** Requests served by the example priced route. */
-  paidRequests(): number;
   close(): Promise<void>;
 }
 
@@ -95,7 +93,6 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
     paywall,
     store,
     payoutAddress: payout.address,
-    paidRequests: () => served,
     async close() {
       await server.close();
       service.stop();

@@ -3,7 +3,7 @@
  * current (last opened) channel.
  */
 import path from 'node:path';
-import type { BlockTip, ChainBackend, OutpointStatus } from '../chain/backend.js';
+import type { BlockTip, OutpointStatus } from '../chain/backend.js';
 import { PayerWatcher, type WatchEvent } from '../payer/watcher.js';
 import { paychanHome } from '../app/files.js';
 import { connectNode } from '../app/node-connection.js';
@@ -69,7 +69,7 @@ function variantOf(p: Parsed): Variant {
   return v as Variant;
 }
 
-async function openChannel(app: PayerApp, backend: ChainBackend, url: string, p: Parsed, log: (l: string) => void): Promise<ConnectedChannel> {
+async function openChannel(app: PayerApp, url: string, p: Parsed, log: (l: string) => void): Promise<ConnectedChannel> {
   const capacitySat = amountSat('--capacity', p.str('capacity'));
   const balance = app.wallet.balance().confirmedSat;
   if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${app.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
@@ -83,7 +83,6 @@ async function openChannel(app: PayerApp, backend: ChainBackend, url: string, p:
       fundingTxid = txid;
       log(`funding ${txid} broadcast by the payee; waiting for confirmation (on regtest: paychan regtest mine 1)`);
     });
-    void backend;
     return channel;
   } finally {
     clearInterval(progress);
@@ -136,7 +135,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case 'open': {
-        connected = await openChannel(app, backend, args[0]!, p, log);
+        connected = await openChannel(app, args[0]!, p, log);
         const s = summary(connected.client);
         if (json) printJson(s);
         else log(`channel ${connected.client.channel.id} is open`);
@@ -168,7 +167,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
               connected.link.close();
             }
             if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
-            connected = await openChannel(app, backend, offer.channelUrl, p, log);
+            connected = await openChannel(app, offer.channelUrl, p, log);
             return connected.client;
           },
         });

@@ -65,14 +65,14 @@ export class ChannelEntry {
     this.used = false;
   }
 
-  /** Packs the state now, if its form allows. */
-  pack(): void {
-    if (this.full === null) return;
+  /** Packs the state now, if its form allows. @returns whether it is packed. */
+  pack(): boolean {
+    if (this.full === null) return true;
     const packed = packState(this.full);
-    if (packed !== null) {
-      this.packed = packed;
-      this.full = null;
-    }
+    if (packed === null) return false;
+    this.packed = packed;
+    this.full = null;
+    return true;
   }
 
   private summarize(state: PayeeState): void {

@@ -135,8 +135,10 @@ export class PayeeService {
     const service = new PayeeService(options);
     for (const { tempId, state } of await options.store.loadPayeeChannels()) {
       if (state.type === 'Abandoned') continue;
-      const entry = new ChannelEntry(tempId, compact(state), null);
-      entry.pack(); // nothing uses a channel right after loading: idle ones are packed at once
+      // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
+      // one copy of the byte fields their terms and channel share.
+      const entry = new ChannelEntry(tempId, state, null);
+      if (!entry.pack()) entry.state = compact(state);
       service.entries.set(tempId, entry);
       if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
       if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended' || state.type === 'ZeroConf') {
@@ -474,12 +476,11 @@ export class PayeeService {
           await this.options.backend.broadcast(effect.txHex);
           this.options.log?.(`broadcast ${effect.purpose} ${effect.txid}`);
         } catch (err) {
-          if (err instanceof BroadcastRejectedError && effect.purpose === 'funding') throw new ProtocolError('FUNDING_REJECTED', err.reason);
+          if (err instanceof BroadcastRejectedError) throw new ProtocolError('FUNDING_REJECTED', err.reason);
           throw err;
         }
         return;
       case 'watch-confirmations':
-        if (effect.purpose !== 'funding') return;
         this.watches.push({ tempId, txid: effect.txid, confirmations: effect.confirmations });
         if ('channel' in entry.state) this.tempIdByChannelId.set(entry.state.channel.id, tempId);
         return;

@@ -11,10 +11,13 @@ export type Effect =
   | { readonly type: 'send'; readonly message: Message }
   /** Store the new state durably before running the effects after this one. */
   | { readonly type: 'persist' }
-  /** Hand a transaction to the network (the mempool must accept it). */
-  | { readonly type: 'broadcast'; readonly purpose: 'funding' | 'close' | 'refund'; readonly txid: string; readonly txHex: string }
-  /** Tell the state machine (input `confirmed`) once `txid` has `confirmations` confirmations. */
-  | { readonly type: 'watch-confirmations'; readonly purpose: 'funding' | 'close' | 'refund'; readonly txid: string; readonly confirmations: number }
+  /**
+   * Hand the funding transaction to the network (the mempool must accept it). Closes and refunds
+   * are broadcast by the payee's closer and the payer's watcher, which follow the funding outpoint.
+   */
+  | { readonly type: 'broadcast'; readonly purpose: 'funding'; readonly txid: string; readonly txHex: string }
+  /** Tell the state machine (input `confirmed`) once the funding has `confirmations` confirmations. */
+  | { readonly type: 'watch-confirmations'; readonly purpose: 'funding'; readonly txid: string; readonly confirmations: number }
   /** Payer: ask the wallet for a signed, unbroadcast transaction paying `valueSat` to `script`. */
   | { readonly type: 'create-funding'; readonly script: Uint8Array; readonly valueSat: bigint }
   /** Payer: the channel was abandoned before funding; unreserve the wallet's coins. */

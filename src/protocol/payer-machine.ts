@@ -203,7 +203,7 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
       const { payeeRefundSignature: _p, signature: _s, ...rest } = state;
       return {
         state: { ...rest, type: 'Closed', closeTxid: message.closeTxid },
-        effects: [{ type: 'persist' }, { type: 'watch-confirmations', purpose: 'close', txid: message.closeTxid, confirmations: 1 }],
+        effects: [{ type: 'persist' }],
       };
     }
     case 'channel-status':
@@ -235,7 +235,7 @@ function onStatus(state: PayerState, status: MessageOf<'channel-status'>): Step<
     const { payeeRefundSignature: _p, signature: _s, ...rest } = acked;
     return {
       state: { ...rest, type: 'Closed', closeTxid: status.closeTxid },
-      effects: [{ type: 'persist' }, { type: 'watch-confirmations', purpose: 'close', txid: status.closeTxid, confirmations: 1 }],
+      effects: [{ type: 'persist' }],
     };
   }
   if (status.paidSat < state.signedTotalSat && state.signature !== null) {

@@ -2,7 +2,7 @@
  * A peer link: how a driver sends a message to the other side. Transports (WebSocket, HTTP, the
  * in-process loopback used by tests and the demo) implement it; the drivers never know which.
  */
-import { decodeMessage, encodeMessage, type Message } from '../protocol/messages.js';
+import { encodeMessage, type Message } from '../protocol/messages.js';
 
 export interface PeerLink {
   /** Queues `message` for the peer. Never throws for a closed link; the message is dropped. */
@@ -29,5 +29,3 @@ export function loopbackPair(
   const b: PeerLink = { send: (m) => queueMicrotask(() => deliverToA(encodeMessage(m), a)) };
   return { a, b };
 }
-
-export { decodeMessage, encodeMessage };
