@@ -42,6 +42,13 @@ export const PROTOCOL_ERROR_CODES = {
   RATE_LIMITED: 'too many messages; slow down',
   ZERO_CONF_LIMIT: 'the funding is unconfirmed and the payment is above the zero-conf limit; retry once it confirms',
   PAYMENT_REPLAYED: 'this payment was already used; sign a higher total',
+  STATE_INDEX_MISMATCH: 'the duplex state number is not the next one',
+  BALANCE_MISMATCH: 'the duplex balances do not add up to the capacity, or move money the wrong way',
+  INSUFFICIENT_BALANCE: 'the paying side does not have that much in the channel',
+  UPDATE_BUDGET_EXHAUSTED: 'no further duplex state fits before the locktime margin: close (and reopen)',
+  LOCKTIME_INVALID: 'the duplex initial locktime or Δ is outside the peer policy',
+  FEE_RATE_INVALID: 'the fee rate is outside the peer policy',
+  UPDATE_IN_FLIGHT: 'another duplex update is waiting for its countersignature',
   INTERNAL_ERROR: 'the peer failed to process the message',
 } as const;
 

@@ -91,6 +91,95 @@ const ChannelStatusSchema = v.strictObject({
   paidSat: sats,
   closeTxid: v.optional(txid),
 });
+// Duplex channels (docs/duplex.md): A opens and sequences every state; B may contribute inputs.
+const duplexIndex = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_000_000));
+const feeRate = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000));
+const DuplexOpenSchema = v.strictObject({
+  v: version,
+  type: v.literal('duplex-open'),
+  tempId,
+  network: v.picklist(NETWORK_NAMES),
+  keyA: hexBytes(33),
+  scriptA: hexVar(42),
+  contributionASat: sats,
+  /** What A asks B to put in (B refuses with CAPACITY_TOO_LARGE if it will not). */
+  contributionBSat: sats,
+  initialLocktime: height,
+  deltaBlocks: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)),
+  stateFeeRateSatPerVb: feeRate,
+  fundingFeeRateSatPerVb: feeRate,
+});
+const txOutput = v.strictObject({ script: hexVar(42), valueSat: sats });
+const DuplexAcceptSchema = v.strictObject({
+  v: version,
+  type: v.literal('duplex-accept'),
+  tempId,
+  keyB: hexBytes(33),
+  scriptB: hexVar(42),
+  minFundingConfirmations: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100)),
+  /** B's coins for its contribution (P2WPKH, unspent), and its own outputs (change, fee reserve). */
+  inputs: v.pipe(v.array(v.strictObject({ txid, vout, valueSat: sats })), v.maxLength(50)),
+  outputs: v.pipe(v.array(txOutput), v.maxLength(4)),
+});
+/** A → B: the unsigned funding transaction and A's signature on state 0. */
+const DuplexFundSchema = v.strictObject({
+  v: version,
+  type: v.literal('duplex-fund'),
+  tempId,
+  fundingTx: txHex(100_000),
+  fundingVout: vout,
+  signature: hexBytes(64),
+});
+/** B → A: B's signature on state 0, then the witnesses of B's funding inputs. */
+const DuplexFundedSchema = v.strictObject({
+  v: version,
+  type: v.literal('duplex-funded'),
+  tempId,
+  signature: hexBytes(64),
+  witnesses: v.pipe(v.array(v.strictObject({ index: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000)), stack: v.pipe(v.array(hexVar(100)), v.maxLength(4)) })), v.maxLength(50)),
+});
+const DuplexChannelSchema = v.strictObject({ v: version, type: v.literal('duplex-channel'), tempId, channelId: channelIdSchema });
+const DuplexUpdateSchema = v.strictObject({
+  v: version,
+  type: v.literal('duplex-update'),
+  channelId: channelIdSchema,
+  index: duplexIndex,
+  balanceASat: sats,
+  balanceBSat: sats,
+  signature: hexBytes(64),
+  /** Set when the state is B's payment, answering B's duplex-pay-request. */
+  requestId: v.optional(tempId),
+});
+const DuplexCountersignSchema = v.strictObject({ v: version, type: v.literal('duplex-countersign'), channelId: channelIdSchema, index: duplexIndex, signature: hexBytes(64) });
+const DuplexPayRequestSchema = v.strictObject({ v: version, type: v.literal('duplex-pay-request'), channelId: channelIdSchema, amountSat: sats, requestId: tempId });
+const DuplexCloseSchema = v.strictObject({
+  v: version,
+  type: v.literal('duplex-close'),
+  channelId: channelIdSchema,
+  index: duplexIndex,
+  feeRateSatPerVb: feeRate,
+  signature: hexBytes(64),
+});
+/** A → B when the update budget is spent: close into a new channel (one transaction) and sign its state 0. */
+const DuplexRolloverSchema = v.strictObject({
+  v: version,
+  type: v.literal('duplex-rollover'),
+  channelId: channelIdSchema,
+  index: duplexIndex,
+  initialLocktime: height,
+  feeRateSatPerVb: feeRate,
+  closeSignature: hexBytes(64),
+  stateSignature: hexBytes(64),
+});
+const DuplexRolledOverSchema = v.strictObject({
+  v: version,
+  type: v.literal('duplex-rolled-over'),
+  channelId: channelIdSchema,
+  newChannelId: channelIdSchema,
+  closeSignature: hexBytes(64),
+  stateSignature: hexBytes(64),
+});
+const DuplexClosedSchema = v.strictObject({ v: version, type: v.literal('duplex-closed'), channelId: channelIdSchema, closeTxid: txid, signature: hexBytes(64) });
 const ErrorSchema = v.strictObject({
   v: version,
   type: v.literal('error'),
@@ -118,6 +207,18 @@ const MessageSchema = v.variant('type', [
   ChannelClosedSchema,
   StatusRequestSchema,
   ChannelStatusSchema,
+  DuplexOpenSchema,
+  DuplexAcceptSchema,
+  DuplexFundSchema,
+  DuplexFundedSchema,
+  DuplexChannelSchema,
+  DuplexUpdateSchema,
+  DuplexCountersignSchema,
+  DuplexPayRequestSchema,
+  DuplexCloseSchema,
+  DuplexClosedSchema,
+  DuplexRolloverSchema,
+  DuplexRolledOverSchema,
   ErrorSchema,
 ]);
 

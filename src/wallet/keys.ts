@@ -75,6 +75,7 @@ function checkIndex(index: number): void {
 export class WalletKeys {
   readonly #chains: Readonly<Record<KeyChain, HDKey>>;
   readonly #channelBranch: HDKey;
+  readonly #duplexBranch: HDKey;
 
   private constructor(
     readonly network: NetworkName,
@@ -84,6 +85,7 @@ export class WalletKeys {
     const account = root.derive(`m/84'/${coin}'/0'`);
     this.#chains = { receive: account.deriveChild(0), change: account.deriveChild(1) };
     this.#channelBranch = root.derive(`m/1017'/${coin}'/0'`);
+    this.#duplexBranch = root.derive(`m/1017'/${coin}'/1'`);
   }
 
   /**
@@ -125,6 +127,16 @@ export class WalletKeys {
   channelKey(index: number): KeyPair {
     checkIndex(index);
     return keyPair(this.#channelBranch.deriveChild(index + HARDENED));
+  }
+
+  /**
+   * @returns duplex channel key `index`, `m/1017'/coin'/1'/index'`: a branch of its own, so a
+   *   payee's Spilman keys (counted by its store) and its duplex keys (counted by its wallet)
+   *   never coincide.
+   */
+  duplexKey(index: number): KeyPair {
+    checkIndex(index);
+    return keyPair(this.#duplexBranch.deriveChild(index + HARDENED));
   }
 
   #child(parent: HDKey, index: number): HDKey {

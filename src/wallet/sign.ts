@@ -47,17 +47,24 @@ export function signP2wpkhTransaction(request: SignRequest, secp: Secp256k1): Tr
   }
   for (const output of request.outputs) tx.addOutput(output.script, output.valueSat);
 
-  request.inputs.forEach((input, index) => {
-    const { privateKey, publicKey } = input.key;
-    // BIP143: a P2WPKH input's scriptCode is the P2PKH script of the same key hash.
-    const scriptCode = payments.p2pkh({ pubkey: publicKey }).output;
-    if (!scriptCode) throw new Error('unreachable: p2pkh without output');
-    const digest = tx.hashForWitnessV0(index, scriptCode, input.valueSat, Transaction.SIGHASH_ALL);
-    const signature = secp.ecdsaSign(digest, privateKey);
-    if (!secp.ecdsaVerify(signature, digest, publicKey)) {
-      throw new Error(`signature for input ${index} does not verify (signer ${secp.name})`);
-    }
-    tx.setWitness(index, [bscript.signature.encode(signature, Transaction.SIGHASH_ALL), publicKey]);
-  });
+  request.inputs.forEach((input, index) => tx.setWitness(index, signP2wpkhInput(tx, index, input.valueSat, input.key, secp)));
   return tx;
+}
+
+/**
+ * The witness of input `index` of `tx` spending a P2WPKH coin of `key` worth `valueSat`
+ * (SIGHASH_ALL), verified before it is returned.
+ * @throws Error if the signature does not verify (a broken signer).
+ */
+export function signP2wpkhInput(tx: Transaction, index: number, valueSat: bigint, key: KeyPair, secp: Secp256k1): Uint8Array[] {
+  const { privateKey, publicKey } = key;
+  // BIP143: a P2WPKH input's scriptCode is the P2PKH script of the same key hash.
+  const scriptCode = payments.p2pkh({ pubkey: publicKey }).output;
+  if (!scriptCode) throw new Error('unreachable: p2pkh without output');
+  const digest = tx.hashForWitnessV0(index, scriptCode, valueSat, Transaction.SIGHASH_ALL);
+  const signature = secp.ecdsaSign(digest, privateKey);
+  if (!secp.ecdsaVerify(signature, digest, publicKey)) {
+    throw new Error(`signature for input ${index} does not verify (signer ${secp.name})`);
+  }
+  return [bscript.signature.encode(signature, Transaction.SIGHASH_ALL), publicKey];
 }

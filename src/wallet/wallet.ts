@@ -8,7 +8,8 @@
  * All operations run one at a time (an async lock): a `fund` never sees a half-synced state,
  * where the wallet's own unconfirmed spends are momentarily not applied.
  */
-import { address as baddress } from 'bitcoinjs-lib';
+import { address as baddress, type Transaction } from 'bitcoinjs-lib';
+import { toHex } from '../protocol/bytes.js';
 import { BroadcastRejectedError, type BlockTip, type ChainBackend, type Outpoint } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
@@ -16,7 +17,7 @@ import { AddressBook } from './address-book.js';
 import { type CandidateUtxo, selectCoins, type TxOutputSpec } from './coin-selection.js';
 import { WalletError } from './errors.js';
 import { type KeyPair, WalletKeys } from './keys.js';
-import { signP2wpkhTransaction } from './sign.js';
+import { signP2wpkhInput, signP2wpkhTransaction } from './sign.js';
 import {
   applyBlock,
   applyMempoolLayer,
@@ -30,7 +31,6 @@ import {
   removeMempoolLayer,
   rollbackTo,
   unreservedCoins,
-  type WalletCoin,
   type WalletState,
   WALLET_STATE_VERSION,
 } from './state.js';
@@ -194,6 +194,17 @@ export class Wallet {
     return { index, ...this.#keys.channelKey(index) };
   }
 
+  /** Allocates a fresh duplex channel key (see {@link WalletKeys.duplexKey}); never the same index twice. */
+  nextDuplexKey(): KeyPair & { readonly index: number } {
+    const index = this.#state.keys.nextChannelIndex++;
+    return { index, ...this.#keys.duplexKey(index) };
+  }
+
+  /** The duplex key allocated as `index` earlier, for a channel reloaded from its store. */
+  duplexKey(index: number): KeyPair {
+    return this.#keys.duplexKey(index);
+  }
+
   /**
    * @returns the balance as of the last sync plus the wallet's own unconfirmed transactions.
    *   Coins reserved by {@link fund} still count: they are not spent until broadcast.
@@ -319,20 +330,9 @@ export class Wallet {
   #fund(outputs: readonly TxOutputSpec[], feeRateSatPerVb: number): FundResult {
     const state = this.#state;
     const changeAddress = this.#book.peek('change');
-    const byKey = new Map<string, WalletCoin>();
-    const utxos: CandidateUtxo[] = unreservedCoins(state).map((coin) => {
-      byKey.set(outpointKey(coin.txid, coin.vout), coin);
-      return {
-        outpoint: { txid: coin.txid, vout: coin.vout },
-        valueSat: coin.valueSat,
-        confirmations: coinConfirmations(state, coin),
-        coinbase: coin.coinbase,
-        fromOwnTransaction: coin.origin.type === 'own-mempool',
-      };
-    });
-    const selection = selectCoins({ utxos, outputs, feeRateSatPerVb, changeScript: changeAddress.script });
+    const selection = selectCoins({ utxos: this.#candidates(), outputs, feeRateSatPerVb, changeScript: changeAddress.script });
     const inputs = selection.inputs.map((utxo) => {
-      const coin = byKey.get(outpointKey(utxo.outpoint.txid, utxo.outpoint.vout))!;
+      const coin = state.coins[outpointKey(utxo.outpoint.txid, utxo.outpoint.vout)]!;
       return { outpoint: utxo.outpoint, valueSat: coin.valueSat, key: this.#keys.addressKey(coin.key.chain, coin.key.index) };
     });
     const tx = signP2wpkhTransaction({ inputs, outputs: selection.outputs, locktime: Math.max(0, state.syncedHeight) }, this.#secp);
@@ -350,6 +350,72 @@ export class Wallet {
       ...(selection.change.type === 'change' ? { changeVout: selection.change.vout } : {}),
       inputs: inputs.map((i) => i.outpoint),
     };
+  }
+
+  /**
+   * Reserves coins for this wallet's part of a transaction built with another party (a dual-funded
+   * channel): inputs worth `outputs` plus the fee for a whole transaction with those inputs,
+   * outputs and a change output at `feeRateSatPerVb` (so each party pays at least its own share
+   * of the joint transaction; the header is paid by both, a few vbytes). Nothing is signed: see
+   * {@link signContribution}. The reservation is named `reservationId` for {@link release}.
+   * @returns the inputs and this wallet's outputs (`outputs`, then change if any).
+   * @throws WalletError as {@link fund}.
+   */
+  contribute(
+    reservationId: string,
+    outputs: readonly TxOutputSpec[],
+    feeRateSatPerVb: number,
+  ): Promise<{ inputs: readonly { outpoint: Outpoint; valueSat: bigint }[]; outputs: readonly TxOutputSpec[]; feeSat: bigint }> {
+    return this.#exclusive(async () => {
+      const selection = selectCoins({ utxos: this.#candidates(), outputs, feeRateSatPerVb, changeScript: this.#book.peek('change').script });
+      if (selection.change.type === 'change') this.#book.next('change');
+      this.#state.reservations.push({ txid: reservationId, hex: '', inputs: selection.inputs.map((i) => outpointKey(i.outpoint.txid, i.outpoint.vout)) });
+      return { inputs: selection.inputs.map((i) => ({ outpoint: i.outpoint, valueSat: i.valueSat })), outputs: selection.outputs, feeSat: selection.feeSat };
+    });
+  }
+
+  /**
+   * Signs the inputs of `tx` that spend this wallet's coins (P2WPKH, SIGHASH_ALL) and returns
+   * their witnesses; other inputs are left alone.
+   * @throws WalletError `UNKNOWN_TRANSACTION` if `indexes` names an input that is not the wallet's.
+   */
+  signContribution(tx: Transaction, indexes: readonly number[]): { index: number; stack: Uint8Array[] }[] {
+    return indexes.map((index) => {
+      const input = tx.ins[index];
+      const txid = input ? toHex(Uint8Array.from(input.hash).reverse()) : '';
+      const coin = input ? this.#state.coins[outpointKey(txid, input.index)] : undefined;
+      if (!input || !coin) throw new WalletError('UNKNOWN_TRANSACTION', { txid: `input ${index}` }, `input ${index} does not spend a coin of this wallet`);
+      const key = this.#keys.addressKey(coin.key.chain, coin.key.index);
+      return { index, stack: signP2wpkhInput(tx, index, coin.valueSat, key, this.#secp) };
+    });
+  }
+
+  /**
+   * The smallest confirmed, unreserved coin worth at least `minValueSat` and at most
+   * `maxValueSat`, reserved under `reservationId`: a fee input for a transaction whose outputs
+   * are fixed (a duplex state signed SIGHASH_ALL|ANYONECANPAY), so its whole value becomes fee.
+   * @returns null if there is none.
+   */
+  reserveFeeCoin(reservationId: string, minValueSat: bigint, maxValueSat: bigint): Promise<{ outpoint: Outpoint; valueSat: bigint } | null> {
+    return this.#exclusive(async () => {
+      const coin = this.#candidates()
+        .filter((c) => c.confirmations >= 1 && !c.coinbase && c.valueSat >= minValueSat && c.valueSat <= maxValueSat)
+        .sort((a, b) => (a.valueSat < b.valueSat ? -1 : a.valueSat > b.valueSat ? 1 : 0))[0];
+      if (!coin) return null;
+      this.#state.reservations.push({ txid: reservationId, hex: '', inputs: [outpointKey(coin.outpoint.txid, coin.outpoint.vout)] });
+      return { outpoint: coin.outpoint, valueSat: coin.valueSat };
+    });
+  }
+
+  #candidates(): CandidateUtxo[] {
+    const state = this.#state;
+    return unreservedCoins(state).map((coin) => ({
+      outpoint: { txid: coin.txid, vout: coin.vout },
+      valueSat: coin.valueSat,
+      confirmations: coinConfirmations(state, coin),
+      coinbase: coin.coinbase,
+      fromOwnTransaction: coin.origin.type === 'own-mempool',
+    }));
   }
 
   async #broadcast(txid: string): Promise<string> {

@@ -88,6 +88,10 @@ const MESSAGE_TYPES: readonly MessageType[] = [
   'channel-closed',
   'status-request',
   'channel-status',
+  'duplex-open',
+  'duplex-update',
+  'duplex-pay-request',
+  'duplex-close',
   'error',
 ];
 const ERROR_CODES = Object.keys(PROTOCOL_ERROR_CODES) as ProtocolErrorCode[];
@@ -231,6 +235,29 @@ export class FrameGenerator {
         if (r.chance(0.6)) m.ref = r.chance(0.5) ? this.tempId() : this.channelId();
         return m;
       }
+      case 'duplex-open':
+        return {
+          v: 1,
+          type,
+          tempId: r.hex(16),
+          network: 'regtest',
+          keyA: this.pubkeyHex(),
+          scriptA: hex(t.helloScript),
+          contributionASat: String(r.pick([0, 10_000, 500_000])),
+          contributionBSat: String(r.pick([0, 10_000])),
+          initialLocktime: t.tipHeight + r.range(0, 700),
+          deltaBlocks: r.pick([1, 6, 144]),
+          stateFeeRateSatPerVb: r.pick([1, 2, 1000]),
+          fundingFeeRateSatPerVb: 2,
+        };
+      case 'duplex-update':
+        return { v: 1, type, channelId: this.channelId(), index: r.int(5), balanceASat: this.totalSat(), balanceBSat: this.totalSat(), signature: this.signatureHex() };
+      case 'duplex-pay-request':
+        return { v: 1, type, channelId: this.channelId(), amountSat: this.totalSat(), requestId: r.hex(16) };
+      case 'duplex-close':
+        return { v: 1, type, channelId: this.channelId(), index: r.int(5), feeRateSatPerVb: r.pick([1, 2]), signature: this.signatureHex() };
+      default:
+        return { v: 1, type, tempId: this.tempId(), channelId: this.channelId() };
     }
   }
 

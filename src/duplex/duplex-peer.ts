@@ -1,0 +1,944 @@
+/**
+ * One side of duplex channels (docs/duplex.md): A opens and sequences every state, B accepts
+ * (possibly contributing coins) and asks A for the states in which B pays. Both sides keep every
+ * state, close cooperatively, and watch the chain (duplex-watcher.ts) to publish the newest state
+ * the moment it is final.
+ *
+ * Durability: a record is saved before any signature that depends on it leaves the process, and
+ * before a received signature is acknowledged; the funding transaction is signed only after the
+ * signer holds state 0 signed by both.
+ */
+import { randomBytes } from 'node:crypto';
+import { address as baddress, Transaction } from 'bitcoinjs-lib';
+import { BroadcastRejectedError, type ChainBackend } from '../chain/backend.js';
+import { resolveFeeRate } from '../chain/fee-rate.js';
+import type { Secp256k1 } from '../crypto/secp256k1.js';
+import { buildDuplexFundingTx, checkDuplexFundingTx, isWitnessOutputScript, type FundingInput, type FundingOutput } from '../protocol/duplex-funding.js';
+import {
+  buildCooperativeCloseTx,
+  buildRolloverTx,
+  closeSighash,
+  completeDuplexSpend,
+  duplexFundingScripts,
+  duplexOutputs,
+  duplexSighash,
+  DUPLEX_CLOSE_HASHTYPE,
+  DUPLEX_STATE_HASHTYPE,
+  makeDuplexChannel,
+  stateSighash,
+  type DuplexChannel,
+  type DuplexRole,
+  type DuplexState,
+  type DuplexTerms,
+} from '../protocol/duplex-tx.js';
+import { checkDuplexTerms, checkProposalForB, nextState, plannedInitialLocktime, updatesLeft, type DuplexPolicy } from '../protocol/duplex-update.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
+import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
+import type { PeerLink } from '../transport/link.js';
+import type { Wallet } from '../wallet/wallet.js';
+import { recordChannel, type DuplexRecord, type SignedState } from './duplex-record.js';
+import type { DuplexStore } from './duplex-store.js';
+
+export interface DuplexPeerOptions {
+  readonly role: DuplexRole;
+  readonly network: NetworkName;
+  readonly secp: Secp256k1;
+  readonly policy: DuplexPolicy;
+  readonly backend: ChainBackend;
+  readonly wallet: Wallet;
+  readonly store: DuplexStore;
+  /** Saves the wallet's state (its key counter and reservations) wherever the app keeps it. */
+  readonly saveWallet: () => Promise<void> | void;
+  /** Fee rate when the node has no estimate (always on a fresh regtest chain). */
+  readonly fallbackFeeRateSatPerVb: number;
+  /** How long pay/close/open wait for the peer's answer, ms. Default 30,000. */
+  readonly answerTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface OpenDuplexRequest {
+  readonly link: PeerLink;
+  readonly contributionASat: bigint;
+  /** What A asks B to put in; 0 (the default) for a channel A funds alone. */
+  readonly contributionBSat?: bigint;
+  readonly fundingFeeRateSatPerVb?: number;
+  readonly stateFeeRateSatPerVb?: number;
+}
+
+/** What the app shows about a channel. */
+export interface DuplexSummary {
+  readonly tempId: string;
+  readonly channelId?: string;
+  readonly role: DuplexRole;
+  readonly phase: DuplexRecord['phase'];
+  readonly fundingConfirmed: boolean;
+  readonly capacitySat?: bigint;
+  readonly index?: number;
+  readonly balanceASat?: bigint;
+  readonly balanceBSat?: bigint;
+  readonly updates: number;
+  readonly paidAtoBSat: bigint;
+  readonly paidBtoASat: bigint;
+  readonly updatesLeft?: number;
+  readonly closeTxid?: string;
+  readonly closeKind?: string;
+  readonly successorId?: string;
+}
+
+type Waiter = { resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
+
+export class DuplexPeer {
+  readonly role: DuplexRole;
+  private readonly records = new Map<string, DuplexRecord>();
+  private readonly byChannelId = new Map<string, string>();
+  private readonly links = new Map<string, PeerLink>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly waiters = new Map<string, Waiter>();
+  /** B's pay requests waiting for A's state: requestId → amount. */
+  private readonly payRequests = new Map<string, bigint>();
+  /** What this side proposed and waits for the peer to countersign: close fee rates, rollover terms. */
+  private readonly proposedCloses = new Map<string, number>();
+  private readonly proposedRollovers = new Map<string, { rate: number; initialLocktime: number }>();
+
+  constructor(readonly options: DuplexPeerOptions) {
+    this.role = options.role;
+    for (const record of options.store.loadAll()) this.index(record);
+  }
+
+  private index(record: DuplexRecord): void {
+    this.records.set(record.tempId, record);
+    if (record.channelId) this.byChannelId.set(record.channelId, record.tempId);
+  }
+
+  private log(line: string): void {
+    this.options.log?.(`duplex ${this.role}: ${line}`);
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  /** Every channel this side knows, oldest first. */
+  list(): DuplexSummary[] {
+    return [...this.records.values()].map((r) => this.summary(r));
+  }
+
+  /** @returns the channel by id or tempId, following rollovers to the newest channel if `follow`. */
+  get(id: string, follow = false): DuplexRecord | undefined {
+    let record = this.records.get(this.byChannelId.get(id) ?? id);
+    while (follow && record?.close?.successorId) record = this.records.get(this.byChannelId.get(record.close.successorId) ?? '');
+    return record;
+  }
+
+  summary(record: DuplexRecord, tipHeight?: number): DuplexSummary {
+    const c = record.current;
+    return {
+      tempId: record.tempId,
+      ...(record.channelId ? { channelId: record.channelId } : {}),
+      role: record.role,
+      phase: record.phase,
+      fundingConfirmed: record.fundingConfirmed,
+      ...(record.terms ? { capacitySat: record.terms.contributionASat + record.terms.contributionBSat } : {}),
+      ...(c ? { index: c.index, balanceASat: c.balanceASat, balanceBSat: c.balanceBSat } : {}),
+      updates: record.updates,
+      paidAtoBSat: record.paidAtoBSat,
+      paidBtoASat: record.paidBtoASat,
+      ...(c && record.terms && tipHeight !== undefined ? { updatesLeft: updatesLeft(record.terms, c.index, tipHeight, this.options.policy.marginBlocks) } : {}),
+      ...(record.close ? { closeTxid: record.close.txid, closeKind: record.close.kind } : {}),
+      ...(record.close?.successorId ? { successorId: record.close.successorId } : {}),
+    };
+  }
+
+  channelOf(record: DuplexRecord): DuplexChannel {
+    return recordChannel(record, makeDuplexChannel);
+  }
+
+  ownKey(record: DuplexRecord): { privateKey: Uint8Array; publicKey: Uint8Array } {
+    return this.options.wallet.duplexKey(record.keyIndex);
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  /** Runs `fn` after every earlier operation on the same channel (per-channel serialization). */
+  private withLock<T>(tempId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(tempId) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(tempId, tail);
+    void tail.then(() => {
+      if (this.locks.get(tempId) === tail) this.locks.delete(tempId);
+    });
+    return run;
+  }
+
+  private wait<T>(key: string, what: string): Promise<T> {
+    const timeoutMs = this.options.answerTimeoutMs ?? 30_000;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(key);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      this.waiters.set(key, { resolve: resolve as (v: unknown) => void, reject, timer });
+    });
+  }
+
+  private settle(key: string, value: unknown, error?: Error): void {
+    const waiter = this.waiters.get(key);
+    if (!waiter) return;
+    this.waiters.delete(key);
+    clearTimeout(waiter.timer);
+    if (error) waiter.reject(error);
+    else waiter.resolve(value);
+  }
+
+  private rejectAll(tempId: string, error: Error): void {
+    for (const key of [...this.waiters.keys()]) if (key.startsWith(`${tempId}:`)) this.settle(key, undefined, error);
+  }
+
+  save(...records: DuplexRecord[]): void {
+    this.options.store.saveAll(records);
+  }
+
+  private send(record: DuplexRecord, message: Message): void {
+    const link = this.links.get(record.tempId);
+    if (!link) throw new Error(`duplex ${record.channelId ?? record.tempId}: the peer is not connected`);
+    link.send(message);
+  }
+
+  private sign(record: DuplexRecord, digest: Uint8Array): Uint8Array {
+    return this.options.secp.ecdsaSign(digest, this.ownKey(record).privateKey);
+  }
+
+  private verifyPeer(record: DuplexRecord, channel: DuplexTerms, digest: Uint8Array, signature: Uint8Array): void {
+    const key = record.role === 'A' ? channel.keyB : channel.keyA;
+    if (!this.options.secp.ecdsaVerify(signature, digest, key)) throw new ProtocolError('INVALID_SIGNATURE');
+  }
+
+  private ownPayoutScript(): Uint8Array {
+    return baddress.toOutputScript(this.options.wallet.receiveAddress(), bitcoinjsNetwork(this.options.network));
+  }
+
+  private async feeRate(targetBlocks: number): Promise<number> {
+    return Math.min(this.options.policy.maxFeeRateSatPerVb, Math.ceil(await resolveFeeRate(this.options.backend, targetBlocks, this.options.fallbackFeeRateSatPerVb)));
+  }
+
+  /** The inputs of the other side must be unspent segwit outputs, or the funding txid could change under state 0. */
+  private async checkOtherInputs(inputs: readonly { txid: string; vout: number }[], claimed?: readonly FundingInput[]): Promise<void> {
+    const tip = await this.options.backend.getTip();
+    for (const input of inputs) {
+      const status = await this.options.backend.getOutpointStatus(input, Math.max(0, tip.height - 1));
+      if (status.state !== 'unspent') throw new ProtocolError('FUNDING_MISMATCH', `input ${input.txid}:${input.vout} is ${status.state}`);
+      if (!isWitnessOutputScript(status.scriptHex)) throw new ProtocolError('FUNDING_NOT_SEGWIT', `input ${input.txid}:${input.vout} is not a segwit output`);
+      const c = claimed?.find((x) => x.txid === input.txid && x.vout === input.vout);
+      if (c && c.valueSat !== status.valueSat) throw new ProtocolError('FUNDING_MISMATCH', `input ${input.txid}:${input.vout} holds ${status.valueSat} sat, not ${c.valueSat}`);
+    }
+  }
+
+  /**
+   * A message from the peer. Never throws: a refused message is answered with `error` and
+   * changes nothing.
+   */
+  async receive(message: Message, link: PeerLink): Promise<void> {
+    const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : undefined;
+    try {
+      if (message.type === 'duplex-open') {
+        if (this.role !== 'B') throw new ProtocolError('UNEXPECTED_MESSAGE', 'this side does not accept duplex channels');
+        await this.onOpen(message, link);
+        return;
+      }
+      const record = ref === undefined ? undefined : this.get(message.type === 'error' ? (message.ref ?? '') : ref);
+      if (message.type === 'error') {
+        if (record) {
+          this.log(`peer error on ${record.channelId ?? record.tempId}: ${message.code} ${message.message}`);
+          this.rejectAll(record.tempId, new ProtocolError(message.code, message.message));
+        }
+        return;
+      }
+      if (!record) throw new ProtocolError('UNKNOWN_CHANNEL', ref);
+      if (record.role === this.role && link !== this.links.get(record.tempId)) this.links.set(record.tempId, link);
+      await this.withLock(record.tempId, () => this.dispatch(record, message));
+    } catch (err) {
+      if (message.type === 'error') return;
+      if (!(err instanceof ProtocolError)) this.log(`internal error on ${message.type}: ${(err as Error).stack ?? String(err)}`);
+      const e = err instanceof ProtocolError ? err : new ProtocolError('INTERNAL_ERROR', (err as Error).message);
+      link.send(errorMessage(e.code, e.message, e.action, ref));
+    }
+  }
+
+  private async dispatch(record: DuplexRecord, message: Message): Promise<void> {
+    switch (message.type) {
+      case 'duplex-accept':
+        return this.onAccept(record, message);
+      case 'duplex-fund':
+        return this.onFund(record, message);
+      case 'duplex-funded':
+        return this.onFunded(record, message);
+      case 'duplex-channel':
+        return; // B learns the channel id from duplex-fund already; this confirms A broadcast it
+      case 'duplex-update':
+        return this.onUpdate(record, message);
+      case 'duplex-countersign':
+        return this.onCountersign(record, message);
+      case 'duplex-pay-request':
+        return this.onPayRequest(record, message);
+      case 'duplex-close':
+        return this.onClose(record, message);
+      case 'duplex-closed':
+        return this.onClosed(record, message);
+      case 'duplex-rollover':
+        return this.onRollover(record, message);
+      case 'duplex-rolled-over':
+        return this.onRolledOver(record, message);
+      default:
+        throw new ProtocolError('UNEXPECTED_MESSAGE', message.type);
+    }
+  }
+
+  private expectRole(role: DuplexRole, type: string): void {
+    if (this.role !== role) throw new ProtocolError('UNEXPECTED_MESSAGE', `${type} is sent to ${role}`);
+  }
+
+  private expectPhase(record: DuplexRecord, ...phases: DuplexRecord['phase'][]): void {
+    if (!phases.includes(record.phase)) throw new ProtocolError('CHANNEL_NOT_OPEN', `the channel is ${record.phase}`);
+  }
+
+  // ------------------------------------------------------------------ opening
+
+  /**
+   * A: opens a channel over `link` and resolves with its id once the funding transaction is
+   * broadcast (payments wait for its confirmations).
+   * @throws ProtocolError from the peer's refusal; WalletError if the wallet cannot fund it.
+   */
+  async open(request: OpenDuplexRequest): Promise<string> {
+    if (this.role !== 'A') throw new TypeError('only A opens duplex channels');
+    const { policy, wallet } = this.options;
+    const tempId = randomBytes(16).toString('hex');
+    const tip = await this.options.backend.getTip();
+    const key = wallet.nextDuplexKey();
+    await this.options.saveWallet();
+    const fundingFeeRateSatPerVb = request.fundingFeeRateSatPerVb ?? (await this.feeRate(6));
+    const contributionBSat = request.contributionBSat ?? 0n;
+    const terms: DuplexTerms = {
+      network: this.options.network,
+      keyA: key.publicKey,
+      keyB: key.publicKey, // placeholder until accept; only its size matters below
+      scriptA: this.ownPayoutScript(),
+      scriptB: this.ownPayoutScript(),
+      contributionASat: request.contributionASat,
+      contributionBSat,
+      initialLocktime: plannedInitialLocktime(policy, tip.height),
+      deltaBlocks: policy.deltaBlocks,
+      stateFeeRateSatPerVb: request.stateFeeRateSatPerVb ?? Math.max(policy.minStateFeeRateSatPerVb, Math.min(fundingFeeRateSatPerVb, policy.maxStateFeeRateSatPerVb)),
+    };
+    if (request.contributionASat <= 0n) throw new RangeError('A must put something into the channel');
+    checkDuplexTerms(this.options.secp, policy, terms, tip.height);
+    const { fundingScript } = duplexFundingScripts(key.publicKey, key.publicKey);
+    const reserve = policy.feeReserveSat > 0n ? [{ script: this.ownPayoutScript(), valueSat: policy.feeReserveSat }] : [];
+    const contribution = await wallet.contribute(`duplex:${tempId}`, [{ script: fundingScript, valueSat: request.contributionASat }, ...reserve], fundingFeeRateSatPerVb);
+    await this.options.saveWallet();
+    const record: DuplexRecord = {
+      tempId,
+      role: 'A',
+      phase: 'opening',
+      keyIndex: key.index,
+      terms,
+      fundingFeeRateSatPerVb,
+      minFundingConfirmations: policy.minFundingConfirmations,
+      fundingConfirmed: false,
+      ownInputs: contribution.inputs.map((i) => ({ ...i.outpoint, valueSat: i.valueSat })),
+      ownOutputs: contribution.outputs.slice(1),
+      updates: 0,
+      paidAtoBSat: 0n,
+      paidBtoASat: 0n,
+    };
+    this.index(record);
+    this.links.set(tempId, request.link);
+    this.save(record);
+    const opened = this.wait<string>(`${tempId}:opened`, 'the channel to open');
+    request.link.send(
+      msg('duplex-open', {
+        tempId,
+        network: terms.network,
+        keyA: terms.keyA,
+        scriptA: terms.scriptA,
+        contributionASat: terms.contributionASat,
+        contributionBSat,
+        initialLocktime: terms.initialLocktime,
+        deltaBlocks: terms.deltaBlocks,
+        stateFeeRateSatPerVb: terms.stateFeeRateSatPerVb,
+        fundingFeeRateSatPerVb,
+      }),
+    );
+    try {
+      return await opened;
+    } catch (err) {
+      await this.abortOpening(record);
+      throw err;
+    }
+  }
+
+  /** Gives the coins of an opening that will not complete back to the wallet. */
+  private async abortOpening(record: DuplexRecord): Promise<void> {
+    await this.withLock(record.tempId, async () => {
+      if (record.phase !== 'opening' || (record.role === 'A' && record.current?.sigB)) return;
+      record.phase = 'aborted';
+      this.save(record);
+      await this.options.wallet.release(`duplex:${record.tempId}`);
+      await this.options.saveWallet();
+    });
+  }
+
+  private async onOpen(m: MessageOf<'duplex-open'>, link: PeerLink): Promise<void> {
+    const { policy, wallet } = this.options;
+    if (this.records.has(m.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', m.tempId);
+    if (m.network !== this.options.network) throw new ProtocolError('WRONG_NETWORK', `${m.network}, this peer is on ${this.options.network}`);
+    if (m.contributionBSat > policy.maxContributionSat) throw new ProtocolError('CAPACITY_TOO_LARGE', `this peer puts at most ${policy.maxContributionSat} sat into a channel`);
+    if (m.contributionASat <= 0n) throw new ProtocolError('CAPACITY_TOO_SMALL', 'A must put something into the channel');
+    const tip = await this.options.backend.getTip();
+    const key = wallet.nextDuplexKey();
+    const terms: DuplexTerms = {
+      network: m.network,
+      keyA: m.keyA,
+      keyB: key.publicKey,
+      scriptA: m.scriptA,
+      scriptB: this.ownPayoutScript(),
+      contributionASat: m.contributionASat,
+      contributionBSat: m.contributionBSat,
+      initialLocktime: m.initialLocktime,
+      deltaBlocks: m.deltaBlocks,
+      stateFeeRateSatPerVb: m.stateFeeRateSatPerVb,
+    };
+    checkDuplexTerms(this.options.secp, policy, terms, tip.height);
+    if (m.fundingFeeRateSatPerVb > policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `funding fee rate above ${policy.maxFeeRateSatPerVb} sat/vB`);
+    let inputs: FundingInput[] = [];
+    let outputs: FundingOutput[] = [];
+    if (m.contributionBSat > 0n) {
+      const { fundingScript } = duplexFundingScripts(m.keyA, key.publicKey);
+      const reserve = policy.feeReserveSat > 0n ? [{ script: this.ownPayoutScript(), valueSat: policy.feeReserveSat }] : [];
+      const c = await wallet.contribute(`duplex:${m.tempId}`, [{ script: fundingScript, valueSat: m.contributionBSat }, ...reserve], m.fundingFeeRateSatPerVb);
+      inputs = c.inputs.map((i) => ({ ...i.outpoint, valueSat: i.valueSat }));
+      outputs = c.outputs.slice(1);
+    }
+    await this.options.saveWallet();
+    const record: DuplexRecord = {
+      tempId: m.tempId,
+      role: 'B',
+      phase: 'opening',
+      keyIndex: key.index,
+      terms,
+      fundingFeeRateSatPerVb: m.fundingFeeRateSatPerVb,
+      minFundingConfirmations: policy.minFundingConfirmations,
+      fundingConfirmed: false,
+      ownInputs: inputs,
+      ownOutputs: outputs,
+      updates: 0,
+      paidAtoBSat: 0n,
+      paidBtoASat: 0n,
+    };
+    this.index(record);
+    this.links.set(m.tempId, link);
+    this.save(record);
+    link.send(
+      msg('duplex-accept', {
+        tempId: m.tempId,
+        keyB: key.publicKey,
+        scriptB: terms.scriptB,
+        minFundingConfirmations: policy.minFundingConfirmations,
+        inputs,
+        outputs,
+      }),
+    );
+  }
+
+  private async onAccept(record: DuplexRecord, m: MessageOf<'duplex-accept'>): Promise<void> {
+    this.expectRole('A', m.type);
+    if (record.phase !== 'opening' || record.fundingTxHex) throw new ProtocolError('UNEXPECTED_MESSAGE', 'already accepted');
+    const tip = await this.options.backend.getTip();
+    const terms: DuplexTerms = { ...record.terms!, keyB: m.keyB, scriptB: m.scriptB };
+    checkDuplexTerms(this.options.secp, this.options.policy, terms, tip.height);
+    const inB = m.inputs.reduce((s, i) => s + i.valueSat, 0n);
+    const outB = m.outputs.reduce((s, o) => s + o.valueSat, 0n);
+    if (terms.contributionBSat > 0n && inB < terms.contributionBSat + outB) throw new ProtocolError('FUNDING_MISMATCH', `B's inputs (${inB}) do not cover its contribution and outputs`);
+    if (terms.contributionBSat === 0n && (m.inputs.length > 0 || m.outputs.length > 0)) throw new ProtocolError('FUNDING_MISMATCH', 'B contributes nothing but sent coins');
+    await this.checkOtherInputs(m.inputs, m.inputs);
+    const { fundingScript } = duplexFundingScripts(terms.keyA, terms.keyB);
+    const capacity = terms.contributionASat + terms.contributionBSat;
+    const tx = buildDuplexFundingTx(fundingScript, capacity, [...record.ownInputs!, ...m.inputs], [...record.ownOutputs!, ...m.outputs]);
+    const txid = tx.getId();
+    record.terms = terms;
+    record.channelId = `${txid}:0`;
+    record.fundingVout = 0;
+    record.fundingTxHex = tx.toHex();
+    record.minFundingConfirmations = Math.max(record.minFundingConfirmations, m.minFundingConfirmations);
+    const channel = this.channelOf(record);
+    const state0: DuplexState = { index: 0, balanceASat: terms.contributionASat, balanceBSat: terms.contributionBSat };
+    duplexOutputs(channel, state0, terms.stateFeeRateSatPerVb); // throws if state 0 cannot pay its fee
+    const sigA = this.sign(record, stateSighash(channel, state0));
+    record.pending = { ...state0, sigA };
+    this.index(record);
+    this.save(record);
+    this.send(record, msg('duplex-fund', { tempId: record.tempId, fundingTx: record.fundingTxHex, fundingVout: 0, signature: sigA }));
+  }
+
+  private async onFund(record: DuplexRecord, m: MessageOf<'duplex-fund'>): Promise<void> {
+    this.expectRole('B', m.type);
+    if (record.phase !== 'opening') throw new ProtocolError('UNEXPECTED_MESSAGE', `the channel is ${record.phase}`);
+    const terms = record.terms!;
+    const { fundingScript } = duplexFundingScripts(terms.keyA, terms.keyB);
+    const capacity = terms.contributionASat + terms.contributionBSat;
+    const { tx, txid, otherInputs } = checkDuplexFundingTx(m.fundingTx, m.fundingVout, { fundingScript, capacitySat: capacity, ownInputs: record.ownInputs!, ownOutputs: record.ownOutputs! });
+    await this.checkOtherInputs(otherInputs);
+    const draft: DuplexRecord = { ...record, channelId: `${txid}:${m.fundingVout}`, fundingVout: m.fundingVout, fundingTxHex: m.fundingTx };
+    const channel = this.channelOf(draft);
+    const state0: DuplexState = { index: 0, balanceASat: terms.contributionASat, balanceBSat: terms.contributionBSat };
+    this.verifyPeer(record, terms, stateSighash(channel, state0), m.signature);
+    const sigB = this.sign(record, stateSighash(channel, state0));
+    Object.assign(record, draft, { phase: 'open', current: { ...state0, sigA: m.signature, sigB } });
+    this.index(record);
+    this.save(record); // state 0 signed by both is durable before B signs its funding inputs
+    const ownIndexes = tx.ins.flatMap((input, index) => (record.ownInputs!.some((o) => o.vout === input.index && Buffer.from(input.hash).reverse().toString('hex') === o.txid) ? [index] : []));
+    const witnesses = this.options.wallet.signContribution(tx, ownIndexes);
+    this.send(record, msg('duplex-funded', { tempId: record.tempId, signature: sigB, witnesses }));
+    this.log(`opened ${record.channelId} (capacity ${capacity}, B put in ${terms.contributionBSat})`);
+  }
+
+  private async onFunded(record: DuplexRecord, m: MessageOf<'duplex-funded'>): Promise<void> {
+    this.expectRole('A', m.type);
+    if (record.phase !== 'opening' || !record.pending) throw new ProtocolError('UNEXPECTED_MESSAGE', 'no funding waiting for B');
+    const channel = this.channelOf(record);
+    const state0 = record.pending;
+    this.verifyPeer(record, channel, stateSighash(channel, state0), m.signature);
+    record.current = { index: 0, balanceASat: state0.balanceASat, balanceBSat: state0.balanceBSat, sigA: state0.sigA, sigB: m.signature };
+    record.pending = undefined;
+    record.phase = 'open';
+    this.save(record); // state 0 signed by both is durable before A signs its funding inputs
+    const tx = Transaction.fromHex(record.fundingTxHex!);
+    const ownCount = record.ownInputs!.length;
+    for (const w of m.witnesses) {
+      if (w.index < ownCount || w.index >= tx.ins.length) throw new ProtocolError('FUNDING_MISMATCH', `witness for input ${w.index}, which is not B's`);
+      tx.setWitness(w.index, w.stack);
+    }
+    for (const { index, stack } of this.options.wallet.signContribution(
+      tx,
+      record.ownInputs!.map((_, i) => i),
+    ))
+      tx.setWitness(index, stack);
+    record.fundingTxHex = tx.toHex();
+    this.save(record);
+    try {
+      await this.options.backend.broadcast(record.fundingTxHex);
+    } catch (err) {
+      // B's witnesses may be bad: then nothing is spent, and A gets its coins back.
+      this.log(`funding ${tx.getId()} refused: ${(err as Error).message}`);
+      record.phase = 'aborted';
+      this.save(record);
+      await this.options.wallet.release(`duplex:${record.tempId}`);
+      await this.options.saveWallet();
+      this.settle(`${record.tempId}:opened`, undefined, err as Error);
+      return;
+    }
+    this.send(record, msg('duplex-channel', { tempId: record.tempId, channelId: record.channelId! }));
+    this.log(`opened ${record.channelId} (capacity ${channel.capacitySat}, funding broadcast)`);
+    this.settle(`${record.tempId}:opened`, record.channelId);
+  }
+
+  // ------------------------------------------------------------------ updates
+
+  private requireUsable(record: DuplexRecord): void {
+    this.expectPhase(record, 'open');
+    if (!record.fundingConfirmed) throw new ProtocolError('CHANNEL_NOT_OPEN', `the funding has fewer than ${record.minFundingConfirmations} confirmations`);
+  }
+
+  /**
+   * A pays B `amountSat`: proposes the next state and resolves once B countersigned it. When the
+   * update budget is spent, the channel is first rolled over into a new one (one transaction),
+   * and the payment waits for that one's confirmations.
+   */
+  async pay(channelId: string, amountSat: bigint): Promise<SignedState> {
+    if (this.role !== 'A') throw new TypeError('B pays with payBack');
+    return this.propose(channelId, 'A', amountSat);
+  }
+
+  /** B pays A `amountSat`: asks A for the state and resolves once B countersigned it. */
+  async payBack(channelId: string, amountSat: bigint): Promise<SignedState> {
+    if (this.role !== 'B') throw new TypeError('A pays with pay');
+    if (amountSat <= 0n) throw new RangeError('a payment must be positive');
+    const record = this.get(channelId, true);
+    if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
+    this.requireUsable(record);
+    if (amountSat > record.current!.balanceBSat) throw new ProtocolError('INSUFFICIENT_BALANCE', `B has ${record.current!.balanceBSat} sat`);
+    const requestId = randomBytes(16).toString('hex');
+    this.payRequests.set(requestId, amountSat);
+    const done = this.wait<SignedState>(`${record.tempId}:request:${requestId}`, 'A to propose the pay-back state');
+    try {
+      this.send(record, msg('duplex-pay-request', { channelId: record.channelId!, amountSat, requestId }));
+      return await done;
+    } finally {
+      this.payRequests.delete(requestId);
+    }
+  }
+
+  /** Proposals in flight per channel: the next waits for the previous one's countersignature. */
+  private readonly proposals = new Map<string, Promise<unknown>>();
+
+  private propose(channelId: string, payer: DuplexRole, amountSat: bigint, requestId?: string): Promise<SignedState> {
+    const key = this.get(channelId)?.tempId ?? channelId;
+    const before = this.proposals.get(key) ?? Promise.resolve();
+    const run = before.then(
+      () => this.proposeNow(channelId, payer, amountSat, requestId),
+      () => this.proposeNow(channelId, payer, amountSat, requestId),
+    );
+    const tail = run.catch(() => undefined);
+    this.proposals.set(key, tail);
+    void tail.then(() => {
+      if (this.proposals.get(key) === tail) this.proposals.delete(key);
+    });
+    return run;
+  }
+
+  private async proposeNow(channelId: string, payer: DuplexRole, amountSat: bigint, requestId?: string): Promise<SignedState> {
+    let record = this.get(channelId, true);
+    if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
+    const tip = await this.options.backend.getTip();
+    if (record.current && record.terms && updatesLeft(record.terms, record.current.index, tip.height, this.options.policy.marginBlocks) < 1 && record.phase === 'open') {
+      this.log(`${record.channelId}: update budget spent at tip ${tip.height}: rolling over`);
+      const successorId = await this.rollover(record.channelId!);
+      record = this.get(successorId)!;
+      await this.waitConfirmed(record);
+    }
+    const r = record;
+    // The lock covers signing and sending only: B's answer is handled under the same lock.
+    const { answered } = await this.withLock(r.tempId, async () => {
+      this.requireUsable(r);
+      if (r.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${r.pending.index}`);
+      const channel = this.channelOf(r);
+      const next = nextState(channel, r.current!, payer, amountSat, tip.height, this.options.policy.marginBlocks);
+      const sigA = this.sign(r, stateSighash(channel, next));
+      r.pending = { ...next, sigA, ...(requestId ? { requestId } : {}) };
+      this.save(r); // A is bound from here on: the proposal is durable before it leaves
+      const answered = this.wait<SignedState>(`${r.tempId}:countersign:${next.index}`, `B's countersignature of state ${next.index}`);
+      this.sendUpdate(r);
+      return { answered };
+    });
+    return answered;
+  }
+
+  private sendUpdate(record: DuplexRecord): void {
+    const p = record.pending!;
+    this.send(
+      record,
+      msg('duplex-update', {
+        channelId: record.channelId!,
+        index: p.index,
+        balanceASat: p.balanceASat,
+        balanceBSat: p.balanceBSat,
+        signature: p.sigA,
+        ...(p.requestId ? { requestId: p.requestId } : {}),
+      }),
+    );
+  }
+
+  /** A, after reconnecting on `link`: resend each proposal B may not have countersigned. */
+  resume(link: PeerLink): void {
+    for (const record of this.records.values()) {
+      if (record.role !== 'A' || record.phase !== 'open') continue;
+      this.links.set(record.tempId, link);
+      if (record.pending && record.current) this.sendUpdate(record);
+    }
+  }
+
+  private async onPayRequest(record: DuplexRecord, m: MessageOf<'duplex-pay-request'>): Promise<void> {
+    this.expectRole('A', m.type);
+    // Proposing takes the channel's lock itself: run it after this message's turn.
+    void this.propose(record.channelId!, 'B', m.amountSat, m.requestId).catch((err: Error) => {
+      const e = err instanceof ProtocolError ? err : new ProtocolError('INTERNAL_ERROR', err.message);
+      this.links.get(record.tempId)?.send(errorMessage(e.code, e.message, 'reject', record.channelId));
+    });
+  }
+
+  private async onUpdate(record: DuplexRecord, m: MessageOf<'duplex-update'>): Promise<void> {
+    this.expectRole('B', m.type);
+    const current = record.current;
+    const proposed: DuplexState = { index: m.index, balanceASat: m.balanceASat, balanceBSat: m.balanceBSat };
+    if (current && m.index === current.index && m.balanceASat === current.balanceASat && m.balanceBSat === current.balanceBSat) {
+      // A resent a state B already countersigned (its answer was lost): answer again.
+      this.send(record, msg('duplex-countersign', { channelId: record.channelId!, index: current.index, signature: current.sigB }));
+      return;
+    }
+    this.requireUsable(record);
+    const channel = this.channelOf(record);
+    const tip = await this.options.backend.getTip();
+    const requested = m.requestId === undefined ? null : (this.payRequests.get(m.requestId) ?? null);
+    checkProposalForB(channel, current!, proposed, requested, tip.height, this.options.policy.marginBlocks);
+    const digest = stateSighash(channel, proposed);
+    this.verifyPeer(record, channel, digest, m.signature);
+    const sigB = this.sign(record, digest);
+    this.advance(record, { ...proposed, sigA: m.signature, sigB });
+    this.save(record); // the new state is durable before B's countersignature leaves
+    this.send(record, msg('duplex-countersign', { channelId: record.channelId!, index: proposed.index, signature: sigB }));
+    if (m.requestId !== undefined) this.settle(`${record.tempId}:request:${m.requestId}`, record.current);
+    this.announceBudget(record, tip.height);
+  }
+
+  private async onCountersign(record: DuplexRecord, m: MessageOf<'duplex-countersign'>): Promise<void> {
+    this.expectRole('A', m.type);
+    const p = record.pending;
+    if (!p || p.index !== m.index) {
+      if (record.current?.index === m.index) return; // a repeat of an answer already applied
+      throw new ProtocolError('STATE_INDEX_MISMATCH', `no proposal ${m.index} waiting`);
+    }
+    const channel = this.channelOf(record);
+    this.verifyPeer(record, channel, stateSighash(channel, p), m.signature);
+    record.pending = undefined;
+    this.advance(record, { index: p.index, balanceASat: p.balanceASat, balanceBSat: p.balanceBSat, sigA: p.sigA, sigB: m.signature });
+    this.save(record);
+    this.settle(`${record.tempId}:countersign:${p.index}`, record.current);
+    const tip = await this.options.backend.getTip();
+    this.announceBudget(record, tip.height);
+  }
+
+  private advance(record: DuplexRecord, next: SignedState): void {
+    const before = record.current!;
+    const toB = next.balanceBSat - before.balanceBSat;
+    if (toB > 0n) record.paidAtoBSat += toB;
+    else record.paidBtoASat += -toB;
+    record.current = next;
+    record.updates++;
+  }
+
+  /** Both sides announce, in their logs and status, that the channel will be rolled over soon. */
+  private announceBudget(record: DuplexRecord, tipHeight: number): void {
+    const left = updatesLeft(record.terms!, record.current!.index, tipHeight, this.options.policy.marginBlocks);
+    if (left <= this.options.policy.budgetWarningUpdates) {
+      this.log(`${record.channelId}: ${left} update(s) left before the locktime margin; the next one after that rolls the channel over into a new one`);
+    }
+  }
+
+  // ------------------------------------------------------------------ cooperative close
+
+  /**
+   * Closes the channel now with the newest state, both signatures, no locktime; resolves with
+   * the close txid once broadcast.
+   */
+  async close(channelId: string, feeRateSatPerVb?: number): Promise<string> {
+    const record = this.get(channelId, true);
+    if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
+    const rate = feeRateSatPerVb ?? (await this.feeRate(6));
+    const { answered } = await this.withLock(record.tempId, async () => {
+      this.expectPhase(record, 'open');
+      if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
+      const channel = this.channelOf(record);
+      const current = record.current!;
+      const signature = this.sign(record, closeSighash(channel, current, rate));
+      const waiting = this.wait<string>(`${record.tempId}:closed`, 'the peer to sign the close');
+      this.proposedCloses.set(record.tempId, rate);
+      this.send(record, msg('duplex-close', { channelId: record.channelId!, index: current.index, feeRateSatPerVb: rate, signature }));
+      return { answered: waiting };
+    });
+    return answered;
+  }
+
+  private async onClose(record: DuplexRecord, m: MessageOf<'duplex-close'>): Promise<void> {
+    this.expectPhase(record, 'open');
+    if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
+    const current = record.current!;
+    if (m.index !== current.index) throw new ProtocolError('STATE_INDEX_MISMATCH', `close of state ${m.index}, the newest is ${current.index}`);
+    if (m.feeRateSatPerVb > this.options.policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `above ${this.options.policy.maxFeeRateSatPerVb} sat/vB`);
+    const channel = this.channelOf(record);
+    const digest = closeSighash(channel, current, m.feeRateSatPerVb);
+    this.verifyPeer(record, channel, digest, m.signature);
+    const own = this.sign(record, digest);
+    const [sigA, sigB] = record.role === 'A' ? [own, m.signature] : [m.signature, own];
+    const tx = completeDuplexSpend(channel, buildCooperativeCloseTx(channel, current, m.feeRateSatPerVb), sigA, sigB, DUPLEX_CLOSE_HASHTYPE);
+    const tip = await this.options.backend.getTip();
+    record.phase = 'closing';
+    record.close = { kind: 'cooperative', txid: tx.getId(), txHex: tx.toHex(), feeSat: duplexOutputs(channel, current, m.feeRateSatPerVb).feeSat, feeRateSatPerVb: m.feeRateSatPerVb, broadcastHeight: tip.height };
+    this.save(record);
+    await this.broadcast(tx.toHex());
+    this.send(record, msg('duplex-closed', { channelId: record.channelId!, closeTxid: tx.getId(), signature: own }));
+    this.log(`closed ${record.channelId} cooperatively at the peer's request: ${tx.getId()}`);
+  }
+
+  private async onClosed(record: DuplexRecord, m: MessageOf<'duplex-closed'>): Promise<void> {
+    this.expectPhase(record, 'open', 'closing');
+    if (record.phase === 'closing') return; // repeat
+    const waiter = `${record.tempId}:closed`;
+    if (!this.waiters.has(waiter)) throw new ProtocolError('UNEXPECTED_MESSAGE', 'no close was asked for');
+    const channel = this.channelOf(record);
+    const current = record.current!;
+    const rate = this.proposedCloses.get(record.tempId);
+    if (rate === undefined || buildCooperativeCloseTx(channel, current, rate).getId() !== m.closeTxid) {
+      throw new ProtocolError('UNEXPECTED_MESSAGE', `${m.closeTxid} is not the close this side signed`);
+    }
+    const digest = closeSighash(channel, current, rate);
+    this.verifyPeer(record, channel, digest, m.signature);
+    const own = this.sign(record, digest);
+    const [sigA, sigB] = record.role === 'A' ? [own, m.signature] : [m.signature, own];
+    const tx = completeDuplexSpend(channel, buildCooperativeCloseTx(channel, current, rate), sigA, sigB, DUPLEX_CLOSE_HASHTYPE);
+    const tip = await this.options.backend.getTip();
+    record.phase = 'closing';
+    record.close = { kind: 'cooperative', txid: tx.getId(), txHex: tx.toHex(), feeSat: duplexOutputs(channel, current, rate).feeSat, feeRateSatPerVb: rate, broadcastHeight: tip.height };
+    this.save(record);
+    await this.broadcast(tx.toHex());
+    this.settle(waiter, tx.getId());
+  }
+
+  /** Broadcasts, treating "already known" as success (the peer may have been first). */
+  async broadcast(txHex: string): Promise<void> {
+    try {
+      await this.options.backend.broadcast(txHex);
+    } catch (err) {
+      if (err instanceof BroadcastRejectedError && /already|exists|known/i.test(err.reason)) return;
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ rollover
+
+  /** A: closes the channel into a new one (one transaction) with a fresh update budget; resolves with the new id. */
+  async rollover(channelId: string): Promise<string> {
+    if (this.role !== 'A') throw new TypeError('A rolls channels over');
+    const record = this.get(channelId);
+    if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
+    const rate = await this.feeRate(2);
+    const tip = await this.options.backend.getTip();
+    const { answered } = await this.withLock(record.tempId, async () => {
+      this.expectPhase(record, 'open');
+      if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
+      const channel = this.channelOf(record);
+      const current = record.current!;
+      const roll = buildRolloverTx(channel, current, rate);
+      const initialLocktime = plannedInitialLocktime(this.options.policy, tip.height);
+      const next = this.successorChannel(channel, roll, initialLocktime);
+      const closeSignature = this.sign(record, duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE));
+      const stateSignature = this.sign(record, stateSighash(next, { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat }));
+      const waiting = this.wait<string>(`${record.tempId}:rolled`, 'B to sign the rollover');
+      this.proposedRollovers.set(record.tempId, { rate, initialLocktime });
+      this.send(record, msg('duplex-rollover', { channelId: record.channelId!, index: current.index, initialLocktime, feeRateSatPerVb: rate, closeSignature, stateSignature }));
+      return { answered: waiting };
+    });
+    return answered;
+  }
+
+  private successorChannel(channel: DuplexChannel, roll: ReturnType<typeof buildRolloverTx>, initialLocktime: number): DuplexChannel {
+    return makeDuplexChannel(
+      { ...channel, contributionASat: roll.contributionASat, contributionBSat: roll.contributionBSat, initialLocktime },
+      { txid: roll.tx.getId(), vout: 0 },
+    );
+  }
+
+  private async onRollover(record: DuplexRecord, m: MessageOf<'duplex-rollover'>): Promise<void> {
+    this.expectRole('B', m.type);
+    this.expectPhase(record, 'open');
+    const current = record.current!;
+    if (m.index !== current.index) throw new ProtocolError('STATE_INDEX_MISMATCH', `rollover of state ${m.index}, the newest is ${current.index}`);
+    if (m.feeRateSatPerVb > this.options.policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `above ${this.options.policy.maxFeeRateSatPerVb} sat/vB`);
+    const channel = this.channelOf(record);
+    const tip = await this.options.backend.getTip();
+    let roll: ReturnType<typeof buildRolloverTx>;
+    try {
+      roll = buildRolloverTx(channel, current, m.feeRateSatPerVb);
+    } catch (err) {
+      throw new ProtocolError('BALANCE_MISMATCH', (err as Error).message);
+    }
+    const next = this.successorChannel(channel, roll, m.initialLocktime);
+    checkDuplexTerms(this.options.secp, this.options.policy, next, tip.height);
+    const closeDigest = duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE);
+    const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
+    const stateDigest = stateSighash(next, state0);
+    this.verifyPeer(record, channel, closeDigest, m.closeSignature);
+    this.verifyPeer(record, channel, stateDigest, m.stateSignature);
+    const closeSignature = this.sign(record, closeDigest);
+    const stateSignature = this.sign(record, stateDigest);
+    const tx = completeDuplexSpend(channel, roll.tx, m.closeSignature, closeSignature, DUPLEX_STATE_HASHTYPE);
+    const successor = this.successorRecord(record, next, { ...state0, sigA: m.stateSignature, sigB: stateSignature }, tx.toHex());
+    record.phase = 'closing';
+    record.close = { kind: 'rollover', txid: tx.getId(), txHex: tx.toHex(), feeSat: roll.feeSat, feeRateSatPerVb: m.feeRateSatPerVb, broadcastHeight: tip.height, successorId: next.id };
+    this.index(successor);
+    this.links.set(successor.tempId, this.links.get(record.tempId)!);
+    this.save(record, successor);
+    await this.broadcast(tx.toHex());
+    this.send(record, msg('duplex-rolled-over', { channelId: record.channelId!, newChannelId: next.id, closeSignature, stateSignature }));
+    this.log(`rolled ${record.channelId} over into ${next.id}`);
+  }
+
+  private async onRolledOver(record: DuplexRecord, m: MessageOf<'duplex-rolled-over'>): Promise<void> {
+    this.expectRole('A', m.type);
+    this.expectPhase(record, 'open');
+    const waiter = `${record.tempId}:rolled`;
+    if (!this.waiters.has(waiter)) throw new ProtocolError('UNEXPECTED_MESSAGE', 'no rollover was asked for');
+    const channel = this.channelOf(record);
+    const current = record.current!;
+    const proposed = this.proposedRollovers.get(record.tempId);
+    if (!proposed) throw new ProtocolError('UNEXPECTED_MESSAGE', 'no rollover was asked for');
+    const rate = proposed.rate;
+    const roll = buildRolloverTx(channel, current, rate);
+    const next = this.successorChannel(channel, roll, proposed.initialLocktime);
+    if (next.id !== m.newChannelId) throw new ProtocolError('FUNDING_MISMATCH', `the new channel is ${next.id}, not ${m.newChannelId}`);
+    const tip = await this.options.backend.getTip();
+    this.verifyPeer(record, channel, duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE), m.closeSignature);
+    const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
+    this.verifyPeer(record, channel, stateSighash(next, state0), m.stateSignature);
+    const ownClose = this.sign(record, duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE));
+    const ownState = this.sign(record, stateSighash(next, state0));
+    const tx = completeDuplexSpend(channel, roll.tx, ownClose, m.closeSignature, DUPLEX_STATE_HASHTYPE);
+    const successor = this.successorRecord(record, next, { ...state0, sigA: ownState, sigB: m.stateSignature }, tx.toHex());
+    record.phase = 'closing';
+    record.close = { kind: 'rollover', txid: tx.getId(), txHex: tx.toHex(), feeSat: roll.feeSat, feeRateSatPerVb: rate, broadcastHeight: tip.height, successorId: next.id };
+    this.index(successor);
+    this.links.set(successor.tempId, this.links.get(record.tempId)!);
+    this.save(record, successor);
+    await this.broadcast(tx.toHex());
+    this.log(`rolled ${record.channelId} over into ${next.id}`);
+    this.settle(waiter, next.id);
+  }
+
+  private successorRecord(record: DuplexRecord, next: DuplexChannel, state0: SignedState, fundingTxHex: string): DuplexRecord {
+    return {
+      tempId: randomBytes(16).toString('hex'),
+      channelId: next.id,
+      role: record.role,
+      phase: 'open',
+      keyIndex: record.keyIndex,
+      terms: {
+        network: next.network,
+        keyA: next.keyA,
+        keyB: next.keyB,
+        scriptA: next.scriptA,
+        scriptB: next.scriptB,
+        contributionASat: next.contributionASat,
+        contributionBSat: next.contributionBSat,
+        initialLocktime: next.initialLocktime,
+        deltaBlocks: next.deltaBlocks,
+        stateFeeRateSatPerVb: next.stateFeeRateSatPerVb,
+      },
+      fundingFeeRateSatPerVb: record.close?.feeRateSatPerVb ?? record.fundingFeeRateSatPerVb,
+      minFundingConfirmations: record.minFundingConfirmations,
+      fundingTxHex,
+      fundingVout: 0,
+      fundingConfirmed: false,
+      current: state0,
+      predecessorId: record.channelId!,
+      updates: 0,
+      paidAtoBSat: 0n,
+      paidBtoASat: 0n,
+    };
+  }
+
+  /** Resolves once `record`'s funding has its confirmations (the watcher marks it), logging while it waits. */
+  async waitConfirmed(record: DuplexRecord): Promise<void> {
+    let logged = false;
+    while (!record.fundingConfirmed) {
+      if (record.phase !== 'open') throw new ProtocolError('CHANNEL_NOT_OPEN', `the channel is ${record.phase}`);
+      if (!logged) this.log(`${record.channelId}: waiting for ${record.minFundingConfirmations} confirmation(s) of the funding`);
+      logged = true;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Marks the funding confirmed (called by the watcher). */
+  markConfirmed(record: DuplexRecord): void {
+    record.fundingConfirmed = true;
+    this.save(record);
+    this.log(`${record.channelId}: funding confirmed`);
+  }
+}

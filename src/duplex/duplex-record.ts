@@ -1,0 +1,91 @@
+/**
+ * What each side keeps about one duplex channel (persisted by duplex-store.ts).
+ */
+import type { DuplexChannel, DuplexRole, DuplexState, DuplexTerms } from '../protocol/duplex-tx.js';
+
+export type DuplexPhase =
+  /** Keys and coins being exchanged; no funding transaction signed yet. */
+  | 'opening'
+  /** State 0 signed by both; the funding may still be waiting for confirmations. */
+  | 'open'
+  /** A close (cooperative, unilateral or rollover) was signed or broadcast; the funding output is not yet spent for good. */
+  | 'closing'
+  /** The funding output is spent by a confirmed transaction. */
+  | 'closed'
+  /** The opening stopped before any funding transaction was signed. */
+  | 'aborted';
+
+/** A fully signed state: both signatures (64-byte compact, SIGHASH_ALL|ANYONECANPAY). */
+export interface SignedState extends DuplexState {
+  readonly sigA: Uint8Array;
+  readonly sigB: Uint8Array;
+}
+
+export type CloseKind = 'cooperative' | 'unilateral' | 'rollover';
+
+export interface CloseRecord {
+  readonly kind: CloseKind;
+  readonly txid: string;
+  readonly txHex: string;
+  readonly feeSat: bigint;
+  /** Tip height when it was (last) broadcast; a unilateral close is bumped after bumpAfterBlocks. */
+  readonly broadcastHeight?: number;
+  /** The state a unilateral close publishes. */
+  readonly stateIndex?: number;
+  /** Fee rate of the current version (bumps raise it). */
+  readonly feeRateSatPerVb: number;
+  /** The next channel's id, for a rollover. */
+  readonly successorId?: string;
+}
+
+/** How the funding output was finally spent, read from the chain. */
+export interface Settlement {
+  readonly txid: string;
+  readonly confirmations: number;
+  readonly kind: CloseKind | 'unknown';
+  /** Locktime-derived state index when a state was mined (ours or an old one). */
+  readonly stateIndex?: number;
+  readonly valueASat: bigint;
+  readonly valueBSat: bigint;
+  readonly feeSat: bigint;
+}
+
+export interface DuplexRecord {
+  readonly tempId: string;
+  channelId?: string;
+  readonly role: DuplexRole;
+  phase: DuplexPhase;
+  /** Our duplex key index (Wallet.nextDuplexKey). */
+  readonly keyIndex: number;
+  /** Complete once both keys and contributions are known. */
+  terms?: DuplexTerms;
+  fundingFeeRateSatPerVb: number;
+  minFundingConfirmations: number;
+  /** Unsigned (opening) then fully signed (A only; B never sees A's witnesses) funding transaction. */
+  fundingTxHex?: string;
+  fundingVout?: number;
+  fundingConfirmed: boolean;
+  /** Height of the block that confirmed the funding (where a search for its spend starts). */
+  fundingHeight?: number;
+  /** Our own coins and outputs in the funding transaction (A builds it from both sides'). */
+  ownInputs?: readonly { readonly txid: string; readonly vout: number; readonly valueSat: bigint }[];
+  ownOutputs?: readonly { readonly script: Uint8Array; readonly valueSat: bigint }[];
+  /** The newest state both signed. */
+  current?: SignedState;
+  /** A's proposal waiting for B's countersignature (A signs each index once). */
+  pending?: DuplexState & { readonly sigA: Uint8Array; readonly requestId?: string };
+  close?: CloseRecord;
+  settlement?: Settlement;
+  /** The channel this one was rolled over from. */
+  readonly predecessorId?: string;
+  updates: number;
+  paidAtoBSat: bigint;
+  paidBtoASat: bigint;
+}
+
+/** The channel of a record whose funding is known. */
+export function recordChannel(record: DuplexRecord, make: (terms: DuplexTerms, funding: { txid: string; vout: number }) => DuplexChannel): DuplexChannel {
+  if (!record.terms || !record.channelId) throw new Error(`internal: duplex ${record.tempId} has no funding yet`);
+  const [txid, vout] = record.channelId.split(':');
+  return make(record.terms, { txid: txid!, vout: Number(vout) });
+}

@@ -1,0 +1,212 @@
+/**
+ * The chain side of duplex channels, on every new tip (the seed's 思考):
+ * - marks fundings confirmed (and A rebroadcasts a funding the node lost);
+ * - publishes the newest state **the moment it is final** (tip ≥ its locktime) when the channel
+ *   is being closed unilaterally, or when it is still open at that height (a peer that vanished
+ *   must not get Δ blocks later the chance to publish an older state);
+ * - bumps a published state that is still unconfirmed after `bumpAfterBlocks`: it adds a fee
+ *   input of this side's own (SIGHASH_ALL|ANYONECANPAY left both signatures valid), +25 % per
+ *   step up to `maxFeeRateSatPerVb`, replacing the previous version (BIP125);
+ * - reads how the funding output was spent once that is confirmed, whoever spent it.
+ */
+import { Transaction } from 'bitcoinjs-lib';
+import { bumpedFeeRate } from '../chain/fee-rate.js';
+import { equalBytes, txidToHash } from '../protocol/bytes.js';
+import {
+  buildStateTx,
+  completeDuplexSpend,
+  duplexOutputs,
+  duplexSpendVsize,
+  DUPLEX_STATE_HASHTYPE,
+  signedStateTx,
+  stateLocktime,
+} from '../protocol/duplex-tx.js';
+import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js';
+import type { DuplexRecord, Settlement } from './duplex-record.js';
+import type { DuplexPeer } from './duplex-peer.js';
+
+/** vsize a P2WPKH fee input adds (41 bytes + a 108-byte witness at a quarter, rounded up). */
+const FEE_INPUT_VBYTES = 68;
+
+export class DuplexWatcher {
+  private running = false;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(private readonly peer: DuplexPeer) {}
+
+  private get options() {
+    return this.peer.options;
+  }
+
+  private log(line: string): void {
+    this.options.log?.(`duplex ${this.peer.role} watcher: ${line}`);
+  }
+
+  /** Checks on every new tip until {@link stop}. */
+  start(): void {
+    this.unsubscribe ??= this.options.backend.subscribeTips(() => void this.check().catch((err: Error) => this.log(`check failed: ${err.message}`)));
+    void this.check().catch((err: Error) => this.log(`check failed: ${err.message}`));
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+  }
+
+  /**
+   * Closes the channel alone: its newest state is published as soon as it is final (at once if
+   * it already is). @returns the height from which it can be mined.
+   */
+  async forceClose(channelId: string): Promise<number> {
+    const record = this.peer.get(channelId, true);
+    if (!record?.current) throw new RangeError(`unknown or unopened duplex channel ${channelId}`);
+    if (record.phase !== 'open') throw new RangeError(`the channel is ${record.phase}`);
+    const channel = this.peer.channelOf(record);
+    const tx = signedStateTx(channel, record.current, record.current.sigA, record.current.sigB);
+    record.phase = 'closing';
+    record.close = {
+      kind: 'unilateral',
+      txid: tx.getId(),
+      txHex: tx.toHex(),
+      feeSat: duplexOutputs(channel, record.current, channel.stateFeeRateSatPerVb).feeSat,
+      stateIndex: record.current.index,
+      feeRateSatPerVb: channel.stateFeeRateSatPerVb,
+    };
+    this.peer.save(record);
+    await this.check();
+    return tx.locktime + 1;
+  }
+
+  /** One pass over every channel (also what each new tip runs). */
+  async check(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const tip = await this.options.backend.getTip();
+      for (const summary of this.peer.list()) {
+        const record = this.peer.get(summary.tempId)!;
+        await this.checkOne(record, tip.height);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async checkOne(record: DuplexRecord, tipHeight: number): Promise<void> {
+    if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record);
+    if ((record.phase === 'open' || record.phase === 'closing') && record.current && record.fundingConfirmed) {
+      const final = tipHeight >= stateLocktime(record.terms!, record.current.index);
+      if (record.phase === 'open' && final) {
+        this.log(`${record.channelId}: the newest state ${record.current.index} is final at ${tipHeight} and the channel is still open: publishing it`);
+        await this.forceClose(record.channelId!);
+        return;
+      }
+      if (record.close?.kind === 'unilateral') await this.pushUnilateral(record, tipHeight, final);
+      await this.checkSpent(record);
+    } else if (record.phase === 'closing') {
+      await this.checkSpent(record);
+    }
+  }
+
+  private async checkFunding(record: DuplexRecord): Promise<void> {
+    const txid = record.channelId!.split(':')[0]!;
+    const status = await this.options.backend.getTransaction(txid);
+    if (status && status.confirmations >= record.minFundingConfirmations) {
+      record.fundingHeight = status.blockHeight;
+      this.peer.markConfirmed(record);
+    } else if (!status && record.role === 'A' && record.fundingTxHex && Transaction.fromHex(record.fundingTxHex).hasWitnesses()) {
+      this.log(`${record.channelId}: the node lost the funding; broadcasting it again`);
+      await this.peer.broadcast(record.fundingTxHex).catch((err: Error) => this.log(`rebroadcast refused: ${err.message}`));
+    }
+  }
+
+  private async pushUnilateral(record: DuplexRecord, tipHeight: number, final: boolean): Promise<void> {
+    const close = record.close!;
+    if (!final) return;
+    const status = await this.options.backend.getTransaction(close.txid);
+    if (status && status.confirmations > 0) return;
+    if (close.broadcastHeight === undefined || !status) {
+      try {
+        await this.peer.broadcast(close.txHex);
+        record.close = { ...close, broadcastHeight: close.broadcastHeight ?? tipHeight };
+        this.peer.save(record);
+        this.log(`${record.channelId}: published state ${close.stateIndex} (${close.txid})`);
+      } catch (err) {
+        this.log(`${record.channelId}: state ${close.stateIndex} refused: ${(err as Error).message}`);
+      }
+      return;
+    }
+    if (tipHeight - close.broadcastHeight >= this.options.policy.bumpAfterBlocks) await this.bump(record, tipHeight);
+  }
+
+  /**
+   * Replaces the published newest state with a version that carries a fee input of this side's
+   * own wallet (its whole value is fee: the state's outputs are fixed). No-op at the ceiling, or
+   * when the wallet has no coin of a suitable size (logged: keep a fee reserve coin).
+   * @returns the new txid, or null.
+   */
+  async bump(record: DuplexRecord, tipHeight: number): Promise<string | null> {
+    const close = record.close;
+    const state = record.current;
+    if (close?.kind !== 'unilateral' || !state) throw new RangeError('only a published state is bumped');
+    const { policy, wallet } = this.options;
+    const rate = bumpedFeeRate(close.feeRateSatPerVb, policy.maxFeeRateSatPerVb);
+    if (rate <= close.feeRateSatPerVb) {
+      this.log(`${record.channelId}: state ${state.index} is at the fee ceiling of ${policy.maxFeeRateSatPerVb} sat/vB`);
+      return null;
+    }
+    const channel = this.peer.channelOf(record);
+    const vsize = duplexSpendVsize(channel) + FEE_INPUT_VBYTES;
+    const stateFee = duplexOutputs(channel, state, channel.stateFeeRateSatPerVb).feeSat;
+    const needed = feeForVsize(vsize, rate) - stateFee;
+    const coin = await wallet.reserveFeeCoin(`bump:${record.channelId}:${rate}`, needed > 0n ? needed : 1n, feeForVsize(vsize, policy.maxFeeRateSatPerVb));
+    if (!coin) {
+      this.log(`${record.channelId}: no wallet coin between ${needed} and ${feeForVsize(vsize, policy.maxFeeRateSatPerVb)} sat to bump state ${state.index} with`);
+      return null;
+    }
+    await this.options.saveWallet();
+    const tx = buildStateTx(channel, state);
+    tx.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
+    const signed = completeDuplexSpend(channel, tx, state.sigA, state.sigB, DUPLEX_STATE_HASHTYPE);
+    for (const { index, stack } of wallet.signContribution(signed, [1])) signed.setWitness(index, stack);
+    const feeSat = stateFee + coin.valueSat;
+    await this.peer.broadcast(signed.toHex());
+    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat, feeRateSatPerVb: Math.floor(Number(feeSat) / signed.virtualSize()), broadcastHeight: tipHeight };
+    this.peer.save(record);
+    this.log(`${record.channelId}: bumped state ${state.index} to ${record.close.feeRateSatPerVb} sat/vB with a fee input of ${coin.valueSat} sat (${signed.getId()})`);
+    return signed.getId();
+  }
+
+  private async checkSpent(record: DuplexRecord): Promise<void> {
+    const [txid, vout] = record.channelId!.split(':');
+    const status = await this.options.backend.getOutpointStatus({ txid: txid!, vout: Number(vout) }, record.fundingHeight ?? 0);
+    if (status.state !== 'spent' || status.confirmations < 1) return;
+    const spend = await this.options.backend.getTransaction(status.spendingTxid);
+    if (!spend) return;
+    record.settlement = this.settlementOf(record, Transaction.fromHex(spend.hex), status.confirmations);
+    record.phase = 'closed';
+    this.peer.save(record);
+    this.log(`${record.channelId}: settled by ${record.settlement.kind} ${status.spendingTxid} (A ${record.settlement.valueASat}, B ${record.settlement.valueBSat}, fee ${record.settlement.feeSat})`);
+  }
+
+  private settlementOf(record: DuplexRecord, tx: Transaction, confirmations: number): Settlement {
+    const channel = this.peer.channelOf(record);
+    const valueOf = (script: Uint8Array) => tx.outs.filter((o) => equalBytes(o.script, script)).reduce((s, o) => s + o.value, 0n);
+    const valueASat = valueOf(channel.scriptA);
+    const valueBSat = equalBytes(channel.scriptB, channel.scriptA) ? 0n : valueOf(channel.scriptB);
+    const txid = tx.getId();
+    const rolled = tx.outs.length === 1 && equalBytes(tx.outs[0]!.script, channel.fundingScript);
+    const stateIndex = tx.locktime > 0 ? (channel.initialLocktime - tx.locktime) / channel.deltaBlocks : undefined;
+    const kind = rolled ? 'rollover' : tx.locktime === 0 ? 'cooperative' : 'unilateral';
+    const carried = rolled ? tx.outs[0]!.value : valueASat + valueBSat;
+    return {
+      txid,
+      confirmations,
+      kind,
+      ...(stateIndex !== undefined && Number.isInteger(stateIndex) ? { stateIndex } : {}),
+      valueASat,
+      valueBSat,
+      feeSat: channel.capacitySat - carried,
+    };
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Duplex channels on the real node: dual funding, payments both ways, cooperative close,
+ * unilateral close by each side, an old state that cannot beat the newest, a fee bump with a fee
+ * input, and the update budget running out (rollover).
+ */
+import { Transaction } from 'bitcoinjs-lib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SignedState } from '../../src/duplex/duplex-record.js';
+import { signedStateTx, stateLocktime } from '../../src/protocol/duplex-tx.js';
+import { duplexPair, type DuplexPair } from '../helpers/duplex-pair.js';
+import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
+
+let env: RegtestEnv;
+beforeAll(async () => {
+  env = await startFundedEnv();
+});
+afterAll(async () => {
+  await env?.stop();
+});
+
+async function openConfirmed(pair: DuplexPair, contributionASat = 600_000n, contributionBSat = 400_000n): Promise<string> {
+  const id = await pair.a.open({ link: pair.link.a, contributionASat, contributionBSat, fundingFeeRateSatPerVb: 2 });
+  await pair.mine(1);
+  expect(pair.a.get(id)?.fundingConfirmed).toBe(true);
+  expect(pair.b.get(id)?.fundingConfirmed).toBe(true);
+  return id;
+}
+
+async function outputsOf(txid: string): Promise<Transaction> {
+  const status = await env.backend.getTransaction(txid);
+  expect(status).not.toBeNull();
+  return Transaction.fromHex(status!.hex);
+}
+
+describe('duplex channel', () => {
+  it('is funded by both, pays both ways and closes cooperatively to the satoshi', async () => {
+    const pair = await duplexPair(env);
+    const id = await openConfirmed(pair);
+    const funding = await outputsOf(id.split(':')[0]!);
+    const ownInputs = pair.a.get(id)!.ownInputs!.length;
+    expect(funding.ins.length).toBeGreaterThan(ownInputs); // B's coins are in it too
+    expect(funding.outs[0]!.value).toBe(1_000_000n);
+
+    for (let i = 0; i < 5; i++) await pair.a.pay(id, 10_000n);
+    await pair.b.payBack(id, 7_000n);
+    await pair.a.pay(id, 1_000n);
+    await pair.b.payBack(id, 2_000n);
+    const stateA = pair.a.get(id)!.current!;
+    expect(stateA).toMatchObject({ index: 8, balanceASat: 600_000n - 51_000n + 9_000n, balanceBSat: 400_000n + 51_000n - 9_000n });
+    expect(pair.b.get(id)!.current).toMatchObject({ index: 8, balanceASat: stateA.balanceASat, balanceBSat: stateA.balanceBSat });
+    expect(pair.a.summary(pair.a.get(id)!)).toMatchObject({ paidAtoBSat: 51_000n, paidBtoASat: 9_000n, updates: 8 });
+
+    // B may not take money from A, nor A from B without B asking.
+    await expect(pair.b.payBack(id, 10_000_000n)).rejects.toMatchObject({ code: 'INSUFFICIENT_BALANCE' });
+
+    const closeTxid = await pair.a.close(id, 2);
+    await pair.mine(1);
+    const close = await outputsOf(closeTxid);
+    expect(close.locktime).toBe(0);
+    const settlement = pair.a.get(id)!.settlement!;
+    expect(settlement).toMatchObject({ kind: 'cooperative', txid: closeTxid });
+    expect(settlement.valueASat + settlement.valueBSat + settlement.feeSat).toBe(1_000_000n);
+    expect(stateA.balanceASat - settlement.valueASat + (stateA.balanceBSat - settlement.valueBSat)).toBe(settlement.feeSat);
+    expect(pair.b.get(id)!.phase).toBe('closed');
+  });
+
+  it('refuses a state that takes B’s money without B asking', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 50_000n);
+    const record = pair.a.get(id)!;
+    // A proposes a "payment" in B's direction that B never asked for.
+    const { msg } = await import('../../src/protocol/messages.js');
+    const { stateSighash } = await import('../../src/protocol/duplex-tx.js');
+    const channel = pair.a.channelOf(record);
+    const stolen = { index: 2, balanceASat: 290_000n, balanceBSat: 10_000n };
+    const errors: string[] = [];
+    const sig = env.secp.ecdsaSign(stateSighash(channel, stolen), pair.a.ownKey(record).privateKey);
+    await pair.b.receive(msg('duplex-update', { channelId: id, ...stolen, signature: sig }), { send: (m) => m.type === 'error' && errors.push(m.code) });
+    expect(errors).toEqual(['BALANCE_MISMATCH']);
+    expect(pair.b.get(id)!.current!.index).toBe(1);
+  });
+
+  it('closes unilaterally from A: the newest state goes out the moment it is final', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 5 });
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 100_000n);
+    await pair.b.payBack(id, 30_000n);
+    pair.cut(true); // B vanishes
+    const finalAt = await pair.watchA.forceClose(id);
+    expect(finalAt).toBe(stateLocktime(pair.a.get(id)!.terms!, 2) + 1);
+    await pair.mineTo(finalAt - 1); // tip = locktime: final now, A's watcher publishes it
+    const record = pair.a.get(id)!;
+    expect(record.close?.broadcastHeight).toBeDefined();
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 2, valueASat: expect.any(BigInt) });
+    const s = pair.a.get(id)!.settlement!;
+    expect(s.valueASat + s.valueBSat + s.feeSat).toBe(1_000_000n);
+    expect(pair.b.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 2 }); // B's watcher reads the same spend
+  });
+
+  it('closes unilaterally from B, and an old state cannot beat the newest', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 6 });
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 100_000n);
+    const old: SignedState = pair.b.get(id)!.current!; // state 1: B has 500,000
+    await pair.b.payBack(id, 60_000n);
+    await pair.a.pay(id, 5_000n); // state 3, newest
+    pair.cut(true);
+    await pair.watchB.forceClose(id);
+    const channel = pair.b.channelOf(pair.b.get(id)!);
+    const newestLock = stateLocktime(channel, 3);
+    await pair.mineTo(newestLock - 1);
+    // One block before its locktime, even the newest cannot be mined yet.
+    expect(pair.b.get(id)!.close?.broadcastHeight).toBeUndefined();
+    const oldTx = signedStateTx(channel, old, old.sigA, old.sigB);
+    await pair.mine(1);
+    // At the newest state's locktime the old one is still Δ·2 blocks from final: not mineable.
+    const early = await env.backend.testAccept(oldTx.toHex());
+    expect(early.allowed).toBe(false);
+    expect(early.allowed === false && early.reason).toMatch(/final/i);
+    // Now the newest is published by B's watcher; A, the would-be cheater, tries state 1.
+    const verdict = await env.backend.testAccept(oldTx.toHex());
+    expect(verdict.allowed).toBe(false); // non-final for Δ more blocks (and in conflict with the newest)
+    const inMempool = await env.backend.getTransaction(pair.b.get(id)!.close!.txid);
+    expect(inMempool?.confirmations).toBe(0);
+    await pair.mine(1);
+    expect(pair.b.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 3 });
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 3 });
+    await expect(env.backend.broadcast(oldTx.toHex())).rejects.toThrow();
+  });
+
+  it('bumps a published state with a fee input of its own (ALL|ANYONECANPAY)', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 4 });
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 20_000n);
+    pair.cut(true);
+    const finalAt = await pair.watchA.forceClose(id);
+    await pair.mineTo(finalAt - 1);
+    const first = pair.a.get(id)!.close!;
+    expect(first.broadcastHeight).toBeDefined();
+    const bumped = await pair.watchA.bump(pair.a.get(id)!, (await env.backend.getTip()).height);
+    expect(bumped).not.toBeNull();
+    expect(bumped).not.toBe(first.txid);
+    expect(await env.backend.getTransaction(first.txid)).toBeNull(); // replaced (BIP125)
+    const tx = await outputsOf(bumped!);
+    expect(tx.ins.length).toBe(2);
+    expect(pair.a.get(id)!.close!.feeRateSatPerVb).toBeGreaterThan(first.feeRateSatPerVb);
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', txid: bumped, stateIndex: 1 });
+  });
+
+  it('rolls over into a new channel when the update budget runs out', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 3 });
+    const id = await openConfirmed(pair);
+    let paid = 0;
+    while (pair.a.get(id)!.phase === 'open' && paid < 10) {
+      const paying = pair.a.pay(id, 1_000n);
+      paid++;
+      // A payment that needs a rollover waits for the new funding: mine it.
+      await new Promise((r) => setTimeout(r, 300));
+      if (pair.a.get(id)!.phase === 'closing') await pair.mine(1);
+      await paying;
+    }
+    const old = pair.a.get(id)!;
+    expect(old.close?.kind).toBe('rollover');
+    const next = pair.a.get(id, true)!;
+    expect(next.channelId).toBe(old.close!.successorId);
+    expect(next.predecessorId).toBe(id);
+    expect(next.current!.index).toBe(1); // the payment that triggered it went into the new channel
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'rollover' });
+    expect(pair.b.get(next.channelId!)!.current!.index).toBe(1);
+    const total = next.terms!.contributionASat + next.terms!.contributionBSat;
+    expect(total + pair.a.get(id)!.settlement!.feeSat).toBe(1_000_000n);
+  });
+});
