@@ -9,7 +9,8 @@
  *   BIP125-replaceable), nLockTime `L0 − i·Δ`, outputs A then B.
  * - Cooperative close: the same outputs at an agreed fee rate, nLockTime 0, final at once.
  * - Fees: each output pays half of the transaction's fee (A the odd satoshi); an output that
- *   would fall below dust after its half is left out and its whole balance goes to the fee.
+ *   would fall below dust after its half is left out and its whole balance goes to the fee, and
+ *   the other output pays whatever that balance does not cover (never less than the agreed rate).
  * - Signatures: states are signed SIGHASH_ALL|ANYONECANPAY, which commits every signature to all
  *   outputs (no one can move money) and to its own input only, so either holder can later add a
  *   fee input of its own, alone, and re-broadcast (the seed's 思考). Cooperative closes are
@@ -134,13 +135,20 @@ export function duplexOutputs(channel: DuplexChannel, balances: DuplexBalances, 
     throw new RangeError(`balances ${balanceASat} + ${balanceBSat} must be ≥ 0 and add up to the capacity ${channel.capacitySat}`);
   }
   const fee = feeForVsize(duplexSpendVsize(channel), feeRateSatPerVb);
-  const feeA = (fee + 1n) / 2n;
-  const feeB = fee / 2n;
-  const afterA = balanceASat - feeA;
-  const afterB = balanceBSat - feeB;
-  const valueASat = afterA >= dustThresholdSat(channel.scriptA) ? afterA : 0n;
-  const valueBSat = afterB >= dustThresholdSat(channel.scriptB) ? afterB : 0n;
-  if (valueASat === 0n && valueBSat === 0n) throw new RangeError('both outputs would be dust: the capacity cannot pay the fee');
+  const halfA = (fee + 1n) / 2n;
+  const halfB = fee / 2n;
+  const keepsA = balanceASat - halfA >= dustThresholdSat(channel.scriptA);
+  const keepsB = balanceBSat - halfB >= dustThresholdSat(channel.scriptB);
+  // A side without an output gives its whole balance to the fee; if that is less than its half,
+  // the other side pays the rest, so the transaction never pays less than the agreed rate.
+  const valueASat = !keepsA ? 0n : keepsB ? balanceASat - halfA : balanceASat - (balanceBSat >= halfB ? halfA : fee - balanceBSat);
+  const valueBSat = !keepsB ? 0n : keepsA ? balanceBSat - halfB : balanceBSat - (balanceASat >= halfA ? halfB : fee - balanceASat);
+  if ((valueASat === 0n || valueASat < dustThresholdSat(channel.scriptA)) && (valueBSat === 0n || valueBSat < dustThresholdSat(channel.scriptB))) {
+    throw new RangeError('both outputs would be dust: the capacity cannot pay the fee');
+  }
+  if ((keepsA && valueASat < dustThresholdSat(channel.scriptA)) || (keepsB && valueBSat < dustThresholdSat(channel.scriptB))) {
+    throw new RangeError('the output left after paying the other side’s share of the fee would be dust');
+  }
   const outputs = [
     ...(valueASat > 0n ? [{ script: channel.scriptA, valueSat: valueASat }] : []),
     ...(valueBSat > 0n ? [{ script: channel.scriptB, valueSat: valueBSat }] : []),

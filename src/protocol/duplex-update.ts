@@ -16,7 +16,7 @@
  */
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { outputScriptType } from './dust.js';
-import { duplexOutputs, stateLocktime, type DuplexBalances, type DuplexChannel, type DuplexRole, type DuplexState, type DuplexTerms } from './duplex-tx.js';
+import { duplexOutputs, makeDuplexChannel, stateLocktime, type DuplexBalances, type DuplexChannel, type DuplexRole, type DuplexState, type DuplexTerms } from './duplex-tx.js';
 import { ProtocolError } from './errors.js';
 import type { NetworkName } from './network.js';
 
@@ -84,7 +84,8 @@ export function plannedInitialLocktime(policy: DuplexPolicy, tipHeight: number):
 
 /** Updates still possible after state `index` at `tipHeight` (0 when the budget is spent). */
 export function updatesLeft(channel: Pick<DuplexTerms, 'initialLocktime' | 'deltaBlocks'>, index: number, tipHeight: number, marginBlocks: number): number {
-  const last = Math.floor((channel.initialLocktime - tipHeight - marginBlocks) / channel.deltaBlocks);
+  // State k needs L0 − k·Δ ≥ tip + margin, and a locktime of at least 1.
+  const last = Math.min(Math.floor((channel.initialLocktime - tipHeight - marginBlocks) / channel.deltaBlocks), Math.floor((channel.initialLocktime - 1) / channel.deltaBlocks));
   return Math.max(0, last - index);
 }
 
@@ -106,7 +107,7 @@ export function checkDuplexTerms(secp: Secp256k1, policy: DuplexPolicy, terms: D
   if (!Number.isInteger(terms.deltaBlocks) || terms.deltaBlocks < policy.deltaBlocks) {
     throw new ProtocolError('LOCKTIME_INVALID', `Δ ${terms.deltaBlocks} is below this peer's minimum of ${policy.deltaBlocks} blocks`);
   }
-  if (terms.initialLocktime < tipHeight + policy.marginBlocks + terms.deltaBlocks) {
+  if (!Number.isInteger(terms.initialLocktime) || terms.initialLocktime < tipHeight + policy.marginBlocks + terms.deltaBlocks) {
     throw new ProtocolError('LOCKTIME_INVALID', `L0 ${terms.initialLocktime} leaves no update at tip ${tipHeight} (margin ${policy.marginBlocks}, Δ ${terms.deltaBlocks})`);
   }
   if (terms.initialLocktime > tipHeight + policy.maxLockBlocks) {
@@ -115,6 +116,13 @@ export function checkDuplexTerms(secp: Secp256k1, policy: DuplexPolicy, terms: D
   const rate = terms.stateFeeRateSatPerVb;
   if (!Number.isInteger(rate) || rate < policy.minStateFeeRateSatPerVb || rate > policy.maxStateFeeRateSatPerVb) {
     throw new ProtocolError('FEE_RATE_INVALID', `state fee rate ${rate} sat/vB outside ${policy.minStateFeeRateSatPerVb}..${policy.maxStateFeeRateSatPerVb}`);
+  }
+  // State 0 must be a transaction that pays its fee (the funding outpoint does not change its size).
+  const probe = makeDuplexChannel(terms, { txid: '00'.repeat(32), vout: 0 });
+  try {
+    duplexOutputs(probe, { balanceASat: terms.contributionASat, balanceBSat: terms.contributionBSat }, rate);
+  } catch (err) {
+    throw new ProtocolError('CAPACITY_TOO_SMALL', `state 0 cannot pay its fee: ${(err as Error).message}`);
   }
 }
 
