@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChainBackend } from '../chain/backend.js';
 import { secp256k1 } from '../crypto/index.js';
 import type { NetworkName } from '../protocol/network.js';
+import type { DuplexPolicy } from '../protocol/duplex-update.js';
 import { payeePolicy, type PayeePolicy } from '../protocol/policy.js';
 import { PayeeService } from '../payee/payee-service.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
@@ -15,6 +16,8 @@ import { startPayeeServer, type PayeeServer } from '../transport/payee-server.js
 import { Paywall } from '../transport/paywall.js';
 import { paywallMiddleware } from '../transport/paywall-http.js';
 import { WalletKeys } from '../wallet/keys.js';
+import { duplexAdminRoutes, loadOrCreateAdminToken, routeDuplexFrames } from './duplex-routes.js';
+import { openDuplexSide, type DuplexSide } from './duplex-side.js';
 import { ensurePrivateDir, loadOrCreateSeed } from './files.js';
 
 /** The example priced route every payee serves: `GET /v1/paid/<anything>`. */
@@ -32,6 +35,7 @@ export interface PayeeAppOptions {
   readonly priceSat: bigint;
   readonly fallbackFeeRateSatPerVb: number;
   readonly policy?: Partial<PayeePolicy>;
+  readonly duplexPolicy?: Partial<DuplexPolicy>;
   readonly log: (line: string) => void;
 }
 
@@ -41,6 +45,8 @@ export interface PayeeApp {
   readonly paywall: Paywall;
   readonly store: SqliteStore;
   readonly payoutAddress: string;
+  /** Side B of duplex channels (its wallet's address takes coins B may put into channels). */
+  readonly duplex: DuplexSide;
   close(): Promise<void>;
 }
 
@@ -62,6 +68,9 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
     onPayment: metrics.onPayment,
   });
   service.start();
+  const duplex = await openDuplexSide({ role: 'B', network: options.network, backend: options.backend, dataDir: options.dataDir, fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb, policy: options.duplexPolicy, log: options.log });
+  duplex.start();
+  const admin = duplexAdminRoutes(duplex.peer, loadOrCreateAdminToken(options.dataDir));
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall } = {};
   let served = 0;
@@ -74,11 +83,11 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
     return true;
   };
   const server = await startPayeeServer({
-    service,
+    service: routeDuplexFrames(service, duplex.peer),
     host: options.host,
     port: options.port,
     metrics,
-    extraRoutes: priced,
+    extraRoutes: async (req, res) => priced(req, res) || (await admin(req, res)),
     ready: async () => {
       await options.backend.getTip();
       return true;
@@ -93,11 +102,13 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
     paywall,
     store,
     payoutAddress: payout.address,
+    duplex,
     async close() {
       await server.close();
       service.stop();
       await service.drain();
       await store.close();
+      await duplex.close();
     },
   };
 }

@@ -3,6 +3,7 @@
  * line is exactly one JSON object for scripts to read.
  */
 import { runDemo } from '../demo/demo.js';
+import { runDuplexDemo } from '../demo/duplex-demo.js';
 import { VARIANTS, type Variant } from '../protocol/scripts.js';
 import { amountSat, logger, parse, positiveInt, printJson, UsageError } from './options.js';
 import { PAYEE_HELP, payeeCommand } from './payee-cmd.js';
@@ -15,7 +16,7 @@ Usage:
   paychan demo [options]         payee and payer processes on a private regtest node: open, pay,
                                  pay-per-request over HTTP 402, close, and what the chain says
   paychan regtest <command>      a local regtest node for development (start, stop, mine, fund)
-  paychan payee serve [options]  run the payee service
+  paychan payee <command>        run the payee service; duplex pay-backs
   paychan payer <command>        open a channel, pay, fetch priced URLs, close, refund
   paychan help [command]         show help
 
@@ -31,7 +32,11 @@ answered '402 Payment Required', and asks the payee to close. This process mines
 whenever a transaction waits, and reports what the node says happened.
 
 Options:
-  --variant V        spilman-v1 (default; the seed's refund-tx channel) or spilman-v2 (CLTV)
+  --variant V        spilman-v1 (default; the seed's refund-tx channel), spilman-v2 (CLTV), or
+                     duplex (both put coins in, payments both ways: the payer pays --payments
+                     updates of --amount, the payee pays back 3 × 5000 sat with 'paychan payee
+                     pay-back', the payer pays again, they close cooperatively; the capacity is
+                     split 600000 payer / 400000 payee)
   --payments N       payments over WebSocket. Default: 1000
   --amount SAT       satoshis per payment. Default: 100
   --requests N       paid HTTP requests. Default: 20
@@ -62,10 +67,26 @@ async function demo(argv: string[]): Promise<number> {
     return 0;
   }
   const variant = p.str('variant')!;
-  if (!(VARIANTS as readonly string[]).includes(variant)) throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')}, got '${variant}'`);
+  if (!(VARIANTS as readonly string[]).includes(variant) && variant !== 'duplex') throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')}, duplex, got '${variant}'`);
   const rpcUrl = p.str('rpc-url');
   if (rpcUrl && (!p.str('rpc-user') || !p.str('rpc-pass'))) throw new UsageError('--rpc-url needs --rpc-user and --rpc-pass (or PAYCHAN_RPC_USER/PAYCHAN_RPC_PASS)');
   const log = logger(p);
+  const rpc = rpcUrl ? { url: rpcUrl, user: p.str('rpc-user')!, pass: p.str('rpc-pass')! } : undefined;
+  if (variant === 'duplex') {
+    const capacity = amountSat('--capacity', p.str('capacity'), 1_000_000n);
+    const result = await runDuplexDemo({
+      contributionASat: (capacity * 3n) / 5n,
+      contributionBSat: capacity - (capacity * 3n) / 5n,
+      payments: positiveInt('--payments', p.str('payments'), 10),
+      amountSat: amountSat('--amount', p.str('amount'), 1_000n),
+      payBacks: 3,
+      payBackSat: 5_000n,
+      rpc,
+      log,
+    });
+    printResult(result, p.flag('json'));
+    return 0;
+  }
   const result = await runDemo({
     variant: variant as Variant,
     payments: positiveInt('--payments', p.str('payments'), 1000),
@@ -73,15 +94,19 @@ async function demo(argv: string[]): Promise<number> {
     paidRequests: positiveInt('--requests', p.str('requests'), 20),
     priceSat: amountSat('--price', p.str('price'), 10n),
     capacitySat: amountSat('--capacity', p.str('capacity'), 1_000_000n),
-    rpc: rpcUrl ? { url: rpcUrl, user: p.str('rpc-user')!, pass: p.str('rpc-pass')! } : undefined,
+    rpc,
     log,
   });
-  if (p.flag('json')) printJson(result);
+  printResult(result, p.flag('json'));
+  return 0;
+}
+
+function printResult(result: object, json: boolean): void {
+  if (json) printJson(result);
   else {
     process.stdout.write('\nOn chain (read back from the node):\n');
     for (const [k, v] of Object.entries(result)) process.stdout.write(`  ${k.padEnd(20)} ${String(v)}\n`);
   }
-  return 0;
 }
 
 /** Runs the CLI; returns the process exit code. */

@@ -2,16 +2,24 @@
  * `paychan payee serve` — the payee service: channels over WebSocket, a priced example route
  * over HTTP 402, health, readiness and Prometheus metrics, state in SQLite.
  */
+import fs from 'node:fs';
 import path from 'node:path';
-import { paychanHome } from '../app/files.js';
+import { ensurePrivateDir, loadOrCreateSeed, paychanHome } from '../app/files.js';
+import { WalletKeys } from '../wallet/keys.js';
 import { connectNode } from '../app/node-connection.js';
 import { PAID_ROUTE_PREFIX, startPayeeApp } from '../app/payee-app.js';
 import { NODE_OPTIONS, amountSat, feeRate, hostPort, logger, networkOf, parse, printJson, UsageError } from './options.js';
 
-export const PAYEE_HELP = `paychan payee serve — run the payee service
+export const PAYEE_HELP = `paychan payee — run the payee service, and act on its duplex channels
 
 Usage:
-  paychan payee serve [options]
+  paychan payee serve [options]          run the service (stops on SIGINT/SIGTERM)
+  paychan payee address                  the payee wallet's address: coins sent there can go
+                                         into duplex channels payers open (--payee-contribution)
+  paychan payee pay-back CHANNEL AMOUNT  duplex: pay AMOUNT satoshis back to the payer of CHANNEL,
+                                         through the running service (at once if the payer is
+                                         connected, else when it next connects)
+  paychan payee channels                 duplex channels as the running service sees them
 
 Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
   --network NET       regtest (default), signet, testnet or mainnet (mainnet also needs --mainnet)
@@ -26,12 +34,32 @@ Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
   --zero-conf-limit SAT
                       take payments before the funding confirms, up to SAT per channel
                       (risky: a funding can be double-spent until it confirms); default off
-  --json              print one JSON line {url, wsUrl, payoutAddress} once listening
+  --json              print one JSON line {url, wsUrl, payoutAddress} once listening (serve),
+                      or the answer (address, pay-back, channels)
   --config FILE       JSON file of options
 
 Endpoints: ws://HOST:PORT/v1/ws (channels), GET /healthz, /readyz, /metrics,
-/v1/channels/:id, and the priced ${PAID_ROUTE_PREFIX}* (HTTP 402). Stops on SIGINT/SIGTERM.
+/v1/channels/:id, the priced ${PAID_ROUTE_PREFIX}* (HTTP 402), and the duplex admin routes
+POST /v1/duplex/pay-back, GET /v1/duplex/channels (Authorization: Bearer <DIR/admin-token>).
+pay-back and channels reach the service at --listen, with the token of --data-dir.
 `;
+
+/** Calls the running service's admin route with the data dir's token. */
+async function admin(listen: string, dataDir: string, method: 'GET' | 'POST', route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  let token: string;
+  try {
+    token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  } catch {
+    throw new Error(`no admin token in ${dataDir}: start the service first (paychan payee serve --data-dir ${dataDir})`);
+  }
+  let res: Response;
+  try {
+    res = await fetch(`http://${listen}${route}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  } catch (err) {
+    throw new Error(`the payee service is not reachable at http://${listen} (${(err as Error).message}): is 'paychan payee serve' running with --listen ${listen}?`);
+  }
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
 
 export async function payeeCommand(argv: string[]): Promise<number> {
   const p = parse(argv, { ...NODE_OPTIONS, 'data-dir': { type: 'string' }, db: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:8420' }, 'price-sat': { type: 'string' }, 'fee-rate': { type: 'string' }, 'zero-conf-limit': { type: 'string' } });
@@ -40,15 +68,39 @@ export async function payeeCommand(argv: string[]): Promise<number> {
     process.stdout.write(PAYEE_HELP);
     return 0;
   }
-  if (sub !== 'serve') throw new UsageError(`unknown payee command '${sub}'`);
+  if (!['serve', 'address', 'pay-back', 'channels'].includes(sub)) throw new UsageError(`unknown payee command '${sub}'`);
   const network = networkOf(p);
   const log = logger(p);
+  const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payee');
+  if (sub === 'address') {
+    const address = WalletKeys.fromSeed(loadOrCreateSeed(path.join(ensurePrivateDir(dataDir), 'seed')), network).address('receive', 0).address;
+    if (p.flag('json')) printJson({ address });
+    else log(address);
+    return 0;
+  }
+  if (sub === 'pay-back' || sub === 'channels') {
+    const listen = p.str('listen')!;
+    if (sub === 'channels') {
+      const r = await admin(listen, dataDir, 'GET', '/v1/duplex/channels');
+      if (r.status !== 200) throw new Error(`${String(r.body.error)}: ${String(r.body.message)}`);
+      if (p.flag('json')) printJson(r.body);
+      else for (const c of r.body.channels as Record<string, unknown>[]) log(`${String(c.channelId ?? c.tempId)} ${String(c.phase)} A ${String(c.balanceASat)} B ${String(c.balanceBSat)} (${String(c.updates)} updates)`);
+      return 0;
+    }
+    const [, channelId, amount] = p.positionals;
+    if (channelId === undefined || amount === undefined) throw new UsageError('usage: paychan payee pay-back CHANNEL AMOUNT');
+    const amountValue = amountSat('AMOUNT', amount);
+    const r = await admin(listen, dataDir, 'POST', '/v1/duplex/pay-back', { channelId, amountSat: amountValue.toString() });
+    if (r.status !== 200 && r.status !== 202) throw new Error(`${String(r.body.error)}: ${String(r.body.message)}`);
+    if (p.flag('json')) printJson(r.body);
+    else log(r.body.queued ? `queued ${amountValue} sat to the payer of ${channelId}: ${String(r.body.message)}` : `paid ${amountValue} sat back on ${channelId} (state ${String(r.body.index)})`);
+    return 0;
+  }
   const { host, port } = hostPort('--listen', p.str('listen')!);
   const priceSat = amountSat('--price-sat', p.str('price-sat'), 10n);
   const fallbackFeeRateSatPerVb = feeRate('--fee-rate', p.str('fee-rate'), 2);
   const zeroConfLimitSat = p.str('zero-conf-limit') === undefined ? 0n : amountSat('--zero-conf-limit', p.str('zero-conf-limit'));
   const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
-  const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payee');
   const app = await startPayeeApp({ network, backend, dataDir, dbPath: p.str('db'), host, port, priceSat, fallbackFeeRateSatPerVb, policy: zeroConfLimitSat > 0n ? { allowZeroConf: true, zeroConfLimitSat } : {}, log: (l) => log(`payee: ${l}`) });
   if (p.flag('json')) printJson({ url: app.server.url, wsUrl: app.server.wsUrl, payoutAddress: app.payoutAddress, network, pid: process.pid });
   else {

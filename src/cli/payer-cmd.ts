@@ -11,20 +11,26 @@ import { PayerApp, type ConnectedChannel } from '../app/payer-app.js';
 import { createPayingFetch } from '../payer/paying-fetch.js';
 import type { PayerClient } from '../payer/payer-client.js';
 import { VARIANTS, type Variant } from '../protocol/scripts.js';
+import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
 import { NODE_OPTIONS, amountSat, feeRate, logger, networkOf, parse, positiveInt, printJson, UsageError, type Parsed } from './options.js';
 
 export const PAYER_HELP = `paychan payer — pay through a channel
 
 Usage:
   paychan payer address                  a fresh address of the payer's wallet, and its balance
-  paychan payer open URL --capacity SAT [--variant spilman-v1|spilman-v2] [--expiry-blocks N]
-                                         open a channel to the payee at URL (ws://HOST:PORT/v1/ws)
+  paychan payer open URL --capacity SAT [--variant spilman-v1|spilman-v2|duplex] [--expiry-blocks N]
+                    [--payee-contribution SAT]
+                                         open a channel to the payee at URL (ws://HOST:PORT/v1/ws);
+                                         duplex: payments both ways, the payee may put in coins too
   paychan payer pay AMOUNT [--count N]   pay AMOUNT satoshis (N times, pipelined) on the current channel
   paychan payer fetch URL [--count N] [--max-price SAT] [--capacity SAT]
                                          GET a priced URL N times, paying its HTTP 402 through the
                                          current channel (or a new one of --capacity)
   paychan payer status                   the current channel, as the payer and the payee see it
-  paychan payer close                    ask the payee to close the channel now, wait for the close
+  paychan payer sync                     duplex: connect and take the payee's queued pay-backs
+  paychan payer close [--unilateral]     ask the payee to close the channel now, wait for the close
+                                         (duplex --unilateral: publish the newest state alone
+                                         once its locktime passes)
   paychan payer watch                    wait until the channel is settled on chain; refund it at
                                          expiry if the payee never closed (re-signing with a
                                          higher fee if it gets stuck)
@@ -47,6 +53,8 @@ const PAYER_OPTIONS = {
   'expiry-blocks': { type: 'string' as const },
   count: { type: 'string' as const },
   'max-price': { type: 'string' as const },
+  'payee-contribution': { type: 'string' as const },
+  unilateral: { type: 'boolean' as const },
 };
 
 /** Polls until `check` holds, printing `waiting` every 10 s (people need to know to mine). */
@@ -65,7 +73,7 @@ async function waitWithProgress(check: () => Promise<boolean> | boolean, waiting
 
 function variantOf(p: Parsed): Variant {
   const v = p.str('variant') ?? 'spilman-v1';
-  if (!(VARIANTS as readonly string[]).includes(v)) throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')}, got '${v}'`);
+  if (!(VARIANTS as readonly string[]).includes(v)) throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')}, duplex, got '${v}'`);
   return v as Variant;
 }
 
@@ -111,11 +119,25 @@ export async function payerCommand(argv: string[]): Promise<number> {
     process.stdout.write(PAYER_HELP);
     return 0;
   }
-  if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'watch', 'refund'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
+  if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'watch', 'refund', 'sync'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
   const network = networkOf(p);
   const log = logger(p);
   const json = p.flag('json');
   const fee = feeRate('--fee-rate', p.str('fee-rate'), 2);
+  const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payer');
+  const duplex = sub === 'open' ? p.str('variant') === 'duplex' : sub === 'sync' || (['pay', 'status', 'close'].includes(sub) && currentIsDuplex(dataDir));
+  if (duplex) {
+    if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --variant duplex --capacity SAT [--payee-contribution SAT]');
+    if (sub === 'pay' && args.length !== 1) throw new UsageError('usage: paychan payer pay AMOUNT [--count N]');
+    if (sub === 'pay') amountSat('AMOUNT', args[0]);
+    const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
+    try {
+      return await payerDuplexCommand({ sub, args, p, network, backend, dataDir, feeRate: fee, json, log });
+    } finally {
+      await backend.close();
+    }
+  }
+  if (sub === 'sync') throw new UsageError("'paychan payer sync' is for duplex channels");
   // Validate arguments before touching the node or the disk.
   if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --capacity SAT');
   if (sub === 'pay' && args.length !== 1) throw new UsageError('usage: paychan payer pay AMOUNT [--count N]');
@@ -123,7 +145,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const amount = sub === 'pay' ? amountSat('AMOUNT', args[0]) : 0n;
   const count = positiveInt('--count', p.str('count'), 1);
   const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
-  const app = await PayerApp.open({ network, backend, dataDir: p.str('data-dir') ?? path.join(paychanHome(), 'payer'), fundingFeeRateSatPerVb: fee, log: (l) => log(`payer: ${l}`) });
+  const app = await PayerApp.open({ network, backend, dataDir, fundingFeeRateSatPerVb: fee, log: (l) => log(`payer: ${l}`) });
   let connected: ConnectedChannel | undefined;
   try {
     switch (sub) {
@@ -135,6 +157,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case 'open': {
+        forgetCurrentDuplex(dataDir);
         connected = await openChannel(app, args[0]!, p, log);
         const s = summary(connected.client);
         if (json) printJson(s);

@@ -10,15 +10,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Transaction, address as baddress } from 'bitcoinjs-lib';
-import type { ChainBackend } from '../chain/backend.js';
-import { connectExternalRegtest } from '../chain/external-node.js';
-import { startRegtestNode } from '../chain/regtest/index.js';
-import { RpcClient } from '../chain/rpc-client.js';
 import { loadOrCreateSeed } from '../app/files.js';
 import { PAID_ROUTE_PREFIX } from '../app/payee-app.js';
 import { bitcoinjsNetwork } from '../protocol/network.js';
 import type { Variant } from '../protocol/scripts.js';
 import { WalletKeys } from '../wallet/keys.js';
+import { startDemoChain } from './demo-chain.js';
 import { runPaychan, startPaychan, stopChild } from './processes.js';
 
 export interface DemoOptions {
@@ -69,24 +66,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   // The payer's first address, known before its process exists, receives the mined coins.
   const payerAddress = WalletKeys.fromSeed(loadOrCreateSeed(path.join(payerDir, 'seed')), 'regtest').address('receive', 0).address;
 
-  log(opts.rpc ? `connecting to ${opts.rpc.url}` : 'starting a private regtest node (btcd)');
-  const node = opts.rpc ? await connectExternalRegtest(opts.rpc) : await startRegtestNode({ miningAddress: payerAddress, log });
-  const rpcTarget = opts.rpc ?? ('rpcUrl' in node ? { url: node.rpcUrl, user: node.rpcUser, pass: node.rpcPass } : undefined);
-  if (!rpcTarget) throw new Error('unreachable: no RPC target');
-  const backend: ChainBackend = node.backend;
-  const mine = (n: number) => ('mine' in node ? node.mine(n).then(() => undefined) : node.mineTo(payerAddress, n));
-  const rpc = new RpcClient({ url: rpcTarget.url, user: rpcTarget.user, pass: rpcTarget.pass });
-  const rpcArgs = ['--rpc-url', rpcTarget.url, '--rpc-user', rpcTarget.user, '--rpc-pass', rpcTarget.pass];
+  const chain = await startDemoChain({ rpc: opts.rpc, miningAddress: payerAddress, log });
+  const { backend, rpcArgs, mine } = chain;
   const pids = new Set<number>([process.pid]);
   let payee: Awaited<ReturnType<typeof startPaychan>> | undefined;
-  let mining = true;
-  const miner = (async () => {
-    while (mining) {
-      const mempool = (await rpc.call('getrawmempool').catch(() => [])) as string[];
-      if (mempool.length > 0) await mine(1).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
   try {
     log('mining 101 blocks so the payer has a mature coinbase');
     await mine(101);
@@ -148,11 +131,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     log(`on chain: payee ${result.payeeReceivedSat} + payer ${result.payerReceivedSat} + fee ${result.closeFeeSat} = ${result.payeeReceivedSat + result.payerReceivedSat + result.closeFeeSat} sat (capacity ${result.capacitySat})`);
     return result;
   } finally {
-    mining = false;
-    await miner;
     if (payee) await stopChild(payee.child);
-    rpc.close();
-    await node.stop();
+    await chain.stop();
     fs.rmSync(home, { recursive: true, force: true });
   }
 }

@@ -95,8 +95,6 @@ export class DuplexPeer {
   private readonly links = new Map<string, PeerLink>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly waiters = new Map<string, Waiter>();
-  /** B's pay requests waiting for A's state: requestId → amount. */
-  private readonly payRequests = new Map<string, bigint>();
   /** What this side proposed and waits for the peer to countersign: close fee rates, rollover terms. */
   private readonly proposedCloses = new Map<string, number>();
   private readonly proposedRollovers = new Map<string, { rate: number; initialLocktime: number }>();
@@ -170,13 +168,18 @@ export class DuplexPeer {
     return run;
   }
 
-  private wait<T>(key: string, what: string): Promise<T> {
-    const timeoutMs = this.options.answerTimeoutMs ?? 30_000;
+  /** A promise `settle(key)` resolves; it fails after `timeoutMs` (null: never, for work queued until the peer returns). */
+  private wait<T>(key: string, what: string, timeoutMs: number | null = this.options.answerTimeoutMs ?? 30_000): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(key);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
+      const timer = setTimeout(
+        () => {
+          if (timeoutMs === null) return;
+          this.waiters.delete(key);
+          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+        },
+        timeoutMs ?? 2 ** 31 - 1,
+      );
+      if (timeoutMs === null) timer.unref();
       this.waiters.set(key, { resolve: resolve as (v: unknown) => void, reject, timer });
     });
   }
@@ -288,6 +291,12 @@ export class DuplexPeer {
         return this.onRollover(record, message);
       case 'duplex-rolled-over':
         return this.onRolledOver(record, message);
+      case 'duplex-resume':
+        return this.onResume(record, message);
+      case 'duplex-resumed':
+        this.expectRole('A', message.type);
+        this.settle(`${record.tempId}:resumed`, message.queuedRequests);
+        return;
       default:
         throw new ProtocolError('UNEXPECTED_MESSAGE', message.type);
     }
@@ -331,6 +340,7 @@ export class DuplexPeer {
     };
     if (request.contributionASat <= 0n) throw new RangeError('A must put something into the channel');
     checkDuplexTerms(this.options.secp, policy, terms, tip.height);
+    await wallet.sync();
     const { fundingScript } = duplexFundingScripts(key.publicKey, key.publicKey);
     const reserve = policy.feeReserveSat > 0n ? [{ script: this.ownPayoutScript(), valueSat: policy.feeReserveSat }] : [];
     const contribution = await wallet.contribute(`duplex:${tempId}`, [{ script: fundingScript, valueSat: request.contributionASat }, ...reserve], fundingFeeRateSatPerVb);
@@ -412,6 +422,7 @@ export class DuplexPeer {
     let inputs: FundingInput[] = [];
     let outputs: FundingOutput[] = [];
     if (m.contributionBSat > 0n) {
+      await wallet.sync(); // coins that arrived since the last tip poll count too
       const { fundingScript } = duplexFundingScripts(m.keyA, key.publicKey);
       const reserve = policy.feeReserveSat > 0n ? [{ script: this.ownPayoutScript(), valueSat: policy.feeReserveSat }] : [];
       const c = await wallet.contribute(`duplex:${m.tempId}`, [{ script: fundingScript, valueSat: m.contributionBSat }, ...reserve], m.fundingFeeRateSatPerVb);
@@ -558,23 +569,54 @@ export class DuplexPeer {
     return this.propose(channelId, 'A', amountSat);
   }
 
-  /** B pays A `amountSat`: asks A for the state and resolves once B countersigned it. */
-  async payBack(channelId: string, amountSat: bigint): Promise<SignedState> {
+  /**
+   * B pays A `amountSat`: queues the request durably and sends it if A is connected; A proposes
+   * the state when it gets it (at once, or when it next connects and resumes). `applied`
+   * resolves once B countersigned that state.
+   */
+  async payBack(channelId: string, amountSat: bigint): Promise<{ requestId: string; sent: boolean; applied: Promise<SignedState> }> {
     if (this.role !== 'B') throw new TypeError('A pays with pay');
     if (amountSat <= 0n) throw new RangeError('a payment must be positive');
     const record = this.get(channelId, true);
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
-    this.requireUsable(record);
-    if (amountSat > record.current!.balanceBSat) throw new ProtocolError('INSUFFICIENT_BALANCE', `B has ${record.current!.balanceBSat} sat`);
-    const requestId = randomBytes(16).toString('hex');
-    this.payRequests.set(requestId, amountSat);
-    const done = this.wait<SignedState>(`${record.tempId}:request:${requestId}`, 'A to propose the pay-back state');
-    try {
-      this.send(record, msg('duplex-pay-request', { channelId: record.channelId!, amountSat, requestId }));
-      return await done;
-    } finally {
-      this.payRequests.delete(requestId);
-    }
+    return this.withLock(record.tempId, async () => {
+      this.expectPhase(record, 'open');
+      const queued = (record.payBackQueue ?? []).reduce((s, q) => s + q.amountSat, 0n);
+      const available = record.current!.balanceBSat - queued;
+      if (amountSat > available) throw new ProtocolError('INSUFFICIENT_BALANCE', `B has ${available} sat not yet promised, cannot pay ${amountSat}`);
+      const requestId = randomBytes(16).toString('hex');
+      record.payBackQueue = [...(record.payBackQueue ?? []), { requestId, amountSat }];
+      this.save(record);
+      const applied = this.wait<SignedState>(`${record.tempId}:request:${requestId}`, 'A to propose the pay-back state', null);
+      const link = this.links.get(record.tempId);
+      const sent = link !== undefined && link.isOpen?.() !== false;
+      if (sent) link.send(msg('duplex-pay-request', { channelId: record.channelId!, amountSat, requestId }));
+      return { requestId, sent, applied };
+    });
+  }
+
+  /**
+   * A, after (re)connecting on `link`: tells B its newest state, resends its own proposal if B
+   * may have missed it, and takes B's queued pay requests. Resolves once they are all applied.
+   */
+  async resume(channelId: string, link: PeerLink): Promise<void> {
+    if (this.role !== 'A') throw new TypeError('A resumes');
+    const record = this.get(channelId, true);
+    if (!record?.current) throw new RangeError(`unknown or unopened duplex channel ${channelId}`);
+    this.links.set(record.tempId, link);
+    if (record.phase !== 'open') return;
+    const resumed = this.wait<number>(`${record.tempId}:resumed`, 'B to answer the resume');
+    link.send(msg('duplex-resume', { channelId: record.channelId!, index: record.current.index }));
+    if (record.pending) this.sendUpdate(record);
+    await resumed;
+    await (this.proposals.get(record.tempId) ?? Promise.resolve());
+  }
+
+  private async onResume(record: DuplexRecord, m: MessageOf<'duplex-resume'>): Promise<void> {
+    this.expectRole('B', m.type);
+    const queue = record.phase === 'open' ? (record.payBackQueue ?? []) : [];
+    for (const q of queue) this.send(record, msg('duplex-pay-request', { channelId: record.channelId!, amountSat: q.amountSat, requestId: q.requestId }));
+    this.send(record, msg('duplex-resumed', { channelId: record.channelId!, index: record.current?.index ?? 0, queuedRequests: queue.length }));
   }
 
   /** Proposals in flight per channel: the next waits for the previous one's countersignature. */
@@ -637,15 +679,6 @@ export class DuplexPeer {
     );
   }
 
-  /** A, after reconnecting on `link`: resend each proposal B may not have countersigned. */
-  resume(link: PeerLink): void {
-    for (const record of this.records.values()) {
-      if (record.role !== 'A' || record.phase !== 'open') continue;
-      this.links.set(record.tempId, link);
-      if (record.pending && record.current) this.sendUpdate(record);
-    }
-  }
-
   private async onPayRequest(record: DuplexRecord, m: MessageOf<'duplex-pay-request'>): Promise<void> {
     this.expectRole('A', m.type);
     // Proposing takes the channel's lock itself: run it after this message's turn.
@@ -667,12 +700,13 @@ export class DuplexPeer {
     this.requireUsable(record);
     const channel = this.channelOf(record);
     const tip = await this.options.backend.getTip();
-    const requested = m.requestId === undefined ? null : (this.payRequests.get(m.requestId) ?? null);
+    const requested = m.requestId === undefined ? null : (record.payBackQueue?.find((q) => q.requestId === m.requestId)?.amountSat ?? null);
     checkProposalForB(channel, current!, proposed, requested, tip.height, this.options.policy.marginBlocks);
     const digest = stateSighash(channel, proposed);
     this.verifyPeer(record, channel, digest, m.signature);
     const sigB = this.sign(record, digest);
     this.advance(record, { ...proposed, sigA: m.signature, sigB });
+    if (m.requestId !== undefined) record.payBackQueue = record.payBackQueue?.filter((q) => q.requestId !== m.requestId);
     this.save(record); // the new state is durable before B's countersignature leaves
     this.send(record, msg('duplex-countersign', { channelId: record.channelId!, index: proposed.index, signature: sigB }));
     if (m.requestId !== undefined) this.settle(`${record.tempId}:request:${m.requestId}`, record.current);

@@ -74,6 +74,8 @@ export interface DuplexRecord {
   current?: SignedState;
   /** A's proposal waiting for B's countersignature (A signs each index once). */
   pending?: DuplexState & { readonly sigA: Uint8Array; readonly requestId?: string };
+  /** B's payments to A waiting for A to propose them (B asks; A proposes when online). */
+  payBackQueue?: { readonly requestId: string; readonly amountSat: bigint }[];
   close?: CloseRecord;
   settlement?: Settlement;
   /** The channel this one was rolled over from. */

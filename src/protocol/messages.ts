@@ -179,6 +179,9 @@ const DuplexRolledOverSchema = v.strictObject({
   closeSignature: hexBytes(64),
   stateSignature: hexBytes(64),
 });
+/** A → B after (re)connecting: A's newest index; B answers with what A missed, then duplex-resumed. */
+const DuplexResumeSchema = v.strictObject({ v: version, type: v.literal('duplex-resume'), channelId: channelIdSchema, index: duplexIndex });
+const DuplexResumedSchema = v.strictObject({ v: version, type: v.literal('duplex-resumed'), channelId: channelIdSchema, index: duplexIndex, queuedRequests: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000)) });
 const DuplexClosedSchema = v.strictObject({ v: version, type: v.literal('duplex-closed'), channelId: channelIdSchema, closeTxid: txid, signature: hexBytes(64) });
 const ErrorSchema = v.strictObject({
   v: version,
@@ -219,6 +222,8 @@ const MessageSchema = v.variant('type', [
   DuplexClosedSchema,
   DuplexRolloverSchema,
   DuplexRolledOverSchema,
+  DuplexResumeSchema,
+  DuplexResumedSchema,
   ErrorSchema,
 ]);
 

@@ -91,6 +91,28 @@ describe('README walkthrough', () => {
     const watched = await withMining('npx paychan payer watch');
     expect(watched.stdout).toMatch(/settled by refund [0-9a-f]{64}: \d+ sat to the payer/);
 
+    // Duplex: the payee puts coins in, pays back while the payer is away, the payer syncs.
+    const payeeAddress = (await readme('npx paychan payee address')).stdout.trim().split('\n')[0]!;
+    expect(payeeAddress).toMatch(/^bcrt1q/);
+    expect(README).toContain('npx paychan regtest fund PAYEE_ADDRESS 0.01btc');
+    expect((await runCli(['regtest', 'fund', payeeAddress, '0.01btc'], env)).code).toBe(0);
+    const duplex = await withMining('npx paychan payer open ws://127.0.0.1:8420/v1/ws --variant duplex --capacity 60000 --payee-contribution 40000');
+    const channel = /duplex channel ([0-9a-f]{64}:\d+) is open/.exec(duplex.stdout)?.[1];
+    expect(channel, duplex.stdout).toBeDefined();
+    await readme('npx paychan payer pay 1000 --count 5');
+    const line = 'npx paychan payee pay-back CHANNEL 3000';
+    expect(README).toContain(line);
+    const paidBack = await runCli(argsOf(line.replace('CHANNEL', channel!)), { ...env, PAYCHAN_LISTEN: `127.0.0.1:${port}` });
+    expect(paidBack.code, paidBack.stderr).toBe(0);
+    expect(paidBack.stdout).toMatch(/queued 3000 sat/);
+    await readme('npx paychan payer sync');
+    const duplexClosed = await withMining('npx paychan payer close');
+    // 60,000 − 5,000 + 3,000 for the payer, 40,000 + 5,000 − 3,000 for the payee, less half the fee each.
+    expect(duplexClosed.stdout).toMatch(/closed by cooperative [0-9a-f]{64}: A 5[0-9]{4} sat, B 4[0-9]{4} sat, fee \d+ sat/);
+    const [, a, b, fee] = /A (\d+) sat, B (\d+) sat, fee (\d+) sat/.exec(duplexClosed.stdout)!;
+    expect(Number(a) + Number(b) + Number(fee)).toBe(100_000);
+    expect(Number(a) + Math.ceil(Number(fee) / 2)).toBe(58_000);
+
     await stopCli(payee.child);
     payee = undefined;
     const stopped = await readme('npx paychan regtest stop');

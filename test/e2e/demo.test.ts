@@ -38,3 +38,22 @@ describe('npx paychan regtest build', () => {
     expect(fs.existsSync(result.stdout.trim())).toBe(true);
   });
 });
+
+describe('npx paychan demo --variant duplex --json', () => {
+  it('funds from both sides, pays both ways and closes cooperatively, adding up on chain', async () => {
+    const line = 'npx paychan demo --variant duplex --json';
+    expect(README).toContain(line);
+    const result = await runCli(argsOf(line), process.env, 300_000);
+    expect(result.code, result.stderr).toBe(0);
+    const r = result.json!;
+    for (const field of ['variant', 'paidAtoBSat', 'paidBtoASat', 'updates', 'closeTxid', 'closeConfirmations', 'closeKind', 'capacitySat', 'payerReceivedSat', 'payeeReceivedSat', 'closeFeeSat']) {
+      expect(r, field).toHaveProperty(field);
+    }
+    expect(r).toMatchObject({ variant: 'duplex', closeKind: 'cooperative', paidAtoBSat: 20_000, paidBtoASat: 15_000, updates: 23, capacitySat: 1_000_000 });
+    expect(r.fundingInputs as number).toBeGreaterThanOrEqual(2); // the payee's coins are in the funding too
+    expect(r.processes as number).toBeGreaterThanOrEqual(3);
+    expect(r.closeConfirmations as number).toBeGreaterThanOrEqual(1);
+    expect((r.payerReceivedSat as number) + (r.payeeReceivedSat as number) + (r.closeFeeSat as number)).toBe(r.capacitySat);
+    expect((r.payerReceivedSat as number) + Math.ceil((r.closeFeeSat as number) / 2)).toBe(600_000 - 20_000 + 15_000);
+  });
+});

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedState } from '../../src/duplex/duplex-record.js';
 import { signedStateTx, stateLocktime } from '../../src/protocol/duplex-tx.js';
 import { duplexPair, type DuplexPair } from '../helpers/duplex-pair.js';
+import { waitUntil } from '../helpers/local-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 
 let env: RegtestEnv;
@@ -42,25 +43,38 @@ describe('duplex channel', () => {
     expect(funding.outs[0]!.value).toBe(1_000_000n);
 
     for (let i = 0; i < 5; i++) await pair.a.pay(id, 10_000n);
-    await pair.b.payBack(id, 7_000n);
+    await (await pair.b.payBack(id, 7_000n)).applied;
     await pair.a.pay(id, 1_000n);
-    await pair.b.payBack(id, 2_000n);
+    await (await pair.b.payBack(id, 2_000n)).applied;
+    await waitUntil(() => pair.a.get(id)!.current!.index === 8, 'A to receive the countersignature');
     const stateA = pair.a.get(id)!.current!;
     expect(stateA).toMatchObject({ index: 8, balanceASat: 600_000n - 51_000n + 9_000n, balanceBSat: 400_000n + 51_000n - 9_000n });
     expect(pair.b.get(id)!.current).toMatchObject({ index: 8, balanceASat: stateA.balanceASat, balanceBSat: stateA.balanceBSat });
     expect(pair.a.summary(pair.a.get(id)!)).toMatchObject({ paidAtoBSat: 51_000n, paidBtoASat: 9_000n, updates: 8 });
 
-    // B may not take money from A, nor A from B without B asking.
+    // B cannot promise more than it holds.
     await expect(pair.b.payBack(id, 10_000_000n)).rejects.toMatchObject({ code: 'INSUFFICIENT_BALANCE' });
 
+    // A pay-back asked while A is away waits, durably, for A to come back and resume.
+    pair.cut(true);
+    const queued = await pair.b.payBack(id, 3_000n);
+    expect(queued.sent).toBe(true); // the loopback link is "open" but drops everything now
+    pair.cut(false);
+    await pair.a.resume(id, pair.link.a);
+    await queued.applied;
+    await waitUntil(() => pair.a.get(id)!.current!.index === 9, 'A to receive the countersignature');
+    expect(pair.a.get(id)!.current).toMatchObject({ index: 9, balanceASat: stateA.balanceASat + 3_000n });
+    expect(pair.b.get(id)!.payBackQueue).toEqual([]);
+
     const closeTxid = await pair.a.close(id, 2);
+    const last = pair.a.get(id)!.current!;
     await pair.mine(1);
     const close = await outputsOf(closeTxid);
     expect(close.locktime).toBe(0);
     const settlement = pair.a.get(id)!.settlement!;
     expect(settlement).toMatchObject({ kind: 'cooperative', txid: closeTxid });
     expect(settlement.valueASat + settlement.valueBSat + settlement.feeSat).toBe(1_000_000n);
-    expect(stateA.balanceASat - settlement.valueASat + (stateA.balanceBSat - settlement.valueBSat)).toBe(settlement.feeSat);
+    expect(last.balanceASat - settlement.valueASat + (last.balanceBSat - settlement.valueBSat)).toBe(settlement.feeSat);
     expect(pair.b.get(id)!.phase).toBe('closed');
   });
 
@@ -85,7 +99,8 @@ describe('duplex channel', () => {
     const pair = await duplexPair(env, { plannedUpdates: 5 });
     const id = await openConfirmed(pair);
     await pair.a.pay(id, 100_000n);
-    await pair.b.payBack(id, 30_000n);
+    await (await pair.b.payBack(id, 30_000n)).applied;
+    await waitUntil(() => pair.a.get(id)!.current!.index === 2, 'A to receive the countersignature');
     pair.cut(true); // B vanishes
     const finalAt = await pair.watchA.forceClose(id);
     expect(finalAt).toBe(stateLocktime(pair.a.get(id)!.terms!, 2) + 1);
@@ -104,7 +119,7 @@ describe('duplex channel', () => {
     const id = await openConfirmed(pair);
     await pair.a.pay(id, 100_000n);
     const old: SignedState = pair.b.get(id)!.current!; // state 1: B has 500,000
-    await pair.b.payBack(id, 60_000n);
+    await (await pair.b.payBack(id, 60_000n)).applied;
     await pair.a.pay(id, 5_000n); // state 3, newest
     pair.cut(true);
     await pair.watchB.forceClose(id);

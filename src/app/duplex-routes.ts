@@ -1,0 +1,124 @@
+/**
+ * The payee's duplex face on its server: the WebSocket frames of duplex channels go to side B
+ * (everything else to the Spilman service), and two admin routes for the operator:
+ *
+ * - `POST /v1/duplex/pay-back` `{"channelId": "...", "amountSat": "..."}`: B pays A. Answered
+ *   once B countersigned the state, or at once with `queued: true` when the payer is away (it
+ *   takes the payment at its next connection).
+ * - `GET /v1/duplex/channels`: every duplex channel as B sees it.
+ *
+ * Both move or show money, so both need `Authorization: Bearer <token>`, the token being the
+ * content of `<data dir>/admin-token` (mode 0600, created at first start): whoever can read the
+ * payee's files may drive it, nobody else.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import type { DuplexPeer } from '../duplex/duplex-peer.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
+import type { PeerLink } from '../transport/link.js';
+import type { PayeeEndpoint } from '../transport/payee-server.js';
+
+/** @returns the admin token in `dataDir`, creating it (0600) if missing. */
+export function loadOrCreateAdminToken(dataDir: string): string {
+  const file = path.join(dataDir, 'admin-token');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(24).toString('hex');
+  fs.writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  return token;
+}
+
+/**
+ * Sends duplex frames to `duplex` and every other frame, untouched, to `spilman`. A cheap text
+ * test keeps the payment hot path free of a second parse; an `error` frame is decoded to find
+ * out whose channel it is about.
+ */
+export function routeDuplexFrames(spilman: PayeeEndpoint, duplex: DuplexPeer): PayeeEndpoint {
+  const receive = async (text: string, link: PeerLink): Promise<void> => {
+    const duplexFrame = text.includes('"type":"duplex-');
+    const errorFrame = !duplexFrame && text.includes('"type":"error"');
+    if (!duplexFrame && !errorFrame) return spilman.receive(text, link);
+    let message: Message;
+    try {
+      message = decodeMessage(text);
+    } catch (err) {
+      if (errorFrame) return spilman.receive(text, link);
+      const e = err instanceof ProtocolError ? err : new ProtocolError('MALFORMED_MESSAGE', String(err));
+      link.send(errorMessage(e.code, e.message, 'reject'));
+      return;
+    }
+    if (message.type.startsWith('duplex-') || (message.type === 'error' && message.ref !== undefined && duplex.get(message.ref))) return duplex.receive(message, link);
+    return spilman.receive(text, link);
+  };
+  return { receive, channel: (id) => spilman.channel(id), channelTypes: () => spilman.channelTypes() };
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}
+
+async function readJson(req: IncomingMessage, maxBytes = 4096): Promise<unknown> {
+  let body = '';
+  for await (const chunk of req) {
+    body += String(chunk);
+    if (body.length > maxBytes) throw new RangeError('body too large');
+  }
+  return JSON.parse(body) as unknown;
+}
+
+/** The admin routes; returns false for any other request. */
+export function duplexAdminRoutes(duplex: DuplexPeer, token: string) {
+  const expected = Buffer.from(`Bearer ${token}`);
+  const authorized = (req: IncomingMessage) => {
+    const given = Buffer.from(req.headers.authorization ?? '');
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+    const url = req.url ?? '';
+    if (!url.startsWith('/v1/duplex/')) return false;
+    if (!authorized(req)) {
+      reply(res, 401, { error: 'UNAUTHORIZED', message: 'send Authorization: Bearer <the content of the payee data dir admin-token file>' });
+      return true;
+    }
+    if (req.method === 'GET' && url === '/v1/duplex/channels') {
+      reply(res, 200, { channels: duplex.list() });
+      return true;
+    }
+    if (req.method === 'POST' && url === '/v1/duplex/pay-back') {
+      let channelId: string;
+      let amountSat: bigint;
+      try {
+        const body = (await readJson(req)) as { channelId?: unknown; amountSat?: unknown };
+        if (typeof body.channelId !== 'string' || typeof body.amountSat !== 'string' || !/^[1-9][0-9]{0,15}$/.test(body.amountSat)) throw new TypeError();
+        channelId = body.channelId;
+        amountSat = BigInt(body.amountSat);
+      } catch {
+        reply(res, 400, { error: 'BAD_REQUEST', message: 'expected JSON {"channelId": "txid:vout", "amountSat": "<positive integer>"}' });
+        return true;
+      }
+      try {
+        const { requestId, sent, applied } = await duplex.payBack(channelId, amountSat);
+        if (!sent) {
+          applied.catch(() => undefined);
+          reply(res, 202, { queued: true, requestId, channelId, amountSat, message: 'the payer is not connected: it takes this payment when it next connects' });
+          return true;
+        }
+        const state = await Promise.race([applied, new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
+        if (state === null) reply(res, 202, { queued: true, requestId, channelId, amountSat, message: 'sent; the payer has not answered yet' });
+        else reply(res, 200, { queued: false, requestId, channelId, amountSat, index: state.index, balanceASat: state.balanceASat, balanceBSat: state.balanceBSat });
+      } catch (err) {
+        const code = err instanceof ProtocolError ? err.code : err instanceof RangeError ? 'UNKNOWN_CHANNEL' : 'INTERNAL_ERROR';
+        reply(res, code === 'INTERNAL_ERROR' ? 500 : 409, { error: code, message: (err as Error).message });
+      }
+      return true;
+    }
+    reply(res, 404, { error: 'NOT_FOUND', message: `${req.method} ${url}` });
+    return true;
+  };
+}

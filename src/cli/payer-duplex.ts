@@ -1,0 +1,156 @@
+/**
+ * `paychan payer ... ` on a duplex channel (side A): open (with or without the payee's coins),
+ * pay, sync (take the payee's queued pay-backs), status, close (cooperative, or --unilateral).
+ * The data dir remembers which channel is current and where its payee is.
+ */
+import type { ChainBackend } from '../chain/backend.js';
+import { openDuplexSide, type DuplexSide } from '../app/duplex-side.js';
+import type { DuplexRecord } from '../duplex/duplex-record.js';
+import { decodeMessage } from '../protocol/messages.js';
+import type { NetworkName } from '../protocol/network.js';
+import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
+import { amountSat, positiveInt, printJson, UsageError, type Parsed } from './options.js';
+import fs from 'node:fs';
+import path from 'node:path';
+
+interface Current {
+  readonly channelId: string;
+  readonly url: string;
+}
+
+const CURRENT_FILE = 'duplex-current.json';
+
+/** Whether the payer's current channel (the last one opened) is a duplex one. */
+export function currentIsDuplex(dataDir: string): boolean {
+  return fs.existsSync(path.join(dataDir, CURRENT_FILE));
+}
+
+/** A Spilman channel was opened after a duplex one: it is the current one now. */
+export function forgetCurrentDuplex(dataDir: string): void {
+  fs.rmSync(path.join(dataDir, CURRENT_FILE), { force: true });
+}
+
+function readCurrent(dataDir: string): Current {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dataDir, CURRENT_FILE), 'utf8')) as Current;
+  } catch {
+    throw new UsageError('no duplex channel yet: open one with paychan payer open URL --variant duplex --capacity SAT');
+  }
+}
+
+async function waitFor(check: () => boolean, waiting: string, log: (l: string) => void, timeoutMs = 30 * 60_000): Promise<void> {
+  const started = Date.now();
+  let said = 0;
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`gave up after ${timeoutMs / 60_000} min: ${waiting}`);
+    if (Date.now() - said >= 10_000) {
+      log(waiting);
+      said = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function summary(side: DuplexSide, record: DuplexRecord, tipHeight: number) {
+  const s = side.peer.summary(record, tipHeight);
+  return { variant: 'duplex', ...s, ...(record.settlement ? { settlement: record.settlement } : {}) };
+}
+
+export interface PayerDuplexContext {
+  readonly sub: string;
+  readonly args: readonly string[];
+  readonly p: Parsed;
+  readonly network: NetworkName;
+  readonly backend: ChainBackend;
+  readonly dataDir: string;
+  readonly feeRate: number;
+  readonly json: boolean;
+  readonly log: (l: string) => void;
+}
+
+export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<number> {
+  const { sub, args, p, backend, dataDir, json, log } = ctx;
+  const side = await openDuplexSide({ role: 'A', network: ctx.network, backend, dataDir, fallbackFeeRateSatPerVb: ctx.feeRate, log: (l) => log(`payer: ${l}`) });
+  side.start();
+  let link: WsPeerLink | undefined;
+  const connect = (url: string) => {
+    const l: WsPeerLink = connectPayee(url, { onMessage: (t) => void side.peer.receive(decodeMessage(t), l), log: (line) => log(`payer: ${line}`) });
+    link = l;
+    return l;
+  };
+  try {
+    if (sub === 'open') {
+      const url = args[0]!;
+      const capacitySat = amountSat('--capacity', p.str('capacity'));
+      const contributionBSat = amountSat('--payee-contribution', p.str('payee-contribution'), 0n);
+      const balance = side.wallet.balance().confirmedSat;
+      if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${side.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
+      log(`opening a duplex channel to ${url}: ${capacitySat} sat from the payer, ${contributionBSat} sat asked from the payee`);
+      const l = connect(url);
+      await l.ready();
+      const channelId = await side.peer.open({ link: l, contributionASat: capacitySat, contributionBSat, fundingFeeRateSatPerVb: ctx.feeRate });
+      fs.writeFileSync(path.join(dataDir, CURRENT_FILE), JSON.stringify({ channelId, url } satisfies Current));
+      const record = side.peer.get(channelId)!;
+      await waitFor(() => record.fundingConfirmed, `waiting for the funding ${channelId.split(':')[0]} to confirm (on regtest: paychan regtest mine 1)`, log);
+      const tip = await backend.getTip();
+      if (json) printJson(summary(side, record, tip.height));
+      else log(`duplex channel ${channelId} is open`);
+      return 0;
+    }
+    const current = readCurrent(dataDir);
+    const record = () => side.peer.get(current.channelId, true)!;
+    if (!record()) throw new Error(`the current duplex channel ${current.channelId} is not in ${dataDir}`);
+    await side.refresh();
+    const online = async () => {
+      const l = connect(current.url);
+      await l.ready();
+      await side.peer.resume(record().channelId!, l);
+      return l;
+    };
+    switch (sub) {
+      case 'pay': {
+        const amount = amountSat('AMOUNT', args[0]);
+        const count = positiveInt('--count', p.str('count'), 1);
+        await online();
+        const started = performance.now();
+        for (let i = 0; i < count; i++) await side.peer.pay(current.channelId, amount);
+        const elapsedMs = performance.now() - started;
+        const tip = await backend.getTip();
+        if (json) printJson({ ...summary(side, record(), tip.height), paidNowSat: amount * BigInt(count), payments: count, elapsedMs: Math.round(elapsedMs) });
+        else log(`paid ${amount * BigInt(count)} sat in ${count} update(s) on ${record().channelId}`);
+        return 0;
+      }
+      case 'sync':
+      case 'status': {
+        if (sub === 'sync') await online();
+        const tip = await backend.getTip();
+        const s = summary(side, record(), tip.height);
+        if (json) printJson(s);
+        else for (const [k, v] of Object.entries(s)) log(`${k.padEnd(14)} ${typeof v === 'object' ? JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) : String(v)}`);
+        return 0;
+      }
+      case 'close': {
+        const r = record();
+        if (p.flag('unilateral')) {
+          const finalAt = await side.watcher.forceClose(r.channelId!);
+          log(`publishing state ${r.current!.index} alone: it can be mined from block ${finalAt}`);
+        } else {
+          await online();
+          const txid = await side.peer.close(r.channelId!, ctx.feeRate);
+          log(`cooperative close ${txid} broadcast`);
+        }
+        await waitFor(() => record().phase === 'closed', `waiting for the close to confirm (on regtest: paychan regtest mine 1)`, log);
+        const tip = await backend.getTip();
+        const settled = record();
+        if (json) printJson({ ...summary(side, settled, tip.height), closeTxid: settled.settlement!.txid, closeConfirmations: settled.settlement!.confirmations, closeKind: settled.settlement!.kind });
+        else log(`closed by ${settled.settlement!.kind} ${settled.settlement!.txid}: A ${settled.settlement!.valueASat} sat, B ${settled.settlement!.valueBSat} sat, fee ${settled.settlement!.feeSat} sat`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`'paychan payer ${sub}' is not available on a duplex channel`);
+    }
+  } finally {
+    link?.close();
+    await side.close();
+  }
+}
