@@ -5,6 +5,8 @@
  * - `POST /v1/duplex/pay-back` `{"channelId": "...", "amountSat": "..."}`: B pays A. Answered
  *   once B countersigned the state, or at once with `queued: true` when the payer is away (it
  *   takes the payment at its next connection).
+ * - `POST /v1/duplex/force-close` `{"channelId": "..."}`: close alone: the newest state is
+ *   published the moment its locktime passes (answers with that height).
  * - `GET /v1/duplex/channels`: every duplex channel as B sees it.
  *
  * Both move or show money, so both need `Authorization: Bearer <token>`, the token being the
@@ -16,6 +18,7 @@ import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { DuplexPeer } from '../duplex/duplex-peer.js';
+import type { DuplexWatcher } from '../duplex/duplex-watcher.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
 import type { PeerLink } from '../transport/link.js';
@@ -73,7 +76,7 @@ async function readJson(req: IncomingMessage, maxBytes = 4096): Promise<unknown>
 }
 
 /** The admin routes; returns false for any other request. */
-export function duplexAdminRoutes(duplex: DuplexPeer, token: string) {
+export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, token: string) {
   const expected = Buffer.from(`Bearer ${token}`);
   const authorized = (req: IncomingMessage) => {
     const given = Buffer.from(req.headers.authorization ?? '');
@@ -88,6 +91,24 @@ export function duplexAdminRoutes(duplex: DuplexPeer, token: string) {
     }
     if (req.method === 'GET' && url === '/v1/duplex/channels') {
       reply(res, 200, { channels: duplex.list() });
+      return true;
+    }
+    if (req.method === 'POST' && url === '/v1/duplex/force-close') {
+      let channelId: string;
+      try {
+        const body = (await readJson(req)) as { channelId?: unknown };
+        if (typeof body.channelId !== 'string') throw new TypeError();
+        channelId = body.channelId;
+      } catch {
+        reply(res, 400, { error: 'BAD_REQUEST', message: 'expected JSON {"channelId": "txid:vout"}' });
+        return true;
+      }
+      try {
+        const minedFrom = await watcher.forceClose(channelId);
+        reply(res, 200, { channelId, minedFromHeight: minedFrom });
+      } catch (err) {
+        reply(res, 409, { error: 'CHANNEL_NOT_OPEN', message: (err as Error).message });
+      }
       return true;
     }
     if (req.method === 'POST' && url === '/v1/duplex/pay-back') {

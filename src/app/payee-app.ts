@@ -70,7 +70,7 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
   service.start();
   const duplex = await openDuplexSide({ role: 'B', network: options.network, backend: options.backend, dataDir: options.dataDir, fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb, policy: options.duplexPolicy, log: options.log });
   duplex.start();
-  const admin = duplexAdminRoutes(duplex.peer, loadOrCreateAdminToken(options.dataDir));
+  const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, loadOrCreateAdminToken(options.dataDir));
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall } = {};
   let served = 0;

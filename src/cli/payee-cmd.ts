@@ -19,6 +19,8 @@ Usage:
   paychan payee pay-back CHANNEL AMOUNT  duplex: pay AMOUNT satoshis back to the payer of CHANNEL,
                                          through the running service (at once if the payer is
                                          connected, else when it next connects)
+  paychan payee force-close CHANNEL      duplex: close alone; the newest state is published the
+                                         moment its locktime passes
   paychan payee channels                 duplex channels as the running service sees them
 
 Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
@@ -68,7 +70,7 @@ export async function payeeCommand(argv: string[]): Promise<number> {
     process.stdout.write(PAYEE_HELP);
     return 0;
   }
-  if (!['serve', 'address', 'pay-back', 'channels'].includes(sub)) throw new UsageError(`unknown payee command '${sub}'`);
+  if (!['serve', 'address', 'pay-back', 'force-close', 'channels'].includes(sub)) throw new UsageError(`unknown payee command '${sub}'`);
   const network = networkOf(p);
   const log = logger(p);
   const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payee');
@@ -78,8 +80,17 @@ export async function payeeCommand(argv: string[]): Promise<number> {
     else log(address);
     return 0;
   }
-  if (sub === 'pay-back' || sub === 'channels') {
+  if (sub === 'pay-back' || sub === 'channels' || sub === 'force-close') {
     const listen = p.str('listen')!;
+    if (sub === 'force-close') {
+      const [, channelId] = p.positionals;
+      if (channelId === undefined) throw new UsageError('usage: paychan payee force-close CHANNEL');
+      const r = await admin(listen, dataDir, 'POST', '/v1/duplex/force-close', { channelId });
+      if (r.status !== 200) throw new Error(`${String(r.body.error)}: ${String(r.body.message)}`);
+      if (p.flag('json')) printJson(r.body);
+      else log(`closing ${channelId} alone: the newest state can be mined from block ${String(r.body.minedFromHeight)}`);
+      return 0;
+    }
     if (sub === 'channels') {
       const r = await admin(listen, dataDir, 'GET', '/v1/duplex/channels');
       if (r.status !== 200) throw new Error(`${String(r.body.error)}: ${String(r.body.message)}`);

@@ -125,7 +125,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const json = p.flag('json');
   const fee = feeRate('--fee-rate', p.str('fee-rate'), 2);
   const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payer');
-  const duplex = sub === 'open' ? p.str('variant') === 'duplex' : sub === 'sync' || (['pay', 'status', 'close'].includes(sub) && currentIsDuplex(dataDir));
+  const duplex = sub === 'open' ? p.str('variant') === 'duplex' : sub === 'sync' || (['pay', 'status', 'close', 'watch'].includes(sub) && currentIsDuplex(dataDir));
   if (duplex) {
     if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --variant duplex --capacity SAT [--payee-contribution SAT]');
     if (sub === 'pay' && args.length !== 1) throw new UsageError('usage: paychan payer pay AMOUNT [--count N]');

@@ -146,6 +146,16 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
         else log(`closed by ${settled.settlement!.kind} ${settled.settlement!.txid}: A ${settled.settlement!.valueASat} sat, B ${settled.settlement!.valueBSat} sat, fee ${settled.settlement!.feeSat} sat`);
         return 0;
       }
+      case 'watch': {
+        // The payer's watcher: publishes the newest state the moment it is final if the channel
+        // is still open then (or was closed unilaterally), bumps it, and reports the settlement.
+        await waitFor(() => record().phase === 'closed' || record().phase === 'aborted', `channel ${record().channelId}: watching (phase ${record().phase})`, log, Number.POSITIVE_INFINITY);
+        const tip = await backend.getTip();
+        const settled = record();
+        if (json) printJson(summary(side, settled, tip.height));
+        else log(settled.settlement ? `settled by ${settled.settlement.kind} ${settled.settlement.txid}: A ${settled.settlement.valueASat} sat, B ${settled.settlement.valueBSat} sat` : `the channel is ${settled.phase}`);
+        return 0;
+      }
       default:
         throw new UsageError(`'paychan payer ${sub}' is not available on a duplex channel`);
     }

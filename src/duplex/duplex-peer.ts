@@ -606,9 +606,12 @@ export class DuplexPeer {
     this.links.set(record.tempId, link);
     if (record.phase !== 'open') return;
     const resumed = this.wait<number>(`${record.tempId}:resumed`, 'B to answer the resume');
+    // A proposal from before a crash or a drop: B countersigns it (again, if it already had).
+    const pending = record.pending ? this.wait<SignedState>(`${record.tempId}:countersign:${record.pending.index}`, `B's countersignature of state ${record.pending.index}`) : null;
     link.send(msg('duplex-resume', { channelId: record.channelId!, index: record.current.index }));
     if (record.pending) this.sendUpdate(record);
     await resumed;
+    await pending;
     await (this.proposals.get(record.tempId) ?? Promise.resolve());
   }
 

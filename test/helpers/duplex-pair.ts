@@ -14,7 +14,8 @@ import { Wallet } from '../../src/wallet/wallet.js';
 import type { RegtestEnv } from './regtest-env.js';
 
 export interface DuplexPair {
-  readonly a: DuplexPeer;
+  /** Replaced by {@link restartA}. */
+  a: DuplexPeer;
   readonly b: DuplexPeer;
   readonly watchA: DuplexWatcher;
   readonly watchB: DuplexWatcher;
@@ -26,9 +27,13 @@ export interface DuplexPair {
   check(): Promise<void>;
   /** Drops every message from now on (a peer that vanished), or delivers again. */
   cut(cut: boolean): void;
+  /** Drops the messages to A only (B's answers are lost on the way). */
+  cutToA(cut: boolean): void;
+  /** A "crashes" and restarts: a new peer on the same store (kept in a file for that). */
+  restartA(): DuplexPeer;
 }
 
-export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> = {}, fundBSat = 2_000_000n): Promise<DuplexPair> {
+export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> = {}, fundBSat = 2_000_000n, storeFileA = ':memory:'): Promise<DuplexPair> {
   const walletB = await Wallet.open({ seed: randomBytes(32), network: 'regtest', backend: env.backend, secp: env.secp, birthdayHeight: (await env.backend.getTip()).height });
   if (fundBSat > 0n) {
     await env.wallet.send(walletB.receiveAddress(), fundBSat, 2);
@@ -38,11 +43,13 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
   const fullPolicy = duplexPolicy({ network: 'regtest', ...policy });
   const logs: string[] = [];
   const common = { network: 'regtest' as const, secp: env.secp, policy: fullPolicy, backend: env.backend, saveWallet: () => {}, fallbackFeeRateSatPerVb: 2, answerTimeoutMs: 10_000, log: (l: string) => logs.push(l) };
-  const a = new DuplexPeer({ ...common, role: 'A', wallet: env.wallet, store: DuplexStore.open(':memory:') });
+  const makeA = () => new DuplexPeer({ ...common, role: 'A', wallet: env.wallet, store: DuplexStore.open(storeFileA) });
+  let a = makeA();
   const b = new DuplexPeer({ ...common, role: 'B', wallet: walletB, store: DuplexStore.open(':memory:') });
   let cut = false;
+  let cutToA = false;
   const link = loopbackPair(
-    (text, reply) => !cut && void a.receive(decodeMessage(text), reply),
+    (text, reply) => !cut && !cutToA && void a.receive(decodeMessage(text), reply),
     (text, reply) => !cut && void b.receive(decodeMessage(text), reply),
   );
   const watchA = new DuplexWatcher(a);
@@ -54,7 +61,12 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
     await watchB.check();
   };
   return {
-    a,
+    get a() {
+      return a;
+    },
+    set a(peer) {
+      a = peer;
+    },
     b,
     watchA,
     watchB,
@@ -70,5 +82,10 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
     },
     check,
     cut: (value) => (cut = value),
+    cutToA: (value) => (cutToA = value),
+    restartA() {
+      a = makeA();
+      return a;
+    },
   };
 }

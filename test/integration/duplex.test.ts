@@ -3,6 +3,9 @@
  * unilateral close by each side, an old state that cannot beat the newest, a fee bump with a fee
  * input, and the update budget running out (rollover).
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedState } from '../../src/duplex/duplex-record.js';
@@ -163,6 +166,31 @@ describe('duplex channel', () => {
     expect(pair.a.get(id)!.close!.feeRateSatPerVb).toBeGreaterThan(first.feeRateSatPerVb);
     await pair.mine(1);
     expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', txid: bumped, stateIndex: 1 });
+  });
+
+  it('resumes a proposal whose countersignature was lost when A crashed', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-duplex-restart-'));
+    try {
+      const pair = await duplexPair(env, {}, 0n, path.join(dir, 'a.db'));
+      const id = await openConfirmed(pair, 200_000n, 0n);
+      await pair.a.pay(id, 1_000n);
+      pair.cutToA(true); // B gets the next proposal and countersigns; A never hears back
+      const lost = pair.a.pay(id, 2_000n);
+      await waitUntil(() => pair.b.get(id)!.current!.index === 2, 'B to countersign state 2');
+      expect(pair.a.get(id)!.pending?.index).toBe(2);
+      // A restarts from its store: the proposal is there, signed and durable.
+      const a2 = pair.restartA();
+      lost.catch(() => undefined);
+      expect(a2.get(id)!.pending).toMatchObject({ index: 2, balanceASat: 197_000n });
+      pair.cutToA(false);
+      await a2.resume(id, pair.link.a); // resends it; B answers with its countersignature again
+      expect(a2.get(id)!.current).toMatchObject({ index: 2, balanceASat: 197_000n, balanceBSat: 3_000n });
+      expect(a2.get(id)!.pending).toBeUndefined();
+      await a2.pay(id, 500n);
+      expect(pair.b.get(id)!.current).toMatchObject({ index: 3, balanceBSat: 3_500n });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rolls over into a new channel when the update budget runs out', async () => {
