@@ -129,8 +129,10 @@ describe('duplex channel', () => {
     const channel = pair.b.channelOf(pair.b.get(id)!);
     const newestLock = stateLocktime(channel, 3);
     await pair.mineTo(newestLock - 1);
-    // One block before its locktime, even the newest cannot be mined yet.
+    // One block before its locktime, even the newest cannot be mined yet: the node says so.
     expect(pair.b.get(id)!.close?.broadcastHeight).toBeUndefined();
+    const tooEarly = await env.backend.testAccept(pair.b.get(id)!.close!.txHex);
+    expect(tooEarly.allowed === false && tooEarly.reason).toMatch(/final/i);
     const oldTx = signedStateTx(channel, old, old.sigA, old.sigB);
     await pair.mine(1);
     // At the newest state's locktime the old one is still Δ·2 blocks from final: not mineable.
