@@ -9,6 +9,7 @@
  * signer holds state 0 signed by both.
  */
 import { randomBytes } from 'node:crypto';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { address as baddress, Transaction } from 'bitcoinjs-lib';
 import { BroadcastRejectedError, type ChainBackend } from '../chain/backend.js';
 import { resolveFeeRate } from '../chain/fee-rate.js';
@@ -84,6 +85,11 @@ export interface DuplexSummary {
   readonly closeTxid?: string;
   readonly closeKind?: string;
   readonly successorId?: string;
+}
+
+/** What A signs to show B that a new connection is A's: the channel and A's newest index. */
+function resumeDigest(channelId: string, index: number): Uint8Array {
+  return sha256(new TextEncoder().encode(`paychan duplex resume ${channelId} ${index}`));
 }
 
 type Waiter = { resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
@@ -257,8 +263,11 @@ export class DuplexPeer {
         return;
       }
       if (!record) throw new ProtocolError('UNKNOWN_CHANNEL', ref);
-      if (record.role === this.role && link !== this.links.get(record.tempId)) this.links.set(record.tempId, link);
-      await this.withLock(record.tempId, () => this.dispatch(record, message));
+      // A is the client: its one connection is the link. B adopts a connection as the channel's
+      // only once a message on it proved to come from A (a valid signature), so a stranger who
+      // names a channel cannot divert B's messages.
+      if (this.role === 'A' && link !== this.links.get(record.tempId)) this.links.set(record.tempId, link);
+      await this.withLock(record.tempId, () => this.dispatch(record, message, link));
     } catch (err) {
       if (message.type === 'error') return;
       if (!(err instanceof ProtocolError)) this.log(`internal error on ${message.type}: ${(err as Error).stack ?? String(err)}`);
@@ -267,32 +276,32 @@ export class DuplexPeer {
     }
   }
 
-  private async dispatch(record: DuplexRecord, message: Message): Promise<void> {
+  private async dispatch(record: DuplexRecord, message: Message, link: PeerLink): Promise<void> {
     switch (message.type) {
       case 'duplex-accept':
         return this.onAccept(record, message);
       case 'duplex-fund':
-        return this.onFund(record, message);
+        return this.onFund(record, message, link);
       case 'duplex-funded':
         return this.onFunded(record, message);
       case 'duplex-channel':
         return; // B learns the channel id from duplex-fund already; this confirms A broadcast it
       case 'duplex-update':
-        return this.onUpdate(record, message);
+        return this.onUpdate(record, message, link);
       case 'duplex-countersign':
         return this.onCountersign(record, message);
       case 'duplex-pay-request':
         return this.onPayRequest(record, message);
       case 'duplex-close':
-        return this.onClose(record, message);
+        return this.onClose(record, message, link);
       case 'duplex-closed':
         return this.onClosed(record, message);
       case 'duplex-rollover':
-        return this.onRollover(record, message);
+        return this.onRollover(record, message, link);
       case 'duplex-rolled-over':
         return this.onRolledOver(record, message);
       case 'duplex-resume':
-        return this.onResume(record, message);
+        return this.onResume(record, message, link);
       case 'duplex-resumed':
         this.expectRole('A', message.type);
         this.settle(`${record.tempId}:resumed`, message.queuedRequests);
@@ -490,7 +499,7 @@ export class DuplexPeer {
     this.send(record, msg('duplex-fund', { tempId: record.tempId, fundingTx: record.fundingTxHex, fundingVout: 0, signature: sigA }));
   }
 
-  private async onFund(record: DuplexRecord, m: MessageOf<'duplex-fund'>): Promise<void> {
+  private async onFund(record: DuplexRecord, m: MessageOf<'duplex-fund'>, link: PeerLink): Promise<void> {
     this.expectRole('B', m.type);
     if (record.phase !== 'opening') throw new ProtocolError('UNEXPECTED_MESSAGE', `the channel is ${record.phase}`);
     const terms = record.terms!;
@@ -502,6 +511,7 @@ export class DuplexPeer {
     const channel = this.channelOf(draft);
     const state0: DuplexState = { index: 0, balanceASat: terms.contributionASat, balanceBSat: terms.contributionBSat };
     this.verifyPeer(record, terms, stateSighash(channel, state0), m.signature);
+    this.links.set(record.tempId, link);
     const sigB = this.sign(record, stateSighash(channel, state0));
     Object.assign(record, draft, { phase: 'open', current: { ...state0, sigA: m.signature, sigB } });
     this.index(record);
@@ -608,15 +618,20 @@ export class DuplexPeer {
     const resumed = this.wait<number>(`${record.tempId}:resumed`, 'B to answer the resume');
     // A proposal from before a crash or a drop: B countersigns it (again, if it already had).
     const pending = record.pending ? this.wait<SignedState>(`${record.tempId}:countersign:${record.pending.index}`, `B's countersignature of state ${record.pending.index}`) : null;
-    link.send(msg('duplex-resume', { channelId: record.channelId!, index: record.current.index }));
+    const signature = this.sign(record, resumeDigest(record.channelId!, record.current.index));
+    link.send(msg('duplex-resume', { channelId: record.channelId!, index: record.current.index, signature }));
     if (record.pending) this.sendUpdate(record);
     await resumed;
     await pending;
     await (this.proposals.get(record.tempId) ?? Promise.resolve());
   }
 
-  private async onResume(record: DuplexRecord, m: MessageOf<'duplex-resume'>): Promise<void> {
+  private async onResume(record: DuplexRecord, m: MessageOf<'duplex-resume'>, link: PeerLink): Promise<void> {
     this.expectRole('B', m.type);
+    if (!record.terms || !record.channelId) throw new ProtocolError('CHANNEL_NOT_OPEN', 'the channel is still opening');
+    // Replaying a resume only works until the next update, and only redirects B's own requests.
+    this.verifyPeer(record, record.terms, resumeDigest(record.channelId, m.index), m.signature);
+    this.links.set(record.tempId, link);
     const queue = record.phase === 'open' ? (record.payBackQueue ?? []) : [];
     for (const q of queue) this.send(record, msg('duplex-pay-request', { channelId: record.channelId!, amountSat: q.amountSat, requestId: q.requestId }));
     this.send(record, msg('duplex-resumed', { channelId: record.channelId!, index: record.current?.index ?? 0, queuedRequests: queue.length }));
@@ -691,13 +706,14 @@ export class DuplexPeer {
     });
   }
 
-  private async onUpdate(record: DuplexRecord, m: MessageOf<'duplex-update'>): Promise<void> {
+  private async onUpdate(record: DuplexRecord, m: MessageOf<'duplex-update'>, link: PeerLink): Promise<void> {
     this.expectRole('B', m.type);
     const current = record.current;
     const proposed: DuplexState = { index: m.index, balanceASat: m.balanceASat, balanceBSat: m.balanceBSat };
     if (current && m.index === current.index && m.balanceASat === current.balanceASat && m.balanceBSat === current.balanceBSat) {
-      // A resent a state B already countersigned (its answer was lost): answer again.
-      this.send(record, msg('duplex-countersign', { channelId: record.channelId!, index: current.index, signature: current.sigB }));
+      // A resent a state B already countersigned (its answer was lost): answer again, on the
+      // connection it came from (a replay of A's message proves nothing about who sent it).
+      link.send(msg('duplex-countersign', { channelId: record.channelId!, index: current.index, signature: current.sigB }));
       return;
     }
     this.requireUsable(record);
@@ -707,6 +723,7 @@ export class DuplexPeer {
     checkProposalForB(channel, current!, proposed, requested, tip.height, this.options.policy.marginBlocks);
     const digest = stateSighash(channel, proposed);
     this.verifyPeer(record, channel, digest, m.signature);
+    this.links.set(record.tempId, link);
     const sigB = this.sign(record, digest);
     this.advance(record, { ...proposed, sigA: m.signature, sigB });
     if (m.requestId !== undefined) record.payBackQueue = record.payBackQueue?.filter((q) => q.requestId !== m.requestId);
@@ -774,7 +791,7 @@ export class DuplexPeer {
     return answered;
   }
 
-  private async onClose(record: DuplexRecord, m: MessageOf<'duplex-close'>): Promise<void> {
+  private async onClose(record: DuplexRecord, m: MessageOf<'duplex-close'>, link: PeerLink): Promise<void> {
     this.expectPhase(record, 'open');
     if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
     const current = record.current!;
@@ -783,6 +800,7 @@ export class DuplexPeer {
     const channel = this.channelOf(record);
     const digest = closeSighash(channel, current, m.feeRateSatPerVb);
     this.verifyPeer(record, channel, digest, m.signature);
+    this.links.set(record.tempId, link);
     const own = this.sign(record, digest);
     const [sigA, sigB] = record.role === 'A' ? [own, m.signature] : [m.signature, own];
     const tx = completeDuplexSpend(channel, buildCooperativeCloseTx(channel, current, m.feeRateSatPerVb), sigA, sigB, DUPLEX_CLOSE_HASHTYPE);
@@ -863,7 +881,7 @@ export class DuplexPeer {
     );
   }
 
-  private async onRollover(record: DuplexRecord, m: MessageOf<'duplex-rollover'>): Promise<void> {
+  private async onRollover(record: DuplexRecord, m: MessageOf<'duplex-rollover'>, link: PeerLink): Promise<void> {
     this.expectRole('B', m.type);
     this.expectPhase(record, 'open');
     const current = record.current!;
@@ -884,6 +902,7 @@ export class DuplexPeer {
     const stateDigest = stateSighash(next, state0);
     this.verifyPeer(record, channel, closeDigest, m.closeSignature);
     this.verifyPeer(record, channel, stateDigest, m.stateSignature);
+    this.links.set(record.tempId, link);
     const closeSignature = this.sign(record, closeDigest);
     const stateSignature = this.sign(record, stateDigest);
     const tx = completeDuplexSpend(channel, roll.tx, m.closeSignature, closeSignature, DUPLEX_STATE_HASHTYPE);

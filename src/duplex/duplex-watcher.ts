@@ -102,10 +102,23 @@ export class DuplexWatcher {
         return;
       }
       if (record.close?.kind === 'unilateral') await this.pushUnilateral(record, tipHeight, final);
+      else if (record.close) await this.rebroadcastIfLost(record);
       await this.checkSpent(record);
     } else if (record.phase === 'closing') {
+      if (record.close && record.close.kind !== 'unilateral') await this.rebroadcastIfLost(record);
       await this.checkSpent(record);
     }
+  }
+
+  /** A cooperative close or rollover both signed must reach the chain: send it again if the node lost it. */
+  private async rebroadcastIfLost(record: DuplexRecord): Promise<void> {
+    const close = record.close!;
+    if (await this.options.backend.getTransaction(close.txid)) return;
+    const [txid, vout] = record.channelId!.split(':');
+    const funding = await this.options.backend.getOutpointStatus({ txid: txid!, vout: Number(vout) }, record.fundingHeight ?? 0);
+    if (funding.state !== 'unspent') return;
+    this.log(`${record.channelId}: the node does not have the ${close.kind} ${close.txid}; broadcasting it again`);
+    await this.peer.broadcast(close.txHex).catch((err: Error) => this.log(`${close.kind} ${close.txid} refused: ${err.message}`));
   }
 
   private async checkFunding(record: DuplexRecord): Promise<void> {

@@ -180,7 +180,7 @@ const DuplexRolledOverSchema = v.strictObject({
   stateSignature: hexBytes(64),
 });
 /** A → B after (re)connecting: A's newest index; B answers with what A missed, then duplex-resumed. */
-const DuplexResumeSchema = v.strictObject({ v: version, type: v.literal('duplex-resume'), channelId: channelIdSchema, index: duplexIndex });
+const DuplexResumeSchema = v.strictObject({ v: version, type: v.literal('duplex-resume'), channelId: channelIdSchema, index: duplexIndex, signature: hexBytes(64) });
 const DuplexResumedSchema = v.strictObject({ v: version, type: v.literal('duplex-resumed'), channelId: channelIdSchema, index: duplexIndex, queuedRequests: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000)) });
 const DuplexClosedSchema = v.strictObject({ v: version, type: v.literal('duplex-closed'), channelId: channelIdSchema, closeTxid: txid, signature: hexBytes(64) });
 const ErrorSchema = v.strictObject({

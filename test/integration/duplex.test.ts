@@ -96,6 +96,15 @@ describe('duplex channel', () => {
     await pair.b.receive(msg('duplex-update', { channelId: id, ...stolen, signature: sig }), { send: (m) => m.type === 'error' && errors.push(m.code) });
     expect(errors).toEqual(['BALANCE_MISMATCH']);
     expect(pair.b.get(id)!.current!.index).toBe(1);
+
+    // A stranger naming the channel cannot take over B's connection to A.
+    const strangerGot: string[] = [];
+    const stranger = { send: (m: { type: string; code?: string }) => strangerGot.push(m.code ?? m.type) };
+    await pair.b.receive(msg('duplex-resume', { channelId: id, index: 1, signature: sig }), stranger);
+    expect(strangerGot).toEqual(['INVALID_SIGNATURE']);
+    const back = await pair.b.payBack(id, 1_000n); // still reaches A, which proposes it
+    await back.applied;
+    expect(strangerGot).toEqual(['INVALID_SIGNATURE']);
   });
 
   it('closes unilaterally from A: the newest state goes out the moment it is final', async () => {
