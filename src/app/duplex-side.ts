@@ -46,9 +46,19 @@ export async function openDuplexSide(options: DuplexSideOptions): Promise<Duplex
   const store = DuplexStore.open(path.join(options.dataDir, 'duplex.db'));
   const saved = store.getMeta(META_WALLET);
   const secp = secp256k1();
-  const wallet = await Wallet.open({ seed, network: options.network, backend: options.backend, secp, state: saved === undefined ? undefined : decodeState<WalletState>(saved) });
+  // The payee's duplex wallet is new with this feature: on a real chain it starts at today's tip
+  // rather than scanning from genesis (the payer's wallet, like PayerApp's, holds older coins).
+  const birthdayHeight = saved === undefined && options.role === 'B' && options.network !== 'regtest' ? (await options.backend.getTip()).height : undefined;
+  const wallet = await Wallet.open({
+    seed,
+    network: options.network,
+    backend: options.backend,
+    secp,
+    ...(saved === undefined ? (birthdayHeight === undefined ? {} : { birthdayHeight }) : { state: decodeState<WalletState>(saved) }),
+  });
   const saveWallet = () => store.putMeta(META_WALLET, encodeState(wallet.state()));
-  await wallet.sync();
+  // A (a CLI command) needs its coins now; B (a server) syncs in the background from start().
+  if (options.role === 'A') await wallet.sync();
   saveWallet();
   const peer = new DuplexPeer({
     role: options.role,
