@@ -34,10 +34,10 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
-export function encodeRecord(record: DuplexRecord): string {
+function encodeRecord(record: DuplexRecord): string {
   return JSON.stringify(record, replacer);
 }
-export function decodeRecord(text: string): DuplexRecord {
+function decodeRecord(text: string): DuplexRecord {
   return JSON.parse(text, reviver) as DuplexRecord;
 }
 

@@ -17,7 +17,7 @@
  *   signed SIGHASH_ALL: nobody needs to change them after both signed.
  */
 import { Transaction } from 'bitcoinjs-lib';
-import { toHex, txidToHash } from './bytes.js';
+import { txidToHash } from './bytes.js';
 import { dustThresholdSat } from './dust.js';
 import type { NetworkName } from './network.js';
 import { cooperativeWitness, MAX_LOCKTIME_HEIGHT, multisigScript, p2wshOutputScript } from './scripts.js';
@@ -194,11 +194,6 @@ export function signedStateTx(channel: DuplexChannel, state: DuplexState, sigA: 
 
 export function signedCloseTx(channel: DuplexChannel, balances: DuplexBalances, feeRateSatPerVb: number, sigA: Uint8Array, sigB: Uint8Array): Transaction {
   return completeDuplexSpend(channel, buildCooperativeCloseTx(channel, balances, feeRateSatPerVb), sigA, sigB, DUPLEX_CLOSE_HASHTYPE);
-}
-
-/** A short label for logs. */
-export function describeDuplex(channel: DuplexChannel): string {
-  return `duplex ${channel.id} capacity=${channel.capacitySat} L0=${channel.initialLocktime} Δ=${channel.deltaBlocks} A=${toHex(channel.keyA).slice(0, 12)}…`;
 }
 
 export interface Rollover {

@@ -16,7 +16,7 @@
  */
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { outputScriptType } from './dust.js';
-import { duplexOutputs, makeDuplexChannel, stateLocktime, type DuplexBalances, type DuplexChannel, type DuplexRole, type DuplexState, type DuplexTerms } from './duplex-tx.js';
+import { duplexOutputs, makeDuplexChannel, stateLocktime, type DuplexChannel, type DuplexRole, type DuplexState, type DuplexTerms } from './duplex-tx.js';
 import { ProtocolError } from './errors.js';
 import type { NetworkName } from './network.js';
 
@@ -185,9 +185,4 @@ export function checkProposalForB(
   if (dropB > 0n && dropB !== requestedSat) {
     throw new ProtocolError('BALANCE_MISMATCH', `the state takes ${dropB} sat from B, which asked to pay ${requestedSat ?? 'nothing'}`);
   }
-}
-
-/** The balances B receives from a cooperative close: the same as the state it closes. */
-export function sameBalances(a: DuplexBalances, b: DuplexBalances): boolean {
-  return a.balanceASat === b.balanceASat && a.balanceBSat === b.balanceBSat;
 }

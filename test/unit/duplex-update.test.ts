@@ -29,7 +29,6 @@ import {
   duplexPolicy,
   nextState,
   plannedInitialLocktime,
-  sameBalances,
   updatesLeft,
 } from '../../src/protocol/duplex-update.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
@@ -549,11 +548,6 @@ describe('checkProposalForB (B countersigning what A proposed)', () => {
   });
   it('→ UPDATE_BUDGET_EXHAUSTED for the exact request when no update is left', () => {
     expect(codeOf(() => checkProposalForB(ch, current, bPays, 10_000n, ch.initialLocktime, margin))).toBe('UPDATE_BUDGET_EXHAUSTED');
-  });
-  it('sameBalances compares both balances', () => {
-    expect(sameBalances(current, { balanceASat: 600_000n, balanceBSat: 400_000n })).toBe(true);
-    expect(sameBalances(current, bPays)).toBe(false);
-    expect(sameBalances(current, { balanceASat: 600_000n, balanceBSat: 400_001n })).toBe(false);
   });
 });
 
