@@ -16,8 +16,10 @@ import { startPayeeApp } from '../src/app/payee-app.js';
 import { connectRpcBackend } from '../src/chain/rpc-backend.js';
 import { parseArgs, strArg } from './lib/args.js';
 import { emit, onStdinLines } from './lib/lines.js';
-import { LoopDelay, probeStore, takeCommitStats } from './lib/instrument.js';
-import { PAYEE_INCLUSIVE, ScopedProfiler, summarize } from './lib/profile.js';
+import { LoopDelay, probePaymentLatency, SchedStats, probeStore, takeCommitStats } from './lib/instrument.js';
+import { PaymentLatency } from '../src/transport/payment-latency.js';
+import { mono, Trace } from './lib/trace.js';
+import { AllocationSampler, PAYEE_INCLUSIVE, ScopedProfiler, summarize } from './lib/profile.js';
 
 const args = parseArgs(process.argv.slice(2));
 const profileDir = strArg(args, 'profile-dir', path.join('bench', 'out'));
@@ -33,11 +35,48 @@ const app = await startPayeeApp({
   log: (line) => process.stderr.write(`${line}\n`),
 });
 const storeProbe = probeStore(app.store);
+const payeeLatency = probePaymentLatency(app.server.metrics.paymentLatency);
+const sched = new SchedStats();
 const loopDelay = new LoopDelay();
+const trace = new Trace('payee');
+let traceSamples = 0;
+if (trace.on) {
+  const proto = PaymentLatency.prototype as unknown as { frameIn(text: string, now: number): void; ackOut(c: string, t: bigint, now: number): number | undefined };
+  const frameIn = proto.frameIn;
+  const ackOut = proto.ackOut;
+  const PAY = /^\{"v":1,"type":"payment","channelId":"([^"]+)","totalSat":"(\d+)"/;
+  proto.frameIn = function (text, now) {
+    const m = PAY.exec(text);
+    if (m) trace.row('in', mono(), m[1], m[2]);
+    frameIn.call(this, text, now);
+  };
+  proto.ackOut = function (c, t, now) {
+    trace.row('ack', mono(), c, t.toString());
+    return ackOut.call(this, c, t, now);
+  };
+  const service = app.service as unknown as { receive(text: string, link: unknown): Promise<void> };
+  const receive = service.receive.bind(service);
+  service.receive = (text, link) => {
+    const m = PAY.exec(text);
+    if (m) trace.row('rx', mono(), m[1], m[2]);
+    return receive(text, link);
+  };
+  const inner = app.store as unknown as { commitBatch: (...a: unknown[]) => unknown };
+  const commit = inner.commitBatch;
+  inner.commitBatch = (...a: unknown[]) => {
+    const t = mono();
+    try {
+      return commit(...a);
+    } finally {
+      trace.row('commit', t, mono());
+    }
+  };
+}
 let lastSample = performance.now();
 emit({ event: 'ready', wsUrl: app.server.wsUrl, payoutAddress: app.payoutAddress, pid: process.pid });
 
 const profiler = new ScopedProfiler();
+const sampler = new AllocationSampler();
 let queue = Promise.resolve();
 onStdinLines((line) => {
   queue = queue.then(() => command(line.trim())).catch((err: unknown) => emit({ event: 'error', message: String(err) }));
@@ -51,9 +90,18 @@ async function command(line: string): Promise<void> {
       const t = performance.now();
       const commits = storeProbe ? takeCommitStats(storeProbe, t - lastSample) : null;
       lastSample = t;
-      emit({ event: 'cpu', us: u.user + u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take() });
+      trace.flush(String(traceSamples++), ['kind', 'ms', 'channelId|end', 'total']);
+      emit({ event: 'cpu', us: u.user + u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take(), payeeLatency: payeeLatency.take(), sched: sched.take() });
       return;
     }
+    case 'heap-start':
+      await sampler.start();
+      emit({ event: 'heap-sampling' });
+      return;
+    case 'heap-stop':
+      await sampler.stop(path.join(profileDir, `${name}.heapprofile`));
+      emit({ event: 'heap-sampled' });
+      return;
     case 'profile-start':
       await profiler.start();
       emit({ event: 'profiling' });

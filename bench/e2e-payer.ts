@@ -41,9 +41,11 @@ import { WalletKeys } from '../src/wallet/keys.js';
 import { p2wpkhSpendVsize } from '../src/wallet/tx-size.js';
 import { Wallet } from '../src/wallet/wallet.js';
 import { intArg, parseArgs, progress, strArg } from './lib/args.js';
-import { LoopDelay, probeStore, takeCommitStats, type StoreProbe } from './lib/instrument.js';
+import { LoopDelay, probeStore, SchedStats, takeCommitStats, type StoreProbe } from './lib/instrument.js';
 import { emit, onStdinLines } from './lib/lines.js';
+import { AllocationSampler, ScopedProfiler, summarize } from './lib/profile.js';
 import { closedLoop, openLoop } from './lib/open-loop.js';
+import { mono, monoOffset, Trace } from './lib/trace.js';
 import { cpuMicros, now, round } from './lib/stats.js';
 
 const args = parseArgs(process.argv.slice(2));
@@ -66,9 +68,14 @@ const dataDir = strArg(args, 'data-dir');
 const secp = loadNativeSecp256k1();
 const backend = await connectRpcBackend({ url: strArg(args, 'rpc-url'), user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
 const seed = fromHex(fs.readFileSync(strArg(args, 'seed-file'), 'utf8').trim());
+const PROFILE_PHASES = new Set((process.env.PAYCHAN_BENCH_PROFILE_PHASES ?? '').split(',').filter(Boolean));
+const HEAP_PHASES = new Set((process.env.PAYCHAN_BENCH_HEAP_PHASES ?? '').split(',').filter(Boolean));
 const go = new Map<string, () => void>();
 let storeProbe: StoreProbe | null = null;
 const loopDelay = new LoopDelay();
+const sched = new SchedStats();
+const trace = new Trace('payer');
+const traceAcked = (k: number, intended: number, sent: number, ack: number): void => trace.row('k', k, intended + monoOffset, sent + monoOffset, ack + monoOffset);
 onStdinLines((line) => {
   const [cmd, phase] = line.trim().split(/\s+/);
   if (cmd === 'go' && phase) go.get(phase)?.();
@@ -79,17 +86,28 @@ async function phase<T>(name: string, run: () => Promise<T>): Promise<T & { paye
   const ready = new Promise<void>((resolve) => go.set(name, resolve));
   emit({ event: 'phase-ready', phase: name });
   await ready;
+  const profiler = PROFILE_PHASES.has(name) ? new ScopedProfiler() : null;
+  await profiler?.start();
+  const sampler = HEAP_PHASES.has(name) ? new AllocationSampler() : null;
+  await sampler?.start();
   const cpu0 = process.cpuUsage();
   const t0 = now();
   if (storeProbe) takeCommitStats(storeProbe, 0);
   loopDelay.take();
+  sched.take();
   const result = await run();
   const wallMs = now() - t0;
+  await sampler?.stop(path.join('bench', 'out', `e2e-payer-${name}.heapprofile`));
+  if (profiler) {
+    const file = path.join('bench', 'out', `e2e-payer-${name}.cpuprofile`);
+    progress(`payer profile of ${name}: ${JSON.stringify(summarize(await profiler.stop(file), file, 25).functions.slice(0, 25))}`);
+  }
   const out = {
     ...result,
     payerCpuUs: cpuMicros(cpu0),
     wallMs: round(wallMs, 1),
     payerLoopDelay: loopDelay.take(),
+    payerSched: sched.take(),
     ...(storeProbe ? { payerCommits: takeCommitStats(storeProbe, wallMs) } : {}),
   };
   emit({ event: 'phase-done', phase: name });
@@ -123,6 +141,18 @@ const fundPhase = await phase('fund', async () => {
 fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 const store = openSqliteStore(path.join(dataDir, 'payer.db'));
 storeProbe = probeStore(store);
+if (trace.on) {
+  const inner = store as unknown as { commitBatch: (...a: unknown[]) => unknown };
+  const commit = inner.commitBatch;
+  inner.commitBatch = (...a: unknown[]) => {
+    const t = mono();
+    try {
+      return commit(...a);
+    } finally {
+      trace.row('commit', t, mono());
+    }
+  };
+}
 const clients: PayerClient[] = [];
 const byRef = new Map<string, PayerClient>();
 const rawAckHandlers = new Map<string, (totalSat: bigint) => void>();
@@ -136,6 +166,7 @@ function route(text: string): void {
     peerErrors++;
     firstPeerError ||= text;
   }
+  if (m.type === 'payment-ack') trace.row('ackIn', mono(), m.channelId, m.totalSat);
   const ref = m.channelId ?? m.tempId ?? m.ref;
   if (ref === undefined) return;
   let client = byRef.get(ref);
@@ -154,6 +185,15 @@ const links: WsPeerLink[] = Array.from({ length: CONNECTIONS }, () =>
   connectPayee(wsUrl, { onMessage: route, reconnect: false, log: (l) => progress(`payer link: ${l}`) }),
 );
 await Promise.all(links.map((l) => l.ready()));
+if (trace.on) {
+  for (const l of links) {
+    const send = l.send.bind(l);
+    l.send = (message) => {
+      if (message.type === 'payment') trace.row('send', mono(), message.channelId, message.totalSat.toString());
+      send(message);
+    };
+  }
+}
 const openPhase = await phase('open', async () => {
   const payout = baddress.toOutputScript(wallet.changeAddress(), bitcoinjsNetwork('regtest'));
   for (let i = 0; i < CHANNELS; i++) {
@@ -201,10 +241,20 @@ const openPhase = await phase('open', async () => {
 });
 
 // ---- 3–4. through PayerClient ---------------------------------------------------------------
-const payVia = (k: number): Promise<bigint> => clients[k % CHANNELS]!.pay(AMOUNT_SAT);
+const payVia = (k: number): Promise<bigint> => {
+  const c = clients[k % CHANNELS]!;
+  const paid = c.pay(AMOUNT_SAT);
+  if (trace.on) {
+    const s = c.state;
+    trace.row('call', mono(), k, s?.type === 'Open' ? s.channel.id : '', s?.type === 'Open' ? s.signedTotalSat.toString() : '');
+  }
+  return paid;
+};
 const warm = await phase('warmup', () => closedLoop(WARMUP, WINDOW, CHUNK, payVia));
 const throughput = await phase('throughput', () => closedLoop(PAYMENTS, WINDOW, CHUNK, payVia));
-const latency = await phase('latency', () => openLoop(LATENCY_PAYMENTS, throughput.perSec / 2, payVia));
+trace.flush('before-latency', []);
+const latency = await phase('latency', () => openLoop(LATENCY_PAYMENTS, throughput.perSec / 2, payVia, trace.on ? traceAcked : undefined));
+trace.flush('latency', []);
 const profiled = PROFILE_PAYMENTS > 0 ? await phase('profile-payer-client', () => closedLoop(PROFILE_PAYMENTS, WINDOW, CHUNK, payVia)) : undefined;
 if (peerErrors > 0) throw new Error(`payee sent errors: ${firstPeerError}`);
 
@@ -236,6 +286,7 @@ const sockets = await Promise.all(
     const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
     ws.on('message', (data) => {
       const m = JSON.parse(String(data)) as { type: string; channelId?: string; totalSat?: string };
+      if (m.type === 'payment-ack') trace.row('ackIn', mono(), m.channelId, m.totalSat);
       if (m.type === 'payment-ack') rawAckHandlers.get(m.channelId!)?.(BigInt(m.totalSat!));
       else {
         peerErrors++;
@@ -261,6 +312,7 @@ function sendRaw(texts: readonly string[], base: bigint[]): (k: number) => Promi
       const c = k % CHANNELS;
       const lane = lanes[c]!;
       lane.pending.push({ total: base[c]! + BigInt(Math.floor(k / CHANNELS) + 1) * AMOUNT_SAT, resolve });
+      if (trace.on) trace.row('send', mono(), lane.channel.id, lane.pending.at(-1)!.total.toString(), k);
       sockets[c % CONNECTIONS]!.send(texts[k]!);
     });
 }
@@ -272,7 +324,9 @@ const rawTexts = presign(PAYMENTS);
 const rawThroughput = await phase('presigned-throughput', () => closedLoop(PAYMENTS, WINDOW * 2, CHUNK * 4, sendRaw(rawTexts, base)));
 base = baseTotals();
 const rawLatencyTexts = presign(LATENCY_PAYMENTS);
-const rawLatency = await phase('presigned-latency', () => openLoop(LATENCY_PAYMENTS, rawThroughput.perSec / 2, sendRaw(rawLatencyTexts, base)));
+trace.flush('before-presigned-latency', []);
+const rawLatency = await phase('presigned-latency', () => openLoop(LATENCY_PAYMENTS, rawThroughput.perSec / 2, sendRaw(rawLatencyTexts, base), trace.on ? traceAcked : undefined));
+trace.flush('presigned-latency', []);
 let rawProfiled;
 if (PROFILE_PAYMENTS > 0) {
   base = baseTotals();

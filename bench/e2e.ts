@@ -39,7 +39,11 @@ const PROFILE = flag(args, 'profile');
 const PROFILE_DIR = path.resolve(strArg(args, 'profile-dir', path.join('bench', 'out')));
 const payerArgs = ['channels', 'connections', 'payments', 'latency-payments', 'warmup', 'window', 'chunk'].flatMap((k) => (args.has(k) ? [`--${k}`, String(args.get(k))] : []));
 const PHASES = ['fund', 'open', 'warmup', 'throughput', 'latency', 'presigned-throughput', 'presigned-latency'];
-const PROFILED = new Set(['profile-payer-client', 'profile-presigned']);
+const PROFILED = new Set(['profile-payer-client', 'profile-presigned', ...(process.env.PAYCHAN_BENCH_PROFILE_PHASES ?? '').split(',').filter(Boolean)]);
+const HEAP_SAMPLED = new Set((process.env.PAYCHAN_BENCH_HEAP_PHASES ?? '').split(',').filter(Boolean));
+/** Extra node flags for the payee and payer processes (experiments: --trace-gc, heap sizes). */
+const payeeFlags = (process.env.PAYCHAN_BENCH_PAYEE_FLAGS ?? '').split(' ').filter(Boolean);
+const payerFlags = (process.env.PAYCHAN_BENCH_PAYER_FLAGS ?? '').split(' ').filter(Boolean);
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-bench-e2e-'));
 const seedFile = path.join(home, 'payer-seed');
@@ -54,34 +58,44 @@ const rpc = new RpcClient({ url: node.rpcUrl, user: node.rpcUser, pass: node.rpc
 const rpcArgs = ['--rpc-url', node.rpcUrl, '--rpc-user', node.rpcUser, '--rpc-pass', node.rpcPass];
 let mining = true;
 let blocksMined = 0;
+/**
+ * While channels open, also mine when the mempool is empty (once a second): the payee checks
+ * its watched fundings on each new tip and skips a tip that comes while it is still checking,
+ * so the block with the last fundings can go unnoticed until the next one.
+ */
+let nudge = true;
 let miner: Promise<void> = Promise.resolve();
 const children: BenchChild[] = [];
 try {
   await node.mine(101);
   miner = (async () => {
+    let last = Date.now();
     while (mining) {
       const mempool = (await rpc.call('getrawmempool').catch(() => [])) as string[];
-      if (mempool.length > 0) {
+      if (mempool.length > 0 || (nudge && Date.now() - last > 1000)) {
         await node.mine(1).catch(() => undefined);
         blocksMined++;
+        last = Date.now();
       }
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
   const payeeDir = path.join(home, 'payee');
-  const payee = new BenchChild('payee', 'bench/e2e-payee.ts', [...rpcArgs, '--data-dir', payeeDir, '--profile-dir', PROFILE_DIR], [], progress);
+  const payee = new BenchChild('payee', 'bench/e2e-payee.ts', [...rpcArgs, '--data-dir', payeeDir, '--profile-dir', PROFILE_DIR], payeeFlags, progress);
   children.push(payee);
   const ready = await payee.next('ready');
   const payer = new BenchChild(
     'payer',
     'bench/e2e-payer.ts',
     [...rpcArgs, '--seed-file', seedFile, '--ws-url', String(ready.wsUrl), '--data-dir', path.join(home, 'payer'), ...payerArgs, ...(PROFILE ? ['--profile-payments', String(intArg(args, 'profile-payments', 50_000))] : [])],
-    [],
+    payerFlags,
     progress,
   );
   children.push(payer);
 
   const payeeCpuMs: Record<string, number> = {};
+  /** CPU time used by the whole machine (every process and the kernel) during each phase. */
+  const machineCpuMs: Record<string, number | null> = {};
   const payeeLoop: Record<string, unknown> = {};
   const profiles: Record<string, unknown> = {};
   const sample = () => payee.ask('cpu', 'cpu');
@@ -92,12 +106,19 @@ try {
     progress(`e2e: phase ${name}`);
     const profiled = PROFILED.has(name);
     if (profiled) await payee.ask('profile-start', 'profiling');
+    const heapSampled = HEAP_SAMPLED.has(name);
+    if (heapSampled) await payee.ask('heap-start', 'heap-sampling');
     const c0 = await cpu();
+    const m0 = machineBusyMs();
     payer.send(`go ${name}`);
     await payer.next((e) => e.event === 'phase-done' && e.phase === name);
+    if (name === 'open') nudge = false;
     const after = await sample();
     payeeCpuMs[name] = round((Number(after.us) - c0) / 1000, 1);
-    payeeLoop[name] = { commits: after.commits, loopDelay: after.loopDelay };
+    const m1 = machineBusyMs();
+    machineCpuMs[name] = m0 === null || m1 === null ? null : round(m1 - m0, 0);
+    payeeLoop[name] = { commits: after.commits, loopDelay: after.loopDelay, payeeLatency: after.payeeLatency, sched: after.sched };
+    if (heapSampled) await payee.ask(`heap-stop e2e-payee-${name}`, 'heap-sampled');
     if (profiled) profiles[`e2e-payee-${name}`] = (await payee.ask(`profile-stop e2e-payee-${name}`, 'profile')).summary;
   }
   const result = await payer.next('result');
@@ -133,6 +154,7 @@ try {
       presignedThroughput: { ...raw, payeeCpuUsPerPayment: round((payeeCpuMs['presigned-throughput']! * 1000) / raw.payments, 1), payerCpuUsPerPayment: round(raw.payerCpuUs / raw.payments, 1) },
       presignedLatency: { ...rawLatency, payeeCpuMs: payeeCpuMs['presigned-latency'] },
       payeeCpuMs,
+      machineCpuMs,
       payeeCommitsAndLoopDelay: payeeLoop,
       payeeStore: stopped.store,
       payeeMetrics: stopped.metrics,
@@ -148,6 +170,17 @@ try {
   rpc.close();
   await node.stop();
   fs.rmSync(home, { recursive: true, force: true });
+}
+
+/** CPU time (ms) all cores spent not idle since boot, from /proc/stat; null where there is none. */
+function machineBusyMs(): number | null {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3]! - f[4]!; // all but idle and iowait
+    return (busy * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -5,6 +5,7 @@
  * only); if the store's internals change, the probes report themselves unavailable rather than
  * break the benchmark.
  */
+import fs from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { SqliteStore } from '../../src/store/sqlite-store.js';
 
@@ -123,4 +124,75 @@ export function countSaves(store: SqliteStore): SaveCounts {
     };
   }
   return counts;
+}
+
+/**
+ * The payee's own share of each payment's latency: from its frame read off the socket to its ack
+ * handed to the socket (what `paychan_payment_latency_seconds` observes), collected per phase by
+ * wrapping the histogram's `observe`. Quantiles in ms; reset on each {@link take}.
+ */
+export function probePaymentLatency(histogram: { observe(seconds: number): void }): { take(): { count: number; p50Ms: number; p99Ms: number; maxMs: number } } {
+  let samples: number[] = [];
+  const observe = histogram.observe.bind(histogram);
+  histogram.observe = (seconds: number) => {
+    if (samples.length < 1_000_000) samples.push(seconds * 1000);
+    observe(seconds);
+  };
+  return {
+    take() {
+      const d = Float64Array.from(samples).sort();
+      samples = [];
+      const q = (p: number): number => (d.length ? Math.round(d[Math.min(d.length - 1, Math.ceil(p * d.length) - 1)]! * 1000) / 1000 : 0);
+      return { count: d.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: q(1) };
+    },
+  };
+}
+
+/**
+ * Per-thread scheduler statistics of this process (Linux /proc/self/task/TID/schedstat): time on
+ * a CPU and time runnable but waiting for one, in ms, since the previous call. The waiting time
+ * is what the machine's other work (the other process, GC helper threads, the kernel) cost this
+ * process's threads in latency. Empty where /proc is not available.
+ */
+export class SchedStats {
+  private last = new Map<string, { run: number; wait: number }>();
+  constructor() {
+    this.read();
+  }
+
+  private read(): Map<string, { run: number; wait: number; name: string }> {
+    const out = new Map<string, { run: number; wait: number; name: string }>();
+    let tids: string[] = [];
+    try {
+      tids = fs.readdirSync('/proc/self/task');
+    } catch {
+      return out;
+    }
+    for (const tid of tids) {
+      try {
+        const [run, wait] = fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+        const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+        out.set(tid, { run: run! / 1e6, wait: wait! / 1e6, name });
+      } catch {
+        // the thread ended
+      }
+    }
+    return out;
+  }
+
+  /** { main: {runMs, waitMs}, others: {runMs, waitMs} } since the last call (main = the JS thread). */
+  take(): { main: { runMs: number; waitMs: number }; helpers: { runMs: number; waitMs: number } } {
+    const now = this.read();
+    const main = { runMs: 0, waitMs: 0 };
+    const helpers = { runMs: 0, waitMs: 0 };
+    for (const [tid, s] of now) {
+      const before = this.last.get(tid) ?? { run: 0, wait: 0 };
+      const into = tid === String(process.pid) ? main : helpers;
+      into.runMs += s.run - before.run;
+      into.waitMs += s.wait - before.wait;
+    }
+    this.last = now;
+    const r = (x: { runMs: number; waitMs: number }) => ({ runMs: Math.round(x.runMs), waitMs: Math.round(x.waitMs) });
+    return { main: r(main), helpers: r(helpers) };
+  }
 }

@@ -66,7 +66,8 @@ export interface OpenLoopResult {
   readonly sendLagP99Ms: number;
 }
 
-export function openLoop(count: number, perSec: number, issue: (k: number) => Promise<unknown>): Promise<OpenLoopResult> {
+/** @param onAcked optional: called per payment with its intended send, actual send and ack times (performance.now() ms). */
+export function openLoop(count: number, perSec: number, issue: (k: number) => Promise<unknown>, onAcked?: (k: number, intendedMs: number, sentMs: number, ackMs: number) => void): Promise<OpenLoopResult> {
   return new Promise((resolve, reject) => {
     const latency = new Float64Array(count);
     const lag = new Float64Array(count);
@@ -99,7 +100,9 @@ export function openLoop(count: number, perSec: number, issue: (k: number) => Pr
         lag[k] = t - intended;
         issue(k).then(
           () => {
-            latency[k] = now() - intended;
+            const ackAt = now();
+            latency[k] = ackAt - intended;
+            onAcked?.(k, intended, intended + lag[k]!, ackAt);
             if (++done === count) finish();
           },
           (err: unknown) => {

@@ -208,3 +208,30 @@ export const PAYEE_INCLUSIVE = [
   'frameIn',
   'send',
 ] as const;
+
+/**
+ * V8's sampling heap profiler over a phase, counting objects the GC already collected too:
+ * where the phase *allocates* (what makes scavenges frequent), not only what it keeps.
+ */
+export class AllocationSampler {
+  private session: Session | null = null;
+
+  async start(intervalBytes = 4096): Promise<void> {
+    const session = new Session();
+    session.connect();
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', { samplingInterval: intervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+    this.session = session;
+  }
+
+  /** Stops and writes `file` (a .heapprofile: open it in Chrome DevTools). */
+  async stop(file: string): Promise<void> {
+    const session = this.session;
+    if (!session) throw new Error('sampler not started');
+    const { profile } = (await session.post('HeapProfiler.stopSampling')) as { profile: unknown };
+    session.disconnect();
+    this.session = null;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify(profile));
+  }
+}

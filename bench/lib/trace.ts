@@ -1,0 +1,48 @@
+/**
+ * Per-payment timestamps for the latency phases of the end-to-end benchmark, written as JSON
+ * lines when PAYCHAN_BENCH_TRACE names a directory (experiments only; off by default).
+ *
+ * Times are ms on CLOCK_MONOTONIC (process.hrtime), which every process on the machine shares,
+ * so the payer's and the payee's timestamps of one payment can be subtracted.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
+
+export const TRACE_DIR = process.env.PAYCHAN_BENCH_TRACE ?? '';
+
+/** Monotonic ms shared across processes. */
+export const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
+/** Converts a performance.now() reading to {@link mono}'s clock. */
+export const monoOffset = mono() - performance.now();
+
+export class Trace {
+  private readonly rows: unknown[][] = [];
+  private readonly gc: number[][] = [];
+  private readonly obs: PerformanceObserver | null = null;
+
+  constructor(readonly name: string) {
+    if (!TRACE_DIR) return;
+    this.obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) this.gc.push([e.startTime + monoOffset, e.duration, ((e as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1)]);
+    });
+    this.obs.observe({ entryTypes: ['gc'] });
+  }
+
+  get on(): boolean {
+    return TRACE_DIR !== '';
+  }
+
+  row(...values: unknown[]): void {
+    if (TRACE_DIR) this.rows.push(values);
+  }
+
+  /** Writes what was recorded to DIR/NAME-SUFFIX.json and clears it. */
+  flush(suffix: string, header: readonly string[]): void {
+    if (!TRACE_DIR) return;
+    fs.mkdirSync(TRACE_DIR, { recursive: true });
+    fs.writeFileSync(path.join(TRACE_DIR, `${this.name}-${suffix}.json`), JSON.stringify({ header, rows: this.rows, gc: this.gc }));
+    this.rows.length = 0;
+    this.gc.length = 0;
+  }
+}
