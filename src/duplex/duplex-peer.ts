@@ -33,7 +33,7 @@ import {
   type DuplexTerms,
 } from '../protocol/duplex-tx.js';
 import { checkDuplexTerms, checkProposalForB, nextState, plannedInitialLocktime, updatesLeft, type DuplexPolicy } from '../protocol/duplex-update.js';
-import { ProtocolError } from '../protocol/errors.js';
+import { isProtocolErrorCode, ProtocolError } from '../protocol/errors.js';
 import { errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
 import type { PeerLink } from '../transport/link.js';
@@ -101,9 +101,6 @@ export class DuplexPeer {
   private readonly links = new Map<string, PeerLink>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly waiters = new Map<string, Waiter>();
-  /** What this side proposed and waits for the peer to countersign: close fee rates, rollover terms. */
-  private readonly proposedCloses = new Map<string, number>();
-  private readonly proposedRollovers = new Map<string, { rate: number; initialLocktime: number }>();
 
   constructor(readonly options: DuplexPeerOptions) {
     this.role = options.role;
@@ -180,7 +177,7 @@ export class DuplexPeer {
       const timer = setTimeout(
         () => {
           if (timeoutMs === null) return;
-          this.waiters.delete(key);
+          if (this.waiters.get(key)?.timer === timer) this.waiters.delete(key);
           reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
         },
         timeoutMs ?? 2 ** 31 - 1,
@@ -247,18 +244,18 @@ export class DuplexPeer {
    * changes nothing.
    */
   async receive(message: Message, link: PeerLink): Promise<void> {
-    const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : undefined;
+    const ref = message.type === 'error' ? message.ref : 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : undefined;
     try {
       if (message.type === 'duplex-open') {
         if (this.role !== 'B') throw new ProtocolError('UNEXPECTED_MESSAGE', 'this side does not accept duplex channels');
         await this.onOpen(message, link);
         return;
       }
-      const record = ref === undefined ? undefined : this.get(message.type === 'error' ? (message.ref ?? '') : ref);
+      const record = ref === undefined ? undefined : this.get(ref);
       if (message.type === 'error') {
         if (record) {
           this.log(`peer error on ${record.channelId ?? record.tempId}: ${message.code} ${message.message}`);
-          this.rejectAll(record.tempId, new ProtocolError(message.code, message.message));
+          await this.withLock(record.tempId, async () => this.onPeerError(record, message.code, message.message));
         }
         return;
       }
@@ -300,6 +297,8 @@ export class DuplexPeer {
         return this.onRollover(record, message, link);
       case 'duplex-rolled-over':
         return this.onRolledOver(record, message);
+      case 'duplex-rollover-signed':
+        return this.onRolloverSigned(record, message);
       case 'duplex-resume':
         return this.onResume(record, message, link);
       case 'duplex-resumed':
@@ -528,16 +527,16 @@ export class DuplexPeer {
     const channel = this.channelOf(record);
     const state0 = record.pending;
     this.verifyPeer(record, channel, stateSighash(channel, state0), m.signature);
-    record.current = { index: 0, balanceASat: state0.balanceASat, balanceBSat: state0.balanceBSat, sigA: state0.sigA, sigB: m.signature };
-    record.pending = undefined;
-    record.phase = 'open';
-    this.save(record); // state 0 signed by both is durable before A signs its funding inputs
     const tx = Transaction.fromHex(record.fundingTxHex!);
     const ownCount = record.ownInputs!.length;
     for (const w of m.witnesses) {
       if (w.index < ownCount || w.index >= tx.ins.length) throw new ProtocolError('FUNDING_MISMATCH', `witness for input ${w.index}, which is not B's`);
-      tx.setWitness(w.index, w.stack);
     }
+    record.current = { index: 0, balanceASat: state0.balanceASat, balanceBSat: state0.balanceBSat, sigA: state0.sigA, sigB: m.signature };
+    record.pending = undefined;
+    record.phase = 'open';
+    this.save(record); // state 0 signed by both is durable before A signs its funding inputs
+    for (const w of m.witnesses) tx.setWitness(w.index, w.stack);
     for (const { index, stack } of this.options.wallet.signContribution(
       tx,
       record.ownInputs!.map((_, i) => i),
@@ -546,9 +545,18 @@ export class DuplexPeer {
     record.fundingTxHex = tx.toHex();
     this.save(record);
     try {
-      await this.options.backend.broadcast(record.fundingTxHex);
+      await this.broadcast(record.fundingTxHex);
     } catch (err) {
-      // B's witnesses may be bad: then nothing is spent, and A gets its coins back.
+      // Only a refusal while A's coins are still unspent means the funding cannot happen (B's
+      // witnesses were bad); after a lost connection it may be in the mempool: keep the channel.
+      const refused = err instanceof BroadcastRejectedError;
+      const own = record.ownInputs![0]!;
+      const still = refused ? await this.options.backend.getOutpointStatus(own, 0).catch(() => null) : null;
+      if (still?.state !== 'unspent') {
+        this.log(`funding ${tx.getId()} broadcast failed (${(err as Error).message}); the watcher sends it again`);
+        this.settle(`${record.tempId}:opened`, record.channelId);
+        return;
+      }
       this.log(`funding ${tx.getId()} refused: ${(err as Error).message}`);
       record.phase = 'aborted';
       this.save(record);
@@ -572,7 +580,8 @@ export class DuplexPeer {
   /**
    * A pays B `amountSat`: proposes the next state and resolves once B countersigned it. When the
    * update budget is spent, the channel is first rolled over into a new one (one transaction),
-   * and the payment waits for that one's confirmations.
+   * and the payment waits for that one's confirmations. If B does not answer in time the
+   * proposal stays signed and pending (it is resent on resume): do not pay again blindly.
    */
   async pay(channelId: string, amountSat: bigint): Promise<SignedState> {
     if (this.role !== 'A') throw new TypeError('B pays with payBack');
@@ -606,17 +615,20 @@ export class DuplexPeer {
   }
 
   /**
-   * A, after (re)connecting on `link`: tells B its newest state, resends its own proposal if B
-   * may have missed it, and takes B's queued pay requests. Resolves once they are all applied.
+   * A, after (re)connecting on `link`: tells B its newest state (signed, so B may adopt the
+   * connection), resends a proposal or rollover B may have missed, and takes B's queued pay
+   * requests. Resolves once they are all applied.
    */
   async resume(channelId: string, link: PeerLink): Promise<void> {
     if (this.role !== 'A') throw new TypeError('A resumes');
     const record = this.get(channelId, true);
     if (!record?.current) throw new RangeError(`unknown or unopened duplex channel ${channelId}`);
     this.links.set(record.tempId, link);
-    if (record.phase !== 'open') return;
+    if (record.phase !== 'open') {
+      if (record.rolloverProposal && !record.close?.successorId) await this.rollover(record.channelId!);
+      return;
+    }
     const resumed = this.wait<number>(`${record.tempId}:resumed`, 'B to answer the resume');
-    // A proposal from before a crash or a drop: B countersigns it (again, if it already had).
     const pending = record.pending ? this.wait<SignedState>(`${record.tempId}:countersign:${record.pending.index}`, `B's countersignature of state ${record.pending.index}`) : null;
     const signature = this.sign(record, resumeDigest(record.channelId!, record.current.index));
     link.send(msg('duplex-resume', { channelId: record.channelId!, index: record.current.index, signature }));
@@ -633,8 +645,8 @@ export class DuplexPeer {
     this.verifyPeer(record, record.terms, resumeDigest(record.channelId, m.index), m.signature);
     this.links.set(record.tempId, link);
     const queue = record.phase === 'open' ? (record.payBackQueue ?? []) : [];
-    for (const q of queue) this.send(record, msg('duplex-pay-request', { channelId: record.channelId!, amountSat: q.amountSat, requestId: q.requestId }));
-    this.send(record, msg('duplex-resumed', { channelId: record.channelId!, index: record.current?.index ?? 0, queuedRequests: queue.length }));
+    for (const q of queue) this.send(record, msg('duplex-pay-request', { channelId: record.channelId, amountSat: q.amountSat, requestId: q.requestId }));
+    this.send(record, msg('duplex-resumed', { channelId: record.channelId, index: record.current?.index ?? 0, queuedRequests: queue.length }));
   }
 
   /** Proposals in flight per channel: the next waits for the previous one's countersignature. */
@@ -658,9 +670,11 @@ export class DuplexPeer {
   private async proposeNow(channelId: string, payer: DuplexRole, amountSat: bigint, requestId?: string): Promise<SignedState> {
     let record = this.get(channelId, true);
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
-    const tip = await this.options.backend.getTip();
-    if (record.current && record.terms && updatesLeft(record.terms, record.current.index, tip.height, this.options.policy.marginBlocks) < 1 && record.phase === 'open') {
-      this.log(`${record.channelId}: update budget spent at tip ${tip.height}: rolling over`);
+    const atStart = await this.options.backend.getTip();
+    const rollingOver = record.phase === 'closing' && record.rolloverProposal !== undefined && !record.close?.successorId;
+    const spent = record.phase === 'open' && record.current && record.terms && updatesLeft(record.terms, record.current.index, atStart.height, this.options.policy.marginBlocks) < 1;
+    if (rollingOver || spent) {
+      this.log(`${record.channelId}: update budget spent at tip ${atStart.height}: rolling over`);
       const successorId = await this.rollover(record.channelId!);
       record = this.get(successorId)!;
       await this.waitConfirmed(record);
@@ -669,13 +683,20 @@ export class DuplexPeer {
     // The lock covers signing and sending only: B's answer is handled under the same lock.
     const { answered } = await this.withLock(r.tempId, async () => {
       this.requireUsable(r);
-      if (r.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${r.pending.index}`);
+      if (r.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${r.pending.index} waits for B's countersignature (resume to resend it)`);
+      if (requestId !== undefined && r.proposedRequests?.includes(requestId)) throw new ProtocolError('UNEXPECTED_MESSAGE', `pay request ${requestId} was already proposed`);
+      const tip = await this.options.backend.getTip();
       const channel = this.channelOf(r);
-      const next = nextState(channel, r.current!, payer, amountSat, tip.height, this.options.policy.marginBlocks);
+      const base = r.current!;
+      // A state A signed and B refused may still be countersigned by B later: skip its index, so
+      // whatever B does with it, the next state (an earlier locktime) beats it.
+      const index = Math.max(base.index, r.refusedIndex ?? 0) + 1;
+      const next = nextState(channel, base, payer, amountSat, tip.height, this.options.policy.marginBlocks, index);
       const sigA = this.sign(r, stateSighash(channel, next));
       r.pending = { ...next, sigA, ...(requestId ? { requestId } : {}) };
+      if (requestId !== undefined) r.proposedRequests = [...(r.proposedRequests ?? []).slice(-99), requestId];
       this.save(r); // A is bound from here on: the proposal is durable before it leaves
-      const answered = this.wait<SignedState>(`${r.tempId}:countersign:${next.index}`, `B's countersignature of state ${next.index}`);
+      const answered = this.wait<SignedState>(`${r.tempId}:countersign:${next.index}`, `B's countersignature of state ${next.index} (the proposal stays pending and is resent on resume)`);
       this.sendUpdate(r);
       return { answered };
     });
@@ -697,8 +718,22 @@ export class DuplexPeer {
     );
   }
 
+  /** B refused what A proposed or asked: A stops waiting, and never reuses a refused state's index. */
+  private onPeerError(record: DuplexRecord, code: string, text: string): void {
+    const error = new ProtocolError(isProtocolErrorCode(code) ? code : 'INTERNAL_ERROR', text);
+    if (this.role === 'A' && record.pending && record.phase === 'open') {
+      const p = record.pending;
+      record.refusedIndex = Math.max(record.refusedIndex ?? 0, p.index);
+      record.pending = undefined;
+      this.save(record);
+      this.settle(`${record.tempId}:countersign:${p.index}`, undefined, error);
+    }
+    this.rejectAll(record.tempId, error);
+  }
+
   private async onPayRequest(record: DuplexRecord, m: MessageOf<'duplex-pay-request'>): Promise<void> {
     this.expectRole('A', m.type);
+    if (record.proposedRequests?.includes(m.requestId) || record.pending?.requestId === m.requestId) return; // a repeat
     // Proposing takes the channel's lock itself: run it after this message's turn.
     void this.propose(record.channelId!, 'B', m.amountSat, m.requestId).catch((err: Error) => {
       const e = err instanceof ProtocolError ? err : new ProtocolError('INTERNAL_ERROR', err.message);
@@ -720,6 +755,7 @@ export class DuplexPeer {
     const channel = this.channelOf(record);
     const tip = await this.options.backend.getTip();
     const requested = m.requestId === undefined ? null : (record.payBackQueue?.find((q) => q.requestId === m.requestId)?.amountSat ?? null);
+    if (m.requestId !== undefined && requested === null) throw new ProtocolError('BALANCE_MISMATCH', `no open pay request ${m.requestId}`);
     checkProposalForB(channel, current!, proposed, requested, tip.height, this.options.policy.marginBlocks);
     const digest = stateSighash(channel, proposed);
     this.verifyPeer(record, channel, digest, m.signature);
@@ -769,9 +805,16 @@ export class DuplexPeer {
 
   // ------------------------------------------------------------------ cooperative close
 
+  /** The lowest fee rate this side signs a close or rollover for: half the node's estimate, at least 1 sat/vB. */
+  private async minCloseRate(): Promise<number> {
+    return Math.max(1, Math.floor((await this.feeRate(6)) / 2));
+  }
+
   /**
    * Closes the channel now with the newest state, both signatures, no locktime; resolves with
-   * the close txid once broadcast.
+   * the close txid once broadcast. From the moment its signature leaves, this side takes no
+   * more updates (the peer could broadcast that close at any time): if the peer never
+   * completes it, the watcher publishes the newest state when it is final.
    */
   async close(channelId: string, feeRateSatPerVb?: number): Promise<string> {
     const record = this.get(channelId, true);
@@ -782,9 +825,14 @@ export class DuplexPeer {
       if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
       const channel = this.channelOf(record);
       const current = record.current!;
+      const tx = buildCooperativeCloseTx(channel, current, rate);
       const signature = this.sign(record, closeSighash(channel, current, rate));
+      const tip = await this.options.backend.getTip();
+      record.phase = 'closing';
+      // txHex stays empty until the peer's signature completes it.
+      record.close = { kind: 'cooperative', txid: tx.getId(), txHex: '', feeSat: duplexOutputs(channel, current, rate).feeSat, feeRateSatPerVb: rate, broadcastHeight: tip.height };
+      this.save(record); // durable before the signature leaves: no update after this point
       const waiting = this.wait<string>(`${record.tempId}:closed`, 'the peer to sign the close');
-      this.proposedCloses.set(record.tempId, rate);
       this.send(record, msg('duplex-close', { channelId: record.channelId!, index: current.index, feeRateSatPerVb: rate, signature }));
       return { answered: waiting };
     });
@@ -797,6 +845,8 @@ export class DuplexPeer {
     const current = record.current!;
     if (m.index !== current.index) throw new ProtocolError('STATE_INDEX_MISMATCH', `close of state ${m.index}, the newest is ${current.index}`);
     if (m.feeRateSatPerVb > this.options.policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `above ${this.options.policy.maxFeeRateSatPerVb} sat/vB`);
+    const floor = await this.minCloseRate();
+    if (m.feeRateSatPerVb < floor) throw new ProtocolError('FEE_RATE_INVALID', `below ${floor} sat/vB: the close might not confirm`);
     const channel = this.channelOf(record);
     const digest = closeSighash(channel, current, m.feeRateSatPerVb);
     this.verifyPeer(record, channel, digest, m.signature);
@@ -808,33 +858,28 @@ export class DuplexPeer {
     record.phase = 'closing';
     record.close = { kind: 'cooperative', txid: tx.getId(), txHex: tx.toHex(), feeSat: duplexOutputs(channel, current, m.feeRateSatPerVb).feeSat, feeRateSatPerVb: m.feeRateSatPerVb, broadcastHeight: tip.height };
     this.save(record);
-    await this.broadcast(tx.toHex());
     this.send(record, msg('duplex-closed', { channelId: record.channelId!, closeTxid: tx.getId(), signature: own }));
+    await this.broadcast(tx.toHex()).catch((err: Error) => this.log(`close ${tx.getId()} not broadcast yet (${err.message}); the watcher retries`));
     this.log(`closed ${record.channelId} cooperatively at the peer's request: ${tx.getId()}`);
   }
 
   private async onClosed(record: DuplexRecord, m: MessageOf<'duplex-closed'>): Promise<void> {
-    this.expectPhase(record, 'open', 'closing');
-    if (record.phase === 'closing') return; // repeat
-    const waiter = `${record.tempId}:closed`;
-    if (!this.waiters.has(waiter)) throw new ProtocolError('UNEXPECTED_MESSAGE', 'no close was asked for');
+    const close = record.close;
+    if (record.phase !== 'closing' || close?.kind !== 'cooperative') throw new ProtocolError('UNEXPECTED_MESSAGE', 'no close was asked for');
+    if (close.txHex !== '') return; // a repeat
+    if (close.txid !== m.closeTxid) throw new ProtocolError('UNEXPECTED_MESSAGE', `${m.closeTxid} is not the close this side signed`);
     const channel = this.channelOf(record);
     const current = record.current!;
-    const rate = this.proposedCloses.get(record.tempId);
-    if (rate === undefined || buildCooperativeCloseTx(channel, current, rate).getId() !== m.closeTxid) {
-      throw new ProtocolError('UNEXPECTED_MESSAGE', `${m.closeTxid} is not the close this side signed`);
-    }
+    const rate = close.feeRateSatPerVb;
     const digest = closeSighash(channel, current, rate);
     this.verifyPeer(record, channel, digest, m.signature);
     const own = this.sign(record, digest);
     const [sigA, sigB] = record.role === 'A' ? [own, m.signature] : [m.signature, own];
     const tx = completeDuplexSpend(channel, buildCooperativeCloseTx(channel, current, rate), sigA, sigB, DUPLEX_CLOSE_HASHTYPE);
-    const tip = await this.options.backend.getTip();
-    record.phase = 'closing';
-    record.close = { kind: 'cooperative', txid: tx.getId(), txHex: tx.toHex(), feeSat: duplexOutputs(channel, current, rate).feeSat, feeRateSatPerVb: rate, broadcastHeight: tip.height };
+    record.close = { ...close, txHex: tx.toHex() };
     this.save(record);
     await this.broadcast(tx.toHex());
-    this.settle(waiter, tx.getId());
+    this.settle(`${record.tempId}:closed`, tx.getId());
   }
 
   /** Broadcasts, treating "already known" as success (the peer may have been first). */
@@ -849,26 +894,37 @@ export class DuplexPeer {
 
   // ------------------------------------------------------------------ rollover
 
-  /** A: closes the channel into a new one (one transaction) with a fresh update budget; resolves with the new id. */
+  /**
+   * A: closes the channel into a new one (one transaction) with a fresh update budget; resolves
+   * with the new id. Three messages, so that nobody signs the rollover before holding the new
+   * channel's state 0 signed by both: A sends its state-0 signature, B answers with its state-0
+   * and rollover signatures, A completes the rollover and sends its own. The proposal (fee
+   * rate, L0) is stored first and reused by every retry: A never signs two state 0s for one new
+   * channel.
+   */
   async rollover(channelId: string): Promise<string> {
     if (this.role !== 'A') throw new TypeError('A rolls channels over');
     const record = this.get(channelId);
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
-    const rate = await this.feeRate(2);
+    const rate = Math.max(await this.feeRate(2), await this.minCloseRate());
     const tip = await this.options.backend.getTip();
     const { answered } = await this.withLock(record.tempId, async () => {
-      this.expectPhase(record, 'open');
-      if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
+      if (record.close?.successorId) return { answered: Promise.resolve(record.close.successorId) };
+      if (!record.rolloverProposal) {
+        this.expectPhase(record, 'open');
+        if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
+        record.rolloverProposal = { feeRateSatPerVb: rate, initialLocktime: plannedInitialLocktime(this.options.policy, tip.height) };
+        record.phase = 'closing'; // no update from here on: the peer may complete the rollover
+        this.save(record);
+      }
+      const { feeRateSatPerVb, initialLocktime } = record.rolloverProposal;
       const channel = this.channelOf(record);
       const current = record.current!;
-      const roll = buildRolloverTx(channel, current, rate);
-      const initialLocktime = plannedInitialLocktime(this.options.policy, tip.height);
+      const roll = buildRolloverTx(channel, current, feeRateSatPerVb);
       const next = this.successorChannel(channel, roll, initialLocktime);
-      const closeSignature = this.sign(record, duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE));
       const stateSignature = this.sign(record, stateSighash(next, { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat }));
       const waiting = this.wait<string>(`${record.tempId}:rolled`, 'B to sign the rollover');
-      this.proposedRollovers.set(record.tempId, { rate, initialLocktime });
-      this.send(record, msg('duplex-rollover', { channelId: record.channelId!, index: current.index, initialLocktime, feeRateSatPerVb: rate, closeSignature, stateSignature }));
+      this.send(record, msg('duplex-rollover', { channelId: record.channelId!, index: current.index, initialLocktime, feeRateSatPerVb, stateSignature }));
       return { answered: waiting };
     });
     return answered;
@@ -883,12 +939,17 @@ export class DuplexPeer {
 
   private async onRollover(record: DuplexRecord, m: MessageOf<'duplex-rollover'>, link: PeerLink): Promise<void> {
     this.expectRole('B', m.type);
-    this.expectPhase(record, 'open');
     const current = record.current!;
+    const repeat = record.phase === 'closing' && record.close?.kind === 'rollover';
+    if (!repeat) this.expectPhase(record, 'open');
     if (m.index !== current.index) throw new ProtocolError('STATE_INDEX_MISMATCH', `rollover of state ${m.index}, the newest is ${current.index}`);
     if (m.feeRateSatPerVb > this.options.policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `above ${this.options.policy.maxFeeRateSatPerVb} sat/vB`);
     const channel = this.channelOf(record);
     const tip = await this.options.backend.getTip();
+    if (!repeat && updatesLeft(channel, current.index, tip.height, this.options.policy.marginBlocks) > this.options.policy.budgetWarningUpdates) {
+      throw new ProtocolError('UNEXPECTED_MESSAGE', 'the update budget is not nearly spent: no rollover yet');
+    }
+    if (!repeat && m.feeRateSatPerVb < (await this.minCloseRate())) throw new ProtocolError('FEE_RATE_INVALID', 'the rollover fee rate is too low to confirm');
     let roll: ReturnType<typeof buildRolloverTx>;
     try {
       roll = buildRolloverTx(channel, current, m.feeRateSatPerVb);
@@ -896,56 +957,76 @@ export class DuplexPeer {
       throw new ProtocolError('BALANCE_MISMATCH', (err as Error).message);
     }
     const next = this.successorChannel(channel, roll, m.initialLocktime);
-    checkDuplexTerms(this.options.secp, this.options.policy, next, tip.height);
+    const known = repeat ? this.get(record.close!.successorId!) : undefined;
+    // B signs state 0 of one new channel once: a retry must name the same one.
+    if (repeat && (record.close!.successorId !== next.id || known?.terms?.initialLocktime !== m.initialLocktime)) {
+      throw new ProtocolError('UNEXPECTED_MESSAGE', 'a rollover with other terms was already signed');
+    }
+    if (!repeat) checkDuplexTerms(this.options.secp, this.options.policy, next, tip.height);
     const closeDigest = duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE);
     const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
     const stateDigest = stateSighash(next, state0);
-    this.verifyPeer(record, channel, closeDigest, m.closeSignature);
     this.verifyPeer(record, channel, stateDigest, m.stateSignature);
     this.links.set(record.tempId, link);
-    const closeSignature = this.sign(record, closeDigest);
     const stateSignature = this.sign(record, stateDigest);
-    const tx = completeDuplexSpend(channel, roll.tx, m.closeSignature, closeSignature, DUPLEX_STATE_HASHTYPE);
-    const successor = this.successorRecord(record, next, { ...state0, sigA: m.stateSignature, sigB: stateSignature }, tx.toHex());
-    record.phase = 'closing';
-    record.close = { kind: 'rollover', txid: tx.getId(), txHex: tx.toHex(), feeSat: roll.feeSat, feeRateSatPerVb: m.feeRateSatPerVb, broadcastHeight: tip.height, successorId: next.id };
-    this.index(successor);
-    this.links.set(successor.tempId, this.links.get(record.tempId)!);
-    this.save(record, successor);
-    await this.broadcast(tx.toHex());
+    const closeSignature = this.sign(record, closeDigest);
+    if (!repeat) {
+      const successor = this.successorRecord(record, next, { ...state0, sigA: m.stateSignature, sigB: stateSignature }, roll.tx.toHex());
+      record.phase = 'closing';
+      // txHex stays empty until A's rollover signature completes it.
+      record.close = { kind: 'rollover', txid: roll.tx.getId(), txHex: '', feeSat: roll.feeSat, feeRateSatPerVb: m.feeRateSatPerVb, broadcastHeight: tip.height, successorId: next.id };
+      this.index(successor);
+      this.links.set(successor.tempId, link);
+      this.save(record, successor); // the new channel's state 0, signed by both, is durable before B signs the rollover
+    }
     this.send(record, msg('duplex-rolled-over', { channelId: record.channelId!, newChannelId: next.id, closeSignature, stateSignature }));
-    this.log(`rolled ${record.channelId} over into ${next.id}`);
   }
 
   private async onRolledOver(record: DuplexRecord, m: MessageOf<'duplex-rolled-over'>): Promise<void> {
     this.expectRole('A', m.type);
-    this.expectPhase(record, 'open');
-    const waiter = `${record.tempId}:rolled`;
-    if (!this.waiters.has(waiter)) throw new ProtocolError('UNEXPECTED_MESSAGE', 'no rollover was asked for');
+    const proposal = record.rolloverProposal;
+    if (!proposal || record.close?.successorId) {
+      if (record.close?.successorId === m.newChannelId) return; // a repeat
+      throw new ProtocolError('UNEXPECTED_MESSAGE', 'no rollover was asked for');
+    }
     const channel = this.channelOf(record);
     const current = record.current!;
-    const proposed = this.proposedRollovers.get(record.tempId);
-    if (!proposed) throw new ProtocolError('UNEXPECTED_MESSAGE', 'no rollover was asked for');
-    const rate = proposed.rate;
-    const roll = buildRolloverTx(channel, current, rate);
-    const next = this.successorChannel(channel, roll, proposed.initialLocktime);
+    const roll = buildRolloverTx(channel, current, proposal.feeRateSatPerVb);
+    const next = this.successorChannel(channel, roll, proposal.initialLocktime);
     if (next.id !== m.newChannelId) throw new ProtocolError('FUNDING_MISMATCH', `the new channel is ${next.id}, not ${m.newChannelId}`);
-    const tip = await this.options.backend.getTip();
-    this.verifyPeer(record, channel, duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE), m.closeSignature);
     const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
+    const closeDigest = duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE);
     this.verifyPeer(record, channel, stateSighash(next, state0), m.stateSignature);
-    const ownClose = this.sign(record, duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE));
+    this.verifyPeer(record, channel, closeDigest, m.closeSignature);
     const ownState = this.sign(record, stateSighash(next, state0));
+    const ownClose = this.sign(record, closeDigest);
     const tx = completeDuplexSpend(channel, roll.tx, ownClose, m.closeSignature, DUPLEX_STATE_HASHTYPE);
     const successor = this.successorRecord(record, next, { ...state0, sigA: ownState, sigB: m.stateSignature }, tx.toHex());
-    record.phase = 'closing';
-    record.close = { kind: 'rollover', txid: tx.getId(), txHex: tx.toHex(), feeSat: roll.feeSat, feeRateSatPerVb: rate, broadcastHeight: tip.height, successorId: next.id };
+    const tip = await this.options.backend.getTip();
+    record.close = { kind: 'rollover', txid: tx.getId(), txHex: tx.toHex(), feeSat: roll.feeSat, feeRateSatPerVb: proposal.feeRateSatPerVb, broadcastHeight: tip.height, successorId: next.id };
     this.index(successor);
     this.links.set(successor.tempId, this.links.get(record.tempId)!);
     this.save(record, successor);
-    await this.broadcast(tx.toHex());
+    this.send(record, msg('duplex-rollover-signed', { channelId: record.channelId!, closeSignature: ownClose }));
+    await this.broadcast(tx.toHex()).catch((err: Error) => this.log(`rollover ${tx.getId()} not broadcast yet (${err.message}); the watcher retries`));
     this.log(`rolled ${record.channelId} over into ${next.id}`);
-    this.settle(waiter, next.id);
+    this.settle(`${record.tempId}:rolled`, next.id);
+  }
+
+  private async onRolloverSigned(record: DuplexRecord, m: MessageOf<'duplex-rollover-signed'>): Promise<void> {
+    this.expectRole('B', m.type);
+    const close = record.close;
+    if (record.phase !== 'closing' || close?.kind !== 'rollover') throw new ProtocolError('UNEXPECTED_MESSAGE', 'no rollover was signed');
+    if (close.txHex !== '') return; // a repeat
+    const channel = this.channelOf(record);
+    const roll = buildRolloverTx(channel, record.current!, close.feeRateSatPerVb);
+    const digest = duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE);
+    this.verifyPeer(record, channel, digest, m.closeSignature);
+    const tx = completeDuplexSpend(channel, roll.tx, m.closeSignature, this.sign(record, digest), DUPLEX_STATE_HASHTYPE);
+    record.close = { ...close, txHex: tx.toHex() };
+    this.save(record);
+    await this.broadcast(tx.toHex()).catch((err: Error) => this.log(`rollover ${tx.getId()} not broadcast yet (${err.message}); the watcher retries`));
+    this.log(`rolled ${record.channelId} over into ${close.successorId}`);
   }
 
   private successorRecord(record: DuplexRecord, next: DuplexChannel, state0: SignedState, fundingTxHex: string): DuplexRecord {
@@ -967,13 +1048,15 @@ export class DuplexPeer {
         deltaBlocks: next.deltaBlocks,
         stateFeeRateSatPerVb: next.stateFeeRateSatPerVb,
       },
-      fundingFeeRateSatPerVb: record.close?.feeRateSatPerVb ?? record.fundingFeeRateSatPerVb,
+      fundingFeeRateSatPerVb: record.fundingFeeRateSatPerVb,
       minFundingConfirmations: record.minFundingConfirmations,
       fundingTxHex,
       fundingVout: 0,
       fundingConfirmed: false,
       current: state0,
       predecessorId: record.channelId!,
+      // B's pay requests not yet proposed move to the new channel.
+      ...(record.payBackQueue?.length ? { payBackQueue: record.payBackQueue } : {}),
       updates: 0,
       paidAtoBSat: 0n,
       paidBtoASat: 0n,
@@ -981,10 +1064,12 @@ export class DuplexPeer {
   }
 
   /** Resolves once `record`'s funding has its confirmations (the watcher marks it), logging while it waits. */
-  async waitConfirmed(record: DuplexRecord): Promise<void> {
+  async waitConfirmed(record: DuplexRecord, timeoutMs = 60 * 60_000): Promise<void> {
+    const started = Date.now();
     let logged = false;
     while (!record.fundingConfirmed) {
       if (record.phase !== 'open') throw new ProtocolError('CHANNEL_NOT_OPEN', `the channel is ${record.phase}`);
+      if (Date.now() - started > timeoutMs) throw new Error(`${record.channelId}: the funding did not confirm within ${timeoutMs / 60_000} min`);
       if (!logged) this.log(`${record.channelId}: waiting for ${record.minFundingConfirmations} confirmation(s) of the funding`);
       logged = true;
       await new Promise((r) => setTimeout(r, 200));

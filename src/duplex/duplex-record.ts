@@ -26,6 +26,7 @@ export type CloseKind = 'cooperative' | 'unilateral' | 'rollover';
 export interface CloseRecord {
   readonly kind: CloseKind;
   readonly txid: string;
+  /** Empty while this side's signature is out and the peer's has not come back. */
   readonly txHex: string;
   readonly feeSat: bigint;
   /** Tip height when it was (last) broadcast; a unilateral close is bumped after bumpAfterBlocks. */
@@ -74,6 +75,12 @@ export interface DuplexRecord {
   current?: SignedState;
   /** A's proposal waiting for B's countersignature (A signs each index once). */
   pending?: DuplexState & { readonly sigA: Uint8Array; readonly requestId?: string };
+  /** The highest index A signed and B refused: never reused (B could still countersign it). */
+  refusedIndex?: number;
+  /** A: B's pay requests already proposed (the last 100), so a repeat is not paid twice. */
+  proposedRequests?: string[];
+  /** A: the rollover it proposed; every retry reuses it (one state 0 per new channel). */
+  rolloverProposal?: { readonly feeRateSatPerVb: number; readonly initialLocktime: number };
   /** B's payments to A waiting for A to propose them (B asks; A proposes when online). */
   payBackQueue?: { readonly requestId: string; readonly amountSat: bigint }[];
   close?: CloseRecord;

@@ -56,7 +56,7 @@ export class DuplexStore {
   }
 
   save(record: DuplexRecord): void {
-    this.db.prepare('INSERT OR REPLACE INTO duplex_channels (temp_id, channel_id, record) VALUES (?, ?, ?)').run(record.tempId, record.channelId ?? null, encodeRecord(record));
+    this.db.prepare('INSERT INTO duplex_channels (temp_id, channel_id, record) VALUES (?, ?, ?) ON CONFLICT (temp_id) DO UPDATE SET channel_id = excluded.channel_id, record = excluded.record').run(record.tempId, record.channelId ?? null, encodeRecord(record));
   }
 
   /** Saves several records in one transaction (a rollover ends one channel and starts the next). */

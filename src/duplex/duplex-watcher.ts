@@ -60,7 +60,7 @@ export class DuplexWatcher {
   async forceClose(channelId: string): Promise<number> {
     const record = this.peer.get(channelId, true);
     if (!record?.current) throw new RangeError(`unknown or unopened duplex channel ${channelId}`);
-    if (record.phase !== 'open') throw new RangeError(`the channel is ${record.phase}`);
+    if (record.phase !== 'open' && !(record.phase === 'closing' && record.close?.kind !== 'unilateral')) throw new RangeError(`the channel is ${record.phase}`);
     const channel = this.peer.channelOf(record);
     const tx = signedStateTx(channel, record.current, record.current.sigA, record.current.sigB);
     record.phase = 'closing';
@@ -71,13 +71,18 @@ export class DuplexWatcher {
       feeSat: duplexOutputs(channel, record.current, channel.stateFeeRateSatPerVb).feeSat,
       stateIndex: record.current.index,
       feeRateSatPerVb: channel.stateFeeRateSatPerVb,
+      // A rollover that may still confirm instead keeps its new channel in view.
+      ...(record.close?.successorId ? { successorId: record.close.successorId } : {}),
     };
     this.peer.save(record);
-    await this.check();
+    if (record.fundingConfirmed) {
+      const tip = await this.options.backend.getTip();
+      await this.pushUnilateral(record, tip.height, tip.height >= tx.locktime);
+    }
     return tx.locktime + 1;
   }
 
-  /** One pass over every channel (also what each new tip runs). */
+  /** One pass over every channel (also what each new tip runs); one channel's failure does not stop the others. */
   async check(): Promise<void> {
     if (this.running) return;
     this.running = true;
@@ -85,7 +90,11 @@ export class DuplexWatcher {
       const tip = await this.options.backend.getTip();
       for (const summary of this.peer.list()) {
         const record = this.peer.get(summary.tempId)!;
-        await this.checkOne(record, tip.height);
+        try {
+          await this.checkOne(record, tip.height);
+        } catch (err) {
+          this.log(`${record.channelId ?? record.tempId}: ${(err as Error).message}`);
+        }
       }
     } finally {
       this.running = false;
@@ -96,13 +105,16 @@ export class DuplexWatcher {
     if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record);
     if ((record.phase === 'open' || record.phase === 'closing') && record.current && record.fundingConfirmed) {
       const final = tipHeight >= stateLocktime(record.terms!, record.current.index);
-      if (record.phase === 'open' && final) {
-        this.log(`${record.channelId}: the newest state ${record.current.index} is final at ${tipHeight} and the channel is still open: publishing it`);
+      // Still open, or a cooperative close / rollover not confirmed, when the newest state is
+      // final: publish it now; waiting would give the other side, Δ blocks later, an older one.
+      if (final && record.close?.kind !== 'unilateral') {
+        this.log(`${record.channelId}: the newest state ${record.current.index} is final at ${tipHeight} and the channel is not settled: publishing it`);
         await this.forceClose(record.channelId!);
-        return;
+      } else if (record.close?.kind === 'unilateral') {
+        await this.pushUnilateral(record, tipHeight, final);
+      } else if (record.close) {
+        await this.rebroadcastIfLost(record);
       }
-      if (record.close?.kind === 'unilateral') await this.pushUnilateral(record, tipHeight, final);
-      else if (record.close) await this.rebroadcastIfLost(record);
       await this.checkSpent(record);
     } else if (record.phase === 'closing') {
       if (record.close && record.close.kind !== 'unilateral') await this.rebroadcastIfLost(record);
@@ -113,6 +125,7 @@ export class DuplexWatcher {
   /** A cooperative close or rollover both signed must reach the chain: send it again if the node lost it. */
   private async rebroadcastIfLost(record: DuplexRecord): Promise<void> {
     const close = record.close!;
+    if (close.txHex === '') return; // the peer's signature never came: the newest state covers it at its locktime
     if (await this.options.backend.getTransaction(close.txid)) return;
     const [txid, vout] = record.channelId!.split(':');
     const funding = await this.options.backend.getOutpointStatus({ txid: txid!, vout: Number(vout) }, record.fundingHeight ?? 0);
@@ -138,7 +151,19 @@ export class DuplexWatcher {
     if (!final) return;
     const status = await this.options.backend.getTransaction(close.txid);
     if (status && status.confirmations > 0) return;
-    if (close.broadcastHeight === undefined || !status) {
+    if (!status) {
+      // Another spend of the funding output may hold the mempool: the peer's own version of
+      // the newest state (with its fee input), an older state, a close. Beat it if we must.
+      const rival = await this.mempoolRival(record);
+      if (rival) {
+        if (close.broadcastHeight === undefined) {
+          record.close = { ...close, broadcastHeight: tipHeight };
+          this.peer.save(record);
+          this.log(`${record.channelId}: ${rival.txid} spends the funding in the mempool; bumping past it if it does not confirm`);
+        }
+        if (!rival.sameState || tipHeight - (record.close?.broadcastHeight ?? tipHeight) >= this.options.policy.bumpAfterBlocks) await this.bump(record, tipHeight, rival);
+        return;
+      }
       try {
         await this.peer.broadcast(close.txHex);
         record.close = { ...close, broadcastHeight: close.broadcastHeight ?? tipHeight };
@@ -149,7 +174,36 @@ export class DuplexWatcher {
       }
       return;
     }
-    if (tipHeight - close.broadcastHeight >= this.options.policy.bumpAfterBlocks) await this.bump(record, tipHeight);
+    if (close.broadcastHeight === undefined) {
+      record.close = { ...close, broadcastHeight: tipHeight };
+      this.peer.save(record);
+    } else if (tipHeight - close.broadcastHeight >= this.options.policy.bumpAfterBlocks) {
+      await this.bump(record, tipHeight, { feeSat: close.feeSat, vsize: Transaction.fromHex(close.txHex).virtualSize() });
+    }
+  }
+
+  /** The unconfirmed transaction spending the funding output, if it is not ours, with its fee. */
+  private async mempoolRival(record: DuplexRecord): Promise<{ txid: string; feeSat: bigint; vsize: number; sameState: boolean } | null> {
+    const [txid, vout] = record.channelId!.split(':');
+    const spent = await this.options.backend.getOutpointStatus({ txid: txid!, vout: Number(vout) }, record.fundingHeight ?? 0);
+    if (spent.state !== 'spent' || spent.confirmations > 0 || spent.spendingTxid === record.close?.txid) return null;
+    const rival = await this.options.backend.getTransaction(spent.spendingTxid);
+    if (!rival) return null;
+    const tx = Transaction.fromHex(rival.hex);
+    const channel = this.peer.channelOf(record);
+    let inSat = 0n;
+    for (const input of tx.ins) {
+      const prevTxid = Buffer.from(input.hash).reverse().toString('hex');
+      if (prevTxid === txid && input.index === Number(vout)) inSat += channel.capacitySat;
+      else {
+        const prev = await this.options.backend.getTransaction(prevTxid);
+        inSat += prev ? (Transaction.fromHex(prev.hex).outs[input.index]?.value ?? 0n) : 0n;
+      }
+    }
+    const outSat = tx.outs.reduce((sum, o) => sum + o.value, 0n);
+    const ours = buildStateTx(channel, record.current!);
+    const sameState = tx.locktime === ours.locktime && tx.outs.length === ours.outs.length && tx.outs.every((o, i) => o.value === ours.outs[i]!.value && equalBytes(o.script, ours.outs[i]!.script));
+    return { txid: spent.spendingTxid, feeSat: inSat - outSat, vsize: tx.virtualSize(), sameState };
   }
 
   /**
@@ -158,33 +212,46 @@ export class DuplexWatcher {
    * when the wallet has no coin of a suitable size (logged: keep a fee reserve coin).
    * @returns the new txid, or null.
    */
-  async bump(record: DuplexRecord, tipHeight: number): Promise<string | null> {
+  async bump(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
     const close = record.close;
     const state = record.current;
     if (close?.kind !== 'unilateral' || !state) throw new RangeError('only a published state is bumped');
     const { policy, wallet } = this.options;
-    const rate = bumpedFeeRate(close.feeRateSatPerVb, policy.maxFeeRateSatPerVb);
-    if (rate <= close.feeRateSatPerVb) {
+    const rivalRate = rival ? Math.ceil(Number(rival.feeSat) / rival.vsize) : 0;
+    // BIP125: above the replaced transaction's rate by at least the 1 sat/vB incremental relay fee.
+    const rate = Math.min(policy.maxFeeRateSatPerVb, Math.max(bumpedFeeRate(close.feeRateSatPerVb, policy.maxFeeRateSatPerVb), rivalRate + 1));
+    if (rate <= close.feeRateSatPerVb && rate <= rivalRate) {
       this.log(`${record.channelId}: state ${state.index} is at the fee ceiling of ${policy.maxFeeRateSatPerVb} sat/vB`);
       return null;
     }
     const channel = this.peer.channelOf(record);
     const vsize = duplexSpendVsize(channel) + FEE_INPUT_VBYTES;
     const stateFee = duplexOutputs(channel, state, channel.stateFeeRateSatPerVb).feeSat;
-    const needed = feeForVsize(vsize, rate) - stateFee;
-    const coin = await wallet.reserveFeeCoin(`bump:${record.channelId}:${rate}`, needed > 0n ? needed : 1n, feeForVsize(vsize, policy.maxFeeRateSatPerVb));
+    // The absolute fee must also beat the rival's by the incremental fee for our size.
+    const target = [feeForVsize(vsize, rate), (rival?.feeSat ?? 0n) + BigInt(vsize)].reduce((a, b) => (a > b ? a : b));
+    const needed = target - stateFee;
+    const reservation = `bump:${record.channelId}:${rate}`;
+    const coin = await wallet.reserveFeeCoin(reservation, needed > 0n ? needed : 1n, feeForVsize(vsize, policy.maxFeeRateSatPerVb));
     if (!coin) {
       this.log(`${record.channelId}: no wallet coin between ${needed} and ${feeForVsize(vsize, policy.maxFeeRateSatPerVb)} sat to bump state ${state.index} with`);
       return null;
     }
-    await this.options.saveWallet();
     const tx = buildStateTx(channel, state);
     tx.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
     const signed = completeDuplexSpend(channel, tx, state.sigA, state.sigB, DUPLEX_STATE_HASHTYPE);
     for (const { index, stack } of wallet.signContribution(signed, [1])) signed.setWitness(index, stack);
     const feeSat = stateFee + coin.valueSat;
-    await this.peer.broadcast(signed.toHex());
-    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat, feeRateSatPerVb: Math.floor(Number(feeSat) / signed.virtualSize()), broadcastHeight: tipHeight };
+    try {
+      await this.peer.broadcast(signed.toHex());
+    } catch (err) {
+      await wallet.release(reservation); // the coin stays ours for the next try
+      await this.options.saveWallet();
+      this.log(`${record.channelId}: bump of state ${state.index} refused: ${(err as Error).message}`);
+      return null;
+    }
+    await this.options.saveWallet();
+    // Rounded up, so the next step's +1 sat/vB really is above this version's rate.
+    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat, feeRateSatPerVb: Math.ceil(Number(feeSat) / signed.virtualSize()), broadcastHeight: tipHeight };
     this.peer.save(record);
     this.log(`${record.channelId}: bumped state ${state.index} to ${record.close.feeRateSatPerVb} sat/vB with a fee input of ${coin.valueSat} sat (${signed.getId()})`);
     return signed.getId();
@@ -198,7 +265,11 @@ export class DuplexWatcher {
     if (!spend) return;
     record.settlement = this.settlementOf(record, Transaction.fromHex(spend.hex), status.confirmations);
     record.phase = 'closed';
-    this.peer.save(record);
+    const successor = record.close?.successorId ? this.peer.get(record.close.successorId) : undefined;
+    if (successor && record.settlement.kind !== 'rollover' && successor.phase === 'open') {
+      successor.phase = 'aborted'; // its funding (the rollover) can never confirm now
+      this.peer.save(record, successor);
+    } else this.peer.save(record);
     this.log(`${record.channelId}: settled by ${record.settlement.kind} ${status.spendingTxid} (A ${record.settlement.valueASat}, B ${record.settlement.valueBSat}, fee ${record.settlement.feeSat})`);
   }
 

@@ -127,16 +127,25 @@ export function checkDuplexTerms(secp: Secp256k1, policy: DuplexPolicy, terms: D
 }
 
 /**
- * The state after `payer` pays `amountSat` on top of `current` (what A proposes).
+ * The state after `payer` pays `amountSat` on top of `current` (what A proposes), numbered
+ * `index` (the next one unless A skips an index B refused).
  * @throws RangeError for a non-positive amount; ProtocolError INSUFFICIENT_BALANCE, or
  *   UPDATE_BUDGET_EXHAUSTED / BALANCE_MISMATCH from {@link checkNextState}.
  */
-export function nextState(channel: DuplexChannel, current: DuplexState, payer: DuplexRole, amountSat: bigint, tipHeight: number, marginBlocks: number): DuplexState {
+export function nextState(
+  channel: DuplexChannel,
+  current: DuplexState,
+  payer: DuplexRole,
+  amountSat: bigint,
+  tipHeight: number,
+  marginBlocks: number,
+  index = current.index + 1,
+): DuplexState {
   if (amountSat <= 0n) throw new RangeError('a payment must be positive');
   const from = payer === 'A' ? current.balanceASat : current.balanceBSat;
   if (amountSat > from) throw new ProtocolError('INSUFFICIENT_BALANCE', `${payer} has ${from} sat, cannot pay ${amountSat}`);
   const next: DuplexState = {
-    index: current.index + 1,
+    index,
     balanceASat: payer === 'A' ? current.balanceASat - amountSat : current.balanceASat + amountSat,
     balanceBSat: payer === 'B' ? current.balanceBSat - amountSat : current.balanceBSat + amountSat,
   };
@@ -145,31 +154,32 @@ export function nextState(channel: DuplexChannel, current: DuplexState, payer: D
 }
 
 /**
- * Checks that `next` may follow `current`: the next index, balances adding up to the capacity,
- * outputs that pay their fee, and a locktime still inside the budget.
+ * Checks that `next` may follow `current`: a higher index (A skips the index of a state B
+ * refused, since B still holds A's signature on it), balances adding up to the capacity, outputs
+ * that pay their fee, and a locktime still inside the budget (`L0 − index·Δ ≥ tip + margin`).
  * @throws ProtocolError STATE_INDEX_MISMATCH, BALANCE_MISMATCH, UPDATE_BUDGET_EXHAUSTED.
  */
 export function checkNextState(channel: DuplexChannel, current: DuplexState, next: DuplexState, tipHeight: number, marginBlocks: number): void {
-  if (next.index !== current.index + 1) throw new ProtocolError('STATE_INDEX_MISMATCH', `state ${next.index}, expected ${current.index + 1}`);
+  if (!Number.isSafeInteger(next.index) || next.index <= current.index) throw new ProtocolError('STATE_INDEX_MISMATCH', `state ${next.index}, expected more than ${current.index}`);
   try {
     duplexOutputs(channel, next, channel.stateFeeRateSatPerVb);
   } catch (err) {
     throw new ProtocolError('BALANCE_MISMATCH', (err as Error).message);
   }
-  if (updatesLeft(channel, current.index, tipHeight, marginBlocks) < 1) {
-    let locktime: number | string;
-    try {
-      locktime = stateLocktime(channel, next.index);
-    } catch {
-      locktime = 'none';
-    }
-    throw new ProtocolError('UPDATE_BUDGET_EXHAUSTED', `state ${next.index} would have locktime ${locktime}, less than ${marginBlocks} blocks after the tip ${tipHeight}`);
+  let locktime: number | null;
+  try {
+    locktime = stateLocktime(channel, next.index);
+  } catch {
+    locktime = null;
+  }
+  if (locktime === null || locktime < tipHeight + marginBlocks) {
+    throw new ProtocolError('UPDATE_BUDGET_EXHAUSTED', `state ${next.index} would have locktime ${locktime ?? 'none'}, less than ${marginBlocks} blocks after the tip ${tipHeight}`);
   }
 }
 
 /**
- * B's check of a state A proposed: it follows the current one, and B's balance does not drop
- * unless B asked to pay exactly that much (`requestedSat`, B's pending pay request).
+ * B's check of a state A proposed: it follows the current one, and B's balance does not drop,
+ * or drops by exactly `requestedSat` when the state answers B's pay request.
  * @throws ProtocolError as {@link checkNextState}, or BALANCE_MISMATCH.
  */
 export function checkProposalForB(
@@ -182,7 +192,9 @@ export function checkProposalForB(
 ): void {
   checkNextState(channel, current, proposed, tipHeight, marginBlocks);
   const dropB = current.balanceBSat - proposed.balanceBSat;
-  if (dropB > 0n && dropB !== requestedSat) {
+  // With a request named, the state must be exactly that payment (else B would report a
+  // pay-back done that never happened); without one, B's balance may only grow.
+  if (requestedSat !== null ? dropB !== requestedSat : dropB > 0n) {
     throw new ProtocolError('BALANCE_MISMATCH', `the state takes ${dropB} sat from B, which asked to pay ${requestedSat ?? 'nothing'}`);
   }
 }

@@ -160,7 +160,7 @@ const DuplexCloseSchema = v.strictObject({
   feeRateSatPerVb: feeRate,
   signature: hexBytes(64),
 });
-/** A → B when the update budget is spent: close into a new channel (one transaction) and sign its state 0. */
+/** A → B when the update budget is spent: close into a new channel (one transaction); A's signature on its state 0. */
 const DuplexRolloverSchema = v.strictObject({
   v: version,
   type: v.literal('duplex-rollover'),
@@ -168,9 +168,10 @@ const DuplexRolloverSchema = v.strictObject({
   index: duplexIndex,
   initialLocktime: height,
   feeRateSatPerVb: feeRate,
-  closeSignature: hexBytes(64),
   stateSignature: hexBytes(64),
 });
+/** A → B: A's rollover signature, sent once A holds the new channel's state 0 signed by both. */
+const DuplexRolloverSignedSchema = v.strictObject({ v: version, type: v.literal('duplex-rollover-signed'), channelId: channelIdSchema, closeSignature: hexBytes(64) });
 const DuplexRolledOverSchema = v.strictObject({
   v: version,
   type: v.literal('duplex-rolled-over'),
@@ -222,6 +223,7 @@ const MessageSchema = v.variant('type', [
   DuplexClosedSchema,
   DuplexRolloverSchema,
   DuplexRolledOverSchema,
+  DuplexRolloverSignedSchema,
   DuplexResumeSchema,
   DuplexResumedSchema,
   ErrorSchema,

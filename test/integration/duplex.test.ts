@@ -107,6 +107,22 @@ describe('duplex channel', () => {
     expect(strangerGot).toEqual(['INVALID_SIGNATURE']);
   });
 
+  it('takes no update once its close signature is out, even if the peer refuses or never answers', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    // B refuses a close above its ceiling: A hears it at once (not by timeout)...
+    await expect(pair.a.close(id, 600)).rejects.toMatchObject({ code: 'FEE_RATE_INVALID' });
+    // ...but B holds A's signature on that close and could broadcast it any time: A is done updating.
+    expect(pair.a.get(id)).toMatchObject({ phase: 'closing', close: { kind: 'cooperative', txHex: '' } });
+    await expect(pair.a.pay(id, 1_000n)).rejects.toMatchObject({ code: 'CHANNEL_NOT_OPEN' });
+    // When the newest state is final, A's watcher publishes it; it confirms like any close.
+    const finalAt = stateLocktime(pair.a.get(id)!.terms!, 1) + 1;
+    await pair.mineTo(finalAt - 1);
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 1 });
+  });
+
   it('closes unilaterally from A: the newest state goes out the moment it is final', async () => {
     const pair = await duplexPair(env, { plannedUpdates: 5 });
     const id = await openConfirmed(pair);
