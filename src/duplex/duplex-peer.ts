@@ -92,6 +92,11 @@ function resumeDigest(channelId: string, index: number): Uint8Array {
   return sha256(new TextEncoder().encode(`paychan duplex resume ${channelId} ${index}`));
 }
 
+/** Openings B takes part in at once (each may reserve B's coins): a stranger cannot hold more. */
+const MAX_OPENINGS = 16;
+/** An opening with no funding signed after this many blocks is abandoned (its coins released). */
+export const OPENING_TIMEOUT_BLOCKS = 6;
+
 type Waiter = { resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
 
 export class DuplexPeer {
@@ -357,6 +362,7 @@ export class DuplexPeer {
       tempId,
       role: 'A',
       phase: 'opening',
+      openedHeight: tip.height,
       keyIndex: key.index,
       terms,
       fundingFeeRateSatPerVb,
@@ -395,7 +401,7 @@ export class DuplexPeer {
   }
 
   /** Gives the coins of an opening that will not complete back to the wallet. */
-  private async abortOpening(record: DuplexRecord): Promise<void> {
+  async abortOpening(record: DuplexRecord): Promise<void> {
     await this.withLock(record.tempId, async () => {
       if (record.phase !== 'opening' || (record.role === 'A' && record.current?.sigB)) return;
       record.phase = 'aborted';
@@ -411,6 +417,8 @@ export class DuplexPeer {
     if (m.network !== this.options.network) throw new ProtocolError('WRONG_NETWORK', `${m.network}, this peer is on ${this.options.network}`);
     if (m.contributionBSat > policy.maxContributionSat) throw new ProtocolError('CAPACITY_TOO_LARGE', `this peer puts at most ${policy.maxContributionSat} sat into a channel`);
     if (m.contributionASat <= 0n) throw new ProtocolError('CAPACITY_TOO_SMALL', 'A must put something into the channel');
+    const opening = [...this.records.values()].filter((r) => r.phase === 'opening').length;
+    if (opening >= MAX_OPENINGS) throw new ProtocolError('RATE_LIMITED', `${opening} duplex openings are in progress; retry later`);
     const tip = await this.options.backend.getTip();
     const key = wallet.nextDuplexKey();
     const terms: DuplexTerms = {
@@ -442,6 +450,7 @@ export class DuplexPeer {
       tempId: m.tempId,
       role: 'B',
       phase: 'opening',
+      openedHeight: tip.height,
       keyIndex: key.index,
       terms,
       fundingFeeRateSatPerVb: m.fundingFeeRateSatPerVb,

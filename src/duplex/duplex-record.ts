@@ -56,6 +56,8 @@ export interface DuplexRecord {
   channelId?: string;
   readonly role: DuplexRole;
   phase: DuplexPhase;
+  /** Tip height when the opening started (openings that stall are abandoned). */
+  openedHeight?: number;
   /** Our duplex key index (Wallet.nextDuplexKey). */
   readonly keyIndex: number;
   /** Complete once both keys and contributions are known. */

@@ -23,7 +23,7 @@ import {
 } from '../protocol/duplex-tx.js';
 import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js';
 import type { DuplexRecord, Settlement } from './duplex-record.js';
-import type { DuplexPeer } from './duplex-peer.js';
+import { OPENING_TIMEOUT_BLOCKS, type DuplexPeer } from './duplex-peer.js';
 
 /** vsize a P2WPKH fee input adds (41 bytes + a 108-byte witness at a quarter, rounded up). */
 const FEE_INPUT_VBYTES = 68;
@@ -102,6 +102,11 @@ export class DuplexWatcher {
   }
 
   private async checkOne(record: DuplexRecord, tipHeight: number): Promise<void> {
+    if (record.phase === 'opening' && record.openedHeight !== undefined && tipHeight - record.openedHeight >= OPENING_TIMEOUT_BLOCKS) {
+      this.log(`${record.tempId}: opening stalled for ${OPENING_TIMEOUT_BLOCKS} blocks; abandoned`);
+      await this.peer.abortOpening(record);
+      return;
+    }
     if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record);
     if ((record.phase === 'open' || record.phase === 'closing') && record.current && record.fundingConfirmed) {
       const final = tipHeight >= stateLocktime(record.terms!, record.current.index);

@@ -56,6 +56,8 @@ export function checkDuplexFundingTx(
     throw new ProtocolError('FUNDING_MALFORMED', (err as Error).message);
   }
   if (tx.ins.length === 0) throw new ProtocolError('FUNDING_MALFORMED', 'no inputs');
+  // A locktime would let the builder hold the other side's coins in a transaction not yet valid.
+  if (tx.locktime !== 0) throw new ProtocolError('FUNDING_MISMATCH', `nLockTime ${tx.locktime}: a duplex funding is final at once (0)`);
   const seen = new Set<string>();
   const otherInputs: { txid: string; vout: number }[] = [];
   for (const [i, input] of tx.ins.entries()) {

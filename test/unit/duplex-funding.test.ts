@@ -47,6 +47,12 @@ describe('duplex funding transaction', () => {
     expect(codeOf(() => checkDuplexFundingTx('00', 0, asB))).toBe('FUNDING_MALFORMED');
   });
 
+  it('refuses a funding with a locktime (it could hold the other side\'s coins in a transaction not yet valid)', () => {
+    const later = tx.clone();
+    later.locktime = 900_000;
+    expect(codeOf(() => checkDuplexFundingTx(later.toHex(), 0, asB))).toBe('FUNDING_MISMATCH');
+  });
+
   it('refuses an input with a scriptSig (its txid could change under state 0)', () => {
     const legacy = tx.clone();
     legacy.ins[0]!.script = Uint8Array.of(0x51);
