@@ -37,6 +37,7 @@ import { isProtocolErrorCode, ProtocolError } from '../protocol/errors.js';
 import { errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
 import type { PeerLink } from '../transport/link.js';
+import { WalletError } from '../wallet/errors.js';
 import type { Wallet } from '../wallet/wallet.js';
 import { recordChannel, type DuplexRecord, type SignedState } from './duplex-record.js';
 import type { DuplexStore } from './duplex-store.js';
@@ -441,7 +442,13 @@ export class DuplexPeer {
       await wallet.sync(); // coins that arrived since the last tip poll count too
       const { fundingScript } = duplexFundingScripts(m.keyA, key.publicKey);
       const reserve = policy.feeReserveSat > 0n ? [{ script: this.ownPayoutScript(), valueSat: policy.feeReserveSat }] : [];
-      const c = await wallet.contribute(`duplex:${m.tempId}`, [{ script: fundingScript, valueSat: m.contributionBSat }, ...reserve], m.fundingFeeRateSatPerVb);
+      let c: Awaited<ReturnType<Wallet['contribute']>>;
+      try {
+        c = await wallet.contribute(`duplex:${m.tempId}`, [{ script: fundingScript, valueSat: m.contributionBSat }, ...reserve], m.fundingFeeRateSatPerVb);
+      } catch (err) {
+        if (err instanceof WalletError) throw new ProtocolError('CAPACITY_TOO_LARGE', `this peer cannot put ${m.contributionBSat} sat in now (${err.code})`);
+        throw err;
+      }
       inputs = c.inputs.map((i) => ({ ...i.outpoint, valueSat: i.valueSat }));
       outputs = c.outputs.slice(1);
     }
