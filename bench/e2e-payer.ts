@@ -56,6 +56,8 @@ const LATENCY_PAYMENTS = intArg(args, 'latency-payments', 30_000);
 /** When > 0, extra closed-loop phases of this many payments, for the payee's profiler only. */
 const PROFILE_PAYMENTS = intArg(args, 'profile-payments', 0);
 const WARMUP = intArg(args, 'warmup', 5_000);
+/** Open-loop rate of the latency phases, payments/s; 0 (the default): half the measured throughput. */
+const LATENCY_RATE = intArg(args, 'latency-rate', 0);
 const WINDOW = intArg(args, 'window', 2048);
 const CHUNK = intArg(args, 'chunk', 64);
 const CAPACITY_SAT = BigInt(intArg(args, 'capacity', 1_000_000));
@@ -253,7 +255,7 @@ const payVia = (k: number): Promise<bigint> => {
 const warm = await phase('warmup', () => closedLoop(WARMUP, WINDOW, CHUNK, payVia));
 const throughput = await phase('throughput', () => closedLoop(PAYMENTS, WINDOW, CHUNK, payVia));
 trace.flush('before-latency', []);
-const latency = await phase('latency', () => openLoop(LATENCY_PAYMENTS, throughput.perSec / 2, payVia, trace.on ? traceAcked : undefined));
+const latency = await phase('latency', () => openLoop(LATENCY_PAYMENTS, LATENCY_RATE || throughput.perSec / 2, payVia, trace.on ? traceAcked : undefined));
 trace.flush('latency', []);
 const profiled = PROFILE_PAYMENTS > 0 ? await phase('profile-payer-client', () => closedLoop(PROFILE_PAYMENTS, WINDOW, CHUNK, payVia)) : undefined;
 if (peerErrors > 0) throw new Error(`payee sent errors: ${firstPeerError}`);
@@ -325,7 +327,7 @@ const rawThroughput = await phase('presigned-throughput', () => closedLoop(PAYME
 base = baseTotals();
 const rawLatencyTexts = presign(LATENCY_PAYMENTS);
 trace.flush('before-presigned-latency', []);
-const rawLatency = await phase('presigned-latency', () => openLoop(LATENCY_PAYMENTS, rawThroughput.perSec / 2, sendRaw(rawLatencyTexts, base), trace.on ? traceAcked : undefined));
+const rawLatency = await phase('presigned-latency', () => openLoop(LATENCY_PAYMENTS, LATENCY_RATE || rawThroughput.perSec / 2, sendRaw(rawLatencyTexts, base), trace.on ? traceAcked : undefined));
 trace.flush('presigned-latency', []);
 let rawProfiled;
 if (PROFILE_PAYMENTS > 0) {

@@ -37,7 +37,7 @@ const args = parseArgs(process.argv.slice(2));
 const BATCH = intArg(args, 'batch-close', 100);
 const PROFILE = flag(args, 'profile');
 const PROFILE_DIR = path.resolve(strArg(args, 'profile-dir', path.join('bench', 'out')));
-const payerArgs = ['channels', 'connections', 'payments', 'latency-payments', 'warmup', 'window', 'chunk'].flatMap((k) => (args.has(k) ? [`--${k}`, String(args.get(k))] : []));
+const payerArgs = ['channels', 'connections', 'payments', 'latency-payments', 'latency-rate', 'warmup', 'window', 'chunk'].flatMap((k) => (args.has(k) ? [`--${k}`, String(args.get(k))] : []));
 const PHASES = ['fund', 'open', 'warmup', 'throughput', 'latency', 'presigned-throughput', 'presigned-latency'];
 const PROFILED = new Set(['profile-payer-client', 'profile-presigned', ...(process.env.PAYCHAN_BENCH_PROFILE_PHASES ?? '').split(',').filter(Boolean)]);
 const HEAP_SAMPLED = new Set((process.env.PAYCHAN_BENCH_HEAP_PHASES ?? '').split(',').filter(Boolean));
