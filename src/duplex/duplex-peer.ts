@@ -32,7 +32,7 @@ import {
   type DuplexState,
   type DuplexTerms,
 } from '../protocol/duplex-tx.js';
-import { checkDuplexTerms, checkProposalForB, nextState, plannedInitialLocktime, updatesLeft, type DuplexPolicy } from '../protocol/duplex-update.js';
+import { checkDuplexTerms, checkNextState, checkProposalForB, nextState, plannedInitialLocktime, updatesLeft, type DuplexPolicy } from '../protocol/duplex-update.js';
 import { isProtocolErrorCode, ProtocolError } from '../protocol/errors.js';
 import { errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
@@ -86,6 +86,21 @@ export interface DuplexSummary {
   readonly closeTxid?: string;
   readonly closeKind?: string;
   readonly successorId?: string;
+}
+
+/** `<id>/<index>` or `<id>#<request>` (error refs) → the id and what it is about. */
+/** This side signed a cooperative close the peer has not completed: it may ask again, or complete the peer's. */
+function unansweredClose(record: DuplexRecord): boolean {
+  return record.phase === 'closing' && record.close?.kind === 'cooperative' && record.close.txHex === '';
+}
+
+function splitRef(ref: string | undefined): [string | undefined, { index?: number; requestId?: string }] {
+  if (ref === undefined) return [undefined, {}];
+  const slash = /^(.*)\/([0-9]{1,7})$/.exec(ref);
+  if (slash) return [slash[1], { index: Number(slash[2]) }];
+  const hash = /^(.*)#([0-9a-f]{32})$/.exec(ref);
+  if (hash) return [hash[1], { requestId: hash[2] }];
+  return [ref, {}];
 }
 
 /** What A signs to show B that a new connection is A's: the channel and A's newest index. */
@@ -202,10 +217,6 @@ export class DuplexPeer {
     else waiter.resolve(value);
   }
 
-  private rejectAll(tempId: string, error: Error): void {
-    for (const key of [...this.waiters.keys()]) if (key.startsWith(`${tempId}:`)) this.settle(key, undefined, error);
-  }
-
   save(...records: DuplexRecord[]): void {
     this.options.store.saveAll(records);
   }
@@ -250,22 +261,35 @@ export class DuplexPeer {
    * changes nothing.
    */
   async receive(message: Message, link: PeerLink): Promise<void> {
-    const ref = message.type === 'error' ? message.ref : 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : undefined;
+    // An error names what it answers: `<channel>/<index>` for a state, `<channel>#<request>` for a pay request.
+    const ref =
+      message.type === 'error'
+        ? message.ref
+        : message.type === 'duplex-update'
+          ? `${message.channelId}/${message.index}`
+          : message.type === 'duplex-pay-request'
+            ? `${message.channelId}#${message.requestId}`
+            : 'tempId' in message
+              ? message.tempId
+              : 'channelId' in message
+                ? message.channelId
+                : undefined;
     try {
       if (message.type === 'duplex-open') {
         if (this.role !== 'B') throw new ProtocolError('UNEXPECTED_MESSAGE', 'this side does not accept duplex channels');
         await this.onOpen(message, link);
         return;
       }
-      const record = ref === undefined ? undefined : this.get(ref);
+      const [id, about] = splitRef(ref);
+      const record = id === undefined ? undefined : this.get(id);
       if (message.type === 'error') {
         if (record) {
           this.log(`peer error on ${record.channelId ?? record.tempId}: ${message.code} ${message.message}`);
-          await this.withLock(record.tempId, async () => this.onPeerError(record, message.code, message.message));
+          await this.withLock(record.tempId, async () => this.onPeerError(record, message.code, message.message, about));
         }
         return;
       }
-      if (!record) throw new ProtocolError('UNKNOWN_CHANNEL', ref);
+      if (!record) throw new ProtocolError('UNKNOWN_CHANNEL', id);
       // A is the client: its one connection is the link. B adopts a connection as the channel's
       // only once a message on it proved to come from A (a valid signature), so a stranger who
       // names a channel cannot divert B's messages.
@@ -418,7 +442,9 @@ export class DuplexPeer {
     if (m.network !== this.options.network) throw new ProtocolError('WRONG_NETWORK', `${m.network}, this peer is on ${this.options.network}`);
     if (m.contributionBSat > policy.maxContributionSat) throw new ProtocolError('CAPACITY_TOO_LARGE', `this peer puts at most ${policy.maxContributionSat} sat into a channel`);
     if (m.contributionASat <= 0n) throw new ProtocolError('CAPACITY_TOO_SMALL', 'A must put something into the channel');
-    const opening = [...this.records.values()].filter((r) => r.phase === 'opening').length;
+    // Openings in progress, and channels B put coins into whose funding is not confirmed yet
+    // (B's signed inputs are out; its coins stay reserved until the funding confirms).
+    const opening = [...this.records.values()].filter((r) => r.phase === 'opening' || (r.role === 'B' && r.phase === 'open' && !r.fundingConfirmed && (r.ownInputs?.length ?? 0) > 0)).length;
     if (opening >= MAX_OPENINGS) throw new ProtocolError('RATE_LIMITED', `${opening} duplex openings are in progress; retry later`);
     const tip = await this.options.backend.getTip();
     const key = wallet.nextDuplexKey();
@@ -615,7 +641,7 @@ export class DuplexPeer {
     const record = this.get(channelId, true);
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
     return this.withLock(record.tempId, async () => {
-      this.expectPhase(record, 'open');
+      this.requireUsable(record);
       const queued = (record.payBackQueue ?? []).reduce((s, q) => s + q.amountSat, 0n);
       const available = record.current!.balanceBSat - queued;
       if (amountSat > available) throw new ProtocolError('INSUFFICIENT_BALANCE', `B has ${available} sat not yet promised, cannot pay ${amountSat}`);
@@ -734,17 +760,55 @@ export class DuplexPeer {
     );
   }
 
-  /** B refused what A proposed or asked: A stops waiting, and never reuses a refused state's index. */
-  private onPeerError(record: DuplexRecord, code: string, text: string): void {
+  /**
+   * The peer refused something of ours. `about` says what, when the error names it: a state
+   * index (`/i`) or a pay request (`#id`).
+   *
+   * A refused state is not gone: B holds A's signature on it and could countersign it any time,
+   * and it beats every state below its index. So A at once proposes a state above it with the
+   * current balances (which B, whose balance does not drop, has every reason to countersign); once
+   * countersigned, the refused state can never be final first. If B refuses that too, A says so
+   * loudly: the refused payment may still be claimed.
+   */
+  private async onPeerError(record: DuplexRecord, code: string, text: string, about: { index?: number; requestId?: string }): Promise<void> {
     const error = new ProtocolError(isProtocolErrorCode(code) ? code : 'INTERNAL_ERROR', text);
-    if (this.role === 'A' && record.pending && record.phase === 'open') {
-      const p = record.pending;
+    const p = record.pending;
+    if (this.role === 'A' && p && about.index === p.index) {
       record.refusedIndex = Math.max(record.refusedIndex ?? 0, p.index);
       record.pending = undefined;
-      this.save(record);
-      this.settle(`${record.tempId}:countersign:${p.index}`, undefined, error);
+      const current = record.current!;
+      const cancel: DuplexState = { index: p.index + 1, balanceASat: current.balanceASat, balanceBSat: current.balanceBSat };
+      const channel = this.channelOf(record);
+      const tip = await this.options.backend.getTip();
+      let canCancel = p.cancels === undefined && record.phase === 'open';
+      try {
+        if (canCancel) checkNextState(channel, current, cancel, tip.height, this.options.policy.marginBlocks);
+      } catch {
+        canCancel = false;
+      }
+      if (canCancel) {
+        record.pending = { ...cancel, sigA: this.sign(record, stateSighash(channel, cancel)), cancels: p.index };
+        this.save(record);
+        this.sendUpdate(record);
+        this.log(`${record.channelId}: B refused state ${p.index} (${code}); proposed state ${cancel.index} with the current balances to cancel it`);
+      } else {
+        this.save(record);
+        this.log(`${record.channelId}: WARNING: B refused state ${p.cancels ?? p.index} and its cancellation could not be signed (${code}): B still holds A's signature on it and may claim it`);
+      }
+      const target = p.cancels ?? p.index;
+      this.settle(`${record.tempId}:countersign:${p.index}`, undefined, new ProtocolError(error.code, `${text} (state ${target} refused; ${canCancel ? `state ${cancel.index} cancelling it was proposed` : 'it could not be cancelled: B may still claim it'})`));
+      return;
     }
-    this.rejectAll(record.tempId, error);
+    if (this.role === 'B' && about.requestId !== undefined) {
+      // A refused one pay request: it will never be proposed; drop it so B's balance is free again.
+      record.payBackQueue = record.payBackQueue?.filter((q) => q.requestId !== about.requestId);
+      this.save(record);
+      this.settle(`${record.tempId}:request:${about.requestId}`, undefined, error);
+      return;
+    }
+    // Anything else fails the calls waiting on this channel, but never a queued pay request (it
+    // stays queued and may still be applied).
+    for (const key of [...this.waiters.keys()]) if (key.startsWith(`${record.tempId}:`) && !key.startsWith(`${record.tempId}:request:`)) this.settle(key, undefined, error);
   }
 
   private async onPayRequest(record: DuplexRecord, m: MessageOf<'duplex-pay-request'>): Promise<void> {
@@ -753,7 +817,7 @@ export class DuplexPeer {
     // Proposing takes the channel's lock itself: run it after this message's turn.
     void this.propose(record.channelId!, 'B', m.amountSat, m.requestId).catch((err: Error) => {
       const e = err instanceof ProtocolError ? err : new ProtocolError('INTERNAL_ERROR', err.message);
-      this.links.get(record.tempId)?.send(errorMessage(e.code, e.message, 'reject', record.channelId));
+      this.links.get(record.tempId)?.send(errorMessage(e.code, e.message, 'reject', `${record.channelId}#${m.requestId}`));
     });
   }
 
@@ -837,7 +901,9 @@ export class DuplexPeer {
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
     const rate = feeRateSatPerVb ?? (await this.feeRate(6));
     const { answered } = await this.withLock(record.tempId, async () => {
-      this.expectPhase(record, 'open');
+      // Asking again (the peer refused or never answered) is safe: every close we sign pays the
+      // same newest balances, whichever one the peer completes.
+      if (!unansweredClose(record)) this.expectPhase(record, 'open');
       if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
       const channel = this.channelOf(record);
       const current = record.current!;
@@ -856,7 +922,7 @@ export class DuplexPeer {
   }
 
   private async onClose(record: DuplexRecord, m: MessageOf<'duplex-close'>, link: PeerLink): Promise<void> {
-    this.expectPhase(record, 'open');
+    if (!unansweredClose(record)) this.expectPhase(record, 'open');
     if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
     const current = record.current!;
     if (m.index !== current.index) throw new ProtocolError('STATE_INDEX_MISMATCH', `close of state ${m.index}, the newest is ${current.index}`);
@@ -898,14 +964,9 @@ export class DuplexPeer {
     this.settle(`${record.tempId}:closed`, tx.getId());
   }
 
-  /** Broadcasts, treating "already known" as success (the peer may have been first). */
+  /** Broadcasts; a transaction the node already has counts as sent (the backend's contract). */
   async broadcast(txHex: string): Promise<void> {
-    try {
-      await this.options.backend.broadcast(txHex);
-    } catch (err) {
-      if (err instanceof BroadcastRejectedError && /already|exists|known/i.test(err.reason)) return;
-      throw err;
-    }
+    await this.options.backend.broadcast(txHex);
   }
 
   // ------------------------------------------------------------------ rollover

@@ -37,6 +37,12 @@ export interface CloseRecord {
   readonly feeRateSatPerVb: number;
   /** The next channel's id, for a rollover. */
   readonly successorId?: string;
+  /** The cooperative close or rollover this unilateral close stands in for (same balances: fine if it wins). */
+  readonly supersededTxid?: string;
+  /** Height at which another acceptable spend was first seen in the mempool. */
+  readonly rivalSeenHeight?: number;
+  /** The wallet reservation of the fee coin in the current bumped version. */
+  readonly bumpReservation?: string;
 }
 
 /** How the funding output was finally spent, read from the chain. */
@@ -76,7 +82,7 @@ export interface DuplexRecord {
   /** The newest state both signed. */
   current?: SignedState;
   /** A's proposal waiting for B's countersignature (A signs each index once). */
-  pending?: DuplexState & { readonly sigA: Uint8Array; readonly requestId?: string };
+  pending?: DuplexState & { readonly sigA: Uint8Array; readonly requestId?: string; /** This state cancels the refused state of that index. */ readonly cancels?: number };
   /** The highest index A signed and B refused: never reused (B could still countersign it). */
   refusedIndex?: number;
   /** A: B's pay requests already proposed (the last 100), so a repeat is not paid twice. */

@@ -73,6 +73,7 @@ export class DuplexWatcher {
       feeRateSatPerVb: channel.stateFeeRateSatPerVb,
       // A rollover that may still confirm instead keeps its new channel in view.
       ...(record.close?.successorId ? { successorId: record.close.successorId } : {}),
+      ...(record.close ? { supersededTxid: record.close.txid } : {}),
     };
     this.peer.save(record);
     if (record.fundingConfirmed) {
@@ -161,12 +162,17 @@ export class DuplexWatcher {
       // the newest state (with its fee input), an older state, a close. Beat it if we must.
       const rival = await this.mempoolRival(record);
       if (rival) {
-        if (close.broadcastHeight === undefined) {
-          record.close = { ...close, broadcastHeight: tipHeight };
+        // The peer's copy of the newest state, or the close / rollover this replaces, pays the
+        // same balances: let it confirm, and bump past it only if it is stuck. Anything else
+        // (an older state) is replaced at once.
+        const acceptable = rival.sameState || rival.txid === close.supersededTxid;
+        if (acceptable && close.rivalSeenHeight === undefined) {
+          record.close = { ...close, rivalSeenHeight: tipHeight };
           this.peer.save(record);
-          this.log(`${record.channelId}: ${rival.txid} spends the funding in the mempool; bumping past it if it does not confirm`);
+          this.log(`${record.channelId}: ${rival.txid} (same balances) spends the funding in the mempool; bumping past it only if it does not confirm`);
+          return;
         }
-        if (!rival.sameState || tipHeight - (record.close?.broadcastHeight ?? tipHeight) >= this.options.policy.bumpAfterBlocks) await this.bump(record, tipHeight, rival);
+        if (!acceptable || tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bump(record, tipHeight, rival);
         return;
       }
       try {
@@ -254,9 +260,11 @@ export class DuplexWatcher {
       this.log(`${record.channelId}: bump of state ${state.index} refused: ${(err as Error).message}`);
       return null;
     }
+    // The version this one replaced is gone from the mempool: its fee coin is free again.
+    if (close.bumpReservation) await wallet.release(close.bumpReservation);
     await this.options.saveWallet();
     // Rounded up, so the next step's +1 sat/vB really is above this version's rate.
-    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat, feeRateSatPerVb: Math.ceil(Number(feeSat) / signed.virtualSize()), broadcastHeight: tipHeight };
+    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat, feeRateSatPerVb: Math.ceil(Number(feeSat) / signed.virtualSize()), broadcastHeight: tipHeight, bumpReservation: reservation };
     this.peer.save(record);
     this.log(`${record.channelId}: bumped state ${state.index} to ${record.close.feeRateSatPerVb} sat/vB with a fee input of ${coin.valueSat} sat (${signed.getId()})`);
     return signed.getId();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedState } from '../../src/duplex/duplex-record.js';
-import { signedStateTx, stateLocktime } from '../../src/protocol/duplex-tx.js';
+import { signedStateTx, stateLocktime, stateSighash } from '../../src/protocol/duplex-tx.js';
 import { duplexPair, type DuplexPair } from '../helpers/duplex-pair.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
@@ -116,11 +116,50 @@ describe('duplex channel', () => {
     // ...but B holds A's signature on that close and could broadcast it any time: A is done updating.
     expect(pair.a.get(id)).toMatchObject({ phase: 'closing', close: { kind: 'cooperative', txHex: '' } });
     await expect(pair.a.pay(id, 1_000n)).rejects.toMatchObject({ code: 'CHANNEL_NOT_OPEN' });
-    // When the newest state is final, A's watcher publishes it; it confirms like any close.
-    const finalAt = stateLocktime(pair.a.get(id)!.terms!, 1) + 1;
-    await pair.mineTo(finalAt - 1);
+    // Asking again at a rate B takes is safe (every close A signed pays the same balances).
+    const txid = await pair.a.close(id, 2);
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'cooperative', txid });
+    expect(pair.b.get(id)!.phase).toBe('closed');
+  });
+
+  it('publishes the newest state at its locktime when a close is never answered', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 4 }, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    pair.cut(true);
+    await expect(pair.a.close(id, 2)).rejects.toThrow(/timed out/);
+    expect(pair.a.get(id)!.phase).toBe('closing');
+    await pair.mineTo(stateLocktime(pair.a.get(id)!.terms!, 1));
     await pair.mine(1);
     expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 1 });
+  });
+
+  it('cancels a refused proposal (B still holds A’s signature on it) with a state above it', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    pair.cut(true);
+    const paying = pair.a.pay(id, 50_000n); // state 2: B "refuses" it, yet keeps A's signature
+    await waitUntil(() => pair.a.get(id)!.pending?.index === 2, 'A to propose state 2');
+    const refused = pair.a.get(id)!.pending!;
+    pair.cut(false);
+    const { errorMessage } = await import('../../src/protocol/messages.js');
+    await pair.a.receive(errorMessage('BALANCE_MISMATCH', 'no', 'reject', `${id}/2`), pair.link.a);
+    await expect(paying).rejects.toMatchObject({ code: 'BALANCE_MISMATCH' });
+    // A proposed state 3 with state 1's balances; B countersigns it (its balance does not drop).
+    await waitUntil(() => pair.a.get(id)!.current!.index === 3, 'the cancelling state');
+    expect(pair.a.get(id)!.current).toMatchObject({ balanceASat: 290_000n, balanceBSat: 10_000n });
+    expect(pair.b.get(id)!.current).toMatchObject({ index: 3, balanceBSat: 10_000n });
+    // B completes the refused state 2 itself: it is final only Δ blocks after state 3.
+    const channel = pair.b.channelOf(pair.b.get(id)!);
+    const sigB = env.secp.ecdsaSign(stateSighash(channel, refused), pair.b.ownKey(pair.b.get(id)!).privateKey);
+    const claimed = signedStateTx(channel, refused, refused.sigA, sigB);
+    pair.cut(true);
+    await pair.mineTo(stateLocktime(channel, 3));
+    const early = await env.backend.testAccept(claimed.toHex());
+    expect(early.allowed === false && early.reason).toMatch(/final/i);
+    expect(pair.a.summary(pair.a.get(id)!)).toMatchObject({ paidAtoBSat: 10_000n });
   });
 
   it('closes unilaterally from A: the newest state goes out the moment it is final', async () => {
