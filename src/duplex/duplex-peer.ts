@@ -666,10 +666,7 @@ export class DuplexPeer {
     const record = this.get(channelId, true);
     if (!record?.current) throw new RangeError(`unknown or unopened duplex channel ${channelId}`);
     this.links.set(record.tempId, link);
-    if (record.phase !== 'open') {
-      if (record.rolloverProposal && !record.close?.successorId) await this.rollover(record.channelId!);
-      return;
-    }
+    if (record.phase !== 'open') return;
     const resumed = this.wait<number>(`${record.tempId}:resumed`, 'B to answer the resume');
     const pending = record.pending ? this.wait<SignedState>(`${record.tempId}:countersign:${record.pending.index}`, `B's countersignature of state ${record.pending.index}`) : null;
     const signature = this.sign(record, resumeDigest(record.channelId!, record.current.index));
@@ -713,7 +710,8 @@ export class DuplexPeer {
     let record = this.get(channelId, true);
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
     const atStart = await this.options.backend.getTip();
-    const rollingOver = record.phase === 'closing' && record.rolloverProposal !== undefined && !record.close?.successorId;
+    // A rollover proposed and not answered is sent again; one B refused only when the budget is spent.
+    const rollingOver = record.phase === 'open' && record.rolloverProposal !== undefined && !record.rolloverProposal.refused;
     const spent = record.phase === 'open' && record.current && record.terms && updatesLeft(record.terms, record.current.index, atStart.height, this.options.policy.marginBlocks) < 1;
     if (rollingOver || spent) {
       this.log(`${record.channelId}: update budget spent at tip ${atStart.height}: rolling over`);
@@ -805,6 +803,10 @@ export class DuplexPeer {
       this.save(record);
       this.settle(`${record.tempId}:request:${about.requestId}`, undefined, error);
       return;
+    }
+    if (this.role === 'A' && record.rolloverProposal && this.waiters.has(`${record.tempId}:rolled`)) {
+      record.rolloverProposal = { ...record.rolloverProposal, refused: true }; // the next attempt may change the rate
+      this.save(record);
     }
     // Anything else fails the calls waiting on this channel, but never a queued pay request (it
     // stays queued and may still be applied).
@@ -987,11 +989,13 @@ export class DuplexPeer {
     const tip = await this.options.backend.getTip();
     const { answered } = await this.withLock(record.tempId, async () => {
       if (record.close?.successorId) return { answered: Promise.resolve(record.close.successorId) };
-      if (!record.rolloverProposal) {
-        this.expectPhase(record, 'open');
+      this.expectPhase(record, 'open');
+      if (!record.rolloverProposal || record.rolloverProposal.refused) {
         if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
-        record.rolloverProposal = { feeRateSatPerVb: rate, initialLocktime: plannedInitialLocktime(this.options.policy, tip.height) };
-        record.phase = 'closing'; // no update from here on: the peer may complete the rollover
+        // After B refused one, a new rate (a different new channel) but the same L0: no new
+        // channel ever gets two state 0s, whatever B kept of earlier proposals. The channel stays
+        // open until A signs the rollover itself (B cannot complete it without A's signature).
+        record.rolloverProposal = { feeRateSatPerVb: rate, initialLocktime: record.rolloverProposal?.initialLocktime ?? plannedInitialLocktime(this.options.policy, tip.height) };
         this.save(record);
       }
       const { feeRateSatPerVb, initialLocktime } = record.rolloverProposal;
@@ -1062,7 +1066,7 @@ export class DuplexPeer {
   private async onRolledOver(record: DuplexRecord, m: MessageOf<'duplex-rolled-over'>): Promise<void> {
     this.expectRole('A', m.type);
     const proposal = record.rolloverProposal;
-    if (!proposal || record.close?.successorId) {
+    if (!proposal || record.close?.successorId || record.phase !== 'open') {
       if (record.close?.successorId === m.newChannelId) return; // a repeat
       throw new ProtocolError('UNEXPECTED_MESSAGE', 'no rollover was asked for');
     }
@@ -1080,6 +1084,7 @@ export class DuplexPeer {
     const tx = completeDuplexSpend(channel, roll.tx, ownClose, m.closeSignature, DUPLEX_STATE_HASHTYPE);
     const successor = this.successorRecord(record, next, { ...state0, sigA: ownState, sigB: m.stateSignature }, tx.toHex());
     const tip = await this.options.backend.getTip();
+    record.phase = 'closing';
     record.close = { kind: 'rollover', txid: tx.getId(), txHex: tx.toHex(), feeSat: roll.feeSat, feeRateSatPerVb: proposal.feeRateSatPerVb, broadcastHeight: tip.height, successorId: next.id };
     this.index(successor);
     this.links.set(successor.tempId, this.links.get(record.tempId)!);

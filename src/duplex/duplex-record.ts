@@ -88,7 +88,7 @@ export interface DuplexRecord {
   /** A: B's pay requests already proposed (the last 100), so a repeat is not paid twice. */
   proposedRequests?: string[];
   /** A: the rollover it proposed; every retry reuses it (one state 0 per new channel). */
-  rolloverProposal?: { readonly feeRateSatPerVb: number; readonly initialLocktime: number };
+  rolloverProposal?: { readonly feeRateSatPerVb: number; readonly initialLocktime: number; readonly refused?: boolean };
   /** B's payments to A waiting for A to propose them (B asks; A proposes when online). */
   payBackQueue?: { readonly requestId: string; readonly amountSat: bigint }[];
   close?: CloseRecord;

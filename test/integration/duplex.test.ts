@@ -259,6 +259,16 @@ describe('duplex channel', () => {
     }
   });
 
+  it('refuses a rollover while updates are left, and the channel carries on', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 20 });
+    const id = await openConfirmed(pair);
+    await expect(pair.a.rollover(id)).rejects.toMatchObject({ code: 'UNEXPECTED_MESSAGE' });
+    expect(pair.a.get(id)).toMatchObject({ phase: 'open', rolloverProposal: { refused: true } });
+    expect(pair.b.get(id)!.phase).toBe('open');
+    await pair.a.pay(id, 1_000n);
+    expect(pair.b.get(id)!.current!.index).toBe(1);
+  });
+
   it('rolls over into a new channel when the update budget runs out', async () => {
     const pair = await duplexPair(env, { plannedUpdates: 3 });
     const id = await openConfirmed(pair);
