@@ -82,6 +82,8 @@ export class PayeeService {
   private watches: Watch[] = [];
   private unsubscribe: (() => void) | null = null;
   private checking = false;
+  /** A new tip arrived while a check ran. */
+  private recheck = false;
   private readonly closer: Closer;
   /** Channels whose funding has DEEP_CONFIRMATIONS (in memory: rechecked once after a restart). */
   private readonly deepFundings = new Set<string>();
@@ -311,10 +313,28 @@ export class PayeeService {
     return this.closer.close(tempIds, feeRateSatPerVb);
   }
 
-  /** Checks every watched transaction once (also runs on every new tip). */
+  /**
+   * Checks every watched transaction once (also runs on every new tip). A call while a check
+   * runs makes that check run once more when it ends: a block that arrives mid-check must not
+   * be skipped (on a quiet chain the next block could be far away).
+   */
   async checkWatches(): Promise<void> {
-    if (this.checking) return;
+    if (this.checking) {
+      this.recheck = true;
+      return;
+    }
     this.checking = true;
+    try {
+      do {
+        this.recheck = false;
+        await this.checkWatchesOnce();
+      } while (this.recheck);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async checkWatchesOnce(): Promise<void> {
     try {
       const due: Watch[] = [];
       for (const w of this.watches) {
@@ -330,8 +350,6 @@ export class PayeeService {
       }
     } catch (err) {
       this.options.log?.(`checking confirmations failed (will retry on the next block): ${String(err)}`);
-    } finally {
-      this.checking = false;
     }
   }
 
