@@ -61,16 +61,7 @@ if (trace.on) {
     if (m) trace.row('rx', mono(), m[1], m[2]);
     return receive(text, link);
   };
-  const inner = app.store as unknown as { commitBatch: (...a: unknown[]) => unknown };
-  const commit = inner.commitBatch;
-  inner.commitBatch = (...a: unknown[]) => {
-    const t = mono();
-    try {
-      return commit(...a);
-    } finally {
-      trace.row('commit', t, mono());
-    }
-  };
+  trace.traceCommits(app.store);
 }
 let lastSample = performance.now();
 emit({ event: 'ready', wsUrl: app.server.wsUrl, payoutAddress: app.payoutAddress, pid: process.pid });

@@ -144,16 +144,7 @@ fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 const store = openSqliteStore(path.join(dataDir, 'payer.db'));
 storeProbe = probeStore(store);
 if (trace.on) {
-  const inner = store as unknown as { commitBatch: (...a: unknown[]) => unknown };
-  const commit = inner.commitBatch;
-  inner.commitBatch = (...a: unknown[]) => {
-    const t = mono();
-    try {
-      return commit(...a);
-    } finally {
-      trace.row('commit', t, mono());
-    }
-  };
+  trace.traceCommits(store);
 }
 const clients: PayerClient[] = [];
 const byRef = new Map<string, PayerClient>();

@@ -37,6 +37,20 @@ export class Trace {
     if (TRACE_DIR) this.rows.push(values);
   }
 
+  /** Records a `commit` row (start, end) around every group commit of a SQLite store. */
+  traceCommits(store: object): void {
+    const inner = store as { commitBatch: (...a: unknown[]) => unknown };
+    const commit = inner.commitBatch;
+    inner.commitBatch = (...a: unknown[]) => {
+      const t = mono();
+      try {
+        return commit(...a);
+      } finally {
+        this.row('commit', t, mono());
+      }
+    };
+  }
+
   /** Writes what was recorded to DIR/NAME-SUFFIX.json and clears it. */
   flush(suffix: string, header: readonly string[]): void {
     if (!TRACE_DIR) return;

@@ -22,6 +22,7 @@ import type { DuplexWatcher } from '../duplex/duplex-watcher.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
 import type { PeerLink } from '../transport/link.js';
+import { sendError, sendJson } from '../transport/http-replies.js';
 import type { PayeeEndpoint } from '../transport/payee-server.js';
 
 /** @returns the admin token in `dataDir`, creating it (0600) if missing. */
@@ -44,6 +45,8 @@ export function loadOrCreateAdminToken(dataDir: string): string {
  */
 export function routeDuplexFrames(spilman: PayeeEndpoint, duplex: DuplexPeer): PayeeEndpoint {
   const receive = async (text: string, link: PeerLink): Promise<void> => {
+    // Payments and their acks, as encodeMessage writes them, skip even the two text scans.
+    if (text.startsWith('{"v":1,"type":"payment')) return spilman.receive(text, link);
     const duplexFrame = text.includes('"type":"duplex-');
     const errorFrame = !duplexFrame && text.includes('"type":"error"');
     if (!duplexFrame && !errorFrame) return spilman.receive(text, link);
@@ -60,10 +63,6 @@ export function routeDuplexFrames(spilman: PayeeEndpoint, duplex: DuplexPeer): P
     return spilman.receive(text, link);
   };
   return { receive, channel: (id) => spilman.channel(id), channelTypes: () => spilman.channelTypes() };
-}
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
 }
 
 async function readJson(req: IncomingMessage, maxBytes = 4096): Promise<unknown> {
@@ -86,11 +85,11 @@ export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, to
     const url = req.url ?? '';
     if (!url.startsWith('/v1/duplex/')) return false;
     if (!authorized(req)) {
-      reply(res, 401, { error: 'UNAUTHORIZED', message: 'send Authorization: Bearer <the content of the payee data dir admin-token file>' });
+      sendError(res, 'UNAUTHORIZED');
       return true;
     }
     if (req.method === 'GET' && url === '/v1/duplex/channels') {
-      reply(res, 200, { channels: duplex.list() });
+      sendJson(res, 200, { channels: duplex.list() });
       return true;
     }
     if (req.method === 'POST' && url === '/v1/duplex/force-close') {
@@ -100,14 +99,14 @@ export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, to
         if (typeof body.channelId !== 'string') throw new TypeError();
         channelId = body.channelId;
       } catch {
-        reply(res, 400, { error: 'BAD_REQUEST', message: 'expected JSON {"channelId": "txid:vout"}' });
+        sendError(res, 'BAD_REQUEST', 'expected JSON {"channelId": "txid:vout"}');
         return true;
       }
       try {
         const minedFrom = await watcher.forceClose(channelId);
-        reply(res, 200, { channelId, minedFromHeight: minedFrom });
+        sendJson(res, 200, { channelId, minedFromHeight: minedFrom });
       } catch (err) {
-        reply(res, 409, { error: 'CHANNEL_NOT_OPEN', message: (err as Error).message });
+        sendJson(res, 409, { code: 'CHANNEL_NOT_OPEN', message: (err as Error).message });
       }
       return true;
     }
@@ -120,26 +119,27 @@ export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, to
         channelId = body.channelId;
         amountSat = BigInt(body.amountSat);
       } catch {
-        reply(res, 400, { error: 'BAD_REQUEST', message: 'expected JSON {"channelId": "txid:vout", "amountSat": "<positive integer>"}' });
+        sendError(res, 'BAD_REQUEST', 'expected JSON {"channelId": "txid:vout", "amountSat": "<positive integer>"}');
         return true;
       }
       try {
         const { requestId, sent, applied } = await duplex.payBack(channelId, amountSat);
         if (!sent) {
           applied.catch(() => undefined);
-          reply(res, 202, { queued: true, requestId, channelId, amountSat, message: 'the payer is not connected: it takes this payment when it next connects' });
+          sendJson(res, 202, { queued: true, requestId, channelId, amountSat, message: 'the payer is not connected: it takes this payment when it next connects' });
           return true;
         }
         const state = await Promise.race([applied, new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
-        if (state === null) reply(res, 202, { queued: true, requestId, channelId, amountSat, message: 'sent; the payer has not answered yet' });
-        else reply(res, 200, { queued: false, requestId, channelId, amountSat, index: state.index, balanceASat: state.balanceASat, balanceBSat: state.balanceBSat });
+        if (state === null) sendJson(res, 202, { queued: true, requestId, channelId, amountSat, message: 'sent; the payer has not answered yet' });
+        else sendJson(res, 200, { queued: false, requestId, channelId, amountSat, index: state.index, balanceASat: state.balanceASat, balanceBSat: state.balanceBSat });
       } catch (err) {
-        const code = err instanceof ProtocolError ? err.code : err instanceof RangeError ? 'UNKNOWN_CHANNEL' : 'INTERNAL_ERROR';
-        reply(res, code === 'INTERNAL_ERROR' ? 500 : 409, { error: code, message: (err as Error).message });
+        if (err instanceof ProtocolError) sendJson(res, 409, { code: err.code, message: err.message });
+        else if (err instanceof RangeError) sendError(res, 'UNKNOWN_CHANNEL', err.message);
+        else sendError(res, 'INTERNAL_ERROR', (err as Error).message);
       }
       return true;
     }
-    reply(res, 404, { error: 'NOT_FOUND', message: `${req.method} ${url}` });
+    sendError(res, 'NOT_FOUND', `${req.method} ${url}`);
     return true;
   };
 }

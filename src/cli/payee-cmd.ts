@@ -86,14 +86,14 @@ export async function payeeCommand(argv: string[]): Promise<number> {
       const [, channelId] = p.positionals;
       if (channelId === undefined) throw new UsageError('usage: paychan payee force-close CHANNEL');
       const r = await admin(listen, dataDir, 'POST', '/v1/duplex/force-close', { channelId });
-      if (r.status !== 200) throw new Error(`${String(r.body.error)}: ${String(r.body.message)}`);
+      if (r.status !== 200) throw new Error(`${String(r.body.code)}: ${String(r.body.message)}`);
       if (p.flag('json')) printJson(r.body);
       else log(`closing ${channelId} alone: the newest state can be mined from block ${String(r.body.minedFromHeight)}`);
       return 0;
     }
     if (sub === 'channels') {
       const r = await admin(listen, dataDir, 'GET', '/v1/duplex/channels');
-      if (r.status !== 200) throw new Error(`${String(r.body.error)}: ${String(r.body.message)}`);
+      if (r.status !== 200) throw new Error(`${String(r.body.code)}: ${String(r.body.message)}`);
       if (p.flag('json')) printJson(r.body);
       else for (const c of r.body.channels as Record<string, unknown>[]) log(`${String(c.channelId ?? c.tempId)} ${String(c.phase)} A ${String(c.balanceASat)} B ${String(c.balanceBSat)} (${String(c.updates)} updates)`);
       return 0;
@@ -102,7 +102,7 @@ export async function payeeCommand(argv: string[]): Promise<number> {
     if (channelId === undefined || amount === undefined) throw new UsageError('usage: paychan payee pay-back CHANNEL AMOUNT');
     const amountValue = amountSat('AMOUNT', amount);
     const r = await admin(listen, dataDir, 'POST', '/v1/duplex/pay-back', { channelId, amountSat: amountValue.toString() });
-    if (r.status !== 200 && r.status !== 202) throw new Error(`${String(r.body.error)}: ${String(r.body.message)}`);
+    if (r.status !== 200 && r.status !== 202) throw new Error(`${String(r.body.code)}: ${String(r.body.message)}`);
     if (p.flag('json')) printJson(r.body);
     else log(r.body.queued ? `queued ${amountValue} sat to the payer of ${channelId}: ${String(r.body.message)}` : `paid ${amountValue} sat back on ${channelId} (state ${String(r.body.index)})`);
     return 0;

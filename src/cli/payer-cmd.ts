@@ -12,6 +12,7 @@ import { createPayingFetch } from '../payer/paying-fetch.js';
 import type { PayerClient } from '../payer/payer-client.js';
 import { VARIANTS, type Variant } from '../protocol/scripts.js';
 import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
+import { waitWithProgress } from './wait.js';
 import { NODE_OPTIONS, amountSat, feeRate, logger, networkOf, parse, positiveInt, printJson, UsageError, type Parsed } from './options.js';
 
 export const PAYER_HELP = `paychan payer — pay through a channel
@@ -56,20 +57,6 @@ const PAYER_OPTIONS = {
   'payee-contribution': { type: 'string' as const },
   unilateral: { type: 'boolean' as const },
 };
-
-/** Polls until `check` holds, printing `waiting` every 10 s (people need to know to mine). */
-async function waitWithProgress(check: () => Promise<boolean> | boolean, waiting: string, log: (l: string) => void, timeoutMs = 30 * 60_000): Promise<void> {
-  const started = Date.now();
-  let lastSaid = 0;
-  while (!(await check())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`gave up after ${timeoutMs / 60_000} min: ${waiting}`);
-    if (Date.now() - lastSaid >= 10_000) {
-      log(waiting);
-      lastSaid = Date.now();
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 function variantOf(p: Parsed): Variant {
   const v = p.str('variant') ?? 'spilman-v1';

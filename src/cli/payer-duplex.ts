@@ -10,6 +10,7 @@ import { decodeMessage } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
 import { amountSat, positiveInt, printJson, UsageError, type Parsed } from './options.js';
+import { waitWithProgress } from './wait.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -35,19 +36,6 @@ function readCurrent(dataDir: string): Current {
     return JSON.parse(fs.readFileSync(path.join(dataDir, CURRENT_FILE), 'utf8')) as Current;
   } catch {
     throw new UsageError('no duplex channel yet: open one with paychan payer open URL --variant duplex --capacity SAT');
-  }
-}
-
-async function waitFor(check: () => boolean, waiting: string, log: (l: string) => void, timeoutMs = 30 * 60_000): Promise<void> {
-  const started = Date.now();
-  let said = 0;
-  while (!check()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`gave up after ${timeoutMs / 60_000} min: ${waiting}`);
-    if (Date.now() - said >= 10_000) {
-      log(waiting);
-      said = Date.now();
-    }
-    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
@@ -91,7 +79,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       const channelId = await side.peer.open({ link: l, contributionASat: capacitySat, contributionBSat, fundingFeeRateSatPerVb: ctx.feeRate });
       fs.writeFileSync(path.join(dataDir, CURRENT_FILE), JSON.stringify({ channelId, url } satisfies Current));
       const record = side.peer.get(channelId)!;
-      await waitFor(() => record.fundingConfirmed, `waiting for the funding ${channelId.split(':')[0]} to confirm (on regtest: paychan regtest mine 1)`, log);
+      await waitWithProgress(() => record.fundingConfirmed, `waiting for the funding ${channelId.split(':')[0]} to confirm (on regtest: paychan regtest mine 1)`, log);
       const tip = await backend.getTip();
       if (json) printJson(summary(side, record, tip.height));
       else log(`duplex channel ${channelId} is open`);
@@ -139,7 +127,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
           const txid = await side.peer.close(r.channelId!, ctx.feeRate);
           log(`cooperative close ${txid} broadcast`);
         }
-        await waitFor(() => record().phase === 'closed', `waiting for the close to confirm (on regtest: paychan regtest mine 1)`, log);
+        await waitWithProgress(() => record().phase === 'closed', `waiting for the close to confirm (on regtest: paychan regtest mine 1)`, log);
         const tip = await backend.getTip();
         const settled = record();
         if (json) printJson({ ...summary(side, settled, tip.height), closeTxid: settled.settlement!.txid, closeConfirmations: settled.settlement!.confirmations, closeKind: settled.settlement!.kind });
@@ -149,7 +137,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       case 'watch': {
         // The payer's watcher: publishes the newest state the moment it is final if the channel
         // is still open then (or was closed unilaterally), bumps it, and reports the settlement.
-        await waitFor(() => record().phase === 'closed' || record().phase === 'aborted', `channel ${record().channelId}: watching (phase ${record().phase})`, log, Number.POSITIVE_INFINITY);
+        await waitWithProgress(() => record().phase === 'closed' || record().phase === 'aborted', `channel ${record().channelId}: watching (phase ${record().phase})`, log, Number.POSITIVE_INFINITY);
         const tip = await backend.getTip();
         const settled = record();
         if (json) printJson(summary(side, settled, tip.height));

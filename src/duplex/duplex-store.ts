@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { fromHex, toHex } from '../protocol/bytes.js';
+import { decodeState, encodeState } from '../store/codec.js';
 import type { DuplexRecord } from './duplex-record.js';
 
 const SCHEMA = `
@@ -19,27 +19,6 @@ CREATE TABLE IF NOT EXISTS duplex_channels (
 );
 CREATE TABLE IF NOT EXISTS duplex_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
-
-// bigint → "123n", bytes → "hex:…": unambiguous, since no other string in a record ends in "n"
-// after digits only or starts with "hex:".
-function replacer(_key: string, value: unknown): unknown {
-  if (typeof value === 'bigint') return `${value}n`;
-  if (value instanceof Uint8Array) return `hex:${toHex(value)}`;
-  return value;
-}
-function reviver(_key: string, value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  if (/^-?[0-9]+n$/.test(value)) return BigInt(value.slice(0, -1));
-  if (value.startsWith('hex:')) return fromHex(value.slice(4));
-  return value;
-}
-
-function encodeRecord(record: DuplexRecord): string {
-  return JSON.stringify(record, replacer);
-}
-function decodeRecord(text: string): DuplexRecord {
-  return JSON.parse(text, reviver) as DuplexRecord;
-}
 
 export class DuplexStore {
   private constructor(private readonly db: Database.Database) {}
@@ -56,7 +35,7 @@ export class DuplexStore {
   }
 
   save(record: DuplexRecord): void {
-    this.db.prepare('INSERT INTO duplex_channels (temp_id, channel_id, record) VALUES (?, ?, ?) ON CONFLICT (temp_id) DO UPDATE SET channel_id = excluded.channel_id, record = excluded.record').run(record.tempId, record.channelId ?? null, encodeRecord(record));
+    this.db.prepare('INSERT INTO duplex_channels (temp_id, channel_id, record) VALUES (?, ?, ?) ON CONFLICT (temp_id) DO UPDATE SET channel_id = excluded.channel_id, record = excluded.record').run(record.tempId, record.channelId ?? null, encodeState(record));
   }
 
   /** Saves several records in one transaction (a rollover ends one channel and starts the next). */
@@ -65,7 +44,7 @@ export class DuplexStore {
   }
 
   loadAll(): DuplexRecord[] {
-    return (this.db.prepare('SELECT record FROM duplex_channels ORDER BY rowid').all() as { record: string }[]).map((row) => decodeRecord(row.record));
+    return (this.db.prepare('SELECT record FROM duplex_channels ORDER BY rowid').all() as { record: string }[]).map((row) => decodeState<DuplexRecord>(row.record));
   }
 
   getMeta(key: string): string | undefined {

@@ -17,12 +17,11 @@
  *   signed SIGHASH_ALL: nobody needs to change them after both signed.
  */
 import { Transaction } from 'bitcoinjs-lib';
-import { txidToHash } from './bytes.js';
 import { dustThresholdSat } from './dust.js';
 import type { NetworkName } from './network.js';
 import { cooperativeWitness, MAX_LOCKTIME_HEIGHT, multisigScript, p2wshOutputScript } from './scripts.js';
 import { bip143Sighash, SIGHASH_ALL, SIGHASH_ANYONECANPAY } from './sighash.js';
-import { encodeSignature, feeForVsize, MAX_SIGNATURE_BYTES, SEQUENCE_LOCKTIME_RBF, sighashView, TX_VERSION } from './transactions.js';
+import { encodeSignature, feeForVsize, MAX_SIGNATURE_BYTES, sighashView, spendFunding } from './transactions.js';
 
 export const DUPLEX_STATE_HASHTYPE = SIGHASH_ALL | SIGHASH_ANYONECANPAY;
 export const DUPLEX_CLOSE_HASHTYPE = SIGHASH_ALL;
@@ -83,6 +82,12 @@ export function makeDuplexChannel(terms: DuplexTerms, funding: { txid: string; v
   };
 }
 
+/** The terms of `channel` alone (what a record stores; the rest follows from them). */
+export function termsOf(channel: DuplexChannel): DuplexTerms {
+  const { network, keyA, keyB, scriptA, scriptB, contributionASat, contributionBSat, initialLocktime, deltaBlocks, stateFeeRateSatPerVb } = channel;
+  return { network, keyA, keyB, scriptA, scriptB, contributionASat, contributionBSat, initialLocktime, deltaBlocks, stateFeeRateSatPerVb };
+}
+
 /**
  * nLockTime of state `index`: `L0 − index·Δ`.
  * @throws RangeError if that is below 1 (no such state can exist).
@@ -97,18 +102,9 @@ export function stateLocktime(terms: Pick<DuplexTerms, 'initialLocktime' | 'delt
 
 const PLACEHOLDER_SIG = new Uint8Array(MAX_SIGNATURE_BYTES);
 
-function unsignedSpend(channel: DuplexChannel, locktime: number, outputs: readonly { script: Uint8Array; valueSat: bigint }[]): Transaction {
-  const tx = new Transaction();
-  tx.version = TX_VERSION;
-  tx.locktime = locktime;
-  tx.addInput(txidToHash(channel.funding.txid), channel.funding.vout, SEQUENCE_LOCKTIME_RBF);
-  for (const o of outputs) tx.addOutput(o.script, o.valueSat);
-  return tx;
-}
-
 /** Worst-case vsize of a spend of the funding output paying A and B, once both signed. */
 export function duplexSpendVsize(channel: DuplexChannel): number {
-  const tx = unsignedSpend(channel, 0, [
+  const tx = spendFunding(channel, 0, [
     { script: channel.scriptA, valueSat: 0n },
     { script: channel.scriptB, valueSat: 0n },
   ]);
@@ -159,12 +155,12 @@ export function duplexOutputs(channel: DuplexChannel, balances: DuplexBalances, 
 /** State `state.index` unsigned: nLockTime `L0 − index·Δ`, outputs at the channel's state fee rate. */
 export function buildStateTx(channel: DuplexChannel, state: DuplexState): Transaction {
   const { outputs } = duplexOutputs(channel, state, channel.stateFeeRateSatPerVb);
-  return unsignedSpend(channel, stateLocktime(channel, state.index), outputs);
+  return spendFunding(channel, stateLocktime(channel, state.index), outputs);
 }
 
 /** The cooperative close of `balances` at `feeRateSatPerVb`, unsigned (nLockTime 0). */
 export function buildCooperativeCloseTx(channel: DuplexChannel, balances: DuplexBalances, feeRateSatPerVb: number): Transaction {
-  return unsignedSpend(channel, 0, duplexOutputs(channel, balances, feeRateSatPerVb).outputs);
+  return spendFunding(channel, 0, duplexOutputs(channel, balances, feeRateSatPerVb).outputs);
 }
 
 /** What either party signs for `tx` spending the funding output with `hashType`. */
@@ -213,7 +209,7 @@ export interface Rollover {
  * @throws RangeError if the balances cannot pay the fee.
  */
 export function buildRolloverTx(channel: DuplexChannel, balances: DuplexBalances, feeRateSatPerVb: number): Rollover {
-  const sized = unsignedSpend(channel, 0, [{ script: channel.fundingScript, valueSat: 0n }]);
+  const sized = spendFunding(channel, 0, [{ script: channel.fundingScript, valueSat: 0n }]);
   sized.setWitness(0, cooperativeWitness('spilman-v1', PLACEHOLDER_SIG, PLACEHOLDER_SIG, channel.witnessScript));
   const feeSat = feeForVsize(sized.virtualSize(), feeRateSatPerVb);
   let feeA = (feeSat + 1n) / 2n;
@@ -224,7 +220,7 @@ export function buildRolloverTx(channel: DuplexChannel, balances: DuplexBalances
   const valueSat = channel.capacitySat - feeSat;
   if (valueSat < dustThresholdSat(channel.fundingScript)) throw new RangeError('the rollover output would be dust');
   return {
-    tx: unsignedSpend(channel, 0, [{ script: channel.fundingScript, valueSat }]),
+    tx: spendFunding(channel, 0, [{ script: channel.fundingScript, valueSat }]),
     feeSat,
     contributionASat: balances.balanceASat - feeA,
     contributionBSat: balances.balanceBSat - feeB,

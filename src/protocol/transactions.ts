@@ -8,7 +8,7 @@
  */
 import { Transaction, script as bscript } from 'bitcoinjs-lib';
 import { toHex, txidToHash } from './bytes.js';
-import type { Channel } from './channel.js';
+import type { Channel, FundingOutpoint } from './channel.js';
 import { dustThresholdSat } from './dust.js';
 import { refundWitness } from './scripts.js';
 import { SIGHASH_NONE_ACP, SIGHASH_SINGLE_ACP, type SighashOutput, type SighashTx } from './sighash.js';
@@ -30,7 +30,8 @@ export interface TxOutputSpec {
   readonly valueSat: bigint;
 }
 
-function spendFunding(channel: Channel, locktime: number, outputs: readonly TxOutputSpec[]): Transaction {
+/** An unsigned spend of a channel's funding outpoint (any variant: Spilman or duplex). */
+export function spendFunding(channel: { readonly funding: FundingOutpoint }, locktime: number, outputs: readonly TxOutputSpec[]): Transaction {
   const tx = new Transaction();
   tx.version = TX_VERSION;
   tx.locktime = locktime;

@@ -17,19 +17,21 @@ export const HTTP_ERROR_CODES = {
   TOO_MANY_CONNECTIONS: { status: 503, message: 'the payee has as many connections as it accepts; retry later' },
   TOO_MANY_CONNECTIONS_FROM_ADDRESS: { status: 429, message: 'too many connections from your address; retry later' },
   INTERNAL_ERROR: { status: 500, message: 'the payee failed to answer' },
+  BAD_REQUEST: { status: 400, message: 'the request body is not what this route takes' },
+  UNAUTHORIZED: { status: 401, message: 'send Authorization: Bearer <the content of the payee data dir admin-token file>' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type HttpErrorCode = keyof typeof HTTP_ERROR_CODES;
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' } as const;
 
-/** Writes `body` as JSON with `status`, unless a response was already started. */
+/** Writes `body` as JSON with `status` (satoshi `bigint`s as decimal strings), unless a response was already started. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  const text = JSON.stringify(body);
+  const text = JSON.stringify(body, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
   res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

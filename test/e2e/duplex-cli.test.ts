@@ -51,6 +51,25 @@ async function withMining<T>(run: Promise<T>): Promise<T> {
 }
 
 describe('duplex through the CLI', () => {
+  it('guards the admin routes with the data dir token', async () => {
+    const url = `http://127.0.0.1:${port}/v1/duplex/pay-back`;
+    const body = JSON.stringify({ channelId: `${'00'.repeat(32)}:0`, amountSat: '1' });
+    const none = await fetch(url, { method: 'POST', body });
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ code: 'UNAUTHORIZED' });
+    const wrong = await fetch(url, { method: 'POST', body, headers: { authorization: `Bearer ${'ab'.repeat(24)}` } });
+    expect(wrong.status).toBe(401);
+    const token = fs.readFileSync(path.join(home, 'payee', 'admin-token'), 'utf8').trim();
+    expect(fs.statSync(path.join(home, 'payee', 'admin-token')).mode & 0o077).toBe(0);
+    const authorization = `Bearer ${token}`;
+    const bad = await fetch(url, { method: 'POST', body: '{"amountSat":"-1"}', headers: { authorization } });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ code: 'BAD_REQUEST' });
+    const unknown = await fetch(url, { method: 'POST', body, headers: { authorization } });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ code: 'UNKNOWN_CHANNEL' });
+  });
+
   it('is closed alone by the payee, and the payer watch sees the newest state settle', async () => {
     const address = (await ok(['payer', 'address'])).stdout.trim().split('\n')[0]!;
     await ok(['regtest', 'fund', address, '0.01btc']);

@@ -1,0 +1,295 @@
+/** Opening a duplex channel: one funding transaction, possibly with coins from both sides. */
+import { randomBytes } from 'node:crypto';
+import { Transaction } from 'bitcoinjs-lib';
+import { BroadcastRejectedError } from '../chain/backend.js';
+import { buildDuplexFundingTx, checkDuplexFundingTx, type FundingInput, type FundingOutput } from '../protocol/duplex-funding.js';
+import { duplexFundingScripts, duplexOutputs, stateSighash, type DuplexState, type DuplexTerms } from '../protocol/duplex-tx.js';
+import { checkDuplexTerms, plannedInitialLocktime } from '../protocol/duplex-update.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { msg, type MessageOf } from '../protocol/messages.js';
+import type { PeerLink } from '../transport/link.js';
+import { WalletError } from '../wallet/errors.js';
+import type { Wallet } from '../wallet/wallet.js';
+import { type DuplexRecord } from './duplex-record.js';
+import { DuplexCore } from './duplex-core.js';
+
+export interface OpenDuplexRequest {
+  readonly link: PeerLink;
+  readonly contributionASat: bigint;
+  /** What A asks B to put in; 0 (the default) for a channel A funds alone. */
+  readonly contributionBSat?: bigint;
+  readonly fundingFeeRateSatPerVb?: number;
+  readonly stateFeeRateSatPerVb?: number;
+}
+
+/** Openings B takes part in at once (each may reserve B's coins): a stranger cannot hold more. */
+const MAX_OPENINGS = 16;
+/** An opening with no funding signed after this many blocks is abandoned (its coins released). */
+export const OPENING_TIMEOUT_BLOCKS = 6;
+
+/** Opening: keys, coins from one or both sides, state 0 signed by both before any funding input. */
+export abstract class DuplexOpening extends DuplexCore {
+  // ------------------------------------------------------------------ opening
+
+  /**
+   * A: opens a channel over `link` and resolves with its id once the funding transaction is
+   * broadcast (payments wait for its confirmations).
+   * @throws ProtocolError from the peer's refusal; WalletError if the wallet cannot fund it.
+   */
+  async open(request: OpenDuplexRequest): Promise<string> {
+    if (this.role !== 'A') throw new TypeError('only A opens duplex channels');
+    const { policy, wallet } = this.options;
+    const tempId = randomBytes(16).toString('hex');
+    const tip = await this.options.backend.getTip();
+    const key = wallet.nextDuplexKey();
+    await this.options.saveWallet();
+    const fundingFeeRateSatPerVb = request.fundingFeeRateSatPerVb ?? (await this.feeRate(6));
+    const contributionBSat = request.contributionBSat ?? 0n;
+    const terms: DuplexTerms = {
+      network: this.options.network,
+      keyA: key.publicKey,
+      keyB: key.publicKey, // placeholder until accept; only its size matters below
+      scriptA: this.ownPayoutScript(),
+      scriptB: this.ownPayoutScript(),
+      contributionASat: request.contributionASat,
+      contributionBSat,
+      initialLocktime: plannedInitialLocktime(policy, tip.height),
+      deltaBlocks: policy.deltaBlocks,
+      stateFeeRateSatPerVb: request.stateFeeRateSatPerVb ?? Math.max(policy.minStateFeeRateSatPerVb, Math.min(fundingFeeRateSatPerVb, policy.maxStateFeeRateSatPerVb)),
+    };
+    if (request.contributionASat <= 0n) throw new RangeError('A must put something into the channel');
+    checkDuplexTerms(this.options.secp, policy, terms, tip.height);
+    await wallet.sync();
+    const { fundingScript } = duplexFundingScripts(key.publicKey, key.publicKey);
+    const reserve = policy.feeReserveSat > 0n ? [{ script: this.ownPayoutScript(), valueSat: policy.feeReserveSat }] : [];
+    const contribution = await wallet.contribute(`duplex:${tempId}`, [{ script: fundingScript, valueSat: request.contributionASat }, ...reserve], fundingFeeRateSatPerVb);
+    await this.options.saveWallet();
+    const record: DuplexRecord = {
+      tempId,
+      role: 'A',
+      phase: 'opening',
+      openedHeight: tip.height,
+      keyIndex: key.index,
+      terms,
+      fundingFeeRateSatPerVb,
+      minFundingConfirmations: policy.minFundingConfirmations,
+      fundingConfirmed: false,
+      ownInputs: contribution.inputs.map((i) => ({ ...i.outpoint, valueSat: i.valueSat })),
+      ownOutputs: contribution.outputs.slice(1),
+      updates: 0,
+      paidAtoBSat: 0n,
+      paidBtoASat: 0n,
+    };
+    this.index(record);
+    this.links.set(tempId, request.link);
+    this.save(record);
+    const opened = this.wait<string>(`${tempId}:opened`, 'the channel to open');
+    request.link.send(
+      msg('duplex-open', {
+        tempId,
+        network: terms.network,
+        keyA: terms.keyA,
+        scriptA: terms.scriptA,
+        contributionASat: terms.contributionASat,
+        contributionBSat,
+        initialLocktime: terms.initialLocktime,
+        deltaBlocks: terms.deltaBlocks,
+        stateFeeRateSatPerVb: terms.stateFeeRateSatPerVb,
+        fundingFeeRateSatPerVb,
+      }),
+    );
+    try {
+      return await opened;
+    } catch (err) {
+      await this.abortOpening(record);
+      throw err;
+    }
+  }
+
+  /** Gives the coins of an opening that will not complete back to the wallet. */
+  async abortOpening(record: DuplexRecord): Promise<void> {
+    await this.withLock(record.tempId, async () => {
+      if (record.phase !== 'opening' || (record.role === 'A' && record.current?.sigB)) return;
+      record.phase = 'aborted';
+      this.save(record);
+      await this.options.wallet.release(`duplex:${record.tempId}`);
+      await this.options.saveWallet();
+    });
+  }
+
+  protected async onOpen(m: MessageOf<'duplex-open'>, link: PeerLink): Promise<void> {
+    const { policy, wallet } = this.options;
+    if (this.records.has(m.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', m.tempId);
+    if (m.network !== this.options.network) throw new ProtocolError('WRONG_NETWORK', `${m.network}, this peer is on ${this.options.network}`);
+    if (m.contributionBSat > policy.maxContributionSat) throw new ProtocolError('CAPACITY_TOO_LARGE', `this peer puts at most ${policy.maxContributionSat} sat into a channel`);
+    if (m.contributionASat <= 0n) throw new ProtocolError('CAPACITY_TOO_SMALL', 'A must put something into the channel');
+    // Openings in progress, and channels B put coins into whose funding is not confirmed yet
+    // (B's signed inputs are out; its coins stay reserved until the funding confirms).
+    const opening = [...this.records.values()].filter((r) => r.phase === 'opening' || (r.role === 'B' && r.phase === 'open' && !r.fundingConfirmed && (r.ownInputs?.length ?? 0) > 0)).length;
+    if (opening >= MAX_OPENINGS) throw new ProtocolError('RATE_LIMITED', `${opening} duplex openings are in progress; retry later`);
+    const tip = await this.options.backend.getTip();
+    const key = wallet.nextDuplexKey();
+    const terms: DuplexTerms = {
+      network: m.network,
+      keyA: m.keyA,
+      keyB: key.publicKey,
+      scriptA: m.scriptA,
+      scriptB: this.ownPayoutScript(),
+      contributionASat: m.contributionASat,
+      contributionBSat: m.contributionBSat,
+      initialLocktime: m.initialLocktime,
+      deltaBlocks: m.deltaBlocks,
+      stateFeeRateSatPerVb: m.stateFeeRateSatPerVb,
+    };
+    checkDuplexTerms(this.options.secp, policy, terms, tip.height);
+    if (m.fundingFeeRateSatPerVb > policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `funding fee rate above ${policy.maxFeeRateSatPerVb} sat/vB`);
+    let inputs: FundingInput[] = [];
+    let outputs: FundingOutput[] = [];
+    if (m.contributionBSat > 0n) {
+      await wallet.sync(); // coins that arrived since the last tip poll count too
+      const { fundingScript } = duplexFundingScripts(m.keyA, key.publicKey);
+      const reserve = policy.feeReserveSat > 0n ? [{ script: this.ownPayoutScript(), valueSat: policy.feeReserveSat }] : [];
+      let c: Awaited<ReturnType<Wallet['contribute']>>;
+      try {
+        c = await wallet.contribute(`duplex:${m.tempId}`, [{ script: fundingScript, valueSat: m.contributionBSat }, ...reserve], m.fundingFeeRateSatPerVb);
+      } catch (err) {
+        if (err instanceof WalletError) throw new ProtocolError('CAPACITY_TOO_LARGE', `this peer cannot put ${m.contributionBSat} sat in now (${err.code})`);
+        throw err;
+      }
+      inputs = c.inputs.map((i) => ({ ...i.outpoint, valueSat: i.valueSat }));
+      outputs = c.outputs.slice(1);
+    }
+    await this.options.saveWallet();
+    const record: DuplexRecord = {
+      tempId: m.tempId,
+      role: 'B',
+      phase: 'opening',
+      openedHeight: tip.height,
+      keyIndex: key.index,
+      terms,
+      fundingFeeRateSatPerVb: m.fundingFeeRateSatPerVb,
+      minFundingConfirmations: policy.minFundingConfirmations,
+      fundingConfirmed: false,
+      ownInputs: inputs,
+      ownOutputs: outputs,
+      updates: 0,
+      paidAtoBSat: 0n,
+      paidBtoASat: 0n,
+    };
+    this.index(record);
+    this.links.set(m.tempId, link);
+    this.save(record);
+    link.send(
+      msg('duplex-accept', {
+        tempId: m.tempId,
+        keyB: key.publicKey,
+        scriptB: terms.scriptB,
+        minFundingConfirmations: policy.minFundingConfirmations,
+        inputs,
+        outputs,
+      }),
+    );
+  }
+
+  protected async onAccept(record: DuplexRecord, m: MessageOf<'duplex-accept'>): Promise<void> {
+    this.expectRole('A', m.type);
+    if (record.phase !== 'opening' || record.fundingTxHex) throw new ProtocolError('UNEXPECTED_MESSAGE', 'already accepted');
+    const tip = await this.options.backend.getTip();
+    const terms: DuplexTerms = { ...record.terms!, keyB: m.keyB, scriptB: m.scriptB };
+    checkDuplexTerms(this.options.secp, this.options.policy, terms, tip.height);
+    const inB = m.inputs.reduce((s, i) => s + i.valueSat, 0n);
+    const outB = m.outputs.reduce((s, o) => s + o.valueSat, 0n);
+    if (terms.contributionBSat > 0n && inB < terms.contributionBSat + outB) throw new ProtocolError('FUNDING_MISMATCH', `B's inputs (${inB}) do not cover its contribution and outputs`);
+    if (terms.contributionBSat === 0n && (m.inputs.length > 0 || m.outputs.length > 0)) throw new ProtocolError('FUNDING_MISMATCH', 'B contributes nothing but sent coins');
+    await this.checkOtherInputs(m.inputs, m.inputs);
+    const { fundingScript } = duplexFundingScripts(terms.keyA, terms.keyB);
+    const capacity = terms.contributionASat + terms.contributionBSat;
+    const tx = buildDuplexFundingTx(fundingScript, capacity, [...record.ownInputs!, ...m.inputs], [...record.ownOutputs!, ...m.outputs]);
+    const txid = tx.getId();
+    record.terms = terms;
+    record.channelId = `${txid}:0`;
+    record.fundingVout = 0;
+    record.fundingTxHex = tx.toHex();
+    record.minFundingConfirmations = Math.max(record.minFundingConfirmations, m.minFundingConfirmations);
+    const channel = this.channelOf(record);
+    const state0: DuplexState = { index: 0, balanceASat: terms.contributionASat, balanceBSat: terms.contributionBSat };
+    duplexOutputs(channel, state0, terms.stateFeeRateSatPerVb); // throws if state 0 cannot pay its fee
+    const sigA = this.sign(record, stateSighash(channel, state0));
+    record.pending = { ...state0, sigA };
+    this.index(record);
+    this.save(record);
+    this.send(record, msg('duplex-fund', { tempId: record.tempId, fundingTx: record.fundingTxHex, fundingVout: 0, signature: sigA }));
+  }
+
+  protected async onFund(record: DuplexRecord, m: MessageOf<'duplex-fund'>, link: PeerLink): Promise<void> {
+    this.expectRole('B', m.type);
+    if (record.phase !== 'opening') throw new ProtocolError('UNEXPECTED_MESSAGE', `the channel is ${record.phase}`);
+    const terms = record.terms!;
+    const { fundingScript } = duplexFundingScripts(terms.keyA, terms.keyB);
+    const capacity = terms.contributionASat + terms.contributionBSat;
+    const { tx, txid, otherInputs } = checkDuplexFundingTx(m.fundingTx, m.fundingVout, { fundingScript, capacitySat: capacity, ownInputs: record.ownInputs!, ownOutputs: record.ownOutputs! });
+    await this.checkOtherInputs(otherInputs);
+    const draft: DuplexRecord = { ...record, channelId: `${txid}:${m.fundingVout}`, fundingVout: m.fundingVout, fundingTxHex: m.fundingTx };
+    const channel = this.channelOf(draft);
+    const state0: DuplexState = { index: 0, balanceASat: terms.contributionASat, balanceBSat: terms.contributionBSat };
+    this.verifyPeer(record, terms, stateSighash(channel, state0), m.signature);
+    this.links.set(record.tempId, link);
+    const sigB = this.sign(record, stateSighash(channel, state0));
+    Object.assign(record, draft, { phase: 'open', current: { ...state0, sigA: m.signature, sigB } });
+    this.index(record);
+    this.save(record); // state 0 signed by both is durable before B signs its funding inputs
+    const ownIndexes = tx.ins.flatMap((input, index) => (record.ownInputs!.some((o) => o.vout === input.index && Buffer.from(input.hash).reverse().toString('hex') === o.txid) ? [index] : []));
+    const witnesses = this.options.wallet.signContribution(tx, ownIndexes);
+    this.send(record, msg('duplex-funded', { tempId: record.tempId, signature: sigB, witnesses }));
+    this.log(`opened ${record.channelId} (capacity ${capacity}, B put in ${terms.contributionBSat})`);
+  }
+
+  protected async onFunded(record: DuplexRecord, m: MessageOf<'duplex-funded'>): Promise<void> {
+    this.expectRole('A', m.type);
+    if (record.phase !== 'opening' || !record.pending) throw new ProtocolError('UNEXPECTED_MESSAGE', 'no funding waiting for B');
+    const channel = this.channelOf(record);
+    const state0 = record.pending;
+    this.verifyPeer(record, channel, stateSighash(channel, state0), m.signature);
+    const tx = Transaction.fromHex(record.fundingTxHex!);
+    const ownCount = record.ownInputs!.length;
+    for (const w of m.witnesses) {
+      if (w.index < ownCount || w.index >= tx.ins.length) throw new ProtocolError('FUNDING_MISMATCH', `witness for input ${w.index}, which is not B's`);
+    }
+    record.current = { index: 0, balanceASat: state0.balanceASat, balanceBSat: state0.balanceBSat, sigA: state0.sigA, sigB: m.signature };
+    record.pending = undefined;
+    record.phase = 'open';
+    this.save(record); // state 0 signed by both is durable before A signs its funding inputs
+    for (const w of m.witnesses) tx.setWitness(w.index, w.stack);
+    for (const { index, stack } of this.options.wallet.signContribution(
+      tx,
+      record.ownInputs!.map((_, i) => i),
+    ))
+      tx.setWitness(index, stack);
+    record.fundingTxHex = tx.toHex();
+    this.save(record);
+    try {
+      await this.broadcast(record.fundingTxHex);
+    } catch (err) {
+      // Only a refusal while A's coins are still unspent means the funding cannot happen (B's
+      // witnesses were bad); after a lost connection it may be in the mempool: keep the channel.
+      const refused = err instanceof BroadcastRejectedError;
+      const own = record.ownInputs![0]!;
+      const still = refused ? await this.options.backend.getOutpointStatus(own, 0).catch(() => null) : null;
+      if (still?.state !== 'unspent') {
+        this.log(`funding ${tx.getId()} broadcast failed (${(err as Error).message}); the watcher sends it again`);
+        this.settle(`${record.tempId}:opened`, record.channelId);
+        return;
+      }
+      this.log(`funding ${tx.getId()} refused: ${(err as Error).message}`);
+      record.phase = 'aborted';
+      this.save(record);
+      await this.options.wallet.release(`duplex:${record.tempId}`);
+      await this.options.saveWallet();
+      this.settle(`${record.tempId}:opened`, undefined, err as Error);
+      return;
+    }
+    this.send(record, msg('duplex-channel', { tempId: record.tempId, channelId: record.channelId! }));
+    this.log(`opened ${record.channelId} (capacity ${channel.capacitySat}, funding broadcast)`);
+    this.settle(`${record.tempId}:opened`, record.channelId);
+  }
+}
