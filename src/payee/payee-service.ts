@@ -246,15 +246,15 @@ export class PayeeService {
    * with an `error` on `link`, and changes nothing. Resolves once the message is stepped (its
    * reply may still be waiting for the store).
    */
-  async receive(text: string, link: PeerLink): Promise<void> {
+  receive(text: string, link: PeerLink): Promise<void> {
     let message: Message;
     try {
       message = decodeMessage(text);
     } catch (err) {
       this.reply(link, err, undefined);
-      return;
+      return Promise.resolve();
     }
-    await this.handle(message, link);
+    return this.handle(message, link); // not wrapped in another async frame: this runs per payment
   }
 
   /**

@@ -138,13 +138,19 @@ export class PayeeConnection {
     } catch (err) {
       handled = Promise.reject(err);
     }
-    handled
-      .catch((err: unknown) => this.options.log?.(`service.receive failed (it should not): ${String(err)}`))
-      .finally(() => {
-        this.inFlight--;
-        this.updateReading();
-      });
+    // Bound callbacks, one derived promise: this runs once per payment.
+    handled.then(this.onHandled, this.onHandleFailed);
   }
+
+  private readonly onHandled = (): void => {
+    this.inFlight--;
+    this.updateReading();
+  };
+
+  private readonly onHandleFailed = (err: unknown): void => {
+    this.options.log?.(`service.receive failed (it should not): ${String(err)}`);
+    this.onHandled();
+  };
 
   /**
    * Hands queued frames to the service, at most FRAMES_PER_TURN per event-loop turn. One socket

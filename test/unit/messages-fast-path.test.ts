@@ -2,6 +2,7 @@
  * decodeMessage's hot path (payments and acks in encodeMessage's exact form) must agree with the
  * schema path on every input: same value, or the same error code. A leading space bypasses the
  * hot path (its patterns are anchored) while JSON.parse still accepts the text.
+ * encodeMessage's hot path must write exactly what JSON.stringify writes for the same message.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -34,5 +35,33 @@ describe('decodeMessage hot path', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe('encodeMessage hot path', () => {
+  const generic = (m: object): string =>
+    JSON.stringify(m, (_k, value: unknown) => (typeof value === 'bigint' ? value.toString() : value instanceof Uint8Array ? toHex(value) : value));
+  // Any string as a channel id: the ones that would need escaping must take the general path.
+  const anyChannelId = fc.oneof(channelId, fc.string({ maxLength: 80 }));
+
+  it('writes payments and acks byte for byte as JSON.stringify does, and they decode back', () => {
+    fc.assert(
+      fc.property(anyChannelId, total, fc.uint8Array({ minLength: 64, maxLength: 64 }), (id, totalSat, signature) => {
+        const payment = msg('payment', { channelId: id, totalSat, signature });
+        const ack = msg('payment-ack', { channelId: id, totalSat });
+        expect(encodeMessage(payment)).toBe(generic(payment));
+        expect(encodeMessage(ack)).toBe(generic(ack));
+        if (/^[0-9a-f]{64}:(?:0|[1-9][0-9]{0,4})$/.test(id) && Number(id.slice(65)) <= 0xffff && totalSat <= 2_100_000_000_000_000n) {
+          expect(decodeMessage(encodeMessage(payment))).toEqual(payment);
+          expect(decodeMessage(encodeMessage(ack))).toEqual(ack);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('escapes a channel id that needs it (general path)', () => {
+    const ack = msg('payment-ack', { channelId: 'a"b\\c', totalSat: 1n });
+    expect(JSON.parse(encodeMessage(ack))).toEqual({ v: 1, type: 'payment-ack', channelId: 'a"b\\c', totalSat: '1' });
   });
 });
