@@ -82,7 +82,7 @@ async function command(line: string): Promise<void> {
       const commits = storeProbe ? takeCommitStats(storeProbe, t - lastSample) : null;
       lastSample = t;
       trace.flush(String(traceSamples++), ['kind', 'ms', 'channelId|end', 'total']);
-      emit({ event: 'cpu', us: u.user + u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take(), payeeLatency: payeeLatency.take(), sched: sched.take() });
+      emit({ event: 'cpu', us: u.user + u.system, sysUs: u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take(), payeeLatency: payeeLatency.take(), sched: sched.take() });
       return;
     }
     case 'heap-start':

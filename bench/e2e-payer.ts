@@ -107,6 +107,7 @@ async function phase<T>(name: string, run: () => Promise<T>): Promise<T & { paye
   const out = {
     ...result,
     payerCpuUs: cpuMicros(cpu0),
+    payerSysUs: process.cpuUsage(cpu0).system,
     wallMs: round(wallMs, 1),
     payerLoopDelay: loopDelay.take(),
     payerSched: sched.take(),

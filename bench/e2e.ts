@@ -94,12 +94,17 @@ try {
   children.push(payer);
 
   const payeeCpuMs: Record<string, number> = {};
+  /** The part of payeeCpuMs spent in the kernel (system calls: socket I/O, fsync). */
+  const payeeSysMs: Record<string, number> = {};
   /** CPU time used by the whole machine (every process and the kernel) during each phase. */
   const machineCpuMs: Record<string, number | null> = {};
   const payeeLoop: Record<string, unknown> = {};
   const profiles: Record<string, unknown> = {};
   const sample = () => payee.ask('cpu', 'cpu');
-  const cpu = async () => Number((await sample()).us);
+  const cpu = async () => {
+    const s = await sample();
+    return { us: Number(s.us), sysUs: Number(s.sysUs) };
+  };
   const phases = PROFILE ? [...PHASES.slice(0, 5), 'profile-payer-client', ...PHASES.slice(5), 'profile-presigned'] : PHASES;
   for (const name of phases) {
     await payer.next((e) => e.event === 'phase-ready' && e.phase === name);
@@ -114,7 +119,8 @@ try {
     await payer.next((e) => e.event === 'phase-done' && e.phase === name);
     if (name === 'open') nudge = false;
     const after = await sample();
-    payeeCpuMs[name] = round((Number(after.us) - c0) / 1000, 1);
+    payeeCpuMs[name] = round((Number(after.us) - c0.us) / 1000, 1);
+    payeeSysMs[name] = round((Number(after.sysUs) - c0.sysUs) / 1000, 1);
     const m1 = machineBusyMs();
     machineCpuMs[name] = m0 === null || m1 === null ? null : round(m1 - m0, 0);
     payeeLoop[name] = { commits: after.commits, loopDelay: after.loopDelay, payeeLatency: after.payeeLatency, sched: after.sched };
@@ -154,6 +160,7 @@ try {
       presignedThroughput: { ...raw, payeeCpuUsPerPayment: round((payeeCpuMs['presigned-throughput']! * 1000) / raw.payments, 1), payerCpuUsPerPayment: round(raw.payerCpuUs / raw.payments, 1) },
       presignedLatency: { ...rawLatency, payeeCpuMs: payeeCpuMs['presigned-latency'] },
       payeeCpuMs,
+      payeeSysMs,
       machineCpuMs,
       payeeCommitsAndLoopDelay: payeeLoop,
       payeeStore: stopped.store,

@@ -113,8 +113,8 @@ export function openLoop(count: number, perSec: number, issue: (k: number) => Pr
       }
       if (next < count) {
         const wait = t0 + next * interval - now();
-        if (wait > 2) setTimeout(tick, wait - 1.5);
-        else setImmediate(tick);
+        if (process.env.PAYCHAN_BENCH_SPIN === '1' && wait <= 2) setImmediate(tick);
+        else setTimeout(tick, Math.max(0, wait));
       }
     };
     tick();
