@@ -50,9 +50,10 @@ export class Counter implements Metric {
    * @throws RangeError if `value` is negative or not finite.
    * @throws TypeError if `labels` does not name exactly the counter's label names.
    */
-  inc(value = 1, labels: Labels = {}): void {
+  inc(value = 1, labels?: Labels): void {
     if (!Number.isFinite(value) || value < 0) throw new RangeError(`${this.name}: a counter only goes up (got ${value})`);
-    const key = renderLabels(this.name, this.labelNames, labels);
+    // Unlabelled counters are bumped per payment: skip rendering an empty label set.
+    const key = labels === undefined && this.labelNames.length === 0 ? '' : renderLabels(this.name, this.labelNames, labels ?? {});
     this.series.set(key, (this.series.get(key) ?? 0) + value);
   }
 
