@@ -27,6 +27,8 @@ export class ChannelEntry {
   link: PeerLink | null;
   /** Inputs are stepped one after the other. */
   inputs: Promise<void> = SETTLED;
+  /** Inputs queued on `inputs` or still awaiting a broadcast; while 0, an input is stepped at once. */
+  queued = 0;
   /** Effects run one after the other, across steps. */
   effects: Promise<void> = SETTLED;
   /** Set when storing failed: the channel takes no more inputs. */

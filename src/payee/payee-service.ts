@@ -416,40 +416,72 @@ export class PayeeService {
    * `replyTo`, or to the channel's link for inputs that did not come from the payer.
    */
   private run(tempId: string, entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false, adopt = false): Promise<void> {
-    const next = entry.inputs.then(async () => {
-      if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
-      if (input.type === 'message' && input.message.type === 'close-request' && entry.link !== replyTo) {
-        // Channel ids are public (funding outpoints): only the payer's own connection may ask.
-        throw new ProtocolError('UNEXPECTED_MESSAGE', 'close requests are taken only on the connection that last proved to be the payer');
-      }
-      const before = entry.state;
-      const step = payeeStep(this.ctx, before, input);
-      entry.state = step.state;
-      // A connection becomes the channel's link only by proving it is the payer: the opening
-      // messages (they carry the secret tempId) or a payment the payee accepted (its signature).
-      // A repeat that changed nothing only replaces a link that is gone (the payer reconnecting),
-      // never a live one. Checked here, in the channel's input order, so a close request right
-      // behind a proof sees it.
-      if (adopt && replyTo && input.type === 'message' && PROVES_PAYER.has(input.message.type)) {
-        const linkIsGone = entry.link === null || entry.link.isOpen?.() === false;
-        if (step.state !== before || linkIsGone) entry.link = replyTo;
-      }
-      const done = this.schedule(tempId, entry, step.effects, replyTo, before);
-      if (!step.effects.some((e) => e.type === 'broadcast')) return; // pipelined: replies follow durability
+    const stepIt = (): Promise<void> | null => this.stepInput(tempId, entry, input, replyTo, adopt);
+    if (entry.queued === 0) {
+      // Nothing of this channel is still running: step now rather than a promise later (this
+      // is every payment's path; the queue below cost five promises per payment).
+      let waiting: Promise<void> | null;
       try {
-        await done;
+        waiting = stepIt();
       } catch (err) {
-        entry.state = before;
-        entry.effects = SETTLED;
-        await this.options.store.savePayeeChannel(tempId, before);
-        throw err;
+        return this.refused(entry, err, replyTo, rethrow);
       }
-    });
-    entry.inputs = next.catch(() => undefined);
-    return next.catch((err: unknown) => {
-      if (rethrow) throw err;
-      const link = replyTo ?? entry.link;
-      if (link) this.reply(link, err, payeeStateRef(entry.state));
+      return waiting === null ? SETTLED : this.queue(entry, waiting, replyTo, rethrow);
+    }
+    return this.queue(entry, entry.inputs.then(stepIt), replyTo, rethrow);
+  }
+
+  /** Makes later inputs of the channel wait for `next`; answers its failure. */
+  private queue(entry: ChannelEntry, next: Promise<void | null>, replyTo: PeerLink | null, rethrow: boolean): Promise<void> {
+    entry.queued++;
+    entry.inputs = next.then(
+      () => void entry.queued--,
+      () => void entry.queued--,
+    );
+    return next.then(
+      () => undefined,
+      (err: unknown) => this.refused(entry, err, replyTo, rethrow),
+    );
+  }
+
+  private refused(entry: ChannelEntry, err: unknown, replyTo: PeerLink | null, rethrow: boolean): Promise<void> {
+    if (rethrow) return Promise.reject(err as Error);
+    const link = replyTo ?? entry.link;
+    if (link) this.reply(link, err, payeeStateRef(entry.state));
+    return SETTLED;
+  }
+
+  /**
+   * Steps one input of a channel whose earlier inputs are done.
+   * @returns null, or, for a step that broadcasts, what later inputs must wait for (the broadcast;
+   *   if the node refuses it the state before the step is restored).
+   * @throws ProtocolError / RangeError: the input is refused and nothing changed.
+   */
+  private stepInput(tempId: string, entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, adopt: boolean): Promise<void> | null {
+    if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
+    if (input.type === 'message' && input.message.type === 'close-request' && entry.link !== replyTo) {
+      // Channel ids are public (funding outpoints): only the payer's own connection may ask.
+      throw new ProtocolError('UNEXPECTED_MESSAGE', 'close requests are taken only on the connection that last proved to be the payer');
+    }
+    const before = entry.state;
+    const step = payeeStep(this.ctx, before, input);
+    entry.state = step.state;
+    // A connection becomes the channel's link only by proving it is the payer: the opening
+    // messages (they carry the secret tempId) or a payment the payee accepted (its signature).
+    // A repeat that changed nothing only replaces a link that is gone (the payer reconnecting),
+    // never a live one. Checked here, in the channel's input order, so a close request right
+    // behind a proof sees it.
+    if (adopt && replyTo && input.type === 'message' && PROVES_PAYER.has(input.message.type)) {
+      const linkIsGone = entry.link === null || entry.link.isOpen?.() === false;
+      if (step.state !== before || linkIsGone) entry.link = replyTo;
+    }
+    const done = this.schedule(tempId, entry, step.effects, replyTo, before);
+    if (!step.effects.some((e) => e.type === 'broadcast')) return null; // pipelined: replies follow durability
+    return done.catch(async (err: unknown) => {
+      entry.state = before;
+      entry.effects = SETTLED;
+      await this.options.store.savePayeeChannel(tempId, before);
+      throw err;
     });
   }
 
@@ -469,8 +501,11 @@ export class PayeeService {
             ? this.options.store.savePayeePayment(tempId, state.paidSat, state.signature)
             : this.options.store.savePayeeChannel(tempId, state);
         chain = chain.then(() => saved);
+      } else if (effect.type === 'send') {
+        const message = effect.message;
+        chain = chain.then(() => this.deliver(entry, message, replyTo, before)); // not async: once per payment
       } else {
-        chain = chain.then(() => this.carryOut(tempId, entry, effect, replyTo, before));
+        chain = chain.then(() => this.carryOut(tempId, entry, effect));
       }
     }
     entry.effects = chain.catch((err: unknown) => {
@@ -481,14 +516,15 @@ export class PayeeService {
     return chain;
   }
 
-  private async carryOut(tempId: string, entry: ChannelEntry, effect: Effect, replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
+  private deliver(entry: ChannelEntry, message: Message, replyTo: PeerLink | null, before?: PayeeState): void {
+    (replyTo ?? entry.link)?.send(message);
+    if (message.type === 'payment-ack' && before && 'paidSat' in before && message.totalSat > before.paidSat) {
+      this.options.onPayment?.(message.channelId, message.totalSat, message.totalSat - before.paidSat);
+    }
+  }
+
+  private async carryOut(tempId: string, entry: ChannelEntry, effect: Exclude<Effect, { type: 'persist' | 'send' }>): Promise<void> {
     switch (effect.type) {
-      case 'send':
-        (replyTo ?? entry.link)?.send(effect.message);
-        if (effect.message.type === 'payment-ack' && before && 'paidSat' in before && effect.message.totalSat > before.paidSat) {
-          this.options.onPayment?.(effect.message.channelId, effect.message.totalSat, effect.message.totalSat - before.paidSat);
-        }
-        return;
       case 'broadcast':
         try {
           await this.options.backend.broadcast(effect.txHex);
@@ -514,8 +550,6 @@ export class PayeeService {
         throw new Error(`payee cannot carry out effect ${effect.type}`);
     }
   }
-
-
 
   private reply(link: PeerLink, err: unknown, ref: string | undefined): void {
     if (err instanceof ProtocolError) {

@@ -82,7 +82,7 @@ export class PeerError extends Error {
   }
 }
 
-type PayWaiter = { total: bigint; resolve: (total: bigint) => void; reject: (e: Error) => void; settled: Promise<unknown> };
+type PayWaiter = { total: bigint; resolve: (total: bigint) => void; reject: (e: Error) => void };
 type Waiter = { check: (s: PayerState) => boolean; resolve: () => void; reject: (e: Error) => void };
 
 export class PayerClient {
@@ -95,6 +95,8 @@ export class PayerClient {
    * a prefix of them (a list scan per ack would make deep pipelines quadratic).
    */
   private payWaiters: PayWaiter[] = [];
+  /** `pay()` calls waiting for one of the maxInFlight slots. */
+  private slotWaiters: (() => void)[] = [];
   /** Effects run one after the other, across steps; a persist is issued when its step runs. */
   private effects: Promise<void> = Promise.resolve();
   private broken: Error | null = null;
@@ -172,19 +174,31 @@ export class PayerClient {
    * stored. Calls may overlap (pipelining): each signs the next total at once.
    * @throws RangeError above the agreed maximum, before the channel is open, or for dust change.
    */
-  async pay(amountSat: bigint): Promise<bigint> {
-    while (this.payWaiters.length >= (this.options.maxInFlight ?? 1000)) await this.payWaiters[0]!.settled;
-    this.step({ type: 'pay', amountSat });
+  pay(amountSat: bigint): Promise<bigint> {
+    // Not an async function: this runs per payment, and every promise it saves is garbage saved.
+    if (this.payWaiters.length >= (this.options.maxInFlight ?? 1000)) return this.payWhenFree(amountSat);
+    try {
+      this.step({ type: 'pay', amountSat });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const s = this.current;
-    if (s?.type !== 'Open') throw new Error('unreachable: paid on a channel that is not open');
+    if (s?.type !== 'Open') return Promise.reject(new Error('unreachable: paid on a channel that is not open'));
     const total = s.signedTotalSat;
-    let waiter!: PayWaiter;
-    const acked = new Promise<bigint>((resolve, reject) => {
-      waiter = { total, resolve, reject, settled: Promise.resolve() };
-    });
-    waiter.settled = acked.catch(() => undefined);
-    this.payWaiters.push(waiter);
-    return acked;
+    return new Promise<bigint>((resolve, reject) => this.payWaiters.push({ total, resolve, reject }));
+  }
+
+  private async payWhenFree(amountSat: bigint): Promise<bigint> {
+    while (this.payWaiters.length >= (this.options.maxInFlight ?? 1000)) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    return this.pay(amountSat);
+  }
+
+  /** Wakes the `pay()` calls waiting for a slot (they recheck; the first ones take it). */
+  private slotsFreed(): void {
+    if (this.slotWaiters.length === 0) return;
+    const waiting = this.slotWaiters;
+    this.slotWaiters = [];
+    for (const wake of waiting) wake();
   }
 
   /**
@@ -296,8 +310,12 @@ export class PayerClient {
             ? this.options.store.savePayerPayment(tempId, state.signedTotalSat, state.signature)
             : this.options.store.savePayerChannel(tempId, state);
         chain = chain.then(() => saved);
+      } else if (effect.type === 'send') {
+        const message = effect.message;
+        // Not through the async carryOut: this runs once per payment.
+        chain = chain.then(sink ? () => sink(message) : () => this.options.link.send(message));
       } else {
-        chain = chain.then(() => (sink && effect.type === 'send' ? sink(effect.message) : this.carryOut(effect)));
+        chain = chain.then(() => this.carryOut(effect));
       }
     }
     this.effects = chain.catch((err: unknown) => {
@@ -307,11 +325,8 @@ export class PayerClient {
     });
   }
 
-  private async carryOut(effect: Effect): Promise<void> {
+  private async carryOut(effect: Exclude<Effect, { type: 'persist' | 'send' }>): Promise<void> {
     switch (effect.type) {
-      case 'send':
-        this.options.link.send(effect.message);
-        return;
       case 'create-funding': {
         const funding = await this.options.wallet.fund([{ script: effect.script, valueSat: effect.valueSat }], this.options.fundingFeeRateSatPerVb);
         // Fed back as the next input; its own effects chain after this one's.
@@ -347,7 +362,10 @@ export class PayerClient {
     if (s.type === 'Open' || s.type === 'Closed') {
       let n = 0;
       while (n < this.payWaiters.length && this.payWaiters[n]!.total <= s.ackedTotalSat) n++;
-      for (const w of this.payWaiters.splice(0, n)) w.resolve(w.total);
+      if (n > 0) {
+        for (const w of this.payWaiters.splice(0, n)) w.resolve(w.total);
+        this.slotsFreed();
+      }
     }
     if (this.waiters.length === 0) return;
     const ready = this.waiters.filter((w) => w.check(s));
@@ -362,6 +380,7 @@ export class PayerClient {
     this.payWaiters = [];
     for (const w of waiters) w.reject(err);
     for (const w of payWaiters) w.reject(err);
+    this.slotsFreed();
   }
 
   private replyError(err: unknown): void {
