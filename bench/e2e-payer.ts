@@ -29,7 +29,7 @@ import { connectRpcBackend } from '../src/chain/rpc-backend.js';
 import { loadNativeSecp256k1 } from '../src/crypto/native.js';
 import { fromHex } from '../src/protocol/bytes.js';
 import type { Channel } from '../src/protocol/channel.js';
-import { encodeMessage, msg } from '../src/protocol/messages.js';
+import { decodeMessage, encodeMessage, msg, type Message } from '../src/protocol/messages.js';
 import { bitcoinjsNetwork } from '../src/protocol/network.js';
 import { paymentSighasher, signPayment } from '../src/protocol/payment.js';
 import { payerPolicy } from '../src/protocol/policy.js';
@@ -155,13 +155,20 @@ let firstPeerError = '';
 
 /** Routes a payee message to its channel's client: by tempId, channelId or an error's ref. */
 function route(text: string): void {
-  const m = JSON.parse(text) as { type: string; tempId?: string; channelId?: string; ref?: string; totalSat?: string };
+  let m: Message;
+  try {
+    m = decodeMessage(text); // once: the client takes the decoded message
+  } catch {
+    peerErrors++;
+    firstPeerError ||= text;
+    return;
+  }
   if (m.type === 'error') {
     peerErrors++;
     firstPeerError ||= text;
   }
-  if (m.type === 'payment-ack') trace.row('ackIn', mono(), m.channelId, m.totalSat);
-  const ref = m.channelId ?? m.tempId ?? m.ref;
+  if (m.type === 'payment-ack') trace.row('ackIn', mono(), m.channelId, m.totalSat.toString());
+  const ref = 'channelId' in m ? m.channelId : 'tempId' in m ? m.tempId : m.type === 'error' ? m.ref : undefined;
   if (ref === undefined) return;
   let client = byRef.get(ref);
   if (!client) {
@@ -172,7 +179,7 @@ function route(text: string): void {
     }
     client = byRef.get(ref);
   }
-  client?.receive(text);
+  client?.receiveMessage(m);
 }
 
 const links: WsPeerLink[] = Array.from({ length: CONNECTIONS }, () =>

@@ -6,7 +6,9 @@
  * - {@link openLoop}: payment k is due at t0 + k / rate, whatever happened to the earlier ones
  *   (no coordinated omission: a slow ack never delays the next send). Latency = ack time −
  *   *intended* send time, so a sender that falls behind its schedule shows up as latency.
+ *   The sender is woken by a pacing thread (pacer.ts), so it neither spins nor oversleeps.
  */
+import { pacerKind, startWorkerPacer } from './pacer.js';
 import { now, quantile, sorted, round } from './stats.js';
 
 export interface ClosedLoopResult {
@@ -73,10 +75,13 @@ export function openLoop(count: number, perSec: number, issue: (k: number) => Pr
     const lag = new Float64Array(count);
     const interval = 1000 / perSec;
     const t0 = now() + 20;
+    const pacer = pacerKind();
+    let stopPacer = (): void => {};
     let next = 0;
     let done = 0;
     let failed = false;
     const finish = (): void => {
+      stopPacer();
       const s = sorted(latency);
       const elapsed = now() - t0;
       resolve({
@@ -91,10 +96,11 @@ export function openLoop(count: number, perSec: number, issue: (k: number) => Pr
         sendLagP99Ms: round(quantile(sorted(lag), 0.99), 3),
       });
     };
-    const tick = (): void => {
+    /** Sends every payment due by now (or, from the pacing thread, before index `dueBefore`). */
+    const tick = (dueBefore = 0): void => {
       if (failed) return;
       const t = now();
-      while (next < count && t0 + next * interval <= t) {
+      while (next < count && (next < dueBefore || t0 + next * interval <= t)) {
         const k = next++;
         const intended = t0 + k * interval;
         lag[k] = t - intended;
@@ -107,16 +113,18 @@ export function openLoop(count: number, perSec: number, issue: (k: number) => Pr
           },
           (err: unknown) => {
             failed = true;
+            stopPacer();
             reject(err instanceof Error ? err : new Error(String(err)));
           },
         );
       }
-      if (next < count) {
+      if (next < count && pacer !== 'worker') {
         const wait = t0 + next * interval - now();
-        if (process.env.PAYCHAN_BENCH_SPIN === '1' && wait <= 2) setImmediate(tick);
+        if (pacer === 'spin' && wait <= 2) setImmediate(tick);
         else setTimeout(tick, Math.max(0, wait));
       }
     };
-    tick();
+    if (pacer === 'worker') stopPacer = startWorkerPacer(t0, interval, count, tick);
+    else tick();
   });
 }

@@ -268,8 +268,23 @@ export class PayerClient {
 
   /** Delivers one message from the payee. Never throws; a bad message is answered with an error. */
   receive(text: string): void {
+    let message: Message;
     try {
-      this.step({ type: 'message', message: decodeMessage(text) });
+      message = decodeMessage(text);
+    } catch (err) {
+      this.replyError(err);
+      return;
+    }
+    this.receiveMessage(message);
+  }
+
+  /**
+   * Delivers one message already decoded (by a caller that routes one connection's messages to
+   * many channels, and had to decode them to route them). Never throws, like {@link receive}.
+   */
+  receiveMessage(message: Message): void {
+    try {
+      this.step({ type: 'message', message });
     } catch (err) {
       this.replyError(err);
     }
