@@ -43,7 +43,8 @@ const PROFILED = new Set(['profile-payer-client', 'profile-presigned', ...(proce
 const HEAP_SAMPLED = new Set((process.env.PAYCHAN_BENCH_HEAP_PHASES ?? '').split(',').filter(Boolean));
 /** Extra node flags for the payee and payer processes (experiments: --trace-gc, heap sizes). */
 const payeeFlags = (process.env.PAYCHAN_BENCH_PAYEE_FLAGS ?? '').split(' ').filter(Boolean);
-const payerFlags = (process.env.PAYCHAN_BENCH_PAYER_FLAGS ?? '').split(' ').filter(Boolean);
+// --expose-gc: the payer collects its own presigning garbage before the presigned phases.
+const payerFlags = ['--expose-gc', ...(process.env.PAYCHAN_BENCH_PAYER_FLAGS ?? '').split(' ').filter(Boolean)];
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-bench-e2e-'));
 const seedFile = path.join(home, 'payer-seed');
