@@ -24,7 +24,7 @@ export default tseslint.config(
           { group: ['../chain/*', '../wallet/*', '../cli/*', '../store/*', '../transport/*', '../crypto/node*'], message: 'src/protocol must not depend on adapters.' },
         ],
       }],
-      'no-restricted-globals': ['error', 'Date', 'setTimeout', 'setInterval', 'fetch', 'process'],
+      'no-restricted-globals': ['error', 'Date', 'setTimeout', 'setInterval', 'fetch', 'process', 'Buffer'],
     },
   },
 );

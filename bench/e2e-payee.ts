@@ -81,7 +81,7 @@ async function command(line: string): Promise<void> {
       const t = performance.now();
       const commits = storeProbe ? takeCommitStats(storeProbe, t - lastSample) : null;
       lastSample = t;
-      trace.flush(String(traceSamples++), ['kind', 'ms', 'channelId|end', 'total']);
+      trace.flush(String(traceSamples++));
       emit({ event: 'cpu', us: u.user + u.system, sysUs: u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take(), payeeLatency: payeeLatency.take(), sched: sched.take() });
       return;
     }

@@ -11,7 +11,7 @@
  * 3. throughput: `--payments` payments through `PayerClient.pay` (sign, store the payer state,
  *    send; resolves on the payee's ack, which the payee sends only once the payment is durable),
  *    round-robin over the channels, at most `--window` unacknowledged.
- * 4. latency: `--latency-payments` at half the throughput rate, open loop.
+ * 4. latency: `--latency-payments` at half the throughput rate (or `--latency-rate`), open loop.
  * 5. presigned throughput and latency: the same against the payee with payments signed before
  *    the clock starts and written as text on raw sockets — the payer's own signing and store
  *    taken out, so what is measured is the payee (and the transport).
@@ -46,7 +46,7 @@ import { emit, onStdinLines } from './lib/lines.js';
 import { AllocationSampler, ScopedProfiler, summarize } from './lib/profile.js';
 import { closedLoop, openLoop } from './lib/open-loop.js';
 import { mono, monoOffset, Trace } from './lib/trace.js';
-import { cpuMicros, now, round } from './lib/stats.js';
+import { now, round } from './lib/stats.js';
 
 const args = parseArgs(process.argv.slice(2));
 const CHANNELS = intArg(args, 'channels', 1000);
@@ -99,20 +99,23 @@ async function phase<T>(name: string, run: () => Promise<T>): Promise<T & { paye
   sched.take();
   const result = await run();
   const wallMs = now() - t0;
-  await sampler?.stop(path.join('bench', 'out', `e2e-payer-${name}.heapprofile`));
-  if (profiler) {
-    const file = path.join('bench', 'out', `e2e-payer-${name}.cpuprofile`);
-    progress(`payer profile of ${name}: ${JSON.stringify(summarize(await profiler.stop(file), file, 25).functions.slice(0, 25))}`);
-  }
+  // Read the phase's figures before stopping the profiler/sampler, whose serialization,
+  // summary and file writes are not the phase's work.
+  const cpu = process.cpuUsage(cpu0);
   const out = {
     ...result,
-    payerCpuUs: cpuMicros(cpu0),
-    payerSysUs: process.cpuUsage(cpu0).system,
+    payerCpuUs: cpu.user + cpu.system,
+    payerSysUs: cpu.system,
     wallMs: round(wallMs, 1),
     payerLoopDelay: loopDelay.take(),
     payerSched: sched.take(),
     ...(storeProbe ? { payerCommits: takeCommitStats(storeProbe, wallMs) } : {}),
   };
+  await sampler?.stop(path.join('bench', 'out', `e2e-payer-${name}.heapprofile`));
+  if (profiler) {
+    const file = path.join('bench', 'out', `e2e-payer-${name}.cpuprofile`);
+    progress(`payer profile of ${name}: ${JSON.stringify(summarize(await profiler.stop(file), file, 25).functions.slice(0, 25))}`);
+  }
   emit({ event: 'phase-done', phase: name });
   return out;
 }
@@ -167,7 +170,7 @@ function route(text: string): void {
     peerErrors++;
     firstPeerError ||= text;
   }
-  if (m.type === 'payment-ack') trace.row('ackIn', mono(), m.channelId, m.totalSat.toString());
+  if (trace.on && m.type === 'payment-ack') trace.row('ackIn', mono(), m.channelId, m.totalSat.toString());
   const ref = 'channelId' in m ? m.channelId : 'tempId' in m ? m.tempId : m.type === 'error' ? m.ref : undefined;
   if (ref === undefined) return;
   let client = byRef.get(ref);
@@ -244,18 +247,20 @@ const openPhase = await phase('open', async () => {
 // ---- 3–4. through PayerClient ---------------------------------------------------------------
 const payVia = (k: number): Promise<bigint> => {
   const c = clients[k % CHANNELS]!;
+  if (!trace.on) return c.pay(AMOUNT_SAT);
+  // The call's time before pay() (which signs synchronously), so signing counts as 'persist';
+  // the channel and total it names are known only after pay() signed.
+  const called = mono();
   const paid = c.pay(AMOUNT_SAT);
-  if (trace.on) {
-    const s = c.state;
-    trace.row('call', mono(), k, s?.type === 'Open' ? s.channel.id : '', s?.type === 'Open' ? s.signedTotalSat.toString() : '');
-  }
+  const s = c.state;
+  trace.row('call', called, k, s?.type === 'Open' ? s.channel.id : '', s?.type === 'Open' ? s.signedTotalSat.toString() : '');
   return paid;
 };
 const warm = await phase('warmup', () => closedLoop(WARMUP, WINDOW, CHUNK, payVia));
 const throughput = await phase('throughput', () => closedLoop(PAYMENTS, WINDOW, CHUNK, payVia));
-trace.flush('before-latency', []);
+trace.clear();
 const latency = await phase('latency', () => openLoop(LATENCY_PAYMENTS, LATENCY_RATE || throughput.perSec / 2, payVia, trace.on ? traceAcked : undefined));
-trace.flush('latency', []);
+trace.flush('latency');
 const profiled = PROFILE_PAYMENTS > 0 ? await phase('profile-payer-client', () => closedLoop(PROFILE_PAYMENTS, WINDOW, CHUNK, payVia)) : undefined;
 if (peerErrors > 0) throw new Error(`payee sent errors: ${firstPeerError}`);
 
@@ -287,9 +292,10 @@ const sockets = await Promise.all(
     const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
     ws.on('message', (data) => {
       const m = JSON.parse(String(data)) as { type: string; channelId?: string; totalSat?: string };
-      if (m.type === 'payment-ack') trace.row('ackIn', mono(), m.channelId, m.totalSat);
-      if (m.type === 'payment-ack') rawAckHandlers.get(m.channelId!)?.(BigInt(m.totalSat!));
-      else {
+      if (m.type === 'payment-ack') {
+        if (trace.on) trace.row('ackIn', mono(), m.channelId, m.totalSat);
+        rawAckHandlers.get(m.channelId!)?.(BigInt(m.totalSat!));
+      } else {
         peerErrors++;
         firstPeerError ||= String(data);
       }
@@ -328,9 +334,9 @@ const rawTexts = presign(PAYMENTS);
 const rawThroughput = await phase('presigned-throughput', () => closedLoop(PAYMENTS, WINDOW * 2, CHUNK * 4, sendRaw(rawTexts, base)));
 base = baseTotals();
 const rawLatencyTexts = presign(LATENCY_PAYMENTS);
-trace.flush('before-presigned-latency', []);
+trace.clear();
 const rawLatency = await phase('presigned-latency', () => openLoop(LATENCY_PAYMENTS, LATENCY_RATE || rawThroughput.perSec / 2, sendRaw(rawLatencyTexts, base), trace.on ? traceAcked : undefined));
-trace.flush('presigned-latency', []);
+trace.flush('presigned-latency');
 let rawProfiled;
 if (PROFILE_PAYMENTS > 0) {
   base = baseTotals();

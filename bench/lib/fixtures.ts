@@ -36,7 +36,7 @@ export function variantOf(i: number): Variant {
   return i % 2 === 0 ? 'spilman-v1' : 'spilman-v2';
 }
 
-export function tempIdOf(i: number): string {
+function tempIdOf(i: number): string {
   return toHex(tagged(`temp ${i}`).subarray(0, 16));
 }
 
@@ -60,12 +60,6 @@ export function openState(i: number, channel: Channel, paidSat = 0n, signature: 
   return { tempId: tempIdOf(i), terms, keyIndex: i, type: 'Open', channel, paidSat, signature };
 }
 
-export interface SignedPayment {
-  readonly channel: Channel;
-  readonly totalSat: bigint;
-  readonly signature: Uint8Array;
-}
-
 /** Signs `totalSat` on `channel` with the payer key. */
 export function signTotal(channel: Channel, sighasher: PaymentSighasher, totalSat: bigint): Uint8Array {
   return signPayment(secp, channel, sighasher, PAYER_KEY, totalSat);
@@ -82,20 +76,7 @@ export { paymentSighasher };
  * A chain backend for in-process runs that never touch the chain (payments only): reading the
  * tip works, anything else is a bug in the benchmark and throws.
  */
-/** The options the benchmarks open a PayeeService with (synthetic keys, no chain). */
-export function benchPayeeOptions(store: Store): PayeeServiceOptions {
-  return {
-    secp,
-    policy: payeePolicy({ network: 'regtest' }),
-    backend: offlineBackend(),
-    store,
-    keys: WalletKeys.fromSeed(PAYEE_KEY, 'regtest'),
-    payoutScript: PAYEE_SCRIPT,
-    fallbackFeeRateSatPerVb: 2,
-  };
-}
-
-export function offlineBackend(): ChainBackend {
+function offlineBackend(): ChainBackend {
   const no = (what: string) => () => Promise.reject(new Error(`offline backend: ${what} not available in this benchmark`));
   return {
     dialect: 'btcd',
@@ -109,5 +90,18 @@ export function offlineBackend(): ChainBackend {
     estimateFeeRate: () => Promise.resolve(null),
     subscribeTips: () => () => undefined,
     close: () => Promise.resolve(),
+  };
+}
+
+/** The options the benchmarks open a PayeeService with (synthetic keys, no chain). */
+export function benchPayeeOptions(store: Store): PayeeServiceOptions {
+  return {
+    secp,
+    policy: payeePolicy({ network: 'regtest' }),
+    backend: offlineBackend(),
+    store,
+    keys: WalletKeys.fromSeed(PAYEE_KEY, 'regtest'),
+    payoutScript: PAYEE_SCRIPT,
+    fallbackFeeRateSatPerVb: 2,
   };
 }

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { SqliteStore } from '../../src/store/sqlite-store.js';
+import { quantile, round, sorted } from './stats.js';
 
 export interface StoreProbe {
   /** ms spent in group-commit transactions (BEGIN … upserts … COMMIT incl. fsync). */
@@ -66,21 +67,45 @@ export interface CommitStats {
   readonly busyShare: number;
 }
 
+interface MsSummary {
+  readonly count: number;
+  /** Sum of the values (not rounded). */
+  readonly totalMs: number;
+  readonly meanMs: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/** Count, sum, mean, p50, p99 and max of durations in ms, rounded to the µs; all 0 when empty. */
+function summarizeMs(values: ArrayLike<number>): MsSummary {
+  const d = sorted(values);
+  if (d.length === 0) return { count: 0, totalMs: 0, meanMs: 0, p50Ms: 0, p99Ms: 0, maxMs: 0 };
+  let total = 0;
+  for (const x of d) total += x;
+  return {
+    count: d.length,
+    totalMs: total,
+    meanMs: round(total / d.length, 3),
+    p50Ms: round(quantile(d, 0.5), 3),
+    p99Ms: round(quantile(d, 0.99), 3),
+    maxMs: round(quantile(d, 1), 3),
+  };
+}
+
 /** Summarizes and clears the commit durations recorded since the last call. */
 export function takeCommitStats(probe: StoreProbe, wallMs: number): CommitStats {
-  const d = Float64Array.from(probe.durations).sort();
+  const durations = probe.durations;
   probe.durations = [];
-  const total = d.reduce((a, b) => a + b, 0);
-  const q = (p: number): number => (d.length ? d[Math.min(d.length - 1, Math.ceil(p * d.length) - 1)]! : 0);
-  const r = (x: number): number => Math.round(x * 1000) / 1000;
+  const s = summarizeMs(durations);
   return {
-    commits: d.length,
-    meanMs: r(d.length ? total / d.length : 0),
-    p50Ms: r(q(0.5)),
-    p99Ms: r(q(0.99)),
-    maxMs: r(d.length ? d[d.length - 1]! : 0),
-    over20Ms: d.filter((x) => x > 20).length,
-    busyShare: r(wallMs > 0 ? total / wallMs : 0),
+    commits: s.count,
+    meanMs: s.meanMs,
+    p50Ms: s.p50Ms,
+    p99Ms: s.p99Ms,
+    maxMs: s.maxMs,
+    over20Ms: durations.filter((x) => x > 20).length,
+    busyShare: round(wallMs > 0 ? s.totalMs / wallMs : 0, 3),
   };
 }
 
@@ -140,10 +165,9 @@ export function probePaymentLatency(histogram: { observe(seconds: number): void 
   };
   return {
     take() {
-      const d = Float64Array.from(samples).sort();
+      const { count, p50Ms, p99Ms, maxMs } = summarizeMs(samples);
       samples = [];
-      const q = (p: number): number => (d.length ? Math.round(d[Math.min(d.length - 1, Math.ceil(p * d.length) - 1)]! * 1000) / 1000 : 0);
-      return { count: d.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: q(1) };
+      return { count, p50Ms, p99Ms, maxMs };
     },
   };
 }
@@ -160,8 +184,8 @@ export class SchedStats {
     this.read();
   }
 
-  private read(): Map<string, { run: number; wait: number; name: string }> {
-    const out = new Map<string, { run: number; wait: number; name: string }>();
+  private read(): Map<string, { run: number; wait: number }> {
+    const out = new Map<string, { run: number; wait: number }>();
     let tids: string[] = [];
     try {
       tids = fs.readdirSync('/proc/self/task');
@@ -171,8 +195,7 @@ export class SchedStats {
     for (const tid of tids) {
       try {
         const [run, wait] = fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
-        const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-        out.set(tid, { run: run! / 1e6, wait: wait! / 1e6, name });
+        out.set(tid, { run: run! / 1e6, wait: wait! / 1e6 });
       } catch {
         // the thread ended
       }
@@ -180,7 +203,7 @@ export class SchedStats {
     return out;
   }
 
-  /** { main: {runMs, waitMs}, others: {runMs, waitMs} } since the last call (main = the JS thread). */
+  /** { main: {runMs, waitMs}, helpers: {runMs, waitMs} } since the last call (main = the JS thread, helpers = every other thread of the process). */
   take(): { main: { runMs: number; waitMs: number }; helpers: { runMs: number; waitMs: number } } {
     const now = this.read();
     const main = { runMs: 0, waitMs: 0 };

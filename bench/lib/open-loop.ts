@@ -68,18 +68,31 @@ export interface OpenLoopResult {
   readonly sendLagP99Ms: number;
 }
 
+/**
+ * How far ahead of "now" the schedule starts: with the pacing thread, set only once that thread
+ * is running (it takes ~20 ms to start), so this covers just its wake-up and the first message.
+ */
+const START_LEAD_MS = 1;
+
 /** @param onAcked optional: called per payment with its intended send, actual send and ack times (performance.now() ms). */
 export function openLoop(count: number, perSec: number, issue: (k: number) => Promise<unknown>, onAcked?: (k: number, intendedMs: number, sentMs: number, ackMs: number) => void): Promise<OpenLoopResult> {
   return new Promise((resolve, reject) => {
     const latency = new Float64Array(count);
     const lag = new Float64Array(count);
     const interval = 1000 / perSec;
-    const t0 = now() + 20;
     const pacer = pacerKind();
+    /** The schedule's start: payment k is due at t0 + k * interval (fixed when the pacer runs). */
+    let t0 = NaN;
     let stopPacer = (): void => {};
     let next = 0;
     let done = 0;
     let failed = false;
+    const fail = (err: unknown): void => {
+      if (failed) return;
+      failed = true;
+      stopPacer();
+      reject(err instanceof Error ? err : new Error(String(err)));
+    };
     const finish = (): void => {
       stopPacer();
       const s = sorted(latency);
@@ -104,27 +117,27 @@ export function openLoop(count: number, perSec: number, issue: (k: number) => Pr
         const k = next++;
         const intended = t0 + k * interval;
         lag[k] = t - intended;
-        issue(k).then(
-          () => {
-            const ackAt = now();
-            latency[k] = ackAt - intended;
-            onAcked?.(k, intended, intended + lag[k]!, ackAt);
-            if (++done === count) finish();
-          },
-          (err: unknown) => {
-            failed = true;
-            stopPacer();
-            reject(err instanceof Error ? err : new Error(String(err)));
-          },
-        );
+        issue(k).then(() => {
+          const ackAt = now();
+          latency[k] = ackAt - intended;
+          onAcked?.(k, intended, intended + lag[k]!, ackAt);
+          if (++done === count) finish();
+        }, fail);
       }
       if (next < count && pacer !== 'worker') {
         const wait = t0 + next * interval - now();
-        if (pacer === 'spin' && wait <= 2) setImmediate(tick);
-        else setTimeout(tick, Math.max(0, wait));
+        if (pacer === 'spin') {
+          // Sleep until ~1.5 ms before the due time (the timer's granularity), then spin.
+          if (wait > 2) setTimeout(tick, wait - 1.5);
+          else setImmediate(tick);
+        } else setTimeout(tick, Math.max(0, wait));
       }
     };
-    if (pacer === 'worker') stopPacer = startWorkerPacer(t0, interval, count, tick);
-    else tick();
+    if (pacer === 'worker') {
+      stopPacer = startWorkerPacer({ intervalMs: interval, count, start: () => (t0 = now() + START_LEAD_MS), onDue: tick, onError: fail });
+    } else {
+      t0 = now() + START_LEAD_MS;
+      tick();
+    }
   });
 }

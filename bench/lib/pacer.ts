@@ -15,7 +15,7 @@
  */
 import { Worker } from 'node:worker_threads';
 
-export type PacerKind = 'worker' | 'spin' | 'sleep';
+type PacerKind = 'worker' | 'spin' | 'sleep';
 
 export function pacerKind(): PacerKind {
   const kind = process.env.PAYCHAN_BENCH_PACER ?? 'worker';
@@ -23,13 +23,19 @@ export function pacerKind(): PacerKind {
   return kind;
 }
 
-export const QUANTUM_MS = 0.5;
+const QUANTUM_MS = 0.5;
 
 // Plain JavaScript (a worker from a string needs no loader). Times are absolute
-// (timeOrigin + now), which both threads share.
+// (timeOrigin + now), which both threads share. The thread first sleeps until the sender
+// publishes the start time (flag[0] = 1, start[0] = absolute ms), so the schedule starts only
+// once this thread is running, not while it is still starting up.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { startAbsMs, intervalMs, count, quantumMs } = workerData;
+const { shared, intervalMs, count, quantumMs } = workerData;
+const flag = new Int32Array(shared, 0, 1);
+const start = new Float64Array(shared, 8, 1);
+while (Atomics.load(flag, 0) === 0) Atomics.wait(flag, 0, 0);
+const startAbsMs = start[0];
 const cell = new Int32Array(new SharedArrayBuffer(4));
 const nowAbs = () => performance.timeOrigin + performance.now();
 let next = 0;
@@ -48,15 +54,56 @@ while (next < count) {
 }
 `;
 
-/**
- * Starts pacing: `onDue(n)` is called (on this thread) whenever payments before index n are due,
- * payment k being due at `startMs + k * intervalMs` (performance.now() ms). @returns stop.
- */
-export function startWorkerPacer(startMs: number, intervalMs: number, count: number, onDue: (dueBefore: number) => void): () => void {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { startAbsMs: performance.timeOrigin + startMs, intervalMs, count, quantumMs: QUANTUM_MS } });
-  worker.on('message', (n: number) => onDue(n));
-  worker.on('error', (err) => {
-    throw err;
+export interface WorkerPacerOptions {
+  readonly intervalMs: number;
+  readonly count: number;
+  /**
+   * Called once, when the pacing thread is running: @returns the schedule's start (performance.now()
+   * ms), payment k being due at `start + k * intervalMs`.
+   */
+  readonly start: () => number;
+  /** Called (on this thread) whenever the payments before index `dueBefore` are due. */
+  readonly onDue: (dueBefore: number) => void;
+  /**
+   * Called at most once if the pacing thread fails: it threw, or it exited before it was stopped
+   * and before all `count` payments were due. No `onDue` follows.
+   */
+  readonly onError: (err: Error) => void;
+}
+
+/** Starts the pacing thread. @returns stop (idempotent; no callbacks after it). */
+export function startWorkerPacer(options: WorkerPacerOptions): () => void {
+  const { intervalMs, count } = options;
+  const shared = new SharedArrayBuffer(16);
+  // execArgv: [] — the thread runs plain JavaScript: no tsx loader, none of this process's flags.
+  const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { shared, intervalMs, count, quantumMs: QUANTUM_MS } });
+  let stopped = false;
+  let dueBefore = 0;
+  const stop = (): void => {
+    if (stopped) return;
+    stopped = true;
+    void worker.terminate();
+  };
+  const fail = (err: Error): void => {
+    if (stopped) return;
+    stop();
+    options.onError(err);
+  };
+  worker.once('online', () => {
+    if (stopped) return;
+    new Float64Array(shared, 8, 1)[0] = performance.timeOrigin + options.start();
+    const flag = new Int32Array(shared, 0, 1);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
   });
-  return () => void worker.terminate();
+  worker.on('message', (n: number) => {
+    if (stopped) return;
+    dueBefore = n;
+    options.onDue(n);
+  });
+  worker.on('error', (err) => fail(err));
+  worker.on('exit', (code) => {
+    if (dueBefore < count) fail(new Error(`pacing thread exited (code ${code}) with ${dueBefore} of ${count} payments due`));
+  });
+  return stop;
 }

@@ -28,6 +28,23 @@ export interface CpuProfile {
   readonly timeDeltas?: readonly number[];
 }
 
+/**
+ * Ends an inspector session: posts `stopMethod`, disconnects, writes the `profile` it returned to
+ * `file` (creating its directory) and returns that profile.
+ */
+async function stopAndWrite<T>(session: Session | null, stopMethod: 'Profiler.stop' | 'HeapProfiler.stopSampling', file: string): Promise<T> {
+  if (!session) throw new Error(`${stopMethod}: not started`);
+  let profile: T;
+  try {
+    ({ profile } = (await session.post(stopMethod)) as unknown as { profile: T });
+  } finally {
+    session.disconnect();
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(profile));
+  return profile;
+}
+
 export class ScopedProfiler {
   private session: Session | null = null;
 
@@ -42,15 +59,10 @@ export class ScopedProfiler {
   }
 
   /** Stops, writes `file` (a .cpuprofile) and returns the profile. */
-  async stop(file: string): Promise<CpuProfile> {
+  stop(file: string): Promise<CpuProfile> {
     const session = this.session;
-    if (!session) throw new Error('profiler not started');
-    const { profile } = (await session.post('Profiler.stop')) as { profile: CpuProfile };
-    session.disconnect();
     this.session = null;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, JSON.stringify(profile));
-    return profile;
+    return stopAndWrite<CpuProfile>(session, 'Profiler.stop', file);
   }
 }
 
@@ -89,7 +101,7 @@ const NATIVE_AREAS: readonly [RegExp, string][] = [
 ];
 
 /** Which part of the system a frame belongs to. */
-export function areaOf(frame: CallFrame): string {
+function areaOf(frame: CallFrame): string {
   const { url, functionName } = frame;
   if (!url) {
     if (functionName === '(garbage collector)') return 'GC';
@@ -227,11 +239,7 @@ export class AllocationSampler {
   /** Stops and writes `file` (a .heapprofile: open it in Chrome DevTools). */
   async stop(file: string): Promise<void> {
     const session = this.session;
-    if (!session) throw new Error('sampler not started');
-    const { profile } = (await session.post('HeapProfiler.stopSampling')) as { profile: unknown };
-    session.disconnect();
     this.session = null;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, JSON.stringify(profile));
+    await stopAndWrite<unknown>(session, 'HeapProfiler.stopSampling', file);
   }
 }

@@ -10,13 +10,11 @@
  * - `GET /v1/duplex/channels`: every duplex channel as B sees it.
  *
  * Both move or show money, so both need `Authorization: Bearer <token>`, the token being the
- * content of `<data dir>/admin-token` (mode 0600, created at first start): whoever can read the
- * payee's files may drive it, nobody else.
+ * content of `<data dir>/admin-token` (files.ts: mode 0600, created at first start): whoever
+ * can read the payee's files may drive it, nobody else.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import fs from 'node:fs';
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import path from 'node:path';
 import type { DuplexPeer } from '../duplex/duplex-peer.js';
 import type { DuplexWatcher } from '../duplex/duplex-watcher.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -25,25 +23,12 @@ import type { PeerLink } from '../transport/link.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
 import type { PayeeEndpoint } from '../transport/payee-server.js';
 
-/** @returns the admin token in `dataDir`, creating it (0600) if missing. */
-export function loadOrCreateAdminToken(dataDir: string): string {
-  const file = path.join(dataDir, 'admin-token');
-  try {
-    return fs.readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const token = randomBytes(24).toString('hex');
-  fs.writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  return token;
-}
-
 /**
  * Sends duplex frames to `duplex` and every other frame, untouched, to `spilman`. A cheap text
  * test keeps the payment hot path free of a second parse; an `error` frame is decoded to find
  * out whose channel it is about.
  */
-export function routeDuplexFrames(spilman: PayeeEndpoint, duplex: DuplexPeer): PayeeEndpoint {
+export function routeDuplexFrames(spilman: PayeeEndpoint, duplex: Pick<DuplexPeer, 'receive' | 'knowsRef'>): PayeeEndpoint {
   const receive = async (text: string, link: PeerLink): Promise<void> => {
     // Payments and their acks, as encodeMessage writes them, skip even the two text scans.
     if (text.startsWith('{"v":1,"type":"payment')) return spilman.receive(text, link);
@@ -59,7 +44,8 @@ export function routeDuplexFrames(spilman: PayeeEndpoint, duplex: DuplexPeer): P
       link.send(errorMessage(e.code, e.message, 'reject'));
       return;
     }
-    if (message.type.startsWith('duplex-') || (message.type === 'error' && message.ref !== undefined && duplex.get(message.ref))) return duplex.receive(message, link);
+    // Errors name a duplex channel as the channel, a state of it or a pay request on it.
+    if (message.type.startsWith('duplex-') || (message.type === 'error' && duplex.knowsRef(message.ref))) return duplex.receive(message, link);
     return spilman.receive(text, link);
   };
   return { receive, channel: (id) => spilman.channel(id), channelTypes: () => spilman.channelTypes() };

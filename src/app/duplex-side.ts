@@ -57,9 +57,7 @@ export async function openDuplexSide(options: DuplexSideOptions): Promise<Duplex
     ...(saved === undefined ? (birthdayHeight === undefined ? {} : { birthdayHeight }) : { state: decodeState<WalletState>(saved) }),
   });
   const saveWallet = () => store.putMeta(META_WALLET, encodeState(wallet.state()));
-  // A (a CLI command) needs its coins now; B (a server) syncs in the background from start().
-  if (options.role === 'A') await wallet.sync();
-  saveWallet();
+  saveWallet(); // the wallet syncs in refresh(), which start() runs at once
   const peer = new DuplexPeer({
     role: options.role,
     network: options.network,

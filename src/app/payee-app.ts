@@ -16,9 +16,9 @@ import { startPayeeServer, type PayeeServer } from '../transport/payee-server.js
 import { Paywall } from '../transport/paywall.js';
 import { paywallMiddleware } from '../transport/paywall-http.js';
 import { WalletKeys } from '../wallet/keys.js';
-import { duplexAdminRoutes, loadOrCreateAdminToken, routeDuplexFrames } from './duplex-routes.js';
+import { duplexAdminRoutes, routeDuplexFrames } from './duplex-routes.js';
 import { openDuplexSide, type DuplexSide } from './duplex-side.js';
-import { ensurePrivateDir, loadOrCreateSeed } from './files.js';
+import { ensurePrivateDir, loadOrCreateAdminToken, loadOrCreateSeed } from './files.js';
 
 /** The example priced route every payee serves: `GET /v1/paid/<anything>`. */
 export const PAID_ROUTE_PREFIX = '/v1/paid/';

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensurePrivateDir, loadOrCreateSeed, paychanHome } from '../app/files.js';
+import { adminTokenFile, ensurePrivateDir, loadOrCreateSeed, paychanHome } from '../app/files.js';
 import { WalletKeys } from '../wallet/keys.js';
 import { connectNode } from '../app/node-connection.js';
 import { PAID_ROUTE_PREFIX, startPayeeApp } from '../app/payee-app.js';
@@ -50,7 +50,7 @@ pay-back and channels reach the service at --listen, with the token of --data-di
 async function admin(listen: string, dataDir: string, method: 'GET' | 'POST', route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   let token: string;
   try {
-    token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+    token = fs.readFileSync(adminTokenFile(dataDir), 'utf8').trim();
   } catch {
     throw new Error(`no admin token in ${dataDir}: start the service first (paychan payee serve --data-dir ${dataDir})`);
   }

@@ -64,7 +64,11 @@ function variantOf(p: Parsed): Variant {
   return v as Variant;
 }
 
-async function openChannel(app: PayerApp, url: string, p: Parsed, log: (l: string) => void): Promise<ConnectedChannel> {
+/**
+ * Opens a Spilman channel. Once its funding is out it is the current channel (PayerApp records
+ * that), so a duplex channel stops being the current one at that same moment, and only then.
+ */
+async function openChannel(app: PayerApp, dataDir: string, url: string, p: Parsed, log: (l: string) => void): Promise<ConnectedChannel> {
   const capacitySat = amountSat('--capacity', p.str('capacity'));
   const balance = app.wallet.balance().confirmedSat;
   if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${app.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
@@ -75,6 +79,7 @@ async function openChannel(app: PayerApp, url: string, p: Parsed, log: (l: strin
   }, 10_000);
   try {
     const channel = await app.openChannel(url, { variant: variantOf(p), capacitySat, expiryBlocks: positiveInt('--expiry-blocks', p.str('expiry-blocks'), 144) }, (txid) => {
+      forgetCurrentDuplex(dataDir);
       fundingTxid = txid;
       log(`funding ${txid} broadcast by the payee; waiting for confirmation (on regtest: paychan regtest mine 1)`);
     });
@@ -144,8 +149,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case 'open': {
-        forgetCurrentDuplex(dataDir);
-        connected = await openChannel(app, args[0]!, p, log);
+        connected = await openChannel(app, dataDir, args[0]!, p, log);
         const s = summary(connected.client);
         if (json) printJson(s);
         else log(`channel ${connected.client.channel.id} is open`);
@@ -177,7 +181,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
               connected.link.close();
             }
             if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
-            connected = await openChannel(app, offer.channelUrl, p, log);
+            connected = await openChannel(app, dataDir, offer.channelUrl, p, log);
             return connected.client;
           },
         });

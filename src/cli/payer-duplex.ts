@@ -71,6 +71,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       const url = args[0]!;
       const capacitySat = amountSat('--capacity', p.str('capacity'));
       const contributionBSat = amountSat('--payee-contribution', p.str('payee-contribution'), 0n);
+      await side.refresh(); // the wallet's coins, synced once (start() began it)
       const balance = side.wallet.balance().confirmedSat;
       if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${side.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
       log(`opening a duplex channel to ${url}: ${capacitySat} sat from the payer, ${contributionBSat} sat asked from the payee`);

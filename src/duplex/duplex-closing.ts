@@ -1,6 +1,7 @@
 /** Ending a duplex channel together: the cooperative close and the rollover (close-and-reopen). */
 import { randomBytes } from 'node:crypto';
-import { buildCooperativeCloseTx, buildRolloverTx, closeSighash, completeDuplexSpend, duplexOutputs, duplexSighash, DUPLEX_CLOSE_HASHTYPE, DUPLEX_STATE_HASHTYPE, makeDuplexChannel, stateSighash, termsOf, type DuplexChannel, type DuplexState } from '../protocol/duplex-tx.js';
+import type { Transaction } from 'bitcoinjs-lib';
+import { buildCooperativeCloseTx, buildRolloverTx, closeSighash, completeDuplexSpend, signedCloseTx, duplexOutputs, duplexSighash, DUPLEX_STATE_HASHTYPE, makeDuplexChannel, stateSighash, termsOf, type DuplexChannel, type DuplexState } from '../protocol/duplex-tx.js';
 import { checkDuplexTerms, plannedInitialLocktime, updatesLeft } from '../protocol/duplex-update.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { msg, type MessageOf } from '../protocol/messages.js';
@@ -57,12 +58,8 @@ export abstract class DuplexClosing extends DuplexUpdates {
     const floor = await this.minCloseRate();
     if (m.feeRateSatPerVb < floor) throw new ProtocolError('FEE_RATE_INVALID', `below ${floor} sat/vB: the close might not confirm`);
     const channel = this.channelOf(record);
-    const digest = closeSighash(channel, current, m.feeRateSatPerVb);
-    this.verifyPeer(record, channel, digest, m.signature);
+    const { tx, own } = this.completeClose(record, channel, current, m.feeRateSatPerVb, m.signature);
     this.links.set(record.tempId, link);
-    const own = this.sign(record, digest);
-    const [sigA, sigB] = record.role === 'A' ? [own, m.signature] : [m.signature, own];
-    const tx = completeDuplexSpend(channel, buildCooperativeCloseTx(channel, current, m.feeRateSatPerVb), sigA, sigB, DUPLEX_CLOSE_HASHTYPE);
     const tip = await this.options.backend.getTip();
     record.phase = 'closing';
     record.close = { kind: 'cooperative', txid: tx.getId(), txHex: tx.toHex(), feeSat: duplexOutputs(channel, current, m.feeRateSatPerVb).feeSat, feeRateSatPerVb: m.feeRateSatPerVb, broadcastHeight: tip.height };
@@ -77,18 +74,23 @@ export abstract class DuplexClosing extends DuplexUpdates {
     if (record.phase !== 'closing' || close?.kind !== 'cooperative') throw new ProtocolError('UNEXPECTED_MESSAGE', 'no close was asked for');
     if (close.txHex !== '') return; // a repeat
     if (close.txid !== m.closeTxid) throw new ProtocolError('UNEXPECTED_MESSAGE', `${m.closeTxid} is not the close this side signed`);
-    const channel = this.channelOf(record);
-    const current = record.current!;
-    const rate = close.feeRateSatPerVb;
-    const digest = closeSighash(channel, current, rate);
-    this.verifyPeer(record, channel, digest, m.signature);
-    const own = this.sign(record, digest);
-    const [sigA, sigB] = record.role === 'A' ? [own, m.signature] : [m.signature, own];
-    const tx = completeDuplexSpend(channel, buildCooperativeCloseTx(channel, current, rate), sigA, sigB, DUPLEX_CLOSE_HASHTYPE);
+    const { tx } = this.completeClose(record, this.channelOf(record), record.current!, close.feeRateSatPerVb, m.signature);
     record.close = { ...close, txHex: tx.toHex() };
     this.save(record);
     await this.broadcast(tx.toHex());
     this.settle(`${record.tempId}:closed`, tx.getId());
+  }
+
+  /**
+   * The cooperative close of `current` at `rate`, signed by both: the peer's signature is checked
+   * first. @throws ProtocolError INVALID_SIGNATURE.
+   */
+  private completeClose(record: DuplexRecord, channel: DuplexChannel, current: DuplexState, rate: number, peerSignature: Uint8Array): { tx: Transaction; own: Uint8Array } {
+    const digest = closeSighash(channel, current, rate);
+    this.verifyPeer(record, channel, digest, peerSignature);
+    const own = this.sign(record, digest);
+    const [sigA, sigB] = record.role === 'A' ? [own, peerSignature] : [peerSignature, own];
+    return { tx: signedCloseTx(channel, current, rate, sigA, sigB), own };
   }
 
   // ------------------------------------------------------------------ rollover
@@ -197,9 +199,10 @@ export abstract class DuplexClosing extends DuplexUpdates {
     if (next.id !== m.newChannelId) throw new ProtocolError('FUNDING_MISMATCH', `the new channel is ${next.id}, not ${m.newChannelId}`);
     const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
     const closeDigest = duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE);
-    this.verifyPeer(record, channel, stateSighash(next, state0), m.stateSignature);
+    const stateDigest = stateSighash(next, state0);
+    this.verifyPeer(record, channel, stateDigest, m.stateSignature);
     this.verifyPeer(record, channel, closeDigest, m.closeSignature);
-    const ownState = this.sign(record, stateSighash(next, state0));
+    const ownState = this.sign(record, stateDigest);
     const ownClose = this.sign(record, closeDigest);
     const tx = completeDuplexSpend(channel, roll.tx, ownClose, m.closeSignature, DUPLEX_STATE_HASHTYPE);
     const successor = this.successorRecord(record, next, { ...state0, sigA: ownState, sigB: m.stateSignature }, tx.toHex());
@@ -242,7 +245,6 @@ export abstract class DuplexClosing extends DuplexUpdates {
       fundingFeeRateSatPerVb: record.fundingFeeRateSatPerVb,
       minFundingConfirmations: record.minFundingConfirmations,
       fundingTxHex,
-      fundingVout: 0,
       fundingConfirmed: false,
       current: state0,
       predecessorId: record.channelId!,

@@ -13,7 +13,7 @@ import { type ChainBackend } from '../chain/backend.js';
 import { resolveFeeRate } from '../chain/fee-rate.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { isWitnessOutputScript, type FundingInput } from '../protocol/duplex-funding.js';
-import { makeDuplexChannel, type DuplexChannel, type DuplexRole, type DuplexTerms } from '../protocol/duplex-tx.js';
+import { type DuplexChannel, type DuplexRole, type DuplexTerms } from '../protocol/duplex-tx.js';
 import { updatesLeft, type DuplexPolicy } from '../protocol/duplex-update.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { type Message } from '../protocol/messages.js';
@@ -119,7 +119,7 @@ export abstract class DuplexCore {
   }
 
   channelOf(record: DuplexRecord): DuplexChannel {
-    return recordChannel(record, makeDuplexChannel);
+    return recordChannel(record);
   }
 
   ownKey(record: DuplexRecord): { privateKey: Uint8Array; publicKey: Uint8Array } {

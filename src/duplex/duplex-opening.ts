@@ -24,6 +24,8 @@ export interface OpenDuplexRequest {
 
 /** Openings B takes part in at once (each may reserve B's coins): a stranger cannot hold more. */
 const MAX_OPENINGS = 16;
+/** A P2WPKH output script (the wallet's kind), standing in for B's before B allocates one. */
+const P2WPKH_PLACEHOLDER = Uint8Array.of(0x00, 0x14, ...new Uint8Array(20));
 /** An opening with no funding signed after this many blocks is abandoned (its coins released). */
 export const OPENING_TIMEOUT_BLOCKS = 6;
 
@@ -45,12 +47,14 @@ export abstract class DuplexOpening extends DuplexCore {
     await this.options.saveWallet();
     const fundingFeeRateSatPerVb = request.fundingFeeRateSatPerVb ?? (await this.feeRate(6));
     const contributionBSat = request.contributionBSat ?? 0n;
+    // One new address per opening: A's payout, and its fee-reserve coin.
+    const ownScript = this.ownPayoutScript();
     const terms: DuplexTerms = {
       network: this.options.network,
       keyA: key.publicKey,
       keyB: key.publicKey, // placeholder until accept; only its size matters below
-      scriptA: this.ownPayoutScript(),
-      scriptB: this.ownPayoutScript(),
+      scriptA: ownScript,
+      scriptB: ownScript, // placeholder likewise
       contributionASat: request.contributionASat,
       contributionBSat,
       initialLocktime: plannedInitialLocktime(policy, tip.height),
@@ -61,7 +65,7 @@ export abstract class DuplexOpening extends DuplexCore {
     checkDuplexTerms(this.options.secp, policy, terms, tip.height);
     await wallet.sync();
     const { fundingScript } = duplexFundingScripts(key.publicKey, key.publicKey);
-    const reserve = policy.feeReserveSat > 0n ? [{ script: this.ownPayoutScript(), valueSat: policy.feeReserveSat }] : [];
+    const reserve = policy.feeReserveSat > 0n ? [{ script: ownScript, valueSat: policy.feeReserveSat }] : [];
     const contribution = await wallet.contribute(`duplex:${tempId}`, [{ script: fundingScript, valueSat: request.contributionASat }, ...reserve], fundingFeeRateSatPerVb);
     await this.options.saveWallet();
     const record: DuplexRecord = {
@@ -128,27 +132,32 @@ export abstract class DuplexOpening extends DuplexCore {
     const opening = [...this.records.values()].filter((r) => r.phase === 'opening' || (r.role === 'B' && r.phase === 'open' && !r.fundingConfirmed && (r.ownInputs?.length ?? 0) > 0)).length;
     if (opening >= MAX_OPENINGS) throw new ProtocolError('RATE_LIMITED', `${opening} duplex openings are in progress; retry later`);
     const tip = await this.options.backend.getTip();
-    const key = wallet.nextDuplexKey();
-    const terms: DuplexTerms = {
+    const proposed = {
       network: m.network,
       keyA: m.keyA,
-      keyB: key.publicKey,
       scriptA: m.scriptA,
-      scriptB: this.ownPayoutScript(),
       contributionASat: m.contributionASat,
       contributionBSat: m.contributionBSat,
       initialLocktime: m.initialLocktime,
       deltaBlocks: m.deltaBlocks,
       stateFeeRateSatPerVb: m.stateFeeRateSatPerVb,
     };
-    checkDuplexTerms(this.options.secp, policy, terms, tip.height);
+    // A's terms are checked before B spends a key index or an address on them (with B's own
+    // fields standing in: A's key, and a P2WPKH of the size B's payout script has), so refused
+    // proposals, from anyone, use up nothing; then once more with B's real key and script.
+    checkDuplexTerms(this.options.secp, policy, { ...proposed, keyB: m.keyA, scriptB: P2WPKH_PLACEHOLDER }, tip.height);
     if (m.fundingFeeRateSatPerVb > policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `funding fee rate above ${policy.maxFeeRateSatPerVb} sat/vB`);
+    const key = wallet.nextDuplexKey();
+    // One new address per opening: B's payout, and its fee-reserve coin.
+    const ownScript = this.ownPayoutScript();
+    const terms: DuplexTerms = { ...proposed, keyB: key.publicKey, scriptB: ownScript };
+    checkDuplexTerms(this.options.secp, policy, terms, tip.height);
     let inputs: FundingInput[] = [];
     let outputs: FundingOutput[] = [];
     if (m.contributionBSat > 0n) {
       await wallet.sync(); // coins that arrived since the last tip poll count too
       const { fundingScript } = duplexFundingScripts(m.keyA, key.publicKey);
-      const reserve = policy.feeReserveSat > 0n ? [{ script: this.ownPayoutScript(), valueSat: policy.feeReserveSat }] : [];
+      const reserve = policy.feeReserveSat > 0n ? [{ script: ownScript, valueSat: policy.feeReserveSat }] : [];
       let c: Awaited<ReturnType<Wallet['contribute']>>;
       try {
         c = await wallet.contribute(`duplex:${m.tempId}`, [{ script: fundingScript, valueSat: m.contributionBSat }, ...reserve], m.fundingFeeRateSatPerVb);
@@ -208,7 +217,6 @@ export abstract class DuplexOpening extends DuplexCore {
     const txid = tx.getId();
     record.terms = terms;
     record.channelId = `${txid}:0`;
-    record.fundingVout = 0;
     record.fundingTxHex = tx.toHex();
     record.minFundingConfirmations = Math.max(record.minFundingConfirmations, m.minFundingConfirmations);
     const channel = this.channelOf(record);
@@ -227,18 +235,18 @@ export abstract class DuplexOpening extends DuplexCore {
     const terms = record.terms!;
     const { fundingScript } = duplexFundingScripts(terms.keyA, terms.keyB);
     const capacity = terms.contributionASat + terms.contributionBSat;
-    const { tx, txid, otherInputs } = checkDuplexFundingTx(m.fundingTx, m.fundingVout, { fundingScript, capacitySat: capacity, ownInputs: record.ownInputs!, ownOutputs: record.ownOutputs! });
+    const { tx, txid, otherInputs, ownIndexes } = checkDuplexFundingTx(m.fundingTx, m.fundingVout, { fundingScript, capacitySat: capacity, ownInputs: record.ownInputs!, ownOutputs: record.ownOutputs! });
     await this.checkOtherInputs(otherInputs);
-    const draft: DuplexRecord = { ...record, channelId: `${txid}:${m.fundingVout}`, fundingVout: m.fundingVout, fundingTxHex: m.fundingTx };
+    const draft: DuplexRecord = { ...record, channelId: `${txid}:${m.fundingVout}`, fundingTxHex: m.fundingTx };
     const channel = this.channelOf(draft);
     const state0: DuplexState = { index: 0, balanceASat: terms.contributionASat, balanceBSat: terms.contributionBSat };
-    this.verifyPeer(record, terms, stateSighash(channel, state0), m.signature);
+    const digest0 = stateSighash(channel, state0);
+    this.verifyPeer(record, terms, digest0, m.signature);
     this.links.set(record.tempId, link);
-    const sigB = this.sign(record, stateSighash(channel, state0));
+    const sigB = this.sign(record, digest0);
     Object.assign(record, draft, { phase: 'open', current: { ...state0, sigA: m.signature, sigB } });
     this.index(record);
     this.save(record); // state 0 signed by both is durable before B signs its funding inputs
-    const ownIndexes = tx.ins.flatMap((input, index) => (record.ownInputs!.some((o) => o.vout === input.index && Buffer.from(input.hash).reverse().toString('hex') === o.txid) ? [index] : []));
     const witnesses = this.options.wallet.signContribution(tx, ownIndexes);
     this.send(record, msg('duplex-funded', { tempId: record.tempId, signature: sigB, witnesses }));
     this.log(`opened ${record.channelId} (capacity ${capacity}, B put in ${terms.contributionBSat})`);

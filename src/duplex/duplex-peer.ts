@@ -14,7 +14,7 @@ import { type DuplexRecord } from './duplex-record.js';
 import { DuplexClosing } from './duplex-closing.js';
 
 /** `<id>/<index>` or `<id>#<request>` (error refs) → the id and what it is about. */
-function splitRef(ref: string | undefined): [string | undefined, { index?: number; requestId?: string }] {
+export function splitRef(ref: string | undefined): [string | undefined, { index?: number; requestId?: string }] {
   if (ref === undefined) return [undefined, {}];
   const slash = /^(.*)\/([0-9]{1,7})$/.exec(ref);
   if (slash) return [slash[1], { index: Number(slash[2]) }];
@@ -28,6 +28,12 @@ function splitRef(ref: string | undefined): [string | undefined, { index?: numbe
  * errors to the call that waits for them.
  */
 export class DuplexPeer extends DuplexClosing {
+  /** Whether an error's `ref` (a channel, `<channel>/<index>` or `<channel>#<request>`) names one of our channels. */
+  knowsRef(ref: string | undefined): boolean {
+    const [id] = splitRef(ref);
+    return id !== undefined && this.get(id) !== undefined;
+  }
+
   /**
    * A message from the peer. Never throws: a refused message is answered with `error` and
    * changes nothing.

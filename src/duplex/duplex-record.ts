@@ -1,7 +1,7 @@
 /**
  * What each side keeps about one duplex channel (persisted by duplex-store.ts).
  */
-import type { DuplexChannel, DuplexRole, DuplexState, DuplexTerms } from '../protocol/duplex-tx.js';
+import { makeDuplexChannel, type DuplexChannel, type DuplexRole, type DuplexState, type DuplexTerms } from '../protocol/duplex-tx.js';
 
 export type DuplexPhase =
   /** Keys and coins being exchanged; no funding transaction signed yet. */
@@ -72,7 +72,6 @@ export interface DuplexRecord {
   minFundingConfirmations: number;
   /** Unsigned (opening) then fully signed (A only; B never sees A's witnesses) funding transaction. */
   fundingTxHex?: string;
-  fundingVout?: number;
   fundingConfirmed: boolean;
   /** Height of the block that confirmed the funding (where a search for its spend starts). */
   fundingHeight?: number;
@@ -101,8 +100,8 @@ export interface DuplexRecord {
 }
 
 /** The channel of a record whose funding is known. */
-export function recordChannel(record: DuplexRecord, make: (terms: DuplexTerms, funding: { txid: string; vout: number }) => DuplexChannel): DuplexChannel {
+export function recordChannel(record: DuplexRecord): DuplexChannel {
   if (!record.terms || !record.channelId) throw new Error(`internal: duplex ${record.tempId} has no funding yet`);
   const [txid, vout] = record.channelId.split(':');
-  return make(record.terms, { txid: txid!, vout: Number(vout) });
+  return makeDuplexChannel(record.terms, { txid: txid!, vout: Number(vout) });
 }

@@ -11,7 +11,7 @@
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { bumpedFeeRate } from '../chain/fee-rate.js';
-import { equalBytes, txidToHash } from '../protocol/bytes.js';
+import { equalBytes, hashToTxid, txidToHash } from '../protocol/bytes.js';
 import {
   buildStateTx,
   completeDuplexSpend,
@@ -30,7 +30,6 @@ const FEE_INPUT_VBYTES = 68;
 
 export class DuplexWatcher {
   private running = false;
-  private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly peer: DuplexPeer) {}
 
@@ -40,17 +39,6 @@ export class DuplexWatcher {
 
   private log(line: string): void {
     this.options.log?.(`duplex ${this.peer.role} watcher: ${line}`);
-  }
-
-  /** Checks on every new tip until {@link stop}. */
-  start(): void {
-    this.unsubscribe ??= this.options.backend.subscribeTips(() => void this.check().catch((err: Error) => this.log(`check failed: ${err.message}`)));
-    void this.check().catch((err: Error) => this.log(`check failed: ${err.message}`));
-  }
-
-  stop(): void {
-    this.unsubscribe?.();
-    this.unsubscribe = null;
   }
 
   /**
@@ -133,16 +121,13 @@ export class DuplexWatcher {
     const close = record.close!;
     if (close.txHex === '') return; // the peer's signature never came: the newest state covers it at its locktime
     if (await this.options.backend.getTransaction(close.txid)) return;
-    const [txid, vout] = record.channelId!.split(':');
-    const funding = await this.options.backend.getOutpointStatus({ txid: txid!, vout: Number(vout) }, record.fundingHeight ?? 0);
-    if (funding.state !== 'unspent') return;
+    if ((await this.fundingStatus(record)).state !== 'unspent') return;
     this.log(`${record.channelId}: the node does not have the ${close.kind} ${close.txid}; broadcasting it again`);
     await this.peer.broadcast(close.txHex).catch((err: Error) => this.log(`${close.kind} ${close.txid} refused: ${err.message}`));
   }
 
   private async checkFunding(record: DuplexRecord): Promise<void> {
-    const txid = record.channelId!.split(':')[0]!;
-    const status = await this.options.backend.getTransaction(txid);
+    const status = await this.options.backend.getTransaction(this.peer.channelOf(record).funding.txid);
     if (status && status.confirmations >= record.minFundingConfirmations) {
       record.fundingHeight = status.blockHeight;
       this.peer.markConfirmed(record);
@@ -195,8 +180,7 @@ export class DuplexWatcher {
 
   /** The unconfirmed transaction spending the funding output, if it is not ours, with its fee. */
   private async mempoolRival(record: DuplexRecord): Promise<{ txid: string; feeSat: bigint; vsize: number; sameState: boolean } | null> {
-    const [txid, vout] = record.channelId!.split(':');
-    const spent = await this.options.backend.getOutpointStatus({ txid: txid!, vout: Number(vout) }, record.fundingHeight ?? 0);
+    const spent = await this.fundingStatus(record);
     if (spent.state !== 'spent' || spent.confirmations > 0 || spent.spendingTxid === record.close?.txid) return null;
     const rival = await this.options.backend.getTransaction(spent.spendingTxid);
     if (!rival) return null;
@@ -204,8 +188,8 @@ export class DuplexWatcher {
     const channel = this.peer.channelOf(record);
     let inSat = 0n;
     for (const input of tx.ins) {
-      const prevTxid = Buffer.from(input.hash).reverse().toString('hex');
-      if (prevTxid === txid && input.index === Number(vout)) inSat += channel.capacitySat;
+      const prevTxid = hashToTxid(input.hash);
+      if (prevTxid === channel.funding.txid && input.index === channel.funding.vout) inSat += channel.capacitySat;
       else {
         const prev = await this.options.backend.getTransaction(prevTxid);
         inSat += prev ? (Transaction.fromHex(prev.hex).outs[input.index]?.value ?? 0n) : 0n;
@@ -270,9 +254,13 @@ export class DuplexWatcher {
     return signed.getId();
   }
 
+  /** Whether, and by what, the channel's funding output is spent (searched from its block on). */
+  private fundingStatus(record: DuplexRecord) {
+    return this.options.backend.getOutpointStatus(this.peer.channelOf(record).funding, record.fundingHeight ?? 0);
+  }
+
   private async checkSpent(record: DuplexRecord): Promise<void> {
-    const [txid, vout] = record.channelId!.split(':');
-    const status = await this.options.backend.getOutpointStatus({ txid: txid!, vout: Number(vout) }, record.fundingHeight ?? 0);
+    const status = await this.fundingStatus(record);
     if (status.state !== 'spent' || status.confirmations < 1) return;
     const spend = await this.options.backend.getTransaction(status.spendingTxid);
     if (!spend) return;

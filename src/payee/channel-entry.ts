@@ -12,7 +12,7 @@ import type { PeerLink } from '../transport/link.js';
 import { packState, unpackState } from './compact-state.js';
 
 /** One settled promise shared by every idle channel. */
-const SETTLED: Promise<void> = Promise.resolve();
+export const SETTLED: Promise<void> = Promise.resolve();
 
 export class ChannelEntry {
   private full: PayeeState | null;
@@ -83,5 +83,3 @@ export class ChannelEntry {
     this.paid = 'signature' in state && state.signature !== null;
   }
 }
-
-export { SETTLED };

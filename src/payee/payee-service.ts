@@ -48,7 +48,6 @@ export interface PayeeServiceOptions {
   readonly maxPendingProposalsPerPeer?: number;
 }
 
-
 /** A funding transaction the payee waits to see confirmed. */
 interface Watch {
   readonly tempId: string;
@@ -95,7 +94,7 @@ export class PayeeService {
       step: async (tempId: string, input: PayeeInput) => {
         const entry = this.entries.get(tempId);
         if (!entry) throw new RangeError(`unknown channel ${tempId}`);
-        await this.run(tempId, entry, input, null, true);
+        await this.run(entry, input, null, true);
         // The closer broadcasts only what is stored: wait for this step's effects (its persist).
         await entry.effects;
         if (entry.broken) throw entry.broken;
@@ -181,7 +180,7 @@ export class PayeeService {
       entry.createdHeight ??= tip.height;
       if (tip.height - entry.createdHeight < this.options.policy.proposalTimeoutBlocks) continue;
       try {
-        await this.run(tempId, entry, { type: 'abandon' }, null, true);
+        await this.run(entry, { type: 'abandon' }, null, true);
         await entry.effects;
         if ((entry.type as PayeeState['type']) === 'Abandoned') this.entries.delete(tempId);
       } catch (err) {
@@ -207,7 +206,7 @@ export class PayeeService {
           this.deepFundings.add(tempId);
         } else if (confirmations < this.options.policy.minFundingConfirmations) {
           this.options.log?.(`funding ${state.channel.funding.txid} has ${status ? confirmations : 'no'} confirmation(s): channel ${state.channel.id} suspended`);
-          await this.run(tempId, entry, { type: 'funding-unconfirmed' }, null);
+          await this.run(entry, { type: 'funding-unconfirmed' }, null);
           this.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: this.options.policy.minFundingConfirmations });
         }
       } catch (err) {
@@ -252,7 +251,7 @@ export class PayeeService {
       message = decodeMessage(text);
     } catch (err) {
       this.reply(link, err, undefined);
-      return Promise.resolve();
+      return SETTLED;
     }
     return this.handle(message, link); // not wrapped in another async frame: this runs per payment
   }
@@ -275,7 +274,7 @@ export class PayeeService {
       if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
       return;
     }
-    await this.run(tempId, entry, { type: 'message', message }, link, false, adoptLink);
+    await this.run(entry, { type: 'message', message }, link, false, adoptLink);
   }
 
   /**
@@ -346,7 +345,7 @@ export class PayeeService {
       this.watches = this.watches.filter((w) => !due.includes(w));
       for (const w of due) {
         const entry = this.entries.get(w.tempId);
-        if (entry) await this.run(w.tempId, entry, { type: 'confirmed', purpose: 'funding', txid: w.txid }, null);
+        if (entry) await this.run(entry, { type: 'confirmed', txid: w.txid }, null);
       }
     } catch (err) {
       this.options.log?.(`checking confirmations failed (will retry on the next block): ${String(err)}`);
@@ -371,15 +370,16 @@ export class PayeeService {
   private async onHello(hello: Extract<Message, { type: 'hello' }>, link: PeerLink): Promise<void> {
     const existing = this.entries.get(hello.tempId);
     if (existing) {
-      await this.run(hello.tempId, existing, { type: 'message', message: hello }, link, false, true);
+      await this.run(existing, { type: 'message', message: hello }, link, false, true);
       return;
     }
-    if (this.pendingTotal() >= MAX_PENDING_PROPOSALS) {
+    const pending = this.pendingProposals(link.peer);
+    if (pending.total >= MAX_PENDING_PROPOSALS) {
       this.reply(link, new ProtocolError('RATE_LIMITED', 'too many channel proposals are waiting for funding; try again later'), hello.tempId);
       return;
     }
     const maxPending = this.options.maxPendingProposalsPerPeer ?? 16;
-    if (link.peer !== undefined && this.pendingProposals(link.peer) >= maxPending) {
+    if (link.peer !== undefined && pending.fromPeer >= maxPending) {
       this.reply(link, new ProtocolError('RATE_LIMITED', `${maxPending} channel proposals from ${link.peer} are waiting for funding; fund or abandon them first`), hello.tempId);
       return;
     }
@@ -393,42 +393,41 @@ export class PayeeService {
       const entry = new ChannelEntry(hello.tempId, step.state, link, link.peer);
       entry.createdHeight = tip.height;
       this.entries.set(hello.tempId, entry);
-      await this.schedule(hello.tempId, entry, step.effects, link);
+      await this.schedule(entry, step.effects, link);
     } catch (err) {
       this.reply(link, err, hello.tempId);
     }
   }
 
-  private pendingTotal(): number {
-    let n = 0;
-    for (const e of this.entries.values()) if (e.type === 'AwaitingRefundRequest' || e.type === 'AwaitingFunding') n++;
-    return n;
-  }
-
-  private pendingProposals(peer: string): number {
-    let n = 0;
-    for (const e of this.entries.values()) if (e.peer === peer && (e.type === 'AwaitingRefundRequest' || e.type === 'AwaitingFunding')) n++;
-    return n;
+  /** Unfunded proposals, in total and from `peer`: one scan (a hello could meet 100,000 channels). */
+  private pendingProposals(peer: string | undefined): { total: number; fromPeer: number } {
+    let total = 0;
+    let fromPeer = 0;
+    for (const e of this.entries.values()) {
+      if (e.type !== 'AwaitingRefundRequest' && e.type !== 'AwaitingFunding') continue;
+      total++;
+      if (peer !== undefined && e.peer === peer) fromPeer++;
+    }
+    return { total, fromPeer };
   }
 
   /**
    * Steps one input for one channel, after the inputs queued before it. Replies go to
    * `replyTo`, or to the channel's link for inputs that did not come from the payer.
    */
-  private run(tempId: string, entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false, adopt = false): Promise<void> {
-    const stepIt = (): Promise<void> | null => this.stepInput(tempId, entry, input, replyTo, adopt);
+  private run(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false, adopt = false): Promise<void> {
     if (entry.queued === 0) {
       // Nothing of this channel is still running: step now rather than a promise later (this
       // is every payment's path; the queue below cost five promises per payment).
       let waiting: Promise<void> | null;
       try {
-        waiting = stepIt();
+        waiting = this.stepInput(entry, input, replyTo, adopt);
       } catch (err) {
         return this.refused(entry, err, replyTo, rethrow);
       }
       return waiting === null ? SETTLED : this.queue(entry, waiting, replyTo, rethrow);
     }
-    return this.queue(entry, entry.inputs.then(stepIt), replyTo, rethrow);
+    return this.queue(entry, entry.inputs.then(() => this.stepInput(entry, input, replyTo, adopt)), replyTo, rethrow);
   }
 
   /** Makes later inputs of the channel wait for `next`; answers its failure. */
@@ -457,7 +456,7 @@ export class PayeeService {
    *   if the node refuses it the state before the step is restored).
    * @throws ProtocolError / RangeError: the input is refused and nothing changed.
    */
-  private stepInput(tempId: string, entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, adopt: boolean): Promise<void> | null {
+  private stepInput(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, adopt: boolean): Promise<void> | null {
     if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
     if (input.type === 'message' && input.message.type === 'close-request' && entry.link !== replyTo) {
       // Channel ids are public (funding outpoints): only the payer's own connection may ask.
@@ -475,12 +474,12 @@ export class PayeeService {
       const linkIsGone = entry.link === null || entry.link.isOpen?.() === false;
       if (step.state !== before || linkIsGone) entry.link = replyTo;
     }
-    const done = this.schedule(tempId, entry, step.effects, replyTo, before);
+    const done = this.schedule(entry, step.effects, replyTo, before);
     if (!step.effects.some((e) => e.type === 'broadcast')) return null; // pipelined: replies follow durability
     return done.catch(async (err: unknown) => {
       entry.state = before;
       entry.effects = SETTLED;
-      await this.options.store.savePayeeChannel(tempId, before);
+      await this.options.store.savePayeeChannel(entry.tempId, before);
       throw err;
     });
   }
@@ -489,9 +488,9 @@ export class PayeeService {
    * Chains `effects` after the channel's earlier effects. A persist is issued now (joining the
    * store's current group commit) and the effects after it wait for it.
    */
-  private schedule(tempId: string, entry: ChannelEntry, effects: readonly Effect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
+  private schedule(entry: ChannelEntry, effects: readonly Effect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
     let chain = entry.effects;
-    const state = entry.state;
+    const { tempId, state } = entry;
     // A payment on an open channel changes only its total and signature: save just those.
     const paymentOnly = before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null;
     for (const effect of effects) {
@@ -505,7 +504,7 @@ export class PayeeService {
         const message = effect.message;
         chain = chain.then(() => this.deliver(entry, message, replyTo, before)); // not async: once per payment
       } else {
-        chain = chain.then(() => this.carryOut(tempId, entry, effect));
+        chain = chain.then(() => this.carryOut(entry, effect));
       }
     }
     entry.effects = chain.catch((err: unknown) => {
@@ -523,20 +522,20 @@ export class PayeeService {
     }
   }
 
-  private async carryOut(tempId: string, entry: ChannelEntry, effect: Exclude<Effect, { type: 'persist' | 'send' }>): Promise<void> {
+  private async carryOut(entry: ChannelEntry, effect: Exclude<Effect, { type: 'persist' | 'send' }>): Promise<void> {
     switch (effect.type) {
       case 'broadcast':
         try {
           await this.options.backend.broadcast(effect.txHex);
-          this.options.log?.(`broadcast ${effect.purpose} ${effect.txid}`);
+          this.options.log?.(`broadcast funding ${effect.txid}`);
         } catch (err) {
           if (err instanceof BroadcastRejectedError) throw new ProtocolError('FUNDING_REJECTED', err.reason);
           throw err;
         }
         return;
       case 'watch-confirmations':
-        this.watches.push({ tempId, txid: effect.txid, confirmations: effect.confirmations });
-        if ('channel' in entry.state) this.tempIdByChannelId.set(entry.state.channel.id, tempId);
+        this.watches.push({ tempId: entry.tempId, txid: effect.txid, confirmations: effect.confirmations });
+        if ('channel' in entry.state) this.tempIdByChannelId.set(entry.state.channel.id, entry.tempId);
         return;
       case 'close-requested': {
         const id = payeeStateRef(entry.state);

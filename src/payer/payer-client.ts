@@ -97,12 +97,14 @@ export class PayerClient {
   private payWaiters: PayWaiter[] = [];
   /** `pay()` calls waiting for one of the maxInFlight slots. */
   private slotWaiters: (() => void)[] = [];
+  private readonly maxInFlight: number;
   /** Effects run one after the other, across steps; a persist is issued when its step runs. */
   private effects: Promise<void> = Promise.resolve();
   private broken: Error | null = null;
 
   constructor(private readonly options: PayerClientOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey };
+    this.maxInFlight = options.maxInFlight ?? 1000;
   }
 
   /**
@@ -176,7 +178,7 @@ export class PayerClient {
    */
   pay(amountSat: bigint): Promise<bigint> {
     // Not an async function: this runs per payment, and every promise it saves is garbage saved.
-    if (this.payWaiters.length >= (this.options.maxInFlight ?? 1000)) return this.payWhenFree(amountSat);
+    if (this.payWaiters.length >= this.maxInFlight) return this.payWhenFree(amountSat);
     try {
       this.step({ type: 'pay', amountSat });
     } catch (err) {
@@ -189,7 +191,7 @@ export class PayerClient {
   }
 
   private async payWhenFree(amountSat: bigint): Promise<bigint> {
-    while (this.payWaiters.length >= (this.options.maxInFlight ?? 1000)) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    while (this.payWaiters.length >= this.maxInFlight) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     return this.pay(amountSat);
   }
 

@@ -19,12 +19,22 @@ export function fromHex(hex: string): Uint8Array {
   return out;
 }
 
+const HEX_DIGITS = new TextEncoder().encode('0123456789abcdef');
+const ASCII = new TextDecoder();
+
 /**
- * Lowercase hex. Node's encoder writes one flat string; concatenating two characters at a time
- * left ~2 KB of intermediate strings per 64-byte signature, on every payment.
+ * Lowercase hex, written as ASCII bytes and decoded into one flat string: concatenating two
+ * characters at a time left ~2 KB of intermediate strings per 64-byte signature, on every
+ * payment. (TextDecoder, not Node's Buffer: this module runs anywhere.)
  */
 export function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  const out = new Uint8Array(bytes.length * 2);
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    out[2 * i] = HEX_DIGITS[b >> 4]!;
+    out[2 * i + 1] = HEX_DIGITS[b & 15]!;
+  }
+  return ASCII.decode(out);
 }
 
 export function isHex(value: unknown, byteLength?: number): value is string {
@@ -79,4 +89,9 @@ export function varSlice(bytes: Uint8Array): Uint8Array {
 /** Transaction ids are shown byte-reversed; this turns a txid string into hash bytes. */
 export function txidToHash(txid: string): Uint8Array {
   return fromHex(txid).reverse();
+}
+
+/** The inverse of {@link txidToHash}: an input's `hash` (as bitcoinjs keeps it) as a txid. */
+export function hashToTxid(hash: Uint8Array): string {
+  return toHex(Uint8Array.from(hash).reverse());
 }

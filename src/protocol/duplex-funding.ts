@@ -8,7 +8,7 @@
  * scriptSig.
  */
 import { Transaction } from 'bitcoinjs-lib';
-import { equalBytes, toHex, txidToHash } from './bytes.js';
+import { equalBytes, hashToTxid, txidToHash } from './bytes.js';
 import { ProtocolError } from './errors.js';
 import { SEQUENCE_LOCKTIME_RBF, TX_VERSION } from './transactions.js';
 
@@ -48,7 +48,7 @@ export function checkDuplexFundingTx(
   txHex: string,
   fundingVout: number,
   expected: { fundingScript: Uint8Array; capacitySat: bigint; ownInputs: readonly FundingInput[]; ownOutputs: readonly FundingOutput[] },
-): { tx: Transaction; txid: string; otherInputs: { txid: string; vout: number }[] } {
+): { tx: Transaction; txid: string; otherInputs: { txid: string; vout: number }[]; ownIndexes: number[] } {
   let tx: Transaction;
   try {
     tx = Transaction.fromHex(txHex);
@@ -60,13 +60,15 @@ export function checkDuplexFundingTx(
   if (tx.locktime !== 0) throw new ProtocolError('FUNDING_MISMATCH', `nLockTime ${tx.locktime}: a duplex funding is final at once (0)`);
   const seen = new Set<string>();
   const otherInputs: { txid: string; vout: number }[] = [];
+  const ownIndexes: number[] = [];
   for (const [i, input] of tx.ins.entries()) {
     if (input.script.length > 0) throw new ProtocolError('FUNDING_NOT_SEGWIT', `input ${i} has a scriptSig`);
-    const txid = toHex(Uint8Array.from(input.hash).reverse());
+    const txid = hashToTxid(input.hash);
     const key = `${txid}:${input.index}`;
     if (seen.has(key)) throw new ProtocolError('FUNDING_MALFORMED', `input ${key} spent twice`);
     seen.add(key);
-    if (!expected.ownInputs.some((o) => o.txid === txid && o.vout === input.index)) otherInputs.push({ txid, vout: input.index });
+    if (expected.ownInputs.some((o) => o.txid === txid && o.vout === input.index)) ownIndexes.push(i);
+    else otherInputs.push({ txid, vout: input.index });
   }
   for (const own of expected.ownInputs) {
     if (!seen.has(`${own.txid}:${own.vout}`)) throw new ProtocolError('FUNDING_MISMATCH', `own input ${own.txid}:${own.vout} is missing`);
@@ -81,7 +83,7 @@ export function checkDuplexFundingTx(
     if (at < 0) throw new ProtocolError('FUNDING_MISMATCH', `own output of ${own.valueSat} sat is missing`);
     unmatched.splice(at, 1);
   }
-  return { tx, txid: tx.getId(), otherInputs };
+  return { tx, txid: tx.getId(), otherInputs, ownIndexes };
 }
 
 /** Whether a previous output script is a witness program (so spending it cannot change the txid). */

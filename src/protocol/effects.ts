@@ -15,9 +15,9 @@ export type Effect =
    * Hand the funding transaction to the network (the mempool must accept it). Closes and refunds
    * are broadcast by the payee's closer and the payer's watcher, which follow the funding outpoint.
    */
-  | { readonly type: 'broadcast'; readonly purpose: 'funding'; readonly txid: string; readonly txHex: string }
+  | { readonly type: 'broadcast'; readonly txid: string; readonly txHex: string }
   /** Tell the state machine (input `confirmed`) once the funding has `confirmations` confirmations. */
-  | { readonly type: 'watch-confirmations'; readonly purpose: 'funding'; readonly txid: string; readonly confirmations: number }
+  | { readonly type: 'watch-confirmations'; readonly txid: string; readonly confirmations: number }
   /** Payer: ask the wallet for a signed, unbroadcast transaction paying `valueSat` to `script`. */
   | { readonly type: 'create-funding'; readonly script: Uint8Array; readonly valueSat: bigint }
   /** Payer: the channel was abandoned before funding; unreserve the wallet's coins. */

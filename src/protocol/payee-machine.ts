@@ -87,7 +87,7 @@ export interface CloseRecord {
 export type PayeeInput =
   | { readonly type: 'message'; readonly message: Message }
   /** A watched transaction reached the confirmations asked for. */
-  | { readonly type: 'confirmed'; readonly purpose: 'funding'; readonly txid: string }
+  | { readonly type: 'confirmed'; readonly txid: string }
   /** The proposal waited too long for its funding (the driver's timeout). */
   | { readonly type: 'abandon' }
   /** The close recorded by `close` was accepted by the node. */
@@ -236,8 +236,8 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
           state: { tempId, terms, keyIndex, type: 'ZeroConf', channel, paidSat: 0n, signature: null },
           effects: [
             { type: 'persist' },
-            { type: 'broadcast', purpose: 'funding', txid: funding.txid, txHex: message.fundingTx },
-            { type: 'watch-confirmations', purpose: 'funding', txid: funding.txid, confirmations: ctx.policy.minFundingConfirmations },
+            { type: 'broadcast', txid: funding.txid, txHex: message.fundingTx },
+            { type: 'watch-confirmations', txid: funding.txid, confirmations: ctx.policy.minFundingConfirmations },
             { type: 'send', message: msg('channel-open', { tempId, channelId: channel.id }) },
           ],
         };
@@ -246,8 +246,8 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
         state: { tempId: state.tempId, terms: state.terms, keyIndex: state.keyIndex, type: 'AwaitingConfirmation', channel, fundingTxHex: message.fundingTx },
         effects: [
           { type: 'persist' },
-          { type: 'broadcast', purpose: 'funding', txid: funding.txid, txHex: message.fundingTx },
-          { type: 'watch-confirmations', purpose: 'funding', txid: funding.txid, confirmations: ctx.policy.minFundingConfirmations },
+          { type: 'broadcast', txid: funding.txid, txHex: message.fundingTx },
+          { type: 'watch-confirmations', txid: funding.txid, confirmations: ctx.policy.minFundingConfirmations },
         ],
       };
     }
@@ -299,16 +299,13 @@ function channelStatus(state: Extract<PayeeState, { channel: Channel }>): Messag
 }
 
 function onConfirmed(ctx: PayeeContext, state: PayeeState, input: Extract<PayeeInput, { type: 'confirmed' }>): Step<PayeeState> {
-  if (input.purpose === 'funding') {
-    if ((state.type === 'Suspended' || state.type === 'ZeroConf') && state.channel.funding.txid === input.txid) return { state: { ...state, type: 'Open' }, effects: [{ type: 'persist' }] };
-    if (state.type !== 'AwaitingConfirmation' || state.channel.funding.txid !== input.txid) return { state, effects: [] };
-    const { fundingTxHex: _, ...rest } = state;
-    return {
-      state: { ...rest, type: 'Open', paidSat: 0n, signature: null },
-      effects: [{ type: 'persist' }, { type: 'send', message: msg('channel-open', { tempId: state.tempId, channelId: state.channel.id }) }],
-    };
-  }
-  return { state, effects: [] };
+  if ((state.type === 'Suspended' || state.type === 'ZeroConf') && state.channel.funding.txid === input.txid) return { state: { ...state, type: 'Open' }, effects: [{ type: 'persist' }] };
+  if (state.type !== 'AwaitingConfirmation' || state.channel.funding.txid !== input.txid) return { state, effects: [] };
+  const { fundingTxHex: _, ...rest } = state;
+  return {
+    state: { ...rest, type: 'Open', paidSat: 0n, signature: null },
+    effects: [{ type: 'persist' }, { type: 'send', message: msg('channel-open', { tempId: state.tempId, channelId: state.channel.id }) }],
+  };
 }
 
 function onClose(state: PayeeState, close: CloseRecord): Step<PayeeState> {

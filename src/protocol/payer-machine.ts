@@ -238,10 +238,9 @@ function onStatus(state: PayerState, status: MessageOf<'channel-status'>): Step<
       effects: [{ type: 'persist' }],
     };
   }
-  if (status.paidSat < state.signedTotalSat && state.signature !== null) {
-    return { state: acked, effects: [{ type: 'send', message: msg('payment', { channelId: state.channel.id, totalSat: state.signedTotalSat, signature: state.signature }) }] };
-  }
-  return { state: acked, effects: [] };
+  // The payee lacks our newest payment: send it again (the same proof a reconnect sends).
+  const proof = status.paidSat < state.signedTotalSat ? proofMessage(state) : null;
+  return { state: acked, effects: proof ? [{ type: 'send', message: proof }] : [] };
 }
 
 function onSettled(state: PayerState, settlement: Settlement): Step<PayerState> {

@@ -7,7 +7,7 @@
  * party can re-broadcast its own spend with a higher fee (the seed's 思考).
  */
 import { Transaction, script as bscript } from 'bitcoinjs-lib';
-import { toHex, txidToHash } from './bytes.js';
+import { hashToTxid, txidToHash } from './bytes.js';
 import type { Channel, FundingOutpoint } from './channel.js';
 import { dustThresholdSat } from './dust.js';
 import { refundWitness } from './scripts.js';
@@ -96,7 +96,7 @@ export function sighashView(tx: Transaction): SighashTx {
   return {
     version: tx.version,
     locktime: tx.locktime,
-    inputs: tx.ins.map((i) => ({ txid: toHex(Uint8Array.from(i.hash).reverse()), vout: i.index, sequence: i.sequence })),
+    inputs: tx.ins.map((i) => ({ txid: hashToTxid(i.hash), vout: i.index, sequence: i.sequence })),
     outputs: tx.outs.map((o) => ({ script: o.script, valueSat: o.value })),
   };
 }

@@ -4,7 +4,8 @@
  * A payee acknowledges every payment a commit released in one burst, and a payer streams
  * payments in bursts; one `writev` system call per frame was 5–8% of the payee's CPU in the
  * profile. The socket is corked at the first frame of a burst and uncorked on `process.nextTick`,
- * after the burst (the current callback and its microtasks). (`ws` keeps its net.Socket in `_socket`; cork/uncork are Node's own API.)
+ * after the burst (the current callback and its microtasks). (`ws` keeps its net.Socket in
+ * `_socket`; cork/uncork are Node's own API.)
  */
 import type { WebSocket } from 'ws';
 

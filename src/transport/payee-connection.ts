@@ -115,15 +115,16 @@ export class PayeeConnection {
     this.latency.frameIn(text, now);
     this.inFlight++;
     this.updateReading();
-    this.pending.push(text);
-    if (this.draining) return;
-    if (this.handedThisTurn < FRAMES_PER_TURN) {
+    // While draining, frames wait their turn behind the queued ones (order is kept).
+    if (!this.draining && this.handedThisTurn < FRAMES_PER_TURN) {
       // A short burst goes to the service at once; a long one is spread over turns.
       if (this.handedThisTurn === 0) setImmediate(() => (this.handedThisTurn = 0));
       this.handedThisTurn++;
-      this.handOver(this.pending.shift()!);
+      this.handOver(text);
       return;
     }
+    this.pending.push(text);
+    if (this.draining) return;
     this.draining = true;
     setImmediate(this.drainPending);
   }

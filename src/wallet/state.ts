@@ -18,6 +18,7 @@
  * These functions mutate the state they are given; its owner (the Wallet) serialises access.
  */
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { hashToTxid } from '../protocol/bytes.js';
 import { Transaction } from 'bitcoinjs-lib';
 import type { NetworkName } from '../protocol/network.js';
 import { COINBASE_MATURITY } from './coin-selection.js';
@@ -145,10 +146,6 @@ export function createWalletState(network: NetworkName, birthdayHeight: number, 
   };
 }
 
-/** The txid an input spends from (bitcoinjs keeps it in internal, reversed byte order). */
-function prevTxid(hash: Uint8Array): string {
-  return bytesToHex(Uint8Array.from(hash).reverse());
-}
 
 /**
  * Adds the outputs of `tx` that pay the wallet. Loops until no output is new, because paying one
@@ -186,7 +183,7 @@ export function applyBlock(state: WalletState, block: { readonly height: number;
     const txid = tx.getId();
     if (!tx.isCoinbase()) {
       for (const input of tx.ins) {
-        const coin = state.coins[outpointKey(prevTxid(input.hash), input.index)];
+        const coin = state.coins[outpointKey(hashToTxid(input.hash), input.index)];
         if (coin) coin.spend = { type: 'confirmed', txid, height: block.height };
       }
     }
@@ -255,7 +252,7 @@ export function applyMempoolLayer(state: WalletState, book: ScriptBook): string[
 /** Applies one own unconfirmed transaction; false (and no change) if an input is not available. */
 function applyOwnTx(state: WalletState, own: OwnTx, book: ScriptBook): boolean {
   const tx = Transaction.fromHex(own.hex);
-  const inputs = tx.ins.map((input) => state.coins[outpointKey(prevTxid(input.hash), input.index)]);
+  const inputs = tx.ins.map((input) => state.coins[outpointKey(hashToTxid(input.hash), input.index)]);
   if (inputs.some((coin) => coin === undefined || coin.spend.type !== 'unspent')) return false;
   for (const coin of inputs) coin!.spend = { type: 'own-mempool', txid: own.txid };
   addOutputs(state, tx, own.txid, { type: 'own-mempool', txid: own.txid }, book);

@@ -9,7 +9,7 @@
  * where the wallet's own unconfirmed spends are momentarily not applied.
  */
 import { address as baddress, type Transaction } from 'bitcoinjs-lib';
-import { toHex } from '../protocol/bytes.js';
+import { hashToTxid } from '../protocol/bytes.js';
 import { BroadcastRejectedError, type BlockTip, type ChainBackend, type Outpoint } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
@@ -382,7 +382,7 @@ export class Wallet {
   signContribution(tx: Transaction, indexes: readonly number[]): { index: number; stack: Uint8Array[] }[] {
     return indexes.map((index) => {
       const input = tx.ins[index];
-      const txid = input ? toHex(Uint8Array.from(input.hash).reverse()) : '';
+      const txid = input ? hashToTxid(input.hash) : '';
       const coin = input ? this.#state.coins[outpointKey(txid, input.index)] : undefined;
       if (!input || !coin) throw new WalletError('UNKNOWN_TRANSACTION', { txid: `input ${index}` }, `input ${index} does not spend a coin of this wallet`);
       const key = this.#keys.addressKey(coin.key.chain, coin.key.index);
@@ -420,7 +420,9 @@ export class Wallet {
 
   async #broadcast(txid: string): Promise<string> {
     const reservation = this.#state.reservations.find((r) => r.txid === txid);
-    if (!reservation) throw new WalletError('UNKNOWN_TRANSACTION', { txid });
+    // Coins held for a transaction someone else completes (contribute, reserveFeeCoin) have no
+    // transaction of the wallet's to broadcast.
+    if (!reservation || reservation.hex === '') throw new WalletError('UNKNOWN_TRANSACTION', { txid });
     await this.#backend.broadcast(reservation.hex);
     if (!recordOwnBroadcast(this.#state, reservation.hex, this.#book)) {
       throw new Error(`internal: reserved transaction ${txid} spends coins the wallet no longer has`);

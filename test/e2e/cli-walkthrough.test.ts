@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { argsOf, freePort, runCli, startCli, stopCli, type CliResult } from '../helpers/cli.js';
+import { argsOf, freePort, runCli, startCli, stopCli, withMining, type CliResult } from '../helpers/cli.js';
 
 const README = fs.readFileSync('README.md', 'utf8');
 let home: string;
@@ -24,22 +24,8 @@ async function readme(line: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<C
   return result;
 }
 
-/** Runs `line` while mining a block every 300 ms (the README's "in terminal 1: mine"). */
-async function withMining(line: string): Promise<CliResult> {
-  let done = false;
-  const miner = (async () => {
-    while (!done) {
-      await new Promise((r) => setTimeout(r, 300));
-      if (!done) await readme('npx paychan regtest mine 1');
-    }
-  })();
-  try {
-    return await readme(line);
-  } finally {
-    done = true;
-    await miner;
-  }
-}
+/** The README's "in terminal 1: mine", for withMining. */
+const mineOne = () => readme('npx paychan regtest mine 1');
 
 beforeAll(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-walkthrough-'));
@@ -68,7 +54,7 @@ describe('README walkthrough', () => {
     const funded = await runCli(['regtest', 'fund', address, '0.01btc'], env);
     expect(funded.code).toBe(0);
 
-    const opened = await withMining('npx paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 100000');
+    const opened = await withMining(readme('npx paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 100000'), mineOne);
     expect(opened.stdout).toMatch(/channel [0-9a-f]{64}:\d+ is open/);
 
     const paid = await readme('npx paychan payer pay 10 --count 100');
@@ -80,15 +66,15 @@ describe('README walkthrough', () => {
     const status = await readme('npx paychan payer status --json');
     expect(status.json).toMatchObject({ state: 'Open', ackedSat: 1050, signedSat: 1050 });
 
-    const closed = await withMining('npx paychan payer close');
+    const closed = await withMining(readme('npx paychan payer close'), mineOne);
     expect(closed.stdout).toMatch(/closed: [0-9a-f]{64} confirmed; 98950 sat back to the payer/);
 
     // The refund path: a second channel with a short expiry that the payee never closes.
-    await withMining('npx paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 50000 --variant spilman-v2 --expiry-blocks 12');
+    await withMining(readme('npx paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 50000 --variant spilman-v2 --expiry-blocks 12'), mineOne);
     await readme('npx paychan regtest mine 12');
     const refund = await readme('npx paychan payer refund');
     expect(refund.stdout).toMatch(/refund [0-9a-f]{64} broadcast/);
-    const watched = await withMining('npx paychan payer watch');
+    const watched = await withMining(readme('npx paychan payer watch'), mineOne);
     expect(watched.stdout).toMatch(/settled by refund [0-9a-f]{64}: \d+ sat to the payer/);
 
     // Duplex: the payee puts coins in, pays back while the payer is away, the payer syncs.
@@ -96,7 +82,7 @@ describe('README walkthrough', () => {
     expect(payeeAddress).toMatch(/^bcrt1q/);
     expect(README).toContain('npx paychan regtest fund PAYEE_ADDRESS 0.01btc');
     expect((await runCli(['regtest', 'fund', payeeAddress, '0.01btc'], env)).code).toBe(0);
-    const duplex = await withMining('npx paychan payer open ws://127.0.0.1:8420/v1/ws --variant duplex --capacity 60000 --payee-contribution 40000');
+    const duplex = await withMining(readme('npx paychan payer open ws://127.0.0.1:8420/v1/ws --variant duplex --capacity 60000 --payee-contribution 40000'), mineOne);
     const channel = /duplex channel ([0-9a-f]{64}:\d+) is open/.exec(duplex.stdout)?.[1];
     expect(channel, duplex.stdout).toBeDefined();
     await readme('npx paychan payer pay 1000 --count 5');
@@ -106,7 +92,7 @@ describe('README walkthrough', () => {
     expect(paidBack.code, paidBack.stderr).toBe(0);
     expect(paidBack.stdout).toMatch(/queued 3000 sat/);
     await readme('npx paychan payer sync');
-    const duplexClosed = await withMining('npx paychan payer close');
+    const duplexClosed = await withMining(readme('npx paychan payer close'), mineOne);
     // 60,000 − 5,000 + 3,000 for the payer, 40,000 + 5,000 − 3,000 for the payee, less half the fee each.
     expect(duplexClosed.stdout).toMatch(/closed by cooperative [0-9a-f]{64}: A 5[0-9]{4} sat, B 4[0-9]{4} sat, fee \d+ sat/);
     const [, a, b, fee] = /A (\d+) sat, B (\d+) sat, fee (\d+) sat/.exec(duplexClosed.stdout)!;

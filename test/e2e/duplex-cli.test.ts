@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, runCli, startCli, stopCli } from '../helpers/cli.js';
+import { freePort, runCli, startCli, stopCli, withMining } from '../helpers/cli.js';
 
 let home: string;
 let env: NodeJS.ProcessEnv;
@@ -34,21 +34,7 @@ async function ok(args: string[]) {
   return r;
 }
 
-async function withMining<T>(run: Promise<T>): Promise<T> {
-  let done = false;
-  const miner = (async () => {
-    while (!done) {
-      await new Promise((r) => setTimeout(r, 300));
-      if (!done) await runCli(['regtest', 'mine', '1'], env);
-    }
-  })();
-  try {
-    return await run;
-  } finally {
-    done = true;
-    await miner;
-  }
-}
+const mineOne = () => ok(['regtest', 'mine', '1']);
 
 describe('duplex through the CLI', () => {
   it('guards the admin routes with the data dir token', async () => {
@@ -73,7 +59,7 @@ describe('duplex through the CLI', () => {
   it('is closed alone by the payee, and the payer watch sees the newest state settle', async () => {
     const address = (await ok(['payer', 'address'])).stdout.trim().split('\n')[0]!;
     await ok(['regtest', 'fund', address, '0.01btc']);
-    const opened = await withMining(ok(['payer', 'open', `ws://127.0.0.1:${port}/v1/ws`, '--variant', 'duplex', '--capacity', '80000', '--json']));
+    const opened = await withMining(ok(['payer', 'open', `ws://127.0.0.1:${port}/v1/ws`, '--variant', 'duplex', '--capacity', '80000', '--json']), mineOne);
     const channelId = opened.json!.channelId as string;
     await ok(['payer', 'pay', '2000', '--count', '3']);
 
@@ -84,7 +70,7 @@ describe('duplex through the CLI', () => {
     expect(minedFrom).toBeGreaterThan(tip + 100); // the newest state is far from final: no one can close alone yet
     // Up to the newest state's locktime in one go; the payee's service publishes it there.
     await ok(['regtest', 'mine', String(minedFrom - 1 - tip), '--json']);
-    const watched = await withMining(ok(['payer', 'watch', '--json']));
+    const watched = await withMining(ok(['payer', 'watch', '--json']), mineOne);
     expect(watched.json).toMatchObject({ channelId, phase: 'closed', settlement: { kind: 'unilateral', stateIndex: 3 } });
     const s = watched.json!.settlement as { valueASat: number; valueBSat: number; feeSat: number };
     expect(s.valueASat + s.valueBSat + s.feeSat).toBe(80_000);

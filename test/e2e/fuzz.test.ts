@@ -26,6 +26,9 @@ describe('hostile peers against the payee process', () => {
     expect(report.unexpectedAccepts, JSON.stringify(samples.unexpectedAccepts)).toBe(0);
     expect(report.unexpectedCloses, JSON.stringify(samples.unexpectedCloses)).toBe(0);
     expect(report.wrongCodes, JSON.stringify(samples.wrongCodes)).toBe(0);
+    expect(report.invalidReplies, JSON.stringify(samples.invalidReplies)).toBe(0);
+    expect(report.internalErrorReplies, JSON.stringify(samples.internalErrorReplies)).toBe(0);
+    expect(report.decoderThrew, JSON.stringify(samples.decoderThrew)).toBe(0);
     expect(report.stateChanges, JSON.stringify(stateChecks)).toBe(0);
     expect(report.orphanRows).toBe(0);
     expect(report.honestFailures, JSON.stringify(samples.honestFailures)).toBe(0);
@@ -42,6 +45,8 @@ describe('hostile peers against the payee process', () => {
     expect(report.limits?.textFlood).toMatchObject({ unanswered: 0, ok: true });
     // 16 unfunded proposals per peer, then RATE_LIMITED; another peer still gets in.
     expect(report.limits?.openAttempts).toMatchObject({ ok: true, accepted: 16, otherPeerAccepted: true });
+    // The payee restarted on its store (a probe) with every stored channel and still running.
+    expect(findings.map((f) => f.id)).not.toContain('restart-lost-channels');
     expect(report.ok).toBe(true);
   });
 });

@@ -14,6 +14,7 @@ import { startRegtestNode, type RegtestNode } from '../../src/chain/regtest/inde
 import { RpcClient } from '../../src/chain/rpc-client.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
 import { freePort, runCli, startCli, stopCli } from '../helpers/cli.js';
+import { waitUntil } from '../helpers/local-pair.js';
 
 const CAPACITY = 1_000_000;
 let dir: string;
@@ -61,13 +62,6 @@ async function payeePaid(channelId: string): Promise<number> {
   return Number(((await res.json()) as { paidSat: string }).paidSat);
 }
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('restarts mid-stream', () => {
   it('10,000 payments survive a payee SIGKILL and a payer SIGKILL', async () => {
@@ -78,7 +72,7 @@ describe('restarts mid-stream', () => {
 
     // 1. The payee dies while 6,000 payments stream in; it restarts on the same store and port.
     const stream = runCli(payer(['pay', '1', '--count', '6000']), process.env);
-    await until(async () => (await payeePaid(channelId)) >= 1500, 'the first payments');
+    await waitUntil(async () => (await payeePaid(channelId)) >= 1500, 'the first payments', 60_000);
     await stopCli(payee.child, 'SIGKILL');
     payee = await startPayee();
     const first = await stream;
@@ -89,7 +83,7 @@ describe('restarts mid-stream', () => {
     // 2. The payer dies while 4,000 more stream; it signed and stored some of them.
     let victim: ChildProcess | undefined;
     const interrupted = runCli(payer(['pay', '1', '--count', '4000']), process.env, 120_000, (c) => (victim = c));
-    await until(async () => (await payeePaid(channelId)) >= 6200, 'more payments');
+    await waitUntil(async () => (await payeePaid(channelId)) >= 6200, 'more payments', 60_000);
     victim!.kill('SIGKILL');
     expect((await interrupted).code).not.toBe(0);
     const status = await runCli(payer(['status']), process.env);

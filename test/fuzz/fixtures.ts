@@ -29,6 +29,7 @@ import type { RegtestEnv } from '../helpers/regtest-env.js';
 import { FuzzSocket } from './fuzz-socket.js';
 import type { PayeeProcess } from './payee-process.js';
 import { Captures, type FundedTarget, type FuzzTargets, type PendingTarget } from './targets.js';
+import { waitUntil } from '../helpers/local-pair.js';
 import { regtestPayer } from '../helpers/regtest-peers.js';
 
 export interface HonestChannel {
@@ -50,15 +51,10 @@ export interface Fixtures {
 
 const EXPIRY_BLOCKS = 300;
 
-export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** The fixtures wait on the payee process and the chain together: longer than waitUntil's default. */
+const FIXTURE_TIMEOUT_MS = 60_000;
 
-export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log?: (line: string) => void): Promise<Fixtures> {
+export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log: (line: string) => void): Promise<Fixtures> {
   const captures = new Captures();
   const network = bitcoinjsNetwork('regtest');
   const payers: HonestChannel[] = [];
@@ -66,6 +62,7 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log?: 
   const payer = (label: string): HonestChannel => {
     const channelKey = env.wallet.nextChannelKey();
     const holder: { client?: PayerClient } = {};
+    const payerLog = (line: string) => log(`${label} payer: ${line}`);
     const link = connectPayee(payee.wsUrl, {
       onMessage: (text) => {
         captures.add(text);
@@ -73,7 +70,7 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log?: 
       },
       onOpen: () => holder.client?.resume(),
       reconnect: { minDelayMs: 50, maxDelayMs: 1_000 },
-      log: log && ((line) => log(`${label} payer: ${line}`)),
+      log: payerLog,
     });
     const tapped: PeerLink = {
       send: (m) => {
@@ -81,7 +78,7 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log?: 
         link.send(m);
       },
     };
-    const client = regtestPayer(env, tapped, { channelKey, log: log && ((line) => log(`${label} payer: ${line}`)) });
+    const client = regtestPayer(env, tapped, { channelKey, log: payerLog });
     holder.client = client;
     const h = { label, client, link };
     payers.push(h);
@@ -111,10 +108,10 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log?: 
     [closing, 'spilman-v1', 200_000n],
   ];
   const opens = plan.map(([h, variant, capacitySat]) => h.client.open({ variant, capacitySat, expiryBlocks: EXPIRY_BLOCKS }));
-  await until(async () => (await Promise.all(four.map(fundingSeen))).every(Boolean), 'the four fundings to be broadcast');
+  await waitUntil(async () => (await Promise.all(four.map(fundingSeen))).every(Boolean), 'the four fundings to be broadcast', FIXTURE_TIMEOUT_MS);
   await env.mine(1);
   await Promise.all(opens);
-  log?.('fixtures: four channels open');
+  log('fixtures: four channels open');
 
   await honest.client.pay(10_000n);
   for (let i = 0; i < 50; i++) await honest.client.pay(1n);
@@ -125,19 +122,19 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log?: 
   }
 
   closed.client.requestClose();
-  await until(async () => (await payeeState(closed)) === 'Closing', 'the payee to close the closed channel');
+  await waitUntil(async () => (await payeeState(closed)) === 'Closing', 'the payee to close the closed channel', FIXTURE_TIMEOUT_MS);
   await env.mine(1);
-  await until(async () => (await payeeState(closed)) === 'Closed', 'the close to confirm');
+  await waitUntil(async () => (await payeeState(closed)) === 'Closed', 'the close to confirm', FIXTURE_TIMEOUT_MS);
   closing.client.requestClose();
-  await until(async () => (await payeeState(closing)) === 'Closing', 'the payee to close the closing channel');
+  await waitUntil(async () => (await payeeState(closing)) === 'Closing', 'the payee to close the closing channel', FIXTURE_TIMEOUT_MS);
 
   const confirmingPayer = payer('confirming');
   await confirmingPayer.link.ready();
   const opened = confirmingPayer.client.open({ variant: 'spilman-v2', capacitySat: 100_000n, expiryBlocks: EXPIRY_BLOCKS });
   opened.catch(() => undefined);
-  await until(() => fundingSeen(confirmingPayer), 'the pending funding to be broadcast');
-  await until(async () => (await payeeState(confirmingPayer)) === 'AwaitingConfirmation', 'the payee to wait for its confirmation');
-  log?.('fixtures: closed, closing and confirming channels ready');
+  await waitUntil(() => fundingSeen(confirmingPayer), 'the pending funding to be broadcast', FIXTURE_TIMEOUT_MS);
+  await waitUntil(async () => (await payeeState(confirmingPayer)) === 'AwaitingConfirmation', 'the payee to wait for its confirmation', FIXTURE_TIMEOUT_MS);
+  log('fixtures: closed, closing and confirming channels ready');
 
   // Proposals from a raw payer.
   const tip = (await env.backend.getTip()).height;

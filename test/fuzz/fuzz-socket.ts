@@ -16,7 +16,6 @@ export type Outcome =
 export interface FuzzSocketOptions {
   /** Source address on the loopback (127.0.0.2, ...), to be another peer. */
   readonly localAddress?: string;
-  readonly handshakeTimeoutMs?: number;
 }
 
 /** The payee refused the WebSocket upgrade with an HTTP error. */
@@ -33,7 +32,7 @@ export class UpgradeRefusedError extends Error {
 /** Opens a WebSocket; rejects with {@link UpgradeRefusedError} if the server answers HTTP. */
 export function openWebSocket(url: string, options: FuzzSocketOptions = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: options.handshakeTimeoutMs ?? 10_000, localAddress: options.localAddress });
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000, localAddress: options.localAddress });
     ws.once('open', () => {
       ws.removeAllListeners('error');
       ws.on('error', () => undefined);
@@ -63,19 +62,10 @@ export class FuzzSocket {
     private options: FuzzSocketOptions = {},
   ) {}
 
-  /** The loopback address this socket connects from (undefined: the system's choice, 127.0.0.1). */
-  get localAddress(): string | undefined {
-    return this.options.localAddress;
-  }
-
   /** Connects from `localAddress` from now on: the payee sees another peer. */
   async moveTo(localAddress: string): Promise<void> {
     await this.close();
     this.options = { ...this.options, localAddress };
-  }
-
-  get isOpen(): boolean {
-    return this.ws?.readyState === WebSocket.OPEN;
   }
 
   private async ensureOpen(): Promise<WebSocket> {

@@ -28,6 +28,7 @@
 import { Transaction } from 'bitcoinjs-lib';
 import type { Secp256k1 } from '../../src/crypto/secp256k1.js';
 import { fundingScriptOf, makeChannel } from '../../src/protocol/channel.js';
+import { toHex } from '../../src/protocol/bytes.js';
 import { outputScriptType } from '../../src/protocol/dust.js';
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.js';
 import { MAX_MESSAGE_BYTES, type MessageType } from '../../src/protocol/messages.js';
@@ -99,8 +100,6 @@ const ERROR_CODES = Object.keys(PROTOCOL_ERROR_CODES) as ProtocolErrorCode[];
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Obj = Record<string, Json>;
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
 export class FrameGenerator {
   /** Kinds still to be emitted once each before drawing by weight (so every kind is covered). */
   private readonly cover: FrameKind[];
@@ -109,7 +108,6 @@ export class FrameGenerator {
     private readonly r: Prng,
     private readonly t: FuzzTargets,
     private readonly secp: Secp256k1,
-    private readonly weights: Readonly<Record<FrameKind, number>> = KIND_WEIGHTS,
   ) {
     this.cover = [...FRAME_KINDS];
     for (let i = this.cover.length - 1; i > 0; i--) {
@@ -119,7 +117,7 @@ export class FrameGenerator {
   }
 
   next(): Frame {
-    const kind = this.cover.pop() ?? this.r.weighted(this.weights);
+    const kind = this.cover.pop() ?? this.r.weighted(KIND_WEIGHTS);
     switch (kind) {
       case 'field-mutation':
         return this.fieldMutation();
@@ -164,7 +162,7 @@ export class FrameGenerator {
 
   private pubkeyHex(): string {
     const f = this.funded();
-    return hex(this.r.pick([this.t.helloPubkey, f.channel.payerPubkey, f.channel.payeePubkey]));
+    return toHex(this.r.pick([this.t.helloPubkey, f.channel.payerPubkey, f.channel.payeePubkey]));
   }
 
   private signatureHex(): string {
@@ -198,7 +196,7 @@ export class FrameGenerator {
           payerPubkey: this.pubkeyHex(),
           capacitySat: String(r.pick([10_000, 50_000, 500_000, 1_000_000])),
           expiryHeight: t.tipHeight + r.range(10, 4320),
-          payerScript: hex(t.helloScript),
+          payerScript: toHex(t.helloScript),
         };
       case 'accept':
         return { v: 1, type, tempId: this.tempId(), payeePubkey: this.pubkeyHex(), minFundingConfirmations: r.int(4) };
@@ -242,7 +240,7 @@ export class FrameGenerator {
           tempId: r.hex(16),
           network: 'regtest',
           keyA: this.pubkeyHex(),
-          scriptA: hex(t.helloScript),
+          scriptA: toHex(t.helloScript),
           contributionASat: String(r.pick([0, 10_000, 500_000])),
           contributionBSat: String(r.pick([0, 10_000])),
           initialLocktime: t.tipHeight + r.range(0, 700),
@@ -555,6 +553,8 @@ export class FrameGenerator {
     const r = this.r;
     const t = this.t;
     const frame = (label: string, m: Obj, code?: ProtocolErrorCode): Frame => ({ kind: 'out-of-order', label, data: JSON.stringify(m), binary: false, code });
+    /** Also what a case sends when the channel it needs is not there. */
+    const fundingBeforeHello = () => frame('funding before hello', { v: 1, type: 'funding', tempId: r.hex(16), fundingTx: this.fundingTx() }, 'UNKNOWN_CHANNEL');
     const pendingRefund = t.pending.find((p) => p.payeeState === 'AwaitingRefundRequest');
     const notAwaitingRefund = [...t.funded.map((f) => f.tempId), ...t.pending.filter((p) => p.payeeState !== 'AwaitingRefundRequest').map((p) => p.tempId)];
     const notAwaitingFunding = [...t.funded.map((f) => f.tempId), ...t.pending.filter((p) => p.payeeState !== 'AwaitingFunding').map((p) => p.tempId)];
@@ -564,7 +564,7 @@ export class FrameGenerator {
         // that does not exist: it passes the payee's checks, the node refuses it, and the payee
         // must put the proposal back as it was.
         const waiting = t.pending.find((p) => p.payeeState === 'AwaitingFunding' && p.funding === null);
-        if (!waiting) return frame('funding before hello', { v: 1, type: 'funding', tempId: r.hex(16), fundingTx: this.fundingTx() }, 'UNKNOWN_CHANNEL');
+        if (!waiting) return fundingBeforeHello();
         const tx = new Transaction();
         tx.version = 2;
         tx.addInput(r.bytes(32), r.int(4), 0xfffffffd);
@@ -574,7 +574,7 @@ export class FrameGenerator {
         return frame('funding spending a coin that does not exist', { v: 1, type: 'funding', tempId: waiting.tempId, fundingTx: tx.toHex() }, 'FUNDING_REJECTED');
       }
       case 0:
-        return frame('funding before hello', { v: 1, type: 'funding', tempId: r.hex(16), fundingTx: this.fundingTx() }, 'UNKNOWN_CHANNEL');
+        return fundingBeforeHello();
       case 1: {
         // Another channel's funding: refused as out of state, or as not this channel's funding.
         const tempId = r.pick(notAwaitingFunding);
@@ -633,7 +633,7 @@ export class FrameGenerator {
       }
       case 12: {
         // A v1 refund request for the proposal waiting for one, but for another locktime or outpoint.
-        if (!pendingRefund) return frame('funding before hello', { v: 1, type: 'funding', tempId: r.hex(16), fundingTx: this.fundingTx() }, 'UNKNOWN_CHANNEL');
+        if (!pendingRefund) return fundingBeforeHello();
         const funding = { txid: r.hex(32), vout: r.int(3) };
         const tx = Transaction.fromHex(refundTemplateHex(makeChannel(pendingRefund.terms, funding)));
         const defect = r.int(4);
@@ -724,10 +724,10 @@ export class FrameGenerator {
       tempId: r.hex(16),
       network: 'regtest',
       variant: r.pick(['spilman-v1', 'spilman-v2']),
-      payerPubkey: hex(t.helloPubkey),
+      payerPubkey: toHex(t.helloPubkey),
       capacitySat: String(r.range(10_000, 100_000_000)),
       expiryHeight: t.tipHeight + r.range(10, 4320),
-      payerScript: hex(t.helloScript),
+      payerScript: toHex(t.helloScript),
     };
     let code: ProtocolErrorCode | undefined;
     let label = 'valid hello (open attempt)';
@@ -739,7 +739,7 @@ export class FrameGenerator {
         break;
       case 1: {
         const key = Uint8Array.from([r.pick([2, 3, 4, 0, 5]), ...r.bytes(32)]);
-        m.payerPubkey = hex(key);
+        m.payerPubkey = toHex(key);
         code = this.secp.isPublicKey(key) ? undefined : 'INVALID_PUBKEY';
         label = code ? 'hello with an invalid pubkey' : 'valid hello (random pubkey)';
         break;
@@ -747,7 +747,7 @@ export class FrameGenerator {
       case 2: {
         const script = r.bytes(r.range(1, 42));
         if (r.chance(0.5)) script[0] = r.pick([0x00, 0x51, 0x76, 0xa9]);
-        m.payerScript = hex(script);
+        m.payerScript = toHex(script);
         const type = outputScriptType(script);
         code = type === null || type === 'p2a' ? 'INVALID_SCRIPT' : undefined;
         label = code ? 'hello with a non-standard payer script' : 'valid hello (random script)';

@@ -78,16 +78,30 @@ export interface LimitsReport {
   readonly openAttempts: OpenAttemptsReport;
 }
 
-async function metric(payee: PayeeProcess, name: string): Promise<number> {
-  const text = await (await fetch(`${payee.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line ? Number(line.split(' ').pop()) : NaN;
+/** Rounds to hundredths, for the report. */
+export const round = (x: number) => Math.round(x * 100) / 100;
+
+/** A valid hello from the fuzzer's hello key and script, with a fresh tempId, encoded. */
+export function validHello(targets: FuzzTargets, variant: 'spilman-v1' | 'spilman-v2', capacitySat: bigint): { tempId: string; text: string } {
+  const tempId = randomBytes(16).toString('hex');
+  const text = encodeMessage(
+    msg('hello', {
+      tempId,
+      network: 'regtest',
+      variant,
+      payerPubkey: targets.helloPubkey,
+      capacitySat,
+      expiryHeight: targets.tipHeight + 4_000,
+      payerScript: targets.helloScript,
+    }),
+  );
+  return { tempId, text };
 }
 
 /** `openBefore`: connections already open from 127.0.0.1. */
 export async function checkConnectionLimit(payee: PayeeProcess, openBefore: number): Promise<ConnectionLimitReport> {
   const limit = DEFAULT_SERVER_LIMITS.maxConnectionsPerAddress;
-  const openTotal = await metric(payee, 'paychan_connections');
+  const openTotal = (await payee.metricValues('paychan_connections'))[0] ?? NaN;
   const sockets: WebSocket[] = [];
   let refusedStatus: number | null = null;
   let refusedCode: string | null = null;
@@ -173,21 +187,7 @@ export async function checkMessageRate(payee: PayeeProcess, frames: number, kind
 /** A flood of valid channel proposals from one fresh peer, then one from another peer. */
 export async function checkOpenAttempts(payee: PayeeProcess, targets: FuzzTargets, hellos: number): Promise<OpenAttemptsReport> {
   const before = payee.readStore();
-  const hello = (i: number) => {
-    const tempId = randomBytes(16).toString('hex');
-    const text = encodeMessage(
-      msg('hello', {
-        tempId,
-        network: 'regtest',
-        variant: i % 2 === 0 ? 'spilman-v1' : 'spilman-v2',
-        payerPubkey: targets.helloPubkey,
-        capacitySat: 100_000_000n,
-        expiryHeight: targets.tipHeight + 4_000,
-        payerScript: targets.helloScript,
-      }),
-    );
-    return { tempId, text };
-  };
+  const hello = (i: number) => validHello(targets, i % 2 === 0 ? 'spilman-v1' : 'spilman-v2', 100_000_000n);
   let accepted = 0;
   const refused: Record<string, number> = {};
   const flooder = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.4' });
@@ -229,5 +229,3 @@ export async function checkOpenAttempts(payee: PayeeProcess, targets: FuzzTarget
     ok: accepted === expectedAccepted && (refused.RATE_LIMITED ?? 0) === hellos - expectedAccepted && otherPeerAccepted && rowsAdded === accepted + 1,
   };
 }
-
-const round = (x: number) => Math.round(x * 100) / 100;

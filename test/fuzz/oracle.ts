@@ -19,6 +19,7 @@
  * waiting for one) are not sent: `skip`.
  */
 import { Transaction } from 'bitcoinjs-lib';
+import { toHex } from '../../src/protocol/bytes.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.js';
 import { decodeMessage, MAX_MESSAGE_BYTES, type MessageType } from '../../src/protocol/messages.js';
 import { checkRefundTemplate } from '../../src/protocol/refund.js';
@@ -109,7 +110,7 @@ export function expectationOf(frame: Frame, t: FuzzTargets, peer: PeerContext): 
       return { ...base, allow: ['accept'], helloTempId: m.tempId };
     }
     case 'payment': {
-      const genuine = t.captures.isGenuinePayment(m.channelId, m.totalSat, Buffer.from(m.signature).toString('hex'));
+      const genuine = t.captures.isGenuinePayment(m.channelId, m.totalSat, toHex(m.signature));
       return genuine ? { ...base, code: undefined, allow: ['payment-ack'] } : { ...base, allow: [] };
     }
     case 'funding': {

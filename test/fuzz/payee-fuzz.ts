@@ -11,6 +11,9 @@
  *   the protocol specifies for oversized (1009) or non-UTF-8 (1007) frames, or by the one
  *   legitimate answer an honest payer would get for the same message (./oracle.ts);
  *   where the generator or the codec knows the exact code, it is that code (`wrongCodes`);
+ * - every reply passes the protocol's own schema, so an error's code is a known one
+ *   (`invalidReplies`); none is INTERNAL_ERROR (`internalErrorReplies`), and no frame makes the
+ *   decoder throw anything but a ProtocolError (`decoderThrew`);
  * - no frame gets an answer that accepts it when it must be refused (`unexpectedAccepts`);
  * - every fixture channel's state, in memory (HTTP) and on disk (SQLite), is the same after the
  *   run as before, except the honest channel's paid total, which must equal what the honest payer
@@ -18,18 +21,19 @@
  *   (`orphanRows`);
  * - every payment of the honest payer made during the run is acknowledged (`honestFailures`).
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { toHex } from '../../src/protocol/bytes.js';
 import { isProtocolErrorCode } from '../../src/protocol/errors.js';
 import { decodeMessage } from '../../src/protocol/messages.js';
 import { decodeState } from '../../src/store/codec.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
-import { setUpFixtures, until, type Fixtures, type HonestChannel } from './fixtures.js';
+import { waitUntil } from '../helpers/local-pair.js';
+import { setUpFixtures, type Fixtures, type HonestChannel } from './fixtures.js';
 import { FuzzSocket, type Outcome } from './fuzz-socket.js';
 import { FRAME_KINDS, FrameGenerator, type Frame, type FrameKind } from './generators.js';
-import { checkConnectionLimit, checkMessageRate, checkOpenAttempts, type LimitsReport } from './limits.js';
+import { checkConnectionLimit, checkMessageRate, checkOpenAttempts, round, validHello, type LimitsReport } from './limits.js';
 import { expectationOf, type Expectation } from './oracle.js';
 import { PayeeProcess, type ChannelSummary, type StoredRow } from './payee-process.js';
 import { Prng } from './prng.js';
@@ -198,7 +202,7 @@ function storedPaid(row: StoredRow): bigint | undefined {
 function withoutPayment(stateJson: string): string {
   const s = decodeState<Record<string, unknown>>(stateJson);
   const { paidSat: _p, signature: _s, ...rest } = s;
-  return JSON.stringify(rest, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+  return JSON.stringify(rest, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? toHex(v) : v));
 }
 
 function compare(before: Snapshot, after: Snapshot, t: FuzzTargets, honestAcked: bigint): FuzzReport['stateChecks'] {
@@ -253,7 +257,7 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
     env = await startFundedEnv();
     payee = await PayeeProcess.start({ rpcUrl: env.node.rpcUrl, rpcUser: env.node.rpcUser, rpcPass: env.node.rpcPass, dir, log: (l) => log(l) });
     log(`payee process ${payee.pid} listening on ${payee.wsUrl}`);
-    fixtures = await setUpFixtures(env, payee);
+    fixtures = await setUpFixtures(env, payee, log);
     const t = fixtures.targets;
     const before = await snapshot(payee, t);
     const rssBefore = payee.rssMiB();
@@ -438,13 +442,13 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
     await fixtures.honest.client.drain();
     const acked = fixtures.honest.client.state?.type === 'Open' ? fixtures.honest.client.state.ackedTotalSat : -1n;
     // The payee stores before it acknowledges, so its state is final once the honest payer's acks are in.
-    await until(async () => (await payee!.summary(t.honest.channel.id))?.paidSat === acked.toString(), 'the honest total to show', 10_000).catch(() => undefined);
+    await waitUntil(async () => (await payee!.summary(t.honest.channel.id))?.paidSat === acked.toString(), 'the honest total to show', 10_000).catch(() => undefined);
     const after = await snapshot(payee, t);
     const stateChecks = compare(before, after, t, acked);
     const stateChanges = stateChecks.filter((s) => !s.ok).length;
     const helloAccepted = c.helloAccepted + (limits ? limits.openAttempts.accepted + (limits.openAttempts.otherPeerAccepted ? 1 : 0) : 0);
     const orphanRows = after.rows.size - before.rows.size - helloAccepted;
-    const serverRejected = await serverRejectedTotal(payee);
+    const serverRejected = (await payee.metricValues('paychan_messages_rejected_total')).reduce((s, v) => s + v, 0);
     const rssAfter = payee.rssMiB();
 
     // ------------------------------------------------------------------ probes (they change states: last)
@@ -462,6 +466,9 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
       c.unexpectedAccepts === 0 &&
       c.unexpectedCloses === 0 &&
       c.wrongCodes === 0 &&
+      c.invalidReplies === 0 &&
+      c.internalErrorReplies === 0 &&
+      c.decoderThrew === 0 &&
       orphanRows === 0 &&
       (limits === null || (limits.connectionsPerAddress.ok && limits.messageRate.ok && limits.textFlood.ok && limits.openAttempts.ok));
     for (const e of honest.errors) sample('honestFailures', e);
@@ -513,14 +520,6 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
     await env?.stop().catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-async function serverRejectedTotal(payee: PayeeProcess): Promise<number> {
-  const text = await (await fetch(`${payee.url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('paychan_messages_rejected_total{'))
-    .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
 }
 
 /**
@@ -604,7 +603,7 @@ async function probe(
   const closer = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.3' });
   const reply = await closer.exchange(JSON.stringify({ v: 1, type: 'close-request', channelId: idle.channel.id }), false, 2_000).catch(() => null);
   await closer.close();
-  await until(async () => (await payee.summary(idle.channel.id))?.state !== 'Open', 'a close', 5_000).catch(() => undefined);
+  await waitUntil(async () => (await payee.summary(idle.channel.id))?.state !== 'Open', 'a close', 5_000).catch(() => undefined);
   const idleState = (await payee.summary(idle.channel.id))?.state;
   if (idleState !== 'Open') {
     findings.push({
@@ -623,23 +622,7 @@ async function probe(
   let limitForgotten: boolean | null = null;
   if (limits?.openAttempts.limited) {
     const again = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.4' });
-    const o = await again
-      .exchange(
-        JSON.stringify({
-          v: 1,
-          type: 'hello',
-          tempId: randomBytes(16).toString('hex'),
-          network: 'regtest',
-          variant: 'spilman-v2',
-          payerPubkey: Buffer.from(t.helloPubkey).toString('hex'),
-          capacitySat: '100000',
-          expiryHeight: t.tipHeight + 4_000,
-          payerScript: Buffer.from(t.helloScript).toString('hex'),
-        }),
-        false,
-        10_000,
-      )
-      .catch(() => null);
+    const o = await again.exchange(validHello(t, 'spilman-v2', 100_000n).text, false, 10_000).catch(() => null);
     await again.close();
     limitForgotten = o?.kind === 'reply' && o.text.includes('"type":"accept"');
     if (limitForgotten) {
@@ -656,5 +639,3 @@ async function probe(
   }
   return findings;
 }
-
-const round = (x: number) => Math.round(x * 100) / 100;

@@ -12,6 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { toHex } from '../../src/protocol/bytes.js';
 import { freePort, startCli, stopCli } from '../helpers/cli.js';
 
 export interface PayeeProcessOptions {
@@ -163,7 +164,7 @@ export class PayeeProcess {
       const payments = new Map<string, { totalSat: string; signature: string }>();
       if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'payee_payments'").get()) {
         for (const p of db.prepare('SELECT temp_id, total_sat, signature FROM payee_payments').all() as { temp_id: string; total_sat: string; signature: Uint8Array }[]) {
-          payments.set(p.temp_id, { totalSat: p.total_sat, signature: Buffer.from(p.signature).toString('hex') });
+          payments.set(p.temp_id, { totalSat: p.total_sat, signature: toHex(p.signature) });
         }
       }
       const rows = new Map<string, StoredRow>();
@@ -175,6 +176,15 @@ export class PayeeProcess {
     } finally {
       db.close();
     }
+  }
+
+  /** The values of every series of the metric `name` on the payee's /metrics page (any labels). */
+  async metricValues(name: string): Promise<number[]> {
+    const text = await (await fetch(`${this.url}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+      .map((l) => Number(l.split(' ').pop()));
   }
 
   /** Stops the payee (SIGTERM) and starts it again on the same store and port. */
@@ -191,10 +201,5 @@ export class PayeeProcess {
     this.stopping = true;
     await this.settled();
     await stopCli(this.child, 'SIGTERM');
-  }
-
-  /** Removes the data directory (after stop). */
-  remove(): void {
-    fs.rmSync(this.options.dir, { recursive: true, force: true });
   }
 }

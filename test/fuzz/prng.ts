@@ -2,6 +2,8 @@
  * A small seeded PRNG (sfc32, seeded through splitmix32) so a fuzz run is reproducible from its
  * seed: the same seed generates the same frames in the same order on each connection.
  */
+import { toHex } from '../../src/protocol/bytes.js';
+
 export class Prng {
   private a: number;
   private b: number;
@@ -77,7 +79,7 @@ export class Prng {
   }
 
   hex(nBytes: number): string {
-    return Buffer.from(this.bytes(nBytes)).toString('hex');
+    return toHex(this.bytes(nBytes));
   }
 
   /** A new generator whose stream is independent of this one's next draws. */

@@ -7,8 +7,8 @@
  *
  * Builds first (the payee runs as `paychan payee serve` from dist/) unless --no-build. Progress
  * goes to stderr; the last line of stdout is the report as one JSON object. Exits 1 unless the
- * report is `ok` (no crash, no state changed by a rejected message, every frame answered, every
- * honest payment acknowledged, ...), 2 if the build or the setup failed.
+ * report is `ok` (no crash, no state changed by a rejected message, every frame answered with a
+ * valid reply, every honest payment acknowledged, ...), 2 if the build or the setup failed.
  */
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -53,7 +53,7 @@ log(`seed ${seed}, ${messages} frames over ${connections} connections`);
 try {
   const report = await fuzzPayee({ messages, seed, connections, limits: !values['no-limits'], log });
   for (const f of report.findings) log(`FINDING [${f.severity}] ${f.id} (${f.where}): ${f.evidence}`);
-  log(report.ok ? 'ok' : 'NOT OK: see crashes, stateChanges, unanswered, honestFailures, unexpectedAccepts, wrongCodes, orphanRows, limits in the report');
+  log(report.ok ? 'ok' : 'NOT OK: see crashes, stateChanges, unanswered, honestFailures, unexpectedAccepts, unexpectedCloses, wrongCodes, invalidReplies, internalErrorReplies, decoderThrew, orphanRows, limits in the report');
   process.stdout.write(`${JSON.stringify(report)}\n`);
   process.exit(report.ok ? 0 : 1);
 } catch (err) {

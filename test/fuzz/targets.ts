@@ -3,6 +3,7 @@
  * honest payers, in every payee state), and the real frames captured on the wire, which the
  * generators mutate and replay.
  */
+import { toHex } from '../../src/protocol/bytes.js';
 import type { Channel, ChannelTerms, FundingOutpoint } from '../../src/protocol/channel.js';
 import { decodeMessage, encodeMessage, type Message } from '../../src/protocol/messages.js';
 
@@ -55,7 +56,7 @@ export class Captures {
       try {
         const m = decodeMessage(text);
         if (m.type === 'payment') {
-          const signature = Buffer.from(m.signature).toString('hex');
+          const signature = toHex(m.signature);
           let byTotal = this.genuine.get(m.channelId);
           if (!byTotal) this.genuine.set(m.channelId, (byTotal = new Map()));
           byTotal.set(m.totalSat.toString(), signature);
@@ -100,13 +101,6 @@ export class Captures {
   /** True if an honest payer signed exactly this payment (so the payee may acknowledge it). */
   isGenuinePayment(channelId: string, totalSat: bigint, signatureHex: string): boolean {
     return this.genuine.get(channelId)?.get(totalSat.toString()) === signatureHex;
-  }
-
-  /** The highest total an honest payer signed on `channelId`, or -1. */
-  highestSigned(channelId: string): bigint {
-    let best = -1n;
-    for (const total of this.genuine.get(channelId)?.keys() ?? []) if (BigInt(total) > best) best = BigInt(total);
-    return best;
   }
 }
 

@@ -83,6 +83,26 @@ export async function stopCli(child: ChildProcess, signal: NodeJS.Signals = 'SIG
   await exited;
 }
 
+/**
+ * Awaits `run` while `mine` is called every 300 ms (a block each time, the README's "in terminal
+ * 1: mine"), until `run` settles. A failing `mine` fails the call.
+ */
+export async function withMining<T>(run: Promise<T>, mine: () => Promise<unknown>): Promise<T> {
+  let done = false;
+  const miner = (async () => {
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 300));
+      if (!done) await mine();
+    }
+  })();
+  try {
+    return await run;
+  } finally {
+    done = true;
+    await miner;
+  }
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();

@@ -19,7 +19,6 @@ export interface DuplexPair {
   readonly b: DuplexPeer;
   readonly watchA: DuplexWatcher;
   readonly watchB: DuplexWatcher;
-  readonly walletB: Wallet;
   readonly link: ReturnType<typeof loopbackPair>;
   /** Mines, syncs both wallets and runs both watchers. */
   mine(blocks: number): Promise<void>;
@@ -41,8 +40,7 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
     await walletB.sync();
   }
   const fullPolicy = duplexPolicy({ network: 'regtest', ...policy });
-  const logs: string[] = [];
-  const common = { network: 'regtest' as const, secp: env.secp, policy: fullPolicy, backend: env.backend, saveWallet: () => {}, fallbackFeeRateSatPerVb: 2, answerTimeoutMs: 10_000, log: (l: string) => logs.push(l) };
+  const common = { network: 'regtest' as const, secp: env.secp, policy: fullPolicy, backend: env.backend, saveWallet: () => {}, fallbackFeeRateSatPerVb: 2, answerTimeoutMs: 10_000 };
   const makeA = () => new DuplexPeer({ ...common, role: 'A', wallet: env.wallet, store: DuplexStore.open(storeFileA) });
   let a = makeA();
   const b = new DuplexPeer({ ...common, role: 'B', wallet: walletB, store: DuplexStore.open(':memory:') });
@@ -70,7 +68,6 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
     b,
     watchA,
     watchB,
-    walletB,
     link,
     async mine(blocks) {
       await env.mine(blocks);

@@ -9,6 +9,7 @@ import { fundingScriptOf, makeChannel, type Channel, type ChannelTerms } from '.
 import type { Variant } from '../../src/protocol/scripts.js';
 import { signBatchClose } from '../../src/protocol/batch-close.js';
 import type { CloseRecord, PayeeState } from '../../src/protocol/payee-machine.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
 
 export const secp = loadNativeSecp256k1();
 export const PAYER_KEY = fromHex('0101010101010101010101010101010101010101010101010101010101010101');
@@ -56,4 +57,15 @@ export function closeRecordFor(state: PayeeState, feeRateSatPerVb: number): Clos
   if (state.type !== 'Open' || state.signature === null) throw new Error(`cannot close in state ${state.type}`);
   const b = signBatchClose(secp, [{ channel: state.channel, totalSat: state.paidSat, signature: state.signature, payeePrivateKey: PAYEE_KEY }], PAYEE_SCRIPT, feeRateSatPerVb);
   return { txid: b.txid, txHex: b.txHex, feeSat: b.feeSat, vsize: b.vsize, feeRateSatPerVb, broadcastHeight: 0, channels: 1 };
+}
+
+/** The ProtocolError code `fn` throws, or 'NO_ERROR'; any other error is rethrown (a bug, not a refusal). */
+export function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ProtocolError) return err.code;
+    throw err;
+  }
+  return 'NO_ERROR';
 }

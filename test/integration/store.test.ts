@@ -53,7 +53,7 @@ function channelHistory(variant: Variant, tempId: string): { payee: PayeeState[]
   }
   q = payeeStep(payeeCtx, q.state, { type: 'message', message: sent(p.effects) });
   payee.push(q.state);
-  q = payeeStep(payeeCtx, q.state, { type: 'confirmed', purpose: 'funding', txid: tx.getId() });
+  q = payeeStep(payeeCtx, q.state, { type: 'confirmed', txid: tx.getId() });
   payee.push(q.state);
   p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects) });
   payer.push(p.state);

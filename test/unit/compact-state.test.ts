@@ -2,10 +2,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { packState, unpackState } from '../../src/payee/compact-state.js';
-import { toHex } from '../../src/protocol/bytes.js';
+import { fromHex, toHex } from '../../src/protocol/bytes.js';
 import { makeChannel } from '../../src/protocol/channel.js';
 import type { PayeeState } from '../../src/protocol/payee-machine.js';
-import { PAYEE_PUB, PAYER_PUB, terms } from '../helpers/protocol.js';
+import { terms } from '../helpers/protocol.js';
 
 describe('compact channel state', () => {
   it('round-trips Open and Suspended states of both variants', () => {
@@ -25,7 +25,7 @@ describe('compact channel state', () => {
           signature: fc.option(fc.uint8Array({ minLength: 64, maxLength: 64 }), { nil: null }),
         }),
         (r) => {
-          const t = { ...terms(r.variant, { capacitySat: r.capacitySat, expiryHeight: r.expiryHeight }), payerPubkey: PAYER_PUB, payeePubkey: PAYEE_PUB, payerScript: Uint8Array.from(Buffer.from(r.script, 'hex')) };
+          const t = terms(r.variant, { capacitySat: r.capacitySat, expiryHeight: r.expiryHeight, payerScript: fromHex(r.script) });
           const state = { tempId: r.tempId, terms: t, keyIndex: r.keyIndex, type: r.type, channel: makeChannel(t, { txid: r.txid, vout: r.vout }), paidSat: r.paidSat, signature: r.signature } as PayeeState;
           const packed = packState(state);
           expect(packed).not.toBeNull();

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { buildDuplexFundingTx, checkDuplexFundingTx, isWitnessOutputScript } from '../../src/protocol/duplex-funding.js';
-import { ProtocolError } from '../../src/protocol/errors.js';
+import { codeOf } from '../helpers/protocol.js';
 
 const fundingScript = Uint8Array.of(0x00, 0x20, ...new Uint8Array(32).fill(7));
 const scriptA = Uint8Array.of(0x00, 0x14, ...new Uint8Array(20).fill(1));
@@ -15,15 +15,6 @@ const outA = { script: scriptA, valueSat: 99_000n };
 const outB = { script: scriptB, valueSat: 99_500n };
 const tx = buildDuplexFundingTx(fundingScript, 1_000_000n, [inA, inB], [outA, outB]);
 const asB = { fundingScript, capacitySat: 1_000_000n, ownInputs: [inB], ownOutputs: [outB] };
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-    return 'NO_ERROR';
-  } catch (err) {
-    return err instanceof ProtocolError ? err.code : `not a ProtocolError: ${String(err)}`;
-  }
-}
 
 describe('duplex funding transaction', () => {
   it('puts the channel first, inputs A then B, and each side finds its own', () => {

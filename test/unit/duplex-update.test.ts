@@ -31,6 +31,7 @@ import {
   plannedInitialLocktime,
   updatesLeft,
 } from '../../src/protocol/duplex-update.js';
+import { codeOf } from '../helpers/protocol.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
 import { MAX_SIGNATURE_BYTES, feeForVsize } from '../../src/protocol/transactions.js';
@@ -71,16 +72,6 @@ function terms(overrides: Partial<DuplexTerms> = {}): DuplexTerms {
 
 function channel(overrides: Partial<DuplexTerms> = {}): DuplexChannel {
   return makeDuplexChannel(terms(overrides), FUNDING);
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ProtocolError) return err.code;
-    throw err;
-  }
-  return 'NO_ERROR';
 }
 
 /** vsize of `tx` once signed with two maximal (72-byte) signatures. */
@@ -192,11 +183,10 @@ describe('buildRolloverTx (property)', () => {
   it('funds the same script with the capacity less the fee, split half and half unless a side has less', () => {
     fc.assert(
       fc.property(arbChannelBalances, fc.integer({ min: 0, max: 500 }), ({ ch, balances }, rate) => {
-        const sized = new Transaction();
-        sized.addInput(new Uint8Array(32), 0, 0xfffffffd);
-        sized.addOutput(ch.fundingScript, 0n);
-        sized.setWitness(0, [new Uint8Array(0), new Uint8Array(MAX_SIGNATURE_BYTES), new Uint8Array(MAX_SIGNATURE_BYTES), ch.witnessScript]);
-        const fee = feeForVsize(sized.virtualSize(), rate);
+        const unsigned = new Transaction();
+        unsigned.addInput(new Uint8Array(32), 0, 0xfffffffd);
+        unsigned.addOutput(ch.fundingScript, 0n);
+        const fee = feeForVsize(maxSignedVsize(ch, unsigned), rate);
         if (ch.capacitySat < fee || ch.capacitySat - fee < dustThresholdSat(ch.fundingScript)) {
           expect(() => buildRolloverTx(ch, balances, rate)).toThrow(RangeError);
           return;
@@ -220,9 +210,7 @@ describe('buildRolloverTx (property)', () => {
           expect(r.contributionASat === 0n || r.contributionBSat === 0n).toBe(true);
         }
         // Its fee pays the rate on its own signed size (one output, the worst-case signatures).
-        const signed = r.tx.clone();
-        signed.setWitness(0, [new Uint8Array(0), new Uint8Array(MAX_SIGNATURE_BYTES), new Uint8Array(MAX_SIGNATURE_BYTES), ch.witnessScript]);
-        expect(r.feeSat).toBeGreaterThanOrEqual(feeForVsize(signed.virtualSize(), rate));
+        expect(r.feeSat).toBeGreaterThanOrEqual(feeForVsize(maxSignedVsize(ch, r.tx), rate));
       }),
       { numRuns: 1000 },
     );
@@ -433,7 +421,7 @@ describe('checkDuplexTerms (B’s and A’s own check)', () => {
   it('refuses terms whose state 0 cannot pay its fee', () => {
     const t = terms({ contributionASat: 5_000n, contributionBSat: 5_000n, stateFeeRateSatPerVb: 100 });
     expect(() => buildStateTx(makeDuplexChannel(t, FUNDING), { index: 0, balanceASat: 5_000n, balanceBSat: 5_000n })).toThrow(RangeError);
-    expect(codeOf(() => checkDuplexTerms(secp, policy, t, TIP))).not.toBe('NO_ERROR');
+    expect(codeOf(() => checkDuplexTerms(secp, policy, t, TIP))).toBe('CAPACITY_TOO_SMALL');
   });
 });
 

@@ -24,12 +24,14 @@ describe('PaymentLatency', () => {
     expect(l.ackOut(ID, 9n, 30)).toBe(0.02);
   });
 
-  it('ignores what is not a payment', () => {
-    const l = new PaymentLatency(10);
+  it('ignores what is not a payment (it would take the only slot)', () => {
+    const l = new PaymentLatency(1);
     l.frameIn(encodeMessage(msg('close-request', { channelId: ID })), 0);
     l.frameIn('{"v":1,"type":"payment","channelId":"truncated', 0);
     l.frameIn('not json "payment"', 0);
-    expect(l.ackOut(ID, 1n, 5)).toBeUndefined();
+    l.frameIn(` {"v":1,"type":"payment-ack","channelId":"${ID}","totalSat":"1"}`, 0);
+    l.frameIn(frame(1n), 5);
+    expect(l.ackOut(ID, 1n, 7)).toBe(0.002);
   });
 
   it('drops the refused payments before an acknowledged one, and frees their slots', () => {

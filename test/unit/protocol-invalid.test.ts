@@ -2,24 +2,13 @@
 import { Transaction } from 'bitcoinjs-lib';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/protocol/bytes.js';
-import { ProtocolError } from '../../src/protocol/errors.js';
 import { checkFundingTx } from '../../src/protocol/funding.js';
 import { MAX_MESSAGE_BYTES, decodeMessage, msg } from '../../src/protocol/messages.js';
 import { paymentDigest, paymentSighasher, verifyPayment } from '../../src/protocol/payment.js';
 import { checkHello, payeePolicy } from '../../src/protocol/policy.js';
 import { checkRefundTemplate, refundTemplateHex } from '../../src/protocol/refund.js';
 import invalid from '../fixtures/spilman-invalid.json' with { type: 'json' };
-import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, channel, fundingTx, secp, terms } from '../helpers/protocol.js';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ProtocolError) return err.code;
-    throw err;
-  }
-  return 'NO_ERROR';
-}
+import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, channel, codeOf, fundingTx, secp, terms } from '../helpers/protocol.js';
 
 const ch = channel('spilman-v1');
 

@@ -54,7 +54,7 @@ function open(variant: Variant, capacitySat = 1_000_000n, maxTotalSat = capacity
   expect(funding?.type).toBe('funding');
   q = payeeStep(payeeCtx, q.state, { type: 'message', message: funding! });
   expect(q.effects.map((e) => e.type)).toEqual(['persist', 'broadcast', 'watch-confirmations']);
-  q = payeeStep(payeeCtx, q.state, { type: 'confirmed', purpose: 'funding', txid: tx.getId() });
+  q = payeeStep(payeeCtx, q.state, { type: 'confirmed', txid: tx.getId() });
   p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! });
   expect(p.state.type).toBe('Open');
   expect(q.state.type).toBe('Open');
