@@ -55,4 +55,19 @@ describe('secp256k1 backends', () => {
       expect(() => secp.ecdsaSign(new Uint8Array(32), new Uint8Array(32))).toThrow(TypeError);
     }
   });
+
+  it('verify against the bytes a key holds now, when the same key array is used again', () => {
+    const [k1, k2] = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
+    const d = new Uint8Array(32).fill(9);
+    const pub = native.publicKeyCreate(k1);
+    const sig1 = native.ecdsaSign(d, k1);
+    const sig2 = native.ecdsaSign(d, k2);
+    expect(native.ecdsaVerify(sig1, d, pub)).toBe(true);
+    expect(native.ecdsaVerify(sig1, d, pub)).toBe(true); // the kept expansion
+    pub.set(native.publicKeyCreate(k2)); // the same array now holds another key
+    expect(native.ecdsaVerify(sig1, d, pub)).toBe(false);
+    expect(native.ecdsaVerify(sig2, d, pub)).toBe(true);
+    pub[0] = 0x05; // not a point encoding at all
+    expect(native.ecdsaVerify(sig2, d, pub)).toBe(false);
+  });
 });
