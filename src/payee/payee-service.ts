@@ -261,20 +261,23 @@ export class PayeeService {
    * `adoptLink` is false, `link` also becomes the channel's link for messages the payee sends on
    * its own (channel-open, channel-closed).
    */
-  async handle(message: Message, link: PeerLink, adoptLink = true): Promise<void> {
-    if (message.type === 'hello') {
-      await this.onHello(message, link);
-      return;
+  handle(message: Message, link: PeerLink, adoptLink = true): Promise<void> {
+    // Not an async function: this runs once per payment, and the async frame and its await
+    // were two more promises each time. Whatever throws still becomes a rejection.
+    try {
+      if (message.type === 'hello') return this.onHello(message, link);
+      const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : message.type === 'error' ? message.ref : undefined;
+      const tempId = ref === undefined ? undefined : (this.tempIdByChannelId.get(ref) ?? ref);
+      const entry = tempId === undefined ? undefined : this.entries.get(tempId);
+      if (!entry || tempId === undefined) {
+        // Never answer an error with an error (two peers could ping-pong forever).
+        if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
+        return SETTLED;
+      }
+      return this.run(entry, { type: 'message', message }, link, false, adoptLink);
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
-    const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : message.type === 'error' ? message.ref : undefined;
-    const tempId = ref === undefined ? undefined : (this.tempIdByChannelId.get(ref) ?? ref);
-    const entry = tempId === undefined ? undefined : this.entries.get(tempId);
-    if (!entry || tempId === undefined) {
-      // Never answer an error with an error (two peers could ping-pong forever).
-      if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
-      return;
-    }
-    await this.run(entry, { type: 'message', message }, link, false, adoptLink);
   }
 
   /**
@@ -475,7 +478,7 @@ export class PayeeService {
       if (step.state !== before || linkIsGone) entry.link = replyTo;
     }
     const done = this.schedule(entry, step.effects, replyTo, before);
-    if (!step.effects.some((e) => e.type === 'broadcast')) return null; // pipelined: replies follow durability
+    if (!hasBroadcast(step.effects)) return null; // pipelined: replies follow durability
     return done.catch(async (err: unknown) => {
       entry.state = before;
       entry.effects = SETTLED;
@@ -489,7 +492,9 @@ export class PayeeService {
    * store's current group commit) and the effects after it wait for it.
    */
   private schedule(entry: ChannelEntry, effects: readonly Effect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
-    let chain = entry.effects;
+    // With nothing of the channel still running (the usual case between two payments), the
+    // chain starts at this step's save itself rather than one more promise behind a settled one.
+    let chain: Promise<void> | null = entry.effects === SETTLED ? null : entry.effects;
     const { tempId, state } = entry;
     // A payment on an open channel changes only its total and signature: save just those.
     const paymentOnly = before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null;
@@ -499,19 +504,27 @@ export class PayeeService {
           paymentOnly && state.type === 'Open' && state.signature !== null
             ? this.options.store.savePayeePayment(tempId, state.paidSat, state.signature)
             : this.options.store.savePayeeChannel(tempId, state);
-        chain = chain.then(() => saved);
+        chain = chain ? chain.then(() => saved) : saved;
       } else if (effect.type === 'send') {
         const message = effect.message;
-        chain = chain.then(() => this.deliver(entry, message, replyTo, before)); // not async: once per payment
+        chain = (chain ?? SETTLED).then(() => this.deliver(entry, message, replyTo, before)); // not async: once per payment
       } else {
-        chain = chain.then(() => this.carryOut(entry, effect));
+        chain = (chain ?? SETTLED).then(() => this.carryOut(entry, effect));
       }
     }
-    entry.effects = chain.catch((err: unknown) => {
-      if (err instanceof ProtocolError || err instanceof BroadcastRejectedError) return; // handled by run()
-      entry.broken = err instanceof Error ? err : new Error(String(err));
-      this.options.log?.(`channel ${tempId} halted: ${entry.broken.message}`);
-    });
+    if (!chain) return SETTLED;
+    const tail: Promise<void> = chain.then(
+      () => {
+        if (entry.effects === tail) entry.effects = SETTLED;
+      },
+      (err: unknown) => {
+        if (entry.effects === tail) entry.effects = SETTLED;
+        if (err instanceof ProtocolError || err instanceof BroadcastRejectedError) return; // handled by run()
+        entry.broken = err instanceof Error ? err : new Error(String(err));
+        this.options.log?.(`channel ${tempId} halted: ${entry.broken.message}`);
+      },
+    );
+    entry.effects = tail;
     return chain;
   }
 
@@ -562,4 +575,10 @@ export class PayeeService {
     }
     link.send(errorMessage('INTERNAL_ERROR', 'the payee failed to process the message', 'reject', ref));
   }
+}
+
+/** A loop, not `effects.some(...)`: no closure per payment. */
+function hasBroadcast(effects: readonly Effect[]): boolean {
+  for (const e of effects) if (e.type === 'broadcast') return true;
+  return false;
 }
