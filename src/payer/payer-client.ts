@@ -31,6 +31,9 @@ import type { PeerLink } from '../transport/link.js';
 import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
 
+/** The effect chain of a client with nothing still running. */
+const SETTLED: Promise<void> = Promise.resolve();
+
 /** What the payer needs from a wallet: a signed, unbroadcast funding transaction. */
 export interface FundingSource {
   fund(outputs: { script: Uint8Array; valueSat: bigint }[], feeRateSatPerVb: number): Promise<{ txHex: string; txid: string }>;
@@ -99,7 +102,7 @@ export class PayerClient {
   private slotWaiters: (() => void)[] = [];
   private readonly maxInFlight: number;
   /** Effects run one after the other, across steps; a persist is issued when its step runs. */
-  private effects: Promise<void> = Promise.resolve();
+  private effects: Promise<void> = SETTLED;
   private broken: Error | null = null;
 
   constructor(private readonly options: PayerClientOptions) {
@@ -315,7 +318,9 @@ export class PayerClient {
 
   /** Chains `effects` after earlier ones; `send`s go to `sink` instead of the link when given. */
   private schedule(effects: readonly Effect[], sink?: (message: Message) => void, before?: PayerState | null): void {
-    let chain = this.effects;
+    // With every earlier effect done (usual between two payments of a channel at a moderate
+    // rate), the chain starts at this step's save itself rather than behind a settled promise.
+    let chain: Promise<void> | null = this.effects === SETTLED ? null : this.effects;
     const state = this.current;
     const tempId = this.tempId;
     for (const effect of effects) {
@@ -326,20 +331,28 @@ export class PayerClient {
           before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null && state.signedTotalSat > before.signedTotalSat
             ? this.options.store.savePayerPayment(tempId, state.signedTotalSat, state.signature)
             : this.options.store.savePayerChannel(tempId, state);
-        chain = chain.then(() => saved);
+        chain = chain ? chain.then(() => saved) : saved;
       } else if (effect.type === 'send') {
         const message = effect.message;
         // Not through the async carryOut: this runs once per payment.
-        chain = chain.then(sink ? () => sink(message) : () => this.options.link.send(message));
+        chain = (chain ?? SETTLED).then(sink ? () => sink(message) : () => this.options.link.send(message));
       } else {
-        chain = chain.then(() => this.carryOut(effect));
+        chain = (chain ?? SETTLED).then(() => this.carryOut(effect));
       }
     }
-    this.effects = chain.catch((err: unknown) => {
-      this.broken = err instanceof Error ? err : new Error(String(err));
-      this.options.log?.(`payer halted: ${this.broken.message}`);
-      this.fail(this.broken);
-    });
+    if (!chain) return;
+    const tail: Promise<void> = chain.then(
+      () => {
+        if (this.effects === tail) this.effects = SETTLED;
+      },
+      (err: unknown) => {
+        if (this.effects === tail) this.effects = SETTLED;
+        this.broken = err instanceof Error ? err : new Error(String(err));
+        this.options.log?.(`payer halted: ${this.broken.message}`);
+        this.fail(this.broken);
+      },
+    );
+    this.effects = tail;
   }
 
   private async carryOut(effect: Exclude<Effect, { type: 'persist' | 'send' }>): Promise<void> {
