@@ -10,6 +10,7 @@
  * - reads how the funding output was spent once that is confirmed, whoever spent it.
  */
 import { Transaction } from 'bitcoinjs-lib';
+import type { OutpointStatus } from '../chain/backend.js';
 import { bumpedFeeRate } from '../chain/fee-rate.js';
 import { equalBytes, hashToTxid, txidToHash } from '../protocol/bytes.js';
 import {
@@ -30,6 +31,12 @@ const FEE_INPUT_VBYTES = 68;
 
 export class DuplexWatcher {
   private running = false;
+  /**
+   * Each channel's funding status, read once per pass: several steps of one channel's check
+   * ask for it, and each read searches the chain from the funding's block. Nothing a pass does
+   * confirms a spend, and the steps after a broadcast only act on confirmed spends.
+   */
+  private statusThisPass = new Map<string, Promise<OutpointStatus>>();
 
   constructor(private readonly peer: DuplexPeer) {}
 
@@ -75,6 +82,7 @@ export class DuplexWatcher {
   async check(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    this.statusThisPass = new Map();
     try {
       const tip = await this.options.backend.getTip();
       for (const summary of this.peer.list()) {
@@ -255,8 +263,13 @@ export class DuplexWatcher {
   }
 
   /** Whether, and by what, the channel's funding output is spent (searched from its block on). */
-  private fundingStatus(record: DuplexRecord) {
-    return this.options.backend.getOutpointStatus(this.peer.channelOf(record).funding, record.fundingHeight ?? 0);
+  private fundingStatus(record: DuplexRecord): Promise<OutpointStatus> {
+    let status = this.statusThisPass.get(record.tempId);
+    if (!status) {
+      status = this.options.backend.getOutpointStatus(this.peer.channelOf(record).funding, record.fundingHeight ?? 0);
+      this.statusThisPass.set(record.tempId, status);
+    }
+    return status;
   }
 
   private async checkSpent(record: DuplexRecord): Promise<void> {
