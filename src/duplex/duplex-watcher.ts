@@ -31,12 +31,6 @@ const FEE_INPUT_VBYTES = 68;
 
 export class DuplexWatcher {
   private running = false;
-  /**
-   * Each channel's funding status, read once per pass: several steps of one channel's check
-   * ask for it, and each read searches the chain from the funding's block. Nothing a pass does
-   * confirms a spend, and the steps after a broadcast only act on confirmed spends.
-   */
-  private statusThisPass = new Map<string, Promise<OutpointStatus>>();
 
   constructor(private readonly peer: DuplexPeer) {}
 
@@ -82,7 +76,6 @@ export class DuplexWatcher {
   async check(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    this.statusThisPass = new Map();
     try {
       const tip = await this.options.backend.getTip();
       for (const summary of this.peer.list()) {
@@ -99,6 +92,11 @@ export class DuplexWatcher {
   }
 
   private async checkOne(record: DuplexRecord, tipHeight: number): Promise<void> {
+    // The funding's status, read at most once in this check: its steps may each ask for it, and
+    // a read searches the chain from the funding's block. Nothing here confirms a spend, and
+    // the steps after a broadcast act only on confirmed spends.
+    let read: Promise<OutpointStatus> | null = null;
+    const readFunding = (): Promise<OutpointStatus> => (read ??= this.fundingStatus(record));
     if (record.phase === 'opening' && record.openedHeight !== undefined && tipHeight - record.openedHeight >= OPENING_TIMEOUT_BLOCKS) {
       this.log(`${record.tempId}: opening stalled for ${OPENING_TIMEOUT_BLOCKS} blocks; abandoned`);
       await this.peer.abortOpening(record);
@@ -113,23 +111,23 @@ export class DuplexWatcher {
         this.log(`${record.channelId}: the newest state ${record.current.index} is final at ${tipHeight} and the channel is not settled: publishing it`);
         await this.forceClose(record.channelId!);
       } else if (record.close?.kind === 'unilateral') {
-        await this.pushUnilateral(record, tipHeight, final);
+        await this.pushUnilateral(record, tipHeight, final, readFunding);
       } else if (record.close) {
-        await this.rebroadcastIfLost(record);
+        await this.rebroadcastIfLost(record, readFunding);
       }
-      await this.checkSpent(record);
+      await this.checkSpent(record, readFunding);
     } else if (record.phase === 'closing') {
-      if (record.close && record.close.kind !== 'unilateral') await this.rebroadcastIfLost(record);
-      await this.checkSpent(record);
+      if (record.close && record.close.kind !== 'unilateral') await this.rebroadcastIfLost(record, readFunding);
+      await this.checkSpent(record, readFunding);
     }
   }
 
   /** A cooperative close or rollover both signed must reach the chain: send it again if the node lost it. */
-  private async rebroadcastIfLost(record: DuplexRecord): Promise<void> {
+  private async rebroadcastIfLost(record: DuplexRecord, readFunding: () => Promise<OutpointStatus>): Promise<void> {
     const close = record.close!;
     if (close.txHex === '') return; // the peer's signature never came: the newest state covers it at its locktime
     if (await this.options.backend.getTransaction(close.txid)) return;
-    if ((await this.fundingStatus(record)).state !== 'unspent') return;
+    if ((await readFunding()).state !== 'unspent') return;
     this.log(`${record.channelId}: the node does not have the ${close.kind} ${close.txid}; broadcasting it again`);
     await this.peer.broadcast(close.txHex).catch((err: Error) => this.log(`${close.kind} ${close.txid} refused: ${err.message}`));
   }
@@ -145,7 +143,7 @@ export class DuplexWatcher {
     }
   }
 
-  private async pushUnilateral(record: DuplexRecord, tipHeight: number, final: boolean): Promise<void> {
+  private async pushUnilateral(record: DuplexRecord, tipHeight: number, final: boolean, readFunding = () => this.fundingStatus(record)): Promise<void> {
     const close = record.close!;
     if (!final) return;
     const status = await this.options.backend.getTransaction(close.txid);
@@ -153,7 +151,7 @@ export class DuplexWatcher {
     if (!status) {
       // Another spend of the funding output may hold the mempool: the peer's own version of
       // the newest state (with its fee input), an older state, a close. Beat it if we must.
-      const rival = await this.mempoolRival(record);
+      const rival = await this.mempoolRival(record, readFunding);
       if (rival) {
         // The peer's copy of the newest state, or the close / rollover this replaces, pays the
         // same balances: let it confirm, and bump past it only if it is stuck. Anything else
@@ -187,8 +185,11 @@ export class DuplexWatcher {
   }
 
   /** The unconfirmed transaction spending the funding output, if it is not ours, with its fee. */
-  private async mempoolRival(record: DuplexRecord): Promise<{ txid: string; feeSat: bigint; vsize: number; sameState: boolean } | null> {
-    const spent = await this.fundingStatus(record);
+  private async mempoolRival(
+    record: DuplexRecord,
+    readFunding: () => Promise<OutpointStatus>,
+  ): Promise<{ txid: string; feeSat: bigint; vsize: number; sameState: boolean } | null> {
+    const spent = await readFunding();
     if (spent.state !== 'spent' || spent.confirmations > 0 || spent.spendingTxid === record.close?.txid) return null;
     const rival = await this.options.backend.getTransaction(spent.spendingTxid);
     if (!rival) return null;
@@ -264,16 +265,11 @@ export class DuplexWatcher {
 
   /** Whether, and by what, the channel's funding output is spent (searched from its block on). */
   private fundingStatus(record: DuplexRecord): Promise<OutpointStatus> {
-    let status = this.statusThisPass.get(record.tempId);
-    if (!status) {
-      status = this.options.backend.getOutpointStatus(this.peer.channelOf(record).funding, record.fundingHeight ?? 0);
-      this.statusThisPass.set(record.tempId, status);
-    }
-    return status;
+    return this.options.backend.getOutpointStatus(this.peer.channelOf(record).funding, record.fundingHeight ?? 0);
   }
 
-  private async checkSpent(record: DuplexRecord): Promise<void> {
-    const status = await this.fundingStatus(record);
+  private async checkSpent(record: DuplexRecord, readFunding: () => Promise<OutpointStatus>): Promise<void> {
+    const status = await readFunding();
     if (status.state !== 'spent' || status.confirmations < 1) return;
     const spend = await this.options.backend.getTransaction(status.spendingTxid);
     if (!spend) return;
