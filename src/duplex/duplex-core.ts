@@ -130,14 +130,7 @@ export abstract class DuplexCore {
 
   /** Runs `fn` after every earlier operation on the same channel (per-channel serialization). */
   protected withLock<T>(tempId: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.locks.get(tempId) ?? Promise.resolve();
-    const run = before.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(tempId, tail);
-    void tail.then(() => {
-      if (this.locks.get(tempId) === tail) this.locks.delete(tempId);
-    });
-    return run;
+    return chainAfter(this.locks, tempId, fn);
   }
 
   /** A promise `settle(key)` resolves; it fails after `timeoutMs` (null: never, for work queued until the peer returns). */
@@ -246,4 +239,19 @@ export abstract class DuplexCore {
     this.save(record);
     this.log(`${record.channelId}: funding confirmed`);
   }
+}
+
+/**
+ * Runs `fn` once whatever `queues` holds for `key` has settled (either way), and keeps its own
+ * settling there for the next caller; the entry goes once nothing is queued behind it.
+ */
+export function chainAfter<T>(queues: Map<string, Promise<unknown>>, key: string, fn: () => Promise<T>): Promise<T> {
+  const before = queues.get(key) ?? Promise.resolve();
+  const run = before.then(fn, fn);
+  const tail = run.catch(() => undefined);
+  queues.set(key, tail);
+  void tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key);
+  });
+  return run;
 }

@@ -39,34 +39,23 @@ export class DuplexPeer extends DuplexClosing {
    * changes nothing.
    */
   async receive(message: Message, link: PeerLink): Promise<void> {
-    // An error names what it answers: `<channel>/<index>` for a state, `<channel>#<request>` for a pay request.
-    const ref =
-      message.type === 'error'
-        ? message.ref
-        : message.type === 'duplex-update'
-          ? `${message.channelId}/${message.index}`
-          : message.type === 'duplex-pay-request'
-            ? `${message.channelId}#${message.requestId}`
-            : 'tempId' in message
-              ? message.tempId
-              : 'channelId' in message
-                ? message.channelId
-                : undefined;
     try {
       if (message.type === 'duplex-open') {
         if (this.role !== 'B') throw new ProtocolError('UNEXPECTED_MESSAGE', 'this side does not accept duplex channels');
         await this.onOpen(message, link);
         return;
       }
-      const [id, about] = splitRef(ref);
-      const record = id === undefined ? undefined : this.get(id);
       if (message.type === 'error') {
+        const [id, about] = splitRef(message.ref);
+        const record = id === undefined ? undefined : this.get(id);
         if (record) {
           this.log(`peer error on ${record.channelId ?? record.tempId}: ${message.code} ${message.message}`);
           await this.withLock(record.tempId, async () => this.onPeerError(record, message.code, message.message, about));
         }
         return;
       }
+      const id = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : undefined;
+      const record = id === undefined ? undefined : this.get(id);
       if (!record) throw new ProtocolError('UNKNOWN_CHANNEL', id);
       // A is the client: its one connection is the link. B adopts a connection as the channel's
       // only once a message on it proved to come from A (a valid signature), so a stranger who
@@ -77,7 +66,7 @@ export class DuplexPeer extends DuplexClosing {
       if (message.type === 'error') return;
       if (!(err instanceof ProtocolError)) this.log(`internal error on ${message.type}: ${(err as Error).stack ?? String(err)}`);
       const e = err instanceof ProtocolError ? err : new ProtocolError('INTERNAL_ERROR', (err as Error).message);
-      link.send(errorMessage(e.code, e.message, e.action, ref));
+      link.send(errorMessage(e.code, e.message, e.action, refOf(message)));
     }
   }
 
@@ -174,5 +163,10 @@ export class DuplexPeer extends DuplexClosing {
   }
 }
 
-export type { DuplexPeerOptions, DuplexSummary } from './duplex-core.js';
-export { OPENING_TIMEOUT_BLOCKS, type OpenDuplexRequest } from './duplex-opening.js';
+
+/** What an error answering `message` names: `<channel>/<index>` for a state, `<channel>#<request>` for a pay request. */
+function refOf(message: Message): string | undefined {
+  if (message.type === 'duplex-update') return `${message.channelId}/${message.index}`;
+  if (message.type === 'duplex-pay-request') return `${message.channelId}#${message.requestId}`;
+  return 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : undefined;
+}

@@ -8,6 +8,7 @@ import { errorMessage, msg, type MessageOf } from '../protocol/messages.js';
 import type { PeerLink } from '../transport/link.js';
 import { type DuplexRecord, type SignedState } from './duplex-record.js';
 import { DuplexOpening } from './duplex-opening.js';
+import { chainAfter } from './duplex-core.js';
 
 /** What A signs to show B that a new connection is A's: the channel and A's newest index. */
 function resumeDigest(channelId: string, index: number): Uint8Array {
@@ -94,32 +95,23 @@ export abstract class DuplexUpdates extends DuplexOpening {
   protected readonly proposals = new Map<string, Promise<unknown>>();
 
   protected propose(channelId: string, payer: DuplexRole, amountSat: bigint, requestId?: string): Promise<SignedState> {
-    const key = this.get(channelId)?.tempId ?? channelId;
-    const before = this.proposals.get(key) ?? Promise.resolve();
-    const run = before.then(
-      () => this.proposeNow(channelId, payer, amountSat, requestId),
-      () => this.proposeNow(channelId, payer, amountSat, requestId),
-    );
-    const tail = run.catch(() => undefined);
-    this.proposals.set(key, tail);
-    void tail.then(() => {
-      if (this.proposals.get(key) === tail) this.proposals.delete(key);
-    });
-    return run;
+    return chainAfter(this.proposals, this.get(channelId)?.tempId ?? channelId, () => this.proposeNow(channelId, payer, amountSat, requestId));
   }
 
   protected async proposeNow(channelId: string, payer: DuplexRole, amountSat: bigint, requestId?: string): Promise<SignedState> {
     let record = this.get(channelId, true);
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
-    const atStart = await this.options.backend.getTip();
+    let tip = await this.options.backend.getTip();
     // A rollover proposed and not answered is sent again; one B refused only when the budget is spent.
     const rollingOver = record.phase === 'open' && record.rolloverProposal !== undefined && !record.rolloverProposal.refused;
-    const spent = record.phase === 'open' && record.current && record.terms && updatesLeft(record.terms, record.current.index, atStart.height, this.options.policy.marginBlocks) < 1;
+    // Counted from the index the next state takes (past a refused one), as nextState numbers it.
+    const spent = record.phase === 'open' && record.current && record.terms && updatesLeft(record.terms, nextIndex(record) - 1, tip.height, this.options.policy.marginBlocks) < 1;
     if (rollingOver || spent) {
-      this.log(`${record.channelId}: update budget spent at tip ${atStart.height}: rolling over`);
+      this.log(`${record.channelId}: update budget spent at tip ${tip.height}: rolling over`);
       const successorId = await this.rollover(record.channelId!);
       record = this.get(successorId)!;
       await this.waitConfirmed(record);
+      tip = await this.options.backend.getTip();
     }
     const r = record;
     // The lock covers signing and sending only: B's answer is handled under the same lock.
@@ -127,13 +119,8 @@ export abstract class DuplexUpdates extends DuplexOpening {
       this.requireUsable(r);
       if (r.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${r.pending.index} waits for B's countersignature (resume to resend it)`);
       if (requestId !== undefined && r.proposedRequests?.includes(requestId)) throw new ProtocolError('UNEXPECTED_MESSAGE', `pay request ${requestId} was already proposed`);
-      const tip = await this.options.backend.getTip();
       const channel = this.channelOf(r);
-      const base = r.current!;
-      // A state A signed and B refused may still be countersigned by B later: skip its index, so
-      // whatever B does with it, the next state (an earlier locktime) beats it.
-      const index = Math.max(base.index, r.refusedIndex ?? 0) + 1;
-      const next = nextState(channel, base, payer, amountSat, tip.height, this.options.policy.marginBlocks, index);
+      const next = nextState(channel, r.current!, payer, amountSat, tip.height, this.options.policy.marginBlocks, nextIndex(r));
       const sigA = this.sign(r, stateSighash(channel, next));
       r.pending = { ...next, sigA, ...(requestId ? { requestId } : {}) };
       if (requestId !== undefined) r.proposedRequests = [...(r.proposedRequests ?? []).slice(-99), requestId];
@@ -231,4 +218,13 @@ export abstract class DuplexUpdates extends DuplexOpening {
       this.log(`${record.channelId}: ${left} update(s) left before the locktime margin; the next one after that rolls the channel over into a new one`);
     }
   }
+}
+
+/**
+ * The index of a channel's next state. A state A signed and B refused may still be countersigned
+ * by B later: its index is skipped, so whatever B does with it, the next state (an earlier
+ * locktime) beats it.
+ */
+function nextIndex(record: DuplexRecord): number {
+  return Math.max(record.current!.index, record.refusedIndex ?? 0) + 1;
 }

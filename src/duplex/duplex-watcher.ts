@@ -24,7 +24,8 @@ import {
 } from '../protocol/duplex-tx.js';
 import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js';
 import type { DuplexRecord, Settlement } from './duplex-record.js';
-import { OPENING_TIMEOUT_BLOCKS, type DuplexPeer } from './duplex-peer.js';
+import { OPENING_TIMEOUT_BLOCKS } from './duplex-opening.js';
+import type { DuplexPeer } from './duplex-peer.js';
 
 /** vsize a P2WPKH fee input adds (41 bytes + a 108-byte witness at a quarter, rounded up). */
 const FEE_INPUT_VBYTES = 68;
@@ -50,25 +51,32 @@ export class DuplexWatcher {
     const record = this.peer.get(channelId, true);
     if (!record?.current) throw new RangeError(`unknown or unopened duplex channel ${channelId}`);
     if (record.phase !== 'open' && !(record.phase === 'closing' && record.close?.kind !== 'unilateral')) throw new RangeError(`the channel is ${record.phase}`);
+    const tipHeight = record.fundingConfirmed ? (await this.options.backend.getTip()).height : null;
+    return this.closeAlone(record, tipHeight, () => this.fundingStatus(record));
+  }
+
+  /**
+   * {@link forceClose} of a record checked already, with the tip (null: the funding is not
+   * confirmed, nothing to publish yet) and the funding status as its caller reads them.
+   */
+  private async closeAlone(record: DuplexRecord, tipHeight: number | null, readFunding: () => Promise<OutpointStatus>): Promise<number> {
+    const current = record.current!;
     const channel = this.peer.channelOf(record);
-    const tx = signedStateTx(channel, record.current, record.current.sigA, record.current.sigB);
+    const tx = signedStateTx(channel, current, current.sigA, current.sigB);
     record.phase = 'closing';
     record.close = {
       kind: 'unilateral',
       txid: tx.getId(),
       txHex: tx.toHex(),
-      feeSat: duplexOutputs(channel, record.current, channel.stateFeeRateSatPerVb).feeSat,
-      stateIndex: record.current.index,
+      feeSat: duplexOutputs(channel, current, channel.stateFeeRateSatPerVb).feeSat,
+      stateIndex: current.index,
       feeRateSatPerVb: channel.stateFeeRateSatPerVb,
       // A rollover that may still confirm instead keeps its new channel in view.
       ...(record.close?.successorId ? { successorId: record.close.successorId } : {}),
       ...(record.close ? { supersededTxid: record.close.txid } : {}),
     };
     this.peer.save(record);
-    if (record.fundingConfirmed) {
-      const tip = await this.options.backend.getTip();
-      await this.pushUnilateral(record, tip.height, tip.height >= tx.locktime);
-    }
+    if (tipHeight !== null) await this.pushUnilateral(record, tipHeight, tipHeight >= tx.locktime, readFunding);
     return tx.locktime + 1;
   }
 
@@ -109,7 +117,7 @@ export class DuplexWatcher {
       // final: publish it now; waiting would give the other side, Δ blocks later, an older one.
       if (final && record.close?.kind !== 'unilateral') {
         this.log(`${record.channelId}: the newest state ${record.current.index} is final at ${tipHeight} and the channel is not settled: publishing it`);
-        await this.forceClose(record.channelId!);
+        await this.closeAlone(record, tipHeight, readFunding);
       } else if (record.close?.kind === 'unilateral') {
         await this.pushUnilateral(record, tipHeight, final, readFunding);
       } else if (record.close) {
@@ -143,7 +151,7 @@ export class DuplexWatcher {
     }
   }
 
-  private async pushUnilateral(record: DuplexRecord, tipHeight: number, final: boolean, readFunding = () => this.fundingStatus(record)): Promise<void> {
+  private async pushUnilateral(record: DuplexRecord, tipHeight: number, final: boolean, readFunding: () => Promise<OutpointStatus>): Promise<void> {
     const close = record.close!;
     if (!final) return;
     const status = await this.options.backend.getTransaction(close.txid);
