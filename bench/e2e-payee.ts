@@ -34,34 +34,32 @@ const app = await startPayeeApp({
   fallbackFeeRateSatPerVb: 2,
   log: (line) => process.stderr.write(`${line}\n`),
 });
-const storeProbe = probeStore(app.store);
+const trace = new Trace('payee');
+const storeProbe = probeStore(app.store, false, trace.configured ? (startMs, ms) => trace.commit(startMs, ms) : undefined);
 const payeeLatency = probePaymentLatency(app.server.metrics.paymentLatency);
 const sched = new SchedStats();
 const loopDelay = new LoopDelay();
-const trace = new Trace('payee');
-let traceSamples = 0;
-if (trace.on) {
+if (trace.configured) {
   const proto = PaymentLatency.prototype as unknown as { frameIn(text: string, now: number): void; ackOut(c: string, t: bigint, now: number): number | undefined };
   const frameIn = proto.frameIn;
   const ackOut = proto.ackOut;
   const PAY = /^\{"v":1,"type":"payment","channelId":"([^"]+)","totalSat":"(\d+)"/;
   proto.frameIn = function (text, now) {
-    const m = PAY.exec(text);
+    const m = trace.on ? PAY.exec(text) : null;
     if (m) trace.row('in', mono(), m[1], m[2]);
     frameIn.call(this, text, now);
   };
   proto.ackOut = function (c, t, now) {
-    trace.row('ack', mono(), c, t.toString());
+    if (trace.on) trace.row('ack', mono(), c, t.toString());
     return ackOut.call(this, c, t, now);
   };
   const service = app.service as unknown as { receive(text: string, link: unknown): Promise<void> };
   const receive = service.receive.bind(service);
   service.receive = (text, link) => {
-    const m = PAY.exec(text);
+    const m = trace.on ? PAY.exec(text) : null;
     if (m) trace.row('rx', mono(), m[1], m[2]);
     return receive(text, link);
   };
-  trace.traceCommits(app.store);
 }
 let lastSample = performance.now();
 emit({ event: 'ready', wsUrl: app.server.wsUrl, payoutAddress: app.payoutAddress, pid: process.pid });
@@ -76,15 +74,15 @@ onStdinLines((line) => {
 async function command(line: string): Promise<void> {
   const [cmd, name = 'payee'] = line.split(/\s+/);
   switch (cmd) {
-    case 'cpu': {
-      const u = process.cpuUsage();
-      const t = performance.now();
-      const commits = storeProbe ? takeCommitStats(storeProbe, t - lastSample) : null;
-      lastSample = t;
-      trace.flush(String(traceSamples++));
-      emit({ event: 'cpu', us: u.user + u.system, sysUs: u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take(), payeeLatency: payeeLatency.take(), sched: sched.take() });
+    // A phase's first and last sample: its trace (if it is traced) runs between the two.
+    case 'cpu-begin':
+      trace.begin(name);
+      emitCpu();
       return;
-    }
+    case 'cpu-end':
+      emitCpu();
+      trace.end(name);
+      return;
     case 'heap-start':
       await sampler.start();
       emit({ event: 'heap-sampling' });
@@ -113,4 +111,12 @@ async function command(line: string): Promise<void> {
     default:
       emit({ event: 'error', message: `unknown command ${line}` });
   }
+}
+
+function emitCpu(): void {
+  const u = process.cpuUsage();
+  const t = performance.now();
+  const commits = storeProbe ? takeCommitStats(storeProbe, t - lastSample) : null;
+  lastSample = t;
+  emit({ event: 'cpu', us: u.user + u.system, sysUs: u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take(), payeeLatency: payeeLatency.take(), sched: sched.take() });
 }

@@ -40,7 +40,7 @@ import { connectPayee, type WsPeerLink } from '../src/transport/ws-client.js';
 import { WalletKeys } from '../src/wallet/keys.js';
 import { p2wpkhSpendVsize } from '../src/wallet/tx-size.js';
 import { Wallet } from '../src/wallet/wallet.js';
-import { intArg, parseArgs, progress, strArg } from './lib/args.js';
+import { envList, intArg, parseArgs, progress, strArg } from './lib/args.js';
 import { LoopDelay, probeStore, SchedStats, takeCommitStats, type StoreProbe } from './lib/instrument.js';
 import { emit, onStdinLines } from './lib/lines.js';
 import { AllocationSampler, ScopedProfiler, summarize } from './lib/profile.js';
@@ -66,12 +66,13 @@ const FEE_RATE = 2;
 const PENDING_PROPOSALS = intArg(args, 'pending-proposals', 8);
 const wsUrl = strArg(args, 'ws-url');
 const dataDir = strArg(args, 'data-dir');
+const PROFILE_DIR = strArg(args, 'profile-dir', path.join('bench', 'out'));
 
 const secp = loadNativeSecp256k1();
 const backend = await connectRpcBackend({ url: strArg(args, 'rpc-url'), user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
 const seed = fromHex(fs.readFileSync(strArg(args, 'seed-file'), 'utf8').trim());
-const PROFILE_PHASES = new Set((process.env.PAYCHAN_BENCH_PROFILE_PHASES ?? '').split(',').filter(Boolean));
-const HEAP_PHASES = new Set((process.env.PAYCHAN_BENCH_HEAP_PHASES ?? '').split(',').filter(Boolean));
+const PROFILE_PHASES = new Set(envList('PAYCHAN_BENCH_PROFILE_PHASES'));
+const HEAP_PHASES = new Set(envList('PAYCHAN_BENCH_HEAP_PHASES'));
 const go = new Map<string, () => void>();
 let storeProbe: StoreProbe | null = null;
 const loopDelay = new LoopDelay();
@@ -97,6 +98,7 @@ async function phase<T>(name: string, run: () => Promise<T>): Promise<T & { paye
   if (storeProbe) takeCommitStats(storeProbe, 0);
   loopDelay.take();
   sched.take();
+  trace.begin(name);
   const result = await run();
   const wallMs = now() - t0;
   // Read the phase's figures before stopping the profiler/sampler, whose serialization,
@@ -111,10 +113,11 @@ async function phase<T>(name: string, run: () => Promise<T>): Promise<T & { paye
     payerSched: sched.take(),
     ...(storeProbe ? { payerCommits: takeCommitStats(storeProbe, wallMs) } : {}),
   };
-  await sampler?.stop(path.join('bench', 'out', `e2e-payer-${name}.heapprofile`));
+  trace.end(name);
+  await sampler?.stop(path.join(PROFILE_DIR, `e2e-payer-${name}.heapprofile`));
   if (profiler) {
-    const file = path.join('bench', 'out', `e2e-payer-${name}.cpuprofile`);
-    progress(`payer profile of ${name}: ${JSON.stringify(summarize(await profiler.stop(file), file, 25).functions.slice(0, 25))}`);
+    const file = path.join(PROFILE_DIR, `e2e-payer-${name}.cpuprofile`);
+    progress(`payer profile of ${name}: ${JSON.stringify(summarize(await profiler.stop(file), file, 25).functions)}`);
   }
   emit({ event: 'phase-done', phase: name });
   return out;
@@ -146,10 +149,7 @@ const fundPhase = await phase('fund', async () => {
 // ---- 2. open ------------------------------------------------------------------------------
 fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 const store = openSqliteStore(path.join(dataDir, 'payer.db'));
-storeProbe = probeStore(store);
-if (trace.on) {
-  trace.traceCommits(store);
-}
+storeProbe = probeStore(store, false, trace.configured ? (startMs, ms) => trace.commit(startMs, ms) : undefined);
 const clients: PayerClient[] = [];
 const byRef = new Map<string, PayerClient>();
 const rawAckHandlers = new Map<string, (totalSat: bigint) => void>();
@@ -189,11 +189,11 @@ const links: WsPeerLink[] = Array.from({ length: CONNECTIONS }, () =>
   connectPayee(wsUrl, { onMessage: route, reconnect: false, log: (l) => progress(`payer link: ${l}`) }),
 );
 await Promise.all(links.map((l) => l.ready()));
-if (trace.on) {
+if (trace.configured) {
   for (const l of links) {
     const send = l.send.bind(l);
     l.send = (message) => {
-      if (message.type === 'payment') trace.row('send', mono(), message.channelId, message.totalSat.toString());
+      if (trace.on && message.type === 'payment') trace.row('send', mono(), message.channelId, message.totalSat.toString());
       send(message);
     };
   }
@@ -258,9 +258,7 @@ const payVia = (k: number): Promise<bigint> => {
 };
 const warm = await phase('warmup', () => closedLoop(WARMUP, WINDOW, CHUNK, payVia));
 const throughput = await phase('throughput', () => closedLoop(PAYMENTS, WINDOW, CHUNK, payVia));
-trace.clear();
 const latency = await phase('latency', () => openLoop(LATENCY_PAYMENTS, LATENCY_RATE || throughput.perSec / 2, payVia, trace.on ? traceAcked : undefined));
-trace.flush('latency');
 const profiled = PROFILE_PAYMENTS > 0 ? await phase('profile-payer-client', () => closedLoop(PROFILE_PAYMENTS, WINDOW, CHUNK, payVia)) : undefined;
 if (peerErrors > 0) throw new Error(`payee sent errors: ${firstPeerError}`);
 
@@ -334,9 +332,7 @@ const rawTexts = presign(PAYMENTS);
 const rawThroughput = await phase('presigned-throughput', () => closedLoop(PAYMENTS, WINDOW * 2, CHUNK * 4, sendRaw(rawTexts, base)));
 base = baseTotals();
 const rawLatencyTexts = presign(LATENCY_PAYMENTS);
-trace.clear();
 const rawLatency = await phase('presigned-latency', () => openLoop(LATENCY_PAYMENTS, LATENCY_RATE || rawThroughput.perSec / 2, sendRaw(rawLatencyTexts, base), trace.on ? traceAcked : undefined));
-trace.flush('presigned-latency');
 let rawProfiled;
 if (PROFILE_PAYMENTS > 0) {
   base = baseTotals();

@@ -29,7 +29,7 @@ import type { PayeeState } from '../src/protocol/payee-machine.js';
 import { VARIANTS } from '../src/protocol/scripts.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { WalletKeys } from '../src/wallet/keys.js';
-import { emitResult, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
+import { emitResult, envList, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
 import { BenchChild, type Event } from './lib/lines.js';
 import { round } from './lib/stats.js';
 
@@ -39,12 +39,12 @@ const PROFILE = flag(args, 'profile');
 const PROFILE_DIR = path.resolve(strArg(args, 'profile-dir', path.join('bench', 'out')));
 const payerArgs = ['channels', 'connections', 'payments', 'latency-payments', 'latency-rate', 'warmup', 'window', 'chunk'].flatMap((k) => (args.has(k) ? [`--${k}`, String(args.get(k))] : []));
 const PHASES = ['fund', 'open', 'warmup', 'throughput', 'latency', 'presigned-throughput', 'presigned-latency'];
-const PROFILED = new Set(['profile-payer-client', 'profile-presigned', ...(process.env.PAYCHAN_BENCH_PROFILE_PHASES ?? '').split(',').filter(Boolean)]);
-const HEAP_SAMPLED = new Set((process.env.PAYCHAN_BENCH_HEAP_PHASES ?? '').split(',').filter(Boolean));
+const PROFILED = new Set(['profile-payer-client', 'profile-presigned', ...envList('PAYCHAN_BENCH_PROFILE_PHASES')]);
+const HEAP_SAMPLED = new Set(envList('PAYCHAN_BENCH_HEAP_PHASES'));
 /** Extra node flags for the payee and payer processes (experiments: --trace-gc, heap sizes). */
-const payeeFlags = (process.env.PAYCHAN_BENCH_PAYEE_FLAGS ?? '').split(' ').filter(Boolean);
+const payeeFlags = envList('PAYCHAN_BENCH_PAYEE_FLAGS', ' ');
 // --expose-gc: the payer collects its own presigning garbage before the presigned phases.
-const payerFlags = ['--expose-gc', ...(process.env.PAYCHAN_BENCH_PAYER_FLAGS ?? '').split(' ').filter(Boolean)];
+const payerFlags = ['--expose-gc', ...envList('PAYCHAN_BENCH_PAYER_FLAGS', ' ')];
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-bench-e2e-'));
 const seedFile = path.join(home, 'payer-seed');
@@ -59,24 +59,16 @@ const rpc = new RpcClient({ url: node.rpcUrl, user: node.rpcUser, pass: node.rpc
 const rpcArgs = ['--rpc-url', node.rpcUrl, '--rpc-user', node.rpcUser, '--rpc-pass', node.rpcPass];
 let mining = true;
 let blocksMined = 0;
-/**
- * While channels open, also mine when the mempool is empty (once a second): the payee checks
- * its watched fundings on each new tip and skips a tip that comes while it is still checking,
- * so the block with the last fundings can go unnoticed until the next one.
- */
-let nudge = true;
 let miner: Promise<void> = Promise.resolve();
 const children: BenchChild[] = [];
 try {
   await node.mine(101);
   miner = (async () => {
-    let last = Date.now();
     while (mining) {
       const mempool = (await rpc.call('getrawmempool').catch(() => [])) as string[];
-      if (mempool.length > 0 || (nudge && Date.now() - last > 1000)) {
+      if (mempool.length > 0) {
         await node.mine(1).catch(() => undefined);
         blocksMined++;
-        last = Date.now();
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -88,7 +80,7 @@ try {
   const payer = new BenchChild(
     'payer',
     'bench/e2e-payer.ts',
-    [...rpcArgs, '--seed-file', seedFile, '--ws-url', String(ready.wsUrl), '--data-dir', path.join(home, 'payer'), ...payerArgs, ...(PROFILE ? ['--profile-payments', String(intArg(args, 'profile-payments', 50_000))] : [])],
+    [...rpcArgs, '--seed-file', seedFile, '--ws-url', String(ready.wsUrl), '--data-dir', path.join(home, 'payer'), '--profile-dir', PROFILE_DIR, ...payerArgs, ...(PROFILE ? ['--profile-payments', String(intArg(args, 'profile-payments', 50_000))] : [])],
     payerFlags,
     progress,
   );
@@ -101,11 +93,6 @@ try {
   const machineCpuMs: Record<string, number | null> = {};
   const payeeLoop: Record<string, unknown> = {};
   const profiles: Record<string, unknown> = {};
-  const sample = () => payee.ask('cpu', 'cpu');
-  const cpu = async () => {
-    const s = await sample();
-    return { us: Number(s.us), sysUs: Number(s.sysUs) };
-  };
   const phases = PROFILE ? [...PHASES.slice(0, 5), 'profile-payer-client', ...PHASES.slice(5), 'profile-presigned'] : PHASES;
   for (const name of phases) {
     await payer.next((e) => e.event === 'phase-ready' && e.phase === name);
@@ -114,14 +101,13 @@ try {
     if (profiled) await payee.ask('profile-start', 'profiling');
     const heapSampled = HEAP_SAMPLED.has(name);
     if (heapSampled) await payee.ask('heap-start', 'heap-sampling');
-    const c0 = await cpu();
+    const c0 = await payee.ask(`cpu-begin ${name}`, 'cpu');
     const m0 = machineBusyMs();
     payer.send(`go ${name}`);
     await payer.next((e) => e.event === 'phase-done' && e.phase === name);
-    if (name === 'open') nudge = false;
-    const after = await sample();
-    payeeCpuMs[name] = round((Number(after.us) - c0.us) / 1000, 1);
-    payeeSysMs[name] = round((Number(after.sysUs) - c0.sysUs) / 1000, 1);
+    const after = await payee.ask(`cpu-end ${name}`, 'cpu');
+    payeeCpuMs[name] = round((Number(after.us) - Number(c0.us)) / 1000, 1);
+    payeeSysMs[name] = round((Number(after.sysUs) - Number(c0.sysUs)) / 1000, 1);
     const m1 = machineBusyMs();
     machineCpuMs[name] = m0 === null || m1 === null ? null : round(m1 - m0, 0);
     payeeLoop[name] = { commits: after.commits, loopDelay: after.loopDelay, payeeLatency: after.payeeLatency, sched: after.sched };

@@ -26,38 +26,27 @@ const [dir, phase = 'latency'] = process.argv.slice(2);
 if (!dir) throw new TypeError('usage: trace-report.ts DIR [latency|presigned-latency]');
 const read = (name: string): TraceFile => JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as TraceFile;
 const payer = read(`payer-${phase}.json`);
-// The payee's file for a phase is the largest one written at the end of that phase; match it by
-// the channel ids and totals it shares with the payer's file.
+const payee = read(`payee-${phase}.json`);
 const key = (c: unknown, t: unknown): string => `${String(c)} ${String(t)}`;
-const sent = new Map<string, number>();
+/** The first time each (channel, total) appears in rows of `kind`: [kind, time, channel, total, …]. */
+const first = (file: TraceFile, kind: string): Map<string, number> => {
+  const m = new Map<string, number>();
+  for (const r of file.rows) if (r[0] === kind && !m.has(key(r[2], r[3]))) m.set(key(r[2], r[3]), Number(r[1]));
+  return m;
+};
+const sent = first(payer, 'send');
+const ackIn = first(payer, 'ackIn');
 const byK = new Map<number, string>();
-const ackIn = new Map<string, number>();
 const calls = new Map<number, number>();
 for (const r of payer.rows) {
   if (r[0] === 'call') {
     byK.set(Number(r[2]), key(r[3], r[4]));
     calls.set(Number(r[2]), Number(r[1]));
-  } else if (r[0] === 'send') {
-    if (!sent.has(key(r[2], r[3]))) sent.set(key(r[2], r[3]), Number(r[1]));
-    if (r.length > 4) byK.set(Number(r[4]), key(r[2], r[3]));
-  } else if (r[0] === 'ackIn' && !ackIn.has(key(r[2], r[3]))) ackIn.set(key(r[2], r[3]), Number(r[1]));
+  } else if (r[0] === 'send' && r.length > 4) byK.set(Number(r[4]), key(r[2], r[3]));
 }
-let payee: TraceFile | null = null;
-let best = 0;
-for (const f of fs.readdirSync(dir).filter((n) => n.startsWith('payee-'))) {
-  const t = read(f);
-  const hits = t.rows.filter((r) => r[0] === 'in' && sent.has(key(r[2], r[3]))).length;
-  if (hits > best) [payee, best] = [t, hits];
-}
-if (!payee) throw new Error(`no payee trace matches payer-${phase}.json`);
-const first = (kind: string): Map<string, number> => {
-  const m = new Map<string, number>();
-  for (const r of payee!.rows) if (r[0] === kind && !m.has(key(r[2], r[3]))) m.set(key(r[2], r[3]), Number(r[1]));
-  return m;
-};
-const pin = first('in');
-const prx = first('rx');
-const pack = first('ack');
+const pin = first(payee, 'in');
+const prx = first(payee, 'rx');
+const pack = first(payee, 'ack');
 const SEGMENTS = ['lag', 'persist', 'wire1', 'queue', 'payee', 'wire2'] as const;
 interface Payment {
   t: number;

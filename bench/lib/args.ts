@@ -40,6 +40,11 @@ export function flag(args: Args, name: string): boolean {
   return args.has(name) && args.get(name) !== 'false';
 }
 
+/** The items of environment variable `name`, split at `separator` (none when it is unset or empty). */
+export function envList(name: string, separator = ','): string[] {
+  return (process.env[name] ?? '').split(separator).filter(Boolean);
+}
+
 /** Prints the result as the last stdout line (what the parent reads). */
 export function emitResult(result: unknown): void {
   process.stdout.write(`${JSON.stringify(result)}\n`);

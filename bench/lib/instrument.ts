@@ -6,7 +6,7 @@
  * break the benchmark.
  */
 import fs from 'node:fs';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { createHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { SqliteStore } from '../../src/store/sqlite-store.js';
 import { quantile, round, sorted } from './stats.js';
 
@@ -22,8 +22,11 @@ export interface StoreProbe {
 
 type Fn = (...args: unknown[]) => unknown;
 
-/** @param perRow also time each upsert (costs ~1 µs a row: use it in micro-benchmarks, not in headline runs). */
-export function probeStore(store: SqliteStore, perRow = false): StoreProbe | null {
+/**
+ * @param perRow also time each upsert (costs ~1 µs a row: use it in micro-benchmarks, not in headline runs).
+ * @param onCommit also told of each commit: its start (performance.now() ms) and duration.
+ */
+export function probeStore(store: SqliteStore, perRow = false, onCommit?: (startMs: number, ms: number) => void): StoreProbe | null {
   const inner = store as unknown as { commitBatch?: Fn; stmts?: { upsertPayee?: { run: Fn } } };
   const commit = inner.commitBatch;
   const upsert = inner.stmts?.upsertPayee;
@@ -35,6 +38,7 @@ export function probeStore(store: SqliteStore, perRow = false): StoreProbe | nul
       return commit(...args);
     } finally {
       const ms = performance.now() - t;
+      onCommit?.(t, ms);
       probe.commitMs += ms;
       probe.commits++;
       if (probe.durations.length < 1_000_000) probe.durations.push(ms);
@@ -154,20 +158,22 @@ export function countSaves(store: SqliteStore): SaveCounts {
 /**
  * The payee's own share of each payment's latency: from its frame read off the socket to its ack
  * handed to the socket (what `paychan_payment_latency_seconds` observes), collected per phase by
- * wrapping the histogram's `observe`. Quantiles in ms; reset on each {@link take}.
+ * wrapping the histogram's `observe` into a native one (no JS array per payment). Quantiles in
+ * ms (HdrHistogram, 3 significant digits); reset on each {@link take}.
  */
 export function probePaymentLatency(histogram: { observe(seconds: number): void }): { take(): { count: number; p50Ms: number; p99Ms: number; maxMs: number } } {
-  let samples: number[] = [];
+  const h = createHistogram();
   const observe = histogram.observe.bind(histogram);
   histogram.observe = (seconds: number) => {
-    if (samples.length < 1_000_000) samples.push(seconds * 1000);
+    h.record(Math.max(1, Math.round(seconds * 1e9)));
     observe(seconds);
   };
   return {
     take() {
-      const { count, p50Ms, p99Ms, maxMs } = summarizeMs(samples);
-      samples = [];
-      return { count, p50Ms, p99Ms, maxMs };
+      const ms = (ns: number): number => round(ns / 1e6, 3);
+      const out = h.count === 0 ? { count: 0, p50Ms: 0, p99Ms: 0, maxMs: 0 } : { count: h.count, p50Ms: ms(h.percentile(50)), p99Ms: ms(h.percentile(99)), maxMs: ms(h.max) };
+      h.reset();
+      return out;
     },
   };
 }

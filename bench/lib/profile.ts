@@ -45,14 +45,20 @@ async function stopAndWrite<T>(session: Session | null, stopMethod: 'Profiler.st
   return profile;
 }
 
+/** Opens an inspector session on this thread with `domain` enabled. */
+async function openSession(domain: 'Profiler' | 'HeapProfiler'): Promise<Session> {
+  const session = new Session();
+  session.connect();
+  await session.post(`${domain}.enable`);
+  return session;
+}
+
 export class ScopedProfiler {
   private session: Session | null = null;
 
   /** Starts sampling every `intervalUs` µs. */
   async start(intervalUs = 200): Promise<void> {
-    const session = new Session();
-    session.connect();
-    await session.post('Profiler.enable');
+    const session = await openSession('Profiler');
     await session.post('Profiler.setSamplingInterval', { interval: intervalUs });
     await session.post('Profiler.start');
     this.session = session;
@@ -229,9 +235,7 @@ export class AllocationSampler {
   private session: Session | null = null;
 
   async start(intervalBytes = 4096): Promise<void> {
-    const session = new Session();
-    session.connect();
-    await session.post('HeapProfiler.enable');
+    const session = await openSession('HeapProfiler');
     await session.post('HeapProfiler.startSampling', { samplingInterval: intervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
     this.session = session;
   }
