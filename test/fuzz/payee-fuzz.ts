@@ -24,10 +24,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { toHex } from '../../src/protocol/bytes.js';
 import { isProtocolErrorCode } from '../../src/protocol/errors.js';
 import { decodeMessage } from '../../src/protocol/messages.js';
-import { decodeState } from '../../src/store/codec.js';
+import { decodeState, encodeState } from '../../src/store/codec.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { setUpFixtures, type Fixtures, type HonestChannel } from './fixtures.js';
@@ -202,7 +201,7 @@ function storedPaid(row: StoredRow): bigint | undefined {
 function withoutPayment(stateJson: string): string {
   const s = decodeState<Record<string, unknown>>(stateJson);
   const { paidSat: _p, signature: _s, ...rest } = s;
-  return JSON.stringify(rest, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? toHex(v) : v));
+  return encodeState(rest);
 }
 
 function compare(before: Snapshot, after: Snapshot, t: FuzzTargets, honestAcked: bigint): FuzzReport['stateChecks'] {

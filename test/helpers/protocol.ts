@@ -4,7 +4,7 @@
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { loadNativeSecp256k1 } from '../../src/crypto/native.js';
-import { fromHex } from '../../src/protocol/bytes.js';
+import { fromHex, toHex } from '../../src/protocol/bytes.js';
 import { fundingScriptOf, makeChannel, type Channel, type ChannelTerms } from '../../src/protocol/channel.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { signBatchClose } from '../../src/protocol/batch-close.js';
@@ -68,4 +68,12 @@ export function codeOf(fn: () => unknown): string {
     throw err;
   }
   return 'NO_ERROR';
+}
+
+/**
+ * A message as JSON the wire's way (amounts as decimal strings, bytes as lowercase hex), written
+ * without the project's encoder, so tests can hold that encoder and the decoder to it.
+ */
+export function wireJson(m: object): string {
+  return JSON.stringify(m, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? toHex(v) : v));
 }

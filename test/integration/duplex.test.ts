@@ -10,6 +10,7 @@ import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedState } from '../../src/duplex/duplex-record.js';
 import { signedStateTx, stateLocktime, stateSighash } from '../../src/protocol/duplex-tx.js';
+import { errorMessage, msg } from '../../src/protocol/messages.js';
 import { duplexPair, type DuplexPair } from '../helpers/duplex-pair.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
@@ -87,8 +88,6 @@ describe('duplex channel', () => {
     await pair.a.pay(id, 50_000n);
     const record = pair.a.get(id)!;
     // A proposes a "payment" in B's direction that B never asked for.
-    const { msg } = await import('../../src/protocol/messages.js');
-    const { stateSighash } = await import('../../src/protocol/duplex-tx.js');
     const channel = pair.a.channelOf(record);
     const stolen = { index: 2, balanceASat: 290_000n, balanceBSat: 10_000n };
     const errors: string[] = [];
@@ -144,7 +143,6 @@ describe('duplex channel', () => {
     await waitUntil(() => pair.a.get(id)!.pending?.index === 2, 'A to propose state 2');
     const refused = pair.a.get(id)!.pending!;
     pair.cut(false);
-    const { errorMessage } = await import('../../src/protocol/messages.js');
     await pair.a.receive(errorMessage('BALANCE_MISMATCH', 'no', 'reject', `${id}/2`), pair.link.a);
     await expect(paying).rejects.toMatchObject({ code: 'BALANCE_MISMATCH' });
     // A proposed state 3 with state 1's balances; B countersigns it (its balance does not drop).

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { toHex } from '../../src/protocol/bytes.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { decodeMessage, encodeMessage, msg } from '../../src/protocol/messages.js';
+import { wireJson } from '../helpers/protocol.js';
 
 function outcome(text: string): unknown {
   try {
@@ -39,8 +40,6 @@ describe('decodeMessage hot path', () => {
 });
 
 describe('encodeMessage hot path', () => {
-  const generic = (m: object): string =>
-    JSON.stringify(m, (_k, value: unknown) => (typeof value === 'bigint' ? value.toString() : value instanceof Uint8Array ? toHex(value) : value));
   // Any string as a channel id: the ones that would need escaping must take the general path.
   const anyChannelId = fc.oneof(channelId, fc.string({ maxLength: 80 }));
 
@@ -49,8 +48,8 @@ describe('encodeMessage hot path', () => {
       fc.property(anyChannelId, total, fc.uint8Array({ minLength: 64, maxLength: 64 }), (id, totalSat, signature) => {
         const payment = msg('payment', { channelId: id, totalSat, signature });
         const ack = msg('payment-ack', { channelId: id, totalSat });
-        expect(encodeMessage(payment)).toBe(generic(payment));
-        expect(encodeMessage(ack)).toBe(generic(ack));
+        expect(encodeMessage(payment)).toBe(wireJson(payment));
+        expect(encodeMessage(ack)).toBe(wireJson(ack));
         if (/^[0-9a-f]{64}:(?:0|[1-9][0-9]{0,4})$/.test(id) && Number(id.slice(65)) <= 0xffff && totalSat <= 2_100_000_000_000_000n) {
           expect(decodeMessage(encodeMessage(payment))).toEqual(payment);
           expect(decodeMessage(encodeMessage(ack))).toEqual(ack);
