@@ -123,9 +123,8 @@ export abstract class DuplexClosing extends DuplexUpdates {
       const { feeRateSatPerVb, initialLocktime } = record.rolloverProposal;
       const channel = this.channelOf(record);
       const current = record.current!;
-      const roll = buildRolloverTx(channel, current, feeRateSatPerVb);
-      const next = this.successorChannel(channel, roll, initialLocktime);
-      const stateSignature = this.sign(record, stateSighash(next, { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat }));
+      const { stateDigest } = this.rolloverParts(channel, buildRolloverTx(channel, current, feeRateSatPerVb), initialLocktime);
+      const stateSignature = this.sign(record, stateDigest);
       const waiting = this.wait<string>(`${record.tempId}:rolled`, 'B to sign the rollover');
       this.send(record, msg('duplex-rollover', { channelId: record.channelId!, index: current.index, initialLocktime, feeRateSatPerVb, stateSignature }));
       return { answered: waiting };
@@ -133,11 +132,18 @@ export abstract class DuplexClosing extends DuplexUpdates {
     return answered;
   }
 
-  protected successorChannel(channel: DuplexChannel, roll: ReturnType<typeof buildRolloverTx>, initialLocktime: number): DuplexChannel {
-    return makeDuplexChannel(
+  /**
+   * What both sides derive from a rollover transaction: the new channel it funds (at
+   * `initialLocktime`), that channel's state 0, and the two digests each side signs (the
+   * rollover itself, and state 0).
+   */
+  protected rolloverParts(channel: DuplexChannel, roll: ReturnType<typeof buildRolloverTx>, initialLocktime: number) {
+    const next = makeDuplexChannel(
       { ...termsOf(channel), contributionASat: roll.contributionASat, contributionBSat: roll.contributionBSat, initialLocktime },
       { txid: roll.tx.getId(), vout: 0 },
     );
+    const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
+    return { next, state0, closeDigest: duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE), stateDigest: stateSighash(next, state0) };
   }
 
   protected async onRollover(record: DuplexRecord, m: MessageOf<'duplex-rollover'>, link: PeerLink): Promise<void> {
@@ -159,16 +165,13 @@ export abstract class DuplexClosing extends DuplexUpdates {
     } catch (err) {
       throw new ProtocolError('BALANCE_MISMATCH', (err as Error).message);
     }
-    const next = this.successorChannel(channel, roll, m.initialLocktime);
+    const { next, state0, closeDigest, stateDigest } = this.rolloverParts(channel, roll, m.initialLocktime);
     const known = repeat ? this.get(record.close!.successorId!) : undefined;
     // B signs state 0 of one new channel once: a retry must name the same one.
     if (repeat && (record.close!.successorId !== next.id || known?.terms?.initialLocktime !== m.initialLocktime)) {
       throw new ProtocolError('UNEXPECTED_MESSAGE', 'a rollover with other terms was already signed');
     }
     if (!repeat) checkDuplexTerms(this.options.secp, this.options.policy, next, tip.height);
-    const closeDigest = duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE);
-    const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
-    const stateDigest = stateSighash(next, state0);
     this.verifyPeer(record, channel, stateDigest, m.stateSignature);
     this.links.set(record.tempId, link);
     const stateSignature = this.sign(record, stateDigest);
@@ -195,11 +198,8 @@ export abstract class DuplexClosing extends DuplexUpdates {
     const channel = this.channelOf(record);
     const current = record.current!;
     const roll = buildRolloverTx(channel, current, proposal.feeRateSatPerVb);
-    const next = this.successorChannel(channel, roll, proposal.initialLocktime);
+    const { next, state0, closeDigest, stateDigest } = this.rolloverParts(channel, roll, proposal.initialLocktime);
     if (next.id !== m.newChannelId) throw new ProtocolError('FUNDING_MISMATCH', `the new channel is ${next.id}, not ${m.newChannelId}`);
-    const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
-    const closeDigest = duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE);
-    const stateDigest = stateSighash(next, state0);
     this.verifyPeer(record, channel, stateDigest, m.stateSignature);
     this.verifyPeer(record, channel, closeDigest, m.closeSignature);
     const ownState = this.sign(record, stateDigest);
