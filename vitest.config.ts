@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Every property test of a run uses one seed, printed on failure and settable (PAYCHAN_FC_SEED).
+    setupFiles: ['test/setup/fast-check-seed.ts'],
     // The regtest node is built once (go install) before any test file runs; unit-only runs
     // (npm run test:unit) skip that.
     globalSetup: process.env.PAYCHAN_UNIT_ONLY === '1' ? [] : ['test/global-setup.ts'],
