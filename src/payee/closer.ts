@@ -1,5 +1,7 @@
 /**
- * The payee's closer: closes every channel no later than `expiry − closeMarginBlocks`, in
+ * The payee's closer: at `expiry − closeMarginBlocks` a channel stops taking payments (state
+ * Expiring: from there on the payer's refund could beat the close), and every channel with
+ * something paid is closed then, in
  * batches (one transaction for all channels due together, see protocol/batch-close.ts), tracks
  * each close until it has `closeConfirmations`, replaces it with a higher fee when it has waited
  * `bumpAfterBlocks` unconfirmed (BIP125, paid from the payee's share, never above
@@ -57,7 +59,7 @@ export interface CloserHost {
   privateKey(index: number): Uint8Array;
 }
 
-type Closable = { readonly tempId: string; readonly state: Extract<PayeeState, { type: 'Open' | 'Closing' }> };
+type Closable = { readonly tempId: string; readonly state: Extract<PayeeState, { type: 'Open' | 'Expiring' | 'Closing' }> };
 
 export class Closer {
   private ticking = false;
@@ -90,7 +92,7 @@ export class Closer {
       const e = all.get(id);
       if (!e) throw new RangeError(`unknown channel ${id}`);
       const state = e.state;
-      if (state.type !== 'Open' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
+      if (state.type !== 'Open' && state.type !== 'Expiring' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
       return { tempId: id, state };
     });
     const rate = feeRateSatPerVb ?? (await this.feeRate());
@@ -102,9 +104,10 @@ export class Closer {
     if (this.ticking) return;
     this.ticking = true;
     try {
+      await this.expire(tip);
       await this.settle(tip);
       this.firstPass = false;
-      await this.closeDue(tip);
+      await this.closeDue();
       await this.bumpOrRebroadcast(tip);
     } catch (err) {
       this.log(`closer: ${err instanceof Error ? err.message : String(err)} (retrying on the next block)`);
@@ -146,13 +149,27 @@ export class Closer {
     return batch;
   }
 
+  /**
+   * Channels that still take payments and whose close deadline has come become Expiring (the
+   * machine decides), all at once so that their saves share commits.
+   */
+  private async expire(tip: BlockTip): Promise<void> {
+    const due: string[] = [];
+    for (const e of this.host.entries()) {
+      if (e.type !== 'Open' && e.type !== 'ZeroConf' && e.type !== 'Suspended') continue;
+      if (tip.height >= (e.expiryHeight ?? Infinity) - this.policy.closeMarginBlocks) due.push(e.tempId);
+    }
+    const results = await Promise.allSettled(due.map((tempId) => this.host.step(tempId, { type: 'tip', height: tip.height })));
+    for (const r of results) if (r.status === 'rejected') this.log(`closer: could not stop payments on a channel at its deadline: ${String(r.reason)}`);
+  }
+
   /** Channels whose funding output was spent with enough confirmations become Closed. */
   private async settle(tip: BlockTip): Promise<void> {
     for (const e of this.host.entries()) {
-      const watch = e.type === 'Closing' || e.type === 'Suspended' || (e.type === 'Open' && (this.firstPass || tip.height >= (e.expiryHeight ?? Infinity)));
+      const watch = e.type === 'Closing' || e.type === 'Suspended' || ((e.type === 'Open' || e.type === 'Expiring') && (this.firstPass || tip.height >= (e.expiryHeight ?? Infinity)));
       if (!watch) continue;
       const { tempId, state } = e;
-      if (state.type !== 'Closing' && state.type !== 'Open' && state.type !== 'Suspended') continue;
+      if (state.type !== 'Closing' && state.type !== 'Open' && state.type !== 'Expiring' && state.type !== 'Suspended') continue;
       const status = await this.backend.getOutpointStatus(state.channel.funding, Math.max(0, state.channel.expiryHeight - this.policy.maxExpiryBlocks));
       if (status.state !== 'spent') continue;
       if (status.confirmations < this.policy.closeConfirmations) {
@@ -167,13 +184,13 @@ export class Closer {
     }
   }
 
-  /** Open channels with something paid whose close deadline has come, in batches. */
-  private async closeDue(tip: BlockTip): Promise<void> {
+  /** Expiring channels with something paid (their close deadline has come), in batches. */
+  private async closeDue(): Promise<void> {
     const due: Closable[] = [];
     for (const e of this.host.entries()) {
-      if (e.type !== 'Open' || !e.paid || tip.height < (e.expiryHeight ?? Infinity) - this.policy.closeMarginBlocks) continue;
+      if (e.type !== 'Expiring' || !e.paid) continue;
       const state = e.state;
-      if (state.type === 'Open') due.push({ tempId: e.tempId, state });
+      if (state.type === 'Expiring') due.push({ tempId: e.tempId, state });
     }
     if (due.length === 0) return;
     const rate = await this.feeRate();

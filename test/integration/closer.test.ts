@@ -179,6 +179,29 @@ describe('payee closer', () => {
     await store.close();
   });
 
+  it('takes no payment from the close deadline on, so the refund at expiry cannot take what was acknowledged', async () => {
+    // The attack: pay nothing until the payee's close deadline has passed (nothing to close, so
+    // the closer leaves the channel alone), then pay for service, then refund at expiry.
+    const store = openSqliteStore(path.join(dir, 'deadline.db'));
+    const service = { current: await payee(store) };
+    const p = await open(service, 'spilman-v2', 12);
+    const deadline = p.channel.expiryHeight - 3; // closeMarginBlocks on regtest
+    await env.mineTo(deadline);
+    await tick(service.current);
+    await expect(p.pay(1_000n)).rejects.toMatchObject({ code: 'CHANNEL_EXPIRING' });
+    await env.mineTo(p.channel.expiryHeight);
+    await tick(service.current);
+    // The paywall's path (an HTTP header): the whole capacity for one request, at tip = expiry.
+    const answer = await service.current.submit(await p.authorize(CAPACITY - 1_000n));
+    expect(answer).toMatchObject({ type: 'error', code: 'CHANNEL_EXPIRING' });
+    const refund = await p.refund(2);
+    await env.mine(1);
+    await tick(service.current);
+    expect(service.current.channel(p.channel.id)).toMatchObject({ type: 'Closed', settledBy: 'refund', closeTxid: refund.txid, paidSat: 0n });
+    expect(p.state).toMatchObject({ ackedTotalSat: 0n }); // the payee acknowledged nothing
+    await store.close();
+  });
+
   it("notices the payer's refund of a channel nothing was paid on", async () => {
     const store = openSqliteStore(path.join(dir, 'refund.db'));
     const service = { current: await payee(store) };
