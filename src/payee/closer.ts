@@ -258,6 +258,9 @@ export class Closer {
     const conflict = await this.backend.getTransaction(spenderTxid);
     if (conflict === null || conflict.confirmations > 0) return; // gone, or mined: the next tick sees which
     const tx = Transaction.fromHex(conflict.hex);
+    // Our own close (stored state restored after a broadcast that did reach the node): it pays
+    // us already, and settle() will see it confirm.
+    if (tx.outs.some((o) => equalBytes(o.script, this.payoutScript))) return;
     const conflictFeeSat = await this.feeOf(tx);
     const vsize = batchCloseVsize([this.itemOf(target)], this.payoutScript);
     const needed = conflictFeeSat === null ? bumpedFeeRate(feeRateSatPerVb, this.policy.maxFeeRateSatPerVb) : outbiddingFeeRate(conflictFeeSat, tx.virtualSize(), vsize);
