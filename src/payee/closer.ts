@@ -303,7 +303,10 @@ export class Closer {
       this.log(`rebroadcast close ${close.txid}`);
       return;
     } catch (err) {
-      if (!(err instanceof BroadcastRejectedError)) throw err;
+      if (!(err instanceof BroadcastRejectedError)) {
+        this.log(`closer: rebroadcast of ${close.txid} failed: ${String(err)} (retrying on the next block)`);
+        return;
+      }
       this.log(`closer: close ${close.txid} is gone and refused again (${err.reason}): closing its ${channels.length} channel(s) anew`);
     }
     const rate = Math.max(bumpedFeeRate(close.feeRateSatPerVb, this.policy.maxFeeRateSatPerVb), await this.feeRate());
