@@ -1,7 +1,8 @@
 /**
  * The payee's closer on a real btcd: closes due channels in one batch after being offline,
  * replaces a stuck close with a higher fee, survives a close and a funding reorged out
- * (invalidateblock), and notices a payer's refund.
+ * (invalidateblock), notices a payer's refund, takes no payment past the close deadline, and
+ * keeps closing when a refund displaces a batch, sits in the mempool first, or a close is lost.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -256,6 +257,27 @@ describe('payee closer', () => {
     expect(close.paysPayee).toBe(true);
     expect(close.values.slice(0, 2)).toEqual([CAPACITY - 40_000n, CAPACITY - 50_000n]);
     expect(close.values[2]).toBeGreaterThan(90_000n - 1_000n);
+    await store.close();
+  });
+
+  it('closes a channel whose payer can already refund apart from the batch of the others', async () => {
+    const store = openSqliteStore(path.join(dir, 'apart.db'));
+    const service = { current: await payee(store) };
+    const early = await open(service, 'spilman-v1', 10);
+    const others = [await open(service, 'spilman-v2', 11), await open(service, 'spilman-v1', 11)]; // deadlines ≤ early's expiry
+    await Promise.all([early.pay(20_000n), others[0]!.pay(30_000n), others[1]!.pay(40_000n)]);
+    await service.current.drain();
+    // Offline until the early payer's refund is final: all three are due, one is exposed.
+    await env.mineTo(early.channel.expiryHeight);
+    await tick(service.current);
+    const [batch, other] = others.map((p) => closingTxid(service.current, p.channel.id));
+    expect(batch).toBe(other);
+    const alone = closingTxid(service.current, early.channel.id);
+    expect(alone).not.toBe(batch);
+    expect((await onChain(alone)).inputs).toBe(1);
+    await env.mine(1);
+    await tick(service.current);
+    expect(service.current.channels().filter((s) => s.type === 'Closed' && s.settledBy === 'close')).toHaveLength(3);
     await store.close();
   });
 
