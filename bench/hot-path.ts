@@ -253,7 +253,7 @@ async function microBreakdown(
   const states: PayeeState[] = channels.map((c, i) => openState(i, c));
   const step = medianRate((i) => {
     const k = i % m;
-    payeeStep(ctx, states[idx[k]!]!, { type: 'message', message: decoded[k]! });
+    payeeStep(ctx, states[idx[k]!]!, { type: 'message', message: decoded[k]!, tipHeight: 100 });
   }, MICRO_MS);
   const paid = decoded.slice(0, 1000).map((p, k) => openState(idx[k]!, channels[idx[k]!]!, p.totalSat, p.signature));
   const encState = medianRate((i) => encodeState(paid[i % paid.length]!), MICRO_MS);

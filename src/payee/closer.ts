@@ -1,9 +1,13 @@
 /**
- * The payee's closer: closes every channel no later than `expiry − closeMarginBlocks`, in
- * batches (one transaction for all channels due together, see protocol/batch-close.ts), tracks
- * each close until it has `closeConfirmations`, replaces it with a higher fee when it has waited
- * `bumpAfterBlocks` unconfirmed (BIP125, paid from the payee's share, never above
- * `maxFeeRateSatPerVb`), and broadcasts it again if the node lost it (eviction, reorg).
+ * The payee's closer: at `expiry − closeMarginBlocks` a channel stops taking payments (state
+ * Expiring: from there on the payer's refund could beat the close), and every channel with
+ * something paid is closed then, in batches (one transaction for all channels due together,
+ * see protocol/batch-close.ts). It tracks each close until it has `closeConfirmations`,
+ * replaces it with a higher fee when it has waited `bumpAfterBlocks` unconfirmed (BIP125, paid
+ * from the payee's share, never above `maxFeeRateSatPerVb`), and when a close left the mempool
+ * (evicted, displaced by a payer's refund, reorged away) closes its channels anew at a higher
+ * rate, each funding looked at on its own: one channel never holds a batch back, and a refund
+ * in the mempool is outbid while the close can still win.
  *
  * It also notices a funding output spent by the payer's refund (the payee never closed, e.g.
  * nothing was paid) and marks the channel settled.
@@ -12,11 +16,12 @@
  * was offline catches up on its first tick.
  */
 import { Transaction } from 'bitcoinjs-lib';
-import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
+import { BroadcastRejectedError, type BlockTip, type ChainBackend, type OutpointStatus } from '../chain/backend.js';
 import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
-import { signBatchClose, type CloseItem, type SignedBatchClose } from '../protocol/batch-close.js';
-import { equalBytes } from '../protocol/bytes.js';
+import { batchCloseVsize, outbiddingFeeRate, signBatchClose, type CloseItem, type SignedBatchClose } from '../protocol/batch-close.js';
+import { equalBytes, hashToTxid } from '../protocol/bytes.js';
+import type { Channel } from '../protocol/channel.js';
 import type { CloseRecord, PayeeInput, PayeeState } from '../protocol/payee-machine.js';
 
 export interface CloserPolicy {
@@ -57,7 +62,7 @@ export interface CloserHost {
   privateKey(index: number): Uint8Array;
 }
 
-type Closable = { readonly tempId: string; readonly state: Extract<PayeeState, { type: 'Open' | 'Closing' }> };
+type Closable = { readonly tempId: string; readonly state: Extract<PayeeState, { type: 'Open' | 'Expiring' | 'Closing' }> };
 
 export class Closer {
   private ticking = false;
@@ -90,7 +95,7 @@ export class Closer {
       const e = all.get(id);
       if (!e) throw new RangeError(`unknown channel ${id}`);
       const state = e.state;
-      if (state.type !== 'Open' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
+      if (state.type !== 'Open' && state.type !== 'Expiring' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
       return { tempId: id, state };
     });
     const rate = feeRateSatPerVb ?? (await this.feeRate());
@@ -102,6 +107,7 @@ export class Closer {
     if (this.ticking) return;
     this.ticking = true;
     try {
+      await this.expire(tip);
       await this.settle(tip);
       this.firstPass = false;
       await this.closeDue(tip);
@@ -117,11 +123,14 @@ export class Closer {
     return Math.min(this.policy.maxFeeRateSatPerVb, await resolveFeeRate(this.backend, this.policy.targetBlocks, this.fallbackFeeRateSatPerVb));
   }
 
+  /** @throws RangeError if nothing was paid on the channel. */
+  private itemOf({ state }: Closable): CloseItem {
+    if (state.signature === null) throw new RangeError(`nothing was paid on ${state.channel.id}; the payer will refund`);
+    return { channel: state.channel, totalSat: state.paidSat, signature: state.signature, payeePrivateKey: this.host.privateKey(state.keyIndex) };
+  }
+
   private async closeBatch(targets: readonly Closable[], feeRateSatPerVb: number): Promise<SignedBatchClose> {
-    const items: CloseItem[] = targets.map(({ state }) => {
-      if (state.signature === null) throw new RangeError(`nothing was paid on ${state.channel.id}; the payer will refund`);
-      return { channel: state.channel, totalSat: state.paidSat, signature: state.signature, payeePrivateKey: this.host.privateKey(state.keyIndex) };
-    });
+    const items = targets.map((t) => this.itemOf(t));
     const batch = signBatchClose(this.secp, items, this.payoutScript, feeRateSatPerVb);
     const tip = await this.backend.getTip();
     const record: CloseRecord = {
@@ -146,13 +155,27 @@ export class Closer {
     return batch;
   }
 
+  /**
+   * Channels that still take payments and whose close deadline has come become Expiring (the
+   * machine decides), all at once so that their saves share commits.
+   */
+  private async expire(tip: BlockTip): Promise<void> {
+    const due: string[] = [];
+    for (const e of this.host.entries()) {
+      if (e.type !== 'Open' && e.type !== 'ZeroConf' && e.type !== 'Suspended') continue;
+      if (tip.height >= (e.expiryHeight ?? Infinity) - this.policy.closeMarginBlocks) due.push(e.tempId);
+    }
+    const results = await Promise.allSettled(due.map((tempId) => this.host.step(tempId, { type: 'tip', height: tip.height })));
+    for (const r of results) if (r.status === 'rejected') this.log(`closer: could not stop payments on a channel at its deadline: ${String(r.reason)}`);
+  }
+
   /** Channels whose funding output was spent with enough confirmations become Closed. */
   private async settle(tip: BlockTip): Promise<void> {
     for (const e of this.host.entries()) {
-      const watch = e.type === 'Closing' || e.type === 'Suspended' || (e.type === 'Open' && (this.firstPass || tip.height >= (e.expiryHeight ?? Infinity)));
+      const watch = e.type === 'Closing' || e.type === 'Suspended' || ((e.type === 'Open' || e.type === 'Expiring') && (this.firstPass || tip.height >= (e.expiryHeight ?? Infinity)));
       if (!watch) continue;
       const { tempId, state } = e;
-      if (state.type !== 'Closing' && state.type !== 'Open' && state.type !== 'Suspended') continue;
+      if (state.type !== 'Closing' && state.type !== 'Open' && state.type !== 'Expiring' && state.type !== 'Suspended') continue;
       const status = await this.backend.getOutpointStatus(state.channel.funding, Math.max(0, state.channel.expiryHeight - this.policy.maxExpiryBlocks));
       if (status.state !== 'spent') continue;
       if (status.confirmations < this.policy.closeConfirmations) {
@@ -167,24 +190,127 @@ export class Closer {
     }
   }
 
-  /** Open channels with something paid whose close deadline has come, in batches. */
+  /** Expiring channels with something paid (their close deadline has come). */
   private async closeDue(tip: BlockTip): Promise<void> {
     const due: Closable[] = [];
     for (const e of this.host.entries()) {
-      if (e.type !== 'Open' || !e.paid || tip.height < (e.expiryHeight ?? Infinity) - this.policy.closeMarginBlocks) continue;
+      if (e.type !== 'Expiring' || !e.paid) continue;
       const state = e.state;
-      if (state.type === 'Open') due.push({ tempId: e.tempId, state });
+      if (state.type === 'Expiring') due.push({ tempId: e.tempId, state });
     }
-    if (due.length === 0) return;
-    const rate = await this.feeRate();
-    for (let i = 0; i < due.length; i += this.policy.maxBatch) {
-      const chunk = due.slice(i, i + this.policy.maxBatch);
-      try {
-        await this.closeBatch(chunk, rate);
-      } catch (err) {
-        this.log(`closer: could not close ${chunk.length} due channel(s): ${err instanceof Error ? err.message : String(err)}`);
+    if (due.length > 0) await this.closeChecked(due, await this.feeRate(), tip);
+  }
+
+  /**
+   * Closes channels that have no close in the mempool nor on chain (due ones, and ones whose
+   * close was lost or displaced), after looking at each one's funding, so that no channel holds
+   * the others back:
+   * - unspent: closed in batches, except a channel whose payer can already refund (tip ≥
+   *   expiry: the refund is final in the next block), which is closed alone: its refund could
+   *   displace a batch at any time;
+   * - spent by another transaction still in the mempool (the payer's refund, most likely):
+   *   closed alone, at a fee that replaces that spend (BIP125), while the close can still win;
+   * - spent on chain: nothing to close; settle() records how it ended.
+   */
+  private async closeChecked(channels: readonly Closable[], feeRateSatPerVb: number, tip: BlockTip): Promise<void> {
+    const batched: Closable[] = [];
+    const alone: Closable[] = [];
+    const contested: { target: Closable; spenderTxid: string }[] = [];
+    for (const c of channels) {
+      const status = await this.fundingStatus(c.state.channel);
+      if (status.state === 'unspent') (tip.height >= c.state.channel.expiryHeight ? alone : batched).push(c);
+      else if (status.state === 'spent' && status.confirmations === 0) contested.push({ target: c, spenderTxid: status.spendingTxid });
+    }
+    for (let i = 0; i < batched.length; i += this.policy.maxBatch) await this.closeSplitting(batched.slice(i, i + this.policy.maxBatch), feeRateSatPerVb);
+    for (const c of alone) await this.closeSplitting([c], feeRateSatPerVb);
+    for (const { target, spenderTxid } of contested) await this.outbid(target, spenderTxid, feeRateSatPerVb);
+  }
+
+  private fundingStatus(channel: Channel): Promise<OutpointStatus> {
+    return this.backend.getOutpointStatus(channel.funding, Math.max(0, channel.expiryHeight - this.policy.maxExpiryBlocks));
+  }
+
+  /**
+   * Closes `targets` in one transaction; if the node refuses it, each half on its own, and so on
+   * down to single channels: one channel the node will not close (its funding spent meanwhile)
+   * costs the others a few refused broadcasts, not their close.
+   */
+  private async closeSplitting(targets: readonly Closable[], feeRateSatPerVb: number): Promise<void> {
+    try {
+      await this.closeBatch(targets, feeRateSatPerVb);
+    } catch (err) {
+      if (err instanceof BroadcastRejectedError && targets.length > 1) {
+        const half = Math.ceil(targets.length / 2);
+        await this.closeSplitting(targets.slice(0, half), feeRateSatPerVb);
+        await this.closeSplitting(targets.slice(half), feeRateSatPerVb);
+        return;
       }
+      this.log(`closer: could not close ${targets.length} channel(s): ${err instanceof BroadcastRejectedError ? err.reason : String(err)}`);
     }
+  }
+
+  /**
+   * Replaces `spenderTxid`, a conflicting spend of `target`'s funding in the mempool (the
+   * payer's refund), with a close of that channel alone: a higher fee rate and a higher fee
+   * (BIP125), never above the ceiling, and only while the close still pays us above dust.
+   */
+  private async outbid(target: Closable, spenderTxid: string, feeRateSatPerVb: number): Promise<void> {
+    const conflict = await this.backend.getTransaction(spenderTxid);
+    if (conflict === null || conflict.confirmations > 0) return; // gone, or mined: the next tick sees which
+    const tx = Transaction.fromHex(conflict.hex);
+    // Our own close (stored state restored after a broadcast that did reach the node): it pays
+    // us already, and settle() will see it confirm.
+    if (tx.outs.some((o) => equalBytes(o.script, this.payoutScript))) return;
+    const conflictFeeSat = await this.feeOf(tx);
+    const vsize = batchCloseVsize([this.itemOf(target)], this.payoutScript);
+    const needed = conflictFeeSat === null ? bumpedFeeRate(feeRateSatPerVb, this.policy.maxFeeRateSatPerVb) : outbiddingFeeRate(conflictFeeSat, tx.virtualSize(), vsize);
+    const rate = Math.max(feeRateSatPerVb, needed);
+    if (rate > this.policy.maxFeeRateSatPerVb) {
+      this.log(`closer: ${spenderTxid} spends channel ${target.state.channel.id}; replacing it takes ${rate} sat/vB, above the ceiling`);
+      return;
+    }
+    try {
+      const close = await this.closeBatch([target], rate);
+      this.log(`replaced ${spenderTxid}, a conflicting spend of channel ${target.state.channel.id}, with close ${close.txid} at ${rate} sat/vB`);
+    } catch (err) {
+      this.log(`closer: could not replace ${spenderTxid} on channel ${target.state.channel.id}: ${err instanceof BroadcastRejectedError ? err.reason : String(err)}`);
+    }
+  }
+
+  /** The fee `tx` pays, from its inputs' values as the node knows them; null if one is unknown. */
+  private async feeOf(tx: Transaction): Promise<bigint | null> {
+    let inSat = 0n;
+    for (const input of tx.ins) {
+      const prev = await this.backend.getTransaction(hashToTxid(input.hash));
+      const out = prev && Transaction.fromHex(prev.hex).outs[input.index];
+      if (!out) return null;
+      inSat += out.value;
+    }
+    return inSat - tx.outs.reduce((sum, o) => sum + o.value, 0n);
+  }
+
+  /**
+   * A close neither in the mempool nor on the best chain: evicted (a full mempool, a fee below
+   * the node's minimum), never broadcast (we died between storing and broadcasting it), its
+   * block reorged away and not taken back, or displaced by a conflicting spend of one of its
+   * fundings (a payer's refund after its expiry). The same bytes are offered once; if the node
+   * refuses them, the channels are closed again at a higher rate, each funding looked at anew:
+   * the same bytes would be refused every block until the payers can refund.
+   */
+  private async replaceLost(tip: BlockTip, close: CloseRecord, channels: readonly Closable[]): Promise<void> {
+    try {
+      await this.backend.broadcast(close.txHex);
+      this.log(`rebroadcast close ${close.txid}`);
+      return;
+    } catch (err) {
+      if (!(err instanceof BroadcastRejectedError)) {
+        this.log(`closer: rebroadcast of ${close.txid} failed: ${String(err)} (retrying on the next block)`);
+        return;
+      }
+      this.log(`closer: close ${close.txid} is gone and refused again (${err.reason}): closing its ${channels.length} channel(s) anew`);
+    }
+    const rate = Math.max(bumpedFeeRate(close.feeRateSatPerVb, this.policy.maxFeeRateSatPerVb), await this.feeRate());
+    await this.closeChecked(channels, rate, tip);
   }
 
   /** Unconfirmed closes: broadcast again if the node lost them, replace them if they waited too long. */
@@ -203,16 +329,7 @@ export class Closer {
       const status = await this.backend.getTransaction(txid);
       if (status && status.confirmations > 0) continue; // confirmed; settle() finishes it
       if (status === null) {
-        // Not in the mempool nor on the best chain: evicted, or its block was reorged away and
-        // the node did not take it back. The funding may also be spent by a conflicting version.
-        const funding = await this.backend.getOutpointStatus(channels[0]!.state.channel.funding, 0);
-        if (funding.state !== 'unspent') continue;
-        try {
-          await this.backend.broadcast(close.txHex);
-          this.log(`rebroadcast close ${txid}`);
-        } catch (err) {
-          this.log(`closer: rebroadcast of ${txid} refused: ${err instanceof BroadcastRejectedError ? err.reason : String(err)}`);
-        }
+        await this.replaceLost(tip, close, channels);
         continue;
       }
       if (tip.height - close.broadcastHeight < this.policy.bumpAfterBlocks) continue;

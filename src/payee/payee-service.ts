@@ -86,6 +86,12 @@ export class PayeeService {
   private readonly closer: Closer;
   /** Channels whose funding has DEEP_CONFIRMATIONS (in memory: rechecked once after a restart). */
   private readonly deepFundings = new Set<string>();
+  /**
+   * The tip as the last block notification told it (read from the node at open). Every payment
+   * is checked against it: past a channel's close deadline nothing is acknowledged, even before
+   * the closer's pass over the channels has moved it out of Open.
+   */
+  private tipHeight = 0;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
@@ -131,9 +137,11 @@ export class PayeeService {
   /**
    * Opens the service on its store: every stored channel is restored, and the confirmations it
    * was waiting for are watched again (a payee that was offline catches up here).
+   * @throws what the backend throws if the node's tip cannot be read (payments need it).
    */
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
+    service.tipHeight = (await options.backend.getTip()).height;
     for (const { tempId, state } of await options.store.loadPayeeChannels()) {
       if (state.type === 'Abandoned') continue;
       // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
@@ -163,6 +171,7 @@ export class PayeeService {
 
   /** What happens on every new tip (also callable directly, e.g. by tests after mining). */
   async onTip(tip: BlockTip): Promise<void> {
+    this.tipHeight = tip.height; // first: payments from now on are checked against this tip
     for (const entry of this.entries.values()) entry.sweep();
     await this.abandonStaleProposals(tip);
     await this.checkFundingDepth();
@@ -274,7 +283,7 @@ export class PayeeService {
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
         return SETTLED;
       }
-      return this.run(entry, { type: 'message', message }, link, false, adoptLink);
+      return this.run(entry, { type: 'message', message, tipHeight: this.tipHeight }, link, false, adoptLink);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -373,7 +382,7 @@ export class PayeeService {
   private async onHello(hello: Extract<Message, { type: 'hello' }>, link: PeerLink): Promise<void> {
     const existing = this.entries.get(hello.tempId);
     if (existing) {
-      await this.run(existing, { type: 'message', message: hello }, link, false, true);
+      await this.run(existing, { type: 'message', message: hello, tipHeight: this.tipHeight }, link, false, true);
       return;
     }
     const pending = this.pendingProposals(link.peer);

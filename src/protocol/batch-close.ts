@@ -63,6 +63,37 @@ function build(ordered: readonly CloseItem[], payeeScript: Uint8Array, payeeValu
   return tx;
 }
 
+/** Channels with change first, so that input i and output i pair up for SIGHASH_SINGLE. */
+function inputOrder(items: readonly CloseItem[]): CloseItem[] {
+  return [...items.filter((i) => i.totalSat < i.channel.capacitySat), ...items.filter((i) => i.totalSat === i.channel.capacitySat)];
+}
+
+/** The worst-case vsize the fee is computed from, with placeholder signatures. */
+function sizedVsize(ordered: readonly CloseItem[], payeeScript: Uint8Array, paidSat: bigint): number {
+  const sized = build(ordered, payeeScript, paidSat);
+  ordered.forEach((item, i) => sized.setWitness(i, cooperativeWitness(item.channel.variant, PLACEHOLDER_SIG, PLACEHOLDER_SIG, item.channel.witnessScript)));
+  return sized.virtualSize();
+}
+
+/** The vsize the close of `items` is charged for (what {@link signBatchClose} would report), without signing. */
+export function batchCloseVsize(items: readonly CloseItem[], payeeScript: Uint8Array): number {
+  const ordered = inputOrder(items);
+  return sizedVsize(ordered, payeeScript, ordered.reduce((s, i) => s + i.totalSat, 0n));
+}
+
+/**
+ * The lowest whole fee rate at which a transaction of `vsize` replaces a conflicting one that
+ * pays `conflictFeeSat` for `conflictVsize` (BIP125 rules 3, 4 and 6 as btcd and Bitcoin Core
+ * apply them): a higher fee rate, and an absolute fee at least the conflict's plus
+ * `incrementalSatPerVb` for its own size. Descendants of the conflict are not counted: if they
+ * exist the node refuses, and says so.
+ */
+export function outbiddingFeeRate(conflictFeeSat: bigint, conflictVsize: number, vsize: number, incrementalSatPerVb = 1): number {
+  const aboveRate = Math.floor(Number(conflictFeeSat) / conflictVsize) + 1;
+  const aboveFee = Math.ceil((Number(conflictFeeSat) + incrementalSatPerVb * vsize) / vsize);
+  return Math.max(aboveRate, aboveFee);
+}
+
 /**
  * Builds and signs the close of `items` at `feeRateSatPerVb`.
  * @throws RangeError for an empty batch, a channel listed twice, or a payee output that would be
@@ -71,12 +102,9 @@ function build(ordered: readonly CloseItem[], payeeScript: Uint8Array, payeeValu
 export function signBatchClose(secp: Secp256k1, items: readonly CloseItem[], payeeScript: Uint8Array, feeRateSatPerVb: number): SignedBatchClose {
   if (items.length === 0) throw new RangeError('nothing to close');
   if (new Set(items.map((i) => i.channel.id)).size !== items.length) throw new RangeError('a channel is listed twice');
-  // Channels with change first, so that input i and output i pair up for SIGHASH_SINGLE.
-  const ordered = [...items.filter((i) => i.totalSat < i.channel.capacitySat), ...items.filter((i) => i.totalSat === i.channel.capacitySat)];
+  const ordered = inputOrder(items);
   const paidSat = ordered.reduce((s, i) => s + i.totalSat, 0n);
-  const sized = build(ordered, payeeScript, paidSat);
-  ordered.forEach((item, i) => sized.setWitness(i, cooperativeWitness(item.channel.variant, PLACEHOLDER_SIG, PLACEHOLDER_SIG, item.channel.witnessScript)));
-  const feeSat = feeForVsize(sized.virtualSize(), feeRateSatPerVb);
+  const feeSat = feeForVsize(sizedVsize(ordered, payeeScript, paidSat), feeRateSatPerVb);
   const payeeValueSat = paidSat - feeSat;
   const dust = dustThresholdSat(payeeScript);
   if (payeeValueSat < dust) throw new RangeError(`close uneconomic: paid ${paidSat} − fee ${feeSat} = ${payeeValueSat} < dust ${dust}`);

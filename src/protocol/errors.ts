@@ -34,6 +34,7 @@ export const PROTOCOL_ERROR_CODES = {
   FUNDING_REJECTED: 'the node refused the funding transaction',
   INVALID_SIGNATURE: 'the signature does not verify',
   CHANNEL_NOT_OPEN: 'the channel is not open for payments',
+  CHANNEL_EXPIRING: 'the channel has reached its close deadline (expiry minus the payee close margin) and takes no more payments; open a new channel',
   AMOUNT_NOT_INCREASING: 'a payment must raise the total paid',
   AMOUNT_EXCEEDS_CAPACITY: 'the total paid would exceed what the channel allows',
   CHANGE_BELOW_DUST: 'the payer change would be dust; pay the whole capacity instead',

@@ -5,7 +5,12 @@
  * carries out the effects in order, and replaces its stored state only when the step returns;
  * a step that throws a ProtocolError has changed nothing (the driver sends the error back).
  *
- * States: AwaitingRefundRequest (v1) → AwaitingFunding → AwaitingConfirmation → Open → Closing → Closed.
+ * States: AwaitingRefundRequest (v1) → AwaitingFunding → AwaitingConfirmation → Open → Expiring → Closing → Closed.
+ *
+ * The close deadline is `expiry − closeMarginBlocks`: from then on the payer's refund may beat
+ * any close, so no payment is taken. Every payment is checked against the tip the driver knows
+ * (a number compare on the hot path), and the tip input moves a channel out of Open at the
+ * deadline so nothing more is taken however the payment arrives.
  *
  * Closing is decided by the driver's closer across channels (one transaction may close many,
  * see batch-close.ts): the core records the close it was given and tells the payer its txid;
@@ -55,6 +60,11 @@ export type PayeeState =
    * taken until it is confirmed again. What was paid is kept.
    */
   | (Negotiated & { readonly type: 'Suspended'; readonly channel: Channel; readonly paidSat: bigint; readonly signature: Uint8Array | null })
+  /**
+   * The close deadline has come: no more payments. The closer closes it if something was paid;
+   * otherwise the payer's refund settles it after expiry.
+   */
+  | (Negotiated & { readonly type: 'Expiring'; readonly channel: Channel; readonly paidSat: bigint; readonly signature: Uint8Array | null })
   | (Negotiated & {
       readonly type: 'Closing';
       readonly channel: Channel;
@@ -85,7 +95,13 @@ export interface CloseRecord {
 }
 
 export type PayeeInput =
-  | { readonly type: 'message'; readonly message: Message }
+  /**
+   * A message from the payer, with the tip height the driver knew when it arrived (from its
+   * block notifications): a payment at or past the close deadline is refused.
+   */
+  | { readonly type: 'message'; readonly message: Message; readonly tipHeight: number }
+  /** A new tip: at the close deadline an Open, ZeroConf or Suspended channel becomes Expiring. */
+  | { readonly type: 'tip'; readonly height: number }
   /** A watched transaction reached the confirmations asked for. */
   | { readonly type: 'confirmed'; readonly txid: string }
   /** The proposal waited too long for its funding (the driver's timeout). */
@@ -96,9 +112,13 @@ export type PayeeInput =
   | { readonly type: 'funding-unconfirmed' }
   /** The funding output was spent by `txid`, with the confirmations the payee requires. */
   | { readonly type: 'settled'; readonly txid: string; readonly by: 'close' | 'refund' }
-  /** Close now, paying the fee from the payee's share, to `payeeScript`. */
   /** The closer built (or fee-bumped) a close spending this channel; it broadcasts it after this step. */
   | { readonly type: 'close'; readonly close: CloseRecord };
+
+/** The first height at which a channel takes no payment: `expiry − closeMarginBlocks`. */
+export function closeDeadlineHeight(policy: PayeePolicy, channel: Channel): number {
+  return channel.expiryHeight - policy.closeMarginBlocks;
+}
 
 /** Channel id used in error replies: the funding outpoint once known, else the tempId. */
 export function payeeStateRef(state: PayeeState): string {
@@ -178,7 +198,12 @@ function unexpected(state: PayeeState, what: string): ProtocolError {
 export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInput): Step<PayeeState> {
   switch (input.type) {
     case 'message':
-      return onMessage(ctx, state, input.message);
+      return onMessage(ctx, state, input.message, input.tipHeight);
+    case 'tip': {
+      if (state.type !== 'Open' && state.type !== 'ZeroConf' && state.type !== 'Suspended') return { state, effects: [] };
+      if (input.height < closeDeadlineHeight(ctx.policy, state.channel)) return { state, effects: [] };
+      return { state: { ...state, type: 'Expiring' }, effects: [{ type: 'persist' }] };
+    }
     case 'confirmed':
       return onConfirmed(ctx, state, input);
     case 'close':
@@ -199,7 +224,7 @@ export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInpu
   }
 }
 
-function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step<PayeeState> {
+function onMessage(ctx: PayeeContext, state: PayeeState, message: Message, tipHeight: number): Step<PayeeState> {
   switch (message.type) {
     case 'hello':
       return payeeRepeatAccept(ctx, state, message);
@@ -252,6 +277,11 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
       };
     }
     case 'payment': {
+      if ((state.type === 'Open' || state.type === 'ZeroConf' || state.type === 'Expiring') && message.channelId === state.channel.id) {
+        // Before the repeat below too: nothing at all is acknowledged from the deadline on.
+        const deadline = closeDeadlineHeight(ctx.policy, state.channel);
+        if (state.type === 'Expiring' || tipHeight >= deadline) throw new ProtocolError('CHANNEL_EXPIRING', `the close deadline ${deadline} is reached (tip ${tipHeight})`);
+      }
       if (state.type === 'ZeroConf' && message.channelId === state.channel.id && message.totalSat > ctx.policy.zeroConfLimitSat && message.totalSat !== state.paidSat) {
         throw new ProtocolError('ZERO_CONF_LIMIT', `the funding is unconfirmed: at most ${ctx.policy.zeroConfLimitSat} sat until it confirms`);
       }
@@ -276,7 +306,7 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
         const closeTxid = state.type === 'Closing' ? state.close.txid : state.closeTxid;
         return { state, effects: [{ type: 'send', message: msg('channel-closed', { channelId: state.channel.id, closeTxid }) }] };
       }
-      if (state.type !== 'Open') throw unexpected(state, 'close-request');
+      if (state.type !== 'Open' && state.type !== 'Expiring') throw unexpected(state, 'close-request');
       return { state, effects: [{ type: 'close-requested' }] };
     }
     case 'status-request': {
@@ -293,7 +323,8 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message): Step
 function channelStatus(state: Extract<PayeeState, { channel: Channel }>): Message {
   const paidSat = state.type === 'AwaitingConfirmation' ? 0n : state.paidSat;
   const closeTxid = state.type === 'Closing' ? state.close.txid : state.type === 'Closed' ? state.closeTxid : undefined;
-  const type = state.type === 'Suspended' ? ('AwaitingConfirmation' as const) : state.type === 'ZeroConf' ? ('Open' as const) : state.type;
+  // Expiring reads as Closing on the wire: no more payments, a close (if anything was paid) to come.
+  const type = state.type === 'Suspended' ? ('AwaitingConfirmation' as const) : state.type === 'ZeroConf' ? ('Open' as const) : state.type === 'Expiring' ? ('Closing' as const) : state.type;
   const base = { channelId: state.channel.id, state: type, paidSat };
   return msg('channel-status', closeTxid === undefined ? base : { ...base, closeTxid });
 }
@@ -310,14 +341,14 @@ function onConfirmed(ctx: PayeeContext, state: PayeeState, input: Extract<PayeeI
 
 function onClose(state: PayeeState, close: CloseRecord): Step<PayeeState> {
   // Closing again means a fee bump: the same payment, a higher fee, replacing the earlier close.
-  if (state.type !== 'Open' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
+  if (state.type !== 'Open' && state.type !== 'Expiring' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
   if (state.signature === null) throw new RangeError('nothing was paid on this channel; let the payer refund');
   const { tempId, terms, keyIndex, channel, paidSat, signature } = state;
   return { state: { tempId, terms, keyIndex, channel, paidSat, signature, type: 'Closing', close }, effects: [{ type: 'persist' }] };
 }
 
 function onSettled(state: PayeeState, input: Extract<PayeeInput, { type: 'settled' }>): Step<PayeeState> {
-  if (state.type !== 'Open' && state.type !== 'Closing' && state.type !== 'AwaitingConfirmation' && state.type !== 'Suspended') return { state, effects: [] };
+  if (state.type !== 'Open' && state.type !== 'Expiring' && state.type !== 'Closing' && state.type !== 'AwaitingConfirmation' && state.type !== 'Suspended') return { state, effects: [] };
   const { tempId, terms, keyIndex, channel } = state;
   const paidSat = state.type === 'AwaitingConfirmation' ? 0n : state.paidSat;
   return {

@@ -54,7 +54,7 @@ export function channel(variant: Variant, overrides: Partial<ChannelTerms> = {})
 
 /** The close record the payee's closer would make for an Open payee state (key PAYEE_KEY). */
 export function closeRecordFor(state: PayeeState, feeRateSatPerVb: number): CloseRecord {
-  if (state.type !== 'Open' || state.signature === null) throw new Error(`cannot close in state ${state.type}`);
+  if ((state.type !== 'Open' && state.type !== 'Expiring') || state.signature === null) throw new Error(`cannot close in state ${state.type}`);
   const b = signBatchClose(secp, [{ channel: state.channel, totalSat: state.paidSat, signature: state.signature, payeePrivateKey: PAYEE_KEY }], PAYEE_SCRIPT, feeRateSatPerVb);
   return { txid: b.txid, txHex: b.txHex, feeSat: b.feeSat, vsize: b.vsize, feeRateSatPerVb, broadcastHeight: 0, channels: 1 };
 }

@@ -1,7 +1,8 @@
 /**
  * The payee's closer on a real btcd: closes due channels in one batch after being offline,
  * replaces a stuck close with a higher fee, survives a close and a funding reorged out
- * (invalidateblock), and notices a payer's refund.
+ * (invalidateblock), notices a payer's refund, takes no payment past the close deadline, and
+ * keeps closing when a refund displaces a batch, sits in the mempool first, or a close is lost.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -9,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChainBackend } from '../../src/chain/backend.js';
 import { RpcClient } from '../../src/chain/rpc-client.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
@@ -41,11 +43,11 @@ afterAll(async () => {
 });
 
 /** One payee (not started: ticks are driven by the test) and its store. */
-async function payee(store: SqliteStore): Promise<PayeeService> {
+async function payee(store: SqliteStore, backend: ChainBackend = env.backend): Promise<PayeeService> {
   return PayeeService.open({
     secp: env.secp,
     policy: payeePolicy({ network: 'regtest', minExpiryBlocks: 10 }),
-    backend: env.backend,
+    backend,
     store,
     keys: payeeKeys,
     payoutScript,
@@ -74,6 +76,31 @@ async function open(service: { current: PayeeService }, variant: Variant, expiry
   await opening;
   return p;
 }
+
+/** The node, except that broadcasts never return: a payee process that dies while broadcasting. */
+function diesWhileBroadcasting(backend: ChainBackend): ChainBackend {
+  return new Proxy(backend, {
+    get(target, key) {
+      if (key === 'broadcast') return () => new Promise<never>(() => undefined);
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** Output values of a transaction as the node has it, and whether its last output pays the payee. */
+async function onChain(txid: string): Promise<{ values: bigint[]; inputs: number; paysPayee: boolean; confirmations: number }> {
+  const status = await env.backend.getTransaction(txid);
+  if (!status) throw new Error(`node does not know ${txid}`);
+  const tx = Transaction.fromHex(status.hex);
+  return { values: tx.outs.map((o) => o.value), inputs: tx.ins.length, paysPayee: equalBytes(tx.outs.at(-1)!.script, payoutScript), confirmations: status.confirmations };
+}
+
+const closingTxid = (service: PayeeService, id: string): string => {
+  const s = service.channel(id);
+  if (s?.type !== 'Closing') throw new Error(`channel ${id} is ${s?.type}, not Closing`);
+  return s.close.txid;
+};
 
 const tick = async (service: PayeeService, heightDelta = 0) => {
   const tip = await env.backend.getTip();
@@ -176,6 +203,130 @@ describe('payee closer', () => {
     await env.mine(1); // the funding (back in the mempool) confirms again
     await tick(service.current);
     expect(service.current.channel(p.channel.id)).toMatchObject({ type: 'Open', paidSat: 1_000n });
+    await store.close();
+  });
+
+  it('takes no payment from the close deadline on, so the refund at expiry cannot take what was acknowledged', async () => {
+    // The attack: pay nothing until the payee's close deadline has passed (nothing to close, so
+    // the closer leaves the channel alone), then pay for service, then refund at expiry.
+    const store = openSqliteStore(path.join(dir, 'deadline.db'));
+    const service = { current: await payee(store) };
+    const p = await open(service, 'spilman-v2', 12);
+    const deadline = p.channel.expiryHeight - 3; // closeMarginBlocks on regtest
+    await env.mineTo(deadline);
+    await tick(service.current);
+    await expect(p.pay(1_000n)).rejects.toMatchObject({ code: 'CHANNEL_EXPIRING' });
+    await env.mineTo(p.channel.expiryHeight);
+    await tick(service.current);
+    // The paywall's path (an HTTP header): the whole capacity for one request, at tip = expiry.
+    const answer = await service.current.submit(await p.authorize(CAPACITY - 1_000n));
+    expect(answer).toMatchObject({ type: 'error', code: 'CHANNEL_EXPIRING' });
+    const refund = await p.refund(2);
+    await env.mine(1);
+    await tick(service.current);
+    expect(service.current.channel(p.channel.id)).toMatchObject({ type: 'Closed', settledBy: 'refund', closeTxid: refund.txid, paidSat: 0n });
+    expect(p.state).toMatchObject({ ackedTotalSat: 0n }); // the payee acknowledged nothing
+    await store.close();
+  });
+
+  it("a payer's refund that displaces a batch close holds back only its own channel", async () => {
+    const store = openSqliteStore(path.join(dir, 'displaced.db'));
+    const service = { current: await payee(store) };
+    const early = await open(service, 'spilman-v2', 10); // its payer may refund first
+    const others = [await open(service, 'spilman-v1', 40), await open(service, 'spilman-v2', 40)];
+    await Promise.all([early.pay(3_000n), others[0]!.pay(40_000n), others[1]!.pay(50_000n)]);
+    await service.current.drain();
+    await env.mineTo(early.channel.expiryHeight);
+    // The payee closes all three in one transaction; the early payer's refund, paying more,
+    // replaces that whole batch in the mempool (BIP125).
+    const batch = await service.current.close([early, ...others].map((p) => p.channel.id), 1);
+    const refund = await early.refund(20);
+    expect(await env.backend.getTransaction(batch.txid)).toBeNull();
+    await tick(service.current);
+    // The two other channels are closed again, together, without the refunded one.
+    const [rebatch, other] = others.map((p) => closingTxid(service.current, p.channel.id));
+    expect(rebatch).toBe(other);
+    expect(rebatch).not.toBe(batch.txid);
+    await env.mine(1);
+    await tick(service.current);
+    for (const p of others) expect(service.current.channel(p.channel.id)).toMatchObject({ type: 'Closed', settledBy: 'close', closeTxid: rebatch });
+    // Outbidding a 20 sat/vB refund would cost more than the 3,000 sat paid: the refund wins.
+    expect(service.current.channel(early.channel.id)).toMatchObject({ type: 'Closed', settledBy: 'refund', closeTxid: refund.txid });
+    const close = await onChain(rebatch!);
+    expect(close.inputs).toBe(2);
+    expect(close.paysPayee).toBe(true);
+    expect(close.values.slice(0, 2)).toEqual([CAPACITY - 40_000n, CAPACITY - 50_000n]);
+    expect(close.values[2]).toBeGreaterThan(90_000n - 1_000n);
+    await store.close();
+  });
+
+  it('closes a channel whose payer can already refund apart from the batch of the others', async () => {
+    const store = openSqliteStore(path.join(dir, 'apart.db'));
+    const service = { current: await payee(store) };
+    const early = await open(service, 'spilman-v1', 10);
+    const others = [await open(service, 'spilman-v2', 11), await open(service, 'spilman-v1', 11)]; // deadlines ≤ early's expiry
+    await Promise.all([early.pay(20_000n), others[0]!.pay(30_000n), others[1]!.pay(40_000n)]);
+    await service.current.drain();
+    // Offline until the early payer's refund is final: all three are due, one is exposed.
+    await env.mineTo(early.channel.expiryHeight);
+    await tick(service.current);
+    const [batch, other] = others.map((p) => closingTxid(service.current, p.channel.id));
+    expect(batch).toBe(other);
+    const alone = closingTxid(service.current, early.channel.id);
+    expect(alone).not.toBe(batch);
+    expect((await onChain(alone)).inputs).toBe(1);
+    await env.mine(1);
+    await tick(service.current);
+    expect(service.current.channels().filter((s) => s.type === 'Closed' && s.settledBy === 'close')).toHaveLength(3);
+    await store.close();
+  });
+
+  it("outbids the payer's refund in the mempool with a close of that channel (BIP125)", async () => {
+    const store = openSqliteStore(path.join(dir, 'outbid.db'));
+    const service = { current: await payee(store) };
+    const p = await open(service, 'spilman-v1', 10);
+    await p.pay(150_000n);
+    await service.current.drain();
+    // The payee is offline past expiry; the payer's refund is in the mempool, not yet mined.
+    await env.mineTo(p.channel.expiryHeight);
+    const refund = await p.refund(5);
+    await tick(service.current);
+    const closeTxid = closingTxid(service.current, p.channel.id);
+    expect(await env.backend.getTransaction(refund.txid)).toBeNull(); // replaced
+    await env.mine(1);
+    await tick(service.current);
+    expect(service.current.channel(p.channel.id)).toMatchObject({ type: 'Closed', settledBy: 'close', closeTxid });
+    const close = await onChain(closeTxid);
+    expect(close.paysPayee).toBe(true);
+    expect(close.values[0]).toBe(CAPACITY - 150_000n);
+    expect(close.values[1]).toBeGreaterThan(150_000n - 5_000n);
+    await store.close();
+  });
+
+  it('closes anew, at a higher rate, a close the node does not have and refuses again', async () => {
+    const store = openSqliteStore(path.join(dir, 'lost.db'));
+    const service = { current: await payee(store) };
+    const p = await open(service, 'spilman-v2', 40);
+    await p.pay(50_000n);
+    await service.current.drain();
+    // A payee stores its close at 0.5 sat/vB (below what the node relays, as a filling mempool's
+    // minimum rises) and dies while broadcasting it: the node never had it.
+    const dying = await payee(store, diesWhileBroadcasting(env.backend));
+    void dying.close(p.channel.id, 0.5);
+    await waitUntil(() => dying.channel(p.channel.id)?.type === 'Closing', 'the close stored');
+    const lost = closingTxid(dying, p.channel.id);
+    service.current = await payee(store); // restarted
+    expect(closingTxid(service.current, p.channel.id)).toBe(lost);
+    await tick(service.current);
+    const closeTxid = closingTxid(service.current, p.channel.id);
+    expect(closeTxid).not.toBe(lost);
+    expect(service.current.channel(p.channel.id)).toMatchObject({ close: { feeRateSatPerVb: 2 } });
+    await env.mine(1);
+    await tick(service.current);
+    expect(service.current.channel(p.channel.id)).toMatchObject({ type: 'Closed', settledBy: 'close', closeTxid });
+    const close = await onChain(closeTxid);
+    expect(close.paysPayee).toBe(true);
+    expect(close.values[0]).toBe(CAPACITY - 50_000n);
     await store.close();
   });
 

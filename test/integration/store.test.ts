@@ -46,12 +46,12 @@ function channelHistory(variant: Variant, tempId: string): { payee: PayeeState[]
   p = payerStep(payerCtx, p.state, { type: 'funding-created', txHex: tx.toHex() });
   payer.push(p.state);
   if (variant === 'spilman-v1') {
-    q = payeeStep(payeeCtx, q.state, { type: 'message', message: sent(p.effects) });
+    q = payeeStep(payeeCtx, q.state, { type: 'message', message: sent(p.effects), tipHeight: 100 });
     payee.push(q.state);
     p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects) });
     payer.push(p.state);
   }
-  q = payeeStep(payeeCtx, q.state, { type: 'message', message: sent(p.effects) });
+  q = payeeStep(payeeCtx, q.state, { type: 'message', message: sent(p.effects), tipHeight: 100 });
   payee.push(q.state);
   q = payeeStep(payeeCtx, q.state, { type: 'confirmed', txid: tx.getId() });
   payee.push(q.state);
@@ -60,7 +60,7 @@ function channelHistory(variant: Variant, tempId: string): { payee: PayeeState[]
   for (const amountSat of [1000n, 2345n]) {
     p = payerStep(payerCtx, p.state, { type: 'pay', amountSat });
     payer.push(p.state);
-    q = payeeStep(payeeCtx, q.state, { type: 'message', message: sent(p.effects) });
+    q = payeeStep(payeeCtx, q.state, { type: 'message', message: sent(p.effects), tipHeight: 100 });
     payee.push(q.state);
     p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects) });
     payer.push(p.state);

@@ -13,11 +13,13 @@ import { payeeAccept, payeeStep, type PayeeContext, type PayeeState } from '../.
 import { payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
-import { PAYEE_KEY, PAYEE_PUB, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
+import { PAYEE_KEY, PAYEE_PUB, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, codeOf, fundingTx, secp, terms } from '../helpers/protocol.js';
 
 const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY };
 const payerCtx: PayerContext = { secp, policy: payerPolicy({ network: 'regtest' }), privateKey: () => PAYER_KEY };
 
+/** The tip the payee knows in these tests: the channels expire at 150, their deadline is 147. */
+const TIP = 100;
 const wire = (m: Message): Message => decodeMessage(encodeMessage(m));
 const sent = (effects: readonly Effect[]): Message[] => effects.flatMap((e) => (e.type === 'send' ? [wire(e.message)] : []));
 
@@ -45,14 +47,14 @@ function open(variant: Variant, capacitySat = 1_000_000n, maxTotalSat = capacity
   if (variant === 'spilman-v1') {
     const [refundRequest] = sent(p.effects);
     expect(refundRequest?.type).toBe('refund-request');
-    q = payeeStep(payeeCtx, q.state, { type: 'message', message: refundRequest! });
+    q = payeeStep(payeeCtx, q.state, { type: 'message', message: refundRequest!, tipHeight: TIP });
     // The funding is shown only after the refund signature is persisted.
     p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! });
     expect(p.effects.map((e) => e.type)).toEqual(['persist', 'send']);
   }
   const [funding] = sent(p.effects);
   expect(funding?.type).toBe('funding');
-  q = payeeStep(payeeCtx, q.state, { type: 'message', message: funding! });
+  q = payeeStep(payeeCtx, q.state, { type: 'message', message: funding!, tipHeight: TIP });
   expect(q.effects.map((e) => e.type)).toEqual(['persist', 'broadcast', 'watch-confirmations']);
   q = payeeStep(payeeCtx, q.state, { type: 'confirmed', txid: tx.getId() });
   p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! });
@@ -67,7 +69,7 @@ describe.each(['spilman-v1', 'spilman-v2'] as const)('%s in memory', (variant) =
     for (let i = 1; i <= 1000; i++) {
       const p = payerStep(payerCtx, payer, { type: 'pay', amountSat: 7n });
       expect(p.effects[0]?.type).toBe('persist'); // stored before it is sent
-      const q = payeeStep(payeeCtx, payee, { type: 'message', message: sent(p.effects)[0]! });
+      const q = payeeStep(payeeCtx, payee, { type: 'message', message: sent(p.effects)[0]!, tipHeight: TIP });
       expect(q.effects.map((e) => e.type)).toEqual(['persist', 'send']); // stored before it is acked
       payer = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! }).state;
       payee = q.state;
@@ -85,12 +87,44 @@ describe.each(['spilman-v1', 'spilman-v2'] as const)('%s in memory', (variant) =
     const bad = msg('payment', { channelId: payee.type === 'Open' ? payee.channel.id : '', totalSat: 10n, signature: new Uint8Array(64).fill(3) });
     let code = '';
     try {
-      payeeStep(payeeCtx, payee, { type: 'message', message: bad });
+      payeeStep(payeeCtx, payee, { type: 'message', message: bad, tipHeight: TIP });
     } catch (err) {
       code = (err as ProtocolError).code;
     }
     expect(code).toBe('INVALID_SIGNATURE');
     expect(payee.type === 'Open' && payee.paidSat).toBe(0n);
+  });
+});
+
+describe('the close deadline (expiry − closeMarginBlocks)', () => {
+  const margin = payeeCtx.policy.closeMarginBlocks;
+  const deadline = 150 - margin;
+  const payment = (payer: PayerState) => sent(payerStep(payerCtx, payer, { type: 'pay', amountSat: 5_000n }).effects)[0]!;
+
+  it('refuses every payment at the deadline with CHANNEL_EXPIRING, changing nothing, even on an Open channel', () => {
+    const { payer, payee } = open('spilman-v2');
+    const ok = payeeStep(payeeCtx, payee, { type: 'message', message: payment(payer), tipHeight: deadline - 1 });
+    expect(ok.state).toMatchObject({ type: 'Open', paidSat: 5_000n });
+    for (const tipHeight of [deadline, 150, 151]) {
+      expect(codeOf(() => payeeStep(payeeCtx, payee, { type: 'message', message: payment(payer), tipHeight }))).toBe('CHANNEL_EXPIRING');
+    }
+    // The newest payment repeated is not acknowledged again past the deadline either.
+    expect(codeOf(() => payeeStep(payeeCtx, ok.state, { type: 'message', message: payment(payer), tipHeight: deadline }))).toBe('CHANNEL_EXPIRING');
+    expect(payee).toMatchObject({ type: 'Open', paidSat: 0n });
+  });
+
+  it('leaves Open at the deadline on the tip input, keeps what was paid, and can still be closed', () => {
+    const { payer, payee } = open('spilman-v1');
+    const paid = payeeStep(payeeCtx, payee, { type: 'message', message: payment(payer), tipHeight: TIP }).state;
+    expect(payeeStep(payeeCtx, paid, { type: 'tip', height: deadline - 1 }).state).toBe(paid);
+    const expiring = payeeStep(payeeCtx, paid, { type: 'tip', height: deadline });
+    expect(expiring.effects.map((e) => e.type)).toEqual(['persist']);
+    expect(expiring.state).toMatchObject({ type: 'Expiring', paidSat: 5_000n });
+    // A tip lowered by a reorg does not reopen it: the payer's refund may still be mined.
+    expect(payeeStep(payeeCtx, expiring.state, { type: 'tip', height: deadline - 1 }).state).toBe(expiring.state);
+    expect(codeOf(() => payeeStep(payeeCtx, expiring.state, { type: 'message', message: payment(payer), tipHeight: TIP }))).toBe('CHANNEL_EXPIRING');
+    const closing = payeeStep(payeeCtx, expiring.state, { type: 'close', close: closeRecordFor(expiring.state, 2) });
+    expect(closing.state.type).toBe('Closing');
   });
 });
 
@@ -110,7 +144,7 @@ describe('properties', () => {
             expect(err).toBeInstanceOf(RangeError); // our caller's mistake, refused before signing
             continue;
           }
-          const q = payeeStep(payeeCtx, payee, { type: 'message', message: sent(p.effects)[0]! });
+          const q = payeeStep(payeeCtx, payee, { type: 'message', message: sent(p.effects)[0]!, tipHeight: TIP });
           payer = p.state;
           payee = q.state;
           if (payee.type !== 'Open' || payer.type !== 'Open') throw new Error('left Open');
@@ -120,7 +154,7 @@ describe('properties', () => {
           expect(change === 0n || change >= dustThresholdSat(PAYER_SCRIPT)).toBe(true);
           last = payee.paidSat;
           // The same payment again (a resend after a reconnect) is acknowledged again and changes nothing.
-          const again = payeeStep(payeeCtx, payee, { type: 'message', message: sent(p.effects)[0]! });
+          const again = payeeStep(payeeCtx, payee, { type: 'message', message: sent(p.effects)[0]!, tipHeight: TIP });
           expect(again.state).toBe(payee);
           expect(again.effects.map((e) => e.type)).toEqual(['send']);
         }
