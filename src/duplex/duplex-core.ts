@@ -133,6 +133,15 @@ export abstract class DuplexCore {
     return chainAfter(this.locks, tempId, fn);
   }
 
+  /**
+   * Runs `fn` under `record`'s lock: the one way anything outside the peer (the watcher) may
+   * change a record, so that no step of the peer sees it change across one of its awaits.
+   * `fn` must not take the same lock again (it would wait for itself).
+   */
+  locked<T>(record: DuplexRecord, fn: () => Promise<T>): Promise<T> {
+    return this.withLock(record.tempId, fn);
+  }
+
   /** A promise `settle(key)` resolves; it fails after `timeoutMs` (null: never, for work queued until the peer returns). */
   protected wait<T>(key: string, what: string, timeoutMs: number | null = this.options.answerTimeoutMs ?? 30_000): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -233,7 +242,7 @@ export abstract class DuplexCore {
     }
   }
 
-  /** Marks the funding confirmed (called by the watcher). */
+  /** Marks the funding confirmed (called by the watcher, under the channel's lock). */
   markConfirmed(record: DuplexRecord): void {
     record.fundingConfirmed = true;
     this.save(record);

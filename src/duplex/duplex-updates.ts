@@ -111,11 +111,11 @@ export abstract class DuplexUpdates extends DuplexOpening {
       const successorId = await this.rollover(record.channelId!);
       record = this.get(successorId)!;
       await this.waitConfirmed(record);
-      tip = await this.options.backend.getTip();
     }
     const r = record;
     // The lock covers signing and sending only: B's answer is handled under the same lock.
     const { answered } = await this.withLock(r.tempId, async () => {
+      tip = await this.options.backend.getTip(); // read under the lock: the checks below follow it
       this.requireUsable(r);
       if (r.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${r.pending.index} waits for B's countersignature (resume to resend it)`);
       if (requestId !== undefined && r.proposedRequests?.includes(requestId)) throw new ProtocolError('UNEXPECTED_MESSAGE', `pay request ${requestId} was already proposed`);
@@ -159,6 +159,9 @@ export abstract class DuplexUpdates extends DuplexOpening {
 
   protected async onUpdate(record: DuplexRecord, m: MessageOf<'duplex-update'>, link: PeerLink): Promise<void> {
     this.expectRole('B', m.type);
+    // The one await comes first: every check below then sees the record as it is when B signs
+    // (the lock keeps the watcher out too, docs/duplex.md).
+    const tip = await this.options.backend.getTip();
     const current = record.current;
     const proposed: DuplexState = { index: m.index, balanceASat: m.balanceASat, balanceBSat: m.balanceBSat };
     if (current && m.index === current.index && m.balanceASat === current.balanceASat && m.balanceBSat === current.balanceBSat) {
@@ -169,7 +172,6 @@ export abstract class DuplexUpdates extends DuplexOpening {
     }
     this.requireUsable(record);
     const channel = this.channelOf(record);
-    const tip = await this.options.backend.getTip();
     const requested = m.requestId === undefined ? null : (record.payBackQueue?.find((q) => q.requestId === m.requestId)?.amountSat ?? null);
     if (m.requestId !== undefined && requested === null) throw new ProtocolError('BALANCE_MISMATCH', `no open pay request ${m.requestId}`);
     checkProposalForB(channel, current!, proposed, requested, tip.height, this.options.policy.marginBlocks);

@@ -50,14 +50,19 @@ export class DuplexWatcher {
   async forceClose(channelId: string): Promise<number> {
     const record = this.peer.get(channelId, true);
     if (!record?.current) throw new RangeError(`unknown or unopened duplex channel ${channelId}`);
-    if (record.phase !== 'open' && !(record.phase === 'closing' && record.close?.kind !== 'unilateral')) throw new RangeError(`the channel is ${record.phase}`);
-    const tipHeight = record.fundingConfirmed ? (await this.options.backend.getTip()).height : null;
-    return this.closeAlone(record, tipHeight, () => this.fundingStatus(record));
+    // Under the channel's lock, checked once it is held: a countersignature in flight finishes
+    // first, and the close then publishes the state it produced.
+    return this.peer.locked(record, async () => {
+      if (record.phase !== 'open' && !(record.phase === 'closing' && record.close?.kind !== 'unilateral')) throw new RangeError(`the channel is ${record.phase}`);
+      const tipHeight = record.fundingConfirmed ? (await this.options.backend.getTip()).height : null;
+      return this.closeAlone(record, tipHeight, () => this.fundingStatus(record));
+    });
   }
 
   /**
    * {@link forceClose} of a record checked already, with the tip (null: the funding is not
-   * confirmed, nothing to publish yet) and the funding status as its caller reads them.
+   * confirmed, nothing to publish yet) and the funding status as its caller reads them. The
+   * caller holds the channel's lock, as for every step below that changes the record.
    */
   private async closeAlone(record: DuplexRecord, tipHeight: number | null, readFunding: () => Promise<OutpointStatus>): Promise<number> {
     const current = record.current!;
@@ -100,16 +105,22 @@ export class DuplexWatcher {
   }
 
   private async checkOne(record: DuplexRecord, tipHeight: number): Promise<void> {
+    if (record.phase === 'opening' && record.openedHeight !== undefined && tipHeight - record.openedHeight >= OPENING_TIMEOUT_BLOCKS) {
+      this.log(`${record.tempId}: opening stalled for ${OPENING_TIMEOUT_BLOCKS} blocks; abandoned`);
+      await this.peer.abortOpening(record); // takes the lock itself
+      return;
+    }
+    // Every change below goes through the channel's lock: a step of the peer (a countersignature
+    // waiting for the tip) never sees the record change under it, and this check sees its result.
+    await this.peer.locked(record, () => this.checkLocked(record, tipHeight));
+  }
+
+  private async checkLocked(record: DuplexRecord, tipHeight: number): Promise<void> {
     // The funding's status, read at most once in this check: its steps may each ask for it, and
     // a read searches the chain from the funding's block. Nothing here confirms a spend, and
     // the steps after a broadcast act only on confirmed spends.
     let read: Promise<OutpointStatus> | null = null;
     const readFunding = (): Promise<OutpointStatus> => (read ??= this.fundingStatus(record));
-    if (record.phase === 'opening' && record.openedHeight !== undefined && tipHeight - record.openedHeight >= OPENING_TIMEOUT_BLOCKS) {
-      this.log(`${record.tempId}: opening stalled for ${OPENING_TIMEOUT_BLOCKS} blocks; abandoned`);
-      await this.peer.abortOpening(record);
-      return;
-    }
     if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record);
     if ((record.phase === 'open' || record.phase === 'closing') && record.current && record.fundingConfirmed) {
       const final = tipHeight >= stateLocktime(record.terms!, record.current.index);
@@ -171,7 +182,7 @@ export class DuplexWatcher {
           this.log(`${record.channelId}: ${rival.txid} (same balances) spends the funding in the mempool; bumping past it only if it does not confirm`);
           return;
         }
-        if (!acceptable || tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bump(record, tipHeight, rival);
+        if (!acceptable || tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bumpLocked(record, tipHeight, rival);
         return;
       }
       try {
@@ -188,7 +199,7 @@ export class DuplexWatcher {
       record.close = { ...close, broadcastHeight: tipHeight };
       this.peer.save(record);
     } else if (tipHeight - close.broadcastHeight >= this.options.policy.bumpAfterBlocks) {
-      await this.bump(record, tipHeight, { feeSat: close.feeSat, vsize: Transaction.fromHex(close.txHex).virtualSize() });
+      await this.bumpLocked(record, tipHeight, { feeSat: close.feeSat, vsize: Transaction.fromHex(close.txHex).virtualSize() });
     }
   }
 
@@ -224,7 +235,12 @@ export class DuplexWatcher {
    * when the wallet has no coin of a suitable size (logged: keep a fee reserve coin).
    * @returns the new txid, or null.
    */
-  async bump(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
+  bump(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
+    return this.peer.locked(record, () => this.bumpLocked(record, tipHeight, rival));
+  }
+
+  /** {@link bump}, the channel's lock held. */
+  private async bumpLocked(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
     const close = record.close;
     const state = record.current;
     if (close?.kind !== 'unilateral' || !state) throw new RangeError('only a published state is bumped');

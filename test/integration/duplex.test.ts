@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedState } from '../../src/duplex/duplex-record.js';
 import { signedStateTx, stateLocktime, stateSighash } from '../../src/protocol/duplex-tx.js';
 import { errorMessage, msg } from '../../src/protocol/messages.js';
-import { duplexPair, type DuplexPair } from '../helpers/duplex-pair.js';
+import { duplexPair, heldTip, type DuplexPair } from '../helpers/duplex-pair.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 
@@ -290,5 +290,27 @@ describe('duplex channel', () => {
     expect(pair.b.get(next.channelId!)!.current!.index).toBe(1);
     const total = next.terms!.contributionASat + next.terms!.contributionBSat;
     expect(total + pair.a.get(id)!.settlement!.feeSat).toBe(1_000_000n);
+  });
+
+  it('lets no force close land between B’s tip read and its countersignature', async () => {
+    const tip = heldTip(env.backend);
+    const pair = await duplexPair(env, {}, 0n, ':memory:', tip.backend);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    tip.hold(); // B's next tip read (checking state 2) waits until released
+    const paying = pair.a.pay(id, 20_000n);
+    await waitUntil(() => tip.waiting === 1, 'B to read the tip for state 2');
+    let closed = false;
+    const closing = pair.watchB.forceClose(id).finally(() => (closed = true));
+    // Unlocked, the close ran to its end right here. Locked, it waits for the countersignature:
+    // the bound only ends the wait, the outcome is checked below either way.
+    await waitUntil(() => closed, 'the force close', 3_000).catch(() => undefined);
+    tip.release();
+    await paying.catch(() => undefined);
+    await closing;
+    const b = pair.b.get(id)!;
+    // Whatever B countersigned last is what its watcher publishes.
+    expect(b.close).toMatchObject({ kind: 'unilateral', stateIndex: b.current!.index });
+    expect(b.current!.index).toBe(2);
   });
 });
