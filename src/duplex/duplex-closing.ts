@@ -1,7 +1,7 @@
 /** Ending a duplex channel together: the cooperative close and the rollover (close-and-reopen). */
 import { randomBytes } from 'node:crypto';
 import type { Transaction } from 'bitcoinjs-lib';
-import { buildCooperativeCloseTx, buildRolloverTx, closeSighash, completeDuplexSpend, signedCloseTx, duplexOutputs, duplexSighash, DUPLEX_STATE_HASHTYPE, makeDuplexChannel, stateSighash, termsOf, type DuplexChannel, type DuplexState } from '../protocol/duplex-tx.js';
+import { buildCooperativeCloseTx, buildRolloverTx, closeSighash, signedCloseTx, duplexOutputs, makeDuplexChannel, rolloverSighash, signedRolloverTx, stateSighash, termsOf, type DuplexChannel, type DuplexState } from '../protocol/duplex-tx.js';
 import { checkDuplexTerms, plannedInitialLocktime, updatesLeft } from '../protocol/duplex-update.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { msg, type MessageOf } from '../protocol/messages.js';
@@ -144,7 +144,7 @@ export abstract class DuplexClosing extends DuplexUpdates {
       { txid: roll.tx.getId(), vout: 0 },
     );
     const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
-    return { next, state0, closeDigest: duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE), stateDigest: stateSighash(next, state0) };
+    return { next, state0, closeDigest: rolloverSighash(channel, roll.tx), stateDigest: stateSighash(next, state0) };
   }
 
   protected async onRollover(record: DuplexRecord, m: MessageOf<'duplex-rollover'>, link: PeerLink): Promise<void> {
@@ -208,7 +208,7 @@ export abstract class DuplexClosing extends DuplexUpdates {
     this.verifyPeer(record, channel, closeDigest, m.closeSignature);
     const ownState = this.sign(record, stateDigest);
     const ownClose = this.sign(record, closeDigest);
-    const tx = completeDuplexSpend(channel, roll.tx, ownClose, m.closeSignature, DUPLEX_STATE_HASHTYPE);
+    const tx = signedRolloverTx(channel, roll.tx, ownClose, m.closeSignature);
     const successor = this.successorRecord(record, next, { ...state0, sigA: ownState, sigB: m.stateSignature }, tx.toHex());
     record.phase = 'closing';
     record.close = { kind: 'rollover', txid: tx.getId(), txHex: tx.toHex(), feeSat: roll.feeSat, feeRateSatPerVb: proposal.feeRateSatPerVb, broadcastHeight: tip.height, successorId: next.id };
@@ -228,9 +228,9 @@ export abstract class DuplexClosing extends DuplexUpdates {
     if (close.txHex !== '') return; // a repeat
     const channel = this.channelOf(record);
     const roll = buildRolloverTx(channel, record.current!, close.feeRateSatPerVb);
-    const digest = duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE);
+    const digest = rolloverSighash(channel, roll.tx);
     this.verifyPeer(record, channel, digest, m.closeSignature);
-    const tx = completeDuplexSpend(channel, roll.tx, m.closeSignature, this.sign(record, digest), DUPLEX_STATE_HASHTYPE);
+    const tx = signedRolloverTx(channel, roll.tx, m.closeSignature, this.sign(record, digest));
     record.close = { ...close, txHex: tx.toHex() };
     this.save(record);
     await this.broadcast(tx.toHex()).catch((err: Error) => this.log(`rollover ${tx.getId()} not broadcast yet (${err.message}); the watcher retries`));

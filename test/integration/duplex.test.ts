@@ -3,6 +3,7 @@
  * unilateral close by each side, an old state that cannot beat the newest, a fee bump with a fee
  * input, and the update budget running out (rollover).
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,9 @@ import { errorMessage, msg } from '../../src/protocol/messages.js';
 import { duplexPair, heldTip, type DuplexPair } from '../helpers/duplex-pair.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
+import { txidToHash } from '../../src/protocol/bytes.js';
+import { SEQUENCE_LOCKTIME_RBF } from '../../src/protocol/transactions.js';
+import { Wallet } from '../../src/wallet/wallet.js';
 
 let env: RegtestEnv;
 beforeAll(async () => {
@@ -312,5 +316,32 @@ describe('duplex channel', () => {
     // Whatever B countersigned last is what its watcher publishes.
     expect(b.close).toMatchObject({ kind: 'unilateral', stateIndex: b.current!.index });
     expect(b.current!.index).toBe(2);
+  });
+
+  it('signs the rollover SIGHASH_ALL: a third party cannot add an input and change the new channel’s funding txid', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    // A stranger with a confirmed 5,000-sat coin of its own.
+    const stranger = await Wallet.open({ seed: randomBytes(32), network: 'regtest', backend: env.backend, secp: env.secp, birthdayHeight: (await env.backend.getTip()).height });
+    await env.wallet.send(stranger.receiveAddress(), 5_000n, 2);
+    await pair.mine(1);
+    await stranger.sync();
+    const nextId = await pair.a.rollover(id);
+    const roll = Transaction.fromHex(pair.a.get(id)!.close!.txHex);
+    expect(`${roll.getId()}:0`).toBe(nextId);
+    expect((await env.backend.getTransaction(roll.getId()))?.confirmations).toBe(0);
+    // It adds that coin as an input (all fee) to the rollover in the mempool.
+    const coin = stranger.coins().find((c) => c.valueSat === 5_000n)!;
+    const mutated = roll.clone();
+    mutated.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
+    for (const { index, stack } of stranger.signContribution(mutated, [1])) mutated.setWitness(index, stack);
+    expect(mutated.getId()).not.toBe(roll.getId());
+    // The channel signatures commit to every input: the node refuses the mutated rollover.
+    await expect(env.backend.broadcast(mutated.toHex())).rejects.toThrow(/signature|script|verify/i);
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'rollover', txid: roll.getId() });
+    await pair.a.pay(nextId, 1_000n); // the new channel's states spend an outpoint that exists
+    expect(pair.b.get(nextId)!.current!.index).toBe(1);
   });
 });

@@ -14,9 +14,13 @@ import {
   buildRolloverTx,
   buildStateTx,
   duplexOutputs,
+  duplexSighash,
   duplexSpendVsize,
+  DUPLEX_STATE_HASHTYPE,
   makeDuplexChannel,
+  rolloverSighash,
   stateLocktime,
+  stateSighash,
   type DuplexChannel,
   type DuplexRole,
   type DuplexState,
@@ -176,6 +180,22 @@ describe('duplexOutputs (property)', () => {
     ] as const) {
       expect(() => duplexOutputs(ch, { balanceASat: a, balanceBSat: b }, 1)).toThrow(RangeError);
     }
+  });
+});
+
+describe('rollover signatures', () => {
+  it('commit to every input (SIGHASH_ALL): an added input changes what is signed, unlike a state', () => {
+    const ch = channel();
+    const balances = { balanceASat: ch.capacitySat / 2n, balanceBSat: ch.capacitySat - ch.capacitySat / 2n };
+    const roll = buildRolloverTx(ch, balances, 2).tx;
+    const grown = roll.clone();
+    grown.addInput(new Uint8Array(32).fill(9), 1, 0xfffffffd);
+    expect(rolloverSighash(ch, grown)).not.toEqual(rolloverSighash(ch, roll));
+    // A state's signatures (ALL|ANYONECANPAY) survive an added fee input: that is what a bump uses.
+    const state = { index: 0, ...balances };
+    const stateTx = buildStateTx(ch, state);
+    stateTx.addInput(new Uint8Array(32).fill(9), 1, 0xfffffffd);
+    expect(duplexSighash(ch, stateTx, DUPLEX_STATE_HASHTYPE)).toEqual(stateSighash(ch, state));
   });
 });
 
