@@ -6,18 +6,19 @@
  *   must not get Δ blocks later the chance to publish an older state);
  * - bumps a published state that is still unconfirmed after `bumpAfterBlocks`: it adds a fee
  *   input of this side's own (SIGHASH_ALL|ANYONECANPAY left both signatures valid), +25 % per
- *   step up to `maxFeeRateSatPerVb`, replacing the previous version (BIP125);
+ *   step up to `maxFeeRateSatPerVb`, replacing the previous version (BIP125). No output can be
+ *   added, so the input is a coin sized for the step, split off one step ahead (duplex-bump.ts);
  * - reads how the funding output was spent once that is confirmed, whoever spent it.
  */
 import { Transaction } from 'bitcoinjs-lib';
 import type { OutpointStatus } from '../chain/backend.js';
-import { bumpedFeeRate } from '../chain/fee-rate.js';
+import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
+import { planBump, type BumpPlan } from '../protocol/duplex-bump.js';
 import { equalBytes, hashToTxid, txidToHash } from '../protocol/bytes.js';
 import {
   buildStateTx,
   completeDuplexSpend,
   duplexOutputs,
-  duplexSpendVsize,
   DUPLEX_STATE_HASHTYPE,
   signedStateTx,
   stateLocktime,
@@ -26,9 +27,6 @@ import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js'
 import type { DuplexRecord, Settlement } from './duplex-record.js';
 import { OPENING_TIMEOUT_BLOCKS } from './duplex-opening.js';
 import type { DuplexPeer } from './duplex-peer.js';
-
-/** vsize a P2WPKH fee input adds (41 bytes + a 108-byte witness at a quarter, rounded up). */
-const FEE_INPUT_VBYTES = 68;
 
 export class DuplexWatcher {
   private running = false;
@@ -81,7 +79,11 @@ export class DuplexWatcher {
       ...(record.close ? { supersededTxid: record.close.txid } : {}),
     };
     this.peer.save(record);
-    if (tipHeight !== null) await this.pushUnilateral(record, tipHeight, tipHeight >= tx.locktime, readFunding);
+    if (tipHeight !== null) {
+      await this.pushUnilateral(record, tipHeight, tipHeight >= tx.locktime, readFunding);
+      // The first bump's coin, split off now so it is confirmed if the state gets stuck.
+      if (record.close.kind === 'unilateral' && record.close.txHex === tx.toHex()) await this.prepareNextFeeCoin(record);
+    }
     return tx.locktime + 1;
   }
 
@@ -231,8 +233,9 @@ export class DuplexWatcher {
 
   /**
    * Replaces the published newest state with a version that carries a fee input of this side's
-   * own wallet (its whole value is fee: the state's outputs are fixed). No-op at the ceiling, or
-   * when the wallet has no coin of a suitable size (logged: keep a fee reserve coin).
+   * own wallet. The state's outputs are fixed (a change output would void both signatures), so
+   * the input is a confirmed coin of exactly the value the target rate needs (duplex-bump.ts);
+   * without one, this splits one off and the bump follows once it confirms. No-op at the ceiling.
    * @returns the new txid, or null.
    */
   bump(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
@@ -245,30 +248,23 @@ export class DuplexWatcher {
     const state = record.current;
     if (close?.kind !== 'unilateral' || !state) throw new RangeError('only a published state is bumped');
     const { policy, wallet } = this.options;
-    const rivalRate = rival ? Math.ceil(Number(rival.feeSat) / rival.vsize) : 0;
-    // BIP125: above the replaced transaction's rate by at least the 1 sat/vB incremental relay fee.
-    const rate = Math.min(policy.maxFeeRateSatPerVb, Math.max(bumpedFeeRate(close.feeRateSatPerVb, policy.maxFeeRateSatPerVb), rivalRate + 1));
-    if (rate <= close.feeRateSatPerVb && rate <= rivalRate) {
+    const plan = this.planNextBump(record, rival);
+    if (!plan) {
       this.log(`${record.channelId}: state ${state.index} is at the fee ceiling of ${policy.maxFeeRateSatPerVb} sat/vB`);
       return null;
     }
-    const channel = this.peer.channelOf(record);
-    const vsize = duplexSpendVsize(channel) + FEE_INPUT_VBYTES;
-    const stateFee = duplexOutputs(channel, state, channel.stateFeeRateSatPerVb).feeSat;
-    // The absolute fee must also beat the rival's by the incremental fee for our size.
-    const target = [feeForVsize(vsize, rate), (rival?.feeSat ?? 0n) + BigInt(vsize)].reduce((a, b) => (a > b ? a : b));
-    const needed = target - stateFee;
-    const reservation = `bump:${record.channelId}:${rate}`;
-    const coin = await wallet.reserveFeeCoin(reservation, needed > 0n ? needed : 1n, feeForVsize(vsize, policy.maxFeeRateSatPerVb));
+    const reservation = `bump:${record.channelId}:${plan.feeRateSatPerVb}`;
+    // Exactly the planned value: any bigger coin would be fee, all of it.
+    const coin = await wallet.reserveFeeCoin(reservation, plan.coinSat, plan.coinSat);
     if (!coin) {
-      this.log(`${record.channelId}: no wallet coin between ${needed} and ${feeForVsize(vsize, policy.maxFeeRateSatPerVb)} sat to bump state ${state.index} with`);
+      await this.prepareFeeCoin(record, plan);
       return null;
     }
+    const channel = this.peer.channelOf(record);
     const tx = buildStateTx(channel, state);
     tx.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
     const signed = completeDuplexSpend(channel, tx, state.sigA, state.sigB, DUPLEX_STATE_HASHTYPE);
     for (const { index, stack } of wallet.signContribution(signed, [1])) signed.setWitness(index, stack);
-    const feeSat = stateFee + coin.valueSat;
     try {
       await this.peer.broadcast(signed.toHex());
     } catch (err) {
@@ -281,10 +277,56 @@ export class DuplexWatcher {
     if (close.bumpReservation) await wallet.release(close.bumpReservation);
     await this.options.saveWallet();
     // Rounded up, so the next step's +1 sat/vB really is above this version's rate.
-    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat, feeRateSatPerVb: Math.ceil(Number(feeSat) / signed.virtualSize()), broadcastHeight: tipHeight, bumpReservation: reservation };
+    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat: plan.feeSat, feeRateSatPerVb: Math.ceil(Number(plan.feeSat) / signed.virtualSize()), broadcastHeight: tipHeight, bumpReservation: reservation };
     this.peer.save(record);
-    this.log(`${record.channelId}: bumped state ${state.index} to ${record.close.feeRateSatPerVb} sat/vB with a fee input of ${coin.valueSat} sat (${signed.getId()})`);
+    this.log(`${record.channelId}: bumped state ${state.index} to ${plan.feeRateSatPerVb} sat/vB with a fee coin of ${coin.valueSat} sat (${signed.getId()})`);
+    await this.prepareNextFeeCoin(record);
     return signed.getId();
+  }
+
+  /**
+   * The next bump of the published state: +25 % (at least +1 sat/vB) over its rate, above the
+   * replaced version's rate too (BIP125), up to the ceiling. @returns null at the ceiling.
+   */
+  private planNextBump(record: DuplexRecord, replaced?: { feeSat: bigint; vsize: number }): BumpPlan | null {
+    const close = record.close!;
+    const ceiling = this.options.policy.maxFeeRateSatPerVb;
+    const replacedRate = replaced ? Math.ceil(Number(replaced.feeSat) / replaced.vsize) : 0;
+    const rate = Math.min(ceiling, Math.max(bumpedFeeRate(close.feeRateSatPerVb, ceiling), replacedRate + 1));
+    if (rate <= close.feeRateSatPerVb && rate <= replacedRate) return null;
+    const plan = planBump(this.peer.channelOf(record), record.current!, rate, replaced);
+    return plan.feeSat > feeForVsize(plan.vsize, ceiling) ? null : plan;
+  }
+
+  /**
+   * Splits off now the fee coin the next bump of our published version will need, so that it is
+   * confirmed when the bump is due (a replacement may not spend a new unconfirmed output).
+   */
+  private async prepareNextFeeCoin(record: DuplexRecord): Promise<void> {
+    const close = record.close!;
+    // What pushUnilateral passes as the replaced version, so the plans match to the satoshi.
+    const plan = this.planNextBump(record, { feeSat: close.feeSat, vsize: Transaction.fromHex(close.txHex).virtualSize() });
+    if (plan) await this.prepareFeeCoin(record, plan);
+  }
+
+  /** A wallet coin of exactly `plan.coinSat`: kept if the wallet has one free, else split off (change back to the wallet). */
+  private async prepareFeeCoin(record: DuplexRecord, plan: BumpPlan): Promise<void> {
+    const { wallet, policy, backend } = this.options;
+    const have = wallet.coins().find((c) => !c.reserved && !c.coinbase && c.valueSat === plan.coinSat);
+    if (have) {
+      if (have.confirmations < 1) this.log(`${record.channelId}: the fee coin of ${plan.coinSat} sat is not confirmed yet; bumping once it is`);
+      return;
+    }
+    // The split must confirm soon: it pays the node's next-block rate.
+    const rate = Math.min(policy.maxFeeRateSatPerVb, Math.ceil(await resolveFeeRate(backend, 1, this.options.fallbackFeeRateSatPerVb)));
+    try {
+      const split = await wallet.send(wallet.receiveAddress(), plan.coinSat, rate);
+      this.log(`${record.channelId}: split a fee coin of ${plan.coinSat} sat off for a bump to ${plan.feeRateSatPerVb} sat/vB (${split.txid})`);
+    } catch (err) {
+      this.log(`${record.channelId}: cannot split a fee coin of ${plan.coinSat} sat: ${(err as Error).message}`);
+    } finally {
+      await this.options.saveWallet();
+    }
   }
 
   /** Whether, and by what, the channel's funding output is spent (searched from its block on). */

@@ -15,7 +15,8 @@ import { errorMessage, msg } from '../../src/protocol/messages.js';
 import { duplexPair, heldTip, type DuplexPair } from '../helpers/duplex-pair.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
-import { txidToHash } from '../../src/protocol/bytes.js';
+import { hashToTxid, txidToHash } from '../../src/protocol/bytes.js';
+import { bumpedFeeRate } from '../../src/chain/fee-rate.js';
 import { SEQUENCE_LOCKTIME_RBF } from '../../src/protocol/transactions.js';
 import { Wallet } from '../../src/wallet/wallet.js';
 
@@ -216,22 +217,36 @@ describe('duplex channel', () => {
     await expect(env.backend.broadcast(oldTx.toHex())).rejects.toThrow();
   });
 
-  it('bumps a published state with a fee input of its own (ALL|ANYONECANPAY)', async () => {
+  it('bumps a published state to its target rate with a fee coin sized for it, the surplus back to the wallet', async () => {
     const pair = await duplexPair(env, { plannedUpdates: 4 });
     const id = await openConfirmed(pair);
     await pair.a.pay(id, 20_000n);
     pair.cut(true);
-    const finalAt = await pair.watchA.forceClose(id);
-    await pair.mineTo(finalAt - 1);
+    const finalAt = await pair.watchA.forceClose(id); // splits off the first bump's coin now
+    await pair.mineTo(finalAt - 1); // that coin confirms; at the locktime the state goes out
     const first = pair.a.get(id)!.close!;
     expect(first.broadcastHeight).toBeDefined();
-    const bumped = await pair.watchA.bump(pair.a.get(id)!, (await env.backend.getTip()).height);
+    const replaced = { feeSat: first.feeSat, vsize: Transaction.fromHex(first.txHex).virtualSize() };
+    const targetRate = bumpedFeeRate(first.feeRateSatPerVb, pair.a.options.policy.maxFeeRateSatPerVb);
+    const bumped = await pair.watchA.bump(pair.a.get(id)!, (await env.backend.getTip()).height, replaced);
     expect(bumped).not.toBeNull();
-    expect(bumped).not.toBe(first.txid);
     expect(await env.backend.getTransaction(first.txid)).toBeNull(); // replaced (BIP125)
+    // The node's view of the bumped state: its fee rate is the target's, not a whole coin's.
     const tx = await outputsOf(bumped!);
     expect(tx.ins.length).toBe(2);
-    expect(pair.a.get(id)!.close!.feeRateSatPerVb).toBeGreaterThan(first.feeRateSatPerVb);
+    const feeInput = tx.ins[1]!;
+    const split = await outputsOf(hashToTxid(feeInput.hash));
+    const coinSat = split.outs[feeInput.index]!.value;
+    const feeSat = 1_000_000n + coinSat - tx.outs.reduce((sum, o) => sum + o.value, 0n);
+    const vsize = BigInt(tx.virtualSize());
+    expect(feeSat).toBeGreaterThanOrEqual(BigInt(targetRate) * vsize);
+    expect(feeSat).toBeLessThanOrEqual(BigInt(targetRate) * (vsize + 3n)); // the size is planned worst-case
+    // The coin was split from a bigger one whose surplus went back to A's wallet as change.
+    const change = split.outs.findIndex((_, i) => i !== feeInput.index);
+    expect(change).toBeGreaterThanOrEqual(0);
+    await env.wallet.sync();
+    // A wallet coin (the next bump's split may have spent it already: the wallet still knows it).
+    expect(env.wallet.state().coins[`${split.getId()}:${change}`]).toBeDefined();
     await pair.mine(1);
     expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', txid: bumped, stateIndex: 1 });
   });
