@@ -44,6 +44,7 @@ export abstract class DuplexUpdates extends DuplexOpening {
     const record = this.get(channelId, true);
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
     return this.withLock(record.tempId, async () => {
+      await this.confirmFunding(record);
       this.requireUsable(record);
       const queued = (record.payBackQueue ?? []).reduce((s, q) => s + q.amountSat, 0n);
       const available = record.current!.balanceBSat - queued;
@@ -116,6 +117,7 @@ export abstract class DuplexUpdates extends DuplexOpening {
     // The lock covers signing and sending only: B's answer is handled under the same lock.
     const { answered } = await this.withLock(r.tempId, async () => {
       tip = await this.options.backend.getTip(); // read under the lock: the checks below follow it
+      await this.confirmFunding(r);
       this.requireUsable(r);
       if (r.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${r.pending.index} waits for B's countersignature (resume to resend it)`);
       if (requestId !== undefined && r.proposedRequests?.includes(requestId)) throw new ProtocolError('UNEXPECTED_MESSAGE', `pay request ${requestId} was already proposed`);
@@ -162,6 +164,8 @@ export abstract class DuplexUpdates extends DuplexOpening {
     // The one await comes first: every check below then sees the record as it is when B signs
     // (the lock keeps the watcher out too, docs/duplex.md).
     const tip = await this.options.backend.getTip();
+    // A saw the funding confirmed, maybe a block before this side's watcher: ask the node.
+    await this.confirmFunding(record);
     const current = record.current;
     const proposed: DuplexState = { index: m.index, balanceASat: m.balanceASat, balanceBSat: m.balanceBSat };
     if (current && m.index === current.index && m.balanceASat === current.balanceASat && m.balanceBSat === current.balanceBSat) {

@@ -154,11 +154,8 @@ export class DuplexWatcher {
   }
 
   private async checkFunding(record: DuplexRecord): Promise<void> {
-    const status = await this.options.backend.getTransaction(this.peer.channelOf(record).funding.txid);
-    if (status && status.confirmations >= record.minFundingConfirmations) {
-      record.fundingHeight = status.blockHeight;
-      this.peer.markConfirmed(record);
-    } else if (!status && record.role === 'A' && record.fundingTxHex && Transaction.fromHex(record.fundingTxHex).hasWitnesses()) {
+    const { known } = await this.peer.confirmFunding(record);
+    if (!known && record.role === 'A' && record.fundingTxHex && Transaction.fromHex(record.fundingTxHex).hasWitnesses()) {
       this.log(`${record.channelId}: the node lost the funding; broadcasting it again`);
       await this.peer.broadcast(record.fundingTxHex).catch((err: Error) => this.log(`rebroadcast refused: ${err.message}`));
     }

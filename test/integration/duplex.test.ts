@@ -359,4 +359,19 @@ describe('duplex channel', () => {
     await pair.a.pay(nextId, 1_000n); // the new channel's states spend an outpoint that exists
     expect(pair.b.get(nextId)!.current!.index).toBe(1);
   });
+
+  it('takes a payment right after a rollover confirmed, when the payer saw the block before the payee’s watcher', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    const nextId = await pair.a.rollover(id);
+    await env.mine(1);
+    await env.wallet.sync();
+    await pair.watchA.check(); // only A's watcher has seen the block: B's view is one tip stale
+    expect(pair.a.get(nextId)!.fundingConfirmed).toBe(true);
+    expect(pair.b.get(nextId)!.fundingConfirmed).toBe(false);
+    await pair.a.pay(nextId, 600n); // B asks the node before refusing for missing confirmations
+    expect(pair.b.get(nextId)!.current).toMatchObject({ index: 1, balanceASat: pair.a.get(nextId)!.current!.balanceASat });
+    expect(pair.b.get(nextId)!.fundingConfirmed).toBe(true);
+  });
 });
