@@ -579,6 +579,8 @@ describe('duplex-* wire messages', () => {
       deltaBlocks: 6,
       stateFeeRateSatPerVb: 1,
       fundingFeeRateSatPerVb: 2,
+      inputs: [{ txid: 'a3'.repeat(32), vout: 1, valueSat: 650_000n }],
+      outputs: [{ script: SCRIPTS.p2wpkh, valueSat: 20_000n }],
     }),
     msg('duplex-accept', {
       tempId,
@@ -631,6 +633,9 @@ describe('duplex-* wire messages', () => {
     ['a witness item above 100 bytes', 'duplex-funded', (o) => void (o.witnesses = [{ index: 0, stack: ['00'.repeat(101)] }])],
     ['unknown field in duplex-update', 'duplex-update', (o) => void (o.feeSat = '1')],
     ['unknown field in duplex-open', 'duplex-open', (o) => void (o.keyB = o.keyA)],
+    ['duplex-open without A’s inputs', 'duplex-open', (o) => void delete o.inputs],
+    ['unknown field in an open input', 'duplex-open', (o) => void ((o.inputs as Record<string, unknown>[])[0]!.script = '00')],
+    ['five open outputs', 'duplex-open', (o) => void (o.outputs = Array.from({ length: 5 }, () => ({ script: '00', valueSat: '1' })))],
     ['unknown field in an accept input', 'duplex-accept', (o) => void ((o.inputs as Record<string, unknown>[])[0]!.script = '00')],
     ['unknown field in duplex-closed', 'duplex-closed', (o) => void (o.index = 1)],
     ['index negative', 'duplex-update', (o) => void (o.index = -1)],
