@@ -130,9 +130,21 @@ export abstract class DuplexOpening extends DuplexCore {
     });
   }
 
+  /** tempIds of openings B is answering now (its steps await the node and the wallet). */
+  private readonly openingNow = new Set<string>();
+
   protected async onOpen(m: MessageOf<'duplex-open'>, link: PeerLink): Promise<void> {
+    if (this.records.has(m.tempId) || this.openingNow.has(m.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', m.tempId);
+    this.openingNow.add(m.tempId);
+    try {
+      await this.answerOpen(m, link);
+    } finally {
+      this.openingNow.delete(m.tempId);
+    }
+  }
+
+  private async answerOpen(m: MessageOf<'duplex-open'>, link: PeerLink): Promise<void> {
     const { policy, wallet } = this.options;
-    if (this.records.has(m.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', m.tempId);
     if (m.network !== this.options.network) throw new ProtocolError('WRONG_NETWORK', `${m.network}, this peer is on ${this.options.network}`);
     if (m.contributionBSat > policy.maxContributionSat) throw new ProtocolError('CAPACITY_TOO_LARGE', `this peer puts at most ${policy.maxContributionSat} sat into a channel`);
     if (m.contributionASat <= 0n) throw new ProtocolError('CAPACITY_TOO_SMALL', 'A must put something into the channel');
@@ -157,9 +169,6 @@ export abstract class DuplexOpening extends DuplexCore {
     // holding what A claims, enough for its contribution. (It proves they exist, not that they
     // are A's: the limits per key and address bound what a stranger can hold that way.)
     if (m.contributionBSat > 0n) await this.checkOpenerInputs(m);
-    // The await above may have let another opening of the same tempId in.
-    if (this.records.has(m.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', m.tempId);
-    this.checkOpeningLimits(m.keyA, link.peer);
     const key = wallet.nextDuplexKey();
     // One new address per opening: B's payout, and its fee-reserve coin.
     const ownScript = this.ownPayoutScript();
@@ -182,6 +191,17 @@ export abstract class DuplexOpening extends DuplexCore {
       outputs = c.outputs.slice(1);
     }
     await this.options.saveWallet();
+    // Checked again after the awaits, right before the record exists: the payer's other
+    // openings may have come in meanwhile.
+    try {
+      this.checkOpeningLimits(m.keyA, link.peer);
+    } catch (err) {
+      if (inputs.length > 0) {
+        await wallet.release(`duplex:${m.tempId}`);
+        await this.options.saveWallet();
+      }
+      throw err;
+    }
     const record: DuplexRecord = {
       tempId: m.tempId,
       role: 'B',
