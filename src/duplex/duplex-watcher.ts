@@ -123,6 +123,7 @@ export class DuplexWatcher {
     // the steps after a broadcast act only on confirmed spends.
     let read: Promise<OutpointStatus> | null = null;
     const readFunding = (): Promise<OutpointStatus> => (read ??= this.fundingStatus(record));
+    if (this.abortLostSuccessor(record)) return;
     if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record);
     if ((record.phase === 'open' || record.phase === 'closing') && record.current && record.fundingConfirmed) {
       const final = tipHeight >= stateLocktime(record.terms!, record.current.index);
@@ -331,6 +332,22 @@ export class DuplexWatcher {
     return this.options.backend.getOutpointStatus(this.peer.channelOf(record).funding, record.fundingHeight ?? 0);
   }
 
+  /**
+   * A channel opened by a rollover whose predecessor was settled by anything else: its funding
+   * (that rollover) can never confirm now. Read from the predecessor on each check (records are
+   * checked oldest first), so a restart between the two saves loses nothing.
+   * @returns whether it was aborted now.
+   */
+  private abortLostSuccessor(record: DuplexRecord): boolean {
+    if (record.phase !== 'open' || record.fundingConfirmed || !record.predecessorId || !record.channelId) return false;
+    const settled = this.peer.get(record.predecessorId)?.settlement;
+    if (!settled || settled.txid === record.channelId.split(':')[0]) return false;
+    record.phase = 'aborted';
+    this.peer.save(record);
+    this.log(`${record.channelId}: aborted: ${record.predecessorId} was settled by ${settled.kind} ${settled.txid}, not by the rollover that funds this channel`);
+    return true;
+  }
+
   private async checkSpent(record: DuplexRecord, readFunding: () => Promise<OutpointStatus>): Promise<void> {
     const status = await readFunding();
     if (status.state !== 'spent' || status.confirmations < 1) return;
@@ -338,11 +355,7 @@ export class DuplexWatcher {
     if (!spend) return;
     record.settlement = this.settlementOf(record, Transaction.fromHex(spend.hex), status.confirmations);
     record.phase = 'closed';
-    const successor = record.close?.successorId ? this.peer.get(record.close.successorId) : undefined;
-    if (successor && record.settlement.kind !== 'rollover' && successor.phase === 'open') {
-      successor.phase = 'aborted'; // its funding (the rollover) can never confirm now
-      this.peer.save(record, successor);
-    } else this.peer.save(record);
+    this.peer.save(record); // a rollover's new channel that lost the race is aborted under its own lock (abortLostSuccessor)
     this.log(`${record.channelId}: settled by ${record.settlement.kind} ${status.spendingTxid} (A ${record.settlement.valueASat}, B ${record.settlement.valueBSat}, fee ${record.settlement.feeSat})`);
   }
 

@@ -374,4 +374,18 @@ describe('duplex channel', () => {
     expect(pair.b.get(nextId)!.current).toMatchObject({ index: 1, balanceASat: pair.a.get(nextId)!.current!.balanceASat });
     expect(pair.b.get(nextId)!.fundingConfirmed).toBe(true);
   });
+
+  it('aborts a rollover’s new channel once the old one is settled by its newest state instead', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    pair.cutToA(true); // B signs the rollover; A never hears back, so nobody completes it
+    await expect(pair.a.rollover(id)).rejects.toThrow(/timed out/);
+    const successorId = pair.b.get(id)!.close!.successorId!;
+    expect(pair.b.get(successorId)!.phase).toBe('open');
+    await pair.mineTo(stateLocktime(pair.b.get(id)!.terms!, 1)); // final: B's watcher publishes state 1
+    await pair.mine(1);
+    expect(pair.b.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 1 });
+    expect(pair.b.get(successorId)!.phase).toBe('aborted');
+  });
 });
