@@ -161,10 +161,10 @@ export abstract class DuplexUpdates extends DuplexOpening {
 
   protected async onUpdate(record: DuplexRecord, m: MessageOf<'duplex-update'>, link: PeerLink): Promise<void> {
     this.expectRole('B', m.type);
-    // The one await comes first: every check below then sees the record as it is when B signs
-    // (the lock keeps the watcher out too, docs/duplex.md).
+    // The awaits come first: every check below then sees the record as it is when B signs (the
+    // lock keeps the watcher out too, docs/duplex.md). A saw the funding confirmed, maybe a block
+    // before this side's watcher did: ask the node rather than refuse on a stale flag.
     const tip = await this.options.backend.getTip();
-    // A saw the funding confirmed, maybe a block before this side's watcher: ask the node.
     await this.confirmFunding(record);
     const current = record.current;
     const proposed: DuplexState = { index: m.index, balanceASat: m.balanceASat, balanceBSat: m.balanceBSat };
