@@ -1,7 +1,7 @@
 /** Ending a duplex channel together: the cooperative close and the rollover (close-and-reopen). */
 import { randomBytes } from 'node:crypto';
 import type { Transaction } from 'bitcoinjs-lib';
-import { buildCooperativeCloseTx, buildRolloverTx, closeSighash, completeDuplexSpend, signedCloseTx, duplexOutputs, duplexSighash, DUPLEX_STATE_HASHTYPE, makeDuplexChannel, stateSighash, termsOf, type DuplexChannel, type DuplexState } from '../protocol/duplex-tx.js';
+import { buildCooperativeCloseTx, buildRolloverTx, closeSighash, signedCloseTx, duplexOutputs, makeDuplexChannel, rolloverSighash, signedRolloverTx, stateSighash, termsOf, type DuplexChannel, type DuplexState } from '../protocol/duplex-tx.js';
 import { checkDuplexTerms, plannedInitialLocktime, updatesLeft } from '../protocol/duplex-update.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { msg, type MessageOf } from '../protocol/messages.js';
@@ -29,6 +29,7 @@ export abstract class DuplexClosing extends DuplexUpdates {
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
     const rate = feeRateSatPerVb ?? (await this.feeRate(6));
     const { answered } = await this.withLock(record.tempId, async () => {
+      const tip = await this.options.backend.getTip(); // before the checks, which then hold until the signature leaves
       // Asking again (the peer refused or never answered) is safe: every close we sign pays the
       // same newest balances, whichever one the peer completes.
       if (!unansweredClose(record)) this.expectPhase(record, 'open');
@@ -37,7 +38,6 @@ export abstract class DuplexClosing extends DuplexUpdates {
       const current = record.current!;
       const tx = buildCooperativeCloseTx(channel, current, rate);
       const signature = this.sign(record, closeSighash(channel, current, rate));
-      const tip = await this.options.backend.getTip();
       record.phase = 'closing';
       // txHex stays empty until the peer's signature completes it.
       record.close = { kind: 'cooperative', txid: tx.getId(), txHex: '', feeSat: duplexOutputs(channel, current, rate).feeSat, feeRateSatPerVb: rate, broadcastHeight: tip.height };
@@ -50,17 +50,18 @@ export abstract class DuplexClosing extends DuplexUpdates {
   }
 
   protected async onClose(record: DuplexRecord, m: MessageOf<'duplex-close'>, link: PeerLink): Promise<void> {
+    // The awaits first: the checks below then hold when this side signs.
+    const floor = await this.minCloseRate();
+    const tip = await this.options.backend.getTip();
     if (!unansweredClose(record)) this.expectPhase(record, 'open');
     if (record.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${record.pending.index}`);
     const current = record.current!;
     if (m.index !== current.index) throw new ProtocolError('STATE_INDEX_MISMATCH', `close of state ${m.index}, the newest is ${current.index}`);
     if (m.feeRateSatPerVb > this.options.policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `above ${this.options.policy.maxFeeRateSatPerVb} sat/vB`);
-    const floor = await this.minCloseRate();
     if (m.feeRateSatPerVb < floor) throw new ProtocolError('FEE_RATE_INVALID', `below ${floor} sat/vB: the close might not confirm`);
     const channel = this.channelOf(record);
     const { tx, own } = this.completeClose(record, channel, current, m.feeRateSatPerVb, m.signature);
     this.links.set(record.tempId, link);
-    const tip = await this.options.backend.getTip();
     record.phase = 'closing';
     record.close = { kind: 'cooperative', txid: tx.getId(), txHex: tx.toHex(), feeSat: duplexOutputs(channel, current, m.feeRateSatPerVb).feeSat, feeRateSatPerVb: m.feeRateSatPerVb, broadcastHeight: tip.height };
     this.save(record);
@@ -143,22 +144,24 @@ export abstract class DuplexClosing extends DuplexUpdates {
       { txid: roll.tx.getId(), vout: 0 },
     );
     const state0: DuplexState = { index: 0, balanceASat: roll.contributionASat, balanceBSat: roll.contributionBSat };
-    return { next, state0, closeDigest: duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE), stateDigest: stateSighash(next, state0) };
+    return { next, state0, closeDigest: rolloverSighash(channel, roll.tx), stateDigest: stateSighash(next, state0) };
   }
 
   protected async onRollover(record: DuplexRecord, m: MessageOf<'duplex-rollover'>, link: PeerLink): Promise<void> {
     this.expectRole('B', m.type);
+    // The awaits first: the checks below then hold when B signs.
+    const tip = await this.options.backend.getTip();
+    const floor = await this.minCloseRate();
     const current = record.current!;
     const repeat = record.phase === 'closing' && record.close?.kind === 'rollover';
     if (!repeat) this.expectPhase(record, 'open');
     if (m.index !== current.index) throw new ProtocolError('STATE_INDEX_MISMATCH', `rollover of state ${m.index}, the newest is ${current.index}`);
     if (m.feeRateSatPerVb > this.options.policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `above ${this.options.policy.maxFeeRateSatPerVb} sat/vB`);
     const channel = this.channelOf(record);
-    const tip = await this.options.backend.getTip();
     if (!repeat && updatesLeft(channel, current.index, tip.height, this.options.policy.marginBlocks) > this.options.policy.budgetWarningUpdates) {
       throw new ProtocolError('UNEXPECTED_MESSAGE', 'the update budget is not nearly spent: no rollover yet');
     }
-    if (!repeat && m.feeRateSatPerVb < (await this.minCloseRate())) throw new ProtocolError('FEE_RATE_INVALID', 'the rollover fee rate is too low to confirm');
+    if (!repeat && m.feeRateSatPerVb < floor) throw new ProtocolError('FEE_RATE_INVALID', 'the rollover fee rate is too low to confirm');
     let roll: ReturnType<typeof buildRolloverTx>;
     try {
       roll = buildRolloverTx(channel, current, m.feeRateSatPerVb);
@@ -190,6 +193,7 @@ export abstract class DuplexClosing extends DuplexUpdates {
 
   protected async onRolledOver(record: DuplexRecord, m: MessageOf<'duplex-rolled-over'>): Promise<void> {
     this.expectRole('A', m.type);
+    const tip = await this.options.backend.getTip(); // before the checks, which then hold when A signs
     const proposal = record.rolloverProposal;
     if (!proposal || record.close?.successorId || record.phase !== 'open') {
       if (record.close?.successorId === m.newChannelId) return; // a repeat
@@ -204,9 +208,8 @@ export abstract class DuplexClosing extends DuplexUpdates {
     this.verifyPeer(record, channel, closeDigest, m.closeSignature);
     const ownState = this.sign(record, stateDigest);
     const ownClose = this.sign(record, closeDigest);
-    const tx = completeDuplexSpend(channel, roll.tx, ownClose, m.closeSignature, DUPLEX_STATE_HASHTYPE);
+    const tx = signedRolloverTx(channel, roll.tx, ownClose, m.closeSignature);
     const successor = this.successorRecord(record, next, { ...state0, sigA: ownState, sigB: m.stateSignature }, tx.toHex());
-    const tip = await this.options.backend.getTip();
     record.phase = 'closing';
     record.close = { kind: 'rollover', txid: tx.getId(), txHex: tx.toHex(), feeSat: roll.feeSat, feeRateSatPerVb: proposal.feeRateSatPerVb, broadcastHeight: tip.height, successorId: next.id };
     this.index(successor);
@@ -225,9 +228,9 @@ export abstract class DuplexClosing extends DuplexUpdates {
     if (close.txHex !== '') return; // a repeat
     const channel = this.channelOf(record);
     const roll = buildRolloverTx(channel, record.current!, close.feeRateSatPerVb);
-    const digest = duplexSighash(channel, roll.tx, DUPLEX_STATE_HASHTYPE);
+    const digest = rolloverSighash(channel, roll.tx);
     this.verifyPeer(record, channel, digest, m.closeSignature);
-    const tx = completeDuplexSpend(channel, roll.tx, m.closeSignature, this.sign(record, digest), DUPLEX_STATE_HASHTYPE);
+    const tx = signedRolloverTx(channel, roll.tx, m.closeSignature, this.sign(record, digest));
     record.close = { ...close, txHex: tx.toHex() };
     this.save(record);
     await this.broadcast(tx.toHex()).catch((err: Error) => this.log(`rollover ${tx.getId()} not broadcast yet (${err.message}); the watcher retries`));

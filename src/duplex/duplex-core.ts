@@ -133,6 +133,15 @@ export abstract class DuplexCore {
     return chainAfter(this.locks, tempId, fn);
   }
 
+  /**
+   * Runs `fn` under `record`'s lock: the one way anything outside the peer (the watcher) may
+   * change a record, so that no step of the peer sees it change across one of its awaits.
+   * `fn` must not take the same lock again (it would wait for itself).
+   */
+  locked<T>(record: DuplexRecord, fn: () => Promise<T>): Promise<T> {
+    return this.withLock(record.tempId, fn);
+  }
+
   /** A promise `settle(key)` resolves; it fails after `timeoutMs` (null: never, for work queued until the peer returns). */
   protected wait<T>(key: string, what: string, timeoutMs: number | null = this.options.answerTimeoutMs ?? 30_000): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -233,7 +242,24 @@ export abstract class DuplexCore {
     }
   }
 
-  /** Marks the funding confirmed (called by the watcher). */
+  /**
+   * Reads the funding's confirmations from the node and marks it confirmed once it has them: the
+   * watcher does it on each tip, and a step about to refuse for missing confirmations does it
+   * first (the peer may have seen the block before this side's watcher did). The caller holds the
+   * channel's lock. @returns whether the funding is confirmed now, and the node's view of it.
+   */
+  async confirmFunding(record: DuplexRecord): Promise<{ confirmed: boolean; known: boolean }> {
+    if (record.fundingConfirmed) return { confirmed: true, known: true };
+    if (!record.channelId) return { confirmed: false, known: false };
+    const status = await this.options.backend.getTransaction(this.channelOf(record).funding.txid);
+    if (status && status.confirmations >= record.minFundingConfirmations && record.phase === 'open' && !record.fundingConfirmed) {
+      record.fundingHeight = status.blockHeight;
+      this.markConfirmed(record);
+    }
+    return { confirmed: record.fundingConfirmed, known: status !== null };
+  }
+
+  /** Marks the funding confirmed (called under the channel's lock). */
   markConfirmed(record: DuplexRecord): void {
     record.fundingConfirmed = true;
     this.save(record);

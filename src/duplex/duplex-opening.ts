@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { Transaction } from 'bitcoinjs-lib';
 import { BroadcastRejectedError } from '../chain/backend.js';
+import { equalBytes } from '../protocol/bytes.js';
 import { buildDuplexFundingTx, checkDuplexFundingTx, type FundingInput, type FundingOutput } from '../protocol/duplex-funding.js';
 import { duplexFundingScripts, duplexOutputs, stateSighash, type DuplexState, type DuplexTerms } from '../protocol/duplex-tx.js';
 import { checkDuplexTerms, plannedInitialLocktime } from '../protocol/duplex-update.js';
@@ -22,8 +23,14 @@ export interface OpenDuplexRequest {
   readonly stateFeeRateSatPerVb?: number;
 }
 
-/** Openings B takes part in at once (each may reserve B's coins): a stranger cannot hold more. */
-const MAX_OPENINGS = 16;
+/**
+ * Openings B takes part in at once per payer key, and per source address (what the transport
+ * knows of the connection): one payer, or one connection rotating keys, cannot hold more and
+ * block everyone else's openings. There is no global cap: a stranger's opening reserves none of
+ * B's coins (they are chosen only once A's own inputs are shown and checked on chain).
+ */
+export const MAX_OPENINGS_PER_KEY = 4;
+export const MAX_OPENINGS_PER_ADDRESS = 16;
 /** A P2WPKH output script (the wallet's kind), standing in for B's before B allocates one. */
 const P2WPKH_PLACEHOLDER = Uint8Array.of(0x00, 0x14, ...new Uint8Array(20));
 /** An opening with no funding signed after this many blocks is abandoned (its coins released). */
@@ -100,6 +107,8 @@ export abstract class DuplexOpening extends DuplexCore {
         deltaBlocks: terms.deltaBlocks,
         stateFeeRateSatPerVb: terms.stateFeeRateSatPerVb,
         fundingFeeRateSatPerVb,
+        inputs: [...record.ownInputs!],
+        outputs: [...record.ownOutputs!],
       }),
     );
     try {
@@ -121,16 +130,25 @@ export abstract class DuplexOpening extends DuplexCore {
     });
   }
 
+  /** tempIds of openings B is answering now (its steps await the node and the wallet). */
+  private readonly openingNow = new Set<string>();
+
   protected async onOpen(m: MessageOf<'duplex-open'>, link: PeerLink): Promise<void> {
+    if (this.records.has(m.tempId) || this.openingNow.has(m.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', m.tempId);
+    this.openingNow.add(m.tempId);
+    try {
+      await this.answerOpen(m, link);
+    } finally {
+      this.openingNow.delete(m.tempId);
+    }
+  }
+
+  private async answerOpen(m: MessageOf<'duplex-open'>, link: PeerLink): Promise<void> {
     const { policy, wallet } = this.options;
-    if (this.records.has(m.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', m.tempId);
     if (m.network !== this.options.network) throw new ProtocolError('WRONG_NETWORK', `${m.network}, this peer is on ${this.options.network}`);
     if (m.contributionBSat > policy.maxContributionSat) throw new ProtocolError('CAPACITY_TOO_LARGE', `this peer puts at most ${policy.maxContributionSat} sat into a channel`);
     if (m.contributionASat <= 0n) throw new ProtocolError('CAPACITY_TOO_SMALL', 'A must put something into the channel');
-    // Openings in progress, and channels B put coins into whose funding is not confirmed yet
-    // (B's signed inputs are out; its coins stay reserved until the funding confirms).
-    const opening = [...this.records.values()].filter((r) => r.phase === 'opening' || (r.role === 'B' && r.phase === 'open' && !r.fundingConfirmed && (r.ownInputs?.length ?? 0) > 0)).length;
-    if (opening >= MAX_OPENINGS) throw new ProtocolError('RATE_LIMITED', `${opening} duplex openings are in progress; retry later`);
+    this.checkOpeningLimits(m.keyA, link.peer);
     const tip = await this.options.backend.getTip();
     const proposed = {
       network: m.network,
@@ -147,6 +165,10 @@ export abstract class DuplexOpening extends DuplexCore {
     // proposals, from anyone, use up nothing; then once more with B's real key and script.
     checkDuplexTerms(this.options.secp, policy, { ...proposed, keyB: m.keyA, scriptB: P2WPKH_PLACEHOLDER }, tip.height);
     if (m.fundingFeeRateSatPerVb > policy.maxFeeRateSatPerVb) throw new ProtocolError('FEE_RATE_INVALID', `funding fee rate above ${policy.maxFeeRateSatPerVb} sat/vB`);
+    // B shows and reserves coins only for an A whose own coins are real: unspent segwit outputs
+    // holding what A claims, enough for its contribution. (It proves they exist, not that they
+    // are A's: the limits per key and address bound what a stranger can hold that way.)
+    if (m.contributionBSat > 0n) await this.checkOpenerInputs(m);
     const key = wallet.nextDuplexKey();
     // One new address per opening: B's payout, and its fee-reserve coin.
     const ownScript = this.ownPayoutScript();
@@ -169,6 +191,17 @@ export abstract class DuplexOpening extends DuplexCore {
       outputs = c.outputs.slice(1);
     }
     await this.options.saveWallet();
+    // Checked again after the awaits, right before the record exists: the payer's other
+    // openings may have come in meanwhile.
+    try {
+      this.checkOpeningLimits(m.keyA, link.peer);
+    } catch (err) {
+      if (inputs.length > 0) {
+        await wallet.release(`duplex:${m.tempId}`);
+        await this.options.saveWallet();
+      }
+      throw err;
+    }
     const record: DuplexRecord = {
       tempId: m.tempId,
       role: 'B',
@@ -181,6 +214,7 @@ export abstract class DuplexOpening extends DuplexCore {
       fundingConfirmed: false,
       ownInputs: inputs,
       ownOutputs: outputs,
+      ...(link.peer !== undefined ? { openedBy: link.peer } : {}),
       updates: 0,
       paidAtoBSat: 0n,
       paidBtoASat: 0n,
@@ -198,6 +232,38 @@ export abstract class DuplexOpening extends DuplexCore {
         outputs,
       }),
     );
+  }
+
+  /**
+   * Refuses an opening from a payer key, or a source address, that already holds its share of
+   * openings in progress (and of channels B put coins into whose funding is not confirmed yet:
+   * B's signed inputs are out and its coins stay reserved until then).
+   * @throws ProtocolError RATE_LIMITED.
+   */
+  private checkOpeningLimits(keyA: Uint8Array, address: string | undefined): void {
+    const busy = [...this.records.values()].filter((r) => r.role === 'B' && (r.phase === 'opening' || (r.phase === 'open' && !r.fundingConfirmed && (r.ownInputs?.length ?? 0) > 0)));
+    const byKey = busy.filter((r) => r.terms && equalBytes(r.terms.keyA, keyA)).length;
+    if (byKey >= MAX_OPENINGS_PER_KEY) throw new ProtocolError('RATE_LIMITED', `${byKey} duplex openings of this key are in progress; retry later`);
+    if (address === undefined) return;
+    const byAddress = busy.filter((r) => r.openedBy === address).length;
+    if (byAddress >= MAX_OPENINGS_PER_ADDRESS) throw new ProtocolError('RATE_LIMITED', `${byAddress} duplex openings from ${address} are in progress; retry later`);
+  }
+
+  /**
+   * A's inputs, before B shows any coin of its own: unspent segwit outputs holding the values A
+   * claims, none of them B's, enough for A's contribution and outputs.
+   * @throws ProtocolError FUNDING_MISMATCH, FUNDING_NOT_SEGWIT.
+   */
+  private async checkOpenerInputs(m: MessageOf<'duplex-open'>): Promise<void> {
+    if (m.inputs.length === 0) throw new ProtocolError('FUNDING_MISMATCH', 'A shows no coins for its contribution');
+    const keys = new Set(m.inputs.map((i) => `${i.txid}:${i.vout}`));
+    if (keys.size !== m.inputs.length) throw new ProtocolError('FUNDING_MISMATCH', 'A names one coin twice');
+    const own = new Set(this.options.wallet.coins().map((c) => `${c.outpoint.txid}:${c.outpoint.vout}`));
+    if ([...keys].some((k) => own.has(k))) throw new ProtocolError('FUNDING_MISMATCH', 'A names a coin of this side');
+    const inA = m.inputs.reduce((s, i) => s + i.valueSat, 0n);
+    const outA = m.outputs.reduce((s, o) => s + o.valueSat, 0n);
+    if (inA < m.contributionASat + outA) throw new ProtocolError('FUNDING_MISMATCH', `A's inputs (${inA}) do not cover its contribution and outputs`);
+    await this.checkOtherInputs(m.inputs, m.inputs);
   }
 
   protected async onAccept(record: DuplexRecord, m: MessageOf<'duplex-accept'>): Promise<void> {

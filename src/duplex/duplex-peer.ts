@@ -119,6 +119,7 @@ export class DuplexPeer extends DuplexClosing {
    */
   protected async onPeerError(record: DuplexRecord, code: string, text: string, about: { index?: number; requestId?: string }): Promise<void> {
     const error = new ProtocolError(isProtocolErrorCode(code) ? code : 'INTERNAL_ERROR', text);
+    const tip = await this.options.backend.getTip(); // before anything is read or changed below
     const p = record.pending;
     if (this.role === 'A' && p && about.index === p.index) {
       record.refusedIndex = Math.max(record.refusedIndex ?? 0, p.index);
@@ -126,7 +127,6 @@ export class DuplexPeer extends DuplexClosing {
       const current = record.current!;
       const cancel: DuplexState = { index: p.index + 1, balanceASat: current.balanceASat, balanceBSat: current.balanceBSat };
       const channel = this.channelOf(record);
-      const tip = await this.options.backend.getTip();
       let canCancel = p.cancels === undefined && record.phase === 'open';
       try {
         if (canCancel) checkNextState(channel, current, cancel, tip.height, this.options.policy.marginBlocks);

@@ -64,6 +64,8 @@ export interface DuplexRecord {
   phase: DuplexPhase;
   /** Tip height when the opening started (openings that stall are abandoned). */
   openedHeight?: number;
+  /** B: the source address of the connection that asked for the opening (limits per address). */
+  readonly openedBy?: string;
   /** Our duplex key index (Wallet.nextDuplexKey). */
   readonly keyIndex: number;
   /** Complete once both keys and contributions are known. */

@@ -44,6 +44,7 @@ export abstract class DuplexUpdates extends DuplexOpening {
     const record = this.get(channelId, true);
     if (!record) throw new RangeError(`unknown duplex channel ${channelId}`);
     return this.withLock(record.tempId, async () => {
+      await this.confirmFunding(record);
       this.requireUsable(record);
       const queued = (record.payBackQueue ?? []).reduce((s, q) => s + q.amountSat, 0n);
       const available = record.current!.balanceBSat - queued;
@@ -111,11 +112,12 @@ export abstract class DuplexUpdates extends DuplexOpening {
       const successorId = await this.rollover(record.channelId!);
       record = this.get(successorId)!;
       await this.waitConfirmed(record);
-      tip = await this.options.backend.getTip();
     }
     const r = record;
     // The lock covers signing and sending only: B's answer is handled under the same lock.
     const { answered } = await this.withLock(r.tempId, async () => {
+      tip = await this.options.backend.getTip(); // read under the lock: the checks below follow it
+      await this.confirmFunding(r);
       this.requireUsable(r);
       if (r.pending) throw new ProtocolError('UPDATE_IN_FLIGHT', `state ${r.pending.index} waits for B's countersignature (resume to resend it)`);
       if (requestId !== undefined && r.proposedRequests?.includes(requestId)) throw new ProtocolError('UNEXPECTED_MESSAGE', `pay request ${requestId} was already proposed`);
@@ -159,6 +161,11 @@ export abstract class DuplexUpdates extends DuplexOpening {
 
   protected async onUpdate(record: DuplexRecord, m: MessageOf<'duplex-update'>, link: PeerLink): Promise<void> {
     this.expectRole('B', m.type);
+    // The awaits come first: every check below then sees the record as it is when B signs (the
+    // lock keeps the watcher out too, docs/duplex.md). A saw the funding confirmed, maybe a block
+    // before this side's watcher did: ask the node rather than refuse on a stale flag.
+    const tip = await this.options.backend.getTip();
+    await this.confirmFunding(record);
     const current = record.current;
     const proposed: DuplexState = { index: m.index, balanceASat: m.balanceASat, balanceBSat: m.balanceBSat };
     if (current && m.index === current.index && m.balanceASat === current.balanceASat && m.balanceBSat === current.balanceBSat) {
@@ -169,7 +176,6 @@ export abstract class DuplexUpdates extends DuplexOpening {
     }
     this.requireUsable(record);
     const channel = this.channelOf(record);
-    const tip = await this.options.backend.getTip();
     const requested = m.requestId === undefined ? null : (record.payBackQueue?.find((q) => q.requestId === m.requestId)?.amountSat ?? null);
     if (m.requestId !== undefined && requested === null) throw new ProtocolError('BALANCE_MISMATCH', `no open pay request ${m.requestId}`);
     checkProposalForB(channel, current!, proposed, requested, tip.height, this.options.policy.marginBlocks);

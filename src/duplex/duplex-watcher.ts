@@ -6,18 +6,19 @@
  *   must not get Δ blocks later the chance to publish an older state);
  * - bumps a published state that is still unconfirmed after `bumpAfterBlocks`: it adds a fee
  *   input of this side's own (SIGHASH_ALL|ANYONECANPAY left both signatures valid), +25 % per
- *   step up to `maxFeeRateSatPerVb`, replacing the previous version (BIP125);
+ *   step up to `maxFeeRateSatPerVb`, replacing the previous version (BIP125). No output can be
+ *   added, so the input is a coin sized for the step, split off one step ahead (duplex-bump.ts);
  * - reads how the funding output was spent once that is confirmed, whoever spent it.
  */
 import { Transaction } from 'bitcoinjs-lib';
 import type { OutpointStatus } from '../chain/backend.js';
-import { bumpedFeeRate } from '../chain/fee-rate.js';
+import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
+import { planBump, type BumpPlan } from '../protocol/duplex-bump.js';
 import { equalBytes, hashToTxid, txidToHash } from '../protocol/bytes.js';
 import {
   buildStateTx,
   completeDuplexSpend,
   duplexOutputs,
-  duplexSpendVsize,
   DUPLEX_STATE_HASHTYPE,
   signedStateTx,
   stateLocktime,
@@ -26,9 +27,6 @@ import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js'
 import type { DuplexRecord, Settlement } from './duplex-record.js';
 import { OPENING_TIMEOUT_BLOCKS } from './duplex-opening.js';
 import type { DuplexPeer } from './duplex-peer.js';
-
-/** vsize a P2WPKH fee input adds (41 bytes + a 108-byte witness at a quarter, rounded up). */
-const FEE_INPUT_VBYTES = 68;
 
 export class DuplexWatcher {
   private running = false;
@@ -50,14 +48,19 @@ export class DuplexWatcher {
   async forceClose(channelId: string): Promise<number> {
     const record = this.peer.get(channelId, true);
     if (!record?.current) throw new RangeError(`unknown or unopened duplex channel ${channelId}`);
-    if (record.phase !== 'open' && !(record.phase === 'closing' && record.close?.kind !== 'unilateral')) throw new RangeError(`the channel is ${record.phase}`);
-    const tipHeight = record.fundingConfirmed ? (await this.options.backend.getTip()).height : null;
-    return this.closeAlone(record, tipHeight, () => this.fundingStatus(record));
+    // Under the channel's lock, checked once it is held: a countersignature in flight finishes
+    // first, and the close then publishes the state it produced.
+    return this.peer.locked(record, async () => {
+      if (record.phase !== 'open' && !(record.phase === 'closing' && record.close?.kind !== 'unilateral')) throw new RangeError(`the channel is ${record.phase}`);
+      const tipHeight = record.fundingConfirmed ? (await this.options.backend.getTip()).height : null;
+      return this.closeAlone(record, tipHeight, () => this.fundingStatus(record));
+    });
   }
 
   /**
    * {@link forceClose} of a record checked already, with the tip (null: the funding is not
-   * confirmed, nothing to publish yet) and the funding status as its caller reads them.
+   * confirmed, nothing to publish yet) and the funding status as its caller reads them. The
+   * caller holds the channel's lock, as for every step below that changes the record.
    */
   private async closeAlone(record: DuplexRecord, tipHeight: number | null, readFunding: () => Promise<OutpointStatus>): Promise<number> {
     const current = record.current!;
@@ -76,7 +79,11 @@ export class DuplexWatcher {
       ...(record.close ? { supersededTxid: record.close.txid } : {}),
     };
     this.peer.save(record);
-    if (tipHeight !== null) await this.pushUnilateral(record, tipHeight, tipHeight >= tx.locktime, readFunding);
+    if (tipHeight !== null) {
+      await this.pushUnilateral(record, tipHeight, tipHeight >= tx.locktime, readFunding);
+      // The first bump's coin, split off now so it is confirmed if the state gets stuck.
+      if (record.close.kind === 'unilateral' && record.close.txHex === tx.toHex()) await this.prepareNextFeeCoin(record);
+    }
     return tx.locktime + 1;
   }
 
@@ -100,16 +107,23 @@ export class DuplexWatcher {
   }
 
   private async checkOne(record: DuplexRecord, tipHeight: number): Promise<void> {
+    if (record.phase === 'opening' && record.openedHeight !== undefined && tipHeight - record.openedHeight >= OPENING_TIMEOUT_BLOCKS) {
+      this.log(`${record.tempId}: opening stalled for ${OPENING_TIMEOUT_BLOCKS} blocks; abandoned`);
+      await this.peer.abortOpening(record); // takes the lock itself
+      return;
+    }
+    // Every change below goes through the channel's lock: a step of the peer (a countersignature
+    // waiting for the tip) never sees the record change under it, and this check sees its result.
+    await this.peer.locked(record, () => this.checkLocked(record, tipHeight));
+  }
+
+  private async checkLocked(record: DuplexRecord, tipHeight: number): Promise<void> {
     // The funding's status, read at most once in this check: its steps may each ask for it, and
     // a read searches the chain from the funding's block. Nothing here confirms a spend, and
     // the steps after a broadcast act only on confirmed spends.
     let read: Promise<OutpointStatus> | null = null;
     const readFunding = (): Promise<OutpointStatus> => (read ??= this.fundingStatus(record));
-    if (record.phase === 'opening' && record.openedHeight !== undefined && tipHeight - record.openedHeight >= OPENING_TIMEOUT_BLOCKS) {
-      this.log(`${record.tempId}: opening stalled for ${OPENING_TIMEOUT_BLOCKS} blocks; abandoned`);
-      await this.peer.abortOpening(record);
-      return;
-    }
+    if (this.abortLostSuccessor(record)) return;
     if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record);
     if ((record.phase === 'open' || record.phase === 'closing') && record.current && record.fundingConfirmed) {
       const final = tipHeight >= stateLocktime(record.terms!, record.current.index);
@@ -141,11 +155,8 @@ export class DuplexWatcher {
   }
 
   private async checkFunding(record: DuplexRecord): Promise<void> {
-    const status = await this.options.backend.getTransaction(this.peer.channelOf(record).funding.txid);
-    if (status && status.confirmations >= record.minFundingConfirmations) {
-      record.fundingHeight = status.blockHeight;
-      this.peer.markConfirmed(record);
-    } else if (!status && record.role === 'A' && record.fundingTxHex && Transaction.fromHex(record.fundingTxHex).hasWitnesses()) {
+    const { known } = await this.peer.confirmFunding(record);
+    if (!known && record.role === 'A' && record.fundingTxHex && Transaction.fromHex(record.fundingTxHex).hasWitnesses()) {
       this.log(`${record.channelId}: the node lost the funding; broadcasting it again`);
       await this.peer.broadcast(record.fundingTxHex).catch((err: Error) => this.log(`rebroadcast refused: ${err.message}`));
     }
@@ -171,7 +182,7 @@ export class DuplexWatcher {
           this.log(`${record.channelId}: ${rival.txid} (same balances) spends the funding in the mempool; bumping past it only if it does not confirm`);
           return;
         }
-        if (!acceptable || tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bump(record, tipHeight, rival);
+        if (!acceptable || tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bumpLocked(record, tipHeight, rival);
         return;
       }
       try {
@@ -188,7 +199,7 @@ export class DuplexWatcher {
       record.close = { ...close, broadcastHeight: tipHeight };
       this.peer.save(record);
     } else if (tipHeight - close.broadcastHeight >= this.options.policy.bumpAfterBlocks) {
-      await this.bump(record, tipHeight, { feeSat: close.feeSat, vsize: Transaction.fromHex(close.txHex).virtualSize() });
+      await this.bumpLocked(record, tipHeight, { feeSat: close.feeSat, vsize: Transaction.fromHex(close.txHex).virtualSize() });
     }
   }
 
@@ -220,39 +231,38 @@ export class DuplexWatcher {
 
   /**
    * Replaces the published newest state with a version that carries a fee input of this side's
-   * own wallet (its whole value is fee: the state's outputs are fixed). No-op at the ceiling, or
-   * when the wallet has no coin of a suitable size (logged: keep a fee reserve coin).
+   * own wallet. The state's outputs are fixed (a change output would void both signatures), so
+   * the input is a confirmed coin of exactly the value the target rate needs (duplex-bump.ts);
+   * without one, this splits one off and the bump follows once it confirms. No-op at the ceiling.
    * @returns the new txid, or null.
    */
-  async bump(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
+  bump(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
+    return this.peer.locked(record, () => this.bumpLocked(record, tipHeight, rival));
+  }
+
+  /** {@link bump}, the channel's lock held. */
+  private async bumpLocked(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
     const close = record.close;
     const state = record.current;
     if (close?.kind !== 'unilateral' || !state) throw new RangeError('only a published state is bumped');
     const { policy, wallet } = this.options;
-    const rivalRate = rival ? Math.ceil(Number(rival.feeSat) / rival.vsize) : 0;
-    // BIP125: above the replaced transaction's rate by at least the 1 sat/vB incremental relay fee.
-    const rate = Math.min(policy.maxFeeRateSatPerVb, Math.max(bumpedFeeRate(close.feeRateSatPerVb, policy.maxFeeRateSatPerVb), rivalRate + 1));
-    if (rate <= close.feeRateSatPerVb && rate <= rivalRate) {
+    const plan = this.planNextBump(record, rival);
+    if (!plan) {
       this.log(`${record.channelId}: state ${state.index} is at the fee ceiling of ${policy.maxFeeRateSatPerVb} sat/vB`);
       return null;
     }
-    const channel = this.peer.channelOf(record);
-    const vsize = duplexSpendVsize(channel) + FEE_INPUT_VBYTES;
-    const stateFee = duplexOutputs(channel, state, channel.stateFeeRateSatPerVb).feeSat;
-    // The absolute fee must also beat the rival's by the incremental fee for our size.
-    const target = [feeForVsize(vsize, rate), (rival?.feeSat ?? 0n) + BigInt(vsize)].reduce((a, b) => (a > b ? a : b));
-    const needed = target - stateFee;
-    const reservation = `bump:${record.channelId}:${rate}`;
-    const coin = await wallet.reserveFeeCoin(reservation, needed > 0n ? needed : 1n, feeForVsize(vsize, policy.maxFeeRateSatPerVb));
+    const reservation = `bump:${record.channelId}:${plan.feeRateSatPerVb}`;
+    // Exactly the planned value: any bigger coin would be fee, all of it.
+    const coin = await wallet.reserveFeeCoin(reservation, plan.coinSat, plan.coinSat);
     if (!coin) {
-      this.log(`${record.channelId}: no wallet coin between ${needed} and ${feeForVsize(vsize, policy.maxFeeRateSatPerVb)} sat to bump state ${state.index} with`);
+      await this.prepareFeeCoin(record, plan);
       return null;
     }
+    const channel = this.peer.channelOf(record);
     const tx = buildStateTx(channel, state);
     tx.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
     const signed = completeDuplexSpend(channel, tx, state.sigA, state.sigB, DUPLEX_STATE_HASHTYPE);
     for (const { index, stack } of wallet.signContribution(signed, [1])) signed.setWitness(index, stack);
-    const feeSat = stateFee + coin.valueSat;
     try {
       await this.peer.broadcast(signed.toHex());
     } catch (err) {
@@ -265,15 +275,77 @@ export class DuplexWatcher {
     if (close.bumpReservation) await wallet.release(close.bumpReservation);
     await this.options.saveWallet();
     // Rounded up, so the next step's +1 sat/vB really is above this version's rate.
-    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat, feeRateSatPerVb: Math.ceil(Number(feeSat) / signed.virtualSize()), broadcastHeight: tipHeight, bumpReservation: reservation };
+    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat: plan.feeSat, feeRateSatPerVb: Math.ceil(Number(plan.feeSat) / signed.virtualSize()), broadcastHeight: tipHeight, bumpReservation: reservation };
     this.peer.save(record);
-    this.log(`${record.channelId}: bumped state ${state.index} to ${record.close.feeRateSatPerVb} sat/vB with a fee input of ${coin.valueSat} sat (${signed.getId()})`);
+    this.log(`${record.channelId}: bumped state ${state.index} to ${plan.feeRateSatPerVb} sat/vB with a fee coin of ${coin.valueSat} sat (${signed.getId()})`);
+    await this.prepareNextFeeCoin(record);
     return signed.getId();
+  }
+
+  /**
+   * The next bump of the published state: +25 % (at least +1 sat/vB) over its rate, above the
+   * replaced version's rate too (BIP125), up to the ceiling. @returns null at the ceiling.
+   */
+  private planNextBump(record: DuplexRecord, replaced?: { feeSat: bigint; vsize: number }): BumpPlan | null {
+    const close = record.close!;
+    const ceiling = this.options.policy.maxFeeRateSatPerVb;
+    const replacedRate = replaced ? Math.ceil(Number(replaced.feeSat) / replaced.vsize) : 0;
+    const rate = Math.min(ceiling, Math.max(bumpedFeeRate(close.feeRateSatPerVb, ceiling), replacedRate + 1));
+    if (rate <= close.feeRateSatPerVb && rate <= replacedRate) return null;
+    const plan = planBump(this.peer.channelOf(record), record.current!, rate, replaced);
+    return plan.feeSat > feeForVsize(plan.vsize, ceiling) ? null : plan;
+  }
+
+  /**
+   * Splits off now the fee coin the next bump of our published version will need, so that it is
+   * confirmed when the bump is due (a replacement may not spend a new unconfirmed output).
+   */
+  private async prepareNextFeeCoin(record: DuplexRecord): Promise<void> {
+    const close = record.close!;
+    // What pushUnilateral passes as the replaced version, so the plans match to the satoshi.
+    const plan = this.planNextBump(record, { feeSat: close.feeSat, vsize: Transaction.fromHex(close.txHex).virtualSize() });
+    if (plan) await this.prepareFeeCoin(record, plan);
+  }
+
+  /** A wallet coin of exactly `plan.coinSat`: kept if the wallet has one free, else split off (change back to the wallet). */
+  private async prepareFeeCoin(record: DuplexRecord, plan: BumpPlan): Promise<void> {
+    const { wallet, policy, backend } = this.options;
+    const have = wallet.coins().find((c) => !c.reserved && !c.coinbase && c.valueSat === plan.coinSat);
+    if (have) {
+      if (have.confirmations < 1) this.log(`${record.channelId}: the fee coin of ${plan.coinSat} sat is not confirmed yet; bumping once it is`);
+      return;
+    }
+    // The split must confirm soon: it pays the node's next-block rate.
+    const rate = Math.min(policy.maxFeeRateSatPerVb, Math.ceil(await resolveFeeRate(backend, 1, this.options.fallbackFeeRateSatPerVb)));
+    try {
+      const split = await wallet.send(wallet.receiveAddress(), plan.coinSat, rate);
+      this.log(`${record.channelId}: split a fee coin of ${plan.coinSat} sat off for a bump to ${plan.feeRateSatPerVb} sat/vB (${split.txid})`);
+    } catch (err) {
+      this.log(`${record.channelId}: cannot split a fee coin of ${plan.coinSat} sat: ${(err as Error).message}`);
+    } finally {
+      await this.options.saveWallet();
+    }
   }
 
   /** Whether, and by what, the channel's funding output is spent (searched from its block on). */
   private fundingStatus(record: DuplexRecord): Promise<OutpointStatus> {
     return this.options.backend.getOutpointStatus(this.peer.channelOf(record).funding, record.fundingHeight ?? 0);
+  }
+
+  /**
+   * A channel opened by a rollover whose predecessor was settled by anything else: its funding
+   * (that rollover) can never confirm now. Read from the predecessor on each check (records are
+   * checked oldest first), so a restart between the two saves loses nothing.
+   * @returns whether it was aborted now.
+   */
+  private abortLostSuccessor(record: DuplexRecord): boolean {
+    if (record.phase !== 'open' || record.fundingConfirmed || !record.predecessorId || !record.channelId) return false;
+    const settled = this.peer.get(record.predecessorId)?.settlement;
+    if (!settled || settled.txid === record.channelId.split(':')[0]) return false;
+    record.phase = 'aborted';
+    this.peer.save(record);
+    this.log(`${record.channelId}: aborted: ${record.predecessorId} was settled by ${settled.kind} ${settled.txid}, not by the rollover that funds this channel`);
+    return true;
   }
 
   private async checkSpent(record: DuplexRecord, readFunding: () => Promise<OutpointStatus>): Promise<void> {
@@ -283,11 +355,7 @@ export class DuplexWatcher {
     if (!spend) return;
     record.settlement = this.settlementOf(record, Transaction.fromHex(spend.hex), status.confirmations);
     record.phase = 'closed';
-    const successor = record.close?.successorId ? this.peer.get(record.close.successorId) : undefined;
-    if (successor && record.settlement.kind !== 'rollover' && successor.phase === 'open') {
-      successor.phase = 'aborted'; // its funding (the rollover) can never confirm now
-      this.peer.save(record, successor);
-    } else this.peer.save(record);
+    this.peer.save(record); // a rollover's new channel that lost the race is aborted under its own lock (abortLostSuccessor)
     this.log(`${record.channelId}: settled by ${record.settlement.kind} ${status.spendingTxid} (A ${record.settlement.valueASat}, B ${record.settlement.valueBSat}, fee ${record.settlement.feeSat})`);
   }
 

@@ -13,8 +13,11 @@
  *   the other output pays whatever that balance does not cover (never less than the agreed rate).
  * - Signatures: states are signed SIGHASH_ALL|ANYONECANPAY, which commits every signature to all
  *   outputs (no one can move money) and to its own input only, so either holder can later add a
- *   fee input of its own, alone, and re-broadcast (the seed's 思考). Cooperative closes are
- *   signed SIGHASH_ALL: nobody needs to change them after both signed.
+ *   fee input of its own, alone, and re-broadcast (the seed's 思考). Cooperative closes and
+ *   rollovers are signed SIGHASH_ALL: nobody needs to change them after both signed, and the
+ *   rollover's txid is the next channel's funding outpoint, so no one may change it (with
+ *   ANYONECANPAY anyone could add an input, change that txid and strand the new channel's
+ *   states; a stuck rollover is covered by the newest state instead, at its locktime).
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { dustThresholdSat } from './dust.js';
@@ -25,6 +28,8 @@ import { encodeSignature, feeForVsize, MAX_SIGNATURE_BYTES, sighashView, spendFu
 
 export const DUPLEX_STATE_HASHTYPE = SIGHASH_ALL | SIGHASH_ANYONECANPAY;
 export const DUPLEX_CLOSE_HASHTYPE = SIGHASH_ALL;
+/** A transaction whose txid another one depends on commits to every input (as the funding does). */
+export const DUPLEX_ROLLOVER_HASHTYPE = SIGHASH_ALL;
 
 export type DuplexRole = 'A' | 'B';
 
@@ -204,8 +209,10 @@ export interface Rollover {
 /**
  * Close-and-reopen in one transaction, when the update budget runs out: spends the funding output
  * into a new funding output for the same keys (nLockTime 0), each side paying half the fee (a
- * side with less pays what it has, the other the rest). Signed SIGHASH_ALL|ANYONECANPAY like a
- * state, so either side can add a fee input if it must confirm before the newest state is final.
+ * side with less pays what it has, the other the rest). Signed SIGHASH_ALL
+ * ({@link rolloverSighash}): its txid funds the next channel, whose state 0 is signed before it,
+ * so nobody can be allowed to add an input. If it does not confirm in time, the newest state
+ * (published at its locktime) settles the channel instead.
  * @throws RangeError if the balances cannot pay the fee.
  */
 export function buildRolloverTx(channel: DuplexChannel, balances: DuplexBalances, feeRateSatPerVb: number): Rollover {
@@ -225,4 +232,14 @@ export function buildRolloverTx(channel: DuplexChannel, balances: DuplexBalances
     contributionASat: balances.balanceASat - feeA,
     contributionBSat: balances.balanceBSat - feeB,
   };
+}
+
+/** What either party signs for the rollover `tx` (SIGHASH_ALL: its txid must never change). */
+export function rolloverSighash(channel: DuplexChannel, tx: Transaction): Uint8Array {
+  return duplexSighash(channel, tx, DUPLEX_ROLLOVER_HASHTYPE);
+}
+
+/** The rollover `tx` with both signatures. */
+export function signedRolloverTx(channel: DuplexChannel, tx: Transaction, sigA: Uint8Array, sigB: Uint8Array): Transaction {
+  return completeDuplexSpend(channel, tx, sigA, sigB, DUPLEX_ROLLOVER_HASHTYPE);
 }

@@ -108,6 +108,12 @@ const DuplexOpenSchema = v.strictObject({
   deltaBlocks: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)),
   stateFeeRateSatPerVb: feeRate,
   fundingFeeRateSatPerVb: feeRate,
+  /**
+   * A's coins for its contribution and its own outputs (change, fee reserve), shown first: B
+   * checks them on chain before it reveals or reserves any coin of its own.
+   */
+  inputs: v.pipe(v.array(v.strictObject({ txid, vout, valueSat: sats })), v.maxLength(50)),
+  outputs: v.pipe(v.array(v.strictObject({ script: hexVar(42), valueSat: sats })), v.maxLength(4)),
 });
 const txOutput = v.strictObject({ script: hexVar(42), valueSat: sats });
 const DuplexAcceptSchema = v.strictObject({

@@ -247,6 +247,9 @@ export class FrameGenerator {
           deltaBlocks: r.pick([1, 6, 144]),
           stateFeeRateSatPerVb: r.pick([1, 2, 1000]),
           fundingFeeRateSatPerVb: 2,
+          // Coins that do not exist: B must refuse them before showing any of its own.
+          inputs: r.chance(0.5) ? [] : [{ txid: r.hex(32), vout: r.int(3), valueSat: String(r.pick([10_000, 600_000])) }],
+          outputs: [],
         };
       case 'duplex-update':
         return { v: 1, type, channelId: this.channelId(), index: r.int(5), balanceASat: this.totalSat(), balanceBSat: this.totalSat(), signature: this.signatureHex() };

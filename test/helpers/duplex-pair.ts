@@ -4,6 +4,7 @@
  * `check()` after mining rather than waiting for tip notifications.
  */
 import { randomBytes } from 'node:crypto';
+import type { BlockTip, ChainBackend } from '../../src/chain/backend.js';
 import { DuplexPeer } from '../../src/duplex/duplex-peer.js';
 import { DuplexStore } from '../../src/duplex/duplex-store.js';
 import { DuplexWatcher } from '../../src/duplex/duplex-watcher.js';
@@ -32,7 +33,46 @@ export interface DuplexPair {
   restartA(): DuplexPeer;
 }
 
-export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> = {}, fundBSat = 2_000_000n, storeFileA = ':memory:'): Promise<DuplexPair> {
+/**
+ * The real backend, whose next `getTip` after {@link HeldTip.hold} waits until {@link
+ * HeldTip.release}: a test holds one step's tip read open while another step runs.
+ */
+export interface HeldTip {
+  readonly backend: ChainBackend;
+  hold(): void;
+  /** getTip calls waiting now. */
+  readonly waiting: number;
+  release(): void;
+}
+
+export function heldTip(real: ChainBackend): HeldTip {
+  let armed = false;
+  const held: (() => void)[] = [];
+  const getTip = async (): Promise<BlockTip> => {
+    if (armed) {
+      armed = false;
+      await new Promise<void>((resolve) => held.push(resolve));
+    }
+    return real.getTip();
+  };
+  const backend = new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'getTip') return getTip;
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return {
+    backend,
+    hold: () => (armed = true),
+    get waiting() {
+      return held.length;
+    },
+    release: () => held.splice(0).forEach((resolve) => resolve()),
+  };
+}
+
+export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> = {}, fundBSat = 2_000_000n, storeFileA = ':memory:', backendB: ChainBackend = env.backend): Promise<DuplexPair> {
   const walletB = await Wallet.open({ seed: randomBytes(32), network: 'regtest', backend: env.backend, secp: env.secp, birthdayHeight: (await env.backend.getTip()).height });
   if (fundBSat > 0n) {
     await env.wallet.send(walletB.receiveAddress(), fundBSat, 2);
@@ -43,7 +83,7 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
   const common = { network: 'regtest' as const, secp: env.secp, policy: fullPolicy, backend: env.backend, saveWallet: () => {}, fallbackFeeRateSatPerVb: 2, answerTimeoutMs: 10_000 };
   const makeA = () => new DuplexPeer({ ...common, role: 'A', wallet: env.wallet, store: DuplexStore.open(storeFileA) });
   let a = makeA();
-  const b = new DuplexPeer({ ...common, role: 'B', wallet: walletB, store: DuplexStore.open(':memory:') });
+  const b = new DuplexPeer({ ...common, role: 'B', backend: backendB, wallet: walletB, store: DuplexStore.open(':memory:') });
   let cut = false;
   let cutToA = false;
   const link = loopbackPair(

@@ -3,6 +3,7 @@
  * unilateral close by each side, an old state that cannot beat the newest, a fee bump with a fee
  * input, and the update budget running out (rollover).
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,9 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedState } from '../../src/duplex/duplex-record.js';
 import { signedStateTx, stateLocktime, stateSighash } from '../../src/protocol/duplex-tx.js';
 import { errorMessage, msg } from '../../src/protocol/messages.js';
-import { duplexPair, type DuplexPair } from '../helpers/duplex-pair.js';
+import { duplexPair, heldTip, type DuplexPair } from '../helpers/duplex-pair.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
+import { hashToTxid, txidToHash } from '../../src/protocol/bytes.js';
+import { bumpedFeeRate } from '../../src/chain/fee-rate.js';
+import { SEQUENCE_LOCKTIME_RBF } from '../../src/protocol/transactions.js';
+import { Wallet } from '../../src/wallet/wallet.js';
 
 let env: RegtestEnv;
 beforeAll(async () => {
@@ -212,22 +217,41 @@ describe('duplex channel', () => {
     await expect(env.backend.broadcast(oldTx.toHex())).rejects.toThrow();
   });
 
-  it('bumps a published state with a fee input of its own (ALL|ANYONECANPAY)', async () => {
+  it('bumps a published state to its target rate with a fee coin sized for it, the surplus back to the wallet', async () => {
     const pair = await duplexPair(env, { plannedUpdates: 4 });
     const id = await openConfirmed(pair);
     await pair.a.pay(id, 20_000n);
     pair.cut(true);
-    const finalAt = await pair.watchA.forceClose(id);
-    await pair.mineTo(finalAt - 1);
+    const finalAt = await pair.watchA.forceClose(id); // splits off the first bump's coin now
+    await pair.mineTo(finalAt - 1); // that coin confirms; at the locktime the state goes out
     const first = pair.a.get(id)!.close!;
     expect(first.broadcastHeight).toBeDefined();
-    const bumped = await pair.watchA.bump(pair.a.get(id)!, (await env.backend.getTip()).height);
+    const replaced = { feeSat: first.feeSat, vsize: Transaction.fromHex(first.txHex).virtualSize() };
+    const targetRate = bumpedFeeRate(first.feeRateSatPerVb, pair.a.options.policy.maxFeeRateSatPerVb);
+    const bumped = await pair.watchA.bump(pair.a.get(id)!, (await env.backend.getTip()).height, replaced);
     expect(bumped).not.toBeNull();
-    expect(bumped).not.toBe(first.txid);
     expect(await env.backend.getTransaction(first.txid)).toBeNull(); // replaced (BIP125)
+    // The node's view of the bumped state: its fee rate is the target's, not a whole coin's.
     const tx = await outputsOf(bumped!);
     expect(tx.ins.length).toBe(2);
-    expect(pair.a.get(id)!.close!.feeRateSatPerVb).toBeGreaterThan(first.feeRateSatPerVb);
+    const feeInput = tx.ins[1]!;
+    const split = await outputsOf(hashToTxid(feeInput.hash));
+    const coinSat = split.outs[feeInput.index]!.value;
+    const feeSat = 1_000_000n + coinSat - tx.outs.reduce((sum, o) => sum + o.value, 0n);
+    const vsize = BigInt(tx.virtualSize());
+    expect(feeSat).toBeGreaterThanOrEqual(BigInt(targetRate) * vsize);
+    expect(feeSat).toBeLessThanOrEqual(BigInt(targetRate) * (vsize + 3n)); // the size is planned worst-case
+    // The coin was split off A's wallet coins: their surplus went back to the wallet as change
+    // (none only when it was smaller than a change output costs: the wallet's coin selection).
+    let splitInSat = 0n;
+    for (const input of split.ins) splitInSat += (await outputsOf(hashToTxid(input.hash))).outs[input.index]!.value;
+    const splitFeeSat = splitInSat - split.outs.reduce((sum, o) => sum + o.value, 0n);
+    expect(splitFeeSat).toBeLessThan(1_000n);
+    await env.wallet.sync();
+    split.outs.forEach((_, vout) => {
+      // Wallet coins (the next bump's split may have spent the change already: the wallet still knows it).
+      expect(env.wallet.state().coins[`${split.getId()}:${vout}`]).toBeDefined();
+    });
     await pair.mine(1);
     expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', txid: bumped, stateIndex: 1 });
   });
@@ -290,5 +314,83 @@ describe('duplex channel', () => {
     expect(pair.b.get(next.channelId!)!.current!.index).toBe(1);
     const total = next.terms!.contributionASat + next.terms!.contributionBSat;
     expect(total + pair.a.get(id)!.settlement!.feeSat).toBe(1_000_000n);
+  });
+
+  it('lets no force close land between B’s tip read and its countersignature', async () => {
+    const tip = heldTip(env.backend);
+    const pair = await duplexPair(env, {}, 0n, ':memory:', tip.backend);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    tip.hold(); // B's next tip read (checking state 2) waits until released
+    const paying = pair.a.pay(id, 20_000n);
+    await waitUntil(() => tip.waiting === 1, 'B to read the tip for state 2');
+    let closed = false;
+    const closing = pair.watchB.forceClose(id).finally(() => (closed = true));
+    // Unlocked, the close ran to its end right here. Locked, it waits for the countersignature:
+    // the bound only ends the wait, the outcome is checked below either way.
+    await waitUntil(() => closed, 'the force close', 3_000).catch(() => undefined);
+    tip.release();
+    await paying.catch(() => undefined);
+    await closing;
+    const b = pair.b.get(id)!;
+    // Whatever B countersigned last is what its watcher publishes.
+    expect(b.close).toMatchObject({ kind: 'unilateral', stateIndex: b.current!.index });
+    expect(b.current!.index).toBe(2);
+  });
+
+  it('signs the rollover SIGHASH_ALL: a third party cannot add an input and change the new channel’s funding txid', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    // A stranger with a confirmed 5,000-sat coin of its own.
+    const stranger = await Wallet.open({ seed: randomBytes(32), network: 'regtest', backend: env.backend, secp: env.secp, birthdayHeight: (await env.backend.getTip()).height });
+    await env.wallet.send(stranger.receiveAddress(), 5_000n, 2);
+    await pair.mine(1);
+    await stranger.sync();
+    const nextId = await pair.a.rollover(id);
+    const roll = Transaction.fromHex(pair.a.get(id)!.close!.txHex);
+    expect(`${roll.getId()}:0`).toBe(nextId);
+    expect((await env.backend.getTransaction(roll.getId()))?.confirmations).toBe(0);
+    // It adds that coin as an input (all fee) to the rollover in the mempool.
+    const coin = stranger.coins().find((c) => c.valueSat === 5_000n)!;
+    const mutated = roll.clone();
+    mutated.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
+    for (const { index, stack } of stranger.signContribution(mutated, [1])) mutated.setWitness(index, stack);
+    expect(mutated.getId()).not.toBe(roll.getId());
+    // The channel signatures commit to every input: the node refuses the mutated rollover.
+    await expect(env.backend.broadcast(mutated.toHex())).rejects.toThrow(/signature|script|verify/i);
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'rollover', txid: roll.getId() });
+    await pair.a.pay(nextId, 1_000n); // the new channel's states spend an outpoint that exists
+    expect(pair.b.get(nextId)!.current!.index).toBe(1);
+  });
+
+  it('takes a payment right after a rollover confirmed, when the payer saw the block before the payee’s watcher', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    const nextId = await pair.a.rollover(id);
+    await env.mine(1);
+    await env.wallet.sync();
+    await pair.watchA.check(); // only A's watcher has seen the block: B's view is one tip stale
+    expect(pair.a.get(nextId)!.fundingConfirmed).toBe(true);
+    expect(pair.b.get(nextId)!.fundingConfirmed).toBe(false);
+    await pair.a.pay(nextId, 600n); // B asks the node before refusing for missing confirmations
+    expect(pair.b.get(nextId)!.current).toMatchObject({ index: 1, balanceASat: pair.a.get(nextId)!.current!.balanceASat });
+    expect(pair.b.get(nextId)!.fundingConfirmed).toBe(true);
+  });
+
+  it('aborts a rollover’s new channel once the old one is settled by its newest state instead', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    pair.cutToA(true); // B signs the rollover; A never hears back, so nobody completes it
+    await expect(pair.a.rollover(id)).rejects.toThrow(/timed out/);
+    const successorId = pair.b.get(id)!.close!.successorId!;
+    expect(pair.b.get(successorId)!.phase).toBe('open');
+    await pair.mineTo(stateLocktime(pair.b.get(id)!.terms!, 1)); // final: B's watcher publishes state 1
+    await pair.mine(1);
+    expect(pair.b.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 1 });
+    expect(pair.b.get(successorId)!.phase).toBe('aborted');
   });
 });

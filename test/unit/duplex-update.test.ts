@@ -14,9 +14,13 @@ import {
   buildRolloverTx,
   buildStateTx,
   duplexOutputs,
+  duplexSighash,
   duplexSpendVsize,
+  DUPLEX_STATE_HASHTYPE,
   makeDuplexChannel,
+  rolloverSighash,
   stateLocktime,
+  stateSighash,
   type DuplexChannel,
   type DuplexRole,
   type DuplexState,
@@ -176,6 +180,22 @@ describe('duplexOutputs (property)', () => {
     ] as const) {
       expect(() => duplexOutputs(ch, { balanceASat: a, balanceBSat: b }, 1)).toThrow(RangeError);
     }
+  });
+});
+
+describe('rollover signatures', () => {
+  it('commit to every input (SIGHASH_ALL): an added input changes what is signed, unlike a state', () => {
+    const ch = channel();
+    const balances = { balanceASat: ch.capacitySat / 2n, balanceBSat: ch.capacitySat - ch.capacitySat / 2n };
+    const roll = buildRolloverTx(ch, balances, 2).tx;
+    const grown = roll.clone();
+    grown.addInput(new Uint8Array(32).fill(9), 1, 0xfffffffd);
+    expect(rolloverSighash(ch, grown)).not.toEqual(rolloverSighash(ch, roll));
+    // A state's signatures (ALL|ANYONECANPAY) survive an added fee input: that is what a bump uses.
+    const state = { index: 0, ...balances };
+    const stateTx = buildStateTx(ch, state);
+    stateTx.addInput(new Uint8Array(32).fill(9), 1, 0xfffffffd);
+    expect(duplexSighash(ch, stateTx, DUPLEX_STATE_HASHTYPE)).toEqual(stateSighash(ch, state));
   });
 });
 
@@ -561,6 +581,8 @@ describe('duplex-* wire messages', () => {
       deltaBlocks: 6,
       stateFeeRateSatPerVb: 1,
       fundingFeeRateSatPerVb: 2,
+      inputs: [{ txid: 'a3'.repeat(32), vout: 1, valueSat: 650_000n }],
+      outputs: [{ script: SCRIPTS.p2wpkh, valueSat: 20_000n }],
     }),
     msg('duplex-accept', {
       tempId,
@@ -613,6 +635,9 @@ describe('duplex-* wire messages', () => {
     ['a witness item above 100 bytes', 'duplex-funded', (o) => void (o.witnesses = [{ index: 0, stack: ['00'.repeat(101)] }])],
     ['unknown field in duplex-update', 'duplex-update', (o) => void (o.feeSat = '1')],
     ['unknown field in duplex-open', 'duplex-open', (o) => void (o.keyB = o.keyA)],
+    ['duplex-open without A’s inputs', 'duplex-open', (o) => void delete o.inputs],
+    ['unknown field in an open input', 'duplex-open', (o) => void ((o.inputs as Record<string, unknown>[])[0]!.script = '00')],
+    ['five open outputs', 'duplex-open', (o) => void (o.outputs = Array.from({ length: 5 }, () => ({ script: '00', valueSat: '1' })))],
     ['unknown field in an accept input', 'duplex-accept', (o) => void ((o.inputs as Record<string, unknown>[])[0]!.script = '00')],
     ['unknown field in duplex-closed', 'duplex-closed', (o) => void (o.index = 1)],
     ['index negative', 'duplex-update', (o) => void (o.index = -1)],

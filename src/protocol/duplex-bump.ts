@@ -1,0 +1,50 @@
+/**
+ * How much a fee bump of a published duplex state pays (the seed's 思考), pure.
+ *
+ * A state is signed SIGHASH_ALL|ANYONECANPAY: a bump may add an input of its own, but no output
+ * (both channel signatures commit to every output, so a change output would void them). The fee
+ * input's whole value is therefore fee, and that input must be a coin sized for the bump: exactly
+ * what the target rate needs beyond the state's own fee, or the dust threshold when that is more.
+ * The wallet splits such a coin off beforehand (its surplus returns to the wallet as change), and
+ * it must be confirmed when the bump is sent: a replacement may not spend a new unconfirmed output
+ * (BIP125 rule 2, enforced by btcd and Bitcoin Core). docs/duplex.md says why this design.
+ */
+import { dustThresholdSat } from './dust.js';
+import { duplexOutputs, duplexSpendVsize, type DuplexChannel, type DuplexState } from './duplex-tx.js';
+import { feeForVsize } from './transactions.js';
+
+/** vsize a P2WPKH fee input adds (41 bytes + a 108-byte witness at a quarter, rounded up). */
+export const FEE_INPUT_VBYTES = 68;
+
+/** A P2WPKH output script (the wallet's kind of coin), for its dust threshold. */
+const P2WPKH_SCRIPT = Uint8Array.of(0x00, 0x14, ...new Uint8Array(20));
+
+/** What one bump pays. */
+export interface BumpPlan {
+  /** The target fee rate, sat/vB. */
+  readonly feeRateSatPerVb: number;
+  /** Worst-case vsize of the state with the fee input, both signed. */
+  readonly vsize: number;
+  /** The fee of the bumped version: the state's own fee plus the fee coin. */
+  readonly feeSat: bigint;
+  /** The value of the fee coin to add, exactly. */
+  readonly coinSat: bigint;
+}
+
+/**
+ * The bump of `state` to `feeRateSatPerVb`, replacing a version that pays `replaced` (BIP125: its
+ * absolute fee plus 1 sat/vB of the new size, at least). The fee is the target rate × vsize, or
+ * the replaced fee plus that increment, or the state's fee plus a dust-sized coin, whichever is
+ * most: never more.
+ * @throws RangeError if the state's balances do not add up (as {@link duplexOutputs}).
+ */
+export function planBump(channel: DuplexChannel, state: DuplexState, feeRateSatPerVb: number, replaced?: { readonly feeSat: bigint }): BumpPlan {
+  const vsize = duplexSpendVsize(channel) + FEE_INPUT_VBYTES;
+  const stateFeeSat = duplexOutputs(channel, state, channel.stateFeeRateSatPerVb).feeSat;
+  const byRate = feeForVsize(vsize, feeRateSatPerVb);
+  const byReplaced = (replaced?.feeSat ?? 0n) + BigInt(vsize);
+  const target = byRate > byReplaced ? byRate : byReplaced;
+  const dust = dustThresholdSat(P2WPKH_SCRIPT);
+  const coinSat = target - stateFeeSat > dust ? target - stateFeeSat : dust;
+  return { feeRateSatPerVb, vsize, feeSat: stateFeeSat + coinSat, coinSat };
+}

@@ -1,0 +1,97 @@
+/**
+ * Who may open a duplex channel with B, on the real node (issue 13.4, 13.5): B shows and reserves
+ * its coins only to an A whose own coins are shown first and are real on chain, and openings are
+ * limited per payer key and per source address, never by one global cap that a single connection
+ * could fill.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_OPENINGS_PER_ADDRESS, MAX_OPENINGS_PER_KEY } from '../../src/duplex/duplex-opening.js';
+import { fromHex } from '../../src/protocol/bytes.js';
+import { plannedInitialLocktime } from '../../src/protocol/duplex-update.js';
+import { msg, type Message, type MessageOf } from '../../src/protocol/messages.js';
+import type { PeerLink } from '../../src/transport/link.js';
+import { duplexPair, type DuplexPair } from '../helpers/duplex-pair.js';
+import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
+
+let env: RegtestEnv;
+beforeAll(async () => {
+  env = await startFundedEnv();
+});
+afterAll(async () => {
+  await env?.stop();
+});
+
+/** A connection from `address` that records what B answers. */
+function strangerLink(address: string): PeerLink & { got: Message[] } {
+  const got: Message[] = [];
+  return { got, peer: address, send: (m) => void got.push(m) };
+}
+
+async function strangerOpen(pair: DuplexPair, keyA: Uint8Array, over: Partial<MessageOf<'duplex-open'>> = {}): Promise<MessageOf<'duplex-open'>> {
+  const tip = (await env.backend.getTip()).height;
+  return msg('duplex-open', {
+    tempId: randomBytes(16).toString('hex'),
+    network: 'regtest',
+    keyA,
+    scriptA: fromHex('0014' + '33'.repeat(20)),
+    contributionASat: 500_000n,
+    contributionBSat: 0n,
+    initialLocktime: plannedInitialLocktime(pair.b.options.policy, tip),
+    deltaBlocks: pair.b.options.policy.deltaBlocks,
+    stateFeeRateSatPerVb: 2,
+    fundingFeeRateSatPerVb: 2,
+    inputs: [],
+    outputs: [],
+    ...over,
+  });
+}
+
+const newKey = () => env.secp.publicKeyCreate(randomBytes(32));
+const types = (link: { got: Message[] }) => link.got.map((m) => (m.type === 'error' ? m.code : m.type));
+
+describe('duplex opening', () => {
+  it('shows and reserves none of B’s coins before A’s own coins are shown and real on chain', async () => {
+    const pair = await duplexPair(env);
+    const wallet = pair.b.options.wallet;
+    const stranger = strangerLink('198.51.100.7');
+    // No coins shown, then coins that do not exist, then a real coin claimed at another value.
+    const real = env.wallet.coins().find((c) => c.confirmations > 0 && !c.reserved && !c.coinbase)!;
+    const asks = [
+      [],
+      [{ txid: 'ab'.repeat(32), vout: 0, valueSat: 600_000n }],
+      [{ txid: real.outpoint.txid, vout: real.outpoint.vout, valueSat: real.valueSat + 1n }],
+    ];
+    for (const inputs of asks) await pair.b.receive(await strangerOpen(pair, newKey(), { contributionBSat: 400_000n, inputs }), stranger);
+    expect(types(stranger)).toEqual(['FUNDING_MISMATCH', 'FUNDING_MISMATCH', 'FUNDING_MISMATCH']);
+    expect(wallet.state().reservations).toEqual([]);
+    expect(pair.b.list()).toEqual([]);
+    // An honest A shows its coins first; B checks them and puts its own in.
+    const id = await pair.a.open({ link: pair.link.a, contributionASat: 300_000n, contributionBSat: 100_000n, fundingFeeRateSatPerVb: 2 });
+    await pair.mine(1);
+    expect(pair.b.get(id)).toMatchObject({ phase: 'open', fundingConfirmed: true });
+    expect(pair.b.get(id)!.ownInputs!.length).toBeGreaterThan(0);
+  });
+
+  it('limits openings per payer key and per source address, so one connection cannot block an honest payer', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const stranger = strangerLink('198.51.100.7');
+    const key = newKey();
+    for (let i = 0; i <= MAX_OPENINGS_PER_ADDRESS; i++) await pair.b.receive(await strangerOpen(pair, key), stranger);
+    const oneKey = types(stranger);
+    expect(oneKey.filter((t) => t === 'duplex-accept')).toHaveLength(MAX_OPENINGS_PER_KEY);
+    expect(oneKey.slice(MAX_OPENINGS_PER_KEY).every((t) => t === 'RATE_LIMITED')).toBe(true);
+    // New keys from the same address: accepted up to the address's share, then refused.
+    stranger.got.length = 0;
+    for (let i = 0; i <= MAX_OPENINGS_PER_ADDRESS; i++) await pair.b.receive(await strangerOpen(pair, newKey()), stranger);
+    expect(types(stranger).filter((t) => t === 'duplex-accept')).toHaveLength(MAX_OPENINGS_PER_ADDRESS - MAX_OPENINGS_PER_KEY);
+    expect(types(stranger).at(-1)).toBe('RATE_LIMITED');
+    // Someone else, from another address, opens as usual.
+    const other = strangerLink('203.0.113.9');
+    await pair.b.receive(await strangerOpen(pair, newKey()), other);
+    expect(types(other)).toEqual(['duplex-accept']);
+    const id = await pair.a.open({ link: pair.link.a, contributionASat: 200_000n, fundingFeeRateSatPerVb: 2 });
+    await pair.mine(1);
+    expect(pair.b.get(id)).toMatchObject({ phase: 'open', fundingConfirmed: true });
+  });
+});
