@@ -134,15 +134,51 @@ async function stop(log: (l: string) => void): Promise<number> {
   return 0;
 }
 
+/**
+ * Blocks per `generate` call. One call for N blocks would keep btcd mining after this command
+ * is killed; in batches, a stopped command leaves at most one batch behind, and we can report
+ * progress between them.
+ */
+export const MINE_BATCH = 50;
+/**
+ * The most blocks one `regtest mine` takes. Regtest blocks mined several a second carry
+ * timestamps that run ahead of the clock (each must be later than the median of the 11 before
+ * it), and once they are two hours ahead btcd rejects its own blocks ("block timestamp too far
+ * in the future"). Nothing paychan does needs more blocks at once.
+ */
+export const MAX_MINE = 10_000;
+
 async function mine(blocks: number, json: boolean, log: (l: string) => void): Promise<number> {
+  if (blocks > MAX_MINE) {
+    throw new UsageError(`regtest mine takes at most ${MAX_MINE} blocks at a time (asked for ${blocks}): btcd stamps fast-mined regtest blocks ahead of the clock and rejects them once they are two hours ahead`);
+  }
   const info = requireNode();
   const rpc = new RpcClient({ url: info.url, user: info.user, pass: info.pass, timeoutMs: 120_000 });
+  // A signal stops the mining between batches (the node finishes the batch it is on).
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    stoppedBy ??= signal;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let mined = 0;
   try {
-    await rpc.call('generate', [blocks]);
+    while (mined < blocks && stoppedBy === undefined) {
+      const batch = Math.min(MINE_BATCH, blocks - mined);
+      await rpc.call('generate', [batch]);
+      mined += batch;
+      if (blocks > MINE_BATCH) process.stderr.write(`mined ${mined}/${blocks} blocks\n`);
+    }
     const tip = (await rpc.call('getblockcount')) as number;
+    if (stoppedBy !== undefined) {
+      process.stderr.write(`paychan: stopped by ${stoppedBy} after ${mined} of ${blocks} block(s); height ${tip}\n`);
+      return stoppedBy === 'SIGINT' ? 130 : 143;
+    }
     if (json) printJson({ mined: blocks, height: tip });
     else log(`mined ${blocks} block(s); height ${tip}`);
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     rpc.close();
   }
   return 0;
