@@ -6,16 +6,39 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { RpcClient } from '../../src/chain/rpc-client.js';
+import { freePort, runCli, startCli, stopCli, withMining } from '../helpers/cli.js';
 
 let home: string;
 let env: NodeJS.ProcessEnv;
+let payee: Awaited<ReturnType<typeof startCli>> | undefined;
 
 /** Runs `paychan ...args` and expects exit code 0. */
 async function ok(args: string[], timeoutMs?: number): Promise<Awaited<ReturnType<typeof runCli>>> {
   const result = await runCli(args, env, timeoutMs);
   if (result.code !== 0) throw new Error(`paychan ${args.join(' ')} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
   return result;
+}
+
+/** The node's tip, read over RPC from what `regtest start` wrote (mines nothing). */
+async function tip(): Promise<{ height: number; hash: string }> {
+  const info = JSON.parse(fs.readFileSync(path.join(home, 'regtest', 'node.json'), 'utf8')) as { url: string; user: string; pass: string };
+  const rpc = new RpcClient(info);
+  try {
+    const best = (await rpc.call('getbestblock')) as { height: number; hash: string };
+    return { height: best.height, hash: best.hash };
+  } finally {
+    rpc.close();
+  }
+}
+
+/** Polls `check` (bounded) until it holds. */
+async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 async function height(): Promise<number> {
@@ -29,6 +52,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (payee) await stopCli(payee.child);
   await runCli(['regtest', 'stop'], env);
   fs.rmSync(home, { recursive: true, force: true });
 });
@@ -64,5 +88,40 @@ describe('paychan regtest mine', () => {
     expect(match, stopped.stderr).not.toBeNull();
     expect(Number(match![2])).toBe(before + Number(match![1]));
     expect(await height()).toBe(before + Number(match![1]) + 1); // nothing mined since, but height()'s own block
+  });
+});
+
+describe('regtest stop / regtest start', () => {
+  it('keeps the chain: height, tip, the wallets, the channel, and the payee that was running', async () => {
+    const port = await freePort();
+    payee = await startCli(['payee', 'serve', '--listen', `127.0.0.1:${port}`], env, /payee listening/);
+    const address = (await ok(['payer', 'address'])).stdout.trim().split('\n')[0]!;
+    await ok(['regtest', 'fund', address, '0.01btc']);
+    const mineOne = () => ok(['regtest', 'mine', '1']);
+    await withMining(ok(['payer', 'open', `ws://127.0.0.1:${port}/v1/ws`, '--capacity', '100000']), mineOne);
+    await ok(['payer', 'pay', '10', '--count', '10']);
+    await ok(['regtest', 'mine', '5']);
+    const balance = async () => {
+      const { confirmedSat, unconfirmedSat, immatureSat } = (await ok(['payer', 'address', '--json'])).json!;
+      return { confirmedSat, unconfirmedSat, immatureSat };
+    };
+    const before = { tip: await tip(), wallet: await balance(), status: (await ok(['payer', 'status', '--json'])).json };
+    expect(before.wallet.confirmedSat as number).toBeGreaterThan(800_000);
+    expect(before.status).toMatchObject({ state: 'Open', ackedSat: 100 });
+    const started = (await ok(['regtest', 'start', '--json'])).json!;
+
+    await ok(['regtest', 'stop']);
+    const restarted = (await ok(['regtest', 'start', '--json'])).json!;
+    expect(restarted.alreadyRunning).toBe(false);
+    expect(restarted.rpcUrl).toBe(started.rpcUrl); // same port and password: running clients reconnect
+    expect(await tip()).toEqual(before.tip);
+    expect(await balance()).toEqual(before.wallet);
+    expect((await ok(['payer', 'status', '--json'])).json).toEqual(before.status);
+
+    // The payee started before the restart still serves the channel on the restored chain.
+    await eventually(async () => (await runCli(['payer', 'pay', '10'], env)).code === 0, 'a payment after the restart');
+    expect((await ok(['payer', 'status', '--json'])).json).toMatchObject({ state: 'Open', ackedSat: 110 });
+    const mined = (await ok(['regtest', 'mine', '1', '--json'])).json!;
+    expect(mined.height).toBe(before.tip.height + 1);
   });
 });
