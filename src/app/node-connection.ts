@@ -27,6 +27,14 @@ export function localNodeInfoPath(): string {
   return path.join(paychanHome(), 'regtest', 'node.json');
 }
 
+/**
+ * The seed of the local node's faucet: `paychan regtest start` runs btcd with
+ * `--miningaddr` = this seed's first receive address, so every block it mines pays the faucet.
+ */
+export function localFaucetSeedPath(): string {
+  return path.join(paychanHome(), 'regtest', 'faucet-seed');
+}
+
 export function readLocalNodeInfo(): LocalNodeInfo | null {
   try {
     return JSON.parse(fs.readFileSync(localNodeInfoPath(), 'utf8')) as LocalNodeInfo;

@@ -22,7 +22,7 @@ import { secp256k1 } from '../crypto/index.js';
 import { WalletKeys } from '../wallet/keys.js';
 import { Wallet } from '../wallet/wallet.js';
 import { ensurePrivateDir, loadOrCreateSeed, paychanHome } from '../app/files.js';
-import { localNodeInfoPath, readLocalNodeInfo, type LocalNodeInfo } from '../app/node-connection.js';
+import { localFaucetSeedPath, localNodeInfoPath, readLocalNodeInfo, type LocalNodeInfo } from '../app/node-connection.js';
 import { amountSat, logger, parse, positiveInt, printJson, UsageError } from './options.js';
 
 export const REGTEST_HELP = `paychan regtest — a local regtest node (btcd) for development
@@ -44,7 +44,7 @@ Options: --json (machine-readable output), -h/--help.
 const regtestDir = () => path.join(paychanHome(), 'regtest');
 
 function faucetKeys(): { seed: Uint8Array; keys: WalletKeys } {
-  const seed = loadOrCreateSeed(path.join(regtestDir(), 'faucet-seed'));
+  const seed = loadOrCreateSeed(localFaucetSeedPath());
   return { seed, keys: WalletKeys.fromSeed(seed, 'regtest') };
 }
 

@@ -6,7 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { startBtcdRegtest } from '../../src/chain/regtest/btcd-node.js';
 import { RpcClient } from '../../src/chain/rpc-client.js';
+import { WalletKeys } from '../../src/wallet/keys.js';
 import { freePort, runCli, startCli, stopCli, withMining } from '../helpers/cli.js';
 
 let home: string;
@@ -123,5 +126,33 @@ describe('regtest stop / regtest start', () => {
     expect((await ok(['payer', 'status', '--json'])).json).toMatchObject({ state: 'Open', ackedSat: 110 });
     const mined = (await ok(['regtest', 'mine', '1', '--json'])).json!;
     expect(mined.height).toBe(before.tip.height + 1);
+  });
+});
+
+describe('paychan demo --rpc-url', () => {
+  it('runs against the node of paychan regtest start, given by URL and credentials', async () => {
+    const node = (await ok(['regtest', 'start', '--json'])).json!;
+    const args = ['demo', '--json', '--rpc-url', String(node.rpcUrl), '--rpc-user', String(node.rpcUser), '--rpc-pass', String(node.rpcPass)];
+    const r = (await ok(args, 300_000)).json!;
+    expect(r).toMatchObject({ variant: 'spilman-v1', network: 'regtest', node: 'btcd', payments: 1000, paidRequests: 20 });
+    expect(r.closeConfirmations as number).toBeGreaterThanOrEqual(1);
+    expect((r.payeeReceivedSat as number) + (r.payerReceivedSat as number) + (r.closeFeeSat as number)).toBe(r.capacitySat);
+    expect(r.payerReceivedSat).toBe((r.capacitySat as number) - (r.paidSat as number));
+    expect(r.payeeReceivedSat).toBe((r.paidSat as number) - (r.closeFeeSat as number));
+  });
+
+  it('says in one line what it needs from a btcd that mines to a key paychan does not hold', async () => {
+    const stranger = WalletKeys.fromSeed(randomBytes(32), 'regtest').address('receive', 0).address;
+    const other = await startBtcdRegtest({ miningAddress: stranger });
+    try {
+      const refused = await runCli(['demo', '--json', '--rpc-url', other.rpcUrl, '--rpc-user', other.rpcUser, '--rpc-pass', other.rpcPass], env, 120_000);
+      expect(refused.code).toBe(1);
+      const last = refused.stderr.trim().split('\n').pop()!;
+      expect(last).toMatch(/^paychan: the btcd at http:\/\/127\.0\.0\.1:\d+ mines to bcrt1\w+ \(its --miningaddr\), whose key paychan does not hold/);
+      expect(last).toContain(stranger);
+      expect(last).toMatch(/the node of 'paychan regtest start'.*or a bitcoind -regtest -txindex=1/);
+    } finally {
+      await other.stop();
+    }
   });
 });
