@@ -55,5 +55,6 @@ export async function connectNode(target: Partial<RpcTarget>, network: NetworkNa
   if (!local) {
     throw new Error(network === 'regtest' ? 'no node: pass --rpc-url, or start a local one with: paychan regtest start' : `no node: pass --rpc-url for ${network}`);
   }
-  return connectRpcBackend({ url: local.url, user: local.user, pass: local.pass, network });
+  // The local node may restart on another port (its old one taken): node.json says where.
+  return connectRpcBackend({ url: local.url, user: local.user, pass: local.pass, network, relocate: readLocalNodeInfo });
 }
