@@ -111,6 +111,7 @@ describe('regtest stop / regtest start', () => {
     const before = { tip: await tip(), wallet: await balance(), status: (await ok(['payer', 'status', '--json'])).json };
     expect(before.wallet.confirmedSat as number).toBeGreaterThan(800_000);
     expect(before.status).toMatchObject({ state: 'Open', ackedSat: 100 });
+    expect(before.status!.fundingConfirmations as number).toBeGreaterThanOrEqual(6);
     const started = (await ok(['regtest', 'start', '--json'])).json!;
 
     await ok(['regtest', 'stop']);
@@ -126,6 +127,20 @@ describe('regtest stop / regtest start', () => {
     expect((await ok(['payer', 'status', '--json'])).json).toMatchObject({ state: 'Open', ackedSat: 110 });
     const mined = (await ok(['regtest', 'mine', '1', '--json'])).json!;
     expect(mined.height).toBe(before.tip.height + 1);
+
+    // A node that lost the funding's block: the payer's status says so, not just "Open".
+    const rpc = new RpcClient(JSON.parse(fs.readFileSync(path.join(home, 'regtest', 'node.json'), 'utf8')) as { url: string; user: string; pass: string });
+    try {
+      const fundingBlock = ((await rpc.call('getrawtransaction', [before.status!.fundingTxid, 1])) as { blockhash: string }).blockhash;
+      await rpc.call('invalidateblock', [fundingBlock]);
+      const lost = await ok(['payer', 'status']);
+      expect(lost.stdout).toMatch(/fundingConfirmations +0/);
+      expect(lost.stderr).toMatch(/warning: the node has the funding [0-9a-f]{64} unconfirmed; the payee takes no payments until it confirms/);
+      await rpc.call('reconsiderblock', [fundingBlock]);
+      expect((await ok(['payer', 'status', '--json'])).json!.fundingConfirmations as number).toBeGreaterThanOrEqual(6);
+    } finally {
+      rpc.close();
+    }
   });
 });
 
