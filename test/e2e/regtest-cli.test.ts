@@ -144,6 +144,31 @@ describe('regtest stop / regtest start', () => {
   });
 });
 
+describe('a regtest node killed with SIGKILL', () => {
+  it('loses no block it had saved: the supervisor goes too, and regtest start restores the chain', async () => {
+    await ok(['regtest', 'start']);
+    await ok(['regtest', 'mine', '3']);
+    const before = await tip();
+    const archive = path.join(home, 'regtest', 'btcd', 'chain.blocks');
+    const saved = () => fs.readFileSync(archive, 'utf8').split('\n').filter((l) => l.length > 0).length;
+    await eventually(async () => saved() === before.height, 'the blocks to be saved');
+    const info = JSON.parse(fs.readFileSync(path.join(home, 'regtest', 'node.json'), 'utf8')) as { pid: number; supervisorPid: number };
+    process.kill(info.pid, 'SIGKILL');
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await eventually(async () => !alive(info.supervisorPid), 'the supervisor to exit');
+    const restarted = (await ok(['regtest', 'start', '--json'])).json!;
+    expect(restarted.alreadyRunning).toBe(false);
+    expect(await tip()).toEqual(before);
+  });
+});
+
 describe('paychan demo --rpc-url', () => {
   it('runs against the node of paychan regtest start, given by URL and credentials', async () => {
     const node = (await ok(['regtest', 'start', '--json'])).json!;
