@@ -96,14 +96,18 @@ export class BlockArchive {
       const hex = lines[height - 1]!.split(' ')[1]!;
       const result = await rpc.call('submitblock', [hex]);
       // null: accepted; "duplicate": the node had it. Anything else is the node's reason.
-      if (result !== null && result !== 'duplicate') throw new Error(`the node refused saved block ${height} (${this.hashes[height - 1]}): ${String(result)}`);
+      if (result !== null && result !== 'duplicate') {
+        throw new Error(`the node refused saved block ${height} (${this.hashes[height - 1]}): ${String(result)}; to start a new chain instead, move ${this.file} away`);
+      }
       if (Date.now() - lastReport >= 2000) {
         progress(`restoring the saved chain: ${height}/${total} blocks`);
         lastReport = Date.now();
       }
     }
     const best = await rpc.call('getbestblockhash');
-    if (best !== this.tipHash) throw new Error(`after restoring ${total} saved blocks the node's tip is ${String(best)}, not the saved ${this.tipHash}`);
+    if (best !== this.tipHash) {
+      throw new Error(`after restoring ${total} saved blocks the node's tip is ${String(best)}, not the saved ${this.tipHash}; to start a new chain instead, move ${this.file} away`);
+    }
     progress(`restored the saved chain: height ${total}`);
   }
 
