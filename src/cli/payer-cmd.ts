@@ -205,7 +205,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
         if (json) printJson(s);
         else for (const [k, v] of Object.entries(s)) log(`${k.padEnd(20)} ${String(v)}`);
         if ('fundingConfirmations' in s && !s.fundingConfirmations && s.state === 'Open') {
-          process.stderr.write(`paychan: warning: the node has the funding ${s.fundingTxid} ${s.fundingConfirmations === null ? 'nowhere' : 'unconfirmed'}; the payee takes no payments until it confirms (is this the node the channel was opened on?)\n`);
+          const where = s.fundingConfirmations === null ? 'the node does not know the funding' : 'the node has the funding unconfirmed';
+          process.stderr.write(`paychan: warning: ${where} ${s.fundingTxid}; the payee takes no payments until it confirms (is this the node the channel was opened on?)\n`);
         }
         return 0;
       }

@@ -135,7 +135,7 @@ describe('regtest stop / regtest start', () => {
       await rpc.call('invalidateblock', [fundingBlock]);
       const lost = await ok(['payer', 'status']);
       expect(lost.stdout).toMatch(/fundingConfirmations +0/);
-      expect(lost.stderr).toMatch(/warning: the node has the funding [0-9a-f]{64} unconfirmed; the payee takes no payments until it confirms/);
+      expect(lost.stderr).toMatch(/warning: the node has the funding unconfirmed [0-9a-f]{64}; the payee takes no payments until it confirms/);
       await rpc.call('reconsiderblock', [fundingBlock]);
       expect((await ok(['payer', 'status', '--json'])).json!.fundingConfirmations as number).toBeGreaterThanOrEqual(6);
     } finally {
