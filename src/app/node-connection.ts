@@ -27,6 +27,14 @@ export function localNodeInfoPath(): string {
   return path.join(paychanHome(), 'regtest', 'node.json');
 }
 
+/**
+ * The seed of the local node's faucet: `paychan regtest start` runs btcd with
+ * `--miningaddr` = this seed's first receive address, so every block it mines pays the faucet.
+ */
+export function localFaucetSeedPath(): string {
+  return path.join(paychanHome(), 'regtest', 'faucet-seed');
+}
+
 export function readLocalNodeInfo(): LocalNodeInfo | null {
   try {
     return JSON.parse(fs.readFileSync(localNodeInfoPath(), 'utf8')) as LocalNodeInfo;
@@ -47,5 +55,6 @@ export async function connectNode(target: Partial<RpcTarget>, network: NetworkNa
   if (!local) {
     throw new Error(network === 'regtest' ? 'no node: pass --rpc-url, or start a local one with: paychan regtest start' : `no node: pass --rpc-url for ${network}`);
   }
-  return connectRpcBackend({ url: local.url, user: local.user, pass: local.pass, network });
+  // The local node may restart on another port (its old one taken): node.json says where.
+  return connectRpcBackend({ url: local.url, user: local.user, pass: local.pass, network, relocate: readLocalNodeInfo });
 }

@@ -1,7 +1,10 @@
 /**
- * A regtest node the user already runs (`--rpc-url`), with the one thing paychan needs beyond
- * the ChainBackend port for a demo: mining blocks to one of our addresses.
+ * A regtest node the user already runs (`--rpc-url`), with the one thing a demo needs beyond the
+ * ChainBackend port: mining blocks. bitcoind mines to any address (`generatetoaddress`); btcd
+ * only to its own `--miningaddr` (`generate`), so on btcd the caller must find coins elsewhere
+ * (see src/demo/demo-funds.ts).
  */
+import { Transaction } from 'bitcoinjs-lib';
 import type { ChainBackend } from './backend.js';
 import { connectRpcBackend } from './rpc-backend.js';
 import { RpcClient } from './rpc-client.js';
@@ -14,28 +17,38 @@ export interface ExternalNodeOptions {
 
 export interface ExternalRegtestNode {
   readonly backend: ChainBackend;
-  /** Mines `blocks` blocks paying `address`. @throws Error on btcd (see below). */
-  mineTo(address: string, blocks: number): Promise<void>;
+  /** Whether {@link mine} pays the address it is given (bitcoind) or the node's own (btcd). */
+  readonly minesToAnyAddress: boolean;
+  /**
+   * Mines `blocks` blocks; bitcoind pays `address`, btcd its own --miningaddr.
+   * @returns the output script the last block's coinbase pays first (hex).
+   * @throws ChainBackendError if the node refuses or cannot be reached.
+   */
+  mine(blocks: number, address: string): Promise<string>;
   stop(): Promise<void>;
 }
 
 /**
  * Connects to a regtest node the user runs.
- * @throws ChainBackendError if the node cannot be reached or is not on regtest.
+ * @throws ChainBackendError if the node cannot be reached, is not on regtest or has no
+ *   transaction index.
  */
 export async function connectExternalRegtest(options: ExternalNodeOptions): Promise<ExternalRegtestNode> {
   const backend = await connectRpcBackend({ ...options, network: 'regtest' });
-  const rpc = new RpcClient(options);
+  // Mining many blocks takes longer than one ordinary call.
+  const rpc = new RpcClient({ ...options, timeoutMs: 300_000 });
+  const btcd = backend.dialect === 'btcd';
   return {
     backend,
-    async mineTo(address, blocks) {
-      if (backend.dialect === 'btcd') {
-        // btcd's `generate` always pays the node's own --miningaddr; it cannot pay ours.
-        throw new Error(`btcd at ${options.url} mines only to its own --miningaddr; restart it with --miningaddr=${address}, or let paychan start its own node (omit --rpc-url)`);
-      }
-      await rpc.call('generatetoaddress', [blocks, address]);
+    minesToAnyAddress: !btcd,
+    async mine(blocks, address) {
+      await rpc.call(btcd ? 'generate' : 'generatetoaddress', btcd ? [blocks] : [blocks, address]);
+      const tip = await backend.getTip();
+      const coinbase = Transaction.fromHex((await backend.getBlock(tip.height)).txs[0]!);
+      return Buffer.from(coinbase.outs[0]!.script).toString('hex');
     },
     async stop() {
+      rpc.close();
       await backend.close();
     },
   };

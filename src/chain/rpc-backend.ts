@@ -26,7 +26,7 @@ import {
   type TxStatus,
 } from './backend.js';
 import { btcPerKvbToSatPerVb, btcToSat } from './btc-amount.js';
-import { RpcClient, RpcError } from './rpc-client.js';
+import { RpcClient, RpcError, type RpcClientOptions } from './rpc-client.js';
 import type { NetworkName } from '../protocol/network.js';
 
 /** Options for {@link connectRpcBackend}. */
@@ -41,6 +41,8 @@ export interface RpcBackendOptions {
   readonly pollIntervalMs?: number;
   /** Per-call RPC timeout; default 30 000 ms. */
   readonly timeoutMs?: number;
+  /** See {@link RpcClientOptions.relocate}. */
+  readonly relocate?: RpcClientOptions['relocate'];
   /**
    * Told about failed tip polls (the poller keeps trying). Default: ignored, because the next
    * successful poll catches up and callers already handle a silent node by re-reading.
@@ -74,7 +76,7 @@ const TX_REFUSED_CODES = new Set([-22, -25, -26, -27]);
  *   bitcoind older than 24.0.
  */
 export async function connectRpcBackend(options: RpcBackendOptions): Promise<ChainBackend> {
-  const client = new RpcClient({ url: options.url, user: options.user, pass: options.pass, timeoutMs: options.timeoutMs });
+  const client = new RpcClient({ url: options.url, user: options.user, pass: options.pass, timeoutMs: options.timeoutMs, relocate: options.relocate });
   try {
     const dialect = await detectDialect(client);
     client.label = `${dialect} at ${options.url}`;

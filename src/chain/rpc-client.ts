@@ -20,6 +20,12 @@ export interface RpcClientOptions {
   readonly pass: string;
   /** Per-call timeout; default 30 000 ms. */
   readonly timeoutMs?: number;
+  /**
+   * Where the node is now, asked when it cannot be reached or refuses the credentials: a node
+   * that restarted on another port or with another password (e.g. the local regtest node, whose
+   * node.json says) is followed there, and the call is tried once more.
+   */
+  readonly relocate?: () => { readonly url: string; readonly user: string; readonly pass: string } | null;
 }
 
 /** The node answered with a JSON-RPC error object. */
@@ -37,6 +43,10 @@ export class RpcError extends ChainBackendError {
   }
 }
 
+function basicAuth(user: string, pass: string): string {
+  return 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
+}
+
 /** JSON-RPC error code for "no such method" (both btcd and bitcoind). */
 export const RPC_METHOD_NOT_FOUND = -32601;
 
@@ -52,9 +62,10 @@ interface RpcResponse {
 export class RpcClient {
   /** Names the node in error messages; the backend refines it once it knows the dialect. */
   label: string;
-  readonly url: string;
-  private readonly target: URL;
-  private readonly auth: string;
+  url: string;
+  private target: URL;
+  private auth: string;
+  private readonly relocate: RpcClientOptions['relocate'];
   private readonly timeoutMs: number;
   /**
    * Idle sockets are dropped after 10 s, before bitcoind's own 30 s idle timeout
@@ -78,18 +89,50 @@ export class RpcClient {
     this.target = target;
     this.url = options.url;
     this.label = `node at ${options.url}`;
-    this.auth = 'Basic ' + Buffer.from(`${options.user}:${options.pass}`).toString('base64');
+    this.auth = basicAuth(options.user, options.pass);
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.relocate = options.relocate;
   }
 
   /**
-   * Calls `method` with positional `params`.
+   * Calls `method`; if the node cannot be reached or refuses the credentials and
+   * `relocate` names another place, moves there and calls once more.
    * @returns the `result` member of the answer, unchecked: callers validate its shape.
    * @throws RpcError when the node answers with an error object.
    * @throws ChainBackendError when the node cannot be reached, times out, refuses the
    *   credentials or answers with something that is not JSON-RPC.
    */
   async call(method: string, params: readonly unknown[] = []): Promise<unknown> {
+    try {
+      return await this.callOnce(method, params);
+    } catch (err) {
+      if (!this.relocate || err instanceof RpcError || !(err instanceof ChainBackendError) || !this.moved()) throw err;
+      return this.callOnce(method, params);
+    }
+  }
+
+  /** Follows `relocate` if it names another URL or credentials. @returns whether it moved. */
+  private moved(): boolean {
+    const next = this.relocate?.();
+    if (!next) return false;
+    const auth = basicAuth(next.user, next.pass);
+    if (next.url === this.url && auth === this.auth) return false;
+    let target: URL;
+    try {
+      target = new URL(next.url);
+    } catch {
+      return false;
+    }
+    if (target.protocol !== 'http:') return false;
+    this.label = this.label.replace(this.url, next.url);
+    this.url = next.url;
+    this.target = target;
+    this.auth = auth;
+    this.agent.destroy(); // idle sockets to the old place
+    return true;
+  }
+
+  private async callOnce(method: string, params: readonly unknown[]): Promise<unknown> {
     const body = JSON.stringify({ jsonrpc: '1.0', id: this.nextId++, method, params });
     const { status, text } = await this.post(method, body);
     if (status === 401 || status === 403) {

@@ -43,8 +43,9 @@ Options:
   --price SAT        price per HTTP request. Default: 10
   --capacity SAT     channel capacity. Default: 1000000
   --json             one JSON object as the last line of stdout (progress goes to stderr)
-  --rpc-url URL      use this regtest node instead (env PAYCHAN_RPC_URL): bitcoind mines to the
-                     payer with generatetoaddress; btcd must be started with the payer's address
+  --rpc-url URL      use this regtest node instead (env PAYCHAN_RPC_URL): the node of 'paychan
+                     regtest start' (its faucet funds the payer), or a bitcoind -regtest
+                     -txindex=1 (it mines to the payer)
   --rpc-user USER    (env PAYCHAN_RPC_USER)
   --rpc-pass PASS    (env PAYCHAN_RPC_PASS)
   -h, --help         show this help

@@ -198,9 +198,16 @@ export async function payerCommand(argv: string[]): Promise<number> {
       }
       case 'status': {
         const client = await app.currentClientOffline();
-        const s = summary(client);
+        const books = summary(client);
+        // The books say what was agreed; only the node says whether the funding is still on its
+        // chain (a reorg, or a node restarted without its blocks, can take it away).
+        const s = 'fundingTxid' in books ? { ...books, fundingConfirmations: (await backend.getTransaction(books.fundingTxid))?.confirmations ?? null } : books;
         if (json) printJson(s);
-        else for (const [k, v] of Object.entries(s)) log(`${k.padEnd(14)} ${String(v)}`);
+        else for (const [k, v] of Object.entries(s)) log(`${k.padEnd(20)} ${String(v)}`);
+        if ('fundingConfirmations' in s && !s.fundingConfirmations && s.state === 'Open') {
+          const where = s.fundingConfirmations === null ? 'the node does not know the funding' : 'the node has the funding unconfirmed';
+          process.stderr.write(`paychan: warning: ${where} ${s.fundingTxid}; the payee takes no payments until it confirms (is this the node the channel was opened on?)\n`);
+        }
         return 0;
       }
       case 'close': {

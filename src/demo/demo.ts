@@ -63,16 +63,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-demo-'));
   const payerDir = path.join(home, 'payer');
   const payeeDir = path.join(home, 'payee');
-  // The payer's first address, known before its process exists, receives the mined coins.
+  // The payer's first address, known before its process exists, receives the coins.
   const payerAddress = WalletKeys.fromSeed(loadOrCreateSeed(path.join(payerDir, 'seed')), 'regtest').address('receive', 0).address;
 
-  const chain = await startDemoChain({ rpc: opts.rpc, miningAddress: payerAddress, log });
-  const { backend, rpcArgs, mine } = chain;
+  const chain = await startDemoChain({ rpc: opts.rpc, payerAddress, log });
+  const { backend, rpcArgs } = chain;
   const pids = new Set<number>([process.pid]);
   let payee: Awaited<ReturnType<typeof startPaychan>> | undefined;
   try {
-    log('mining 101 blocks so the payer has a mature coinbase');
-    await mine(101);
+    // The channel, its funding fee, and room to spare.
+    await chain.fundPayer(opts.capacitySat + 1_000_000n);
 
     log('starting the payee process (paychan payee serve)');
     payee = await startPaychan(['payee', 'serve', ...rpcArgs, '--data-dir', payeeDir, '--listen', '127.0.0.1:0', '--price-sat', opts.priceSat.toString()], log);

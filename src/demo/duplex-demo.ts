@@ -62,13 +62,13 @@ export async function runDuplexDemo(opts: DuplexDemoOptions): Promise<DuplexDemo
   const payerSeed = loadOrCreateSeed(path.join(payerDir, 'seed'));
   const payerAddress = WalletKeys.fromSeed(payerSeed, 'regtest').address('receive', 0).address;
   const payeeAddress = WalletKeys.fromSeed(loadOrCreateSeed(path.join(payeeDir, 'seed')), 'regtest').address('receive', 0).address;
-  const chain = await startDemoChain({ rpc: opts.rpc, miningAddress: payerAddress, log });
+  const chain = await startDemoChain({ rpc: opts.rpc, payerAddress, log });
   const { backend, rpcArgs } = chain;
   const pids = new Set<number>([process.pid]);
   let payee: Awaited<ReturnType<typeof startPaychan>> | undefined;
   try {
-    log('mining 101 blocks so the payer has a mature coinbase');
-    await chain.mine(101);
+    // The payer's share, the payee's coins (below), fees, and room to spare.
+    await chain.fundPayer(opts.contributionASat + opts.contributionBSat + 1_000_000n);
     // The payee needs coins of its own to put into the channel: the payer's wallet sends some.
     const funder = await Wallet.open({ seed: payerSeed, network: 'regtest', backend, secp: secp256k1() });
     await funder.sync();

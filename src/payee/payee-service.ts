@@ -92,6 +92,8 @@ export class PayeeService {
    * the closer's pass over the channels has moved it out of Open.
    */
   private tipHeight = 0;
+  /** The last tip seen, to notice one that does not extend it. */
+  private lastTip: BlockTip | undefined;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
@@ -173,6 +175,7 @@ export class PayeeService {
   async onTip(tip: BlockTip): Promise<void> {
     this.tipHeight = tip.height; // first: payments from now on are checked against this tip
     for (const entry of this.entries.values()) entry.sweep();
+    await this.noticeChainSwitch(tip);
     await this.abandonStaleProposals(tip);
     await this.checkFundingDepth();
     await this.checkWatches();
@@ -196,6 +199,21 @@ export class PayeeService {
         this.options.log?.(`abandoning proposal ${tempId} failed: ${String(err)}`);
       }
     }
+  }
+
+  /**
+   * A tip that does not extend the last one (a reorg, or a node restarted without its blocks or
+   * on another chain) may have taken away a funding however deep it was: every open channel's
+   * funding is checked again (see {@link checkFundingDepth}).
+   */
+  private async noticeChainSwitch(tip: BlockTip): Promise<void> {
+    const last = this.lastTip;
+    this.lastTip = tip;
+    if (!last || last.hash === tip.hash) return;
+    const switched = tip.height <= last.height || (await this.options.backend.getBlock(last.height).then((b) => b.hash !== last.hash, () => true));
+    if (!switched) return;
+    this.options.log?.(`the chain switched (tip ${last.height} ${last.hash} → ${tip.height} ${tip.hash}): checking every funding again`);
+    this.deepFundings.clear();
   }
 
   /**

@@ -57,7 +57,7 @@ export async function startBitcoindRegtest(options: StartRegtestOptions): Promis
   const datadir = options.datadir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'paychan-bitcoind-')));
   await fs.mkdir(datadir, { recursive: true }); // bitcoind refuses a datadir that does not exist
   const rpcUser = 'paychan';
-  const rpcPass = randomBytes(16).toString('hex');
+  const rpcPass = options.rpcPass ?? randomBytes(16).toString('hex');
   return launchAndConnect(
     {
       name: 'bitcoind',
@@ -89,6 +89,8 @@ export async function startBitcoindRegtest(options: StartRegtestOptions): Promis
       readyMethod: 'getblockchaininfo',
       readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
       log,
+      ...(options.rpcPort !== undefined ? { preferredPort: options.rpcPort } : {}),
+      ...(options.stopOnSignal !== undefined ? { stopOnSignal: options.stopOnSignal } : {}),
     },
     options,
     (client, blocks) => client.call('generatetoaddress', [blocks, options.miningAddress]),

@@ -31,7 +31,7 @@ export async function startBtcdRegtest(options: StartRegtestOptions): Promise<Re
   const ownsDatadir = options.datadir === undefined;
   const datadir = options.datadir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'paychan-btcd-')));
   const rpcUser = 'paychan';
-  const rpcPass = randomBytes(16).toString('hex');
+  const rpcPass = options.rpcPass ?? randomBytes(16).toString('hex');
   return launchAndConnect(
     {
       name: 'btcd',
@@ -62,6 +62,8 @@ export async function startBtcdRegtest(options: StartRegtestOptions): Promise<Re
       readyMethod: 'getbestblockhash',
       readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
       log,
+      ...(options.rpcPort !== undefined ? { preferredPort: options.rpcPort } : {}),
+      ...(options.stopOnSignal !== undefined ? { stopOnSignal: options.stopOnSignal } : {}),
     },
     options,
     // btcd has no generatetoaddress: `generate` pays --miningaddr.

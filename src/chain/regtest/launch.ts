@@ -31,6 +31,14 @@ export interface LaunchSpec {
   readonly readyMethod: string;
   readonly readyTimeoutMs: number;
   readonly log: (line: string) => void;
+  /** Try this RPC port first, if it is free. */
+  readonly preferredPort?: number;
+  /**
+   * Stop the node when this process gets SIGINT/SIGTERM (default true). A caller that must do
+   * something with the node before it stops (save its blocks) says false and stops it itself;
+   * the node still dies with this process (exit handler, watchdog).
+   */
+  readonly stopOnSignal?: boolean;
 }
 
 /** A running node, ready for RPC. */
@@ -49,7 +57,12 @@ const OUTPUT_TAIL_CHARS = 3000;
 const PORT_ATTEMPTS = 3;
 
 /** Nodes that may still be running, for the exit and signal handlers. */
-const live = new Set<{ watched: WatchedProcess; pid: number | undefined }>();
+const live = new Set<LiveNode>();
+interface LiveNode {
+  readonly watched: WatchedProcess;
+  pid: number | undefined;
+  readonly stopOnSignal: boolean;
+}
 let handlersInstalled = false;
 
 /**
@@ -60,7 +73,8 @@ let handlersInstalled = false;
 export async function launchNode(spec: LaunchSpec): Promise<LaunchedNode> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await launchOnce(spec, await freePort());
+      const preferred = attempt === 1 && spec.preferredPort !== undefined && (await portFree(spec.preferredPort));
+      return await launchOnce(spec, preferred ? spec.preferredPort! : await freePort());
     } catch (err) {
       if (!(err instanceof PortTakenError) || attempt >= PORT_ATTEMPTS) throw err;
       spec.log(`${spec.name}: RPC port was taken meanwhile; retrying on another`);
@@ -78,7 +92,7 @@ async function launchOnce(spec: LaunchSpec, port: number): Promise<LaunchedNode>
     ...(spec.ownsDatadir ? { cleanupDirOnOrphan: spec.datadir } : {}),
     graceMs: STOP_GRACE_MS,
   });
-  const entry: { watched: WatchedProcess; pid: number | undefined } = { watched, pid: undefined };
+  const entry: LiveNode = { watched, pid: undefined, stopOnSignal: spec.stopOnSignal ?? true };
   live.add(entry);
   let tail = '';
   for (const stream of watched.output) {
@@ -214,6 +228,16 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Whether `port` on 127.0.0.1 can be bound right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
 /** The watchdog exits only after the node, so this is a formality unless we had to SIGKILL. */
 async function waitGone(pid: number): Promise<void> {
   const deadline = Date.now() + 5000;
@@ -243,16 +267,17 @@ function killQuietly(pid: number, signal: NodeJS.Signals): void {
 function installExitHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
-  const killAll = (): void => {
-    for (const { watched, pid } of live) {
+  const killAll = (onSignal: boolean): void => {
+    for (const { watched, pid, stopOnSignal } of live) {
+      if (onSignal && !stopOnSignal) continue;
       if (pid !== undefined) killQuietly(pid, 'SIGTERM');
       watched.watchdog.kill('SIGTERM');
     }
   };
-  process.on('exit', killAll);
+  process.on('exit', () => killAll(false));
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const handler = (): void => {
-      killAll();
+      killAll(true);
       if (process.listenerCount(signal) === 1) {
         process.removeListener(signal, handler);
         process.kill(process.pid, signal);

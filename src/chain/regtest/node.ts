@@ -45,6 +45,15 @@ export interface StartRegtestOptions {
   readonly pollIntervalMs?: number;
   /** How long to wait for the RPC server to answer; default 60 000 ms. */
   readonly readyTimeoutMs?: number;
+  /**
+   * Listen on this RPC port if it is free (else on any free one): a node restarted on its old
+   * port, with its old password, is found again by clients that knew it.
+   */
+  readonly rpcPort?: number;
+  /** RPC password; default: a fresh random one. */
+  readonly rpcPass?: string;
+  /** Stop the node on SIGINT/SIGTERM of this process; default true (see LaunchSpec.stopOnSignal). */
+  readonly stopOnSignal?: boolean;
 }
 
 /** @throws TypeError if `addr` is not a regtest address. */
