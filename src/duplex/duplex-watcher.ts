@@ -289,8 +289,9 @@ export class DuplexWatcher {
   private planNextBump(record: DuplexRecord, replaced?: { feeSat: bigint; vsize: number }): BumpPlan | null {
     const close = record.close!;
     const ceiling = this.options.policy.maxFeeRateSatPerVb;
-    const replacedRate = replaced ? Math.ceil(Number(replaced.feeSat) / replaced.vsize) : 0;
-    const rate = Math.min(ceiling, Math.max(bumpedFeeRate(close.feeRateSatPerVb, ceiling), replacedRate + 1));
+    // The lowest whole rate strictly above the replaced version's (338 sat in 168 vB is 2.01: 3).
+    const replacedRate = replaced ? Number(replaced.feeSat) / replaced.vsize : 0;
+    const rate = Math.min(ceiling, Math.max(bumpedFeeRate(close.feeRateSatPerVb, ceiling), Math.floor(replacedRate) + 1));
     if (rate <= close.feeRateSatPerVb && rate <= replacedRate) return null;
     const plan = planBump(this.peer.channelOf(record), record.current!, rate, replaced);
     return plan.feeSat > feeForVsize(plan.vsize, ceiling) ? null : plan;

@@ -16,6 +16,6 @@ fc.configureGlobal({ ...fc.readConfigureGlobal(), seed });
 afterEach((ctx) => {
   if (ctx.task.result?.state === 'fail') {
     // Property failures carry their own seed; this line names the run's seed for every failure.
-    console.error(`[fast-check] replay with PAYCHAN_FC_SEED=${seed} npx vitest run ${ctx.task.file?.name ?? ''} -t ${JSON.stringify(ctx.task.name)}`);
+    console.error(`[fast-check] this run's seed is ${seed}; if the test ran a property, replay it with PAYCHAN_FC_SEED=${seed} npx vitest run ${ctx.task.file?.name ?? ''} -t ${JSON.stringify(ctx.task.name)}`);
   }
 });
