@@ -9,13 +9,13 @@ import { dustThresholdSat } from '../../src/protocol/dust.js';
 import type { Effect } from '../../src/protocol/effects.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
-import { payeeAccept, payeeStep, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
+import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
 import { payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
-import { PAYEE_KEY, PAYEE_PUB, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
+import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
 
-const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY };
+const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY, openingSecret: new Uint8Array(32).fill(7) };
 const payerCtx: PayerContext = { secp, policy: payerPolicy({ network: 'regtest' }), privateKey: () => PAYER_KEY };
 
 const wire = (m: Message): Message => decodeMessage(encodeMessage(m));
@@ -36,8 +36,8 @@ function open(variant: Variant, capacitySat = 1_000_000n, maxTotalSat = capacity
   });
   const [hello] = sent(p.effects);
   if (hello?.type !== 'hello') throw new Error('no hello');
-  let q = payeeAccept(payeeCtx, hello, 100, { index: 0, publicKey: PAYEE_PUB });
-  p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! });
+  // The payee keeps nothing until the funding: its answers are plain messages.
+  p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeAccept(payeeCtx, hello, 100)) });
   const create = p.effects.find((e) => e.type === 'create-funding');
   expect(create).toBeDefined();
   const tx = fundingTx(terms(variant, { capacitySat, expiryHeight: 150 }), { vout: 1 });
@@ -45,15 +45,16 @@ function open(variant: Variant, capacitySat = 1_000_000n, maxTotalSat = capacity
   if (variant === 'spilman-v1') {
     const [refundRequest] = sent(p.effects);
     expect(refundRequest?.type).toBe('refund-request');
-    q = payeeStep(payeeCtx, q.state, { type: 'message', message: refundRequest! });
+    if (refundRequest?.type !== 'refund-request') throw new Error('no refund request');
     // The funding is shown only after the refund signature is persisted.
-    p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! });
+    p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeSignRefund(payeeCtx, refundRequest, 101)) });
     expect(p.effects.map((e) => e.type)).toEqual(['persist', 'send']);
   }
   const [funding] = sent(p.effects);
-  expect(funding?.type).toBe('funding');
-  q = payeeStep(payeeCtx, q.state, { type: 'message', message: funding! });
-  expect(q.effects.map((e) => e.type)).toEqual(['persist', 'broadcast', 'watch-confirmations']);
+  if (funding?.type !== 'funding') throw new Error('no funding');
+  let q = payeeOpen(payeeCtx, funding, 102);
+  // Stored only once the node took the funding: a refused one leaves nothing behind.
+  expect(q.effects.map((e) => e.type)).toEqual(['broadcast', 'persist', 'watch-confirmations']);
   q = payeeStep(payeeCtx, q.state, { type: 'confirmed', txid: tx.getId() });
   p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! });
   expect(p.state.type).toBe('Open');
