@@ -308,7 +308,12 @@ export function proofMessage(state: PayerState): Message | null {
 }
 
 function onAccept(ctx: PayerContext, state: PayerState, accept: MessageOf<'accept'>): Step<PayerState> {
-  if (state.type !== 'Proposed') throw unexpected(state, 'accept');
+  if (state.type !== 'Proposed') {
+    // The answer to a hello we resent (a reconnect raced the first answer): the first accept
+    // stands. The payee kept nothing for either, so the second costs it nothing to forget.
+    if (state.type !== 'Aborted' && accept.tempId === state.proposal.tempId) return { state, effects: [] };
+    throw unexpected(state, 'accept');
+  }
   if (accept.tempId !== state.proposal.tempId) throw new ProtocolError('UNKNOWN_CHANNEL', `accept for ${accept.tempId}`);
   if (!ctx.secp.isPublicKey(accept.payeePubkey)) throw new ProtocolError('INVALID_PUBKEY', 'payeePubkey');
   if (accept.minFundingConfirmations > ctx.policy.maxFundingConfirmations) {
