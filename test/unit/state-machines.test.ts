@@ -95,6 +95,18 @@ describe.each(['spilman-v1', 'spilman-v2'] as const)('%s in memory', (variant) =
   });
 });
 
+describe('a resent hello', () => {
+  it('gets a second accept (maybe another cookie and key) that the payer ignores: the first stands', () => {
+    const p = payerPropose({ tempId: 'cd'.repeat(16), network: 'regtest', variant: 'spilman-v2', keyIndex: 0, payerPubkey: PAYER_PUB, capacitySat: 100_000n, expiryHeight: 150, payerScript: PAYER_SCRIPT, maxTotalSat: 100_000n });
+    const [hello] = sent(p.effects);
+    if (hello?.type !== 'hello') throw new Error('no hello');
+    const first = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeAccept(payeeCtx, hello, 100)) });
+    const again = payerStep(payerCtx, first.state, { type: 'message', message: wire(payeeAccept(payeeCtx, hello, 101)) });
+    expect(again.state).toBe(first.state);
+    expect(again.effects).toEqual([]);
+  });
+});
+
 describe('properties', () => {
   const amounts = fc.array(fc.bigInt({ min: -5n, max: 400_000n }), { minLength: 1, maxLength: 40 });
 
