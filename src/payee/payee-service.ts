@@ -88,6 +88,8 @@ export class PayeeService {
   private readonly closer: Closer;
   /** Channels whose funding has DEEP_CONFIRMATIONS (in memory: rechecked once after a restart). */
   private readonly deepFundings = new Set<string>();
+  /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
+  private readonly openings = new Map<string, Promise<void>>();
 
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
@@ -394,12 +396,18 @@ export class PayeeService {
     try {
       // The MAC first: a message the cookie does not vouch for costs nothing more.
       const vouched = payeeVouched(this.ctx, funding, null);
-      if (!this.entries.has(funding.tempId)) {
-        const tip = await this.options.backend.getTip();
-        if (await this.openChannel(funding, vouched.terms, tip.height, link)) return;
+      const opening = this.openings.get(funding.tempId);
+      if (opening) {
+        // The same channel's funding is being broadcast: answer this one as what it then is, a
+        // repeat (the node took it) or a new attempt (the node refused it and nothing was kept).
+        await opening;
+        return this.onFunding(funding, link);
       }
       const entry = this.entries.get(funding.tempId);
-      if (entry) await this.run(entry, { type: 'message', message: funding }, link, false, true);
+      if (entry) return this.run(entry, { type: 'message', message: funding }, link, false, true);
+      const tip = await this.options.backend.getTip();
+      // A copy of this funding that arrived meanwhile may have started the opening: join it.
+      if (!(await this.openChannel(funding, vouched.terms, tip.height, link))) return this.onFunding(funding, link);
     } catch (err) {
       this.reply(link, err, funding.tempId);
     }
@@ -433,11 +441,13 @@ export class PayeeService {
     this.tempIdByChannelId.set(state.channel.id, funding.tempId);
     const opening = this.schedule(entry, step.effects, link);
     // Later inputs of the channel (a repeat, a zero-conf payment) wait for the opening.
-    entry.queued++;
-    entry.inputs = opening.then(
-      () => void entry.queued--,
-      () => void entry.queued--,
+    const settled = opening.then(
+      () => undefined,
+      () => undefined,
     );
+    entry.queued++;
+    entry.inputs = settled.then(() => void entry.queued--);
+    this.openings.set(funding.tempId, settled);
     try {
       await opening;
     } catch (err) {
@@ -448,6 +458,8 @@ export class PayeeService {
         if (this.tempIdByChannelId.get(state.channel.id) === funding.tempId) this.tempIdByChannelId.delete(state.channel.id);
       }
       this.reply(link, err, funding.tempId);
+    } finally {
+      this.openings.delete(funding.tempId);
     }
     return true;
   }
@@ -534,19 +546,28 @@ export class PayeeService {
     // chain starts at this step's save itself rather than one more promise behind a settled one.
     let chain: Promise<void> | null = entry.effects === SETTLED ? null : entry.effects;
     const { tempId, state } = entry;
+    // A persist after a broadcast of the same step waits for it: an opening is stored only once
+    // the node took its funding (a refused one leaves no row).
+    let afterBroadcast = false;
     // A payment on an open channel changes only its total and signature: save just those.
     const paymentOnly = before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null;
     for (const effect of effects) {
       if (effect.type === 'persist') {
-        const saved =
+        const save = () =>
           paymentOnly && state.type === 'Open' && state.signature !== null
             ? this.options.store.savePayeePayment(tempId, state.paidSat, state.signature)
             : this.options.store.savePayeeChannel(tempId, state);
-        chain = chain ? chain.then(() => saved) : saved;
+        if (afterBroadcast && chain) {
+          chain = chain.then(save);
+        } else {
+          const saved = save();
+          chain = chain ? chain.then(() => saved) : saved;
+        }
       } else if (effect.type === 'send') {
         const message = effect.message;
         chain = (chain ?? SETTLED).then(() => this.deliver(entry, message, replyTo, before)); // not async: once per payment
       } else {
+        if (effect.type === 'broadcast') afterBroadcast = true;
         chain = (chain ?? SETTLED).then(() => this.carryOut(entry, effect));
       }
     }

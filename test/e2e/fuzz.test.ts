@@ -19,6 +19,7 @@ describe('hostile peers against the payee process', () => {
     const { findings, samples, byKind, stateChecks, ...figures } = report;
     console.log(`[fuzz] ${JSON.stringify(figures)}`);
     for (const f of findings) console.log(`[fuzz] finding [${f.severity}] ${f.id}: ${f.evidence.slice(0, 300)}`);
+    for (const s of stateChecks) if (!s.ok) console.log(`[fuzz] state changed: ${JSON.stringify(s)}`);
 
     expect(report.messages).toBeGreaterThanOrEqual(3_000);
     expect(report.crashes, JSON.stringify(samples.crashes)).toBe(0);

@@ -17,8 +17,8 @@
  * - no frame gets an answer that accepts it when it must be refused (`unexpectedAccepts`);
  * - every fixture channel's state, in memory (HTTP) and on disk (SQLite), is the same after the
  *   run as before, except the honest channel's paid total, which must equal what the honest payer
- *   had acknowledged (`stateChanges`); no stored row appears except for an accepted hello
- *   (`orphanRows`);
+ *   had acknowledged (`stateChanges`); no stored row appears, not even for an accepted hello
+ *   (`orphanRows`: a proposal holds nothing, docs/design.md "Openings without state");
  * - every payment of the honest payer made during the run is acknowledged (`honestFailures`).
  */
 import fs from 'node:fs';
@@ -438,8 +438,7 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
     const after = await snapshot(payee, t);
     const stateChecks = compare(before, after, t, acked);
     const stateChanges = stateChecks.filter((s) => !s.ok).length;
-    const helloAccepted = c.helloAccepted + (limits ? limits.openAttempts.accepted + (limits.openAttempts.otherPeerAccepted ? 1 : 0) : 0);
-    const orphanRows = after.rows.size - before.rows.size - helloAccepted;
+    const orphanRows = after.rows.size - before.rows.size;
     const serverRejected = (await payee.metricValues('paychan_messages_rejected_total')).reduce((s, v) => s + v, 0);
     const rssAfter = payee.rssMiB();
 
@@ -491,7 +490,7 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
       decoderThrew: c.decoderThrew,
       troubleLogLines,
       payeeLog: payee.logShapes(),
-      helloAccepted,
+      helloAccepted: c.helloAccepted,
       orphanRows,
       keyIndicesUsed: after.keyCounter - before.keyCounter,
       honestPaidSat: acked.toString(),

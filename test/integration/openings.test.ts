@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Transaction } from 'bitcoinjs-lib';
 import { WebSocket } from 'ws';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import type { PayerClient } from '../../src/payer/payer-client.js';
@@ -158,6 +159,17 @@ describe('openings without state', () => {
     const rowsBefore = (await store.loadPayeeChannels()).length;
     const funding = await env.wallet.fund([{ script: fundingScriptOf({ ...terms, payeePubkey: a.payeePubkey }).fundingScript, valueSat: terms.capacitySat }], 2);
     const fundingMsg = msg('funding', { tempId: a.tempId, proposal: terms, cookie: a.cookie, fundingTx: funding.txHex });
+    // The same transaction with a bad signature (same txid): the node refuses it, and nothing is
+    // stored, even when two copies arrive at once.
+    const forged = Transaction.fromHex(funding.txHex);
+    forged.setWitness(0, [new Uint8Array(71).fill(1), forged.ins[0]!.witness[1]!]);
+    const refused = { ...fundingMsg, fundingTx: forged.toHex() };
+    replies.length = 0;
+    await Promise.all([service.handle(refused, link), service.handle(refused, link)]);
+    await service.drain();
+    expect(replies.map((m) => (m.type === 'error' ? m.code : m.type))).toEqual(['FUNDING_REJECTED', 'FUNDING_REJECTED']);
+    expect((await store.loadPayeeChannels()).length).toBe(rowsBefore);
+    expect(service.channel(a.tempId)).toBeUndefined();
     replies.length = 0;
     await Promise.all([service.handle(fundingMsg, link), service.handle(fundingMsg, link)]);
     await service.drain();
