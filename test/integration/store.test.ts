@@ -441,6 +441,21 @@ describe('SqliteStore', () => {
       db.close();
     });
 
+    it('drops the unfunded proposals an older paychan stored, and keeps every channel', async () => {
+      const store = open();
+      const channel = v1.payee.find((s) => s.type === 'Open')!;
+      await store.savePayeeChannel('channel', channel);
+      await store.close();
+      // As paychan wrote them before opening cookies (schema 3): a proposal row of each kind.
+      const db = operator();
+      const insert = db.prepare("INSERT INTO payee_channels (temp_id, seq, state, updated_at, channel_id, state_type, paid_sat) VALUES (?, ?, '{}', 0, NULL, ?, NULL)");
+      ['AwaitingRefundRequest', 'AwaitingFunding', 'Abandoned'].forEach((type, i) => insert.run(`old${i}`, 10 + i, type));
+      db.pragma('user_version = 3');
+      db.close();
+      const upgraded = open();
+      expect(await upgraded.loadPayeeChannels()).toEqual([{ tempId: 'channel', state: channel }]);
+    });
+
     it('reopens without migrating again', () => {
       open();
       const log: string[] = [];
