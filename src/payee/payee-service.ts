@@ -13,9 +13,10 @@
  * Ordering and durability. Inputs of one channel are stepped one at a time, in arrival order.
  * A step's effects run in order after the previous step's effects; a `persist` is issued at
  * once (so many payments share one group commit) and every effect after it waits until it is
- * durable — a payment is acknowledged only once stored. Steps that broadcast (funding, close)
- * are fully serialized: the next input waits until the broadcast is done, and a refused
- * broadcast restores (and re-stores) the state before the step.
+ * durable — a payment is acknowledged only once stored. A step that broadcasts is fully
+ * serialized: the next input waits until the broadcast is done. A new channel's step broadcasts
+ * its funding first and stores it only once the node took it (a refused funding leaves nothing);
+ * any other refused broadcast restores (and re-stores) the state before the step.
  */
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
