@@ -182,4 +182,36 @@ describe('openings without state', () => {
     expect(replies.map((m) => (m.type === 'error' ? m.code : m.type))).toEqual(['FUNDING_MISMATCH']);
     expect((await store.loadPayeeChannels()).length).toBe(rowsBefore + 1);
   });
+
+  it('an expired cookie is refused, unless the node already has the funding (a payee that died before storing it)', async () => {
+    const key = env.wallet.nextChannelKey();
+    const tip = await env.backend.getTip();
+    const terms = { network: 'regtest' as const, variant: 'spilman-v2' as const, payerPubkey: key.publicKey, capacitySat: 150_000n, expiryHeight: tip.height + 60, payerScript: floodScript };
+    const replies: Message[] = [];
+    const link: PeerLink = { send: (m) => replies.push(decodeMessage(encodeMessage(m))) };
+    const accepted = async () => {
+      replies.length = 0;
+      const tempId = randomBytes(16).toString('hex');
+      await service.handle(msg('hello', { tempId, ...terms }), link);
+      const [accept] = replies;
+      if (accept?.type !== 'accept') throw new Error(`expected accept, got ${JSON.stringify(accept)}`);
+      const funding = await env.wallet.fund([{ script: fundingScriptOf({ ...terms, payeePubkey: accept.payeePubkey }).fundingScript, valueSat: terms.capacitySat }], 2);
+      return { fundingMsg: msg('funding', { tempId, proposal: terms, cookie: accept.cookie, fundingTx: funding.txHex }), funding };
+    };
+    const unknown = await accepted();
+    const known = await accepted();
+    await env.backend.broadcast(known.funding.txHex); // as if the payee had, then died
+    await env.mine(7); // past proposalTimeoutBlocks (6)
+    const codes = async (m: Message) => {
+      replies.length = 0;
+      await service.handle(m, link);
+      await service.drain();
+      return replies.map((r) => (r.type === 'error' ? r.code : r.type));
+    };
+    expect(await codes(unknown.fundingMsg)).toEqual(['COOKIE_EXPIRED']);
+    expect(service.channel(unknown.fundingMsg.tempId)).toBeUndefined();
+    await env.wallet.release(unknown.funding.txid);
+    expect(await codes(known.fundingMsg)).toEqual([]);
+    expect(service.channel(known.fundingMsg.tempId)?.type).toMatch(/AwaitingConfirmation|Open/);
+  });
 });
