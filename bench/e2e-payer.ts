@@ -220,7 +220,8 @@ const openPhase = await phase('open', async () => {
   }
   let opened = 0;
   const t0 = now();
-  // The payee takes at most 16 unfunded proposals per peer address (maxPendingProposalsPerPeer):
+  // The payee holds nothing for unfunded proposals (opening cookies); the throttle below keeps
+  // the payer's own wallet from reserving coins for more proposals than it funds at once:
   // start the next proposal only once an earlier one has sent its funding, with a margin for
   // funding messages still on the wire.
   let slots = PENDING_PROPOSALS;

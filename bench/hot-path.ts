@@ -249,7 +249,7 @@ async function microBreakdown(
     const k = i % m;
     if (!secp.ecdsaVerify(decoded[k]!.signature, digests[k]!, channels[idx[k]!]!.payerPubkey)) throw new Error('bad signature');
   }, MICRO_MS);
-  const ctx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY };
+  const ctx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY, openingSecret: new Uint8Array(32) };
   const states: PayeeState[] = channels.map((c, i) => openState(i, c));
   const step = medianRate((i) => {
     const k = i % m;

@@ -33,14 +33,12 @@ export class ChannelEntry {
   effects: Promise<void> = SETTLED;
   /** Set when storing failed: the channel takes no more inputs. */
   broken: Error | null = null;
-  /** Tip height when the proposal arrived (or, after a restart, when it was loaded). */
-  createdHeight: number | null = null;
 
   constructor(
     readonly tempId: string,
     state: PayeeState,
     link: PeerLink | null,
-    /** The peer that proposed it (transport's remote address), for the pending-proposal limit. */
+    /** The peer that funded it (transport's remote address), for logs and limits. */
     readonly peer?: string,
   ) {
     this.full = state;

@@ -9,7 +9,7 @@ import { NETWORK_NAMES } from '../protocol/network.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import { VARIANTS } from '../protocol/scripts.js';
 
-const FORMAT = 1;
+const FORMAT = 2;
 const TYPES = ['Open', 'Suspended'] as const;
 type Packable = Extract<PayeeState, { type: (typeof TYPES)[number] }>;
 
@@ -18,7 +18,7 @@ export function packState(state: PayeeState): string | null {
   if (state.type !== 'Open' && state.type !== 'Suspended') return null;
   const c = state.channel;
   if (!/^[0-9a-f]{32}$/.test(state.tempId) || c.payerScript.length > 255 || c.payerPubkey.length !== 33 || c.payeePubkey.length !== 33) return null;
-  const size = 1 + 1 + 1 + 1 + 16 + 4 + 33 + 33 + 8 + 4 + 1 + c.payerScript.length + 32 + 4 + 8 + 1 + (state.signature ? 64 : 0);
+  const size = 1 + 1 + 1 + 1 + 16 + 8 + 33 + 33 + 8 + 4 + 1 + c.payerScript.length + 32 + 4 + 8 + 1 + (state.signature ? 64 : 0);
   const b = new Uint8Array(size);
   const v = new DataView(b.buffer);
   let o = 0;
@@ -28,8 +28,9 @@ export function packState(state: PayeeState): string | null {
   b[o++] = NETWORK_NAMES.indexOf(c.network);
   b.set(fromHex(state.tempId), o);
   o += 16;
-  v.setUint32(o, state.keyIndex);
-  o += 4;
+  // A float64 holds every key index exactly (opening keys go up to 2^53, see opening-cookie.ts).
+  v.setFloat64(o, state.keyIndex);
+  o += 8;
   b.set(c.payerPubkey, o);
   o += 33;
   b.set(c.payeePubkey, o);
@@ -66,8 +67,8 @@ export function unpackState(packed: string): PayeeState {
   const network = NETWORK_NAMES[b[o++]!]!;
   const tempId = toHex(b.subarray(o, o + 16));
   o += 16;
-  const keyIndex = v.getUint32(o);
-  o += 4;
+  const keyIndex = v.getFloat64(o);
+  o += 8;
   const payerPubkey = b.slice(o, o + 33);
   o += 33;
   const payeePubkey = b.slice(o, o + 33);

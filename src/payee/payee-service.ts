@@ -2,25 +2,34 @@
  * The payee driver: runs the pure payee state machine for many channels against a chain backend
  * and a durable store.
  *
- * It owns what the core may not: the channel table, key allocation, the tip height, watching
- * confirmations, broadcasting, persistence, and the one place where a refused message becomes
- * an `error` reply.
+ * It owns what the core may not: the channel table, the tip height, watching confirmations,
+ * broadcasting, persistence, and the one place where a refused message becomes an `error` reply.
+ *
+ * Openings hold nothing (docs/design.md, "Openings without state"): hellos and v1 refund requests
+ * are answered from the message, the payee's secret and the tip, without a table entry or a row;
+ * a channel enters the table when its funding's cookie verifies, and its row once the node has
+ * taken the funding. A stranger's unfunded proposals cannot fill anything.
  *
  * Ordering and durability. Inputs of one channel are stepped one at a time, in arrival order.
  * A step's effects run in order after the previous step's effects; a `persist` is issued at
  * once (so many payments share one group commit) and every effect after it waits until it is
- * durable — a payment is acknowledged only once stored. Steps that broadcast (funding, close)
- * are fully serialized: the next input waits until the broadcast is done, and a refused
- * broadcast restores (and re-stores) the state before the step.
+ * durable — a payment is acknowledged only once stored. A step that broadcasts is fully
+ * serialized: the next input waits until the broadcast is done. A new channel's step broadcasts
+ * its funding first and stores it only once the node took it (a refused funding leaves nothing);
+ * any other refused broadcast restores (and re-stores) the state before the step.
  */
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { SignedBatchClose } from '../protocol/batch-close.js';
 import type { Effect } from '../protocol/effects.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
-import { payeeAccept, payeeStateRef, payeeStep, type PayeeContext, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
-import { checkHello, type PayeePolicy } from '../protocol/policy.js';
+import type { ChannelTerms } from '../protocol/channel.js';
+import type { Step } from '../protocol/effects.js';
+import { checkFundingTx } from '../protocol/funding.js';
+import { decodeMessage, errorMessage, type Message, type MessageOf } from '../protocol/messages.js';
+import { OPENING_KEY_INDEX_BASE } from '../protocol/opening-cookie.js';
+import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, payeeVouched, type PayeeContext, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
+import type { PayeePolicy } from '../protocol/policy.js';
 import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
 import type { WalletKeys } from '../wallet/keys.js';
@@ -32,7 +41,7 @@ export interface PayeeServiceOptions {
   readonly policy: PayeePolicy;
   readonly backend: ChainBackend;
   readonly store: Store;
-  /** Channel keys (a fresh one per channel) come from here. */
+  /** Channel keys (a fresh one per channel, derived from the opening cookie) and the cookies' secret come from here. */
   readonly keys: WalletKeys;
   /** Where the payee's share goes when it closes. */
   readonly payoutScript: Uint8Array;
@@ -41,11 +50,6 @@ export interface PayeeServiceOptions {
   readonly log?: (line: string) => void;
   /** Told of every acknowledged payment (after it is durable): for metrics and books. */
   readonly onPayment?: (channelId: string, totalSat: bigint, deltaSat: bigint) => void;
-  /**
-   * Most proposals one peer may have that are not funded yet (each costs a key index and a
-   * stored row); beyond it a `hello` is refused with RATE_LIMITED. Default 16.
-   */
-  readonly maxPendingProposalsPerPeer?: number;
 }
 
 /** A funding transaction the payee waits to see confirmed. */
@@ -55,11 +59,10 @@ interface Watch {
   readonly confirmations: number;
 }
 
-const KEY_COUNTER = 'payee-channel-key';
 /** Messages only the payer can send (see handle()). */
 const PROVES_PAYER = new Set<Message['type']>(['hello', 'refund-request', 'funding', 'payment']);
-/** Most unfunded proposals in total (each costs a key index and a stored row). */
-const MAX_PENDING_PROPOSALS = 10_000;
+/** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
+const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
 
 /**
  * A state read from the store holds separate copies of the byte fields that `terms` and
@@ -94,9 +97,18 @@ export class PayeeService {
   private tipHeight = 0;
   /** The last tip seen, to notice one that does not extend it. */
   private lastTip: BlockTip | undefined;
+  /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
+  private readonly openings = new Map<string, Promise<void>>();
 
   private constructor(private readonly options: PayeeServiceOptions) {
-    this.ctx = { secp: options.secp, policy: options.policy, privateKey: (i) => options.keys.channelKey(i).privateKey };
+    const keys = options.keys;
+    this.ctx = {
+      secp: options.secp,
+      policy: options.policy,
+      // Keys below the base were allocated by a counter before openings took cookies (older stores).
+      privateKey: (i) => (i < OPENING_KEY_INDEX_BASE ? keys.channelKey(i) : keys.openingKey(i - OPENING_KEY_INDEX_BASE)).privateKey,
+      openingSecret: keys.openingSecret(),
+    };
     const host = {
       entries: () => this.entries.values(),
       step: async (tempId: string, input: PayeeInput) => {
@@ -145,7 +157,7 @@ export class PayeeService {
     const service = new PayeeService(options);
     service.tipHeight = (await options.backend.getTip()).height;
     for (const { tempId, state } of await options.store.loadPayeeChannels()) {
-      if (state.type === 'Abandoned') continue;
+      if (!CHANNEL_TYPES.has(state.type)) continue; // an unfunded proposal an older version stored: nothing to keep
       // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
       // one copy of the byte fields their terms and channel share.
       const entry = new ChannelEntry(tempId, state, null);
@@ -176,29 +188,9 @@ export class PayeeService {
     this.tipHeight = tip.height; // first: payments from now on are checked against this tip
     for (const entry of this.entries.values()) entry.sweep();
     await this.noticeChainSwitch(tip);
-    await this.abandonStaleProposals(tip);
     await this.checkFundingDepth();
     await this.checkWatches();
     await this.closer.tick(tip);
-  }
-
-  /**
-   * Proposals whose funding has not arrived within proposalTimeoutBlocks are abandoned: they
-   * leave memory and free their peer's pending slots (a hostile peer's proposals do not pile up).
-   */
-  private async abandonStaleProposals(tip: BlockTip): Promise<void> {
-    for (const [tempId, entry] of this.entries) {
-      if (entry.type !== 'AwaitingRefundRequest' && entry.type !== 'AwaitingFunding') continue;
-      entry.createdHeight ??= tip.height;
-      if (tip.height - entry.createdHeight < this.options.policy.proposalTimeoutBlocks) continue;
-      try {
-        await this.run(entry, { type: 'abandon' }, null, true);
-        await entry.effects;
-        if ((entry.type as PayeeState['type']) === 'Abandoned') this.entries.delete(tempId);
-      } catch (err) {
-        this.options.log?.(`abandoning proposal ${tempId} failed: ${String(err)}`);
-      }
-    }
   }
 
   /**
@@ -293,6 +285,8 @@ export class PayeeService {
     // were two more promises each time. Whatever throws still becomes a rejection.
     try {
       if (message.type === 'hello') return this.onHello(message, link);
+      if (message.type === 'refund-request') return this.onRefundRequest(message, link);
+      if (message.type === 'funding') return this.onFunding(message, link);
       const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : message.type === 'error' ? message.ref : undefined;
       const tempId = ref === undefined ? undefined : (this.tempIdByChannelId.get(ref) ?? ref);
       const entry = tempId === undefined ? undefined : this.entries.get(tempId);
@@ -397,48 +391,105 @@ export class PayeeService {
     }
   }
 
-  private async onHello(hello: Extract<Message, { type: 'hello' }>, link: PeerLink): Promise<void> {
-    const existing = this.entries.get(hello.tempId);
-    if (existing) {
-      await this.run(existing, { type: 'message', message: hello, tipHeight: this.tipHeight }, link, false, true);
-      return;
-    }
-    const pending = this.pendingProposals(link.peer);
-    if (pending.total >= MAX_PENDING_PROPOSALS) {
-      this.reply(link, new ProtocolError('RATE_LIMITED', 'too many channel proposals are waiting for funding; try again later'), hello.tempId);
-      return;
-    }
-    const maxPending = this.options.maxPendingProposalsPerPeer ?? 16;
-    if (link.peer !== undefined && pending.fromPeer >= maxPending) {
-      this.reply(link, new ProtocolError('RATE_LIMITED', `${maxPending} channel proposals from ${link.peer} are waiting for funding; fund or abandon them first`), hello.tempId);
-      return;
-    }
+  /** A proposal: answered with a cookie, nothing kept (see payeeAccept). */
+  private async onHello(hello: MessageOf<'hello'>, link: PeerLink): Promise<void> {
     try {
-      const tip = await this.options.backend.getTip();
-      // Checked before a key index is spent on a proposal the policy refuses anyway.
-      checkHello(this.ctx.secp, this.ctx.policy, hello, tip.height);
-      const index = await this.options.store.nextCounter(KEY_COUNTER);
+      // A tempId is the payer's random nonce; one already taken by a channel would collide with it.
       if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
-      const step = payeeAccept(this.ctx, hello, tip.height, { index, publicKey: this.options.keys.channelKey(index).publicKey });
-      const entry = new ChannelEntry(hello.tempId, step.state, link, link.peer);
-      entry.createdHeight = tip.height;
-      this.entries.set(hello.tempId, entry);
-      await this.schedule(entry, step.effects, link);
+      const tip = await this.options.backend.getTip();
+      link.send(payeeAccept(this.ctx, hello, tip.height));
     } catch (err) {
       this.reply(link, err, hello.tempId);
     }
   }
 
-  /** Unfunded proposals, in total and from `peer`: one scan (a hello could meet 100,000 channels). */
-  private pendingProposals(peer: string | undefined): { total: number; fromPeer: number } {
-    let total = 0;
-    let fromPeer = 0;
-    for (const e of this.entries.values()) {
-      if (e.type !== 'AwaitingRefundRequest' && e.type !== 'AwaitingFunding') continue;
-      total++;
-      if (peer !== undefined && e.peer === peer) fromPeer++;
+  /** A v1 refund to sign: the cookie is checked before anything else, nothing kept (see payeeSignRefund). */
+  private async onRefundRequest(request: MessageOf<'refund-request'>, link: PeerLink): Promise<void> {
+    try {
+      payeeVouched(this.ctx, request, null);
+      const tip = await this.options.backend.getTip();
+      link.send(payeeSignRefund(this.ctx, request, tip.height));
+    } catch (err) {
+      this.reply(link, err, request.tempId);
     }
-    return { total, fromPeer };
+  }
+
+  /**
+   * A funding. A repeat for a channel we hold goes to that channel; a new one, whose cookie
+   * verifies and whose transaction pays the channel, is handed to the node and becomes a channel
+   * (a row) once the node took it. Two fundings of one tempId make one channel: the second finds
+   * the first's entry, which exists from before the broadcast on.
+   */
+  private async onFunding(funding: MessageOf<'funding'>, link: PeerLink): Promise<void> {
+    try {
+      // The MAC first: a message the cookie does not vouch for costs nothing more.
+      const vouched = payeeVouched(this.ctx, funding, null);
+      const opening = this.openings.get(funding.tempId);
+      if (opening) {
+        // The same channel's funding is being broadcast: answer this one as what it then is, a
+        // repeat (the node took it) or a new attempt (the node refused it and nothing was kept).
+        await opening;
+        return this.onFunding(funding, link);
+      }
+      const entry = this.entries.get(funding.tempId);
+      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tipHeight }, link, false, true);
+      const tip = await this.options.backend.getTip();
+      // A copy of this funding that arrived meanwhile may have started the opening: join it.
+      if (!(await this.openChannel(funding, vouched.terms, tip.height, link))) return this.onFunding(funding, link);
+    } catch (err) {
+      this.reply(link, err, funding.tempId);
+    }
+  }
+
+  /**
+   * Makes the channel of a new funding: enters it in the table at once (a concurrent repeat
+   * finds it), then broadcasts, stores and watches it. A funding the node refuses leaves nothing.
+   * @returns true once handled (opened, or refused by the node and answered); false when a
+   *   concurrent copy of the funding made the channel first (the caller steps it there).
+   * @throws ProtocolError when the funding or its cookie is refused.
+   */
+  private async openChannel(funding: MessageOf<'funding'>, terms: ChannelTerms, tipHeight: number, link: PeerLink): Promise<boolean> {
+    let step: Step<PayeeState>;
+    try {
+      step = payeeOpen(this.ctx, funding, tipHeight);
+    } catch (err) {
+      if (!(err instanceof ProtocolError && err.code === 'COOKIE_EXPIRED')) throw err;
+      // We may have broadcast this funding and died before storing it: the payer's coins are
+      // committed, so its cookie's age no longer matters once the node has the funding.
+      const { txid } = checkFundingTx(terms, funding.fundingTx, null);
+      if ((await this.options.backend.getTransaction(txid)) === null) throw err;
+      step = payeeOpen(this.ctx, funding, tipHeight, true);
+    }
+    if (this.entries.has(funding.tempId)) return false; // a concurrent copy of this funding got here first
+    const state = step.state;
+    const known = this.tempIdByChannelId.get(state.channel.id);
+    if (known !== undefined) throw new ProtocolError('DUPLICATE_CHANNEL', `${state.channel.id} is already a channel`);
+    const entry = new ChannelEntry(funding.tempId, state, link, link.peer);
+    this.entries.set(funding.tempId, entry);
+    this.tempIdByChannelId.set(state.channel.id, funding.tempId);
+    const opening = this.schedule(entry, step.effects, link);
+    // Later inputs of the channel (a repeat, a zero-conf payment) wait for the opening.
+    const settled = opening.then(
+      () => undefined,
+      () => undefined,
+    );
+    entry.queued++;
+    entry.inputs = settled.then(() => void entry.queued--);
+    this.openings.set(funding.tempId, settled);
+    try {
+      await opening;
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        // The node refused the funding: nothing was stored, the channel never was.
+        entry.broken = err;
+        if (this.entries.get(funding.tempId) === entry) this.entries.delete(funding.tempId);
+        if (this.tempIdByChannelId.get(state.channel.id) === funding.tempId) this.tempIdByChannelId.delete(state.channel.id);
+      }
+      this.reply(link, err, funding.tempId);
+    } finally {
+      this.openings.delete(funding.tempId);
+    }
+    return true;
   }
 
   /**
@@ -523,19 +574,28 @@ export class PayeeService {
     // chain starts at this step's save itself rather than one more promise behind a settled one.
     let chain: Promise<void> | null = entry.effects === SETTLED ? null : entry.effects;
     const { tempId, state } = entry;
+    // A persist after a broadcast of the same step waits for it: an opening is stored only once
+    // the node took its funding (a refused one leaves no row).
+    let afterBroadcast = false;
     // A payment on an open channel changes only its total and signature: save just those.
     const paymentOnly = before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null;
     for (const effect of effects) {
       if (effect.type === 'persist') {
-        const saved =
+        const save = () =>
           paymentOnly && state.type === 'Open' && state.signature !== null
             ? this.options.store.savePayeePayment(tempId, state.paidSat, state.signature)
             : this.options.store.savePayeeChannel(tempId, state);
-        chain = chain ? chain.then(() => saved) : saved;
+        if (afterBroadcast && chain) {
+          chain = chain.then(save);
+        } else {
+          const saved = save();
+          chain = chain ? chain.then(() => saved) : saved;
+        }
       } else if (effect.type === 'send') {
         const message = effect.message;
         chain = (chain ?? SETTLED).then(() => this.deliver(entry, message, replyTo, before)); // not async: once per payment
       } else {
+        if (effect.type === 'broadcast') afterBroadcast = true;
         chain = (chain ?? SETTLED).then(() => this.carryOut(entry, effect));
       }
     }

@@ -14,6 +14,8 @@ export const PROTOCOL_ERROR_CODES = {
   UNEXPECTED_MESSAGE: 'the message is not valid in the channel state it was received in',
   UNKNOWN_CHANNEL: 'no channel with that id',
   DUPLICATE_CHANNEL: 'a channel with that id already exists',
+  INVALID_COOKIE: 'the opening cookie does not match the proposal, or this payee did not issue it; send hello again',
+  COOKIE_EXPIRED: 'the opening cookie is too old; send hello again',
   WRONG_NETWORK: 'the peer is on another network',
   UNSUPPORTED_VARIANT: 'the channel variant is not supported by this peer',
   INVALID_PUBKEY: 'not a valid compressed secp256k1 public key',

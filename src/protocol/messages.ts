@@ -58,23 +58,40 @@ const HelloSchema = v.strictObject({
   /** Where the payer's change and refund go; at most 42 bytes (any standard template fits). */
   payerScript: hexVar(42),
 });
+/** The payee's opening cookie (src/protocol/opening-cookie.ts): opaque to the payer, echoed back. */
+const cookie = hexBytes(20);
 const AcceptSchema = v.strictObject({
   v: version,
   type: v.literal('accept'),
   tempId,
   payeePubkey: hexBytes(33),
   minFundingConfirmations: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100)),
+  cookie,
+});
+/**
+ * The hello's terms again, in every later opening message: the payee kept nothing of the
+ * proposal and rebuilds it from these, vouched for by the cookie.
+ */
+const ProposalEchoSchema = v.strictObject({
+  network: v.picklist(NETWORK_NAMES),
+  variant: v.picklist(VARIANTS),
+  payerPubkey: hexBytes(33),
+  capacitySat: sats,
+  expiryHeight: height,
+  payerScript: hexVar(42),
 });
 const RefundRequestSchema = v.strictObject({
   v: version,
   type: v.literal('refund-request'),
   tempId,
+  proposal: ProposalEchoSchema,
+  cookie,
   fundingTxid: txid,
   fundingVout: vout,
   refundTx: txHex(1000),
 });
 const RefundSignatureSchema = v.strictObject({ v: version, type: v.literal('refund-signature'), tempId, signature: hexBytes(64) });
-const FundingSchema = v.strictObject({ v: version, type: v.literal('funding'), tempId, fundingTx: txHex(100_000) });
+const FundingSchema = v.strictObject({ v: version, type: v.literal('funding'), tempId, proposal: ProposalEchoSchema, cookie, fundingTx: txHex(100_000) });
 const ChannelOpenSchema = v.strictObject({ v: version, type: v.literal('channel-open'), tempId, channelId: channelIdSchema });
 const PaymentSchema = v.strictObject({ v: version, type: v.literal('payment'), channelId: channelIdSchema, totalSat: sats, signature: hexBytes(64) });
 const PaymentAckSchema = v.strictObject({ v: version, type: v.literal('payment-ack'), channelId: channelIdSchema, totalSat: sats });
@@ -239,6 +256,8 @@ export type Message = v.InferOutput<typeof MessageSchema>;
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
 export type Hello = MessageOf<'hello'>;
+/** The hello's terms as the later opening messages echo them. */
+export type ProposalEcho = MessageOf<'funding'>['proposal'];
 export type Payment = MessageOf<'payment'>;
 export type ErrorMessage = MessageOf<'error'>;
 

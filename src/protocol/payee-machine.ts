@@ -1,11 +1,16 @@
 /**
  * The payee's channel state machine: `payeeStep(ctx, state, input) → { state, effects }`.
  *
- * Pure: no I/O, no clock. The driver supplies the tip height and a fresh key with a proposal,
- * carries out the effects in order, and replaces its stored state only when the step returns;
- * a step that throws a ProtocolError has changed nothing (the driver sends the error back).
+ * Pure: no I/O, no clock. The driver supplies the tip height, carries out the effects in order,
+ * and replaces its stored state only when the step returns; a step that throws a ProtocolError
+ * has changed nothing (the driver sends the error back).
  *
- * States: AwaitingRefundRequest (v1) → AwaitingFunding → AwaitingConfirmation → Open → Expiring → Closing → Closed.
+ * Openings hold no state (opening-cookie.ts, docs/design.md "Openings without state"): a hello
+ * is answered by {@link payeeAccept}, a v1 refund request by {@link payeeSignRefund}, both pure
+ * functions of the message, the payee's secret and the tip; a channel state exists only from
+ * {@link payeeOpen}, once a funding checks out.
+ *
+ * States: AwaitingConfirmation → Open → Expiring → Closing → Closed.
  *
  * The close deadline is `expiry − closeMarginBlocks`: from then on the payer's refund may beat
  * any close, so no payment is taken. Every payment is checked against the tip the driver knows
@@ -19,11 +24,12 @@
  */
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { equalBytes } from './bytes.js';
-import { makeChannel, type Channel, type ChannelTerms, type FundingOutpoint } from './channel.js';
+import { makeChannel, type Channel, type ChannelTerms } from './channel.js';
 import type { Step } from './effects.js';
 import { ProtocolError } from './errors.js';
 import { checkFundingTx } from './funding.js';
-import { msg, type Hello, type Message } from './messages.js';
+import { msg, type Hello, type Message, type MessageOf } from './messages.js';
+import { checkCookieAge, openingCookie, openingKeyIndex, verifyOpeningCookie, type ProposalFields } from './opening-cookie.js';
 import { paymentSighasher, verifyPayment } from './payment.js';
 import { checkHello, type PayeePolicy } from './policy.js';
 import { checkRefundTemplate, payeeRefundDigest } from './refund.js';
@@ -34,20 +40,18 @@ export interface PayeeContext {
   readonly policy: PayeePolicy;
   /** The private key of channel key `index` (deterministic derivation: a pure function). */
   readonly privateKey: (index: number) => Uint8Array;
+  /** The key of the opening cookies' MAC (derived from the payee's seed: it survives restarts). */
+  readonly openingSecret: Uint8Array;
 }
 
 interface Negotiated {
   readonly tempId: string;
   readonly terms: ChannelTerms;
+  /** Derivation data of the payee's channel key (from the opening cookie): all a close needs to find it again. */
   readonly keyIndex: number;
 }
 
 export type PayeeState =
-  | (Negotiated & { readonly type: 'AwaitingRefundRequest' })
-  /** A proposal never funded in time: dropped from memory (its row stays, marked). */
-  | (Negotiated & { readonly type: 'Abandoned' })
-  /** `funding` is the outpoint the v1 refund was signed for; v2 learns it from the funding tx. */
-  | (Negotiated & { readonly type: 'AwaitingFunding'; readonly funding: FundingOutpoint | null })
   | (Negotiated & { readonly type: 'AwaitingConfirmation'; readonly channel: Channel; readonly fundingTxHex: string })
   | (Negotiated & { readonly type: 'Open'; readonly channel: Channel; readonly paidSat: bigint; readonly signature: Uint8Array | null })
   /**
@@ -104,8 +108,6 @@ export type PayeeInput =
   | { readonly type: 'tip'; readonly height: number }
   /** A watched transaction reached the confirmations asked for. */
   | { readonly type: 'confirmed'; readonly txid: string }
-  /** The proposal waited too long for its funding (the driver's timeout). */
-  | { readonly type: 'abandon' }
   /** The close recorded by `close` was accepted by the node. */
   | { readonly type: 'close-broadcast'; readonly txid: string }
   /** The funding of an open channel has fewer confirmations than required (a reorg), or none. */
@@ -120,59 +122,89 @@ export function closeDeadlineHeight(policy: PayeePolicy, channel: Channel): numb
   return channel.expiryHeight - policy.closeMarginBlocks;
 }
 
-/** Channel id used in error replies: the funding outpoint once known, else the tempId. */
+/** Channel id used in error replies: the funding outpoint. */
 export function payeeStateRef(state: PayeeState): string {
-  return 'channel' in state ? state.channel.id : state.tempId;
+  return state.channel.id;
 }
 
 /**
- * A payer's proposal (seed steps 1, 3): checks policy and answers with our fresh key.
+ * A payer's proposal (seed steps 1, 3): checks policy and answers with the channel key and the
+ * cookie that vouches for the proposal. Stores nothing; the same hello at the same tip gets the
+ * same answer.
  * @throws ProtocolError from {@link checkHello}.
  */
-export function payeeAccept(ctx: PayeeContext, hello: Hello, tipHeight: number, payeeKey: { index: number; publicKey: Uint8Array }): Step<PayeeState> {
+export function payeeAccept(ctx: PayeeContext, hello: Hello, tipHeight: number): MessageOf<'accept'> {
   checkHello(ctx.secp, ctx.policy, hello, tipHeight);
-  const terms: ChannelTerms = {
-    variant: hello.variant,
-    network: hello.network,
-    payerPubkey: hello.payerPubkey,
-    payeePubkey: payeeKey.publicKey,
-    capacitySat: hello.capacitySat,
-    expiryHeight: hello.expiryHeight,
-    payerScript: hello.payerScript,
-  };
-  const base = { tempId: hello.tempId, terms, keyIndex: payeeKey.index };
-  const state: PayeeState = terms.variant === 'spilman-v1' ? { ...base, type: 'AwaitingRefundRequest' } : { ...base, type: 'AwaitingFunding', funding: null };
-  return {
-    state,
-    effects: [
-      { type: 'persist' },
-      {
-        type: 'send',
-        message: msg('accept', { tempId: hello.tempId, payeePubkey: payeeKey.publicKey, minFundingConfirmations: ctx.policy.minFundingConfirmations }),
-      },
-    ],
-  };
+  const cookie = openingCookie(ctx.openingSecret, hello, tipHeight);
+  const payeePubkey = ctx.secp.publicKeyCreate(ctx.privateKey(openingKeyIndex(cookie)));
+  return msg('accept', { tempId: hello.tempId, payeePubkey, minFundingConfirmations: ctx.policy.minFundingConfirmations, cookie });
+}
+
+/** An opening message the cookie vouches for: the proposal rebuilt, and the payee's key. */
+interface Vouched {
+  readonly terms: ChannelTerms;
+  readonly keyIndex: number;
 }
 
 /**
- * The same proposal again (the payer reconnected before it saw our `accept`): answer it again.
- * @throws ProtocolError DUPLICATE_CHANNEL if the tempId is taken by another proposal or a
- *   channel past its opening.
+ * Rebuilds a proposal from an opening message's echo. The MAC is checked first, before any
+ * other work; then the cookie's age (unless `tipHeight` is null), then the policy as it stood
+ * when the cookie was issued.
+ * @throws ProtocolError INVALID_COOKIE, COOKIE_EXPIRED, or from {@link checkHello}.
  */
-export function payeeRepeatAccept(ctx: PayeeContext, state: PayeeState, hello: Hello): Step<PayeeState> {
-  const t = state.terms;
-  const same =
-    t.variant === hello.variant &&
-    t.network === hello.network &&
-    t.capacitySat === hello.capacitySat &&
-    t.expiryHeight === hello.expiryHeight &&
-    equalBytes(t.payerPubkey, hello.payerPubkey) &&
-    equalBytes(t.payerScript, hello.payerScript);
-  if (!same || (state.type !== 'AwaitingRefundRequest' && state.type !== 'AwaitingFunding')) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
-  return {
-    state,
-    effects: [{ type: 'send', message: msg('accept', { tempId: hello.tempId, payeePubkey: t.payeePubkey, minFundingConfirmations: ctx.policy.minFundingConfirmations }) }],
-  };
+export function payeeVouched(ctx: PayeeContext, message: MessageOf<'refund-request' | 'funding'>, tipHeight: number | null): Vouched {
+  const proposal: ProposalFields = { tempId: message.tempId, ...message.proposal };
+  const issuedHeight = verifyOpeningCookie(ctx.openingSecret, proposal, message.cookie);
+  if (tipHeight !== null) checkCookieAge(issuedHeight, tipHeight, ctx.policy.proposalTimeoutBlocks);
+  // The policy may have changed since (a restart with new options): what is refused now is refused.
+  checkHello(ctx.secp, ctx.policy, msg('hello', proposal), issuedHeight);
+  const keyIndex = openingKeyIndex(message.cookie);
+  const payeePubkey = ctx.secp.publicKeyCreate(ctx.privateKey(keyIndex));
+  return { terms: { ...message.proposal, payeePubkey }, keyIndex };
+}
+
+/**
+ * Seed step 4 (v1): signs the payer's refund for the funding outpoint it names, with the key the
+ * cookie derives. Stores nothing: a repeat gets the same (RFC 6979) signature again. Signing
+ * costs the payee nothing: it has no coins in a channel until it accepts the funding.
+ * @throws ProtocolError INVALID_COOKIE, COOKIE_EXPIRED, UNEXPECTED_MESSAGE (a v2 proposal),
+ *   from {@link checkHello} or from {@link checkRefundTemplate}.
+ */
+export function payeeSignRefund(ctx: PayeeContext, request: MessageOf<'refund-request'>, tipHeight: number): MessageOf<'refund-signature'> {
+  const { terms, keyIndex } = payeeVouched(ctx, request, tipHeight);
+  if (terms.variant !== 'spilman-v1') throw new ProtocolError('UNEXPECTED_MESSAGE', `refund-request for a ${terms.variant} channel`);
+  const funding = { txid: request.fundingTxid, vout: request.fundingVout };
+  checkRefundTemplate(terms, funding, request.refundTx);
+  const signature = ctx.secp.ecdsaSign(payeeRefundDigest(makeChannel(terms, funding)), ctx.privateKey(keyIndex));
+  return msg('refund-signature', { tempId: request.tempId, signature });
+}
+
+/**
+ * Seed step 6: a funding for a proposal the cookie vouches for makes a channel. Its first effect
+ * hands the funding to the node; the state is stored only once the node took it (a funding the
+ * node refuses leaves nothing behind), and everything the payer is told follows the store.
+ * `fundingKnown`: the node already has this funding (a payee that broadcast it and died before
+ * storing it): then the cookie's age does not matter, the payer's coins are already committed.
+ * @throws ProtocolError INVALID_COOKIE, COOKIE_EXPIRED, from {@link checkHello} or from
+ *   {@link checkFundingTx}.
+ */
+export function payeeOpen(ctx: PayeeContext, funding: MessageOf<'funding'>, tipHeight: number, fundingKnown = false): Step<PayeeState> {
+  const { terms, keyIndex } = payeeVouched(ctx, funding, fundingKnown ? null : tipHeight);
+  const outpoint = checkFundingTx(terms, funding.fundingTx, null);
+  const channel = makeChannel(terms, outpoint);
+  const { tempId } = funding;
+  const opening = [
+    { type: 'broadcast' as const, txid: outpoint.txid, txHex: funding.fundingTx },
+    { type: 'persist' as const },
+    { type: 'watch-confirmations' as const, txid: outpoint.txid, confirmations: ctx.policy.minFundingConfirmations },
+  ];
+  if (ctx.policy.allowZeroConf) {
+    return {
+      state: { tempId, terms, keyIndex, type: 'ZeroConf', channel, paidSat: 0n, signature: null },
+      effects: [...opening, { type: 'send', message: msg('channel-open', { tempId, channelId: channel.id }) }],
+    };
+  }
+  return { state: { tempId, terms, keyIndex, type: 'AwaitingConfirmation', channel, fundingTxHex: funding.fundingTx }, effects: opening };
 }
 
 /**
@@ -210,9 +242,6 @@ export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInpu
       return onClose(state, input.close);
     case 'settled':
       return onSettled(state, input);
-    case 'abandon':
-      if (state.type !== 'AwaitingRefundRequest' && state.type !== 'AwaitingFunding') return { state, effects: [] };
-      return { state: { tempId: state.tempId, terms: state.terms, keyIndex: state.keyIndex, type: 'Abandoned' }, effects: [{ type: 'persist' }] };
     case 'close-broadcast':
       // The node took the close: now the payer may be told (not before: a refused close is undone).
       if (state.type !== 'Closing' || state.close.txid !== input.txid) return { state, effects: [] };
@@ -226,55 +255,14 @@ export function payeeStep(ctx: PayeeContext, state: PayeeState, input: PayeeInpu
 
 function onMessage(ctx: PayeeContext, state: PayeeState, message: Message, tipHeight: number): Step<PayeeState> {
   switch (message.type) {
-    case 'hello':
-      return payeeRepeatAccept(ctx, state, message);
-    case 'refund-request': {
-      if (state.type === 'AwaitingFunding' && state.funding && state.funding.txid === message.fundingTxid && state.funding.vout === message.fundingVout) {
-        // A repeat after a reconnect: the same (deterministic) signature again.
-        checkRefundTemplate(state.terms, state.funding, message.refundTx);
-        const signature = ctx.secp.ecdsaSign(payeeRefundDigest(makeChannel(state.terms, state.funding)), ctx.privateKey(state.keyIndex));
-        return { state, effects: [{ type: 'send', message: msg('refund-signature', { tempId: state.tempId, signature }) }] };
-      }
-      if (state.type !== 'AwaitingRefundRequest') throw unexpected(state, 'refund-request');
-      const funding = { txid: message.fundingTxid, vout: message.fundingVout };
-      checkRefundTemplate(state.terms, funding, message.refundTx);
-      const channel = makeChannel(state.terms, funding);
-      const signature = ctx.secp.ecdsaSign(payeeRefundDigest(channel), ctx.privateKey(state.keyIndex));
-      return {
-        state: { tempId: state.tempId, terms: state.terms, keyIndex: state.keyIndex, type: 'AwaitingFunding', funding },
-        effects: [{ type: 'persist' }, { type: 'send', message: msg('refund-signature', { tempId: state.tempId, signature }) }],
-      };
-    }
     case 'funding': {
-      if ('channel' in state && state.type !== 'AwaitingConfirmation' && state.type !== 'Closed' && checkFundingTx(state.terms, message.fundingTx, state.channel.funding)) {
-        // A repeat after a reconnect: say again that the channel is open, if it is.
-        const open = state.type === 'Open' || state.type === 'ZeroConf' ? [{ type: 'send' as const, message: msg('channel-open', { tempId: state.tempId, channelId: state.channel.id }) }] : [];
-        return { state, effects: open };
-      }
+      // A repeat after a reconnect (the driver checked the cookie): say again that the channel is
+      // open, if it is. A funding for a new channel never reaches a channel's state (payeeOpen).
       if (state.type === 'AwaitingConfirmation' && message.fundingTx === state.fundingTxHex) return { state, effects: [] };
-      if (state.type !== 'AwaitingFunding') throw unexpected(state, 'funding');
-      const funding = checkFundingTx(state.terms, message.fundingTx, state.funding);
-      const channel = makeChannel(state.terms, funding);
-      if (ctx.policy.allowZeroConf) {
-        const { tempId, terms, keyIndex } = state;
-        return {
-          state: { tempId, terms, keyIndex, type: 'ZeroConf', channel, paidSat: 0n, signature: null },
-          effects: [
-            { type: 'persist' },
-            { type: 'broadcast', txid: funding.txid, txHex: message.fundingTx },
-            { type: 'watch-confirmations', txid: funding.txid, confirmations: ctx.policy.minFundingConfirmations },
-            { type: 'send', message: msg('channel-open', { tempId, channelId: channel.id }) },
-          ],
-        };
-      }
-      return {
-        state: { tempId: state.tempId, terms: state.terms, keyIndex: state.keyIndex, type: 'AwaitingConfirmation', channel, fundingTxHex: message.fundingTx },
-        effects: [
-          { type: 'persist' },
-          { type: 'broadcast', txid: funding.txid, txHex: message.fundingTx },
-          { type: 'watch-confirmations', txid: funding.txid, confirmations: ctx.policy.minFundingConfirmations },
-        ],
-      };
+      if (state.type === 'Closed') throw unexpected(state, 'funding');
+      checkFundingTx(state.terms, message.fundingTx, state.channel.funding);
+      const open = state.type === 'Open' || state.type === 'ZeroConf' ? [{ type: 'send' as const, message: msg('channel-open', { tempId: state.tempId, channelId: state.channel.id }) }] : [];
+      return { state, effects: open };
     }
     case 'payment': {
       if ((state.type === 'Open' || state.type === 'ZeroConf' || state.type === 'Expiring') && message.channelId === state.channel.id) {
@@ -310,7 +298,7 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message, tipHe
       return { state, effects: [{ type: 'close-requested' }] };
     }
     case 'status-request': {
-      if (!('channel' in state) || state.channel.id !== message.channelId) throw new ProtocolError('UNKNOWN_CHANNEL', message.channelId);
+      if (state.channel.id !== message.channelId) throw new ProtocolError('UNKNOWN_CHANNEL', message.channelId);
       return { state, effects: [{ type: 'send', message: channelStatus(state) }] };
     }
     case 'error':
@@ -320,7 +308,7 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message, tipHe
   }
 }
 
-function channelStatus(state: Extract<PayeeState, { channel: Channel }>): Message {
+function channelStatus(state: PayeeState): Message {
   const paidSat = state.type === 'AwaitingConfirmation' ? 0n : state.paidSat;
   const closeTxid = state.type === 'Closing' ? state.close.txid : state.type === 'Closed' ? state.closeTxid : undefined;
   // Expiring reads as Closing on the wire: no more payments, a close (if anything was paid) to come.

@@ -17,7 +17,7 @@ import { dustThresholdSat } from './dust.js';
 import type { Step } from './effects.js';
 import { ProtocolError } from './errors.js';
 import { checkFundingTx } from './funding.js';
-import { msg, type Message, type MessageOf } from './messages.js';
+import { msg, type Message, type MessageOf, type ProposalEcho } from './messages.js';
 import type { NetworkName } from './network.js';
 import { checkPaymentTotal, paymentSighasher, signPayment } from './payment.js';
 import type { PayerPolicy } from './policy.js';
@@ -47,6 +47,8 @@ export interface Proposal {
 interface Agreed {
   readonly proposal: Proposal;
   readonly terms: ChannelTerms;
+  /** The payee's opening cookie, echoed with the proposal in every later opening message (the payee stored nothing). */
+  readonly cookie: Uint8Array;
 }
 
 interface Funded extends Agreed {
@@ -120,6 +122,28 @@ function helloOf(proposal: Proposal): MessageOf<'hello'> {
   });
 }
 
+/** The hello's terms, as the later opening messages echo them. */
+function echoOf(proposal: Proposal): ProposalEcho {
+  const { network, variant, payerPubkey, capacitySat, expiryHeight, payerScript } = proposal;
+  return { network, variant, payerPubkey, capacitySat, expiryHeight, payerScript };
+}
+
+function refundRequestOf(state: Agreed & { readonly channel: Channel }): MessageOf<'refund-request'> {
+  const { proposal, cookie, channel } = state;
+  return msg('refund-request', {
+    tempId: proposal.tempId,
+    proposal: echoOf(proposal),
+    cookie,
+    fundingTxid: channel.funding.txid,
+    fundingVout: channel.funding.vout,
+    refundTx: refundTemplateHex(channel),
+  });
+}
+
+function fundingOf(state: Agreed & { readonly fundingTxHex: string }): MessageOf<'funding'> {
+  return msg('funding', { tempId: state.proposal.tempId, proposal: echoOf(state.proposal), cookie: state.cookie, fundingTx: state.fundingTxHex });
+}
+
 const sighashers = new WeakMap<Channel, PaymentSighasher>();
 function sighasherFor(channel: Channel): PaymentSighasher {
   let s = sighashers.get(channel);
@@ -173,7 +197,7 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
       const { type: _, ...funded } = state;
       return {
         state: { ...funded, type: 'AwaitingOpen', payeeRefundSignature: message.signature },
-        effects: [{ type: 'persist' }, { type: 'send', message: msg('funding', { tempId: state.proposal.tempId, fundingTx: state.fundingTxHex }) }],
+        effects: [{ type: 'persist' }, { type: 'send', message: fundingOf(state) }],
       };
     }
     case 'channel-open': {
@@ -248,9 +272,9 @@ function onSettled(state: PayerState, settlement: Settlement): Step<PayerState> 
   if (state.type !== 'Open' && state.type !== 'AwaitingOpen') throw new RangeError(`cannot settle a channel in state ${state.type}`);
   const signedTotalSat = state.type === 'Open' ? state.signedTotalSat : 0n;
   const ackedTotalSat = state.type === 'Open' ? state.ackedTotalSat : 0n;
-  const { proposal, terms, channel, fundingTxHex } = state;
+  const { proposal, terms, cookie, channel, fundingTxHex } = state;
   return {
-    state: { proposal, terms, channel, fundingTxHex, type: 'Closed', signedTotalSat, ackedTotalSat, closeTxid: settlement.txid, settlement },
+    state: { proposal, terms, cookie, channel, fundingTxHex, type: 'Closed', signedTotalSat, ackedTotalSat, closeTxid: settlement.txid, settlement },
     effects: [{ type: 'persist' }],
   };
 }
@@ -265,9 +289,9 @@ export function resumeMessage(state: PayerState): Message | null {
     case 'Proposed':
       return helloOf(state.proposal);
     case 'AwaitingRefundSignature':
-      return msg('refund-request', { tempId: state.proposal.tempId, fundingTxid: state.channel.funding.txid, fundingVout: state.channel.funding.vout, refundTx: refundTemplateHex(state.channel) });
+      return refundRequestOf(state);
     case 'AwaitingOpen':
-      return msg('funding', { tempId: state.proposal.tempId, fundingTx: state.fundingTxHex });
+      return fundingOf(state);
     case 'Open':
       return msg('status-request', { channelId: state.channel.id });
     default:
@@ -284,7 +308,12 @@ export function proofMessage(state: PayerState): Message | null {
 }
 
 function onAccept(ctx: PayerContext, state: PayerState, accept: MessageOf<'accept'>): Step<PayerState> {
-  if (state.type !== 'Proposed') throw unexpected(state, 'accept');
+  if (state.type !== 'Proposed') {
+    // The answer to a hello we resent (a reconnect raced the first answer): the first accept
+    // stands. The payee kept nothing for either, so the second costs it nothing to forget.
+    if (state.type !== 'Aborted' && accept.tempId === state.proposal.tempId) return { state, effects: [] };
+    throw unexpected(state, 'accept');
+  }
   if (accept.tempId !== state.proposal.tempId) throw new ProtocolError('UNKNOWN_CHANNEL', `accept for ${accept.tempId}`);
   if (!ctx.secp.isPublicKey(accept.payeePubkey)) throw new ProtocolError('INVALID_PUBKEY', 'payeePubkey');
   if (accept.minFundingConfirmations > ctx.policy.maxFundingConfirmations) {
@@ -301,7 +330,7 @@ function onAccept(ctx: PayerContext, state: PayerState, accept: MessageOf<'accep
     payerScript: p.payerScript,
   };
   return {
-    state: { type: 'Funding', proposal: p, terms, minFundingConfirmations: accept.minFundingConfirmations },
+    state: { type: 'Funding', proposal: p, terms, cookie: accept.cookie, minFundingConfirmations: accept.minFundingConfirmations },
     effects: [{ type: 'persist' }, { type: 'create-funding', script: fundingScriptOf(terms).fundingScript, valueSat: p.capacitySat }],
   };
 }
@@ -311,23 +340,11 @@ function onFundingCreated(state: PayerState, txHex: string): Step<PayerState> {
   // Our own wallet built it; checking it anyway costs nothing and catches a wallet bug before money moves.
   const funding = checkFundingTx(state.terms, txHex, null);
   const channel = makeChannel(state.terms, funding);
-  const funded = { proposal: state.proposal, terms: state.terms, channel, fundingTxHex: txHex };
+  const funded = { proposal: state.proposal, terms: state.terms, cookie: state.cookie, channel, fundingTxHex: txHex };
   if (channel.variant === 'spilman-v1') {
-    return {
-      state: { ...funded, type: 'AwaitingRefundSignature' },
-      effects: [
-        { type: 'persist' },
-        {
-          type: 'send',
-          message: msg('refund-request', { tempId: state.proposal.tempId, fundingTxid: funding.txid, fundingVout: funding.vout, refundTx: refundTemplateHex(channel) }),
-        },
-      ],
-    };
+    return { state: { ...funded, type: 'AwaitingRefundSignature' }, effects: [{ type: 'persist' }, { type: 'send', message: refundRequestOf(funded) }] };
   }
-  return {
-    state: { ...funded, type: 'AwaitingOpen', payeeRefundSignature: null },
-    effects: [{ type: 'persist' }, { type: 'send', message: msg('funding', { tempId: state.proposal.tempId, fundingTx: txHex }) }],
-  };
+  return { state: { ...funded, type: 'AwaitingOpen', payeeRefundSignature: null }, effects: [{ type: 'persist' }, { type: 'send', message: fundingOf(funded) }] };
 }
 
 function onPay(ctx: PayerContext, state: PayerState, amountSat: bigint): Step<PayerState> {

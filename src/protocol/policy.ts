@@ -33,7 +33,10 @@ export interface PayeePolicy {
   readonly maxCloseFeeRateSatPerVb: number;
   /** Most channels closed in one transaction. */
   readonly maxCloseBatch: number;
-  /** A proposal whose funding has not arrived after this many blocks is abandoned. */
+  /**
+   * How many blocks an opening cookie is good for (see opening-cookie.ts): the v1 refund request
+   * and the funding must arrive within it, or the payer says hello again. Nothing is held meanwhile.
+   */
   readonly proposalTimeoutBlocks: number;
   /**
    * Take payments before the funding confirms (risky: the funding may be double-spent), up to

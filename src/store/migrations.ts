@@ -92,6 +92,15 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       ) STRICT;
     `,
   },
+  {
+    version: 4,
+    description: 'drop unfunded proposals: openings take cookies and hold nothing before the funding',
+    sql: `
+      -- Stored by paychan before opening cookies (docs/design.md, "Openings without state"), a
+      -- stranger could fill this table with them; none can be funded under the new protocol.
+      DELETE FROM payee_channels WHERE state_type IN ('AwaitingRefundRequest', 'AwaitingFunding', 'Abandoned');
+    `,
+  },
 ]);
 
 /** The schema version this code writes: the last migration's. */

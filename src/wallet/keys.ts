@@ -15,6 +15,12 @@
  *     leaked key exposes one channel, and two channels with the same peer and expiry never have
  *     the same funding script.
  *
+ * - opening keys `m/1017'/coin'/2'/hi'/lo'` (Spilman channels opened with a cookie, see
+ *   src/protocol/opening-cookie.ts): a 52-bit number taken from the cookie's MAC, split in two
+ *   26-bit hardened indices. The payee allocates nothing: the key is a function of its seed and
+ *   the proposal, and a channel stores the number to find the key again at close. The MAC's key
+ *   is {@link WalletKeys.openingSecret}, the private key of `m/1017'/coin'/3'`.
+ *
  * Public keys come from @scure/bip32 (derivation is not signing; every signature still goes
  * through the project's {@link Secp256k1}).
  */
@@ -76,6 +82,8 @@ export class WalletKeys {
   readonly #chains: Readonly<Record<KeyChain, HDKey>>;
   readonly #channelBranch: HDKey;
   readonly #duplexBranch: HDKey;
+  readonly #openingBranch: HDKey;
+  readonly #openingSecret: Uint8Array;
 
   private constructor(
     readonly network: NetworkName,
@@ -86,6 +94,8 @@ export class WalletKeys {
     this.#chains = { receive: account.deriveChild(0), change: account.deriveChild(1) };
     this.#channelBranch = root.derive(`m/1017'/${coin}'/0'`);
     this.#duplexBranch = root.derive(`m/1017'/${coin}'/1'`);
+    this.#openingBranch = root.derive(`m/1017'/${coin}'/2'`);
+    this.#openingSecret = keyPair(root.derive(`m/1017'/${coin}'/3'`)).privateKey;
   }
 
   /**
@@ -137,6 +147,22 @@ export class WalletKeys {
   duplexKey(index: number): KeyPair {
     checkIndex(index);
     return keyPair(this.#duplexBranch.deriveChild(index + HARDENED));
+  }
+
+  /**
+   * @returns opening key `n`, `m/1017'/coin'/2'/hi'/lo'` with hi = ⌊n / 2^26⌋, lo = n mod 2^26.
+   * @throws RangeError if `n` is not an integer in [0, 2^52).
+   */
+  openingKey(n: number): KeyPair {
+    if (!Number.isInteger(n) || n < 0 || n >= 2 ** 52) throw new RangeError(`opening key number must be an integer in [0, 2^52), got ${n}`);
+    const hi = Math.floor(n / 2 ** 26);
+    const lo = n % 2 ** 26;
+    return keyPair(this.#openingBranch.deriveChild(hi + HARDENED).deriveChild(lo + HARDENED));
+  }
+
+  /** @returns the 32-byte key of the payee's opening-cookie MAC (a secret: never sent anywhere). */
+  openingSecret(): Uint8Array {
+    return this.#openingSecret.slice();
   }
 
   #child(parent: HDKey, index: number): HDKey {

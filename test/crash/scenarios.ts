@@ -7,8 +7,10 @@
  * - `close-before-durable`: the payee's close reaches the node while the Closing state is not
  *   yet committed, and the payee dies. Must hold: the payee restarts knowing the channel is
  *   closing, and acknowledges nothing the close does not pay.
- * - `funding-broadcast-crash`: the payee stored the funding (AwaitingConfirmation) and dies
- *   before the node has it. Must hold: the channel still opens.
+ * - `funding-broadcast-crash`: the payee dies while handing the funding to the node, before the
+ *   node has it (and so before it stored the channel: a channel row follows the node's accept,
+ *   docs/design.md "Openings without state"). Must hold: the channel still opens (the payer's
+ *   resume sends the funding again).
  * - `handshake-crash`: the payee dies while answering `hello`. Must hold: the channel still opens.
  */
 import { randomBytes } from 'node:crypto';

@@ -8,9 +8,9 @@
  *   closed   spilman-v2 Closed          closed on the payer's request, close mined
  *   closing  spilman-v1 Closing         close broadcast, not mined
  *   pending  spilman-v2 AwaitingConfirmation  funding broadcast, not mined
- *   refund?  spilman-v1 AwaitingRefundRequest (raw hello)
- *   fund?    spilman-v2 AwaitingFunding       (raw hello)
- *   fund1?   spilman-v1 AwaitingFunding       (raw hello + refund request for a made-up outpoint)
+ *   refund?  spilman-v1 proposal, nothing held (raw hello: the payer holds its cookie)
+ *   fund?    spilman-v2 proposal, nothing held (raw hello)
+ *   fund1?   spilman-v1 proposal, nothing held (raw hello + refund signed for a made-up outpoint)
  *
  * Every frame of the setup is captured (both directions), for the generators to mutate and replay.
  * Nothing is mined after the setup until the run is over.
@@ -28,7 +28,8 @@ import { connectPayee, type WsPeerLink } from '../../src/transport/ws-client.js'
 import type { RegtestEnv } from '../helpers/regtest-env.js';
 import { FuzzSocket } from './fuzz-socket.js';
 import type { PayeeProcess } from './payee-process.js';
-import { Captures, type FundedTarget, type FuzzTargets, type PendingTarget } from './targets.js';
+import { toHex } from '../../src/protocol/bytes.js';
+import { Captures, wireEcho, type FundedTarget, type FuzzTargets, type PendingTarget } from './targets.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { regtestPayer } from '../helpers/regtest-peers.js';
 
@@ -149,19 +150,22 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log: (
     captures.add(o.text);
     return decodeMessage(o.text);
   };
-  const propose = async (label: string, variant: Variant): Promise<{ tempId: string; terms: ChannelTerms }> => {
+  const propose = async (label: string, variant: Variant): Promise<{ tempId: string; terms: ChannelTerms; cookie: Uint8Array }> => {
     const tempId = randomBytes(16).toString('hex');
     const fields = { network: 'regtest' as const, variant, payerPubkey: rawKey.publicKey, capacitySat: 200_000n, expiryHeight: tip + EXPIRY_BLOCKS, payerScript: rawScript };
     const accept = await exchange(msg('hello', { tempId, ...fields }));
     if (accept.type !== 'accept') throw new Error(`setup: ${label} hello answered ${JSON.stringify(accept)}`);
-    return { tempId, terms: { ...fields, payeePubkey: accept.payeePubkey } };
+    return { tempId, terms: { ...fields, payeePubkey: accept.payeePubkey }, cookie: accept.cookie };
   };
   const awaitingRefund = await propose('refund?', 'spilman-v1');
   const awaitingFunding = await propose('fund?', 'spilman-v2');
   const awaitingFunding1 = await propose('fund1?', 'spilman-v1');
   const madeUp = { txid: randomBytes(32).toString('hex'), vout: 0 };
   const refundTemplate = refundTemplateHex(makeChannel(awaitingFunding1.terms, madeUp));
-  const signed = await exchange(msg('refund-request', { tempId: awaitingFunding1.tempId, fundingTxid: madeUp.txid, fundingVout: madeUp.vout, refundTx: refundTemplate }));
+  const { payeePubkey: _k, ...echo1 } = awaitingFunding1.terms;
+  const signed = await exchange(
+    msg('refund-request', { tempId: awaitingFunding1.tempId, proposal: echo1, cookie: awaitingFunding1.cookie, fundingTxid: madeUp.txid, fundingVout: madeUp.vout, refundTx: refundTemplate }),
+  );
   if (signed.type !== 'refund-signature') throw new Error(`setup: refund request answered ${JSON.stringify(signed)}`);
   await raw.close();
 
@@ -177,11 +181,8 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log: (
     paidSat,
     fundingTx: fundingHex(h),
   });
-  const pending: PendingTarget[] = [
-    { label: 'refund?', tempId: awaitingRefund.tempId, payeeState: 'AwaitingRefundRequest', terms: awaitingRefund.terms, funding: null },
-    { label: 'fund?', tempId: awaitingFunding.tempId, payeeState: 'AwaitingFunding', terms: awaitingFunding.terms, funding: null },
-    { label: 'fund1?', tempId: awaitingFunding1.tempId, payeeState: 'AwaitingFunding', terms: awaitingFunding1.terms, funding: madeUp },
-  ];
+  const pendingOf = (label: string, p: { tempId: string; terms: ChannelTerms; cookie: Uint8Array }): PendingTarget => ({ label, tempId: p.tempId, terms: p.terms, echo: wireEcho(p.terms), cookie: toHex(p.cookie) });
+  const pending: PendingTarget[] = [pendingOf('refund?', awaitingRefund), pendingOf('fund?', awaitingFunding), pendingOf('fund1?', awaitingFunding1)];
   const honestTarget = funded(honest, 'Open', null);
   const idleTarget = funded(idle, 'Open', paid(idle));
   const helloKey = env.wallet.nextChannelKey();

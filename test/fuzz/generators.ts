@@ -35,7 +35,7 @@ import { MAX_MESSAGE_BYTES, type MessageType } from '../../src/protocol/messages
 import { checkPaymentTotal } from '../../src/protocol/payment.js';
 import { refundTemplateHex } from '../../src/protocol/refund.js';
 import type { Prng } from './prng.js';
-import { allTempIds, type FundedTarget, type FuzzTargets } from './targets.js';
+import { allTempIds, type FundedTarget, type FuzzTargets, type WireEcho } from './targets.js';
 
 export const FRAME_KINDS = [
   'field-mutation',
@@ -181,6 +181,29 @@ export class FrameGenerator {
     return this.r.pick(this.t.fundingTxs);
   }
 
+  /** What an opening message echoes: mostly a real proposal's terms and cookie, else made up. */
+  private opening(): { proposal: WireEcho; cookie: string } {
+    const r = this.r;
+    if (r.chance(0.8)) {
+      const p = r.pick(this.t.pending);
+      return { proposal: p.echo, cookie: p.cookie };
+    }
+    const proposal = {
+      network: 'regtest',
+      variant: r.pick(['spilman-v1', 'spilman-v2']),
+      payerPubkey: this.pubkeyHex(),
+      capacitySat: String(r.pick([10_000, 200_000, 1_000_000])),
+      expiryHeight: this.t.tipHeight + r.range(10, 4320),
+      payerScript: toHex(this.t.helloScript),
+    };
+    return { proposal, cookie: r.hex(20) };
+  }
+
+  /** tempIds of channels the payee holds (a proposal has none). */
+  private fundedTempIds(): string[] {
+    return this.t.funded.map((f) => f.tempId);
+  }
+
   /** A message of `type` (random if not given) with plausible, mostly real, field values. */
   private base(type: MessageType = this.r.pick(MESSAGE_TYPES)): Obj {
     const r = this.r;
@@ -199,15 +222,15 @@ export class FrameGenerator {
           payerScript: toHex(t.helloScript),
         };
       case 'accept':
-        return { v: 1, type, tempId: this.tempId(), payeePubkey: this.pubkeyHex(), minFundingConfirmations: r.int(4) };
+        return { v: 1, type, tempId: this.tempId(), payeePubkey: this.pubkeyHex(), minFundingConfirmations: r.int(4), cookie: r.hex(20) };
       case 'refund-request': {
         const f = this.funded();
-        return { v: 1, type, tempId: this.tempId(), fundingTxid: f.channel.funding.txid, fundingVout: f.channel.funding.vout, refundTx: r.pick(t.refundTemplates) };
+        return { v: 1, type, tempId: this.tempId(), ...this.opening(), fundingTxid: f.channel.funding.txid, fundingVout: f.channel.funding.vout, refundTx: r.pick(t.refundTemplates) };
       }
       case 'refund-signature':
         return { v: 1, type, tempId: this.tempId(), signature: this.signatureHex() };
       case 'funding':
-        return { v: 1, type, tempId: this.tempId(), fundingTx: this.fundingTx() };
+        return { v: 1, type, tempId: this.tempId(), ...this.opening(), fundingTx: this.fundingTx() };
       case 'channel-open':
         return { v: 1, type, tempId: this.tempId(), channelId: this.channelId() };
       case 'payment': {
@@ -557,16 +580,15 @@ export class FrameGenerator {
     const t = this.t;
     const frame = (label: string, m: Obj, code?: ProtocolErrorCode): Frame => ({ kind: 'out-of-order', label, data: JSON.stringify(m), binary: false, code });
     /** Also what a case sends when the channel it needs is not there. */
-    const fundingBeforeHello = () => frame('funding before hello', { v: 1, type: 'funding', tempId: r.hex(16), fundingTx: this.fundingTx() }, 'UNKNOWN_CHANNEL');
-    const pendingRefund = t.pending.find((p) => p.payeeState === 'AwaitingRefundRequest');
-    const notAwaitingRefund = [...t.funded.map((f) => f.tempId), ...t.pending.filter((p) => p.payeeState !== 'AwaitingRefundRequest').map((p) => p.tempId)];
-    const notAwaitingFunding = [...t.funded.map((f) => f.tempId), ...t.pending.filter((p) => p.payeeState !== 'AwaitingFunding').map((p) => p.tempId)];
+    // A cookie vouches for its proposal's tempId too: under another tempId it is refused first.
+    const fundingBeforeHello = () => frame('funding under another proposal’s cookie', { v: 1, type: 'funding', tempId: r.hex(16), ...this.opening(), fundingTx: this.fundingTx() }, 'INVALID_COOKIE');
+    const pendingRefund = t.pending.find((p) => p.terms.variant === 'spilman-v1');
     switch (r.int(15)) {
       case 14: {
-        // A funding that pays the waiting v2 proposal exactly, with a signed-looking segwit input
-        // that does not exist: it passes the payee's checks, the node refuses it, and the payee
-        // must put the proposal back as it was.
-        const waiting = t.pending.find((p) => p.payeeState === 'AwaitingFunding' && p.funding === null);
+        // A funding that pays the v2 proposal exactly, with a signed-looking segwit input that
+        // does not exist: it passes the payee's checks, the node refuses it, and the payee must
+        // hold nothing afterwards.
+        const waiting = t.pending.find((p) => p.terms.variant === 'spilman-v2');
         if (!waiting) return fundingBeforeHello();
         const tx = new Transaction();
         tx.version = 2;
@@ -574,23 +596,23 @@ export class FrameGenerator {
         tx.setWitness(0, [r.bytes(72), Uint8Array.from([2, ...r.bytes(32)])]);
         tx.addOutput(fundingScriptOf(waiting.terms).fundingScript, waiting.terms.capacitySat);
         if (r.chance(0.5)) tx.addOutput(t.helloScript, BigInt(r.range(1_000, 100_000)));
-        return frame('funding spending a coin that does not exist', { v: 1, type: 'funding', tempId: waiting.tempId, fundingTx: tx.toHex() }, 'FUNDING_REJECTED');
+        return frame('funding spending a coin that does not exist', { v: 1, type: 'funding', tempId: waiting.tempId, proposal: waiting.echo, cookie: waiting.cookie, fundingTx: tx.toHex() }, 'FUNDING_REJECTED');
       }
       case 0:
         return fundingBeforeHello();
       case 1: {
-        // Another channel's funding: refused as out of state, or as not this channel's funding.
-        const tempId = r.pick(notAwaitingFunding);
-        const target = t.funded.find((f) => f.tempId === tempId);
-        const fundingTx = r.pick(t.fundingTxs.filter((tx) => tx !== target?.fundingTx));
-        return frame('funding in the wrong state', { v: 1, type: 'funding', tempId, fundingTx }, target ? undefined : 'UNEXPECTED_MESSAGE');
+        // Another channel's funding under a proposal's real cookie: not this channel's funding.
+        const p = r.pick(t.pending);
+        return frame('another channel’s funding for a proposal', { v: 1, type: 'funding', tempId: p.tempId, proposal: p.echo, cookie: p.cookie, fundingTx: this.fundingTx() }, 'FUNDING_MISMATCH');
       }
       case 2: {
+        // A funded channel's tempId under a proposal's cookie: the cookie covers the tempId.
         const f = this.funded();
+        const p = r.pick(t.pending);
         return frame(
-          'refund-request on a funded channel',
-          { v: 1, type: 'refund-request', tempId: r.pick(notAwaitingRefund), fundingTxid: f.channel.funding.txid, fundingVout: f.channel.funding.vout, refundTx: refundTemplateHex(f.channel) },
-          'UNEXPECTED_MESSAGE',
+          'refund-request under another proposal’s cookie',
+          { v: 1, type: 'refund-request', tempId: r.pick(this.fundedTempIds()), proposal: p.echo, cookie: p.cookie, fundingTxid: f.channel.funding.txid, fundingVout: f.channel.funding.vout, refundTx: refundTemplateHex(f.channel) },
+          'INVALID_COOKIE',
         );
       }
       case 3: {
@@ -604,7 +626,7 @@ export class FrameGenerator {
         const type = r.pick(['accept', 'refund-signature', 'channel-open'] as const);
         const known = r.chance(0.7);
         const m = this.base(type);
-        m.tempId = known ? r.pick(allTempIds(t)) : r.hex(16);
+        m.tempId = known ? r.pick(this.fundedTempIds()) : r.hex(16);
         return frame(`${type} sent to the payee`, m, known ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL');
       }
       case 6: {
@@ -631,7 +653,7 @@ export class FrameGenerator {
         return frame('status-request for an unknown channel', { v: 1, type: 'status-request', channelId: `${r.hex(32)}:0` }, 'UNKNOWN_CHANNEL');
       case 11: {
         const m = this.base('hello');
-        m.tempId = r.pick(allTempIds(t));
+        m.tempId = r.pick(this.fundedTempIds());
         return frame('hello reusing a channel tempId', m, 'DUPLICATE_CHANNEL');
       }
       case 12: {
@@ -654,7 +676,8 @@ export class FrameGenerator {
           tx.version = r.pick([1, 3]);
           code = 'REFUND_VERSION_INVALID';
         }
-        return frame('refund-request with a wrong template', { v: 1, type: 'refund-request', tempId: pendingRefund.tempId, fundingTxid: funding.txid, fundingVout: funding.vout, refundTx: tx.toHex() }, code);
+        const request = { v: 1, type: 'refund-request', tempId: pendingRefund.tempId, proposal: pendingRefund.echo, cookie: pendingRefund.cookie };
+        return frame('refund-request with a wrong template', { ...request, fundingTxid: funding.txid, fundingVout: funding.vout, refundTx: tx.toHex() }, code);
       }
       default: {
         const m = this.base('error');
@@ -844,10 +867,9 @@ export class FrameGenerator {
     }
     if (op === 1) {
       // The largest funding the schema admits, full of garbage, for a proposal waiting for funding.
-      const waiting = t.pending.filter((p) => p.payeeState === 'AwaitingFunding');
-      const tempId = waiting.length > 0 ? r.pick(waiting).tempId : r.hex(16);
+      const p = r.pick(t.pending);
       const fundingTx = r.hex(100_000);
-      return { kind: 'near-limit', label: '100 kB garbage funding tx', data: JSON.stringify({ v: 1, type: 'funding', tempId, fundingTx }), binary: false };
+      return { kind: 'near-limit', label: '100 kB garbage funding tx', data: JSON.stringify({ v: 1, type: 'funding', tempId: p.tempId, proposal: p.echo, cookie: p.cookie, fundingTx }), binary: false };
     }
     const size = r.range(200_000, MAX_MESSAGE_BYTES);
     const m = JSON.stringify({ v: 1, type: 'payment', channelId: this.funded().channel.id, totalSat: '1', signature: '' });

@@ -5,38 +5,25 @@
  * - frames over 256 KiB: the socket is closed with 1009; text frames that are not UTF-8: 1007;
  * - binary frames: `error` MALFORMED_MESSAGE;
  * - frames the codec refuses: `error` with the codec's code (MALFORMED_MESSAGE, UNSUPPORTED_VERSION);
- * - a hello from a peer that already has 16 unfunded proposals: RATE_LIMITED;
+ * - a valid hello: `accept`, however many came before (the payee holds nothing for a proposal:
+ *   opening cookies), unless its tempId is a channel's (DUPLICATE_CHANNEL);
  * - exact repeats of what an honest payer sent (hello, refund request, funding, status and close
  *   requests): the answer an honest payer would get again, an error, or nothing;
  * - decodable messages: an `error`, except the few answers an honest payer could get for the
  *   same message: `accept` for a valid hello, `payment-ack` for a payment an honest payer really
  *   signed (a replay of the newest one is acknowledged again), `channel-status` for a status
  *   request, `channel-closed` for a close request on a closing channel, `refund-signature` for a
- *   valid refund request on one of the fuzzer's own proposals.
+ *   refund request that echoes one of the fuzzer's proposals with its cookie.
  *
  * Frames that would legitimately change a fixture channel (a close request for an open channel —
- * anyone may send one, see the report's findings — or a valid refund request for the proposal
- * waiting for one) are not sent: `skip`.
+ * anyone may send one, see the report's findings) are not sent: `skip`.
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { toHex } from '../../src/protocol/bytes.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.js';
 import { decodeMessage, MAX_MESSAGE_BYTES, type MessageType } from '../../src/protocol/messages.js';
-import { checkRefundTemplate } from '../../src/protocol/refund.js';
 import type { Frame } from './generators.js';
-import type { FuzzTargets } from './targets.js';
-
-/**
- * Unfunded proposals one peer (remote address) may hold; the payee refuses its next hello with
- * RATE_LIMITED (PayeeServiceOptions.maxPendingProposalsPerPeer's default).
- */
-export const PENDING_PROPOSALS_PER_PEER = 16;
-
-/** What the oracle must know about the connection a frame goes out on. */
-export interface PeerContext {
-  /** Proposals the payee accepted from this connection's address and that are still unfunded. */
-  readonly pendingProposals: number;
-}
+import { wireEcho, type FuzzTargets } from './targets.js';
 
 export type Expectation =
   | { readonly type: 'skip'; readonly reason: string }
@@ -70,7 +57,7 @@ function txidOf(hex: string): string | undefined {
   }
 }
 
-export function expectationOf(frame: Frame, t: FuzzTargets, peer: PeerContext): Expectation {
+export function expectationOf(frame: Frame, t: FuzzTargets): Expectation {
   const size = typeof frame.data === 'string' ? Buffer.byteLength(frame.data) : frame.data.length;
   if (size > MAX_MESSAGE_BYTES) return { type: 'close', code: 1009 };
   if (frame.binary) return { type: 'reply', code: 'MALFORMED_MESSAGE', allow: [] };
@@ -103,10 +90,8 @@ export function expectationOf(frame: Frame, t: FuzzTargets, peer: PeerContext): 
   }
   switch (m.type) {
     case 'hello': {
-      const taken = t.ownTempIds.has(m.tempId) || t.funded.some((f) => f.tempId === m.tempId) || t.pending.some((p) => p.tempId === m.tempId);
-      if (taken) return { ...base, code: 'DUPLICATE_CHANNEL', allow: [] };
-      // The per-peer limit is checked before the proposal itself.
-      if (peer.pendingProposals >= PENDING_PROPOSALS_PER_PEER) return { ...base, code: 'RATE_LIMITED', allow: [] };
+      // Only a channel's tempId is taken: a proposal holds nothing, not even its tempId.
+      if (t.funded.some((f) => f.tempId === m.tempId)) return { ...base, code: 'DUPLICATE_CHANNEL', allow: [] };
       return { ...base, allow: ['accept'], helloTempId: m.tempId };
     }
     case 'payment': {
@@ -128,16 +113,10 @@ export function expectationOf(frame: Frame, t: FuzzTargets, peer: PeerContext): 
       return { ...base, allow: ['channel-closed'] };
     }
     case 'refund-request': {
-      const pending = t.pending.find((p) => p.tempId === m.tempId);
-      if (pending?.payeeState === 'AwaitingRefundRequest') {
-        try {
-          checkRefundTemplate(pending.terms, { txid: m.fundingTxid, vout: m.fundingVout }, m.refundTx);
-          return { type: 'skip', reason: 'valid refund-request for a proposal waiting for one' };
-        } catch {
-          return { ...base, allow: [] };
-        }
-      }
-      return { ...base, allow: t.ownTempIds.has(m.tempId) ? ['refund-signature'] : [] };
+      // Signed (statelessly, changing nothing) only when the cookie vouches for the echo.
+      const echo = JSON.stringify(wireEcho({ ...m.proposal, payeePubkey: new Uint8Array(0) }));
+      const vouched = t.pending.some((p) => p.tempId === m.tempId && p.cookie === toHex(m.cookie) && JSON.stringify(p.echo) === echo);
+      return { ...base, allow: vouched ? ['refund-signature'] : [] };
     }
     case 'error':
       return { ...base, allow: [], silentOk: true };

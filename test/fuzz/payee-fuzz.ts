@@ -17,8 +17,8 @@
  * - no frame gets an answer that accepts it when it must be refused (`unexpectedAccepts`);
  * - every fixture channel's state, in memory (HTTP) and on disk (SQLite), is the same after the
  *   run as before, except the honest channel's paid total, which must equal what the honest payer
- *   had acknowledged (`stateChanges`); no stored row appears except for an accepted hello
- *   (`orphanRows`);
+ *   had acknowledged (`stateChanges`); no stored row appears, not even for an accepted hello
+ *   (`orphanRows`: a proposal holds nothing, docs/design.md "Openings without state");
  * - every payment of the honest payer made during the run is acknowledged (`honestFailures`).
  */
 import fs from 'node:fs';
@@ -32,7 +32,7 @@ import { waitUntil } from '../helpers/local-pair.js';
 import { setUpFixtures, type Fixtures, type HonestChannel } from './fixtures.js';
 import { FuzzSocket, type Outcome } from './fuzz-socket.js';
 import { FRAME_KINDS, FrameGenerator, type Frame, type FrameKind } from './generators.js';
-import { checkConnectionLimit, checkMessageRate, checkOpenAttempts, round, validHello, type LimitsReport } from './limits.js';
+import { checkConnectionLimit, checkMessageRate, checkOpenAttempts, round, type LimitsReport } from './limits.js';
 import { expectationOf, type Expectation } from './oracle.js';
 import { PayeeProcess, type ChannelSummary, type StoredRow } from './payee-process.js';
 import { Prng } from './prng.js';
@@ -206,7 +206,12 @@ function withoutPayment(stateJson: string): string {
 
 function compare(before: Snapshot, after: Snapshot, t: FuzzTargets, honestAcked: bigint): FuzzReport['stateChecks'] {
   const checks: FuzzReport['stateChecks'] = [];
-  const labelled = [...t.funded.map((f) => ({ label: f.label, tempId: f.tempId, id: f.channel.id as string | null })), ...t.pending.map((p) => ({ label: p.label, tempId: p.tempId, id: null }))];
+  // A proposal holds nothing at the payee, before the run or after it (opening cookies).
+  for (const p of t.pending) {
+    const held = before.rows.has(p.tempId) || after.rows.has(p.tempId);
+    checks.push({ label: p.label, state: held ? 'stored' : 'none', paidSat: '-', ok: !held, ...(held ? { detail: 'a row for an unfunded proposal' } : {}) });
+  }
+  const labelled = t.funded.map((f) => ({ label: f.label, tempId: f.tempId, id: f.channel.id as string | null }));
   for (const { label, tempId, id } of labelled) {
     const b = before.rows.get(tempId);
     const a = after.rows.get(tempId);
@@ -260,7 +265,7 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
     const t = fixtures.targets;
     const before = await snapshot(payee, t);
     const rssBefore = payee.rssMiB();
-    log(`fixtures ready: ${t.funded.map((f) => `${f.label}=${f.payeeState}`).join(' ')} ${t.pending.map((p) => `${p.label}=${p.payeeState}`).join(' ')}`);
+    log(`fixtures ready: ${t.funded.map((f) => `${f.label}=${f.payeeState}`).join(' ')} ${t.pending.map((p) => `${p.label}=proposal`).join(' ')}`);
 
     // ------------------------------------------------------------------ the run
     const byKind = Object.fromEntries(FRAME_KINDS.map((k) => [k, { sent: 0, errors: 0, nonError: 0, closes: 0, unanswered: 0 }])) as Record<FrameKind, KindCounts>;
@@ -358,18 +363,13 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
     let peers = 0;
     const worker = async (socket: FuzzSocket, prng: Prng, quota: number, index: number) => {
       const gen = new FrameGenerator(prng, t, env!.secp);
-      // Each connection is its own peer (a loopback address of its own), and moves to a fresh one
-      // once the payee refused it a few hellos for having 16 unfunded proposals: so hellos keep
-      // reaching the policy checks, and the per-peer limit is checked all along.
-      let moves = 0;
-      let pendingProposals = 0;
-      let refusedAtLimit = 0;
-      const addressOf = (k: number) => `127.${1 + index}.${1 + Math.floor(k / 250)}.${1 + (k % 250)}`;
-      await socket.moveTo(addressOf(0));
+      // Each connection is its own peer (a loopback address of its own). Its hellos are all
+      // accepted however many: the payee holds nothing for a proposal (opening cookies).
+      await socket.moveTo(`127.${1 + index}.1.1`);
       peers++;
       for (let mine = 0; mine < quota; ) {
         const frame = gen.next();
-        const exp = expectationOf(frame, t, { pendingProposals });
+        const exp = expectationOf(frame, t);
         if (exp.type === 'skip') {
           c.skipped++;
           continue;
@@ -389,14 +389,7 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
           continue;
         }
         const result = account(frame, exp, o);
-        if (result === 'accepted') pendingProposals++;
         if (result === 'resync') await socket.reset();
-        if (exp.type === 'reply' && exp.decodedType === 'hello' && exp.code === 'RATE_LIMITED' && ++refusedAtLimit >= 3) {
-          await socket.moveTo(addressOf(++moves));
-          peers++;
-          pendingProposals = 0;
-          refusedAtLimit = 0;
-        }
         if (!payee!.alive()) await payee!.settled();
         const now = performance.now();
         if (now - lastLog > 5_000) {
@@ -445,8 +438,7 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
     const after = await snapshot(payee, t);
     const stateChecks = compare(before, after, t, acked);
     const stateChanges = stateChecks.filter((s) => !s.ok).length;
-    const helloAccepted = c.helloAccepted + (limits ? limits.openAttempts.accepted + (limits.openAttempts.otherPeerAccepted ? 1 : 0) : 0);
-    const orphanRows = after.rows.size - before.rows.size - helloAccepted;
+    const orphanRows = after.rows.size - before.rows.size;
     const serverRejected = (await payee.metricValues('paychan_messages_rejected_total')).reduce((s, v) => s + v, 0);
     const rssAfter = payee.rssMiB();
 
@@ -498,7 +490,7 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
       decoderThrew: c.decoderThrew,
       troubleLogLines,
       payeeLog: payee.logShapes(),
-      helloAccepted,
+      helloAccepted: c.helloAccepted,
       orphanRows,
       keyIndicesUsed: after.keyCounter - before.keyCounter,
       honestPaidSat: acked.toString(),
@@ -612,27 +604,10 @@ async function probe(
       evidence: `a close-request for ${idle.channel.id} from a connection that never spoke for it (127.0.0.3; reply: ${reply?.kind === 'reply' ? preview(reply.text, 80) : (reply?.kind ?? 'none')}) made the payee close the channel (state now ${idleState}); channel ids are funding outpoints, public on chain`,
     });
   }
-  // The payee restarts on a store full of hostile proposals; does the per-peer limit survive?
+  // The payee restarts on its store: every channel is still there (and no proposal, there were none to store).
   const rowsBefore = payee.readStore().rows.size;
-  const restartStarted = performance.now();
   await payee.restart();
-  const restartSec = round((performance.now() - restartStarted) / 1000);
   const rowsAfter = payee.readStore().rows.size;
-  let limitForgotten: boolean | null = null;
-  if (limits?.openAttempts.limited) {
-    const again = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.4' });
-    const o = await again.exchange(validHello(t, 'spilman-v2', 100_000n).text, false, 10_000).catch(() => null);
-    await again.close();
-    limitForgotten = o?.kind === 'reply' && o.text.includes('"type":"accept"');
-    if (limitForgotten) {
-      findings.push({
-        id: 'unfunded-proposals-never-expire-and-the-limit-forgets-them',
-        severity: 'low',
-        where: 'src/payee/payee-service.ts open (Entry.peer not restored) / pendingProposals; no expiry of unfunded proposals anywhere',
-        evidence: `after a restart (${restartSec} s, ${rowsAfter} stored channels, ${rowsBefore} before) the address 127.0.0.4, which had ${limits.openAttempts.limit} unfunded proposals and was refused RATE_LIMITED, had a new hello accepted: restored entries have no peer, so the per-peer count starts from 0. Unfunded proposals are never expired, so their rows and key indices stay forever, and there is no global cap: each new address (or restart) adds ${limits.openAttempts.limit} more`,
-      });
-    }
-  }
   if (rowsAfter !== rowsBefore || !payee.alive()) {
     findings.push({ id: 'restart-lost-channels', severity: 'high', where: 'src/payee/payee-service.ts open', evidence: `${rowsBefore} stored channels before the restart, ${rowsAfter} after` });
   }

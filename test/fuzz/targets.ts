@@ -4,7 +4,7 @@
  * generators mutate and replay.
  */
 import { toHex } from '../../src/protocol/bytes.js';
-import type { Channel, ChannelTerms, FundingOutpoint } from '../../src/protocol/channel.js';
+import type { Channel, ChannelTerms } from '../../src/protocol/channel.js';
 import { decodeMessage, encodeMessage, type Message } from '../../src/protocol/messages.js';
 
 /** A channel with a funding outpoint, in the payee state it must still be in after the run. */
@@ -19,14 +19,40 @@ export interface FundedTarget {
   readonly fundingTx: string;
 }
 
-/** A channel proposal the payee accepted, not funded yet. */
+/**
+ * A channel proposal the payee accepted, not funded: the payee holds nothing for it (opening
+ * cookies), the fuzzer holds what the later opening messages echo.
+ */
 export interface PendingTarget {
   readonly label: string;
   readonly tempId: string;
-  readonly payeeState: 'AwaitingRefundRequest' | 'AwaitingFunding';
   readonly terms: ChannelTerms;
-  /** The outpoint a v1 refund was signed for (AwaitingFunding v1 only). */
-  readonly funding: FundingOutpoint | null;
+  /** The hello's terms as the opening messages echo them (wire JSON values). */
+  readonly echo: WireEcho;
+  /** The accept's cookie (hex). */
+  readonly cookie: string;
+}
+
+/** A proposal echo in wire form (a type, not an interface: it must fit the generators' JSON type). */
+export type WireEcho = {
+  readonly network: string;
+  readonly variant: string;
+  readonly payerPubkey: string;
+  readonly capacitySat: string;
+  readonly expiryHeight: number;
+  readonly payerScript: string;
+};
+
+/** @returns the echo of `terms` in wire form. */
+export function wireEcho(terms: ChannelTerms): WireEcho {
+  return {
+    network: terms.network,
+    variant: terms.variant,
+    payerPubkey: toHex(terms.payerPubkey),
+    capacitySat: terms.capacitySat.toString(),
+    expiryHeight: terms.expiryHeight,
+    payerScript: toHex(terms.payerScript),
+  };
 }
 
 /** Real frames seen on the wire, both directions, bounded; and every genuine payment. */

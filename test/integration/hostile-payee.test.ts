@@ -112,7 +112,7 @@ function refundSigner(sign: (terms: ChannelTerms, funding: { txid: string; vout:
   const handler: Handler = (m, reply, payee) => {
     if (m.type === 'hello') {
       hello = m;
-      reply(msg('accept', { tempId: m.tempId, payeePubkey: payee.key.publicKey, minFundingConfirmations: 1 }));
+      reply(msg('accept', { tempId: m.tempId, payeePubkey: payee.key.publicKey, minFundingConfirmations: 1, cookie: new Uint8Array(20) }));
     } else if (m.type === 'refund-request' && hello) {
       state.reservedWhenAsked = reserved(m.fundingTxid);
       const signature = sign(agreed(hello, payee.key.publicKey), { txid: m.fundingTxid, vout: m.fundingVout }, payee);
@@ -187,7 +187,7 @@ describe('a payee that never acknowledges', () => {
     const payee = await FakePayee.start(async (m, reply, fake) => {
       if (m.type === 'hello') {
         terms = agreed(m, fake.key.publicKey);
-        reply(msg('accept', { tempId: m.tempId, payeePubkey: fake.key.publicKey, minFundingConfirmations: 1 }));
+        reply(msg('accept', { tempId: m.tempId, payeePubkey: fake.key.publicKey, minFundingConfirmations: 1, cookie: new Uint8Array(20) }));
       } else if (m.type === 'refund-request' && terms) {
         const funding = { txid: m.fundingTxid, vout: m.fundingVout };
         reply(msg('refund-signature', { tempId: m.tempId, signature: env.secp.ecdsaSign(payeeRefundDigest(makeChannel(terms, funding)), fake.key.privateKey) }));

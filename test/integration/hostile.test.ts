@@ -7,7 +7,7 @@ import { Transaction, address as baddress } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/protocol/bytes.js';
 import { makeChannel, fundingScriptOf, type ChannelTerms } from '../../src/protocol/channel.js';
-import { MAX_MESSAGE_BYTES, decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
+import { MAX_MESSAGE_BYTES, decodeMessage, encodeMessage, msg, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import { bitcoinjsNetwork } from '../../src/protocol/network.js';
 import { paymentDigest, paymentSighasher } from '../../src/protocol/payment.js';
 import { refundTemplateHex } from '../../src/protocol/refund.js';
@@ -52,19 +52,27 @@ class RawPayer {
 
 const codes = (replies: Message[]) => replies.map((m) => (m.type === 'error' ? m.code : m.type));
 
-async function proposed(p: RawPayer, variant: Variant): Promise<ChannelTerms> {
-  const tip = await env.backend.getTip();
-  const terms = { variant, network: 'regtest' as const, payerPubkey: p.key.publicKey, capacitySat: 500_000n, expiryHeight: tip.height + 40, payerScript: p.script };
-  const [accept] = await p.send(msg('hello', { tempId: p.tempId, ...terms }));
-  if (accept?.type !== 'accept') throw new Error(`expected accept, got ${JSON.stringify(accept)}`);
-  return { ...terms, payeePubkey: accept.payeePubkey };
+/** A proposal the payee accepted: the channel terms, and what later opening messages echo. */
+interface Proposed extends ChannelTerms {
+  readonly echo: MessageOf<'funding'>['proposal'];
+  readonly cookie: Uint8Array;
 }
+
+async function proposed(p: RawPayer, variant: Variant): Promise<Proposed> {
+  const tip = await env.backend.getTip();
+  const echo = { variant, network: 'regtest' as const, payerPubkey: p.key.publicKey, capacitySat: 500_000n, expiryHeight: tip.height + 40, payerScript: p.script };
+  const [accept] = await p.send(msg('hello', { tempId: p.tempId, ...echo }));
+  if (accept?.type !== 'accept') throw new Error(`expected accept, got ${JSON.stringify(accept)}`);
+  return { ...echo, payeePubkey: accept.payeePubkey, echo, cookie: accept.cookie };
+}
+
+const fundingMsg = (p: RawPayer, t: Proposed, fundingTx: string) => msg('funding', { tempId: p.tempId, proposal: t.echo, cookie: t.cookie, fundingTx });
 
 /** Opens a v2 channel by hand and returns what a payer needs to pay on it. */
 async function openedV2(p: RawPayer) {
   const terms = await proposed(p, 'spilman-v2');
   const funding = await env.wallet.fund([{ script: fundingScriptOf(terms).fundingScript, valueSat: terms.capacitySat }], 2);
-  expect(codes(await p.send(msg('funding', { tempId: p.tempId, fundingTx: funding.txHex })))).toEqual([]);
+  expect(codes(await p.send(fundingMsg(p, terms, funding.txHex)))).toEqual([]);
   await waitUntil(async () => (await env.backend.getTransaction(funding.txid)) !== null, 'funding broadcast');
   await env.mine(1);
   await waitUntil(() => payee.channel(p.tempId)?.type === 'Open', 'the channel to open');
@@ -112,9 +120,13 @@ describe('hostile refund requests (spilman-v1, seed step 4)', () => {
     const funding = { txid: toHex(randomBytes(32)), vout: 0 };
     const tx = Transaction.fromHex(refundTemplateHex(makeChannel(terms, funding)));
     mutate(tx);
-    const replies = await p.send(msg('refund-request', { tempId: p.tempId, fundingTxid: funding.txid, fundingVout: funding.vout, refundTx: tx.toHex() }));
+    const request = { tempId: p.tempId, proposal: terms.echo, cookie: terms.cookie, fundingTxid: funding.txid, fundingVout: funding.vout };
+    const replies = await p.send(msg('refund-request', { ...request, refundTx: tx.toHex() }));
     expect(codes(replies)).toEqual([code]);
-    expect(payee.channel(p.tempId)?.type).toBe('AwaitingRefundRequest');
+    expect(payee.channel(p.tempId)).toBeUndefined(); // the payee holds nothing before a funding
+    // The untouched template is signed (the cookie vouches for the proposal), still holding nothing.
+    expect(codes(await p.send(msg('refund-request', { ...request, refundTx: refundTemplateHex(makeChannel(terms, funding)) })))).toEqual(['refund-signature']);
+    expect(payee.channel(p.tempId)).toBeUndefined();
   });
 });
 
@@ -127,53 +139,61 @@ describe('hostile funding (seed step 6)', () => {
     const terms = await proposed(p, 'spilman-v2');
     const script = otherScript ? p.script : fundingScriptOf(terms).fundingScript;
     const funding = await env.wallet.fund([{ script, valueSat }], 2);
-    expect(codes(await p.send(msg('funding', { tempId: p.tempId, fundingTx: funding.txHex })))).toEqual(['FUNDING_MISMATCH']);
-    expect(payee.channel(p.tempId)?.type).toBe('AwaitingFunding');
+    expect(codes(await p.send(fundingMsg(p, terms, funding.txHex)))).toEqual(['FUNDING_MISMATCH']);
+    expect(payee.channel(p.tempId)).toBeUndefined();
     expect(await env.backend.getTransaction(funding.txid)).toBeNull();
     await env.wallet.release(funding.txid);
   });
 });
 
-describe('proposal flood', () => {
-  it('refuses a peer its 17th unfunded proposal, and only that peer', async () => {
+describe('hostile openings (issue 13, item 2)', () => {
+  it('unfunded proposals from many peers hold nothing and lock no one out', async () => {
+    // Before cookies: 16 unfunded proposals per address, then RATE_LIMITED for that address, and
+    // 10,000 in total locked every new payer out until they were abandoned 6 blocks later.
     const tip = await env.backend.getTip();
     const key = env.wallet.nextChannelKey();
     const script = baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest'));
     const replies: Message[] = [];
-    const flooder: PeerLink = { send: (m) => replies.push(m), peer: '10.9.9.9' };
     const hello = (tempId: string) =>
       msg('hello', { tempId, network: 'regtest', variant: 'spilman-v2', payerPubkey: key.publicKey, capacitySat: 100_000n, expiryHeight: tip.height + 40, payerScript: script });
-    for (let i = 0; i < 17; i++) await payee.handle(hello(toHex(randomBytes(16))), flooder);
+    const before = payee.channels().length;
+    for (let peer = 0; peer < 4; peer++) {
+      const flooder: PeerLink = { send: (m) => replies.push(m), peer: `10.9.9.${peer}` };
+      for (let i = 0; i < 40; i++) await payee.handle(hello(toHex(randomBytes(16))), flooder);
+    }
     await payee.drain();
-    expect(codes(replies.slice(0, 16))).toEqual(Array(16).fill('accept'));
-    expect(codes(replies.slice(16))).toEqual(['RATE_LIMITED']);
-    const other: Message[] = [];
-    await payee.handle(hello(toHex(randomBytes(16))), { send: (m) => other.push(m), peer: '10.9.9.10' });
-    await payee.drain();
-    expect(codes(other)).toEqual(['accept']);
+    expect(codes(replies)).toEqual(Array(160).fill('accept'));
+    expect(payee.channels().length).toBe(before);
+    // The honest payer, from one of the flooders' addresses too, still opens.
+    const p = new RawPayer();
+    const { pay } = await openedV2(p);
+    expect(codes(await pay(10_000n))).toEqual(['payment-ack']);
   });
-});
 
-describe('stale proposals', () => {
-  it('are abandoned after proposalTimeoutBlocks, freeing their peer’s slots', async () => {
-    const tip = await env.backend.getTip();
-    const key = env.wallet.nextChannelKey();
-    const script = baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest'));
-    const replies: Message[] = [];
-    const peer: PeerLink = { send: (m) => replies.push(m), peer: '10.8.8.8' };
-    const hello = (tempId: string) =>
-      msg('hello', { tempId, network: 'regtest', variant: 'spilman-v2', payerPubkey: key.publicKey, capacitySat: 100_000n, expiryHeight: tip.height + 40, payerScript: script });
-    const tempId = toHex(randomBytes(16));
-    for (let i = 0; i < 16; i++) await payee.handle(hello(i === 0 ? tempId : toHex(randomBytes(16))), peer);
-    await payee.drain();
-    expect(codes(replies)).toEqual(Array(16).fill('accept'));
-    await payee.onTip({ height: tip.height + 5, hash: tip.hash });
-    expect(payee.channel(tempId)?.type).toBe('AwaitingFunding'); // 5 blocks: still waiting
-    await payee.onTip({ height: tip.height + 6, hash: tip.hash });
-    expect(payee.channel(tempId)).toBeUndefined(); // abandoned
-    replies.length = 0;
-    await payee.handle(hello(toHex(randomBytes(16))), peer);
-    await payee.drain();
-    expect(codes(replies)).toEqual(['accept']); // the peer's slots are free again
+  it('a forged cookie, or a proposal altered under a real one, is refused before any work', async () => {
+    const p = new RawPayer();
+    const terms = await proposed(p, 'spilman-v2');
+    const funding = await env.wallet.fund([{ script: fundingScriptOf(terms).fundingScript, valueSat: terms.capacitySat }], 2);
+    const forged = Uint8Array.from(terms.cookie);
+    forged[10]! ^= 0x80;
+    expect(codes(await p.send(msg('funding', { tempId: p.tempId, proposal: terms.echo, cookie: forged, fundingTx: funding.txHex })))).toEqual(['INVALID_COOKIE']);
+    const bigger = { ...terms.echo, capacitySat: terms.capacitySat + 1n };
+    expect(codes(await p.send(msg('funding', { tempId: p.tempId, proposal: bigger, cookie: terms.cookie, fundingTx: funding.txHex })))).toEqual(['INVALID_COOKIE']);
+    expect(payee.channel(p.tempId)).toBeUndefined();
+    expect(await env.backend.getTransaction(funding.txid)).toBeNull(); // never broadcast
+    await env.wallet.release(funding.txid);
+  });
+
+  it('a funding the node refuses leaves no channel behind', async () => {
+    const p = new RawPayer();
+    const terms = await proposed(p, 'spilman-v2');
+    const funding = await env.wallet.fund([{ script: fundingScriptOf(terms).fundingScript, valueSat: terms.capacitySat }], 2);
+    const tx = Transaction.fromHex(funding.txHex);
+    tx.setWitness(0, [new Uint8Array(71).fill(1), tx.ins[0]!.witness[1]!]); // a bad signature: same txid, refused by the node
+    expect(codes(await p.send(fundingMsg(p, terms, tx.toHex())))).toEqual(['FUNDING_REJECTED']);
+    expect(payee.channel(p.tempId)).toBeUndefined();
+    // The real one still opens the channel.
+    expect(codes(await p.send(fundingMsg(p, terms, funding.txHex)))).toEqual([]);
+    expect(payee.channel(p.tempId)?.type).toBe('AwaitingConfirmation');
   });
 });

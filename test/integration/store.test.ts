@@ -13,19 +13,20 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Effect } from '../../src/protocol/effects.js';
-import { decodeMessage, encodeMessage, type Message } from '../../src/protocol/messages.js';
-import { payeeAccept, payeeStep, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
+import { decodeMessage, encodeMessage, type Message, type MessageOf } from '../../src/protocol/messages.js';
+import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
 import { payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { isStoreError, MIGRATIONS, openSqliteStore, SCHEMA_VERSION, type SqliteStore, type SqliteStoreOptions, type Store } from '../../src/store/index.js';
-import { PAYEE_KEY, PAYEE_PUB, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
+import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
 
 // ---------------------------------------------------------------------------------------------
 // Real channel states, made by running the protocol (no chain needed).
 
-const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY };
+const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY, openingSecret: new Uint8Array(32).fill(5) };
 const payerCtx: PayerContext = { secp, policy: payerPolicy({ network: 'regtest' }), privateKey: () => PAYER_KEY };
+const wire = (m: Message): Message => decodeMessage(encodeMessage(m));
 const sent = (effects: readonly Effect[]): Message => {
   const m = effects.find((e) => e.type === 'send');
   if (m?.type !== 'send') throw new Error('the step sent nothing');
@@ -38,20 +39,17 @@ function channelHistory(variant: Variant, tempId: string): { payee: PayeeState[]
   const payer: PayerState[] = [];
   let p = payerPropose({ tempId, network: 'regtest', variant, keyIndex: 0, payerPubkey: PAYER_PUB, capacitySat: 1_000_000n, expiryHeight: 150, payerScript: PAYER_SCRIPT, maxTotalSat: 1_000_000n });
   payer.push(p.state);
-  let q = payeeAccept(payeeCtx, sent(p.effects) as Extract<Message, { type: 'hello' }>, 100, { index: 0, publicKey: PAYEE_PUB });
-  payee.push(q.state);
-  p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects) });
+  // The payee holds no state before the funding (opening cookies): its first state is the funded channel.
+  p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeAccept(payeeCtx, sent(p.effects) as MessageOf<'hello'>, 100)) });
   payer.push(p.state);
   const tx = fundingTx(terms(variant, { expiryHeight: 150 }), { vout: 1 });
   p = payerStep(payerCtx, p.state, { type: 'funding-created', txHex: tx.toHex() });
   payer.push(p.state);
   if (variant === 'spilman-v1') {
-    q = payeeStep(payeeCtx, q.state, { type: 'message', message: sent(p.effects), tipHeight: 100 });
-    payee.push(q.state);
-    p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects) });
+    p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeSignRefund(payeeCtx, sent(p.effects) as MessageOf<'refund-request'>, 101)) });
     payer.push(p.state);
   }
-  q = payeeStep(payeeCtx, q.state, { type: 'message', message: sent(p.effects), tipHeight: 100 });
+  let q = payeeOpen(payeeCtx, sent(p.effects) as MessageOf<'funding'>, 101);
   payee.push(q.state);
   q = payeeStep(payeeCtx, q.state, { type: 'confirmed', txid: tx.getId() });
   payee.push(q.state);
@@ -130,7 +128,7 @@ function storeContract(name: string, open: () => Promise<Store>, hooks: Contract
       let store = await openStore();
       const payee = [...v1.payee, ...v2.payee];
       const payer = [...v1.payer, ...v2.payer];
-      expect(new Set(payee.map((s) => s.type))).toEqual(new Set(['AwaitingRefundRequest', 'AwaitingFunding', 'AwaitingConfirmation', 'Open', 'Closing', 'Closed']));
+      expect(new Set(payee.map((s) => s.type))).toEqual(new Set(['AwaitingConfirmation', 'Open', 'Closing', 'Closed']));
       expect(new Set(payer.map((s) => s.type))).toEqual(new Set(['Proposed', 'Funding', 'AwaitingRefundSignature', 'AwaitingOpen', 'Open', 'Closed']));
       // One row per state (key = index), so every state is read back, not only the last.
       await Promise.all([...payee.map((s, i) => store.savePayeeChannel(`e${i}`, s)), ...payer.map((s, i) => store.savePayerChannel(`r${i}`, s))]);
@@ -443,6 +441,21 @@ describe('SqliteStore', () => {
       db.close();
     });
 
+    it('drops the unfunded proposals an older paychan stored, and keeps every channel', async () => {
+      const store = open();
+      const channel = v1.payee.find((s) => s.type === 'Open')!;
+      await store.savePayeeChannel('channel', channel);
+      await store.close();
+      // As paychan wrote them before opening cookies (schema 3): a proposal row of each kind.
+      const db = operator();
+      const insert = db.prepare("INSERT INTO payee_channels (temp_id, seq, state, updated_at, channel_id, state_type, paid_sat) VALUES (?, ?, '{}', 0, NULL, ?, NULL)");
+      ['AwaitingRefundRequest', 'AwaitingFunding', 'Abandoned'].forEach((type, i) => insert.run(`old${i}`, 10 + i, type));
+      db.pragma('user_version = 3');
+      db.close();
+      const upgraded = open();
+      expect(await upgraded.loadPayeeChannels()).toEqual([{ tempId: 'channel', state: channel }]);
+    });
+
     it('reopens without migrating again', () => {
       open();
       const log: string[] = [];
@@ -486,7 +499,7 @@ describe('SqliteStore', () => {
 
     it('copies what an operator queries into columns: channel id, state type, amounts', async () => {
       const store = open();
-      const awaiting = v1.payee.find((s) => s.type === 'AwaitingFunding')!;
+      const awaiting = v1.payee.find((s) => s.type === 'AwaitingConfirmation')!;
       const payerOpen = v2.payer.filter((s) => s.type === 'Open').at(-1)!;
       await Promise.all([store.savePayeeChannel('open', paid(2n ** 64n)), store.savePayeeChannel('new', awaiting), store.savePayerChannel('p', payerOpen), store.savePayerChannel('q', v2.payer[0]!)]);
       const db = operator();
@@ -497,7 +510,7 @@ describe('SqliteStore', () => {
       if (!('channel' in openPayee) || payerOpen.type !== 'Open') throw new Error('unreachable');
       expect(payee).toEqual([
         { temp_id: 'open', channel_id: openPayee.channel.id, state_type: 'Open', paid_sat: '18446744073709551616' },
-        { temp_id: 'new', channel_id: null, state_type: 'AwaitingFunding', paid_sat: null },
+        { temp_id: 'new', channel_id: awaiting.channel.id, state_type: 'AwaitingConfirmation', paid_sat: null },
       ]);
       expect(payer).toEqual([
         { temp_id: 'p', channel_id: payerOpen.channel.id, state_type: 'Open', acked_sat: payerOpen.ackedTotalSat.toString() },

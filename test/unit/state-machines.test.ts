@@ -9,13 +9,13 @@ import { dustThresholdSat } from '../../src/protocol/dust.js';
 import type { Effect } from '../../src/protocol/effects.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
-import { payeeAccept, payeeStep, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
+import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
 import { payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
-import { PAYEE_KEY, PAYEE_PUB, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, codeOf, fundingTx, secp, terms } from '../helpers/protocol.js';
+import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, codeOf, fundingTx, secp, terms } from '../helpers/protocol.js';
 
-const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY };
+const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY, openingSecret: new Uint8Array(32).fill(7) };
 const payerCtx: PayerContext = { secp, policy: payerPolicy({ network: 'regtest' }), privateKey: () => PAYER_KEY };
 
 /** The tip the payee knows in these tests: the channels expire at 150, their deadline is 147. */
@@ -38,8 +38,8 @@ function open(variant: Variant, capacitySat = 1_000_000n, maxTotalSat = capacity
   });
   const [hello] = sent(p.effects);
   if (hello?.type !== 'hello') throw new Error('no hello');
-  let q = payeeAccept(payeeCtx, hello, 100, { index: 0, publicKey: PAYEE_PUB });
-  p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! });
+  // The payee keeps nothing until the funding: its answers are plain messages.
+  p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeAccept(payeeCtx, hello, 100)) });
   const create = p.effects.find((e) => e.type === 'create-funding');
   expect(create).toBeDefined();
   const tx = fundingTx(terms(variant, { capacitySat, expiryHeight: 150 }), { vout: 1 });
@@ -47,15 +47,16 @@ function open(variant: Variant, capacitySat = 1_000_000n, maxTotalSat = capacity
   if (variant === 'spilman-v1') {
     const [refundRequest] = sent(p.effects);
     expect(refundRequest?.type).toBe('refund-request');
-    q = payeeStep(payeeCtx, q.state, { type: 'message', message: refundRequest!, tipHeight: TIP });
+    if (refundRequest?.type !== 'refund-request') throw new Error('no refund request');
     // The funding is shown only after the refund signature is persisted.
-    p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! });
+    p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeSignRefund(payeeCtx, refundRequest, 101)) });
     expect(p.effects.map((e) => e.type)).toEqual(['persist', 'send']);
   }
   const [funding] = sent(p.effects);
-  expect(funding?.type).toBe('funding');
-  q = payeeStep(payeeCtx, q.state, { type: 'message', message: funding!, tipHeight: TIP });
-  expect(q.effects.map((e) => e.type)).toEqual(['persist', 'broadcast', 'watch-confirmations']);
+  if (funding?.type !== 'funding') throw new Error('no funding');
+  let q = payeeOpen(payeeCtx, funding, 102);
+  // Stored only once the node took the funding: a refused one leaves nothing behind.
+  expect(q.effects.map((e) => e.type)).toEqual(['broadcast', 'persist', 'watch-confirmations']);
   q = payeeStep(payeeCtx, q.state, { type: 'confirmed', txid: tx.getId() });
   p = payerStep(payerCtx, p.state, { type: 'message', message: sent(q.effects)[0]! });
   expect(p.state.type).toBe('Open');
@@ -125,6 +126,18 @@ describe('the close deadline (expiry − closeMarginBlocks)', () => {
     expect(codeOf(() => payeeStep(payeeCtx, expiring.state, { type: 'message', message: payment(payer), tipHeight: TIP }))).toBe('CHANNEL_EXPIRING');
     const closing = payeeStep(payeeCtx, expiring.state, { type: 'close', close: closeRecordFor(expiring.state, 2) });
     expect(closing.state.type).toBe('Closing');
+  });
+});
+
+describe('a resent hello', () => {
+  it('gets a second accept (maybe another cookie and key) that the payer ignores: the first stands', () => {
+    const p = payerPropose({ tempId: 'cd'.repeat(16), network: 'regtest', variant: 'spilman-v2', keyIndex: 0, payerPubkey: PAYER_PUB, capacitySat: 100_000n, expiryHeight: 150, payerScript: PAYER_SCRIPT, maxTotalSat: 100_000n });
+    const [hello] = sent(p.effects);
+    if (hello?.type !== 'hello') throw new Error('no hello');
+    const first = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeAccept(payeeCtx, hello, 100)) });
+    const again = payerStep(payerCtx, first.state, { type: 'message', message: wire(payeeAccept(payeeCtx, hello, 101)) });
+    expect(again.state).toBe(first.state);
+    expect(again.effects).toEqual([]);
   });
 });
 
