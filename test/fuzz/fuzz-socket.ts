@@ -5,6 +5,11 @@
  *
  * Frames are sent one at a time (lockstep), so each answer belongs to the frame before it; many
  * sockets run side by side for throughput.
+ *
+ * The payee greets every connection with a `challenge` first (src/protocol/auth.ts): a connection
+ * is open here only once that arrived (it is kept in `challenge`, never taken for an answer). A
+ * hostile connection never authenticates, so the payee closes it after its auth deadline
+ * (10 s by default): a connection older than `maxAgeMs` is replaced before the next frame.
  */
 import { WebSocket, type RawData } from 'ws';
 
@@ -16,6 +21,8 @@ export type Outcome =
 export interface FuzzSocketOptions {
   /** Source address on the loopback (127.0.0.2, ...), to be another peer. */
   readonly localAddress?: string;
+  /** Replace the connection before a frame once it is this old (ms); default 4,000. */
+  readonly maxAgeMs?: number;
 }
 
 /** The payee refused the WebSocket upgrade with an HTTP error. */
@@ -56,6 +63,9 @@ export class FuzzSocket {
   readonly unsolicited: string[] = [];
   /** Connections opened (the first one included). */
   connects = 0;
+  /** The current connection's challenge. */
+  challenge: Uint8Array | null = null;
+  private openedAt = 0;
 
   constructor(
     private readonly url: string,
@@ -69,11 +79,35 @@ export class FuzzSocket {
   }
 
   private async ensureOpen(): Promise<WebSocket> {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) return this.ws;
-    const ws = await openWebSocket(this.url, this.options);
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && performance.now() - this.openedAt < (this.options.maxAgeMs ?? 4_000)) return this.ws;
+    if (this.ws) await this.close();
+    let ws: WebSocket;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        ws = await openWebSocket(this.url, this.options);
+        break;
+      } catch (err) {
+        // The slot of the connection just closed may not be free on the payee's side yet.
+        if (!(err instanceof UpgradeRefusedError && err.status === 429 && attempt < 20)) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
     this.connects++;
+    this.openedAt = performance.now();
+    let greeted: (() => void) | null = null;
+    const challenge = new Promise<void>((resolve) => (greeted = resolve));
+    this.challenge = null;
     ws.on('message', (data: RawData) => {
       const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
+      if (greeted) {
+        const hex = /^\{"v":1,"type":"challenge","challenge":"([0-9a-f]{64})"\}$/.exec(text)?.[1];
+        if (hex) {
+          this.challenge = Uint8Array.from(Buffer.from(hex, 'hex'));
+          greeted();
+          greeted = null;
+          return;
+        }
+      }
       const waiter = this.waiter;
       if (waiter) {
         this.waiter = null;
@@ -84,6 +118,7 @@ export class FuzzSocket {
     });
     ws.on('close', (code: number) => {
       if (this.ws === ws) this.ws = null;
+      greeted?.();
       const waiter = this.waiter;
       if (waiter) {
         this.waiter = null;
@@ -91,6 +126,7 @@ export class FuzzSocket {
       }
     });
     this.ws = ws;
+    await Promise.race([challenge, new Promise((r) => setTimeout(r, 5_000))]);
     return ws;
   }
 

@@ -157,6 +157,7 @@ export async function checkMessageRate(payee: PayeeProcess, frames: number, kind
     const timer = setTimeout(resolve, 60_000);
     ws.on('message', (data: RawData) => {
       const text = data.toString();
+      if (text.includes('"type":"challenge"')) return; // the connection's greeting, not an answer
       if (text.includes('"RATE_LIMITED"')) rateLimited++;
       else otherErrors++;
       if (++answered === frames) {

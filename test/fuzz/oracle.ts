@@ -6,17 +6,18 @@
  * - binary frames: `error` MALFORMED_MESSAGE;
  * - frames the codec refuses: `error` with the codec's code (MALFORMED_MESSAGE, UNSUPPORTED_VERSION);
  * - a hello from a peer that already has 16 unfunded proposals: RATE_LIMITED;
- * - exact repeats of what an honest payer sent (hello, refund request, funding, status and close
- *   requests): the answer an honest payer would get again, an error, or nothing;
+ * - close and status requests: AUTH_REQUIRED (UNKNOWN_CHANNEL for a channel the payee does not
+ *   have), even exact repeats of the honest payer's: a fuzz connection never authenticated;
+ *   `auth`: AUTH_INVALID (a replayed or forged signature), or UNKNOWN_CHANNEL;
+ * - exact repeats of what an honest payer sent (hello, refund request, funding): the answer an
+ *   honest payer would get again, an error, or nothing;
  * - decodable messages: an `error`, except the few answers an honest payer could get for the
  *   same message: `accept` for a valid hello, `payment-ack` for a payment an honest payer really
- *   signed (a replay of the newest one is acknowledged again), `channel-status` for a status
- *   request, `channel-closed` for a close request on a closing channel, `refund-signature` for a
- *   valid refund request on one of the fuzzer's own proposals.
+ *   signed (a replay of the newest one is acknowledged again), `refund-signature` for a valid
+ *   refund request on one of the fuzzer's own proposals.
  *
- * Frames that would legitimately change a fixture channel (a close request for an open channel —
- * anyone may send one, see the report's findings — or a valid refund request for the proposal
- * waiting for one) are not sent: `skip`.
+ * Frames that would legitimately change a fixture channel (a valid refund request for the
+ * proposal waiting for one) are not sent: `skip`.
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { toHex } from '../../src/protocol/bytes.js';
@@ -31,6 +32,11 @@ import type { FuzzTargets } from './targets.js';
  * RATE_LIMITED (PayeeServiceOptions.maxPendingProposalsPerPeer's default).
  */
 export const PENDING_PROPOSALS_PER_PEER = 16;
+
+/** Every tempId the payee has an entry for. */
+function allKnownTempIds(t: FuzzTargets): Set<string> {
+  return new Set([...t.funded.map((f) => f.tempId), ...t.pending.map((p) => p.tempId), ...t.ownTempIds]);
+}
 
 /** What the oracle must know about the connection a frame goes out on. */
 export interface PeerContext {
@@ -94,9 +100,18 @@ export function expectationOf(frame: Frame, t: FuzzTargets, peer: PeerContext): 
     return { type: 'reply', allow: [], decoderThrew: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
   }
   const base = { type: 'reply' as const, code: frame.code, decodedType: m.type };
+  if (m.type === 'close-request' || m.type === 'status-request') {
+    // Taken only from the channel's authenticated connection, which a fuzz socket never is:
+    // refused, even when it repeats the honest payer's own request (issue 13).
+    const known = t.funded.some((f) => f.channel.id === m.channelId);
+    return { ...base, code: known ? 'AUTH_REQUIRED' : 'UNKNOWN_CHANNEL', allow: [] };
+  }
+  if (m.type === 'auth') {
+    // Signed over another connection's challenge (a replay) or not the payer's at all.
+    const known = allKnownTempIds(t).has(m.tempId);
+    return { ...base, code: known ? 'AUTH_INVALID' : 'UNKNOWN_CHANNEL', allow: [] };
+  }
   if (t.captures.isGenuineRepeat(m)) {
-    const target = 'channelId' in m ? t.funded.find((f) => f.channel.id === m.channelId) : undefined;
-    if (m.type === 'close-request' && target?.payeeState === 'Open') return { type: 'skip', reason: 'close-request for an open channel' };
     // A reconnecting payer repeats its last step; the payee answers it again (or, for a funding
     // waiting for confirmations, stays silent until the channel opens).
     return { type: 'reply', decodedType: m.type, allow: HONEST_ANSWERS, silentOk: true };
@@ -119,13 +134,6 @@ export function expectationOf(frame: Frame, t: FuzzTargets, peer: PeerContext): 
       const target = t.funded.find((f) => f.tempId === m.tempId);
       if (target && txidOf(m.fundingTx) === target.channel.funding.txid) return { ...base, code: undefined, allow: HONEST_ANSWERS, silentOk: true };
       return { ...base, allow: [] };
-    }
-    case 'status-request':
-      return { ...base, allow: ['channel-status'] };
-    case 'close-request': {
-      const target = t.funded.find((f) => f.channel.id === m.channelId);
-      if (target?.payeeState === 'Open') return { type: 'skip', reason: 'close-request for an open channel' };
-      return { ...base, allow: ['channel-closed'] };
     }
     case 'refund-request': {
       const pending = t.pending.find((p) => p.tempId === m.tempId);
