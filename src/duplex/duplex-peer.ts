@@ -39,6 +39,9 @@ export class DuplexPeer extends DuplexClosing {
    * changes nothing.
    */
   async receive(message: Message, link: PeerLink): Promise<void> {
+    // The payee server's greeting on every connection (Spilman auth, src/protocol/auth.ts); a
+    // duplex A proves itself with its signed duplex-resume instead.
+    if (message.type === 'challenge') return;
     try {
       if (message.type === 'duplex-open') {
         if (this.role !== 'B') throw new ProtocolError('UNEXPECTED_MESSAGE', 'this side does not accept duplex channels');
