@@ -10,6 +10,7 @@ import { checkNextState } from '../protocol/duplex-update.js';
 import { isProtocolErrorCode, ProtocolError } from '../protocol/errors.js';
 import { errorMessage, type Message } from '../protocol/messages.js';
 import type { PeerLink } from '../transport/link.js';
+import { logText } from '../transport/log-text.js';
 import { type DuplexRecord } from './duplex-record.js';
 import { DuplexClosing } from './duplex-closing.js';
 
@@ -52,7 +53,7 @@ export class DuplexPeer extends DuplexClosing {
         const [id, about] = splitRef(message.ref);
         const record = id === undefined ? undefined : this.get(id);
         if (record) {
-          this.log(`peer error on ${record.channelId ?? record.tempId}: ${message.code} ${message.message}`);
+          this.log(`peer error on ${record.channelId ?? record.tempId}: ${message.code} ${logText(message.message)}`);
           await this.withLock(record.tempId, async () => this.onPeerError(record, message.code, message.message, about));
         }
         return;
