@@ -36,10 +36,15 @@ export class UpgradeRefusedError extends Error {
   }
 }
 
-/** Opens a WebSocket; rejects with {@link UpgradeRefusedError} if the server answers HTTP. */
-export function openWebSocket(url: string, options: FuzzSocketOptions = {}): Promise<WebSocket> {
+/**
+ * Opens a WebSocket; rejects with {@link UpgradeRefusedError} if the server answers HTTP.
+ * `onMessage` is attached before the handshake: the payee's first frame (its challenge) can
+ * arrive with the handshake's response and be emitted before an awaiting caller could attach it.
+ */
+export function openWebSocket(url: string, options: FuzzSocketOptions = {}, onMessage?: (data: RawData) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000, localAddress: options.localAddress });
+    if (onMessage) ws.on('message', onMessage);
     ws.once('open', () => {
       ws.removeAllListeners('error');
       ws.on('error', () => undefined);
@@ -81,23 +86,10 @@ export class FuzzSocket {
   private async ensureOpen(): Promise<WebSocket> {
     if (this.ws && this.ws.readyState === WebSocket.OPEN && performance.now() - this.openedAt < (this.options.maxAgeMs ?? 4_000)) return this.ws;
     if (this.ws) await this.close();
-    let ws: WebSocket;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        ws = await openWebSocket(this.url, this.options);
-        break;
-      } catch (err) {
-        // The slot of the connection just closed may not be free on the payee's side yet.
-        if (!(err instanceof UpgradeRefusedError && err.status === 429 && attempt < 20)) throw err;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    this.connects++;
-    this.openedAt = performance.now();
     let greeted: (() => void) | null = null;
     const challenge = new Promise<void>((resolve) => (greeted = resolve));
     this.challenge = null;
-    ws.on('message', (data: RawData) => {
+    const onMessage = (data: RawData) => {
       const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
       if (greeted) {
         const hex = /^\{"v":1,"type":"challenge","challenge":"([0-9a-f]{64})"\}$/.exec(text)?.[1];
@@ -115,7 +107,20 @@ export class FuzzSocket {
       } else if (this.unsolicited.length < 100) {
         this.unsolicited.push(text);
       }
-    });
+    };
+    let ws: WebSocket;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        ws = await openWebSocket(this.url, this.options, onMessage);
+        break;
+      } catch (err) {
+        // The slot of the connection just closed may not be free on the payee's side yet.
+        if (!(err instanceof UpgradeRefusedError && err.status === 429 && attempt < 20)) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    this.connects++;
+    this.openedAt = performance.now();
     ws.on('close', (code: number) => {
       if (this.ws === ws) this.ws = null;
       greeted?.();
@@ -126,7 +131,9 @@ export class FuzzSocket {
       }
     });
     this.ws = ws;
-    await Promise.race([challenge, new Promise((r) => setTimeout(r, 5_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([challenge, new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+    clearTimeout(timer);
     return ws;
   }
 

@@ -425,10 +425,14 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
       const connectionsPerAddress = await checkConnectionLimit(payee, fixtures.payers.filter((p) => p.link.connected).length);
       log(`limits: connections per address ${JSON.stringify(connectionsPerAddress)}`);
       honest.phase = 'rateFlood';
-      const messageRate = await checkMessageRate(payee, options.rateFrames ?? 120_000, 'binary');
+      // The floods run on the idle payer's authenticated connection (see checkMessageRate).
+      const idleTarget = t.open.find((f) => f !== t.honest)!;
+      const idleKey = fixtures.payers.find((h) => h.client.id === idleTarget.tempId)!.channelKey;
+      const auth = (challenge: Uint8Array) => encodeMessage(authMessage(env!.secp, challenge, idleTarget.tempId, idleKey.privateKey));
+      const messageRate = await checkMessageRate(payee, options.rateFrames ?? 120_000, 'binary', auth);
       log(`limits: message rate (binary flood) ${JSON.stringify(messageRate)}`);
       honest.phase = 'textFlood';
-      const textFlood = await checkMessageRate(payee, options.textFloodFrames ?? 120_000, 'text');
+      const textFlood = await checkMessageRate(payee, options.textFloodFrames ?? 120_000, 'text', auth);
       log(`limits: message rate (text flood) ${JSON.stringify(textFlood)}`);
       honest.phase = 'helloFlood';
       const openAttempts = await checkOpenAttempts(payee, t, options.helloFlood ?? 40);

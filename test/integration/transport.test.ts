@@ -94,7 +94,11 @@ class RawClient {
   readonly messages: Message[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.messages.push(decodeMessage(String(data))));
+    ws.on('message', (data) => {
+      const m = decodeMessage(String(data));
+      // The connection's greeting (when it arrives after 'open'), not an answer to anything.
+      if (m.type !== 'challenge') this.messages.push(m);
+    });
     ws.on('error', () => undefined);
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     cleanups.push(() => ws.terminate());
