@@ -119,9 +119,13 @@ export class PayerApp {
     const index = saved.state.proposal.keyIndex;
     const key = this.keys.channelKey(index);
     const holder: { client?: PayerClient } = {};
-    const link = connectPayee(url, { onMessage: (t) => holder.client?.receive(t), onOpen: () => holder.client?.resume(), log: this.options.log });
+    // Frames that arrive before the client is restored (the connection's challenge) wait for it.
+    const early: string[] = [];
+    const link = connectPayee(url, { onMessage: (t) => (holder.client ? holder.client.receive(t) : early.push(t)), onOpen: () => holder.client?.resume(), log: this.options.log });
     const client = await PayerClient.restore(this.clientOptions({ ...key, index }, link, saved.state.proposal.payerScript), tempId);
     holder.client = client;
+    if (link.connected) client.resume(); // the connection opened while restoring: its onOpen found no client
+    for (const text of early.splice(0)) client.receive(text);
     await link.ready();
     return { client, link, url };
   }

@@ -221,6 +221,7 @@ export abstract class DuplexOpening extends DuplexCore {
     };
     this.index(record);
     this.links.set(m.tempId, link);
+    link.proven?.(); // an accepted opening: the transport stops counting the connection as a stranger's
     this.save(record);
     link.send(
       msg('duplex-accept', {

@@ -10,6 +10,7 @@ import { checkNextState } from '../protocol/duplex-update.js';
 import { isProtocolErrorCode, ProtocolError } from '../protocol/errors.js';
 import { errorMessage, type Message } from '../protocol/messages.js';
 import type { PeerLink } from '../transport/link.js';
+import { logText } from '../transport/log-text.js';
 import { type DuplexRecord } from './duplex-record.js';
 import { DuplexClosing } from './duplex-closing.js';
 
@@ -39,6 +40,9 @@ export class DuplexPeer extends DuplexClosing {
    * changes nothing.
    */
   async receive(message: Message, link: PeerLink): Promise<void> {
+    // The payee server's greeting on every connection (Spilman auth, src/protocol/auth.ts); a
+    // duplex A proves itself with its signed duplex-resume instead.
+    if (message.type === 'challenge') return;
     try {
       if (message.type === 'duplex-open') {
         if (this.role !== 'B') throw new ProtocolError('UNEXPECTED_MESSAGE', 'this side does not accept duplex channels');
@@ -49,7 +53,7 @@ export class DuplexPeer extends DuplexClosing {
         const [id, about] = splitRef(message.ref);
         const record = id === undefined ? undefined : this.get(id);
         if (record) {
-          this.log(`peer error on ${record.channelId ?? record.tempId}: ${message.code} ${message.message}`);
+          this.log(`peer error on ${record.channelId ?? record.tempId}: ${message.code} ${logText(message.message)}`);
           await this.withLock(record.tempId, async () => this.onPeerError(record, message.code, message.message, about));
         }
         return;

@@ -87,6 +87,7 @@ export abstract class DuplexUpdates extends DuplexOpening {
     // Replaying a resume only works until the next update, and only redirects B's own requests.
     this.verifyPeer(record, record.terms, resumeDigest(record.channelId, m.index), m.signature);
     this.links.set(record.tempId, link);
+    link.proven?.(); // A's signature: the transport stops counting the connection as a stranger's
     const queue = record.phase === 'open' ? (record.payBackQueue ?? []) : [];
     for (const q of queue) this.send(record, msg('duplex-pay-request', { channelId: record.channelId, amountSat: q.amountSat, requestId: q.requestId }));
     this.send(record, msg('duplex-resumed', { channelId: record.channelId, index: record.current?.index ?? 0, queuedRequests: queue.length }));

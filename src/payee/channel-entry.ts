@@ -25,6 +25,12 @@ export class ChannelEntry {
   paid = false;
   /** The payer's current connection; null after a restart until it reconnects. */
   link: PeerLink | null;
+  /**
+   * The connection that last authenticated as the payer (signed its challenge): the only one a
+   * close or status request is taken from. Not the link: a link can come from a funding, which
+   * anyone who saw it can replay.
+   */
+  authenticated: PeerLink | null = null;
   /** Inputs are stepped one after the other. */
   inputs: Promise<void> = SETTLED;
   /** Inputs queued on `inputs` or still awaiting a broadcast; while 0, an input is stepped at once. */

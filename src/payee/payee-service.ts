@@ -22,6 +22,7 @@ import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../cha
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { SignedBatchClose } from '../protocol/batch-close.js';
 import type { Effect } from '../protocol/effects.js';
+import { verifyAuth } from '../protocol/auth.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ChannelTerms } from '../protocol/channel.js';
 import type { Step } from '../protocol/effects.js';
@@ -32,6 +33,7 @@ import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, paye
 import type { PayeePolicy } from '../protocol/policy.js';
 import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
+import { logText } from '../transport/log-text.js';
 import type { WalletKeys } from '../wallet/keys.js';
 import { ChannelEntry, SETTLED } from './channel-entry.js';
 import { Closer } from './closer.js';
@@ -59,10 +61,16 @@ interface Watch {
   readonly confirmations: number;
 }
 
-/** Messages only the payer can send (see handle()). */
-const PROVES_PAYER = new Set<Message['type']>(['hello', 'refund-request', 'funding', 'payment']);
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
-const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
+const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
+/**
+ * A funding repeated for a channel that is still opening: the connection that sends one that
+ * moves the channel on becomes its link (replies go there). A payment proves nothing about who
+ * sends it (anyone who saw one can replay it), so it never moves the link.
+ */
+const OPENING = new Set<Message['type']>(['funding']);
+/** Messages taken only from a connection that authenticated for the channel (`auth`). */
+const PAYER_ONLY = new Set<Message['type']>(['close-request', 'status-request']);
 
 /**
  * A state read from the store holds separate copies of the byte fields that `terms` and
@@ -276,9 +284,11 @@ export class PayeeService {
   }
 
   /**
-   * Handles one decoded message (see {@link receive}). Replies go to `link`; unless
-   * `adoptLink` is false, `link` also becomes the channel's link for messages the payee sends on
-   * its own (channel-open, channel-closed).
+   * Handles one decoded message (see {@link receive}). Replies go to `link`. `link` becomes the
+   * channel's link (where the payee sends channel-open and channel-closed on its own, and the
+   * only connection close and status requests are taken from) when it authenticates (`auth`
+   * over its challenge), or, unless `adoptLink` is false, when an opening message on it moves the
+   * opening on. A payment never moves the link: anyone can replay one.
    */
   handle(message: Message, link: PeerLink, adoptLink = true): Promise<void> {
     // Not an async function: this runs once per payment, and the async frame and its await
@@ -387,7 +397,7 @@ export class PayeeService {
       await this.options.backend.broadcast(state.fundingTxHex);
       this.options.log?.(`rebroadcast funding ${state.channel.funding.txid}`);
     } catch (err) {
-      this.options.log?.(`funding ${state.channel.funding.txid} refused on rebroadcast: ${err instanceof BroadcastRejectedError ? err.reason : String(err)}`);
+      this.options.log?.(`funding ${state.channel.funding.txid} refused on rebroadcast: ${logText(err instanceof BroadcastRejectedError ? err.reason : String(err))}`);
     }
   }
 
@@ -478,6 +488,7 @@ export class PayeeService {
     this.openings.set(funding.tempId, settled);
     try {
       await opening;
+      link.proven?.(); // a funding the node took cost its sender coins: no stranger's connection
     } catch (err) {
       if (err instanceof ProtocolError) {
         // The node refused the funding: nothing was stored, the channel never was.
@@ -539,21 +550,33 @@ export class PayeeService {
    */
   private stepInput(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, adopt: boolean): Promise<void> | null {
     if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
-    if (input.type === 'message' && input.message.type === 'close-request' && entry.link !== replyTo) {
-      // Channel ids are public (funding outpoints): only the payer's own connection may ask.
-      throw new ProtocolError('UNEXPECTED_MESSAGE', 'close requests are taken only on the connection that last proved to be the payer');
+    if (input.type === 'message') {
+      const type = input.message.type;
+      if (type === 'auth') {
+        // The payer's key signed this connection's challenge: the connection is the payer's.
+        verifyAuth(this.ctx.secp, replyTo?.challenge, entry.state.terms.payerPubkey, input.message);
+        if (replyTo) {
+          entry.link = replyTo;
+          entry.authenticated = replyTo;
+          replyTo.proven?.();
+        }
+        return null;
+      }
+      if (PAYER_ONLY.has(type) && (replyTo === null || entry.authenticated !== replyTo)) {
+        // Channel ids are public (funding outpoints) and payments can be replayed by anyone who
+        // saw them: only a connection that authenticated for this channel may ask.
+        throw new ProtocolError('AUTH_REQUIRED', `${type} is taken only on a connection that authenticated as this channel's payer (auth)`);
+      }
     }
     const before = entry.state;
     const step = payeeStep(this.ctx, before, input);
     entry.state = step.state;
-    // A connection becomes the channel's link only by proving it is the payer: the opening
-    // messages (they carry the secret tempId) or a payment the payee accepted (its signature).
-    // A repeat that changed nothing only replaces a link that is gone (the payer reconnecting),
-    // never a live one. Checked here, in the channel's input order, so a close request right
-    // behind a proof sees it.
-    if (adopt && replyTo && input.type === 'message' && PROVES_PAYER.has(input.message.type)) {
-      const linkIsGone = entry.link === null || entry.link.isOpen?.() === false;
-      if (step.state !== before || linkIsGone) entry.link = replyTo;
+    // An opening message that moved the opening on came from the payer (see OPENING); a repeat,
+    // which anyone could replay, never takes the link. Checked here, in the channel's input
+    // order, so a close request right behind an auth or an opening step sees it.
+    if (adopt && replyTo && step.state !== before && input.type === 'message' && OPENING.has(input.message.type)) {
+      entry.link = replyTo;
+      replyTo.proven?.();
     }
     const done = this.schedule(entry, step.effects, replyTo, before);
     if (!hasBroadcast(step.effects)) return null; // pipelined: replies follow durability
@@ -629,7 +652,12 @@ export class PayeeService {
           await this.options.backend.broadcast(effect.txHex);
           this.options.log?.(`broadcast funding ${effect.txid}`);
         } catch (err) {
-          if (err instanceof BroadcastRejectedError) throw new ProtocolError('FUNDING_REJECTED', err.reason);
+          if (err instanceof BroadcastRejectedError) {
+            // The node's own words stay here: they name its software and tell what its mempool
+            // holds (conflicts, missing inputs), which is no business of a peer's.
+            this.options.log?.(`funding ${effect.txid} refused by the node: ${logText(err.reason)}`);
+            throw new ProtocolError('FUNDING_REJECTED', 'the node refused the funding transaction');
+          }
           throw err;
         }
         return;
@@ -643,7 +671,7 @@ export class PayeeService {
         return;
       }
       case 'peer-error':
-        this.options.log?.(`payer reported ${effect.message.code}: ${effect.message.message}`);
+        this.options.log?.(`payer reported ${effect.message.code} on ${payeeStateRef(entry.state)}: ${logText(effect.message.message)}`);
         return;
       default:
         throw new Error(`payee cannot carry out effect ${effect.type}`);
@@ -656,7 +684,7 @@ export class PayeeService {
       return;
     }
     if (err instanceof RangeError || err instanceof BroadcastRejectedError) {
-      this.options.log?.(`refused: ${err.message}`);
+      this.options.log?.(`refused: ${logText(err.message)}`);
     } else {
       this.options.log?.(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     }

@@ -10,13 +10,13 @@ import type { ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { Channel } from '../protocol/channel.js';
 import type { Effect } from '../protocol/effects.js';
+import { authMessage } from '../protocol/auth.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import {
   payerPropose,
   payerStep,
-  proofMessage,
   resumeMessage,
   tempIdFrom,
   type PayerContext,
@@ -104,6 +104,11 @@ export class PayerClient {
   /** Effects run one after the other, across steps; a persist is issued when its step runs. */
   private effects: Promise<void> = SETTLED;
   private broken: Error | null = null;
+  /** The current connection's challenge (null until it arrives), and whether we answered it. */
+  private challenge: Uint8Array | null = null;
+  private authenticated = false;
+  /** A close asked for before the connection's challenge arrived: sent right after the auth. */
+  private closeWanted = false;
 
   constructor(private readonly options: PayerClientOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey };
@@ -230,21 +235,58 @@ export class PayerClient {
     this.step({ type: 'settled', settlement });
   }
 
-  /** Asks the payee to close now with the newest payment. */
+  /**
+   * Asks the payee to close now with the newest payment. The payee takes it only from a
+   * connection that authenticated for the channel, so before the connection's challenge has
+   * arrived the request waits for it (and goes right after the auth).
+   * @throws RangeError if the channel is not open.
+   */
   requestClose(): void {
+    if (this.current?.type !== 'Open') throw new RangeError(`cannot close a channel in state ${this.current?.type ?? 'none'}`);
+    if (this.challenge === null) {
+      this.closeWanted = true;
+      return;
+    }
+    this.authenticate();
     this.step({ type: 'request-close' });
   }
 
   /**
-   * Sends what a reconnecting payer must: a status request for a funded channel (the payee's
-   * answer makes us resend an unacknowledged payment or learn of a close).
+   * Call on every (re)connection, before anything arrives on it (ws-client's `onOpen`): resends
+   * an opening step in progress (the payee answers repeats idempotently). A funded channel
+   * resumes when the connection's `challenge` arrives: it authenticates (src/protocol/auth.ts),
+   * which makes the connection the channel's link, then asks for the payee's status (whose
+   * answer makes us resend an unacknowledged payment, or learn of a close).
    */
   resume(): void {
-    if (!this.current) return;
-    const proof = proofMessage(this.current);
-    if (proof) this.options.link.send(proof);
+    this.challenge = null; // the previous connection's: this one's is on its way
+    this.authenticated = false;
+    if (!this.current || this.current.type === 'Open') return;
     const message = resumeMessage(this.current);
     if (message) this.options.link.send(message);
+  }
+
+  /** The payee's challenge for a new connection: authenticate, then resume the channel on it. */
+  private onChallenge(challenge: Uint8Array): void {
+    this.challenge = challenge;
+    this.authenticated = false;
+    const s = this.current;
+    if (s?.type !== 'Open' && s?.type !== 'AwaitingOpen') return;
+    this.authenticate();
+    if (s.type !== 'Open') return;
+    const status = resumeMessage(s);
+    if (status) this.options.link.send(status);
+    if (this.closeWanted) {
+      this.closeWanted = false;
+      this.step({ type: 'request-close' });
+    }
+  }
+
+  /** Sends the auth for this connection's challenge, once. */
+  private authenticate(): void {
+    if (this.authenticated || this.challenge === null || this.tempId === null) return;
+    this.authenticated = true;
+    this.options.link.send(authMessage(this.options.secp, this.challenge, this.tempId, this.options.channelKey.privateKey));
   }
 
   /**
@@ -288,6 +330,10 @@ export class PayerClient {
    * many channels, and had to decode them to route them). Never throws, like {@link receive}.
    */
   receiveMessage(message: Message): void {
+    if (message.type === 'challenge') {
+      this.onChallenge(message.challenge);
+      return;
+    }
     try {
       this.step({ type: 'message', message });
     } catch (err) {

@@ -52,6 +52,8 @@ export const PROTOCOL_ERROR_CODES = {
   LOCKTIME_INVALID: 'the duplex initial locktime or Δ is outside the peer policy',
   FEE_RATE_INVALID: 'the fee rate is outside the peer policy',
   UPDATE_IN_FLIGHT: 'another duplex update is waiting for its countersignature',
+  AUTH_REQUIRED: 'this connection has not authenticated as the channel payer: answer the connection challenge with an auth message first',
+  AUTH_INVALID: 'the auth signature does not verify against this connection challenge and the channel payer key',
   INTERNAL_ERROR: 'the peer failed to process the message',
 } as const;
 

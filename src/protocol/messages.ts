@@ -97,6 +97,17 @@ const PaymentSchema = v.strictObject({ v: version, type: v.literal('payment'), c
 const PaymentAckSchema = v.strictObject({ v: version, type: v.literal('payment-ack'), channelId: channelIdSchema, totalSat: sats });
 const CloseRequestSchema = v.strictObject({ v: version, type: v.literal('close-request'), channelId: channelIdSchema });
 const ChannelClosedSchema = v.strictObject({ v: version, type: v.literal('channel-closed'), channelId: channelIdSchema, closeTxid: txid });
+/**
+ * Payee → payer, first on every connection: 32 random bytes the payer signs to prove, on this
+ * connection only, that it holds a channel's payer key (see ./auth.ts).
+ */
+const ChallengeSchema = v.strictObject({ v: version, type: v.literal('challenge'), challenge: hexBytes(32) });
+/**
+ * Payer → payee: the payer key of channel `tempId` signed this connection's challenge. Makes the
+ * connection the channel's link (close and status requests are taken only from it). Named by
+ * the tempId, which the payee knows from the first message on, so it works at every stage.
+ */
+const AuthSchema = v.strictObject({ v: version, type: v.literal('auth'), tempId, signature: hexBytes(64) });
 /** Payer → payee after a (re)connect: what do you hold for this channel? */
 const StatusRequestSchema = v.strictObject({ v: version, type: v.literal('status-request'), channelId: channelIdSchema });
 /** Payee → payer: the payee's durable view, so the payer can resend what was not acknowledged. */
@@ -234,6 +245,8 @@ const MessageSchema = v.variant('type', [
   ChannelClosedSchema,
   StatusRequestSchema,
   ChannelStatusSchema,
+  ChallengeSchema,
+  AuthSchema,
   DuplexOpenSchema,
   DuplexAcceptSchema,
   DuplexFundSchema,

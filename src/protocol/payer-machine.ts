@@ -300,8 +300,9 @@ export function resumeMessage(state: PayerState): Message | null {
 }
 
 /**
- * The newest payment again, for a reconnecting payer of an open channel: the payee acknowledges
- * it again, and takes the new connection as the payer's (only the payer knows the signature).
+ * The newest payment again, for a payee that lacks it (after a status request): the payee
+ * acknowledges it again. It does not make the connection the payer's (anyone may replay it):
+ * an `auth` does (./auth.ts).
  */
 export function proofMessage(state: PayerState): Message | null {
   return state.type === 'Open' && state.signature !== null ? msg('payment', { channelId: state.channel.id, totalSat: state.signedTotalSat, signature: state.signature }) : null;

@@ -17,6 +17,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PayeeState } from '../protocol/payee-machine.js';
+import { logText } from './log-text.js';
 import { sendError, sendJson } from './http-replies.js';
 import { PROMETHEUS_CONTENT_TYPE, type PayeeMetrics } from './metrics.js';
 
@@ -98,7 +99,7 @@ export function payeeRequestHandler(options: PayeeRoutesOptions): (req: Incoming
   };
   return (req, res) => {
     route(req, res).catch((err: unknown) => {
-      options.log?.(`http ${req.method ?? '?'} ${req.url ?? ''} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      options.log?.(`http ${req.method ?? '?'} ${logText(req.url ?? '')} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       sendError(res, 'INTERNAL_ERROR');
     });
   };

@@ -12,8 +12,19 @@ export interface PeerLink {
    * per-peer limits. Absent for in-process links.
    */
   readonly peer?: string;
-  /** False once the connection is gone for good (a dead link can be replaced by a repeat). */
+  /** False once the connection is gone for good. */
   isOpen?(): boolean;
+  /**
+   * The random bytes the transport sent the peer first on this connection (`challenge`), which an
+   * `auth` on it must sign (src/protocol/auth.ts). Absent: nothing can authenticate on this link.
+   */
+  readonly challenge?: Uint8Array;
+  /**
+   * Called by the service when the peer proved to be a payer here (a verified `auth`) or started
+   * an opening (an accepted `hello`): the transport then counts the connection as a payer's
+   * rather than a stranger's (server-limits.ts). Idempotent.
+   */
+  proven?(): void;
 }
 
 /**

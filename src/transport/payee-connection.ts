@@ -14,10 +14,17 @@
  *   refused by `ws` itself (close 1009), invalid UTF-8 too (close 1007).
  * - **Liveness.** A ping every `pingIntervalMs`; a peer silent (no frame, no pong) for
  *   `idleTimeoutMs` is closed with 1001, and cut if it does not answer the close in `closeGraceMs`.
+ * - **Strangers until proven.** The first frame on every connection is a `challenge` (32 random
+ *   bytes, the link's `challenge`), which a payer signs to authenticate for its channels
+ *   (src/protocol/auth.ts). A connection the service has not called `proven` on (a verified
+ *   `auth`, an accepted `hello`) within `authDeadlineMs` is closed with 1008: a stranger's idle
+ *   socket holds a slot of the unauthenticated budget for that long at most (payee-server.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
-import { encodeMessage, errorMessage, type Message } from '../protocol/messages.js';
+import { CHALLENGE_BYTES } from '../protocol/auth.js';
+import { encodeMessage, errorMessage, msg, type Message } from '../protocol/messages.js';
 import type { PeerLink } from './link.js';
 import type { PayeeMetrics } from './metrics.js';
 import { PaymentLatency } from './payment-latency.js';
@@ -38,6 +45,8 @@ export interface PayeeConnectionOptions {
   /** The remote address, given to the service as the link's `peer` (per-peer limits). */
   readonly peer?: string;
   readonly log?: (line: string) => void;
+  /** Told once, when the service first calls the link's `proven` (the connection is a payer's). */
+  readonly onProven?: () => void;
 }
 
 /** Frames handed to the service per event-loop turn: ~2.4 ms of verification at most. */
@@ -45,6 +54,8 @@ const FRAMES_PER_TURN = 32;
 
 /** WebSocket close codes this server uses (RFC 6455 §7.4.1). */
 export const CLOSE_GOING_AWAY = 1001;
+/** Policy violation: the connection did not authenticate (or start an opening) in time. */
+export const CLOSE_POLICY = 1008;
 
 export class PayeeConnection {
   /** The link the service answers on: replies go out on this socket, or are dropped once it closed. */
@@ -61,6 +72,8 @@ export class PayeeConnection {
   private readonly pingTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | null = null;
   private killTimer: NodeJS.Timeout | null = null;
+  private authTimer: NodeJS.Timeout | null;
+  private provenAt: number | null = null;
   /** Resolves when the socket is closed (whichever side closed it). */
   readonly closed: Promise<void>;
 
@@ -69,7 +82,14 @@ export class PayeeConnection {
     private readonly options: PayeeConnectionOptions,
   ) {
     const { limits } = options;
-    this.link = { send: (message) => this.send(message), peer: options.peer, isOpen: () => ws.readyState === WebSocket.OPEN };
+    const challenge = new Uint8Array(randomBytes(CHALLENGE_BYTES));
+    this.link = {
+      send: (message) => this.send(message),
+      peer: options.peer,
+      isOpen: () => ws.readyState === WebSocket.OPEN,
+      challenge,
+      proven: () => this.markProven(),
+    };
     this.corker = new FrameCorker(ws);
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst, performance.now());
     this.latency = new PaymentLatency(limits.maxInFlightMessages * 2);
@@ -83,6 +103,29 @@ export class PayeeConnection {
       if (ws.readyState === WebSocket.OPEN) ws.ping();
     }, limits.pingIntervalMs);
     this.scheduleIdleCheck(limits.idleTimeoutMs);
+    this.authTimer = setTimeout(() => {
+      this.authTimer = null;
+      if (this.provenAt === null) void this.close(CLOSE_POLICY, 'not authenticated in time');
+    }, limits.authDeadlineMs);
+    this.send(msg('challenge', { challenge }));
+  }
+
+  /** Whether the service saw this peer prove it is a payer (see PeerLink.proven). */
+  get proven(): boolean {
+    return this.provenAt !== null;
+  }
+
+  private markProven(): void {
+    if (this.provenAt !== null) return;
+    this.provenAt = performance.now();
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    this.options.onProven?.();
+  }
+
+  /** Cuts the connection at once (no close handshake): for strangers evicted to make room. */
+  terminate(): void {
+    this.ws.terminate();
   }
 
   /** Frames being processed by the service right now. */
@@ -210,6 +253,7 @@ export class PayeeConnection {
     clearInterval(this.pingTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.killTimer) clearTimeout(this.killTimer);
+    if (this.authTimer) clearTimeout(this.authTimer);
   }
 }
 

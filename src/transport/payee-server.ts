@@ -8,6 +8,13 @@
  * connection does after that is ./payee-connection.ts. Limits and their defaults are
  * ./server-limits.ts.
  *
+ * Two budgets share `maxConnections`: connections that proved to be a payer's (a verified `auth`
+ * or an accepted `hello`) and strangers (not yet), at most `maxUnauthenticatedConnections`. When
+ * either the stranger budget or the total is full, a new connection still gets in, and the
+ * oldest stranger is cut to make room: so strangers' idle sockets never keep a payer from
+ * connecting and authenticating, and a stranger keeps its slot at most `authDeadlineMs` anyway.
+ * Only when every connection is a payer's is an upgrade refused with 503.
+ *
  * `ws` runs without its own HTTP server (`noServer`) so the HTTP routes, including routes the
  * application adds later (`extraRoutes`), share the port; without per-message compression, which
  * costs CPU and memory per connection and buys little on ~300-byte messages.
@@ -78,6 +85,10 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   const host = options.host ?? '127.0.0.1';
   const { log, service } = options;
   const open = new Set<PayeeConnection>();
+  /** Connections counted against the budgets: open ones not evicted. */
+  const members = new Set<PayeeConnection>();
+  /** Members not yet proven to be a payer's, oldest first (a Set keeps insertion order). */
+  const strangers = new Set<PayeeConnection>();
   const perAddress = new Map<string, number>();
   let closing: Promise<void> | null = null;
 
@@ -96,17 +107,28 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (closing) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS', 'the payee is shutting down');
     if (pathOf(req) !== PAYEE_WS_PATH) return refuseUpgrade(socket, 'NOT_FOUND', `the payer WebSocket is at ${PAYEE_WS_PATH}`);
-    if (open.size >= limits.maxConnections) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS');
     const address = remoteAddress(req);
     if ((perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS_FROM_ADDRESS');
+    if (members.size >= limits.maxConnections || strangers.size >= limits.maxUnauthenticatedConnections) {
+      const oldest = strangers.values().next();
+      if (oldest.done) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS');
+      // Cut at once (no close handshake): its slot is needed now, and it never proved anything.
+      strangers.delete(oldest.value);
+      members.delete(oldest.value);
+      oldest.value.terminate();
+    }
     // Without verifyClient, ws completes (or refuses) the handshake synchronously, so the counts
     // checked above cannot be overtaken by another upgrade before the callback runs.
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new PayeeConnection(ws, { service, limits, metrics, log, peer: address });
+      const connection: PayeeConnection = new PayeeConnection(ws, { service, limits, metrics, log, peer: address, onProven: () => strangers.delete(connection) });
       open.add(connection);
+      members.add(connection);
+      if (!connection.proven) strangers.add(connection);
       perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
       void connection.closed.then(() => {
         open.delete(connection);
+        members.delete(connection);
+        strangers.delete(connection);
         const left = (perAddress.get(address) ?? 1) - 1;
         if (left > 0) perAddress.set(address, left);
         else perAddress.delete(address);

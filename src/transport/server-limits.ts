@@ -8,8 +8,25 @@
  */
 
 export interface ServerLimits {
-  /** WebSocket connections open at once, in total. Beyond it the upgrade gets HTTP 503. Default 1024. */
+  /**
+   * WebSocket connections open at once, in total. A new connection beyond it evicts the oldest
+   * unauthenticated one; only when every connection is a payer's does the upgrade get HTTP 503.
+   * Default 1024.
+   */
   readonly maxConnections: number;
+  /**
+   * Connections that have not yet proven to be a payer's (no verified `auth`, no accepted
+   * `hello`) open at once. A new connection beyond it is still accepted, and the oldest
+   * unauthenticated one is cut to make room: strangers holding idle sockets cannot keep a payer
+   * from connecting long enough to authenticate (one round trip). Default 256 (or
+   * `maxConnections` if lower).
+   */
+  readonly maxUnauthenticatedConnections: number;
+  /**
+   * Time (ms) a connection has, from its upgrade, to authenticate or start an opening; then it is
+   * closed with 1008. Default 10,000.
+   */
+  readonly authDeadlineMs: number;
   /** WebSocket connections open at once from one remote IP address. Beyond it: HTTP 429. Default 16. */
   readonly maxConnectionsPerAddress: number;
   /**
@@ -63,6 +80,8 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** The defaults documented on {@link ServerLimits}. */
 export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   maxConnections: DEFAULT_MAX_CONNECTIONS,
+  maxUnauthenticatedConnections: 256,
+  authDeadlineMs: 10_000,
   maxConnectionsPerAddress: 16,
   maxSockets: 2 * DEFAULT_MAX_CONNECTIONS + 64,
   // A payer streaming payments on one connection is the normal case: one verification costs
@@ -82,7 +101,7 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
  * Fills in defaults and checks every limit.
  * @throws TypeError for a key that is not a limit (a typo would otherwise be ignored).
  * @throws RangeError naming the first limit that is not a positive integer, or inconsistent
- *   (`lowWaterMarkBytes` above `highWaterMarkBytes`, a per-address limit above the total,
+ *   (`lowWaterMarkBytes` above `highWaterMarkBytes`, a per-address or unauthenticated limit above the total,
  *   an idle timeout not longer than the ping interval, which would close healthy peers).
  */
 export function serverLimits(overrides: Partial<ServerLimits> = {}): ServerLimits {
@@ -93,12 +112,14 @@ export function serverLimits(overrides: Partial<ServerLimits> = {}): ServerLimit
   const limits: ServerLimits = {
     ...DEFAULT_SERVER_LIMITS,
     maxSockets: 2 * maxConnections + 64,
+    maxUnauthenticatedConnections: Math.min(DEFAULT_SERVER_LIMITS.maxUnauthenticatedConnections, maxConnections),
     ...withoutUndefined(overrides),
   };
   for (const [name, value] of Object.entries(limits)) {
     if (!Number.isSafeInteger(value) || (value as number) < 1) throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
   }
   if (limits.maxConnectionsPerAddress > limits.maxConnections) throw new RangeError('maxConnectionsPerAddress must be ≤ maxConnections');
+  if (limits.maxUnauthenticatedConnections > limits.maxConnections) throw new RangeError('maxUnauthenticatedConnections must be ≤ maxConnections');
   if (limits.maxSockets < limits.maxConnections) throw new RangeError('maxSockets must be ≥ maxConnections');
   if (limits.lowWaterMarkBytes > limits.highWaterMarkBytes) throw new RangeError('lowWaterMarkBytes must be ≤ highWaterMarkBytes');
   if (limits.idleTimeoutMs <= limits.pingIntervalMs) {

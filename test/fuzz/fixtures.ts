@@ -25,6 +25,7 @@ import { refundTemplateHex } from '../../src/protocol/refund.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import type { PeerLink } from '../../src/transport/link.js';
 import { connectPayee, type WsPeerLink } from '../../src/transport/ws-client.js';
+import type { KeyPair } from '../../src/wallet/keys.js';
 import type { RegtestEnv } from '../helpers/regtest-env.js';
 import { FuzzSocket } from './fuzz-socket.js';
 import type { PayeeProcess } from './payee-process.js';
@@ -37,6 +38,8 @@ export interface HonestChannel {
   readonly label: string;
   readonly client: PayerClient;
   readonly link: WsPeerLink;
+  /** The channel's payer key (the probes authenticate with it on connections of their own). */
+  readonly channelKey: KeyPair;
 }
 
 export interface Fixtures {
@@ -81,7 +84,7 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log: (
     };
     const client = regtestPayer(env, tapped, { channelKey, log: payerLog });
     holder.client = client;
-    const h = { label, client, link };
+    const h = { label, client, link, channelKey };
     payers.push(h);
     return h;
   };

@@ -5,6 +5,11 @@
  *
  * Frames are sent one at a time (lockstep), so each answer belongs to the frame before it; many
  * sockets run side by side for throughput.
+ *
+ * The payee greets every connection with a `challenge` first (src/protocol/auth.ts): a connection
+ * is open here only once that arrived (it is kept in `challenge`, never taken for an answer). A
+ * hostile connection never authenticates, so the payee closes it after its auth deadline
+ * (10 s by default): a connection older than `maxAgeMs` is replaced before the next frame.
  */
 import { WebSocket, type RawData } from 'ws';
 
@@ -16,6 +21,8 @@ export type Outcome =
 export interface FuzzSocketOptions {
   /** Source address on the loopback (127.0.0.2, ...), to be another peer. */
   readonly localAddress?: string;
+  /** Replace the connection before a frame once it is this old (ms); default 4,000. */
+  readonly maxAgeMs?: number;
 }
 
 /** The payee refused the WebSocket upgrade with an HTTP error. */
@@ -29,10 +36,15 @@ export class UpgradeRefusedError extends Error {
   }
 }
 
-/** Opens a WebSocket; rejects with {@link UpgradeRefusedError} if the server answers HTTP. */
-export function openWebSocket(url: string, options: FuzzSocketOptions = {}): Promise<WebSocket> {
+/**
+ * Opens a WebSocket; rejects with {@link UpgradeRefusedError} if the server answers HTTP.
+ * `onMessage` is attached before the handshake: the payee's first frame (its challenge) can
+ * arrive with the handshake's response and be emitted before an awaiting caller could attach it.
+ */
+export function openWebSocket(url: string, options: FuzzSocketOptions = {}, onMessage?: (data: RawData) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000, localAddress: options.localAddress });
+    if (onMessage) ws.on('message', onMessage);
     ws.once('open', () => {
       ws.removeAllListeners('error');
       ws.on('error', () => undefined);
@@ -56,6 +68,9 @@ export class FuzzSocket {
   readonly unsolicited: string[] = [];
   /** Connections opened (the first one included). */
   connects = 0;
+  /** The current connection's challenge. */
+  challenge: Uint8Array | null = null;
+  private openedAt = 0;
 
   constructor(
     private readonly url: string,
@@ -69,11 +84,22 @@ export class FuzzSocket {
   }
 
   private async ensureOpen(): Promise<WebSocket> {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) return this.ws;
-    const ws = await openWebSocket(this.url, this.options);
-    this.connects++;
-    ws.on('message', (data: RawData) => {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && performance.now() - this.openedAt < (this.options.maxAgeMs ?? 4_000)) return this.ws;
+    if (this.ws) await this.close();
+    let greeted: (() => void) | null = null;
+    const challenge = new Promise<void>((resolve) => (greeted = resolve));
+    this.challenge = null;
+    const onMessage = (data: RawData) => {
       const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
+      if (greeted) {
+        const hex = /^\{"v":1,"type":"challenge","challenge":"([0-9a-f]{64})"\}$/.exec(text)?.[1];
+        if (hex) {
+          this.challenge = Uint8Array.from(Buffer.from(hex, 'hex'));
+          greeted();
+          greeted = null;
+          return;
+        }
+      }
       const waiter = this.waiter;
       if (waiter) {
         this.waiter = null;
@@ -81,9 +107,23 @@ export class FuzzSocket {
       } else if (this.unsolicited.length < 100) {
         this.unsolicited.push(text);
       }
-    });
+    };
+    let ws: WebSocket;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        ws = await openWebSocket(this.url, this.options, onMessage);
+        break;
+      } catch (err) {
+        // The slot of the connection just closed may not be free on the payee's side yet.
+        if (!(err instanceof UpgradeRefusedError && err.status === 429 && attempt < 20)) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    this.connects++;
+    this.openedAt = performance.now();
     ws.on('close', (code: number) => {
       if (this.ws === ws) this.ws = null;
+      greeted?.();
       const waiter = this.waiter;
       if (waiter) {
         this.waiter = null;
@@ -91,6 +131,9 @@ export class FuzzSocket {
       }
     });
     this.ws = ws;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([challenge, new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+    clearTimeout(timer);
     return ws;
   }
 

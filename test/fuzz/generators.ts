@@ -638,19 +638,26 @@ export class FrameGenerator {
       }
       case 7: {
         const f = this.pickFunded(['AwaitingConfirmation']);
-        if (f) return frame('close-request before the channel is open', { v: 1, type: 'close-request', channelId: f.channel.id }, 'UNEXPECTED_MESSAGE');
+        // Not this channel's authenticated connection: refused before its state is looked at.
+        if (f) return frame('close-request before the channel is open', { v: 1, type: 'close-request', channelId: f.channel.id }, 'AUTH_REQUIRED');
         return frame('close-request for an unknown channel', { v: 1, type: 'close-request', channelId: `${r.hex(32)}:0` }, 'UNKNOWN_CHANNEL');
       }
       case 8:
         return frame('close-request for an unknown channel', { v: 1, type: 'close-request', channelId: `${r.hex(32)}:${r.int(5)}` }, 'UNKNOWN_CHANNEL');
       case 9: {
         const f = this.pickFunded(['Closing', 'Closed']);
-        // Answered with channel-closed: the close is already under way.
-        return frame('close-request on a closing channel', { v: 1, type: 'close-request', channelId: (f ?? this.funded()).channel.id });
+        // Only the channel's authenticated connection may ask, whatever the state (issue 13).
+        return frame('close-request on a closing channel', { v: 1, type: 'close-request', channelId: (f ?? this.funded()).channel.id }, 'AUTH_REQUIRED');
       }
-      case 10:
-        if (r.chance(0.5)) return frame('status-request', { v: 1, type: 'status-request', channelId: this.funded().channel.id });
+      case 10: {
+        const pick = r.int(4);
+        if (pick === 0) return frame('status-request from a stranger', { v: 1, type: 'status-request', channelId: this.funded().channel.id }, 'AUTH_REQUIRED');
+        // A signature that is not the payer's over this connection's challenge (a replayed auth
+        // from another connection is the same to the payee).
+        if (pick === 1) return frame('auth with a forged signature', { v: 1, type: 'auth', tempId: this.funded().tempId, signature: this.signatureHex() }, 'AUTH_INVALID');
+        if (pick === 2) return frame('auth for an unknown channel', { v: 1, type: 'auth', tempId: r.hex(16), signature: this.signatureHex() }, 'UNKNOWN_CHANNEL');
         return frame('status-request for an unknown channel', { v: 1, type: 'status-request', channelId: `${r.hex(32)}:0` }, 'UNKNOWN_CHANNEL');
+      }
       case 11: {
         const m = this.base('hello');
         m.tempId = r.pick(this.fundedTempIds());

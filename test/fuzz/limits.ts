@@ -146,8 +146,16 @@ function closeQuietly(ws: WebSocket): Promise<void> {
  * Sends `frames` one-byte frames (binary or text) on one connection as fast as the socket takes
  * them; each must be answered: RATE_LIMITED for those over the rate, MALFORMED_MESSAGE for the rest.
  */
-export async function checkMessageRate(payee: PayeeProcess, frames: number, kind: 'binary' | 'text' = 'binary'): Promise<RateLimitReport> {
-  const ws = await openWebSocket(payee.wsUrl);
+export async function checkMessageRate(payee: PayeeProcess, frames: number, kind: 'binary' | 'text' = 'binary', auth?: (challenge: Uint8Array) => string): Promise<RateLimitReport> {
+  // A stranger's connection is cut after the payee's auth deadline (10 s), which a long flood on
+  // a slow machine outlasts: with `auth`, the flood runs on a payer's authenticated connection.
+  let greeted: (challenge: Uint8Array) => void = () => undefined;
+  const challenge = new Promise<Uint8Array>((resolve) => (greeted = resolve));
+  const ws = await openWebSocket(payee.wsUrl, {}, (data) => {
+    const hex = /^\{"v":1,"type":"challenge","challenge":"([0-9a-f]{64})"\}$/.exec(data.toString())?.[1];
+    if (hex) greeted(Uint8Array.from(Buffer.from(hex, 'hex')));
+  });
+  if (auth) ws.send(auth(await challenge));
   const started = performance.now();
   let rateLimited = 0;
   let otherErrors = 0;
@@ -156,6 +164,7 @@ export async function checkMessageRate(payee: PayeeProcess, frames: number, kind
     const timer = setTimeout(resolve, 60_000);
     ws.on('message', (data: RawData) => {
       const text = data.toString();
+      if (text.includes('"type":"challenge"')) return; // the connection's greeting, not an answer
       if (text.includes('"RATE_LIMITED"')) rateLimited++;
       else otherErrors++;
       if (++answered === frames) {

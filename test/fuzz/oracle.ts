@@ -7,16 +7,17 @@
  * - frames the codec refuses: `error` with the codec's code (MALFORMED_MESSAGE, UNSUPPORTED_VERSION);
  * - a valid hello: `accept`, however many came before (the payee holds nothing for a proposal:
  *   opening cookies), unless its tempId is a channel's (DUPLICATE_CHANNEL);
- * - exact repeats of what an honest payer sent (hello, refund request, funding, status and close
- *   requests): the answer an honest payer would get again, an error, or nothing;
+ * - close and status requests: AUTH_REQUIRED (UNKNOWN_CHANNEL for a channel the payee does not
+ *   have), even exact repeats of the honest payer's: a fuzz connection never authenticated;
+ *   `auth`: AUTH_INVALID (a replayed or forged signature), or UNKNOWN_CHANNEL;
+ * - exact repeats of what an honest payer sent (hello, refund request, funding): the answer an
+ *   honest payer would get again, an error, or nothing;
  * - decodable messages: an `error`, except the few answers an honest payer could get for the
  *   same message: `accept` for a valid hello, `payment-ack` for a payment an honest payer really
- *   signed (a replay of the newest one is acknowledged again), `channel-status` for a status
- *   request, `channel-closed` for a close request on a closing channel, `refund-signature` for a
- *   refund request that echoes one of the fuzzer's proposals with its cookie.
+ *   signed (a replay of the newest one is acknowledged again), `refund-signature` for a refund
+ *   request that echoes one of the fuzzer's proposals with its cookie.
  *
- * Frames that would legitimately change a fixture channel (a close request for an open channel —
- * anyone may send one, see the report's findings) are not sent: `skip`.
+ * No frame a stranger can send legitimately changes a fixture channel, so none is skipped.
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { toHex } from '../../src/protocol/bytes.js';
@@ -81,9 +82,18 @@ export function expectationOf(frame: Frame, t: FuzzTargets): Expectation {
     return { type: 'reply', allow: [], decoderThrew: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
   }
   const base = { type: 'reply' as const, code: frame.code, decodedType: m.type };
+  if (m.type === 'close-request' || m.type === 'status-request') {
+    // Taken only from the channel's authenticated connection, which a fuzz socket never is:
+    // refused, even when it repeats the honest payer's own request (issue 13).
+    const known = t.funded.some((f) => f.channel.id === m.channelId);
+    return { ...base, code: known ? 'AUTH_REQUIRED' : 'UNKNOWN_CHANNEL', allow: [] };
+  }
+  if (m.type === 'auth') {
+    // Signed over another connection's challenge (a replay) or not the payer's at all.
+    const known = t.funded.some((f) => f.tempId === m.tempId);
+    return { ...base, code: known ? 'AUTH_INVALID' : 'UNKNOWN_CHANNEL', allow: [] };
+  }
   if (t.captures.isGenuineRepeat(m)) {
-    const target = 'channelId' in m ? t.funded.find((f) => f.channel.id === m.channelId) : undefined;
-    if (m.type === 'close-request' && target?.payeeState === 'Open') return { type: 'skip', reason: 'close-request for an open channel' };
     // A reconnecting payer repeats its last step; the payee answers it again (or, for a funding
     // waiting for confirmations, stays silent until the channel opens).
     return { type: 'reply', decodedType: m.type, allow: HONEST_ANSWERS, silentOk: true };
@@ -104,13 +114,6 @@ export function expectationOf(frame: Frame, t: FuzzTargets): Expectation {
       const target = t.funded.find((f) => f.tempId === m.tempId);
       if (target && txidOf(m.fundingTx) === target.channel.funding.txid) return { ...base, code: undefined, allow: HONEST_ANSWERS, silentOk: true };
       return { ...base, allow: [] };
-    }
-    case 'status-request':
-      return { ...base, allow: ['channel-status'] };
-    case 'close-request': {
-      const target = t.funded.find((f) => f.channel.id === m.channelId);
-      if (target?.payeeState === 'Open') return { type: 'skip', reason: 'close-request for an open channel' };
-      return { ...base, allow: ['channel-closed'] };
     }
     case 'refund-request': {
       // Signed (statelessly, changing nothing) only when the cookie vouches for the echo.

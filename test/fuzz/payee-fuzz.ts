@@ -25,18 +25,21 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isProtocolErrorCode } from '../../src/protocol/errors.js';
-import { decodeMessage } from '../../src/protocol/messages.js';
+import { authMessage } from '../../src/protocol/auth.js';
+import { decodeMessage, encodeMessage } from '../../src/protocol/messages.js';
+import { DEFAULT_SERVER_LIMITS } from '../../src/transport/server-limits.js';
 import { decodeState, encodeState } from '../../src/store/codec.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { setUpFixtures, type Fixtures, type HonestChannel } from './fixtures.js';
-import { FuzzSocket, type Outcome } from './fuzz-socket.js';
+import { FuzzSocket, openWebSocket, type Outcome } from './fuzz-socket.js';
 import { FRAME_KINDS, FrameGenerator, type Frame, type FrameKind } from './generators.js';
 import { checkConnectionLimit, checkMessageRate, checkOpenAttempts, round, type LimitsReport } from './limits.js';
 import { expectationOf, type Expectation } from './oracle.js';
 import { PayeeProcess, type ChannelSummary, type StoredRow } from './payee-process.js';
 import { Prng } from './prng.js';
 import type { FuzzTargets } from './targets.js';
+import type { WebSocket } from 'ws';
 
 export interface FuzzOptions {
   /** Hostile frames to send, shared evenly by the connections. */
@@ -415,10 +418,14 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
       const connectionsPerAddress = await checkConnectionLimit(payee, fixtures.payers.filter((p) => p.link.connected).length);
       log(`limits: connections per address ${JSON.stringify(connectionsPerAddress)}`);
       honest.phase = 'rateFlood';
-      const messageRate = await checkMessageRate(payee, options.rateFrames ?? 120_000, 'binary');
+      // The floods run on the idle payer's authenticated connection (see checkMessageRate).
+      const idleTarget = t.open.find((f) => f !== t.honest)!;
+      const idleKey = fixtures.payers.find((h) => h.client.id === idleTarget.tempId)!.channelKey;
+      const auth = (challenge: Uint8Array) => encodeMessage(authMessage(env!.secp, challenge, idleTarget.tempId, idleKey.privateKey));
+      const messageRate = await checkMessageRate(payee, options.rateFrames ?? 120_000, 'binary', auth);
       log(`limits: message rate (binary flood) ${JSON.stringify(messageRate)}`);
       honest.phase = 'textFlood';
-      const textFlood = await checkMessageRate(payee, options.textFloodFrames ?? 120_000, 'text');
+      const textFlood = await checkMessageRate(payee, options.textFloodFrames ?? 120_000, 'text', auth);
       log(`limits: message rate (text flood) ${JSON.stringify(textFlood)}`);
       honest.phase = 'helloFlood';
       const openAttempts = await checkOpenAttempts(payee, t, options.helloFlood ?? 40);
@@ -461,6 +468,8 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
       c.internalErrorReplies === 0 &&
       c.decoderThrew === 0 &&
       orphanRows === 0 &&
+      // The probes' high-severity findings are regressions of fixed attacks (issue 13).
+      !findings.some((f) => f.severity === 'high') &&
       (limits === null || (limits.connectionsPerAddress.ok && limits.messageRate.ok && limits.textFlood.ok && limits.openAttempts.ok));
     for (const e of honest.errors) sample('honestFailures', e);
     return {
@@ -589,8 +598,84 @@ async function probe(
     });
   }
 
-  // A stranger asks the payee to close someone else's open channel.
+  // Issue 13: a stranger replays the newest payment of a channel whose payer is offline (seen in
+  // a Paychan-Payment header or a plain ws:// stream), then asks for a close on that connection.
   const idle = t.open.find((f) => f !== t.honest)!;
+  const newest = t.captures
+    .payments()
+    .filter((p) => p.channelId === idle.channel.id)
+    .reduce<{ channelId: string; totalSat: string; signature: string } | null>((a, p) => (a === null || BigInt(p.totalSat) > BigInt(a.totalSat) ? p : a), null);
+  if (newest) {
+    const replayer = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.6' });
+    const ack = await replayer.exchange(JSON.stringify({ v: 1, type: 'payment', ...newest }), false, 5_000).catch(() => null);
+    const refusal = await replayer.exchange(JSON.stringify({ v: 1, type: 'close-request', channelId: idle.channel.id }), false, 2_000).catch(() => null);
+    await replayer.close();
+    await waitUntil(async () => (await payee.summary(idle.channel.id))?.state !== 'Open', 'a close', 3_000).catch(() => undefined);
+    const state = (await payee.summary(idle.channel.id))?.state;
+    if (state !== 'Open') {
+      findings.push({
+        id: 'a-replayed-payment-closes-the-channel',
+        severity: 'high',
+        where: 'src/payee/payee-service.ts stepInput (link binding)',
+        evidence: `the newest payment of ${idle.channel.id} replayed on a stranger's connection (answer: ${ack?.kind === 'reply' ? preview(ack.text, 60) : ack?.kind}) then a close-request (answer: ${refusal?.kind === 'reply' ? preview(refusal.text, 60) : refusal?.kind}): the channel is now ${state}`,
+      });
+    }
+  }
+
+  // Issue 13: a peer's error text with a newline must not write a line of its own into the log.
+  const marker = `FORGED-${Math.random().toString(36).slice(2)}`;
+  const forger = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.6' });
+  await forger.exchange(JSON.stringify({ v: 1, type: 'error', code: 'INTERNAL_ERROR', message: `fuzz\n${marker} payee: paid 1 BTC`, action: 'reject', ref: idle.channel.id }), false, 300).catch(() => null);
+  await forger.close();
+  await waitUntil(() => payee.allOutput().includes(marker), 'the error in the log', 5_000).catch(() => undefined);
+  const forged = payee
+    .allOutput()
+    .split('\n')
+    .filter((l) => l.includes(marker) && !l.includes('payer reported'));
+  if (forged.length > 0) {
+    findings.push({ id: 'peer-text-forges-log-lines', severity: 'high', where: 'src/payee/payee-service.ts peer-error log', evidence: `an error frame's message wrote this line into the payee's log: ${preview(forged[0]!, 120)}` });
+  }
+
+  // Issue 13: idle strangers fill every connection slot (64 addresses × 16, answering pings);
+  // a payer must still connect, authenticate and be served.
+  const { maxConnections, maxConnectionsPerAddress } = DEFAULT_SERVER_LIMITS;
+  const idlers: WebSocket[] = [];
+  let lockedOut: string | null = null;
+  try {
+    for (let i = 0; i < maxConnections + 1; i++) {
+      const address = `127.0.1.${1 + Math.floor(i / maxConnectionsPerAddress)}`;
+      idlers.push(await openWebSocket(payee.wsUrl, { localAddress: address }).catch((err: unknown) => Promise.reject(new Error(`stranger ${i} from ${address}: ${String(err)}`))));
+    }
+    const payer = fixtures.payers.find((h) => h.client.id === idle.tempId)!;
+    const returning = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.2.1' });
+    try {
+      await returning.exchange('{}', false, 2_000); // connects (the challenge first), then a throwaway frame
+      const auth = authMessage(env.secp, returning.challenge!, idle.tempId, payer.channelKey.privateKey);
+      const authAnswer = await returning.exchange(encodeMessage(auth), false, 500);
+      const status = await returning.exchange(JSON.stringify({ v: 1, type: 'status-request', channelId: idle.channel.id }), false, 5_000);
+      if (authAnswer.kind !== 'timeout' || status.kind !== 'reply' || !status.text.includes('"channel-status"')) {
+        lockedOut = `auth answered ${authAnswer.kind === 'reply' ? preview(authAnswer.text, 60) : authAnswer.kind}, status answered ${status.kind === 'reply' ? preview(status.text, 60) : status.kind}`;
+      }
+    } catch (err) {
+      lockedOut = String(err);
+    } finally {
+      await returning.close();
+    }
+  } catch (err) {
+    lockedOut = `opening the idle strangers failed: ${String(err)}`;
+  } finally {
+    for (const ws of idlers) ws.terminate();
+  }
+  if (lockedOut) {
+    findings.push({
+      id: 'idle-strangers-lock-payers-out',
+      severity: 'high',
+      where: 'src/transport/payee-server.ts upgrade budgets',
+      evidence: `with ${maxConnections + 1} idle unauthenticated WebSockets open, the payer of ${idle.channel.id} could not connect and authenticate: ${lockedOut}`,
+    });
+  }
+
+  // A stranger asks the payee to close someone else's open channel.
   const closer = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.3' });
   const reply = await closer.exchange(JSON.stringify({ v: 1, type: 'close-request', channelId: idle.channel.id }), false, 2_000).catch(() => null);
   await closer.close();

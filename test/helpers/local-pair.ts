@@ -11,7 +11,8 @@ import { payeePolicy, type PayeePolicy } from '../../src/protocol/policy.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import type { PayerClient } from '../../src/payer/payer-client.js';
 import { regtestPayer } from './regtest-peers.js';
-import { loopbackPair } from '../../src/transport/link.js';
+import { encodeMessage, msg } from '../../src/protocol/messages.js';
+import type { PeerLink } from '../../src/transport/link.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/store/store.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
@@ -38,6 +39,8 @@ export interface LocalPair {
   readonly payeeScript: Uint8Array;
   /** Where the payer's change and refund go. */
   readonly payerScript: Uint8Array;
+  /** A new "connection" (new challenge), as after a drop: the payer resumes on it. */
+  reconnect(): void;
   stop(): void;
 }
 
@@ -58,11 +61,22 @@ export async function localPair(opts: LocalPairOptions): Promise<LocalPair> {
   });
   payee.start();
   // The link needs the payer and the payer needs the link: the payer end is filled in below.
+  // Like a WebSocket, each "connection" has its own reply link and challenge, sent first.
   const ends: { payer?: PayerClient } = {};
-  const { a: toPayee } = loopbackPair(
-    (text) => ends.payer?.receive(text),
-    (text, reply) => void payee.receive(text, reply),
-  );
+  const connect = (): PeerLink => {
+    const challenge = new Uint8Array(randomBytes(32));
+    const link: PeerLink = { send: (m) => queueMicrotask(() => ends.payer?.receive(encodeMessage(m))), challenge };
+    link.send(msg('challenge', { challenge }));
+    return link;
+  };
+  let connection: PeerLink | null = null;
+  const toPayee: PeerLink = {
+    send: (m) => {
+      const text = encodeMessage(m);
+      const reply = connection!;
+      queueMicrotask(() => void payee.receive(text, reply));
+    },
+  };
   const payerScript = baddress.toOutputScript(opts.payerWallet.changeAddress(), bitcoinjsNetwork(network));
   const payer = regtestPayer({ secp: opts.secp, backend: opts.backend, wallet: opts.payerWallet }, toPayee, {
     payoutScript: payerScript,
@@ -71,7 +85,12 @@ export async function localPair(opts: LocalPairOptions): Promise<LocalPair> {
     log: log && ((l) => log(`payer: ${l}`)),
   });
   ends.payer = payer;
-  return { payee, payer, payeeScript, payerScript, stop: () => payee.stop() };
+  connection = connect();
+  const reconnect = () => {
+    connection = connect();
+    payer.resume();
+  };
+  return { payee, payer, payeeScript, payerScript, reconnect, stop: () => payee.stop() };
 }
 
 /** Polls `check` until it is true; the chain answers in milliseconds on regtest. */

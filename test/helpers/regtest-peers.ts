@@ -18,7 +18,12 @@ import type { PeerLink } from '../../src/transport/link.js';
 import type { Wallet } from '../../src/wallet/wallet.js';
 
 export function regtestPayer(env: { secp: Secp256k1; backend: ChainBackend; wallet: Wallet }, link: PeerLink, overrides: Partial<PayerClientOptions> = {}): PayerClient {
-  return new PayerClient({
+  return new PayerClient(regtestPayerOptions(env, link, overrides));
+}
+
+/** The options regtestPayer gives its client (for PayerClient.restore). */
+export function regtestPayerOptions(env: { secp: Secp256k1; backend: ChainBackend; wallet: Wallet }, link: PeerLink, overrides: Partial<PayerClientOptions> = {}): PayerClientOptions {
+  return {
     secp: env.secp,
     policy: payerPolicy({ network: 'regtest' }),
     network: 'regtest',
@@ -31,7 +36,7 @@ export function regtestPayer(env: { secp: Secp256k1; backend: ChainBackend; wall
     fundingFeeRateSatPerVb: 2,
     random16: () => randomBytes(16),
     ...overrides,
-  });
+  };
 }
 
 /** A PayeeService on a regtest env (fresh keys, in-memory store, 2 sat/vB fallback). Override what differs. */

@@ -12,7 +12,11 @@ import { WebSocket } from 'ws';
 import { waitUntil } from '../helpers/local-pair.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import { PayerClient } from '../../src/payer/payer-client.js';
-import { decodeMessage, MAX_MESSAGE_BYTES, type Message } from '../../src/protocol/messages.js';
+import { randomBytes } from 'node:crypto';
+import { address as baddress } from 'bitcoinjs-lib';
+import { toHex } from '../../src/protocol/bytes.js';
+import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, msg, type Message } from '../../src/protocol/messages.js';
+import { bitcoinjsNetwork } from '../../src/protocol/network.js';
 import { PayeeMetrics } from '../../src/transport/metrics.js';
 import { PayeeConnection } from '../../src/transport/payee-connection.js';
 import { startPayeeServer, type PayeeServer } from '../../src/transport/payee-server.js';
@@ -90,7 +94,11 @@ class RawClient {
   readonly messages: Message[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.messages.push(decodeMessage(String(data))));
+    ws.on('message', (data) => {
+      const m = decodeMessage(String(data));
+      // The connection's greeting (when it arrives after 'open'), not an answer to anything.
+      if (m.type !== 'challenge') this.messages.push(m);
+    });
     ws.on('error', () => undefined);
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     cleanups.push(() => ws.terminate());
@@ -225,14 +233,32 @@ describe('limits', () => {
     expect(c.messages[20]).toMatchObject({ code: 'MALFORMED_MESSAGE' });
   });
 
-  it('refuses connections over the total (503) and per-address (429) limits, and frees slots on close', async () => {
+  it('makes room for a new connection by cutting the oldest stranger, refuses (503) only when every slot is a payer’s, and per address (429)', async () => {
     const total = await server({ maxConnections: 2, maxConnectionsPerAddress: 2 });
-    const a = await tryUpgrade(total.wsUrl);
-    const b = await tryUpgrade(total.wsUrl);
-    expect([a.status, b.status]).toEqual([101, 101]);
-    expect(await tryUpgrade(total.wsUrl)).toMatchObject({ status: 503, body: { code: 'TOO_MANY_CONNECTIONS', message: expect.any(String) } });
+    const a = await RawClient.connect(total.wsUrl, { localAddress: '127.0.0.21' });
+    const b = await RawClient.connect(total.wsUrl, { localAddress: '127.0.0.22' });
+    // Neither proved anything: a third connection gets in, and the oldest stranger is cut.
+    const c = await RawClient.connect(total.wsUrl, { localAddress: '127.0.0.23' });
+    await a.closed;
     expect(total.connections()).toBe(2);
-    a.ws?.close();
+    // b and c start openings (an accepted hello proves a payer): now no slot can be taken.
+    const tip = await env.backend.getTip();
+    const hello = () =>
+      msg('hello', {
+        tempId: toHex(randomBytes(16)),
+        network: 'regtest',
+        variant: 'spilman-v2',
+        payerPubkey: env.wallet.nextChannelKey().publicKey,
+        capacitySat: CAPACITY,
+        expiryHeight: tip.height + 30,
+        payerScript: baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest')),
+      });
+    for (const client of [b, c]) {
+      client.ws.send(encodeMessage(hello()));
+      await waitUntil(() => client.messages.some((m) => m.type === 'accept'), 'the accept');
+    }
+    expect(await tryUpgrade(total.wsUrl)).toMatchObject({ status: 503, body: { code: 'TOO_MANY_CONNECTIONS', message: expect.any(String) } });
+    b.ws.close();
     await waitUntil(() => total.connections() === 1, 'the slot to be freed');
     expect((await tryUpgrade(total.wsUrl)).status).toBe(101);
 

@@ -34,7 +34,7 @@ describe('zero-conf funding', () => {
       await pair.payee.checkWatches();
       await waitUntil(() => pair.payee.channel(channel.id)?.type === 'Open', 'the funding to confirm');
       // The refused payment was signed and stored by the payer; it is resent on resume and taken now.
-      pair.payer.resume();
+      pair.reconnect();
       await waitUntil(() => pair.payee.channel(channel.id)?.type === 'Open' && (pair.payee.channel(channel.id) as { paidSat: bigint }).paidSat === 6_000n, 'the resent payment');
       expect(await pair.payer.pay(1_000n)).toBe(7_000n);
     } finally {
