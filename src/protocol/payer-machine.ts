@@ -233,6 +233,10 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
     case 'channel-status':
       return onStatus(state, message);
     case 'error':
+      // Our auth can reach a restarted payee before the funding we resent on the same connection
+      // has made the channel again (a payee stores a channel only once the node took its
+      // funding): that funding will open it, on this connection, so this refusal is no failure.
+      if (state.type === 'AwaitingOpen' && message.code === 'UNKNOWN_CHANNEL') return { state, effects: [] };
       return { state, effects: [{ type: 'peer-error', message }] };
     default:
       throw unexpected(state, message.type);

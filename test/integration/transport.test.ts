@@ -117,9 +117,9 @@ class RawClient {
 }
 
 /** Tries a WebSocket upgrade; resolves with the HTTP refusal (status and JSON body) or 'open'. */
-function tryUpgrade(url: string): Promise<{ status: number; body: unknown; ws?: WebSocket }> {
+function tryUpgrade(url: string, localAddress?: string): Promise<{ status: number; body: unknown; ws?: WebSocket }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, localAddress === undefined ? {} : { localAddress });
     ws.once('open', () => {
       cleanups.push(() => ws.terminate());
       resolve({ status: 101, body: null, ws });
@@ -241,26 +241,31 @@ describe('limits', () => {
     const c = await RawClient.connect(total.wsUrl, { localAddress: '127.0.0.23' });
     await a.closed;
     expect(total.connections()).toBe(2);
-    // b and c start openings (an accepted hello proves a payer): now no slot can be taken.
+    // A hello proves nothing (it is free): c's accepted hello leaves it a stranger, cut for a payer.
     const tip = await env.backend.getTip();
-    const hello = () =>
-      msg('hello', {
-        tempId: toHex(randomBytes(16)),
-        network: 'regtest',
-        variant: 'spilman-v2',
-        payerPubkey: env.wallet.nextChannelKey().publicKey,
-        capacitySat: CAPACITY,
-        expiryHeight: tip.height + 30,
-        payerScript: baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest')),
-      });
-    for (const client of [b, c]) {
-      client.ws.send(encodeMessage(hello()));
-      await waitUntil(() => client.messages.some((m) => m.type === 'accept'), 'the accept');
-    }
-    expect(await tryUpgrade(total.wsUrl)).toMatchObject({ status: 503, body: { code: 'TOO_MANY_CONNECTIONS', message: expect.any(String) } });
-    b.ws.close();
+    c.ws.send(
+      encodeMessage(
+        msg('hello', {
+          tempId: toHex(randomBytes(16)),
+          network: 'regtest',
+          variant: 'spilman-v2',
+          payerPubkey: env.wallet.nextChannelKey().publicKey,
+          capacitySat: CAPACITY,
+          expiryHeight: tip.height + 30,
+          payerScript: baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest')),
+        }),
+      ),
+    );
+    await waitUntil(() => c.messages.some((m) => m.type === 'accept'), 'the accept');
+    // Two payers whose fundings the node took (they paid for that on chain): every slot is a payer's.
+    const payers = [wsPayer(total.wsUrl), wsPayer(total.wsUrl)];
+    for (const { payer } of payers) await openChannel(payer);
+    await Promise.all([b.closed, c.closed]);
+    // (From an address of its own: the payers' address is at its own limit of 2.)
+    expect(await tryUpgrade(total.wsUrl, '127.0.0.24')).toMatchObject({ status: 503, body: { code: 'TOO_MANY_CONNECTIONS', message: expect.any(String) } });
+    payers[0]!.link.close();
     await waitUntil(() => total.connections() === 1, 'the slot to be freed');
-    expect((await tryUpgrade(total.wsUrl)).status).toBe(101);
+    expect((await tryUpgrade(total.wsUrl, '127.0.0.24')).status).toBe(101);
 
     const perAddress = await server({ maxConnections: 10, maxConnectionsPerAddress: 1 });
     expect((await tryUpgrade(perAddress.wsUrl)).status).toBe(101);

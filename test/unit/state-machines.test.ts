@@ -184,3 +184,29 @@ describe('properties', () => {
     );
   });
 });
+
+describe('a payer waiting for its channel to open', () => {
+  function awaitingOpen(): PayerState {
+    const p = payerPropose({ tempId: 'ef'.repeat(16), network: 'regtest', variant: 'spilman-v2', keyIndex: 0, payerPubkey: PAYER_PUB, capacitySat: 100_000n, expiryHeight: 150, payerScript: PAYER_SCRIPT, maxTotalSat: 100_000n });
+    const [hello] = sent(p.effects);
+    if (hello?.type !== 'hello') throw new Error('no hello');
+    const accepted = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeAccept(payeeCtx, hello, 100)) });
+    const tx = fundingTx(terms('spilman-v2', { capacitySat: 100_000n, expiryHeight: 150 }), { vout: 1 });
+    const funded = payerStep(payerCtx, accepted.state, { type: 'funding-created', txHex: tx.toHex() });
+    expect(funded.state.type).toBe('AwaitingOpen');
+    return funded.state;
+  }
+  const error = (code: 'UNKNOWN_CHANNEL' | 'INVALID_SIGNATURE') => msg('error', { code, message: code, action: 'reject', ref: 'ef'.repeat(16) });
+
+  it('takes UNKNOWN_CHANNEL (its auth reached a restarted payee before its resent funding) as no failure', () => {
+    const state = awaitingOpen();
+    const step = payerStep(payerCtx, state, { type: 'message', message: error('UNKNOWN_CHANNEL') });
+    expect(step.state).toBe(state);
+    expect(step.effects).toEqual([]);
+  });
+
+  it('still reports any other refusal of its opening', () => {
+    const step = payerStep(payerCtx, awaitingOpen(), { type: 'message', message: error('INVALID_SIGNATURE') });
+    expect(step.effects.map((e) => e.type)).toEqual(['peer-error']);
+  });
+});
