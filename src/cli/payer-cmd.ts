@@ -10,6 +10,10 @@ import { connectNode } from '../app/node-connection.js';
 import { PayerApp, type ConnectedChannel } from '../app/payer-app.js';
 import { createPayingFetch } from '../payer/paying-fetch.js';
 import type { PayerClient } from '../payer/payer-client.js';
+import { PaidTally, payRepeatedly, type PayRun } from '../payer/pay-run.js';
+import { CannotPayError } from '../protocol/payer-machine.js';
+import type { PaymentRequiredBody } from '../transport/paywall.js';
+import { fetchFailure, interruptible, reportStopped } from './report.js';
 import { VARIANTS, type Variant } from '../protocol/scripts.js';
 import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
 import { waitWithProgress } from './wait.js';
@@ -160,20 +164,36 @@ export async function payerCommand(argv: string[]): Promise<number> {
         const client = connected.client;
         await client.waitFor((s) => s.type === 'Open' || s.type === 'Closed');
         const started = performance.now();
-        const pays: Promise<bigint>[] = [];
-        for (let i = 0; i < count; i++) pays.push(client.pay(amount));
-        const totals = await Promise.all(pays);
+        let run: PayRun;
+        try {
+          run = await interruptible((signal) => payRepeatedly(client, amount, count, { signal }));
+        } catch (err) {
+          if (!(err instanceof CannotPayError)) throw err;
+          return reportStopped({ json, summary: summary(client), counts: { payments: 0, paidNowSat: 0n, requestedPayments: count }, done: 'nothing paid', error: err });
+        }
+        if (run.error) {
+          return reportStopped({
+            json,
+            summary: summary(client),
+            counts: { payments: run.payments, paidNowSat: run.paidSat, requestedPayments: count, totalSat: run.ackedTotalSat },
+            done: `stopped after ${run.payments} of ${count} payment(s): ${run.paidSat} sat paid (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id})`,
+            error: run.error,
+          });
+        }
         const elapsedMs = performance.now() - started;
-        const total = totals[totals.length - 1]!;
-        if (json) printJson({ ...summary(client), paidNowSat: amount * BigInt(count), totalSat: total, payments: count, elapsedMs: Math.round(elapsedMs), paymentsPerSec: Math.round(count / (elapsedMs / 1000)) });
-        else log(`paid ${amount * BigInt(count)} sat in ${count} payment(s); ${total} sat acknowledged in total on ${client.channel.id}`);
+        const total = run.ackedTotalSat;
+        if (json) printJson({ ...summary(client), paidNowSat: run.paidSat, totalSat: total, payments: count, elapsedMs: Math.round(elapsedMs), paymentsPerSec: Math.round(count / (elapsedMs / 1000)) });
+        else log(`paid ${run.paidSat} sat in ${count} payment(s); ${total} sat acknowledged in total on ${client.channel.id}`);
         return 0;
       }
       case 'fetch': {
         const maxPriceSat = amountSat('--max-price', p.str('max-price'), 1_000n);
+        const paidOn = new PaidTally();
         const payingFetch = createPayingFetch({
           maxPriceSat,
-          channelFor: async (offer) => {
+          channelFor: async (offer) => paidOn.track(await channelFor(offer)),
+        });
+        const channelFor = async (offer: PaymentRequiredBody): Promise<PayerClient> => {
             const current = await app.currentChannelId();
             if (current) {
               connected = await app.resumeChannel();
@@ -183,16 +203,32 @@ export async function payerCommand(argv: string[]): Promise<number> {
             if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
             connected = await openChannel(app, dataDir, offer.channelUrl, p, log);
             return connected.client;
-          },
-        });
+        };
         let last: unknown;
-        for (let i = 0; i < count; i++) {
-          const res = await payingFetch(args[0]!);
-          if (!res.ok) throw new Error(`GET ${args[0]} answered ${res.status}: ${await res.text()}`);
-          last = await res.json();
+        let done = 0;
+        try {
+          await interruptible(async (signal) => {
+            for (; done < count; done++) {
+              if (signal.aborted) throw signal.reason;
+              const res = await payingFetch(args[0]!).catch((err: unknown) => {
+                throw fetchFailure(args[0]!, err);
+              });
+              if (!res.ok) throw new Error(`GET ${args[0]} answered ${res.status}: ${await res.text()}`);
+              last = await res.json();
+            }
+          });
+        } catch (err) {
+          const paidSat = paidOn.paidSat();
+          return reportStopped({
+            json,
+            summary: connected ? summary(connected.client) : {},
+            counts: { paidRequests: done, paidNowSat: paidSat, requestedRequests: count },
+            done: `stopped after ${done} of ${count} paid request(s): ${paidSat} sat paid`,
+            error: err,
+          });
         }
         const s = connected ? summary(connected.client) : {};
-        if (json) printJson({ ...s, paidRequests: count, lastResponse: last });
+        if (json) printJson({ ...s, paidRequests: count, paidNowSat: paidOn.paidSat(), lastResponse: last });
         else log(`${count} paid request(s) to ${args[0]}; last answer: ${JSON.stringify(last)}`);
         return 0;
       }

@@ -10,6 +10,7 @@ import { decodeMessage } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
 import { amountSat, positiveInt, printJson, UsageError, type Parsed } from './options.js';
+import { interruptible, reportStopped } from './report.js';
 import { waitWithProgress } from './wait.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -102,7 +103,24 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
         const count = positiveInt('--count', p.str('count'), 1);
         await online();
         const started = performance.now();
-        for (let i = 0; i < count; i++) await side.peer.pay(current.channelId, amount);
+        let paid = 0;
+        try {
+          await interruptible(async (signal) => {
+            for (; paid < count; paid++) {
+              if (signal.aborted) throw signal.reason;
+              await side.peer.pay(current.channelId, amount);
+            }
+          });
+        } catch (err) {
+          const tip = await backend.getTip();
+          return reportStopped({
+            json,
+            summary: summary(side, record(), tip.height),
+            counts: { payments: paid, paidNowSat: amount * BigInt(paid), requestedPayments: count },
+            done: paid === 0 ? 'nothing paid' : `stopped after ${paid} of ${count} update(s): ${amount * BigInt(paid)} sat paid on ${record().channelId}`,
+            error: err,
+          });
+        }
         const elapsedMs = performance.now() - started;
         const tip = await backend.getTip();
         if (json) printJson({ ...summary(side, record(), tip.height), paidNowSat: amount * BigInt(count), payments: count, elapsedMs: Math.round(elapsedMs) });

@@ -1,0 +1,101 @@
+/**
+ * `payer pay --count N` and `payer fetch --count N` never move money silently: a run that cannot
+ * be paid whole is refused before anything is signed, and a run that stops part way says what it
+ * paid (and exits non-zero). Real processes against a real btcd, as a user runs them.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, runCli, startCli, stopCli, withMining, type CliResult } from '../helpers/cli.js';
+
+let home: string;
+let port: number;
+let env: NodeJS.ProcessEnv;
+let payee: Awaited<ReturnType<typeof startCli>> | undefined;
+
+async function ok(args: string[]): Promise<CliResult> {
+  const r = await runCli(args, env);
+  if (r.code !== 0) throw new Error(`paychan ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+const mineOne = () => ok(['regtest', 'mine', '1']);
+const status = async () => (await ok(['payer', 'status', '--json'])).json!;
+
+/** Polls `check` every 50 ms until it holds (bounded: the test's own timeout). */
+async function until(check: () => Promise<boolean> | boolean): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 50));
+}
+
+beforeAll(async () => {
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-pay-runs-'));
+  port = await freePort();
+  env = { ...process.env, PAYCHAN_HOME: home };
+  await ok(['regtest', 'start']);
+  payee = await startCli(['payee', 'serve', '--listen', `127.0.0.1:${port}`], env, /payee listening/);
+  const address = (await ok(['payer', 'address'])).stdout.trim().split('\n')[0]!;
+  await ok(['regtest', 'fund', address, '0.01btc']);
+  await withMining(ok(['payer', 'open', `ws://127.0.0.1:${port}/v1/ws`, '--capacity', '100000']), mineOne);
+});
+
+afterAll(async () => {
+  if (payee) await stopCli(payee.child);
+  await runCli(['regtest', 'stop'], env);
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+describe('payer pay --count N', () => {
+  it('refuses a run above the capacity up front: nothing paid, and says why', async () => {
+    const before = await status();
+    const r = await runCli(['payer', 'pay', '100', '--count', '20000'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/nothing paid: cannot make 20000 payment\(s\) of 100 sat .*above the agreed maximum 100000/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(await status()).toEqual(before);
+  });
+
+  it('refuses a run whose last payment would leave dust change (the protocol rule), with its code under --json', async () => {
+    const before = await status();
+    // 997 payments leave 300 sat; the 998th would leave 200, below the 294-sat dust of P2WPKH.
+    const r = await runCli(['payer', 'pay', '100', '--count', '998', '--json'], env);
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ payments: 0, paidNowSat: 0, requestedPayments: 998, error: { code: 'CHANGE_BELOW_DUST' } });
+    expect(String((r.json!.error as { message: string }).message)).toMatch(/would leave 200 sat change, below dust \(294\)/);
+    expect(await status()).toEqual(before);
+  });
+
+  it('stopped part way (interrupted while the payee does not answer), says what was paid and exits non-zero', async () => {
+    const channelUrl = `http://127.0.0.1:${port}/v1/channels/${String((await status()).channelId)}`;
+    const paidAtPayee = async () => BigInt(((await (await fetch(channelUrl)).json()) as { paidSat: string }).paidSat);
+    const from = await paidAtPayee();
+    let child: import('node:child_process').ChildProcess | undefined;
+    const run = runCli(['payer', 'pay', '1', '--count', '90000', '--json'], env, 120_000, (c) => (child = c));
+    await until(async () => (await paidAtPayee()) > from);
+    // Freeze the payee: acknowledgements stop, so the run cannot finish on its own.
+    payee!.child.kill('SIGSTOP');
+    try {
+      child!.kill('SIGINT');
+      const r = await run;
+      expect(r.code).toBe(1);
+      const payments = Number(r.json!.payments);
+      expect(payments).toBeGreaterThan(0);
+      expect(payments).toBeLessThan(90000);
+      expect(r.json).toMatchObject({ paidNowSat: payments, requestedPayments: 90000, error: { code: 'ERROR' } });
+      expect(r.stderr).toMatch(new RegExp(`stopped after ${payments} of 90000 payment\\(s\\): ${payments} sat paid.*interrupted`));
+    } finally {
+      payee!.child.kill('SIGCONT');
+    }
+  });
+});
+
+describe('payer fetch --count N', () => {
+  it('stopped part way (the channel cannot pay the next request), says how many requests and sats were paid', async () => {
+    // Leave 324 sat: three requests of 10 sat leave 294 (dust, but allowed); a fourth would leave 284.
+    const s = await status();
+    await ok(['payer', 'pay', String(100_000 - 324 - Number(s.signedSat))]);
+    const r = await runCli(['payer', 'fetch', `http://127.0.0.1:${port}/v1/paid/hello`, '--count', '5', '--json'], env);
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ paidRequests: 3, paidNowSat: 30, requestedRequests: 5 });
+    expect(r.stderr).toMatch(/stopped after 3 of 5 paid request\(s\): 30 sat paid/);
+  });
+});
