@@ -28,6 +28,12 @@ export interface PayerAppOptions {
   readonly backend: ChainBackend;
   readonly dataDir: string;
   readonly fundingFeeRateSatPerVb: number;
+  /**
+   * How long the first connection to a payee may take, ms; then opening or resuming fails with
+   * a PayeeUnreachableError saying why. Drops after it connected are retried without a deadline.
+   * Default: no deadline.
+   */
+  readonly connectTimeoutMs?: number;
   readonly log: (line: string) => void;
 }
 
@@ -86,7 +92,7 @@ export class PayerApp {
     const channelKey = this.wallet.nextChannelKey();
     await this.saveWallet(); // the key index is spent even if the open fails
     const holder: { client?: PayerClient } = {};
-    const link = connectPayee(url, { onMessage: (t) => holder.client?.receive(t), onOpen: () => holder.client?.resume(), log: this.options.log });
+    const link = this.connect(url, holder);
     const payoutScript = baddress.toOutputScript(this.wallet.changeAddress(), bitcoinjsNetwork(this.options.network));
     const client = new PayerClient(this.clientOptions(channelKey, link, payoutScript));
     holder.client = client;
@@ -119,7 +125,7 @@ export class PayerApp {
     const index = saved.state.proposal.keyIndex;
     const key = this.keys.channelKey(index);
     const holder: { client?: PayerClient } = {};
-    const link = connectPayee(url, { onMessage: (t) => holder.client?.receive(t), onOpen: () => holder.client?.resume(), log: this.options.log });
+    const link = this.connect(url, holder);
     const client = await PayerClient.restore(this.clientOptions({ ...key, index }, link, saved.state.proposal.payerScript), tempId);
     holder.client = client;
     await link.ready();
@@ -139,6 +145,15 @@ export class PayerApp {
   async close(): Promise<void> {
     await this.saveWallet();
     await this.store.close();
+  }
+
+  private connect(url: string, holder: { client?: PayerClient }): WsPeerLink {
+    return connectPayee(url, {
+      onMessage: (t) => holder.client?.receive(t),
+      onOpen: () => holder.client?.resume(),
+      log: this.options.log,
+      ...(this.options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: this.options.connectTimeoutMs }),
+    });
   }
 
   private clientOptions(channelKey: ReturnType<Wallet['nextChannelKey']>, link: { send: WsPeerLink['send'] }, payoutScript: Uint8Array) {

@@ -84,6 +84,14 @@ export function positiveInt(name: string, value: string | undefined, fallback?: 
   return Number(value);
 }
 
+/** A duration in seconds (may have a fraction: 0.5), at most a day. */
+export function seconds(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || !(n > 0 && n <= 86_400)) throw new UsageError(`${name} must be a number of seconds between 0 and 86400, got '${value}'`);
+  return n;
+}
+
 /** Satoshis, or bitcoins with a `btc` suffix (`0.5btc`). */
 export function amountSat(name: string, value: string | undefined, fallback?: bigint): bigint {
   if (value === undefined && fallback !== undefined) return fallback;

@@ -17,7 +17,7 @@ import { fetchFailure, interruptible, reportStopped } from './report.js';
 import { VARIANTS, type Variant } from '../protocol/scripts.js';
 import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
 import { waitWithProgress } from './wait.js';
-import { NODE_OPTIONS, amountSat, feeRate, logger, networkOf, parse, positiveInt, printJson, UsageError, type Parsed } from './options.js';
+import { NODE_OPTIONS, amountSat, feeRate, logger, networkOf, parse, positiveInt, printJson, seconds, UsageError, type Parsed } from './options.js';
 
 export const PAYER_HELP = `paychan payer — pay through a channel
 
@@ -46,6 +46,9 @@ Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
                       local node of 'paychan regtest start')
   --data-dir DIR      wallet seed (mode 0600) and database; default $PAYCHAN_HOME/payer
   --fee-rate SAT/VB   fee rate for funding and refunds; default 2
+  --connect-timeout SECONDS
+                      give up when the payee cannot be reached within SECONDS (open, pay,
+                      fetch, close, sync); default 30
   --json              print one JSON object as the last line of stdout
 `;
 
@@ -60,6 +63,7 @@ const PAYER_OPTIONS = {
   'max-price': { type: 'string' as const },
   'payee-contribution': { type: 'string' as const },
   unilateral: { type: 'boolean' as const },
+  'connect-timeout': { type: 'string' as const },
 };
 
 function variantOf(p: Parsed): Variant {
@@ -72,25 +76,16 @@ function variantOf(p: Parsed): Variant {
  * Opens a Spilman channel. Once its funding is out it is the current channel (PayerApp records
  * that), so a duplex channel stops being the current one at that same moment, and only then.
  */
-async function openChannel(app: PayerApp, dataDir: string, url: string, p: Parsed, log: (l: string) => void): Promise<ConnectedChannel> {
+async function openChannel(app: PayerApp, dataDir: string, url: string, p: Parsed, progress: (l: string) => void): Promise<ConnectedChannel> {
   const capacitySat = amountSat('--capacity', p.str('capacity'));
   const balance = app.wallet.balance().confirmedSat;
   if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${app.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
-  log(`opening a ${variantOf(p)} channel of ${capacitySat} sat to ${url}`);
-  let fundingTxid: string | undefined;
-  const progress = setInterval(() => {
-    if (fundingTxid) log(`waiting for the funding ${fundingTxid} to confirm (on regtest: paychan regtest mine 1)`);
-  }, 10_000);
-  try {
-    const channel = await app.openChannel(url, { variant: variantOf(p), capacitySat, expiryBlocks: positiveInt('--expiry-blocks', p.str('expiry-blocks'), 144) }, (txid) => {
-      forgetCurrentDuplex(dataDir);
-      fundingTxid = txid;
-      log(`funding ${txid} broadcast by the payee; waiting for confirmation (on regtest: paychan regtest mine 1)`);
-    });
-    return channel;
-  } finally {
-    clearInterval(progress);
-  }
+  progress(`opening a ${variantOf(p)} channel of ${capacitySat} sat to ${url}`);
+  // Said once, when the payee broadcast the funding: the line says what to do (mine a block).
+  return app.openChannel(url, { variant: variantOf(p), capacitySat, expiryBlocks: positiveInt('--expiry-blocks', p.str('expiry-blocks'), 144) }, (txid) => {
+    forgetCurrentDuplex(dataDir);
+    progress(`funding ${txid} broadcast by the payee; waiting for it to confirm (on regtest: paychan regtest mine 1)`);
+  });
 }
 
 function summary(client: PayerClient) {
@@ -118,7 +113,10 @@ export async function payerCommand(argv: string[]): Promise<number> {
   if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'watch', 'refund', 'sync'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
   const network = networkOf(p);
   const log = logger(p);
+  // Progress (what is being waited for, reconnections) never mixes with a command's answer.
+  const progress = (line: string) => process.stderr.write(`${line}\n`);
   const json = p.flag('json');
+  const connectTimeoutMs = seconds('--connect-timeout', p.str('connect-timeout'), 30) * 1000;
   const fee = feeRate('--fee-rate', p.str('fee-rate'), 2);
   const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payer');
   const duplex = sub === 'open' ? p.str('variant') === 'duplex' : sub === 'sync' || (['pay', 'status', 'close', 'watch'].includes(sub) && currentIsDuplex(dataDir));
@@ -128,7 +126,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
     if (sub === 'pay') amountSat('AMOUNT', args[0]);
     const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
     try {
-      return await payerDuplexCommand({ sub, args, p, network, backend, dataDir, feeRate: fee, json, log });
+      return await payerDuplexCommand({ sub, args, p, network, backend, dataDir, feeRate: fee, json, log, progress, connectTimeoutMs });
     } finally {
       await backend.close();
     }
@@ -141,7 +139,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const amount = sub === 'pay' ? amountSat('AMOUNT', args[0]) : 0n;
   const count = positiveInt('--count', p.str('count'), 1);
   const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
-  const app = await PayerApp.open({ network, backend, dataDir, fundingFeeRateSatPerVb: fee, log: (l) => log(`payer: ${l}`) });
+  const app = await PayerApp.open({ network, backend, dataDir, fundingFeeRateSatPerVb: fee, connectTimeoutMs, log: (l) => progress(`payer: ${l}`) });
   let connected: ConnectedChannel | undefined;
   try {
     switch (sub) {
@@ -153,7 +151,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case 'open': {
-        connected = await openChannel(app, dataDir, args[0]!, p, log);
+        connected = await openChannel(app, dataDir, args[0]!, p, progress);
         const s = summary(connected.client);
         if (json) printJson(s);
         else log(`channel ${connected.client.channel.id} is open`);
@@ -201,7 +199,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
               connected.link.close();
             }
             if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
-            connected = await openChannel(app, dataDir, offer.channelUrl, p, log);
+            connected = await openChannel(app, dataDir, offer.channelUrl, p, progress);
             return connected.client;
         };
         let last: unknown;
@@ -259,7 +257,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
             return seen.spend !== undefined;
           },
           `waiting for the close ${s.closeTxid} to confirm (on regtest: paychan regtest mine 1)`,
-          log,
+          progress,
         );
         const final = seen.spend!;
         await app.syncWallet();
@@ -270,7 +268,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
       case 'watch': {
         // Runs until the channel is settled on chain: refunds at expiry if the payee never closed.
         const client = await app.currentClientOffline();
-        const watcher = new PayerWatcher(client, { backend, fallbackFeeRateSatPerVb: fee, maxFeeRateSatPerVb: 200, bumpAfterBlocks: 2, log });
+        const watcher = new PayerWatcher(client, { backend, fallbackFeeRateSatPerVb: fee, maxFeeRateSatPerVb: 200, bumpAfterBlocks: 2, log: progress });
         // The tip poller's timer does not hold the process open (it is unref'ed); this does.
         const keepAlive = setInterval(() => undefined, 60_000);
         const settled = await new Promise<WatchEvent>((resolve, reject) => {
@@ -281,7 +279,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
             watcher.tick(tip).then(
               (event) => {
                 busy = false;
-                if (event.type === 'waiting') log(`channel ${client.channel.id}: ${event.blocksToExpiry} block(s) to expiry; watching`);
+                if (event.type === 'waiting') progress(`channel ${client.channel.id}: ${event.blocksToExpiry} block(s) to expiry; watching`);
                 if (event.type === 'settled' || event.type === 'idle') {
                   unsubscribe();
                   resolve(event);

@@ -55,15 +55,19 @@ export interface PayerDuplexContext {
   readonly feeRate: number;
   readonly json: boolean;
   readonly log: (l: string) => void;
+  /** Progress lines (stderr). */
+  readonly progress: (l: string) => void;
+  /** Deadline for the first connection to the payee, ms. */
+  readonly connectTimeoutMs: number;
 }
 
 export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<number> {
-  const { sub, args, p, backend, dataDir, json, log } = ctx;
-  const side = await openDuplexSide({ role: 'A', network: ctx.network, backend, dataDir, fallbackFeeRateSatPerVb: ctx.feeRate, log: (l) => log(`payer: ${l}`) });
+  const { sub, args, p, backend, dataDir, json, log, progress } = ctx;
+  const side = await openDuplexSide({ role: 'A', network: ctx.network, backend, dataDir, fallbackFeeRateSatPerVb: ctx.feeRate, log: (l) => progress(`payer: ${l}`) });
   side.start();
   let link: WsPeerLink | undefined;
   const connect = (url: string) => {
-    const l: WsPeerLink = connectPayee(url, { onMessage: (t) => void side.peer.receive(decodeMessage(t), l), log: (line) => log(`payer: ${line}`) });
+    const l: WsPeerLink = connectPayee(url, { onMessage: (t) => void side.peer.receive(decodeMessage(t), l), log: (line) => progress(`payer: ${line}`), connectTimeoutMs: ctx.connectTimeoutMs });
     link = l;
     return l;
   };
@@ -75,13 +79,13 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       await side.refresh(); // the wallet's coins, synced once (start() began it)
       const balance = side.wallet.balance().confirmedSat;
       if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${side.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
-      log(`opening a duplex channel to ${url}: ${capacitySat} sat from the payer, ${contributionBSat} sat asked from the payee`);
+      progress(`opening a duplex channel to ${url}: ${capacitySat} sat from the payer, ${contributionBSat} sat asked from the payee`);
       const l = connect(url);
       await l.ready();
       const channelId = await side.peer.open({ link: l, contributionASat: capacitySat, contributionBSat, fundingFeeRateSatPerVb: ctx.feeRate });
       fs.writeFileSync(path.join(dataDir, CURRENT_FILE), JSON.stringify({ channelId, url } satisfies Current));
       const record = side.peer.get(channelId)!;
-      await waitWithProgress(() => record.fundingConfirmed, `waiting for the funding ${channelId.split(':')[0]} to confirm (on regtest: paychan regtest mine 1)`, log);
+      await waitWithProgress(() => record.fundingConfirmed, `waiting for the funding ${channelId.split(':')[0]} to confirm (on regtest: paychan regtest mine 1)`, progress);
       const tip = await backend.getTip();
       if (json) printJson(summary(side, record, tip.height));
       else log(`duplex channel ${channelId} is open`);
@@ -146,7 +150,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
           const txid = await side.peer.close(r.channelId!, ctx.feeRate);
           log(`cooperative close ${txid} broadcast`);
         }
-        await waitWithProgress(() => record().phase === 'closed', `waiting for the close to confirm (on regtest: paychan regtest mine 1)`, log);
+        await waitWithProgress(() => record().phase === 'closed', `waiting for the close to confirm (on regtest: paychan regtest mine 1)`, progress);
         const tip = await backend.getTip();
         const settled = record();
         if (json) printJson({ ...summary(side, settled, tip.height), closeTxid: settled.settlement!.txid, closeConfirmations: settled.settlement!.confirmations, closeKind: settled.settlement!.kind });
@@ -156,7 +160,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       case 'watch': {
         // The payer's watcher: publishes the newest state the moment it is final if the channel
         // is still open then (or was closed unilaterally), bumps it, and reports the settlement.
-        await waitWithProgress(() => record().phase === 'closed' || record().phase === 'aborted', `channel ${record().channelId}: watching (phase ${record().phase})`, log, Number.POSITIVE_INFINITY);
+        await waitWithProgress(() => record().phase === 'closed' || record().phase === 'aborted', `channel ${record().channelId}: watching (phase ${record().phase})`, progress, Number.POSITIVE_INFINITY);
         const tip = await backend.getTip();
         const settled = record();
         if (json) printJson(summary(side, settled, tip.height));

@@ -1,9 +1,15 @@
 /**
- * `payer pay --count N` and `payer fetch --count N` never move money silently: a run that cannot
- * be paid whole is refused before anything is signed, and a run that stops part way says what it
- * paid (and exits non-zero). Real processes against a real btcd, as a user runs them.
+ * The CLI does what it says, or says what it did (defects found by trying paychan from outside):
+ * - `payer pay --count N` and `payer fetch --count N` never move money silently: a run that
+ *   cannot be paid whole is refused before anything is signed, and a run that stops part way
+ *   says what it paid (and exits non-zero);
+ * - an unreachable or busy payee is an error naming the URL and the cause, within the connect
+ *   timeout, not an endless "reconnecting".
+ * Real processes against a real btcd, as a user runs them.
  */
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +34,7 @@ async function until(check: () => Promise<boolean> | boolean): Promise<void> {
 }
 
 beforeAll(async () => {
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-pay-runs-'));
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-outside-'));
   port = await freePort();
   env = { ...process.env, PAYCHAN_HOME: home };
   await ok(['regtest', 'start']);
@@ -68,7 +74,7 @@ describe('payer pay --count N', () => {
     const channelUrl = `http://127.0.0.1:${port}/v1/channels/${String((await status()).channelId)}`;
     const paidAtPayee = async () => BigInt(((await (await fetch(channelUrl)).json()) as { paidSat: string }).paidSat);
     const from = await paidAtPayee();
-    let child: import('node:child_process').ChildProcess | undefined;
+    let child: ChildProcess | undefined;
     const run = runCli(['payer', 'pay', '1', '--count', '90000', '--json'], env, 120_000, (c) => (child = c));
     await until(async () => (await paidAtPayee()) > from);
     // Freeze the payee: acknowledgements stop, so the run cannot finish on its own.
@@ -97,5 +103,46 @@ describe('payer fetch --count N', () => {
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ paidRequests: 3, paidNowSat: 30, requestedRequests: 5 });
     expect(r.stderr).toMatch(/stopped after 3 of 5 paid request\(s\): 30 sat paid/);
+  });
+});
+
+describe('an unreachable payee', () => {
+  /** The error line: the last of stderr; the answer channel (stdout) says nothing of retries. */
+  const failure = (r: CliResult) => {
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toMatch(/reconnect|retrying/);
+    return r.stderr.trim().split('\n').pop()!;
+  };
+
+  it('open to a closed port fails within --connect-timeout, naming the URL and ECONNREFUSED', async () => {
+    const closed = await freePort();
+    const url = `ws://127.0.0.1:${closed}/v1/ws`;
+    const r = await runCli(['payer', 'open', url, '--capacity', '10000', '--connect-timeout', '1'], env, 60_000);
+    expect(failure(r)).toMatch(new RegExp(`^paychan: cannot connect to ${url} within 1 s: .*ECONNREFUSED`));
+  });
+
+  it('a payee answering 503 to the WebSocket upgrade is reported as busy', async () => {
+    const busy = http.createServer((_req, res) => res.writeHead(503).end());
+    busy.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n\r\n'));
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `ws://127.0.0.1:${(busy.address() as { port: number }).port}/v1/ws`;
+      const r = await runCli(['payer', 'open', url, '--capacity', '10000', '--connect-timeout', '1'], env, 60_000);
+      expect(failure(r)).toMatch(new RegExp(`^paychan: cannot connect to ${url} within 1 s: payee busy: HTTP 503 Service Unavailable \\(Retry-After: 5\\)$`));
+    } finally {
+      busy.close();
+    }
+  });
+
+  it('pay and close give up when the payee accepts the connection but never answers', async () => {
+    payee!.child.kill('SIGSTOP');
+    try {
+      for (const args of [['payer', 'pay', '1'], ['payer', 'close']]) {
+        const r = await runCli([...args, '--connect-timeout', '1'], env, 60_000);
+        expect(failure(r)).toMatch(new RegExp(`^paychan: cannot connect to ws://127\\.0\\.0\\.1:${port}/v1/ws within 1 s`));
+      }
+    } finally {
+      payee!.child.kill('SIGCONT');
+    }
   });
 });
