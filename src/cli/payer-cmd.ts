@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import type { BlockTip, OutpointStatus } from '../chain/backend.js';
-import { PayerWatcher, type WatchEvent } from '../payer/watcher.js';
+import { assertRefundable, PayerWatcher, type WatchEvent } from '../payer/watcher.js';
 import { paychanHome } from '../app/files.js';
 import { connectNode } from '../app/node-connection.js';
 import { PayerApp, type ConnectedChannel } from '../app/payer-app.js';
@@ -13,6 +13,7 @@ import type { PayerClient } from '../payer/payer-client.js';
 import { PaidTally, payRepeatedly, type PayRun } from '../payer/pay-run.js';
 import { CannotPayError } from '../protocol/payer-machine.js';
 import type { PaymentRequiredBody } from '../transport/paywall.js';
+import { helpText, type CommandHelp } from './help.js';
 import { fetchFailure, interruptible, reportStopped } from './report.js';
 import { VARIANTS, type Variant } from '../protocol/scripts.js';
 import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
@@ -40,6 +41,7 @@ Usage:
                                          expiry if the payee never closed (re-signing with a
                                          higher fee if it gets stuck)
   paychan payer refund [--fee-rate R]    after expiry: take the capacity back with the refund
+  paychan payer COMMAND --help           one command's usage, options and an example
 
 Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
   --network, --rpc-url, --rpc-user, --rpc-pass   as for 'paychan payee serve' (default: the
@@ -51,6 +53,93 @@ Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
                       fetch, close, sync); default 30
   --json              print one JSON object as the last line of stdout
 `;
+
+const NODE_LINES = `--network, --rpc-url, --rpc-user, --rpc-pass   the node (default: the local node of
+                    'paychan regtest start')
+--data-dir DIR      wallet seed and database; default $PAYCHAN_HOME/payer
+--json              one JSON object as the last line of stdout`;
+const CONNECT_LINE = `--connect-timeout SECONDS
+                    give up when the payee cannot be reached within SECONDS; default 30`;
+
+/** Each payer subcommand's own help (`paychan payer pay --help`). */
+export const PAYER_COMMANDS: Readonly<Record<string, CommandHelp>> = {
+  address: {
+    usage: 'address',
+    about: "a fresh address of the payer's wallet, and its balance\nFund it to open channels (on regtest: paychan regtest fund ADDRESS AMOUNT).",
+    options: NODE_LINES,
+    example: 'paychan payer address',
+  },
+  open: {
+    usage: 'open URL --capacity SAT [--variant spilman-v1|spilman-v2|duplex] [--expiry-blocks N]\n                  [--payee-contribution SAT]',
+    about:
+      "open a channel to the payee at URL (ws://HOST:PORT/v1/ws) and wait until it is open\nThe wallet funds it; the payee broadcasts the funding, and the channel opens once it confirms\n(on regtest: paychan regtest mine 1). It becomes the current channel the other commands act on.",
+    options: `--capacity SAT      coins locked in the channel (satoshis, or like 0.001btc)
+--variant V         spilman-v1 (default), spilman-v2 (CLTV refund) or duplex (payments both ways)
+--expiry-blocks N   blocks until the payer may take the capacity back; default 144
+--payee-contribution SAT
+                    duplex: coins the payee puts in too; default 0
+--fee-rate SAT/VB   funding fee rate; default 2
+${CONNECT_LINE}
+${NODE_LINES}`,
+    example: 'paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 100000',
+  },
+  pay: {
+    usage: 'pay AMOUNT [--count N]',
+    about:
+      "pay AMOUNT satoshis, N times (pipelined), on the current channel\nA run that cannot be paid whole (capacity, or dust change left by the last payment) is refused\nbefore anything is paid; a run that stops part way says how many payments and sats were paid,\nand exits 1.",
+    options: `--count N           how many payments of AMOUNT; default 1
+${CONNECT_LINE}
+${NODE_LINES}`,
+    example: 'paychan payer pay 10 --count 100',
+  },
+  fetch: {
+    usage: 'fetch URL [--count N] [--max-price SAT] [--capacity SAT]',
+    about:
+      "GET a priced URL N times, paying its HTTP 402 through the current channel\nWith --capacity, opens a new channel to the payee the 402 names when there is none. A run that\nstops part way says how many requests and sats were paid, and exits 1.",
+    options: `--count N           how many requests; default 1
+--max-price SAT     never pay more than SAT for one request; default 1000
+--capacity SAT      open a channel of SAT if none is open to that payee
+${CONNECT_LINE}
+${NODE_LINES}`,
+    example: 'paychan payer fetch http://127.0.0.1:8420/v1/paid/hello --count 5',
+  },
+  status: {
+    usage: 'status',
+    about: 'the current channel as the payer sees it: state, capacity, paid, expiry',
+    options: NODE_LINES,
+    example: 'paychan payer status --json',
+  },
+  sync: {
+    usage: 'sync',
+    about: "duplex: connect to the payee and take its queued pay-backs",
+    options: `${CONNECT_LINE}\n${NODE_LINES}`,
+    example: 'paychan payer sync',
+  },
+  close: {
+    usage: 'close [--unilateral]',
+    about:
+      "ask the payee to close the current channel now, and wait for the close to confirm\nDuplex --unilateral: publish the newest state alone once its locktime passes.",
+    options: `--unilateral        duplex: close without the payee
+${CONNECT_LINE}
+${NODE_LINES}`,
+    example: 'paychan payer close',
+  },
+  watch: {
+    usage: 'watch',
+    about:
+      "wait until the current channel is settled on chain\nRefunds it at expiry if the payee never closed, re-signing with a higher fee if it gets stuck.",
+    options: `--fee-rate SAT/VB   refund fee rate when the node has no estimate; default 2
+${NODE_LINES}`,
+    example: 'paychan payer watch',
+  },
+  refund: {
+    usage: 'refund [--fee-rate R]',
+    about: "after expiry: take the current channel's capacity back with the refund",
+    options: `--fee-rate SAT/VB   refund fee rate; default 2
+${NODE_LINES}`,
+    example: 'paychan payer refund --fee-rate 5',
+  },
+};
 
 const PAYER_OPTIONS = {
   ...NODE_OPTIONS,
@@ -107,7 +196,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const p = parse(argv, PAYER_OPTIONS);
   const [sub, ...args] = p.positionals;
   if (p.flag('help') || sub === undefined || sub === 'help') {
-    process.stdout.write(PAYER_HELP);
+    process.stdout.write(helpText('payer', PAYER_HELP, PAYER_COMMANDS, sub === 'help' ? args[0] : sub));
     return 0;
   }
   if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'watch', 'refund', 'sync'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
@@ -301,6 +390,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
       }
       case 'refund': {
         const client = await app.currentClientOffline();
+        const state = client.state;
+        if (state && 'channel' in state) await assertRefundable(backend, state.channel);
         const refund = await client.refund(fee);
         if (json) printJson({ ...summary(client), refundTxid: refund.txid, refundFeeSat: refund.feeSat, refundVsize: refund.vsize });
         else log(`refund ${refund.txid} broadcast (fee ${refund.feeSat} sat); it confirms with the next block`);

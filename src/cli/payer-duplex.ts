@@ -63,7 +63,12 @@ export interface PayerDuplexContext {
 
 export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<number> {
   const { sub, args, p, backend, dataDir, json, log, progress } = ctx;
-  const side = await openDuplexSide({ role: 'A', network: ctx.network, backend, dataDir, fallbackFeeRateSatPerVb: ctx.feeRate, log: (l) => progress(`payer: ${l}`) });
+  // The command says itself that it waits for the funding, with what to do (mine a block): the
+  // core's own line saying the same is not repeated.
+  const sideLog = (l: string) => {
+    if (!/: waiting for \d+ confirmation\(s\) of the funding$/.test(l)) progress(`payer: ${l}`);
+  };
+  const side = await openDuplexSide({ role: 'A', network: ctx.network, backend, dataDir, fallbackFeeRateSatPerVb: ctx.feeRate, log: sideLog });
   side.start();
   let link: WsPeerLink | undefined;
   const connect = (url: string) => {

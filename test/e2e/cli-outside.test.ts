@@ -4,7 +4,9 @@
  *   cannot be paid whole is refused before anything is signed, and a run that stops part way
  *   says what it paid (and exits non-zero);
  * - an unreachable or busy payee is an error naming the URL and the cause, within the connect
- *   timeout, not an endless "reconnecting".
+ *   timeout, not an endless "reconnecting";
+ * - and smaller ones: fetch says why it failed, refund after the payee's close says so, the
+ *   funding wait is announced once, `payee channels` lists every channel.
  * Real processes against a real btcd, as a user runs them.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -144,5 +146,42 @@ describe('an unreachable payee', () => {
     } finally {
       payee!.child.kill('SIGCONT');
     }
+  });
+});
+
+describe('smaller defects', () => {
+  it('payer fetch to a dead host gives the cause, not just "fetch failed"', async () => {
+    const url = `http://127.0.0.1:${await freePort()}/v1/paid/hello`;
+    const r = await runCli(['payer', 'fetch', url], env, 60_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`GET ${url} failed: .*ECONNREFUSED`));
+  });
+
+  it('payee channels lists the Spilman channels too, with variant, capacity, paid, state and expiry', async () => {
+    const s = await status();
+    const listen = { ...env, PAYCHAN_LISTEN: `127.0.0.1:${port}` };
+    const r = await runCli(['payee', 'channels', '--json'], listen);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json!.channels).toContainEqual({ channelId: s.channelId, variant: 'spilman-v1', capacitySat: '100000', paidSat: String(s.ackedSat), state: 'Open', expiryHeight: s.expiryHeight });
+    const human = await runCli(['payee', 'channels'], listen);
+    expect(human.stdout).toContain(`${String(s.channelId)} spilman-v1 Open: capacity 100000 sat, paid ${String(s.ackedSat)} sat, expiry height ${String(s.expiryHeight)}`);
+  });
+
+  it('payer refund after the payee closed says the payee closed it, and in which transaction', async () => {
+    const closed = await withMining(ok(['payer', 'close']), mineOne);
+    const closeTxid = /closed: ([0-9a-f]{64}) confirmed/.exec(closed.stdout)?.[1];
+    expect(closeTxid, closed.stdout).toBeDefined();
+    const r = await runCli(['payer', 'refund'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^paychan: channel [0-9a-f]{64}:\\d+ was closed by the payee, in ${closeTxid} \\(\\d+ confirmation\\(s\\)\\): nothing to refund`));
+  });
+
+  it('a duplex open says once that it waits for the funding; payee channels lists it', async () => {
+    const opened = await withMining(ok(['payer', 'open', `ws://127.0.0.1:${port}/v1/ws`, '--variant', 'duplex', '--capacity', '20000']), mineOne);
+    const waits = (opened.stdout + opened.stderr).split('\n').filter((l) => /waiting for .*funding|funding.*waiting/.test(l));
+    expect(waits, opened.stderr).toHaveLength(1);
+    const id = /duplex channel ([0-9a-f]{64}:\d+) is open/.exec(opened.stdout)?.[1];
+    const r = await runCli(['payee', 'channels', '--json'], { ...env, PAYCHAN_LISTEN: `127.0.0.1:${port}` });
+    expect(r.json!.channels).toContainEqual(expect.objectContaining({ channelId: id, variant: 'duplex', capacitySat: '20000', paidSat: '0', paidBackSat: '0' }));
   });
 });
