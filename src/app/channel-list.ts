@@ -4,6 +4,7 @@
  * Channels that were never funded carry no money and are left out.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DuplexSummary } from '../duplex/duplex-core.js';
 import type { DuplexPeer } from '../duplex/duplex-peer.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
@@ -28,8 +29,11 @@ export interface ChannelRow {
 
 export const ADMIN_CHANNELS_ROUTE = '/v1/admin/channels';
 
-export function listChannels(spilman: readonly PayeeState[], duplex: Pick<DuplexPeer, 'list' | 'get'>): ChannelRow[] {
-  const rows: ChannelRow[] = [];
+/** A duplex row also carries the duplex summary's own fields (phase, balances, updates…). */
+export type ChannelListRow = ChannelRow | (ChannelRow & Omit<DuplexSummary, 'capacitySat' | 'channelId'>);
+
+export function listChannels(spilman: readonly PayeeState[], duplex: Pick<DuplexPeer, 'list' | 'get'>): ChannelListRow[] {
+  const rows: ChannelListRow[] = [];
   for (const s of spilman) {
     if (!('channel' in s)) continue;
     rows.push({ channelId: s.channel.id, variant: s.channel.variant, capacitySat: s.channel.capacitySat, paidSat: 'paidSat' in s ? s.paidSat : 0n, state: s.type, expiryHeight: s.channel.expiryHeight });
@@ -38,6 +42,8 @@ export function listChannels(spilman: readonly PayeeState[], duplex: Pick<Duplex
     const terms = duplex.get(d.tempId)?.terms;
     if (!d.channelId || !terms) continue;
     rows.push({
+      // B's whole view of a duplex channel (phase, balances, updates…), as GET /v1/duplex/channels.
+      ...d,
       channelId: d.channelId,
       variant: 'duplex',
       capacitySat: terms.contributionASat + terms.contributionBSat,
@@ -51,7 +57,7 @@ export function listChannels(spilman: readonly PayeeState[], duplex: Pick<Duplex
 }
 
 /** The route; false for any other request. `authorized` checks the admin token. */
-export function channelListRoute(list: () => ChannelRow[], authorized: (req: IncomingMessage) => boolean) {
+export function channelListRoute(list: () => ChannelListRow[], authorized: (req: IncomingMessage) => boolean) {
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     if (req.url !== ADMIN_CHANNELS_ROUTE) return false;
     if (!authorized(req)) sendError(res, 'UNAUTHORIZED');
