@@ -6,6 +6,7 @@
 import type { ChainBackend } from '../chain/backend.js';
 import { openDuplexSide, type DuplexSide } from '../app/duplex-side.js';
 import type { DuplexRecord } from '../duplex/duplex-record.js';
+import { nextState } from '../protocol/duplex-update.js';
 import { decodeMessage } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
@@ -43,6 +44,30 @@ function readCurrent(dataDir: string): Current {
 function summary(side: DuplexSide, record: DuplexRecord, tipHeight: number) {
   const s = side.peer.summary(record, tipHeight);
   return { variant: 'duplex', ...s, ...(record.settlement ? { settlement: record.settlement } : {}) };
+}
+
+/**
+ * Whether `count` updates paying `amountSat` each can all be paid from A's balance, by the
+ * core's own rule for one update ({@link nextState}), checked before any is proposed. Balances
+ * move one way (A's down, B's up), so the first update (B's output) and the whole run at once
+ * (A's balance and output) are the ones that can fail. The locktime budget is not a reason to
+ * refuse: pay() rolls the channel over when it is spent.
+ * @returns the refusal, or null.
+ */
+async function checkUpdates(side: DuplexSide, record: DuplexRecord, amountSat: bigint, count: number, tipHeight: number): Promise<Error | null> {
+  const current = record.current;
+  if (!current || record.phase !== 'open') return null; // pay() itself says why it cannot
+  const channel = side.peer.channelOf(record);
+  const margin = side.peer.options.policy.marginBlocks;
+  try {
+    nextState(channel, current, 'A', amountSat, tipHeight, margin);
+    if (count > 1) nextState(channel, current, 'A', amountSat * BigInt(count), tipHeight, margin);
+    return null;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'UPDATE_BUDGET_EXHAUSTED') return null;
+    const e = new Error(`cannot make ${count} update(s) of ${amountSat} sat (A has ${current.balanceASat} sat): ${(err as Error).message}`);
+    return Object.assign(e, { code: (err as { code?: string }).code ?? 'ERROR' });
+  }
 }
 
 export interface PayerDuplexContext {
@@ -111,6 +136,11 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
         const amount = amountSat('AMOUNT', args[0]);
         const count = positiveInt('--count', p.str('count'), 1);
         await online();
+        const refused = await checkUpdates(side, record(), amount, count, (await backend.getTip()).height);
+        if (refused) {
+          const tip = await backend.getTip();
+          return reportStopped({ json, summary: summary(side, record(), tip.height), counts: { payments: 0, paidNowSat: 0n, requestedPayments: count }, done: 'nothing paid', error: refused });
+        }
         const started = performance.now();
         let paid = 0;
         try {

@@ -183,5 +183,12 @@ describe('smaller defects', () => {
     const id = /duplex channel ([0-9a-f]{64}:\d+) is open/.exec(opened.stdout)?.[1];
     const r = await runCli(['payee', 'channels', '--json'], { ...env, PAYCHAN_LISTEN: `127.0.0.1:${port}` });
     expect(r.json!.channels).toContainEqual(expect.objectContaining({ channelId: id, variant: 'duplex', capacitySat: '20000', paidSat: '0', paidBackSat: '0' }));
+
+    // Its pay --count is checked whole too: 30 × 1000 sat from a 20,000-sat balance pays nothing.
+    const before = (await ok(['payer', 'status', '--json'])).json!;
+    const refused = await runCli(['payer', 'pay', '1000', '--count', '30', '--json'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.json).toMatchObject({ payments: 0, paidNowSat: 0, error: { code: 'INSUFFICIENT_BALANCE' } });
+    expect((await ok(['payer', 'status', '--json'])).json).toEqual(before);
   });
 });
