@@ -263,7 +263,10 @@ export async function payerCommand(argv: string[]): Promise<number> {
             json,
             summary: summary(client),
             counts: { payments: run.payments, paidNowSat: run.paidSat, requestedPayments: count, totalSat: run.ackedTotalSat },
-            done: `stopped after ${run.payments} of ${count} payment(s): ${run.paidSat} sat paid (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id})`,
+            done:
+              run.payments === 0
+                ? `nothing paid (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id})`
+                : `stopped after ${run.payments} of ${count} payment(s): ${run.paidSat} sat paid (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id})`,
             error: run.error,
           });
         }
@@ -281,15 +284,15 @@ export async function payerCommand(argv: string[]): Promise<number> {
           channelFor: async (offer) => paidOn.track(await channelFor(offer)),
         });
         const channelFor = async (offer: PaymentRequiredBody): Promise<PayerClient> => {
-            const current = await app.currentChannelId();
-            if (current) {
-              connected = await app.resumeChannel();
-              if (connected.url === offer.channelUrl && connected.client.state?.type === 'Open') return connected.client;
-              connected.link.close();
-            }
-            if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
-            connected = await openChannel(app, dataDir, offer.channelUrl, p, progress);
-            return connected.client;
+          const current = await app.currentChannelId();
+          if (current) {
+            connected = await app.resumeChannel();
+            if (connected.url === offer.channelUrl && connected.client.state?.type === 'Open') return connected.client;
+            connected.link.close();
+          }
+          if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
+          connected = await openChannel(app, dataDir, offer.channelUrl, p, progress);
+          return connected.client;
         };
         let last: unknown;
         let done = 0;
@@ -310,7 +313,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
             json,
             summary: connected ? summary(connected.client) : {},
             counts: { paidRequests: done, paidNowSat: paidSat, requestedRequests: count },
-            done: `stopped after ${done} of ${count} paid request(s): ${paidSat} sat paid`,
+            done: done === 0 && paidSat === 0n ? 'nothing paid' : `stopped after ${done} of ${count} paid request(s): ${paidSat} sat paid`,
             error: err,
           });
         }

@@ -41,7 +41,7 @@ export function reportStopped(r: Stopped): number {
 /** An AbortSignal that fires on SIGINT/SIGTERM while `run` runs, so a run can report before it exits. */
 export async function interruptible<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const stop = (signal: string) => controller.abort(new Error(`interrupted (${signal})`));
+  const stop = (signal: string) => controller.abort(Object.assign(new Error(`interrupted (${signal})`), { code: 'INTERRUPTED' }));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {

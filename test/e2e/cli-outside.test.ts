@@ -88,7 +88,7 @@ describe('payer pay --count N', () => {
       const payments = Number(r.json!.payments);
       expect(payments).toBeGreaterThan(0);
       expect(payments).toBeLessThan(90000);
-      expect(r.json).toMatchObject({ paidNowSat: payments, requestedPayments: 90000, error: { code: 'ERROR' } });
+      expect(r.json).toMatchObject({ paidNowSat: payments, requestedPayments: 90000, error: { code: 'INTERRUPTED' } });
       expect(r.stderr).toMatch(new RegExp(`stopped after ${payments} of 90000 payment\\(s\\): ${payments} sat paid.*interrupted`));
     } finally {
       payee!.child.kill('SIGCONT');
