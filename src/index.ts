@@ -7,8 +7,10 @@ export { PayeeService, type PayeeServiceOptions } from './payee/payee-service.js
 export { PayerClient, PeerError, type PayerClientOptions, type OpenOptions, type FundingSource } from './payer/payer-client.js';
 export { PayerWatcher, type PayerWatcherOptions, type WatchEvent } from './payer/watcher.js';
 export { createPayingFetch, PaymentRefusedError, type PayingFetchOptions } from './payer/paying-fetch.js';
+export { payRepeatedly, type PayRun, type PayRunOptions } from './payer/pay-run.js';
+export { CannotPayError } from './protocol/payer-machine.js';
 export { startPayeeServer, type PayeeServer, type PayeeServerOptions } from './transport/payee-server.js';
-export { connectPayee, WsPeerLink, type ConnectPayeeOptions } from './transport/ws-client.js';
+export { connectPayee, describeConnectFailure, LinkClosedError, PayeeUnreachableError, WsPeerLink, type ConnectFailure, type ConnectPayeeOptions } from './transport/ws-client.js';
 export { Paywall, formatPaymentHeader, parsePaymentHeader, PAYMENT_HEADER, ACK_HEADER, CREDIT_HEADER, type PaymentRequiredBody } from './transport/paywall.js';
 export { paywallMiddleware, paywallHono } from './transport/paywall-http.js';
 export type { PeerLink } from './transport/link.js';

@@ -60,13 +60,18 @@ async function readJson(req: IncomingMessage, maxBytes = 4096): Promise<unknown>
   return JSON.parse(body) as unknown;
 }
 
-/** The admin routes; returns false for any other request. */
-export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, token: string) {
+/** Whether a request carries `Authorization: Bearer <token>` (compared in constant time). */
+export function bearerAuthorizer(token: string): (req: IncomingMessage) => boolean {
   const expected = Buffer.from(`Bearer ${token}`);
-  const authorized = (req: IncomingMessage) => {
+  return (req) => {
     const given = Buffer.from(req.headers.authorization ?? '');
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
+}
+
+/** The admin routes; returns false for any other request. */
+export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, token: string) {
+  const authorized = bearerAuthorizer(token);
   return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const url = req.url ?? '';
     if (!url.startsWith('/v1/duplex/')) return false;

@@ -16,7 +16,8 @@ import { startPayeeServer, type PayeeServer } from '../transport/payee-server.js
 import { Paywall } from '../transport/paywall.js';
 import { paywallMiddleware } from '../transport/paywall-http.js';
 import { WalletKeys } from '../wallet/keys.js';
-import { duplexAdminRoutes, routeDuplexFrames } from './duplex-routes.js';
+import { channelListRoute, listChannels } from './channel-list.js';
+import { bearerAuthorizer, duplexAdminRoutes, routeDuplexFrames } from './duplex-routes.js';
 import { openDuplexSide, type DuplexSide } from './duplex-side.js';
 import { ensurePrivateDir, loadOrCreateAdminToken, loadOrCreateSeed } from './files.js';
 
@@ -70,7 +71,9 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
   service.start();
   const duplex = await openDuplexSide({ role: 'B', network: options.network, backend: options.backend, dataDir: options.dataDir, fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb, policy: options.duplexPolicy, log: options.log });
   duplex.start();
-  const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, loadOrCreateAdminToken(options.dataDir));
+  const adminToken = loadOrCreateAdminToken(options.dataDir);
+  const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, adminToken);
+  const channelList = channelListRoute(() => listChannels(service.channels(), duplex.peer), bearerAuthorizer(adminToken));
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall } = {};
   let served = 0;
@@ -87,7 +90,7 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
     host: options.host,
     port: options.port,
     metrics,
-    extraRoutes: async (req, res) => priced(req, res) || (await admin(req, res)),
+    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || (await admin(req, res)),
     ready: async () => {
       await options.backend.getTip();
       return true;

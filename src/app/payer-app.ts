@@ -28,6 +28,12 @@ export interface PayerAppOptions {
   readonly backend: ChainBackend;
   readonly dataDir: string;
   readonly fundingFeeRateSatPerVb: number;
+  /**
+   * How long the first connection to a payee may take, ms; then opening or resuming fails with
+   * a PayeeUnreachableError saying why. Drops after it connected are retried without a deadline.
+   * Default: no deadline.
+   */
+  readonly connectTimeoutMs?: number;
   readonly log: (line: string) => void;
 }
 
@@ -86,7 +92,7 @@ export class PayerApp {
     const channelKey = this.wallet.nextChannelKey();
     await this.saveWallet(); // the key index is spent even if the open fails
     const holder: { client?: PayerClient } = {};
-    const link = connectPayee(url, { onMessage: (t) => holder.client?.receive(t), onOpen: () => holder.client?.resume(), log: this.options.log });
+    const link = this.connect(url, holder);
     const payoutScript = baddress.toOutputScript(this.wallet.changeAddress(), bitcoinjsNetwork(this.options.network));
     const client = new PayerClient(this.clientOptions(channelKey, link, payoutScript));
     holder.client = client;
@@ -121,7 +127,7 @@ export class PayerApp {
     const holder: { client?: PayerClient } = {};
     // Frames that arrive before the client is restored (the connection's challenge) wait for it.
     const early: string[] = [];
-    const link = connectPayee(url, { onMessage: (t) => (holder.client ? holder.client.receive(t) : early.push(t)), onOpen: () => holder.client?.resume(), log: this.options.log });
+    const link = this.connect(url, holder, early);
     const client = await PayerClient.restore(this.clientOptions({ ...key, index }, link, saved.state.proposal.payerScript), tempId);
     holder.client = client;
     if (link.connected) client.resume(); // the connection opened while restoring: its onOpen found no client
@@ -143,6 +149,16 @@ export class PayerApp {
   async close(): Promise<void> {
     await this.saveWallet();
     await this.store.close();
+  }
+
+  /** Connects to the payee; frames that arrive before `holder.client` is set go to `early`. */
+  private connect(url: string, holder: { client?: PayerClient }, early?: string[]): WsPeerLink {
+    return connectPayee(url, {
+      onMessage: (t) => (holder.client ? holder.client.receive(t) : early?.push(t)),
+      onOpen: () => holder.client?.resume(),
+      log: this.options.log,
+      ...(this.options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: this.options.connectTimeoutMs }),
+    });
   }
 
   private clientOptions(channelKey: ReturnType<Wallet['nextChannelKey']>, link: { send: WsPeerLink['send'] }, payoutScript: Uint8Array) {

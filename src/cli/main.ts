@@ -20,7 +20,8 @@ Usage:
   paychan payer <command>        open a channel, pay, fetch priced URLs, close, refund
   paychan help [command]         show help
 
-Run 'paychan <command> --help' for a command's options.
+Run 'paychan <command> --help' for a command's options, and 'paychan <command> <subcommand>
+--help' (e.g. 'paychan payer pay --help') for one subcommand's usage, options and an example.
 `;
 
 const DEMO_HELP = `paychan demo — payment channels end to end, on a real regtest node
@@ -128,6 +129,8 @@ export async function main(argv: string[]): Promise<number> {
       case '--help':
       case '-h': {
         const topic = rest[0];
+        // `paychan help payer pay`: that subcommand's own help.
+        if (rest[1] !== undefined && (topic === 'payer' || topic === 'payee' || topic === 'regtest')) return await main([topic, rest[1], '--help']);
         const helps: Record<string, string> = { demo: DEMO_HELP, regtest: REGTEST_HELP, payee: PAYEE_HELP, payer: PAYER_HELP };
         process.stdout.write((topic && helps[topic]) || HELP);
         return 0;

@@ -35,10 +35,12 @@ export const NODE_OPTIONS: OptionSpec = {
 
 /** @throws UsageError for unknown flags, a missing config file or a malformed one. */
 export function parse(argv: string[], spec: OptionSpec): Parsed {
-  const options = Object.fromEntries(Object.entries({ ...COMMON_OPTIONS, ...spec }).map(([k, v]) => [k, { type: v.type, ...(v.short ? { short: v.short } : {}) }]));
+  const all: OptionSpec = { ...COMMON_OPTIONS, ...spec };
+  const options = Object.fromEntries(Object.entries(all).map(([k, v]) => [k, { type: v.type, ...(v.short ? { short: v.short } : {}) }]));
+  const { args, restore } = shieldNegatives(argv, all);
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -61,13 +63,42 @@ export function parse(argv: string[], spec: OptionSpec): Parsed {
     return spec[name]?.default ?? COMMON_OPTIONS[name]?.default;
   };
   return {
-    positionals: parsed.positionals,
+    positionals: parsed.positionals.map(restore),
     str: (name) => {
       const v = resolve(name);
       return typeof v === 'string' ? v : undefined;
     },
     flag: (name) => resolve(name) === true,
   };
+}
+
+/**
+ * parseArgs reads `-5` as an (unknown) option. A negative number is passed through as what it
+ * is: a positional, or the value of the string option before it, so the command refuses it for
+ * what it is ("must be positive"). @returns the arguments to parse and the map back.
+ */
+function shieldNegatives(argv: readonly string[], spec: OptionSpec): { args: string[]; restore: (positional: string) => string } {
+  const shielded = new Map<string, string>();
+  const takesValue = (arg: string | undefined): boolean => {
+    if (arg === undefined) return false;
+    const long = /^--([^=]+)$/.exec(arg);
+    if (long) return spec[long[1]!]?.type === 'string';
+    const short = /^-([A-Za-z])$/.exec(arg);
+    return short !== null && Object.values(spec).some((o) => o.short === short[1] && o.type === 'string');
+  };
+  const end = argv.indexOf('--');
+  const args: string[] = [];
+  argv.forEach((arg, i) => {
+    if ((end >= 0 && i > end) || !/^-[0-9]/.test(arg)) args.push(arg);
+    // `--count -3`: the option's value, checked by the option's own rule.
+    else if (takesValue(argv[i - 1]) && argv[i - 1]!.startsWith('--')) args.push(`${args.pop()!}=${arg}`);
+    else {
+      const token = `\u0000negative${shielded.size}`;
+      shielded.set(token, arg);
+      args.push(token);
+    }
+  });
+  return { args, restore: (positional) => shielded.get(positional) ?? positional };
 }
 
 /** @throws UsageError unless the network is known, and mainnet was asked for explicitly. */
@@ -84,6 +115,14 @@ export function positiveInt(name: string, value: string | undefined, fallback?: 
   return Number(value);
 }
 
+/** A duration in seconds (may have a fraction: 0.5), at most a day. */
+export function seconds(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || !(n > 0 && n <= 86_400)) throw new UsageError(`${name} must be a number of seconds between 0 and 86400, got '${value}'`);
+  return n;
+}
+
 /** Satoshis, or bitcoins with a `btc` suffix (`0.5btc`). */
 export function amountSat(name: string, value: string | undefined, fallback?: bigint): bigint {
   if (value === undefined && fallback !== undefined) return fallback;
@@ -94,6 +133,7 @@ export function amountSat(name: string, value: string | undefined, fallback?: bi
     if (sat > 0n) return sat;
   }
   if (/^[1-9][0-9]{0,15}$/.test(v)) return BigInt(v);
+  if (/^-[0-9]/.test(v)) throw new UsageError(`${name} must be positive, got '${v}'`);
   throw new UsageError(`${name} must be a positive amount in satoshis (or like 0.5btc), got '${v}'`);
 }
 

@@ -8,6 +8,8 @@ import { adminTokenFile, ensurePrivateDir, loadOrCreateSeed, paychanHome } from 
 import { WalletKeys } from '../wallet/keys.js';
 import { connectNode } from '../app/node-connection.js';
 import { PAID_ROUTE_PREFIX, startPayeeApp } from '../app/payee-app.js';
+import { ADMIN_CHANNELS_ROUTE } from '../app/channel-list.js';
+import { helpText, type CommandHelp } from './help.js';
 import { NODE_OPTIONS, amountSat, feeRate, hostPort, logger, networkOf, parse, printJson, UsageError } from './options.js';
 
 export const PAYEE_HELP = `paychan payee — run the payee service, and act on its duplex channels
@@ -21,7 +23,9 @@ Usage:
                                          connected, else when it next connects)
   paychan payee force-close CHANNEL      duplex: close alone; the newest state is published the
                                          moment its locktime passes
-  paychan payee channels                 duplex channels as the running service sees them
+  paychan payee channels                 every channel (spilman-v1/v2 and duplex) of the running
+                                         service: variant, state, capacity, paid, expiry
+  paychan payee COMMAND --help           one command's usage, options and an example
 
 Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
   --network NET       regtest (default), signet, testnet or mainnet (mainnet also needs --mainnet)
@@ -42,9 +46,64 @@ Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
 
 Endpoints: ws://HOST:PORT/v1/ws (channels), GET /healthz, /readyz, /metrics,
 /v1/channels/:id, the priced ${PAID_ROUTE_PREFIX}* (HTTP 402), and the duplex admin routes
-POST /v1/duplex/pay-back, GET /v1/duplex/channels (Authorization: Bearer <DIR/admin-token>).
+POST /v1/duplex/pay-back, GET /v1/duplex/channels, GET /v1/admin/channels (every channel)
+(Authorization: Bearer <DIR/admin-token>).
 pay-back and channels reach the service at --listen, with the token of --data-dir.
 `;
+
+const SERVE_OPTIONS = `--network NET       regtest (default), signet, testnet or mainnet (mainnet also needs --mainnet)
+--rpc-url URL       the node's JSON-RPC (btcd or bitcoind); default: the local node of
+                    'paychan regtest start'
+--rpc-user USER     --rpc-pass PASS
+--data-dir DIR      keys (seed, mode 0600) and database; default $PAYCHAN_HOME/payee
+--db PATH           SQLite database; default DIR/payee.db
+--listen HOST:PORT  where to listen; default 127.0.0.1:8420
+--price-sat SAT     price of one request to the example route GET ${PAID_ROUTE_PREFIX}*; default 10
+--fee-rate SAT/VB   close fee rate when the node has no estimate; default 2
+--zero-conf-limit SAT
+                    take payments before the funding confirms, up to SAT per channel
+                    (risky: a funding can be double-spent until it confirms); default off
+--json              print one JSON line {url, wsUrl, payoutAddress} once listening
+--config FILE       JSON file of options`;
+const ADMIN_OPTIONS = `--listen HOST:PORT  where the running service listens; default 127.0.0.1:8420
+--data-dir DIR      the service's data dir (its admin token); default $PAYCHAN_HOME/payee
+--json              print the answer as one JSON object`;
+
+/** Each payee subcommand's own help (`paychan payee serve --help`). */
+export const PAYEE_COMMANDS: Readonly<Record<string, CommandHelp>> = {
+  serve: {
+    usage: 'serve [options]',
+    about:
+      `run the payee service (stops on SIGINT/SIGTERM)\nChannels on ws://HOST:PORT/v1/ws; GET /healthz, /readyz, /metrics, /v1/channels/:id; the priced\nexample route ${PAID_ROUTE_PREFIX}* (HTTP 402); admin routes for pay-back, force-close and channels.`,
+    options: SERVE_OPTIONS,
+    example: 'paychan payee serve --listen 127.0.0.1:8420 --price-sat 10',
+  },
+  address: {
+    usage: 'address',
+    about: "the payee wallet's address\nCoins sent there can go into duplex channels payers open (--payee-contribution).",
+    options: `--data-dir DIR      default $PAYCHAN_HOME/payee\n--network NET       default regtest\n--json              {"address": ...}`,
+    example: 'paychan payee address',
+  },
+  'pay-back': {
+    usage: 'pay-back CHANNEL AMOUNT',
+    about:
+      'duplex: pay AMOUNT satoshis back to the payer of CHANNEL, through the running service\nAt once if the payer is connected, else when it next connects (paychan payer sync).',
+    options: ADMIN_OPTIONS,
+    example: 'paychan payee pay-back 3f…a1:0 3000',
+  },
+  'force-close': {
+    usage: 'force-close CHANNEL',
+    about: 'duplex: close alone; the newest state is published the moment its locktime passes',
+    options: ADMIN_OPTIONS,
+    example: 'paychan payee force-close 3f…a1:0',
+  },
+  channels: {
+    usage: 'channels',
+    about: 'every channel of the running service (spilman-v1, spilman-v2, duplex)\nWith its variant, state, capacity, what was paid, and its expiry height.',
+    options: ADMIN_OPTIONS,
+    example: 'paychan payee channels --json',
+  },
+};
 
 /** Calls the running service's admin route with the data dir's token. */
 async function admin(listen: string, dataDir: string, method: 'GET' | 'POST', route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -67,7 +126,7 @@ export async function payeeCommand(argv: string[]): Promise<number> {
   const p = parse(argv, { ...NODE_OPTIONS, 'data-dir': { type: 'string' }, db: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:8420' }, 'price-sat': { type: 'string' }, 'fee-rate': { type: 'string' }, 'zero-conf-limit': { type: 'string' } });
   const [sub] = p.positionals;
   if (p.flag('help') || sub === undefined || sub === 'help') {
-    process.stdout.write(PAYEE_HELP);
+    process.stdout.write(helpText('payee', PAYEE_HELP, PAYEE_COMMANDS, sub === 'help' ? p.positionals[1] : sub));
     return 0;
   }
   if (!['serve', 'address', 'pay-back', 'force-close', 'channels'].includes(sub)) throw new UsageError(`unknown payee command '${sub}'`);
@@ -92,10 +151,17 @@ export async function payeeCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'channels') {
-      const r = await admin(listen, dataDir, 'GET', '/v1/duplex/channels');
+      const r = await admin(listen, dataDir, 'GET', ADMIN_CHANNELS_ROUTE);
       if (r.status !== 200) throw new Error(`${String(r.body.code)}: ${String(r.body.message)}`);
       if (p.flag('json')) printJson(r.body);
-      else for (const c of r.body.channels as Record<string, unknown>[]) log(`${String(c.channelId ?? c.tempId)} ${String(c.phase)} A ${String(c.balanceASat)} B ${String(c.balanceBSat)} (${String(c.updates)} updates)`);
+      else {
+        const rows = r.body.channels as Record<string, unknown>[];
+        if (rows.length === 0) log('no channels');
+        for (const c of rows) {
+          const back = c.paidBackSat === undefined ? '' : `, paid back ${String(c.paidBackSat)} sat`;
+          log(`${String(c.channelId)} ${String(c.variant)} ${String(c.state)}: capacity ${String(c.capacitySat)} sat, paid ${String(c.paidSat)} sat${back}, expiry height ${String(c.expiryHeight)}`);
+        }
+      }
       return 0;
     }
     const [, channelId, amount] = p.positionals;

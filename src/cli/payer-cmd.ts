@@ -4,16 +4,21 @@
  */
 import path from 'node:path';
 import type { BlockTip, OutpointStatus } from '../chain/backend.js';
-import { PayerWatcher, type WatchEvent } from '../payer/watcher.js';
+import { assertRefundable, PayerWatcher, type WatchEvent } from '../payer/watcher.js';
 import { paychanHome } from '../app/files.js';
 import { connectNode } from '../app/node-connection.js';
 import { PayerApp, type ConnectedChannel } from '../app/payer-app.js';
 import { createPayingFetch } from '../payer/paying-fetch.js';
 import type { PayerClient } from '../payer/payer-client.js';
+import { PaidTally, payRepeatedly, type PayRun } from '../payer/pay-run.js';
+import { CannotPayError } from '../protocol/payer-machine.js';
+import type { PaymentRequiredBody } from '../transport/paywall.js';
+import { helpText, type CommandHelp } from './help.js';
+import { fetchFailure, interruptible, reportStopped } from './report.js';
 import { VARIANTS, type Variant } from '../protocol/scripts.js';
 import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
 import { waitWithProgress } from './wait.js';
-import { NODE_OPTIONS, amountSat, feeRate, logger, networkOf, parse, positiveInt, printJson, UsageError, type Parsed } from './options.js';
+import { NODE_OPTIONS, amountSat, feeRate, logger, networkOf, parse, positiveInt, printJson, seconds, UsageError, type Parsed } from './options.js';
 
 export const PAYER_HELP = `paychan payer — pay through a channel
 
@@ -36,14 +41,105 @@ Usage:
                                          expiry if the payee never closed (re-signing with a
                                          higher fee if it gets stuck)
   paychan payer refund [--fee-rate R]    after expiry: take the capacity back with the refund
+  paychan payer COMMAND --help           one command's usage, options and an example
 
 Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
   --network, --rpc-url, --rpc-user, --rpc-pass   as for 'paychan payee serve' (default: the
                       local node of 'paychan regtest start')
   --data-dir DIR      wallet seed (mode 0600) and database; default $PAYCHAN_HOME/payer
   --fee-rate SAT/VB   fee rate for funding and refunds; default 2
+  --connect-timeout SECONDS
+                      give up when the payee cannot be reached within SECONDS (open, pay,
+                      fetch, close, sync); default 30
   --json              print one JSON object as the last line of stdout
 `;
+
+const NODE_LINES = `--network, --rpc-url, --rpc-user, --rpc-pass   the node (default: the local node of
+                    'paychan regtest start')
+--data-dir DIR      wallet seed and database; default $PAYCHAN_HOME/payer
+--json              one JSON object as the last line of stdout`;
+const CONNECT_LINE = `--connect-timeout SECONDS
+                    give up when the payee cannot be reached within SECONDS; default 30`;
+
+/** Each payer subcommand's own help (`paychan payer pay --help`). */
+export const PAYER_COMMANDS: Readonly<Record<string, CommandHelp>> = {
+  address: {
+    usage: 'address',
+    about: "a fresh address of the payer's wallet, and its balance\nFund it to open channels (on regtest: paychan regtest fund ADDRESS AMOUNT).",
+    options: NODE_LINES,
+    example: 'paychan payer address',
+  },
+  open: {
+    usage: 'open URL --capacity SAT [--variant spilman-v1|spilman-v2|duplex] [--expiry-blocks N]\n                  [--payee-contribution SAT]',
+    about:
+      "open a channel to the payee at URL (ws://HOST:PORT/v1/ws) and wait until it is open\nThe wallet funds it; the payee broadcasts the funding, and the channel opens once it confirms\n(on regtest: paychan regtest mine 1). It becomes the current channel the other commands act on.",
+    options: `--capacity SAT      coins locked in the channel (satoshis, or like 0.001btc)
+--variant V         spilman-v1 (default), spilman-v2 (CLTV refund) or duplex (payments both ways)
+--expiry-blocks N   blocks until the payer may take the capacity back; default 144
+--payee-contribution SAT
+                    duplex: coins the payee puts in too; default 0
+--fee-rate SAT/VB   funding fee rate; default 2
+${CONNECT_LINE}
+${NODE_LINES}`,
+    example: 'paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 100000',
+  },
+  pay: {
+    usage: 'pay AMOUNT [--count N]',
+    about:
+      "pay AMOUNT satoshis, N times (pipelined), on the current channel\nA run that cannot be paid whole (capacity, or dust change left by the last payment) is refused\nbefore anything is paid; a run that stops part way says how many payments and sats were paid,\nand exits 1.",
+    options: `--count N           how many payments of AMOUNT; default 1
+${CONNECT_LINE}
+${NODE_LINES}`,
+    example: 'paychan payer pay 10 --count 100',
+  },
+  fetch: {
+    usage: 'fetch URL [--count N] [--max-price SAT] [--capacity SAT]',
+    about:
+      "GET a priced URL N times, paying its HTTP 402 through the current channel\nWith --capacity, opens a new channel to the payee the 402 names when there is none. A run that\nstops part way says how many requests and sats were paid, and exits 1.",
+    options: `--count N           how many requests; default 1
+--max-price SAT     never pay more than SAT for one request; default 1000
+--capacity SAT      open a channel of SAT if none is open to that payee
+${CONNECT_LINE}
+${NODE_LINES}`,
+    example: 'paychan payer fetch http://127.0.0.1:8420/v1/paid/hello --count 5',
+  },
+  status: {
+    usage: 'status',
+    about: 'the current channel as the payer sees it: state, capacity, paid, expiry',
+    options: NODE_LINES,
+    example: 'paychan payer status --json',
+  },
+  sync: {
+    usage: 'sync',
+    about: "duplex: connect to the payee and take its queued pay-backs",
+    options: `${CONNECT_LINE}\n${NODE_LINES}`,
+    example: 'paychan payer sync',
+  },
+  close: {
+    usage: 'close [--unilateral]',
+    about:
+      "ask the payee to close the current channel now, and wait for the close to confirm\nDuplex --unilateral: publish the newest state alone once its locktime passes.",
+    options: `--unilateral        duplex: close without the payee
+${CONNECT_LINE}
+${NODE_LINES}`,
+    example: 'paychan payer close',
+  },
+  watch: {
+    usage: 'watch',
+    about:
+      "wait until the current channel is settled on chain\nRefunds it at expiry if the payee never closed, re-signing with a higher fee if it gets stuck.",
+    options: `--fee-rate SAT/VB   refund fee rate when the node has no estimate; default 2
+${NODE_LINES}`,
+    example: 'paychan payer watch',
+  },
+  refund: {
+    usage: 'refund [--fee-rate R]',
+    about: "after expiry: take the current channel's capacity back with the refund",
+    options: `--fee-rate SAT/VB   refund fee rate; default 2
+${NODE_LINES}`,
+    example: 'paychan payer refund --fee-rate 5',
+  },
+};
 
 const PAYER_OPTIONS = {
   ...NODE_OPTIONS,
@@ -56,6 +152,7 @@ const PAYER_OPTIONS = {
   'max-price': { type: 'string' as const },
   'payee-contribution': { type: 'string' as const },
   unilateral: { type: 'boolean' as const },
+  'connect-timeout': { type: 'string' as const },
 };
 
 function variantOf(p: Parsed): Variant {
@@ -68,25 +165,16 @@ function variantOf(p: Parsed): Variant {
  * Opens a Spilman channel. Once its funding is out it is the current channel (PayerApp records
  * that), so a duplex channel stops being the current one at that same moment, and only then.
  */
-async function openChannel(app: PayerApp, dataDir: string, url: string, p: Parsed, log: (l: string) => void): Promise<ConnectedChannel> {
+async function openChannel(app: PayerApp, dataDir: string, url: string, p: Parsed, progress: (l: string) => void): Promise<ConnectedChannel> {
   const capacitySat = amountSat('--capacity', p.str('capacity'));
   const balance = app.wallet.balance().confirmedSat;
   if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${app.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
-  log(`opening a ${variantOf(p)} channel of ${capacitySat} sat to ${url}`);
-  let fundingTxid: string | undefined;
-  const progress = setInterval(() => {
-    if (fundingTxid) log(`waiting for the funding ${fundingTxid} to confirm (on regtest: paychan regtest mine 1)`);
-  }, 10_000);
-  try {
-    const channel = await app.openChannel(url, { variant: variantOf(p), capacitySat, expiryBlocks: positiveInt('--expiry-blocks', p.str('expiry-blocks'), 144) }, (txid) => {
-      forgetCurrentDuplex(dataDir);
-      fundingTxid = txid;
-      log(`funding ${txid} broadcast by the payee; waiting for confirmation (on regtest: paychan regtest mine 1)`);
-    });
-    return channel;
-  } finally {
-    clearInterval(progress);
-  }
+  progress(`opening a ${variantOf(p)} channel of ${capacitySat} sat to ${url}`);
+  // Said once, when the payee broadcast the funding: the line says what to do (mine a block).
+  return app.openChannel(url, { variant: variantOf(p), capacitySat, expiryBlocks: positiveInt('--expiry-blocks', p.str('expiry-blocks'), 144) }, (txid) => {
+    forgetCurrentDuplex(dataDir);
+    progress(`funding ${txid} broadcast by the payee; waiting for it to confirm (on regtest: paychan regtest mine 1)`);
+  });
 }
 
 function summary(client: PayerClient) {
@@ -108,13 +196,16 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const p = parse(argv, PAYER_OPTIONS);
   const [sub, ...args] = p.positionals;
   if (p.flag('help') || sub === undefined || sub === 'help') {
-    process.stdout.write(PAYER_HELP);
+    process.stdout.write(helpText('payer', PAYER_HELP, PAYER_COMMANDS, sub === 'help' ? args[0] : sub));
     return 0;
   }
   if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'watch', 'refund', 'sync'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
   const network = networkOf(p);
   const log = logger(p);
+  // Progress (what is being waited for, reconnections) never mixes with a command's answer.
+  const progress = (line: string) => process.stderr.write(`${line}\n`);
   const json = p.flag('json');
+  const connectTimeoutMs = seconds('--connect-timeout', p.str('connect-timeout'), 30) * 1000;
   const fee = feeRate('--fee-rate', p.str('fee-rate'), 2);
   const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payer');
   const duplex = sub === 'open' ? p.str('variant') === 'duplex' : sub === 'sync' || (['pay', 'status', 'close', 'watch'].includes(sub) && currentIsDuplex(dataDir));
@@ -124,7 +215,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
     if (sub === 'pay') amountSat('AMOUNT', args[0]);
     const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
     try {
-      return await payerDuplexCommand({ sub, args, p, network, backend, dataDir, feeRate: fee, json, log });
+      return await payerDuplexCommand({ sub, args, p, network, backend, dataDir, feeRate: fee, json, log, progress, connectTimeoutMs });
     } finally {
       await backend.close();
     }
@@ -137,7 +228,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const amount = sub === 'pay' ? amountSat('AMOUNT', args[0]) : 0n;
   const count = positiveInt('--count', p.str('count'), 1);
   const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
-  const app = await PayerApp.open({ network, backend, dataDir, fundingFeeRateSatPerVb: fee, log: (l) => log(`payer: ${l}`) });
+  const app = await PayerApp.open({ network, backend, dataDir, fundingFeeRateSatPerVb: fee, connectTimeoutMs, log: (l) => progress(`payer: ${l}`) });
   let connected: ConnectedChannel | undefined;
   try {
     switch (sub) {
@@ -149,7 +240,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case 'open': {
-        connected = await openChannel(app, dataDir, args[0]!, p, log);
+        connected = await openChannel(app, dataDir, args[0]!, p, progress);
         const s = summary(connected.client);
         if (json) printJson(s);
         else log(`channel ${connected.client.channel.id} is open`);
@@ -160,39 +251,74 @@ export async function payerCommand(argv: string[]): Promise<number> {
         const client = connected.client;
         await client.waitFor((s) => s.type === 'Open' || s.type === 'Closed');
         const started = performance.now();
-        const pays: Promise<bigint>[] = [];
-        for (let i = 0; i < count; i++) pays.push(client.pay(amount));
-        const totals = await Promise.all(pays);
+        let run: PayRun;
+        try {
+          run = await interruptible((signal) => payRepeatedly(client, amount, count, { signal }));
+        } catch (err) {
+          if (!(err instanceof CannotPayError)) throw err;
+          return reportStopped({ json, summary: summary(client), counts: { payments: 0, paidNowSat: 0n, requestedPayments: count }, done: 'nothing paid', error: err });
+        }
+        if (run.error) {
+          return reportStopped({
+            json,
+            summary: summary(client),
+            counts: { payments: run.payments, paidNowSat: run.paidSat, requestedPayments: count, totalSat: run.ackedTotalSat },
+            done:
+              run.payments === 0
+                ? `nothing paid (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id})`
+                : `stopped after ${run.payments} of ${count} payment(s): ${run.paidSat} sat paid (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id})`,
+            error: run.error,
+          });
+        }
         const elapsedMs = performance.now() - started;
-        const total = totals[totals.length - 1]!;
-        if (json) printJson({ ...summary(client), paidNowSat: amount * BigInt(count), totalSat: total, payments: count, elapsedMs: Math.round(elapsedMs), paymentsPerSec: Math.round(count / (elapsedMs / 1000)) });
-        else log(`paid ${amount * BigInt(count)} sat in ${count} payment(s); ${total} sat acknowledged in total on ${client.channel.id}`);
+        const total = run.ackedTotalSat;
+        if (json) printJson({ ...summary(client), paidNowSat: run.paidSat, totalSat: total, payments: count, elapsedMs: Math.round(elapsedMs), paymentsPerSec: Math.round(count / (elapsedMs / 1000)) });
+        else log(`paid ${run.paidSat} sat in ${count} payment(s); ${total} sat acknowledged in total on ${client.channel.id}`);
         return 0;
       }
       case 'fetch': {
         const maxPriceSat = amountSat('--max-price', p.str('max-price'), 1_000n);
+        const paidOn = new PaidTally();
         const payingFetch = createPayingFetch({
           maxPriceSat,
-          channelFor: async (offer) => {
-            const current = await app.currentChannelId();
-            if (current) {
-              connected = await app.resumeChannel();
-              if (connected.url === offer.channelUrl && connected.client.state?.type === 'Open') return connected.client;
-              connected.link.close();
-            }
-            if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
-            connected = await openChannel(app, dataDir, offer.channelUrl, p, log);
-            return connected.client;
-          },
+          channelFor: async (offer) => paidOn.track(await channelFor(offer)),
         });
+        const channelFor = async (offer: PaymentRequiredBody): Promise<PayerClient> => {
+          const current = await app.currentChannelId();
+          if (current) {
+            connected = await app.resumeChannel();
+            if (connected.url === offer.channelUrl && connected.client.state?.type === 'Open') return connected.client;
+            connected.link.close();
+          }
+          if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
+          connected = await openChannel(app, dataDir, offer.channelUrl, p, progress);
+          return connected.client;
+        };
         let last: unknown;
-        for (let i = 0; i < count; i++) {
-          const res = await payingFetch(args[0]!);
-          if (!res.ok) throw new Error(`GET ${args[0]} answered ${res.status}: ${await res.text()}`);
-          last = await res.json();
+        let done = 0;
+        try {
+          await interruptible(async (signal) => {
+            for (; done < count; done++) {
+              if (signal.aborted) throw signal.reason;
+              const res = await payingFetch(args[0]!).catch((err: unknown) => {
+                throw fetchFailure(args[0]!, err);
+              });
+              if (!res.ok) throw new Error(`GET ${args[0]} answered ${res.status}: ${await res.text()}`);
+              last = await res.json();
+            }
+          });
+        } catch (err) {
+          const paidSat = paidOn.paidSat();
+          return reportStopped({
+            json,
+            summary: connected ? summary(connected.client) : {},
+            counts: { paidRequests: done, paidNowSat: paidSat, requestedRequests: count },
+            done: done === 0 && paidSat === 0n ? 'nothing paid' : `stopped after ${done} of ${count} paid request(s): ${paidSat} sat paid`,
+            error: err,
+          });
         }
         const s = connected ? summary(connected.client) : {};
-        if (json) printJson({ ...s, paidRequests: count, lastResponse: last });
+        if (json) printJson({ ...s, paidRequests: count, paidNowSat: paidOn.paidSat(), lastResponse: last });
         else log(`${count} paid request(s) to ${args[0]}; last answer: ${JSON.stringify(last)}`);
         return 0;
       }
@@ -230,7 +356,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
             return seen.spend !== undefined;
           },
           `waiting for the close ${s.closeTxid} to confirm (on regtest: paychan regtest mine 1)`,
-          log,
+          progress,
         );
         const final = seen.spend!;
         await app.syncWallet();
@@ -241,7 +367,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
       case 'watch': {
         // Runs until the channel is settled on chain: refunds at expiry if the payee never closed.
         const client = await app.currentClientOffline();
-        const watcher = new PayerWatcher(client, { backend, fallbackFeeRateSatPerVb: fee, maxFeeRateSatPerVb: 200, bumpAfterBlocks: 2, log });
+        const watcher = new PayerWatcher(client, { backend, fallbackFeeRateSatPerVb: fee, maxFeeRateSatPerVb: 200, bumpAfterBlocks: 2, log: progress });
         // The tip poller's timer does not hold the process open (it is unref'ed); this does.
         const keepAlive = setInterval(() => undefined, 60_000);
         const settled = await new Promise<WatchEvent>((resolve, reject) => {
@@ -252,7 +378,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
             watcher.tick(tip).then(
               (event) => {
                 busy = false;
-                if (event.type === 'waiting') log(`channel ${client.channel.id}: ${event.blocksToExpiry} block(s) to expiry; watching`);
+                if (event.type === 'waiting') progress(`channel ${client.channel.id}: ${event.blocksToExpiry} block(s) to expiry; watching`);
                 if (event.type === 'settled' || event.type === 'idle') {
                   unsubscribe();
                   resolve(event);
@@ -274,6 +400,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
       }
       case 'refund': {
         const client = await app.currentClientOffline();
+        const state = client.state;
+        if (state && 'channel' in state) await assertRefundable(backend, state.channel);
         const refund = await client.refund(fee);
         if (json) printJson({ ...summary(client), refundTxid: refund.txid, refundFeeSat: refund.feeSat, refundVsize: refund.vsize });
         else log(`refund ${refund.txid} broadcast (fee ${refund.feeSat} sat); it confirms with the next block`);

@@ -6,10 +6,12 @@
 import type { ChainBackend } from '../chain/backend.js';
 import { openDuplexSide, type DuplexSide } from '../app/duplex-side.js';
 import type { DuplexRecord } from '../duplex/duplex-record.js';
+import { nextState } from '../protocol/duplex-update.js';
 import { decodeMessage } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
 import { amountSat, positiveInt, printJson, UsageError, type Parsed } from './options.js';
+import { interruptible, reportStopped } from './report.js';
 import { waitWithProgress } from './wait.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -44,6 +46,30 @@ function summary(side: DuplexSide, record: DuplexRecord, tipHeight: number) {
   return { variant: 'duplex', ...s, ...(record.settlement ? { settlement: record.settlement } : {}) };
 }
 
+/**
+ * Whether `count` updates paying `amountSat` each can all be paid from A's balance, by the
+ * core's own rule for one update ({@link nextState}), checked before any is proposed. Balances
+ * move one way (A's down, B's up), so the first update (B's output) and the whole run at once
+ * (A's balance and output) are the ones that can fail. The locktime budget is not a reason to
+ * refuse: pay() rolls the channel over when it is spent.
+ * @returns the refusal, or null.
+ */
+async function checkUpdates(side: DuplexSide, record: DuplexRecord, amountSat: bigint, count: number, tipHeight: number): Promise<Error | null> {
+  const current = record.current;
+  if (!current || record.phase !== 'open') return null; // pay() itself says why it cannot
+  const channel = side.peer.channelOf(record);
+  const margin = side.peer.options.policy.marginBlocks;
+  try {
+    nextState(channel, current, 'A', amountSat, tipHeight, margin);
+    if (count > 1) nextState(channel, current, 'A', amountSat * BigInt(count), tipHeight, margin);
+    return null;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'UPDATE_BUDGET_EXHAUSTED') return null;
+    const e = new Error(`cannot make ${count} update(s) of ${amountSat} sat (A has ${current.balanceASat} sat): ${(err as Error).message}`);
+    return Object.assign(e, { code: (err as { code?: string }).code ?? 'ERROR' });
+  }
+}
+
 export interface PayerDuplexContext {
   readonly sub: string;
   readonly args: readonly string[];
@@ -54,15 +80,24 @@ export interface PayerDuplexContext {
   readonly feeRate: number;
   readonly json: boolean;
   readonly log: (l: string) => void;
+  /** Progress lines (stderr). */
+  readonly progress: (l: string) => void;
+  /** Deadline for the first connection to the payee, ms. */
+  readonly connectTimeoutMs: number;
 }
 
 export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<number> {
-  const { sub, args, p, backend, dataDir, json, log } = ctx;
-  const side = await openDuplexSide({ role: 'A', network: ctx.network, backend, dataDir, fallbackFeeRateSatPerVb: ctx.feeRate, log: (l) => log(`payer: ${l}`) });
+  const { sub, args, p, backend, dataDir, json, log, progress } = ctx;
+  // The command says itself that it waits for the funding, with what to do (mine a block): the
+  // core's own line saying the same is not repeated.
+  const sideLog = (l: string) => {
+    if (!/: waiting for \d+ confirmation\(s\) of the funding$/.test(l)) progress(`payer: ${l}`);
+  };
+  const side = await openDuplexSide({ role: 'A', network: ctx.network, backend, dataDir, fallbackFeeRateSatPerVb: ctx.feeRate, log: sideLog });
   side.start();
   let link: WsPeerLink | undefined;
   const connect = (url: string) => {
-    const l: WsPeerLink = connectPayee(url, { onMessage: (t) => void side.peer.receive(decodeMessage(t), l), log: (line) => log(`payer: ${line}`) });
+    const l: WsPeerLink = connectPayee(url, { onMessage: (t) => void side.peer.receive(decodeMessage(t), l), log: (line) => progress(`payer: ${line}`), connectTimeoutMs: ctx.connectTimeoutMs });
     link = l;
     return l;
   };
@@ -74,13 +109,13 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       await side.refresh(); // the wallet's coins, synced once (start() began it)
       const balance = side.wallet.balance().confirmedSat;
       if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${side.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
-      log(`opening a duplex channel to ${url}: ${capacitySat} sat from the payer, ${contributionBSat} sat asked from the payee`);
+      progress(`opening a duplex channel to ${url}: ${capacitySat} sat from the payer, ${contributionBSat} sat asked from the payee`);
       const l = connect(url);
       await l.ready();
       const channelId = await side.peer.open({ link: l, contributionASat: capacitySat, contributionBSat, fundingFeeRateSatPerVb: ctx.feeRate });
       fs.writeFileSync(path.join(dataDir, CURRENT_FILE), JSON.stringify({ channelId, url } satisfies Current));
       const record = side.peer.get(channelId)!;
-      await waitWithProgress(() => record.fundingConfirmed, `waiting for the funding ${channelId.split(':')[0]} to confirm (on regtest: paychan regtest mine 1)`, log);
+      await waitWithProgress(() => record.fundingConfirmed, `waiting for the funding ${channelId.split(':')[0]} to confirm (on regtest: paychan regtest mine 1)`, progress);
       const tip = await backend.getTip();
       if (json) printJson(summary(side, record, tip.height));
       else log(`duplex channel ${channelId} is open`);
@@ -101,8 +136,30 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
         const amount = amountSat('AMOUNT', args[0]);
         const count = positiveInt('--count', p.str('count'), 1);
         await online();
+        const refused = await checkUpdates(side, record(), amount, count, (await backend.getTip()).height);
+        if (refused) {
+          const tip = await backend.getTip();
+          return reportStopped({ json, summary: summary(side, record(), tip.height), counts: { payments: 0, paidNowSat: 0n, requestedPayments: count }, done: 'nothing paid', error: refused });
+        }
         const started = performance.now();
-        for (let i = 0; i < count; i++) await side.peer.pay(current.channelId, amount);
+        let paid = 0;
+        try {
+          await interruptible(async (signal) => {
+            for (; paid < count; paid++) {
+              if (signal.aborted) throw signal.reason;
+              await side.peer.pay(current.channelId, amount);
+            }
+          });
+        } catch (err) {
+          const tip = await backend.getTip();
+          return reportStopped({
+            json,
+            summary: summary(side, record(), tip.height),
+            counts: { payments: paid, paidNowSat: amount * BigInt(paid), requestedPayments: count },
+            done: paid === 0 ? 'nothing paid' : `stopped after ${paid} of ${count} update(s): ${amount * BigInt(paid)} sat paid on ${record().channelId}`,
+            error: err,
+          });
+        }
         const elapsedMs = performance.now() - started;
         const tip = await backend.getTip();
         if (json) printJson({ ...summary(side, record(), tip.height), paidNowSat: amount * BigInt(count), payments: count, elapsedMs: Math.round(elapsedMs) });
@@ -128,7 +185,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
           const txid = await side.peer.close(r.channelId!, ctx.feeRate);
           log(`cooperative close ${txid} broadcast`);
         }
-        await waitWithProgress(() => record().phase === 'closed', `waiting for the close to confirm (on regtest: paychan regtest mine 1)`, log);
+        await waitWithProgress(() => record().phase === 'closed', `waiting for the close to confirm (on regtest: paychan regtest mine 1)`, progress);
         const tip = await backend.getTip();
         const settled = record();
         if (json) printJson({ ...summary(side, settled, tip.height), closeTxid: settled.settlement!.txid, closeConfirmations: settled.settlement!.confirmations, closeKind: settled.settlement!.kind });
@@ -138,7 +195,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       case 'watch': {
         // The payer's watcher: publishes the newest state the moment it is final if the channel
         // is still open then (or was closed unilaterally), bumps it, and reports the settlement.
-        await waitWithProgress(() => record().phase === 'closed' || record().phase === 'aborted', `channel ${record().channelId}: watching (phase ${record().phase})`, log, Number.POSITIVE_INFINITY);
+        await waitWithProgress(() => record().phase === 'closed' || record().phase === 'aborted', `channel ${record().channelId}: watching (phase ${record().phase})`, progress, Number.POSITIVE_INFINITY);
         const tip = await backend.getTip();
         const settled = record();
         if (json) printJson(summary(side, settled, tip.height));

@@ -23,6 +23,7 @@ import { WalletKeys } from '../wallet/keys.js';
 import { Wallet } from '../wallet/wallet.js';
 import { ensurePrivateDir, loadOrCreateSeed, paychanHome } from '../app/files.js';
 import { localFaucetSeedPath, localNodeInfoPath, readLocalNodeInfo, type LocalNodeInfo } from '../app/node-connection.js';
+import { helpText, type CommandHelp } from './help.js';
 import { amountSat, logger, parse, positiveInt, printJson, UsageError } from './options.js';
 
 export const REGTEST_HELP = `paychan regtest — a local regtest node (btcd) for development
@@ -40,6 +41,28 @@ The node keeps its chain in $PAYCHAN_HOME/regtest (default ~/.paychan/regtest), 
 127.0.0.1 only, and is found there by the payee and payer commands when --rpc-url is not given.
 Options: --json (machine-readable output), -h/--help.
 `;
+
+const JSON_LINE = '--json              machine-readable output (one JSON object on stdout)';
+
+/** Each regtest subcommand's own help (`paychan regtest mine --help`). */
+export const REGTEST_COMMANDS: Readonly<Record<string, CommandHelp>> = {
+  start: {
+    usage: 'start',
+    about: 'start the local regtest node (btcd) in the background\nPrints its RPC URL and credentials; the chain is kept in $PAYCHAN_HOME/regtest.',
+    options: JSON_LINE,
+    example: 'paychan regtest start',
+  },
+  stop: { usage: 'stop', about: 'stop the local regtest node', example: 'paychan regtest stop' },
+  mine: { usage: 'mine N', about: 'mine N blocks (to the faucet wallet)', options: JSON_LINE, example: 'paychan regtest mine 1' },
+  fund: {
+    usage: 'fund ADDRESS AMOUNT',
+    about: 'send AMOUNT (satoshis, or e.g. 0.5btc) from the faucet to ADDRESS, and mine it',
+    options: JSON_LINE,
+    example: 'paychan regtest fund bcrt1q… 0.01btc',
+  },
+  run: { usage: 'run', about: "run the node in the foreground (what 'start' runs)", example: 'paychan regtest run' },
+  build: { usage: 'build', about: "build the pinned btcd into .cache/ (the first use does this too)", example: 'paychan regtest build' },
+};
 
 const regtestDir = () => path.join(paychanHome(), 'regtest');
 
@@ -296,7 +319,7 @@ export async function regtestCommand(argv: string[]): Promise<number> {
   const [sub, ...args] = p.positionals;
   const log = logger(p);
   if (p.flag('help') || sub === undefined || sub === 'help') {
-    process.stdout.write(REGTEST_HELP);
+    process.stdout.write(helpText('regtest', REGTEST_HELP, REGTEST_COMMANDS, sub === 'help' ? args[0] : sub));
     return 0;
   }
   switch (sub) {

@@ -15,6 +15,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import {
+  checkPayments,
   payerPropose,
   payerStep,
   resumeMessage,
@@ -182,7 +183,7 @@ export class PayerClient {
   /**
    * Pays `amountSat` more and resolves with the new total once the payee acknowledged it as
    * stored. Calls may overlap (pipelining): each signs the next total at once.
-   * @throws RangeError above the agreed maximum, before the channel is open, or for dust change.
+   * @throws CannotPayError (a RangeError) above the agreed maximum, before the channel is open, or for dust change.
    */
   pay(amountSat: bigint): Promise<bigint> {
     // Not an async function: this runs per payment, and every promise it saves is garbage saved.
@@ -196,6 +197,16 @@ export class PayerClient {
     if (s?.type !== 'Open') return Promise.reject(new Error('unreachable: paid on a channel that is not open'));
     const total = s.signedTotalSat;
     return new Promise<bigint>((resolve, reject) => this.payWaiters.push({ total, resolve, reject }));
+  }
+
+  /**
+   * Checks that `count` more payments of `amountSat` can all be made, signing nothing.
+   * @throws CannotPayError (from the protocol core) with the code and reason when they cannot.
+   */
+  checkPayments(amountSat: bigint, count: number): void {
+    const s = this.current;
+    if (!s) throw new RangeError('no channel yet');
+    checkPayments(s, amountSat, count);
   }
 
   private async payWhenFree(amountSat: bigint): Promise<bigint> {

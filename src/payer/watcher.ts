@@ -14,6 +14,7 @@ import { Transaction } from 'bitcoinjs-lib';
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
 import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
 import { equalBytes } from '../protocol/bytes.js';
+import type { Channel } from '../protocol/channel.js';
 import type { PayerClient } from './payer-client.js';
 
 export interface PayerWatcherOptions {
@@ -32,6 +33,38 @@ export type WatchEvent =
   | { readonly type: 'spent-unconfirmed'; readonly txid: string }
   | { readonly type: 'settled'; readonly by: 'close' | 'refund'; readonly txid: string; readonly payerValueSat: bigint }
   | { readonly type: 'idle' };
+
+/**
+ * What a transaction spending the funding is: our refund (locktime = expiry, one output to the
+ * payer script) or the payee's close; and what it pays the payer (both pay at the payer script).
+ */
+export function spendOf(channel: Channel, txHex: string): { by: 'close' | 'refund'; payerValueSat: bigint } {
+  const tx = Transaction.fromHex(txHex);
+  const ours = (script: Uint8Array) => equalBytes(script, channel.payerScript);
+  const payerValueSat = tx.outs.filter((o) => ours(o.script)).reduce((sum, o) => sum + o.value, 0n);
+  const by = tx.locktime === channel.expiryHeight && tx.outs.length === 1 && ours(tx.outs[0]!.script) ? 'refund' : 'close';
+  return { by, payerValueSat };
+}
+
+/**
+ * Before a refund by hand: the funding already spent means there is nothing to refund; says by
+ * what, in which transaction, rather than let the node answer "orphan transaction". Our own
+ * refund still unconfirmed may be replaced (a higher fee), so it passes.
+ * @throws Error naming the spending transaction when the funding is spent otherwise.
+ */
+export async function assertRefundable(backend: ChainBackend, channel: Channel): Promise<void> {
+  const status = await backend.getOutpointStatus(channel.funding, Math.max(0, channel.expiryHeight - 5000));
+  if (status.state !== 'spent') return;
+  const spender = await backend.getTransaction(status.spendingTxid);
+  const by = spender ? spendOf(channel, spender.hex).by : 'close';
+  if (by === 'refund' && status.confirmations < 1) return;
+  const where = `${status.spendingTxid} (${status.confirmations >= 1 ? `${status.confirmations} confirmation(s)` : 'unconfirmed'})`;
+  throw new Error(
+    by === 'refund'
+      ? `channel ${channel.id} was already refunded, in ${where}: nothing to refund`
+      : `channel ${channel.id} was closed by the payee, in ${where}: nothing to refund ('paychan payer watch' records what it paid you)`,
+  );
+}
 
 export class PayerWatcher {
   /** Our refund in flight: its txid, fee rate and the tip it was broadcast at. */
@@ -52,11 +85,7 @@ export class PayerWatcher {
       if (status.confirmations < 1) return this.maybeBump(tip, status.spendingTxid);
       const spender = await this.options.backend.getTransaction(status.spendingTxid);
       if (!spender) return { type: 'spent-unconfirmed', txid: status.spendingTxid };
-      const tx = Transaction.fromHex(spender.hex);
-      // Our refund and the payee's close both pay us at the channel's payer script.
-      const ours = (script: Uint8Array) => equalBytes(script, channel.payerScript);
-      const payerValueSat = tx.outs.filter((o) => ours(o.script)).reduce((sum, o) => sum + o.value, 0n);
-      const by = tx.locktime === channel.expiryHeight && tx.outs.length === 1 && ours(tx.outs[0]!.script) ? 'refund' : 'close';
+      const { by, payerValueSat } = spendOf(channel, spender.hex);
       this.client.settle({ by, txid: status.spendingTxid, payerValueSat });
       this.options.log(`channel ${channel.id} settled by ${by === 'close' ? "the payee's close" : 'our refund'} ${status.spendingTxid}: ${payerValueSat} sat to us`);
       return { type: 'settled', by, txid: status.spendingTxid, payerValueSat };

@@ -352,24 +352,70 @@ function onFundingCreated(state: PayerState, txHex: string): Step<PayerState> {
   return { state: { ...funded, type: 'AwaitingOpen', payeeRefundSignature: null }, effects: [{ type: 'persist' }, { type: 'send', message: fundingOf(funded) }] };
 }
 
-function onPay(ctx: PayerContext, state: PayerState, amountSat: bigint): Step<PayerState> {
-  if (state.type !== 'Open') throw new RangeError(`cannot pay on a channel in state ${state.type}`);
-  if (amountSat <= 0n) throw new RangeError('amount must be positive');
-  const totalSat = state.signedTotalSat + amountSat;
+/**
+ * The payer refused to sign a payment (nothing was signed or sent): a RangeError, as any misuse
+ * of the API, with the catalogue code a payee would have answered with.
+ */
+export class CannotPayError extends RangeError {
+  constructor(
+    readonly code: 'CHANNEL_NOT_OPEN' | 'AMOUNT_NOT_INCREASING' | 'AMOUNT_EXCEEDS_CAPACITY' | 'CHANGE_BELOW_DUST',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CannotPayError';
+  }
+}
+
+type OpenState = Extract<PayerState, { type: 'Open' }>;
+
+/** The rule every payment obeys: @returns the new total after paying `amountSat` on top of `fromTotalSat`. */
+function nextTotal(state: OpenState, fromTotalSat: bigint, amountSat: bigint): bigint {
+  if (amountSat <= 0n) throw new CannotPayError('AMOUNT_NOT_INCREASING', 'amount must be positive');
+  const totalSat = fromTotalSat + amountSat;
   if (totalSat > state.proposal.maxTotalSat) {
-    throw new RangeError(`paying ${amountSat} would bring the total to ${totalSat}, above the agreed maximum ${state.proposal.maxTotalSat}`);
+    throw new CannotPayError('AMOUNT_EXCEEDS_CAPACITY', `paying ${amountSat} would bring the total to ${totalSat}, above the agreed maximum ${state.proposal.maxTotalSat}`);
   }
   try {
-    checkPaymentTotal(state.channel, state.signedTotalSat, totalSat);
+    checkPaymentTotal(state.channel, fromTotalSat, totalSat);
   } catch (err) {
     if (err instanceof ProtocolError && err.code === 'CHANGE_BELOW_DUST') {
-      const rest = state.channel.capacitySat - state.signedTotalSat;
-      throw new RangeError(
+      const rest = state.channel.capacitySat - fromTotalSat;
+      throw new CannotPayError(
+        'CHANGE_BELOW_DUST',
         `paying ${amountSat} would leave ${state.channel.capacitySat - totalSat} sat change, below dust (${dustThresholdSat(state.channel.payerScript)}); pay ${rest} to spend the whole capacity`,
       );
     }
     throw err;
   }
+  return totalSat;
+}
+
+/**
+ * Checks, signing nothing, that `count` payments of `amountSat` can all follow the newest one,
+ * by the rule each of them would meet in {@link payerStep}: a caller refuses a run it cannot
+ * finish before paying any of it.
+ *
+ * Two checks cover the whole run: the totals rise and the change falls with each payment, so
+ * the budget is broken first by the last payment, and a dust change (0 < change < dust) can only
+ * be left by the last one or, when the last spends the whole capacity, by the one before it.
+ * @throws CannotPayError with the code and the reason of the payment that could not be made.
+ */
+export function checkPayments(state: PayerState, amountSat: bigint, count: number): void {
+  if (state.type !== 'Open') throw new CannotPayError('CHANNEL_NOT_OPEN', `cannot pay on a channel in state ${state.type}`);
+  if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`count must be a positive integer, got ${count}`);
+  for (const k of count >= 2 ? [count - 1, count] : [count]) {
+    try {
+      nextTotal(state, state.signedTotalSat + BigInt(k - 1) * amountSat, amountSat);
+    } catch (err) {
+      if (!(err instanceof CannotPayError)) throw err;
+      throw new CannotPayError(err.code, `cannot make ${count} payment(s) of ${amountSat} sat (${state.signedTotalSat} sat paid so far, capacity ${state.channel.capacitySat}): payment ${k}: ${err.message}`);
+    }
+  }
+}
+
+function onPay(ctx: PayerContext, state: PayerState, amountSat: bigint): Step<PayerState> {
+  if (state.type !== 'Open') throw new CannotPayError('CHANNEL_NOT_OPEN', `cannot pay on a channel in state ${state.type}`);
+  const totalSat = nextTotal(state, state.signedTotalSat, amountSat);
   const signature = signPayment(ctx.secp, state.channel, sighasherFor(state.channel), ctx.privateKey(state.proposal.keyIndex), totalSat);
   return {
     state: { ...state, signedTotalSat: totalSat, signature },

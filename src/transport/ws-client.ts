@@ -16,6 +16,11 @@
  *   (ask the payee for its view of the channel and resend the newest payment if needed).
  * - **Dead connections.** The payee pings every 20 s by default; if nothing (message or ping)
  *   arrives for `idleTimeoutMs`, the socket is cut and a new one opened.
+ * - **A payee never reached.** With `connectTimeoutMs`, the link gives up when no connection
+ *   has opened by then and `ready()` rejects with a {@link PayeeUnreachableError} saying why the
+ *   last attempt failed (refused, DNS, TLS, or an HTTP answer such as 503 to the upgrade), so a
+ *   command does not retry an unreachable payee forever. Once a connection has opened, drops
+ *   are retried without a deadline: the channel exists and its payee is worth waiting for.
  */
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
@@ -45,6 +50,11 @@ export interface ConnectPayeeOptions {
   readonly handshakeTimeoutMs?: number;
   /** Cut and reconnect when nothing arrived for this long, ms. Default 60,000 (3 payee pings). */
   readonly idleTimeoutMs?: number;
+  /**
+   * Give up when no connection has opened this long after the link was created, ms: the link
+   * closes for good with a {@link PayeeUnreachableError}. Default: no deadline (retry forever).
+   */
+  readonly connectTimeoutMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -53,6 +63,42 @@ export class LinkClosedError extends Error {
   constructor(message = 'the link to the payee is closed') {
     super(message);
     this.name = 'LinkClosedError';
+  }
+}
+
+/** Why an attempt to connect failed. */
+export type ConnectFailure =
+  /** No HTTP answer: refused, DNS, TLS, reset, handshake timeout; `code` is Node's (ECONNREFUSED, ENOTFOUND…). */
+  | { readonly type: 'network'; readonly code: string | null; readonly message: string }
+  /** The server answered the upgrade with an HTTP status instead (429/503: the payee is busy). */
+  | { readonly type: 'http'; readonly status: number; readonly statusText: string; readonly retryAfter: string | null };
+
+/** One line for a {@link ConnectFailure}: `payee busy: HTTP 503 Service Unavailable`, `ECONNREFUSED: connect …`. */
+export function describeConnectFailure(failure: ConnectFailure | null): string {
+  if (!failure) return 'no answer';
+  if (failure.type === 'http') {
+    const status = `HTTP ${failure.status}${failure.statusText ? ` ${failure.statusText}` : ''}`;
+    const retry = failure.retryAfter ? ` (Retry-After: ${failure.retryAfter})` : '';
+    return failure.status === 429 || failure.status === 503 ? `payee busy: ${status}${retry}` : `the WebSocket upgrade was answered ${status}`;
+  }
+  return failure.code && !failure.message.includes(failure.code) ? `${failure.code}: ${failure.message}` : failure.message;
+}
+
+/** No connection to the payee opened before the deadline (or at all, with reconnecting off). */
+export class PayeeUnreachableError extends LinkClosedError {
+  /** PAYEE_BUSY when the payee answered 429/503, else PAYEE_UNREACHABLE. */
+  readonly code: 'PAYEE_BUSY' | 'PAYEE_UNREACHABLE';
+  constructor(
+    readonly url: string,
+    /** Why the last attempt failed (null: no attempt finished). */
+    readonly failure: ConnectFailure | null,
+    /** The deadline that passed, ms (null: reconnecting was off). */
+    readonly afterMs: number | null,
+  ) {
+    const within = afterMs === null ? '' : ` within ${afterMs / 1000} s`;
+    super(`cannot connect to ${url}${within}: ${describeConnectFailure(failure)}`);
+    this.name = 'PayeeUnreachableError';
+    this.code = failure?.type === 'http' && (failure.status === 429 || failure.status === 503) ? 'PAYEE_BUSY' : 'PAYEE_UNREACHABLE';
   }
 }
 
@@ -84,6 +130,9 @@ export class WsPeerLink implements PeerLink {
   private readonly maxQueued: number;
   private readonly handshakeTimeoutMs: number;
   private readonly idleTimeoutMs: number;
+  private everOpened = false;
+  private failure: ConnectFailure | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
 
   /** Prefer {@link connectPayee}. @throws as it does. */
   constructor(
@@ -98,6 +147,10 @@ export class WsPeerLink implements PeerLink {
     this.maxQueued = positiveInteger('maxQueuedMessages', options.maxQueuedMessages ?? 10_000);
     this.handshakeTimeoutMs = positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 10_000);
     this.idleTimeoutMs = positiveInteger('idleTimeoutMs', options.idleTimeoutMs ?? 60_000);
+    if (options.connectTimeoutMs !== undefined) {
+      const deadlineMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs);
+      this.connectTimer = setTimeout(() => this.giveUp(deadlineMs), deadlineMs);
+    }
     this.open();
   }
 
@@ -109,6 +162,11 @@ export class WsPeerLink implements PeerLink {
   /** Messages waiting for the next connection. */
   get queuedMessages(): number {
     return this.queue.length;
+  }
+
+  /** Why the newest failed attempt to connect failed (null if none failed since the last open). */
+  get lastFailure(): ConnectFailure | null {
+    return this.failure;
   }
 
   /** Messages dropped: the oldest ones when the queue overflowed, and any sent after the link closed. */
@@ -169,8 +227,13 @@ export class WsPeerLink implements PeerLink {
     this.ws = ws;
     this.corker = new FrameCorker(ws);
     let opened = false;
+    /** Why this attempt failed: the first thing that went wrong (an HTTP answer, or a socket error). */
+    let failed: ConnectFailure | null = null;
     ws.on('open', () => {
       opened = true;
+      this.everOpened = true;
+      this.failure = null;
+      if (this.connectTimer) clearTimeout(this.connectTimer);
       this.attempt = 0;
       this.heard();
       this.scheduleIdleCheck(this.idleTimeoutMs);
@@ -179,6 +242,12 @@ export class WsPeerLink implements PeerLink {
       const waiters = this.waiters.splice(0);
       for (const w of waiters) w.resolve();
       this.callback('onOpen', () => this.options.onOpen?.());
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const retryAfter = res.headers['retry-after'];
+      failed ??= { type: 'http', status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', retryAfter: typeof retryAfter === 'string' ? retryAfter : null };
+      res.resume();
+      ws.terminate();
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       this.heard();
@@ -190,20 +259,39 @@ export class WsPeerLink implements PeerLink {
       this.callback('onMessage', () => this.options.onMessage(text));
     });
     ws.on('ping', () => this.heard());
-    ws.on('error', (err) => this.options.log?.(`payee link: ${err.message}`));
+    ws.on('error', (err: Error & { code?: unknown }) => {
+      if (!opened) {
+        // Several addresses tried (localhost: ::1 and 127.0.0.1) fail as one AggregateError.
+        const inner = err instanceof AggregateError ? (err.errors as (Error & { code?: unknown })[]) : [];
+        const message = err.message || inner.map((e) => e.message).join('; ');
+        failed ??= { type: 'network', code: typeof err.code === 'string' ? err.code : null, message };
+        return;
+      }
+      this.options.log?.(`payee link: ${err.message}`);
+    });
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.ws === ws) this.ws = null;
       if (this.idleTimer) clearTimeout(this.idleTimer);
       if (opened) this.callback('onClose', () => this.options.onClose?.({ code, reason: reason.toString('utf8') }));
+      else this.failure = failed;
       if (this.stopped) return;
       if (this.reconnect === false) {
-        this.stop(new LinkClosedError(`the payee link closed (${code}) and reconnecting is off`));
+        this.stop(opened || this.everOpened ? new LinkClosedError(`the payee link closed (${code}) and reconnecting is off`) : new PayeeUnreachableError(this.url, failed, null));
         return;
       }
       const delay = backoffDelay(this.attempt++, this.reconnect);
-      this.options.log?.(`payee link closed (${code}); reconnecting in ${Math.round(delay)} ms`);
+      this.options.log?.(
+        opened ? `payee link closed (${code}); reconnecting in ${Math.round(delay)} ms` : `cannot connect to ${this.url}: ${describeConnectFailure(failed)}; retrying in ${Math.round(delay)} ms`,
+      );
       this.retryTimer = setTimeout(() => this.open(), delay);
     });
+  }
+
+  /** The first connection's deadline passed: close for good, saying why the last attempt failed. */
+  private giveUp(deadlineMs: number): void {
+    if (this.everOpened || this.stopped) return;
+    this.stop(new PayeeUnreachableError(this.url, this.failure, deadlineMs));
+    if (this.ws?.readyState === WebSocket.CONNECTING) this.ws.terminate();
   }
 
   /**
@@ -245,6 +333,7 @@ export class WsPeerLink implements PeerLink {
     if (this.stopped) return;
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.connectTimer) clearTimeout(this.connectTimer);
     this.dropped += this.queue.length;
     this.queue.length = 0;
     const waiters = this.waiters.splice(0);

@@ -17,6 +17,30 @@ describe('paychan --help', () => {
   });
 });
 
+describe('paychan GROUP SUBCOMMAND --help: that subcommand only, with its options and an example', () => {
+  const subcommands = {
+    payer: ['address', 'open', 'pay', 'fetch', 'status', 'sync', 'close', 'watch', 'refund'],
+    payee: ['serve', 'address', 'pay-back', 'force-close', 'channels'],
+    regtest: ['start', 'stop', 'mine', 'fund', 'run', 'build'],
+  };
+  const cases = Object.entries(subcommands).flatMap(([group, subs]) => subs.map((sub) => [group, sub] as const));
+  it.each(cases)('paychan %s %s --help', async (group, sub) => {
+    const r = await runCli([group, sub, '--help'], process.env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^paychan ${group} ${sub} — `));
+    expect(r.stdout).toMatch(new RegExp(`Usage:\\n  paychan ${group} ${sub}\\b`));
+    expect(r.stdout).toMatch(new RegExp(`Example:\\n  paychan ${group} ${sub}\\b`));
+    // Not the group's overview: no other subcommand's usage line.
+    for (const other of subcommands[group as keyof typeof subcommands].filter((o) => o !== sub)) expect(r.stdout).not.toMatch(new RegExp(`^  paychan ${group} ${other}\\b`, 'm'));
+  });
+  it('pay --help names its options; the same text through paychan help payer pay', async () => {
+    const r = await runCli(['payer', 'pay', '--help'], process.env);
+    expect(r.stdout).toMatch(/--count N/);
+    expect(r.stdout).toMatch(/--connect-timeout SECONDS/);
+    expect((await runCli(['help', 'payer', 'pay'], process.env)).stdout).toBe(r.stdout);
+  });
+});
+
 describe('bad input', () => {
   it.each([
     [['nonsense'], /unknown command 'nonsense'/],
@@ -26,6 +50,9 @@ describe('bad input', () => {
     [['payee', 'serve', '--network', 'mainnet'], /mainnet moves real money: add --mainnet/],
     [['payee', 'serve', '--listen', 'nowhere'], /--listen must be HOST:PORT/],
     [['payer', 'pay', 'ten'], /AMOUNT must be a positive amount/],
+    [['payer', 'pay', '-5'], /AMOUNT must be positive, got '-5'/],
+    [['payer', 'pay', '5', '--count', '-3'], /--count must be a positive whole number, got '-3'/],
+    [['payee', 'pay-back', `${'0'.repeat(64)}:0`, '-5'], /AMOUNT must be positive/],
     [['payer', 'open', 'ws://127.0.0.1:1/v1/ws'], /usage: paychan payer open URL --capacity SAT/],
     [['regtest', 'mine', '0'], /N must be a positive whole number/],
   ])('%j', async (args, expected) => {

@@ -5,7 +5,8 @@
  * handshakes, backpressure), then a payee restart the payer's link rides through.
  */
 import { EventEmitter } from 'node:events';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
+import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -22,7 +23,7 @@ import { PayeeConnection } from '../../src/transport/payee-connection.js';
 import { startPayeeServer, type PayeeServer } from '../../src/transport/payee-server.js';
 import { serverLimits, type ServerLimits } from '../../src/transport/server-limits.js';
 import { TokenBucket } from '../../src/transport/token-bucket.js';
-import { backoffDelay, connectPayee, LinkClosedError, type WsPeerLink } from '../../src/transport/ws-client.js';
+import { backoffDelay, connectPayee, LinkClosedError, PayeeUnreachableError, type WsPeerLink } from '../../src/transport/ws-client.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 import { regtestPayee, regtestPayer } from '../helpers/regtest-peers.js';
 
@@ -449,6 +450,28 @@ describe('the payer link across a payee restart', () => {
     const link = connectPayee(s.wsUrl, { onMessage: () => undefined, onOpen: () => opens++, idleTimeoutMs: 150, reconnect: { minDelayMs: 10, maxDelayMs: 10 } });
     cleanups.push(() => link.close());
     await waitUntil(() => opens >= 3, 'two reconnections', 5_000);
+  });
+
+  it('gives up on a payee never reached by connectTimeoutMs, with the cause; a connected link keeps reconnecting', async () => {
+    const refused = connectPayee('ws://127.0.0.1:9/v1/ws', { onMessage: () => undefined, connectTimeoutMs: 300, reconnect: { minDelayMs: 20, maxDelayMs: 20 } });
+    const err = await refused.ready().then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(PayeeUnreachableError);
+    expect(err).toMatchObject({ code: 'PAYEE_UNREACHABLE', url: 'ws://127.0.0.1:9/v1/ws', failure: { type: 'network', code: 'ECONNREFUSED' } });
+    expect(String((err as Error).message)).toMatch(/^cannot connect to ws:\/\/127\.0\.0\.1:9\/v1\/ws within 0\.3 s: .*ECONNREFUSED/);
+
+    const busy = http.createServer();
+    busy.on('upgrade', (_req, socket: Socket) => socket.end('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n'));
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => busy.close(() => resolve())));
+    const toBusy = connectPayee(`ws://127.0.0.1:${(busy.address() as { port: number }).port}/v1/ws`, { onMessage: () => undefined, reconnect: false });
+    await expect(toBusy.ready()).rejects.toMatchObject({ code: 'PAYEE_BUSY', failure: { type: 'http', status: 429, retryAfter: '2' } });
+
+    // Connected once: the deadline no longer applies, drops are retried.
+    const s = await server();
+    let opens = 0;
+    const link = connectPayee(s.wsUrl, { onMessage: () => undefined, onOpen: () => opens++, connectTimeoutMs: 200, idleTimeoutMs: 100, reconnect: { minDelayMs: 10, maxDelayMs: 10 } });
+    cleanups.push(() => link.close());
+    await waitUntil(() => opens >= 3, 'reconnections past the connect deadline', 5_000);
   });
 
   it('bounds the queue while down, dropping the oldest', async () => {

@@ -38,6 +38,13 @@ describe('option resolution', () => {
     expect(() => parse(['--nope'], spec)).toThrow(UsageError);
     expect(() => parse(['--config', '/nonexistent/paychan.json'], spec)).toThrow(/cannot read config file/);
   });
+  it('keeps a negative number as the positional or option value it is, for its own check to refuse', () => {
+    const withCount = { ...spec, count: { type: 'string' as const } };
+    expect(parse(['pay', '-5'], withCount).positionals).toEqual(['pay', '-5']);
+    expect(parse(['pay', '5', '--count', '-3'], withCount).str('count')).toBe('-3');
+    expect(() => amountSat('AMOUNT', '-5')).toThrow(/AMOUNT must be positive, got '-5'/);
+    expect(() => parse(['-x'], withCount)).toThrow(UsageError);
+  });
   it('parses amounts in satoshis or btc, exactly', () => {
     expect(amountSat('x', '0.01btc')).toBe(1_000_000n);
     expect(amountSat('x', '21000000btc')).toBe(2_100_000_000_000_000n);

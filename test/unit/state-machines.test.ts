@@ -10,7 +10,7 @@ import type { Effect } from '../../src/protocol/effects.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
-import { payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
+import { checkPayments, payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, codeOf, fundingTx, secp, terms } from '../helpers/protocol.js';
@@ -208,5 +208,38 @@ describe('a payer waiting for its channel to open', () => {
   it('still reports any other refusal of its opening', () => {
     const step = payerStep(payerCtx, awaitingOpen(), { type: 'message', message: error('INVALID_SIGNATURE') });
     expect(step.effects.map((e) => e.type)).toEqual(['peer-error']);
+  });
+});
+
+describe('checkPayments (a run of equal payments, checked before any is signed)', () => {
+  it('accepts a run exactly when paying it one payment at a time would succeed', () => {
+    const base = open('spilman-v2', 10_000n).payer;
+    if (base.type !== 'Open') throw new Error('not open');
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 9_900n }), fc.bigInt({ min: 1n, max: 800n }), fc.integer({ min: 1, max: 40 }), fc.bigInt({ min: 9_000n, max: 10_000n }), (paid, amountSat, count, maxTotalSat) => {
+        const start: PayerState = { ...base, signedTotalSat: paid, ackedTotalSat: paid, proposal: { ...base.proposal, maxTotalSat } };
+        let stepped = true;
+        let s: PayerState = start;
+        for (let i = 0; i < count && stepped; i++) {
+          try {
+            s = payerStep(payerCtx, s, { type: 'pay', amountSat }).state;
+          } catch {
+            stepped = false;
+          }
+        }
+        let checked = true;
+        try {
+          checkPayments(start, amountSat, count);
+        } catch (err) {
+          expect(err).toMatchObject({ code: expect.stringMatching(/^(AMOUNT_EXCEEDS_CAPACITY|CHANGE_BELOW_DUST)$/) });
+          checked = false;
+        }
+        expect(checked).toBe(stepped);
+      }),
+      { numRuns: 300 },
+    );
+    // Whole capacity on the last payment is allowed, but the one before it would leave dust.
+    expect(() => checkPayments(base, 200n, 50)).toThrow(/payment 49: paying 200 would leave 200 sat change, below dust/);
+    expect(() => checkPayments(base, 400n, 25)).not.toThrow();
   });
 });
