@@ -12,6 +12,31 @@ import { ADMIN_CHANNELS_ROUTE } from '../app/channel-list.js';
 import { helpText, type CommandHelp } from './help.js';
 import { NODE_OPTIONS, amountSat, feeRate, hostPort, logger, networkOf, parse, printJson, UsageError } from './options.js';
 
+const SERVE_JSON = '--json              print one JSON line {url, wsUrl, payoutAddress} once listening';
+const GROUP_JSON = `--json              print one JSON line {url, wsUrl, payoutAddress} once listening (serve),
+                    or the answer (address, pay-back, channels)`;
+const SERVE_OPTIONS = `--network NET       regtest (default), signet, testnet or mainnet (mainnet also needs --mainnet)
+--rpc-url URL       the node's JSON-RPC (btcd or bitcoind); default: the local node of
+                    'paychan regtest start'
+--rpc-user USER     --rpc-pass PASS
+--data-dir DIR      keys (seed, mode 0600) and database; default $PAYCHAN_HOME/payee
+--db PATH           SQLite database; default DIR/payee.db
+--listen HOST:PORT  where to listen; default 127.0.0.1:8420
+--price-sat SAT     price of one request to the example route GET ${PAID_ROUTE_PREFIX}*; default 10
+--fee-rate SAT/VB   close fee rate when the node has no estimate; default 2
+--zero-conf-limit SAT
+                    take payments before the funding confirms, up to SAT per channel
+                    (risky: a funding can be double-spent until it confirms); default off
+${SERVE_JSON}
+--config FILE       JSON file of options`;
+
+function indented(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n');
+}
+
 export const PAYEE_HELP = `paychan payee — run the payee service, and act on its duplex channels
 
 Usage:
@@ -28,21 +53,7 @@ Usage:
   paychan payee COMMAND --help           one command's usage, options and an example
 
 Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
-  --network NET       regtest (default), signet, testnet or mainnet (mainnet also needs --mainnet)
-  --rpc-url URL       the node's JSON-RPC (btcd or bitcoind); default: the local node of
-                      'paychan regtest start'
-  --rpc-user USER     --rpc-pass PASS
-  --data-dir DIR      keys (seed, mode 0600) and database; default $PAYCHAN_HOME/payee
-  --db PATH           SQLite database; default DIR/payee.db
-  --listen HOST:PORT  where to listen; default 127.0.0.1:8420
-  --price-sat SAT     price of one request to the example route GET ${PAID_ROUTE_PREFIX}*; default 10
-  --fee-rate SAT/VB   close fee rate when the node has no estimate; default 2
-  --zero-conf-limit SAT
-                      take payments before the funding confirms, up to SAT per channel
-                      (risky: a funding can be double-spent until it confirms); default off
-  --json              print one JSON line {url, wsUrl, payoutAddress} once listening (serve),
-                      or the answer (address, pay-back, channels)
-  --config FILE       JSON file of options
+${indented(SERVE_OPTIONS.replace(SERVE_JSON, GROUP_JSON))}
 
 Endpoints: ws://HOST:PORT/v1/ws (channels), GET /healthz, /readyz, /metrics,
 /v1/channels/:id, the priced ${PAID_ROUTE_PREFIX}* (HTTP 402), and the duplex admin routes
@@ -51,20 +62,6 @@ POST /v1/duplex/pay-back, GET /v1/duplex/channels, GET /v1/admin/channels (every
 pay-back and channels reach the service at --listen, with the token of --data-dir.
 `;
 
-const SERVE_OPTIONS = `--network NET       regtest (default), signet, testnet or mainnet (mainnet also needs --mainnet)
---rpc-url URL       the node's JSON-RPC (btcd or bitcoind); default: the local node of
-                    'paychan regtest start'
---rpc-user USER     --rpc-pass PASS
---data-dir DIR      keys (seed, mode 0600) and database; default $PAYCHAN_HOME/payee
---db PATH           SQLite database; default DIR/payee.db
---listen HOST:PORT  where to listen; default 127.0.0.1:8420
---price-sat SAT     price of one request to the example route GET ${PAID_ROUTE_PREFIX}*; default 10
---fee-rate SAT/VB   close fee rate when the node has no estimate; default 2
---zero-conf-limit SAT
-                    take payments before the funding confirms, up to SAT per channel
-                    (risky: a funding can be double-spent until it confirms); default off
---json              print one JSON line {url, wsUrl, payoutAddress} once listening
---config FILE       JSON file of options`;
 const ADMIN_OPTIONS = `--listen HOST:PORT  where the running service listens; default 127.0.0.1:8420
 --data-dir DIR      the service's data dir (its admin token); default $PAYCHAN_HOME/payee
 --json              print the answer as one JSON object`;

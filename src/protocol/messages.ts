@@ -46,10 +46,8 @@ const tempId = v.pipe(v.string(), v.regex(/^[0-9a-f]{32}$/, 'expected a 16-byte 
 const channelIdSchema = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}:(?:0|[1-9][0-9]{0,4})$/, 'expected txid:vout'));
 const version = v.literal(PROTOCOL_VERSION);
 
-const HelloSchema = v.strictObject({
-  v: version,
-  type: v.literal('hello'),
-  tempId,
+/** A proposal's terms: in the hello, and echoed in every later opening message. */
+const PROPOSAL_TERMS = {
   network: v.picklist(NETWORK_NAMES),
   variant: v.picklist(VARIANTS),
   payerPubkey: hexBytes(33),
@@ -57,7 +55,8 @@ const HelloSchema = v.strictObject({
   expiryHeight: height,
   /** Where the payer's change and refund go; at most 42 bytes (any standard template fits). */
   payerScript: hexVar(42),
-});
+};
+const HelloSchema = v.strictObject({ v: version, type: v.literal('hello'), tempId, ...PROPOSAL_TERMS });
 /** The payee's opening cookie (src/protocol/opening-cookie.ts): opaque to the payer, echoed back. */
 const cookie = hexBytes(20);
 const AcceptSchema = v.strictObject({
@@ -72,14 +71,7 @@ const AcceptSchema = v.strictObject({
  * The hello's terms again, in every later opening message: the payee kept nothing of the
  * proposal and rebuilds it from these, vouched for by the cookie.
  */
-const ProposalEchoSchema = v.strictObject({
-  network: v.picklist(NETWORK_NAMES),
-  variant: v.picklist(VARIANTS),
-  payerPubkey: hexBytes(33),
-  capacitySat: sats,
-  expiryHeight: height,
-  payerScript: hexVar(42),
-});
+const ProposalEchoSchema = v.strictObject(PROPOSAL_TERMS);
 const RefundRequestSchema = v.strictObject({
   v: version,
   type: v.literal('refund-request'),
