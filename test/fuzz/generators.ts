@@ -426,7 +426,9 @@ export class FrameGenerator {
         return `huge ${key}`;
       case 'unknownField': {
         const name = r.pick(['extra', '__proto__', 'constructor', 'V', 'Type', 'toString', 'prototype', `x${r.int(1000)}`, '']);
-        m[name] = this.wrongValue();
+        // An own property even for '__proto__' (plain assignment would set the prototype, and
+        // JSON.stringify would then send the message unchanged).
+        Object.defineProperty(m, name, { value: this.wrongValue(), enumerable: true, writable: true, configurable: true });
         return `unknown field ${name}`;
       }
       case 'wrongVersion':
@@ -483,8 +485,12 @@ export class FrameGenerator {
   fieldMutation(): Frame {
     const r = this.r;
     const m = this.base();
+    const original = JSON.stringify(m);
     const labels: string[] = [`${String(m.type)}:`];
     for (let i = r.range(1, 3); i > 0; i--) labels.push(this.mutateField(m));
+    // Mutations can undo each other (a field added, then deleted): a frame must differ from the
+    // valid message it came from, or the oracle would hold a legitimate answer against it.
+    while (JSON.stringify(m) === original) labels.push(this.mutateField(m));
     let text = JSON.stringify(m);
     if (r.chance(0.15)) {
       const t = this.mutateText(text);

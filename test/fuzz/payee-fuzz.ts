@@ -561,12 +561,14 @@ async function probe(
       evidence: `${c.errorFramesAnsweredWithError} 'error' messages (with a ref naming a real channel or not) were answered with an error instead of being delivered to the channel: handle() looks for tempId/channelId, an error carries 'ref'`,
     });
   }
-  if (limits && !limits.openAttempts.limited && limits.openAttempts.accepted === limits.openAttempts.hellos) {
+  // Hellos are answered without limit by design (a proposal holds nothing: opening cookies); a
+  // finding only if answering them stored anything or spent a key index.
+  if (limits && (limits.openAttempts.rowsAdded > 0 || limits.openAttempts.keyIndicesUsed > 0)) {
     findings.push({
-      id: 'no-limit-on-open-channel-attempts',
-      severity: 'medium',
+      id: 'unfunded-proposals-hold-state',
+      severity: 'high',
       where: 'src/payee/payee-service.ts onHello',
-      evidence: `one address proposed ${limits.openAttempts.hellos} channels and all were accepted: ${limits.openAttempts.rowsAdded} stored rows and ${limits.openAttempts.keyIndicesUsed} key indices used, never freed`,
+      evidence: `one address proposed ${limits.openAttempts.hellos} channels: ${limits.openAttempts.rowsAdded} stored rows and ${limits.openAttempts.keyIndicesUsed} key indices used`,
     });
   }
 
