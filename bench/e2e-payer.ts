@@ -27,6 +27,7 @@ import { address as baddress } from 'bitcoinjs-lib';
 import { WebSocket } from 'ws';
 import { connectRpcBackend } from '../src/chain/rpc-backend.js';
 import { loadNativeSecp256k1 } from '../src/crypto/native.js';
+import { authMessage } from '../src/protocol/auth.js';
 import { fromHex } from '../src/protocol/bytes.js';
 import type { Channel } from '../src/protocol/channel.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../src/protocol/messages.js';
@@ -266,6 +267,7 @@ if (peerErrors > 0) throw new Error(`payee sent errors: ${firstPeerError}`);
 // ---- 5. presigned, raw sockets -------------------------------------------------------------
 const payerKeys = WalletKeys.fromSeed(seed, 'regtest');
 interface Lane {
+  readonly tempId: string;
   readonly channel: Channel;
   readonly sighasher: ReturnType<typeof paymentSighasher>;
   readonly key: Uint8Array;
@@ -276,7 +278,7 @@ interface Lane {
 const lanes: Lane[] = clients.map((c) => {
   const s = c.state;
   if (s?.type !== 'Open') throw new Error(`channel not open: ${s?.type}`);
-  return { channel: s.channel, sighasher: paymentSighasher(s.channel), key: keyOf(s.proposal.keyIndex), total: s.signedTotalSat, pending: [] };
+  return { tempId: c.id!, channel: s.channel, sighasher: paymentSighasher(s.channel), key: keyOf(s.proposal.keyIndex), total: s.signedTotalSat, pending: [] };
 });
 function keyOf(index: number): Uint8Array {
   return payerKeys.channelKey(index).privateKey;
@@ -287,13 +289,18 @@ for (const lane of lanes) rawAckHandlers.set(lane.channel.id, (totalSat) => {
   for (const p of lane.pending.splice(0, n)) p.resolve();
 });
 const sockets = await Promise.all(
-  Array.from({ length: CONNECTIONS }, () => {
+  Array.from({ length: CONNECTIONS }, (_, i) => {
     const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
     ws.on('message', (data) => {
-      const m = JSON.parse(String(data)) as { type: string; channelId?: string; totalSat?: string };
+      const m = JSON.parse(String(data)) as { type: string; channelId?: string; totalSat?: string; challenge?: string };
       if (m.type === 'payment-ack') {
         if (trace.on) trace.row('ackIn', mono(), m.channelId, m.totalSat);
         rawAckHandlers.get(m.channelId!)?.(BigInt(m.totalSat!));
+      } else if (m.type === 'challenge') {
+        // A payer's connection proves itself once (else the payee cuts it as a stranger's after
+        // 10 s): the channel this socket carries first (socket i carries channels c ≡ i).
+        const lane = lanes[i % CHANNELS]!;
+        ws.send(encodeMessage(authMessage(secp, fromHex(m.challenge!), lane.tempId, lane.key)));
       } else {
         peerErrors++;
         firstPeerError ||= String(data);
