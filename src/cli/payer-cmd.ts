@@ -14,7 +14,7 @@ import { PaidTally, payRepeatedly, type PayRun } from '../payer/pay-run.js';
 import { CannotPayError } from '../protocol/payer-machine.js';
 import type { PaymentRequiredBody } from '../transport/paywall.js';
 import { helpText, type CommandHelp } from './help.js';
-import { fetchFailure, interruptible, reportStopped } from './report.js';
+import { fetchFailure, interruptible, reportStopped, signedBeyondAcked } from './report.js';
 import { VARIANTS, type Variant } from '../protocol/scripts.js';
 import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
 import { waitWithProgress } from './wait.js';
@@ -264,9 +264,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
             summary: summary(client),
             counts: { payments: run.payments, paidNowSat: run.paidSat, requestedPayments: count, totalSat: run.ackedTotalSat },
             done:
-              run.payments === 0
-                ? `nothing paid (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id})`
-                : `stopped after ${run.payments} of ${count} payment(s): ${run.paidSat} sat paid (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id})`,
+              (run.payments === 0 ? 'nothing paid' : `stopped after ${run.payments} of ${count} payment(s): ${run.paidSat} sat paid`) +
+              ` (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id}${signedBeyondAcked(run.signedTotalSat, run.ackedTotalSat)})`,
             error: run.error,
           });
         }

@@ -70,6 +70,34 @@ async function checkUpdates(side: DuplexSide, record: DuplexRecord, amountSat: b
   }
 }
 
+/**
+ * Resolves once `payment` settles (true: B countersigned it) or A's proposal for it is signed
+ * and waits for B (false). Polled: the peer has no event for "signed", and a stopped run waits
+ * here only for the few steps between its last check and the signature.
+ */
+async function paidOrSigned(payment: Promise<unknown>, signed: () => boolean): Promise<boolean> {
+  let outcome: boolean | undefined;
+  payment.then(
+    () => (outcome = true),
+    () => (outcome = false),
+  );
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 20));
+    if (outcome !== undefined) return outcome;
+    if (signed()) return false;
+  }
+}
+
+/**
+ * The words for a state A signed that B has not countersigned: B holds A's signature and may
+ * countersign and publish it, so the payer is exposed up to it. @returns "" when there is none.
+ */
+function pendingNote(record: DuplexRecord): string {
+  const p = record.pending;
+  if (!p) return '';
+  return ` (state ${p.index}, A ${p.balanceASat} sat / B ${p.balanceBSat} sat, is signed but not countersigned: the payee may claim it)`;
+}
+
 export interface PayerDuplexContext {
   readonly sub: string;
   readonly args: readonly string[];
@@ -145,18 +173,32 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
         let paid = 0;
         try {
           await interruptible(async (signal) => {
+            // A frozen payee must not hold a Ctrl-C for the answer timeout: the abort wins the race.
+            const aborted = new Promise<never>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+            aborted.catch(() => undefined);
             for (; paid < count; paid++) {
               if (signal.aborted) throw signal.reason;
-              await side.peer.pay(current.channelId, amount);
+              const payment = side.peer.pay(current.channelId, amount);
+              try {
+                await Promise.race([payment, aborted]);
+              } catch (err) {
+                // Stopped with this payment under way: it is paid, or signed and waiting for B.
+                if (err === signal.reason && (await paidOrSigned(payment, () => record().pending !== undefined))) paid++;
+                throw err;
+              }
             }
           });
         } catch (err) {
           const tip = await backend.getTip();
+          const pending = record().pending;
           return reportStopped({
             json,
-            summary: summary(side, record(), tip.height),
+            summary: {
+              ...summary(side, record(), tip.height),
+              ...(pending ? { signedNotCountersigned: { index: pending.index, balanceASat: pending.balanceASat, balanceBSat: pending.balanceBSat } } : {}),
+            },
             counts: { payments: paid, paidNowSat: amount * BigInt(paid), requestedPayments: count },
-            done: paid === 0 ? 'nothing paid' : `stopped after ${paid} of ${count} update(s): ${amount * BigInt(paid)} sat paid on ${record().channelId}`,
+            done: (paid === 0 ? 'nothing paid' : `stopped after ${paid} of ${count} update(s): ${amount * BigInt(paid)} sat paid on ${record().channelId}`) + pendingNote(record()),
             error: err,
           });
         }

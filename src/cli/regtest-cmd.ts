@@ -278,6 +278,8 @@ async function mine(blocks: number, json: boolean, log: (l: string) => void): Pr
     const tip = (await rpc.call('getblockcount')) as number;
     if (stoppedBy !== undefined) {
       process.stderr.write(`paychan: stopped by ${stoppedBy} after ${mined} of ${blocks} block(s); height ${tip}\n`);
+      // Like every stopped run, --json still gets its one object (what was mined, and why not all).
+      if (json) printJson({ mined, height: tip, requestedBlocks: blocks, stopped: stoppedBy, error: { code: 'INTERRUPTED', message: `interrupted (${stoppedBy})` } });
       return stoppedBy === 'SIGINT' ? 130 : 143;
     }
     if (json) printJson({ mined: blocks, height: tip });

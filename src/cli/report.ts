@@ -31,6 +31,15 @@ export interface Stopped {
   readonly error: unknown;
 }
 
+/**
+ * The words that follow what was acknowledged when more was signed: the payee holds the
+ * signature and may close with it, so the payer is exposed up to the signed total.
+ * @returns "" when nothing beyond the acknowledged total is signed.
+ */
+export function signedBeyondAcked(signedSat: bigint, ackedSat: bigint): string {
+  return signedSat > ackedSat ? `; ${signedSat} sat signed; the payee may claim up to that` : '';
+}
+
 /** Reports a run that stopped part way (or was refused whole); @returns the exit code, 1. */
 export function reportStopped(r: Stopped): number {
   process.stderr.write(`paychan: ${r.done}: ${errorText(r.error)}\n`);

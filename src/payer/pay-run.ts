@@ -12,6 +12,11 @@ export interface PayRun {
   readonly paidSat: bigint;
   /** The newest total the payee acknowledged on the channel. */
   readonly ackedTotalSat: bigint;
+  /**
+   * The newest total the payer signed on the channel: above `ackedTotalSat` when payments were
+   * in flight as the run stopped, and the payee may close with the highest signed one.
+   */
+  readonly signedTotalSat: bigint;
   /** Why the run stopped before `count` payments; absent when all were acknowledged. */
   readonly error?: Error;
 }
@@ -66,8 +71,9 @@ export async function payRepeatedly(client: PayerClient, amountSat: bigint, coun
   }
   const s = client.state;
   const ackedTotalSat = s && 'ackedTotalSat' in s ? s.ackedTotalSat : 0n;
+  const signedTotalSat = s && 'signedTotalSat' in s ? s.signedTotalSat : ackedTotalSat;
   const why = payments < count ? (stopped() ?? new Error('stopped')) : undefined;
-  return { payments, paidSat: amountSat * BigInt(payments), ackedTotalSat, ...(why ? { error: why } : {}) };
+  return { payments, paidSat: amountSat * BigInt(payments), ackedTotalSat, signedTotalSat, ...(why ? { error: why } : {}) };
 }
 
 function abortError(signal: AbortSignal): Error {

@@ -12,6 +12,7 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,7 +73,7 @@ describe('payer pay --count N', () => {
     expect(await status()).toEqual(before);
   });
 
-  it('stopped part way (interrupted while the payee does not answer), says what was paid and exits non-zero', async () => {
+  it('stopped part way (interrupted while the payee does not answer), says what was paid and what more is signed, and exits non-zero', async () => {
     const channelUrl = `http://127.0.0.1:${port}/v1/channels/${String((await status()).channelId)}`;
     const paidAtPayee = async () => BigInt(((await (await fetch(channelUrl)).json()) as { paidSat: string }).paidSat);
     const from = await paidAtPayee();
@@ -90,6 +91,12 @@ describe('payer pay --count N', () => {
       expect(payments).toBeLessThan(90000);
       expect(r.json).toMatchObject({ paidNowSat: payments, requestedPayments: 90000, error: { code: 'INTERRUPTED' } });
       expect(r.stderr).toMatch(new RegExp(`stopped after ${payments} of 90000 payment\\(s\\): ${payments} sat paid.*interrupted`));
+      // Payments were in flight when the payee froze: signed beyond what it acknowledged, and
+      // the payee may close with the highest signed, so the human line says so as --json does.
+      const signedSat = Number(r.json!.signedSat);
+      expect(signedSat).toBeGreaterThan(Number(r.json!.ackedSat));
+      expect(r.json!.ackedSat).toBe(r.json!.totalSat);
+      expect(r.stderr).toContain(`${signedSat} sat signed; the payee may claim up to that`);
     } finally {
       payee!.child.kill('SIGCONT');
     }
@@ -190,5 +197,96 @@ describe('smaller defects', () => {
     expect(refused.code).toBe(1);
     expect(refused.json).toMatchObject({ payments: 0, paidNowSat: 0, error: { code: 'INSUFFICIENT_BALANCE' } });
     expect((await ok(['payer', 'status', '--json'])).json).toEqual(before);
+  });
+});
+
+/**
+ * A TCP relay to the payee that passes everything until the payer has sent `updates`
+ * duplex-update messages, then stops passing the payee's answers (held: the bytes it kept back),
+ * so that update is signed by the payer, countersigned by the payee, and never answered.
+ */
+async function relayHoldingAfter(updates: number): Promise<{ port: number; held: () => number; close: () => void }> {
+  let seen = 0;
+  let heldBytes = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => (s === client ? upstream : client).destroy());
+    }
+    let pending = Buffer.alloc(0);
+    let upgraded = false;
+    client.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      // The payer's WebSocket frames (masked, unfragmented, uncompressed JSON text): count updates.
+      if (!upgraded) {
+        const end = pending.indexOf('\r\n\r\n');
+        if (end >= 0) {
+          upgraded = true;
+          pending = pending.subarray(end + 4);
+        }
+      }
+      while (upgraded && pending.length >= 2) {
+        let len = pending[1]! & 0x7f;
+        let at = 2;
+        if (len === 126) [len, at] = [pending.length >= 4 ? pending.readUInt16BE(2) : Infinity, 4];
+        else if (len === 127) [len, at] = [pending.length >= 10 ? Number(pending.readBigUInt64BE(2)) : Infinity, 10];
+        if (pending.length < at + 4 + len) break;
+        const mask = pending.subarray(at, at + 4);
+        const payload = Buffer.from(pending.subarray(at + 4, at + 4 + len)).map((b, i) => b ^ mask[i % 4]!);
+        if ((pending[0]! & 0x0f) === 1 && payload.toString().includes('"type":"duplex-update"')) seen++;
+        pending = pending.subarray(at + 4 + len);
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (seen >= updates) heldBytes += chunk.length;
+      else client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    held: () => heldBytes,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('duplex payer pay --count N', () => {
+  it('stopped part way (interrupted while the payee does not answer), names the state signed but not countersigned', async () => {
+    // The current channel is the duplex one opened above; its payer reaches the payee through the relay.
+    const currentFile = path.join(home, 'payer', 'duplex-current.json');
+    const current = JSON.parse(fs.readFileSync(currentFile, 'utf8')) as { channelId: string; url: string };
+    const relay = await relayHoldingAfter(3);
+    fs.writeFileSync(currentFile, JSON.stringify({ ...current, url: `ws://127.0.0.1:${relay.port}/v1/ws` }));
+    try {
+      const before = (await ok(['payer', 'status', '--json'])).json!;
+      let child: ChildProcess | undefined;
+      // 300 sat: B's output is above dust from the first update; 10 updates fit in the budget.
+      const run = runCli(['payer', 'pay', '300', '--count', '10', '--json'], env, 120_000, (c) => (child = c));
+      // The third update was countersigned by the payee, and its answer held back.
+      await until(() => relay.held() > 0);
+      child!.kill('SIGINT');
+      const r = await run;
+      expect(r.code).toBe(1);
+      const index = Number(before.index) + 3;
+      expect(r.json).toMatchObject({
+        payments: 2,
+        paidNowSat: 600,
+        requestedPayments: 10,
+        index: index - 1,
+        signedNotCountersigned: { index, balanceASat: Number(before.balanceASat) - 900, balanceBSat: Number(before.balanceBSat) + 900 },
+        error: { code: 'INTERRUPTED' },
+      });
+      expect(r.stderr).toContain(`stopped after 2 of 10 update(s): 600 sat paid on ${current.channelId} (state ${index}, A ${Number(before.balanceASat) - 900} sat / B ${Number(before.balanceBSat) + 900} sat, is signed but not countersigned: the payee may claim it): interrupted`);
+    } finally {
+      fs.writeFileSync(currentFile, JSON.stringify(current));
+      relay.close();
+    }
   });
 });

@@ -78,9 +78,9 @@ describe('paychan regtest mine', () => {
     expect(mined.stderr).toMatch(/mined 120\/120 blocks/);
   });
 
-  it('stops mining when the command is stopped: the node mines no block after it exits', async () => {
+  it('stops mining when the command is stopped: the node mines no block after it exits; --json still says what was mined', async () => {
     const before = await height();
-    const stopped = await runCli(['regtest', 'mine', '5000'], env, 120_000, (child) => {
+    const stopped = await runCli(['regtest', 'mine', '5000', '--json'], env, 120_000, (child) => {
       // Stop it once the first batch is reported.
       child.stderr!.on('data', (chunk: Buffer) => {
         if (chunk.toString().includes('mined 50/5000')) child.kill('SIGTERM');
@@ -90,6 +90,7 @@ describe('paychan regtest mine', () => {
     const match = /stopped by SIGTERM after (\d+) of 5000 block\(s\); height (\d+)/.exec(stopped.stderr);
     expect(match, stopped.stderr).not.toBeNull();
     expect(Number(match![2])).toBe(before + Number(match![1]));
+    expect(stopped.json, stopped.stdout).toEqual({ mined: Number(match![1]), height: Number(match![2]), requestedBlocks: 5000, stopped: 'SIGTERM', error: { code: 'INTERRUPTED', message: 'interrupted (SIGTERM)' } });
     expect(await height()).toBe(before + Number(match![1]) + 1); // nothing mined since, but height()'s own block
   });
 });

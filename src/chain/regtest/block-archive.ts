@@ -10,13 +10,17 @@
  * per block) could not replace.
  *
  * The file holds one line per block from height 1 (`<hash> <hex>`). Appending is cheap and
- * survives a kill of either process (a torn last line is dropped on open); a reorg rewrites the
- * file (write a temp file, then rename), which is rare. Each block's hash is checked against its
- * header and its parent against the line before, so a damaged file is cut at the first bad line,
- * never replayed wrong.
+ * survives a kill of either process (a torn last line is dropped on open); each appended batch is
+ * fsynced, so a block the archive reports kept survives a power loss too. Every rewrite (cutting
+ * a torn line on open, dropping reorged blocks) goes through {@link rewriteFile}: a temp file,
+ * fsynced, renamed over the archive, then the directory fsynced; so a kill at any point leaves
+ * either the old file or the new one whole, never an emptied one. Each block's hash is checked
+ * against its header and its parent against the line before, so a damaged file is cut at the
+ * first bad line, never replayed wrong.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import type { RpcClient } from '../rpc-client.js';
 
 /** Blocks fetched per round while following, so a stop is never kept waiting long. */
@@ -34,6 +38,47 @@ function parentHash(hex: string): string {
   return Buffer.from(hex.slice(8, 72), 'hex').reverse().toString('hex');
 }
 
+/** Writes all of `text` at `fd`'s position (a write may take only part of it). */
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text, 'utf8');
+  for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done, buf.length - done);
+}
+
+/** Writes all of `text` at the end of `file` and fsyncs it before returning. */
+function appendDurably(file: string, text: string): void {
+  const fd = fs.openSync(file, 'a', 0o600);
+  try {
+    writeAll(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Replaces `file` by `text` so that a kill or power loss at any point leaves one of the two
+ * whole: writing in place would empty the file first and lose the whole saved chain.
+ */
+function rewriteFile(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    writeAll(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  // The rename itself lives in the directory: without this a power loss may undo it.
+  if (process.platform === 'win32') return; // directories cannot be opened for fsync there
+  const dirFd = fs.openSync(path.dirname(file), 'r');
+  try {
+    fs.fsyncSync(dirFd);
+  } finally {
+    fs.closeSync(dirFd);
+  }
+}
+
 export class BlockArchive {
   /** hashes[i] is the block at height i + 1. */
   private readonly hashes: string[] = [];
@@ -44,6 +89,8 @@ export class BlockArchive {
   /**
    * Opens (or creates) the archive in `file`; cuts it at the first line that is not the next
    * block of the chain before it (e.g. a line torn by a kill).
+   * @throws Error if the file cannot be read or the cut cannot be written (the file is then as
+   * it was).
    */
   static open(file: string): BlockArchive {
     const archive = new BlockArchive(file);
@@ -64,7 +111,7 @@ export class BlockArchive {
       good++;
       goodChars += line.length + 1;
     }
-    if (goodChars !== text.length) fs.writeFileSync(file, text.slice(0, goodChars), { mode: 0o600 });
+    if (goodChars !== text.length) rewriteFile(file, text.slice(0, goodChars));
     return archive;
   }
 
@@ -137,7 +184,7 @@ export class BlockArchive {
         lines.push(`${hash} ${hex}`);
       }
       if (lines.length === 0) return;
-      fs.appendFileSync(this.file, lines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
+      appendDurably(this.file, lines.map((l) => `${l}\n`).join(''));
       for (const line of lines) this.hashes.push(line.split(' ')[0]!);
     }
   }
@@ -152,9 +199,7 @@ export class BlockArchive {
 
   private truncate(height: number): void {
     const lines = fs.readFileSync(this.file, 'utf8').split('\n').slice(0, height);
-    const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, lines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
-    fs.renameSync(tmp, this.file);
+    rewriteFile(this.file, lines.map((l) => `${l}\n`).join(''));
     this.hashes.length = height;
   }
 }
