@@ -26,14 +26,19 @@ export interface OpenDuplexRequest {
 /**
  * Openings B takes part in at once per payer key, and per source address (what the transport
  * knows of the connection): one payer, or one connection rotating keys, cannot hold more and
- * block everyone else's openings. There is no global cap: a stranger's opening reserves none of
- * B's coins (they are chosen only once A's own inputs are shown and checked on chain).
+ * block everyone else's openings. There is no global cap: B reserves coins only for an opener
+ * whose own inputs are real on chain, and a funding B signed that never reaches the node gives
+ * them back after OPENING_TIMEOUT_BLOCKS (duplex-watcher.ts): a stranger naming someone else's
+ * coin holds B's coins that long, no longer.
  */
 export const MAX_OPENINGS_PER_KEY = 4;
 export const MAX_OPENINGS_PER_ADDRESS = 16;
 /** A P2WPKH output script (the wallet's kind), standing in for B's before B allocates one. */
 const P2WPKH_PLACEHOLDER = Uint8Array.of(0x00, 0x14, ...new Uint8Array(20));
-/** An opening with no funding signed after this many blocks is abandoned (its coins released). */
+/**
+ * An opening with no funding signed after this many blocks is abandoned (its coins released); so
+ * are B's coins in a funding B signed that the node has not seen this many blocks later.
+ */
 export const OPENING_TIMEOUT_BLOCKS = 6;
 
 /** Opening: keys, coins from one or both sides, state 0 signed by both before any funding input. */
@@ -242,7 +247,7 @@ export abstract class DuplexOpening extends DuplexCore {
    * @throws ProtocolError RATE_LIMITED.
    */
   private checkOpeningLimits(keyA: Uint8Array, address: string | undefined): void {
-    const busy = [...this.records.values()].filter((r) => r.role === 'B' && (r.phase === 'opening' || (r.phase === 'open' && !r.fundingConfirmed && (r.ownInputs?.length ?? 0) > 0)));
+    const busy = [...this.records.values()].filter((r) => r.role === 'B' && (r.phase === 'opening' || (r.phase === 'open' && !r.fundingConfirmed && !r.ownInputsReleased && (r.ownInputs?.length ?? 0) > 0)));
     const byKey = busy.filter((r) => r.terms && equalBytes(r.terms.keyA, keyA)).length;
     if (byKey >= MAX_OPENINGS_PER_KEY) throw new ProtocolError('RATE_LIMITED', `${byKey} duplex openings of this key are in progress; retry later`);
     if (address === undefined) return;
@@ -304,6 +309,7 @@ export abstract class DuplexOpening extends DuplexCore {
     const capacity = terms.contributionASat + terms.contributionBSat;
     const { tx, txid, otherInputs, ownIndexes } = checkDuplexFundingTx(m.fundingTx, m.fundingVout, { fundingScript, capacitySat: capacity, ownInputs: record.ownInputs!, ownOutputs: record.ownOutputs! });
     await this.checkOtherInputs(otherInputs);
+    const tip = await this.options.backend.getTip();
     const draft: DuplexRecord = { ...record, channelId: `${txid}:${m.fundingVout}`, fundingTxHex: m.fundingTx };
     const channel = this.channelOf(draft);
     const state0: DuplexState = { index: 0, balanceASat: terms.contributionASat, balanceBSat: terms.contributionBSat };
@@ -311,7 +317,7 @@ export abstract class DuplexOpening extends DuplexCore {
     this.verifyPeer(record, terms, digest0, m.signature);
     this.links.set(record.tempId, link);
     const sigB = this.sign(record, digest0);
-    Object.assign(record, draft, { phase: 'open', current: { ...state0, sigA: m.signature, sigB } });
+    Object.assign(record, draft, { phase: 'open', fundingSignedHeight: tip.height, current: { ...state0, sigA: m.signature, sigB } });
     this.index(record);
     this.save(record); // state 0 signed by both is durable before B signs its funding inputs
     const witnesses = this.options.wallet.signContribution(tx, ownIndexes);

@@ -124,7 +124,8 @@ export class DuplexWatcher {
     let read: Promise<OutpointStatus> | null = null;
     const readFunding = (): Promise<OutpointStatus> => (read ??= this.fundingStatus(record));
     if (this.abortLostSuccessor(record)) return;
-    if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record);
+    if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record, tipHeight);
+    if (record.phase === 'aborted') return;
     if ((record.phase === 'open' || record.phase === 'closing') && record.current && record.fundingConfirmed) {
       const final = tipHeight >= stateLocktime(record.terms!, record.current.index);
       // Still open, or a cooperative close / rollover not confirmed, when the newest state is
@@ -154,11 +155,44 @@ export class DuplexWatcher {
     await this.peer.broadcast(close.txHex).catch((err: Error) => this.log(`${close.kind} ${close.txid} refused: ${err.message}`));
   }
 
-  private async checkFunding(record: DuplexRecord): Promise<void> {
+  private async checkFunding(record: DuplexRecord, tipHeight: number): Promise<void> {
     const { known } = await this.peer.confirmFunding(record);
     if (!known && record.role === 'A' && record.fundingTxHex && Transaction.fromHex(record.fundingTxHex).hasWitnesses()) {
       this.log(`${record.channelId}: the node lost the funding; broadcasting it again`);
       await this.peer.broadcast(record.fundingTxHex).catch((err: Error) => this.log(`rebroadcast refused: ${err.message}`));
+    }
+    if (!known && record.role === 'B') await this.releaseUnseenFunding(record, tipHeight);
+  }
+
+  /**
+   * B: a funding B signed that the node has not seen (not in the mempool, not mined) for
+   * OPENING_TIMEOUT_BLOCKS may never come (an opener naming a coin it cannot sign, or one that
+   * walked away): B's coins go back to the wallet rather than stay reserved forever. The record
+   * stays open and watched: if A broadcasts the funding late and it confirms first, B's coins
+   * are in the channel as agreed; once one of B's coins is spent by anything else, the funding
+   * can never confirm and the record is aborted.
+   */
+  private async releaseUnseenFunding(record: DuplexRecord, tipHeight: number): Promise<void> {
+    const own = record.ownInputs ?? [];
+    if (own.length === 0) return;
+    if (!record.ownInputsReleased) {
+      const since = record.fundingSignedHeight ?? record.openedHeight;
+      if (since === undefined || tipHeight - since < OPENING_TIMEOUT_BLOCKS) return;
+      record.ownInputsReleased = true;
+      this.peer.save(record);
+      await this.options.wallet.release(`duplex:${record.tempId}`);
+      await this.options.saveWallet();
+      this.log(`${record.channelId}: the funding B signed at ${since} is unknown to the node ${tipHeight - since} blocks later; B's coins are released (the channel opens still if it confirms first)`);
+      return;
+    }
+    for (const input of own) {
+      const status = await this.options.backend.getOutpointStatus(input, Math.max(0, (record.fundingSignedHeight ?? 1) - 1));
+      if (status.state === 'spent' && status.confirmations > 0 && status.spendingTxid !== this.peer.channelOf(record).funding.txid) {
+        record.phase = 'aborted';
+        this.peer.save(record);
+        this.log(`${record.channelId}: aborted: B's coin ${input.txid}:${input.vout} was spent by ${status.spendingTxid}; the funding can never confirm`);
+        return;
+      }
     }
   }
 

@@ -6,8 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_OPENINGS_PER_ADDRESS, MAX_OPENINGS_PER_KEY } from '../../src/duplex/duplex-opening.js';
+import { MAX_OPENINGS_PER_ADDRESS, MAX_OPENINGS_PER_KEY, OPENING_TIMEOUT_BLOCKS } from '../../src/duplex/duplex-opening.js';
 import { fromHex } from '../../src/protocol/bytes.js';
+import { buildDuplexFundingTx } from '../../src/protocol/duplex-funding.js';
+import { duplexFundingScripts, makeDuplexChannel, stateSighash } from '../../src/protocol/duplex-tx.js';
 import { plannedInitialLocktime } from '../../src/protocol/duplex-update.js';
 import { msg, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import type { PeerLink } from '../../src/transport/link.js';
@@ -93,5 +95,37 @@ describe('duplex opening', () => {
     const id = await pair.a.open({ link: pair.link.a, contributionASat: 200_000n, fundingFeeRateSatPerVb: 2 });
     await pair.mine(1);
     expect(pair.b.get(id)).toMatchObject({ phase: 'open', fundingConfirmed: true });
+  });
+
+  it('releases B’s coins when a funding B signed never reaches the node (a stranger naming someone else’s coin)', async () => {
+    const pair = await duplexPair(env);
+    const wallet = pair.b.options.wallet;
+    const stranger = strangerLink('198.51.100.8');
+    const secret = randomBytes(32);
+    const keyA = env.secp.publicKeyCreate(secret);
+    // Someone else's real coin, at its true value: B's check on chain passes, but the stranger
+    // can never sign it, so the funding it asks B to sign never reaches the node.
+    const foreign = env.wallet.coins().find((c) => c.confirmations > 0 && !c.reserved && !c.coinbase && c.valueSat >= 600_000n)!;
+    const open = await strangerOpen(pair, keyA, { contributionBSat: 400_000n, inputs: [{ ...foreign.outpoint, valueSat: foreign.valueSat }] });
+    await pair.b.receive(open, stranger);
+    const accept = stranger.got.at(-1)!;
+    expect(accept.type).toBe('duplex-accept');
+    if (accept.type !== 'duplex-accept') return;
+    const terms = { ...open, keyB: accept.keyB, scriptB: accept.scriptB };
+    const { fundingScript } = duplexFundingScripts(keyA, accept.keyB);
+    const funding = buildDuplexFundingTx(fundingScript, 900_000n, [{ ...foreign.outpoint, valueSat: foreign.valueSat }, ...accept.inputs], [...accept.outputs]);
+    const channel = makeDuplexChannel(terms, { txid: funding.getId(), vout: 0 });
+    const signature = env.secp.ecdsaSign(stateSighash(channel, { index: 0, balanceASat: 500_000n, balanceBSat: 400_000n }), secret);
+    await pair.b.receive(msg('duplex-fund', { tempId: open.tempId, fundingTx: funding.toHex(), fundingVout: 0, signature }), stranger);
+    expect(types(stranger).at(-1)).toBe('duplex-funded');
+    expect(wallet.state().reservations.map((r) => r.txid)).toContain(`duplex:${open.tempId}`);
+    await pair.mine(OPENING_TIMEOUT_BLOCKS);
+    expect(wallet.state().reservations.map((r) => r.txid)).not.toContain(`duplex:${open.tempId}`);
+    // B's coins serve the next opening (before: CAPACITY_TOO_LARGE … INSUFFICIENT_FUNDS).
+    const id = await pair.a.open({ link: pair.link.a, contributionASat: 300_000n, contributionBSat: 1_500_000n, fundingFeeRateSatPerVb: 2 });
+    await pair.mine(1);
+    expect(pair.b.get(id)).toMatchObject({ phase: 'open', fundingConfirmed: true });
+    // The coin the stranger's funding spent is spent elsewhere now: that funding can never confirm.
+    expect(pair.b.get(open.tempId)!.phase).toBe('aborted');
   });
 });
