@@ -8,6 +8,8 @@
  *   input of this side's own (SIGHASH_ALL|ANYONECANPAY left both signatures valid), +25 % per
  *   step up to `maxFeeRateSatPerVb`, replacing the previous version (BIP125). No output can be
  *   added, so the input is a coin sized for the step, split off one step ahead (duplex-bump.ts);
+ *   an older state holding the mempool is replaced in the same check with any confirmed coin up
+ *   to the ceiling (no exact coin can be ready for a rival's fee, and a block's wait could lose);
  * - reads how the funding output was spent once that is confirmed, whoever spent it.
  */
 import { Transaction } from 'bitcoinjs-lib';
@@ -27,6 +29,15 @@ import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js'
 import type { DuplexRecord, Settlement } from './duplex-record.js';
 import { OPENING_TIMEOUT_BLOCKS } from './duplex-opening.js';
 import type { DuplexPeer } from './duplex-peer.js';
+
+/** The version a bump replaces: its fee and size (BIP125), and whether it takes our money. */
+export interface Replaced {
+  readonly feeSat: bigint;
+  readonly vsize: number;
+  readonly txid?: string;
+  /** Not our newest state nor a close with its balances (an older state): replace it at once, whatever it costs up to the ceiling. */
+  readonly hostile?: boolean;
+}
 
 export class DuplexWatcher {
   private running = false;
@@ -216,7 +227,8 @@ export class DuplexWatcher {
           this.log(`${record.channelId}: ${rival.txid} (same balances) spends the funding in the mempool; bumping past it only if it does not confirm`);
           return;
         }
-        if (!acceptable || tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bumpLocked(record, tipHeight, rival);
+        if (!acceptable) await this.bumpLocked(record, tipHeight, { ...rival, hostile: true });
+        else if (tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bumpLocked(record, tipHeight, rival);
         return;
       }
       try {
@@ -267,15 +279,17 @@ export class DuplexWatcher {
    * Replaces the published newest state with a version that carries a fee input of this side's
    * own wallet. The state's outputs are fixed (a change output would void both signatures), so
    * the input is a confirmed coin of exactly the value the target rate needs (duplex-bump.ts);
-   * without one, this splits one off and the bump follows once it confirms. No-op at the ceiling.
+   * without one, this splits one off and the bump follows once it confirms. Against a `hostile`
+   * rival (an older state) any confirmed coin up to the ceiling is taken at once instead: paying
+   * over target beats losing the channel. No-op at the ceiling.
    * @returns the new txid, or null.
    */
-  bump(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
+  bump(record: DuplexRecord, tipHeight: number, rival?: Replaced): Promise<string | null> {
     return this.peer.locked(record, () => this.bumpLocked(record, tipHeight, rival));
   }
 
   /** {@link bump}, the channel's lock held. */
-  private async bumpLocked(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
+  private async bumpLocked(record: DuplexRecord, tipHeight: number, rival?: Replaced): Promise<string | null> {
     const close = record.close;
     const state = record.current;
     if (close?.kind !== 'unilateral' || !state) throw new RangeError('only a published state is bumped');
@@ -286,13 +300,21 @@ export class DuplexWatcher {
       return null;
     }
     const reservation = `bump:${record.channelId}:${plan.feeRateSatPerVb}`;
-    // Exactly the planned value: any bigger coin would be fee, all of it.
-    const coin = await wallet.reserveFeeCoin(reservation, plan.coinSat, plan.coinSat);
+    const channel = this.peer.channelOf(record);
+    const stateFeeSat = duplexOutputs(channel, state, channel.stateFeeRateSatPerVb).feeSat;
+    // A routine bump of our own version takes a coin of exactly the planned value: any bigger
+    // coin would be fee, all of it. Against a rival that takes our money (an older state) no
+    // exact coin can exist in advance (its value follows the rival's fee), and splitting one
+    // costs a block in which the rival confirms: any confirmed coin up to the ceiling will do.
+    const maxCoinSat = rival?.hostile ? feeForVsize(plan.vsize, policy.maxFeeRateSatPerVb) - stateFeeSat : plan.coinSat;
+    const coin = await wallet.reserveFeeCoin(reservation, plan.coinSat, maxCoinSat);
     if (!coin) {
       await this.prepareFeeCoin(record, plan);
       return null;
     }
-    const channel = this.peer.channelOf(record);
+    if (coin.valueSat > plan.coinSat) {
+      this.log(`${record.channelId}: ${rival?.txid ?? 'a rival'} (not our newest state) holds the mempool; replacing it now with a fee coin of ${coin.valueSat} sat, ${coin.valueSat - plan.coinSat} sat over the plan (no coin of exactly ${plan.coinSat} sat, and waiting a block for one could lose the channel)`);
+    }
     const tx = buildStateTx(channel, state);
     tx.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
     const signed = completeDuplexSpend(channel, tx, state.sigA, state.sigB, DUPLEX_STATE_HASHTYPE);
@@ -309,7 +331,8 @@ export class DuplexWatcher {
     if (close.bumpReservation) await wallet.release(close.bumpReservation);
     await this.options.saveWallet();
     // Rounded up, so the next step's +1 sat/vB really is above this version's rate.
-    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat: plan.feeSat, feeRateSatPerVb: Math.ceil(Number(plan.feeSat) / signed.virtualSize()), broadcastHeight: tipHeight, bumpReservation: reservation };
+    const feeSat = stateFeeSat + coin.valueSat;
+    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat, feeRateSatPerVb: Math.ceil(Number(feeSat) / signed.virtualSize()), broadcastHeight: tipHeight, bumpReservation: reservation };
     this.peer.save(record);
     this.log(`${record.channelId}: bumped state ${state.index} to ${plan.feeRateSatPerVb} sat/vB with a fee coin of ${coin.valueSat} sat (${signed.getId()})`);
     await this.prepareNextFeeCoin(record);
@@ -320,7 +343,7 @@ export class DuplexWatcher {
    * The next bump of the published state: +25 % (at least +1 sat/vB) over its rate, above the
    * replaced version's rate too (BIP125), up to the ceiling. @returns null at the ceiling.
    */
-  private planNextBump(record: DuplexRecord, replaced?: { feeSat: bigint; vsize: number }): BumpPlan | null {
+  private planNextBump(record: DuplexRecord, replaced?: Replaced): BumpPlan | null {
     const close = record.close!;
     const ceiling = this.options.policy.maxFeeRateSatPerVb;
     // The lowest whole rate strictly above the replaced version's (338 sat in 168 vB is 2.01: 3).

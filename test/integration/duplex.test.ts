@@ -217,6 +217,37 @@ describe('duplex channel', () => {
     await expect(env.backend.broadcast(oldTx.toHex())).rejects.toThrow();
   });
 
+  it('replaces at once an older state published with a high fee once its newest is final (no block in between)', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 6 });
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 100_000n);
+    await (await pair.b.payBack(id, 60_000n)).applied;
+    const old: SignedState = pair.b.get(id)!.current!; // state 2: A has 560,000
+    await pair.a.pay(id, 50_000n); // state 3, newest: A has 510,000
+    expect(old.index).toBe(2);
+    const channel = pair.b.channelOf(pair.b.get(id)!);
+    // A fee coin of A's own, confirmed, for the old state: its whole value is fee (~30 sat/vB).
+    await env.wallet.send(env.wallet.receiveAddress(), 9_000n, 2);
+    await env.mine(1);
+    await env.wallet.sync();
+    const coin = env.wallet.coins().find((c) => c.valueSat === 9_000n && c.confirmations > 0 && !c.reserved)!;
+    // No watcher runs until the old state is final too (B's watcher was away meanwhile).
+    await env.mineTo(stateLocktime(channel, 2));
+    const cheat = signedStateTx(channel, old, old.sigA, old.sigB);
+    cheat.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
+    for (const { index, stack } of env.wallet.signContribution(cheat, [1])) cheat.setWitness(index, stack);
+    await env.backend.broadcast(cheat.toHex());
+    // One check of B's: the old state must leave the mempool now, not a block later.
+    await pair.b.options.wallet.sync();
+    await pair.watchB.check();
+    const close = pair.b.get(id)!.close!;
+    expect(close).toMatchObject({ kind: 'unilateral', stateIndex: 3 });
+    expect(await env.backend.getTransaction(cheat.getId())).toBeNull();
+    expect((await env.backend.getTransaction(close.txid))?.confirmations).toBe(0);
+    await pair.mine(1);
+    expect(pair.b.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 3, txid: close.txid });
+  });
+
   it('bumps a published state to its target rate with a fee coin sized for it, the surplus back to the wallet', async () => {
     const pair = await duplexPair(env, { plannedUpdates: 4 });
     const id = await openConfirmed(pair);
