@@ -28,6 +28,7 @@ import {
 import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js';
 import type { DuplexRecord, Settlement } from './duplex-record.js';
 import { OPENING_TIMEOUT_BLOCKS } from './duplex-opening.js';
+import { closeIsStale, unilateralClose } from './duplex-unilateral.js';
 import type { DuplexPeer } from './duplex-peer.js';
 
 /** The version a bump replaces: its fee and size (BIP125), and whether it takes our money. */
@@ -74,22 +75,16 @@ export class DuplexWatcher {
    * caller holds the channel's lock, as for every step below that changes the record.
    */
   private async closeAlone(record: DuplexRecord, tipHeight: number | null, readFunding: () => Promise<OutpointStatus>): Promise<number> {
-    const current = record.current!;
-    const channel = this.peer.channelOf(record);
-    const tx = signedStateTx(channel, current, current.sigA, current.sigB);
+    const previous = record.close;
     record.phase = 'closing';
-    record.close = {
-      kind: 'unilateral',
-      txid: tx.getId(),
-      txHex: tx.toHex(),
-      feeSat: duplexOutputs(channel, current, channel.stateFeeRateSatPerVb).feeSat,
-      stateIndex: current.index,
-      feeRateSatPerVb: channel.stateFeeRateSatPerVb,
-      // A rollover that may still confirm instead keeps its new channel in view.
-      ...(record.close?.successorId ? { successorId: record.close.successorId } : {}),
-      ...(record.close ? { supersededTxid: record.close.txid } : {}),
-    };
+    record.close = unilateralClose(this.peer.channelOf(record), record.current!, previous);
+    const tx = Transaction.fromHex(record.close.txHex);
     this.peer.save(record);
+    if (previous?.bumpReservation) {
+      // A bumped version of an older state is replaced by the newest: its fee coin is free.
+      await this.options.wallet.release(previous.bumpReservation);
+      await this.options.saveWallet();
+    }
     if (tipHeight !== null) {
       await this.pushUnilateral(record, tipHeight, tipHeight >= tx.locktime, readFunding);
       // The first bump's coin, split off now so it is confirmed if the state gets stuck.
@@ -141,7 +136,12 @@ export class DuplexWatcher {
       const final = tipHeight >= stateLocktime(record.terms!, record.current.index);
       // Still open, or a cooperative close / rollover not confirmed, when the newest state is
       // final: publish it now; waiting would give the other side, Δ blocks later, an older one.
-      if (final && record.close?.kind !== 'unilateral') {
+      if (closeIsStale(record.close, record.current)) {
+        // A countersignature came after the close was stored (the peer rebuilds it then too):
+        // the newest state is the one to publish.
+        this.log(`${record.channelId}: the close holds state ${record.close!.stateIndex}, the newest is ${record.current.index}: publishing the newest`);
+        await this.closeAlone(record, tipHeight, readFunding);
+      } else if (final && record.close?.kind !== 'unilateral') {
         this.log(`${record.channelId}: the newest state ${record.current.index} is final at ${tipHeight} and the channel is not settled: publishing it`);
         await this.closeAlone(record, tipHeight, readFunding);
       } else if (record.close?.kind === 'unilateral') {

@@ -374,6 +374,28 @@ describe('duplex channel', () => {
     expect(b.current!.index).toBe(2);
   });
 
+  it('publishes the state countersigned after a force close, not the one the close first stored', async () => {
+    const pair = await duplexPair(env);
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 100_000n); // state 1
+    pair.cutToA(true); // B's countersignature of state 2 is held back
+    const paying = pair.a.pay(id, 20_000n);
+    await waitUntil(() => pair.b.get(id)!.current!.index === 2, 'B to countersign state 2');
+    await pair.watchA.forceClose(id); // A stores a close of state 1, its newest both signed so far
+    expect(pair.a.get(id)!.close).toMatchObject({ kind: 'unilateral', stateIndex: 1 });
+    // Now the countersignature arrives.
+    const signed = pair.b.get(id)!.current!;
+    await pair.a.receive(msg('duplex-countersign', { channelId: id, index: 2, signature: signed.sigB }), pair.link.a);
+    await paying;
+    expect(pair.a.get(id)!.current!.index).toBe(2);
+    expect(pair.a.get(id)!.close).toMatchObject({ kind: 'unilateral', stateIndex: 2 });
+    pair.cutToA(false);
+    const channel = pair.a.channelOf(pair.a.get(id)!);
+    await pair.mineTo(stateLocktime(channel, 2));
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 2, txid: pair.a.get(id)!.close!.txid });
+  });
+
   it('signs the rollover SIGHASH_ALL: a third party cannot add an input and change the new channel’s funding txid', async () => {
     const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
     const id = await openConfirmed(pair, 300_000n, 0n);
