@@ -22,7 +22,6 @@ import {
   completeDuplexSpend,
   duplexOutputs,
   DUPLEX_STATE_HASHTYPE,
-  signedStateTx,
   stateLocktime,
 } from '../protocol/duplex-tx.js';
 import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js';
