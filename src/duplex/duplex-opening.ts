@@ -8,6 +8,7 @@ import { duplexFundingScripts, duplexOutputs, stateSighash, type DuplexState, ty
 import { checkDuplexTerms, plannedInitialLocktime } from '../protocol/duplex-update.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { msg, type MessageOf } from '../protocol/messages.js';
+import { addressGroup } from '../transport/address-group.js';
 import type { PeerLink } from '../transport/link.js';
 import { WalletError } from '../wallet/errors.js';
 import type { Wallet } from '../wallet/wallet.js';
@@ -226,7 +227,8 @@ export abstract class DuplexOpening extends DuplexCore {
     };
     this.index(record);
     this.links.set(m.tempId, link);
-    link.proven?.(); // an accepted opening: the transport stops counting the connection as a stranger's
+    // Not proven yet: an opening costs its sender nothing (B may put nothing in, A shows nothing).
+    // The connection stops counting as a stranger's once the node has the funding (onChannel).
     this.save(record);
     link.send(
       msg('duplex-accept', {
@@ -251,8 +253,10 @@ export abstract class DuplexOpening extends DuplexCore {
     const byKey = busy.filter((r) => r.terms && equalBytes(r.terms.keyA, keyA)).length;
     if (byKey >= MAX_OPENINGS_PER_KEY) throw new ProtocolError('RATE_LIMITED', `${byKey} duplex openings of this key are in progress; retry later`);
     if (address === undefined) return;
-    const byAddress = busy.filter((r) => r.openedBy === address).length;
-    if (byAddress >= MAX_OPENINGS_PER_ADDRESS) throw new ProtocolError('RATE_LIMITED', `${byAddress} duplex openings from ${address} are in progress; retry later`);
+    // Per IPv4 address, per IPv6 /64 (a host's usual share), as the transport counts connections.
+    const group = addressGroup(address);
+    const byAddress = busy.filter((r) => r.openedBy !== undefined && addressGroup(r.openedBy) === group).length;
+    if (byAddress >= MAX_OPENINGS_PER_ADDRESS) throw new ProtocolError('RATE_LIMITED', `${byAddress} duplex openings from ${group} are in progress; retry later`);
   }
 
   /**
@@ -323,6 +327,20 @@ export abstract class DuplexOpening extends DuplexCore {
     const witnesses = this.options.wallet.signContribution(tx, ownIndexes);
     this.send(record, msg('duplex-funded', { tempId: record.tempId, signature: sigB, witnesses }));
     this.log(`opened ${record.channelId} (capacity ${capacity}, B put in ${terms.contributionBSat})`);
+  }
+
+  /**
+   * B: A says the funding is broadcast. If the node has it (in the mempool or mined), the opener
+   * paid for it on chain: the connection B adopted for the channel, when this came on it, stops
+   * counting as a stranger's (the transport's stranger budget and deadline). Otherwise nothing
+   * changes: the watcher follows the funding either way.
+   */
+  protected async onChannel(record: DuplexRecord, m: MessageOf<'duplex-channel'>, link: PeerLink): Promise<void> {
+    this.expectRole('B', m.type);
+    if (!record.channelId || m.channelId !== record.channelId) throw new ProtocolError('UNKNOWN_CHANNEL', m.channelId);
+    if (this.links.get(record.tempId) !== link) return; // someone else naming the channel proves nothing
+    const { known } = await this.confirmFunding(record);
+    if (known) link.proven?.();
   }
 
   protected async onFunded(record: DuplexRecord, m: MessageOf<'duplex-funded'>): Promise<void> {

@@ -5,6 +5,7 @@
  * could fill.
  */
 import { randomBytes } from 'node:crypto';
+import { address as baddress, networks } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_OPENINGS_PER_ADDRESS, MAX_OPENINGS_PER_KEY, OPENING_TIMEOUT_BLOCKS } from '../../src/duplex/duplex-opening.js';
 import { fromHex } from '../../src/protocol/bytes.js';
@@ -24,10 +25,11 @@ afterAll(async () => {
   await env?.stop();
 });
 
-/** A connection from `address` that records what B answers. */
-function strangerLink(address: string): PeerLink & { got: Message[] } {
+/** A connection from `address` that records what B answers, and whether B called it proven. */
+function strangerLink(address: string): PeerLink & { got: Message[]; provenCalls: number } {
   const got: Message[] = [];
-  return { got, peer: address, send: (m) => void got.push(m) };
+  const link = { got, provenCalls: 0, peer: address, send: (m: Message) => void got.push(m), proven: () => void link.provenCalls++ };
+  return link;
 }
 
 async function strangerOpen(pair: DuplexPair, keyA: Uint8Array, over: Partial<MessageOf<'duplex-open'>> = {}): Promise<MessageOf<'duplex-open'>> {
@@ -127,5 +129,41 @@ describe('duplex opening', () => {
     expect(pair.b.get(id)).toMatchObject({ phase: 'open', fundingConfirmed: true });
     // The coin the stranger's funding spent is spent elsewhere now: that funding can never confirm.
     expect(pair.b.get(open.tempId)!.phase).toBe('aborted');
+  });
+
+  it('counts a connection as a payer’s only once the node has the channel’s funding, not for an opening alone', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const link = strangerLink('198.51.100.9');
+    const secret = randomBytes(32);
+    const keyA = env.secp.publicKeyCreate(secret);
+    // An opening costs nothing: B puts nothing in, A shows nothing.
+    const open = await strangerOpen(pair, keyA);
+    await pair.b.receive(open, link);
+    const accept = link.got.at(-1)!;
+    expect(accept.type).toBe('duplex-accept');
+    if (accept.type !== 'duplex-accept') return;
+    expect(link.provenCalls).toBe(0);
+    // A funds it by hand from a real coin, change back to its wallet.
+    const coin = env.wallet.coins().find((c) => c.confirmations > 0 && !c.reserved && !c.coinbase && c.valueSat >= 600_000n)!;
+    const change = { script: baddress.toOutputScript(env.wallet.receiveAddress(), networks.regtest), valueSat: coin.valueSat - 500_000n - 2_000n };
+    const { fundingScript } = duplexFundingScripts(keyA, accept.keyB);
+    const funding = buildDuplexFundingTx(fundingScript, 500_000n, [{ ...coin.outpoint, valueSat: coin.valueSat }], [change]);
+    const channel = makeDuplexChannel({ ...open, keyB: accept.keyB, scriptB: accept.scriptB }, { txid: funding.getId(), vout: 0 });
+    const signature = env.secp.ecdsaSign(stateSighash(channel, { index: 0, balanceASat: 500_000n, balanceBSat: 0n }), secret);
+    await pair.b.receive(msg('duplex-fund', { tempId: open.tempId, fundingTx: funding.toHex(), fundingVout: 0, signature }), link);
+    expect(types(link).at(-1)).toBe('duplex-funded');
+    // Saying it was broadcast proves nothing while the node does not have it.
+    const channelId = `${funding.getId()}:0`;
+    await pair.b.receive(msg('duplex-channel', { tempId: open.tempId, channelId }), link);
+    expect(link.provenCalls).toBe(0);
+    for (const { index, stack } of env.wallet.signContribution(funding, [0])) funding.setWitness(index, stack);
+    await env.backend.broadcast(funding.toHex());
+    await pair.b.receive(msg('duplex-channel', { tempId: open.tempId, channelId }), link);
+    expect(link.provenCalls).toBe(1);
+    // Another connection naming that channel is not proven by it.
+    const other = strangerLink('203.0.113.10');
+    await pair.b.receive(msg('duplex-channel', { tempId: open.tempId, channelId }), other);
+    expect(other.provenCalls).toBe(0);
+    await env.mine(1);
   });
 });
