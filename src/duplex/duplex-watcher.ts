@@ -413,7 +413,24 @@ export class DuplexWatcher {
     record.settlement = this.settlementOf(record, Transaction.fromHex(spend.hex), status.confirmations);
     record.phase = 'closed';
     this.peer.save(record); // a rollover's new channel that lost the race is aborted under its own lock (abortLostSuccessor)
+    await this.releaseFeeCoins(record);
     this.log(`${record.channelId}: settled by ${record.settlement.kind} ${status.spendingTxid} (A ${record.settlement.valueASat}, B ${record.settlement.valueBSat}, fee ${record.settlement.feeSat})`);
+  }
+
+  /**
+   * Once the channel is settled, the fee coins held for its bumps are free again: the version
+   * that spent one may have lost to another spend of the funding (the peer's version, an older
+   * state), and the wallet drops only reservations whose coins were spent.
+   */
+  private async releaseFeeCoins(record: DuplexRecord): Promise<void> {
+    const { wallet } = this.options;
+    const prefix = `bump:${record.channelId}:`;
+    const names = new Set(wallet.state().reservations.map((r) => r.txid).filter((name) => name.startsWith(prefix)));
+    if (record.close?.bumpReservation) names.add(record.close.bumpReservation);
+    if (names.size === 0) return;
+    for (const name of names) await wallet.release(name);
+    await this.options.saveWallet();
+    this.log(`${record.channelId}: released ${names.size} fee coin reservation(s) of its bumps`);
   }
 
   private settlementOf(record: DuplexRecord, tx: Transaction, confirmations: number): Settlement {

@@ -292,6 +292,34 @@ describe('duplex channel', () => {
     expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', txid: bumped, stateIndex: 1 });
   });
 
+  it('frees the bump’s fee coin when the channel is settled by another transaction', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 4 });
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 20_000n);
+    pair.cut(true);
+    const finalAt = await pair.watchA.forceClose(id);
+    await pair.mineTo(finalAt - 1); // A's state goes out at its locktime
+    const first = pair.a.get(id)!.close!;
+    const bumped = await pair.watchA.bump(pair.a.get(id)!, (await env.backend.getTip()).height, { feeSat: first.feeSat, vsize: Transaction.fromHex(first.txHex).virtualSize() });
+    expect(bumped).not.toBeNull();
+    const bumpReservations = () => env.wallet.state().reservations.filter((r) => r.txid.startsWith(`bump:${id}:`));
+    expect(bumpReservations()).toHaveLength(1);
+    // B's own version of the same state, with B's fee reserve coin as its fee input, replaces A's.
+    const walletB = pair.b.options.wallet;
+    await walletB.sync();
+    const reserve = walletB.coins().find((c) => c.valueSat === pair.b.options.policy.feeReserveSat && c.confirmations > 0 && !c.reserved)!;
+    const b = pair.b.get(id)!;
+    const theirs = signedStateTx(pair.b.channelOf(b), b.current!, b.current!.sigA, b.current!.sigB);
+    theirs.addInput(txidToHash(reserve.outpoint.txid), reserve.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
+    for (const { index, stack } of walletB.signContribution(theirs, [1])) theirs.setWitness(index, stack);
+    await env.backend.broadcast(theirs.toHex());
+    expect(await env.backend.getTransaction(bumped!)).toBeNull();
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', txid: theirs.getId(), stateIndex: 1 });
+    // A's fee coin was never spent: it is A's to use again.
+    expect(bumpReservations()).toEqual([]);
+  });
+
   it('resumes a proposal whose countersignature was lost when A crashed', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-duplex-restart-'));
     try {
