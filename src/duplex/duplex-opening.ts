@@ -130,7 +130,13 @@ export abstract class DuplexOpening extends DuplexCore {
     await this.withLock(record.tempId, async () => {
       if (record.phase !== 'opening' || (record.role === 'A' && record.current?.sigB)) return;
       record.phase = 'aborted';
-      this.save(record);
+      if (record.role === 'B') {
+        // B signed nothing for it (onFund moves it to open): nothing to keep, and a stranger's
+        // free openings must not pile up as records.
+        this.forget(record);
+      } else {
+        this.save(record);
+      }
       await this.options.wallet.release(`duplex:${record.tempId}`);
       await this.options.saveWallet();
     });

@@ -99,7 +99,8 @@ export class DuplexWatcher {
     try {
       const tip = await this.options.backend.getTip();
       for (const summary of this.peer.list()) {
-        const record = this.peer.get(summary.tempId)!;
+        const record = this.peer.get(summary.tempId);
+        if (!record) continue; // an abandoned opening forgotten meanwhile
         try {
           await this.checkOne(record, tip.height);
         } catch (err) {

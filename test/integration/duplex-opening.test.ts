@@ -166,4 +166,16 @@ describe('duplex opening', () => {
     expect(other.provenCalls).toBe(0);
     await env.mine(1);
   });
+
+  it('forgets an abandoned opening B signed nothing for: a stranger’s openings leave no records behind', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const stranger = strangerLink('198.51.100.11');
+    const open = await strangerOpen(pair, newKey());
+    await pair.b.receive(open, stranger);
+    expect(types(stranger)).toEqual(['duplex-accept']);
+    expect(pair.b.get(open.tempId)?.phase).toBe('opening');
+    await pair.mine(OPENING_TIMEOUT_BLOCKS);
+    expect(pair.b.get(open.tempId)).toBeUndefined();
+    expect(pair.b.options.store.loadAll().map((r) => r.tempId)).not.toContain(open.tempId);
+  });
 });
