@@ -178,4 +178,20 @@ describe('duplex opening', () => {
     expect(pair.b.get(open.tempId)).toBeUndefined();
     expect(pair.b.options.store.loadAll().map((r) => r.tempId)).not.toContain(open.tempId);
   });
+
+  it('counts the openings of one IPv6 /64 together, whatever address of it each comes from', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const from = (i: number) => strangerLink(`2001:db8:7:7:${(i + 1).toString(16)}::1`);
+    const answers: string[] = [];
+    for (let i = 0; i <= MAX_OPENINGS_PER_ADDRESS; i++) {
+      const link = from(i);
+      await pair.b.receive(await strangerOpen(pair, newKey()), link);
+      answers.push(...types(link));
+    }
+    expect(answers.filter((t) => t === 'duplex-accept')).toHaveLength(MAX_OPENINGS_PER_ADDRESS);
+    expect(answers.at(-1)).toBe('RATE_LIMITED');
+    const neighbour = strangerLink('2001:db8:7:8::1');
+    await pair.b.receive(await strangerOpen(pair, newKey()), neighbour);
+    expect(types(neighbour)).toEqual(['duplex-accept']);
+  });
 });
