@@ -142,6 +142,15 @@ export abstract class DuplexOpening extends DuplexCore {
     });
   }
 
+  /**
+   * B: forgets a channel it put nothing into whose funding the node never saw (the watcher
+   * decides when). The caller holds the channel's lock.
+   */
+  forgetUnfunded(record: DuplexRecord): void {
+    if (record.role !== 'B' || record.fundingConfirmed || record.predecessorId || (record.ownInputs?.length ?? 0) > 0) throw new TypeError('only a B channel with no coins of B and no confirmed funding is forgotten');
+    this.forget(record);
+  }
+
   /** tempIds of openings B is answering now (its steps await the node and the wallet). */
   private readonly openingNow = new Set<string>();
 
@@ -250,12 +259,13 @@ export abstract class DuplexOpening extends DuplexCore {
 
   /**
    * Refuses an opening from a payer key, or a source address, that already holds its share of
-   * openings in progress (and of channels B put coins into whose funding is not confirmed yet:
-   * B's signed inputs are out and its coins stay reserved until then).
+   * openings in progress, and of channels whose funding is not confirmed yet (B's signed inputs
+   * are out and its coins reserved until then, or B keeps a record for it), until the watcher
+   * gives those up (OPENING_TIMEOUT_BLOCKS after B signed, if the node never saw the funding).
    * @throws ProtocolError RATE_LIMITED.
    */
   private checkOpeningLimits(keyA: Uint8Array, address: string | undefined): void {
-    const busy = [...this.records.values()].filter((r) => r.role === 'B' && (r.phase === 'opening' || (r.phase === 'open' && !r.fundingConfirmed && !r.ownInputsReleased && (r.ownInputs?.length ?? 0) > 0)));
+    const busy = [...this.records.values()].filter((r) => r.role === 'B' && (r.phase === 'opening' || (r.phase === 'open' && !r.fundingConfirmed && !r.ownInputsReleased && !r.predecessorId)));
     const byKey = busy.filter((r) => r.terms && equalBytes(r.terms.keyA, keyA)).length;
     if (byKey >= MAX_OPENINGS_PER_KEY) throw new ProtocolError('RATE_LIMITED', `${byKey} duplex openings of this key are in progress; retry later`);
     if (address === undefined) return;

@@ -131,7 +131,7 @@ export class DuplexWatcher {
     const readFunding = (): Promise<OutpointStatus> => (read ??= this.fundingStatus(record));
     if (this.abortLostSuccessor(record)) return;
     if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record, tipHeight);
-    if (record.phase === 'aborted') return;
+    if (record.phase === 'aborted' || !this.peer.get(record.tempId)) return; // aborted or forgotten just now
     if ((record.phase === 'open' || record.phase === 'closing') && record.current && record.fundingConfirmed) {
       const final = tipHeight >= stateLocktime(record.terms!, record.current.index);
       // Still open, or a cooperative close / rollover not confirmed, when the newest state is
@@ -181,19 +181,30 @@ export class DuplexWatcher {
    * walked away): B's coins go back to the wallet rather than stay reserved forever. The record
    * stays open and watched: if A broadcasts the funding late and it confirms first, B's coins
    * are in the channel as agreed; once one of B's coins is spent by anything else, the funding
-   * can never confirm and the record is aborted.
+   * can never confirm and the record is aborted. A channel B put nothing into is forgotten then.
    */
   private async releaseUnseenFunding(record: DuplexRecord, tipHeight: number): Promise<void> {
+    if (record.predecessorId) return; // a rollover's channel: its funding is the old channel's close (abortLostSuccessor)
     const own = record.ownInputs ?? [];
-    if (own.length === 0) return;
+    const since = record.fundingSignedHeight ?? record.openedHeight;
+    const timedOut = since !== undefined && tipHeight - since >= OPENING_TIMEOUT_BLOCKS;
+    if (own.length === 0) {
+      // B put nothing in: nothing of B's is at stake (state 0 gives it nothing; if the funding
+      // still confirms, A takes its coins back with state 0), and such records cost their
+      // sender nothing: forget it.
+      if (timedOut) {
+        this.peer.forgetUnfunded(record);
+        this.log(`${record.channelId}: the funding is unknown to the node ${tipHeight - since!} blocks after B signed state 0, and B put nothing in; forgotten`);
+      }
+      return;
+    }
     if (!record.ownInputsReleased) {
-      const since = record.fundingSignedHeight ?? record.openedHeight;
-      if (since === undefined || tipHeight - since < OPENING_TIMEOUT_BLOCKS) return;
+      if (!timedOut) return;
       record.ownInputsReleased = true;
       this.peer.save(record);
       await this.options.wallet.release(`duplex:${record.tempId}`);
       await this.options.saveWallet();
-      this.log(`${record.channelId}: the funding B signed at ${since} is unknown to the node ${tipHeight - since} blocks later; B's coins are released (the channel opens still if it confirms first)`);
+      this.log(`${record.channelId}: the funding B signed at ${since!} is unknown to the node ${tipHeight - since!} blocks later; B's coins are released (the channel opens still if it confirms first)`);
       return;
     }
     for (const input of own) {

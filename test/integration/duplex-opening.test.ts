@@ -194,4 +194,28 @@ describe('duplex opening', () => {
     await pair.b.receive(await strangerOpen(pair, newKey()), neighbour);
     expect(types(neighbour)).toEqual(['duplex-accept']);
   });
+
+  it('forgets a channel B put nothing into whose funding never reaches the node', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const stranger = strangerLink('198.51.100.12');
+    const secret = randomBytes(32);
+    const keyA = env.secp.publicKeyCreate(secret);
+    const open = await strangerOpen(pair, keyA);
+    await pair.b.receive(open, stranger);
+    const accept = stranger.got.at(-1)!;
+    if (accept.type !== 'duplex-accept') throw new Error(`no accept: ${accept.type}`);
+    // A funding naming someone else's coin: B signs state 0 (it puts nothing in), no one can sign the funding.
+    const foreign = env.wallet.coins().find((c) => c.confirmations > 0 && !c.reserved && c.valueSat >= 600_000n)!;
+    const { fundingScript } = duplexFundingScripts(keyA, accept.keyB);
+    const funding = buildDuplexFundingTx(fundingScript, 500_000n, [{ ...foreign.outpoint, valueSat: foreign.valueSat }], []);
+    const channel = makeDuplexChannel({ ...open, keyB: accept.keyB, scriptB: accept.scriptB }, { txid: funding.getId(), vout: 0 });
+    const signature = env.secp.ecdsaSign(stateSighash(channel, { index: 0, balanceASat: 500_000n, balanceBSat: 0n }), secret);
+    await pair.b.receive(msg('duplex-fund', { tempId: open.tempId, fundingTx: funding.toHex(), fundingVout: 0, signature }), stranger);
+    expect(types(stranger).at(-1)).toBe('duplex-funded');
+    expect(pair.b.get(open.tempId)?.phase).toBe('open');
+    await pair.mine(OPENING_TIMEOUT_BLOCKS);
+    // Nothing of B's is at stake (state 0 gives B nothing), and such records cost a stranger nothing.
+    expect(pair.b.get(open.tempId)).toBeUndefined();
+    expect(pair.b.options.store.loadAll().map((r) => r.tempId)).not.toContain(open.tempId);
+  });
 });
