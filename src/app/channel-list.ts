@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DuplexSummary } from '../duplex/duplex-core.js';
 import type { DuplexPeer } from '../duplex/duplex-peer.js';
+import { stateLocktime } from '../protocol/duplex-tx.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
 
@@ -50,7 +51,8 @@ export function listChannels(spilman: readonly PayeeState[], duplex: Pick<Duplex
       paidSat: d.paidAtoBSat,
       paidBackSat: d.paidBtoASat,
       state: d.phase,
-      expiryHeight: terms.initialLocktime - (d.index ?? 0) * terms.deltaBlocks,
+      // The height at which the newest state becomes final (its nLockTime): one definition.
+      expiryHeight: stateLocktime(terms, d.index ?? 0),
     });
   }
   return rows;

@@ -167,6 +167,14 @@ export abstract class DuplexCore {
     else waiter.resolve(value);
   }
 
+  /** Drops a record this side signed nothing for, from memory and the store. */
+  protected forget(record: DuplexRecord): void {
+    this.records.delete(record.tempId);
+    if (record.channelId) this.byChannelId.delete(record.channelId);
+    this.links.delete(record.tempId);
+    this.options.store.delete(record.tempId);
+  }
+
   save(...records: DuplexRecord[]): void {
     this.options.store.saveAll(records);
   }

@@ -8,6 +8,7 @@ import { duplexFundingScripts, duplexOutputs, stateSighash, type DuplexState, ty
 import { checkDuplexTerms, plannedInitialLocktime } from '../protocol/duplex-update.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { msg, type MessageOf } from '../protocol/messages.js';
+import { addressGroup } from '../transport/address-group.js';
 import type { PeerLink } from '../transport/link.js';
 import { WalletError } from '../wallet/errors.js';
 import type { Wallet } from '../wallet/wallet.js';
@@ -26,14 +27,19 @@ export interface OpenDuplexRequest {
 /**
  * Openings B takes part in at once per payer key, and per source address (what the transport
  * knows of the connection): one payer, or one connection rotating keys, cannot hold more and
- * block everyone else's openings. There is no global cap: a stranger's opening reserves none of
- * B's coins (they are chosen only once A's own inputs are shown and checked on chain).
+ * block everyone else's openings. There is no global cap: B reserves coins only for an opener
+ * whose own inputs are real on chain, and a funding B signed that never reaches the node gives
+ * them back after OPENING_TIMEOUT_BLOCKS (duplex-watcher.ts): a stranger naming someone else's
+ * coin holds B's coins that long, no longer.
  */
 export const MAX_OPENINGS_PER_KEY = 4;
 export const MAX_OPENINGS_PER_ADDRESS = 16;
 /** A P2WPKH output script (the wallet's kind), standing in for B's before B allocates one. */
 const P2WPKH_PLACEHOLDER = Uint8Array.of(0x00, 0x14, ...new Uint8Array(20));
-/** An opening with no funding signed after this many blocks is abandoned (its coins released). */
+/**
+ * An opening with no funding signed after this many blocks is abandoned (its coins released); so
+ * are B's coins in a funding B signed that the node has not seen this many blocks later.
+ */
 export const OPENING_TIMEOUT_BLOCKS = 6;
 
 /** Opening: keys, coins from one or both sides, state 0 signed by both before any funding input. */
@@ -124,10 +130,25 @@ export abstract class DuplexOpening extends DuplexCore {
     await this.withLock(record.tempId, async () => {
       if (record.phase !== 'opening' || (record.role === 'A' && record.current?.sigB)) return;
       record.phase = 'aborted';
-      this.save(record);
+      if (record.role === 'B') {
+        // B signed nothing for it (onFund moves it to open): nothing to keep, and a stranger's
+        // free openings must not pile up as records.
+        this.forget(record);
+      } else {
+        this.save(record);
+      }
       await this.options.wallet.release(`duplex:${record.tempId}`);
       await this.options.saveWallet();
     });
+  }
+
+  /**
+   * B: forgets a channel it put nothing into whose funding the node never saw (the watcher
+   * decides when). The caller holds the channel's lock.
+   */
+  forgetUnfunded(record: DuplexRecord): void {
+    if (record.role !== 'B' || record.fundingConfirmed || record.predecessorId || (record.ownInputs?.length ?? 0) > 0) throw new TypeError('only a B channel with no coins of B and no confirmed funding is forgotten');
+    this.forget(record);
   }
 
   /** tempIds of openings B is answering now (its steps await the node and the wallet). */
@@ -221,7 +242,8 @@ export abstract class DuplexOpening extends DuplexCore {
     };
     this.index(record);
     this.links.set(m.tempId, link);
-    link.proven?.(); // an accepted opening: the transport stops counting the connection as a stranger's
+    // Not proven yet: an opening costs its sender nothing (B may put nothing in, A shows nothing).
+    // The connection stops counting as a stranger's once the node has the funding (onChannel).
     this.save(record);
     link.send(
       msg('duplex-accept', {
@@ -237,17 +259,20 @@ export abstract class DuplexOpening extends DuplexCore {
 
   /**
    * Refuses an opening from a payer key, or a source address, that already holds its share of
-   * openings in progress (and of channels B put coins into whose funding is not confirmed yet:
-   * B's signed inputs are out and its coins stay reserved until then).
+   * openings in progress, and of channels whose funding is not confirmed yet (B's signed inputs
+   * are out and its coins reserved until then, or B keeps a record for it), until the watcher
+   * gives those up (OPENING_TIMEOUT_BLOCKS after B signed, if the node never saw the funding).
    * @throws ProtocolError RATE_LIMITED.
    */
   private checkOpeningLimits(keyA: Uint8Array, address: string | undefined): void {
-    const busy = [...this.records.values()].filter((r) => r.role === 'B' && (r.phase === 'opening' || (r.phase === 'open' && !r.fundingConfirmed && (r.ownInputs?.length ?? 0) > 0)));
+    const busy = [...this.records.values()].filter((r) => r.role === 'B' && (r.phase === 'opening' || (r.phase === 'open' && !r.fundingConfirmed && !r.ownInputsReleased && !r.predecessorId)));
     const byKey = busy.filter((r) => r.terms && equalBytes(r.terms.keyA, keyA)).length;
     if (byKey >= MAX_OPENINGS_PER_KEY) throw new ProtocolError('RATE_LIMITED', `${byKey} duplex openings of this key are in progress; retry later`);
     if (address === undefined) return;
-    const byAddress = busy.filter((r) => r.openedBy === address).length;
-    if (byAddress >= MAX_OPENINGS_PER_ADDRESS) throw new ProtocolError('RATE_LIMITED', `${byAddress} duplex openings from ${address} are in progress; retry later`);
+    // Per IPv4 address, per IPv6 /64 (a host's usual share), as the transport counts connections.
+    const group = addressGroup(address);
+    const byAddress = busy.filter((r) => r.openedBy !== undefined && addressGroup(r.openedBy) === group).length;
+    if (byAddress >= MAX_OPENINGS_PER_ADDRESS) throw new ProtocolError('RATE_LIMITED', `${byAddress} duplex openings from ${group} are in progress; retry later`);
   }
 
   /**
@@ -304,6 +329,7 @@ export abstract class DuplexOpening extends DuplexCore {
     const capacity = terms.contributionASat + terms.contributionBSat;
     const { tx, txid, otherInputs, ownIndexes } = checkDuplexFundingTx(m.fundingTx, m.fundingVout, { fundingScript, capacitySat: capacity, ownInputs: record.ownInputs!, ownOutputs: record.ownOutputs! });
     await this.checkOtherInputs(otherInputs);
+    const tip = await this.options.backend.getTip();
     const draft: DuplexRecord = { ...record, channelId: `${txid}:${m.fundingVout}`, fundingTxHex: m.fundingTx };
     const channel = this.channelOf(draft);
     const state0: DuplexState = { index: 0, balanceASat: terms.contributionASat, balanceBSat: terms.contributionBSat };
@@ -311,12 +337,26 @@ export abstract class DuplexOpening extends DuplexCore {
     this.verifyPeer(record, terms, digest0, m.signature);
     this.links.set(record.tempId, link);
     const sigB = this.sign(record, digest0);
-    Object.assign(record, draft, { phase: 'open', current: { ...state0, sigA: m.signature, sigB } });
+    Object.assign(record, draft, { phase: 'open', fundingSignedHeight: tip.height, current: { ...state0, sigA: m.signature, sigB } });
     this.index(record);
     this.save(record); // state 0 signed by both is durable before B signs its funding inputs
     const witnesses = this.options.wallet.signContribution(tx, ownIndexes);
     this.send(record, msg('duplex-funded', { tempId: record.tempId, signature: sigB, witnesses }));
     this.log(`opened ${record.channelId} (capacity ${capacity}, B put in ${terms.contributionBSat})`);
+  }
+
+  /**
+   * B: A says the funding is broadcast. If the node has it (in the mempool or mined), the opener
+   * paid for it on chain: the connection B adopted for the channel, when this came on it, stops
+   * counting as a stranger's (the transport's stranger budget and deadline). Otherwise nothing
+   * changes: the watcher follows the funding either way.
+   */
+  protected async onChannel(record: DuplexRecord, m: MessageOf<'duplex-channel'>, link: PeerLink): Promise<void> {
+    this.expectRole('B', m.type);
+    if (!record.channelId || m.channelId !== record.channelId) throw new ProtocolError('UNKNOWN_CHANNEL', m.channelId);
+    if (this.links.get(record.tempId) !== link) return; // someone else naming the channel proves nothing
+    const { known } = await this.confirmFunding(record);
+    if (known) link.proven?.();
   }
 
   protected async onFunded(record: DuplexRecord, m: MessageOf<'duplex-funded'>): Promise<void> {

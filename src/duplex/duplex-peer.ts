@@ -83,7 +83,7 @@ export class DuplexPeer extends DuplexClosing {
       case 'duplex-funded':
         return this.onFunded(record, message);
       case 'duplex-channel':
-        return; // B learns the channel id from duplex-fund already; this confirms A broadcast it
+        return this.onChannel(record, message, link); // B knows the id already; this says A broadcast it
       case 'duplex-update':
         return this.onUpdate(record, message, link);
       case 'duplex-countersign':

@@ -12,7 +12,7 @@ export type DuplexPhase =
   | 'closing'
   /** The funding output is spent by a confirmed transaction. */
   | 'closed'
-  /** The opening stopped before any funding transaction was signed. */
+  /** The opening stopped: no funding was signed, or the one signed can never confirm. */
   | 'aborted';
 
 /** A fully signed state: both signatures (64-byte compact, SIGHASH_ALL|ANYONECANPAY). */
@@ -64,6 +64,14 @@ export interface DuplexRecord {
   phase: DuplexPhase;
   /** Tip height when the opening started (openings that stall are abandoned). */
   openedHeight?: number;
+  /** B: tip height when B signed its funding inputs (a funding the node never sees is given up on). */
+  fundingSignedHeight?: number;
+  /**
+   * B: its funding inputs were given back to the wallet because the funding never reached the
+   * node. The record stays open: if the funding still confirms, B's coins are in the channel as
+   * agreed; if B's coins are spent elsewhere first, it can never confirm and the record is aborted.
+   */
+  ownInputsReleased?: boolean;
   /** B: the source address of the connection that asked for the opening (limits per address). */
   readonly openedBy?: string;
   /** Our duplex key index (Wallet.nextDuplexKey). */

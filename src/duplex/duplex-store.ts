@@ -43,6 +43,11 @@ export class DuplexStore {
     this.db.transaction(() => records.forEach((r) => this.save(r)))();
   }
 
+  /** Forgets a record (an opening that was abandoned before this side signed anything). */
+  delete(tempId: string): void {
+    this.db.prepare('DELETE FROM duplex_channels WHERE temp_id = ?').run(tempId);
+  }
+
   loadAll(): DuplexRecord[] {
     return (this.db.prepare('SELECT record FROM duplex_channels ORDER BY rowid').all() as { record: string }[]).map((row) => decodeState<DuplexRecord>(row.record));
   }

@@ -9,6 +9,7 @@ import type { PeerLink } from '../transport/link.js';
 import { type DuplexRecord, type SignedState } from './duplex-record.js';
 import { DuplexOpening } from './duplex-opening.js';
 import { chainAfter } from './duplex-core.js';
+import { closeIsStale, unilateralClose } from './duplex-unilateral.js';
 
 /** What A signs to show B that a new connection is A's: the channel and A's newest index. */
 function resumeDigest(channelId: string, index: number): Uint8Array {
@@ -203,7 +204,18 @@ export abstract class DuplexUpdates extends DuplexOpening {
     this.verifyPeer(record, channel, stateSighash(channel, p), m.signature);
     record.pending = undefined;
     this.advance(record, { index: p.index, balanceASat: p.balanceASat, balanceBSat: p.balanceBSat, sigA: p.sigA, sigB: m.signature });
+    // A force close stored while this proposal was out publishes the state it was taken on; the
+    // newer one (maybe a pay-back to A that B would rather withhold) must go out instead.
+    const stale = closeIsStale(record.close, record.current) ? record.close : undefined;
+    if (stale) {
+      record.close = unilateralClose(channel, record.current!, stale);
+      this.log(`${record.channelId}: state ${p.index} countersigned after the force close of state ${stale.stateIndex}: the close publishes state ${p.index} now`);
+    }
     this.save(record);
+    if (stale?.bumpReservation) {
+      await this.options.wallet.release(stale.bumpReservation);
+      await this.options.saveWallet();
+    }
     this.settle(`${record.tempId}:countersign:${p.index}`, record.current);
     const tip = await this.options.backend.getTip();
     this.announceBudget(record, tip.height);

@@ -8,6 +8,8 @@
  *   input of this side's own (SIGHASH_ALL|ANYONECANPAY left both signatures valid), +25 % per
  *   step up to `maxFeeRateSatPerVb`, replacing the previous version (BIP125). No output can be
  *   added, so the input is a coin sized for the step, split off one step ahead (duplex-bump.ts);
+ *   an older state holding the mempool is replaced in the same check with any confirmed coin up
+ *   to the ceiling (no exact coin can be ready for a rival's fee, and a block's wait could lose);
  * - reads how the funding output was spent once that is confirmed, whoever spent it.
  */
 import { Transaction } from 'bitcoinjs-lib';
@@ -20,13 +22,22 @@ import {
   completeDuplexSpend,
   duplexOutputs,
   DUPLEX_STATE_HASHTYPE,
-  signedStateTx,
   stateLocktime,
 } from '../protocol/duplex-tx.js';
 import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js';
 import type { DuplexRecord, Settlement } from './duplex-record.js';
 import { OPENING_TIMEOUT_BLOCKS } from './duplex-opening.js';
+import { closeIsStale, unilateralClose } from './duplex-unilateral.js';
 import type { DuplexPeer } from './duplex-peer.js';
+
+/** The version a bump replaces: its fee and size (BIP125), and whether it takes our money. */
+export interface Replaced {
+  readonly feeSat: bigint;
+  readonly vsize: number;
+  readonly txid?: string;
+  /** Not our newest state nor a close with its balances (an older state): replace it at once, whatever it costs up to the ceiling. */
+  readonly hostile?: boolean;
+}
 
 export class DuplexWatcher {
   private running = false;
@@ -63,22 +74,16 @@ export class DuplexWatcher {
    * caller holds the channel's lock, as for every step below that changes the record.
    */
   private async closeAlone(record: DuplexRecord, tipHeight: number | null, readFunding: () => Promise<OutpointStatus>): Promise<number> {
-    const current = record.current!;
-    const channel = this.peer.channelOf(record);
-    const tx = signedStateTx(channel, current, current.sigA, current.sigB);
+    const previous = record.close;
     record.phase = 'closing';
-    record.close = {
-      kind: 'unilateral',
-      txid: tx.getId(),
-      txHex: tx.toHex(),
-      feeSat: duplexOutputs(channel, current, channel.stateFeeRateSatPerVb).feeSat,
-      stateIndex: current.index,
-      feeRateSatPerVb: channel.stateFeeRateSatPerVb,
-      // A rollover that may still confirm instead keeps its new channel in view.
-      ...(record.close?.successorId ? { successorId: record.close.successorId } : {}),
-      ...(record.close ? { supersededTxid: record.close.txid } : {}),
-    };
+    record.close = unilateralClose(this.peer.channelOf(record), record.current!, previous);
+    const tx = Transaction.fromHex(record.close.txHex);
     this.peer.save(record);
+    if (previous?.bumpReservation) {
+      // A bumped version of an older state is replaced by the newest: its fee coin is free.
+      await this.options.wallet.release(previous.bumpReservation);
+      await this.options.saveWallet();
+    }
     if (tipHeight !== null) {
       await this.pushUnilateral(record, tipHeight, tipHeight >= tx.locktime, readFunding);
       // The first bump's coin, split off now so it is confirmed if the state gets stuck.
@@ -94,7 +99,8 @@ export class DuplexWatcher {
     try {
       const tip = await this.options.backend.getTip();
       for (const summary of this.peer.list()) {
-        const record = this.peer.get(summary.tempId)!;
+        const record = this.peer.get(summary.tempId);
+        if (!record) continue; // an abandoned opening forgotten meanwhile
         try {
           await this.checkOne(record, tip.height);
         } catch (err) {
@@ -124,12 +130,18 @@ export class DuplexWatcher {
     let read: Promise<OutpointStatus> | null = null;
     const readFunding = (): Promise<OutpointStatus> => (read ??= this.fundingStatus(record));
     if (this.abortLostSuccessor(record)) return;
-    if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record);
+    if (record.phase === 'open' && !record.fundingConfirmed && record.channelId) await this.checkFunding(record, tipHeight);
+    if (record.phase === 'aborted' || !this.peer.get(record.tempId)) return; // aborted or forgotten just now
     if ((record.phase === 'open' || record.phase === 'closing') && record.current && record.fundingConfirmed) {
       const final = tipHeight >= stateLocktime(record.terms!, record.current.index);
       // Still open, or a cooperative close / rollover not confirmed, when the newest state is
       // final: publish it now; waiting would give the other side, Δ blocks later, an older one.
-      if (final && record.close?.kind !== 'unilateral') {
+      if (closeIsStale(record.close, record.current)) {
+        // A countersignature came after the close was stored (the peer rebuilds it then too):
+        // the newest state is the one to publish.
+        this.log(`${record.channelId}: the close holds state ${record.close!.stateIndex}, the newest is ${record.current.index}: publishing the newest`);
+        await this.closeAlone(record, tipHeight, readFunding);
+      } else if (final && record.close?.kind !== 'unilateral') {
         this.log(`${record.channelId}: the newest state ${record.current.index} is final at ${tipHeight} and the channel is not settled: publishing it`);
         await this.closeAlone(record, tipHeight, readFunding);
       } else if (record.close?.kind === 'unilateral') {
@@ -154,11 +166,55 @@ export class DuplexWatcher {
     await this.peer.broadcast(close.txHex).catch((err: Error) => this.log(`${close.kind} ${close.txid} refused: ${err.message}`));
   }
 
-  private async checkFunding(record: DuplexRecord): Promise<void> {
+  private async checkFunding(record: DuplexRecord, tipHeight: number): Promise<void> {
     const { known } = await this.peer.confirmFunding(record);
     if (!known && record.role === 'A' && record.fundingTxHex && Transaction.fromHex(record.fundingTxHex).hasWitnesses()) {
       this.log(`${record.channelId}: the node lost the funding; broadcasting it again`);
       await this.peer.broadcast(record.fundingTxHex).catch((err: Error) => this.log(`rebroadcast refused: ${err.message}`));
+    }
+    if (!known && record.role === 'B') await this.releaseUnseenFunding(record, tipHeight);
+  }
+
+  /**
+   * B: a funding B signed that the node has not seen (not in the mempool, not mined) for
+   * OPENING_TIMEOUT_BLOCKS may never come (an opener naming a coin it cannot sign, or one that
+   * walked away): B's coins go back to the wallet rather than stay reserved forever. The record
+   * stays open and watched: if A broadcasts the funding late and it confirms first, B's coins
+   * are in the channel as agreed; once one of B's coins is spent by anything else, the funding
+   * can never confirm and the record is aborted. A channel B put nothing into is forgotten then.
+   */
+  private async releaseUnseenFunding(record: DuplexRecord, tipHeight: number): Promise<void> {
+    if (record.predecessorId) return; // a rollover's channel: its funding is the old channel's close (abortLostSuccessor)
+    const own = record.ownInputs ?? [];
+    const since = record.fundingSignedHeight ?? record.openedHeight;
+    const timedOut = since !== undefined && tipHeight - since >= OPENING_TIMEOUT_BLOCKS;
+    if (own.length === 0) {
+      // B put nothing in: nothing of B's is at stake (state 0 gives it nothing; if the funding
+      // still confirms, A takes its coins back with state 0), and such records cost their
+      // sender nothing: forget it.
+      if (timedOut) {
+        this.peer.forgetUnfunded(record);
+        this.log(`${record.channelId}: the funding is unknown to the node ${tipHeight - since!} blocks after B signed state 0, and B put nothing in; forgotten`);
+      }
+      return;
+    }
+    if (!record.ownInputsReleased) {
+      if (!timedOut) return;
+      record.ownInputsReleased = true;
+      this.peer.save(record);
+      await this.options.wallet.release(`duplex:${record.tempId}`);
+      await this.options.saveWallet();
+      this.log(`${record.channelId}: the funding B signed at ${since!} is unknown to the node ${tipHeight - since!} blocks later; B's coins are released (the channel opens still if it confirms first)`);
+      return;
+    }
+    for (const input of own) {
+      const status = await this.options.backend.getOutpointStatus(input, Math.max(0, (record.fundingSignedHeight ?? 1) - 1));
+      if (status.state === 'spent' && status.confirmations > 0 && status.spendingTxid !== this.peer.channelOf(record).funding.txid) {
+        record.phase = 'aborted';
+        this.peer.save(record);
+        this.log(`${record.channelId}: aborted: B's coin ${input.txid}:${input.vout} was spent by ${status.spendingTxid}; the funding can never confirm`);
+        return;
+      }
     }
   }
 
@@ -182,7 +238,8 @@ export class DuplexWatcher {
           this.log(`${record.channelId}: ${rival.txid} (same balances) spends the funding in the mempool; bumping past it only if it does not confirm`);
           return;
         }
-        if (!acceptable || tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bumpLocked(record, tipHeight, rival);
+        if (!acceptable) await this.bumpLocked(record, tipHeight, { ...rival, hostile: true });
+        else if (tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bumpLocked(record, tipHeight, rival);
         return;
       }
       try {
@@ -233,15 +290,17 @@ export class DuplexWatcher {
    * Replaces the published newest state with a version that carries a fee input of this side's
    * own wallet. The state's outputs are fixed (a change output would void both signatures), so
    * the input is a confirmed coin of exactly the value the target rate needs (duplex-bump.ts);
-   * without one, this splits one off and the bump follows once it confirms. No-op at the ceiling.
+   * without one, this splits one off and the bump follows once it confirms. Against a `hostile`
+   * rival (an older state) any confirmed coin up to the ceiling is taken at once instead: paying
+   * over target beats losing the channel. No-op at the ceiling.
    * @returns the new txid, or null.
    */
-  bump(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
+  bump(record: DuplexRecord, tipHeight: number, rival?: Replaced): Promise<string | null> {
     return this.peer.locked(record, () => this.bumpLocked(record, tipHeight, rival));
   }
 
   /** {@link bump}, the channel's lock held. */
-  private async bumpLocked(record: DuplexRecord, tipHeight: number, rival?: { feeSat: bigint; vsize: number }): Promise<string | null> {
+  private async bumpLocked(record: DuplexRecord, tipHeight: number, rival?: Replaced): Promise<string | null> {
     const close = record.close;
     const state = record.current;
     if (close?.kind !== 'unilateral' || !state) throw new RangeError('only a published state is bumped');
@@ -252,13 +311,21 @@ export class DuplexWatcher {
       return null;
     }
     const reservation = `bump:${record.channelId}:${plan.feeRateSatPerVb}`;
-    // Exactly the planned value: any bigger coin would be fee, all of it.
-    const coin = await wallet.reserveFeeCoin(reservation, plan.coinSat, plan.coinSat);
+    const channel = this.peer.channelOf(record);
+    const stateFeeSat = duplexOutputs(channel, state, channel.stateFeeRateSatPerVb).feeSat;
+    // A routine bump of our own version takes a coin of exactly the planned value: any bigger
+    // coin would be fee, all of it. Against a rival that takes our money (an older state) no
+    // exact coin can exist in advance (its value follows the rival's fee), and splitting one
+    // costs a block in which the rival confirms: any confirmed coin up to the ceiling will do.
+    const maxCoinSat = rival?.hostile ? feeForVsize(plan.vsize, policy.maxFeeRateSatPerVb) - stateFeeSat : plan.coinSat;
+    const coin = await wallet.reserveFeeCoin(reservation, plan.coinSat, maxCoinSat);
     if (!coin) {
       await this.prepareFeeCoin(record, plan);
       return null;
     }
-    const channel = this.peer.channelOf(record);
+    if (coin.valueSat > plan.coinSat) {
+      this.log(`${record.channelId}: ${rival?.txid ?? 'a rival'} (not our newest state) holds the mempool; replacing it now with a fee coin of ${coin.valueSat} sat, ${coin.valueSat - plan.coinSat} sat over the plan (no coin of exactly ${plan.coinSat} sat, and waiting a block for one could lose the channel)`);
+    }
     const tx = buildStateTx(channel, state);
     tx.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
     const signed = completeDuplexSpend(channel, tx, state.sigA, state.sigB, DUPLEX_STATE_HASHTYPE);
@@ -275,7 +342,8 @@ export class DuplexWatcher {
     if (close.bumpReservation) await wallet.release(close.bumpReservation);
     await this.options.saveWallet();
     // Rounded up, so the next step's +1 sat/vB really is above this version's rate.
-    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat: plan.feeSat, feeRateSatPerVb: Math.ceil(Number(plan.feeSat) / signed.virtualSize()), broadcastHeight: tipHeight, bumpReservation: reservation };
+    const feeSat = stateFeeSat + coin.valueSat;
+    record.close = { ...close, txid: signed.getId(), txHex: signed.toHex(), feeSat, feeRateSatPerVb: Math.ceil(Number(feeSat) / signed.virtualSize()), broadcastHeight: tipHeight, bumpReservation: reservation };
     this.peer.save(record);
     this.log(`${record.channelId}: bumped state ${state.index} to ${plan.feeRateSatPerVb} sat/vB with a fee coin of ${coin.valueSat} sat (${signed.getId()})`);
     await this.prepareNextFeeCoin(record);
@@ -286,7 +354,7 @@ export class DuplexWatcher {
    * The next bump of the published state: +25 % (at least +1 sat/vB) over its rate, above the
    * replaced version's rate too (BIP125), up to the ceiling. @returns null at the ceiling.
    */
-  private planNextBump(record: DuplexRecord, replaced?: { feeSat: bigint; vsize: number }): BumpPlan | null {
+  private planNextBump(record: DuplexRecord, replaced?: Replaced): BumpPlan | null {
     const close = record.close!;
     const ceiling = this.options.policy.maxFeeRateSatPerVb;
     // The lowest whole rate strictly above the replaced version's (338 sat in 168 vB is 2.01: 3).
@@ -357,7 +425,24 @@ export class DuplexWatcher {
     record.settlement = this.settlementOf(record, Transaction.fromHex(spend.hex), status.confirmations);
     record.phase = 'closed';
     this.peer.save(record); // a rollover's new channel that lost the race is aborted under its own lock (abortLostSuccessor)
+    await this.releaseFeeCoins(record);
     this.log(`${record.channelId}: settled by ${record.settlement.kind} ${status.spendingTxid} (A ${record.settlement.valueASat}, B ${record.settlement.valueBSat}, fee ${record.settlement.feeSat})`);
+  }
+
+  /**
+   * Once the channel is settled, the fee coins held for its bumps are free again: the version
+   * that spent one may have lost to another spend of the funding (the peer's version, an older
+   * state), and the wallet drops only reservations whose coins were spent.
+   */
+  private async releaseFeeCoins(record: DuplexRecord): Promise<void> {
+    const { wallet } = this.options;
+    const prefix = `bump:${record.channelId}:`;
+    const names = new Set(wallet.state().reservations.map((r) => r.txid).filter((name) => name.startsWith(prefix)));
+    if (record.close?.bumpReservation) names.add(record.close.bumpReservation);
+    if (names.size === 0) return;
+    for (const name of names) await wallet.release(name);
+    await this.options.saveWallet();
+    this.log(`${record.channelId}: released ${names.size} fee coin reservation(s) of its bumps`);
   }
 
   private settlementOf(record: DuplexRecord, tx: Transaction, confirmations: number): Settlement {

@@ -43,8 +43,11 @@ export interface DuplexPolicy {
   /** The most B puts into a channel someone else opens (0: B never funds). */
   readonly maxContributionSat: bigint;
   /**
-   * A coin of this value each side pays itself in the funding transaction, kept for fee bumping
-   * (a state's outputs are fixed, so a fee input's whole value becomes fee); 0 for none.
+   * A coin of this value each side pays itself in the funding transaction, kept for fee bumping;
+   * 0 for none. It is not itself a bump's fee input (a state's outputs are fixed, so a fee
+   * input's whole value becomes fee): routine bumps use coins of exactly the planned value,
+   * split off the wallet's coins, this one among them (duplex-bump.ts). Against an older state of the peer's it can be spent whole at once, as
+   * any confirmed coin up to the fee ceiling (duplex-watcher.ts): overpaying beats losing.
    */
   readonly feeReserveSat: bigint;
 }

@@ -29,6 +29,7 @@ import { pathOf, payeeRequestHandler, type ChannelDirectory, type ExtraRoutes } 
 import { PayeeMetrics } from './metrics.js';
 import { CLOSE_GOING_AWAY, PayeeConnection, type MessageReceiver } from './payee-connection.js';
 import { serverLimits, type ServerLimits } from './server-limits.js';
+import { addressGroup } from './address-group.js';
 
 /** The path of the payer WebSocket. */
 export const PAYEE_WS_PATH = '/v1/ws';
@@ -108,7 +109,9 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
     if (closing) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS', 'the payee is shutting down');
     if (pathOf(req) !== PAYEE_WS_PATH) return refuseUpgrade(socket, 'NOT_FOUND', `the payer WebSocket is at ${PAYEE_WS_PATH}`);
     const address = remoteAddress(req);
-    if ((perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS_FROM_ADDRESS');
+    // Counted per IPv4 address, per IPv6 /64 (one host's usual share: address-group.ts).
+    const group = addressGroup(address);
+    if ((perAddress.get(group) ?? 0) >= limits.maxConnectionsPerAddress) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS_FROM_ADDRESS');
     if (members.size >= limits.maxConnections || strangers.size >= limits.maxUnauthenticatedConnections) {
       const oldest = strangers.values().next();
       if (oldest.done) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS');
@@ -124,14 +127,14 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
       open.add(connection);
       members.add(connection);
       if (!connection.proven) strangers.add(connection);
-      perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+      perAddress.set(group, (perAddress.get(group) ?? 0) + 1);
       void connection.closed.then(() => {
         open.delete(connection);
         members.delete(connection);
         strangers.delete(connection);
-        const left = (perAddress.get(address) ?? 1) - 1;
-        if (left > 0) perAddress.set(address, left);
-        else perAddress.delete(address);
+        const left = (perAddress.get(group) ?? 1) - 1;
+        if (left > 0) perAddress.set(group, left);
+        else perAddress.delete(group);
       });
     });
   });

@@ -5,9 +5,12 @@
  * could fill.
  */
 import { randomBytes } from 'node:crypto';
+import { address as baddress, networks } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_OPENINGS_PER_ADDRESS, MAX_OPENINGS_PER_KEY } from '../../src/duplex/duplex-opening.js';
+import { MAX_OPENINGS_PER_ADDRESS, MAX_OPENINGS_PER_KEY, OPENING_TIMEOUT_BLOCKS } from '../../src/duplex/duplex-opening.js';
 import { fromHex } from '../../src/protocol/bytes.js';
+import { buildDuplexFundingTx } from '../../src/protocol/duplex-funding.js';
+import { duplexFundingScripts, makeDuplexChannel, stateSighash } from '../../src/protocol/duplex-tx.js';
 import { plannedInitialLocktime } from '../../src/protocol/duplex-update.js';
 import { msg, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import type { PeerLink } from '../../src/transport/link.js';
@@ -22,10 +25,11 @@ afterAll(async () => {
   await env?.stop();
 });
 
-/** A connection from `address` that records what B answers. */
-function strangerLink(address: string): PeerLink & { got: Message[] } {
+/** A connection from `address` that records what B answers, and whether B called it proven. */
+function strangerLink(address: string): PeerLink & { got: Message[]; provenCalls: number } {
   const got: Message[] = [];
-  return { got, peer: address, send: (m) => void got.push(m) };
+  const link = { got, provenCalls: 0, peer: address, send: (m: Message) => void got.push(m), proven: () => void link.provenCalls++ };
+  return link;
 }
 
 async function strangerOpen(pair: DuplexPair, keyA: Uint8Array, over: Partial<MessageOf<'duplex-open'>> = {}): Promise<MessageOf<'duplex-open'>> {
@@ -93,5 +97,125 @@ describe('duplex opening', () => {
     const id = await pair.a.open({ link: pair.link.a, contributionASat: 200_000n, fundingFeeRateSatPerVb: 2 });
     await pair.mine(1);
     expect(pair.b.get(id)).toMatchObject({ phase: 'open', fundingConfirmed: true });
+  });
+
+  it('releases B’s coins when a funding B signed never reaches the node (a stranger naming someone else’s coin)', async () => {
+    const pair = await duplexPair(env);
+    const wallet = pair.b.options.wallet;
+    const stranger = strangerLink('198.51.100.8');
+    const secret = randomBytes(32);
+    const keyA = env.secp.publicKeyCreate(secret);
+    // Someone else's real coin, at its true value: B's check on chain passes, but the stranger
+    // can never sign it, so the funding it asks B to sign never reaches the node.
+    const foreign = env.wallet.coins().find((c) => c.confirmations > 0 && !c.reserved && !c.coinbase && c.valueSat >= 600_000n)!;
+    const open = await strangerOpen(pair, keyA, { contributionBSat: 400_000n, inputs: [{ ...foreign.outpoint, valueSat: foreign.valueSat }] });
+    await pair.b.receive(open, stranger);
+    const accept = stranger.got.at(-1)!;
+    expect(accept.type).toBe('duplex-accept');
+    if (accept.type !== 'duplex-accept') return;
+    const terms = { ...open, keyB: accept.keyB, scriptB: accept.scriptB };
+    const { fundingScript } = duplexFundingScripts(keyA, accept.keyB);
+    const funding = buildDuplexFundingTx(fundingScript, 900_000n, [{ ...foreign.outpoint, valueSat: foreign.valueSat }, ...accept.inputs], [...accept.outputs]);
+    const channel = makeDuplexChannel(terms, { txid: funding.getId(), vout: 0 });
+    const signature = env.secp.ecdsaSign(stateSighash(channel, { index: 0, balanceASat: 500_000n, balanceBSat: 400_000n }), secret);
+    await pair.b.receive(msg('duplex-fund', { tempId: open.tempId, fundingTx: funding.toHex(), fundingVout: 0, signature }), stranger);
+    expect(types(stranger).at(-1)).toBe('duplex-funded');
+    expect(wallet.state().reservations.map((r) => r.txid)).toContain(`duplex:${open.tempId}`);
+    await pair.mine(OPENING_TIMEOUT_BLOCKS);
+    expect(wallet.state().reservations.map((r) => r.txid)).not.toContain(`duplex:${open.tempId}`);
+    // B's coins serve the next opening (before: CAPACITY_TOO_LARGE … INSUFFICIENT_FUNDS).
+    const id = await pair.a.open({ link: pair.link.a, contributionASat: 300_000n, contributionBSat: 1_500_000n, fundingFeeRateSatPerVb: 2 });
+    await pair.mine(1);
+    expect(pair.b.get(id)).toMatchObject({ phase: 'open', fundingConfirmed: true });
+    // The coin the stranger's funding spent is spent elsewhere now: that funding can never confirm.
+    expect(pair.b.get(open.tempId)!.phase).toBe('aborted');
+  });
+
+  it('counts a connection as a payer’s only once the node has the channel’s funding, not for an opening alone', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const link = strangerLink('198.51.100.9');
+    const secret = randomBytes(32);
+    const keyA = env.secp.publicKeyCreate(secret);
+    // An opening costs nothing: B puts nothing in, A shows nothing.
+    const open = await strangerOpen(pair, keyA);
+    await pair.b.receive(open, link);
+    const accept = link.got.at(-1)!;
+    expect(accept.type).toBe('duplex-accept');
+    if (accept.type !== 'duplex-accept') return;
+    expect(link.provenCalls).toBe(0);
+    // A funds it by hand from a real coin, change back to its wallet.
+    const coin = env.wallet.coins().find((c) => c.confirmations > 0 && !c.reserved && !c.coinbase && c.valueSat >= 600_000n)!;
+    const change = { script: baddress.toOutputScript(env.wallet.receiveAddress(), networks.regtest), valueSat: coin.valueSat - 500_000n - 2_000n };
+    const { fundingScript } = duplexFundingScripts(keyA, accept.keyB);
+    const funding = buildDuplexFundingTx(fundingScript, 500_000n, [{ ...coin.outpoint, valueSat: coin.valueSat }], [change]);
+    const channel = makeDuplexChannel({ ...open, keyB: accept.keyB, scriptB: accept.scriptB }, { txid: funding.getId(), vout: 0 });
+    const signature = env.secp.ecdsaSign(stateSighash(channel, { index: 0, balanceASat: 500_000n, balanceBSat: 0n }), secret);
+    await pair.b.receive(msg('duplex-fund', { tempId: open.tempId, fundingTx: funding.toHex(), fundingVout: 0, signature }), link);
+    expect(types(link).at(-1)).toBe('duplex-funded');
+    // Saying it was broadcast proves nothing while the node does not have it.
+    const channelId = `${funding.getId()}:0`;
+    await pair.b.receive(msg('duplex-channel', { tempId: open.tempId, channelId }), link);
+    expect(link.provenCalls).toBe(0);
+    for (const { index, stack } of env.wallet.signContribution(funding, [0])) funding.setWitness(index, stack);
+    await env.backend.broadcast(funding.toHex());
+    await pair.b.receive(msg('duplex-channel', { tempId: open.tempId, channelId }), link);
+    expect(link.provenCalls).toBe(1);
+    // Another connection naming that channel is not proven by it.
+    const other = strangerLink('203.0.113.10');
+    await pair.b.receive(msg('duplex-channel', { tempId: open.tempId, channelId }), other);
+    expect(other.provenCalls).toBe(0);
+    await env.mine(1);
+  });
+
+  it('forgets an abandoned opening B signed nothing for: a stranger’s openings leave no records behind', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const stranger = strangerLink('198.51.100.11');
+    const open = await strangerOpen(pair, newKey());
+    await pair.b.receive(open, stranger);
+    expect(types(stranger)).toEqual(['duplex-accept']);
+    expect(pair.b.get(open.tempId)?.phase).toBe('opening');
+    await pair.mine(OPENING_TIMEOUT_BLOCKS);
+    expect(pair.b.get(open.tempId)).toBeUndefined();
+    expect(pair.b.options.store.loadAll().map((r) => r.tempId)).not.toContain(open.tempId);
+  });
+
+  it('counts the openings of one IPv6 /64 together, whatever address of it each comes from', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const from = (i: number) => strangerLink(`2001:db8:7:7:${(i + 1).toString(16)}::1`);
+    const answers: string[] = [];
+    for (let i = 0; i <= MAX_OPENINGS_PER_ADDRESS; i++) {
+      const link = from(i);
+      await pair.b.receive(await strangerOpen(pair, newKey()), link);
+      answers.push(...types(link));
+    }
+    expect(answers.filter((t) => t === 'duplex-accept')).toHaveLength(MAX_OPENINGS_PER_ADDRESS);
+    expect(answers.at(-1)).toBe('RATE_LIMITED');
+    const neighbour = strangerLink('2001:db8:7:8::1');
+    await pair.b.receive(await strangerOpen(pair, newKey()), neighbour);
+    expect(types(neighbour)).toEqual(['duplex-accept']);
+  });
+
+  it('forgets a channel B put nothing into whose funding never reaches the node', async () => {
+    const pair = await duplexPair(env, {}, 0n);
+    const stranger = strangerLink('198.51.100.12');
+    const secret = randomBytes(32);
+    const keyA = env.secp.publicKeyCreate(secret);
+    const open = await strangerOpen(pair, keyA);
+    await pair.b.receive(open, stranger);
+    const accept = stranger.got.at(-1)!;
+    if (accept.type !== 'duplex-accept') throw new Error(`no accept: ${accept.type}`);
+    // A funding naming someone else's coin: B signs state 0 (it puts nothing in), no one can sign the funding.
+    const foreign = env.wallet.coins().find((c) => c.confirmations > 0 && !c.reserved && c.valueSat >= 600_000n)!;
+    const { fundingScript } = duplexFundingScripts(keyA, accept.keyB);
+    const funding = buildDuplexFundingTx(fundingScript, 500_000n, [{ ...foreign.outpoint, valueSat: foreign.valueSat }], []);
+    const channel = makeDuplexChannel({ ...open, keyB: accept.keyB, scriptB: accept.scriptB }, { txid: funding.getId(), vout: 0 });
+    const signature = env.secp.ecdsaSign(stateSighash(channel, { index: 0, balanceASat: 500_000n, balanceBSat: 0n }), secret);
+    await pair.b.receive(msg('duplex-fund', { tempId: open.tempId, fundingTx: funding.toHex(), fundingVout: 0, signature }), stranger);
+    expect(types(stranger).at(-1)).toBe('duplex-funded');
+    expect(pair.b.get(open.tempId)?.phase).toBe('open');
+    await pair.mine(OPENING_TIMEOUT_BLOCKS);
+    // Nothing of B's is at stake (state 0 gives B nothing), and such records cost a stranger nothing.
+    expect(pair.b.get(open.tempId)).toBeUndefined();
+    expect(pair.b.options.store.loadAll().map((r) => r.tempId)).not.toContain(open.tempId);
   });
 });

@@ -217,6 +217,37 @@ describe('duplex channel', () => {
     await expect(env.backend.broadcast(oldTx.toHex())).rejects.toThrow();
   });
 
+  it('replaces at once an older state published with a high fee once its newest is final (no block in between)', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 6 });
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 100_000n);
+    await (await pair.b.payBack(id, 60_000n)).applied;
+    const old: SignedState = pair.b.get(id)!.current!; // state 2: A has 560,000
+    await pair.a.pay(id, 50_000n); // state 3, newest: A has 510,000
+    expect(old.index).toBe(2);
+    const channel = pair.b.channelOf(pair.b.get(id)!);
+    // A fee coin of A's own, confirmed, for the old state: its whole value is fee (~30 sat/vB).
+    await env.wallet.send(env.wallet.receiveAddress(), 9_000n, 2);
+    await env.mine(1);
+    await env.wallet.sync();
+    const coin = env.wallet.coins().find((c) => c.valueSat === 9_000n && c.confirmations > 0 && !c.reserved)!;
+    // No watcher runs until the old state is final too (B's watcher was away meanwhile).
+    await env.mineTo(stateLocktime(channel, 2));
+    const cheat = signedStateTx(channel, old, old.sigA, old.sigB);
+    cheat.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
+    for (const { index, stack } of env.wallet.signContribution(cheat, [1])) cheat.setWitness(index, stack);
+    await env.backend.broadcast(cheat.toHex());
+    // One check of B's: the old state must leave the mempool now, not a block later.
+    await pair.b.options.wallet.sync();
+    await pair.watchB.check();
+    const close = pair.b.get(id)!.close!;
+    expect(close).toMatchObject({ kind: 'unilateral', stateIndex: 3 });
+    expect(await env.backend.getTransaction(cheat.getId())).toBeNull();
+    expect((await env.backend.getTransaction(close.txid))?.confirmations).toBe(0);
+    await pair.mine(1);
+    expect(pair.b.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 3, txid: close.txid });
+  });
+
   it('bumps a published state to its target rate with a fee coin sized for it, the surplus back to the wallet', async () => {
     const pair = await duplexPair(env, { plannedUpdates: 4 });
     const id = await openConfirmed(pair);
@@ -259,6 +290,34 @@ describe('duplex channel', () => {
     });
     await pair.mine(1);
     expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', txid: bumped, stateIndex: 1 });
+  });
+
+  it('frees the bump’s fee coin when the channel is settled by another transaction', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 4 });
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 20_000n);
+    pair.cut(true);
+    const finalAt = await pair.watchA.forceClose(id);
+    await pair.mineTo(finalAt - 1); // A's state goes out at its locktime
+    const first = pair.a.get(id)!.close!;
+    const bumped = await pair.watchA.bump(pair.a.get(id)!, (await env.backend.getTip()).height, { feeSat: first.feeSat, vsize: Transaction.fromHex(first.txHex).virtualSize() });
+    expect(bumped).not.toBeNull();
+    const bumpReservations = () => env.wallet.state().reservations.filter((r) => r.txid.startsWith(`bump:${id}:`));
+    expect(bumpReservations()).toHaveLength(1);
+    // B's own version of the same state, with B's fee reserve coin as its fee input, replaces A's.
+    const walletB = pair.b.options.wallet;
+    await walletB.sync();
+    const reserve = walletB.coins().find((c) => c.valueSat === pair.b.options.policy.feeReserveSat && c.confirmations > 0 && !c.reserved)!;
+    const b = pair.b.get(id)!;
+    const theirs = signedStateTx(pair.b.channelOf(b), b.current!, b.current!.sigA, b.current!.sigB);
+    theirs.addInput(txidToHash(reserve.outpoint.txid), reserve.outpoint.vout, SEQUENCE_LOCKTIME_RBF);
+    for (const { index, stack } of walletB.signContribution(theirs, [1])) theirs.setWitness(index, stack);
+    await env.backend.broadcast(theirs.toHex());
+    expect(await env.backend.getTransaction(bumped!)).toBeNull();
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', txid: theirs.getId(), stateIndex: 1 });
+    // A's fee coin was never spent: it is A's to use again.
+    expect(bumpReservations()).toEqual([]);
   });
 
   it('resumes a proposal whose countersignature was lost when A crashed', async () => {
@@ -341,6 +400,28 @@ describe('duplex channel', () => {
     // Whatever B countersigned last is what its watcher publishes.
     expect(b.close).toMatchObject({ kind: 'unilateral', stateIndex: b.current!.index });
     expect(b.current!.index).toBe(2);
+  });
+
+  it('publishes the state countersigned after a force close, not the one the close first stored', async () => {
+    const pair = await duplexPair(env);
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 100_000n); // state 1
+    pair.cutToA(true); // B's countersignature of state 2 is held back
+    const paying = pair.a.pay(id, 20_000n);
+    await waitUntil(() => pair.b.get(id)!.current!.index === 2, 'B to countersign state 2');
+    await pair.watchA.forceClose(id); // A stores a close of state 1, its newest both signed so far
+    expect(pair.a.get(id)!.close).toMatchObject({ kind: 'unilateral', stateIndex: 1 });
+    // Now the countersignature arrives.
+    const signed = pair.b.get(id)!.current!;
+    await pair.a.receive(msg('duplex-countersign', { channelId: id, index: 2, signature: signed.sigB }), pair.link.a);
+    await paying;
+    expect(pair.a.get(id)!.current!.index).toBe(2);
+    expect(pair.a.get(id)!.close).toMatchObject({ kind: 'unilateral', stateIndex: 2 });
+    pair.cutToA(false);
+    const channel = pair.a.channelOf(pair.a.get(id)!);
+    await pair.mineTo(stateLocktime(channel, 2));
+    await pair.mine(1);
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 2, txid: pair.a.get(id)!.close!.txid });
   });
 
   it('signs the rollover SIGHASH_ALL: a third party cannot add an input and change the new channel’s funding txid', async () => {
