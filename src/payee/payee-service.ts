@@ -15,7 +15,8 @@
  * once (so many payments share one group commit) and every effect after it waits until it is
  * durable — a payment is acknowledged only once stored. A step that broadcasts is fully
  * serialized: the next input waits until the broadcast is done. A new channel's step broadcasts
- * its funding first and stores it only once the node took it (a refused funding leaves nothing);
+ * its funding first and stores it only once the node took it (a funding refused, or that the node
+ * could not be asked about, leaves nothing: a resend opens it);
  * any other refused broadcast restores (and re-stores) the state before the step.
  */
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
