@@ -161,7 +161,7 @@ describe('payee faults', () => {
     expect(faults.calls('getTip') - callsBefore).toBe(0);
   });
 
-  it('a payment acknowledged while a close waits on the node is in the close', async () => {
+  it('a payment acknowledged while a close waits on the node is in the close, and kept when the close fails', async () => {
     const faults = faulty(env.backend);
     const pair = await localPair({ secp: env.secp, backend: faults.backend, payerWallet: env.wallet, feeRateSatPerVb: 2 });
     cleanups.push(() => pair.stop());
@@ -173,16 +173,27 @@ describe('payee faults', () => {
     await env.mine(1);
     const channel = await opening;
     await pair.payer.pay(1_000n);
+    // A close the node could not take is undone: back to the newest acknowledged total.
     const held = faults.holdNextFeeEstimate();
-    const closing = pair.payee.close(channel.id);
+    const refused = pair.payee.close(channel.id);
     await held.reached;
     await pair.payer.pay(1_000n); // acknowledged: durable at the payee
+    faults.failNextBroadcast();
     held.release();
+    await expect(refused).rejects.toThrow(ChainBackendError);
+    const restored = pair.payee.channel(channel.id);
+    expect(restored?.type === 'Open' && restored.paidSat).toBe(2_000n);
+    // And a close that goes through pays it.
+    const again = faults.holdNextFeeEstimate();
+    const closing = pair.payee.close(channel.id);
+    await again.reached;
+    await pair.payer.pay(1_000n);
+    again.release();
     const close = await closing;
     const state = pair.payee.channel(channel.id);
-    expect(state?.type === 'Closing' && state.paidSat).toBe(2_000n);
+    expect(state?.type === 'Closing' && state.paidSat).toBe(3_000n);
     const toPayer = Transaction.fromHex(close.txHex).outs.find((o) => equalBytes(o.script, pair.payerScript));
-    expect(BigInt(toPayer!.value)).toBe(capacitySat - 2_000n);
+    expect(BigInt(toPayer!.value)).toBe(capacitySat - 3_000n);
   });
 
   it('a payee restarted during an opening: the payer authenticates once open, and its close request is taken on that connection', async () => {
