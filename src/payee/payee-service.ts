@@ -78,6 +78,8 @@ function compact(state: PayeeState): PayeeState {
 }
 /** A funding this deep is not watched for reorgs any more. */
 const DEEP_CONFIRMATIONS = 6;
+/** A hello reuses a tip read this recent (see PayeeService.cookieTipHeight). */
+const TIP_READ_MAX_AGE_MS = 250;
 
 export class PayeeService {
   private readonly ctx: PayeeContext;
@@ -101,6 +103,11 @@ export class PayeeService {
   private lastTip: BlockTip | undefined;
   /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
   private readonly openings = new Map<string, Promise<void>>();
+  /** The tip as last read from the node for a hello (see {@link cookieTipHeight}), and when (performance.now()). */
+  private readTipHeight = 0;
+  private tipReadAtMs = Number.NEGATIVE_INFINITY;
+  /** The tip read in flight, shared by every hello that arrives meanwhile. */
+  private tipRead: Promise<void> | null = null;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
@@ -397,19 +404,44 @@ export class PayeeService {
     }
   }
 
-  /**
-   * A proposal: answered with a cookie, nothing kept (see payeeAccept). Issued at the in-memory
-   * tip, the one every later check of the cookie uses: no node call per stranger's message.
-   */
+  /** A proposal: answered with a cookie, nothing kept (see payeeAccept). */
   private async onHello(hello: MessageOf<'hello'>, link: PeerLink): Promise<void> {
     try {
       if (!this.admitOpening(link)) return;
       // A tempId is the payer's random nonce; one already taken by a channel would collide with it.
       if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
-      link.send(payeeAccept(this.ctx, hello, this.tipHeight));
+      link.send(payeeAccept(this.ctx, hello, await this.cookieTipHeight()));
     } catch (err) {
       this.reply(link, err, hello.tempId);
     }
+  }
+
+  /**
+   * The height a cookie is issued at: the tip as block notifications told it, or as the node
+   * said at most {@link TIP_READ_MAX_AGE_MS} ago if higher. Notifications can lag a burst of
+   * blocks (regtest mines ten at once), and a cookie issued at a lagging height would look
+   * that much older when its funding comes, and expire early. One read at a time, shared by every
+   * hello meanwhile, at most four a second: a flood of hellos is not a flood of node calls. The
+   * cookie is later judged by the notified tip, which, lagging, makes it look younger: harmless,
+   * checkCookieAge takes one from up to its lifetime "in the future".
+   */
+  private async cookieTipHeight(): Promise<number> {
+    if (performance.now() - this.tipReadAtMs > TIP_READ_MAX_AGE_MS) {
+      this.tipRead ??= this.options.backend.getTip().then(
+        (tip) => {
+          this.readTipHeight = tip.height;
+          this.tipReadAtMs = performance.now();
+          this.tipRead = null;
+        },
+        (err: unknown) => {
+          // The notified tip will do; the next hello tries again.
+          this.options.log?.(`cannot read the tip for a hello: ${String(err)}`);
+          this.tipRead = null;
+        },
+      );
+      await this.tipRead;
+    }
+    return Math.max(this.tipHeight, this.readTipHeight);
   }
 
   /** A v1 refund to sign: the cookie is checked before anything else, nothing kept (see payeeSignRefund). */

@@ -125,7 +125,7 @@ describe('payee faults', () => {
     expect((await store.loadPayeeChannels()).map((r) => r.tempId)).toEqual([tempId]);
   });
 
-  it('a stranger costs no node call per opening message, and one key derivation', async () => {
+  it('a stranger costs one key derivation per opening message, and no node call of its own', async () => {
     const faults = faulty(env.backend);
     const keys = WalletKeys.fromSeed(randomBytes(32), 'regtest');
     let derivations = 0;
@@ -138,10 +138,20 @@ describe('payee faults', () => {
     });
     const service = await regtestPayee(env, { backend: faults.backend, keys: counted });
     const { replies, link, codes } = recorder();
-    const callsBefore = faults.calls('getTip');
+    // Twenty hellos at once: one tip read between them all, one key each.
+    const hellos = recorder();
+    const tip = await env.backend.getTip();
+    const flood = Array.from({ length: 20 }, () =>
+      msg('hello', { tempId: randomBytes(16).toString('hex'), network: 'regtest', variant: 'spilman-v1', payerPubkey: env.wallet.nextChannelKey().publicKey, capacitySat: 100_000n, expiryHeight: tip.height + 60, payerScript: Uint8Array.of(0x00, 0x14, ...randomBytes(20)) }),
+    );
+    let callsBefore = faults.calls('getTip');
     derivations = 0;
+    await Promise.all(flood.map((h) => service.handle(h, hellos.link)));
+    expect(hellos.codes()).toEqual(flood.map(() => 'accept'));
+    expect(faults.calls('getTip') - callsBefore).toBeLessThanOrEqual(1);
+    expect(derivations).toBe(20);
     const { fundingMsg } = await accepted(service, link, replies);
-    expect(derivations).toBe(1); // the hello's
+    callsBefore = faults.calls('getTip');
     // The same cookie under a v1 proposal would not verify; a refund request for this v2 one is
     // refused after its cookie is checked, which is what a stranger can make the payee do.
     const { tempId, proposal, cookie } = fundingMsg;
@@ -159,6 +169,19 @@ describe('payee faults', () => {
     expect(codes()).toEqual(['FUNDING_REJECTED']);
     expect(derivations).toBe(1);
     expect(faults.calls('getTip') - callsBefore).toBe(0);
+  });
+
+  it('a hello right after a burst of blocks the payee was not told of yet gets a cookie its funding can use', async () => {
+    const service = await regtestPayee(env); // not started: no block notifications, its tip stays where it was
+    await env.mine(8); // more than proposalTimeoutBlocks (6) at once, as regtest mines
+    const { replies, link, codes } = recorder();
+    const { tempId, fundingMsg } = await accepted(service, link, replies);
+    await service.onTip(await env.backend.getTip()); // the notification arrives
+    replies.length = 0;
+    await service.handle(fundingMsg, link);
+    await service.drain();
+    expect(codes()).toEqual([]);
+    expect(service.channel(tempId)?.type).toBe('AwaitingConfirmation');
   });
 
   it('a payment acknowledged while a close waits on the node is in the close, and kept when the close fails', async () => {
