@@ -215,6 +215,9 @@ export class PayeeService {
     if (!last || last.hash === tip.hash) return;
     const switched = tip.height <= last.height || (await this.options.backend.getBlock(last.height).then((b) => b.hash !== last.hash, () => true));
     if (!switched) return;
+    // A tip read for a hello may be of the chain that lost: read again for the next one.
+    this.readTipHeight = 0;
+    this.tipReadAtMs = Number.NEGATIVE_INFINITY;
     this.options.log?.(`the chain switched (tip ${last.height} ${last.hash} → ${tip.height} ${tip.hash}): checking every funding again`);
     this.deepFundings.clear();
   }
@@ -422,8 +425,7 @@ export class PayeeService {
    * blocks (regtest mines ten at once), and a cookie issued at a lagging height would look
    * that much older when its funding comes, and expire early. One read at a time, shared by every
    * hello meanwhile, at most four a second: a flood of hellos is not a flood of node calls. The
-   * cookie is later judged by the notified tip, which, lagging, makes it look younger: harmless,
-   * checkCookieAge takes one from up to its lifetime "in the future".
+   * cookie is later judged by {@link knownTipHeight}, never below a height it was issued at.
    */
   private async cookieTipHeight(): Promise<number> {
     if (performance.now() - this.tipReadAtMs > TIP_READ_MAX_AGE_MS) {
@@ -441,6 +443,11 @@ export class PayeeService {
       );
       await this.tipRead;
     }
+    return this.knownTipHeight();
+  }
+
+  /** The highest tip known without asking the node: notified, or read for a hello. */
+  private knownTipHeight(): number {
     return Math.max(this.tipHeight, this.readTipHeight);
   }
 
@@ -448,7 +455,7 @@ export class PayeeService {
   private async onRefundRequest(request: MessageOf<'refund-request'>, link: PeerLink): Promise<void> {
     try {
       if (!this.admitOpening(link)) return;
-      link.send(payeeSignRefund(this.ctx, request, payeeVouched(this.ctx, request, this.tipHeight)));
+      link.send(payeeSignRefund(this.ctx, request, payeeVouched(this.ctx, request, this.knownTipHeight())));
     } catch (err) {
       this.reply(link, err, request.tempId);
     }
@@ -485,7 +492,7 @@ export class PayeeService {
       const entry = this.entries.get(funding.tempId);
       if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tipHeight }, link);
       // A copy of this funding that arrived meanwhile may have started the opening: join it.
-      if (!(await this.openChannel(funding, vouched, this.tipHeight, link))) return this.onFunding(funding, link, vouched);
+      if (!(await this.openChannel(funding, vouched, this.knownTipHeight(), link))) return this.onFunding(funding, link, vouched);
     } catch (err) {
       this.reply(link, err, funding.tempId);
     }
