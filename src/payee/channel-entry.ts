@@ -39,13 +39,13 @@ export class ChannelEntry {
   effects: Promise<void> = SETTLED;
   /** Set when storing failed: the channel takes no more inputs. */
   broken: Error | null = null;
+  /** Set when the opening that made this entry failed: nothing was stored, the channel never was. */
+  discarded = false;
 
   constructor(
     readonly tempId: string,
     state: PayeeState,
     link: PeerLink | null,
-    /** The peer that funded it (transport's remote address), for logs and limits. */
-    readonly peer?: string,
   ) {
     this.full = state;
     this.link = link;

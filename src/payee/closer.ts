@@ -57,8 +57,12 @@ export interface CloserHost {
   entries(): Iterable<CloserEntry>;
   /** Steps a channel (in its queue). @throws what the step throws. */
   step(tempId: string, input: PayeeInput): Promise<void>;
-  /** Puts a channel back to `state` (and stores it): undoing a close the node refused. */
-  restore(tempId: string, state: PayeeState): Promise<void>;
+  /**
+   * Puts a channel back to `state` (and stores it), undoing a close the node refused, if the
+   * channel is still in the Closing state of close `closeTxid` (anything else came after it and
+   * is kept).
+   */
+  restore(tempId: string, state: PayeeState, closeTxid: string): Promise<void>;
   privateKey(index: number): Uint8Array;
 }
 
@@ -90,16 +94,26 @@ export class Closer {
    * @throws BroadcastRejectedError if the node refuses the close (the channels stay as they were).
    */
   async close(tempIds: readonly string[], feeRateSatPerVb?: number): Promise<SignedBatchClose> {
+    this.closableNow(tempIds); // unknown or unclosable channels are refused before any node call
+    const rate = feeRateSatPerVb ?? (await this.feeRate());
+    return this.closeBatch(this.closableNow(tempIds), rate);
+  }
+
+  /**
+   * The channels' states as they are now. Read right before a close is built: a payment
+   * acknowledged while the closer waited on the node must be in the close (otherwise the close
+   * pays an older total, and undoing a refused close would forget acknowledged payments).
+   * @throws RangeError if a channel is unknown or cannot be closed.
+   */
+  private closableNow(tempIds: readonly string[]): Closable[] {
     const all = new Map([...this.host.entries()].map((e) => [e.tempId, e]));
-    const targets: Closable[] = tempIds.map((id) => {
+    return tempIds.map((id) => {
       const e = all.get(id);
       if (!e) throw new RangeError(`unknown channel ${id}`);
       const state = e.state;
       if (state.type !== 'Open' && state.type !== 'Expiring' && state.type !== 'Closing') throw new RangeError(`cannot close a channel in state ${state.type}`);
       return { tempId: id, state };
     });
-    const rate = feeRateSatPerVb ?? (await this.feeRate());
-    return this.closeBatch(targets, rate);
   }
 
   /** One pass over every channel (see the module comment). Never throws; logs and retries next tick. */
@@ -129,10 +143,12 @@ export class Closer {
     return { channel: state.channel, totalSat: state.paidSat, signature: state.signature, payeePrivateKey: this.host.privateKey(state.keyIndex) };
   }
 
-  private async closeBatch(targets: readonly Closable[], feeRateSatPerVb: number): Promise<SignedBatchClose> {
+  private async closeBatch(given: readonly Closable[], feeRateSatPerVb: number): Promise<SignedBatchClose> {
+    const tip = await this.backend.getTip();
+    // After the last await before the close steps: the newest states (see closableNow).
+    const targets = this.closableNow(given.map((t) => t.tempId));
     const items = targets.map((t) => this.itemOf(t));
     const batch = signBatchClose(this.secp, items, this.payoutScript, feeRateSatPerVb);
-    const tip = await this.backend.getTip();
     const record: CloseRecord = {
       txid: batch.txid,
       txHex: batch.txHex,
@@ -143,11 +159,13 @@ export class Closer {
       channels: targets.length,
     };
     // Stored as Closing before the transaction leaves: a crash after the broadcast finds it again.
-    for (const t of targets) await this.host.step(t.tempId, { type: 'close', close: record });
+    // Every step is issued at once, in this turn, so no payment steps between the states read
+    // above and the close that replaces them (a Closing channel takes none).
+    await Promise.all(targets.map((t) => this.host.step(t.tempId, { type: 'close', close: record })));
     try {
       await this.backend.broadcast(batch.txHex);
     } catch (err) {
-      for (const t of targets) await this.host.restore(t.tempId, t.state);
+      for (const t of targets) await this.host.restore(t.tempId, t.state, batch.txid);
       throw err;
     }
     for (const t of targets) await this.host.step(t.tempId, { type: 'close-broadcast', txid: batch.txid });

@@ -15,7 +15,8 @@
  * once (so many payments share one group commit) and every effect after it waits until it is
  * durable — a payment is acknowledged only once stored. A step that broadcasts is fully
  * serialized: the next input waits until the broadcast is done. A new channel's step broadcasts
- * its funding first and stores it only once the node took it (a refused funding leaves nothing);
+ * its funding first and stores it only once the node took it (a funding refused, or that the node
+ * could not be asked about, leaves nothing: a resend opens it);
  * any other refused broadcast restores (and re-stores) the state before the step.
  */
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
@@ -24,12 +25,11 @@ import type { SignedBatchClose } from '../protocol/batch-close.js';
 import type { Effect } from '../protocol/effects.js';
 import { verifyAuth } from '../protocol/auth.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { ChannelTerms } from '../protocol/channel.js';
 import type { Step } from '../protocol/effects.js';
 import { checkFundingTx } from '../protocol/funding.js';
 import { decodeMessage, errorMessage, type Message, type MessageOf } from '../protocol/messages.js';
 import { OPENING_KEY_INDEX_BASE } from '../protocol/opening-cookie.js';
-import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, payeeVouched, type PayeeContext, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
+import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, payeeVouched, type PayeeContext, type Vouched, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
 import type { PayeePolicy } from '../protocol/policy.js';
 import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
@@ -63,12 +63,6 @@ interface Watch {
 
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
 const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
-/**
- * A funding repeated for a channel that is still opening: the connection that sends one that
- * moves the channel on becomes its link (replies go there). A payment proves nothing about who
- * sends it (anyone who saw one can replay it), so it never moves the link.
- */
-const OPENING = new Set<Message['type']>(['funding']);
 /** Messages taken only from a connection that authenticated for the channel (`auth`). */
 const PAYER_ONLY = new Set<Message['type']>(['close-request', 'status-request']);
 
@@ -84,6 +78,8 @@ function compact(state: PayeeState): PayeeState {
 }
 /** A funding this deep is not watched for reorgs any more. */
 const DEEP_CONFIRMATIONS = 6;
+/** A hello reuses a tip read this recent (see PayeeService.cookieTipHeight). */
+const TIP_READ_MAX_AGE_MS = 250;
 
 export class PayeeService {
   private readonly ctx: PayeeContext;
@@ -107,6 +103,11 @@ export class PayeeService {
   private lastTip: BlockTip | undefined;
   /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
   private readonly openings = new Map<string, Promise<void>>();
+  /** The tip as last read from the node for a hello (see {@link cookieTipHeight}), and when (performance.now()). */
+  private readTipHeight = 0;
+  private tipReadAtMs = Number.NEGATIVE_INFINITY;
+  /** The tip read in flight, shared by every hello that arrives meanwhile. */
+  private tipRead: Promise<void> | null = null;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
@@ -114,7 +115,7 @@ export class PayeeService {
       secp: options.secp,
       policy: options.policy,
       // Keys below the base were allocated by a counter before openings took cookies (older stores).
-      privateKey: (i) => (i < OPENING_KEY_INDEX_BASE ? keys.channelKey(i) : keys.openingKey(i - OPENING_KEY_INDEX_BASE)).privateKey,
+      privateKey: (i) => (i < OPENING_KEY_INDEX_BASE ? keys.channelKey(i).privateKey : keys.openingPrivateKey(i - OPENING_KEY_INDEX_BASE)),
       openingSecret: keys.openingSecret(),
     };
     const host = {
@@ -127,10 +128,12 @@ export class PayeeService {
         await entry.effects;
         if (entry.broken) throw entry.broken;
       },
-      restore: async (tempId: string, state: PayeeState) => {
+      restore: async (tempId: string, state: PayeeState, closeTxid: string) => {
         const entry = this.entries.get(tempId);
         if (!entry) return;
         await entry.inputs;
+        const now = entry.state;
+        if (now.type !== 'Closing' || now.close.txid !== closeTxid) return; // something came after the close: keep it
         entry.state = state;
         await options.store.savePayeeChannel(tempId, state);
       },
@@ -212,6 +215,9 @@ export class PayeeService {
     if (!last || last.hash === tip.hash) return;
     const switched = tip.height <= last.height || (await this.options.backend.getBlock(last.height).then((b) => b.hash !== last.hash, () => true));
     if (!switched) return;
+    // A tip read for a hello may be of the chain that lost: read again for the next one.
+    this.readTipHeight = 0;
+    this.tipReadAtMs = Number.NEGATIVE_INFINITY;
     this.options.log?.(`the chain switched (tip ${last.height} ${last.hash} → ${tip.height} ${tip.hash}): checking every funding again`);
     this.deepFundings.clear();
   }
@@ -285,12 +291,12 @@ export class PayeeService {
 
   /**
    * Handles one decoded message (see {@link receive}). Replies go to `link`. `link` becomes the
-   * channel's link (where the payee sends channel-open and channel-closed on its own, and the
-   * only connection close and status requests are taken from) when it authenticates (`auth`
-   * over its challenge), or, unless `adoptLink` is false, when an opening message on it moves the
-   * opening on. A payment never moves the link: anyone can replay one.
+   * channel's link (where the payee sends channel-open and channel-closed on its own) when its
+   * funding makes the channel, or when it authenticates (`auth` over its challenge); only an
+   * authenticated one is heard on close and status requests. A payment, or a repeated funding,
+   * never moves the link: anyone can replay one.
    */
-  handle(message: Message, link: PeerLink, adoptLink = true): Promise<void> {
+  handle(message: Message, link: PeerLink): Promise<void> {
     // Not an async function: this runs once per payment, and the async frame and its await
     // were two more promises each time. Whatever throws still becomes a rejection.
     try {
@@ -305,7 +311,7 @@ export class PayeeService {
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
         return SETTLED;
       }
-      return this.run(entry, { type: 'message', message, tipHeight: this.tipHeight }, link, false, adoptLink);
+      return this.run(entry, { type: 'message', message, tipHeight: this.tipHeight }, link);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -325,7 +331,7 @@ export class PayeeService {
           resolve(m);
         },
       };
-      void this.handle(payment, link, false);
+      void this.handle(payment, link);
     });
   }
 
@@ -404,24 +410,65 @@ export class PayeeService {
   /** A proposal: answered with a cookie, nothing kept (see payeeAccept). */
   private async onHello(hello: MessageOf<'hello'>, link: PeerLink): Promise<void> {
     try {
+      if (!this.admitOpening(link)) return;
       // A tempId is the payer's random nonce; one already taken by a channel would collide with it.
       if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
-      const tip = await this.options.backend.getTip();
-      link.send(payeeAccept(this.ctx, hello, tip.height));
+      link.send(payeeAccept(this.ctx, hello, await this.cookieTipHeight()));
     } catch (err) {
       this.reply(link, err, hello.tempId);
     }
   }
 
+  /**
+   * The height a cookie is issued at: the tip as block notifications told it, or as the node
+   * said at most {@link TIP_READ_MAX_AGE_MS} ago if higher. Notifications can lag a burst of
+   * blocks (regtest mines ten at once), and a cookie issued at a lagging height would look
+   * that much older when its funding comes, and expire early. One read at a time, shared by every
+   * hello meanwhile, at most four a second: a flood of hellos is not a flood of node calls. The
+   * cookie is later judged by {@link knownTipHeight}, never below a height it was issued at.
+   */
+  private async cookieTipHeight(): Promise<number> {
+    if (performance.now() - this.tipReadAtMs > TIP_READ_MAX_AGE_MS) {
+      this.tipRead ??= this.options.backend.getTip().then(
+        (tip) => {
+          this.readTipHeight = tip.height;
+          this.tipReadAtMs = performance.now();
+          this.tipRead = null;
+        },
+        (err: unknown) => {
+          // The notified tip will do; the next hello tries again.
+          this.options.log?.(`cannot read the tip for a hello: ${String(err)}`);
+          this.tipRead = null;
+        },
+      );
+      await this.tipRead;
+    }
+    return this.knownTipHeight();
+  }
+
+  /** The highest tip known without asking the node: notified, or read for a hello. */
+  private knownTipHeight(): number {
+    return Math.max(this.tipHeight, this.readTipHeight);
+  }
+
   /** A v1 refund to sign: the cookie is checked before anything else, nothing kept (see payeeSignRefund). */
   private async onRefundRequest(request: MessageOf<'refund-request'>, link: PeerLink): Promise<void> {
     try {
-      payeeVouched(this.ctx, request, null);
-      const tip = await this.options.backend.getTip();
-      link.send(payeeSignRefund(this.ctx, request, tip.height));
+      if (!this.admitOpening(link)) return;
+      link.send(payeeSignRefund(this.ctx, request, payeeVouched(this.ctx, request, this.knownTipHeight())));
     } catch (err) {
       this.reply(link, err, request.tempId);
     }
+  }
+
+  /**
+   * Whether `link` may have one more opening message worked on (`PeerLink.admitOpening`: the
+   * transport's budget for unproven connections). A refused one is answered RATE_LIMITED.
+   */
+  private admitOpening(link: PeerLink): boolean {
+    if (link.admitOpening?.() !== false) return true;
+    link.send(errorMessage('RATE_LIMITED', 'too many opening messages on an unauthenticated connection; this one was not processed', 'reject'));
+    return false;
   }
 
   /**
@@ -430,22 +477,22 @@ export class PayeeService {
    * (a row) once the node took it. Two fundings of one tempId make one channel: the second finds
    * the first's entry, which exists from before the broadcast on.
    */
-  private async onFunding(funding: MessageOf<'funding'>, link: PeerLink): Promise<void> {
+  private async onFunding(funding: MessageOf<'funding'>, link: PeerLink, vouchedBefore?: Vouched): Promise<void> {
     try {
-      // The MAC first: a message the cookie does not vouch for costs nothing more.
-      const vouched = payeeVouched(this.ctx, funding, null);
+      if (vouchedBefore === undefined && !this.admitOpening(link)) return;
+      // The MAC first: a message the cookie does not vouch for costs nothing more. Once per message.
+      const vouched = vouchedBefore ?? payeeVouched(this.ctx, funding, null);
       const opening = this.openings.get(funding.tempId);
       if (opening) {
         // The same channel's funding is being broadcast: answer this one as what it then is, a
         // repeat (the node took it) or a new attempt (the node refused it and nothing was kept).
         await opening;
-        return this.onFunding(funding, link);
+        return this.onFunding(funding, link, vouched);
       }
       const entry = this.entries.get(funding.tempId);
-      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tipHeight }, link, false, true);
-      const tip = await this.options.backend.getTip();
+      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tipHeight }, link);
       // A copy of this funding that arrived meanwhile may have started the opening: join it.
-      if (!(await this.openChannel(funding, vouched.terms, tip.height, link))) return this.onFunding(funding, link);
+      if (!(await this.openChannel(funding, vouched, this.knownTipHeight(), link))) return this.onFunding(funding, link, vouched);
     } catch (err) {
       this.reply(link, err, funding.tempId);
     }
@@ -458,30 +505,40 @@ export class PayeeService {
    *   concurrent copy of the funding made the channel first (the caller steps it there).
    * @throws ProtocolError when the funding or its cookie is refused.
    */
-  private async openChannel(funding: MessageOf<'funding'>, terms: ChannelTerms, tipHeight: number, link: PeerLink): Promise<boolean> {
+  private async openChannel(funding: MessageOf<'funding'>, vouched: Vouched, tipHeight: number, link: PeerLink): Promise<boolean> {
     let step: Step<PayeeState>;
     try {
-      step = payeeOpen(this.ctx, funding, tipHeight);
+      step = payeeOpen(this.ctx, funding, vouched, tipHeight);
     } catch (err) {
       if (!(err instanceof ProtocolError && err.code === 'COOKIE_EXPIRED')) throw err;
       // We may have broadcast this funding and died before storing it: the payer's coins are
       // committed, so its cookie's age no longer matters once the node has the funding.
-      const { txid } = checkFundingTx(terms, funding.fundingTx, null);
+      const { txid } = checkFundingTx(vouched.terms, funding.fundingTx, null);
       if ((await this.options.backend.getTransaction(txid)) === null) throw err;
-      step = payeeOpen(this.ctx, funding, tipHeight, true);
+      step = payeeOpen(this.ctx, funding, vouched, null);
     }
     if (this.entries.has(funding.tempId)) return false; // a concurrent copy of this funding got here first
     const state = step.state;
     const known = this.tempIdByChannelId.get(state.channel.id);
     if (known !== undefined) throw new ProtocolError('DUPLICATE_CHANNEL', `${state.channel.id} is already a channel`);
-    const entry = new ChannelEntry(funding.tempId, state, link, link.peer);
+    const entry = new ChannelEntry(funding.tempId, state, link);
     this.entries.set(funding.tempId, entry);
     this.tempIdByChannelId.set(state.channel.id, funding.tempId);
     const opening = this.schedule(entry, step.effects, link);
     // Later inputs of the channel (a repeat, a zero-conf payment) wait for the opening.
     const settled = opening.then(
-      () => undefined,
-      () => undefined,
+      () => void this.openings.delete(funding.tempId),
+      () => {
+        this.openings.delete(funding.tempId);
+        // However the opening failed (the node refused the funding, or could not be reached, or
+        // the store failed), nothing was stored: the row is written only after the broadcast, and
+        // a failed write stores nothing. The channel never was; a resent funding tries again
+        // (the node takes a transaction it already has; an expired cookie is accepted then).
+        // Done here, before the inputs queued behind the opening run, so they find it gone.
+        entry.discarded = true;
+        if (this.entries.get(funding.tempId) === entry) this.entries.delete(funding.tempId);
+        if (this.tempIdByChannelId.get(state.channel.id) === funding.tempId) this.tempIdByChannelId.delete(state.channel.id);
+      },
     );
     entry.queued++;
     entry.inputs = settled.then(() => void entry.queued--);
@@ -490,15 +547,7 @@ export class PayeeService {
       await opening;
       link.proven?.(); // a funding the node took cost its sender coins: no stranger's connection
     } catch (err) {
-      if (err instanceof ProtocolError) {
-        // The node refused the funding: nothing was stored, the channel never was.
-        entry.broken = err;
-        if (this.entries.get(funding.tempId) === entry) this.entries.delete(funding.tempId);
-        if (this.tempIdByChannelId.get(state.channel.id) === funding.tempId) this.tempIdByChannelId.delete(state.channel.id);
-      }
       this.reply(link, err, funding.tempId);
-    } finally {
-      this.openings.delete(funding.tempId);
     }
     return true;
   }
@@ -507,19 +556,19 @@ export class PayeeService {
    * Steps one input for one channel, after the inputs queued before it. Replies go to
    * `replyTo`, or to the channel's link for inputs that did not come from the payer.
    */
-  private run(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false, adopt = false): Promise<void> {
+  private run(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false): Promise<void> {
     if (entry.queued === 0) {
       // Nothing of this channel is still running: step now rather than a promise later (this
       // is every payment's path; the queue below cost five promises per payment).
       let waiting: Promise<void> | null;
       try {
-        waiting = this.stepInput(entry, input, replyTo, adopt);
+        waiting = this.stepInput(entry, input, replyTo);
       } catch (err) {
         return this.refused(entry, err, replyTo, rethrow);
       }
       return waiting === null ? SETTLED : this.queue(entry, waiting, replyTo, rethrow);
     }
-    return this.queue(entry, entry.inputs.then(() => this.stepInput(entry, input, replyTo, adopt)), replyTo, rethrow);
+    return this.queue(entry, entry.inputs.then(() => this.stepInput(entry, input, replyTo)), replyTo, rethrow);
   }
 
   /** Makes later inputs of the channel wait for `next`; answers its failure. */
@@ -548,7 +597,8 @@ export class PayeeService {
    *   if the node refuses it the state before the step is restored).
    * @throws ProtocolError / RangeError: the input is refused and nothing changed.
    */
-  private stepInput(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, adopt: boolean): Promise<void> | null {
+  private stepInput(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null): Promise<void> | null {
+    if (entry.discarded) throw new ProtocolError('UNKNOWN_CHANNEL', `${entry.tempId}: its funding was not taken; send it again`);
     if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
     if (input.type === 'message') {
       const type = input.message.type;
@@ -571,13 +621,6 @@ export class PayeeService {
     const before = entry.state;
     const step = payeeStep(this.ctx, before, input);
     entry.state = step.state;
-    // An opening message that moved the opening on came from the payer (see OPENING); a repeat,
-    // which anyone could replay, never takes the link. Checked here, in the channel's input
-    // order, so a close request right behind an auth or an opening step sees it.
-    if (adopt && replyTo && step.state !== before && input.type === 'message' && OPENING.has(input.message.type)) {
-      entry.link = replyTo;
-      replyTo.proven?.();
-    }
     const done = this.schedule(entry, step.effects, replyTo, before);
     if (!hasBroadcast(step.effects)) return null; // pipelined: replies follow durability
     return done.catch(async (err: unknown) => {

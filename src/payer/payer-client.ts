@@ -345,6 +345,10 @@ export class PayerClient {
       this.onChallenge(message.challenge);
       return;
     }
+    // Our auth reached a payee that has no channel for it yet (a restarted payee that stores a
+    // channel only once the node took its funding; the machine ignores this refusal while the
+    // opening is in progress): the payee did not record it, so authenticate again once open.
+    if (message.type === 'error' && message.code === 'UNKNOWN_CHANNEL' && this.current?.type === 'AwaitingOpen') this.authenticated = false;
     try {
       this.step({ type: 'message', message });
     } catch (err) {
@@ -370,6 +374,9 @@ export class PayerClient {
     const step = payerStep(this.ctx, before, input);
     this.current = step.state;
     this.schedule(step.effects, sink, before);
+    // Open on this connection: prove it is ours now, so the payee takes our close and status
+    // requests on it (a no-op if this connection's auth was already recorded).
+    if (step.state.type === 'Open' && before.type !== 'Open') this.authenticate();
     this.notify();
   }
 

@@ -136,20 +136,26 @@ export function payeeStateRef(state: PayeeState): string {
 export function payeeAccept(ctx: PayeeContext, hello: Hello, tipHeight: number): MessageOf<'accept'> {
   checkHello(ctx.secp, ctx.policy, hello, tipHeight);
   const cookie = openingCookie(ctx.openingSecret, hello, tipHeight);
+  // One HMAC for the key and one native point multiplication (keys.ts): a stranger's hello is cheap.
   const payeePubkey = ctx.secp.publicKeyCreate(ctx.privateKey(openingKeyIndex(cookie)));
   return msg('accept', { tempId: hello.tempId, payeePubkey, minFundingConfirmations: ctx.policy.minFundingConfirmations, cookie });
 }
 
 /** An opening message the cookie vouches for: the proposal rebuilt, and the payee's key. */
-interface Vouched {
+export interface Vouched {
   readonly terms: ChannelTerms;
   readonly keyIndex: number;
+  /** The payee's channel private key (derived once per message: see {@link payeeVouched}). */
+  readonly privateKey: Uint8Array;
+  /** The height the cookie was issued at. */
+  readonly issuedHeight: number;
 }
 
 /**
  * Rebuilds a proposal from an opening message's echo. The MAC is checked first, before any
  * other work; then the cookie's age (unless `tipHeight` is null), then the policy as it stood
- * when the cookie was issued.
+ * when the cookie was issued; then the key is derived. Done once per message: the result is
+ * what {@link payeeSignRefund} and {@link payeeOpen} take.
  * @throws ProtocolError INVALID_COOKIE, COOKIE_EXPIRED, or from {@link checkHello}.
  */
 export function payeeVouched(ctx: PayeeContext, message: MessageOf<'refund-request' | 'funding'>, tipHeight: number | null): Vouched {
@@ -159,23 +165,24 @@ export function payeeVouched(ctx: PayeeContext, message: MessageOf<'refund-reque
   // The policy may have changed since (a restart with new options): what is refused now is refused.
   checkHello(ctx.secp, ctx.policy, msg('hello', proposal), issuedHeight);
   const keyIndex = openingKeyIndex(message.cookie);
-  const payeePubkey = ctx.secp.publicKeyCreate(ctx.privateKey(keyIndex));
-  return { terms: { ...message.proposal, payeePubkey }, keyIndex };
+  const privateKey = ctx.privateKey(keyIndex);
+  const payeePubkey = ctx.secp.publicKeyCreate(privateKey);
+  return { terms: { ...message.proposal, payeePubkey }, keyIndex, privateKey, issuedHeight };
 }
 
 /**
  * Seed step 4 (v1): signs the payer's refund for the funding outpoint it names, with the key the
  * cookie derives. Stores nothing: a repeat gets the same (RFC 6979) signature again. Signing
  * costs the payee nothing: it has no coins in a channel until it accepts the funding.
- * @throws ProtocolError INVALID_COOKIE, COOKIE_EXPIRED, UNEXPECTED_MESSAGE (a v2 proposal),
- *   from {@link checkHello} or from {@link checkRefundTemplate}.
+ * @param vouched what {@link payeeVouched} made of `request`, with the cookie's age checked.
+ * @throws ProtocolError UNEXPECTED_MESSAGE (a v2 proposal), or from {@link checkRefundTemplate}.
  */
-export function payeeSignRefund(ctx: PayeeContext, request: MessageOf<'refund-request'>, tipHeight: number): MessageOf<'refund-signature'> {
-  const { terms, keyIndex } = payeeVouched(ctx, request, tipHeight);
+export function payeeSignRefund(ctx: PayeeContext, request: MessageOf<'refund-request'>, vouched: Vouched): MessageOf<'refund-signature'> {
+  const { terms } = vouched;
   if (terms.variant !== 'spilman-v1') throw new ProtocolError('UNEXPECTED_MESSAGE', `refund-request for a ${terms.variant} channel`);
   const funding = { txid: request.fundingTxid, vout: request.fundingVout };
   checkRefundTemplate(terms, funding, request.refundTx);
-  const signature = ctx.secp.ecdsaSign(payeeRefundDigest(makeChannel(terms, funding)), ctx.privateKey(keyIndex));
+  const signature = ctx.secp.ecdsaSign(payeeRefundDigest(makeChannel(terms, funding)), vouched.privateKey);
   return msg('refund-signature', { tempId: request.tempId, signature });
 }
 
@@ -183,13 +190,15 @@ export function payeeSignRefund(ctx: PayeeContext, request: MessageOf<'refund-re
  * Seed step 6: a funding for a proposal the cookie vouches for makes a channel. Its first effect
  * hands the funding to the node; the state is stored only once the node took it (a funding the
  * node refuses leaves nothing behind), and everything the payer is told follows the store.
- * `fundingKnown`: the node already has this funding (a payee that broadcast it and died before
- * storing it): then the cookie's age does not matter, the payer's coins are already committed.
- * @throws ProtocolError INVALID_COOKIE, COOKIE_EXPIRED, from {@link checkHello} or from
- *   {@link checkFundingTx}.
+ * @param vouched what {@link payeeVouched} made of `funding`.
+ * @param tipHeight the tip the cookie's age is checked against; null when the node already has
+ *   this funding (a payee that broadcast it and died before storing it): then the cookie's age
+ *   does not matter, the payer's coins are already committed.
+ * @throws ProtocolError COOKIE_EXPIRED, or from {@link checkFundingTx}.
  */
-export function payeeOpen(ctx: PayeeContext, funding: MessageOf<'funding'>, tipHeight: number, fundingKnown = false): Step<PayeeState> {
-  const { terms, keyIndex } = payeeVouched(ctx, funding, fundingKnown ? null : tipHeight);
+export function payeeOpen(ctx: PayeeContext, funding: MessageOf<'funding'>, vouched: Vouched, tipHeight: number | null): Step<PayeeState> {
+  if (tipHeight !== null) checkCookieAge(vouched.issuedHeight, tipHeight, ctx.policy.proposalTimeoutBlocks);
+  const { terms, keyIndex } = vouched;
   const outpoint = checkFundingTx(terms, funding.fundingTx, null);
   const channel = makeChannel(terms, outpoint);
   const { tempId } = funding;

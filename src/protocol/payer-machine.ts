@@ -236,6 +236,7 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
       // Our auth can reach a restarted payee before the funding we resent on the same connection
       // has made the channel again (a payee stores a channel only once the node took its
       // funding): that funding will open it, on this connection, so this refusal is no failure.
+      // The auth was not recorded, though: the client sends it again once the channel is Open.
       if (state.type === 'AwaitingOpen' && message.code === 'UNKNOWN_CHANNEL') return { state, effects: [] };
       return { state, effects: [{ type: 'peer-error', message }] };
     default:

@@ -20,11 +20,19 @@ export interface PeerLink {
    */
   readonly challenge?: Uint8Array;
   /**
-   * Called by the service when the peer proved to be a payer here (a verified `auth`) or started
-   * an opening (an accepted `hello`): the transport then counts the connection as a payer's
-   * rather than a stranger's (server-limits.ts). Idempotent.
+   * Called by the service when the peer proved to be a payer here: a verified `auth`, or a
+   * funding the node took (it cost its sender coins); other services have their own proofs. The
+   * transport then counts the connection as a payer's rather than a stranger's
+   * (server-limits.ts). A hello proves nothing: it is free. Idempotent.
    */
   proven?(): void;
+  /**
+   * Asked before the service works on an opening message (hello, refund-request, funding: each
+   * costs a key derivation, a MAC, signature or transaction checks). False: over this
+   * connection's budget (the transport gives unproven connections a small one); the message is
+   * refused with RATE_LIMITED. Absent: no budget.
+   */
+  admitOpening?(): boolean;
 }
 
 /**

@@ -16,9 +16,11 @@
  *   `idleTimeoutMs` is closed with 1001, and cut if it does not answer the close in `closeGraceMs`.
  * - **Strangers until proven.** The first frame on every connection is a `challenge` (32 random
  *   bytes, the link's `challenge`), which a payer signs to authenticate for its channels
- *   (src/protocol/auth.ts). A connection the service has not called `proven` on (a verified
- *   `auth`, an accepted `hello`) within `authDeadlineMs` is closed with 1008: a stranger's idle
- *   socket holds a slot of the unauthenticated budget for that long at most (payee-server.ts).
+ *   (src/protocol/auth.ts). A connection the service has not called `proven` on (see
+ *   PeerLink.proven: a verified `auth`, a funding the node took) within `authDeadlineMs` is closed
+ *   with 1008: a stranger's idle socket holds a slot of the unauthenticated budget for that long
+ *   at most (payee-server.ts). Until then its opening messages have a small budget of their own
+ *   (`openingMessagesPerSecond`, PeerLink.admitOpening): each costs the service real work.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -61,6 +63,8 @@ export class PayeeConnection {
   /** The link the service answers on: replies go out on this socket, or are dropped once it closed. */
   readonly link: PeerLink;
   private readonly bucket: TokenBucket;
+  /** Opening messages of an unproven connection (see ServerLimits.openingMessagesPerSecond). */
+  private readonly openingBucket: TokenBucket;
   private readonly corker: FrameCorker;
   /** Frames read but not yet handed to the service (see drainPending). */
   private readonly pending: string[] = [];
@@ -89,9 +93,11 @@ export class PayeeConnection {
       isOpen: () => ws.readyState === WebSocket.OPEN,
       challenge,
       proven: () => this.markProven(),
+      admitOpening: () => this.provenAt !== null || this.openingBucket.take(performance.now()),
     };
     this.corker = new FrameCorker(ws);
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst, performance.now());
+    this.openingBucket = new TokenBucket(limits.openingMessagesPerSecond, limits.openingMessageBurst, performance.now());
     this.latency = new PaymentLatency(limits.maxInFlightMessages * 2);
     this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
     void this.closed.then(() => this.dispose());

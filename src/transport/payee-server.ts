@@ -8,8 +8,8 @@
  * connection does after that is ./payee-connection.ts. Limits and their defaults are
  * ./server-limits.ts.
  *
- * Two budgets share `maxConnections`: connections that proved to be a payer's (a verified `auth`
- * or an accepted `hello`) and strangers (not yet), at most `maxUnauthenticatedConnections`. When
+ * Two budgets share `maxConnections`: connections that proved to be a payer's (see
+ * `PeerLink.proven`) and strangers (not yet), at most `maxUnauthenticatedConnections`. When
  * either the stranger budget or the total is full, a new connection still gets in, and the
  * oldest stranger is cut to make room: so strangers' idle sockets never keep a payer from
  * connecting and authenticating, and a stranger keeps its slot at most `authDeadlineMs` anyway.

@@ -15,16 +15,18 @@ export interface ServerLimits {
    */
   readonly maxConnections: number;
   /**
-   * Connections that have not yet proven to be a payer's (no verified `auth`, no accepted
-   * `hello`) open at once. A new connection beyond it is still accepted, and the oldest
+   * Connections that have not yet proven to be a payer's (see `PeerLink.proven`: a verified
+   * `auth`, a funding the node took) open at once. A new connection beyond it is still accepted, and the oldest
    * unauthenticated one is cut to make room: strangers holding idle sockets cannot keep a payer
    * from connecting long enough to authenticate (one round trip). Default 256 (or
    * `maxConnections` if lower).
    */
   readonly maxUnauthenticatedConnections: number;
   /**
-   * Time (ms) a connection has, from its upgrade, to authenticate or start an opening; then it is
-   * closed with 1008. Default 10,000.
+   * Time (ms) a connection has, from its upgrade, to prove to be a payer's (see
+   * `PeerLink.proven`); then it is closed with 1008. A payer that is opening a channel must have
+   * its funding taken within it, or it is cut and reconnects (openings hold no state: it resumes
+   * where it was). Default 10,000.
    */
   readonly authDeadlineMs: number;
   /** WebSocket connections open at once from one remote IP address. Beyond it: HTTP 429. Default 16. */
@@ -44,6 +46,15 @@ export interface ServerLimits {
   readonly messagesPerSecond: number;
   /** Frames a connection may send at once after a quiet period (the bucket's size). Default 40,000. */
   readonly messageBurst: number;
+  /**
+   * Opening messages (hello, refund-request, funding) per second from a connection that has not
+   * proven to be a payer's; past it each is answered RATE_LIMITED, unprocessed. Each costs the
+   * payee a key derivation and MAC (~0.1 ms) and, for a funding, transaction checks and a
+   * broadcast; a payer opens a channel with two or three of them. Default 20.
+   */
+  readonly openingMessagesPerSecond: number;
+  /** Opening messages an unproven connection may send at once (the bucket's size). Default 40. */
+  readonly openingMessageBurst: number;
   /**
    * Frames of one connection being processed at once (pipelining depth). At the limit the
    * server stops reading that socket until replies catch up, so memory for pending messages is
@@ -88,6 +99,8 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   // ~50 µs, so 20,000/s is about what one core can verify. Above it, RATE_LIMITED.
   messagesPerSecond: 20_000,
   messageBurst: 40_000,
+  openingMessagesPerSecond: 20,
+  openingMessageBurst: 40,
   maxInFlightMessages: 1024,
   highWaterMarkBytes: 1024 * 1024,
   lowWaterMarkBytes: 256 * 1024,

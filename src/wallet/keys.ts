@@ -15,15 +15,20 @@
  *     leaked key exposes one channel, and two channels with the same peer and expiry never have
  *     the same funding script.
  *
- * - opening keys `m/1017'/coin'/2'/hi'/lo'` (Spilman channels opened with a cookie, see
- *   src/protocol/opening-cookie.ts): a 52-bit number taken from the cookie's MAC, split in two
- *   26-bit hardened indices. The payee allocates nothing: the key is a function of its seed and
- *   the proposal, and a channel stores the number to find the key again at close. The MAC's key
- *   is {@link WalletKeys.openingSecret}, the private key of `m/1017'/coin'/3'`.
+ * - opening keys (Spilman channels opened with a cookie, see src/protocol/opening-cookie.ts):
+ *   `k = HMAC-SHA256(s, tag ‖ n ‖ counter) mod N`, n a 52-bit number taken from the cookie's MAC,
+ *   s the private key of `m/1017'/coin'/2'`, counter 0 (the next one only if k would be 0,
+ *   probability ~2^-256). The payee allocates nothing: the key is a function of its seed and the
+ *   proposal, and a channel stores n to find the key again at close. Not two hardened BIP32
+ *   levels: every stranger's hello derives one, and an HMAC costs ~1/100 of them (docs/design.md,
+ *   "Openings without state"); nothing needs these keys to be BIP32 nodes. The cookie MAC's key is
+ *   {@link WalletKeys.openingSecret}, the private key of `m/1017'/coin'/3'`.
  *
  * Public keys come from @scure/bip32 (derivation is not signing; every signature still goes
  * through the project's {@link Secp256k1}).
  */
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { HDKey } from '@scure/bip32';
 import { payments } from 'bitcoinjs-lib';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
@@ -52,6 +57,9 @@ const HARDENED = 0x8000_0000;
 const MIN_SEED_BYTES = 16;
 const MAX_SEED_BYTES = 64;
 const CHAIN_NUMBER: Readonly<Record<KeyChain, number>> = { receive: 0, change: 1 };
+/** The order of secp256k1's group: a private key is in [1, N). */
+const CURVE_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const OPENING_KEY_TAG = new TextEncoder().encode('paychan/opening-key/1');
 
 /** @returns the BIP44 coin type: 0 on mainnet, 1 on testnet, signet and regtest. */
 export function coinType(network: NetworkName): 0 | 1 {
@@ -82,7 +90,7 @@ export class WalletKeys {
   readonly #chains: Readonly<Record<KeyChain, HDKey>>;
   readonly #channelBranch: HDKey;
   readonly #duplexBranch: HDKey;
-  readonly #openingBranch: HDKey;
+  readonly #openingKeySecret: Uint8Array;
   readonly #openingSecret: Uint8Array;
 
   private constructor(
@@ -94,7 +102,7 @@ export class WalletKeys {
     this.#chains = { receive: account.deriveChild(0), change: account.deriveChild(1) };
     this.#channelBranch = root.derive(`m/1017'/${coin}'/0'`);
     this.#duplexBranch = root.derive(`m/1017'/${coin}'/1'`);
-    this.#openingBranch = root.derive(`m/1017'/${coin}'/2'`);
+    this.#openingKeySecret = keyPair(root.derive(`m/1017'/${coin}'/2'`)).privateKey;
     this.#openingSecret = keyPair(root.derive(`m/1017'/${coin}'/3'`)).privateKey;
   }
 
@@ -150,14 +158,22 @@ export class WalletKeys {
   }
 
   /**
-   * @returns opening key `n`, `m/1017'/coin'/2'/hi'/lo'` with hi = ⌊n / 2^26⌋, lo = n mod 2^26.
+   * @returns the private key of opening key `n` (see the module comment): one HMAC, no curve
+   *   operation; the caller makes the public key with its (native) secp256k1 if it needs it.
    * @throws RangeError if `n` is not an integer in [0, 2^52).
    */
-  openingKey(n: number): KeyPair {
+  openingPrivateKey(n: number): Uint8Array {
     if (!Number.isInteger(n) || n < 0 || n >= 2 ** 52) throw new RangeError(`opening key number must be an integer in [0, 2^52), got ${n}`);
-    const hi = Math.floor(n / 2 ** 26);
-    const lo = n % 2 ** 26;
-    return keyPair(this.#openingBranch.deriveChild(hi + HARDENED).deriveChild(lo + HARDENED));
+    const data = new Uint8Array(OPENING_KEY_TAG.length + 12);
+    data.set(OPENING_KEY_TAG);
+    const view = new DataView(data.buffer);
+    view.setBigUint64(OPENING_KEY_TAG.length, BigInt(n));
+    for (let counter = 0; ; counter++) {
+      view.setUint32(OPENING_KEY_TAG.length + 8, counter);
+      // mod N of a uniform 256-bit number: biased by ~2^-128, as BIP32's own children are.
+      const k = bytesToBigInt(hmac(sha256, this.#openingKeySecret, data)) % CURVE_ORDER;
+      if (k !== 0n) return bigIntTo32Bytes(k);
+    }
   }
 
   /** @returns the 32-byte key of the payee's opening-cookie MAC (a secret: never sent anywhere). */
@@ -171,6 +187,18 @@ export class WalletKeys {
     // as impossible rather than shifting every later index.
     return parent.deriveChild(index);
   }
+}
+
+function bytesToBigInt(bytes: Uint8Array): bigint {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  return n;
+}
+
+function bigIntTo32Bytes(n: bigint): Uint8Array {
+  const out = new Uint8Array(32);
+  for (let i = 31; i >= 0; i--, n >>= 8n) out[i] = Number(n & 0xffn);
+  return out;
 }
 
 function keyPair(node: HDKey): KeyPair {

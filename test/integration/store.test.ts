@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Effect } from '../../src/protocol/effects.js';
 import { decodeMessage, encodeMessage, type Message, type MessageOf } from '../../src/protocol/messages.js';
-import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
+import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, payeeVouched, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
 import { payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
@@ -46,10 +46,10 @@ function channelHistory(variant: Variant, tempId: string): { payee: PayeeState[]
   p = payerStep(payerCtx, p.state, { type: 'funding-created', txHex: tx.toHex() });
   payer.push(p.state);
   if (variant === 'spilman-v1') {
-    p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeSignRefund(payeeCtx, sent(p.effects) as MessageOf<'refund-request'>, 101)) });
+    p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeSignRefund(payeeCtx, sent(p.effects) as MessageOf<'refund-request'>, payeeVouched(payeeCtx, sent(p.effects) as MessageOf<'refund-request'>, 101))) });
     payer.push(p.state);
   }
-  let q = payeeOpen(payeeCtx, sent(p.effects) as MessageOf<'funding'>, 101);
+  let q = payeeOpen(payeeCtx, sent(p.effects) as MessageOf<'funding'>, payeeVouched(payeeCtx, sent(p.effects) as MessageOf<'funding'>, null), 101);
   payee.push(q.state);
   q = payeeStep(payeeCtx, q.state, { type: 'confirmed', txid: tx.getId() });
   payee.push(q.state);

@@ -8,7 +8,7 @@ import { toHex } from '../../src/protocol/bytes.js';
 import { makeChannel } from '../../src/protocol/channel.js';
 import { decodeMessage, encodeMessage, msg, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import { OPENING_KEY_INDEX_BASE, openingKeyIndex } from '../../src/protocol/opening-cookie.js';
-import { payeeAccept, payeeOpen, payeeSignRefund, type PayeeContext } from '../../src/protocol/payee-machine.js';
+import { payeeAccept, payeeOpen as openWith, payeeSignRefund as signWith, payeeVouched, type PayeeContext } from '../../src/protocol/payee-machine.js';
 import { payeePolicy } from '../../src/protocol/policy.js';
 import { payeeRefundDigest, refundTemplateHex } from '../../src/protocol/refund.js';
 import type { Variant } from '../../src/protocol/scripts.js';
@@ -19,9 +19,12 @@ const keys = WalletKeys.fromSeed(new Uint8Array(32).fill(9), 'regtest');
 const ctx: PayeeContext = {
   secp,
   policy: payeePolicy({ network: 'regtest', proposalTimeoutBlocks: 6 }),
-  privateKey: (i) => keys.openingKey(i - OPENING_KEY_INDEX_BASE).privateKey,
+  privateKey: (i) => keys.openingPrivateKey(i - OPENING_KEY_INDEX_BASE),
   openingSecret: keys.openingSecret(),
 };
+/** The driver's order: the cookie checked once, its result passed on. */
+const payeeSignRefund = (c: PayeeContext, r: MessageOf<'refund-request'>, tip: number) => signWith(c, r, payeeVouched(c, r, tip));
+const payeeOpen = (c: PayeeContext, f: MessageOf<'funding'>, tip: number, known = false) => openWith(c, f, payeeVouched(c, f, null), known ? null : tip);
 const wire = <T extends Message>(m: T): T => decodeMessage(encodeMessage(m)) as T;
 const TIP = 100;
 
@@ -51,7 +54,7 @@ describe('opening cookies', () => {
     const index = openingKeyIndex(o.accept.cookie);
     expect(index).toBeGreaterThanOrEqual(OPENING_KEY_INDEX_BASE);
     expect(Number.isSafeInteger(index)).toBe(true);
-    expect(toHex(o.accept.payeePubkey)).toBe(toHex(keys.openingKey(index - OPENING_KEY_INDEX_BASE).publicKey));
+    expect(toHex(o.accept.payeePubkey)).toBe(toHex(secp.publicKeyCreate(keys.openingPrivateKey(index - OPENING_KEY_INDEX_BASE))));
     const opened = payeeOpen(ctx, o.funding, TIP + 6);
     expect(opened.state.type).toBe('AwaitingConfirmation');
     expect(opened.state.keyIndex).toBe(index); // what the close needs to find the key again

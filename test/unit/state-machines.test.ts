@@ -9,7 +9,7 @@ import { dustThresholdSat } from '../../src/protocol/dust.js';
 import type { Effect } from '../../src/protocol/effects.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
-import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
+import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, payeeVouched, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
 import { checkPayments, payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
@@ -49,12 +49,12 @@ function open(variant: Variant, capacitySat = 1_000_000n, maxTotalSat = capacity
     expect(refundRequest?.type).toBe('refund-request');
     if (refundRequest?.type !== 'refund-request') throw new Error('no refund request');
     // The funding is shown only after the refund signature is persisted.
-    p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeSignRefund(payeeCtx, refundRequest, 101)) });
+    p = payerStep(payerCtx, p.state, { type: 'message', message: wire(payeeSignRefund(payeeCtx, refundRequest, payeeVouched(payeeCtx, refundRequest, 101))) });
     expect(p.effects.map((e) => e.type)).toEqual(['persist', 'send']);
   }
   const [funding] = sent(p.effects);
   if (funding?.type !== 'funding') throw new Error('no funding');
-  let q = payeeOpen(payeeCtx, funding, 102);
+  let q = payeeOpen(payeeCtx, funding, payeeVouched(payeeCtx, funding, null), 102);
   // Stored only once the node took the funding: a refused one leaves nothing behind.
   expect(q.effects.map((e) => e.type)).toEqual(['broadcast', 'persist', 'watch-confirmations']);
   q = payeeStep(payeeCtx, q.state, { type: 'confirmed', txid: tx.getId() });

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { HDKey } from '@scure/bip32';
 import { mnemonicToSeedSync } from '@scure/bip39';
+import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { describe, expect, it } from 'vitest';
@@ -114,5 +115,35 @@ describe('channel keys', () => {
       seen.add(bytesToHex(keys.address('change', i).publicKey));
     }
     expect(seen.size).toBe(90);
+  });
+});
+
+describe('opening keys', () => {
+  const seed32 = new Uint8Array(32).fill(9);
+  const keys = WalletKeys.fromSeed(seed32, 'regtest');
+
+  it('are frozen: HMAC-SHA256(key of m/1017\'/coin\'/2\', tag ‖ n ‖ counter 0) mod N', () => {
+    // Frozen: a channel stores only n, so these bytes must never change.
+    const vectors: [number, string, string][] = [
+      [0, 'c958b2eb6015ef2b9b5407f66c517146abe797c19f1b0b5340584c99b9eb124c', '036acba5733602751a1a470430117cf6e7ec61f6b541e26bfe2c4175b8bb74fbef'],
+      [1, '3b65192a62d5d4068652bf36304f43fc26907a79e372921dfa34e6dc9bb3adbd', '0297dc9136190d80ba162ca8117d5d0a6a7fca179fc9120299c6e9a8604c088605'],
+      [2 ** 52 - 1, '92a431ea6e5487c42b4d171f011c0f199846d76ca35540594ad666eb29522b6f', '02d17032f477232b5e3888dd756d850e8d97784b0d5f7a0db5f8c5a4e36f0bd71a'],
+    ];
+    const secret = HDKey.fromMasterSeed(seed32).derive("m/1017'/1'/2'").privateKey!;
+    const order = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+    for (const [n, privateKey, publicKey] of vectors) {
+      expect(bytesToHex(keys.openingPrivateKey(n))).toBe(privateKey);
+      expect(bytesToHex(secp.publicKeyCreate(keys.openingPrivateKey(n)))).toBe(publicKey);
+      // The same from the module comment's definition, written out here.
+      const data = new Uint8Array([...new TextEncoder().encode('paychan/opening-key/1'), ...hexToBytes(n.toString(16).padStart(16, '0')), 0, 0, 0, 0]);
+      const k = BigInt(`0x${bytesToHex(hmac(sha256, secret, data))}`) % order;
+      expect(k.toString(16).padStart(64, '0')).toBe(privateKey);
+    }
+    // Another network, another coin type, other keys.
+    expect(bytesToHex(WalletKeys.fromSeed(seed32, 'mainnet').openingPrivateKey(0))).not.toBe(vectors[0]![1]);
+  });
+
+  it('rejects numbers outside [0, 2^52)', () => {
+    for (const n of [-1, 2 ** 52, 0.5, Number.NaN]) expect(() => keys.openingPrivateKey(n)).toThrow(RangeError);
   });
 });
