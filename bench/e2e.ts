@@ -194,11 +194,11 @@ async function checkCloses(dbFile: string, payeeSeed: Uint8Array, payoutAddress:
   for (const variant of VARIANTS) {
     const s = paid.find((c) => c.channel.variant === variant);
     if (!s) continue;
-    const close = signClose(secp, s.channel, { totalSat: s.paidSat, signature: s.signature! }, keys.channelKey(s.keyIndex).privateKey, payoutScript, 2);
+    const close = signClose(secp, s.channel, { totalSat: s.paidSat, signature: s.signature! }, keys.payeeChannelPrivateKey(s.keyIndex), payoutScript, 2);
     const accept = await node.backend.testAccept(close.txHex);
     single[variant] = { vsize: close.vsize, feeSat: Number(close.feeSat), paidSat: Number(s.paidSat), accepted: accept.allowed, ...(accept.allowed ? {} : { reason: accept.reason }) };
   }
-  const batchChannels = paid.slice(0, BATCH).map((s) => ({ channel: s.channel, totalSat: s.paidSat, signature: s.signature!, payeePrivateKey: keys.channelKey(s.keyIndex).privateKey }));
+  const batchChannels = paid.slice(0, BATCH).map((s) => ({ channel: s.channel, totalSat: s.paidSat, signature: s.signature!, payeePrivateKey: keys.payeeChannelPrivateKey(s.keyIndex) }));
   const batch = signBatchClose(secp, batchChannels, payoutScript, 2);
   const accept = await node.backend.testAccept(batch.txHex);
   let confirmations = 0;

@@ -28,7 +28,6 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { Step } from '../protocol/effects.js';
 import { checkFundingTx } from '../protocol/funding.js';
 import { decodeMessage, errorMessage, type Message, type MessageOf } from '../protocol/messages.js';
-import { OPENING_KEY_INDEX_BASE } from '../protocol/opening-cookie.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, payeeVouched, type PayeeContext, type Vouched, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
 import type { PayeePolicy } from '../protocol/policy.js';
 import type { Store } from '../store/store.js';
@@ -115,7 +114,7 @@ export class PayeeService {
       secp: options.secp,
       policy: options.policy,
       // Keys below the base were allocated by a counter before openings took cookies (older stores).
-      privateKey: (i) => (i < OPENING_KEY_INDEX_BASE ? keys.channelKey(i).privateKey : keys.openingPrivateKey(i - OPENING_KEY_INDEX_BASE)),
+      privateKey: (i) => keys.payeeChannelPrivateKey(i),
       openingSecret: keys.openingSecret(),
     };
     const host = {

@@ -32,6 +32,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { HDKey } from '@scure/bip32';
 import { payments } from 'bitcoinjs-lib';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
+import { OPENING_KEY_INDEX_BASE } from '../protocol/opening-cookie.js';
 
 /** Which BIP84 chain an address is on: external (`receive`, 0) or internal (`change`, 1). */
 export type KeyChain = 'receive' | 'change';
@@ -174,6 +175,15 @@ export class WalletKeys {
       const k = bytesToBigInt(hmac(sha256, this.#openingKeySecret, data)) % CURVE_ORDER;
       if (k !== 0n) return bigIntTo32Bytes(k);
     }
+  }
+
+  /**
+   * @returns the private key of a payee's Spilman channel by the `keyIndex` its state stores:
+   *   below {@link OPENING_KEY_INDEX_BASE}, a counter key of an older store ({@link channelKey});
+   *   from there on, opening key `keyIndex − base` ({@link openingPrivateKey}).
+   */
+  payeeChannelPrivateKey(keyIndex: number): Uint8Array {
+    return keyIndex < OPENING_KEY_INDEX_BASE ? this.channelKey(keyIndex).privateKey : this.openingPrivateKey(keyIndex - OPENING_KEY_INDEX_BASE);
   }
 
   /** @returns the 32-byte key of the payee's opening-cookie MAC (a secret: never sent anywhere). */
