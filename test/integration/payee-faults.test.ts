@@ -132,7 +132,7 @@ describe('payee faults', () => {
     const counted = new Proxy(keys, {
       get(target, key) {
         const value: unknown = Reflect.get(target, key, target);
-        if (key === 'openingPrivateKey') derivations++;
+        if (key === 'payeeChannelPrivateKey' || key === 'openingPrivateKey') derivations++;
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
     });
