@@ -70,6 +70,8 @@ type Closable = { readonly tempId: string; readonly state: Extract<PayeeState, {
 
 export class Closer {
   private ticking = false;
+  /** The close in flight (see closeBatch): settles, never rejects. */
+  private closing: Promise<void> = Promise.resolve();
   /**
    * The first pass after a start checks every open channel's funding, not only expired ones: a
    * payee that died between broadcasting a close and storing it must not take payments on a
@@ -143,7 +145,20 @@ export class Closer {
     return { channel: state.channel, totalSat: state.paidSat, signature: state.signature, payeePrivateKey: this.host.privateKey(state.keyIndex) };
   }
 
-  private async closeBatch(given: readonly Closable[], feeRateSatPerVb: number): Promise<SignedBatchClose> {
+  /**
+   * One close at a time, from a close request or a pass: two closes of one channel in flight
+   * could each step it, both be refused, and restore each other's never-broadcast close.
+   */
+  private closeBatch(given: readonly Closable[], feeRateSatPerVb: number): Promise<SignedBatchClose> {
+    const run = this.closing.then(() => this.closeBatchAlone(given, feeRateSatPerVb));
+    this.closing = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async closeBatchAlone(given: readonly Closable[], feeRateSatPerVb: number): Promise<SignedBatchClose> {
     const tip = await this.backend.getTip();
     // After the last await before the close steps: the newest states (see closableNow).
     const targets = this.closableNow(given.map((t) => t.tempId));
