@@ -44,6 +44,13 @@ export interface Replaced {
   readonly contest?: { readonly ourInRivalSat: bigint; readonly ourNewestSat: bigint; readonly ownOlderVersion: boolean };
 }
 
+/**
+ * Confirmations of a spend of B's released coin elsewhere before a funding B signed with it is
+ * given up for good (the record aborted and no longer watched): below that, a reorg could still
+ * drop that spend and mine the funding, which holds B's signatures.
+ */
+export const RELEASED_SPEND_FINAL_CONFIRMATIONS = 6;
+
 export class DuplexWatcher {
   private running = false;
 
@@ -185,7 +192,8 @@ export class DuplexWatcher {
    * OPENING_TIMEOUT_BLOCKS may never come (an opener naming a coin it cannot sign, or one that
    * walked away): B's coins go back to the wallet rather than stay reserved forever. The record
    * stays open and watched: if A broadcasts the funding late and it confirms first, B's coins
-   * are in the channel as agreed; once one of B's coins is spent by anything else, the funding
+   * are in the channel as agreed; once one of B's coins is spent by anything else, and that spend
+   * is RELEASED_SPEND_FINAL_CONFIRMATIONS deep (a reorg could drop a shallower one), the funding
    * can never confirm and the record is aborted. A channel B put nothing into is forgotten then.
    */
   private async releaseUnseenFunding(record: DuplexRecord, tipHeight: number): Promise<void> {
@@ -214,10 +222,10 @@ export class DuplexWatcher {
     }
     for (const input of own) {
       const status = await this.options.backend.getOutpointStatus(input, Math.max(0, (record.fundingSignedHeight ?? 1) - 1));
-      if (status.state === 'spent' && status.confirmations > 0 && status.spendingTxid !== this.peer.channelOf(record).funding.txid) {
+      if (status.state === 'spent' && status.confirmations >= RELEASED_SPEND_FINAL_CONFIRMATIONS && status.spendingTxid !== this.peer.channelOf(record).funding.txid) {
         record.phase = 'aborted';
         this.peer.save(record);
-        this.log(`${record.channelId}: aborted: B's coin ${input.txid}:${input.vout} was spent by ${status.spendingTxid}; the funding can never confirm`);
+        this.log(`${record.channelId}: aborted: B's coin ${input.txid}:${input.vout} was spent by ${status.spendingTxid} ${status.confirmations} blocks deep; the funding can never confirm`);
         return;
       }
     }

@@ -12,6 +12,7 @@ import { fromHex } from '../../src/protocol/bytes.js';
 import { buildDuplexFundingTx } from '../../src/protocol/duplex-funding.js';
 import { duplexFundingScripts, makeDuplexChannel, stateSighash } from '../../src/protocol/duplex-tx.js';
 import { plannedInitialLocktime } from '../../src/protocol/duplex-update.js';
+import { RELEASED_SPEND_FINAL_CONFIRMATIONS } from '../../src/duplex/duplex-watcher.js';
 import { msg, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import type { PeerLink } from '../../src/transport/link.js';
 import { duplexPair, type DuplexPair } from '../helpers/duplex-pair.js';
@@ -127,7 +128,11 @@ describe('duplex opening', () => {
     const id = await pair.a.open({ link: pair.link.a, contributionASat: 300_000n, contributionBSat: 1_500_000n, fundingFeeRateSatPerVb: 2 });
     await pair.mine(1);
     expect(pair.b.get(id)).toMatchObject({ phase: 'open', fundingConfirmed: true });
-    // The coin the stranger's funding spent is spent elsewhere now: that funding can never confirm.
+    // B's coin the stranger's funding spent is spent elsewhere now, one block deep: a reorg could
+    // still drop that spend and mine the stranger's funding, so the record stays watched.
+    expect(pair.b.get(open.tempId)!.phase).toBe('open');
+    await pair.mine(RELEASED_SPEND_FINAL_CONFIRMATIONS - 1);
+    // Deep enough now: that funding can never confirm.
     expect(pair.b.get(open.tempId)!.phase).toBe('aborted');
   });
 
