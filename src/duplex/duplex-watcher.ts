@@ -53,6 +53,8 @@ export const RELEASED_SPEND_FINAL_CONFIRMATIONS = 6;
 
 export class DuplexWatcher {
   private running = false;
+  /** The tip at which a released record's inputs were last looked up: once per tip, whoever calls check. */
+  private readonly releasedProbedAt = new WeakMap<DuplexRecord, number>();
 
   constructor(private readonly peer: DuplexPeer) {}
 
@@ -110,6 +112,7 @@ export class DuplexWatcher {
     this.running = true;
     try {
       const tip = await this.options.backend.getTip();
+      this.peer.noteTip(tip.height);
       for (const summary of this.peer.list()) {
         const record = this.peer.get(summary.tempId);
         if (!record) continue; // an abandoned opening forgotten meanwhile
@@ -220,6 +223,8 @@ export class DuplexWatcher {
       this.log(`${record.channelId}: the funding B signed at ${since!} is unknown to the node ${tipHeight - since!} blocks later; B's coins are released (the channel opens still if it confirms first)`);
       return;
     }
+    if (this.releasedProbedAt.get(record) === tipHeight) return;
+    this.releasedProbedAt.set(record, tipHeight);
     for (const input of own) {
       const status = await this.options.backend.getOutpointStatus(input, Math.max(0, (record.fundingSignedHeight ?? 1) - 1));
       if (status.state === 'spent' && status.confirmations >= RELEASED_SPEND_FINAL_CONFIRMATIONS && status.spendingTxid !== this.peer.channelOf(record).funding.txid) {
