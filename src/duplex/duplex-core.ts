@@ -68,6 +68,13 @@ export abstract class DuplexCore {
   protected readonly records = new Map<string, DuplexRecord>();
   protected readonly byChannelId = new Map<string, string>();
   protected readonly links = new Map<string, PeerLink>();
+  /** The tip height the watcher saw last (in memory): a peer's message never asks the node for it. */
+  protected tipSeen: number | undefined;
+
+  /** The watcher tells the tip it read for its check, so steps of the peer can bound their node calls per tip. */
+  noteTip(height: number): void {
+    this.tipSeen = height;
+  }
   protected readonly locks = new Map<string, Promise<unknown>>();
   protected readonly waiters = new Map<string, Waiter>();
 

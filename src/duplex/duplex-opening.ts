@@ -151,6 +151,9 @@ export abstract class DuplexOpening extends DuplexCore {
     this.forget(record);
   }
 
+  /** The tip height (as the watcher last saw it) at which a record's funding was last probed for `duplex-channel`. */
+  private readonly channelProbedAt = new WeakMap<DuplexRecord, number>();
+
   /** tempIds of openings B is answering now (its steps await the node and the wallet). */
   private readonly openingNow = new Set<string>();
 
@@ -261,11 +264,15 @@ export abstract class DuplexOpening extends DuplexCore {
    * Refuses an opening from a payer key, or a source address, that already holds its share of
    * openings in progress, and of channels whose funding is not confirmed yet (B's signed inputs
    * are out and its coins reserved until then, or B keeps a record for it), until the watcher
-   * gives those up (OPENING_TIMEOUT_BLOCKS after B signed, if the node never saw the funding).
+   * gives those up: B's coins are released OPENING_TIMEOUT_BLOCKS after B signed if the node
+   * never saw the funding, but the record counts until it is aborted (a coin of B's spent
+   * elsewhere, deep enough) or forgotten (B put nothing in).
    * @throws ProtocolError RATE_LIMITED.
    */
   private checkOpeningLimits(keyA: Uint8Array, address: string | undefined): void {
-    const busy = [...this.records.values()].filter((r) => r.role === 'B' && (r.phase === 'opening' || (r.phase === 'open' && !r.fundingConfirmed && !r.ownInputsReleased && !r.predecessorId)));
+    // A record whose coins B released still counts until it is aborted: its signed funding may
+    // still confirm, it is watched every tip, and a stranger must not pile them up for free.
+    const busy = [...this.records.values()].filter((r) => r.role === 'B' && (r.phase === 'opening' || (r.phase === 'open' && !r.fundingConfirmed && !r.predecessorId)));
     const byKey = busy.filter((r) => r.terms && equalBytes(r.terms.keyA, keyA)).length;
     if (byKey >= MAX_OPENINGS_PER_KEY) throw new ProtocolError('RATE_LIMITED', `${byKey} duplex openings of this key are in progress; retry later`);
     if (address === undefined) return;
@@ -355,6 +362,11 @@ export abstract class DuplexOpening extends DuplexCore {
     this.expectRole('B', m.type);
     if (!record.channelId || m.channelId !== record.channelId) throw new ProtocolError('UNKNOWN_CHANNEL', m.channelId);
     if (this.links.get(record.tempId) !== link) return; // someone else naming the channel proves nothing
+    // At most one node call per record and tip: the message costs its sender nothing, and a
+    // repeat before the next block could not find anything the last probe did not.
+    const at = this.tipSeen ?? -1;
+    if (this.channelProbedAt.get(record) === at) return;
+    this.channelProbedAt.set(record, at);
     const { known } = await this.confirmFunding(record);
     if (known) link.proven?.();
   }

@@ -39,6 +39,11 @@ export interface CloseRecord {
   readonly successorId?: string;
   /** The cooperative close or rollover this unilateral close stands in for (same balances: fine if it wins). */
   readonly supersededTxid?: string;
+  /**
+   * Earlier unilateral versions of this side (older states, replaced when a countersignature came
+   * after the force close): one of them in the mempool is ours, replaced by a routine bump.
+   */
+  readonly olderOwnTxids?: readonly string[];
   /** Height at which another acceptable spend was first seen in the mempool. */
   readonly rivalSeenHeight?: number;
   /** The wallet reservation of the fee coin in the current bumped version. */

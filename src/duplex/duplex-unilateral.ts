@@ -7,6 +7,9 @@
 import { duplexOutputs, signedStateTx, type DuplexChannel } from '../protocol/duplex-tx.js';
 import type { CloseRecord, SignedState } from './duplex-record.js';
 
+/** How many of this side's earlier unilateral versions a close remembers. */
+const MAX_OLDER_OWN = 8;
+
 /**
  * The unilateral close of `current`, replacing `previous` (if any). What `previous` stood in for
  * (a cooperative close or rollover with the same balances, acceptable if it wins) carries over;
@@ -15,6 +18,9 @@ import type { CloseRecord, SignedState } from './duplex-record.js';
 export function unilateralClose(channel: DuplexChannel, current: SignedState, previous: CloseRecord | undefined): CloseRecord {
   const tx = signedStateTx(channel, current, current.sigA, current.sigB);
   const superseded = previous?.kind === 'unilateral' ? previous.supersededTxid : previous?.txid;
+  // Our own older version may be in the mempool already: it is ours, not the peer's attack (the
+  // last few suffice: each rebuild replaces the one before it in the mempool).
+  const olderOwn = previous?.kind === 'unilateral' ? [...(previous.olderOwnTxids ?? []), previous.txid].slice(-MAX_OLDER_OWN) : [];
   return {
     kind: 'unilateral',
     txid: tx.getId(),
@@ -25,6 +31,7 @@ export function unilateralClose(channel: DuplexChannel, current: SignedState, pr
     // A rollover that may still confirm instead keeps its new channel in view.
     ...(previous?.successorId ? { successorId: previous.successorId } : {}),
     ...(superseded ? { supersededTxid: superseded } : {}),
+    ...(olderOwn.length > 0 ? { olderOwnTxids: olderOwn } : {}),
   };
 }
 

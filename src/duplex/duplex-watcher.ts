@@ -8,14 +8,15 @@
  *   input of this side's own (SIGHASH_ALL|ANYONECANPAY left both signatures valid), +25 % per
  *   step up to `maxFeeRateSatPerVb`, replacing the previous version (BIP125). No output can be
  *   added, so the input is a coin sized for the step, split off one step ahead (duplex-bump.ts);
- *   an older state holding the mempool is replaced in the same check with any confirmed coin up
- *   to the ceiling (no exact coin can be ready for a rival's fee, and a block's wait could lose);
+ *   an older state holding the mempool that pays us less is replaced in the same check with a
+ *   confirmed coin up to what losing to it would cost (no exact coin can be ready for a rival's
+ *   fee, and a block's wait could lose); one paying us at least as much is let confirm;
  * - reads how the funding output was spent once that is confirmed, whoever spent it.
  */
 import { Transaction } from 'bitcoinjs-lib';
 import type { OutpointStatus } from '../chain/backend.js';
 import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
-import { planBump, type BumpPlan } from '../protocol/duplex-bump.js';
+import { answerRival, planBump, type BumpPlan } from '../protocol/duplex-bump.js';
 import { equalBytes, hashToTxid, txidToHash } from '../protocol/bytes.js';
 import {
   buildStateTx,
@@ -30,17 +31,30 @@ import { OPENING_TIMEOUT_BLOCKS } from './duplex-opening.js';
 import { closeIsStale, unilateralClose } from './duplex-unilateral.js';
 import type { DuplexPeer } from './duplex-peer.js';
 
-/** The version a bump replaces: its fee and size (BIP125), and whether it takes our money. */
+/** The version a bump replaces: its fee and size (BIP125), and what it pays us if it is a rival. */
 export interface Replaced {
   readonly feeSat: bigint;
   readonly vsize: number;
   readonly txid?: string;
-  /** Not our newest state nor a close with its balances (an older state): replace it at once, whatever it costs up to the ceiling. */
-  readonly hostile?: boolean;
+  /**
+   * Set for a rival that pays us less than our newest state (an older state): it is replaced at
+   * once, with a fee coin of at most the plan plus what we would lose to it (answerRival), or of
+   * exactly the plan if it is our own older version.
+   */
+  readonly contest?: { readonly ourInRivalSat: bigint; readonly ourNewestSat: bigint; readonly ownOlderVersion: boolean };
 }
+
+/**
+ * Confirmations of a spend of B's released coin elsewhere before a funding B signed with it is
+ * given up for good (the record aborted and no longer watched): below that, a reorg could still
+ * drop that spend and mine the funding, which holds B's signatures.
+ */
+export const RELEASED_SPEND_FINAL_CONFIRMATIONS = 6;
 
 export class DuplexWatcher {
   private running = false;
+  /** The tip at which a released record's inputs were last looked up: once per tip, whoever calls check. */
+  private readonly releasedProbedAt = new WeakMap<DuplexRecord, number>();
 
   constructor(private readonly peer: DuplexPeer) {}
 
@@ -98,6 +112,7 @@ export class DuplexWatcher {
     this.running = true;
     try {
       const tip = await this.options.backend.getTip();
+      this.peer.noteTip(tip.height);
       for (const summary of this.peer.list()) {
         const record = this.peer.get(summary.tempId);
         if (!record) continue; // an abandoned opening forgotten meanwhile
@@ -180,7 +195,8 @@ export class DuplexWatcher {
    * OPENING_TIMEOUT_BLOCKS may never come (an opener naming a coin it cannot sign, or one that
    * walked away): B's coins go back to the wallet rather than stay reserved forever. The record
    * stays open and watched: if A broadcasts the funding late and it confirms first, B's coins
-   * are in the channel as agreed; once one of B's coins is spent by anything else, the funding
+   * are in the channel as agreed; once one of B's coins is spent by anything else, and that spend
+   * is RELEASED_SPEND_FINAL_CONFIRMATIONS deep (a reorg could drop a shallower one), the funding
    * can never confirm and the record is aborted. A channel B put nothing into is forgotten then.
    */
   private async releaseUnseenFunding(record: DuplexRecord, tipHeight: number): Promise<void> {
@@ -207,12 +223,14 @@ export class DuplexWatcher {
       this.log(`${record.channelId}: the funding B signed at ${since!} is unknown to the node ${tipHeight - since!} blocks later; B's coins are released (the channel opens still if it confirms first)`);
       return;
     }
+    if (this.releasedProbedAt.get(record) === tipHeight) return;
+    this.releasedProbedAt.set(record, tipHeight);
     for (const input of own) {
       const status = await this.options.backend.getOutpointStatus(input, Math.max(0, (record.fundingSignedHeight ?? 1) - 1));
-      if (status.state === 'spent' && status.confirmations > 0 && status.spendingTxid !== this.peer.channelOf(record).funding.txid) {
+      if (status.state === 'spent' && status.confirmations >= RELEASED_SPEND_FINAL_CONFIRMATIONS && status.spendingTxid !== this.peer.channelOf(record).funding.txid) {
         record.phase = 'aborted';
         this.peer.save(record);
-        this.log(`${record.channelId}: aborted: B's coin ${input.txid}:${input.vout} was spent by ${status.spendingTxid}; the funding can never confirm`);
+        this.log(`${record.channelId}: aborted: B's coin ${input.txid}:${input.vout} was spent by ${status.spendingTxid} ${status.confirmations} blocks deep; the funding can never confirm`);
         return;
       }
     }
@@ -232,14 +250,26 @@ export class DuplexWatcher {
         // same balances: let it confirm, and bump past it only if it is stuck. Anything else
         // (an older state) is replaced at once.
         const acceptable = rival.sameState || rival.txid === close.supersededTxid;
+        if (!acceptable && rival.ourInRivalSat >= rival.ourNewestSat) {
+          // It pays us at least what our newest state does (an older state, ours or the peer's):
+          // replacing it could only cost us fees. It is let confirm; a worse one is answered then.
+          if (close.rivalSeenHeight === undefined) {
+            record.close = { ...close, rivalSeenHeight: tipHeight };
+            this.peer.save(record);
+            this.log(`${record.channelId}: ${rival.txid} spends the funding in the mempool paying us ${rival.ourInRivalSat} sat, at least our newest state's ${rival.ourNewestSat}: letting it confirm`);
+          }
+          return;
+        }
         if (acceptable && close.rivalSeenHeight === undefined) {
           record.close = { ...close, rivalSeenHeight: tipHeight };
           this.peer.save(record);
           this.log(`${record.channelId}: ${rival.txid} (same balances) spends the funding in the mempool; bumping past it only if it does not confirm`);
           return;
         }
-        if (!acceptable) await this.bumpLocked(record, tipHeight, { ...rival, hostile: true });
-        else if (tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bumpLocked(record, tipHeight, rival);
+        if (!acceptable) {
+          const ownOlderVersion = close.olderOwnTxids?.includes(rival.txid) ?? false;
+          await this.bumpLocked(record, tipHeight, { txid: rival.txid, feeSat: rival.feeSat, vsize: rival.vsize, contest: { ourInRivalSat: rival.ourInRivalSat, ourNewestSat: rival.ourNewestSat, ownOlderVersion } });
+        } else if (tipHeight - close.rivalSeenHeight! >= this.options.policy.bumpAfterBlocks) await this.bumpLocked(record, tipHeight, rival);
         return;
       }
       try {
@@ -264,7 +294,7 @@ export class DuplexWatcher {
   private async mempoolRival(
     record: DuplexRecord,
     readFunding: () => Promise<OutpointStatus>,
-  ): Promise<{ txid: string; feeSat: bigint; vsize: number; sameState: boolean } | null> {
+  ): Promise<{ txid: string; feeSat: bigint; vsize: number; sameState: boolean; ourInRivalSat: bigint; ourNewestSat: bigint } | null> {
     const spent = await readFunding();
     if (spent.state !== 'spent' || spent.confirmations > 0 || spent.spendingTxid === record.close?.txid) return null;
     const rival = await this.options.backend.getTransaction(spent.spendingTxid);
@@ -283,16 +313,19 @@ export class DuplexWatcher {
     const outSat = tx.outs.reduce((sum, o) => sum + o.value, 0n);
     const ours = buildStateTx(channel, record.current!);
     const sameState = tx.locktime === ours.locktime && tx.outs.length === ours.outs.length && tx.outs.every((o, i) => o.value === ours.outs[i]!.value && equalBytes(o.script, ours.outs[i]!.script));
-    return { txid: spent.spendingTxid, feeSat: inSat - outSat, vsize: tx.virtualSize(), sameState };
+    const ourScript = record.role === 'A' ? channel.scriptA : channel.scriptB;
+    const ourIn = (t: Transaction) => t.outs.filter((o) => equalBytes(o.script, ourScript)).reduce((sum, o) => sum + o.value, 0n);
+    return { txid: spent.spendingTxid, feeSat: inSat - outSat, vsize: tx.virtualSize(), sameState, ourInRivalSat: ourIn(tx), ourNewestSat: ourIn(ours) };
   }
 
   /**
    * Replaces the published newest state with a version that carries a fee input of this side's
    * own wallet. The state's outputs are fixed (a change output would void both signatures), so
    * the input is a confirmed coin of exactly the value the target rate needs (duplex-bump.ts);
-   * without one, this splits one off and the bump follows once it confirms. Against a `hostile`
-   * rival (an older state) any confirmed coin up to the ceiling is taken at once instead: paying
-   * over target beats losing the channel. No-op at the ceiling.
+   * without one, this splits one off and the bump follows once it confirms. Against a rival that
+   * pays us less (`contest`: the peer's older state) a confirmed coin up to the plan plus what we
+   * would lose to it (and the ceiling) is taken at once instead: paying over target beats losing
+   * more, and never more than winning is worth. No-op at the ceiling.
    * @returns the new txid, or null.
    */
   bump(record: DuplexRecord, tipHeight: number, rival?: Replaced): Promise<string | null> {
@@ -314,17 +347,22 @@ export class DuplexWatcher {
     const channel = this.peer.channelOf(record);
     const stateFeeSat = duplexOutputs(channel, state, channel.stateFeeRateSatPerVb).feeSat;
     // A routine bump of our own version takes a coin of exactly the planned value: any bigger
-    // coin would be fee, all of it. Against a rival that takes our money (an older state) no
-    // exact coin can exist in advance (its value follows the rival's fee), and splitting one
-    // costs a block in which the rival confirms: any confirmed coin up to the ceiling will do.
-    const maxCoinSat = rival?.hostile ? feeForVsize(plan.vsize, policy.maxFeeRateSatPerVb) - stateFeeSat : plan.coinSat;
+    // coin would be fee, all of it. Against the peer's rival that pays us less no exact coin can
+    // exist in advance (its value follows the rival's fee), and splitting one costs a block in
+    // which the rival confirms: a bigger confirmed coin will do, up to what winning is worth.
+    let maxCoinSat = plan.coinSat;
+    if (rival?.contest) {
+      const answer = answerRival({ ...rival.contest, planCoinSat: plan.coinSat, ceilingCoinSat: feeForVsize(plan.vsize, policy.maxFeeRateSatPerVb) - stateFeeSat });
+      if (answer.type === 'Accept') return null;
+      maxCoinSat = answer.maxCoinSat;
+    }
     const coin = await wallet.reserveFeeCoin(reservation, plan.coinSat, maxCoinSat);
     if (!coin) {
       await this.prepareFeeCoin(record, plan);
       return null;
     }
     if (coin.valueSat > plan.coinSat) {
-      this.log(`${record.channelId}: ${rival?.txid ?? 'a rival'} (not our newest state) holds the mempool; replacing it now with a fee coin of ${coin.valueSat} sat, ${coin.valueSat - plan.coinSat} sat over the plan (no coin of exactly ${plan.coinSat} sat, and waiting a block for one could lose the channel)`);
+      this.log(`${record.channelId}: ${rival?.txid ?? 'a rival'} (an older state paying us less) holds the mempool; replacing it now with a fee coin of ${coin.valueSat} sat, ${coin.valueSat - plan.coinSat} sat over the plan (no coin of exactly ${plan.coinSat} sat, and waiting a block for one could lose more)`);
     }
     const tx = buildStateTx(channel, state);
     tx.addInput(txidToHash(coin.outpoint.txid), coin.outpoint.vout, SEQUENCE_LOCKTIME_RBF);

@@ -48,3 +48,35 @@ export function planBump(channel: DuplexChannel, state: DuplexState, feeRateSatP
   const coinSat = target - stateFeeSat > dust ? target - stateFeeSat : dust;
   return { feeRateSatPerVb, vsize, feeSat: stateFeeSat + coinSat, coinSat };
 }
+
+/** How to answer a rival spend of the funding output in the mempool (not our newest state). */
+export type RivalAnswer =
+  /** It pays us at least what our newest state pays: let it confirm, spend nothing on it. */
+  | { readonly type: 'Accept' }
+  /** Replace it with a fee coin of `plan.coinSat` up to `maxCoinSat`: the whole coin is fee. */
+  | { readonly type: 'Replace'; readonly maxCoinSat: bigint };
+
+/**
+ * What replacing a rival is worth: never more than winning gains. A rival paying us at least
+ * `ourNewestSat` is accepted (replacing a transaction better for us would only cost fees). Our
+ * own older unilateral version (a countersignature came after it) is replaced by a routine bump:
+ * a coin of exactly `planCoinSat`. Anything else (the peer's older state) may take a coin up to
+ * `planCoinSat` plus what we would lose if it confirmed, capped by `ceilingCoinSat` (the fee
+ * ceiling less the state's own fee).
+ * @throws RangeError on a negative amount.
+ */
+export function answerRival(input: {
+  readonly ourNewestSat: bigint;
+  readonly ourInRivalSat: bigint;
+  readonly planCoinSat: bigint;
+  readonly ceilingCoinSat: bigint;
+  readonly ownOlderVersion: boolean;
+}): RivalAnswer {
+  const { ourNewestSat, ourInRivalSat, planCoinSat, ceilingCoinSat, ownOlderVersion } = input;
+  if ([ourNewestSat, ourInRivalSat, planCoinSat, ceilingCoinSat].some((v) => v < 0n)) throw new RangeError('amounts are never negative');
+  if (ourInRivalSat >= ourNewestSat) return { type: 'Accept' };
+  if (ownOlderVersion) return { type: 'Replace', maxCoinSat: planCoinSat };
+  const worth = planCoinSat + (ourNewestSat - ourInRivalSat);
+  const cap = worth < ceilingCoinSat ? worth : ceilingCoinSat;
+  return { type: 'Replace', maxCoinSat: cap > planCoinSat ? cap : planCoinSat };
+}

@@ -12,8 +12,10 @@ import { fromHex } from '../../src/protocol/bytes.js';
 import { buildDuplexFundingTx } from '../../src/protocol/duplex-funding.js';
 import { duplexFundingScripts, makeDuplexChannel, stateSighash } from '../../src/protocol/duplex-tx.js';
 import { plannedInitialLocktime } from '../../src/protocol/duplex-update.js';
+import { RELEASED_SPEND_FINAL_CONFIRMATIONS } from '../../src/duplex/duplex-watcher.js';
 import { msg, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import type { PeerLink } from '../../src/transport/link.js';
+import type { ChainBackend } from '../../src/chain/backend.js';
 import { duplexPair, type DuplexPair } from '../helpers/duplex-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 
@@ -52,6 +54,42 @@ async function strangerOpen(pair: DuplexPair, keyA: Uint8Array, over: Partial<Me
 }
 
 const newKey = () => env.secp.publicKeyCreate(randomBytes(32));
+
+/**
+ * A stranger's opening with B's coins in it, funded by someone else's real coin the stranger can
+ * never sign: B signs its inputs for a funding that never reaches the node. @returns its tempId.
+ */
+async function strangerFunded(pair: DuplexPair, link: PeerLink & { got: Message[] }, secret: Uint8Array, contributionBSat = 400_000n): Promise<string> {
+  const keyA = env.secp.publicKeyCreate(secret);
+  const foreign = env.wallet.coins().find((c) => c.confirmations > 0 && !c.reserved && !c.coinbase && c.valueSat >= 600_000n)!;
+  const open = await strangerOpen(pair, keyA, { contributionBSat, inputs: [{ ...foreign.outpoint, valueSat: foreign.valueSat }] });
+  await pair.b.receive(open, link);
+  const accept = link.got.at(-1)!;
+  if (accept.type !== 'duplex-accept') throw new Error(`no accept: ${accept.type === 'error' ? accept.code : accept.type}`);
+  const { fundingScript } = duplexFundingScripts(keyA, accept.keyB);
+  const funding = buildDuplexFundingTx(fundingScript, 500_000n + contributionBSat, [{ ...foreign.outpoint, valueSat: foreign.valueSat }, ...accept.inputs], [...accept.outputs]);
+  const channel = makeDuplexChannel({ ...open, keyB: accept.keyB, scriptB: accept.scriptB }, { txid: funding.getId(), vout: 0 });
+  const signature = env.secp.ecdsaSign(stateSighash(channel, { index: 0, balanceASat: 500_000n, balanceBSat: contributionBSat }), secret);
+  await pair.b.receive(msg('duplex-fund', { tempId: open.tempId, fundingTx: funding.toHex(), fundingVout: 0, signature }), link);
+  expect(types(link).at(-1)).toBe('duplex-funded');
+  return open.tempId;
+}
+
+/** The real backend, counting the calls made through it. */
+function countingBackend(): { backend: ChainBackend; calls: () => number } {
+  let calls = 0;
+  const backend = new Proxy(env.backend, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls++;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { backend, calls: () => calls };
+}
 const types = (link: { got: Message[] }) => link.got.map((m) => (m.type === 'error' ? m.code : m.type));
 
 describe('duplex opening', () => {
@@ -127,8 +165,51 @@ describe('duplex opening', () => {
     const id = await pair.a.open({ link: pair.link.a, contributionASat: 300_000n, contributionBSat: 1_500_000n, fundingFeeRateSatPerVb: 2 });
     await pair.mine(1);
     expect(pair.b.get(id)).toMatchObject({ phase: 'open', fundingConfirmed: true });
-    // The coin the stranger's funding spent is spent elsewhere now: that funding can never confirm.
+    // B's coin the stranger's funding spent is spent elsewhere now, one block deep: a reorg could
+    // still drop that spend and mine the stranger's funding, so the record stays watched.
+    expect(pair.b.get(open.tempId)!.phase).toBe('open');
+    await pair.mine(RELEASED_SPEND_FINAL_CONFIRMATIONS - 1);
+    // Deep enough now: that funding can never confirm.
     expect(pair.b.get(open.tempId)!.phase).toBe('aborted');
+  });
+
+  it('keeps counting a key’s openings whose coins B released until they are aborted: a 5th from that key is refused', async () => {
+    const pair = await duplexPair(env, {}, 2_000_000n);
+    // One confirmed coin of B's per opening (each reserves its coins until released).
+    for (let i = 1; i < MAX_OPENINGS_PER_KEY; i++) await env.wallet.send(pair.b.options.wallet.receiveAddress(), 500_000n, 2);
+    await pair.mine(1);
+    const stranger = strangerLink('198.51.100.13');
+    const secret = randomBytes(32);
+    const tempIds: string[] = [];
+    for (let i = 0; i < MAX_OPENINGS_PER_KEY; i++) tempIds.push(await strangerFunded(pair, stranger, secret, 100_000n));
+    await pair.mine(OPENING_TIMEOUT_BLOCKS);
+    // B's coins are back in its wallet, the records still open and watched.
+    const reserved = pair.b.options.wallet.state().reservations.map((r) => r.txid);
+    for (const tempId of tempIds) {
+      expect(pair.b.get(tempId)).toMatchObject({ phase: 'open', ownInputsReleased: true });
+      expect(reserved).not.toContain(`duplex:${tempId}`);
+    }
+    stranger.got.length = 0;
+    await pair.b.receive(await strangerOpen(pair, env.secp.publicKeyCreate(secret)), stranger);
+    expect(types(stranger)).toEqual(['RATE_LIMITED']);
+  });
+
+  it('asks the node at most once per tip however often the adopted link repeats duplex-channel', async () => {
+    const counting = countingBackend();
+    const pair = await duplexPair(env, {}, 2_000_000n, ':memory:', counting.backend);
+    await pair.check(); // the watcher has read the tip once
+    const stranger = strangerLink('198.51.100.14');
+    const tempId = await strangerFunded(pair, stranger, randomBytes(32), 100_000n);
+    const channelId = pair.b.get(tempId)!.channelId!;
+    const before = counting.calls();
+    for (let i = 0; i < 50; i++) await pair.b.receive(msg('duplex-channel', { tempId, channelId }), stranger);
+    expect(counting.calls() - before).toBeLessThanOrEqual(1);
+    expect(stranger.provenCalls).toBe(0);
+    // A new tip: one probe again.
+    await pair.mine(1);
+    const next = counting.calls();
+    for (let i = 0; i < 50; i++) await pair.b.receive(msg('duplex-channel', { tempId, channelId }), stranger);
+    expect(counting.calls() - next).toBeLessThanOrEqual(1);
   });
 
   it('counts a connection as a payer’s only once the node has the channel’s funding, not for an opening alone', async () => {
@@ -158,6 +239,8 @@ describe('duplex opening', () => {
     expect(link.provenCalls).toBe(0);
     for (const { index, stack } of env.wallet.signContribution(funding, [0])) funding.setWitness(index, stack);
     await env.backend.broadcast(funding.toHex());
+    // (B probes the node at most once per tip for this message: the next block shows it.)
+    await pair.mine(1);
     await pair.b.receive(msg('duplex-channel', { tempId: open.tempId, channelId }), link);
     expect(link.provenCalls).toBe(1);
     // Another connection naming that channel is not proven by it.

@@ -424,6 +424,41 @@ describe('duplex channel', () => {
     expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 2, txid: pair.a.get(id)!.close!.txid });
   });
 
+  it('lets its own older state confirm when the state countersigned after the force close pays it less (no ceiling-sized fee)', async () => {
+    const pair = await duplexPair(env);
+    const id = await openConfirmed(pair);
+    await pair.a.pay(id, 100_000n); // state 1: A has 500,000
+    pair.cutToA(true); // B's countersignature of state 2 is held back
+    const paying = pair.a.pay(id, 20_000n); // state 2 pays B: A has 480,000
+    await waitUntil(() => pair.b.get(id)!.current!.index === 2, 'B to countersign state 2');
+    // A confirmed coin of A's own that a bump up to the ceiling could take whole as fee.
+    await env.wallet.send(env.wallet.receiveAddress(), 20_000n, 2);
+    await env.mine(1);
+    await env.wallet.sync();
+    const channel = pair.a.channelOf(pair.a.get(id)!);
+    // State 1 is final now, so A's force close puts it in the mempool at once (no watcher ran).
+    await env.mineTo(stateLocktime(channel, 1));
+    await pair.watchA.forceClose(id);
+    const first = pair.a.get(id)!.close!;
+    expect(first).toMatchObject({ kind: 'unilateral', stateIndex: 1 });
+    expect((await env.backend.getTransaction(first.txid))?.confirmations).toBe(0);
+    // Then B's countersignature of state 2 arrives: the close is rebuilt to state 2.
+    const signed = pair.b.get(id)!.current!;
+    await pair.a.receive(msg('duplex-countersign', { channelId: id, index: 2, signature: signed.sigB }), pair.link.a);
+    await paying;
+    pair.cutToA(false);
+    expect(pair.a.get(id)!.close).toMatchObject({ kind: 'unilateral', stateIndex: 2 });
+    // One check of A's: its own state 1 pays A more than state 2; nothing is spent to replace it.
+    await pair.a.options.wallet.sync();
+    await pair.watchA.check();
+    expect(await env.backend.getTransaction(first.txid)).not.toBeNull();
+    expect(pair.a.get(id)!.close!.bumpReservation).toBeUndefined();
+    expect(env.wallet.state().reservations.some((r) => r.txid.startsWith(`bump:${id}:`))).toBe(false);
+    await env.mine(1);
+    await pair.watchA.check();
+    expect(pair.a.get(id)!.settlement).toMatchObject({ kind: 'unilateral', stateIndex: 1, txid: first.txid });
+  });
+
   it('signs the rollover SIGHASH_ALL: a third party cannot add an input and change the new channel’s funding txid', async () => {
     const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
     const id = await openConfirmed(pair, 300_000n, 0n);

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadNativeSecp256k1 } from '../../src/crypto/index.js';
 import { fromHex } from '../../src/protocol/bytes.js';
-import { FEE_INPUT_VBYTES, planBump } from '../../src/protocol/duplex-bump.js';
+import { answerRival, FEE_INPUT_VBYTES, planBump } from '../../src/protocol/duplex-bump.js';
 import { duplexOutputs, duplexSpendVsize, makeDuplexChannel } from '../../src/protocol/duplex-tx.js';
 import { feeForVsize } from '../../src/protocol/transactions.js';
 
@@ -49,6 +49,43 @@ describe('planBump', () => {
         expect(plan.feeSat).toBe(most);
         expect(plan.coinSat).toBeGreaterThanOrEqual(P2WPKH_DUST);
         expect(plan.feeSat - plan.coinSat).toBe(stateFee);
+      }),
+    );
+  });
+});
+
+describe('answerRival', () => {
+  // Vectors: what a rival spend of the funding output in the mempool is worth answering.
+  const base = { ourNewestSat: 510_000n, planCoinSat: 700n, ceilingCoinSat: 60_000n, ownOlderVersion: false };
+  const vectors = [
+    // The peer's older state paying us 1 sat more: never replaced (it is better for us).
+    { name: 'accepts a rival paying us 1 sat more', input: { ...base, ourInRivalSat: 510_001n }, expected: { type: 'Accept' } },
+    { name: 'accepts a rival paying us the same', input: { ...base, ourInRivalSat: 510_000n }, expected: { type: 'Accept' } },
+    // Our own older version paying us more (scenario a: the newer state paid the peer): let it confirm.
+    { name: 'accepts our own older version paying us more', input: { ...base, ourInRivalSat: 530_000n, ownOlderVersion: true }, expected: { type: 'Accept' } },
+    // Our own older version paying us less: a routine bump, the exact coin only.
+    { name: 'replaces our own older version paying us less with the exact coin', input: { ...base, ourInRivalSat: 490_000n, ownOlderVersion: true }, expected: { type: 'Replace', maxCoinSat: 700n } },
+    // The peer's older state taking 1 sat of ours: at most 1 sat over the plan.
+    { name: 'caps the coin at the plan plus the loss', input: { ...base, ourInRivalSat: 509_999n }, expected: { type: 'Replace', maxCoinSat: 701n } },
+    { name: 'caps the coin at the ceiling when the loss is larger', input: { ...base, ourInRivalSat: 400_000n }, expected: { type: 'Replace', maxCoinSat: 60_000n } },
+    { name: 'never caps below the plan', input: { ...base, ourInRivalSat: 0n, ceilingCoinSat: 500n }, expected: { type: 'Replace', maxCoinSat: 700n } },
+  ] as const;
+  for (const v of vectors) {
+    it(v.name, () => {
+      expect(answerRival(v.input)).toEqual(v.expected);
+    });
+  }
+
+  it('refuses negative amounts', () => {
+    expect(() => answerRival({ ...base, ourInRivalSat: -1n })).toThrow(RangeError);
+  });
+
+  it('never lets a coin cost more than winning gains (property)', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 10n ** 8n }), fc.bigInt({ min: 0n, max: 10n ** 8n }), fc.bigInt({ min: 294n, max: 10n ** 6n }), (newest, inRival, plan) => {
+        const answer = answerRival({ ourNewestSat: newest, ourInRivalSat: inRival, planCoinSat: plan, ceilingCoinSat: 10n ** 7n, ownOlderVersion: false });
+        if (inRival >= newest) return answer.type === 'Accept';
+        return answer.type === 'Replace' && answer.maxCoinSat - plan <= newest - inRival;
       }),
     );
   });
