@@ -44,9 +44,9 @@ function writeAll(fd: number, text: string): void {
   for (let done = 0; done < buf.length; ) done += fs.writeSync(fd, buf, done, buf.length - done);
 }
 
-/** Writes all of `text` at the end of `file` and fsyncs it before returning. */
-function appendDurably(file: string, text: string): void {
-  const fd = fs.openSync(file, 'a', 0o600);
+/** Writes all of `text` to `file` opened with `flags` ('a': at its end) and fsyncs it before returning. */
+function writeDurably(file: string, flags: 'a' | 'w', text: string): void {
+  const fd = fs.openSync(file, flags, 0o600);
   try {
     writeAll(fd, text);
     fs.fsyncSync(fd);
@@ -55,19 +55,17 @@ function appendDurably(file: string, text: string): void {
   }
 }
 
+function appendDurably(file: string, text: string): void {
+  writeDurably(file, 'a', text);
+}
+
 /**
  * Replaces `file` by `text` so that a kill or power loss at any point leaves one of the two
  * whole: writing in place would empty the file first and lose the whole saved chain.
  */
 function rewriteFile(file: string, text: string): void {
   const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    writeAll(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  writeDurably(tmp, 'w', text);
   fs.renameSync(tmp, file);
   // The rename itself lives in the directory: without this a power loss may undo it.
   if (process.platform === 'win32') return; // directories cannot be opened for fsync there
