@@ -16,7 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, runCli, startCli, stopCli, withMining, type CliResult } from '../helpers/cli.js';
+import { freePort, runCli, startCli, withMining, type CliResult, tearDownCliHome } from '../helpers/cli.js';
 
 let home: string;
 let port: number;
@@ -47,11 +47,7 @@ beforeAll(async () => {
   await withMining(ok(['payer', 'open', `ws://127.0.0.1:${port}/v1/ws`, '--capacity', '100000']), mineOne);
 });
 
-afterAll(async () => {
-  if (payee) await stopCli(payee.child);
-  await runCli(['regtest', 'stop'], env);
-  fs.rmSync(home, { recursive: true, force: true });
-});
+afterAll(() => tearDownCliHome(home, env, payee));
 
 describe('payer pay --count N', () => {
   it('refuses a run above the capacity up front: nothing paid, and says why', async () => {

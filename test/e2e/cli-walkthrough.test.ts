@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { argsOf, freePort, runCli, startCli, stopCli, withMining, type CliResult } from '../helpers/cli.js';
+import { argsOf, freePort, runCli, startCli, stopCli, withMining, type CliResult, tearDownCliHome } from '../helpers/cli.js';
 
 const README = fs.readFileSync('README.md', 'utf8');
 let home: string;
@@ -33,11 +33,7 @@ beforeAll(async () => {
   env = { ...process.env, PAYCHAN_HOME: home };
 });
 
-afterAll(async () => {
-  if (payee) await stopCli(payee.child);
-  await runCli(['regtest', 'stop'], env);
-  fs.rmSync(home, { recursive: true, force: true });
-});
+afterAll(() => tearDownCliHome(home, env, payee));
 
 describe('README walkthrough', () => {
   it('node, payee and payer in three processes, as the README says', async () => {

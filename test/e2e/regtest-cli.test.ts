@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { startBtcdRegtest } from '../../src/chain/regtest/btcd-node.js';
 import { RpcClient } from '../../src/chain/rpc-client.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
-import { freePort, runCli, startCli, stopCli, withMining } from '../helpers/cli.js';
+import { freePort, runCli, startCli, withMining, tearDownCliHome } from '../helpers/cli.js';
 
 let home: string;
 let env: NodeJS.ProcessEnv;
@@ -54,11 +54,7 @@ beforeAll(async () => {
   await ok(['regtest', 'start']);
 });
 
-afterAll(async () => {
-  if (payee) await stopCli(payee.child);
-  await runCli(['regtest', 'stop'], env);
-  fs.rmSync(home, { recursive: true, force: true });
-});
+afterAll(() => tearDownCliHome(home, env, payee));
 
 describe('paychan regtest mine', () => {
   it('refuses an absurd count with a message saying the limit and why, mining nothing', async () => {

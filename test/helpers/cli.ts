@@ -3,6 +3,7 @@
  * does, with its own PAYCHAN_HOME.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -112,4 +113,14 @@ export function freePort(): Promise<number> {
     });
     srv.on('error', reject);
   });
+}
+
+/**
+ * Ends a CLI test's world: the payee process (if one was started), the regtest node of its
+ * PAYCHAN_HOME, and the home folder itself.
+ */
+export async function tearDownCliHome(home: string, env: NodeJS.ProcessEnv, payee?: { child: ChildProcess }): Promise<void> {
+  if (payee) await stopCli(payee.child);
+  await runCli(['regtest', 'stop'], env);
+  fs.rmSync(home, { recursive: true, force: true });
 }
