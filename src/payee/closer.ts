@@ -209,7 +209,7 @@ export class Closer {
       if (!watch) continue;
       const { tempId, state } = e;
       if (state.type !== 'Closing' && state.type !== 'Open' && state.type !== 'Expiring' && state.type !== 'Suspended') continue;
-      const status = await this.backend.getOutpointStatus(state.channel.funding, Math.max(0, state.channel.expiryHeight - this.policy.maxExpiryBlocks));
+      const status = await this.fundingStatus(state.channel);
       if (status.state !== 'spent') continue;
       if (status.confirmations < this.policy.closeConfirmations) {
         // Spent but not settled yet: an open channel takes no more payments on a spent funding.
@@ -259,6 +259,7 @@ export class Closer {
     for (const { target, spenderTxid } of contested) await this.outbid(target, spenderTxid, feeRateSatPerVb);
   }
 
+  /** Whether the funding is spent, searching from the lowest height it can have confirmed at. */
   private fundingStatus(channel: Channel): Promise<OutpointStatus> {
     return this.backend.getOutpointStatus(channel.funding, Math.max(0, channel.expiryHeight - this.policy.maxExpiryBlocks));
   }

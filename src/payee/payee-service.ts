@@ -94,12 +94,11 @@ export class PayeeService {
   private readonly deepFundings = new Set<string>();
   /**
    * The tip as the last block notification told it (read from the node at open). Every payment
-   * is checked against it: past a channel's close deadline nothing is acknowledged, even before
-   * the closer's pass over the channels has moved it out of Open.
+   * is checked against its height: past a channel's close deadline nothing is acknowledged, even
+   * before the closer's pass over the channels has moved it out of Open. A new tip that does not
+   * extend it is a chain switch (see {@link noticeChainSwitch}).
    */
-  private tipHeight = 0;
-  /** The last tip seen, to notice one that does not extend it. */
-  private lastTip: BlockTip | undefined;
+  private tip!: BlockTip;
   /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
   private readonly openings = new Map<string, Promise<void>>();
   /** The tip as last read from the node for a hello (see {@link cookieTipHeight}), and when (performance.now()). */
@@ -165,7 +164,7 @@ export class PayeeService {
    */
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
-    service.tipHeight = (await options.backend.getTip()).height;
+    service.tip = await options.backend.getTip();
     for (const { tempId, state } of await options.store.loadPayeeChannels()) {
       if (!CHANNEL_TYPES.has(state.type)) continue; // an unfunded proposal an older version stored: nothing to keep
       // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
@@ -195,9 +194,10 @@ export class PayeeService {
 
   /** What happens on every new tip (also callable directly, e.g. by tests after mining). */
   async onTip(tip: BlockTip): Promise<void> {
-    this.tipHeight = tip.height; // first: payments from now on are checked against this tip
+    const last = this.tip;
+    this.tip = tip; // first: payments from now on are checked against this tip
     for (const entry of this.entries.values()) entry.sweep();
-    await this.noticeChainSwitch(tip);
+    await this.noticeChainSwitch(last, tip);
     await this.checkFundingDepth();
     await this.checkWatches();
     await this.closer.tick(tip);
@@ -208,10 +208,8 @@ export class PayeeService {
    * on another chain) may have taken away a funding however deep it was: every open channel's
    * funding is checked again (see {@link checkFundingDepth}).
    */
-  private async noticeChainSwitch(tip: BlockTip): Promise<void> {
-    const last = this.lastTip;
-    this.lastTip = tip;
-    if (!last || last.hash === tip.hash) return;
+  private async noticeChainSwitch(last: BlockTip, tip: BlockTip): Promise<void> {
+    if (last.hash === tip.hash) return;
     const switched = tip.height <= last.height || (await this.options.backend.getBlock(last.height).then((b) => b.hash !== last.hash, () => true));
     if (!switched) return;
     // A tip read for a hello may be of the chain that lost: read again for the next one.
@@ -310,7 +308,7 @@ export class PayeeService {
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
         return SETTLED;
       }
-      return this.run(entry, { type: 'message', message, tipHeight: this.tipHeight }, link);
+      return this.run(entry, { type: 'message', message, tipHeight: this.tip.height }, link);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -447,7 +445,7 @@ export class PayeeService {
 
   /** The highest tip known without asking the node: notified, or read for a hello. */
   private knownTipHeight(): number {
-    return Math.max(this.tipHeight, this.readTipHeight);
+    return Math.max(this.tip.height, this.readTipHeight);
   }
 
   /** A v1 refund to sign: the cookie is checked before anything else, nothing kept (see payeeSignRefund). */
@@ -489,7 +487,7 @@ export class PayeeService {
         return this.onFunding(funding, link, vouched);
       }
       const entry = this.entries.get(funding.tempId);
-      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tipHeight }, link);
+      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tip.height }, link);
       // A copy of this funding that arrived meanwhile may have started the opening: join it.
       if (!(await this.openChannel(funding, vouched, this.knownTipHeight(), link))) return this.onFunding(funding, link, vouched);
     } catch (err) {
