@@ -16,8 +16,9 @@
 import { Transaction } from 'bitcoinjs-lib';
 import type { OutpointStatus } from '../chain/backend.js';
 import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
+import { transactionFeeSat } from '../chain/tx-fee.js';
 import { answerRival, planBump, type BumpPlan } from '../protocol/duplex-bump.js';
-import { equalBytes, hashToTxid, txidToHash } from '../protocol/bytes.js';
+import { equalBytes, txidToHash } from '../protocol/bytes.js';
 import {
   buildStateTx,
   completeDuplexSpend,
@@ -301,21 +302,14 @@ export class DuplexWatcher {
     if (!rival) return null;
     const tx = Transaction.fromHex(rival.hex);
     const channel = this.peer.channelOf(record);
-    let inSat = 0n;
-    for (const input of tx.ins) {
-      const prevTxid = hashToTxid(input.hash);
-      if (prevTxid === channel.funding.txid && input.index === channel.funding.vout) inSat += channel.capacitySat;
-      else {
-        const prev = await this.options.backend.getTransaction(prevTxid);
-        inSat += prev ? (Transaction.fromHex(prev.hex).outs[input.index]?.value ?? 0n) : 0n;
-      }
-    }
-    const outSat = tx.outs.reduce((sum, o) => sum + o.value, 0n);
+    // The node has every parent of a transaction in its mempool (the funding on chain, the rest
+    // on chain or in the mempool); were one missing, the rival still stands, its fee unknown.
+    const feeSat = (await transactionFeeSat(this.options.backend, tx)) ?? 0n;
     const ours = buildStateTx(channel, record.current!);
     const sameState = tx.locktime === ours.locktime && tx.outs.length === ours.outs.length && tx.outs.every((o, i) => o.value === ours.outs[i]!.value && equalBytes(o.script, ours.outs[i]!.script));
     const ourScript = record.role === 'A' ? channel.scriptA : channel.scriptB;
     const ourIn = (t: Transaction) => t.outs.filter((o) => equalBytes(o.script, ourScript)).reduce((sum, o) => sum + o.value, 0n);
-    return { txid: spent.spendingTxid, feeSat: inSat - outSat, vsize: tx.virtualSize(), sameState, ourInRivalSat: ourIn(tx), ourNewestSat: ourIn(ours) };
+    return { txid: spent.spendingTxid, feeSat, vsize: tx.virtualSize(), sameState, ourInRivalSat: ourIn(tx), ourNewestSat: ourIn(ours) };
   }
 
   /**

@@ -18,9 +18,10 @@
 import { Transaction } from 'bitcoinjs-lib';
 import { BroadcastRejectedError, type BlockTip, type ChainBackend, type OutpointStatus } from '../chain/backend.js';
 import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
+import { transactionFeeSat } from '../chain/tx-fee.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { batchCloseVsize, outbiddingFeeRate, signBatchClose, type CloseItem, type SignedBatchClose } from '../protocol/batch-close.js';
-import { equalBytes, hashToTxid } from '../protocol/bytes.js';
+import { equalBytes } from '../protocol/bytes.js';
 import type { Channel } from '../protocol/channel.js';
 import type { CloseRecord, PayeeInput, PayeeState } from '../protocol/payee-machine.js';
 
@@ -295,7 +296,7 @@ export class Closer {
     // Our own close (stored state restored after a broadcast that did reach the node): it pays
     // us already, and settle() will see it confirm.
     if (tx.outs.some((o) => equalBytes(o.script, this.payoutScript))) return;
-    const conflictFeeSat = await this.feeOf(tx);
+    const conflictFeeSat = await transactionFeeSat(this.backend, tx);
     const vsize = batchCloseVsize([this.itemOf(target)], this.payoutScript);
     const needed = conflictFeeSat === null ? bumpedFeeRate(feeRateSatPerVb, this.policy.maxFeeRateSatPerVb) : outbiddingFeeRate(conflictFeeSat, tx.virtualSize(), vsize);
     const rate = Math.max(feeRateSatPerVb, needed);
@@ -309,18 +310,6 @@ export class Closer {
     } catch (err) {
       this.log(`closer: could not replace ${spenderTxid} on channel ${target.state.channel.id}: ${err instanceof BroadcastRejectedError ? err.reason : String(err)}`);
     }
-  }
-
-  /** The fee `tx` pays, from its inputs' values as the node knows them; null if one is unknown. */
-  private async feeOf(tx: Transaction): Promise<bigint | null> {
-    let inSat = 0n;
-    for (const input of tx.ins) {
-      const prev = await this.backend.getTransaction(hashToTxid(input.hash));
-      const out = prev && Transaction.fromHex(prev.hex).outs[input.index];
-      if (!out) return null;
-      inSat += out.value;
-    }
-    return inSat - tx.outs.reduce((sum, o) => sum + o.value, 0n);
   }
 
   /**

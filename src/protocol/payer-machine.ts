@@ -309,7 +309,7 @@ export function resumeMessage(state: PayerState): Message | null {
  * acknowledges it again. It does not make the connection the payer's (anyone may replay it):
  * an `auth` does (./auth.ts).
  */
-export function proofMessage(state: PayerState): Message | null {
+function proofMessage(state: PayerState): Message | null {
   return state.type === 'Open' && state.signature !== null ? msg('payment', { channelId: state.channel.id, totalSat: state.signedTotalSat, signature: state.signature }) : null;
 }
 
