@@ -429,14 +429,22 @@ describe('SqliteStore', () => {
     });
 
     it('holds a batch open for groupCommitMaxDelayMs to gather saves from later turns', async () => {
-      const store = open({ groupCommitMaxDelayMs: 30 });
-      const saves = [store.putMeta('a', '1')];
-      await nextTurn();
-      saves.push(store.putMeta('b', '1'));
-      await nextTurn();
-      saves.push(store.savePayeeChannel('c', paid(1)));
-      await Promise.all(saves);
-      expect(store.stats()).toMatchObject({ commits: 1, rows: 3 });
+      // The batch's timer is faked, so "later turns" are before it fires however slow the machine.
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        const store = open({ groupCommitMaxDelayMs: 30 });
+        const saves = [store.putMeta('a', '1')];
+        await nextTurn();
+        saves.push(store.putMeta('b', '1'));
+        await nextTurn();
+        saves.push(store.savePayeeChannel('c', paid(1)));
+        expect(store.stats()).toMatchObject({ commits: 0 });
+        vi.advanceTimersByTime(30);
+        await Promise.all(saves);
+        expect(store.stats()).toMatchObject({ commits: 1, rows: 3 });
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it('commits a batch still held open by groupCommitMaxDelayMs on close, without waiting for its timer', async () => {
