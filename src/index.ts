@@ -28,3 +28,5 @@ export { ProtocolError, PROTOCOL_ERROR_CODES, type ProtocolErrorCode } from './p
 export { encodeMessage, decodeMessage, type Message } from './protocol/messages.js';
 export type { Variant } from './protocol/scripts.js';
 export type { NetworkName } from './protocol/network.js';
+export * from './x402/index.js';
+export { CAIP2_IDS, GENESIS_HASHES, caip2Of, caip2OfGenesis, networkOfCaip2, type Caip2Id } from './protocol/caip2.js';

@@ -98,6 +98,14 @@ export class Paywall {
     } catch (err) {
       return Promise.resolve(this.refuse('MALFORMED_MESSAGE', (err as Error).message, priceSat, priceSat));
     }
+    return this.admitPayment(payment, priceSat);
+  }
+
+  /**
+   * Decides on one request of price `priceSat` paid by `payment`, already parsed (by the header
+   * or by another carrier of the same payment, e.g. an x402 payload: src/x402).
+   */
+  admitPayment(payment: MessageOf<'payment'>, priceSat: bigint): Promise<Admission> {
     // No books for channels the payee does not have: forged ids must not grow memory.
     if (!this.options.payee.channel(payment.channelId)) return Promise.resolve(this.refuse('UNKNOWN_CHANNEL', `no channel ${payment.channelId}`, priceSat, priceSat));
     const books = this.booksOf(payment.channelId);
