@@ -176,19 +176,9 @@ export class PaychanFacilitator implements SchemeNetworkFacilitator, Facilitator
     const state = this.options.payee.channel(id);
     // The id must be the funding outpoint: payee.channel() also answers to tempIds.
     if (!state || !('channel' in state) || state.channel.id !== id) return invalid(reasonOf('UNKNOWN_CHANNEL'), `no channel ${id}`);
-    // A total that raises the channel by less than is due is refused before the payee stores it
-    // (the Paychan-Payment header keeps such a payment as credit; an x402 payload buys one
-    // request or nothing). Equal or lower totals are the paywall's to refuse (replay, stale).
-    const account = this.options.paywall.account(id);
-    const used = account?.lastTotalSat ?? 0n;
-    const stored = 'paidSat' in state ? state.paidSat : 0n;
-    const base = used > stored ? used : stored;
-    const credit = account?.creditSat ?? 0n;
-    if (payment.totalSat > base && payment.totalSat - base + credit < priceSat) {
-      const due = priceSat - credit;
-      return invalid(reasonOf('INSUFFICIENT_PAYMENT'), `total ${payment.totalSat} adds ${payment.totalSat - base} sat; this request needs ${due} more than ${base}`);
-    }
-    const admission = await this.options.paywall.admitPayment(payment, priceSat);
+    // refuseShort: an x402 payload buys one request or nothing (a Paychan-Payment header that
+    // adds too little is kept as credit instead).
+    const admission = await this.options.paywall.admitPayment(payment, priceSat, true);
     if (!admission.ok) return invalid(reasonOf(admission.body.code), admission.body.message);
     return { isValid: true, payer: id, extra: { channelId: id, totalSat: admission.totalSat.toString(), creditSat: admission.creditSat.toString() } };
   }
