@@ -1,7 +1,8 @@
 /**
  * paychan's public API: what an application embeds (the payee service and its server, the
- * 402 paywall, the payer client and paying fetch, stores, the chain adapter, the wallet) and the
- * pure protocol underneath. The `paychan` command is built from the same pieces (src/cli).
+ * 402 paywall and the x402 scheme, the payer client and paying fetch, stores, the chain
+ * adapter, the wallet) and the pure protocol underneath. The `paychan` command is built from
+ * the same pieces (src/cli).
  */
 export { PayeeService, type PayeeServiceOptions } from './payee/payee-service.js';
 export { PayerClient, PeerError, type PayerClientOptions, type OpenOptions, type FundingSource } from './payer/payer-client.js';
@@ -28,3 +29,23 @@ export { ProtocolError, PROTOCOL_ERROR_CODES, type ProtocolErrorCode } from './p
 export { encodeMessage, decodeMessage, type Message } from './protocol/messages.js';
 export type { Variant } from './protocol/scripts.js';
 export type { NetworkName } from './protocol/network.js';
+export {
+  paychanX402,
+  PaychanServerScheme,
+  PaychanFacilitator,
+  PaychanClientScheme,
+  PAYCHAN_SCHEME,
+  satAsset,
+  readOffer,
+  encodePayload,
+  decodePayload,
+  reasonOf,
+  codeOfReason,
+  type PaychanX402,
+  type PaychanX402Options,
+  type PaychanClientOptions,
+  type ChannelOffer,
+  type PaychanPayload,
+  type X402Reason,
+} from './x402/index.js';
+export { CAIP2_IDS, GENESIS_HASHES, caip2Of, caip2OfGenesis, networkOfCaip2, type Caip2Id } from './protocol/caip2.js';

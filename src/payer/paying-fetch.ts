@@ -41,7 +41,7 @@ interface Origin {
 
 const MAX_ATTEMPTS = 3;
 /** 402 codes that mean "this channel cannot pay any more": open a new one. */
-const CHANNEL_DONE = new Set(['CHANNEL_NOT_OPEN', 'CHANNEL_EXPIRING', 'UNKNOWN_CHANNEL', 'AMOUNT_EXCEEDS_CAPACITY', 'CHANGE_BELOW_DUST']);
+export const CHANNEL_DONE: ReadonlySet<string> = new Set(['CHANNEL_NOT_OPEN', 'CHANNEL_EXPIRING', 'UNKNOWN_CHANNEL', 'AMOUNT_EXCEEDS_CAPACITY', 'CHANGE_BELOW_DUST']);
 
 export function createPayingFetch(options: PayingFetchOptions): (input: string | URL, init?: RequestInit) => Promise<Response> {
   const doFetch = options.fetch ?? fetch;

@@ -98,10 +98,20 @@ export class Paywall {
     } catch (err) {
       return Promise.resolve(this.refuse('MALFORMED_MESSAGE', (err as Error).message, priceSat, priceSat));
     }
+    return this.admitPayment(payment, priceSat);
+  }
+
+  /**
+   * Decides on one request of price `priceSat` paid by `payment`, already parsed (by the header
+   * or by another carrier of the same payment, e.g. an x402 payload: src/x402).
+   * With `refuseShort`, a payment that adds less than is due is refused before the payee sees
+   * it (INSUFFICIENT_PAYMENT, nothing stored) instead of being stored as credit.
+   */
+  admitPayment(payment: MessageOf<'payment'>, priceSat: bigint, refuseShort = false): Promise<Admission> {
     // No books for channels the payee does not have: forged ids must not grow memory.
     if (!this.options.payee.channel(payment.channelId)) return Promise.resolve(this.refuse('UNKNOWN_CHANNEL', `no channel ${payment.channelId}`, priceSat, priceSat));
     const books = this.booksOf(payment.channelId);
-    const result = books.queue.then(() => this.admitInOrder(books, payment, priceSat));
+    const result = books.queue.then(() => this.admitInOrder(books, payment, priceSat, refuseShort));
     books.queue = result.catch(() => undefined);
     return result;
   }
@@ -113,12 +123,15 @@ export class Paywall {
     books.chargedSat += actualSat - upfrontSat;
   }
 
-  private async admitInOrder(books: Books, payment: MessageOf<'payment'>, priceSat: bigint): Promise<Admission> {
+  private async admitInOrder(books: Books, payment: MessageOf<'payment'>, priceSat: bigint, refuseShort: boolean): Promise<Admission> {
     const due = () => (priceSat > books.creditSat ? priceSat - books.creditSat : 0n);
     if (payment.totalSat === books.lastTotalSat) return this.refuse('PAYMENT_REPLAYED', 'this payment already paid for a request; sign a higher total', priceSat, due());
     if (payment.totalSat < books.lastTotalSat) return this.refuse('AMOUNT_NOT_INCREASING', `total ${payment.totalSat} is below ${books.lastTotalSat}, already used`, priceSat, due());
     const before = this.options.payee.channel(payment.channelId);
     const paidBefore = before && 'paidSat' in before ? before.paidSat : 0n;
+    if (refuseShort && payment.totalSat > paidBefore && payment.totalSat - paidBefore + books.creditSat < priceSat) {
+      return this.refuse('INSUFFICIENT_PAYMENT', `total ${payment.totalSat} adds ${payment.totalSat - paidBefore} sat to ${paidBefore}; ${due()} is due`, priceSat, due());
+    }
     const answer = await this.options.payee.submit(payment);
     if (answer.type === 'error') return this.refuse(answer.code, answer.message, priceSat, due());
     if (answer.type !== 'payment-ack') return this.refuse('INTERNAL_ERROR', `unexpected ${answer.type}`, priceSat, due());
