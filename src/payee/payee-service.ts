@@ -22,10 +22,9 @@
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { SignedBatchClose } from '../protocol/batch-close.js';
-import type { Effect } from '../protocol/effects.js';
+import { unknownEffect, type PayeeEffect, type Step } from '../protocol/effects.js';
 import { verifyAuth } from '../protocol/auth.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { Step } from '../protocol/effects.js';
 import { checkFundingTx } from '../protocol/funding.js';
 import { decodeMessage, errorMessage, type Message, type MessageOf } from '../protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, payeeVouched, type PayeeContext, type Vouched, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
@@ -34,7 +33,7 @@ import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
 import { logText } from '../transport/log-text.js';
 import type { WalletKeys } from '../wallet/keys.js';
-import { scheduleEffects, SETTLED, type EffectHost } from '../driver/effect-runner.js';
+import { scheduleEffects, SETTLED, type EffectHost, type OtherEffect } from '../driver/effect-runner.js';
 import { ChannelEntry } from './channel-entry.js';
 import { Closer } from './closer.js';
 
@@ -512,7 +511,7 @@ export class PayeeService {
    * @throws ProtocolError when the funding or its cookie is refused.
    */
   private async openChannel(funding: MessageOf<'funding'>, vouched: Vouched, tipHeight: number, link: PeerLink): Promise<boolean> {
-    let step: Step<PayeeState>;
+    let step: Step<PayeeState, PayeeEffect>;
     try {
       step = payeeOpen(this.ctx, funding, vouched, tipHeight);
     } catch (err) {
@@ -641,11 +640,11 @@ export class PayeeService {
    * Chains `effects` after the channel's earlier effects (src/driver/effect-runner.ts): a persist
    * is issued now (joining the store's current group commit) and the effects after it wait for it.
    */
-  private schedule(entry: ChannelEntry, effects: readonly Effect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
+  private schedule(entry: ChannelEntry, effects: readonly PayeeEffect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
     return scheduleEffects(entry, this.effectHost, { entry, state: entry.state, replyTo, before }, effects);
   }
 
-  private readonly effectHost: EffectHost<Effect, PayeeEffectStep> = {
+  private readonly effectHost: EffectHost<PayeeEffect, PayeeEffectStep> = {
     persist: ({ entry, state, before }) =>
       // A payment on an open channel changes only its total and signature: save just those.
       before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null
@@ -669,7 +668,7 @@ export class PayeeService {
     }
   }
 
-  private async carryOut(entry: ChannelEntry, effect: Exclude<Effect, { type: 'persist' | 'send' }>): Promise<void> {
+  private async carryOut(entry: ChannelEntry, effect: OtherEffect<PayeeEffect>): Promise<void> {
     switch (effect.type) {
       case 'broadcast':
         try {
@@ -698,7 +697,7 @@ export class PayeeService {
         this.options.log?.(`payer reported ${effect.message.code} on ${payeeStateRef(entry.state)}: ${logText(effect.message.message)}`);
         return;
       default:
-        throw new Error(`payee cannot carry out effect ${effect.type}`);
+        unknownEffect(effect);
     }
   }
 
@@ -717,7 +716,7 @@ export class PayeeService {
 }
 
 /** A loop, not `effects.some(...)`: no closure per payment. */
-function hasBroadcast(effects: readonly Effect[]): boolean {
+function hasBroadcast(effects: readonly PayeeEffect[]): boolean {
   for (const e of effects) if (e.type === 'broadcast') return true;
   return false;
 }
