@@ -2,8 +2,10 @@
  * The payee driver: runs the pure payee state machine for many channels against a chain backend
  * and a durable store.
  *
- * It owns what the core may not: the channel table, the tip height, watching confirmations,
- * broadcasting, persistence, and the one place where a refused message becomes an `error` reply.
+ * It owns what the core may not: the channel table, the tip, each channel's input queue and the
+ * carrying out of its effects (broadcast, persist, send). Around it, units of their own behind
+ * small host interfaces: the funding watcher (funding-watcher.ts: confirmations, reorged
+ * fundings) and the closer (closer.ts: closes, fee bumps, settlement).
  *
  * Openings hold nothing (docs/design.md, "Openings without state"): hellos and v1 refund requests
  * are answered from the message, the payee's secret and the tip, without a table entry or a row;
@@ -36,6 +38,7 @@ import type { WalletKeys } from '../wallet/keys.js';
 import { scheduleEffects, SETTLED, type EffectHost, type OtherEffect } from '../driver/effect-runner.js';
 import { ChannelEntry } from './channel-entry.js';
 import { Closer } from './closer.js';
+import { FundingWatcher } from './funding-watcher.js';
 
 export interface PayeeServiceOptions {
   readonly secp: Secp256k1;
@@ -61,13 +64,6 @@ interface PayeeEffectStep {
   readonly before: PayeeState | undefined;
 }
 
-/** A funding transaction the payee waits to see confirmed. */
-interface Watch {
-  readonly tempId: string;
-  readonly txid: string;
-  readonly confirmations: number;
-}
-
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
 const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
 /** Messages taken only from a connection that authenticated for the channel (`auth`). */
@@ -83,8 +79,6 @@ function compact(state: PayeeState): PayeeState {
   const channel = { ...state.channel, payerPubkey: t.payerPubkey, payeePubkey: t.payeePubkey, payerScript: t.payerScript };
   return { ...state, channel } as PayeeState;
 }
-/** A funding this deep is not watched for reorgs any more. */
-const DEEP_CONFIRMATIONS = 6;
 /** A hello reuses a tip read this recent (see PayeeService.cookieTipHeight). */
 const TIP_READ_MAX_AGE_MS = 250;
 
@@ -92,14 +86,9 @@ export class PayeeService {
   private readonly ctx: PayeeContext;
   private readonly entries = new Map<string, ChannelEntry>();
   private readonly tempIdByChannelId = new Map<string, string>();
-  private watches: Watch[] = [];
   private unsubscribe: (() => void) | null = null;
-  private checking = false;
-  /** A new tip arrived while a check ran. */
-  private recheck = false;
   private readonly closer: Closer;
-  /** Channels whose funding has DEEP_CONFIRMATIONS (in memory: rechecked once after a restart). */
-  private readonly deepFundings = new Set<string>();
+  private readonly fundings: FundingWatcher;
   /**
    * The tip as the last block notification told it (read from the node at open). Every payment
    * is checked against its height: past a channel's close deadline nothing is acknowledged, even
@@ -145,6 +134,19 @@ export class PayeeService {
       },
       privateKey: this.ctx.privateKey,
     };
+    this.fundings = new FundingWatcher(
+      {
+        entries: () => this.entries.values(),
+        entry: (tempId) => this.entries.get(tempId),
+        step: (tempId, input) => {
+          const entry = this.entries.get(tempId);
+          return entry ? this.run(entry, input, null) : SETTLED;
+        },
+      },
+      options.backend,
+      options.policy.minFundingConfirmations,
+      (l) => options.log?.(l),
+    );
     const p = options.policy;
     this.closer = new Closer(
       host,
@@ -182,7 +184,7 @@ export class PayeeService {
       service.entries.set(tempId, entry);
       if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
       if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended' || state.type === 'ZeroConf') {
-        service.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: options.policy.minFundingConfirmations });
+        service.fundings.watch(tempId, state.channel.funding.txid, options.policy.minFundingConfirmations);
       }
     }
     return service;
@@ -206,15 +208,15 @@ export class PayeeService {
     this.tip = tip; // first: payments from now on are checked against this tip
     for (const entry of this.entries.values()) entry.sweep();
     await this.noticeChainSwitch(last, tip);
-    await this.checkFundingDepth();
-    await this.checkWatches();
+    await this.fundings.checkDepth();
+    await this.fundings.checkWatches();
     await this.closer.tick(tip);
   }
 
   /**
    * A tip that does not extend the last one (a reorg, or a node restarted without its blocks or
    * on another chain) may have taken away a funding however deep it was: every open channel's
-   * funding is checked again (see {@link checkFundingDepth}).
+   * funding is checked again (see FundingWatcher.checkDepth).
    */
   private async noticeChainSwitch(last: BlockTip, tip: BlockTip): Promise<void> {
     if (last.hash === tip.hash) return;
@@ -224,33 +226,7 @@ export class PayeeService {
     this.readTipHeight = 0;
     this.tipReadAtMs = Number.NEGATIVE_INFINITY;
     this.options.log?.(`the chain switched (tip ${last.height} ${last.hash} → ${tip.height} ${tip.hash}): checking every funding again`);
-    this.deepFundings.clear();
-  }
-
-  /**
-   * Open channels whose funding is still shallow are checked every block: a funding that lost
-   * its confirmations (reorged out, or double-spent) suspends the channel until it confirms
-   * again. Past {@link DEEP_CONFIRMATIONS} a funding is not checked any more.
-   */
-  private async checkFundingDepth(): Promise<void> {
-    for (const [tempId, entry] of this.entries) {
-      if (entry.type !== 'Open' || this.deepFundings.has(tempId)) continue;
-      const state = entry.state;
-      if (state.type !== 'Open') continue;
-      try {
-        const status = await this.options.backend.getTransaction(state.channel.funding.txid);
-        const confirmations = status?.confirmations ?? 0;
-        if (confirmations >= DEEP_CONFIRMATIONS) {
-          this.deepFundings.add(tempId);
-        } else if (confirmations < this.options.policy.minFundingConfirmations) {
-          this.options.log?.(`funding ${state.channel.funding.txid} has ${status ? confirmations : 'no'} confirmation(s): channel ${state.channel.id} suspended`);
-          await this.run(entry, { type: 'funding-unconfirmed' }, null);
-          this.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: this.options.policy.minFundingConfirmations });
-        }
-      } catch (err) {
-        this.options.log?.(`checking funding of ${state.channel.id} failed: ${String(err)}`);
-      }
-    }
+    this.fundings.chainSwitched();
   }
 
   stop(): void {
@@ -357,59 +333,9 @@ export class PayeeService {
     return this.closer.close(tempIds, feeRateSatPerVb);
   }
 
-  /**
-   * Checks every watched transaction once (also runs on every new tip). A call while a check
-   * runs makes that check run once more when it ends: a block that arrives mid-check must not
-   * be skipped (on a quiet chain the next block could be far away).
-   */
-  async checkWatches(): Promise<void> {
-    if (this.checking) {
-      this.recheck = true;
-      return;
-    }
-    this.checking = true;
-    try {
-      do {
-        this.recheck = false;
-        await this.checkWatchesOnce();
-      } while (this.recheck);
-    } finally {
-      this.checking = false;
-    }
-  }
-
-  private async checkWatchesOnce(): Promise<void> {
-    try {
-      const due: Watch[] = [];
-      for (const w of this.watches) {
-        const status = await this.options.backend.getTransaction(w.txid);
-        if (status && status.confirmations >= w.confirmations) due.push(w);
-        if (status === null) await this.rebroadcastFunding(w.tempId);
-      }
-      if (due.length === 0) return;
-      this.watches = this.watches.filter((w) => !due.includes(w));
-      for (const w of due) {
-        const entry = this.entries.get(w.tempId);
-        if (entry) await this.run(entry, { type: 'confirmed', txid: w.txid }, null);
-      }
-    } catch (err) {
-      this.options.log?.(`checking confirmations failed (will retry on the next block): ${String(err)}`);
-    }
-  }
-
-  /**
-   * A funding we stored but the node does not know (we died between storing and broadcasting
-   * it, or it was evicted): hand it to the node again.
-   */
-  private async rebroadcastFunding(tempId: string): Promise<void> {
-    const state = this.entries.get(tempId)?.state;
-    if (state?.type !== 'AwaitingConfirmation') return;
-    try {
-      await this.options.backend.broadcast(state.fundingTxHex);
-      this.options.log?.(`rebroadcast funding ${state.channel.funding.txid}`);
-    } catch (err) {
-      this.options.log?.(`funding ${state.channel.funding.txid} refused on rebroadcast: ${logText(err instanceof BroadcastRejectedError ? err.reason : String(err))}`);
-    }
+  /** Checks every watched funding once (also runs on every new tip): see FundingWatcher.checkWatches. */
+  checkWatches(): Promise<void> {
+    return this.fundings.checkWatches();
   }
 
   /** A proposal: answered with a cookie, nothing kept (see payeeAccept). */
@@ -685,7 +611,7 @@ export class PayeeService {
         }
         return;
       case 'watch-confirmations':
-        this.watches.push({ tempId: entry.tempId, txid: effect.txid, confirmations: effect.confirmations });
+        this.fundings.watch(entry.tempId, effect.txid, effect.confirmations);
         if ('channel' in entry.state) this.tempIdByChannelId.set(entry.state.channel.id, entry.tempId);
         return;
       case 'close-requested': {
