@@ -33,6 +33,7 @@ import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, paye
 import type { PayeePolicy } from '../protocol/policy.js';
 import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
+import { errorReply } from '../transport/error-reply.js';
 import { logText } from '../transport/log-text.js';
 import type { WalletKeys } from '../wallet/keys.js';
 import { scheduleEffects, SETTLED, type EffectHost, type OtherEffect } from '../driver/effect-runner.js';
@@ -255,9 +256,10 @@ export class PayeeService {
   }
 
   /**
-   * Handles one message from a payer's connection. Never throws: a refused message is answered
-   * with an `error` on `link`, and changes nothing. Resolves once the message is stepped (its
-   * reply may still be waiting for the store).
+   * Handles one wire message from a payer's link (in-process links; the payee server's
+   * connections decode at the boundary and call {@link handle}). Never throws: a refused message
+   * is answered with an `error` on `link`, and changes nothing. Resolves once the message is
+   * stepped (its reply may still be waiting for the store).
    */
   receive(text: string, link: PeerLink): Promise<void> {
     let message: Message;
@@ -299,21 +301,13 @@ export class PayeeService {
   }
 
   /**
-   * Submits one payment that arrived outside the channel's connection (an HTTP header) and
-   * resolves with the payee's answer: `payment-ack` once the payment is durable, or `error`.
+   * What was paid on a channel so far (its newest acknowledged total; 0 before the first
+   * payment), or undefined for a channel the payee does not hold (the paywall's books).
    */
-  submit(payment: Extract<Message, { type: 'payment' }>): Promise<Message> {
-    return new Promise((resolve) => {
-      let answered = false;
-      const link: PeerLink = {
-        send: (m) => {
-          if (answered) return;
-          answered = true;
-          resolve(m);
-        },
-      };
-      void this.handle(payment, link);
-    });
+  paidSat(channelId: string): bigint | undefined {
+    const state = this.channel(channelId);
+    if (!state) return undefined;
+    return 'paidSat' in state ? state.paidSat : 0n;
   }
 
   /**
@@ -627,17 +621,9 @@ export class PayeeService {
     }
   }
 
+  /** A refused input's answer: the one error mapping of every route (transport/error-reply.ts). */
   private reply(link: PeerLink, err: unknown, ref: string | undefined): void {
-    if (err instanceof ProtocolError) {
-      link.send(errorMessage(err.code, err.message, err.action, ref));
-      return;
-    }
-    if (err instanceof RangeError || err instanceof BroadcastRejectedError) {
-      this.options.log?.(`refused: ${logText(err.message)}`);
-    } else {
-      this.options.log?.(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    }
-    link.send(errorMessage('INTERNAL_ERROR', 'the payee failed to process the message', 'reject', ref));
+    link.send(errorReply(err, ref, this.options.log));
   }
 }
 
