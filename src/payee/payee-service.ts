@@ -40,6 +40,7 @@ import { scheduleEffects, SETTLED, type EffectHost, type OtherEffect } from '../
 import { ChannelEntry } from './channel-entry.js';
 import { Closer } from './closer.js';
 import { FundingWatcher } from './funding-watcher.js';
+import { TipTracker } from './tip-tracker.js';
 
 export interface PayeeServiceOptions {
   readonly secp: Secp256k1;
@@ -80,8 +81,6 @@ function compact(state: PayeeState): PayeeState {
   const channel = { ...state.channel, payerPubkey: t.payerPubkey, payeePubkey: t.payeePubkey, payerScript: t.payerScript };
   return { ...state, channel } as PayeeState;
 }
-/** A hello reuses a tip read this recent (see PayeeService.cookieTipHeight). */
-const TIP_READ_MAX_AGE_MS = 250;
 
 export class PayeeService {
   private readonly ctx: PayeeContext;
@@ -90,20 +89,10 @@ export class PayeeService {
   private unsubscribe: (() => void) | null = null;
   private readonly closer: Closer;
   private readonly fundings: FundingWatcher;
-  /**
-   * The tip as the last block notification told it (read from the node at open). Every payment
-   * is checked against its height: past a channel's close deadline nothing is acknowledged, even
-   * before the closer's pass over the channels has moved it out of Open. A new tip that does not
-   * extend it is a chain switch (see {@link noticeChainSwitch}).
-   */
-  private tip!: BlockTip;
+  /** The notified tip (every payment is checked against it) and the tip read for cookies. */
+  private tips!: TipTracker;
   /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
   private readonly openings = new Map<string, Promise<void>>();
-  /** The tip as last read from the node for a hello (see {@link cookieTipHeight}), and when (performance.now()). */
-  private readTipHeight = 0;
-  private tipReadAtMs = Number.NEGATIVE_INFINITY;
-  /** The tip read in flight, shared by every hello that arrives meanwhile. */
-  private tipRead: Promise<void> | null = null;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
@@ -175,7 +164,7 @@ export class PayeeService {
    */
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
-    service.tip = await options.backend.getTip();
+    service.tips = new TipTracker(options.backend, await options.backend.getTip(), (l) => options.log?.(l));
     for (const { tempId, state } of await options.store.loadPayeeChannels()) {
       if (!CHANNEL_TYPES.has(state.type)) continue; // an unfunded proposal an older version stored: nothing to keep
       // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
@@ -205,29 +194,13 @@ export class PayeeService {
 
   /** What happens on every new tip (also callable directly, e.g. by tests after mining). */
   async onTip(tip: BlockTip): Promise<void> {
-    const last = this.tip;
-    this.tip = tip; // first: payments from now on are checked against this tip
+    const switched = this.tips.advance(tip); // first: payments from now on are checked against this tip
     for (const entry of this.entries.values()) entry.sweep();
-    await this.noticeChainSwitch(last, tip);
+    // A switched chain may have taken away a funding however deep it was: check them all again.
+    if (await switched) this.fundings.chainSwitched();
     await this.fundings.checkDepth();
     await this.fundings.checkWatches();
     await this.closer.tick(tip);
-  }
-
-  /**
-   * A tip that does not extend the last one (a reorg, or a node restarted without its blocks or
-   * on another chain) may have taken away a funding however deep it was: every open channel's
-   * funding is checked again (see FundingWatcher.checkDepth).
-   */
-  private async noticeChainSwitch(last: BlockTip, tip: BlockTip): Promise<void> {
-    if (last.hash === tip.hash) return;
-    const switched = tip.height <= last.height || (await this.options.backend.getBlock(last.height).then((b) => b.hash !== last.hash, () => true));
-    if (!switched) return;
-    // A tip read for a hello may be of the chain that lost: read again for the next one.
-    this.readTipHeight = 0;
-    this.tipReadAtMs = Number.NEGATIVE_INFINITY;
-    this.options.log?.(`the chain switched (tip ${last.height} ${last.hash} → ${tip.height} ${tip.hash}): checking every funding again`);
-    this.fundings.chainSwitched();
   }
 
   stop(): void {
@@ -294,7 +267,7 @@ export class PayeeService {
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
         return SETTLED;
       }
-      return this.run(entry, { type: 'message', message, tipHeight: this.tip.height }, link);
+      return this.run(entry, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -338,49 +311,17 @@ export class PayeeService {
       if (!this.admitOpening(link)) return;
       // A tempId is the payer's random nonce; one already taken by a channel would collide with it.
       if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
-      link.send(payeeAccept(this.ctx, hello, await this.cookieTipHeight()));
+      link.send(payeeAccept(this.ctx, hello, await this.tips.cookieHeight()));
     } catch (err) {
       this.reply(link, err, hello.tempId);
     }
-  }
-
-  /**
-   * The height a cookie is issued at: the tip as block notifications told it, or as the node
-   * said at most {@link TIP_READ_MAX_AGE_MS} ago if higher. Notifications can lag a burst of
-   * blocks (regtest mines ten at once), and a cookie issued at a lagging height would look
-   * that much older when its funding comes, and expire early. One read at a time, shared by every
-   * hello meanwhile, at most four a second: a flood of hellos is not a flood of node calls. The
-   * cookie is later judged by {@link knownTipHeight}, never below a height it was issued at.
-   */
-  private async cookieTipHeight(): Promise<number> {
-    if (performance.now() - this.tipReadAtMs > TIP_READ_MAX_AGE_MS) {
-      this.tipRead ??= this.options.backend.getTip().then(
-        (tip) => {
-          this.readTipHeight = tip.height;
-          this.tipReadAtMs = performance.now();
-          this.tipRead = null;
-        },
-        (err: unknown) => {
-          // The notified tip will do; the next hello tries again.
-          this.options.log?.(`cannot read the tip for a hello: ${String(err)}`);
-          this.tipRead = null;
-        },
-      );
-      await this.tipRead;
-    }
-    return this.knownTipHeight();
-  }
-
-  /** The highest tip known without asking the node: notified, or read for a hello. */
-  private knownTipHeight(): number {
-    return Math.max(this.tip.height, this.readTipHeight);
   }
 
   /** A v1 refund to sign: the cookie is checked before anything else, nothing kept (see payeeSignRefund). */
   private async onRefundRequest(request: MessageOf<'refund-request'>, link: PeerLink): Promise<void> {
     try {
       if (!this.admitOpening(link)) return;
-      link.send(payeeSignRefund(this.ctx, request, payeeVouched(this.ctx, request, this.knownTipHeight())));
+      link.send(payeeSignRefund(this.ctx, request, payeeVouched(this.ctx, request, this.tips.knownHeight())));
     } catch (err) {
       this.reply(link, err, request.tempId);
     }
@@ -415,9 +356,9 @@ export class PayeeService {
         return this.onFunding(funding, link, vouched);
       }
       const entry = this.entries.get(funding.tempId);
-      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tip.height }, link);
+      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tips.tip.height }, link);
       // A copy of this funding that arrived meanwhile may have started the opening: join it.
-      if (!(await this.openChannel(funding, vouched, this.knownTipHeight(), link))) return this.onFunding(funding, link, vouched);
+      if (!(await this.openChannel(funding, vouched, this.tips.knownHeight(), link))) return this.onFunding(funding, link, vouched);
     } catch (err) {
       this.reply(link, err, funding.tempId);
     }
