@@ -2,10 +2,11 @@
  * The payee driver: runs the pure payee state machine for many channels against a chain backend
  * and a durable store.
  *
- * It owns what the core may not: the channel table, the tip, each channel's input queue and the
- * carrying out of its effects (broadcast, persist, send). Around it, units of their own behind
- * small host interfaces: the funding watcher (funding-watcher.ts: confirmations, reorged
- * fundings) and the closer (closer.ts: closes, fee bumps, settlement).
+ * It owns what the core may not: the channel table, each channel's input queue and the carrying
+ * out of its effects (broadcast, persist, send). Around it, units of their own: the tip tracker
+ * (tip-tracker.ts: the tip payments are checked against, the one cookies are issued at, chain
+ * switches), and behind small host interfaces the funding watcher (funding-watcher.ts:
+ * confirmations, reorged fundings) and the closer (closer.ts: closes, fee bumps, settlement).
  *
  * Openings hold nothing (docs/design.md, "Openings without state"): hellos and v1 refund requests
  * are answered from the message, the payee's secret and the tip, without a table entry or a row;
