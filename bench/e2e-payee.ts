@@ -17,6 +17,7 @@ import { connectRpcBackend } from '../src/chain/rpc-backend.js';
 import { parseArgs, strArg } from './lib/args.js';
 import { emit, onStdinLines } from './lib/lines.js';
 import { LoopDelay, probePaymentLatency, SchedStats, probeStore, takeCommitStats } from './lib/instrument.js';
+import type { Message } from '../src/protocol/messages.js';
 import { PaymentLatency } from '../src/transport/payment-latency.js';
 import { mono, Trace } from './lib/trace.js';
 import { AllocationSampler, PAYEE_INCLUSIVE, ScopedProfiler, summarize } from './lib/profile.js';
@@ -53,12 +54,12 @@ if (trace.configured) {
     if (trace.on) trace.row('ack', mono(), c, t.toString());
     return ackOut.call(this, c, t, now);
   };
-  const service = app.service as unknown as { receive(text: string, link: unknown): Promise<void> };
-  const receive = service.receive.bind(service);
-  service.receive = (text, link) => {
-    const m = trace.on ? PAY.exec(text) : null;
-    if (m) trace.row('rx', mono(), m[1], m[2]);
-    return receive(text, link);
+  // The server's connections decode each frame once and route the message to service.handle.
+  const service = app.service as unknown as { handle(message: Message, link: unknown): Promise<void> };
+  const handle = service.handle.bind(service);
+  service.handle = (message, link) => {
+    if (trace.on && message.type === 'payment') trace.row('rx', mono(), message.channelId, message.totalSat.toString());
+    return handle(message, link);
   };
 }
 let lastSample = performance.now();

@@ -12,7 +12,7 @@ export { payRepeatedly, type PayRun, type PayRunOptions } from './payer/pay-run.
 export { CannotPayError } from './protocol/payer-machine.js';
 export { startPayeeServer, type PayeeServer, type PayeeServerOptions } from './transport/payee-server.js';
 export { connectPayee, describeConnectFailure, LinkClosedError, PayeeUnreachableError, WsPeerLink, type ConnectFailure, type ConnectPayeeOptions } from './transport/ws-client.js';
-export { Paywall, formatPaymentHeader, parsePaymentHeader, PAYMENT_HEADER, ACK_HEADER, CREDIT_HEADER, type PaymentRequiredBody } from './transport/paywall.js';
+export { Paywall, formatPaymentHeader, parsePaymentHeader, submitPayment, PAYMENT_HEADER, ACK_HEADER, CREDIT_HEADER, type PaymentRequiredBody, type PaywallPayee } from './transport/paywall.js';
 export { paywallMiddleware, paywallHono } from './transport/paywall-http.js';
 export type { PeerLink } from './transport/link.js';
 export { openSqliteStore, SqliteStore } from './store/sqlite-store.js';

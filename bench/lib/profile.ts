@@ -212,6 +212,10 @@ export function summarize(profile: CpuProfile, file: string, top = 15, inclusive
 
 /** Functions whose inclusive share says where a payment's time goes. */
 export const PAYEE_INCLUSIVE = [
+  // The connection's handOver decodes a frame and hands it to the service's handle (receive is
+  // the in-process links' way in).
+  'handOver',
+  'handle',
   'receive',
   'decodeMessage',
   'payeeStep',

@@ -18,37 +18,32 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DuplexPeer } from '../duplex/duplex-peer.js';
 import type { DuplexWatcher } from '../duplex/duplex-watcher.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { decodeMessage, errorMessage, type Message } from '../protocol/messages.js';
+import type { Message } from '../protocol/messages.js';
 import type { PeerLink } from '../transport/link.js';
-import { sendError, sendJson } from '../transport/http-replies.js';
+import { sendError, sendFailure, sendJson } from '../transport/http-replies.js';
 import type { PayeeEndpoint } from '../transport/payee-server.js';
 
+/** The messages of duplex channels (docs/duplex.md). */
+type DuplexMessage = Extract<Message, { type: `duplex-${string}` }>;
+
+function isDuplexMessage(message: Message): message is DuplexMessage {
+  return message.type.startsWith('duplex-');
+}
+
 /**
- * Sends duplex frames to `duplex` and every other frame, untouched, to `spilman`. A cheap text
- * test keeps the payment hot path free of a second parse; an `error` frame is decoded to find
- * out whose channel it is about.
+ * Sends duplex messages to `duplex` and every other message to `spilman`, on the decoded type
+ * (the connection decoded each frame once; a frame that did not decode was answered there,
+ * through the one error mapping). An `error` goes to whichever side holds the channel it names.
  */
 export function routeDuplexFrames(spilman: PayeeEndpoint, duplex: Pick<DuplexPeer, 'receive' | 'knowsRef'>): PayeeEndpoint {
-  const receive = async (text: string, link: PeerLink): Promise<void> => {
-    // Payments and their acks, as encodeMessage writes them, skip even the two text scans.
-    if (text.startsWith('{"v":1,"type":"payment')) return spilman.receive(text, link);
-    const duplexFrame = text.includes('"type":"duplex-');
-    const errorFrame = !duplexFrame && text.includes('"type":"error"');
-    if (!duplexFrame && !errorFrame) return spilman.receive(text, link);
-    let message: Message;
-    try {
-      message = decodeMessage(text);
-    } catch (err) {
-      if (errorFrame) return spilman.receive(text, link);
-      const e = err instanceof ProtocolError ? err : new ProtocolError('MALFORMED_MESSAGE', String(err));
-      link.send(errorMessage(e.code, e.message, 'reject'));
-      return;
-    }
+  const handle = (message: Message, link: PeerLink): Promise<void> => {
+    // Payments first: one compare on the hot path, no async frame.
+    if (message.type === 'payment') return spilman.handle(message, link);
     // Errors name a duplex channel as the channel, a state of it or a pay request on it.
-    if (message.type.startsWith('duplex-') || (message.type === 'error' && duplex.knowsRef(message.ref))) return duplex.receive(message, link);
-    return spilman.receive(text, link);
+    if (isDuplexMessage(message) || (message.type === 'error' && duplex.knowsRef(message.ref))) return duplex.receive(message, link);
+    return spilman.handle(message, link);
   };
-  return { receive, channel: (id) => spilman.channel(id), channelTypes: () => spilman.channelTypes() };
+  return { handle, channel: (id) => spilman.channel(id), channelTypes: () => spilman.channelTypes() };
 }
 
 async function readJson(req: IncomingMessage, maxBytes = 4096): Promise<unknown> {
@@ -97,7 +92,8 @@ export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, to
         const minedFrom = await watcher.forceClose(channelId);
         sendJson(res, 200, { channelId, minedFromHeight: minedFrom });
       } catch (err) {
-        sendJson(res, 409, { code: 'CHANNEL_NOT_OPEN', message: (err as Error).message });
+        // The watcher refuses a channel it cannot close alone (unknown, not open) with a RangeError.
+        sendFailure(res, err instanceof RangeError ? new ProtocolError('CHANNEL_NOT_OPEN', err.message) : err);
       }
       return true;
     }
@@ -124,9 +120,7 @@ export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, to
         if (state === null) sendJson(res, 202, { queued: true, requestId, channelId, amountSat, message: 'sent; the payer has not answered yet' });
         else sendJson(res, 200, { queued: false, requestId, channelId, amountSat, index: state.index, balanceASat: state.balanceASat, balanceBSat: state.balanceBSat });
       } catch (err) {
-        if (err instanceof ProtocolError) sendJson(res, 409, { code: err.code, message: err.message });
-        else if (err instanceof RangeError) sendError(res, 'UNKNOWN_CHANNEL', err.message);
-        else sendError(res, 'INTERNAL_ERROR', (err as Error).message);
+        sendFailure(res, err);
       }
       return true;
     }

@@ -13,6 +13,7 @@
  * channel (the owner keeps the tail in a field of its own, `SETTLED` when idle) and one closure
  * per chained effect, as a hand-written loop would.
  */
+import type { PersistEffect } from '../protocol/effects.js';
 
 /** The tail of a queue with nothing running: compared by identity, never awaited for work. */
 export const SETTLED: Promise<void> = Promise.resolve();
@@ -22,8 +23,11 @@ export interface EffectTail {
   effects: Promise<void>;
 }
 
-/** The effects every role shares; each role's union adds its own. */
-export type PersistEffect = { readonly type: 'persist' };
+/**
+ * The effects every role shares (src/protocol/effects.ts); each role's union adds its own. The
+ * runner's send is generic in its message so that it runs any role's (and tests' own) effects.
+ */
+export type { PersistEffect };
 export type SendEffect<M> = { readonly type: 'send'; readonly message: M };
 export type AnyEffect = { readonly type: string };
 

@@ -2,8 +2,11 @@
  * The payee driver: runs the pure payee state machine for many channels against a chain backend
  * and a durable store.
  *
- * It owns what the core may not: the channel table, the tip height, watching confirmations,
- * broadcasting, persistence, and the one place where a refused message becomes an `error` reply.
+ * It owns what the core may not: the channel table, each channel's input queue and the carrying
+ * out of its effects (broadcast, persist, send). Around it, units of their own: the tip tracker
+ * (tip-tracker.ts: the tip payments are checked against, the one cookies are issued at, chain
+ * switches), and behind small host interfaces the funding watcher (funding-watcher.ts:
+ * confirmations, reorged fundings) and the closer (closer.ts: closes, fee bumps, settlement).
  *
  * Openings hold nothing (docs/design.md, "Openings without state"): hellos and v1 refund requests
  * are answered from the message, the payee's secret and the tip, without a table entry or a row;
@@ -22,21 +25,23 @@
 import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { SignedBatchClose } from '../protocol/batch-close.js';
-import type { Effect } from '../protocol/effects.js';
+import { unknownEffect, type PayeeEffect, type Step } from '../protocol/effects.js';
 import { verifyAuth } from '../protocol/auth.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { Step } from '../protocol/effects.js';
 import { checkFundingTx } from '../protocol/funding.js';
 import { decodeMessage, errorMessage, type Message, type MessageOf } from '../protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, payeeVouched, type PayeeContext, type Vouched, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
 import type { PayeePolicy } from '../protocol/policy.js';
 import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
+import { errorReply } from '../transport/error-reply.js';
 import { logText } from '../transport/log-text.js';
 import type { WalletKeys } from '../wallet/keys.js';
-import { scheduleEffects, SETTLED, type EffectHost } from '../driver/effect-runner.js';
+import { scheduleEffects, SETTLED, type EffectHost, type OtherEffect } from '../driver/effect-runner.js';
 import { ChannelEntry } from './channel-entry.js';
 import { Closer } from './closer.js';
+import { FundingWatcher } from './funding-watcher.js';
+import { TipTracker } from './tip-tracker.js';
 
 export interface PayeeServiceOptions {
   readonly secp: Secp256k1;
@@ -62,13 +67,6 @@ interface PayeeEffectStep {
   readonly before: PayeeState | undefined;
 }
 
-/** A funding transaction the payee waits to see confirmed. */
-interface Watch {
-  readonly tempId: string;
-  readonly txid: string;
-  readonly confirmations: number;
-}
-
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
 const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
 /** Messages taken only from a connection that authenticated for the channel (`auth`). */
@@ -84,37 +82,18 @@ function compact(state: PayeeState): PayeeState {
   const channel = { ...state.channel, payerPubkey: t.payerPubkey, payeePubkey: t.payeePubkey, payerScript: t.payerScript };
   return { ...state, channel } as PayeeState;
 }
-/** A funding this deep is not watched for reorgs any more. */
-const DEEP_CONFIRMATIONS = 6;
-/** A hello reuses a tip read this recent (see PayeeService.cookieTipHeight). */
-const TIP_READ_MAX_AGE_MS = 250;
 
 export class PayeeService {
   private readonly ctx: PayeeContext;
   private readonly entries = new Map<string, ChannelEntry>();
   private readonly tempIdByChannelId = new Map<string, string>();
-  private watches: Watch[] = [];
   private unsubscribe: (() => void) | null = null;
-  private checking = false;
-  /** A new tip arrived while a check ran. */
-  private recheck = false;
   private readonly closer: Closer;
-  /** Channels whose funding has DEEP_CONFIRMATIONS (in memory: rechecked once after a restart). */
-  private readonly deepFundings = new Set<string>();
-  /**
-   * The tip as the last block notification told it (read from the node at open). Every payment
-   * is checked against its height: past a channel's close deadline nothing is acknowledged, even
-   * before the closer's pass over the channels has moved it out of Open. A new tip that does not
-   * extend it is a chain switch (see {@link noticeChainSwitch}).
-   */
-  private tip!: BlockTip;
+  private readonly fundings: FundingWatcher;
+  /** The notified tip (every payment is checked against it) and the tip read for cookies. */
+  private tips!: TipTracker;
   /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
   private readonly openings = new Map<string, Promise<void>>();
-  /** The tip as last read from the node for a hello (see {@link cookieTipHeight}), and when (performance.now()). */
-  private readTipHeight = 0;
-  private tipReadAtMs = Number.NEGATIVE_INFINITY;
-  /** The tip read in flight, shared by every hello that arrives meanwhile. */
-  private tipRead: Promise<void> | null = null;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
@@ -146,6 +125,19 @@ export class PayeeService {
       },
       privateKey: this.ctx.privateKey,
     };
+    this.fundings = new FundingWatcher(
+      {
+        entries: () => this.entries.values(),
+        entry: (tempId) => this.entries.get(tempId),
+        step: (tempId, input) => {
+          const entry = this.entries.get(tempId);
+          return entry ? this.run(entry, input, null) : SETTLED;
+        },
+      },
+      options.backend,
+      options.policy.minFundingConfirmations,
+      (l) => options.log?.(l),
+    );
     const p = options.policy;
     this.closer = new Closer(
       host,
@@ -173,7 +165,7 @@ export class PayeeService {
    */
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
-    service.tip = await options.backend.getTip();
+    service.tips = new TipTracker(options.backend, await options.backend.getTip(), (l) => options.log?.(l));
     for (const { tempId, state } of await options.store.loadPayeeChannels()) {
       if (!CHANNEL_TYPES.has(state.type)) continue; // an unfunded proposal an older version stored: nothing to keep
       // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
@@ -183,7 +175,7 @@ export class PayeeService {
       service.entries.set(tempId, entry);
       if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
       if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended' || state.type === 'ZeroConf') {
-        service.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: options.policy.minFundingConfirmations });
+        service.fundings.watch(tempId, state.channel.funding.txid, options.policy.minFundingConfirmations);
       }
     }
     return service;
@@ -203,55 +195,13 @@ export class PayeeService {
 
   /** What happens on every new tip (also callable directly, e.g. by tests after mining). */
   async onTip(tip: BlockTip): Promise<void> {
-    const last = this.tip;
-    this.tip = tip; // first: payments from now on are checked against this tip
+    const switched = this.tips.advance(tip); // first: payments from now on are checked against this tip
     for (const entry of this.entries.values()) entry.sweep();
-    await this.noticeChainSwitch(last, tip);
-    await this.checkFundingDepth();
-    await this.checkWatches();
+    // A switched chain may have taken away a funding however deep it was: check them all again.
+    if (await switched) this.fundings.chainSwitched();
+    await this.fundings.checkDepth();
+    await this.fundings.checkWatches();
     await this.closer.tick(tip);
-  }
-
-  /**
-   * A tip that does not extend the last one (a reorg, or a node restarted without its blocks or
-   * on another chain) may have taken away a funding however deep it was: every open channel's
-   * funding is checked again (see {@link checkFundingDepth}).
-   */
-  private async noticeChainSwitch(last: BlockTip, tip: BlockTip): Promise<void> {
-    if (last.hash === tip.hash) return;
-    const switched = tip.height <= last.height || (await this.options.backend.getBlock(last.height).then((b) => b.hash !== last.hash, () => true));
-    if (!switched) return;
-    // A tip read for a hello may be of the chain that lost: read again for the next one.
-    this.readTipHeight = 0;
-    this.tipReadAtMs = Number.NEGATIVE_INFINITY;
-    this.options.log?.(`the chain switched (tip ${last.height} ${last.hash} → ${tip.height} ${tip.hash}): checking every funding again`);
-    this.deepFundings.clear();
-  }
-
-  /**
-   * Open channels whose funding is still shallow are checked every block: a funding that lost
-   * its confirmations (reorged out, or double-spent) suspends the channel until it confirms
-   * again. Past {@link DEEP_CONFIRMATIONS} a funding is not checked any more.
-   */
-  private async checkFundingDepth(): Promise<void> {
-    for (const [tempId, entry] of this.entries) {
-      if (entry.type !== 'Open' || this.deepFundings.has(tempId)) continue;
-      const state = entry.state;
-      if (state.type !== 'Open') continue;
-      try {
-        const status = await this.options.backend.getTransaction(state.channel.funding.txid);
-        const confirmations = status?.confirmations ?? 0;
-        if (confirmations >= DEEP_CONFIRMATIONS) {
-          this.deepFundings.add(tempId);
-        } else if (confirmations < this.options.policy.minFundingConfirmations) {
-          this.options.log?.(`funding ${state.channel.funding.txid} has ${status ? confirmations : 'no'} confirmation(s): channel ${state.channel.id} suspended`);
-          await this.run(entry, { type: 'funding-unconfirmed' }, null);
-          this.watches.push({ tempId, txid: state.channel.funding.txid, confirmations: this.options.policy.minFundingConfirmations });
-        }
-      } catch (err) {
-        this.options.log?.(`checking funding of ${state.channel.id} failed: ${String(err)}`);
-      }
-    }
   }
 
   stop(): void {
@@ -280,9 +230,10 @@ export class PayeeService {
   }
 
   /**
-   * Handles one message from a payer's connection. Never throws: a refused message is answered
-   * with an `error` on `link`, and changes nothing. Resolves once the message is stepped (its
-   * reply may still be waiting for the store).
+   * Handles one wire message from a payer's link (in-process links; the payee server's
+   * connections decode at the boundary and call {@link handle}). Never throws: a refused message
+   * is answered with an `error` on `link`, and changes nothing. Resolves once the message is
+   * stepped (its reply may still be waiting for the store).
    */
   receive(text: string, link: PeerLink): Promise<void> {
     let message: Message;
@@ -317,28 +268,20 @@ export class PayeeService {
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
         return SETTLED;
       }
-      return this.run(entry, { type: 'message', message, tipHeight: this.tip.height }, link);
+      return this.run(entry, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
     } catch (err) {
       return Promise.reject(err as Error);
     }
   }
 
   /**
-   * Submits one payment that arrived outside the channel's connection (an HTTP header) and
-   * resolves with the payee's answer: `payment-ack` once the payment is durable, or `error`.
+   * What was paid on a channel so far (its newest acknowledged total; 0 before the first
+   * payment), or undefined for a channel the payee does not hold (the paywall's books).
    */
-  submit(payment: Extract<Message, { type: 'payment' }>): Promise<Message> {
-    return new Promise((resolve) => {
-      let answered = false;
-      const link: PeerLink = {
-        send: (m) => {
-          if (answered) return;
-          answered = true;
-          resolve(m);
-        },
-      };
-      void this.handle(payment, link);
-    });
+  paidSat(channelId: string): bigint | undefined {
+    const state = this.channel(channelId);
+    if (!state) return undefined;
+    return 'paidSat' in state ? state.paidSat : 0n;
   }
 
   /**
@@ -358,59 +301,9 @@ export class PayeeService {
     return this.closer.close(tempIds, feeRateSatPerVb);
   }
 
-  /**
-   * Checks every watched transaction once (also runs on every new tip). A call while a check
-   * runs makes that check run once more when it ends: a block that arrives mid-check must not
-   * be skipped (on a quiet chain the next block could be far away).
-   */
-  async checkWatches(): Promise<void> {
-    if (this.checking) {
-      this.recheck = true;
-      return;
-    }
-    this.checking = true;
-    try {
-      do {
-        this.recheck = false;
-        await this.checkWatchesOnce();
-      } while (this.recheck);
-    } finally {
-      this.checking = false;
-    }
-  }
-
-  private async checkWatchesOnce(): Promise<void> {
-    try {
-      const due: Watch[] = [];
-      for (const w of this.watches) {
-        const status = await this.options.backend.getTransaction(w.txid);
-        if (status && status.confirmations >= w.confirmations) due.push(w);
-        if (status === null) await this.rebroadcastFunding(w.tempId);
-      }
-      if (due.length === 0) return;
-      this.watches = this.watches.filter((w) => !due.includes(w));
-      for (const w of due) {
-        const entry = this.entries.get(w.tempId);
-        if (entry) await this.run(entry, { type: 'confirmed', txid: w.txid }, null);
-      }
-    } catch (err) {
-      this.options.log?.(`checking confirmations failed (will retry on the next block): ${String(err)}`);
-    }
-  }
-
-  /**
-   * A funding we stored but the node does not know (we died between storing and broadcasting
-   * it, or it was evicted): hand it to the node again.
-   */
-  private async rebroadcastFunding(tempId: string): Promise<void> {
-    const state = this.entries.get(tempId)?.state;
-    if (state?.type !== 'AwaitingConfirmation') return;
-    try {
-      await this.options.backend.broadcast(state.fundingTxHex);
-      this.options.log?.(`rebroadcast funding ${state.channel.funding.txid}`);
-    } catch (err) {
-      this.options.log?.(`funding ${state.channel.funding.txid} refused on rebroadcast: ${logText(err instanceof BroadcastRejectedError ? err.reason : String(err))}`);
-    }
+  /** Checks every watched funding once (also runs on every new tip): see FundingWatcher.checkWatches. */
+  checkWatches(): Promise<void> {
+    return this.fundings.checkWatches();
   }
 
   /** A proposal: answered with a cookie, nothing kept (see payeeAccept). */
@@ -419,49 +312,17 @@ export class PayeeService {
       if (!this.admitOpening(link)) return;
       // A tempId is the payer's random nonce; one already taken by a channel would collide with it.
       if (this.entries.has(hello.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', hello.tempId);
-      link.send(payeeAccept(this.ctx, hello, await this.cookieTipHeight()));
+      link.send(payeeAccept(this.ctx, hello, await this.tips.cookieHeight()));
     } catch (err) {
       this.reply(link, err, hello.tempId);
     }
-  }
-
-  /**
-   * The height a cookie is issued at: the tip as block notifications told it, or as the node
-   * said at most {@link TIP_READ_MAX_AGE_MS} ago if higher. Notifications can lag a burst of
-   * blocks (regtest mines ten at once), and a cookie issued at a lagging height would look
-   * that much older when its funding comes, and expire early. One read at a time, shared by every
-   * hello meanwhile, at most four a second: a flood of hellos is not a flood of node calls. The
-   * cookie is later judged by {@link knownTipHeight}, never below a height it was issued at.
-   */
-  private async cookieTipHeight(): Promise<number> {
-    if (performance.now() - this.tipReadAtMs > TIP_READ_MAX_AGE_MS) {
-      this.tipRead ??= this.options.backend.getTip().then(
-        (tip) => {
-          this.readTipHeight = tip.height;
-          this.tipReadAtMs = performance.now();
-          this.tipRead = null;
-        },
-        (err: unknown) => {
-          // The notified tip will do; the next hello tries again.
-          this.options.log?.(`cannot read the tip for a hello: ${String(err)}`);
-          this.tipRead = null;
-        },
-      );
-      await this.tipRead;
-    }
-    return this.knownTipHeight();
-  }
-
-  /** The highest tip known without asking the node: notified, or read for a hello. */
-  private knownTipHeight(): number {
-    return Math.max(this.tip.height, this.readTipHeight);
   }
 
   /** A v1 refund to sign: the cookie is checked before anything else, nothing kept (see payeeSignRefund). */
   private async onRefundRequest(request: MessageOf<'refund-request'>, link: PeerLink): Promise<void> {
     try {
       if (!this.admitOpening(link)) return;
-      link.send(payeeSignRefund(this.ctx, request, payeeVouched(this.ctx, request, this.knownTipHeight())));
+      link.send(payeeSignRefund(this.ctx, request, payeeVouched(this.ctx, request, this.tips.knownHeight())));
     } catch (err) {
       this.reply(link, err, request.tempId);
     }
@@ -496,9 +357,9 @@ export class PayeeService {
         return this.onFunding(funding, link, vouched);
       }
       const entry = this.entries.get(funding.tempId);
-      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tip.height }, link);
+      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tips.tip.height }, link);
       // A copy of this funding that arrived meanwhile may have started the opening: join it.
-      if (!(await this.openChannel(funding, vouched, this.knownTipHeight(), link))) return this.onFunding(funding, link, vouched);
+      if (!(await this.openChannel(funding, vouched, this.tips.knownHeight(), link))) return this.onFunding(funding, link, vouched);
     } catch (err) {
       this.reply(link, err, funding.tempId);
     }
@@ -512,7 +373,7 @@ export class PayeeService {
    * @throws ProtocolError when the funding or its cookie is refused.
    */
   private async openChannel(funding: MessageOf<'funding'>, vouched: Vouched, tipHeight: number, link: PeerLink): Promise<boolean> {
-    let step: Step<PayeeState>;
+    let step: Step<PayeeState, PayeeEffect>;
     try {
       step = payeeOpen(this.ctx, funding, vouched, tipHeight);
     } catch (err) {
@@ -641,11 +502,11 @@ export class PayeeService {
    * Chains `effects` after the channel's earlier effects (src/driver/effect-runner.ts): a persist
    * is issued now (joining the store's current group commit) and the effects after it wait for it.
    */
-  private schedule(entry: ChannelEntry, effects: readonly Effect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
+  private schedule(entry: ChannelEntry, effects: readonly PayeeEffect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
     return scheduleEffects(entry, this.effectHost, { entry, state: entry.state, replyTo, before }, effects);
   }
 
-  private readonly effectHost: EffectHost<Effect, PayeeEffectStep> = {
+  private readonly effectHost: EffectHost<PayeeEffect, PayeeEffectStep> = {
     persist: ({ entry, state, before }) =>
       // A payment on an open channel changes only its total and signature: save just those.
       before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null
@@ -669,7 +530,7 @@ export class PayeeService {
     }
   }
 
-  private async carryOut(entry: ChannelEntry, effect: Exclude<Effect, { type: 'persist' | 'send' }>): Promise<void> {
+  private async carryOut(entry: ChannelEntry, effect: OtherEffect<PayeeEffect>): Promise<void> {
     switch (effect.type) {
       case 'broadcast':
         try {
@@ -686,7 +547,7 @@ export class PayeeService {
         }
         return;
       case 'watch-confirmations':
-        this.watches.push({ tempId: entry.tempId, txid: effect.txid, confirmations: effect.confirmations });
+        this.fundings.watch(entry.tempId, effect.txid, effect.confirmations);
         if ('channel' in entry.state) this.tempIdByChannelId.set(entry.state.channel.id, entry.tempId);
         return;
       case 'close-requested': {
@@ -698,26 +559,18 @@ export class PayeeService {
         this.options.log?.(`payer reported ${effect.message.code} on ${payeeStateRef(entry.state)}: ${logText(effect.message.message)}`);
         return;
       default:
-        throw new Error(`payee cannot carry out effect ${effect.type}`);
+        unknownEffect(effect);
     }
   }
 
+  /** A refused input's answer: the one error mapping of every route (transport/error-reply.ts). */
   private reply(link: PeerLink, err: unknown, ref: string | undefined): void {
-    if (err instanceof ProtocolError) {
-      link.send(errorMessage(err.code, err.message, err.action, ref));
-      return;
-    }
-    if (err instanceof RangeError || err instanceof BroadcastRejectedError) {
-      this.options.log?.(`refused: ${logText(err.message)}`);
-    } else {
-      this.options.log?.(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    }
-    link.send(errorMessage('INTERNAL_ERROR', 'the payee failed to process the message', 'reject', ref));
+    link.send(errorReply(err, ref, this.options.log));
   }
 }
 
 /** A loop, not `effects.some(...)`: no closure per payment. */
-function hasBroadcast(effects: readonly Effect[]): boolean {
+function hasBroadcast(effects: readonly PayeeEffect[]): boolean {
   for (const e of effects) if (e.type === 'broadcast') return true;
   return false;
 }

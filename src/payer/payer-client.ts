@@ -9,8 +9,8 @@
 import type { ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { Channel } from '../protocol/channel.js';
-import { scheduleEffects, SETTLED, type EffectHost, type EffectTail } from '../driver/effect-runner.js';
-import type { Effect } from '../protocol/effects.js';
+import { scheduleEffects, SETTLED, type EffectHost, type EffectTail, type OtherEffect } from '../driver/effect-runner.js';
+import { unknownEffect, type PayerEffect } from '../protocol/effects.js';
 import { authMessage } from '../protocol/auth.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
@@ -391,12 +391,12 @@ export class PayerClient {
   }
 
   /** Chains `effects` after earlier ones; `send`s go to `sink` instead of the link when given. */
-  private schedule(effects: readonly Effect[], sink?: (message: Message) => void, before?: PayerState | null): void {
+  private schedule(effects: readonly PayerEffect[], sink?: (message: Message) => void, before?: PayerState | null): void {
     // The returned promise is this step's: its failure already went to effectHost.failed.
     void scheduleEffects(this.queue, this.effectHost, { state: this.current, tempId: this.tempId, before, sink }, effects);
   }
 
-  private readonly effectHost: EffectHost<Effect, PayerEffectStep> = {
+  private readonly effectHost: EffectHost<PayerEffect, PayerEffectStep> = {
     persist: ({ state, tempId, before }) => {
       if (!state || !tempId) throw new Error('unreachable: persist without a channel');
       // A payment changes only the signed total and signature: save just those.
@@ -414,7 +414,7 @@ export class PayerClient {
     },
   };
 
-  private async carryOut(effect: Exclude<Effect, { type: 'persist' | 'send' }>): Promise<void> {
+  private async carryOut(effect: OtherEffect<PayerEffect>): Promise<void> {
     switch (effect.type) {
       case 'create-funding': {
         const funding = await this.options.wallet.fund([{ script: effect.script, valueSat: effect.valueSat }], this.options.fundingFeeRateSatPerVb);
@@ -434,10 +434,8 @@ export class PayerClient {
       case 'peer-error':
         this.fail(new PeerError(effect.message.code, `payee: ${effect.message.message}`));
         return;
-      case 'broadcast':
-      case 'watch-confirmations':
-      case 'close-requested':
-        return;
+      default:
+        unknownEffect(effect);
     }
   }
 

@@ -25,7 +25,7 @@
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { equalBytes } from './bytes.js';
 import { makeChannel, type Channel, type ChannelTerms } from './channel.js';
-import type { Step } from './effects.js';
+import type { PayeeEffect, Step as RoleStep } from './effects.js';
 import { ProtocolError } from './errors.js';
 import { checkFundingTx } from './funding.js';
 import { msg, type Hello, type Message, type MessageOf } from './messages.js';
@@ -34,6 +34,9 @@ import { paymentSighasher, verifyPayment } from './payment.js';
 import { checkHello, type PayeePolicy } from './policy.js';
 import { checkRefundTemplate, payeeRefundDigest } from './refund.js';
 import type { PaymentSighasher } from './sighash.js';
+
+/** A step of this machine: it asks only for the payee's effects. */
+type Step<S> = RoleStep<S, PayeeEffect>;
 
 export interface PayeeContext {
   readonly secp: Secp256k1;

@@ -14,7 +14,7 @@ import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { toHex } from './bytes.js';
 import { fundingScriptOf, makeChannel, type Channel, type ChannelTerms } from './channel.js';
 import { dustThresholdSat } from './dust.js';
-import type { Step } from './effects.js';
+import type { PayerEffect, Step as RoleStep } from './effects.js';
 import { ProtocolError } from './errors.js';
 import { checkFundingTx } from './funding.js';
 import { msg, type Message, type MessageOf, type ProposalEcho } from './messages.js';
@@ -24,6 +24,9 @@ import type { PayerPolicy } from './policy.js';
 import { payeeRefundDigest, refundTemplateHex } from './refund.js';
 import type { Variant } from './scripts.js';
 import type { PaymentSighasher } from './sighash.js';
+
+/** A step of this machine: it asks only for the payer's effects. */
+type Step<S> = RoleStep<S, PayerEffect>;
 
 export interface PayerContext {
   readonly secp: Secp256k1;

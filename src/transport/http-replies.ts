@@ -6,6 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
+import { ProtocolError } from '../protocol/errors.js';
 
 /** Error codes of the HTTP side, with their status and default message. */
 export const HTTP_ERROR_CODES = {
@@ -40,6 +41,17 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export function sendError(res: ServerResponse, code: HttpErrorCode, message?: string, headers: Record<string, string> = {}): void {
   const { status, message: fallback } = HTTP_ERROR_CODES[code];
   sendJson(res, status, { code, message: message ?? fallback }, headers);
+}
+
+/**
+ * The one mapping of a route's failure to its HTTP answer: a ProtocolError is 409 with the
+ * protocol's code (the request was understood and refused by a channel's rules); a RangeError
+ * is the routes' "no such channel", 404 UNKNOWN_CHANNEL; anything else 500 INTERNAL_ERROR.
+ */
+export function sendFailure(res: ServerResponse, err: unknown): void {
+  if (err instanceof ProtocolError) sendJson(res, 409, { code: err.code, message: err.message });
+  else if (err instanceof RangeError) sendError(res, 'UNKNOWN_CHANNEL', err.message);
+  else sendError(res, 'INTERNAL_ERROR', err instanceof Error ? err.message : String(err));
 }
 
 /**

@@ -1,16 +1,18 @@
 /**
  * One payer's WebSocket on the payee server: frames in, the service's replies out.
  *
- * - **Pipelined, in order.** Each text frame is handed to `service.receive` as it arrives, in
- *   arrival order, without waiting for the previous one's reply; the service serializes per
- *   channel. Frames being processed are bounded by `maxInFlightMessages`.
+ * - **Pipelined, in order.** Each text frame is decoded here, once (a payment by the codec's fast
+ *   path, messages.ts), and handed to `service.handle` as it arrives, in arrival order, without
+ *   waiting for the previous one's reply; the service serializes per channel. Frames being
+ *   processed are bounded by `maxInFlightMessages`.
  * - **Backpressure both ways.** Reading stops (the socket is paused, so TCP pushes back on the
  *   payer) while more than `highWaterMarkBytes` of replies wait to be written, or while
  *   `maxInFlightMessages` frames are being processed; it restarts when replies drain below
  *   `lowWaterMarkBytes` and processing catches up. Frames already read when reading stops are
  *   still processed (at most one socket read, 64 KiB), so the bounds are approximate by that much.
  * - **Refusals are protocol errors.** A frame over the rate limit gets `error` RATE_LIMITED, a
- *   binary frame `error` MALFORMED_MESSAGE; neither reaches the service. Oversized frames are
+ *   binary frame `error` MALFORMED_MESSAGE, a frame that does not decode the codec's error (through
+ *   the one error mapping, error-reply.ts); none reaches the service. Oversized frames are
  *   refused by `ws` itself (close 1009), invalid UTF-8 too (close 1007).
  * - **Liveness.** A ping every `pingIntervalMs`; a peer silent (no frame, no pong) for
  *   `idleTimeoutMs` is closed with 1001, and cut if it does not answer the close in `closeGraceMs`.
@@ -26,7 +28,8 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
 import { CHALLENGE_BYTES } from '../protocol/auth.js';
-import { encodeMessage, errorMessage, msg, type Message } from '../protocol/messages.js';
+import { decodeMessage, encodeMessage, errorMessage, msg, type Message } from '../protocol/messages.js';
+import { errorReply } from './error-reply.js';
 import type { PeerLink } from './link.js';
 import type { PayeeMetrics } from './metrics.js';
 import { PaymentLatency } from './payment-latency.js';
@@ -34,14 +37,18 @@ import type { ServerLimits } from './server-limits.js';
 import { FrameCorker } from './cork.js';
 import { TokenBucket } from './token-bucket.js';
 
-/** What a connection needs from the payee service. */
-export interface MessageReceiver {
-  /** Handles one wire message and answers on `link`; never rejects (see PayeeService.receive). */
-  receive(text: string, link: PeerLink): Promise<void>;
+/** What a connection needs from the payee service: the frames it read, decoded. */
+export interface MessageHandler {
+  /**
+   * Handles one decoded wire message and answers on `link`; never rejects (see
+   * PayeeService.handle). Which service a message is for is decided on its type (see
+   * app/duplex-routes.ts), never by reading its text again.
+   */
+  handle(message: Message, link: PeerLink): Promise<void>;
 }
 
 export interface PayeeConnectionOptions {
-  readonly service: MessageReceiver;
+  readonly service: MessageHandler;
   readonly limits: ServerLimits;
   readonly metrics: PayeeMetrics;
   /** The remote address, given to the service as the link's `peer` (per-peer limits). */
@@ -182,9 +189,18 @@ export class PayeeConnection {
   private handedThisTurn = 0;
 
   private handOver(text: string): void {
+    let message: Message;
+    try {
+      message = decodeMessage(text);
+    } catch (err) {
+      // Refused at the boundary: the service never sees what it cannot trust.
+      this.send(errorReply(err, undefined, this.options.log));
+      this.onHandled();
+      return;
+    }
     let handled: Promise<void>;
     try {
-      handled = this.options.service.receive(text, this.link);
+      handled = this.options.service.handle(message, this.link);
     } catch (err) {
       handled = Promise.reject(err);
     }
@@ -198,7 +214,7 @@ export class PayeeConnection {
   };
 
   private readonly onHandleFailed = (err: unknown): void => {
-    this.options.log?.(`service.receive failed (it should not): ${String(err)}`);
+    this.options.log?.(`service.handle failed (it should not): ${String(err)}`);
     this.onHandled();
   };
 

@@ -27,7 +27,7 @@ import { MAX_MESSAGE_BYTES } from '../protocol/messages.js';
 import { refuseUpgrade } from './http-replies.js';
 import { pathOf, payeeRequestHandler, type ChannelDirectory, type ExtraRoutes } from './http-routes.js';
 import { PayeeMetrics } from './metrics.js';
-import { CLOSE_GOING_AWAY, PayeeConnection, type MessageReceiver } from './payee-connection.js';
+import { CLOSE_GOING_AWAY, PayeeConnection, type MessageHandler } from './payee-connection.js';
 import { serverLimits, type ServerLimits } from './server-limits.js';
 import { addressGroup } from './address-group.js';
 
@@ -35,7 +35,7 @@ import { addressGroup } from './address-group.js';
 export const PAYEE_WS_PATH = '/v1/ws';
 
 /** What the server needs from the payee service (PayeeService has all of it). */
-export type PayeeEndpoint = MessageReceiver & ChannelDirectory;
+export type PayeeEndpoint = MessageHandler & ChannelDirectory;
 
 export interface PayeeServerOptions {
   readonly service: PayeeEndpoint;

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MiddlewareHandler } from 'hono';
+import { sendFailure } from './http-replies.js';
 import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER, type Paywall } from './paywall.js';
 
 export interface RoutePrice<Req> {
@@ -38,9 +39,8 @@ export function paywallMiddleware(paywall: Paywall, price: RoutePrice<IncomingMe
         }
         next();
       },
-      (err: unknown) => {
-        res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'INTERNAL_ERROR', message: String(err) }));
-      },
+      // The routes' one failure mapping (http-replies.ts): 500 INTERNAL_ERROR, as JSON.
+      (err: unknown) => sendFailure(res, err),
     );
   };
 }

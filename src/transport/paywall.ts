@@ -14,11 +14,11 @@
  * Books live in memory: after a payee restart unspent credit (at most one prepayment per
  * channel) is forgotten; payments themselves are in the store. See docs/http-402.md.
  */
-import type { PayeeService } from '../payee/payee-service.js';
 import { toHex } from '../protocol/bytes.js';
 import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
-import { decodeMessage, type MessageOf } from '../protocol/messages.js';
+import { decodeMessage, type Message, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
+import type { PeerLink } from './link.js';
 
 export const PAYMENT_HEADER = 'paychan-payment';
 export const ACK_HEADER = 'paychan-ack';
@@ -55,8 +55,25 @@ interface Books {
   queue: Promise<unknown>;
 }
 
+/**
+ * What the paywall needs of a payee (src/payee/payee-service.ts implements it): the transport
+ * knows the payee only through this.
+ */
+export interface PaywallPayee {
+  /**
+   * What was paid on `channelId` so far (its newest acknowledged total, 0 before the first
+   * payment), or undefined for a channel the payee does not hold.
+   */
+  paidSat(channelId: string): bigint | undefined;
+  /**
+   * Handles one payment as if it came on a channel's connection, and answers on `link`:
+   * `payment-ack` once it is durable, or `error` (and nothing changed). Never rejects.
+   */
+  handle(payment: MessageOf<'payment'>, link: PeerLink): Promise<void>;
+}
+
 export interface PaywallOptions {
-  readonly payee: PayeeService;
+  readonly payee: PaywallPayee;
   readonly channelUrl: string;
   readonly network: NetworkName;
 }
@@ -76,6 +93,25 @@ export function parsePaymentHeader(value: string): MessageOf<'payment'> {
   const message = decodeMessage(JSON.stringify({ v: 1, type: 'payment', channelId: m[1], totalSat: m[2], signature: m[3] }));
   if (message.type !== 'payment') throw new ProtocolError('MALFORMED_MESSAGE', 'not a payment');
   return message;
+}
+
+/**
+ * Submits a payment that arrived outside the channel's connection (an HTTP header) and resolves
+ * with the payee's answer: `payment-ack` once the payment is durable, or `error`. The payee
+ * answers on a link of this one request, which takes the first answer only.
+ */
+export function submitPayment(payee: Pick<PaywallPayee, 'handle'>, payment: MessageOf<'payment'>): Promise<Message> {
+  return new Promise((resolve) => {
+    let answered = false;
+    const link: PeerLink = {
+      send: (m) => {
+        if (answered) return;
+        answered = true;
+        resolve(m);
+      },
+    };
+    void payee.handle(payment, link);
+  });
 }
 
 export class Paywall {
@@ -109,7 +145,7 @@ export class Paywall {
    */
   admitPayment(payment: MessageOf<'payment'>, priceSat: bigint, refuseShort = false): Promise<Admission> {
     // No books for channels the payee does not have: forged ids must not grow memory.
-    if (!this.options.payee.channel(payment.channelId)) return Promise.resolve(this.refuse('UNKNOWN_CHANNEL', `no channel ${payment.channelId}`, priceSat, priceSat));
+    if (this.options.payee.paidSat(payment.channelId) === undefined) return Promise.resolve(this.refuse('UNKNOWN_CHANNEL', `no channel ${payment.channelId}`, priceSat, priceSat));
     const books = this.booksOf(payment.channelId);
     const result = books.queue.then(() => this.admitInOrder(books, payment, priceSat, refuseShort));
     books.queue = result.catch(() => undefined);
@@ -127,12 +163,11 @@ export class Paywall {
     const due = () => (priceSat > books.creditSat ? priceSat - books.creditSat : 0n);
     if (payment.totalSat === books.lastTotalSat) return this.refuse('PAYMENT_REPLAYED', 'this payment already paid for a request; sign a higher total', priceSat, due());
     if (payment.totalSat < books.lastTotalSat) return this.refuse('AMOUNT_NOT_INCREASING', `total ${payment.totalSat} is below ${books.lastTotalSat}, already used`, priceSat, due());
-    const before = this.options.payee.channel(payment.channelId);
-    const paidBefore = before && 'paidSat' in before ? before.paidSat : 0n;
+    const paidBefore = this.options.payee.paidSat(payment.channelId) ?? 0n;
     if (refuseShort && payment.totalSat > paidBefore && payment.totalSat - paidBefore + books.creditSat < priceSat) {
       return this.refuse('INSUFFICIENT_PAYMENT', `total ${payment.totalSat} adds ${payment.totalSat - paidBefore} sat to ${paidBefore}; ${due()} is due`, priceSat, due());
     }
-    const answer = await this.options.payee.submit(payment);
+    const answer = await submitPayment(this.options.payee, payment);
     if (answer.type === 'error') return this.refuse(answer.code, answer.message, priceSat, due());
     if (answer.type !== 'payment-ack') return this.refuse('INTERNAL_ERROR', `unexpected ${answer.type}`, priceSat, due());
     // Stored. Count only what this payment added (a resend of the newest adds nothing).

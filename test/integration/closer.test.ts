@@ -20,6 +20,7 @@ import { payeePolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import { loopbackPair } from '../../src/transport/link.js';
+import { submitPayment } from '../../src/transport/paywall.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 import { regtestPayer } from '../helpers/regtest-peers.js';
@@ -219,7 +220,7 @@ describe('payee closer', () => {
     await env.mineTo(p.channel.expiryHeight);
     await tick(service.current);
     // The paywall's path (an HTTP header): the whole capacity for one request, at tip = expiry.
-    const answer = await service.current.submit(await p.authorize(CAPACITY - 1_000n));
+    const answer = await submitPayment(service.current, await p.authorize(CAPACITY - 1_000n));
     expect(answer).toMatchObject({ type: 'error', code: 'CHANNEL_EXPIRING' });
     const refund = await p.refund(2);
     await env.mine(1);

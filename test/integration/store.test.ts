@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DuplexRecord } from '../../src/duplex/duplex-record.js';
-import type { Effect } from '../../src/protocol/effects.js';
+import type { PayeeEffect, PayerEffect } from '../../src/protocol/effects.js';
 import { decodeMessage, encodeMessage, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, payeeVouched, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
 import { payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
@@ -31,7 +31,7 @@ import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingT
 const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY, openingSecret: new Uint8Array(32).fill(5) };
 const payerCtx: PayerContext = { secp, policy: payerPolicy({ network: 'regtest' }), privateKey: () => PAYER_KEY };
 const wire = (m: Message): Message => decodeMessage(encodeMessage(m));
-const sent = (effects: readonly Effect[]): Message => {
+const sent = (effects: readonly (PayeeEffect | PayerEffect)[]): Message => {
   const m = effects.find((e) => e.type === 'send');
   if (m?.type !== 'send') throw new Error('the step sent nothing');
   return decodeMessage(encodeMessage(m.message));

@@ -349,7 +349,9 @@ describe('backpressure (a connection over a stand-in socket)', () => {
     bufferedAmount = 0;
     isPaused = false;
     readonly writes: (() => void)[] = [];
-    send(_text: string, cb: () => void) {
+    readonly sent: string[] = [];
+    send(text: string, cb: () => void) {
+      this.sent.push(text);
       this.writes.push(cb);
     }
     pause() {
@@ -368,16 +370,19 @@ describe('backpressure (a connection over a stand-in socket)', () => {
     }
   }
 
+  /** A frame that decodes (the connection hands only decoded messages to the service). */
+  const A_FRAME = encodeMessage({ v: 1, type: 'error', code: 'MALFORMED_MESSAGE', message: 'x', action: 'reject' });
+
   it('stops reading above the high-water mark and resumes at the low-water mark', async () => {
     const fake = new FakeSocket();
     const limits = serverLimits({ highWaterMarkBytes: 1000, lowWaterMarkBytes: 100, messageBurst: 100 });
-    const echo = { receive: async (_text: string, link: { send(m: Message): void }) => link.send({ v: 1, type: 'error', code: 'MALFORMED_MESSAGE', message: 'x', action: 'reject' }) };
+    const echo = { handle: async (_message: Message, link: { send(m: Message): void }) => link.send({ v: 1, type: 'error', code: 'MALFORMED_MESSAGE', message: 'x', action: 'reject' }) };
     const conn = new PayeeConnection(fake as unknown as WebSocket, { service: echo, limits, metrics: new PayeeMetrics() });
-    fake.emit('message', Buffer.from('{}'), false);
+    fake.emit('message', Buffer.from(A_FRAME), false);
     await new Promise((r) => setImmediate(r));
     expect(fake.isPaused).toBe(false);
     fake.bufferedAmount = 5000; // the payer stopped reading
-    fake.emit('message', Buffer.from('{}'), false);
+    fake.emit('message', Buffer.from(A_FRAME), false);
     await new Promise((r) => setImmediate(r));
     expect(fake.isPaused).toBe(true);
     fake.bufferedAmount = 500; // draining, not yet low
@@ -389,15 +394,31 @@ describe('backpressure (a connection over a stand-in socket)', () => {
     await conn.close(1001, 'test');
   });
 
+  it('decodes each frame once, at the boundary: one that does not decode is answered there and never reaches the service', async () => {
+    const fake = new FakeSocket();
+    const handled: Message[] = [];
+    const service = { handle: async (message: Message) => void handled.push(message) };
+    const conn = new PayeeConnection(fake as unknown as WebSocket, { service, limits: serverLimits(), metrics: new PayeeMetrics() });
+    const payment = msg('payment', { channelId: `${'ab'.repeat(32)}:0`, totalSat: 7n, signature: new Uint8Array(64) });
+    fake.emit('message', Buffer.from('{"v":1,"type":"payment"}'), false);
+    fake.emit('message', Buffer.from(encodeMessage(payment)), false);
+    await waitUntil(() => handled.length === 1, 'the payment handed to the service');
+    expect(handled).toEqual([payment]);
+    const replies = fake.sent.map((t) => decodeMessage(t)).filter((m) => m.type !== 'challenge');
+    expect(replies).toMatchObject([{ type: 'error', code: 'MALFORMED_MESSAGE', action: 'reject' }]);
+    expect(conn.inFlightMessages).toBe(0);
+    await conn.close(1001, 'test');
+  });
+
   it('stops reading while maxInFlightMessages frames are being processed', async () => {
     const fake = new FakeSocket();
     const limits = serverLimits({ maxInFlightMessages: 2 });
     const pending: (() => void)[] = [];
-    const slow = { receive: () => new Promise<void>((resolve) => pending.push(resolve)) };
+    const slow = { handle: () => new Promise<void>((resolve) => pending.push(resolve)) };
     const conn = new PayeeConnection(fake as unknown as WebSocket, { service: slow, limits, metrics: new PayeeMetrics() });
-    fake.emit('message', Buffer.from('{}'), false);
+    fake.emit('message', Buffer.from(A_FRAME), false);
     expect(fake.isPaused).toBe(false);
-    fake.emit('message', Buffer.from('{}'), false);
+    fake.emit('message', Buffer.from(A_FRAME), false);
     expect(fake.isPaused).toBe(true);
     expect(conn.inFlightMessages).toBe(2);
     await new Promise((r) => setImmediate(r)); // frames reach the service on the next turn

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { routeDuplexFrames } from '../../src/app/duplex-routes.js';
 import { splitRef } from '../../src/duplex/duplex-peer.js';
-import { encodeMessage, errorMessage, msg, type Message } from '../../src/protocol/messages.js';
+import { decodeMessage, encodeMessage, errorMessage, msg, type Message } from '../../src/protocol/messages.js';
 import type { PeerLink } from '../../src/transport/link.js';
 
 const DUPLEX = `${'cd'.repeat(32)}:0`;
@@ -16,11 +16,12 @@ const REQUEST = '0f'.repeat(16);
 function router(): { route: (m: Message) => Promise<void>; seen: string[] } {
   const seen: string[] = [];
   const routed = routeDuplexFrames(
-    { receive: (text) => (seen.push(`spilman ${(JSON.parse(text) as { type: string }).type}`), Promise.resolve()), channel: () => undefined, channelTypes: () => [] },
+    { handle: (m) => (seen.push(`spilman ${m.type}`), Promise.resolve()), channel: () => undefined, channelTypes: () => [] },
     { receive: (m) => (seen.push(`duplex ${m.type}`), Promise.resolve()), knowsRef: (ref) => splitRef(ref)[0] === DUPLEX },
   );
   const link: PeerLink = { send: (m) => seen.push(`reply ${m.type}`) };
-  return { route: (m) => routed.receive(encodeMessage(m), link), seen };
+  // Through the wire codec, as the connection decodes each frame before routing it.
+  return { route: (m) => routed.handle(decodeMessage(encodeMessage(m)), link), seen };
 }
 
 describe('routeDuplexFrames', () => {
@@ -36,6 +37,13 @@ describe('routeDuplexFrames', () => {
     await route(errorMessage('UNKNOWN_CHANNEL', 'no', 'reject', `${SPILMAN}#${REQUEST}`));
     await route(errorMessage('UNKNOWN_CHANNEL', 'no', 'reject'));
     expect(seen).toEqual(['spilman payment', 'spilman error', 'spilman error']);
+  });
+
+  it('sends duplex messages to side B on their decoded type', async () => {
+    const { route, seen } = router();
+    await route(msg('duplex-pay-request', { channelId: DUPLEX, amountSat: 5n, requestId: REQUEST }));
+    await route(msg('duplex-channel', { tempId: REQUEST, channelId: DUPLEX }));
+    expect(seen).toEqual(['duplex duplex-pay-request', 'duplex duplex-channel']);
   });
 
   it('splits error refs into the channel and what they answer', () => {

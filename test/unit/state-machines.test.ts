@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Transaction } from 'bitcoinjs-lib';
 import { describe, expect, it } from 'vitest';
 import { dustThresholdSat } from '../../src/protocol/dust.js';
-import type { Effect } from '../../src/protocol/effects.js';
+import type { PayeeEffect, PayerEffect } from '../../src/protocol/effects.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, payeeVouched, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
@@ -21,7 +21,7 @@ const payerCtx: PayerContext = { secp, policy: payerPolicy({ network: 'regtest' 
 /** The tip the payee knows in these tests: the channels expire at 150, their deadline is 147. */
 const TIP = 100;
 const wire = (m: Message): Message => decodeMessage(encodeMessage(m));
-const sent = (effects: readonly Effect[]): Message[] => effects.flatMap((e) => (e.type === 'send' ? [wire(e.message)] : []));
+const sent = (effects: readonly (PayeeEffect | PayerEffect)[]): Message[] => effects.flatMap((e) => (e.type === 'send' ? [wire(e.message)] : []));
 
 /** Runs the open handshake; returns both sides in state Open. */
 function open(variant: Variant, capacitySat = 1_000_000n, maxTotalSat = capacitySat): { payer: PayerState; payee: PayeeState } {
