@@ -18,7 +18,7 @@ interface KindEntry {
 
 const CHANNEL_KINDS: readonly KindEntry[] = Object.freeze([
   ...VARIANT_NAMES.map((variant): KindEntry => ({ name: variant, kind: { type: 'one-way', variant }, summary: variantOf(variant).summary })),
-  { name: 'duplex', kind: { type: 'duplex' }, summary: 'both sides may put coins in, payments both ways' },
+  { name: 'duplex', kind: { type: 'duplex' }, summary: 'payments both ways; both sides may put coins in' },
 ]);
 
 /** The kind `--variant` means when it is not given: the seed's channel. */

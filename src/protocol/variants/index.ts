@@ -11,9 +11,10 @@
  */
 import { spilmanV1 } from './spilman-v1.js';
 import { spilmanV2 } from './spilman-v2.js';
+import { variantLookup } from './table.js';
 import type { ChannelVariant } from './variant.js';
 
-const VARIANTS = {
+export const VARIANTS = {
   'spilman-v1': spilmanV1,
   'spilman-v2': spilmanV2,
 } as const satisfies Record<string, ChannelVariant>;
@@ -25,22 +26,19 @@ export type VariantName = keyof typeof VARIANTS;
 type KeyIsName = { [K in VariantName]: (typeof VARIANTS)[K]['name'] extends K ? true : false }[VariantName];
 const _keysAreNames: false extends KeyIsName ? never : true = true;
 
+const lookup = variantLookup(VARIANTS);
+
 /** Every variant's name, in table order. */
-export const VARIANT_NAMES: readonly VariantName[] = Object.freeze(Object.keys(VARIANTS) as VariantName[]);
+export const VARIANT_NAMES: readonly VariantName[] = lookup.names;
 
 /** @returns whether `name` is a variant of the table (a type guard for names from outside). */
-export function isVariantName(name: string): name is VariantName {
-  return Object.hasOwn(VARIANTS, name);
-}
+export const isVariantName: (name: string) => name is VariantName = lookup.has;
 
 /**
  * The spec of variant `name`.
  * @throws RangeError naming the known variants, for a name not in the table (a name from a peer
  *   is checked when its message is decoded, and refused there with UNSUPPORTED_VARIANT).
  */
-export function variantOf(name: string): ChannelVariant {
-  if (!isVariantName(name)) throw new RangeError(`unknown channel variant '${name.slice(0, 40)}'; known: ${VARIANT_NAMES.join(', ')}`);
-  return VARIANTS[name];
-}
+export const variantOf: (name: string) => ChannelVariant = lookup.get;
 
 export type { ChannelVariant } from './variant.js';

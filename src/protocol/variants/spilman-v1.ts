@@ -14,7 +14,7 @@ const PLACEHOLDER_SIG = new Uint8Array(ecdsa.maxWitnessSignatureBytes);
 
 export const spilmanV1 = Object.freeze({
   name: 'spilman-v1',
-  summary: "the seed's refund-tx channel: 2-of-2 multisig, the payee signs the refund before funding",
+  summary: "the seed's refund-tx channel (2-of-2 multisig)",
   opening: Object.freeze({ type: 'refund-first', payeeRefundHashType: SIGHASH_NONE_ACP }),
   signatures: ecdsa,
   fundingLock: (terms) => p2wshLock(multisigScript(terms.payerPubkey, terms.payeePubkey)),

@@ -12,7 +12,7 @@ const PLACEHOLDER_SIG = new Uint8Array(ecdsa.maxWitnessSignatureBytes);
 
 export const spilmanV2 = Object.freeze({
   name: 'spilman-v2',
-  summary: 'CLTV refund (BIP65): the payer refunds alone after expiry, no refund round trip',
+  summary: 'CLTV refund: the payer refunds alone after expiry',
   opening: Object.freeze({ type: 'fund-directly' }),
   signatures: ecdsa,
   fundingLock: (terms) => p2wshLock(cltvScript(terms.payerPubkey, terms.payeePubkey, terms.expiryHeight)),
