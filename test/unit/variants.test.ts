@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { fromHex } from '../../src/protocol/bytes.js';
 import { decodeMessage, encodeMessage, msg } from '../../src/protocol/messages.js';
 import { checkHello, payeePolicy } from '../../src/protocol/policy.js';
-import { refundAuthorization, refundVsize, signRefund } from '../../src/protocol/refund.js';
+import { payeeRefundDigest, refundAuthorization, refundVsize, signRefund } from '../../src/protocol/refund.js';
 import { SIGHASH_NONE_ACP } from '../../src/protocol/sighash.js';
 import { feeForVsize } from '../../src/protocol/transactions.js';
 import { VARIANTS, VARIANT_NAMES, isVariantName, variantOf, type VariantName } from '../../src/protocol/variants/index.js';
@@ -80,6 +80,8 @@ describe('opening flows', () => {
     const v1 = channel('spilman-v1');
     const v2 = channel('spilman-v2');
     expect(() => refundAuthorization(v1, null)).toThrow(RangeError);
+    // v2 has no payee refund signature to make or check.
+    expect(() => payeeRefundDigest(v2)).toThrow(/needs no payee signature/);
     expect(refundAuthorization(v2, new Uint8Array(64))).toEqual({ type: 'payer-alone' });
     expect(() => signRefund(secp, v1, { type: 'payer-alone' }, PAYER_KEY, PAYER_SCRIPT, 1)).toThrow(/needs the payee signature/);
     expect(() => signRefund(secp, v2, { type: 'payee-signed', payeeSignature: new Uint8Array(64) }, PAYER_KEY, PAYER_SCRIPT, 1)).toThrow(/takes no payee signature/);
