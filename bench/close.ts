@@ -9,7 +9,7 @@
  */
 import { signBatchClose } from '../src/protocol/batch-close.js';
 import { signClose } from '../src/protocol/close.js';
-import { VARIANTS } from '../src/protocol/scripts.js';
+import { VARIANT_NAMES } from '../src/protocol/variants/index.js';
 import { emitResult, intArg, parseArgs } from './lib/args.js';
 import { PAYEE_KEY, PAYEE_SCRIPT, paymentSighasher, secp, signTotal, syntheticChannel, variantOf } from './lib/fixtures.js';
 import { round } from './lib/stats.js';
@@ -27,7 +27,7 @@ function paid(i: number, variant = variantOf(i)) {
 
 const closeVsize: Record<string, number> = {};
 const closeFeeSat: Record<string, number> = {};
-for (const variant of VARIANTS) {
+for (const variant of VARIANT_NAMES) {
   let vsize = 0;
   let fee = 0n;
   for (let s = 0; s < SAMPLES; s++) {

@@ -34,7 +34,8 @@ import { decodeMessage, encodeMessage, msg, type Message } from '../src/protocol
 import { bitcoinjsNetwork } from '../src/protocol/network.js';
 import { paymentSighasher, signPayment } from '../src/protocol/payment.js';
 import { payerPolicy } from '../src/protocol/policy.js';
-import { p2wshOutputScript, VARIANTS } from '../src/protocol/scripts.js';
+import { p2wshOutputScript } from '../src/protocol/scripts.js';
+import { VARIANT_NAMES } from '../src/protocol/variants/index.js';
 import { PayerClient } from '../src/payer/payer-client.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { connectPayee, type WsPeerLink } from '../src/transport/ws-client.js';
@@ -236,7 +237,7 @@ const openPhase = await phase('open', async () => {
   await Promise.all(
     clients.map(async (c, i) => {
       await acquire();
-      const opening = c.open({ variant: VARIANTS[i % 2]!, capacitySat: CAPACITY_SAT, expiryBlocks: 144 });
+      const opening = c.open({ variant: VARIANT_NAMES[i % 2]!, capacitySat: CAPACITY_SAT, expiryBlocks: 144 });
       await c.waitFor((s) => s.type === 'AwaitingOpen' || s.type === 'Open').finally(release);
       await opening;
       if (++opened % 250 === 0) progress(`payer: ${opened}/${CHANNELS} channels open after ${Math.round(now() - t0)} ms`);

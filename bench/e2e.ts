@@ -26,7 +26,7 @@ import { signBatchClose } from '../src/protocol/batch-close.js';
 import { signClose } from '../src/protocol/close.js';
 import { bitcoinjsNetwork } from '../src/protocol/network.js';
 import type { PayeeState } from '../src/protocol/payee-machine.js';
-import { VARIANTS } from '../src/protocol/scripts.js';
+import { VARIANT_NAMES } from '../src/protocol/variants/index.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import { WalletKeys } from '../src/wallet/keys.js';
 import { emitResult, envList, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
@@ -191,7 +191,7 @@ async function checkCloses(dbFile: string, payeeSeed: Uint8Array, payoutAddress:
   const keys = WalletKeys.fromSeed(payeeSeed, 'regtest');
   const payoutScript = baddress.toOutputScript(payoutAddress, bitcoinjsNetwork('regtest'));
   const single: Record<string, unknown> = {};
-  for (const variant of VARIANTS) {
+  for (const variant of VARIANT_NAMES) {
     const s = paid.find((c) => c.channel.variant === variant);
     if (!s) continue;
     const close = signClose(secp, s.channel, { totalSat: s.paidSat, signature: s.signature! }, keys.payeeChannelPrivateKey(s.keyIndex), payoutScript, 2);

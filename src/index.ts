@@ -28,6 +28,7 @@ export { payeePolicy, payerPolicy, type PayeePolicy, type PayerPolicy } from './
 export { ProtocolError, PROTOCOL_ERROR_CODES, type ProtocolErrorCode } from './protocol/errors.js';
 export { encodeMessage, decodeMessage, type Message } from './protocol/messages.js';
 export type { Variant } from './protocol/scripts.js';
+export { VARIANT_NAMES, variantOf, type ChannelVariant, type VariantName } from './protocol/variants/index.js';
 export type { NetworkName } from './protocol/network.js';
 export {
   paychanX402,

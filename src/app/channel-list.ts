@@ -8,12 +8,14 @@ import type { DuplexSummary } from '../duplex/duplex-core.js';
 import type { DuplexPeer } from '../duplex/duplex-peer.js';
 import { stateLocktime } from '../protocol/duplex-tx.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
+import type { VariantName } from '../protocol/variants/index.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
 
 export interface ChannelRow {
   /** The funding outpoint `txid:vout`. */
   readonly channelId: string;
-  readonly variant: 'spilman-v1' | 'spilman-v2' | 'duplex';
+  /** A one-way variant's name, or duplex (another protocol: see src/cli/channel-kinds.ts). */
+  readonly variant: VariantName | 'duplex';
   readonly capacitySat: bigint;
   /** Paid to the payee: the newest acknowledged total (duplex: A to B). */
   readonly paidSat: bigint;

@@ -4,7 +4,7 @@
  */
 import { runDemo } from '../demo/demo.js';
 import { runDuplexDemo } from '../demo/duplex-demo.js';
-import { VARIANTS, type Variant } from '../protocol/scripts.js';
+import { CHANNEL_KIND_CHOICES, channelKindHelp, channelKindOf } from './channel-kinds.js';
 import { amountSat, logger, parse, positiveInt, printJson, UsageError } from './options.js';
 import { PAYEE_HELP, payeeCommand } from './payee-cmd.js';
 import { PAYER_HELP, payerCommand } from './payer-cmd.js';
@@ -33,11 +33,11 @@ answered '402 Payment Required', and asks the payee to close. This process mines
 whenever a transaction waits, and reports what the node says happened.
 
 Options:
-  --variant V        spilman-v1 (default; the seed's refund-tx channel), spilman-v2 (CLTV), or
-                     duplex (both put coins in, payments both ways: the payer pays --payments
-                     updates of --amount, the payee pays back 3 × 5000 sat with 'paychan payee
-                     pay-back', the payer pays again, they close cooperatively; the capacity is
-                     split 600000 payer / 400000 payee)
+  --variant V        the channel: ${CHANNEL_KIND_CHOICES}
+${channelKindHelp(21)}
+                     The duplex demo: the payer pays --payments updates of --amount, the payee
+                     pays back 3 × 5000 sat with 'paychan payee pay-back', the payer pays again,
+                     they close cooperatively; the capacity is split 600000 payer / 400000 payee
   --payments N       payments over WebSocket. Default: 1000
   --amount SAT       satoshis per payment. Default: 100
   --requests N       paid HTTP requests. Default: 20
@@ -54,7 +54,7 @@ Options:
 
 async function demo(argv: string[]): Promise<number> {
   const p = parse(argv, {
-    variant: { type: 'string', default: 'spilman-v1' },
+    variant: { type: 'string' },
     payments: { type: 'string' },
     amount: { type: 'string' },
     requests: { type: 'string' },
@@ -68,13 +68,12 @@ async function demo(argv: string[]): Promise<number> {
     process.stdout.write(DEMO_HELP);
     return 0;
   }
-  const variant = p.str('variant')!;
-  if (!(VARIANTS as readonly string[]).includes(variant) && variant !== 'duplex') throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')}, duplex, got '${variant}'`);
+  const kind = channelKindOf(p.str('variant'));
   const rpcUrl = p.str('rpc-url');
   if (rpcUrl && (!p.str('rpc-user') || !p.str('rpc-pass'))) throw new UsageError('--rpc-url needs --rpc-user and --rpc-pass (or PAYCHAN_RPC_USER/PAYCHAN_RPC_PASS)');
   const log = logger(p);
   const rpc = rpcUrl ? { url: rpcUrl, user: p.str('rpc-user')!, pass: p.str('rpc-pass')! } : undefined;
-  if (variant === 'duplex') {
+  if (kind.type === 'duplex') {
     const capacity = amountSat('--capacity', p.str('capacity'), 1_000_000n);
     const result = await runDuplexDemo({
       contributionASat: (capacity * 3n) / 5n,
@@ -90,7 +89,7 @@ async function demo(argv: string[]): Promise<number> {
     return 0;
   }
   const result = await runDemo({
-    variant: variant as Variant,
+    variant: kind.variant,
     payments: positiveInt('--payments', p.str('payments'), 1000),
     amountSat: amountSat('--amount', p.str('amount'), 100n),
     paidRequests: positiveInt('--requests', p.str('requests'), 20),

@@ -9,6 +9,7 @@ import { WalletKeys } from '../wallet/keys.js';
 import { connectNode } from '../app/node-connection.js';
 import { PAID_ROUTE_PREFIX, startPayeeApp } from '../app/payee-app.js';
 import { ADMIN_CHANNELS_ROUTE } from '../app/channel-list.js';
+import { CHANNEL_KIND_CHOICES } from './channel-kinds.js';
 import { helpText, type CommandHelp } from './help.js';
 import { NODE_OPTIONS, amountSat, feeRate, hostPort, logger, networkOf, parse, printJson, UsageError } from './options.js';
 
@@ -96,7 +97,7 @@ export const PAYEE_COMMANDS: Readonly<Record<string, CommandHelp>> = {
   },
   channels: {
     usage: 'channels',
-    about: 'every channel of the running service (spilman-v1, spilman-v2, duplex)\nWith its variant, state, capacity, what was paid, and its expiry height.',
+    about: `every channel of the running service (${CHANNEL_KIND_CHOICES.split('|').join(', ')})\nWith its variant, state, capacity, what was paid, and its expiry height.`,
     options: ADMIN_OPTIONS,
     example: 'paychan payee channels --json',
   },

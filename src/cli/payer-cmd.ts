@@ -15,7 +15,8 @@ import { CannotPayError } from '../protocol/payer-machine.js';
 import type { PaymentRequiredBody } from '../transport/paywall.js';
 import { helpText, type CommandHelp } from './help.js';
 import { fetchFailure, interruptible, reportStopped, signedBeyondAcked } from './report.js';
-import { VARIANTS, type Variant } from '../protocol/scripts.js';
+import { CHANNEL_KIND_CHOICES, channelKindHelp, channelKindOf } from './channel-kinds.js';
+import type { VariantName } from '../protocol/variants/index.js';
 import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
 import { waitWithProgress } from './wait.js';
 import { NODE_OPTIONS, amountSat, feeRate, logger, networkOf, parse, positiveInt, printJson, seconds, UsageError, type Parsed } from './options.js';
@@ -24,7 +25,7 @@ export const PAYER_HELP = `paychan payer — pay through a channel
 
 Usage:
   paychan payer address                  a fresh address of the payer's wallet, and its balance
-  paychan payer open URL --capacity SAT [--variant spilman-v1|spilman-v2|duplex] [--expiry-blocks N]
+  paychan payer open URL --capacity SAT [--variant ${CHANNEL_KIND_CHOICES}] [--expiry-blocks N]
                     [--payee-contribution SAT]
                                          open a channel to the payee at URL (ws://HOST:PORT/v1/ws);
                                          duplex: payments both ways, the payee may put in coins too
@@ -70,11 +71,12 @@ export const PAYER_COMMANDS: Readonly<Record<string, CommandHelp>> = {
     example: 'paychan payer address',
   },
   open: {
-    usage: 'open URL --capacity SAT [--variant spilman-v1|spilman-v2|duplex] [--expiry-blocks N]\n                  [--payee-contribution SAT]',
+    usage: `open URL --capacity SAT [--variant ${CHANNEL_KIND_CHOICES}] [--expiry-blocks N]\n                  [--payee-contribution SAT]`,
     about:
       "open a channel to the payee at URL (ws://HOST:PORT/v1/ws) and wait until it is open\nThe wallet funds it; the payee broadcasts the funding, and the channel opens once it confirms\n(on regtest: paychan regtest mine 1). It becomes the current channel the other commands act on.",
     options: `--capacity SAT      coins locked in the channel (satoshis, or like 0.001btc)
---variant V         spilman-v1 (default), spilman-v2 (CLTV refund) or duplex (payments both ways)
+--variant V         the channel:
+${channelKindHelp(20)}
 --expiry-blocks N   blocks until the payer may take the capacity back; default 144
 --payee-contribution SAT
                     duplex: coins the payee puts in too; default 0
@@ -155,10 +157,11 @@ const PAYER_OPTIONS = {
   'connect-timeout': { type: 'string' as const },
 };
 
-function variantOf(p: Parsed): Variant {
-  const v = p.str('variant') ?? 'spilman-v1';
-  if (!(VARIANTS as readonly string[]).includes(v)) throw new UsageError(`--variant must be one of ${VARIANTS.join(', ')}, duplex, got '${v}'`);
-  return v as Variant;
+/** The one-way variant `--variant` names (duplex was routed to payer-duplex.ts before). */
+function variantOf(p: Parsed): VariantName {
+  const kind = channelKindOf(p.str('variant'));
+  if (kind.type !== 'one-way') throw new UsageError(`--variant ${kind.type} opens through its own command path`);
+  return kind.variant;
 }
 
 /**
@@ -208,7 +211,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const connectTimeoutMs = seconds('--connect-timeout', p.str('connect-timeout'), 30) * 1000;
   const fee = feeRate('--fee-rate', p.str('fee-rate'), 2);
   const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payer');
-  const duplex = sub === 'open' ? p.str('variant') === 'duplex' : sub === 'sync' || (['pay', 'status', 'close', 'watch'].includes(sub) && currentIsDuplex(dataDir));
+  const duplex = sub === 'open' ? channelKindOf(p.str('variant')).type === 'duplex' : sub === 'sync' || (['pay', 'status', 'close', 'watch'].includes(sub) && currentIsDuplex(dataDir));
   if (duplex) {
     if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --variant duplex --capacity SAT [--payee-contribution SAT]');
     if (sub === 'pay' && args.length !== 1) throw new UsageError('usage: paychan payer pay AMOUNT [--count N]');

@@ -13,13 +13,13 @@ import { Transaction, address as baddress } from 'bitcoinjs-lib';
 import { loadOrCreateSeed } from '../app/files.js';
 import { PAID_ROUTE_PREFIX } from '../app/payee-app.js';
 import { bitcoinjsNetwork } from '../protocol/network.js';
-import type { Variant } from '../protocol/scripts.js';
+import type { VariantName } from '../protocol/variants/index.js';
 import { WalletKeys } from '../wallet/keys.js';
 import { startDemoChain } from './demo-chain.js';
 import { runPaychan, startPaychan, stopChild } from './processes.js';
 
 export interface DemoOptions {
-  readonly variant: Variant;
+  readonly variant: VariantName;
   readonly payments: number;
   readonly amountSat: bigint;
   readonly capacitySat: bigint;
@@ -32,7 +32,7 @@ export interface DemoOptions {
 }
 
 export interface DemoResult {
-  readonly variant: Variant;
+  readonly variant: VariantName;
   readonly network: 'regtest';
   readonly node: string;
   readonly processes: number;

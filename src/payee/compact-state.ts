@@ -7,7 +7,7 @@ import { fromHex, toHex } from '../protocol/bytes.js';
 import { makeChannel, type ChannelTerms } from '../protocol/channel.js';
 import { NETWORK_NAMES } from '../protocol/network.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
-import { VARIANTS } from '../protocol/scripts.js';
+import { VARIANT_NAMES } from '../protocol/variants/index.js';
 
 const FORMAT = 2;
 const TYPES = ['Open', 'Suspended'] as const;
@@ -24,7 +24,7 @@ export function packState(state: PayeeState): string | null {
   let o = 0;
   b[o++] = FORMAT;
   b[o++] = TYPES.indexOf(state.type);
-  b[o++] = VARIANTS.indexOf(c.variant);
+  b[o++] = VARIANT_NAMES.indexOf(c.variant);
   b[o++] = NETWORK_NAMES.indexOf(c.network);
   b.set(fromHex(state.tempId), o);
   o += 16;
@@ -63,7 +63,7 @@ export function unpackState(packed: string): PayeeState {
   let o = 0;
   if (b[o++] !== FORMAT) throw new Error('unknown packed channel format');
   const type = TYPES[b[o++]!]!;
-  const variant = VARIANTS[b[o++]!]!;
+  const variant = VARIANT_NAMES[b[o++]!]!;
   const network = NETWORK_NAMES[b[o++]!]!;
   const tempId = toHex(b.subarray(o, o + 16));
   o += 16;

@@ -27,8 +27,8 @@ import {
   type Settlement,
 } from '../protocol/payer-machine.js';
 import type { PayerPolicy } from '../protocol/policy.js';
-import { signRefund, type SignedRefund } from '../protocol/refund.js';
-import type { Variant } from '../protocol/scripts.js';
+import { refundAuthorization, signRefund, type SignedRefund } from '../protocol/refund.js';
+import type { VariantName } from '../protocol/variants/index.js';
 import type { PeerLink } from '../transport/link.js';
 import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
@@ -76,7 +76,7 @@ export interface PayerClientOptions {
 }
 
 export interface OpenOptions {
-  readonly variant: Variant;
+  readonly variant: VariantName;
   readonly capacitySat: bigint;
   /** Blocks from the current tip to the refund height. */
   readonly expiryBlocks: number;
@@ -317,21 +317,14 @@ export class PayerClient {
   async refund(feeRateSatPerVb: number): Promise<SignedRefund> {
     const s = this.current;
     if (!s || !('channel' in s)) throw new RangeError('nothing to refund: the channel was never funded');
-    const authorization =
-      s.channel.variant === 'spilman-v1'
-        ? { variant: 'spilman-v1' as const, payeeSignature: this.refundSignature(s) }
-        : { variant: 'spilman-v2' as const };
+    // The variant says whether the refund needs the payee's signature (held from the opening).
+    const authorization = refundAuthorization(s.channel, s.type === 'AwaitingOpen' || s.type === 'Open' ? s.payeeRefundSignature : null);
     // The refund pays the channel's own payer script (as its change does), so anyone watching the
     // channel — another process, after a restart — recognizes it.
     const refund = signRefund(this.ctx.secp, s.channel, authorization, this.options.channelKey.privateKey, s.channel.payerScript, feeRateSatPerVb);
     await this.options.backend.broadcast(refund.txHex);
     this.options.log?.(`broadcast refund ${refund.txid}`);
     return refund;
-  }
-
-  private refundSignature(s: PayerState): Uint8Array {
-    if ((s.type === 'AwaitingOpen' || s.type === 'Open') && s.payeeRefundSignature) return s.payeeRefundSignature;
-    throw new RangeError(`no payee refund signature in state ${s.type}`);
   }
 
   /** Delivers one message from the payee. Never throws; a bad message is answered with an error. */

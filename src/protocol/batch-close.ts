@@ -13,19 +13,9 @@ import { Transaction } from 'bitcoinjs-lib';
 import { txidToHash } from './bytes.js';
 import type { Channel } from './channel.js';
 import { dustThresholdSat } from './dust.js';
-import { cooperativeWitness } from './scripts.js';
-import { SIGHASH_ALL, bip143Sighash } from './sighash.js';
-import {
-  MAX_SIGNATURE_BYTES,
-  PAYMENT_LOCKTIME,
-  SEQUENCE_LOCKTIME_RBF,
-  TX_VERSION,
-  encodeSignature,
-  feeForVsize,
-  paymentChangeOutput,
-  paymentHashType,
-  sighashView,
-} from './transactions.js';
+import { SIGHASH_ALL } from './sighash.js';
+import { PAYMENT_LOCKTIME, SEQUENCE_LOCKTIME_RBF, TX_VERSION, feeForVsize, paymentChangeOutput, paymentHashType, sighashView } from './transactions.js';
+import { variantOf } from './variants/index.js';
 
 export interface CloseItem {
   readonly channel: Channel;
@@ -48,8 +38,6 @@ export interface SignedBatchClose {
   readonly channelIds: readonly string[];
 }
 
-const PLACEHOLDER_SIG = new Uint8Array(MAX_SIGNATURE_BYTES);
-
 function build(ordered: readonly CloseItem[], payeeScript: Uint8Array, payeeValueSat: bigint): Transaction {
   const tx = new Transaction();
   tx.version = TX_VERSION;
@@ -71,7 +59,7 @@ function inputOrder(items: readonly CloseItem[]): CloseItem[] {
 /** The worst-case vsize the fee is computed from, with placeholder signatures. */
 function sizedVsize(ordered: readonly CloseItem[], payeeScript: Uint8Array, paidSat: bigint): number {
   const sized = build(ordered, payeeScript, paidSat);
-  ordered.forEach((item, i) => sized.setWitness(i, cooperativeWitness(item.channel.variant, PLACEHOLDER_SIG, PLACEHOLDER_SIG, item.channel.witnessScript)));
+  ordered.forEach((item, i) => sized.setWitness(i, variantOf(item.channel.variant).sizes.cooperativeWitness(item.channel)));
   return sized.virtualSize();
 }
 
@@ -110,11 +98,15 @@ export function signBatchClose(secp: Secp256k1, items: readonly CloseItem[], pay
   if (payeeValueSat < dust) throw new RangeError(`close uneconomic: paid ${paidSat} − fee ${feeSat} = ${payeeValueSat} < dust ${dust}`);
   const tx = build(ordered, payeeScript, payeeValueSat);
   const view = sighashView(tx);
+  // Every input's coin: a variant whose sighash commits to all of them (BIP341) needs the list.
+  const spent = ordered.map((item) => item.channel);
   ordered.forEach((item, i) => {
-    const digest = bip143Sighash(view, i, item.channel.witnessScript, item.channel.capacitySat, SIGHASH_ALL);
-    const payeeSig = encodeSignature(secp.ecdsaSign(digest, item.payeePrivateKey), SIGHASH_ALL);
-    const payerSig = encodeSignature(item.signature, paymentHashType(item.channel, item.totalSat));
-    tx.setWitness(i, cooperativeWitness(item.channel.variant, payerSig, payeeSig, item.channel.witnessScript));
+    // Channels of different variants may share a batch: each input is signed by its own.
+    const spec = variantOf(item.channel.variant);
+    const digest = spec.spendSighash(view, i, spent, SIGHASH_ALL);
+    const payeeSig = spec.signatures.toWitness(spec.signatures.sign(secp, digest, item.payeePrivateKey), SIGHASH_ALL);
+    const payerSig = spec.signatures.toWitness(item.signature, paymentHashType(item.channel, item.totalSat));
+    tx.setWitness(i, spec.cooperativeWitness(payerSig, payeeSig, item.channel));
   });
   return { txHex: tx.toHex(), txid: tx.getId(), feeSat, vsize: tx.virtualSize(), feeRateSatPerVb, payeeValueSat, channelIds: ordered.map((i) => i.channel.id) };
 }

@@ -3,11 +3,12 @@
  * validated terms; everything downstream trusts it.
  */
 import { toHex } from './bytes.js';
+import type { FundingLock } from './variants/variant.js';
 import type { NetworkName } from './network.js';
-import { fundingWitnessScript, p2wshOutputScript, type Variant } from './scripts.js';
+import { variantOf, type VariantName } from './variants/index.js';
 
 export interface ChannelTerms {
-  readonly variant: Variant;
+  readonly variant: VariantName;
   readonly network: NetworkName;
   /** K1, 33-byte compressed. */
   readonly payerPubkey: Uint8Array;
@@ -37,9 +38,12 @@ export function channelId(funding: FundingOutpoint): string {
   return `${funding.txid}:${funding.vout}`;
 }
 
-export function fundingScriptOf(terms: ChannelTerms): { witnessScript: Uint8Array; fundingScript: Uint8Array } {
-  const witnessScript = fundingWitnessScript(terms.variant, terms.payerPubkey, terms.payeePubkey, terms.expiryHeight);
-  return { witnessScript, fundingScript: p2wshOutputScript(witnessScript) };
+/**
+ * The funding lock of `terms`, by its variant.
+ * @throws RangeError if the terms cannot make one (e.g. an expiry out of locktime range).
+ */
+export function fundingScriptOf(terms: ChannelTerms): FundingLock {
+  return variantOf(terms.variant).fundingLock(terms);
 }
 
 export function makeChannel(terms: ChannelTerms, funding: FundingOutpoint): Channel {

@@ -11,7 +11,7 @@ import * as v from 'valibot';
 import { fromHex, toHex } from './bytes.js';
 import { ProtocolError, isProtocolErrorCode, type ErrorAction, type ProtocolErrorCode } from './errors.js';
 import { NETWORK_NAMES } from './network.js';
-import { VARIANTS } from './scripts.js';
+import { VARIANT_NAMES } from './variants/index.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest encoded message; a funding transaction is the only big one (≤ 100 kB as hex). */
@@ -49,7 +49,7 @@ const version = v.literal(PROTOCOL_VERSION);
 /** A proposal's terms: in the hello, and echoed in every later opening message. */
 const PROPOSAL_TERMS = {
   network: v.picklist(NETWORK_NAMES),
-  variant: v.picklist(VARIANTS),
+  variant: v.picklist(VARIANT_NAMES),
   payerPubkey: hexBytes(33),
   capacitySat: sats,
   expiryHeight: height,
@@ -310,8 +310,9 @@ const WIRE_CHANNEL_ID = /^[0-9a-f]{64}:[0-9]{1,5}$/;
 
 /**
  * Parses and validates one wire message.
- * @throws ProtocolError MESSAGE_TOO_LARGE, UNSUPPORTED_VERSION or MALFORMED_MESSAGE (with the
- *   first schema issue and its path).
+ * @throws ProtocolError MESSAGE_TOO_LARGE, UNSUPPORTED_VERSION, UNSUPPORTED_VARIANT (a proposal
+ *   naming a variant not in ./variants/index.ts) or MALFORMED_MESSAGE (with the first schema
+ *   issue and its path).
  */
 export function decodeMessage(text: string): Message {
   // Length in UTF-16 units bounds the UTF-8 length from below; check both cheaply.
@@ -338,6 +339,11 @@ export function decodeMessage(text: string): Message {
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const path = issue.path?.map((p) => (typeof p.key === 'string' || typeof p.key === 'number' ? String(p.key) : '?')).join('.') ?? '';
+    // A variant this peer does not know (a newer peer's, or a typo) is a well-formed proposal we
+    // cannot take: say so with the code a peer acts on, never fall back to another variant.
+    if (issue.type === 'picklist' && issue.path?.at(-1)?.key === 'variant') {
+      throw new ProtocolError('UNSUPPORTED_VARIANT', `${typeof issue.input === 'string' ? `'${issue.input.slice(0, 40)}'` : typeof issue.input}; supported: ${VARIANT_NAMES.join(', ')}`);
+    }
     // Schema messages quote the input: cut them, a reply must stay a valid (small) message.
     throw new ProtocolError('MALFORMED_MESSAGE', `${path ? `${path.slice(0, 60)}: ` : ''}${issue.message.slice(0, 160)}`);
   }

@@ -32,7 +32,8 @@ import { msg, type Hello, type Message, type MessageOf } from './messages.js';
 import { checkCookieAge, openingCookie, openingKeyIndex, verifyOpeningCookie, type ProposalFields } from './opening-cookie.js';
 import { paymentSighasher, verifyPayment } from './payment.js';
 import { checkHello, type PayeePolicy } from './policy.js';
-import { checkRefundTemplate, payeeRefundDigest } from './refund.js';
+import { checkRefundTemplate, signPayeeRefund } from './refund.js';
+import { variantOf } from './variants/index.js';
 import type { PaymentSighasher } from './sighash.js';
 
 /** A step of this machine: it asks only for the payee's effects. */
@@ -178,14 +179,15 @@ export function payeeVouched(ctx: PayeeContext, message: MessageOf<'refund-reque
  * cookie derives. Stores nothing: a repeat gets the same (RFC 6979) signature again. Signing
  * costs the payee nothing: it has no coins in a channel until it accepts the funding.
  * @param vouched what {@link payeeVouched} made of `request`, with the cookie's age checked.
- * @throws ProtocolError UNEXPECTED_MESSAGE (a v2 proposal), or from {@link checkRefundTemplate}.
+ * @throws ProtocolError UNEXPECTED_MESSAGE (a variant whose refund needs no payee signature, as v2), or from {@link checkRefundTemplate}.
  */
 export function payeeSignRefund(ctx: PayeeContext, request: MessageOf<'refund-request'>, vouched: Vouched): MessageOf<'refund-signature'> {
   const { terms } = vouched;
-  if (terms.variant !== 'spilman-v1') throw new ProtocolError('UNEXPECTED_MESSAGE', `refund-request for a ${terms.variant} channel`);
+  // Only a variant whose refund needs the payee's signature has this step.
+  if (variantOf(terms.variant).opening.type !== 'refund-first') throw new ProtocolError('UNEXPECTED_MESSAGE', `refund-request for a ${terms.variant} channel`);
   const funding = { txid: request.fundingTxid, vout: request.fundingVout };
   checkRefundTemplate(terms, funding, request.refundTx);
-  const signature = ctx.secp.ecdsaSign(payeeRefundDigest(makeChannel(terms, funding)), vouched.privateKey);
+  const signature = signPayeeRefund(ctx.secp, makeChannel(terms, funding), vouched.privateKey);
   return msg('refund-signature', { tempId: request.tempId, signature });
 }
 

@@ -21,8 +21,8 @@ import { msg, type Message, type MessageOf, type ProposalEcho } from './messages
 import type { NetworkName } from './network.js';
 import { checkPaymentTotal, paymentSighasher, signPayment } from './payment.js';
 import type { PayerPolicy } from './policy.js';
-import { payeeRefundDigest, refundTemplateHex } from './refund.js';
-import type { Variant } from './scripts.js';
+import { refundTemplateHex, verifyPayeeRefund } from './refund.js';
+import { variantOf, type VariantName } from './variants/index.js';
 import type { PaymentSighasher } from './sighash.js';
 
 /** A step of this machine: it asks only for the payer's effects. */
@@ -37,7 +37,7 @@ export interface PayerContext {
 export interface Proposal {
   readonly tempId: string;
   readonly network: NetworkName;
-  readonly variant: Variant;
+  readonly variant: VariantName;
   readonly keyIndex: number;
   readonly payerPubkey: Uint8Array;
   readonly capacitySat: bigint;
@@ -186,7 +186,7 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
       return onAccept(ctx, state, message);
     case 'refund-signature': {
       if (state.type !== 'AwaitingRefundSignature') throw unexpected(state, 'refund-signature');
-      if (!ctx.secp.ecdsaVerify(message.signature, payeeRefundDigest(state.channel), state.terms.payeePubkey)) {
+      if (!verifyPayeeRefund(ctx.secp, state.channel, message.signature)) {
         // Seed step 5: abort. Nothing was signed or shown, so nothing is at risk.
         return {
           state: { type: 'Aborted', proposal: state.proposal, reason: 'INVALID_SIGNATURE: the payee signature on the refund does not verify' },
@@ -350,10 +350,18 @@ function onFundingCreated(state: PayerState, txHex: string): Step<PayerState> {
   const funding = checkFundingTx(state.terms, txHex, null);
   const channel = makeChannel(state.terms, funding);
   const funded = { proposal: state.proposal, terms: state.terms, cookie: state.cookie, channel, fundingTxHex: txHex };
-  if (channel.variant === 'spilman-v1') {
-    return { state: { ...funded, type: 'AwaitingRefundSignature' }, effects: [{ type: 'persist' }, { type: 'send', message: refundRequestOf(funded) }] };
+  // The variant's opening flow: its refund needs the payee's signature before the funding is shown, or not.
+  const flow = variantOf(channel.variant).opening;
+  switch (flow.type) {
+    case 'refund-first':
+      return { state: { ...funded, type: 'AwaitingRefundSignature' }, effects: [{ type: 'persist' }, { type: 'send', message: refundRequestOf(funded) }] };
+    case 'fund-directly':
+      return { state: { ...funded, type: 'AwaitingOpen', payeeRefundSignature: null }, effects: [{ type: 'persist' }, { type: 'send', message: fundingOf(funded) }] };
+    default: {
+      const _exhaustive: never = flow;
+      throw new RangeError(`unknown opening flow ${String(_exhaustive)}`);
+    }
   }
-  return { state: { ...funded, type: 'AwaitingOpen', payeeRefundSignature: null }, effects: [{ type: 'persist' }, { type: 'send', message: fundingOf(funded) }] };
 }
 
 /**

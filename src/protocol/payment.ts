@@ -1,5 +1,6 @@
 /**
- * Payments (T3): the payer signs the funding input with SIGHASH_SINGLE|ANYONECANPAY, committing
+ * Payments (T3), the same for every variant but for the digest and the signature scheme, which
+ * the channel's payment sighasher brings (./variants/): the payer signs the funding input with SIGHASH_SINGLE|ANYONECANPAY, committing
  * to its own change output 0 only; the payee keeps the newest signature. The whole-capacity
  * payment has no change and is signed SIGHASH_NONE|ANYONECANPAY. Totals, never deltas, so a lost
  * or repeated message is harmless.
@@ -8,17 +9,17 @@ import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { Channel } from './channel.js';
 import { dustThresholdSat } from './dust.js';
 import { ProtocolError } from './errors.js';
-import { PaymentSighasher } from './sighash.js';
-import { PAYMENT_LOCKTIME, SEQUENCE_LOCKTIME_RBF, TX_VERSION, paymentChangeOutput } from './transactions.js';
+import { paymentChangeOutput } from './transactions.js';
+import { variantOf } from './variants/index.js';
+import type { PaymentSighasher } from './variants/variant.js';
 
-/** The per-channel sighasher for payments (precomputes the constant part of the preimage). */
+/**
+ * The per-channel sighasher for payments (precomputes the constant part of the preimage). The
+ * one look-up of the channel's variant on the payment path: the sighasher carries its signature
+ * scheme, so signing and verifying a payment look nothing up.
+ */
 export function paymentSighasher(channel: Channel): PaymentSighasher {
-  return new PaymentSighasher(
-    { txid: channel.funding.txid, vout: channel.funding.vout, valueSat: channel.capacitySat, witnessScript: channel.witnessScript },
-    TX_VERSION,
-    SEQUENCE_LOCKTIME_RBF,
-    PAYMENT_LOCKTIME,
-  );
+  return variantOf(channel.variant).paymentSighasher(channel);
 }
 
 /**
@@ -42,7 +43,7 @@ export function paymentDigest(channel: Channel, sighasher: PaymentSighasher, tot
 
 /** The payer's signature on a payment of `totalSat` (64-byte compact). */
 export function signPayment(secp: Secp256k1, channel: Channel, sighasher: PaymentSighasher, payerPrivateKey: Uint8Array, totalSat: bigint): Uint8Array {
-  return secp.ecdsaSign(paymentDigest(channel, sighasher, totalSat), payerPrivateKey);
+  return sighasher.signatures.sign(secp, paymentDigest(channel, sighasher, totalSat), payerPrivateKey);
 }
 
 /**
@@ -58,7 +59,7 @@ export function verifyPayment(
   signature: Uint8Array,
 ): void {
   checkPaymentTotal(channel, lastTotalSat, totalSat);
-  if (!secp.ecdsaVerify(signature, paymentDigest(channel, sighasher, totalSat), channel.payerPubkey)) {
+  if (!sighasher.signatures.verify(secp, signature, paymentDigest(channel, sighasher, totalSat), channel.payerPubkey)) {
     throw new ProtocolError('INVALID_SIGNATURE', `payment signature for total ${totalSat} does not verify`);
   }
 }

@@ -7,12 +7,11 @@ import { outputScriptType } from './dust.js';
 import { ProtocolError } from './errors.js';
 import type { Hello } from './messages.js';
 import type { NetworkName } from './network.js';
-import type { Variant } from './scripts.js';
-import { VARIANTS } from './scripts.js';
+import { VARIANT_NAMES, type VariantName } from './variants/index.js';
 
 export interface PayeePolicy {
   readonly network: NetworkName;
-  readonly variants: readonly Variant[];
+  readonly variants: readonly VariantName[];
   readonly minCapacitySat: bigint;
   readonly maxCapacitySat: bigint;
   /**
@@ -58,7 +57,7 @@ export interface PayerPolicy {
 export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkName }): PayeePolicy {
   const regtest = options.network === 'regtest';
   const policy: PayeePolicy = {
-    variants: VARIANTS,
+    variants: VARIANT_NAMES,
     minCapacitySat: 10_000n,
     maxCapacitySat: 100_000_000n,
     minExpiryBlocks: regtest ? 10 : 144,
@@ -74,7 +73,7 @@ export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkNa
     zeroConfLimitSat: 0n,
     ...options,
   };
-  if (policy.variants.length === 0 || policy.variants.some((x) => !VARIANTS.includes(x))) throw new RangeError(`variants must be a non-empty subset of ${VARIANTS.join(', ')}`);
+  if (policy.variants.length === 0 || policy.variants.some((x) => !VARIANT_NAMES.includes(x))) throw new RangeError(`variants must be a non-empty subset of ${VARIANT_NAMES.join(', ')}`);
   if (policy.minCapacitySat < 1_000n) throw new RangeError('minCapacitySat must be at least 1000');
   if (policy.maxCapacitySat < policy.minCapacitySat) throw new RangeError('maxCapacitySat must be ≥ minCapacitySat');
   if (!Number.isInteger(policy.closeMarginBlocks) || policy.closeMarginBlocks < 1) throw new RangeError('closeMarginBlocks must be an integer ≥ 1');

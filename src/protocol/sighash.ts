@@ -3,7 +3,7 @@
  *
  * The payee verifies one payment signature per payment, and the payer signs one. With
  * SIGHASH_SINGLE|ANYONECANPAY the preimage is constant except for hashOutputs (the payer's change
- * output), so {@link PaymentSighasher} hashes the constant prefix once per channel and reuses the
+ * output), so {@link Bip143PaymentSighasher} hashes the constant prefix once per channel and reuses the
  * SHA-256 midstate: per payment only the change output and the last block or two are hashed,
  * with an allocation-free SHA-256 (sha256-blocks.ts) — a general hasher spent more time on
  * objects than on rounds here.
@@ -12,6 +12,10 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, txidToHash, u32le, u64le, varSlice } from './bytes.js';
 import { SHA256_IV, compressBlock, finish } from './sha256-blocks.js';
+import { ecdsa } from './variants/ecdsa.js';
+import type { PaymentSighasher, SignatureScheme } from './variants/variant.js';
+
+export type { PaymentSighasher } from './variants/variant.js';
 
 export const SIGHASH_ALL = 0x01;
 export const SIGHASH_NONE = 0x02;
@@ -93,10 +97,15 @@ export function bip143Sighash(tx: SighashTx, index: number, witnessScript: Uint8
 }
 
 /**
- * Payment sighashes for one channel: the funding input is fixed, so for
+ * BIP143 payment sighashes for one channel: the funding input is fixed, so for
  * SIGHASH_SINGLE|ANYONECANPAY and SIGHASH_NONE|ANYONECANPAY only hashOutputs varies.
+ * BIP143 digests are signed with ECDSA (segwit v0 has no other scheme).
  */
-export class PaymentSighasher {
+export class Bip143PaymentSighasher implements PaymentSighasher {
+  /** On the prototype, not per instance: the payee holds one sighasher per open channel. */
+  get signatures(): SignatureScheme {
+    return ecdsa;
+  }
   /** SHA-256 state after the prefix's whole 64-byte blocks, and how many bytes that is. */
   private readonly prefixState = new Uint32Array(8);
   private readonly prefixAbsorbed: number;

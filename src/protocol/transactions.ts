@@ -1,17 +1,18 @@
 /**
- * Builders for the transactions that spend a channel's funding output: the refund (T2, or v2's
- * CLTV refund), the payment (T3) the payer signs, and the payee's close. Funding (T1) itself is
- * an ordinary wallet transaction with one P2WSH output (see src/wallet).
+ * The skeleton every spend of a channel's funding output shares, whatever its variant: the
+ * payment (T3) the payer signs, the refund (refund.ts) and the close (batch-close.ts) are built
+ * on it, with the witnesses and sighashes of the channel's variant (./variants/). Funding (T1)
+ * itself is an ordinary wallet transaction with one output to the variant's lock (see src/wallet).
  *
  * All are version 2 with nSequence 0xfffffffd: locktime-enabled and BIP125-replaceable, so every
  * party can re-broadcast its own spend with a higher fee (the seed's 思考).
  */
-import { Transaction, script as bscript } from 'bitcoinjs-lib';
+import { Transaction } from 'bitcoinjs-lib';
 import { hashToTxid, txidToHash } from './bytes.js';
 import type { Channel, FundingOutpoint } from './channel.js';
 import { dustThresholdSat } from './dust.js';
-import { refundWitness } from './scripts.js';
 import { SIGHASH_NONE_ACP, SIGHASH_SINGLE_ACP, type SighashOutput, type SighashTx } from './sighash.js';
+import { ecdsa, encodeDerSignature } from './variants/ecdsa.js';
 
 export const TX_VERSION = 2;
 /** Enables nLockTime and signals BIP125 replaceability. */
@@ -19,11 +20,10 @@ export const SEQUENCE_LOCKTIME_RBF = 0xfffffffd;
 /** Payments and closes are final at once. */
 export const PAYMENT_LOCKTIME = 0;
 /**
- * Largest signature in a witness: DER of a low-S signature with a high R (71 bytes) plus the
- * sighash byte. Every signature we make or accept is low-S (both secp256k1 backends refuse
- * high-S), so this bound is exact.
+ * Largest ECDSA signature in a witness (see ./variants/ecdsa.ts). Spilman sizes its fees through
+ * its variant's spec; duplex (2-of-2 ECDSA) reads it here.
  */
-export const MAX_SIGNATURE_BYTES = 72;
+export const MAX_SIGNATURE_BYTES = ecdsa.maxWitnessSignatureBytes;
 
 export interface TxOutputSpec {
   readonly script: Uint8Array;
@@ -59,28 +59,8 @@ export function paymentChangeOutput(channel: Channel, totalSat: bigint): Sighash
   return { script: channel.payerScript, valueSat };
 }
 
-/** Refund T2 (v1) or the CLTV refund (v2): the whole capacity back to the payer after expiry. */
-export function buildRefundTx(channel: Channel, output: TxOutputSpec): Transaction {
-  return spendFunding(channel, channel.expiryHeight, [output]);
-}
-
-/** DER signature with the sighash byte, as it goes in a witness. */
-export function encodeSignature(compact: Uint8Array, hashType: number): Uint8Array {
-  return bscript.signature.encode(compact, hashType);
-}
-
-const PLACEHOLDER_SIG = new Uint8Array(MAX_SIGNATURE_BYTES);
-
-/** Worst-case vsize of a refund once signed. */
-export function refundVsize(channel: Channel, tx: Transaction): number {
-  const sized = tx.clone();
-  const witness =
-    channel.variant === 'spilman-v1'
-      ? refundWitness({ variant: 'spilman-v1', payerSig: PLACEHOLDER_SIG, payeeSig: PLACEHOLDER_SIG }, channel.witnessScript)
-      : refundWitness({ variant: 'spilman-v2', payerSig: PLACEHOLDER_SIG }, channel.witnessScript);
-  sized.setWitness(0, witness);
-  return sized.virtualSize();
-}
+/** DER signature with the sighash byte, as it goes in a segwit v0 witness (ECDSA; see ./variants/ecdsa.ts). */
+export const encodeSignature = encodeDerSignature;
 
 /**
  * Fee for `vsize` at `feeRateSatPerVb`, rounded up so the real rate is never below the target.

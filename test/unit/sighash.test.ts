@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { loadNativeSecp256k1, wasmSecp256k1 } from '../../src/crypto/index.js';
 import { fromHex, toHex } from '../../src/protocol/bytes.js';
 import {
-  PaymentSighasher,
+  Bip143PaymentSighasher,
   SIGHASH_ALL,
   SIGHASH_NONE,
   SIGHASH_NONE_ACP,
@@ -64,13 +64,13 @@ describe('bip143Sighash agrees with bitcoinjs-lib', () => {
   });
 });
 
-describe('PaymentSighasher (midstate)', () => {
+describe('Bip143PaymentSighasher (midstate)', () => {
   it('equals the plain BIP143 sighash for SINGLE|ACP and NONE|ACP', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat({ max: 5 }), fc.uint8Array({ minLength: 1, maxLength: 120 }), arbOutput, (txidBytes, vout, witnessScript, output) => {
         const txid = toHex(txidBytes);
         const valueSat = 1_000_000n;
-        const sighasher = new PaymentSighasher({ txid, vout, valueSat, witnessScript }, 2, 0xfffffffd, 0);
+        const sighasher = new Bip143PaymentSighasher({ txid, vout, valueSat, witnessScript }, 2, 0xfffffffd, 0);
         const tx = { version: 2, locktime: 0, inputs: [{ txid, vout, sequence: 0xfffffffd }], outputs: [output, { script: Uint8Array.of(0x51), valueSat: 5n }] };
         const expected = toHex(bip143Sighash(tx, 0, witnessScript, valueSat, SIGHASH_SINGLE_ACP));
         expect(toHex(sighasher.singleAcp(output))).toBe(expected);

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/protocol/bytes.js';
 import { signClose } from '../../src/protocol/close.js';
 import { paymentDigest, paymentSighasher, signPayment } from '../../src/protocol/payment.js';
-import { payeeRefundDigest, refundTemplateHex, signRefund } from '../../src/protocol/refund.js';
+import { payeeRefundDigest, refundAuthorization, refundTemplateHex, signRefund } from '../../src/protocol/refund.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { SIGHASH_ALL, SIGHASH_NONE_ACP, SIGHASH_SINGLE_ACP } from '../../src/protocol/sighash.js';
 import vectors from '../fixtures/spilman.json' with { type: 'json' };
@@ -68,8 +68,8 @@ describe.each(vectors.valid)('$variant vectors', (v) => {
   });
 
   it('signs the refund', () => {
-    const auth = variant === 'spilman-v1' ? { variant, payeeSignature: fromHex(v.payeeRefundSignature!) } : { variant };
-    const refund = signRefund(secp, ch, auth as Parameters<typeof signRefund>[2], PAYER_KEY, ch.payerScript, v.refund.feeRateSatPerVb);
+    const auth = refundAuthorization(ch, variant === 'spilman-v1' ? fromHex(v.payeeRefundSignature!) : null);
+    const refund = signRefund(secp, ch, auth, PAYER_KEY, ch.payerScript, v.refund.feeRateSatPerVb);
     expect(refund.txHex).toBe(v.refund.txHex);
     expect(refund.txid).toBe(v.refund.txid);
     expect(refund.feeSat.toString()).toBe(v.refund.feeSat);
