@@ -16,7 +16,7 @@ import { caip2Of, networkOfCaip2 } from '../protocol/caip2.js';
 import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
 import { decodeMessage, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
-import { VARIANTS, type Variant } from '../protocol/scripts.js';
+import { isVariantName, type VariantName as Variant } from '../protocol/variants/index.js';
 
 /** The scheme's name in requirements and payloads. */
 export const PAYCHAN_SCHEME = 'paychan';
@@ -86,7 +86,7 @@ export function readOffer(requirements: PaymentRequirements): ChannelOffer {
   if (!/^wss?:\/\//.test(requirements.payTo)) throw new RangeError('payTo is not a ws:// or wss:// URL');
   const extra = requirements.extra ?? {};
   const variants = extra.variants;
-  if (!Array.isArray(variants) || variants.length === 0 || !variants.every((x) => (VARIANTS as readonly unknown[]).includes(x))) throw new RangeError('extra.variants');
+  if (!Array.isArray(variants) || variants.length === 0 || !variants.every((x) => typeof x === 'string' && isVariantName(x))) throw new RangeError('extra.variants');
   const sats = (key: string): bigint => {
     const value = extra[key];
     if (typeof value !== 'string' || !SATS.test(value)) throw new RangeError(`extra.${key}`);

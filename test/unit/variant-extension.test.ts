@@ -9,7 +9,7 @@
 import { Transaction } from 'bitcoinjs-lib';
 import { describe, expect, it, vi } from 'vitest';
 import { equalBytes } from '../../src/protocol/bytes.js';
-import type { Effect } from '../../src/protocol/effects.js';
+import type { PayeeEffect, PayerEffect } from '../../src/protocol/effects.js';
 import { decodeMessage, encodeMessage, type Message } from '../../src/protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeStep, payeeVouched, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
 import { payerPropose, payerStep, type PayerContext, type PayerState } from '../../src/protocol/payer-machine.js';
@@ -36,7 +36,7 @@ const V3 = 'test-v3' as VariantName;
 const payeeCtx: PayeeContext = { secp, policy: payeePolicy({ network: 'regtest' }), privateKey: () => PAYEE_KEY, openingSecret: new Uint8Array(32).fill(7) };
 const payerCtx: PayerContext = { secp, policy: payerPolicy({ network: 'regtest' }), privateKey: () => PAYER_KEY };
 const wire = (m: Message): Message => decodeMessage(encodeMessage(m));
-const sent = (effects: readonly Effect[]): Message[] => effects.flatMap((e) => (e.type === 'send' ? [wire(e.message)] : []));
+const sent = (effects: readonly (PayeeEffect | PayerEffect)[]): Message[] => effects.flatMap((e) => (e.type === 'send' ? [wire(e.message)] : []));
 
 describe('a third variant, registered by one table line', () => {
   it('is in the table the callers see', () => {
