@@ -1,6 +1,7 @@
 /**
  * A regtest node the user already runs (`--rpc-url`), with the one thing a demo needs beyond the
- * ChainBackend port: mining blocks. bitcoind mines to any address (`generatetoaddress`); btcd
+ * ChainBackend port: mining blocks. This is the JSON-RPC adapter's own regtest tooling (mining is
+ * an RPC call), so it connects that adapter directly and reads its dialect. bitcoind mines to any address (`generatetoaddress`); btcd
  * only to its own `--miningaddr` (`generate`), so on btcd the caller must find coins elsewhere
  * (see src/demo/demo-funds.ts).
  */
