@@ -18,14 +18,13 @@
  * - After `close()` every call rejects with {@link ChainBackendError}; `close()` itself never
  *   throws and may be called more than once.
  *
- * Optional capabilities: every member below is required, because paychan needs each of them
- * from whatever chain source it runs on. Something only some backends can do (e.g. a mempool
- * dry run, mining on regtest) is NOT put on this interface while nothing in src needs it: it
- * lives on the adapter's own type (the JSON-RPC adapter's `RpcChainBackend.testAccept`), used
- * only by code that built that adapter itself (regtest tooling, tests, benchmarks). When src
- * comes to need such a thing, it is declared here as an optional member (`name?(...)`) whose doc
- * says who may call it and what the caller does when it is absent; callers test for it, never
- * for the adapter's name.
+ * Optional capabilities: what only some backends can do is an optional member (`mining?`),
+ * whose doc says who may use it and what a caller does when it is absent; callers test for the
+ * member, never for the adapter's `name`. Everything else is required, because paychan needs it
+ * from whatever chain source it runs on. A capability nothing in src uses is not put here at
+ * all: it stays on the adapter's own type (the JSON-RPC adapter's `RpcChainBackend.testAccept`,
+ * a mempool dry run), for the code that built that adapter itself (regtest tooling, tests,
+ * benchmarks).
  */
 import type { NetworkName } from '../protocol/network.js';
 
@@ -61,6 +60,23 @@ export interface Block {
   readonly hash: string;
   /** Raw transactions, hex, in block order. */
   readonly txs: readonly string[];
+}
+
+/** Making blocks on a private test chain (regtest), for the demo and test tools. */
+export interface RegtestMining {
+  /**
+   * Whether {@link mine} pays the address it is given (Bitcoin Core's `generatetoaddress`), or
+   * blocks pay the node's own configured address whatever is asked (btcd's `--miningaddr`).
+   */
+  readonly paysAnyAddress: boolean;
+  /**
+   * Mines `blocks` blocks, paying `address` when {@link paysAnyAddress}; resolves once the
+   * backend has them (mining many can take minutes: the adapter allows for that).
+   * @returns the new blocks' hashes, lowest first.
+   * @throws RangeError if `blocks` is not a positive integer.
+   * @throws ChainBackendError if the node refuses or cannot be reached.
+   */
+  mine(blocks: number, address: string): Promise<string[]>;
 }
 
 export interface ChainBackend {
@@ -122,6 +138,12 @@ export interface ChainBackend {
    * @returns a function that unsubscribes.
    */
   subscribeTips(onTip: (tip: BlockTip) => void): () => void;
+  /**
+   * Optional capability: mining, present only on a regtest chain whose backend can mine. For the
+   * demo and test tools; production code never mines. When absent, the caller cannot make blocks
+   * through this backend and must say so (the demo asks for a node that can mine).
+   */
+  readonly mining?: RegtestMining;
   /** Releases sockets and timers; later calls reject. */
   close(): Promise<void>;
 }

@@ -22,6 +22,7 @@ import {
   type ChainBackend,
   type Outpoint,
   type OutpointStatus,
+  type RegtestMining,
   type TxStatus,
 } from './backend.js';
 import { btcPerKvbToSatPerVb, btcToSat } from './btc-amount.js';
@@ -51,9 +52,9 @@ export interface RpcBackendOptions {
 
 /**
  * Which node software answers: the two disagree on a few calls, and this adapter is the only
- * place that knows it (the port's callers see {@link ChainBackend.name}).
+ * place that knows it (the port's callers see {@link ChainBackend.name} and capabilities).
  */
-export type RpcDialect = 'btcd' | 'bitcoind';
+type RpcDialect = 'btcd' | 'bitcoind';
 
 /** What `testmempoolaccept` says about a transaction. */
 export type TestAcceptResult =
@@ -66,7 +67,6 @@ export type TestAcceptResult =
  * src that merely uses a chain holds a {@link ChainBackend}.
  */
 export interface RpcChainBackend extends ChainBackend {
-  readonly dialect: RpcDialect;
   /**
    * Asks the mempool whether it would accept `txHex`, without broadcasting it.
    * @throws TypeError if `txHex` is not a serialized transaction. @throws ChainBackendError
@@ -74,6 +74,8 @@ export interface RpcChainBackend extends ChainBackend {
   testAccept(txHex: string): Promise<TestAcceptResult>;
 }
 
+/** Mining many blocks takes longer than an ordinary call's timeout. */
+const MINING_TIMEOUT_MS = 300_000;
 /** btcd's estimator looks at most this many blocks ahead (`estimateFeeDepth` in its source). */
 const BTCD_MAX_FEE_TARGET = 25;
 /** Bitcoin Core 24.0 added `gettxspendingprevout`. */
@@ -178,6 +180,9 @@ function networkOf(chain: string, client: RpcClient): NetworkName {
 
 class RpcBackend implements RpcChainBackend {
   readonly name: string;
+  readonly mining: RegtestMining | undefined;
+  /** For mining only, with its long timeout; opened on first use. */
+  private miningClient: RpcClient | undefined;
   private readonly pollIntervalMs: number;
   private readonly onPollError: (err: unknown) => void;
   private readonly listeners = new Set<(tip: BlockTip) => void>();
@@ -192,11 +197,13 @@ class RpcBackend implements RpcChainBackend {
 
   constructor(
     private readonly client: RpcClient,
-    readonly dialect: RpcDialect,
+    private readonly dialect: RpcDialect,
     readonly network: NetworkName,
     options: RpcBackendOptions,
   ) {
     this.name = dialect;
+    // bitcoind mines to any address; btcd has no generatetoaddress, only its --miningaddr.
+    if (network === 'regtest') this.mining = { paysAnyAddress: dialect === 'bitcoind', mine: (blocks, address) => this.mine(blocks, address, options) };
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.onPollError = options.onPollError ?? (() => {});
   }
@@ -377,6 +384,7 @@ class RpcBackend implements RpcChainBackend {
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
     this.client.close();
+    this.miningClient?.close();
   }
 
   /**
@@ -416,6 +424,17 @@ class RpcBackend implements RpcChainBackend {
       this.polling = false;
       if (this.listeners.size > 0 && !this.closed) this.schedulePoll();
     }
+  }
+
+  private async mine(blocks: number, address: string, options: RpcBackendOptions): Promise<string[]> {
+    if (!Number.isInteger(blocks) || blocks < 1) throw new RangeError(`cannot mine ${blocks} blocks`);
+    const [method, params] = this.dialect === 'bitcoind' ? ['generatetoaddress', [blocks, address]] : ['generate', [blocks]];
+    if (this.closed) throw new ChainBackendError(this.client.label, method, 'backend is closed');
+    this.miningClient ??= new RpcClient({ url: this.client.url, user: options.user, pass: options.pass, timeoutMs: MINING_TIMEOUT_MS, relocate: options.relocate });
+    this.miningClient.label = this.client.label;
+    const hashes = await this.miningClient.call(method, params);
+    if (!Array.isArray(hashes) || hashes.length !== blocks || !hashes.every((h) => typeof h === 'string')) throw unexpected(this.client, method, hashes);
+    return hashes as string[];
   }
 
   private async mempoolSpender(outpoint: Outpoint): Promise<string | null> {

@@ -109,8 +109,23 @@ for (const { name, start, skip } of nodes) {
 
     it('says which node it talks to', () => {
       expect(backend.name).toBe(name);
-      expect(node.backend.dialect).toBe(name);
+      expect(node.backend.name).toBe(name);
       expect(backend.network).toBe('regtest');
+    });
+
+    it('mines on regtest, to any address only where the node can (bitcoind)', async () => {
+      const mining = backend.mining!;
+      expect(mining.paysAnyAddress).toBe(name === 'bitcoind');
+      const other = payments.p2wpkh({ pubkey: ecc.publicKeyCreate(Buffer.alloc(32, 7)), network: networks.regtest });
+      const before = await backend.getTip();
+      const hashes = await mining.mine(2, other.address!);
+      expect(hashes).toHaveLength(2);
+      const tip = await backend.getTip();
+      expect(tip).toEqual({ height: before.height + 2, hash: hashes[1] });
+      const coinbase = Transaction.fromHex((await backend.getBlock(tip.height)).txs[0]!);
+      const paid = mining.paysAnyAddress ? other.output! : WALLET_SCRIPT;
+      expect(coinbase.outs.some((out) => Buffer.from(out.script).equals(paid))).toBe(true);
+      await expect(mining.mine(0, other.address!)).rejects.toBeInstanceOf(RangeError);
     });
 
     it('moves the tip when blocks are mined', async () => {
