@@ -31,19 +31,22 @@ export interface ConnectBackendOptions {
   readonly relocate?: RpcBackendOptions['relocate'];
 }
 
-interface Credentials {
+/** A user and password, taken from the URL or the options. */
+export interface BackendCredentials {
   readonly user: string;
   readonly pass: string;
 }
 
 /**
- * Connects one kind of backend. `url` carries no credentials (they come apart, when given).
- * @throws TypeError for options this adapter cannot use; whatever its connect throws.
+ * What each adapter exports for the table: connects one kind of backend. `url` carries no
+ * credentials (they come apart, when given; undefined when there were none).
+ * @throws TypeError for credentials or options this adapter cannot use; whatever it throws
+ *   connecting (ChainBackendError).
  */
-type Adapter = (url: string, credentials: Credentials | undefined, options: ConnectBackendOptions) => Promise<ChainBackend>;
+export type BackendConnector = (url: string, credentials: BackendCredentials | undefined, options: ConnectBackendOptions) => Promise<ChainBackend>;
 
 /** Full nodes (btcd, Bitcoin Core) over JSON-RPC: the RPC server needs a user and password. */
-const jsonRpc: Adapter = (url, credentials, options) => {
+const jsonRpc: BackendConnector = (url, credentials, options) => {
   if (credentials === undefined) {
     throw new TypeError(`the JSON-RPC node at ${url} needs a user and password: put them in the URL (http://user:pass@host:port) or pass them as options`);
   }
@@ -52,11 +55,12 @@ const jsonRpc: Adapter = (url, credentials, options) => {
 
 /**
  * URL scheme → adapter: the only table of chain backends. Adding one (an Esplora REST backend,
- * say) is one file exporting its connect function plus one line here, e.g.
- * `'esplora+https:': connectEsplora`; an adapter served over plain http(s) needs a scheme of its
- * own like that, because `http:`/`https:` mean a node's JSON-RPC, as in bitcoind's own tools.
+ * say) is one file (e.g. esplora-backend.ts, exporting a {@link BackendConnector}
+ * `connectEsplora`) plus one line here: `'esplora+https:': connectEsplora`. It needs a scheme of
+ * its own like that, though Esplora is served over https, because `http:`/`https:` mean a
+ * node's JSON-RPC, as in Bitcoin Core's own tools.
  */
-const ADAPTERS: Readonly<Record<string, Adapter>> = {
+const ADAPTERS: Readonly<Record<string, BackendConnector>> = {
   'http:': jsonRpc,
   'https:': jsonRpc,
 };
@@ -88,7 +92,7 @@ export async function connectBackend(url: string, options: ConnectBackendOptions
   if (inUrl && (options.user !== undefined || options.pass !== undefined)) {
     throw new TypeError(`credentials given twice, in the URL and as options (${redact(url)}): give them once`);
   }
-  let credentials: Credentials | undefined;
+  let credentials: BackendCredentials | undefined;
   if (inUrl) {
     credentials = { user: decodeURIComponent(parsed.username), pass: decodeURIComponent(parsed.password) };
     parsed.username = '';
