@@ -19,7 +19,7 @@ export { MemoryStore } from './store/memory-store.js';
 export type { Store } from './store/store.js';
 export { connectBackend, BACKEND_SCHEMES, type ConnectBackendOptions } from './chain/connect.js';
 export { connectRpcBackend, type RpcChainBackend } from './chain/rpc-backend.js';
-export { BroadcastRejectedError, ChainBackendError, type ChainBackend } from './chain/backend.js';
+export { BroadcastRejectedError, ChainBackendError, type ChainBackend, type RegtestMining } from './chain/backend.js';
 export { startRegtestNode, type RegtestNode } from './chain/regtest/index.js';
 export { Wallet } from './wallet/wallet.js';
 export { WalletKeys } from './wallet/keys.js';
