@@ -13,7 +13,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startPayeeApp } from '../src/app/payee-app.js';
-import { connectRpcBackend } from '../src/chain/rpc-backend.js';
+import { connectBackend } from '../src/chain/connect.js';
 import { parseArgs, strArg } from './lib/args.js';
 import { emit, onStdinLines } from './lib/lines.js';
 import { LoopDelay, probePaymentLatency, SchedStats, probeStore, takeCommitStats } from './lib/instrument.js';
@@ -24,7 +24,7 @@ import { AllocationSampler, PAYEE_INCLUSIVE, ScopedProfiler, summarize } from '.
 
 const args = parseArgs(process.argv.slice(2));
 const profileDir = strArg(args, 'profile-dir', path.join('bench', 'out'));
-const backend = await connectRpcBackend({ url: strArg(args, 'rpc-url'), user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
+const backend = await connectBackend(strArg(args, 'rpc-url'), { user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
 const app = await startPayeeApp({
   network: 'regtest',
   backend,

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { address as baddress } from 'bitcoinjs-lib';
 import { WebSocket } from 'ws';
-import { connectRpcBackend } from '../src/chain/rpc-backend.js';
+import { connectBackend } from '../src/chain/connect.js';
 import { loadNativeSecp256k1 } from '../src/crypto/native.js';
 import { authMessage } from '../src/protocol/auth.js';
 import { fromHex } from '../src/protocol/bytes.js';
@@ -71,7 +71,7 @@ const dataDir = strArg(args, 'data-dir');
 const PROFILE_DIR = strArg(args, 'profile-dir', path.join('bench', 'out'));
 
 const secp = loadNativeSecp256k1();
-const backend = await connectRpcBackend({ url: strArg(args, 'rpc-url'), user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
+const backend = await connectBackend(strArg(args, 'rpc-url'), { user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
 const seed = fromHex(fs.readFileSync(strArg(args, 'seed-file'), 'utf8').trim());
 const PROFILE_PHASES = new Set(envList('PAYCHAN_BENCH_PROFILE_PHASES'));
 const HEAP_PHASES = new Set(envList('PAYCHAN_BENCH_HEAP_PHASES'));

@@ -79,12 +79,11 @@ export { paymentSighasher };
 function offlineBackend(): ChainBackend {
   const no = (what: string) => () => Promise.reject(new Error(`offline backend: ${what} not available in this benchmark`));
   return {
-    dialect: 'btcd',
+    name: 'offline',
     network: 'regtest',
     getTip: () => Promise.resolve({ height: 100, hash: '00'.repeat(32) }),
     getTransaction: no('getTransaction'),
     broadcast: no('broadcast'),
-    testAccept: no('testAccept'),
     getOutpointStatus: no('getOutpointStatus'),
     getBlock: no('getBlock'),
     estimateFeeRate: () => Promise.resolve(null),

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChainBackend } from '../chain/backend.js';
-import { connectRpcBackend } from '../chain/rpc-backend.js';
+import { connectBackend } from '../chain/connect.js';
 import type { NetworkName } from '../protocol/network.js';
 import { paychanHome } from './files.js';
 
@@ -44,17 +44,22 @@ export function readLocalNodeInfo(): LocalNodeInfo | null {
 }
 
 /**
+ * Connects to `target.url` with the adapter its scheme names (src/chain/connect.ts), else to the
+ * local regtest node, following it if it moves.
  * @throws Error telling the user what to do when no node is given and none runs locally.
+ * @throws TypeError from connectBackend for a URL it cannot use (unknown scheme, missing or
+ *   doubled credentials: they may be given as `user`/`pass` or in the URL, not both).
+ * @throws ChainBackendError when the node cannot be reached or cannot serve paychan.
  */
 export async function connectNode(target: Partial<RpcTarget>, network: NetworkName): Promise<ChainBackend> {
   if (target.url) {
-    if (!target.user || !target.pass) throw new Error('--rpc-url needs --rpc-user and --rpc-pass (or PAYCHAN_RPC_USER / PAYCHAN_RPC_PASS)');
-    return connectRpcBackend({ url: target.url, user: target.user, pass: target.pass, network });
+    const { user, pass } = target;
+    return connectBackend(target.url, { network, ...(user ? { user } : {}), ...(pass ? { pass } : {}) });
   }
   const local = network === 'regtest' ? readLocalNodeInfo() : null;
   if (!local) {
     throw new Error(network === 'regtest' ? 'no node: pass --rpc-url, or start a local one with: paychan regtest start' : `no node: pass --rpc-url for ${network}`);
   }
   // The local node may restart on another port (its old one taken): node.json says where.
-  return connectRpcBackend({ url: local.url, user: local.user, pass: local.pass, network, relocate: readLocalNodeInfo });
+  return connectBackend(local.url, { user: local.user, pass: local.pass, network, relocate: readLocalNodeInfo });
 }

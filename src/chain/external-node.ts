@@ -1,13 +1,13 @@
 /**
- * A regtest node the user already runs (`--rpc-url`), with the one thing a demo needs beyond the
- * ChainBackend port: mining blocks. bitcoind mines to any address (`generatetoaddress`); btcd
- * only to its own `--miningaddr` (`generate`), so on btcd the caller must find coins elsewhere
- * (see src/demo/demo-funds.ts).
+ * A regtest node the user already runs (`--rpc-url`), for the demo: the ChainBackend the URL's
+ * scheme names (src/chain/connect.ts), which must offer the optional `mining` capability, plus
+ * the one fact the demo's funding needs from the last block. bitcoind mines to any address; btcd
+ * only to its own `--miningaddr`, so on btcd the caller must find coins elsewhere (see
+ * src/demo/demo-funds.ts).
  */
 import { Transaction } from 'bitcoinjs-lib';
-import type { ChainBackend } from './backend.js';
-import { connectRpcBackend } from './rpc-backend.js';
-import { RpcClient } from './rpc-client.js';
+import { ChainBackendError, type ChainBackend } from './backend.js';
+import { connectBackend } from './connect.js';
 
 export interface ExternalNodeOptions {
   readonly url: string;
@@ -30,26 +30,26 @@ export interface ExternalRegtestNode {
 
 /**
  * Connects to a regtest node the user runs.
- * @throws ChainBackendError if the node cannot be reached, is not on regtest or has no
- *   transaction index.
+ * @throws ChainBackendError if the node cannot be reached, is not on regtest, has no
+ *   transaction index, or its backend cannot mine.
+ * @throws TypeError from connectBackend for a URL it cannot use.
  */
 export async function connectExternalRegtest(options: ExternalNodeOptions): Promise<ExternalRegtestNode> {
-  const backend = await connectRpcBackend({ ...options, network: 'regtest' });
-  // Mining many blocks takes longer than one ordinary call.
-  const rpc = new RpcClient({ ...options, timeoutMs: 300_000 });
-  const btcd = backend.dialect === 'btcd';
+  const backend = await connectBackend(options.url, { user: options.user, pass: options.pass, network: 'regtest' });
+  const mining = backend.mining;
+  if (mining === undefined) {
+    await backend.close();
+    throw new ChainBackendError(backend.name, 'connect', `the backend at ${options.url} cannot mine blocks, which the demo needs`);
+  }
   return {
     backend,
-    minesToAnyAddress: !btcd,
+    minesToAnyAddress: mining.paysAnyAddress,
     async mine(blocks, address) {
-      await rpc.call(btcd ? 'generate' : 'generatetoaddress', btcd ? [blocks] : [blocks, address]);
+      await mining.mine(blocks, address);
       const tip = await backend.getTip();
       const coinbase = Transaction.fromHex((await backend.getBlock(tip.height)).txs[0]!);
       return Buffer.from(coinbase.outs[0]!.script).toString('hex');
     },
-    async stop() {
-      rpc.close();
-      await backend.close();
-    },
+    stop: () => backend.close(),
   };
 }

@@ -22,7 +22,7 @@ import {
   type ChainBackend,
   type Outpoint,
   type OutpointStatus,
-  type TestAcceptResult,
+  type RegtestMining,
   type TxStatus,
 } from './backend.js';
 import { btcPerKvbToSatPerVb, btcToSat } from './btc-amount.js';
@@ -31,7 +31,7 @@ import type { NetworkName } from '../protocol/network.js';
 
 /** Options for {@link connectRpcBackend}. */
 export interface RpcBackendOptions {
-  /** `http://host:port`, e.g. `http://127.0.0.1:18443`. */
+  /** `http(s)://host:port`, e.g. `http://127.0.0.1:18443`, without credentials. */
   readonly url: string;
   readonly user: string;
   readonly pass: string;
@@ -50,8 +50,32 @@ export interface RpcBackendOptions {
   readonly onPollError?: (err: unknown) => void;
 }
 
-type Dialect = ChainBackend['dialect'];
+/**
+ * Which node software answers: the two disagree on a few calls, and this adapter is the only
+ * place that knows it (the port's callers see {@link ChainBackend.name} and capabilities).
+ */
+type RpcDialect = 'btcd' | 'bitcoind';
 
+/** What `testmempoolaccept` says about a transaction. */
+export type TestAcceptResult =
+  | { readonly allowed: true; readonly txid: string; readonly vsize?: number; readonly feeSat?: bigint }
+  | { readonly allowed: false; readonly txid: string; readonly reason: string };
+
+/**
+ * The JSON-RPC adapter's own face: the port, plus what only a full node's RPC offers. Only code
+ * that built this adapter itself sees it (regtest tooling, tests, benchmarks); everything in
+ * src that merely uses a chain holds a {@link ChainBackend}.
+ */
+export interface RpcChainBackend extends ChainBackend {
+  /**
+   * Asks the mempool whether it would accept `txHex`, without broadcasting it.
+   * @throws TypeError if `txHex` is not a serialized transaction. @throws ChainBackendError
+   */
+  testAccept(txHex: string): Promise<TestAcceptResult>;
+}
+
+/** Mining many blocks takes longer than an ordinary call's timeout. */
+const MINING_TIMEOUT_MS = 300_000;
 /** btcd's estimator looks at most this many blocks ahead (`estimateFeeDepth` in its source). */
 const BTCD_MAX_FEE_TARGET = 25;
 /** Bitcoin Core 24.0 added `gettxspendingprevout`. */
@@ -70,12 +94,12 @@ const TX_REFUSED_CODES = new Set([-22, -25, -26, -27]);
 /**
  * Connects to a btcd or bitcoind node, finds out which it is and checks it can serve paychan.
  * @returns a connected backend; call `close()` when done.
- * @throws TypeError if `url` is not an `http://` URL.
+ * @throws TypeError if `url` is not an `http://` or `https://` URL.
  * @throws ChainBackendError if the node cannot be reached, refuses the credentials, is neither
  *   btcd nor bitcoind, runs another chain than `network`, lacks a transaction index, or is a
  *   bitcoind older than 24.0.
  */
-export async function connectRpcBackend(options: RpcBackendOptions): Promise<ChainBackend> {
+export async function connectRpcBackend(options: RpcBackendOptions): Promise<RpcChainBackend> {
   const client = new RpcClient({ url: options.url, user: options.user, pass: options.pass, timeoutMs: options.timeoutMs, relocate: options.relocate });
   try {
     const dialect = await detectDialect(client);
@@ -96,7 +120,7 @@ export async function connectRpcBackend(options: RpcBackendOptions): Promise<Cha
 }
 
 /** btcd answers `version` with a `btcdjsonrpcapi` entry; Bitcoin Core has `getnetworkinfo`. */
-async function detectDialect(client: RpcClient): Promise<Dialect> {
+async function detectDialect(client: RpcClient): Promise<RpcDialect> {
   try {
     const net = record(await client.call('getnetworkinfo'), client, 'getnetworkinfo');
     const version = num(net, 'version', client, 'getnetworkinfo');
@@ -118,7 +142,7 @@ async function detectDialect(client: RpcClient): Promise<Dialect> {
   throw new ChainBackendError(client.label, 'connect', 'the node is neither btcd nor bitcoind (it answers neither `version` nor `getnetworkinfo`)');
 }
 
-async function requireTxIndex(dialect: Dialect, client: RpcClient): Promise<void> {
+async function requireTxIndex(dialect: RpcDialect, client: RpcClient): Promise<void> {
   const missing = (flag: string): ChainBackendError =>
     new ChainBackendError(client.label, 'connect', `the node has no transaction index; restart it with ${flag} (paychan looks up confirmed transactions by txid)`);
   if (dialect === 'bitcoind') {
@@ -154,7 +178,11 @@ function networkOf(chain: string, client: RpcClient): NetworkName {
   }
 }
 
-class RpcBackend implements ChainBackend {
+class RpcBackend implements RpcChainBackend {
+  readonly name: string;
+  readonly mining: RegtestMining | undefined;
+  /** For mining only, with its long timeout; opened on first use. */
+  private miningClient: RpcClient | undefined;
   private readonly pollIntervalMs: number;
   private readonly onPollError: (err: unknown) => void;
   private readonly listeners = new Set<(tip: BlockTip) => void>();
@@ -169,10 +197,13 @@ class RpcBackend implements ChainBackend {
 
   constructor(
     private readonly client: RpcClient,
-    readonly dialect: Dialect,
+    private readonly dialect: RpcDialect,
     readonly network: NetworkName,
     options: RpcBackendOptions,
   ) {
+    this.name = dialect;
+    // bitcoind mines to any address; btcd has no generatetoaddress, only its --miningaddr.
+    if (network === 'regtest') this.mining = { paysAnyAddress: dialect === 'bitcoind', mine: (blocks, address) => this.mine(blocks, address, options) };
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.onPollError = options.onPollError ?? (() => {});
   }
@@ -353,6 +384,7 @@ class RpcBackend implements ChainBackend {
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
     this.client.close();
+    this.miningClient?.close();
   }
 
   /**
@@ -392,6 +424,17 @@ class RpcBackend implements ChainBackend {
       this.polling = false;
       if (this.listeners.size > 0 && !this.closed) this.schedulePoll();
     }
+  }
+
+  private async mine(blocks: number, address: string, options: RpcBackendOptions): Promise<string[]> {
+    if (!Number.isInteger(blocks) || blocks < 1) throw new RangeError(`cannot mine ${blocks} blocks`);
+    const [method, params] = this.dialect === 'bitcoind' ? ['generatetoaddress', [blocks, address]] : ['generate', [blocks]];
+    if (this.closed) throw new ChainBackendError(this.client.label, method, 'backend is closed');
+    this.miningClient ??= new RpcClient({ url: this.client.url, user: options.user, pass: options.pass, timeoutMs: MINING_TIMEOUT_MS, relocate: options.relocate });
+    this.miningClient.label = this.client.label;
+    const hashes = await this.miningClient.call(method, params);
+    if (!Array.isArray(hashes) || hashes.length !== blocks || !hashes.every((h) => typeof h === 'string')) throw unexpected(this.client, method, hashes);
+    return hashes as string[];
   }
 
   private async mempoolSpender(outpoint: Outpoint): Promise<string | null> {

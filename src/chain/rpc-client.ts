@@ -6,15 +6,17 @@
  * {@link ChainBackendError} naming the node's URL and the method, so a user reading the message
  * knows which node and which call to look at; errors the node itself reports are the subclass
  * {@link RpcError}, which keeps the node's numeric code for callers that branch on it.
- * Plain HTTP only: btcd allows `--notls` on 127.0.0.1 and bitcoind has no TLS at all; a remote
- * node belongs behind a TLS tunnel, not behind this client.
+ * HTTP, or HTTPS for a node behind a TLS-terminating proxy (checked against Node's trust store;
+ * a self-signed certificate such as btcd's own `rpc.cert` needs NODE_EXTRA_CA_CERTS). btcd
+ * allows `--notls` on 127.0.0.1 and bitcoind has no TLS at all, so a local node is plain HTTP.
  */
 import http from 'node:http';
+import https from 'node:https';
 import { ChainBackendError } from './backend.js';
 
 /** Options for {@link RpcClient}. */
 export interface RpcClientOptions {
-  /** `http://host:port[/path]`, e.g. `http://127.0.0.1:18443`. */
+  /** `http(s)://host:port[/path]`, e.g. `http://127.0.0.1:18443`; no credentials in it. */
   readonly url: string;
   readonly user: string;
   readonly pass: string;
@@ -58,6 +60,20 @@ interface RpcResponse {
   readonly error?: { readonly code?: unknown; readonly message?: unknown } | null;
 }
 
+function isHttp(url: URL): boolean {
+  return url.protocol === 'http:' || url.protocol === 'https:';
+}
+
+/**
+ * Idle sockets are dropped after 10 s, before bitcoind's own 30 s idle timeout
+ * (-rpcservertimeout) can close one just as we reuse it. btcd answers every request with
+ * `Connection: close`, so against btcd each call opens a fresh connection anyway.
+ */
+function newAgent(url: URL): http.Agent {
+  const options = { keepAlive: true, maxSockets: 4, timeout: 10_000 };
+  return url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+}
+
 /** Talks JSON-RPC 1.0 to one node. */
 export class RpcClient {
   /** Names the node in error messages; the backend refines it once it knows the dialect. */
@@ -67,15 +83,10 @@ export class RpcClient {
   private auth: string;
   private readonly relocate: RpcClientOptions['relocate'];
   private readonly timeoutMs: number;
-  /**
-   * Idle sockets are dropped after 10 s, before bitcoind's own 30 s idle timeout
-   * (-rpcservertimeout) can close one just as we reuse it. btcd answers every request with
-   * `Connection: close`, so against btcd each call opens a fresh connection anyway.
-   */
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4, timeout: 10_000 });
+  private agent: http.Agent;
   private nextId = 1;
 
-  /** @throws TypeError if `url` is not an `http://` URL. */
+  /** @throws TypeError if `url` is not an `http://` or `https://` URL. */
   constructor(options: RpcClientOptions) {
     let target: URL;
     try {
@@ -83,10 +94,11 @@ export class RpcClient {
     } catch {
       throw new TypeError(`not a URL: ${options.url}`);
     }
-    if (target.protocol !== 'http:') {
-      throw new TypeError(`only http:// RPC URLs are supported, got ${options.url}`);
+    if (!isHttp(target)) {
+      throw new TypeError(`only http:// and https:// RPC URLs are supported, got ${options.url}`);
     }
     this.target = target;
+    this.agent = newAgent(target);
     this.url = options.url;
     this.label = `node at ${options.url}`;
     this.auth = basicAuth(options.user, options.pass);
@@ -123,12 +135,13 @@ export class RpcClient {
     } catch {
       return false;
     }
-    if (target.protocol !== 'http:') return false;
+    if (!isHttp(target)) return false;
     this.label = this.label.replace(this.url, next.url);
     this.url = next.url;
     this.target = target;
     this.auth = auth;
     this.agent.destroy(); // idle sockets to the old place
+    this.agent = newAgent(target);
     return true;
   }
 
@@ -168,7 +181,7 @@ export class RpcClient {
     return new Promise((resolve, reject) => {
       const fail = (message: string, cause?: unknown): void =>
         reject(new ChainBackendError(this.label, method, message, { cause }));
-      const req = http.request(
+      const req = (this.target.protocol === 'https:' ? https : http).request(
         this.target,
         {
           method: 'POST',

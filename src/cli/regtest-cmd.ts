@@ -17,7 +17,7 @@ import { BlockArchive } from '../chain/regtest/block-archive.js';
 import { startBtcdRegtest } from '../chain/regtest/btcd-node.js';
 import { ensureBtcd } from '../chain/regtest/btcd-build.js';
 import { RpcClient } from '../chain/rpc-client.js';
-import { connectRpcBackend } from '../chain/rpc-backend.js';
+import { connectBackend } from '../chain/connect.js';
 import { secp256k1 } from '../crypto/index.js';
 import { WalletKeys } from '../wallet/keys.js';
 import { Wallet } from '../wallet/wallet.js';
@@ -294,7 +294,7 @@ async function mine(blocks: number, json: boolean, log: (l: string) => void): Pr
 
 async function fund(address: string, amount: bigint, json: boolean, log: (l: string) => void): Promise<number> {
   const info = requireNode();
-  const backend = await connectRpcBackend({ url: info.url, user: info.user, pass: info.pass, network: 'regtest' });
+  const backend = await connectBackend(info.url, { user: info.user, pass: info.pass, network: 'regtest' });
   const rpc = new RpcClient({ url: info.url, user: info.user, pass: info.pass, timeoutMs: 120_000 });
   try {
     const { seed } = faucetKeys();

@@ -111,7 +111,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const result: DemoResult = {
       variant: opts.variant,
       network: 'regtest',
-      node: backend.dialect,
+      node: backend.name,
       processes: pids.size,
       capacitySat: Number(fundingOut.value),
       payments: opts.payments,

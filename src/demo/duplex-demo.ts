@@ -128,7 +128,7 @@ export async function runDuplexDemo(opts: DuplexDemoOptions): Promise<DuplexDemo
     const result: DuplexDemoResult = {
       variant: 'duplex',
       network: 'regtest',
-      node: backend.dialect,
+      node: backend.name,
       processes: pids.size,
       capacitySat: Number(capacity),
       contributionASat: Number(opts.contributionASat),

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, runCli, startCli, withMining, type CliResult, tearDownCliHome } from '../helpers/cli.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let home: string;
 let port: number;
@@ -30,11 +31,6 @@ async function ok(args: string[]): Promise<CliResult> {
 }
 const mineOne = () => ok(['regtest', 'mine', '1']);
 const status = async () => (await ok(['payer', 'status', '--json'])).json!;
-
-/** Polls `check` every 50 ms until it holds (bounded: the test's own timeout). */
-async function until(check: () => Promise<boolean> | boolean): Promise<void> {
-  while (!(await check())) await new Promise((r) => setTimeout(r, 50));
-}
 
 beforeAll(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-outside-'));
@@ -77,7 +73,7 @@ describe('payer pay --count N', () => {
     const run = runCli(['payer', 'pay', '1', '--count', '90000', '--json'], env, 120_000, (c) => (child = c));
     // Well past the first payments: the payee stores a payment before it sends its ack, so a
     // freeze right after the first stored one could stop every ack short of the payer.
-    await until(async () => (await paidAtPayee()) > from + 200n);
+    await waitUntil(async () => (await paidAtPayee()) > from + 200n, 'the payee to store 200 sat of payments', 60_000);
     // Freeze the payee: acknowledgements stop, so the run cannot finish on its own.
     payee!.child.kill('SIGSTOP');
     try {
@@ -268,7 +264,7 @@ describe('duplex payer pay --count N', () => {
       // 300 sat: B's output is above dust from the first update; 10 updates fit in the budget.
       const run = runCli(['payer', 'pay', '300', '--count', '10', '--json'], env, 120_000, (c) => (child = c));
       // The third update was countersigned by the payee, and its answer held back.
-      await until(() => relay.held() > 0);
+      await waitUntil(() => relay.held() > 0, 'the relay to hold back an answer', 60_000);
       child!.kill('SIGINT');
       const r = await run;
       expect(r.code).toBe(1);

@@ -127,6 +127,8 @@ export async function setUpFixtures(env: RegtestEnv, payee: PayeeProcess, log: (
 
   closed.client.requestClose();
   await waitUntil(async () => (await payeeState(closed)) === 'Closing', 'the payee to close the closed channel', FIXTURE_TIMEOUT_MS);
+  // Closing is stored before the close is broadcast: mine once the node has it.
+  await waitUntil(async () => (await env.backend.getOutpointStatus(closed.client.channel.funding, 0)).state === 'spent', 'the close in the mempool', FIXTURE_TIMEOUT_MS);
   await env.mine(1);
   await waitUntil(async () => (await payeeState(closed)) === 'Closed', 'the close to confirm', FIXTURE_TIMEOUT_MS);
   closing.client.requestClose();

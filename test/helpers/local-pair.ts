@@ -93,11 +93,5 @@ export async function localPair(opts: LocalPairOptions): Promise<LocalPair> {
   return { payee, payer, payeeScript, payerScript, reconnect, stop: () => payee.stop() };
 }
 
-/** Polls `check` until it is true; the chain answers in milliseconds on regtest. */
-export async function waitUntil(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Kept here too: many tests import it from this file. */
+export { waitUntil } from './wait.js';

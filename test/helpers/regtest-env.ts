@@ -3,15 +3,16 @@
  * its own node (they run in parallel) and must call `stop()` in afterAll.
  */
 import { randomBytes } from 'node:crypto';
-import type { ChainBackend } from '../../src/chain/backend.js';
 import { startRegtestNode, type RegtestNode } from '../../src/chain/regtest/index.js';
+import type { RpcChainBackend } from '../../src/chain/rpc-backend.js';
 import { secp256k1, type Secp256k1 } from '../../src/crypto/index.js';
 import { WalletKeys } from '../../src/wallet/keys.js';
 import { Wallet } from '../../src/wallet/wallet.js';
 
 export interface RegtestEnv {
   readonly node: RegtestNode;
-  readonly backend: ChainBackend;
+  /** The node's JSON-RPC adapter: a ChainBackend, plus `testAccept` for asserting mempool policy. */
+  readonly backend: RpcChainBackend;
   readonly secp: Secp256k1;
   /** Holds the 101 blocks' mature coinbase and whatever is mined later. */
   readonly wallet: Wallet;

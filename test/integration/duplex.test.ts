@@ -360,11 +360,14 @@ describe('duplex channel', () => {
     const id = await openConfirmed(pair);
     let paid = 0;
     while (pair.a.get(id)!.phase === 'open' && paid < 10) {
-      const paying = pair.a.pay(id, 1_000n);
+      let settled = false;
+      const paying = pair.a.pay(id, 1_000n).finally(() => (settled = true));
       paid++;
-      // A payment that needs a rollover waits for the new funding: mine it.
-      await new Promise((r) => setTimeout(r, 300));
-      if (pair.a.get(id)!.phase === 'closing') await pair.mine(1);
+      // A payment that needs a rollover waits for the new funding: mine it once it is in the mempool.
+      const rollover = () => (pair.a.get(id)!.close?.kind === 'rollover' ? pair.a.get(id)!.close!.txid : undefined);
+      const inMempool = async () => rollover() !== undefined && (await env.backend.getTransaction(rollover()!)) !== null;
+      await waitUntil(async () => settled || (await inMempool()), 'the payment, or its rollover in the mempool');
+      if (!settled) await pair.mine(1);
       await paying;
     }
     const old = pair.a.get(id)!;

@@ -16,7 +16,7 @@ import { Transaction, address as baddress } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { BroadcastRejectedError } from '../../src/chain/backend.js';
-import { waitUntil } from '../helpers/local-pair.js';
+import { waitUntil } from '../helpers/wait.js';
 import { PayerClient, PeerError } from '../../src/payer/payer-client.js';
 import { toHex } from '../../src/protocol/bytes.js';
 import { makeChannel, type ChannelTerms } from '../../src/protocol/channel.js';
@@ -74,6 +74,19 @@ class FakePayee {
   async next<T extends Message['type']>(type: T, timeoutMs = 30_000): Promise<MessageOf<T>> {
     await waitUntil(() => this.received.some((m) => m.type === type), `a ${type} frame`, timeoutMs);
     return this.received.find((m) => m.type === type) as MessageOf<T>;
+  }
+
+  /**
+   * Resolves once every frame the connected payers wrote before they saw this call's ping has
+   * arrived: a pong travels behind them on the same socket. What has not come by then was never
+   * sent before the payer's state (checked by the caller) forbade sending it.
+   */
+  async flush(): Promise<void> {
+    const open = [...this.wss.clients].filter((ws) => ws.readyState === ws.OPEN);
+    // A socket that closes instead has delivered all it ever will.
+    const pongs = open.map((ws) => new Promise<void>((resolve) => ws.once('pong', () => resolve()).once('close', () => resolve())));
+    for (const ws of open) ws.ping();
+    await Promise.all(pongs);
   }
 
   close(): Promise<void> {
@@ -141,7 +154,7 @@ async function expectAbortedWithoutFunding(payee: FakePayee, client: PayerClient
   // The payer tells the payee why, and never shows the funding.
   await payee.next('error');
   expect(payee.received.find((m) => m.type === 'error')).toMatchObject({ code: 'INVALID_SIGNATURE', action: 'close' });
-  await new Promise((r) => setTimeout(r, 300));
+  await payee.flush(); // Aborted sends nothing more: what was sent before has arrived
   expect(payee.types()).not.toContain('funding');
   expect(await env.backend.getTransaction(request.fundingTxid)).toBeNull();
 }
@@ -210,8 +223,10 @@ describe('a payee that never acknowledges', () => {
       }),
     );
     for (const p of pays) p.catch(() => undefined);
+    // pay() signs at once or waits for a slot: the window is already in the state.
+    expect(client.state).toMatchObject({ type: 'Open', signedTotalSat: 5_000n, ackedTotalSat: 0n });
     await waitUntil(() => payee.received.filter((m) => m.type === 'payment').length >= WINDOW, 'the first window of payments');
-    await new Promise((r) => setTimeout(r, 500));
+    await payee.flush(); // any payment past the window would have arrived by now
     const payments = payee.received.filter((m): m is MessageOf<'payment'> => m.type === 'payment');
     expect(payments.map((p) => p.totalSat)).toEqual([1_000n, 2_000n, 3_000n, 4_000n, 5_000n]);
     expect(settled).toBe(0);

@@ -135,6 +135,8 @@ describe('openings without state', () => {
     expect(replies.accept).toBeGreaterThanOrEqual(41 * 40);
     payer.requestClose();
     await waitUntil(() => service.channel(channel.id)?.type === 'Closing', 'the payee to close');
+    // Closing is stored before the close is broadcast: mine once the node has it.
+    await waitUntil(async () => (await env.backend.getOutpointStatus(channel.funding, 0)).state === 'spent', 'the close in the mempool');
     await env.mine(1);
     await waitUntil(() => service.channel(channel.id)?.type === 'Closed', 'the close to confirm');
     // The one row is the honest channel.

@@ -10,7 +10,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { waitUntil } from '../helpers/local-pair.js';
+import { waitUntil } from '../helpers/wait.js';
 import { PayeeService } from '../../src/payee/payee-service.js';
 import { PayerClient } from '../../src/payer/payer-client.js';
 import { randomBytes } from 'node:crypto';
@@ -219,19 +219,25 @@ describe('limits', () => {
 
   it('answers frames over the rate with RATE_LIMITED, without processing them', async () => {
     const s = await server({ messagesPerSecond: 2, messageBurst: 5 });
+    const connecting = performance.now(); // the bucket is full from about here on
     const c = await RawClient.connect(s.wsUrl);
     for (let i = 0; i < 20; i++) c.ws.send('{}');
     await waitUntil(() => c.messages.length === 20, '20 replies');
-    // The bucket holds 5; refilling at 2/s adds at most one more in the time the frames take.
+    // The bucket holds 5, then refills at 2/s: however long the frames took (a loaded machine),
+    // no more were processed than that allows.
+    const refilled = Math.floor((2 * (performance.now() - connecting)) / 1000);
     const limited = c.errors('RATE_LIMITED');
-    expect(limited).toBeGreaterThanOrEqual(14);
+    expect(20 - limited).toBeGreaterThanOrEqual(5);
+    expect(20 - limited).toBeLessThanOrEqual(5 + refilled);
     expect(c.errors('MALFORMED_MESSAGE') + limited).toBe(20);
     expect(s.metrics.rejected.value({ code: 'RATE_LIMITED' })).toBe(limited);
-    // After a pause the bucket has refilled.
-    await new Promise((r) => setTimeout(r, 600));
-    c.ws.send('{}');
-    await waitUntil(() => c.messages.length === 21, 'a reply');
-    expect(c.messages[20]).toMatchObject({ code: 'MALFORMED_MESSAGE' });
+    // The bucket refills: a frame is processed again (a refused one takes no token).
+    await waitUntil(async () => {
+      const sent = c.messages.length;
+      c.ws.send('{}');
+      await waitUntil(() => c.messages.length === sent + 1, 'a reply');
+      return c.messages[sent]!.type === 'error' && c.messages[sent]!.code === 'MALFORMED_MESSAGE';
+    }, 'the bucket to refill');
   });
 
   it('makes room for a new connection by cutting the oldest stranger, refuses (503) only when every slot is a payer’s, and per address (429)', async () => {
@@ -280,14 +286,14 @@ describe('limits', () => {
 
   it('closes a peer that answers no ping with 1001, and keeps one that does', async () => {
     const s = await server({ pingIntervalMs: 100, idleTimeoutMs: 400 });
-    const t0 = performance.now();
     const deaf = await RawClient.connect(s.wsUrl, { autoPong: false });
     const live = await RawClient.connect(s.wsUrl);
+    let pings = 0;
+    live.ws.on('ping', () => pings++);
     expect(await deaf.closed).toMatchObject({ code: 1001, reason: 'idle timeout' });
-    const after = performance.now() - t0;
-    expect(after).toBeGreaterThanOrEqual(390);
-    expect(after).toBeLessThan(3_000);
-    await new Promise((r) => setTimeout(r, 300));
+    // The live peer answers pings for longer than the idle timeout (5 × 100 ms > 400 ms) and stays.
+    const seen = pings;
+    await waitUntil(() => pings >= seen + 5, 'five more pings to the live peer');
     expect(live.ws.readyState).toBe(WebSocket.OPEN);
   });
 
@@ -300,10 +306,11 @@ describe('limits', () => {
     });
     let reply = '';
     socket.on('data', (d) => (reply += d.toString()));
-    const t0 = performance.now();
+    let closed = false;
+    socket.once('close', () => (closed = true));
     socket.write('GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'); // never finished
-    await new Promise((resolve) => socket.once('close', resolve));
-    expect(performance.now() - t0).toBeLessThan(3_000);
+    // The server cuts it, saying why (408): the handshake timeout, not the test's bound, ended it.
+    await waitUntil(() => closed, 'the server to cut the unfinished request', 20_000);
     expect(reply).toMatch(/^HTTP\/1\.1 408/);
   });
 
@@ -446,7 +453,11 @@ describe('the payer link across a payee restart', () => {
     expect(events).toEqual(['open', 'close 1001']);
     const paying = payer.pay(250n); // sent while down: queued
     await waitUntil(() => link.queuedMessages === 1, 'the payment to be queued');
-    await new Promise((r) => setTimeout(r, 300)); // a few failed reconnection attempts
+    const failures = new Set<unknown>(); // each failed attempt leaves its own reason
+    await waitUntil(() => {
+      if (link.lastFailure !== null) failures.add(link.lastFailure);
+      return failures.size >= 3;
+    }, 'a few failed reconnection attempts');
 
     await server({}, { port }); // the payee is back on the same port
     expect(await paying).toBe(1_250n);

@@ -13,7 +13,6 @@ import {
   type ChainBackend,
   ChainBackendError,
   type OutpointStatus,
-  type TestAcceptResult,
   type TxStatus,
 } from '../../src/chain/backend.js';
 import { secp256k1 } from '../../src/crypto/index.js';
@@ -35,7 +34,7 @@ function script(addr: string): Uint8Array {
 
 /** A chain held in memory: blocks and a mempool, reorganised at will. */
 class FakeChain implements ChainBackend {
-  readonly dialect = 'bitcoind';
+  readonly name = 'fake chain';
   blocks: Block[] = [];
   mempool = new Map<string, string>();
   refuseBroadcasts = false;
@@ -105,10 +104,6 @@ class FakeChain implements ChainBackend {
     this.mempool.set(txid, txHex);
     if (this.loseBroadcastReplies) throw new ChainBackendError('fake', 'broadcast', 'socket hang up');
     return txid;
-  }
-
-  async testAccept(txHex: string): Promise<TestAcceptResult> {
-    return { allowed: true, txid: Transaction.fromHex(txHex).getId() };
   }
 
   async getOutpointStatus(): Promise<OutpointStatus> {

@@ -5,7 +5,8 @@
  * both starters share.
  */
 import { address, networks } from 'bitcoinjs-lib';
-import { ChainBackendError, type ChainBackend } from '../backend.js';
+import { ChainBackendError } from '../backend.js';
+import type { RpcChainBackend } from '../rpc-backend.js';
 
 /** A private regtest node started by paychan. */
 export interface RegtestNode {
@@ -13,8 +14,11 @@ export interface RegtestNode {
   readonly rpcUrl: string;
   readonly rpcUser: string;
   readonly rpcPass: string;
-  /** Connected adapter, closed by `stop()`. */
-  readonly backend: ChainBackend;
+  /**
+   * Connected adapter, closed by `stop()`: the JSON-RPC one, with its extras (`testAccept`) for
+   * the tests and tools that drive this node; pass it on as a ChainBackend.
+   */
+  readonly backend: RpcChainBackend;
   /** Where mined block rewards go (a regtest address). */
   readonly miningAddress: string;
   readonly datadir: string;
