@@ -9,7 +9,7 @@ import type { PeerLink } from '../transport/link.js';
 import { type DuplexRecord, type SignedState } from './duplex-record.js';
 import { DuplexOpening } from './duplex-opening.js';
 import { chainAfter } from './duplex-core.js';
-import { closeIsStale, unilateralClose } from './duplex-unilateral.js';
+import { closeIsStale, unilateralClose } from '../protocol/duplex-unilateral.js';
 
 /** What A signs to show B that a new connection is A's: the channel and A's newest index. */
 function resumeDigest(channelId: string, index: number): Uint8Array {

@@ -29,7 +29,7 @@ import {
 import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js';
 import type { DuplexRecord, Settlement } from './duplex-record.js';
 import { OPENING_TIMEOUT_BLOCKS } from './duplex-opening.js';
-import { closeIsStale, unilateralClose } from './duplex-unilateral.js';
+import { closeIsStale, unilateralClose } from '../protocol/duplex-unilateral.js';
 import type { DuplexPeer } from './duplex-peer.js';
 
 /** The version a bump replaces: its fee and size (BIP125), and what it pays us if it is a rival. */
