@@ -9,12 +9,10 @@
  */
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PeerLink } from '../transport/link.js';
+import { SETTLED, type EffectTail } from '../driver/effect-runner.js';
 import { packState, unpackState } from './compact-state.js';
 
-/** One settled promise shared by every idle channel. */
-export const SETTLED: Promise<void> = Promise.resolve();
-
-export class ChannelEntry {
+export class ChannelEntry implements EffectTail {
   private full: PayeeState | null;
   private packed: string | null = null;
   private used = true;
@@ -35,7 +33,7 @@ export class ChannelEntry {
   inputs: Promise<void> = SETTLED;
   /** Inputs queued on `inputs` or still awaiting a broadcast; while 0, an input is stepped at once. */
   queued = 0;
-  /** Effects run one after the other, across steps. */
+  /** Effects run one after the other, across steps (the effect runner's tail). */
   effects: Promise<void> = SETTLED;
   /** Set when storing failed: the channel takes no more inputs. */
   broken: Error | null = null;

@@ -34,7 +34,8 @@ import type { Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
 import { logText } from '../transport/log-text.js';
 import type { WalletKeys } from '../wallet/keys.js';
-import { ChannelEntry, SETTLED } from './channel-entry.js';
+import { scheduleEffects, SETTLED, type EffectHost } from '../driver/effect-runner.js';
+import { ChannelEntry } from './channel-entry.js';
 import { Closer } from './closer.js';
 
 export interface PayeeServiceOptions {
@@ -51,6 +52,14 @@ export interface PayeeServiceOptions {
   readonly log?: (line: string) => void;
   /** Told of every acknowledged payment (after it is durable): for metrics and books. */
   readonly onPayment?: (channelId: string, totalSat: bigint, deltaSat: bigint) => void;
+}
+
+/** One step's context for the effect runner: the state it produced and whom to answer. */
+interface PayeeEffectStep {
+  readonly entry: ChannelEntry;
+  readonly state: PayeeState;
+  readonly replyTo: PeerLink | null;
+  readonly before: PayeeState | undefined;
 }
 
 /** A funding transaction the payee waits to see confirmed. */
@@ -629,54 +638,29 @@ export class PayeeService {
   }
 
   /**
-   * Chains `effects` after the channel's earlier effects. A persist is issued now (joining the
-   * store's current group commit) and the effects after it wait for it.
+   * Chains `effects` after the channel's earlier effects (src/driver/effect-runner.ts): a persist
+   * is issued now (joining the store's current group commit) and the effects after it wait for it.
    */
   private schedule(entry: ChannelEntry, effects: readonly Effect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
-    // With nothing of the channel still running (the usual case between two payments), the
-    // chain starts at this step's save itself rather than one more promise behind a settled one.
-    let chain: Promise<void> | null = entry.effects === SETTLED ? null : entry.effects;
-    const { tempId, state } = entry;
-    // A persist after a broadcast of the same step waits for it: an opening is stored only once
-    // the node took its funding (a refused one leaves no row).
-    let afterBroadcast = false;
-    // A payment on an open channel changes only its total and signature: save just those.
-    const paymentOnly = before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null;
-    for (const effect of effects) {
-      if (effect.type === 'persist') {
-        const save = () =>
-          paymentOnly && state.type === 'Open' && state.signature !== null
-            ? this.options.store.savePayeePayment(tempId, state.paidSat, state.signature)
-            : this.options.store.savePayeeChannel(tempId, state);
-        if (afterBroadcast && chain) {
-          chain = chain.then(save);
-        } else {
-          const saved = save();
-          chain = chain ? chain.then(() => saved) : saved;
-        }
-      } else if (effect.type === 'send') {
-        const message = effect.message;
-        chain = (chain ?? SETTLED).then(() => this.deliver(entry, message, replyTo, before)); // not async: once per payment
-      } else {
-        if (effect.type === 'broadcast') afterBroadcast = true;
-        chain = (chain ?? SETTLED).then(() => this.carryOut(entry, effect));
-      }
-    }
-    if (!chain) return SETTLED;
-    const tail: Promise<void> = chain.then(
-      () => {
-        if (entry.effects === tail) entry.effects = SETTLED;
-      },
-      (err: unknown) => {
-        if (entry.effects === tail) entry.effects = SETTLED;
-        if (err instanceof ProtocolError || err instanceof BroadcastRejectedError) return; // handled by run()
-        entry.broken = err instanceof Error ? err : new Error(String(err));
-        this.options.log?.(`channel ${tempId} halted: ${entry.broken.message}`);
-      },
-    );
-    entry.effects = tail;
-    return chain;
+    return scheduleEffects(entry, this.effectHost, { entry, state: entry.state, replyTo, before }, effects);
   }
+
+  private readonly effectHost: EffectHost<Effect, PayeeEffectStep> = {
+    persist: ({ entry, state, before }) =>
+      // A payment on an open channel changes only its total and signature: save just those.
+      before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null
+        ? this.options.store.savePayeePayment(entry.tempId, state.paidSat, state.signature)
+        : this.options.store.savePayeeChannel(entry.tempId, state),
+    send: (step, message) => this.deliver(step.entry, message, step.replyTo, step.before),
+    carryOut: (step, effect) => this.carryOut(step.entry, effect),
+    // An opening is stored only once the node took its funding (a refused one leaves no row).
+    holdsLaterPersists: (effect) => effect.type === 'broadcast',
+    failed: ({ entry }, err) => {
+      if (err instanceof ProtocolError || err instanceof BroadcastRejectedError) return; // handled by run()
+      entry.broken = err instanceof Error ? err : new Error(String(err));
+      this.options.log?.(`channel ${entry.tempId} halted: ${entry.broken.message}`);
+    },
+  };
 
   private deliver(entry: ChannelEntry, message: Message, replyTo: PeerLink | null, before?: PayeeState): void {
     (replyTo ?? entry.link)?.send(message);

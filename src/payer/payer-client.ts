@@ -9,6 +9,7 @@
 import type { ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import type { Channel } from '../protocol/channel.js';
+import { scheduleEffects, SETTLED, type EffectHost, type EffectTail } from '../driver/effect-runner.js';
 import type { Effect } from '../protocol/effects.js';
 import { authMessage } from '../protocol/auth.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -33,13 +34,21 @@ import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
 
 /** The effect chain of a client with nothing still running. */
-const SETTLED: Promise<void> = Promise.resolve();
 
 /** What the payer needs from a wallet: a signed, unbroadcast funding transaction. */
 export interface FundingSource {
   fund(outputs: { script: Uint8Array; valueSat: bigint }[], feeRateSatPerVb: number): Promise<{ txHex: string; txid: string }>;
   /** Un-reserves the coins of a funding transaction that will never be broadcast. */
   release(txid: string): Promise<unknown>;
+}
+
+/** One step's context for the effect runner. */
+interface PayerEffectStep {
+  readonly state: PayerState | null;
+  readonly tempId: string | null;
+  readonly before: PayerState | null | undefined;
+  /** Where this step's messages go instead of the link (a paywall's HTTP answer). */
+  readonly sink: ((message: Message) => void) | undefined;
 }
 
 export interface PayerClientOptions {
@@ -103,7 +112,8 @@ export class PayerClient {
   private slotWaiters: (() => void)[] = [];
   private readonly maxInFlight: number;
   /** Effects run one after the other, across steps; a persist is issued when its step runs. */
-  private effects: Promise<void> = SETTLED;
+  /** The effect runner's queue: every step's effects run after the earlier steps'. */
+  private readonly queue: EffectTail = { effects: SETTLED };
   private broken: Error | null = null;
   /** The current connection's challenge (null until it arrives), and whether we answered it. */
   private challenge: Uint8Array | null = null;
@@ -362,7 +372,7 @@ export class PayerClient {
    * a resume re-learns them), so this keeps the local view current when the process ends.
    */
   async drain(): Promise<void> {
-    await this.effects;
+    await this.queue.effects;
     if (this.current && this.tempId && !this.broken) await this.options.store.savePayerChannel(this.tempId, this.current);
   }
 
@@ -382,42 +392,27 @@ export class PayerClient {
 
   /** Chains `effects` after earlier ones; `send`s go to `sink` instead of the link when given. */
   private schedule(effects: readonly Effect[], sink?: (message: Message) => void, before?: PayerState | null): void {
-    // With every earlier effect done (usual between two payments of a channel at a moderate
-    // rate), the chain starts at this step's save itself rather than behind a settled promise.
-    let chain: Promise<void> | null = this.effects === SETTLED ? null : this.effects;
-    const state = this.current;
-    const tempId = this.tempId;
-    for (const effect of effects) {
-      if (effect.type === 'persist') {
-        if (!state || !tempId) throw new Error('unreachable: persist without a channel');
-        // A payment changes only the signed total and signature: save just those.
-        const saved =
-          before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null && state.signedTotalSat > before.signedTotalSat
-            ? this.options.store.savePayerPayment(tempId, state.signedTotalSat, state.signature)
-            : this.options.store.savePayerChannel(tempId, state);
-        chain = chain ? chain.then(() => saved) : saved;
-      } else if (effect.type === 'send') {
-        const message = effect.message;
-        // Not through the async carryOut: this runs once per payment.
-        chain = (chain ?? SETTLED).then(sink ? () => sink(message) : () => this.options.link.send(message));
-      } else {
-        chain = (chain ?? SETTLED).then(() => this.carryOut(effect));
-      }
-    }
-    if (!chain) return;
-    const tail: Promise<void> = chain.then(
-      () => {
-        if (this.effects === tail) this.effects = SETTLED;
-      },
-      (err: unknown) => {
-        if (this.effects === tail) this.effects = SETTLED;
-        this.broken = err instanceof Error ? err : new Error(String(err));
-        this.options.log?.(`payer halted: ${this.broken.message}`);
-        this.fail(this.broken);
-      },
-    );
-    this.effects = tail;
+    // The returned promise is this step's: its failure already went to effectHost.failed.
+    void scheduleEffects(this.queue, this.effectHost, { state: this.current, tempId: this.tempId, before, sink }, effects);
   }
+
+  private readonly effectHost: EffectHost<Effect, PayerEffectStep> = {
+    persist: ({ state, tempId, before }) => {
+      if (!state || !tempId) throw new Error('unreachable: persist without a channel');
+      // A payment changes only the signed total and signature: save just those.
+      return before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null && state.signedTotalSat > before.signedTotalSat
+        ? this.options.store.savePayerPayment(tempId, state.signedTotalSat, state.signature)
+        : this.options.store.savePayerChannel(tempId, state);
+    },
+    // Not through the async carryOut: this runs once per payment.
+    send: ({ sink }, message) => (sink ? sink(message) : this.options.link.send(message)),
+    carryOut: (_step, effect) => this.carryOut(effect),
+    failed: (_step, err) => {
+      this.broken = err instanceof Error ? err : new Error(String(err));
+      this.options.log?.(`payer halted: ${this.broken.message}`);
+      this.fail(this.broken);
+    },
+  };
 
   private async carryOut(effect: Exclude<Effect, { type: 'persist' | 'send' }>): Promise<void> {
     switch (effect.type) {

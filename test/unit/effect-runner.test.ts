@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { scheduleEffects, SETTLED, type EffectHost, type EffectTail } from '../../src/driver/effect-runner.js';
+
+type TestEffect = { type: 'persist' } | { type: 'send'; message: string } | { type: 'broadcast'; txid: string } | { type: 'note'; text: string };
+
+/** A host that records what ran, with saves the test resolves by hand. */
+function recordingHost() {
+  const log: string[] = [];
+  const saves: { step: string; resolve: () => void; reject: (err: Error) => void }[] = [];
+  const failures: { step: string; err: unknown }[] = [];
+  const host: EffectHost<TestEffect, string> = {
+    persist(step) {
+      log.push(`${step}:persist-issued`);
+      return new Promise<void>((resolve, reject) => saves.push({ step, resolve, reject }));
+    },
+    send(step, message) {
+      log.push(`${step}:send ${message}`);
+    },
+    carryOut(step, effect) {
+      if (effect.type === 'broadcast') log.push(`${step}:broadcast ${effect.txid}`);
+      else log.push(`${step}:note ${effect.text}`);
+      if (effect.type === 'note' && effect.text === 'boom') throw new Error('boom');
+    },
+    holdsLaterPersists: (effect) => effect.type === 'broadcast',
+    failed(step, err) {
+      failures.push({ step, err });
+    },
+  };
+  return { host, log, saves, failures };
+}
+
+const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('effect runner', () => {
+  it('issues the persists of consecutive steps at once (one group commit) and sends each only after its own save', async () => {
+    const { host, log, saves } = recordingHost();
+    const tail: EffectTail = { effects: SETTLED };
+    const first = scheduleEffects(tail, host, 'a', [{ type: 'persist' }, { type: 'send', message: 'ack1' }]);
+    const second = scheduleEffects(tail, host, 'b', [{ type: 'persist' }, { type: 'send', message: 'ack2' }]);
+    await flush();
+    expect(log).toEqual(['a:persist-issued', 'b:persist-issued']);
+    saves[1]!.resolve(); // the later save alone does not release the earlier step's ack, nor its own
+    await flush();
+    expect(log).toEqual(['a:persist-issued', 'b:persist-issued']);
+    saves[0]!.resolve();
+    await Promise.all([first, second]);
+    expect(log).toEqual(['a:persist-issued', 'b:persist-issued', 'a:send ack1', 'b:send ack2']);
+    expect(tail.effects).toBe(SETTLED);
+  });
+
+  it('issues a persist that follows a held effect only after that effect ran', async () => {
+    const { host, log, saves } = recordingHost();
+    const tail: EffectTail = { effects: SETTLED };
+    const busy = scheduleEffects(tail, host, 'a', [{ type: 'persist' }]);
+    const opening = scheduleEffects(tail, host, 'b', [{ type: 'broadcast', txid: 't' }, { type: 'persist' }, { type: 'send', message: 'opened' }]);
+    await flush();
+    expect(log).toEqual(['a:persist-issued']); // b's persist waits for b's broadcast, which waits for a
+    saves[0]!.resolve();
+    await busy;
+    await flush();
+    expect(log).toEqual(['a:persist-issued', 'b:broadcast t', 'b:persist-issued']);
+    saves[1]!.resolve();
+    await opening;
+    expect(log.at(-1)).toBe('b:send opened');
+  });
+
+  it('stops a failed step at its failure, reports it once, and still runs later steps', async () => {
+    const { host, log, failures } = recordingHost();
+    const tail: EffectTail = { effects: SETTLED };
+    const failing = scheduleEffects(tail, host, 'a', [{ type: 'note', text: 'boom' }, { type: 'send', message: 'never' }]);
+    const later = scheduleEffects(tail, host, 'b', [{ type: 'send', message: 'after' }]);
+    await expect(failing).rejects.toThrow('boom');
+    await later;
+    expect(log).toEqual(['a:note boom', 'b:send after']);
+    expect(failures.map((f) => f.step)).toEqual(['a']);
+    expect(tail.effects).toBe(SETTLED);
+  });
+
+  it('rejects every step waiting on a failed save and leaves no effect of it run', async () => {
+    const { host, log, saves, failures } = recordingHost();
+    const tail: EffectTail = { effects: SETTLED };
+    const step = scheduleEffects(tail, host, 'a', [{ type: 'persist' }, { type: 'send', message: 'ack' }]);
+    saves[0]!.reject(new Error('disk full'));
+    await expect(step).rejects.toThrow('disk full');
+    expect(log).toEqual(['a:persist-issued']);
+    expect(failures).toHaveLength(1);
+  });
+
+  it('returns the settled tail and touches nothing for a step without effects', () => {
+    const { host } = recordingHost();
+    const tail: EffectTail = { effects: SETTLED };
+    expect(scheduleEffects(tail, host, 'a', [])).toBe(SETTLED);
+    expect(tail.effects).toBe(SETTLED);
+  });
+});
