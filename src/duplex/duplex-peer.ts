@@ -44,6 +44,7 @@ import type { PeerLink } from '../transport/link.js';
 import { logText } from '../transport/log-text.js';
 import { WalletError } from '../wallet/errors.js';
 import type { Wallet } from '../wallet/wallet.js';
+import { scheduleEffects, SETTLED, type EffectHost, type EffectTail, type OtherEffect } from '../driver/effect-runner.js';
 import { checkOpeningLimits } from './duplex-opening.js';
 import type { DuplexStatePort } from './duplex-store.js';
 import { summaryOf, viewOf, type DuplexSummary, type DuplexView } from './duplex-view.js';
@@ -103,6 +104,15 @@ interface Run {
   readonly link: PeerLink | null;
   /** Set when a `send-if-connected` went out. */
   sent: boolean;
+  /** The steps answering the machine's requests, scheduled behind the step that asked. */
+  readonly followUps: Promise<void>[];
+}
+
+/** The effect runner's context of one step: its state (what a `persist` saves) and the new channels saved with it. */
+interface StepContext {
+  readonly state: DuplexChannelState;
+  readonly created: readonly DuplexChannelState[];
+  readonly run: Run;
 }
 
 /**
@@ -120,6 +130,10 @@ export function chainAfter<T>(queues: Map<string, Promise<unknown>>, key: string
   return run;
 }
 
+function newRun(link: PeerLink | null): Run {
+  return { link, sent: false, followUps: [] };
+}
+
 export class DuplexPeer {
   readonly role: DuplexRole;
   private readonly ctx: DuplexContext;
@@ -127,6 +141,8 @@ export class DuplexPeer {
   private readonly byChannelId = new Map<string, string>();
   private readonly links = new Map<string, PeerLink>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Each channel's effect queue (the shared runner's tail). */
+  private readonly tails = new Map<string, EffectTail>();
   private readonly waiters = new Map<string, Waiter>();
   /** Proposals in flight per channel: the next waits for the previous one's countersignature. */
   private readonly proposals = new Map<string, Promise<unknown>>();
@@ -238,113 +254,124 @@ export class DuplexPeer {
   async apply(tempId: string, input: DuplexInput, link: PeerLink | null = null): Promise<DuplexChannelState | undefined> {
     const state = this.states.get(tempId);
     if (!state) throw new RangeError(`unknown duplex channel ${tempId}`);
-    await this.run(duplexStep(this.ctx, state, input), { link, sent: false });
+    await this.run(duplexStep(this.ctx, state, input), newRun(link));
     return this.states.get(tempId);
   }
 
   /**
-   * Carries out a step's effects in order; a request to the wallet or the node is answered by
-   * the next step at once, whose effects run in its place. @returns the state after them all.
+   * Carries out a step's effects through the shared effect runner (src/driver/effect-runner.ts):
+   * in order, each after every effect of earlier steps of the channel, and every effect after a
+   * `persist` only once that persist is durable. A request to the wallet or the node is answered
+   * by the next step, scheduled behind this one; this resolves once every such step ran too.
+   * @throws the first failure (the effects after it do not run; nothing unsaved is kept).
    */
-  private async run(step: DuplexStep, run: Run): Promise<DuplexChannelState> {
-    let state = step.state;
-    const tempId = state.tempId;
-    const created: DuplexChannelState[] = [];
-    const link = () => run.link ?? this.links.get(tempId) ?? null;
-    const next = async (input: DuplexInput): Promise<void> => {
-      state = await this.run(duplexStep(this.ctx, state, input), run);
-    };
-    for (const effect of step.effects) {
-      switch (effect.type) {
-        case 'persist':
-          if (state.type === 'Accepted' && !this.states.has(tempId)) this.checkLimitsBeforeAccept(state, run);
-          await this.options.store.save([state, ...created]);
-          this.index(state);
-          for (const c of created.splice(0)) {
-            this.index(c);
-            const l = link();
-            if (l) this.links.set(c.tempId, l);
-          }
-          break;
-        case 'create':
-          created.push(effect.state);
-          break;
-        case 'send': {
-          const l = link();
-          if (!l) throw new Error(`duplex ${channelIdOf(state) ?? tempId}: the peer is not connected`);
-          l.send(effect.message);
-          break;
-        }
-        case 'send-if-connected': {
-          const l = this.links.get(tempId);
-          run.sent = l !== undefined && l.isOpen?.() !== false;
-          if (run.sent) l?.send(effect.message);
-          break;
-        }
-        case 'broadcast':
-          await this.broadcast(effect.txHex).catch((err: Error) => this.log(`${effect.txid} not broadcast yet (${err.message}); the watcher retries`));
-          break;
-        case 'publish-funding':
-          await this.publishFunding(state, effect, next);
-          break;
-        case 'contribute':
-          await this.contribute(state, effect, next);
-          break;
-        case 'release':
-          await this.options.wallet.release(effect.reservation);
-          await this.options.saveWallet();
-          break;
-        case 'check-inputs':
-          await next({ type: 'inputs-checked', inputs: await this.lookUpInputs(effect.inputs) });
-          break;
-        case 'allocate-key': {
-          const key = this.options.wallet.nextDuplexKey();
-          // One new address per opening: B's payout, and its fee-reserve coin.
-          const payoutScript = this.ownPayoutScript();
-          await this.options.saveWallet();
-          await next({ type: 'key-allocated', keyIndex: key.index, publicKey: key.publicKey, payoutScript });
-          break;
-        }
-        case 'sign-funding-inputs': {
-          const witnesses = this.options.wallet.signContribution(Transaction.fromHex(effect.txHex), effect.inputIndexes);
-          await next({ type: 'funding-inputs-signed', txHex: effect.txHex, witnesses });
-          break;
-        }
-        case 'adopt-link':
-          if (run.link) this.links.set(tempId, run.link);
-          break;
-        case 'link-proven':
-          run.link?.proven?.();
-          break;
-        case 'forget':
-          this.states.delete(tempId);
-          this.channelProbedAt.delete(tempId);
-          for (const [id, t] of this.byChannelId) if (t === tempId) this.byChannelId.delete(id);
-          this.links.delete(tempId);
-          await this.options.store.delete(tempId);
-          break;
-        case 'propose-request':
-          this.proposeRequest(state, effect.amountSat, effect.requestId);
-          break;
-        case 'resolve':
-          this.settle(`${tempId}:${effect.key}`, effect.value);
-          break;
-        case 'reject':
-          this.settle(`${tempId}:${effect.key}`, undefined, effect.error);
-          break;
-        case 'reject-all':
-          // Never a queued pay request: it stays queued and may still be applied.
-          for (const key of [...this.waiters.keys()]) if (key.startsWith(`${tempId}:`) && !key.startsWith(`${tempId}:request:`)) this.settle(key, undefined, effect.error);
-          break;
-        case 'peer-error':
-          this.log(`peer error: ${effect.message.code} ${logText(effect.message.message)}`);
-          break;
-        case 'log':
-          this.log(effect.line);
-          break;
+  private async run(step: DuplexStep, run: Run): Promise<void> {
+    const tempId = step.state.tempId;
+    await this.schedule(step, run);
+    for (let followUp = run.followUps.shift(); followUp; followUp = run.followUps.shift()) await followUp;
+    const tail = this.tails.get(tempId);
+    if (tail?.effects === SETTLED && !this.states.has(tempId)) this.tails.delete(tempId);
+  }
+
+  private schedule(step: DuplexStep, run: Run): Promise<void> {
+    const tempId = step.state.tempId;
+    let tail = this.tails.get(tempId);
+    if (!tail) this.tails.set(tempId, (tail = { effects: SETTLED }));
+    const created = step.effects.flatMap((e) => (e.type === 'create' ? [e.state] : []));
+    return scheduleEffects(tail, this.host, { state: step.state, created, run }, step.effects);
+  }
+
+  /** Answers a request of the machine with `input`: the next step runs behind the current one. */
+  private answer(ctx: StepContext, input: DuplexInput): void {
+    const next = duplexStep(this.ctx, ctx.state, input);
+    ctx.run.followUps.push(this.schedule(next, ctx.run));
+  }
+
+  private readonly host: EffectHost<DuplexEffect, StepContext> = {
+    persist: async (ctx) => {
+      const { state, created, run } = ctx;
+      if (state.type === 'Accepted' && !this.states.has(state.tempId)) this.checkLimitsBeforeAccept(state, run);
+      await this.options.store.save([state, ...created]);
+      this.index(state);
+      for (const c of created) {
+        this.index(c);
+        const l = run.link ?? this.links.get(state.tempId);
+        if (l) this.links.set(c.tempId, l);
       }
+    },
+    send: (ctx, message) => {
+      const l = ctx.run.link ?? this.links.get(ctx.state.tempId);
+      if (!l) throw new Error(`duplex ${channelIdOf(ctx.state) ?? ctx.state.tempId}: the peer is not connected`);
+      l.send(message);
+    },
+    carryOut: (ctx, effect) => this.carryOut(ctx, effect),
+    failed: () => undefined, // the caller awaiting the step gets the error
+  };
+
+  private async carryOut(ctx: StepContext, effect: OtherEffect<DuplexEffect>): Promise<void> {
+    const { state, run } = ctx;
+    const tempId = state.tempId;
+    switch (effect.type) {
+      case 'create':
+        return; // saved with the step's persist
+      case 'send-if-connected': {
+        const l = this.links.get(tempId);
+        run.sent = l !== undefined && l.isOpen?.() !== false;
+        if (run.sent) l?.send(effect.message);
+        return;
+      }
+      case 'broadcast':
+        await this.broadcast(effect.txHex).catch((err: Error) => this.log(`${effect.txid} not broadcast yet (${err.message}); the watcher retries`));
+        return;
+      case 'publish-funding':
+        return this.publishFunding(ctx, effect);
+      case 'contribute':
+        return this.contribute(ctx, effect);
+      case 'release':
+        await this.options.wallet.release(effect.reservation);
+        await this.options.saveWallet();
+        return;
+      case 'check-inputs':
+        return this.answer(ctx, { type: 'inputs-checked', inputs: await this.lookUpInputs(effect.inputs) });
+      case 'allocate-key': {
+        const key = this.options.wallet.nextDuplexKey();
+        // One new address per opening: B's payout, and its fee-reserve coin.
+        const payoutScript = this.ownPayoutScript();
+        await this.options.saveWallet();
+        return this.answer(ctx, { type: 'key-allocated', keyIndex: key.index, publicKey: key.publicKey, payoutScript });
+      }
+      case 'sign-funding-inputs': {
+        const witnesses = this.options.wallet.signContribution(Transaction.fromHex(effect.txHex), effect.inputIndexes);
+        return this.answer(ctx, { type: 'funding-inputs-signed', txHex: effect.txHex, witnesses });
+      }
+      case 'adopt-link':
+        if (run.link) this.links.set(tempId, run.link);
+        return;
+      case 'link-proven':
+        run.link?.proven?.();
+        return;
+      case 'forget':
+        this.states.delete(tempId);
+        this.channelProbedAt.delete(tempId);
+        for (const [id, t] of this.byChannelId) if (t === tempId) this.byChannelId.delete(id);
+        this.links.delete(tempId);
+        await this.options.store.delete(tempId);
+        return;
+      case 'propose-request':
+        return this.proposeRequest(state, effect.amountSat, effect.requestId);
+      case 'resolve':
+        return this.settle(`${tempId}:${effect.key}`, effect.value);
+      case 'reject':
+        return this.settle(`${tempId}:${effect.key}`, undefined, effect.error);
+      case 'reject-all':
+        // Never a queued pay request: it stays queued and may still be applied.
+        for (const key of [...this.waiters.keys()]) if (key.startsWith(`${tempId}:`) && !key.startsWith(`${tempId}:request:`)) this.settle(key, undefined, effect.error);
+        return;
+      case 'peer-error':
+        return this.log(`peer error: ${effect.message.code} ${logText(effect.message.message)}`);
+      case 'log':
+        return this.log(effect.line);
     }
-    return state;
   }
 
   private checkLimitsBeforeAccept(state: Extract<DuplexChannelState, { type: 'Accepted' }>, run: Run): void {
@@ -353,27 +380,28 @@ export class DuplexPeer {
     checkOpeningLimits(this.states.values(), state.terms.keyA, run.link?.peer);
   }
 
-  private async contribute(state: DuplexChannelState, effect: Extract<DuplexEffect, { type: 'contribute' }>, next: (input: DuplexInput) => Promise<void>): Promise<void> {
+  private async contribute(ctx: StepContext, effect: Extract<DuplexEffect, { type: 'contribute' }>): Promise<void> {
     const { wallet } = this.options;
+    const { state } = ctx;
     await wallet.sync(); // coins that arrived since the last tip poll count too
     let c: Awaited<ReturnType<Wallet['contribute']>>;
     try {
       c = await wallet.contribute(effect.reservation, effect.outputs, effect.feeRateSatPerVb);
     } catch (err) {
-      if (err instanceof WalletError && state.role === 'B') return next({ type: 'contribute-failed', reason: err.code });
+      if (err instanceof WalletError && state.role === 'B') return this.answer(ctx, { type: 'contribute-failed', reason: err.code });
       throw err;
     }
     await this.options.saveWallet();
-    try {
-      await next({ type: 'contributed', inputs: c.inputs.map((i) => ({ ...i.outpoint, valueSat: i.valueSat })), outputs: c.outputs.slice(1) });
-    } catch (err) {
+    const next = duplexStep(this.ctx, state, { type: 'contributed', inputs: c.inputs.map((i) => ({ ...i.outpoint, valueSat: i.valueSat })), outputs: c.outputs.slice(1) });
+    // B's coins for an opening it will not store (its limits checked again before the save) go back at once.
+    const stored = this.schedule(next, ctx.run).catch(async (err: unknown) => {
       if (state.role === 'B') {
-        // B's coins for an opening it will not store go back at once.
         await wallet.release(effect.reservation);
         await this.options.saveWallet();
       }
       throw err;
-    }
+    });
+    ctx.run.followUps.push(stored);
   }
 
   /** The other side's funding inputs as the node sees them (unspent segwit outputs, the values claimed). */
@@ -394,7 +422,8 @@ export class DuplexPeer {
    * funding cannot happen (B's witnesses were bad); after a lost connection it may be in the
    * mempool: the channel is kept and the watcher sends it again.
    */
-  private async publishFunding(state: DuplexChannelState, effect: Extract<DuplexEffect, { type: 'publish-funding' }>, next: (input: DuplexInput) => Promise<void>): Promise<void> {
+  private async publishFunding(ctx: StepContext, effect: Extract<DuplexEffect, { type: 'publish-funding' }>): Promise<void> {
+    const { state } = ctx;
     try {
       await this.broadcast(effect.txHex);
     } catch (err) {
@@ -405,9 +434,9 @@ export class DuplexPeer {
         this.settle(`${state.tempId}:opened`, channelIdOf(state) ?? undefined);
         return;
       }
-      return next({ type: 'funding-refused', reason: (err as Error).message });
+      return this.answer(ctx, { type: 'funding-refused', reason: (err as Error).message });
     }
-    return next({ type: 'funding-published' });
+    return this.answer(ctx, { type: 'funding-published' });
   }
 
   // ------------------------------------------------------------------ waiting for answers
@@ -530,7 +559,7 @@ export class DuplexPeer {
     this.links.set(tempId, request.link);
     const opened = this.wait<string>(`${tempId}:opened`, 'the channel to open');
     try {
-      await this.locked(tempId, () => this.run(step, { link: null, sent: false }));
+      await this.locked(tempId, () => this.run(step, newRun(null)));
     } catch (err) {
       this.unwait(`${tempId}:opened`);
       opened.catch(() => undefined);
@@ -562,7 +591,7 @@ export class DuplexPeer {
       checkOpeningLimits(this.states.values(), m.keyA, link.peer);
       const tip = await this.options.backend.getTip();
       const step = duplexReceiveOpen(this.ctx, m, tip.height, link.peer ?? null);
-      await this.locked(m.tempId, () => this.run(step, { link, sent: false }));
+      await this.locked(m.tempId, () => this.run(step, newRun(link)));
     } finally {
       this.openingNow.delete(m.tempId);
     }
@@ -620,7 +649,7 @@ export class DuplexPeer {
       await this.confirmFunding(tempId);
       const current = this.states.get(tempId);
       if (!current) throw new RangeError(`unknown duplex channel ${channelId}`);
-      await this.run(duplexStep(this.ctx, current, { type: 'pay', payer, amountSat, requestId, tipHeight: tipNow.height }), { link: null, sent: false });
+      await this.run(duplexStep(this.ctx, current, { type: 'pay', payer, amountSat, requestId, tipHeight: tipNow.height }), newRun(null));
       const after = this.states.get(tempId);
       const index = after && isLive(after) ? after.pending?.index : undefined;
       if (index === undefined) throw new Error('internal: no proposal after pay');
@@ -664,7 +693,7 @@ export class DuplexPeer {
       const requestId = randomBytes(16).toString('hex');
       const step = duplexStep(this.ctx, current, { type: 'pay-back', amountSat, requestId });
       const applied = this.wait<SignedState>(`${tempId}:request:${requestId}`, 'A to propose the pay-back state', null);
-      const run: Run = { link: null, sent: false };
+      const run: Run = newRun(null);
       try {
         await this.run(step, run);
       } catch (err) {
@@ -715,7 +744,7 @@ export class DuplexPeer {
       const step = duplexStep(this.ctx, current, { type: 'close', feeRateSatPerVb: rate, tipHeight: tip.height });
       const waiting = this.wait<string>(`${tempId}:closed`, 'the peer to sign the close');
       try {
-        await this.run(step, { link: null, sent: false });
+        await this.run(step, newRun(null));
       } catch (err) {
         this.unwait(`${tempId}:closed`);
         throw err;
@@ -741,7 +770,7 @@ export class DuplexPeer {
       if (!current) throw new RangeError(`unknown duplex channel ${channelId}`);
       const waiting = this.wait<string>(`${tempId}:rolled`, 'B to sign the rollover');
       try {
-        await this.run(duplexStep(this.ctx, current, { type: 'rollover', feeRateSatPerVb: rate, tipHeight: tip.height }), { link: null, sent: false });
+        await this.run(duplexStep(this.ctx, current, { type: 'rollover', feeRateSatPerVb: rate, tipHeight: tip.height }), newRun(null));
       } catch (err) {
         this.unwait(`${tempId}:rolled`);
         throw err;
@@ -812,7 +841,7 @@ export class DuplexPeer {
       if (successor && 'terms' in successor) successorL0 = successor.terms.initialLocktime;
     }
     const step = duplexStep(this.ctx, state, { type: 'message', message, tipHeight, closeFloorSatPerVb: floor }, successorL0 === undefined ? {} : { successorL0 });
-    await this.run(step, { link, sent: false });
+    await this.run(step, newRun(link));
     if (message.type === 'duplex-channel') await this.onChannel(tempId, link);
   }
 
