@@ -19,7 +19,7 @@ import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
 import { transactionFeeSat } from '../chain/tx-fee.js';
 import { txidToHash } from '../protocol/bytes.js';
 import { answerRival, planBump, type BumpPlan } from '../protocol/duplex-bump.js';
-import { liveChannel, parseOutpoint, phaseOf, rivalView, settlementOf, type DuplexChannelState, type LiveState, type StateOf } from '../protocol/duplex-machine.js';
+import { answerMempoolSpend, liveChannel, parseOutpoint, phaseOf, rivalView, settlementOf, type DuplexChannelState, type LiveState, type StateOf } from '../protocol/duplex-machine.js';
 import { buildStateTx, completeDuplexSpend, duplexOutputs, DUPLEX_STATE_HASHTYPE, stateLocktime } from '../protocol/duplex-tx.js';
 import { closeIsStale } from '../protocol/duplex-unilateral.js';
 import { feeForVsize, SEQUENCE_LOCKTIME_RBF } from '../protocol/transactions.js';
@@ -253,29 +253,29 @@ export class DuplexWatcher {
       // the newest state (with its fee input), an older state, a close. Beat it if we must.
       const rival = await this.mempoolRival(state, readFunding);
       if (rival) {
-        // The peer's copy of the newest state, or the close / rollover this replaces, pays the
-        // same balances: let it confirm, and bump past it only if it is stuck. Anything else
-        // (an older state) is replaced at once.
-        const acceptable = rival.sameState || rival.txid === close.supersededTxid;
-        if (!acceptable && rival.ourInRivalSat >= rival.ourNewestSat) {
-          // It pays us at least what our newest state does (an older state, ours or the peer's):
-          // replacing it could only cost us fees. It is let confirm; a worse one is answered then.
-          if (close.rivalSeenHeight === undefined) {
-            await this.peer.apply(tempId, { type: 'rival-seen', height: tipHeight });
-            this.log(`${state.channelId}: ${rival.txid} spends the funding in the mempool paying us ${rival.ourInRivalSat} sat, at least our newest state's ${rival.ourNewestSat}: letting it confirm`);
-          }
-          return;
+        const answer = answerMempoolSpend(close, rival, tipHeight, this.options.policy.bumpAfterBlocks);
+        switch (answer.type) {
+          case 'LetConfirm':
+            // It pays us at least what our newest state does (an older state, ours or the peer's):
+            // replacing it could only cost us fees. It is let confirm; a worse one is answered then.
+            if (answer.firstSeen) {
+              await this.peer.apply(tempId, { type: 'rival-seen', height: tipHeight });
+              this.log(`${state.channelId}: ${rival.txid} spends the funding in the mempool paying us ${rival.ourInRivalSat} sat, at least our newest state's ${rival.ourNewestSat}: letting it confirm`);
+            }
+            return;
+          case 'Wait':
+            if (answer.firstSeen) {
+              await this.peer.apply(tempId, { type: 'rival-seen', height: tipHeight });
+              this.log(`${state.channelId}: ${rival.txid} (same balances) spends the funding in the mempool; bumping past it only if it does not confirm`);
+            }
+            return;
+          case 'Contest':
+            await this.bumpLocked(tempId, tipHeight, { txid: rival.txid, feeSat: rival.feeSat, vsize: rival.vsize, contest: { ourInRivalSat: rival.ourInRivalSat, ourNewestSat: rival.ourNewestSat, ownOlderVersion: answer.ownOlderVersion } });
+            return;
+          case 'BumpPast':
+            await this.bumpLocked(tempId, tipHeight, rival);
+            return;
         }
-        if (acceptable && close.rivalSeenHeight === undefined) {
-          await this.peer.apply(tempId, { type: 'rival-seen', height: tipHeight });
-          this.log(`${state.channelId}: ${rival.txid} (same balances) spends the funding in the mempool; bumping past it only if it does not confirm`);
-          return;
-        }
-        if (!acceptable) {
-          const ownOlderVersion = close.olderOwnTxids?.includes(rival.txid) ?? false;
-          await this.bumpLocked(tempId, tipHeight, { txid: rival.txid, feeSat: rival.feeSat, vsize: rival.vsize, contest: { ourInRivalSat: rival.ourInRivalSat, ourNewestSat: rival.ourNewestSat, ownOlderVersion } });
-        } else if (close.rivalSeenHeight !== undefined && tipHeight - close.rivalSeenHeight >= this.options.policy.bumpAfterBlocks) await this.bumpLocked(tempId, tipHeight, rival);
-        return;
       }
       try {
         await this.peer.broadcast(close.txHex);

@@ -11,7 +11,7 @@ import type { Transaction } from 'bitcoinjs-lib';
 import { equalBytes } from './bytes.js';
 import type { DuplexStep } from './duplex-machine-types.js';
 import { abortOpening } from './duplex-machine-opening.js';
-import { baseOf, isLive, liveChannel, liveOf, phaseOf, type DuplexChannelState, type LiveState, type Settlement, type StateOf } from './duplex-state.js';
+import { baseOf, isLive, liveChannel, liveOf, phaseOf, type CloseRecord, type DuplexChannelState, type LiveState, type Settlement, type StateOf } from './duplex-state.js';
 import { buildStateTx, type DuplexChannel, type DuplexRole, type DuplexState } from './duplex-tx.js';
 import { unilateralClose } from './duplex-unilateral.js';
 import { openingReservation } from './duplex-machine-opening.js';
@@ -137,6 +137,36 @@ export function rivalView(channel: DuplexChannel, role: DuplexRole, newest: Dupl
   const ourScript = role === 'A' ? channel.scriptA : channel.scriptB;
   const ourIn = (t: Transaction) => t.outs.filter((o) => equalBytes(o.script, ourScript)).reduce((sum, o) => sum + o.value, 0n);
   return { sameState, ourInRivalSat: ourIn(rival), ourNewestSat: ourIn(ours) };
+}
+
+/** What the watcher does about another spend of the funding holding the mempool while our unilateral close is final. */
+export type MempoolAnswer =
+  /** It pays us at least what our newest state does (an older state): replacing it could only cost fees. `firstSeen`: note it now. */
+  | { readonly type: 'LetConfirm'; readonly firstSeen: boolean }
+  /** The peer's copy of our newest state, or the close / rollover ours stands in for: same balances, let it confirm. */
+  | { readonly type: 'Wait'; readonly firstSeen: boolean }
+  /** The same balances, still unconfirmed `bumpAfterBlocks` after it was first seen: bump past it. */
+  | { readonly type: 'BumpPast' }
+  /** An older state paying us less: replace it at once (a routine bump if it is our own older version). */
+  | { readonly type: 'Contest'; readonly ownOlderVersion: boolean };
+
+/**
+ * The watcher's answer to a rival spend in the mempool (docs/duplex.md, the 思考 item 2): one
+ * paying the same balances is left to confirm and bumped past only once stuck; an older state
+ * paying us at least our newest is let confirm; one paying us less is replaced at once.
+ */
+export function answerMempoolSpend(
+  close: CloseRecord,
+  rival: { readonly txid: string; readonly sameState: boolean; readonly ourInRivalSat: bigint; readonly ourNewestSat: bigint },
+  tipHeight: number,
+  bumpAfterBlocks: number,
+): MempoolAnswer {
+  const acceptable = rival.sameState || rival.txid === close.supersededTxid;
+  const firstSeen = close.rivalSeenHeight === undefined;
+  if (!acceptable && rival.ourInRivalSat >= rival.ourNewestSat) return { type: 'LetConfirm', firstSeen };
+  if (!acceptable) return { type: 'Contest', ownOlderVersion: close.olderOwnTxids?.includes(rival.txid) ?? false };
+  if (close.rivalSeenHeight === undefined || tipHeight - close.rivalSeenHeight < bumpAfterBlocks) return { type: 'Wait', firstSeen };
+  return { type: 'BumpPast' };
 }
 
 export type { LiveState };

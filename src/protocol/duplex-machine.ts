@@ -38,7 +38,7 @@ import type { Message } from './messages.js';
 export * from './duplex-machine-types.js';
 export * from './duplex-state.js';
 export { abortOpening, checkInputFacts, duplexOpen, duplexReceiveOpen, openingReservation } from './duplex-machine-opening.js';
-export { rivalView, settlementOf } from './duplex-machine-chain.js';
+export { answerMempoolSpend, rivalView, settlementOf, type MempoolAnswer } from './duplex-machine-chain.js';
 export { nextIndex, resumeDigest } from './duplex-machine-common.js';
 export { rolloverParts, successorTempId } from './duplex-machine-closing.js';
 

@@ -10,6 +10,7 @@ import { Transaction } from 'bitcoinjs-lib';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/protocol/bytes.js';
 import {
+  answerMempoolSpend,
   duplexOpen,
   duplexReceiveOpen,
   duplexStep,
@@ -569,3 +570,19 @@ describe('duplex machine: stored records of the older peer', () => {
 
 export type { StateOf };
 
+
+describe('duplex machine: the watcher’s answer to a rival spend in the mempool', () => {
+  const close = { kind: 'unilateral' as const, txid: 'aa'.repeat(32), txHex: '00', feeSat: 300n, feeRateSatPerVb: 2, supersededTxid: 'cc'.repeat(32), olderOwnTxids: ['dd'.repeat(32)] };
+  const rival = (over: Partial<{ txid: string; sameState: boolean; ourInRivalSat: bigint; ourNewestSat: bigint }> = {}) => ({ txid: 'bb'.repeat(32), sameState: false, ourInRivalSat: 100n, ourNewestSat: 200n, ...over });
+  it.each([
+    ['an older state paying us less is contested at once', close, rival(), TIP, { type: 'Contest', ownOlderVersion: false }],
+    ['our own older version is contested as ours', close, rival({ txid: 'dd'.repeat(32) }), TIP, { type: 'Contest', ownOlderVersion: true }],
+    ['an older state paying us at least our newest is let confirm', close, rival({ ourInRivalSat: 200n }), TIP, { type: 'LetConfirm', firstSeen: true }],
+    ['the peer’s copy of our newest state is waited for', close, rival({ sameState: true }), TIP, { type: 'Wait', firstSeen: true }],
+    ['the close ours stands in for is waited for', close, rival({ txid: 'cc'.repeat(32) }), TIP, { type: 'Wait', firstSeen: true }],
+    ['same balances, seen a block ago: still waited for', { ...close, rivalSeenHeight: TIP }, rival({ sameState: true }), TIP + policy.bumpAfterBlocks - 1, { type: 'Wait', firstSeen: false }],
+    ['same balances, stuck bumpAfterBlocks: bumped past', { ...close, rivalSeenHeight: TIP }, rival({ sameState: true }), TIP + policy.bumpAfterBlocks, { type: 'BumpPast' }],
+  ] as const)('%s', (_name, c, r, tip, expected) => {
+    expect(answerMempoolSpend(c, r, tip, policy.bumpAfterBlocks)).toEqual(expected);
+  });
+});
