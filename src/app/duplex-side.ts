@@ -1,29 +1,32 @@
 /**
- * One side of duplex channels on disk: a wallet from the data dir's seed (its state kept in
- * `duplex.db`), the channel records, the peer and its chain watcher. The payee app runs side B,
- * the payer commands side A.
+ * One side of duplex channels on disk: the data dir's one wallet and one store (the records sit
+ * beside the Spilman channels, the wallet state is the one Spilman funding uses too), the peer
+ * and its chain watcher. The payee app runs side B on its own data dir; the payer commands run
+ * side A on the payer's.
  */
-import path from 'node:path';
 import type { ChainBackend } from '../chain/backend.js';
 import { secp256k1 } from '../crypto/index.js';
 import { DuplexPeer } from '../duplex/duplex-peer.js';
-import { DuplexStore } from '../duplex/duplex-store.js';
+import { duplexStatePort } from '../duplex/duplex-store.js';
 import { DuplexWatcher } from '../duplex/duplex-watcher.js';
 import type { DuplexRole } from '../protocol/duplex-tx.js';
 import { duplexPolicy, type DuplexPolicy } from '../protocol/duplex-update.js';
 import type { NetworkName } from '../protocol/network.js';
-import { decodeState, encodeState } from '../store/codec.js';
-import type { WalletState } from '../wallet/state.js';
 import { Wallet } from '../wallet/wallet.js';
-import { ensurePrivateDir, loadOrCreateSeed } from './files.js';
-
-const META_WALLET = 'wallet';
+import { loadWalletState, openDataDir, saveWalletState, type DataDir } from './data-dir.js';
 
 export interface DuplexSideOptions {
   readonly role: DuplexRole;
   readonly network: NetworkName;
   readonly backend: ChainBackend;
+  /** The side's data dir: A's is the payer's (payer.db), B's the payee's (payee.db). */
   readonly dataDir: string;
+  /**
+   * The data dir already opened by the app this side runs in (the payee app for B): its store and
+   * lock are used and left open by {@link DuplexSide.close}. Without it the side opens the data
+   * dir itself, and closes it.
+   */
+  readonly opened?: DataDir;
   readonly fallbackFeeRateSatPerVb: number;
   readonly policy?: Partial<DuplexPolicy>;
   readonly log: (line: string) => void;
@@ -41,23 +44,31 @@ export interface DuplexSide {
 }
 
 export async function openDuplexSide(options: DuplexSideOptions): Promise<DuplexSide> {
-  ensurePrivateDir(options.dataDir);
-  const seed = loadOrCreateSeed(path.join(options.dataDir, 'seed'));
-  const store = DuplexStore.open(path.join(options.dataDir, 'duplex.db'));
-  const saved = store.getMeta(META_WALLET);
+  const dir = options.opened ?? (await openDataDir(options.dataDir, { defaultDb: options.role === 'A' ? 'payer.db' : 'payee.db', log: options.log }));
+  try {
+    return await openSide(options, dir);
+  } catch (err) {
+    if (!options.opened) await dir.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function openSide(options: DuplexSideOptions, dir: DataDir): Promise<DuplexSide> {
+  const { store, seed } = dir;
+  const saved = await loadWalletState(store);
   const secp = secp256k1();
-  // The payee's duplex wallet is new with this feature: on a real chain it starts at today's tip
-  // rather than scanning from genesis (the payer's wallet, like PayerApp's, holds older coins).
+  // The payee's wallet is new with duplex: on a real chain it starts at today's tip rather than
+  // scanning from genesis (the payer's wallet, which Spilman funding uses too, holds older coins).
   const birthdayHeight = saved === undefined && options.role === 'B' && options.network !== 'regtest' ? (await options.backend.getTip()).height : undefined;
   const wallet = await Wallet.open({
     seed,
     network: options.network,
     backend: options.backend,
     secp,
-    ...(saved === undefined ? (birthdayHeight === undefined ? {} : { birthdayHeight }) : { state: decodeState<WalletState>(saved) }),
+    ...(saved === undefined ? (birthdayHeight === undefined ? {} : { birthdayHeight }) : { state: saved }),
   });
-  const saveWallet = () => store.putMeta(META_WALLET, encodeState(wallet.state()));
-  saveWallet(); // the wallet syncs in refresh(), which start() runs at once
+  const saveWallet = () => saveWalletState(store, wallet);
+  await saveWallet(); // the wallet syncs in refresh(), which start() runs at once
   const peer = new DuplexPeer({
     role: options.role,
     network: options.network,
@@ -65,7 +76,7 @@ export async function openDuplexSide(options: DuplexSideOptions): Promise<Duplex
     policy: duplexPolicy({ network: options.network, ...options.policy }),
     backend: options.backend,
     wallet,
-    store,
+    store: duplexStatePort(store),
     saveWallet,
     fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb,
     log: options.log,
@@ -77,7 +88,7 @@ export async function openDuplexSide(options: DuplexSideOptions): Promise<Duplex
     (refreshing ??= (async () => {
       try {
         await wallet.sync();
-        saveWallet();
+        await saveWallet();
         await watcher.check();
       } finally {
         refreshing = null;
@@ -95,8 +106,11 @@ export async function openDuplexSide(options: DuplexSideOptions): Promise<Duplex
     async close() {
       unsubscribe?.();
       await refreshing?.catch(() => undefined);
-      saveWallet();
-      store.close();
+      try {
+        await saveWallet();
+      } finally {
+        if (!options.opened) await dir.close();
+      }
     },
   };
 }

@@ -2,7 +2,8 @@
  * Where paychan keeps things on disk, and the seed files that hold the keys at rest.
  *
  * Layout under `$PAYCHAN_HOME` (default `~/.paychan`): `regtest/` (the development node started by
- * `paychan regtest start`), `payee/` and `payer/` (each a `seed` and a SQLite database). Seeds are
+ * `paychan regtest start`), `payee/` and `payer/` (each a data dir: a `seed`, one SQLite store
+ * `payee.db`/`payer.db` and, while a process uses it, a `lock`; see data-dir.ts). Seeds are
  * 32 random bytes in hex, in files created with mode 0600 in directories created with 0700.
  */
 import { randomBytes } from 'node:crypto';

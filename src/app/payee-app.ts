@@ -1,8 +1,8 @@
 /**
- * A running payee: service + SQLite store + HTTP/WebSocket server + a priced example route.
+ * A running payee: its data dir (locked; one store for Spilman channels, duplex side B's records
+ * and B's wallet) + service + HTTP/WebSocket server + a priced example route.
  * What `paychan payee serve` runs, and what the multi-process tests start.
  */
-import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChainBackend } from '../chain/backend.js';
 import { secp256k1 } from '../crypto/index.js';
@@ -10,7 +10,7 @@ import type { NetworkName } from '../protocol/network.js';
 import type { DuplexPolicy } from '../protocol/duplex-update.js';
 import { payeePolicy, type PayeePolicy } from '../protocol/policy.js';
 import { PayeeService } from '../payee/payee-service.js';
-import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
 import { PayeeMetrics } from '../transport/metrics.js';
 import { startPayeeServer, type PayeeServer } from '../transport/payee-server.js';
 import { Paywall } from '../transport/paywall.js';
@@ -19,7 +19,8 @@ import { WalletKeys } from '../wallet/keys.js';
 import { channelListRoute, listChannels } from './channel-list.js';
 import { bearerAuthorizer, duplexAdminRoutes, routeDuplexFrames } from './duplex-routes.js';
 import { openDuplexSide, type DuplexSide } from './duplex-side.js';
-import { ensurePrivateDir, loadOrCreateAdminToken, loadOrCreateSeed } from './files.js';
+import { openDataDir, type DataDir } from './data-dir.js';
+import { loadOrCreateAdminToken } from './files.js';
 
 /** The example priced route every payee serves: `GET /v1/paid/<anything>`. */
 export const PAID_ROUTE_PREFIX = '/v1/paid/';
@@ -52,10 +53,19 @@ export interface PayeeApp {
 }
 
 export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp> {
-  ensurePrivateDir(options.dataDir);
-  const keys = WalletKeys.fromSeed(loadOrCreateSeed(path.join(options.dataDir, 'seed')), options.network);
+  const dir = await openDataDir(options.dataDir, { ...(options.dbPath === undefined ? {} : { dbFile: options.dbPath }), defaultDb: 'payee.db', log: options.log });
+  try {
+    return await startOn(options, dir);
+  } catch (err) {
+    await dir.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp> {
+  const { store } = dir;
+  const keys = WalletKeys.fromSeed(dir.seed, options.network);
   const payout = keys.address('receive', 0);
-  const store = openSqliteStore(options.dbPath ?? path.join(options.dataDir, 'payee.db'));
   const metrics = new PayeeMetrics();
   const service = await PayeeService.open({
     secp: secp256k1(),
@@ -69,7 +79,7 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
     onPayment: metrics.onPayment,
   });
   service.start();
-  const duplex = await openDuplexSide({ role: 'B', network: options.network, backend: options.backend, dataDir: options.dataDir, fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb, policy: options.duplexPolicy, log: options.log });
+  const duplex = await openDuplexSide({ role: 'B', network: options.network, backend: options.backend, dataDir: options.dataDir, opened: dir, fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb, policy: options.duplexPolicy, log: options.log });
   duplex.start();
   const adminToken = loadOrCreateAdminToken(options.dataDir);
   const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, adminToken);
@@ -110,8 +120,8 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
       await server.close();
       service.stop();
       await service.drain();
-      await store.close();
-      await duplex.close();
+      await duplex.close(); // saves B's wallet into the store: before the store closes
+      await dir.close();
     },
   };
 }

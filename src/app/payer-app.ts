@@ -1,25 +1,22 @@
 /**
- * A payer on disk: a wallet (seed file + state in the store), its channels in SQLite, and the
- * WebSocket link to a payee. What the `paychan payer ...` commands and the demo's payer process
+ * A payer on disk: its data dir (locked, see data-dir.ts) with the one wallet (seed file + state
+ * in the store, shared with duplex side A), its channels in SQLite, and the WebSocket link to a
+ * payee. What the `paychan payer ...` commands and the demo's payer process
  * run. One channel is "current" (the last opened); commands act on it.
  */
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { address as baddress } from 'bitcoinjs-lib';
 import type { ChainBackend } from '../chain/backend.js';
 import { secp256k1 } from '../crypto/index.js';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
 import { payerPolicy } from '../protocol/policy.js';
 import { PayerClient, type OpenOptions } from '../payer/payer-client.js';
-import { decodeState, encodeState } from '../store/codec.js';
-import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
 import { WalletKeys } from '../wallet/keys.js';
-import type { WalletState } from '../wallet/state.js';
 import { Wallet } from '../wallet/wallet.js';
-import { ensurePrivateDir, loadOrCreateSeed } from './files.js';
+import { loadWalletState, openDataDir, saveWalletState, type DataDir } from './data-dir.js';
 
-const META_WALLET = 'wallet';
 const META_CURRENT = 'current-channel';
 const metaUrl = (tempId: string) => `channel-url:${tempId}`;
 
@@ -48,25 +45,36 @@ export class PayerApp {
   private constructor(
     private readonly options: PayerAppOptions,
     readonly wallet: Wallet,
-    readonly store: SqliteStore,
+    private readonly dir: DataDir,
     private readonly keys: WalletKeys,
   ) {}
 
+  /** The data dir's one store (channels, the wallet's state). */
+  get store(): SqliteStore {
+    return this.dir.store;
+  }
+
+  /**
+   * Opens the payer's data dir (see openDataDir) and its wallet, and syncs the wallet.
+   * @throws DataDirInUseError if another process uses the data dir.
+   */
   static async open(options: PayerAppOptions): Promise<PayerApp> {
-    ensurePrivateDir(options.dataDir);
-    const seed = loadOrCreateSeed(path.join(options.dataDir, 'seed'));
-    const store = openSqliteStore(path.join(options.dataDir, 'payer.db'));
-    const saved = await store.getMeta(META_WALLET);
-    const wallet = await Wallet.open({
-      seed,
-      network: options.network,
-      backend: options.backend,
-      secp: secp256k1(),
-      state: saved === undefined ? undefined : decodeState<WalletState>(saved),
-    });
-    const app = new PayerApp(options, wallet, store, WalletKeys.fromSeed(seed, options.network));
-    await app.syncWallet();
-    return app;
+    const dir = await openDataDir(options.dataDir, { defaultDb: 'payer.db', log: options.log });
+    try {
+      const wallet = await Wallet.open({
+        seed: dir.seed,
+        network: options.network,
+        backend: options.backend,
+        secp: secp256k1(),
+        state: await loadWalletState(dir.store),
+      });
+      const app = new PayerApp(options, wallet, dir, WalletKeys.fromSeed(dir.seed, options.network));
+      await app.syncWallet();
+      return app;
+    } catch (err) {
+      await dir.close().catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Syncs the wallet with the chain and saves its state. */
@@ -76,7 +84,7 @@ export class PayerApp {
   }
 
   async saveWallet(): Promise<void> {
-    await this.store.putMeta(META_WALLET, encodeState(this.wallet.state()));
+    await saveWalletState(this.store, this.wallet);
   }
 
   /** Id of the channel commands act on, if any. */
@@ -146,9 +154,13 @@ export class PayerApp {
     return PayerClient.restore(this.clientOptions({ ...this.keys.channelKey(index), index }, { send: () => undefined }, saved.state.proposal.payerScript), tempId);
   }
 
+  /** Saves the wallet, closes the store and releases the data dir. */
   async close(): Promise<void> {
-    await this.saveWallet();
-    await this.store.close();
+    try {
+      await this.saveWallet();
+    } finally {
+      await this.dir.close();
+    }
   }
 
   /** Connects to the payee; frames that arrive before `holder.client` is set go to `early`. */

@@ -1,8 +1,11 @@
 /**
- * The store: the {@link Store} port and its contract, the state codec, and the SQLite adapter.
+ * The store: the {@link Store} port and its contract, the state codec, and its adapters (SQLite,
+ * memory).
  * Drivers depend on the port; only the composition root (CLI, demo) picks an adapter.
  */
-export type { Store, StoredPayeeChannel, StoredPayerChannel } from './store.js';
+export type { Store, StoredDuplexRecord, StoredPayeeChannel, StoredPayerChannel } from './store.js';
+export { WALLET_META_KEY } from './store.js';
+export { MemoryDatabase, MemoryStore } from './memory-store.js';
 export { decodeState, encodeState } from './codec.js';
 export {
   isStoreError,
@@ -13,6 +16,7 @@ export {
   type SqlitePragmas,
   type SqliteStoreOptions,
   type SqliteStoreStats,
+  type ImmediateDuplexRecords,
   type StoreErrorCode,
 } from './sqlite-store.js';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration } from './migrations.js';

@@ -1,51 +1,106 @@
 /**
  * A {@link Store} in memory: for the in-process demo and tests that do not test durability.
- * It keeps the port's ordering (saves resolve in call order) but nothing survives the process.
+ * It keeps the port's contract except durability across the process: writes resolve in call
+ * order, values are encoded when saved (a caller mutating a state afterwards cannot change what
+ * was "stored"), arguments are checked as SQLite's adapter checks them, and a closed store refuses
+ * every call. Its data lives in a {@link MemoryDatabase} that a test may hand to a new
+ * MemoryStore to "reopen" it.
  */
+import { decodeDuplexState } from '../protocol/duplex-state-legacy.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
-import { decodeState, encodeState } from './codec.js';
-import { withNewestPayment, withNewestSignedPayment, type Store, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
+import { checkChannelState, checkMeta, checkPayment, encodeChecked, encodeDuplexRecord } from './checks.js';
+import { decodeState } from './codec.js';
+import { closedError } from './store-error.js';
+import { withNewestPayment, withNewestSignedPayment, type Store, type StoredDuplexRecord, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
+
+type Payment = { readonly totalSat: bigint; readonly signature: Uint8Array };
+
+/** What a {@link MemoryStore} holds; Maps keep first-insertion order, the port's load order. */
+export class MemoryDatabase {
+  readonly payee = new Map<string, string>();
+  readonly payer = new Map<string, string>();
+  readonly payeePayments = new Map<string, Payment>();
+  readonly payerPayments = new Map<string, Payment>();
+  readonly duplex = new Map<string, string>();
+  readonly meta = new Map<string, string>();
+  readonly counters = new Map<string, number>();
+}
 
 export class MemoryStore implements Store {
-  // Encoded, so a caller mutating a state after saving it cannot change what was "stored".
-  private readonly payee = new Map<string, string>();
-  private readonly payer = new Map<string, string>();
-  private readonly meta = new Map<string, string>();
-  private readonly counters = new Map<string, number>();
+  #closed = false;
 
-  private readonly payments = new Map<string, { totalSat: bigint; signature: Uint8Array }>();
+  constructor(private readonly db: MemoryDatabase = new MemoryDatabase()) {}
 
   async loadPayeeChannels(): Promise<StoredPayeeChannel[]> {
-    return [...this.payee].map(([tempId, s]) => ({ tempId, state: withNewestPayment(decodeState<PayeeState>(s), this.payments.get(tempId)) }));
+    this.#open('loadPayeeChannels');
+    return [...this.db.payee].map(([tempId, s]) => ({ tempId, state: withNewestPayment(decodeState<PayeeState>(s), this.db.payeePayments.get(tempId)) }));
   }
   async savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
-    this.payments.set(tempId, { totalSat, signature: Uint8Array.from(signature) });
+    this.#open('savePayeePayment');
+    checkPayment('savePayeePayment', tempId, signature);
+    this.db.payeePayments.set(tempId, { totalSat, signature: Uint8Array.from(signature) });
   }
   async savePayeeChannel(tempId: string, state: PayeeState): Promise<void> {
-    this.payee.set(tempId, encodeState(state));
+    this.#open('savePayeeChannel');
+    checkChannelState('savePayeeChannel', tempId, state);
+    this.db.payee.set(tempId, encodeChecked('savePayeeChannel', tempId, state));
   }
-  private readonly payerPayments = new Map<string, { totalSat: bigint; signature: Uint8Array }>();
-
   async loadPayerChannels(): Promise<StoredPayerChannel[]> {
-    return [...this.payer].map(([tempId, s]) => ({ tempId, state: withNewestSignedPayment(decodeState<PayerState>(s), this.payerPayments.get(tempId)) }));
+    this.#open('loadPayerChannels');
+    return [...this.db.payer].map(([tempId, s]) => ({ tempId, state: withNewestSignedPayment(decodeState<PayerState>(s), this.db.payerPayments.get(tempId)) }));
   }
   async savePayerPayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
-    this.payerPayments.set(tempId, { totalSat, signature: Uint8Array.from(signature) });
+    this.#open('savePayerPayment');
+    checkPayment('savePayerPayment', tempId, signature);
+    this.db.payerPayments.set(tempId, { totalSat, signature: Uint8Array.from(signature) });
   }
   async savePayerChannel(tempId: string, state: PayerState): Promise<void> {
-    this.payer.set(tempId, encodeState(state));
+    this.#open('savePayerChannel');
+    checkChannelState('savePayerChannel', tempId, state);
+    this.db.payer.set(tempId, encodeChecked('savePayerChannel', tempId, state));
+  }
+  async loadDuplexRecords(): Promise<StoredDuplexRecord[]> {
+    this.#open('loadDuplexRecords');
+    return [...this.db.duplex.values()].map((r) => decodeDuplexState(decodeState<unknown>(r)));
+  }
+  async saveDuplexRecords(records: readonly StoredDuplexRecord[], meta?: ReadonlyMap<string, string>): Promise<void> {
+    this.#open('saveDuplexRecords');
+    if (!Array.isArray(records)) throw new TypeError('saveDuplexRecords: records must be an array');
+    // Everything checked before anything is written: all or nothing.
+    const rows = records.map((record) => encodeDuplexRecord(record));
+    const entries = [...(meta ?? new Map<string, string>())];
+    for (const [key, value] of entries) checkMeta(key, value);
+    for (const row of rows) this.db.duplex.set(row.tempId, row.encoded);
+    for (const [key, value] of entries) this.db.meta.set(key, value);
+  }
+  async deleteDuplexRecord(tempId: string): Promise<void> {
+    this.#open('deleteDuplexRecord');
+    if (typeof tempId !== 'string' || tempId === '') throw new TypeError('deleteDuplexRecord: tempId must be a non-empty string');
+    this.db.duplex.delete(tempId);
   }
   async getMeta(key: string): Promise<string | undefined> {
-    return this.meta.get(key);
+    this.#open('getMeta');
+    return this.db.meta.get(key);
   }
   async putMeta(key: string, value: string): Promise<void> {
-    this.meta.set(key, value);
+    this.#open('putMeta');
+    checkMeta(key, value);
+    this.db.meta.set(key, value);
   }
   async nextCounter(name: string): Promise<number> {
-    const next = this.counters.get(name) ?? 0;
-    this.counters.set(name, next + 1);
+    this.#open('nextCounter');
+    if (typeof name !== 'string' || name === '') throw new TypeError('nextCounter: name must be a non-empty string');
+    const next = this.db.counters.get(name) ?? 0;
+    this.db.counters.set(name, next + 1);
     return next;
   }
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  /** @throws StoreError `STORE_CLOSED` after close. */
+  #open(what: string): void {
+    if (this.#closed) throw closedError(what);
+  }
 }

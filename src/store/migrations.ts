@@ -101,6 +101,23 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       DELETE FROM payee_channels WHERE state_type IN ('AwaitingRefundRequest', 'AwaitingFunding', 'Abandoned');
     `,
   },
+  {
+    version: 5,
+    description: 'duplex records: one store per data dir for Spilman, duplex and the wallet',
+    sql: `
+      -- Was a table of its own file (duplex.db, imported once by src/app/data-dir.ts). One row
+      -- per duplex channel: the codec's encoding of its record, opaque to SQL.
+      CREATE TABLE duplex_records (
+        temp_id    TEXT    NOT NULL PRIMARY KEY,
+        seq        INTEGER NOT NULL UNIQUE,
+        record     TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL,
+        -- derived from the record: funding txid:vout once known
+        channel_id TEXT
+      ) STRICT;
+      CREATE INDEX duplex_records_channel_id ON duplex_records (channel_id);
+    `,
+  },
 ]);
 
 /** The schema version this code writes: the last migration's. */

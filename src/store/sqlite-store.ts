@@ -17,38 +17,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { decodeState, encodeState } from './codec.js';
+import { decodeState } from './codec.js';
 import { migrate } from './migrations.js';
+import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexRecord } from './checks.js';
+import { closedError, StoreError } from './store-error.js';
+import { decodeDuplexState } from '../protocol/duplex-state-legacy.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
-import { withNewestPayment, withNewestSignedPayment, type Store, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
+import { withNewestPayment, withNewestSignedPayment, type Store, type StoredDuplexRecord, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
 
-export const STORE_ERROR_CODES = {
-  STORE_CLOSED: 'the store is closed',
-  COMMIT_FAILED: 'the batch could not be committed; none of its saves is stored',
-  SCHEMA_TOO_NEW: 'the database was written by a newer paychan; upgrade paychan to open it',
-  NOT_DURABLE: 'the database cannot run in the durable mode the store requires (WAL, synchronous=FULL)',
-  CORRUPT_ROW: 'a stored row cannot be decoded',
-} as const;
-
-export type StoreErrorCode = keyof typeof STORE_ERROR_CODES;
-
-/** An error of a store adapter, with a stable `code`; `cause` holds the driver's error, if any. */
-export class StoreError extends Error {
-  constructor(
-    readonly code: StoreErrorCode,
-    detail?: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${code}: ${detail ?? STORE_ERROR_CODES[code]}`, options);
-    this.name = 'StoreError';
-  }
-}
-
-/** @returns true if `err` is a {@link StoreError} (with `code`, when given). */
-export function isStoreError(err: unknown, code?: StoreErrorCode): err is StoreError {
-  return err instanceof StoreError && (code === undefined || err.code === code);
-}
+export { isStoreError, STORE_ERROR_CODES, StoreError, type StoreErrorCode } from './store-error.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -94,9 +72,17 @@ interface ChannelRow {
   readonly amountSat: string | null;
 }
 
+/** A duplex record as staged: its encoding and its channel id column. */
+interface DuplexRow {
+  readonly record: string;
+  readonly channelId: string | null;
+}
+
 /** Everything staged for one transaction; `done` settles after it commits or fails. */
 class Batch {
   readonly payee = new Map<string, ChannelRow>();
+  /** Newest write per duplex record: a row to upsert, or null for a delete. */
+  readonly duplex = new Map<string, DuplexRow | null>();
   readonly payer = new Map<string, ChannelRow>();
   /** Newest payment per payee channel in this batch: total (decimal) and signature. */
   readonly payments = new Map<string, { total: string; signature: Uint8Array }>();
@@ -114,10 +100,13 @@ class Batch {
       this.resolve = resolve;
       this.reject = reject;
     });
+    // Each caller awaits its own promise chained on this one (see stage); a batch committed by
+    // duplexRecordsNow may have no such caller, and its failure is thrown there instead.
+    this.done.catch(noop);
   }
 
   get rows(): number {
-    return this.payee.size + this.payer.size + this.payments.size + this.payerPayments.size + this.meta.size + this.counters.length;
+    return this.payee.size + this.payer.size + this.duplex.size + this.payments.size + this.payerPayments.size + this.meta.size + this.counters.length;
   }
 }
 
@@ -129,12 +118,6 @@ interface PaymentRow {
 
 function paymentsOf(rows: readonly PaymentRow[]): Map<string, { totalSat: bigint; signature: Uint8Array }> {
   return new Map(rows.map((p) => [p.temp_id, { totalSat: BigInt(p.total_sat), signature: Uint8Array.from(p.signature) }]));
-}
-
-/** @throws TypeError for an empty tempId or a signature that is not 64 bytes. */
-function checkPayment(method: string, tempId: string, signature: Uint8Array): void {
-  if (typeof tempId !== 'string' || tempId === '') throw new TypeError(`${method}: tempId must be a non-empty string`);
-  if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new TypeError(`${method}: signature must be 64 bytes`);
 }
 
 const SQL = {
@@ -156,6 +139,11 @@ const SQL = {
   upsertMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
   nextCounter: `INSERT INTO counters (name, next) VALUES (?, 1)
     ON CONFLICT (name) DO UPDATE SET next = next + 1 RETURNING next - 1 AS value`,
+  upsertDuplex: `INSERT INTO duplex_records (temp_id, seq, record, updated_at, channel_id)
+    VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM duplex_records), ?, ?, ?)
+    ON CONFLICT (temp_id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at, channel_id = excluded.channel_id`,
+  deleteDuplex: 'DELETE FROM duplex_records WHERE temp_id = ?',
+  loadDuplex: 'SELECT temp_id, record FROM duplex_records ORDER BY seq',
   loadPayee: 'SELECT temp_id, state FROM payee_channels ORDER BY seq',
   loadPayer: 'SELECT temp_id, state FROM payer_channels ORDER BY seq',
   getMeta: 'SELECT value FROM meta WHERE key = ?',
@@ -228,6 +216,10 @@ export class SqliteStore implements Store {
       for (const [tempId, p] of batch.payments) s.upsertPayment.run(tempId, p.total, p.signature);
       for (const [tempId, p] of batch.payerPayments) s.upsertPayerPayment.run(tempId, p.total, p.signature);
       for (const [tempId, r] of batch.payer) s.upsertPayer.run(tempId, r.state, now, r.channelId, r.stateType, r.amountSat);
+      for (const [tempId, r] of batch.duplex) {
+        if (r) s.upsertDuplex.run(tempId, r.record, now, r.channelId);
+        else s.deleteDuplex.run(tempId);
+      }
       for (const [key, value] of batch.meta) s.upsertMeta.run(key, value);
       batch.counterValues = batch.counters.map((name) => (s.nextCounter.get(name) as { value: number }).value);
     }).immediate; // IMMEDIATE: take the write lock at BEGIN, so a busy database fails before any work
@@ -281,6 +273,60 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Every duplex record, in first-save order; waits for saves already made to commit first. */
+  async loadDuplexRecords(): Promise<StoredDuplexRecord[]> {
+    await this.settled();
+    return this.readDuplexRecords();
+  }
+
+  /**
+   * Stages the records and meta values into one batch, so they commit in one transaction.
+   * @throws TypeError (rejects) for a record without a tempId, one the codec cannot encode, or a
+   *   bad meta entry; nothing is staged then.
+   */
+  saveDuplexRecords(records: readonly StoredDuplexRecord[], meta?: ReadonlyMap<string, string>): Promise<void> {
+    return this.stage('saveDuplexRecords', () => this.stageDuplex(records, meta));
+  }
+
+  /** @throws TypeError (rejects) for an empty tempId. */
+  deleteDuplexRecord(tempId: string): Promise<void> {
+    return this.stage('deleteDuplexRecord', () => {
+      checkTempId('deleteDuplexRecord', tempId);
+      this.openBatch().duplex.set(tempId, null);
+    });
+  }
+
+  /**
+   * The duplex records for the duplex driver as it is today, which saves synchronously before it
+   * sends (src/duplex/duplex-store.ts): each call commits at once, together with whatever other
+   * saves are pending (so the port's ordering holds), and is durable when it returns. Interim:
+   * it goes when the duplex driver awaits {@link saveDuplexRecords} instead.
+   * @throws StoreError `STORE_CLOSED` after close, `COMMIT_FAILED` if the commit fails (nothing
+   *   of it is stored); TypeError as {@link saveDuplexRecords}.
+   */
+  duplexRecordsNow(): ImmediateDuplexRecords {
+    const commitNow = (what: string, put: () => void): void => {
+      if (this.closing) throw closedError(what);
+      put();
+      this.counts.requests++;
+      const failure = this.flush();
+      if (failure) throw failure;
+    };
+    return {
+      loadAll: () => {
+        if (this.closing) throw closedError('loadAll');
+        this.flush(); // reads see every save made before; a failed batch rejects its own saves
+        return this.readDuplexRecords();
+      },
+      saveAll: (records) => commitNow('saveAll', () => this.stageDuplex(records)),
+      delete: (tempId) =>
+        commitNow('delete', () => {
+          checkTempId('delete', tempId);
+          this.openBatch().duplex.set(tempId, null);
+        }),
+    };
+  }
+
   /** The committed value of `key`, after saves already made have committed. */
   async getMeta(key: string): Promise<string | undefined> {
     await this.settled();
@@ -291,8 +337,7 @@ export class SqliteStore implements Store {
   /** @throws TypeError (rejects) if key or value is not a string (key non-empty). */
   putMeta(key: string, value: string): Promise<void> {
     return this.stage('putMeta', () => {
-      if (typeof key !== 'string' || key === '') throw new TypeError('putMeta: key must be a non-empty string');
-      if (typeof value !== 'string') throw new TypeError(`putMeta(${key}): value must be a string`);
+      checkMeta(key, value);
       this.openBatch().meta.set(key, value);
     });
   }
@@ -346,6 +391,22 @@ export class SqliteStore implements Store {
     };
   }
 
+  /** Validates and encodes every record (and meta entry) first, then stages them all. */
+  private stageDuplex(records: readonly StoredDuplexRecord[], meta?: ReadonlyMap<string, string>): void {
+    if (!Array.isArray(records)) throw new TypeError('saveDuplexRecords: records must be an array');
+    const rows = records.map((record) => duplexRow(record));
+    const entries = [...(meta ?? new Map<string, string>())];
+    for (const [key, value] of entries) checkMeta(key, value);
+    const batch = this.openBatch();
+    for (const [tempId, row] of rows) batch.duplex.set(tempId, row);
+    for (const [key, value] of entries) batch.meta.set(key, value);
+  }
+
+  private readDuplexRecords(): StoredDuplexRecord[] {
+    const rows = this.stmts.loadDuplex.all() as { temp_id: string; record: string }[];
+    return rows.map((r) => decodeDuplexRow(r));
+  }
+
   /** Runs `put` (which validates and stages a row) and returns its batch's promise. */
   private stage(what: string, put: () => void): Promise<void> {
     if (this.closing) return Promise.reject(closedError(what));
@@ -375,10 +436,13 @@ export class SqliteStore implements Store {
     return batch;
   }
 
-  /** Commits the open batch (if any) in one transaction and settles its promise. */
-  private flush(): void {
+  /**
+   * Commits the open batch (if any) in one transaction and settles its promise.
+   * @returns the StoreError the batch failed with, if it failed.
+   */
+  private flush(): StoreError | undefined {
     const batch = this.batch;
-    if (!batch) return;
+    if (!batch) return undefined;
     this.batch = null;
     this.cancelFlush?.();
     this.cancelFlush = null;
@@ -390,11 +454,12 @@ export class SqliteStore implements Store {
       const error = new StoreError('COMMIT_FAILED', `${batch.rows} rows: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       this.settings.log(`store: ${error.message}`);
       batch.reject(error);
-      return;
+      return error;
     }
     this.counts.commits++;
     this.counts.rows += batch.rows;
     batch.resolve();
+    return undefined;
   }
 
   /** Waits until saves made so far have committed or failed, so reads see them. */
@@ -408,8 +473,37 @@ export class SqliteStore implements Store {
 
 function noop(): void {}
 
-function closedError(what: string): StoreError {
-  return new StoreError('STORE_CLOSED', `${what}: the store is closed`);
+/**
+ * The synchronous face of the duplex records that the duplex driver uses today (structurally
+ * src/duplex/duplex-store.ts's `DuplexStore`): every call is durable when it returns.
+ */
+export interface ImmediateDuplexRecords {
+  loadAll(): StoredDuplexRecord[];
+  saveAll(records: readonly StoredDuplexRecord[]): void;
+  delete(tempId: string): void;
+}
+
+/** Validates and encodes a duplex record: its key, its row. */
+function duplexRow(record: StoredDuplexRecord): [string, DuplexRow] {
+  const { tempId, encoded, channelId } = encodeDuplexRecord(record);
+  return [tempId, { record: encoded, channelId }];
+}
+
+function decodeDuplexRow(row: { temp_id: string; record: string }): StoredDuplexRecord {
+  let record: unknown;
+  try {
+    record = decodeState<unknown>(row.record);
+  } catch (err) {
+    throw new StoreError('CORRUPT_ROW', `duplex_records ${row.temp_id}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (record === null || typeof record !== 'object' || (record as { tempId?: unknown }).tempId !== row.temp_id) {
+    throw new StoreError('CORRUPT_ROW', `duplex_records ${row.temp_id}: not the record of ${row.temp_id}`);
+  }
+  try {
+    return decodeDuplexState(record);
+  } catch (err) {
+    throw new StoreError('CORRUPT_ROW', `duplex_records ${row.temp_id}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
 }
 
 function checkOptions(options: SqliteStoreOptions): Settings {
@@ -424,14 +518,8 @@ function checkOptions(options: SqliteStoreOptions): Settings {
 
 /** Validates and encodes a channel save; `amountSat` fills the operator column. */
 function channelRow(what: string, tempId: string, state: { readonly type: string }, amountSat: bigint | null): ChannelRow {
-  if (typeof tempId !== 'string' || tempId === '') throw new TypeError(`${what}: tempId must be a non-empty string`);
-  if (state === null || typeof state !== 'object' || typeof state.type !== 'string') throw new TypeError(`${what}(${tempId}): state must be a channel state`);
-  let encoded: string;
-  try {
-    encoded = encodeState(state);
-  } catch (err) {
-    throw new TypeError(`${what}(${tempId}): the state cannot be encoded: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
+  checkChannelState(what, tempId, state);
+  const encoded = encodeChecked(what, tempId, state);
   const channelId = 'channel' in state ? (state.channel as { id: string }).id : null;
   return { state: encoded, stateType: state.type, channelId, amountSat: amountSat === null ? null : amountSat.toString() };
 }

@@ -1,23 +1,52 @@
 /**
- * The Store port: where payee and payer keep what must survive a crash.
+ * The Store port: everything one side (payee or payer) keeps to survive a crash, in one store per
+ * data dir: Spilman channels and their payments, duplex channel records, the wallet's state
+ * (a meta value), counters.
  *
  * Contract (the shared suite in test/integration/store.test.ts holds every adapter to it):
- * - **Durable on resolve.** When a `save*` promise resolves, the data is on stable storage
- *   (SQLite: committed with `synchronous=FULL` in WAL mode); a crash, even a power cut, after that
- *   point cannot lose it. Drivers send an acknowledgement only after this.
- * - **Ordered.** Saves of the same key become durable in call order, and a later save never
- *   becomes durable before an earlier one of any key (one commit sequence). So a reader after a
- *   crash sees a prefix of the saves, never a later one without an earlier one.
- * - **Group commit.** Adapters may batch saves made close together into one transaction (one
+ * - **Durable on resolve.** When a `save*`/`putMeta`/`delete*`/`nextCounter` promise resolves,
+ *   the write is on stable storage (SQLite: committed with `synchronous=FULL` in WAL mode); a
+ *   crash, even a power cut, after that point cannot lose it. Drivers send an acknowledgement (or
+ *   a signature that depends on the write) only after this.
+ * - **Ordered.** Writes of the same key become durable in call order, and a later write never
+ *   becomes durable before an earlier one of any key or kind (one commit sequence). So a reader
+ *   after a crash sees a prefix of the writes, never a later one without an earlier one.
+ *   Promises resolve in call order.
+ * - **Group commit.** Adapters may batch writes made close together into one transaction (one
  *   disk flush for many payments); each promise still resolves only after its own batch commits.
- * - **Last write wins per key.** A channel is one row: its newest state.
- * - A failed commit rejects every save in that batch; nothing in it is durable.
+ * - **Atomic where one call writes several things.** `saveDuplexRecords` commits all its records
+ *   (and meta values) or none: a rollover ends one channel and starts the next in one commit.
+ * - **Last write wins per key.** A channel is one row: its newest state. A delete is a write.
+ * - A failed commit rejects every write in that batch; nothing in it is durable, and the store
+ *   carries on with the next batch.
+ * - **Reads see every write made before them** (they wait for pending batches), in first-save
+ *   order for lists; updating an entry does not move it.
+ * - Arguments are checked when the call is made: a bad one rejects that call alone with a
+ *   TypeError and writes nothing. After `close`, every call rejects with `STORE_CLOSED`.
  *
- * States are the protocol's plain values (bigint, Uint8Array inside); adapters serialize them
- * with `src/store/codec.ts`.
+ * Values are the protocol's plain values (bigint, Uint8Array inside); adapters serialize them
+ * with `src/store/codec.ts`, so a stored value is opaque to SQL except for the few columns an
+ * adapter copies out for queries. The port is asynchronous and names no database type: an adapter
+ * (SQLite, memory, PostgreSQL) is one file implementing it.
  */
+import type { DuplexChannelState } from '../protocol/duplex-state.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
+
+/**
+ * What the store keeps per duplex channel: the duplex machine's tagged state (src/protocol). The
+ * store reads only `tempId` (the key) and the channel id (a column for queries) from it; a row
+ * written before the machine (a record with a `phase`) is read as the state it stands for.
+ */
+export type StoredDuplexRecord = DuplexChannelState;
+
+/**
+ * The meta key under which a data dir's one wallet keeps its state (the codec's encoding of
+ * `WalletState`). A meta value rather than typed methods: the store then names no wallet type
+ * (the store layer depends on the protocol only), the state is one value written a few times per
+ * channel, never on the payment path, and payer.db has kept it there since the first release.
+ */
+export const WALLET_META_KEY = 'wallet';
 
 export interface StoredPayeeChannel {
   /** The channel's temporary id, its key from the first message on. */
@@ -46,8 +75,19 @@ export interface Store {
   /** Saves a new payment the payer signed on an Open channel (the hot path; see savePayeePayment). */
   savePayerPayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void>;
   savePayerChannel(tempId: string, state: PayerState): Promise<void>;
+  /** Every duplex record, in first-save order (a rollover's successor after its predecessor). */
+  loadDuplexRecords(): Promise<StoredDuplexRecord[]>;
   /**
-   * A small durable key/value space for metadata (the next key index, a wallet's sync state).
+   * Saves the newest version of each record, and the `meta` values if any, in one commit: all of
+   * them become durable together, or none does. Keyed by `tempId`.
+   * @throws TypeError (rejects) for a record without a tempId or one the codec cannot encode.
+   */
+  saveDuplexRecords(records: readonly StoredDuplexRecord[], meta?: ReadonlyMap<string, string>): Promise<void>;
+  /** Forgets a duplex record (an opening abandoned before this side signed anything). */
+  deleteDuplexRecord(tempId: string): Promise<void>;
+  /**
+   * A small durable key/value space for metadata: the wallet's state ({@link WALLET_META_KEY}),
+   * the payer's current channel and its URL.
    * `putMeta` follows the same durability and ordering contract as the channel saves.
    */
   getMeta(key: string): Promise<string | undefined>;

@@ -313,3 +313,49 @@ export function unreservedCoins(state: WalletState): WalletCoin[] {
     .filter(([key, coin]) => coin.spend.type === 'unspent' && !reserved.has(key))
     .map(([, coin]) => coin);
 }
+
+/**
+ * One state for two saved states of the same seed (a data dir that kept a wallet in payer.db and
+ * another in duplex.db before they became one). Which one wins: neither, wholly.
+ * - The chain layer (coins, recent blocks, synced height) is the **newer sync's** (`ours` on a
+ *   tie): both scanned the same chain for the same scripts, so the further one knows at least
+ *   what the other knew of the chain. Different birthdays or gap limits take the lower birthday
+ *   and the larger gap limit with an empty chain layer: a rescan, slow but never wrong.
+ * - **Reservations of both** are kept (by id): each guards coins one side's channel is funding
+ *   with, a transaction not yet broadcast or a duplex contribution. Dropping one would let the
+ *   other side select the same coin. A sync prunes those whose coins are spent.
+ * - **Own unconfirmed transactions of both** are kept (in broadcast order, ours first) and the
+ *   mempool layer rebuilt, so neither side's unconfirmed spend is selected again; one that
+ *   conflicts with the chain layer is dropped as the wallet always does.
+ * - **Key cursors take the maximum**: no receive, change or channel/duplex key index is handed
+ *   out twice (channel and duplex keys share one counter on different derivation paths).
+ * @param bookFor the script book over the merged state (the wallet's AddressBook).
+ * @throws RangeError if the states are of different networks.
+ */
+export function mergeWalletStates(ours: WalletState, theirs: WalletState, bookFor: (state: WalletState) => ScriptBook): WalletState {
+  if (ours.network !== theirs.network) throw new RangeError(`cannot merge wallet states of ${ours.network} and ${theirs.network}`);
+  const sameScan = ours.birthdayHeight === theirs.birthdayHeight && ours.gapLimit === theirs.gapLimit;
+  const newer = theirs.syncedHeight > ours.syncedHeight ? theirs : ours;
+  const base: WalletState = sameScan
+    ? structuredClone(newer)
+    : createWalletState(ours.network, Math.min(ours.birthdayHeight, theirs.birthdayHeight), Math.max(ours.gapLimit, theirs.gapLimit));
+  const cursor = (a: ChainCursor, b: ChainCursor): ChainCursor => ({ nextIndex: Math.max(a.nextIndex, b.nextIndex), highestUsed: Math.max(a.highestUsed, b.highestUsed) });
+  base.keys = {
+    receive: cursor(ours.keys.receive, theirs.keys.receive),
+    change: cursor(ours.keys.change, theirs.keys.change),
+    nextChannelIndex: Math.max(ours.keys.nextChannelIndex, theirs.keys.nextChannelIndex),
+  };
+  const reservations = new Map<string, Reservation>();
+  for (const r of [...ours.reservations, ...theirs.reservations]) if (!reservations.has(r.txid)) reservations.set(r.txid, structuredClone(r));
+  base.reservations = [...reservations.values()];
+  removeMempoolLayer(base);
+  const known = new Set(base.ownTxs.map((t) => t.txid));
+  for (const own of [...ours.ownTxs, ...theirs.ownTxs]) {
+    if (own.status.type !== 'mempool' || known.has(own.txid)) continue;
+    known.add(own.txid);
+    base.ownTxs.push(structuredClone(own));
+  }
+  // The chain layer is empty on a rescan: the own transactions wait in ownTxs for their coins.
+  if (sameScan) applyMempoolLayer(base, bookFor(base));
+  return base;
+}

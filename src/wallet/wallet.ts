@@ -26,6 +26,7 @@ import {
   coinConfirmations,
   createWalletState,
   outpointKey,
+  mergeWalletStates,
   pruneReservations,
   recordOwnBroadcast,
   removeMempoolLayer,
@@ -152,6 +153,16 @@ export class Wallet {
       state = createWalletState(network, birthdayHeight, gapLimit);
     }
     return new Wallet(options, state);
+  }
+
+  /**
+   * One saved state for two of the same seed: see {@link mergeWalletStates} for which parts of
+   * which win. Used once, when a data dir's two wallets (payer.db, duplex.db) become one.
+   * @throws RangeError if the states are of different networks.
+   */
+  static mergeStates(seed: Uint8Array, ours: WalletState, theirs: WalletState): WalletState {
+    const keys = WalletKeys.fromSeed(seed, ours.network);
+    return mergeWalletStates(ours, theirs, (state) => new AddressBook(keys, state));
   }
 
   get network(): NetworkName {

@@ -1,8 +1,10 @@
 /**
  * The Store port's contract (src/store/store.ts) as one suite, `storeContract`, that every
- * adapter runs (a PostgreSQL adapter will call it with its own `open`), then what is specific
- * to SQLite: group commit counted in transactions, failed commits, schema versions, file
- * permissions, and durability across a real SIGKILL of a writing process.
+ * adapter runs (SQLite on a file, memory; a PostgreSQL adapter will call it with its own `open`),
+ * then what is specific to SQLite: group commit counted in transactions, failed commits, schema
+ * versions, file permissions, the duplex driver's synchronous face, and durability across a real
+ * SIGKILL of a writing process. SQLite's `:memory:` does not run the contract: the contract
+ * reopens its database, which `:memory:` cannot (its own test is below).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -11,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { DuplexChannelState } from '../../src/protocol/duplex-state.js';
 import type { Effect } from '../../src/protocol/effects.js';
 import { decodeMessage, encodeMessage, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, payeeVouched, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
@@ -19,6 +22,7 @@ import { payerPropose, payerStep, type PayerContext, type PayerState } from '../
 import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { isStoreError, MIGRATIONS, openSqliteStore, SCHEMA_VERSION, type SqliteStore, type SqliteStoreOptions, type Store } from '../../src/store/index.js';
+import { MemoryDatabase, MemoryStore } from '../../src/store/memory-store.js';
 import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -81,6 +85,47 @@ const openPayee = v2.payee.find((s) => s.type === 'Open' && s.signature !== null
 const paid = (value: number | bigint): PayeeState => ({ ...openPayee, paidSat: BigInt(value) }) as PayeeState;
 const paidOf = (state: PayeeState): bigint => ('paidSat' in state ? state.paidSat : -1n);
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A duplex channel state with every kind of value the codec carries (bigint, bytes, nested, null). */
+function duplexRecord(tempId: string, paidAtoBSat: bigint, channelId = `${'ee'.repeat(32)}:0`): DuplexChannelState {
+  return {
+    type: 'Open',
+    tempId,
+    channelId,
+    role: 'A',
+    keyIndex: 3,
+    terms: { network: 'regtest', keyA: PAYER_PUB, keyB: Uint8Array.from([2, ...new Array<number>(32).fill(7)]), scriptA: PAYER_SCRIPT, scriptB: PAYER_SCRIPT, contributionASat: 100_000n, contributionBSat: 5n, initialLocktime: 500, deltaBlocks: 6, stateFeeRateSatPerVb: 2 },
+    fundingFeeRateSatPerVb: 2,
+    minFundingConfirmations: 1,
+    openedHeight: 100,
+    openedBy: null,
+    ownInputs: [],
+    ownOutputs: [],
+    fundingTxHex: '00',
+    fundingConfirmed: true,
+    fundingHeight: null,
+    fundingSignedHeight: null,
+    ownInputsReleased: false,
+    current: { index: 1, balanceASat: 100_005n - paidAtoBSat, balanceBSat: paidAtoBSat, sigA: new Uint8Array(64).fill(1), sigB: new Uint8Array(64).fill(2) },
+    pending: null,
+    refusedIndex: null,
+    proposedRequests: [],
+    rolloverProposal: null,
+    payBackQueue: [],
+    predecessorId: null,
+    updates: 1,
+    paidAtoBSat,
+    paidBtoASat: 0n,
+  };
+}
+/** An opening (no channel id yet). */
+function openingRecord(tempId: string): DuplexChannelState {
+  const open = duplexRecord(tempId, 0n);
+  if (open.type !== 'Open') throw new Error('not open');
+  const { tempId: _t, role: _r, keyIndex, fundingFeeRateSatPerVb, minFundingConfirmations, openedHeight, openedBy, ownInputs, ownOutputs, terms } = open;
+  return { type: 'Proposed', tempId, role: 'A', keyIndex, fundingFeeRateSatPerVb, minFundingConfirmations, openedHeight, openedBy, ownInputs, ownOutputs, terms };
+}
+const paidOfRecord = (r: DuplexChannelState): string => `${r.tempId}${'paidAtoBSat' in r ? r.paidAtoBSat : -1n}`;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -229,13 +274,95 @@ function storeContract(name: string, open: () => Promise<Store>, hooks: Contract
       expect((await store.loadPayeeChannels()).map((r) => paidOf(r.state))).toEqual([7n]);
       expect(await store.getMeta('x')).toBe('y');
     });
+    it('round-trips duplex records exactly, in first-save order, newest version per tempId', async () => {
+      let store = await openStore();
+      await store.saveDuplexRecords([duplexRecord('d2', 1n)]);
+      await store.saveDuplexRecords([duplexRecord('d1', 1n, 'aa:0'), duplexRecord('d3', 1n)]);
+      await store.saveDuplexRecords([duplexRecord('d2', 7n, 'bb:1')]); // an update does not move it
+      await store.close();
+      store = await openStore();
+      const loaded = await store.loadDuplexRecords();
+      expect(loaded.map(paidOfRecord)).toEqual(['d27', 'd11', 'd31']);
+      expect(loaded[0]).toEqual(duplexRecord('d2', 7n, 'bb:1'));
+      const first = loaded[0];
+      if (first?.type !== 'Open') throw new Error('not an open channel');
+      expect(first.current.sigA).toBeInstanceOf(Uint8Array);
+      expect(typeof first.terms.contributionASat).toBe('bigint');
+    });
+
+    it('saves several duplex records and meta values in one call, all of them or none', async () => {
+      let store = await openStore();
+      // A rollover: the ended channel and its successor together.
+      await store.saveDuplexRecords([duplexRecord('old', 5n, 'aa:0'), duplexRecord('new', 0n)], new Map([['wallet', 'w1']]));
+      const cyclic = duplexRecord('bad', 1n) as DuplexChannelState & { self?: unknown };
+      cyclic.self = cyclic;
+      await expect(store.saveDuplexRecords([duplexRecord('x', 1n), cyclic])).rejects.toThrow(TypeError);
+      await expect(store.saveDuplexRecords([duplexRecord('y', 1n)], new Map([['', 'v']]))).rejects.toThrow(TypeError);
+      await expect(store.saveDuplexRecords([{ ...duplexRecord('z', 1n), tempId: '' }])).rejects.toThrow(TypeError);
+      await store.close();
+      store = await openStore();
+      expect((await store.loadDuplexRecords()).map((r) => r.tempId)).toEqual(['old', 'new']);
+      expect(await store.getMeta('wallet')).toBe('w1');
+    });
+
+    it('deletes a duplex record, ordered with the saves around it', async () => {
+      let store = await openStore();
+      await store.saveDuplexRecords([duplexRecord('a', 1n), duplexRecord('b', 1n)]);
+      const calls = [store.deleteDuplexRecord('a'), store.saveDuplexRecords([duplexRecord('c', 1n)]), store.deleteDuplexRecord('c'), store.saveDuplexRecords([duplexRecord('c', 2n)])];
+      await Promise.all(calls);
+      await store.deleteDuplexRecord('missing'); // nothing to delete is no error
+      await expect(store.deleteDuplexRecord('')).rejects.toThrow(TypeError);
+      await store.close();
+      store = await openStore();
+      expect((await store.loadDuplexRecords()).map(paidOfRecord)).toEqual(['b1', 'c2']);
+    });
+
+    it('rejects every call after close with STORE_CLOSED; close twice is harmless', async () => {
+      const store = await openStore();
+      await store.close();
+      await store.close();
+      const sig = new Uint8Array(64);
+      const calls: (() => Promise<unknown>)[] = [
+        () => store.savePayeeChannel('a', paid(1)),
+        () => store.savePayeePayment('a', 1n, sig),
+        () => store.savePayerChannel('a', v2.payer[0]!),
+        () => store.savePayerPayment('a', 1n, sig),
+        () => store.saveDuplexRecords([duplexRecord('a', 1n)]),
+        () => store.deleteDuplexRecord('a'),
+        () => store.putMeta('a', 'b'),
+        () => store.getMeta('a'),
+        () => store.nextCounter('a'),
+        () => store.loadPayeeChannels(),
+        () => store.loadPayerChannels(),
+        () => store.loadDuplexRecords(),
+      ];
+      for (const call of calls) await expect(call()).rejects.toThrow(/STORE_CLOSED/);
+    });
+
+    it('refuses bad arguments with a TypeError, writing nothing', async () => {
+      const store = await openStore();
+      await expect(store.savePayeeChannel('', paid(1))).rejects.toThrow(TypeError);
+      await expect(store.savePayeeChannel('a', {} as PayeeState)).rejects.toThrow(/must be a channel state/);
+      await expect(store.savePayeePayment('a', 1n, new Uint8Array(63))).rejects.toThrow(TypeError);
+      await expect(store.putMeta('', 'v')).rejects.toThrow(TypeError);
+      await expect(store.putMeta('k', 5 as unknown as string)).rejects.toThrow(TypeError);
+      await expect(store.nextCounter('')).rejects.toThrow(TypeError);
+      const cyclic = { ...paid(1) } as Record<string, unknown>;
+      cyclic.self = cyclic;
+      await expect(store.savePayeeChannel('bad', cyclic as unknown as PayeeState)).rejects.toThrow(/savePayeeChannel\(bad\): the state cannot be encoded/);
+      expect(await store.loadPayeeChannels()).toEqual([]);
+      expect(await store.getMeta('k')).toBeUndefined();
+      expect(await store.nextCounter('n')).toBe(0);
+    });
+
     it.skipIf(hooks.blockCommits === undefined)('rejects every save of a batch whose commit fails, stores none of them, and carries on', async () => {
       const store = await openStore();
       await Promise.all([store.savePayeeChannel('a', paid(1)), store.putMeta('m', 'old')]);
       const release = await hooks.blockCommits!();
-      const results = await Promise.allSettled([store.savePayeeChannel('a', paid(2)), store.savePayeeChannel('b', paid(1)), store.putMeta('m', 'new'), store.nextCounter('n')]);
+      const results = await Promise.allSettled([store.savePayeeChannel('a', paid(2)), store.savePayeeChannel('b', paid(1)), store.putMeta('m', 'new'), store.nextCounter('n'), store.saveDuplexRecords([duplexRecord('d', 1n)])]);
       await release();
-      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected', 'rejected']);
+      expect(await store.loadDuplexRecords()).toEqual([]);
       expect((await store.loadPayeeChannels()).map((r) => [r.tempId, paidOf(r.state)])).toEqual([['a', 1n]]);
       expect(await store.getMeta('m')).toBe('old');
       // The next batch commits, and the counter value of the failed batch was not used up.
@@ -270,6 +397,14 @@ describe('SQLite', () => {
       });
     },
   });
+});
+
+describe('memory', () => {
+  let db: MemoryDatabase;
+  beforeEach(() => {
+    db = new MemoryDatabase();
+  });
+  storeContract('MemoryStore', () => Promise.resolve(new MemoryStore(db)));
 });
 
 describe('SqliteStore', () => {
@@ -317,23 +452,37 @@ describe('SqliteStore', () => {
     });
 
     it('holds a batch open for groupCommitMaxDelayMs to gather saves from later turns', async () => {
-      const store = open({ groupCommitMaxDelayMs: 30 });
-      const saves = [store.putMeta('a', '1')];
-      await nextTurn();
-      saves.push(store.putMeta('b', '1'));
-      await nextTurn();
-      saves.push(store.savePayeeChannel('c', paid(1)));
-      await Promise.all(saves);
-      expect(store.stats()).toMatchObject({ commits: 1, rows: 3 });
+      // The batch's timer is faked, so "later turns" are before it fires however slow the machine.
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        const store = open({ groupCommitMaxDelayMs: 30 });
+        const saves = [store.putMeta('a', '1')];
+        await nextTurn();
+        saves.push(store.putMeta('b', '1'));
+        await nextTurn();
+        saves.push(store.savePayeeChannel('c', paid(1)));
+        expect(store.stats()).toMatchObject({ commits: 0 });
+        vi.advanceTimersByTime(30);
+        await Promise.all(saves);
+        expect(store.stats()).toMatchObject({ commits: 1, rows: 3 });
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
-    it('commits a batch still held open by groupCommitMaxDelayMs on close', async () => {
-      const store = open({ groupCommitMaxDelayMs: 60_000 });
-      const save = store.putMeta('k', 'v');
-      const started = Date.now();
-      await store.close();
-      await save;
-      expect(Date.now() - started).toBeLessThan(5_000);
+    it('commits a batch still held open by groupCommitMaxDelayMs on close, without waiting for its timer', async () => {
+      // The batch's timer never fires here (fake timers that nobody advances): close must commit
+      // the batch itself, so both promises settle and the save is durable.
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        const store = open({ groupCommitMaxDelayMs: 60_000 });
+        const save = store.putMeta('k', 'v');
+        await store.close();
+        await save;
+        expect(store.stats()).toMatchObject({ commits: 1, rows: 1 });
+      } finally {
+        vi.useRealTimers();
+      }
       expect(await open().getMeta('k')).toBe('v');
     });
 
@@ -347,18 +496,14 @@ describe('SqliteStore', () => {
   });
 
   describe('failures', () => {
-    it('rejects every call after close with STORE_CLOSED; close twice is harmless', async () => {
+    it('names the call in STORE_CLOSED, and refuses pragmas and the duplex driver face after close', async () => {
       const store = open();
-      await store.close();
+      const records = store.duplexRecordsNow();
       await store.close();
       await expect(store.savePayeeChannel('a', paid(1))).rejects.toThrow(/STORE_CLOSED: savePayeeChannel: the store is closed/);
-      await expect(store.savePayerChannel('a', v2.payer[0]!)).rejects.toThrow(/STORE_CLOSED/);
-      await expect(store.putMeta('a', 'b')).rejects.toThrow(/STORE_CLOSED/);
-      await expect(store.getMeta('a')).rejects.toThrow(/STORE_CLOSED/);
-      await expect(store.nextCounter('a')).rejects.toThrow(/STORE_CLOSED/);
-      await expect(store.loadPayeeChannels()).rejects.toThrow(/STORE_CLOSED/);
-      await expect(store.loadPayerChannels()).rejects.toThrow(/STORE_CLOSED/);
       expect(() => store.pragmas()).toThrow(/STORE_CLOSED/);
+      expect(() => records.saveAll([duplexRecord('a', 1n)])).toThrow(/STORE_CLOSED/);
+      expect(() => records.loadAll()).toThrow(/STORE_CLOSED/);
     });
 
     it('reports a failed commit with COMMIT_FAILED and the driver error, and counts it', async () => {
@@ -435,9 +580,9 @@ describe('SqliteStore', () => {
       const db = operator();
       expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
       const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
-      expect(tables).toEqual(['counters', 'meta', 'payee_channels', 'payee_payments', 'payer_channels', 'payer_payments']);
+      expect(tables).toEqual(['counters', 'duplex_records', 'meta', 'payee_channels', 'payee_payments', 'payer_channels', 'payer_payments']);
       const indexes = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").pluck().all();
-      expect(indexes).toEqual(['payee_channels_channel_id', 'payer_channels_channel_id']);
+      expect(indexes).toEqual(['duplex_records_channel_id', 'payee_channels_channel_id', 'payer_channels_channel_id']);
       db.close();
     });
 
@@ -450,6 +595,7 @@ describe('SqliteStore', () => {
       const db = operator();
       const insert = db.prepare("INSERT INTO payee_channels (temp_id, seq, state, updated_at, channel_id, state_type, paid_sat) VALUES (?, ?, '{}', 0, NULL, ?, NULL)");
       ['AwaitingRefundRequest', 'AwaitingFunding', 'Abandoned'].forEach((type, i) => insert.run(`old${i}`, 10 + i, type));
+      db.exec('DROP TABLE duplex_records'); // not in schema 3 (migration 5)
       db.pragma('user_version = 3');
       db.close();
       const upgraded = open();
@@ -517,6 +663,78 @@ describe('SqliteStore', () => {
         { temp_id: 'q', channel_id: null, state_type: 'Proposed', acked_sat: null },
       ]);
       expect(plan.map((p) => p.detail).join()).toMatch(/USING INDEX payee_channels_channel_id/);
+    });
+  });
+
+  describe('duplex records', () => {
+    it('copies the channel id into an indexed column, the record opaque beside it', async () => {
+      const store = open();
+      await store.saveDuplexRecords([duplexRecord('t1', 1n, 'ab:1'), openingRecord('t2')]);
+      const db = operator();
+      const rows = db.prepare('SELECT temp_id, channel_id FROM duplex_records ORDER BY seq').all();
+      const plan = db.prepare('EXPLAIN QUERY PLAN SELECT temp_id FROM duplex_records WHERE channel_id = ?').all('x') as { detail: string }[];
+      db.close();
+      expect(rows).toEqual([
+        { temp_id: 't1', channel_id: 'ab:1' },
+        { temp_id: 't2', channel_id: null },
+      ]);
+      expect(plan.map((p) => p.detail).join()).toMatch(/USING INDEX duplex_records_channel_id/);
+    });
+
+    it('gives the duplex driver a synchronous face: durable when each call returns, after the saves pending before it', async () => {
+      const store = open();
+      const records = store.duplexRecordsNow();
+      const pending = store.putMeta('before', '1'); // staged, not yet committed
+      records.saveAll([duplexRecord('a', 1n), duplexRecord('b', 2n)]); // one commit, with the pending save
+      const db = operator();
+      expect(db.prepare('SELECT temp_id FROM duplex_records ORDER BY seq').pluck().all()).toEqual(['a', 'b']);
+      expect(db.prepare("SELECT value FROM meta WHERE key = 'before'").pluck().get()).toBe('1');
+      records.delete('a');
+      expect(db.prepare('SELECT temp_id FROM duplex_records').pluck().all()).toEqual(['b']);
+      db.close();
+      await pending;
+      expect(records.loadAll()).toEqual([duplexRecord('b', 2n)]);
+      expect(store.stats()).toMatchObject({ commits: 2 }); // saveAll (with the pending save), delete; loadAll had nothing to commit
+    });
+
+    it('throws COMMIT_FAILED from the synchronous face when its commit fails, storing nothing', async () => {
+      const store = open({ busyTimeoutMs: 20 });
+      const records = store.duplexRecordsNow();
+      const lock = operator();
+      lock.exec('BEGIN IMMEDIATE');
+      expect(() => records.saveAll([duplexRecord('a', 1n)])).toThrow(/COMMIT_FAILED/);
+      lock.exec('ROLLBACK');
+      lock.close();
+      expect(records.loadAll()).toEqual([]);
+      records.saveAll([duplexRecord('a', 1n)]);
+      expect(await store.loadDuplexRecords()).toEqual([duplexRecord('a', 1n)]);
+    });
+
+    it('names the row when a stored record cannot be decoded', async () => {
+      const store = open();
+      await store.saveDuplexRecords([duplexRecord('broken', 1n)]);
+      const db = operator();
+      db.prepare("UPDATE duplex_records SET record = '{\"tempId\":\"other\"}' WHERE temp_id = 'broken'").run();
+      db.close();
+      await expect(store.loadDuplexRecords()).rejects.toThrow(/CORRUPT_ROW: duplex_records broken/);
+    });
+
+    it('adds the duplex table to a database of schema 4, keeping its channels', async () => {
+      const store = open();
+      await store.savePayeeChannel('channel', paid(3));
+      await store.putMeta('wallet', 'w');
+      await store.close();
+      const db = operator();
+      db.exec('DROP TABLE duplex_records');
+      db.pragma('user_version = 4');
+      db.close();
+      const log: string[] = [];
+      const upgraded = open({ log: (line) => log.push(line) });
+      expect(log).toEqual([`store ${file}: schema version 4 -> ${SCHEMA_VERSION}`]);
+      expect((await upgraded.loadPayeeChannels()).map((r) => paidOf(r.state))).toEqual([3n]);
+      expect(await upgraded.getMeta('wallet')).toBe('w');
+      await upgraded.saveDuplexRecords([duplexRecord('d', 1n)]);
+      expect(await upgraded.loadDuplexRecords()).toEqual([duplexRecord('d', 1n)]);
     });
   });
 

@@ -523,6 +523,76 @@ describe('state', () => {
   });
 });
 
+describe('merging two saved states of one seed (payer.db and duplex.db becoming one)', () => {
+  const outpoints = (w: Wallet, reserved: boolean) =>
+    w
+      .coins()
+      .filter((c) => c.reserved === reserved)
+      .map((c) => `${c.outpoint.txid}:${c.outpoint.vout}`)
+      .sort();
+
+  it('keeps both reservations and both unconfirmed spends, the newer sync, and the higher key counters', async () => {
+    const to = script(wallet.receiveAddress());
+    chain.mine([externalPayment([100_000n, 200_000n, 300_000n].map((valueSat) => ({ script: to, valueSat })))]);
+    await wallet.sync();
+    // The second wallet of the same seed (duplex.db's), synced one block further, to a coin only
+    // it knows of (so the unconfirmed spend below cannot take a coin the first one reserved).
+    const other = await Wallet.open({ seed: SEED, network: 'regtest', backend: chain, secp });
+    chain.mine([externalPayment([{ script: WalletKeys.fromSeed(SEED, 'regtest').address('receive', 5).script, valueSat: 5_000_000n }], 1)]);
+    await other.sync();
+    const funded = await wallet.fund([{ script: P2WSH, valueSat: 90_000n }], 1); // a Spilman funding, not broadcast
+    wallet.nextChannelKey();
+    wallet.nextChannelKey();
+    other.nextDuplexKey();
+    const fee = await other.reserveFeeCoin('duplex:t1', 150_000n, 250_000n); // a duplex coin: the 200,000 one
+    const sent = await other.send(OTHER.address('receive', 0).address, 1_000_000n, 1); // unconfirmed, from the 5,000,000 one
+    expect(fee).not.toBeNull();
+
+    const merged = Wallet.mergeStates(SEED, wallet.state(), other.state());
+    expect(merged.syncedHeight).toBe(other.state().syncedHeight);
+    const one = await Wallet.open({ seed: SEED, network: 'regtest', backend: chain, secp, state: merged });
+    // Both reservations hold their coins; the coin the unconfirmed spend took is gone, its change is there.
+    expect(outpoints(one, true)).toEqual([...new Set([...outpoints(wallet, true), `${fee!.outpoint.txid}:${fee!.outpoint.vout}`])].sort());
+    expect(one.coins().some((c) => c.outpoint.txid === sent.txid)).toBe(true);
+    expect(one.coins().some((c) => sent.inputs.some((i) => i.txid === c.outpoint.txid && i.vout === c.outpoint.vout))).toBe(false);
+    expect(one.balance()).toEqual(other.balance());
+    // A new funding picks none of the coins either side holds.
+    const next = await one.fund([{ script: P2WSH, valueSat: 50_000n }], 1);
+    const held = new Set([...funded.inputs, fee!.outpoint, ...sent.inputs].map((o) => `${o.txid}:${o.vout}`));
+    expect(next.inputs.some((i) => held.has(`${i.txid}:${i.vout}`))).toBe(false);
+    expect(one.nextChannelKey().index).toBe(2);
+    // The reservations are still releasable by their ids, and a sync keeps the picture.
+    expect(await one.release(funded.txid)).toBe(true);
+    expect(await one.release('duplex:t1')).toBe(true);
+    await one.sync();
+    expect(one.balance()).toEqual(other.balance());
+  });
+
+  it('rescans from the lower birthday when the two were born apart, keeping reservations and key counters', async () => {
+    const to = script(wallet.receiveAddress());
+    chain.mine([externalPayment([{ script: to, valueSat: 100_000n }])]);
+    await wallet.sync();
+    const late = await Wallet.open({ seed: SEED, network: 'regtest', backend: chain, secp, birthdayHeight: 2 });
+    await late.sync();
+    const funded = await wallet.fund([{ script: P2WSH, valueSat: 10_000n }], 1);
+    late.nextDuplexKey();
+    const merged = Wallet.mergeStates(SEED, late.state(), wallet.state());
+    expect(merged.birthdayHeight).toBe(0);
+    expect(merged.coins).toEqual({});
+    const one = await Wallet.open({ seed: SEED, network: 'regtest', backend: chain, secp, state: merged });
+    await one.sync();
+    expect(one.balance().confirmedSat).toBe(100_000n);
+    expect(outpoints(one, true)).toEqual(outpoints(wallet, true));
+    expect(await one.release(funded.txid)).toBe(true);
+    expect(one.nextDuplexKey().index).toBe(1);
+  });
+
+  it('refuses states of two networks', async () => {
+    const testnet = await Wallet.open({ seed: SEED, network: 'testnet', backend: new FakeChain('testnet'), secp });
+    expect(() => Wallet.mergeStates(SEED, wallet.state(), testnet.state())).toThrow(RangeError);
+  });
+});
+
 /** DER (without sighash byte) → 64-byte compact r || s. */
 function derToCompact(der: Uint8Array): Uint8Array {
   const rLen = der[3]!;

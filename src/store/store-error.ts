@@ -1,0 +1,34 @@
+/**
+ * The errors every {@link Store} adapter reports, with stable codes: a driver or an operator
+ * reads the same code from SQLite, memory or (next) PostgreSQL.
+ */
+export const STORE_ERROR_CODES = {
+  STORE_CLOSED: 'the store is closed',
+  COMMIT_FAILED: 'the batch could not be committed; none of its saves is stored',
+  SCHEMA_TOO_NEW: 'the database was written by a newer paychan; upgrade paychan to open it',
+  NOT_DURABLE: 'the database cannot run in the durable mode the store requires (WAL, synchronous=FULL)',
+  CORRUPT_ROW: 'a stored row cannot be decoded',
+} as const;
+
+export type StoreErrorCode = keyof typeof STORE_ERROR_CODES;
+
+/** An error of a store adapter, with a stable `code`; `cause` holds the driver's error, if any. */
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    detail?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${code}: ${detail ?? STORE_ERROR_CODES[code]}`, options);
+    this.name = 'StoreError';
+  }
+}
+
+/** @returns true if `err` is a {@link StoreError} (with `code`, when given). */
+export function isStoreError(err: unknown, code?: StoreErrorCode): err is StoreError {
+  return err instanceof StoreError && (code === undefined || err.code === code);
+}
+
+export function closedError(what: string): StoreError {
+  return new StoreError('STORE_CLOSED', `${what}: the store is closed`);
+}
