@@ -4,7 +4,7 @@
  * Channels that were never funded carry no money and are left out.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DuplexSummary } from '../duplex/duplex-core.js';
+import type { DuplexSummary } from '../duplex/duplex-view.js';
 import type { DuplexPeer } from '../duplex/duplex-peer.js';
 import { stateLocktime } from '../protocol/duplex-tx.js';
 import type { PayeeState } from '../protocol/payee-machine.js';

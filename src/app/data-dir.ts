@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { DuplexRecord } from '../duplex/duplex-record.js';
+import { decodeDuplexState, type LegacyDuplexRecord } from '../protocol/duplex-state-legacy.js';
 import { decodeState, encodeState } from '../store/codec.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
 import { WALLET_META_KEY, type Store } from '../store/store.js';
@@ -188,19 +188,20 @@ export async function importLegacyDuplexDb(dir: string, store: Store, seed: Uint
   const target = `${file}.imported-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const meta = new Map([[META_LEGACY_IMPORT, path.basename(target)]]);
   if (wallet) meta.set(WALLET_META_KEY, encodeState(wallet));
-  await store.saveDuplexRecords(legacy.records, meta);
+  // Stored as the tagged states they stand for (a corrupt record fails the import, whole).
+  await store.saveDuplexRecords(legacy.records.map((r) => decodeDuplexState(r)), meta);
   renameLegacy(file, path.basename(target));
   log(`imported ${legacy.records.length} duplex record(s)${legacy.wallet ? (ours ? ' and merged its wallet state' : ' and its wallet state') : ''} from ${file}; kept it as ${target}`);
   return legacy.records.length;
 }
 
 /** What an old duplex.db holds: its records in save order and its wallet state. */
-function readLegacyDuplexDb(file: string): { records: DuplexRecord[]; wallet: WalletState | undefined } {
+function readLegacyDuplexDb(file: string): { records: LegacyDuplexRecord[]; wallet: WalletState | undefined } {
   // Read-write, so SQLite recovers a WAL left by a killed process; closing checkpoints it.
   const db = new Database(file, { fileMustExist: true });
   try {
     const tables = new Set(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[]);
-    const records = tables.has('duplex_channels') ? (db.prepare('SELECT record FROM duplex_channels ORDER BY rowid').pluck().all() as string[]).map((r) => decodeState<DuplexRecord>(r)) : [];
+    const records = tables.has('duplex_channels') ? (db.prepare('SELECT record FROM duplex_channels ORDER BY rowid').pluck().all() as string[]).map((r) => decodeState<LegacyDuplexRecord>(r)) : [];
     const saved = tables.has('duplex_meta') ? (db.prepare('SELECT value FROM duplex_meta WHERE key = ?').pluck().get(WALLET_META_KEY) as string | undefined) : undefined;
     return { records, wallet: saved === undefined ? undefined : decodeState<WalletState>(saved) };
   } finally {

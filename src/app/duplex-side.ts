@@ -7,6 +7,7 @@
 import type { ChainBackend } from '../chain/backend.js';
 import { secp256k1 } from '../crypto/index.js';
 import { DuplexPeer } from '../duplex/duplex-peer.js';
+import { duplexStatePort } from '../duplex/duplex-store.js';
 import { DuplexWatcher } from '../duplex/duplex-watcher.js';
 import type { DuplexRole } from '../protocol/duplex-tx.js';
 import { duplexPolicy, type DuplexPolicy } from '../protocol/duplex-update.js';
@@ -75,7 +76,7 @@ async function openSide(options: DuplexSideOptions, dir: DataDir): Promise<Duple
     policy: duplexPolicy({ network: options.network, ...options.policy }),
     backend: options.backend,
     wallet,
-    store: store.duplexRecordsNow(),
+    store: duplexStatePort(store),
     saveWallet,
     fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb,
     log: options.log,

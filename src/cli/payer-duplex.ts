@@ -5,7 +5,7 @@
  */
 import type { ChainBackend } from '../chain/backend.js';
 import { openDuplexSide, type DuplexSide } from '../app/duplex-side.js';
-import type { DuplexRecord } from '../duplex/duplex-record.js';
+import type { DuplexView } from '../duplex/duplex-view.js';
 import { nextState } from '../protocol/duplex-update.js';
 import { decodeMessage } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
@@ -41,7 +41,7 @@ function readCurrent(dataDir: string): Current {
   }
 }
 
-function summary(side: DuplexSide, record: DuplexRecord, tipHeight: number) {
+function summary(side: DuplexSide, record: DuplexView, tipHeight: number) {
   const s = side.peer.summary(record, tipHeight);
   return { variant: 'duplex', ...s, ...(record.settlement ? { settlement: record.settlement } : {}) };
 }
@@ -54,7 +54,7 @@ function summary(side: DuplexSide, record: DuplexRecord, tipHeight: number) {
  * refuse: pay() rolls the channel over when it is spent.
  * @returns the refusal, or null.
  */
-async function checkUpdates(side: DuplexSide, record: DuplexRecord, amountSat: bigint, count: number, tipHeight: number): Promise<Error | null> {
+async function checkUpdates(side: DuplexSide, record: DuplexView, amountSat: bigint, count: number, tipHeight: number): Promise<Error | null> {
   const current = record.current;
   if (!current || record.phase !== 'open') return null; // pay() itself says why it cannot
   const channel = side.peer.channelOf(record);
@@ -92,7 +92,7 @@ async function paidOrSigned(payment: Promise<unknown>, signed: () => boolean): P
  * The words for a state A signed that B has not countersigned: B holds A's signature and may
  * countersign and publish it, so the payer is exposed up to it. @returns "" when there is none.
  */
-function pendingNote(record: DuplexRecord): string {
+function pendingNote(record: DuplexView): string {
   const p = record.pending;
   if (!p) return '';
   return ` (state ${p.index}, A ${p.balanceASat} sat / B ${p.balanceBSat} sat, is signed but not countersigned: the payee may claim it)`;
@@ -142,10 +142,12 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       await l.ready();
       const channelId = await side.peer.open({ link: l, contributionASat: capacitySat, contributionBSat, fundingFeeRateSatPerVb: ctx.feeRate });
       fs.writeFileSync(path.join(dataDir, CURRENT_FILE), JSON.stringify({ channelId, url } satisfies Current));
-      const record = side.peer.get(channelId)!;
-      await waitWithProgress(() => record.fundingConfirmed, `waiting for the funding ${channelId.split(':')[0]} to confirm (on regtest: paychan regtest mine 1)`, progress);
+      // A view is a snapshot: read it again on each check.
+      await waitWithProgress(() => side.peer.get(channelId)?.fundingConfirmed === true, `waiting for the funding ${channelId.split(':')[0]} to confirm (on regtest: paychan regtest mine 1)`, progress);
       const tip = await backend.getTip();
-      if (json) printJson(summary(side, record, tip.height));
+      const opened = side.peer.get(channelId);
+      if (!opened) throw new Error(`the channel ${channelId} is gone`);
+      if (json) printJson(summary(side, opened, tip.height));
       else log(`duplex channel ${channelId} is open`);
       return 0;
     }

@@ -1,17 +1,34 @@
 /**
- * Where the duplex driver keeps its channel records, as it uses them today: synchronously, each
- * call durable when it returns, so a record is saved before any signature that depends on it
- * leaves the process. The records live in the side's one store (the Store port, src/store), and
- * `SqliteStore.duplexRecordsNow()` gives this face of it. Interim: once the driver awaits the
- * port's `saveDuplexRecords`/`deleteDuplexRecord`, this interface goes.
+ * Where the duplex driver keeps its channel states: the port it needs, and that port over the
+ * side's one store (the Store port, src/store), whose duplex records are these states.
  */
-import type { DuplexRecord } from './duplex-record.js';
+import type { DuplexChannelState } from '../protocol/duplex-state.js';
+import type { Store } from '../store/store.js';
 
-export interface DuplexStore {
-  /** Every record, in first-save order. */
-  loadAll(): DuplexRecord[];
-  /** Saves several records in one transaction (a rollover ends one channel and starts the next). */
-  saveAll(records: readonly DuplexRecord[]): void;
-  /** Forgets a record (an opening that was abandoned before this side signed anything). */
-  delete(tempId: string): void;
+/**
+ * Contract: `save` resolves once every state given is durable, all of them or none (a rollover
+ * ends one channel and starts the next in one write), and saves become durable in the order
+ * they were called; `delete` forgets a channel whose side signed nothing; `loadAll` returns
+ * every stored state, oldest first. `loadAll` is synchronous: the peer reads it once, when it is
+ * built (the peer's constructor is synchronous; an async factory would lift this).
+ */
+export interface DuplexStatePort {
+  save(states: readonly DuplexChannelState[]): Promise<void>;
+  delete(tempId: string): Promise<void>;
+  loadAll(): readonly DuplexChannelState[];
+}
+
+/** The store's synchronous read of its duplex records (SqliteStore.duplexRecordsNow()). */
+export interface DuplexRecordsNow {
+  loadAll(): readonly DuplexChannelState[];
+}
+
+/** The port over the side's one store: writes through the Store port (durable on resolve), the first read through its synchronous face. */
+export function duplexStatePort(store: Pick<Store, 'saveDuplexRecords' | 'deleteDuplexRecord'> & { duplexRecordsNow(): DuplexRecordsNow }): DuplexStatePort {
+  const now = store.duplexRecordsNow();
+  return {
+    save: (states) => store.saveDuplexRecords(states),
+    delete: (tempId) => store.deleteDuplexRecord(tempId),
+    loadAll: () => now.loadAll(),
+  };
 }

@@ -2,6 +2,7 @@
  * The argument checks every {@link Store} adapter makes when a call is made, so that a bad
  * argument rejects that call alone, with the same TypeError from every adapter, and writes nothing.
  */
+import { channelIdOf, type DuplexChannelState } from '../protocol/duplex-state.js';
 import { encodeState } from './codec.js';
 
 /** @throws TypeError if `tempId` is not a non-empty string. */
@@ -41,8 +42,8 @@ export function encodeChecked(what: string, key: string, value: unknown, noun = 
  * @returns its key, its encoding and its channel id (null before the funding is known).
  * @throws TypeError for a record without a tempId or one the codec cannot encode.
  */
-export function encodeDuplexRecord(record: { readonly tempId: string; readonly channelId?: string | undefined }): { tempId: string; encoded: string; channelId: string | null } {
+export function encodeDuplexRecord(record: DuplexChannelState): { tempId: string; encoded: string; channelId: string | null } {
   if (record === null || typeof record !== 'object') throw new TypeError('saveDuplexRecords: a record must be an object');
   checkTempId('saveDuplexRecords', record.tempId);
-  return { tempId: record.tempId, encoded: encodeChecked('saveDuplexRecords', record.tempId, record, 'record'), channelId: record.channelId ?? null };
+  return { tempId: record.tempId, encoded: encodeChecked('saveDuplexRecords', record.tempId, record, 'record'), channelId: channelIdOf(record) };
 }

@@ -6,6 +6,7 @@
  * every call. Its data lives in a {@link MemoryDatabase} that a test may hand to a new
  * MemoryStore to "reopen" it.
  */
+import { decodeDuplexState } from '../protocol/duplex-state-legacy.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
 import { checkChannelState, checkMeta, checkPayment, encodeChecked, encodeDuplexRecord } from './checks.js';
@@ -61,7 +62,7 @@ export class MemoryStore implements Store {
   }
   async loadDuplexRecords(): Promise<StoredDuplexRecord[]> {
     this.#open('loadDuplexRecords');
-    return [...this.db.duplex.values()].map((r) => decodeState<StoredDuplexRecord>(r));
+    return [...this.db.duplex.values()].map((r) => decodeDuplexState(decodeState<unknown>(r)));
   }
   async saveDuplexRecords(records: readonly StoredDuplexRecord[], meta?: ReadonlyMap<string, string>): Promise<void> {
     this.#open('saveDuplexRecords');

@@ -21,6 +21,7 @@ import { decodeState } from './codec.js';
 import { migrate } from './migrations.js';
 import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexRecord } from './checks.js';
 import { closedError, StoreError } from './store-error.js';
+import { decodeDuplexState } from '../protocol/duplex-state-legacy.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
 import { withNewestPayment, withNewestSignedPayment, type Store, type StoredDuplexRecord, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
@@ -498,7 +499,11 @@ function decodeDuplexRow(row: { temp_id: string; record: string }): StoredDuplex
   if (record === null || typeof record !== 'object' || (record as { tempId?: unknown }).tempId !== row.temp_id) {
     throw new StoreError('CORRUPT_ROW', `duplex_records ${row.temp_id}: not the record of ${row.temp_id}`);
   }
-  return record as StoredDuplexRecord;
+  try {
+    return decodeDuplexState(record);
+  } catch (err) {
+    throw new StoreError('CORRUPT_ROW', `duplex_records ${row.temp_id}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
 }
 
 function checkOptions(options: SqliteStoreOptions): Settings {

@@ -29,19 +29,16 @@
  * adapter copies out for queries. The port is asynchronous and names no database type: an adapter
  * (SQLite, memory, PostgreSQL) is one file implementing it.
  */
-// The duplex record's type moves into src/protocol with the duplex machine; until then this one
-// type import crosses the layer rule.
-// eslint-disable-next-line @typescript-eslint/no-restricted-imports
-import type { DuplexRecord } from '../duplex/duplex-record.js';
+import type { DuplexChannelState } from '../protocol/duplex-state.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
 
 /**
- * What the store keeps per duplex channel. One alias, so that moving to the duplex machine's
- * tagged state (src/protocol) is this one line. The store reads only `tempId` (the key) and
- * `channelId` (a column for queries) from it.
+ * What the store keeps per duplex channel: the duplex machine's tagged state (src/protocol). The
+ * store reads only `tempId` (the key) and the channel id (a column for queries) from it; a row
+ * written before the machine (a record with a `phase`) is read as the state it stands for.
  */
-export type StoredDuplexRecord = DuplexRecord;
+export type StoredDuplexRecord = DuplexChannelState;
 
 /**
  * The meta key under which a data dir's one wallet keeps its state (the codec's encoding of

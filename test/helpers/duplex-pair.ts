@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { BlockTip, ChainBackend } from '../../src/chain/backend.js';
 import { DuplexPeer } from '../../src/duplex/duplex-peer.js';
+import { duplexStatePort } from '../../src/duplex/duplex-store.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { DuplexWatcher } from '../../src/duplex/duplex-watcher.js';
 import { duplexPolicy, type DuplexPolicy } from '../../src/protocol/duplex-update.js';
@@ -81,9 +82,9 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
   }
   const fullPolicy = duplexPolicy({ network: 'regtest', ...policy });
   const common = { network: 'regtest' as const, secp: env.secp, policy: fullPolicy, backend: env.backend, saveWallet: () => {}, fallbackFeeRateSatPerVb: 2, answerTimeoutMs: 10_000 };
-  const makeA = () => new DuplexPeer({ ...common, role: 'A', wallet: env.wallet, store: openSqliteStore(storeFileA).duplexRecordsNow() });
+  const makeA = () => new DuplexPeer({ ...common, role: 'A', wallet: env.wallet, store: duplexStatePort(openSqliteStore(storeFileA)) });
   let a = makeA();
-  const b = new DuplexPeer({ ...common, role: 'B', backend: backendB, wallet: walletB, store: openSqliteStore(':memory:').duplexRecordsNow() });
+  const b = new DuplexPeer({ ...common, role: 'B', backend: backendB, wallet: walletB, store: duplexStatePort(openSqliteStore(':memory:')) });
   let cut = false;
   let cutToA = false;
   const link = loopbackPair(

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DataDirInUseError, LOCK_FILE, openDataDir, type DataDir } from '../../src/app/data-dir.js';
-import type { DuplexRecord } from '../../src/duplex/duplex-record.js';
+import { decodeDuplexState, type LegacyDuplexRecord } from '../../src/protocol/duplex-state-legacy.js';
 import { decodeState, encodeState } from '../../src/store/codec.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { WALLET_META_KEY } from '../../src/store/store.js';
@@ -28,7 +28,7 @@ let dirs = 0;
  * duplex.db exactly as paychan wrote it before the one store (the schema and statements of the
  * DuplexStore class this replaced): records as the codec's JSON, the wallet in duplex_meta.
  */
-function writeOldDuplexDb(file: string, records: readonly DuplexRecord[], wallet: WalletState | undefined): void {
+function writeOldDuplexDb(file: string, records: readonly LegacyDuplexRecord[], wallet: WalletState | undefined): void {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -42,13 +42,17 @@ function writeOldDuplexDb(file: string, records: readonly DuplexRecord[], wallet
   db.close();
 }
 
-function record(tempId: string, paidAtoBSat: bigint, channelId?: string): DuplexRecord {
+/** A record as the duplex peer stored it before its machine (read back as the tagged state it stands for). */
+function record(tempId: string, paidAtoBSat: bigint, channelId = `${'cc'.repeat(32)}:0`): LegacyDuplexRecord {
   return {
     tempId,
-    ...(channelId === undefined ? {} : { channelId }),
+    channelId,
     role: 'A',
     phase: 'open',
     keyIndex: 0,
+    terms: { network: 'regtest', keyA: new Uint8Array(33).fill(2), keyB: new Uint8Array(33).fill(3), scriptA: new Uint8Array([0, 20, ...new Array<number>(20).fill(1)]), scriptB: new Uint8Array([0, 20, ...new Array<number>(20).fill(2)]), contributionASat: 250_000n, contributionBSat: 0n, initialLocktime: 700, deltaBlocks: 6, stateFeeRateSatPerVb: 2 },
+    fundingTxHex: '02000000',
+    current: { index: 2, balanceASat: 250_000n - paidAtoBSat, balanceBSat: paidAtoBSat, sigA: new Uint8Array(64).fill(4), sigB: new Uint8Array(64).fill(5) },
     fundingFeeRateSatPerVb: 2,
     minFundingConfirmations: 1,
     fundingConfirmed: true,
@@ -91,6 +95,8 @@ describe('data dir', () => {
     const spilmanReservation = { txid: 'ab'.repeat(32), hex: '02000000', inputs: ['aa'.repeat(32) + ':0'] };
     const duplexReservation = { txid: 'duplex:t1', hex: '', inputs: ['bb'.repeat(32) + ':1'] };
     const records = [record('t2', 5n, 'dd'.repeat(32) + ':0'), record('t1', 7n)];
+    /** What the store gives back: the tagged states the old records stand for. */
+    const states = records.map((r) => decodeDuplexState(r));
 
     it('imports duplex.db (records in order, wallet merged) in one commit, and keeps the old file renamed', async () => {
       // payer.db as PayerApp left it: the Spilman wallet, older sync, more channel keys handed out.
@@ -102,7 +108,7 @@ describe('data dir', () => {
 
       const log: string[] = [];
       const d = await open('payer.db', (line) => log.push(line));
-      expect(await d.store.loadDuplexRecords()).toEqual(records);
+      expect(await d.store.loadDuplexRecords()).toEqual(states);
       const wallet = decodeState<WalletState>((await d.store.getMeta(WALLET_META_KEY))!);
       // The newer sync's chain view, both sides' reservations, the higher key counters.
       expect(wallet.syncedHeight).toBe(120);
@@ -123,7 +129,7 @@ describe('data dir', () => {
       await d.close();
       await d.store.close(); // harmless: already closed by d.close()
       const again = await open();
-      expect(await again.store.loadDuplexRecords()).toEqual(records);
+      expect(await again.store.loadDuplexRecords()).toEqual(states);
     });
 
     it('takes duplex.db wallet as it is when the store has none (the payee dir, side B)', async () => {
@@ -131,7 +137,7 @@ describe('data dir', () => {
       writeOldDuplexDb(path.join(dir, 'duplex.db'), records, state);
       const d = await open('payee.db');
       expect(decodeState<WalletState>((await d.store.getMeta(WALLET_META_KEY))!)).toEqual(state);
-      expect(await d.store.loadDuplexRecords()).toEqual(records);
+      expect(await d.store.loadDuplexRecords()).toEqual(states);
       expect(fs.existsSync(path.join(dir, 'payee.db'))).toBe(true);
     });
 
@@ -147,11 +153,11 @@ describe('data dir', () => {
       writeOldDuplexDb(path.join(dir, 'duplex.db'), records, undefined);
       const first = await open();
       const renamed = fs.readdirSync(dir).find((f) => f.startsWith('duplex.db.imported-'))!;
-      await first.store.saveDuplexRecords([record('t1', 99n)]); // the channel moved on
+      await first.store.saveDuplexRecords([decodeDuplexState(record('t1', 99n))]); // the channel moved on
       await first.close();
       fs.renameSync(path.join(dir, renamed), path.join(dir, 'duplex.db')); // as if the rename never happened
       const second = await open();
-      expect((await second.store.loadDuplexRecords()).map((r) => r.paidAtoBSat)).toEqual([5n, 99n]);
+      expect((await second.store.loadDuplexRecords()).map((r) => ('paidAtoBSat' in r ? r.paidAtoBSat : -1n))).toEqual([5n, 99n]);
       expect(fs.existsSync(path.join(dir, 'duplex.db'))).toBe(false);
       expect(fs.existsSync(path.join(dir, renamed))).toBe(true);
     });

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SignedState } from '../../src/duplex/duplex-record.js';
+import type { SignedState } from '../../src/protocol/duplex-state.js';
 import { signedStateTx, stateLocktime, stateSighash } from '../../src/protocol/duplex-tx.js';
 import { errorMessage, msg } from '../../src/protocol/messages.js';
 import { duplexPair, heldTip, type DuplexPair } from '../helpers/duplex-pair.js';

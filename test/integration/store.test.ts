@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { DuplexRecord } from '../../src/duplex/duplex-record.js';
+import type { DuplexChannelState } from '../../src/protocol/duplex-state.js';
 import type { PayeeEffect, PayerEffect } from '../../src/protocol/effects.js';
 import { decodeMessage, encodeMessage, type Message, type MessageOf } from '../../src/protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStep, payeeVouched, type PayeeContext, type PayeeState } from '../../src/protocol/payee-machine.js';
@@ -86,25 +86,46 @@ const paid = (value: number | bigint): PayeeState => ({ ...openPayee, paidSat: B
 const paidOf = (state: PayeeState): bigint => ('paidSat' in state ? state.paidSat : -1n);
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** A duplex record with every kind of value the codec carries (bigint, bytes, nested, optional). */
-function duplexRecord(tempId: string, paidAtoBSat: bigint, channelId?: string): DuplexRecord {
+/** A duplex channel state with every kind of value the codec carries (bigint, bytes, nested, null). */
+function duplexRecord(tempId: string, paidAtoBSat: bigint, channelId = `${'ee'.repeat(32)}:0`): DuplexChannelState {
   return {
+    type: 'Open',
     tempId,
-    ...(channelId === undefined ? {} : { channelId }),
+    channelId,
     role: 'A',
-    phase: channelId === undefined ? 'opening' : 'open',
     keyIndex: 3,
     terms: { network: 'regtest', keyA: PAYER_PUB, keyB: Uint8Array.from([2, ...new Array<number>(32).fill(7)]), scriptA: PAYER_SCRIPT, scriptB: PAYER_SCRIPT, contributionASat: 100_000n, contributionBSat: 5n, initialLocktime: 500, deltaBlocks: 6, stateFeeRateSatPerVb: 2 },
     fundingFeeRateSatPerVb: 2,
     minFundingConfirmations: 1,
-    fundingConfirmed: channelId !== undefined,
+    openedHeight: 100,
+    openedBy: null,
+    ownInputs: [],
+    ownOutputs: [],
+    fundingTxHex: '00',
+    fundingConfirmed: true,
+    fundingHeight: null,
+    fundingSignedHeight: null,
+    ownInputsReleased: false,
     current: { index: 1, balanceASat: 100_005n - paidAtoBSat, balanceBSat: paidAtoBSat, sigA: new Uint8Array(64).fill(1), sigB: new Uint8Array(64).fill(2) },
+    pending: null,
+    refusedIndex: null,
+    proposedRequests: [],
+    rolloverProposal: null,
+    payBackQueue: [],
+    predecessorId: null,
     updates: 1,
     paidAtoBSat,
     paidBtoASat: 0n,
   };
 }
-const paidOfRecord = (r: DuplexRecord): string => `${r.tempId}${r.paidAtoBSat}`;
+/** An opening (no channel id yet). */
+function openingRecord(tempId: string): DuplexChannelState {
+  const open = duplexRecord(tempId, 0n);
+  if (open.type !== 'Open') throw new Error('not open');
+  const { tempId: _t, role: _r, keyIndex, fundingFeeRateSatPerVb, minFundingConfirmations, openedHeight, openedBy, ownInputs, ownOutputs, terms } = open;
+  return { type: 'Proposed', tempId, role: 'A', keyIndex, fundingFeeRateSatPerVb, minFundingConfirmations, openedHeight, openedBy, ownInputs, ownOutputs, terms };
+}
+const paidOfRecord = (r: DuplexChannelState): string => `${r.tempId}${'paidAtoBSat' in r ? r.paidAtoBSat : -1n}`;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -263,15 +284,17 @@ function storeContract(name: string, open: () => Promise<Store>, hooks: Contract
       const loaded = await store.loadDuplexRecords();
       expect(loaded.map(paidOfRecord)).toEqual(['d27', 'd11', 'd31']);
       expect(loaded[0]).toEqual(duplexRecord('d2', 7n, 'bb:1'));
-      expect(loaded[0]!.current!.sigA).toBeInstanceOf(Uint8Array);
-      expect(typeof loaded[0]!.terms!.contributionASat).toBe('bigint');
+      const first = loaded[0];
+      if (first?.type !== 'Open') throw new Error('not an open channel');
+      expect(first.current.sigA).toBeInstanceOf(Uint8Array);
+      expect(typeof first.terms.contributionASat).toBe('bigint');
     });
 
     it('saves several duplex records and meta values in one call, all of them or none', async () => {
       let store = await openStore();
       // A rollover: the ended channel and its successor together.
       await store.saveDuplexRecords([duplexRecord('old', 5n, 'aa:0'), duplexRecord('new', 0n)], new Map([['wallet', 'w1']]));
-      const cyclic = duplexRecord('bad', 1n) as DuplexRecord & { self?: unknown };
+      const cyclic = duplexRecord('bad', 1n) as DuplexChannelState & { self?: unknown };
       cyclic.self = cyclic;
       await expect(store.saveDuplexRecords([duplexRecord('x', 1n), cyclic])).rejects.toThrow(TypeError);
       await expect(store.saveDuplexRecords([duplexRecord('y', 1n)], new Map([['', 'v']]))).rejects.toThrow(TypeError);
@@ -646,7 +669,7 @@ describe('SqliteStore', () => {
   describe('duplex records', () => {
     it('copies the channel id into an indexed column, the record opaque beside it', async () => {
       const store = open();
-      await store.saveDuplexRecords([duplexRecord('t1', 1n, 'ab:1'), duplexRecord('t2', 1n)]);
+      await store.saveDuplexRecords([duplexRecord('t1', 1n, 'ab:1'), openingRecord('t2')]);
       const db = operator();
       const rows = db.prepare('SELECT temp_id, channel_id FROM duplex_records ORDER BY seq').all();
       const plan = db.prepare('EXPLAIN QUERY PLAN SELECT temp_id FROM duplex_records WHERE channel_id = ?').all('x') as { detail: string }[];

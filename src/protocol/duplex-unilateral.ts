@@ -4,8 +4,8 @@
  * after that force close (the close must then publish the newer state, or a state B withholds
  * could be one A is owed).
  */
-import { duplexOutputs, signedStateTx, type DuplexChannel } from '../protocol/duplex-tx.js';
-import type { CloseRecord, SignedState } from './duplex-record.js';
+import { duplexOutputs, signedStateTx, type DuplexChannel } from './duplex-tx.js';
+import type { CloseRecord, SignedState } from './duplex-state.js';
 
 /** How many of this side's earlier unilateral versions a close remembers. */
 const MAX_OLDER_OWN = 8;
