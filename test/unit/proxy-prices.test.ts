@@ -71,6 +71,11 @@ describe('price table: validation', () => {
     expect((error as Error).message.startsWith(c.error), `${(error as Error).message} should start with ${c.error}`).toBe(true);
   });
 
+  it('takes the example table of docs/proxy.md', () => {
+    const example = parsePriceTableText(readFileSync(new URL('../fixtures/proxy-prices.json', import.meta.url), 'utf8'));
+    expect(example.match('GET', '/files/a.bin')?.price).toMatchObject({ perKiBSat: 2n, prepayKiB: 4096n });
+  });
+
   it('names the file when the text is not JSON', () => {
     expect(() => parsePriceTableText('{"routes": [', 'prices.json')).toThrow(/^prices\.json is not JSON/);
     expect(() => parsePriceTableText('{"routes": [{"path": "x"}]}', 'prices.json')).toThrow("prices.json: routes[0] (* x): path must start with '/'");
