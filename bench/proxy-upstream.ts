@@ -5,7 +5,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { emit } from './lib/lines.js';
+import { emit, onStdinLines } from './lib/lines.js';
 
 const body = Buffer.from('{"hello":"world"}');
 const server = createServer((_req, res) => {
@@ -14,4 +14,10 @@ const server = createServer((_req, res) => {
 });
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => emit({ event: 'ready', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }));
+onStdinLines((line) => {
+  if (line === 'cpu') {
+    const u = process.cpuUsage();
+    emit({ event: 'cpu', us: u.user + u.system });
+  }
+});
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -11,6 +11,8 @@
  *                             straight to the upstream, at the same rate, per quantile. Every
  *                             payment is durable (SQLite, synchronous commit) before the proxy
  *                             calls the upstream: Paywall.admit awaits the payee's stored ack.
+ *   proxy.cpuUsPerRequest     CPU µs per paid request in the proxy, upstream and client
+ *                             processes during the throughput phase (holds on a busy machine)
  *
  * Prints one JSON line (last on stdout). Run through bench/run.ts (`--only proxy`).
  */
@@ -24,7 +26,7 @@ import { WalletKeys } from '../src/wallet/keys.js';
 import { Wallet } from '../src/wallet/wallet.js';
 import { payingSide, type PayingSide } from '../test/helpers/http402-env.js';
 import type { RegtestEnv } from '../test/helpers/regtest-env.js';
-import { emitResult, intArg, parseArgs, progress } from './lib/args.js';
+import { emitResult, envList, intArg, parseArgs, progress } from './lib/args.js';
 import { BenchChild } from './lib/lines.js';
 import { openLoop } from './lib/open-loop.js';
 import { now, round } from './lib/stats.js';
@@ -58,7 +60,7 @@ try {
   const upstream = new BenchChild('upstream', 'bench/proxy-upstream.ts', [], [], progress);
   children.push(upstream);
   const upstreamUrl = String((await upstream.next('ready')).url);
-  const payee = new BenchChild('proxy', 'bench/proxy-payee.ts', ['--rpc-url', node.rpcUrl, '--rpc-user', node.rpcUser, '--rpc-pass', node.rpcPass, '--data-dir', path.join(home, 'payee'), '--upstream', upstreamUrl, '--price-sat', String(PRICE_SAT)], [], progress);
+  const payee = new BenchChild('proxy', 'bench/proxy-payee.ts', ['--rpc-url', node.rpcUrl, '--rpc-user', node.rpcUser, '--rpc-pass', node.rpcPass, '--data-dir', path.join(home, 'payee'), '--upstream', upstreamUrl, '--price-sat', String(PRICE_SAT)], envList('PAYCHAN_BENCH_PROXY_FLAGS', ' '), progress);
   children.push(payee);
   const proxyUrl = String((await payee.next('ready')).url);
   const target = `${proxyUrl}/hello`;
@@ -90,6 +92,12 @@ try {
   for (let i = 0; i < WARMUP * 4; i++) await direct();
 
   progress(`proxy: throughput, ${REQUESTS} paid requests on ${CLIENTS} clients`);
+  const cpu = async (): Promise<{ proxy: number; upstream: number; clients: number }> => {
+    const [p, u] = await Promise.all([payee.ask('cpu', 'cpu'), upstream.ask('cpu', 'cpu')]);
+    const c = process.cpuUsage();
+    return { proxy: Number(p.us), upstream: Number(u.us), clients: c.user + c.system };
+  };
+  const cpuBefore = await cpu();
   const t0 = now();
   const perClient = Math.ceil(REQUESTS / CLIENTS);
   await Promise.all(sides.map(async (s) => {
@@ -97,6 +105,13 @@ try {
   }));
   const throughputMs = now() - t0;
   const proxyPaidRequestsPerSec = Math.round((perClient * CLIENTS * 1000) / throughputMs);
+  const cpuAfter = await cpu();
+  // CPU µs per paid request in each process: what the figures would be on idle cores.
+  const cpuUsPerRequest = {
+    proxy: round((cpuAfter.proxy - cpuBefore.proxy) / (perClient * CLIENTS), 1),
+    upstream: round((cpuAfter.upstream - cpuBefore.upstream) / (perClient * CLIENTS), 1),
+    clients: round((cpuAfter.clients - cpuBefore.clients) / (perClient * CLIENTS), 1),
+  };
   progress(`proxy: ${proxyPaidRequestsPerSec} paid requests/s`);
 
   progress(`proxy: latency at ${RATE}/s, straight to the upstream then through the proxy`);
@@ -110,7 +125,7 @@ try {
     proxyPaidRequestsPerSec,
     paywallOverheadP50Ms,
     paywallOverheadP99Ms,
-    proxy: { clients: CLIENTS, requests: perClient * CLIENTS, throughputMs: round(throughputMs, 1), openSeconds, priceSat: PRICE_SAT, latencyRate: RATE, bare, proxied },
+    proxy: { cpuUsPerRequest, loadAverage: os.loadavg().map((x) => round(x, 2)), clients: CLIENTS, requests: perClient * CLIENTS, throughputMs: round(throughputMs, 1), openSeconds, priceSat: PRICE_SAT, latencyRate: RATE, bare, proxied },
   });
 } finally {
   for (const s of sides) await s.close().catch(() => undefined);
