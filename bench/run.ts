@@ -160,6 +160,7 @@ if (Math.max(loadStart[0]!, loadEnd[0]!) > machine.cores - 0.5) {
     `the machine was busy with other work (load average ${loadStart[0]!.toFixed(1)} at start, ${loadEnd[0]!.toFixed(1)} at end, ${machine.cores} cores): wall-clock rates and latencies are pessimistic; CPU-time figures (verifyCeiling.perCpuSecond, processCpuUsPerPayment, payee/payer CPU per payment) hold better`,
   );
 }
+if ((proxy.proxy as { rateHeld?: boolean } | undefined)?.rateHeld === false) warnings.push('the proxy latency run did not hold its rate (see details.proxy.bare/proxied.achievedPerSec): paywallOverhead* then measure queueing, not the paywall');
 if ((hot.hotPath as { machineContended?: boolean } | undefined)?.machineContended) warnings.push('the hot path did not have a core to itself (CPU utilization < 0.8 or load above the core count)');
 const report = {
   ...headline,
