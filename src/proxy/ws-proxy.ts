@@ -19,7 +19,7 @@ import { refuseUpgrade } from '../transport/http-replies.js';
 import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER } from '../transport/paywall.js';
 import { upstreamRequestHeaders } from './forward-headers.js';
 import type { HttpProxy, ProxyOptions } from './http-proxy.js';
-import { byteBudget, isFree, meteredSat, timeBudgetMs, upfrontSat } from './metering.js';
+import { byteBudget, isFree, meteredSat, timeBudgetMs, upfrontSat, type RoutePrice } from './metering.js';
 import { paymentRequiredHeaders } from './payment-required.js';
 
 /** Close code when what was paid is used up (4000–4999 is the application's range; 402 as in HTTP). */
@@ -57,7 +57,7 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
   });
   const upstreams = new Set<WebSocket>();
 
-  const relay = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, paid: { channelId: string; upfrontSat: bigint; price: import('./metering.js').RoutePrice; ackHeaders: Record<string, string> } | null): void => {
+  const relay = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, paid: { channelId: string; upfrontSat: bigint; price: RoutePrice; ackHeaders: Record<string, string> } | null): void => {
     let settled = false;
     const settle = (actualSat: bigint): void => {
       if (!paid || settled) return;
