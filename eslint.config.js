@@ -21,9 +21,11 @@ export const LAYERS = {
   duplex: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer'],
   // Web payment standards on top of the payee's paywall and the payer's client.
   x402: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer'],
-  app: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer', 'duplex', 'x402'],
-  demo: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer', 'duplex', 'x402', 'app'],
-  cli: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer', 'duplex', 'x402', 'app', 'demo'],
+  // The reverse proxy: HTTP in front of an upstream, on the paywall's narrow interface.
+  proxy: ['protocol', 'transport'],
+  app: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer', 'duplex', 'x402', 'proxy'],
+  demo: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer', 'duplex', 'x402', 'proxy', 'app'],
+  cli: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer', 'duplex', 'x402', 'proxy', 'app', 'demo'],
 };
 
 const NODE_BUILTINS = ['fs', 'net', 'http', 'https', 'crypto', 'child_process', 'os', 'path', 'ws'];

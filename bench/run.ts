@@ -7,10 +7,12 @@
  *   close     closeVsize per variant, batchCloseVsizePerChannel (100 channels in one close)
  *   e2e       e2ePaymentsPerSec, e2eP50Ms, e2eP99Ms: payee and payer processes, WebSocket,
  *             1,000 channels opened on a private btcd regtest node; closes checked by the node
+ *   proxy     proxyPaidRequestsPerSec, paywallOverheadP50Ms, paywallOverheadP99Ms: `paychan
+ *             proxy` in front of a bare upstream, paying fetches over channels on btcd
  *
  * Options: --json (the last stdout line is one JSON object; progress goes to stderr), --quick
  * (smaller counts, about two minutes), --profile (also CPU-profiles the hot path and the payee
- * during e2e; .cpuprofile files in bench/out/), --only hot-path,heap,close,e2e. Every run also
+ * during e2e; .cpuprofile files in bench/out/), --only hot-path,heap,close,e2e,proxy. Every run also
  * writes its report to bench/out/last-run.json.
  *
  * Targets are reported, never asserted: a figure below its target is information, not a failure.
@@ -29,7 +31,7 @@ const args = parseArgs(process.argv.slice(2));
 const JSON_OUT = flag(args, 'json');
 const QUICK = flag(args, 'quick');
 const PROFILE = flag(args, 'profile');
-const SECTIONS = ['hot-path', 'heap', 'close', 'e2e'] as const;
+const SECTIONS = ['hot-path', 'heap', 'close', 'e2e', 'proxy'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = new Set(strArg(args, 'only', SECTIONS.join(',')).split(',').filter(Boolean));
 for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new TypeError(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
@@ -37,8 +39,8 @@ const PROFILE_DIR = path.join('bench', 'out');
 
 /** Counts per mode: full is the issue's figures (100,000 payments, 100,000 channels). */
 const SIZES = QUICK
-  ? { hotPerChannel: 30, heapChannels: 20_000, e2e: ['--payments', '20000', '--latency-payments', '10000', '--warmup', '2000'] }
-  : { hotPerChannel: 100, heapChannels: 100_000, e2e: ['--payments', '100000', '--latency-payments', '30000', '--warmup', '5000'] };
+  ? { hotPerChannel: 30, heapChannels: 20_000, e2e: ['--payments', '20000', '--latency-payments', '10000', '--warmup', '2000'], proxy: ['--requests', '10000', '--latency-requests', '5000'] }
+  : { hotPerChannel: 100, heapChannels: 100_000, e2e: ['--payments', '100000', '--latency-payments', '30000', '--warmup', '5000'], proxy: ['--requests', '30000', '--latency-requests', '10000'] };
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -116,11 +118,13 @@ await section('e2e', async () => {
   delete r.e2eProfiles;
   return r;
 });
+await section('proxy', () => runScript('proxy', 'bench/proxy.ts', SIZES.proxy));
 
 const hot = results['hot-path'] ?? {};
 const heap = results.heap ?? {};
 const close = results.close ?? {};
 const e2e = results.e2e ?? {};
+const proxy = results.proxy ?? {};
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const headline = {
   verifyCeilingPerSec: num(hot.verifyCeilingPerSec),
@@ -132,6 +136,9 @@ const headline = {
   heapBytesPerChannel: num(heap.heapBytesPerChannel),
   closeVsize: (close.closeVsize as Record<string, number> | undefined) ?? null,
   batchCloseVsizePerChannel: num(close.batchCloseVsizePerChannel),
+  proxyPaidRequestsPerSec: num(proxy.proxyPaidRequestsPerSec),
+  paywallOverheadP50Ms: num(proxy.paywallOverheadP50Ms),
+  paywallOverheadP99Ms: num(proxy.paywallOverheadP99Ms),
 };
 const target = (value: number | null, op: '>=' | '<=', bound: number) => ({
   target: `${op} ${bound}`,
@@ -143,6 +150,8 @@ const targets = {
   e2ePaymentsPerSec: target(headline.e2ePaymentsPerSec, '>=', 10_000),
   e2eP99Ms: target(headline.e2eP99Ms, '<=', 5),
   heapBytesPerChannel: target(headline.heapBytesPerChannel, '<=', 1024),
+  proxyPaidRequestsPerSec: target(headline.proxyPaidRequestsPerSec, '>=', 3_000),
+  paywallOverheadP99Ms: target(headline.paywallOverheadP99Ms, '<=', 2),
 };
 const loadEnd = os.loadavg();
 const warnings: string[] = [];
@@ -151,6 +160,7 @@ if (Math.max(loadStart[0]!, loadEnd[0]!) > machine.cores - 0.5) {
     `the machine was busy with other work (load average ${loadStart[0]!.toFixed(1)} at start, ${loadEnd[0]!.toFixed(1)} at end, ${machine.cores} cores): wall-clock rates and latencies are pessimistic; CPU-time figures (verifyCeiling.perCpuSecond, processCpuUsPerPayment, payee/payer CPU per payment) hold better`,
   );
 }
+if ((proxy.proxy as { rateHeld?: boolean } | undefined)?.rateHeld === false) warnings.push('the proxy latency run did not hold its rate (see details.proxy.bare/proxied.achievedPerSec): paywallOverhead* then measure queueing, not the paywall');
 if ((hot.hotPath as { machineContended?: boolean } | undefined)?.machineContended) warnings.push('the hot path did not have a core to itself (CPU utilization < 0.8 or load above the core count)');
 const report = {
   ...headline,
@@ -175,6 +185,7 @@ const report = {
     close: close.close,
     e2e: e2e.e2e,
     closeOnChain: e2e.closeOnChain,
+    proxy: proxy.proxy,
   },
   ...(PROFILE ? { profiles } : {}),
 };
@@ -203,6 +214,9 @@ function printTable(): void {
     ['heapBytesPerChannel', headline.heapBytesPerChannel, targets.heapBytesPerChannel.target, targets.heapBytesPerChannel.met],
     ['closeVsize', headline.closeVsize, '', undefined],
     ['batchCloseVsizePerChannel', headline.batchCloseVsizePerChannel, '', undefined],
+    ['proxyPaidRequestsPerSec', headline.proxyPaidRequestsPerSec, targets.proxyPaidRequestsPerSec.target, targets.proxyPaidRequestsPerSec.met],
+    ['paywallOverheadP50Ms', headline.paywallOverheadP50Ms, '', undefined],
+    ['paywallOverheadP99Ms', headline.paywallOverheadP99Ms, targets.paywallOverheadP99Ms.target, targets.paywallOverheadP99Ms.met],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => fmt(r[1]).length));

@@ -12,7 +12,8 @@ import { payeePolicy, type PayeePolicy } from '../protocol/policy.js';
 import { PayeeService } from '../payee/payee-service.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
 import { PayeeMetrics } from '../transport/metrics.js';
-import { startPayeeServer, type PayeeServer } from '../transport/payee-server.js';
+import type { ExtraRoutes } from '../transport/http-routes.js';
+import { startPayeeServer, type PayeeServer, type UpgradeRoutes } from '../transport/payee-server.js';
 import { Paywall } from '../transport/paywall.js';
 import { paywallMiddleware } from '../transport/paywall-http.js';
 import { WalletKeys } from '../wallet/keys.js';
@@ -39,6 +40,19 @@ export interface PayeeAppOptions {
   readonly policy?: Partial<PayeePolicy>;
   readonly duplexPolicy?: Partial<DuplexPolicy>;
   readonly log: (line: string) => void;
+  /**
+   * An application on the same server, given the payee's paywall (`paychan proxy`): it gets
+   * every request and upgrade the payee's own routes do not answer, and replaces the priced
+   * example route.
+   */
+  readonly mount?: (paywall: Paywall) => MountedRoutes;
+}
+
+/** What {@link PayeeAppOptions.mount} returns. */
+export interface MountedRoutes {
+  readonly request: ExtraRoutes;
+  readonly upgrade?: UpgradeRoutes;
+  close(): void;
 }
 
 export interface PayeeApp {
@@ -85,10 +99,10 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, adminToken);
   const channelList = channelListRoute(() => listChannels(service.channels(), duplex.peer), bearerAuthorizer(adminToken));
   // The paywall needs the server's URL and the server needs the route: filled in below.
-  const late: { paywall?: Paywall } = {};
+  const late: { paywall?: Paywall; mounted?: MountedRoutes } = {};
   let served = 0;
   const priced = (req: IncomingMessage, res: ServerResponse): boolean => {
-    if (req.method !== 'GET' || !req.url?.startsWith(PAID_ROUTE_PREFIX) || !late.paywall) return false;
+    if (options.mount || req.method !== 'GET' || !req.url?.startsWith(PAID_ROUTE_PREFIX) || !late.paywall) return false;
     paywallMiddleware(late.paywall, { priceSat: () => options.priceSat })(req, res, () => {
       served++;
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, path: req.url, priceSat: options.priceSat.toString(), served }));
@@ -100,7 +114,8 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     host: options.host,
     port: options.port,
     metrics,
-    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || (await admin(req, res)),
+    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
+    upgradeRoutes: (req, socket, head) => late.mounted?.upgrade?.(req, socket, head) ?? false,
     ready: async () => {
       await options.backend.getTip();
       return true;
@@ -109,6 +124,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   });
   const paywall = new Paywall({ payee: service, channelUrl: server.wsUrl, network: options.network });
   late.paywall = paywall;
+  late.mounted = options.mount?.(paywall);
   return {
     service,
     server,
@@ -117,6 +133,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     payoutAddress: payout.address,
     duplex,
     async close() {
+      late.mounted?.close();
       await server.close();
       service.stop();
       await service.drain();

@@ -8,6 +8,7 @@ import { CHANNEL_KIND_CHOICES, channelKindHelp, channelKindOf } from './channel-
 import { amountSat, logger, parse, positiveInt, printJson, UsageError } from './options.js';
 import { PAYEE_HELP, payeeCommand } from './payee-cmd.js';
 import { PAYER_HELP, payerCommand } from './payer-cmd.js';
+import { PROXY_HELP, proxyCommand } from './proxy-cmd.js';
 import { REGTEST_HELP, regtestCommand } from './regtest-cmd.js';
 
 const HELP = `paychan — Bitcoin micropayment channels
@@ -18,6 +19,7 @@ Usage:
   paychan regtest <command>      a local regtest node for development (start, stop, mine, fund)
   paychan payee <command>        run the payee service; duplex pay-backs
   paychan payer <command>        open a channel, pay, fetch priced URLs, close, refund
+  paychan proxy [options]        a paywall in front of any HTTP API (reverse proxy + payee)
   paychan help [command]         show help
 
 Run 'paychan <command> --help' for a command's options, and 'paychan <command> <subcommand>
@@ -123,6 +125,8 @@ export async function main(argv: string[]): Promise<number> {
         return await payeeCommand(rest);
       case 'payer':
         return await payerCommand(rest);
+      case 'proxy':
+        return await proxyCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -130,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
         const topic = rest[0];
         // `paychan help payer pay`: that subcommand's own help.
         if (rest[1] !== undefined && (topic === 'payer' || topic === 'payee' || topic === 'regtest')) return await main([topic, rest[1], '--help']);
-        const helps: Record<string, string> = { demo: DEMO_HELP, regtest: REGTEST_HELP, payee: PAYEE_HELP, payer: PAYER_HELP };
+        const helps: Record<string, string> = { demo: DEMO_HELP, regtest: REGTEST_HELP, payee: PAYEE_HELP, payer: PAYER_HELP, proxy: PROXY_HELP };
         process.stdout.write((topic && helps[topic]) || HELP);
         return 0;
       }

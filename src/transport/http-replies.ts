@@ -20,6 +20,10 @@ export const HTTP_ERROR_CODES = {
   INTERNAL_ERROR: { status: 500, message: 'the payee failed to answer' },
   BAD_REQUEST: { status: 400, message: 'the request body is not what this route takes' },
   UNAUTHORIZED: { status: 401, message: 'send Authorization: Bearer <the content of the payee data dir admin-token file>' },
+  // paychan proxy (src/proxy): no price for the route, and the upstream failing (never charged).
+  NO_ROUTE: { status: 404, message: 'the proxy has no price for this method and path' },
+  UPSTREAM_UNAVAILABLE: { status: 502, message: 'the upstream did not answer; nothing was charged' },
+  UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream did not answer in time; nothing was charged' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type HttpErrorCode = keyof typeof HTTP_ERROR_CODES;

@@ -34,6 +34,12 @@ import { addressGroup } from './address-group.js';
 /** The path of the payer WebSocket. */
 export const PAYEE_WS_PATH = '/v1/ws';
 
+/**
+ * Takes an upgrade request on another path than the payer WebSocket's (e.g. the proxy's
+ * WebSockets); returns true if it took the socket, false to let the server answer 404.
+ */
+export type UpgradeRoutes = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+
 /** What the server needs from the payee service (PayeeService has all of it). */
 export type PayeeEndpoint = MessageHandler & ChannelDirectory;
 
@@ -47,6 +53,8 @@ export interface PayeeServerOptions {
   readonly ready?: () => Promise<boolean> | boolean;
   /** Application routes, tried after the built-in ones and before the 404. */
   readonly extraRoutes?: ExtraRoutes;
+  /** Application upgrades on other paths than {@link PAYEE_WS_PATH}; without it they get 404. */
+  readonly upgradeRoutes?: UpgradeRoutes;
   /**
    * Default: a fresh PayeeMetrics. Pass the one whose `onPayment` the service was given, or
    * `paychan_payments_total` and `paychan_payment_sats_total` stay at 0.
@@ -107,6 +115,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (closing) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS', 'the payee is shutting down');
+    if (pathOf(req) !== PAYEE_WS_PATH && options.upgradeRoutes?.(req, socket, head)) return;
     if (pathOf(req) !== PAYEE_WS_PATH) return refuseUpgrade(socket, 'NOT_FOUND', `the payer WebSocket is at ${PAYEE_WS_PATH}`);
     const address = remoteAddress(req);
     // Counted per IPv4 address, per IPv6 /64 (one host's usual share: address-group.ts).

@@ -10,6 +10,8 @@ describe('paychan --help', () => {
     [['payee', 'serve', '--help'], /--listen HOST:PORT/],
     [['payer', '--help'], /payer open URL --capacity SAT/],
     [['help', 'payer'], /payer refund/],
+    [['proxy', '--help'], /--upstream URL .*\n[\s\S]*--cors-origins LIST/],
+    [['help', 'proxy'], /paychan proxy --upstream URL --prices FILE/],
   ])('%j', async (args, expected) => {
     const r = await runCli(args, process.env);
     expect(r.code).toBe(0);
@@ -55,6 +57,11 @@ describe('bad input', () => {
     [['payee', 'pay-back', `${'0'.repeat(64)}:0`, '-5'], /AMOUNT must be positive/],
     [['payer', 'open', 'ws://127.0.0.1:1/v1/ws'], /usage: paychan payer open URL --capacity SAT/],
     [['regtest', 'mine', '0'], /N must be a positive whole number/],
+    [['proxy', '--prices', 'p.json'], /--upstream URL is required/],
+    [['proxy', '--upstream', 'ftp://127.0.0.1:1'], /--upstream: upstream must be http:\/\/ or https:\/\//],
+    [['proxy', '--upstream', 'http://127.0.0.1:1', '--prices', '/nonexistent/prices.json'], /cannot read --prices \/nonexistent\/prices.json/],
+    [['proxy', '--upstream', 'http://127.0.0.1:1', '--prices', 'test/fixtures/proxy-prices-bad.json'], /test\/fixtures\/proxy-prices-bad.json: routes\[1\] \(GET \/api\/\*\): perRequestSat must not be negative/],
+    [['proxy', '--upstream', 'http://127.0.0.1:1', '--prices', 'test/fixtures/proxy-prices.json', '--cors-origins', 'app.example'], /--cors-origins: CORS origin must be scheme:\/\/host/],
   ])('%j', async (args, expected) => {
     const r = await runCli(args, { ...process.env, PAYCHAN_HOME: '/nonexistent-paychan-home' });
     expect(r.code).toBe(2);

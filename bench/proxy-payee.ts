@@ -1,0 +1,38 @@
+/**
+ * The proxy process of the proxy benchmark: exactly what `paychan proxy` runs (startPayeeApp
+ * with the reverse proxy mounted: PayeeService, SQLite store, one HTTP/WebSocket server).
+ * Every route is priced `--price-sat` per request. Prints {"event":"ready","url":…}; SIGTERM
+ * closes it. On stdin, `cpu` answers {"event":"cpu","us":…}.
+ */
+import { startPayeeApp } from '../src/app/payee-app.js';
+import { connectRpcBackend } from '../src/chain/rpc-backend.js';
+import { parsePriceTable } from '../src/proxy/price-table.js';
+import { createPaychanProxy } from '../src/proxy/proxy.js';
+import { intArg, parseArgs, strArg } from './lib/args.js';
+import { emit, onStdinLines } from './lib/lines.js';
+
+const args = parseArgs(process.argv.slice(2));
+const backend = await connectRpcBackend({ url: strArg(args, 'rpc-url'), user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
+const prices = parsePriceTable({ routes: [{ path: '/*', perRequestSat: intArg(args, 'price-sat', 1) }] });
+const app = await startPayeeApp({
+  network: 'regtest',
+  backend,
+  dataDir: strArg(args, 'data-dir'),
+  host: '127.0.0.1',
+  port: 0,
+  priceSat: 1n,
+  fallbackFeeRateSatPerVb: 2,
+  log: (line) => process.stderr.write(`${line}\n`),
+  mount: (paywall) => createPaychanProxy({ upstream: strArg(args, 'upstream'), prices, paywall }),
+});
+emit({ event: 'ready', url: app.server.url });
+// `cpu` → CPU time used so far (user + system), for CPU per request independent of other load.
+onStdinLines((line) => {
+  if (line === 'cpu') {
+    const u = process.cpuUsage();
+    emit({ event: 'cpu', us: u.user + u.system });
+  }
+});
+process.on('SIGTERM', () => {
+  void app.close().then(() => process.exit(0));
+});

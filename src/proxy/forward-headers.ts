@@ -1,0 +1,63 @@
+/**
+ * What the upstream sees, and what the client gets back: header rewriting of the reverse proxy.
+ *
+ * To the upstream: the client's headers without hop-by-hop headers (RFC 9110 §7.6.1, plus any
+ * the `Connection` header names) and without any payment header (`Paychan-*`,
+ * `PAYMENT-SIGNATURE`, `X-PAYMENT`): the upstream never learns what was paid or by which
+ * channel. `Host` becomes the upstream's; the standard `X-Forwarded-For` (the client's address
+ * appended), `X-Forwarded-Host` and `X-Forwarded-Proto` say where the request came from.
+ *
+ * To the client: the upstream's headers without hop-by-hop headers; when the proxy does CORS,
+ * without the upstream's own `Access-Control-*` (one policy, the proxy's).
+ */
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** True for a header that carries a payment or a payment answer (never forwarded upstream). */
+export function isPaymentHeader(name: string): boolean {
+  return name.startsWith('paychan-') || name === 'payment-signature' || name === 'x-payment' || name === 'payment-response';
+}
+
+function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
+  const value = headers.connection;
+  return new Set(value ? value.toLowerCase().split(',').map((t) => t.trim()) : []);
+}
+
+/**
+ * The headers of the upstream request.
+ * @param upstreamHost `host[:port]` of the upstream.
+ * @param keepUpgrade keep `Connection: upgrade` / `Upgrade` (a WebSocket handshake).
+ */
+export function upstreamRequestHeaders(req: IncomingMessage, upstreamHost: string, keepUpgrade = false): OutgoingHttpHeaders {
+  const named = connectionTokens(req.headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || isPaymentHeader(name) || name === 'host') continue;
+    if (name.startsWith('x-forwarded-') && name !== 'x-forwarded-for') continue;
+    out[name] = value;
+  }
+  if (keepUpgrade && req.headers.upgrade) {
+    out.connection = 'upgrade';
+    out.upgrade = req.headers.upgrade;
+  }
+  out.host = upstreamHost;
+  const client = req.socket.remoteAddress ?? 'unknown';
+  const prior = req.headers['x-forwarded-for'];
+  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}` : client;
+  if (req.headers.host) out['x-forwarded-host'] = req.headers.host;
+  out['x-forwarded-proto'] = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
+  return out;
+}
+
+/** The upstream response's headers as the client gets them (before CORS and payment headers). */
+export function clientResponseHeaders(headers: IncomingHttpHeaders, dropCors: boolean): OutgoingHttpHeaders {
+  const named = connectionTokens(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    if (dropCors && name.startsWith('access-control-')) continue;
+    out[name] = value;
+  }
+  return out;
+}

@@ -1,0 +1,166 @@
+/**
+ * The reverse proxy's WebSocket side: an upgrade request on any path but the payee's own
+ * channel WebSocket is priced like a GET, paid through the paywall (the `Paychan-Payment` header
+ * on the upgrade request), and relayed to the upstream's WebSocket.
+ *
+ * The proxy ends both WebSockets itself (with `ws`, already the channel transport's library)
+ * rather than splicing raw sockets: so it can count the bytes of each message and close the
+ * client's side cleanly, with code 4402 and a reason, when the prepaid seconds or KiB run out,
+ * without cutting a frame in half. The upstream is closed with 1000 then.
+ *
+ * Charged as in http-proxy.ts: the upstream refusing with a 5xx, unreachable, or not answering
+ * in time costs nothing; else the per-request price plus the metered seconds (from the moment
+ * both sides are open) and KiB the client received, the unused prepaid rest credited back.
+ */
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { refuseUpgrade } from '../transport/http-replies.js';
+import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER } from '../transport/paywall.js';
+import { upstreamRequestHeaders } from './forward-headers.js';
+import type { HttpProxy, ProxyOptions } from './http-proxy.js';
+import { byteBudget, isFree, meteredSat, timeBudgetMs, upfrontSat, type RoutePrice } from './metering.js';
+import { paymentRequiredHeaders } from './payment-required.js';
+
+/** Close code when what was paid is used up (4000–4999 is the application's range; 402 as in HTTP). */
+export const CLOSE_PAYMENT_EXHAUSTED = 4402;
+/** Largest message relayed; bigger ones close the connection with 1009. */
+const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
+
+export interface WsProxy {
+  /** Handles an upgrade request (`server.on('upgrade')`); never throws. */
+  handle(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Closes every relayed connection with 1001. */
+  close(): void;
+}
+
+/** Writes a whole HTTP response on a socket that will not be upgraded, then ends it. */
+function writeRawResponse(socket: Duplex, status: number, headers: Record<string, string>, body: string): void {
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`, 'connection: close', `content-length: ${Buffer.byteLength(body)}`];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  socket.on('error', () => socket.destroy());
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'prices' | 'paywall' | 'upstreamTimeoutMs' | 'now' | 'log'>): WsProxy {
+  const now = options.now ?? (() => performance.now());
+  const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
+  const { upstream } = http;
+  /** The subprotocol the upstream chose, per upgrade request, for our handshake to echo. */
+  const chosen = new WeakMap<IncomingMessage, string>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    clientTracking: true,
+    maxPayload: MAX_PAYLOAD_BYTES,
+    handleProtocols: (_protocols, req) => chosen.get(req) ?? false,
+  });
+  const upstreams = new Set<WebSocket>();
+
+  const relay = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, paid: { channelId: string; upfrontSat: bigint; price: RoutePrice; ackHeaders: Record<string, string> } | null): void => {
+    let settled = false;
+    const settle = (actualSat: bigint): void => {
+      if (!paid || settled) return;
+      settled = true;
+      if (actualSat !== paid.upfrontSat) options.paywall.settle(paid.channelId, paid.upfrontSat, actualSat);
+    };
+    const wsBase = `${upstream.secure ? 'wss' : 'ws'}://${upstream.host}${upstream.basePath}`;
+    const protocols = (req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
+    const headers = upstreamRequestHeaders(req, upstream.host) as Record<string, string>;
+    // ws writes its own handshake headers.
+    for (const h of Object.keys(headers)) if (h.startsWith('sec-websocket-')) delete headers[h];
+    const up = new WebSocket(`${wsBase}${url.pathname}${url.search}`, protocols, { headers, perMessageDeflate: false, handshakeTimeout: timeoutMs, maxPayload: MAX_PAYLOAD_BYTES });
+    upstreams.add(up);
+    socket.on('error', () => up.terminate());
+    let opened = false;
+    up.on('unexpected-response', (_r, res: IncomingMessage) => {
+      const status = res.statusCode ?? 502;
+      settle(status >= 500 ? 0n : paid ? meteredSat(paid.price, { bodyBytes: 0, elapsedMs: 0 }) : 0n);
+      res.resume();
+      writeRawResponse(socket, status, { 'content-type': 'text/plain; charset=utf-8' }, `the upstream refused the WebSocket with ${status}${status >= 500 ? '; nothing was charged' : ''}\n`);
+      up.terminate();
+    });
+    up.on('error', (err) => {
+      if (opened) return;
+      settle(0n);
+      options.log?.(`proxy: upstream WebSocket failed (${err.message}) for ${url.pathname}`);
+      if (socket.writable) refuseUpgrade(socket, /timeout/i.test(err.message) ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE');
+    });
+    up.on('close', () => upstreams.delete(up));
+    up.once('open', () => {
+      opened = true;
+      if (up.protocol) chosen.set(req, up.protocol);
+      // The 101 carries the ack like any paid answer.
+      const onHeaders = (h: string[]): void => {
+        if (paid) for (const [k, v] of Object.entries(paid.ackHeaders)) h.push(`${k}: ${v}`);
+      };
+      wss.once('headers', onHeaders);
+      wss.handleUpgrade(req, socket, head, (client) => {
+        wss.off('headers', onHeaders);
+        const startedMs = now();
+        const bytesLeft = paid ? byteBudget(paid.price) : Infinity;
+        const timeLeftMs = paid ? timeBudgetMs(paid.price) : Infinity;
+        let bodyBytes = 0;
+        const exhaust = (what: string): void => {
+          client.close(CLOSE_PAYMENT_EXHAUSTED, `payment exhausted: the prepaid ${what} are used up`);
+          up.close(1000, 'client payment exhausted');
+        };
+        const timer = timeLeftMs === Infinity ? undefined : setTimeout(() => exhaust('seconds'), timeLeftMs);
+        client.on('message', (data: RawData, isBinary) => up.readyState === WebSocket.OPEN && up.send(data as Buffer, { binary: isBinary }));
+        up.on('message', (data: RawData, isBinary) => {
+          const size = (data as Buffer).length;
+          if (bodyBytes + size > bytesLeft) return exhaust('KiB');
+          bodyBytes += size;
+          if (client.readyState === WebSocket.OPEN) client.send(data as Buffer, { binary: isBinary });
+        });
+        const validCode = (code: number): number => (code === 1000 || (code >= 3000 && code <= 4999) || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ? code : 1000);
+        client.on('close', (code, reason) => {
+          clearTimeout(timer);
+          if (up.readyState === WebSocket.OPEN) up.close(validCode(code), reason);
+          settle(paid ? meteredSat(paid.price, { bodyBytes, elapsedMs: now() - startedMs }) : 0n);
+        });
+        up.on('close', (code, reason) => {
+          if (client.readyState === WebSocket.OPEN) client.close(validCode(code), reason);
+        });
+        up.on('error', () => client.terminate());
+        client.on('error', () => up.terminate());
+      });
+    });
+  };
+
+  return {
+    handle(req, socket, head) {
+      const url = http.target(req);
+      if (!url) return refuseUpgrade(socket, 'BAD_REQUEST', 'the request target must be a path');
+      const route = options.prices.match('GET', url.pathname);
+      if (!route) return refuseUpgrade(socket, 'NO_ROUTE', `no price for GET ${url.pathname}`);
+      const price = route.price;
+      if (isFree(price)) return relay(req, socket, head, url, null);
+      const upfront = upfrontSat(price);
+      const header = req.headers[PAYMENT_HEADER];
+      options.paywall.admit(Array.isArray(header) ? header[0] : header, upfront).then(
+        (admission) => {
+          if (!admission.ok) {
+            const resourceUrl = `ws://${req.headers.host ?? upstream.host}${url.pathname}${url.search}`;
+            return writeRawResponse(socket, 402, paymentRequiredHeaders({ body: admission.body, resourceUrl }, http.x402Encoder), JSON.stringify(admission.body));
+          }
+          if (socket.destroyed) return options.paywall.settle(admission.channelId, upfront, 0n);
+          const ackHeaders = { [ACK_HEADER]: `${admission.channelId} ${admission.totalSat}`, [CREDIT_HEADER]: admission.creditSat.toString() };
+          relay(req, socket, head, url, { channelId: admission.channelId, upfrontSat: upfront, price, ackHeaders });
+        },
+        (err: unknown) => {
+          options.log?.(`proxy: paywall failed: ${err instanceof Error ? err.message : String(err)}`);
+          refuseUpgrade(socket, 'INTERNAL_ERROR');
+        },
+      );
+    },
+    close() {
+      for (const c of wss.clients) c.close(1001, 'proxy shutting down');
+      for (const u of upstreams) u.close(1001, 'proxy shutting down');
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * The reverse proxy on loopback sockets, with a recording paywall (no chain: the btcd test is
+ * proxy.test.ts): what the upstream sees, the three 402 dialects, metering and cut-offs (SSE,
+ * chunked, WebSocket), what is credited back (5xx, down, timeout), CORS and path normalisation.
+ */
+import { createServer, get as httpGet, type IncomingMessage, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { corsPolicy } from '../../src/proxy/cors.js';
+import { CUTOFF_TRAILER, SSE_EXHAUSTED_EVENT, type ProxyPaywall } from '../../src/proxy/http-proxy.js';
+import { parsePriceTable } from '../../src/proxy/price-table.js';
+import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';
+import { CLOSE_PAYMENT_EXHAUSTED } from '../../src/proxy/ws-proxy.js';
+import type { Admission } from '../../src/transport/paywall.js';
+import { waitUntil } from '../helpers/local-pair.js';
+import { closeServer, listen } from '../helpers/http402-env.js';
+
+/** Admits any non-empty header as channel "c"; records every settle. */
+class RecordingPaywall implements ProxyPaywall {
+  readonly admitted: bigint[] = [];
+  readonly settled: { upfrontSat: bigint; actualSat: bigint }[] = [];
+  admit(header: string | undefined, priceSat: bigint): Promise<Admission> {
+    if (!header) {
+      return Promise.resolve({
+        ok: false,
+        body: { code: 'PAYMENT_REQUIRED', message: 'pay', priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
+      });
+    }
+    this.admitted.push(priceSat);
+    return Promise.resolve({ ok: true, channelId: 'c', totalSat: 100n, creditSat: 0n });
+  }
+  settle(_channelId: string, upfrontSat: bigint, actualSat: bigint): void {
+    this.settled.push({ upfrontSat, actualSat });
+  }
+}
+
+const seen: IncomingMessage['headers'][] = [];
+let upstream: Server;
+let upstreamUrl: string;
+let upstreamWss: WebSocketServer;
+const paywall = new RecordingPaywall();
+let proxy: PaychanProxy;
+let proxyServer: Server;
+let base: string;
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    seen.push(req.headers);
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/fail') return res.writeHead(503, { 'content-type': 'text/plain' }).end('down for maintenance');
+    if (path === '/slow') return void setTimeout(() => res.end('late'), 2_000);
+    if (path === '/bytes') return res.writeHead(200, { 'content-length': '3000' }).end(Buffer.alloc(3000, 97));
+    if (path === '/chunked') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const timer = setInterval(() => res.write(Buffer.alloc(600, 98)), 5);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
+    if (path === '/sse') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      let n = 0;
+      const timer = setInterval(() => res.write(`data: tick ${n++}\n\n`), 100);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': 'https://upstream-own.example' }).end(JSON.stringify({ path: req.url }));
+  });
+  upstreamWss = new WebSocketServer({ server: upstream });
+  upstreamWss.on('connection', (ws, req) => {
+    seen.push(req.headers);
+    const timer = setInterval(() => ws.send('tick'), 50);
+    ws.on('message', (m) => ws.send(`echo ${String(m)}`));
+    ws.on('close', () => clearInterval(timer));
+  });
+  upstreamUrl = await listen(upstream);
+  const prices = parsePriceTable({
+    routes: [
+      { path: '/free/*' },
+      { path: '/bytes', perRequestSat: 1, perKiBSat: 1, prepayKiB: 10 },
+      { path: '/chunked', perKiBSat: 1, prepayKiB: 2 },
+      { path: '/sse', perSecondSat: 5, prepaySeconds: 1 },
+      { path: '/ws', perSecondSat: 2, prepaySeconds: 1 },
+      { path: '/*', method: 'GET', perRequestSat: 7 },
+    ],
+  });
+  proxy = createPaychanProxy({ upstream: upstreamUrl, prices, paywall, cors: corsPolicy(['https://app.example']), upstreamTimeoutMs: 300 });
+  proxyServer = createServer((req, res) => proxy.request(req, res));
+  proxyServer.on('upgrade', (req, socket, head) => proxy.upgrade(req, socket, head));
+  base = await listen(proxyServer);
+});
+
+afterAll(async () => {
+  proxy?.close();
+  await closeServer(proxyServer);
+  upstreamWss?.close();
+  await closeServer(upstream);
+});
+
+const paid = { 'paychan-payment': 'anything', 'payment-signature': 'x402', 'x-payment': 'v1', 'paychan-other': '1' };
+
+describe('paychan proxy, forwarding', () => {
+  it('a free route: forwarded, the upstream sees X-Forwarded-* and its own Host, no payment header', async () => {
+    seen.length = 0;
+    const r = await fetch(`${base}/free/a?q=1`, { headers: { ...paid, 'x-forwarded-for': '10.0.0.1' } });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ path: '/free/a?q=1' });
+    const h = seen[0]!;
+    expect(Object.keys(h).filter((k) => k.startsWith('paychan-') || k === 'payment-signature' || k === 'x-payment')).toEqual([]);
+    expect(h['x-forwarded-for']).toBe('10.0.0.1, 127.0.0.1');
+    expect(h['x-forwarded-host']).toBe(new URL(base).host);
+    expect(h['x-forwarded-proto']).toBe('http');
+    expect(h.host).toBe(new URL(upstreamUrl).host);
+    expect(paywall.admitted).toEqual([]);
+  });
+
+  it('a priced route without payment: 402 in paychan JSON, x402 v2 and WWW-Authenticate', async () => {
+    const r = await fetch(`${base}/priced`);
+    expect(r.status).toBe(402);
+    expect(await r.json()).toMatchObject({ code: 'PAYMENT_REQUIRED', priceSat: '7', dueSat: '7' });
+    const x402 = JSON.parse(Buffer.from(r.headers.get('payment-required')!, 'base64').toString()) as Record<string, unknown>;
+    expect(x402).toMatchObject({ x402Version: 2, resource: { url: `${base}/priced` }, accepts: [{ scheme: 'paychan', network: 'bip122:0f9188f13cb7b2c71f2a335e3a4fc328', amount: '7', asset: 'sat', payTo: 'ws://127.0.0.1:1/v1/ws' }] });
+    expect(r.headers.get('www-authenticate')).toBe('Paychan realm="paychan", channel_url="ws://127.0.0.1:1/v1/ws", network="regtest", price_sat="7", due_sat="7", code="PAYMENT_REQUIRED"');
+  });
+
+  it('paid: forwarded with the ack; a dot-segment spelling cannot dodge the price', async () => {
+    const r = await fetch(`${base}/priced`, { headers: paid });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('paychan-ack')).toBe('c 100');
+    expect((await fetch(`${base}/free/%2e%2e/priced`)).status).toBe(402);
+    expect((await fetch(`${base}/nothing`, { method: 'POST' })).status).toBe(404);
+  });
+
+  it('an upstream 5xx, outage or timeout is not charged: the prepaid price is credited back', async () => {
+    paywall.settled.length = 0;
+    const fail = await fetch(`${base}/fail`, { headers: paid });
+    expect(fail.status).toBe(503);
+    expect(await fail.text()).toBe('down for maintenance');
+    expect(fail.headers.get('paychan-credit')).toBe('7');
+    const slow = await fetch(`${base}/slow`, { headers: paid });
+    expect(slow.status).toBe(504);
+    expect(await slow.json()).toMatchObject({ code: 'UPSTREAM_TIMEOUT' });
+    expect(paywall.settled).toEqual([
+      { upfrontSat: 7n, actualSat: 0n },
+      { upfrontSat: 7n, actualSat: 0n },
+    ]);
+    const dead = createPaychanProxy({ upstream: 'http://127.0.0.1:9', prices: parsePriceTable({ routes: [{ path: '/*', perRequestSat: 3 }] }), paywall });
+    const server = createServer((req, res) => dead.request(req, res));
+    const url = await listen(server);
+    try {
+      const down = await fetch(`${url}/x`, { headers: paid });
+      expect(down.status).toBe(502);
+      expect(await down.json()).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+      expect(paywall.settled.at(-1)).toEqual({ upfrontSat: 3n, actualSat: 0n });
+    } finally {
+      dead.close();
+      await closeServer(server);
+    }
+  });
+
+  it('per KiB: every started KiB is charged, the unused prepayment credited', async () => {
+    paywall.settled.length = 0;
+    const r = await fetch(`${base}/bytes`, { headers: paid });
+    expect((await r.arrayBuffer()).byteLength).toBe(3000);
+    await waitUntil(() => paywall.settled.length === 1, 'the settle');
+    expect(paywall.settled[0]).toEqual({ upfrontSat: 11n, actualSat: 1n + 3n });
+  });
+
+  it('a chunked response past its prepaid KiB ends with a Paychan-Cutoff trailer', async () => {
+    paywall.settled.length = 0;
+    const { bytes, trailers } = await new Promise<{ bytes: number; trailers: NodeJS.Dict<string> }>((resolve, reject) => {
+      httpGet(`${base}/chunked`, { headers: paid }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve({ bytes, trailers: res.trailers }));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    expect(bytes).toBe(2048);
+    expect(trailers[CUTOFF_TRAILER]).toBe('bytes');
+    // All of the prepayment was used: actual = upfront, nothing to settle.
+    expect(paywall.settled).toEqual([]);
+  });
+
+  it('an SSE stream metered per second ends with a final event when the paid seconds run out', async () => {
+    const r = await fetch(`${base}/sse`, { headers: paid });
+    expect(r.headers.get('content-type')).toBe('text/event-stream');
+    const text = await r.text();
+    expect(text).toMatch(/^data: tick 0\n\n/);
+    expect(text.endsWith(`event: ${SSE_EXHAUSTED_EVENT}\ndata: {"reason":"time"}\n\n`)).toBe(true);
+    expect(text).toContain(': paychan: the prepaid seconds are used up');
+  });
+
+  it('a WebSocket to the upstream is relayed, metered per second, closed with 4402', async () => {
+    const refused = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${base.replace('http', 'ws')}/ws`);
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    });
+    expect(refused).toBe(402);
+    paywall.settled.length = 0;
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/ws`, { headers: paid });
+    const messages: string[] = [];
+    ws.on('message', (m) => messages.push(String(m)));
+    ws.on('open', () => ws.send('hi'));
+    const [code, reason] = await new Promise<[number, string]>((resolve) => ws.on('close', (c, r) => resolve([c, String(r)])));
+    expect(code).toBe(CLOSE_PAYMENT_EXHAUSTED);
+    expect(reason).toMatch(/payment exhausted/);
+    expect(messages).toContain('echo hi');
+    expect(messages).toContain('tick');
+    await waitUntil(() => seen.some((h) => h.upgrade === 'websocket' && h['x-forwarded-for'] !== undefined && h['paychan-payment'] === undefined), 'the upstream upgrade without payment headers');
+  });
+
+  it('CORS: a preflight is answered by the proxy; answers expose the payment headers', async () => {
+    const pre = await fetch(`${base}/priced`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'paychan-payment' } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(pre.headers.get('access-control-allow-methods')).toBe('GET');
+    expect(pre.headers.get('access-control-allow-headers')).toBe('paychan-payment');
+    const other = await fetch(`${base}/priced`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } });
+    expect(other.status).toBe(204);
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    const refused = await fetch(`${base}/priced`, { headers: { origin: 'https://app.example' } });
+    expect(refused.status).toBe(402);
+    expect(refused.headers.get('access-control-expose-headers')).toContain('payment-required');
+    const ok = await fetch(`${base}/priced`, { headers: { ...paid, origin: 'https://app.example' } });
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(ok.headers.get('access-control-expose-headers')).toContain('paychan-ack');
+  });
+});
