@@ -14,6 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startPayeeApp } from '../src/app/payee-app.js';
 import { connectBackend } from '../src/chain/connect.js';
+import { SqliteStore } from '../src/store/sqlite-store.js';
 import { parseArgs, strArg } from './lib/args.js';
 import { emit, onStdinLines } from './lib/lines.js';
 import { LoopDelay, probePaymentLatency, SchedStats, probeStore, takeCommitStats } from './lib/instrument.js';
@@ -35,8 +36,11 @@ const app = await startPayeeApp({
   fallbackFeeRateSatPerVb: 2,
   log: (line) => process.stderr.write(`${line}\n`),
 });
+// The bench reads the SQLite adapter's own counters (commits, rows per commit).
+if (!(app.store instanceof SqliteStore)) throw new Error('the e2e bench measures the SQLite store');
+const sqlite = app.store;
 const trace = new Trace('payee');
-const storeProbe = probeStore(app.store, false, trace.configured ? (startMs, ms) => trace.commit(startMs, ms) : undefined);
+const storeProbe = probeStore(sqlite, false, trace.configured ? (startMs, ms) => trace.commit(startMs, ms) : undefined);
 const payeeLatency = probePaymentLatency(app.server.metrics.paymentLatency);
 const sched = new SchedStats();
 const loopDelay = new LoopDelay();
@@ -102,7 +106,7 @@ async function command(line: string): Promise<void> {
       return;
     }
     case 'stop': {
-      const stats = app.store.stats();
+      const stats = sqlite.stats();
       await app.close();
       await backend.close();
       emit({ event: 'stopped', store: stats, metrics: app.server.metrics.render().split('\n').filter((l) => l.startsWith('paychan_payments_total') || l.startsWith('paychan_messages_rejected_total')) });

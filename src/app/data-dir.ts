@@ -17,7 +17,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeDuplexState, type LegacyDuplexRecord } from '../protocol/duplex-state-legacy.js';
 import { decodeState, encodeState } from '../store/codec.js';
-import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
+import { openStore } from '../store/open-store.js';
 import { WALLET_META_KEY, type Store } from '../store/store.js';
 import type { WalletState } from '../wallet/state.js';
 import { Wallet } from '../wallet/wallet.js';
@@ -45,13 +45,13 @@ export class DataDirInUseError extends Error {
 export interface DataDir {
   readonly dir: string;
   readonly seed: Uint8Array;
-  readonly store: SqliteStore;
+  readonly store: Store;
   /** Closes the store (committing pending saves), then releases the lock. */
   close(): Promise<void>;
 }
 
 export interface OpenDataDirOptions {
-  /** The store's file; default `<dir>/<defaultDb>`. */
+  /** The store's location (a file path, or a URL naming its adapter: src/store/open-store.ts); default `<dir>/<defaultDb>`. */
   readonly dbFile?: string;
   /** `payer.db` or `payee.db`. */
   readonly defaultDb: string;
@@ -67,10 +67,10 @@ export interface OpenDataDirOptions {
 export async function openDataDir(dir: string, options: OpenDataDirOptions): Promise<DataDir> {
   ensurePrivateDir(dir);
   const unlock = lockDataDir(dir);
-  let store: SqliteStore | undefined;
+  let store: Store | undefined;
   try {
     const seed = loadOrCreateSeed(path.join(dir, 'seed'));
-    store = openSqliteStore(options.dbFile ?? path.join(dir, options.defaultDb));
+    store = openStore(options.dbFile ?? path.join(dir, options.defaultDb));
     await importLegacyDuplexDb(dir, store, seed, options.log);
     const opened = store;
     let closing: Promise<void> | undefined;

@@ -69,7 +69,7 @@ async function openSide(options: DuplexSideOptions, dir: DataDir): Promise<Duple
   });
   const saveWallet = () => saveWalletState(store, wallet);
   await saveWallet(); // the wallet syncs in refresh(), which start() runs at once
-  const peer = new DuplexPeer({
+  const peer = await DuplexPeer.open({
     role: options.role,
     network: options.network,
     secp,

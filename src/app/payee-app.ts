@@ -10,7 +10,7 @@ import type { NetworkName } from '../protocol/network.js';
 import type { DuplexPolicy } from '../protocol/duplex-update.js';
 import { payeePolicy, type PayeePolicy } from '../protocol/policy.js';
 import { PayeeService } from '../payee/payee-service.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
 import { PayeeMetrics } from '../transport/metrics.js';
 import type { ExtraRoutes } from '../transport/http-routes.js';
 import { startPayeeServer, type PayeeServer, type UpgradeRoutes } from '../transport/payee-server.js';
@@ -59,7 +59,7 @@ export interface PayeeApp {
   readonly service: PayeeService;
   readonly server: PayeeServer;
   readonly paywall: Paywall;
-  readonly store: SqliteStore;
+  readonly store: Store;
   readonly payoutAddress: string;
   /** Side B of duplex channels (its wallet's address takes coins B may put into channels). */
   readonly duplex: DuplexSide;

@@ -11,7 +11,7 @@ import { secp256k1 } from '../crypto/index.js';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
 import { payerPolicy } from '../protocol/policy.js';
 import { PayerClient, type OpenOptions } from '../payer/payer-client.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
 import { WalletKeys } from '../wallet/keys.js';
 import { Wallet } from '../wallet/wallet.js';
@@ -50,7 +50,7 @@ export class PayerApp {
   ) {}
 
   /** The data dir's one store (channels, the wallet's state). */
-  get store(): SqliteStore {
+  get store(): Store {
     return this.dir.store;
   }
 

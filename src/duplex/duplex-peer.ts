@@ -153,7 +153,16 @@ export class DuplexPeer {
   /** The tip height the watcher saw last (in memory): a peer's message never asks the node for it. */
   private tipSeen: number | undefined;
 
-  constructor(readonly options: DuplexPeerOptions) {
+  /** A peer with the channel states its store holds. */
+  static async open(options: DuplexPeerOptions): Promise<DuplexPeer> {
+    return new DuplexPeer(options, await options.store.loadAll());
+  }
+
+  /** @param states every stored channel state, oldest first (see {@link DuplexPeer.open}). */
+  constructor(
+    readonly options: DuplexPeerOptions,
+    states: readonly DuplexChannelState[],
+  ) {
     this.role = options.role;
     this.ctx = {
       role: options.role,
@@ -162,7 +171,7 @@ export class DuplexPeer {
       policy: options.policy,
       sign: (keyIndex, digest) => options.secp.ecdsaSign(digest, options.wallet.duplexKey(keyIndex).privateKey),
     };
-    for (const state of options.store.loadAll()) this.index(state);
+    for (const state of states) this.index(state);
   }
 
   /** The watcher tells the tip it read for its check, so steps of the peer can bound their node calls per tip. */

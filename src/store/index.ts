@@ -16,7 +16,6 @@ export {
   type SqlitePragmas,
   type SqliteStoreOptions,
   type SqliteStoreStats,
-  type ImmediateDuplexRecords,
   type StoreErrorCode,
 } from './sqlite-store.js';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration } from './migrations.js';

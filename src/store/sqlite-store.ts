@@ -100,8 +100,7 @@ class Batch {
       this.resolve = resolve;
       this.reject = reject;
     });
-    // Each caller awaits its own promise chained on this one (see stage); a batch committed by
-    // duplexRecordsNow may have no such caller, and its failure is thrown there instead.
+    // Each caller awaits its own promise chained on this one (see stage).
     this.done.catch(noop);
   }
 
@@ -296,37 +295,6 @@ export class SqliteStore implements Store {
     });
   }
 
-  /**
-   * The duplex records for the duplex driver as it is today, which saves synchronously before it
-   * sends (src/duplex/duplex-store.ts): each call commits at once, together with whatever other
-   * saves are pending (so the port's ordering holds), and is durable when it returns. Interim:
-   * it goes when the duplex driver awaits {@link saveDuplexRecords} instead.
-   * @throws StoreError `STORE_CLOSED` after close, `COMMIT_FAILED` if the commit fails (nothing
-   *   of it is stored); TypeError as {@link saveDuplexRecords}.
-   */
-  duplexRecordsNow(): ImmediateDuplexRecords {
-    const commitNow = (what: string, put: () => void): void => {
-      if (this.closing) throw closedError(what);
-      put();
-      this.counts.requests++;
-      const failure = this.flush();
-      if (failure) throw failure;
-    };
-    return {
-      loadAll: () => {
-        if (this.closing) throw closedError('loadAll');
-        this.flush(); // reads see every save made before; a failed batch rejects its own saves
-        return this.readDuplexRecords();
-      },
-      saveAll: (records) => commitNow('saveAll', () => this.stageDuplex(records)),
-      delete: (tempId) =>
-        commitNow('delete', () => {
-          checkTempId('delete', tempId);
-          this.openBatch().duplex.set(tempId, null);
-        }),
-    };
-  }
-
   /** The committed value of `key`, after saves already made have committed. */
   async getMeta(key: string): Promise<string | undefined> {
     await this.settled();
@@ -472,16 +440,6 @@ export class SqliteStore implements Store {
 }
 
 function noop(): void {}
-
-/**
- * The synchronous face of the duplex records that the duplex driver uses today (structurally
- * src/duplex/duplex-store.ts's `DuplexStore`): every call is durable when it returns.
- */
-export interface ImmediateDuplexRecords {
-  loadAll(): StoredDuplexRecord[];
-  saveAll(records: readonly StoredDuplexRecord[]): void;
-  delete(tempId: string): void;
-}
 
 /** Validates and encodes a duplex record: its key, its row. */
 function duplexRow(record: StoredDuplexRecord): [string, DuplexRow] {

@@ -31,7 +31,7 @@ export interface DuplexPair {
   /** Drops the messages to A only (B's answers are lost on the way). */
   cutToA(cut: boolean): void;
   /** A "crashes" and restarts: a new peer on the same store (kept in a file for that). */
-  restartA(): DuplexPeer;
+  restartA(): Promise<DuplexPeer>;
 }
 
 /**
@@ -82,9 +82,9 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
   }
   const fullPolicy = duplexPolicy({ network: 'regtest', ...policy });
   const common = { network: 'regtest' as const, secp: env.secp, policy: fullPolicy, backend: env.backend, saveWallet: () => {}, fallbackFeeRateSatPerVb: 2, answerTimeoutMs: 10_000 };
-  const makeA = () => new DuplexPeer({ ...common, role: 'A', wallet: env.wallet, store: duplexStatePort(openSqliteStore(storeFileA)) });
-  let a = makeA();
-  const b = new DuplexPeer({ ...common, role: 'B', backend: backendB, wallet: walletB, store: duplexStatePort(openSqliteStore(':memory:')) });
+  const makeA = () => DuplexPeer.open({ ...common, role: 'A', wallet: env.wallet, store: duplexStatePort(openSqliteStore(storeFileA)) });
+  let a = await makeA();
+  const b = await DuplexPeer.open({ ...common, role: 'B', backend: backendB, wallet: walletB, store: duplexStatePort(openSqliteStore(':memory:')) });
   let cut = false;
   let cutToA = false;
   const link = loopbackPair(
@@ -121,8 +121,8 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
     check,
     cut: (value) => (cut = value),
     cutToA: (value) => (cutToA = value),
-    restartA() {
-      a = makeA();
+    async restartA() {
+      a = await makeA();
       return a;
     },
   };

@@ -259,7 +259,7 @@ describe('duplex opening', () => {
     expect(pair.b.get(open.tempId)?.phase).toBe('opening');
     await pair.mine(OPENING_TIMEOUT_BLOCKS);
     expect(pair.b.get(open.tempId)).toBeUndefined();
-    expect(pair.b.options.store.loadAll().map((r) => r.tempId)).not.toContain(open.tempId);
+    expect((await pair.b.options.store.loadAll()).map((r) => r.tempId)).not.toContain(open.tempId);
   });
 
   it('counts the openings of one IPv6 /64 together, whatever address of it each comes from', async () => {
@@ -299,6 +299,6 @@ describe('duplex opening', () => {
     await pair.mine(OPENING_TIMEOUT_BLOCKS);
     // Nothing of B's is at stake (state 0 gives B nothing), and such records cost a stranger nothing.
     expect(pair.b.get(open.tempId)).toBeUndefined();
-    expect(pair.b.options.store.loadAll().map((r) => r.tempId)).not.toContain(open.tempId);
+    expect((await pair.b.options.store.loadAll()).map((r) => r.tempId)).not.toContain(open.tempId);
   });
 });

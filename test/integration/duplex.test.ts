@@ -331,7 +331,7 @@ describe('duplex channel', () => {
       await waitUntil(() => pair.b.get(id)!.current!.index === 2, 'B to countersign state 2');
       expect(pair.a.get(id)!.pending?.index).toBe(2);
       // A restarts from its store: the proposal is there, signed and durable.
-      const a2 = pair.restartA();
+      const a2 = await pair.restartA();
       lost.catch(() => undefined);
       expect(a2.get(id)!.pending).toMatchObject({ index: 2, balanceASat: 197_000n });
       pair.cutToA(false);

@@ -496,14 +496,11 @@ describe('SqliteStore', () => {
   });
 
   describe('failures', () => {
-    it('names the call in STORE_CLOSED, and refuses pragmas and the duplex driver face after close', async () => {
+    it('names the call in STORE_CLOSED, and refuses pragmas after close', async () => {
       const store = open();
-      const records = store.duplexRecordsNow();
       await store.close();
       await expect(store.savePayeeChannel('a', paid(1))).rejects.toThrow(/STORE_CLOSED: savePayeeChannel: the store is closed/);
       expect(() => store.pragmas()).toThrow(/STORE_CLOSED/);
-      expect(() => records.saveAll([duplexRecord('a', 1n)])).toThrow(/STORE_CLOSED/);
-      expect(() => records.loadAll()).toThrow(/STORE_CLOSED/);
     });
 
     it('reports a failed commit with COMMIT_FAILED and the driver error, and counts it', async () => {
@@ -679,35 +676,6 @@ describe('SqliteStore', () => {
         { temp_id: 't2', channel_id: null },
       ]);
       expect(plan.map((p) => p.detail).join()).toMatch(/USING INDEX duplex_records_channel_id/);
-    });
-
-    it('gives the duplex driver a synchronous face: durable when each call returns, after the saves pending before it', async () => {
-      const store = open();
-      const records = store.duplexRecordsNow();
-      const pending = store.putMeta('before', '1'); // staged, not yet committed
-      records.saveAll([duplexRecord('a', 1n), duplexRecord('b', 2n)]); // one commit, with the pending save
-      const db = operator();
-      expect(db.prepare('SELECT temp_id FROM duplex_records ORDER BY seq').pluck().all()).toEqual(['a', 'b']);
-      expect(db.prepare("SELECT value FROM meta WHERE key = 'before'").pluck().get()).toBe('1');
-      records.delete('a');
-      expect(db.prepare('SELECT temp_id FROM duplex_records').pluck().all()).toEqual(['b']);
-      db.close();
-      await pending;
-      expect(records.loadAll()).toEqual([duplexRecord('b', 2n)]);
-      expect(store.stats()).toMatchObject({ commits: 2 }); // saveAll (with the pending save), delete; loadAll had nothing to commit
-    });
-
-    it('throws COMMIT_FAILED from the synchronous face when its commit fails, storing nothing', async () => {
-      const store = open({ busyTimeoutMs: 20 });
-      const records = store.duplexRecordsNow();
-      const lock = operator();
-      lock.exec('BEGIN IMMEDIATE');
-      expect(() => records.saveAll([duplexRecord('a', 1n)])).toThrow(/COMMIT_FAILED/);
-      lock.exec('ROLLBACK');
-      lock.close();
-      expect(records.loadAll()).toEqual([]);
-      records.saveAll([duplexRecord('a', 1n)]);
-      expect(await store.loadDuplexRecords()).toEqual([duplexRecord('a', 1n)]);
     });
 
     it('names the row when a stored record cannot be decoded', async () => {
