@@ -141,6 +141,7 @@ export class DuplexPeer {
   private readonly byChannelId = new Map<string, string>();
   private readonly links = new Map<string, PeerLink>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly lockHolders = new Map<string, number>();
   /** Each channel's effect queue (the shared runner's tail). */
   private readonly tails = new Map<string, EffectTail>();
   private readonly waiters = new Map<string, Waiter>();
@@ -252,7 +253,20 @@ export class DuplexPeer {
    * take the same lock again (it would wait for itself).
    */
   locked<T>(tempId: string, fn: () => Promise<T>): Promise<T> {
-    return chainAfter(this.locks, tempId, fn);
+    this.lockHolders.set(tempId, (this.lockHolders.get(tempId) ?? 0) + 1);
+    return chainAfter(this.locks, tempId, fn).finally(() => {
+      const left = (this.lockHolders.get(tempId) ?? 1) - 1;
+      if (left === 0) this.lockHolders.delete(tempId);
+      else this.lockHolders.set(tempId, left);
+    });
+  }
+
+  /**
+   * How many operations hold or wait for channel `tempId`'s lock: what a test waits on to know
+   * that an operation is queued behind another, instead of sleeping.
+   */
+  lockQueueLength(tempId: string): number {
+    return this.lockHolders.get(tempId) ?? 0;
   }
 
   /**

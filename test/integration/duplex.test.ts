@@ -391,11 +391,11 @@ describe('duplex channel', () => {
     tip.hold(); // B's next tip read (checking state 2) waits until released
     const paying = pair.a.pay(id, 20_000n);
     await waitUntil(() => tip.waiting === 1, 'B to read the tip for state 2');
-    let closed = false;
-    const closing = pair.watchB.forceClose(id).finally(() => (closed = true));
-    // Unlocked, the close ran to its end right here. Locked, it waits for the countersignature:
-    // the bound only ends the wait, the outcome is checked below either way.
-    await waitUntil(() => closed, 'the force close', 3_000).catch(() => undefined);
+    const tempId = pair.b.get(id)!.tempId;
+    expect(pair.b.lockQueueLength(tempId)).toBe(1); // B's step of state 2, at its tip read
+    const closing = pair.watchB.forceClose(id);
+    // The close queues behind that step on the channel's lock (unlocked, it would run now).
+    await waitUntil(() => pair.b.lockQueueLength(tempId) === 2, 'the force close to queue on the channel lock');
     tip.release();
     await paying.catch(() => undefined);
     await closing;
