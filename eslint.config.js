@@ -20,7 +20,7 @@ export const LAYERS = {
   payer: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'duplex'],
   duplex: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer'],
   // Web payment standards on top of the payee's paywall and the payer's client.
-  x402: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer'],
+  x402: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer', 'proxy'],
   // The reverse proxy: HTTP in front of an upstream, on the paywall's narrow interface.
   proxy: ['protocol', 'transport'],
   app: ['protocol', 'crypto', 'store', 'chain', 'driver', 'wallet', 'transport', 'payee', 'payer', 'duplex', 'x402', 'proxy'],

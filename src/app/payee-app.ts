@@ -45,7 +45,15 @@ export interface PayeeAppOptions {
    * every request and upgrade the payee's own routes do not answer, and replaces the priced
    * example route.
    */
-  readonly mount?: (paywall: Paywall) => MountedRoutes;
+  readonly mount?: (paywall: Paywall, payee: MountContext) => MountedRoutes;
+}
+
+/** What a mounted application learns of the payee besides its paywall. */
+export interface MountContext {
+  /** Where payers open channels (the server's channel WebSocket URL). */
+  readonly channelUrl: string;
+  /** The payee's policy (network, variants, capacities, expiries). */
+  readonly policy: PayeePolicy;
 }
 
 /** What {@link PayeeAppOptions.mount} returns. */
@@ -81,9 +89,10 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const keys = WalletKeys.fromSeed(dir.seed, options.network);
   const payout = keys.address('receive', 0);
   const metrics = new PayeeMetrics();
+  const policy = payeePolicy({ network: options.network, ...options.policy });
   const service = await PayeeService.open({
     secp: secp256k1(),
-    policy: payeePolicy({ network: options.network, ...options.policy }),
+    policy,
     backend: options.backend,
     store,
     keys,
@@ -124,7 +133,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   });
   const paywall = new Paywall({ payee: service, channelUrl: server.wsUrl, network: options.network });
   late.paywall = paywall;
-  late.mounted = options.mount?.(paywall);
+  late.mounted = options.mount?.(paywall, { channelUrl: server.wsUrl, policy });
   return {
     service,
     server,

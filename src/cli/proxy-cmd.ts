@@ -11,6 +11,7 @@ import { startPayeeApp } from '../app/payee-app.js';
 import { corsPolicy } from '../proxy/cors.js';
 import { parseUpstream } from '../proxy/http-proxy.js';
 import { parsePriceTable, parsePriceTableText, PriceTableError, type PriceTable } from '../proxy/price-table.js';
+import { proxyX402 } from '../x402/proxy-binding.js';
 import { createPaychanProxy } from '../proxy/proxy.js';
 import { helpText } from './help.js';
 import { NODE_OPTIONS, amountSat, feeRate, hostPort, logger, networkOf, parse, printJson, seconds, UsageError, type Parsed } from './options.js';
@@ -23,8 +24,8 @@ Usage:
 Runs the payee service (channels on ws://HOST:PORT/v1/ws) and, on the same port, a reverse
 proxy to URL: each request is priced by the FILE's routes (per request, per KiB of response,
 per second of a stream: SSE, chunked responses, WebSockets), answered 402 until paid
-(paychan's Paychan-Payment header; the 402 also speaks x402 v2 PAYMENT-REQUIRED and
-WWW-Authenticate: Paychan), then forwarded. The upstream never sees payment headers; it gets
+(paychan's Paychan-Payment header, or x402 v2's PAYMENT-SIGNATURE with paychan's x402
+scheme; the 402 speaks both, and WWW-Authenticate: Paychan), then forwarded. The upstream never sees payment headers; it gets
 X-Forwarded-For/-Host/-Proto. A 5xx, an unreachable or a slow upstream is not charged. Streams
 are cut off when what was paid runs out; unused prepaid time or bytes are credited back.
 The payee's own routes (/v1/ws, /healthz, /readyz, /metrics, /v1/channels/*, /v1/duplex/*,
@@ -142,7 +143,8 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     fallbackFeeRateSatPerVb,
     policy: zeroConfLimitSat > 0n ? { allowZeroConf: true, zeroConfLimitSat } : {},
     log: (l) => log(`payee: ${l}`),
-    mount: (paywall) => createPaychanProxy({ upstream: upstreamUrl, prices, paywall, cors, upstreamTimeoutMs, log: (l) => log(l) }),
+    // x402 payers pay through the same books as paychan's header (src/x402/proxy-binding.ts).
+    mount: (paywall, payee) => createPaychanProxy({ upstream: upstreamUrl, prices, paywall, cors, upstreamTimeoutMs, x402: proxyX402(payee), log: (l) => log(l) }),
   });
   if (p.flag('json')) printJson({ url: app.server.url, wsUrl: app.server.wsUrl, upstream: upstreamUrl, payoutAddress: app.payoutAddress, network, pid: process.pid });
   else {

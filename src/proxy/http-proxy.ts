@@ -19,18 +19,21 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { MessageOf } from '../protocol/messages.js';
 import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER, type Admission, type PaymentRequiredBody } from '../transport/paywall.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
 import { corsPolicy, type CorsPolicy } from './cors.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './forward-headers.js';
 import { byteBudget, isFree, meteredSat, timeBudgetMs, upfrontSat, type RoutePrice } from './metering.js';
-import { localX402Encoder, paymentRequiredHeaders, type X402Encoder } from './payment-required.js';
+import { localX402Encoder, PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER, paymentRequiredHeaders, type ProxyX402, type X402Encoder } from './payment-required.js';
 import type { PriceTable } from './price-table.js';
 
 /** What the proxy needs of the payee's paywall (Paywall has it): the one set of books. */
 export interface ProxyPaywall {
   /** Verifies and durably stores the payment in `header`, charging `priceSat` (see Paywall.admit). */
   admit(header: string | undefined, priceSat: bigint): Promise<Admission>;
+  /** The same for a payment already parsed (an x402 payload); `refuseShort`: one that adds too little is refused, not kept as credit. */
+  admitPayment(payment: MessageOf<'payment'>, priceSat: bigint, refuseShort: boolean): Promise<Admission>;
   /** Final price of a request admitted at `upfrontSat`; the difference is credited (or owed). */
   settle(channelId: string, upfrontSat: bigint, actualSat: bigint): void;
 }
@@ -42,8 +45,8 @@ export interface ProxyOptions {
   readonly paywall: ProxyPaywall;
   /** Default: no CORS (no origin allowed, the upstream's own CORS headers pass through). */
   readonly cors?: CorsPolicy;
-  /** x402 requirements of a 402; default the local encoding (payment-required.ts). */
-  readonly x402Encoder?: X402Encoder;
+  /** paychan's x402 scheme: the requirements of a 402 and the payments of `PAYMENT-SIGNATURE` headers; default a local encoding of the 402 only (payment-required.ts). */
+  readonly x402?: ProxyX402;
   /** Time the upstream has to send its response headers; default 30,000 ms. */
   readonly upstreamTimeoutMs?: number;
   /** Keep-alive connections to the upstream at most; default 256. */
@@ -96,7 +99,8 @@ export interface HttpProxy {
 export function createHttpProxy(options: ProxyOptions): HttpProxy {
   const upstream = parseUpstream(options.upstream);
   const cors = options.cors ?? corsPolicy([]);
-  const encode = options.x402Encoder ?? localX402Encoder;
+  const x402 = options.x402;
+  const encode = x402?.encode ?? localX402Encoder;
   const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
   const now = options.now ?? (() => performance.now());
   const agentOptions = { keepAlive: true, maxSockets: options.maxUpstreamSockets ?? 256 };
@@ -116,13 +120,28 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
     }
   };
 
+  /**
+   * The request's payment through the one set of books: an x402 payload when it carries one (it
+   * buys this request or nothing), else paychan's header (a short payment is kept as credit).
+   */
+  const admit = (req: IncomingMessage, signature: string | undefined, upfront: bigint): Promise<Admission> => {
+    if (signature === undefined || !x402) {
+      const header = req.headers[PAYMENT_HEADER];
+      return paywall.admit(Array.isArray(header) ? header[0] : header, upfront);
+    }
+    const read = x402.readPayment(signature, upfront);
+    if (read.ok) return paywall.admitPayment(read.payment, upfront, true);
+    // Refused before the payee saw it: the standard 402, naming what was wrong.
+    return paywall.admit(undefined, upfront).then((a) => (a.ok ? a : { ...a, body: { ...a.body, code: read.code, message: read.message } }));
+  };
+
   const refuse = (req: IncomingMessage, res: ServerResponse, body: PaymentRequiredBody, url: URL, extra: Record<string, string>): void => {
     const resourceUrl = `http://${req.headers.host ?? upstream.host}${url.pathname}${url.search}`;
     sendJson(res, 402, body, { ...paymentRequiredHeaders({ body, resourceUrl }, encode), ...extra });
   };
 
   /** Forwards the request; `paid` is the admission and its price, or null for a free route. */
-  const forward = (req: IncomingMessage, res: ServerResponse, url: URL, corsHeaders: Record<string, string>, price: RoutePrice, paid: { channelId: string; upfrontSat: bigint; admission: Admission & { ok: true } } | null): void => {
+  const forward = (req: IncomingMessage, res: ServerResponse, url: URL, corsHeaders: Record<string, string>, price: RoutePrice, paid: { channelId: string; upfrontSat: bigint; admission: Admission & { ok: true }; x402: boolean } | null): void => {
     let settled = false;
     const settle = (actualSat: bigint): void => {
       if (!paid || settled) return;
@@ -178,6 +197,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       if (unpriced) settle(0n);
       const headers: OutgoingHttpHeaders = { ...clientResponseHeaders(up.headers, cors.enabled), ...corsHeaders };
       if (paid) {
+        if (paid.x402 && x402) headers[PAYMENT_RESPONSE_HEADER] = x402.paymentResponse(paid.admission);
         headers[ACK_HEADER] = `${paid.admission.channelId} ${paid.admission.totalSat}`;
         headers[CREDIT_HEADER] = (paid.admission.creditSat + (unpriced ? paid.upfrontSat : 0n)).toString();
       }
@@ -240,13 +260,14 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       const price = route.price;
       if (isFree(price)) return forward(req, res, url, corsHeaders, price, null);
       const upfront = upfrontSat(price);
-      const header = req.headers[PAYMENT_HEADER];
-      paywall.admit(Array.isArray(header) ? header[0] : header, upfront).then(
+      const header = x402 ? req.headers[PAYMENT_SIGNATURE_HEADER] : undefined;
+      const signature = typeof header === 'string' ? header : undefined;
+      admit(req, signature, upfront).then(
         (admission) => {
           if (!admission.ok) return refuse(req, res, admission.body, url, corsHeaders);
           // Paid, but the client left while the payment was being stored: nothing to serve.
           if (res.destroyed || req.socket.destroyed) return paywall.settle(admission.channelId, upfront, 0n);
-          forward(req, res, url, corsHeaders, price, { channelId: admission.channelId, upfrontSat: upfront, admission });
+          forward(req, res, url, corsHeaders, price, { channelId: admission.channelId, upfrontSat: upfront, admission, x402: signature !== undefined });
         },
         (err: unknown) => {
           options.log?.(`proxy: paywall failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -4,13 +4,14 @@
  * - x402 v2: the `PAYMENT-REQUIRED` header, base64 of a JSON PaymentRequired;
  * - `WWW-Authenticate: Paychan ...` (RFC 9110 challenge syntax) for generic HTTP clients.
  *
- * The x402 requirements come from an {@link X402Encoder}. The one here is a minimal local
- * encoding (scheme `paychan`, CAIP-2 `bip122:` network id, the channel URL and amounts in
- * `extra`); paychan's x402 scheme (src/x402, its own spec) provides the real encoder, passed to
- * the proxy as `x402Encoder`: that option is the one seam where it plugs in.
+ * The x402 requirements, and the payments of `PAYMENT-SIGNATURE` headers, come from paychan's
+ * x402 scheme (src/x402/proxy-binding.ts, spec docs/x402.md) through {@link ProxyX402}: the
+ * proxy's one seam for it. Without it (a library user who passes none) the 402 still carries a
+ * minimal local encoding, and only paychan's own header pays.
  */
-import type { NetworkName } from '../protocol/network.js';
-import type { PaymentRequiredBody } from '../transport/paywall.js';
+import { caip2Of } from '../protocol/caip2.js';
+import type { MessageOf } from '../protocol/messages.js';
+import type { Admission, PaymentRequiredBody } from '../transport/paywall.js';
 
 export const PAYMENT_REQUIRED_HEADER = 'payment-required';
 
@@ -35,21 +36,28 @@ export interface X402Requirements {
 /** Turns an offer into x402 v2 requirements (one entry of `accepts`). */
 export type X402Encoder = (offer: PaymentOffer) => X402Requirements;
 
-/**
- * CAIP-2 ids of Bitcoin networks: `bip122:` + the first 32 hex digits of the genesis block hash
- * (as block explorers print it). Signet is the default signet.
- */
-export const BIP122_NETWORKS: Readonly<Record<NetworkName, string>> = {
-  mainnet: 'bip122:000000000019d6689c085ae165831e93',
-  testnet: 'bip122:000000000933ea01ad0ee984209779ba',
-  signet: 'bip122:00000008819873e925422c1ff0f99f7c',
-  regtest: 'bip122:0f9188f13cb7b2c71f2a335e3a4fc328',
-};
+/** A `PAYMENT-SIGNATURE` header read against the requirement of its request. */
+export type X402PaymentRead =
+  | { readonly ok: true; readonly payment: MessageOf<'payment'> }
+  | { readonly ok: false; readonly code: PaymentRequiredBody['code']; readonly message: string };
+
+/** paychan's x402 scheme as the proxy uses it (implemented by src/x402/proxy-binding.ts). */
+export interface ProxyX402 {
+  /** The requirements of a 402. */
+  readonly encode: X402Encoder;
+  /** The payment in a `PAYMENT-SIGNATURE` header for a request priced `priceSat`, or why not (nothing is stored then). */
+  readPayment(header: string, priceSat: bigint): X402PaymentRead;
+  /** The `PAYMENT-RESPONSE` header of an admitted payment. */
+  paymentResponse(admission: Admission & { ok: true }): string;
+}
+
+export const PAYMENT_SIGNATURE_HEADER = 'payment-signature';
+export const PAYMENT_RESPONSE_HEADER = 'payment-response';
 
 /** The local encoding: what is due, in satoshis, payable over the channel at `payTo`. */
 export const localX402Encoder: X402Encoder = ({ body }) => ({
   scheme: 'paychan',
-  network: BIP122_NETWORKS[body.network],
+  network: caip2Of(body.network),
   amount: body.dueSat,
   asset: 'sat',
   payTo: body.channelUrl,

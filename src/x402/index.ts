@@ -4,6 +4,7 @@
  */
 export { paychanX402, PaychanServerScheme, PaychanFacilitator, type PaychanX402, type PaychanX402Options, type PayeeChannels } from './server.js';
 export { PaychanClientScheme, type PaychanClientOptions } from './client.js';
+export { proxyX402, type ProxyX402Options } from './proxy-binding.js';
 export {
   PAYCHAN_SCHEME,
   satAsset,

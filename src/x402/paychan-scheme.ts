@@ -16,6 +16,7 @@ import { caip2Of, networkOfCaip2 } from '../protocol/caip2.js';
 import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
 import { decodeMessage, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
+import type { PayeePolicy } from '../protocol/policy.js';
 import { isVariantName, type VariantName as Variant } from '../protocol/variants/index.js';
 
 /** The scheme's name in requirements and payloads. */
@@ -56,6 +57,17 @@ export interface ChannelTerms {
   /** Blocks from the current tip to the channel's expiry the payee accepts. */
   readonly minExpiryBlocks: number;
   readonly maxExpiryBlocks: number;
+}
+
+/** The terms a payee's policy offers, as the requirements' `extra` carries them. */
+export function channelTermsOf(policy: Pick<PayeePolicy, 'variants' | 'minCapacitySat' | 'maxCapacitySat' | 'minExpiryBlocks' | 'maxExpiryBlocks'>): ChannelTerms {
+  return Object.freeze({
+    variants: [...policy.variants],
+    minCapacitySat: policy.minCapacitySat.toString(),
+    maxCapacitySat: policy.maxCapacitySat.toString(),
+    minExpiryBlocks: policy.minExpiryBlocks,
+    maxExpiryBlocks: policy.maxExpiryBlocks,
+  });
 }
 
 /** A requirement of this scheme, read and checked: what a payer acts on. */

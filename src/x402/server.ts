@@ -36,7 +36,7 @@ import type { NetworkName } from '../protocol/network.js';
 import type { PayeePolicy } from '../protocol/policy.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { Paywall } from '../transport/paywall.js';
-import { checkPayload, PAYCHAN_SCHEME, reasonOf, satAsset, type ChannelTerms, type X402Reason } from './paychan-scheme.js';
+import { channelTermsOf, checkPayload, PAYCHAN_SCHEME, reasonOf, satAsset, type ChannelTerms, type X402Reason } from './paychan-scheme.js';
 
 /** What the x402 side reads from the payee: its channels (the narrow part of PayeeService). */
 export interface PayeeChannels {
@@ -88,13 +88,7 @@ export class PaychanServerScheme implements SchemeNetworkServer {
     const p = options.policy;
     this.network = p.network;
     this.asset = satAsset(p.network);
-    this.terms = Object.freeze({
-      variants: [...p.variants],
-      minCapacitySat: p.minCapacitySat.toString(),
-      maxCapacitySat: p.maxCapacitySat.toString(),
-      minExpiryBlocks: p.minExpiryBlocks,
-      maxExpiryBlocks: p.maxExpiryBlocks,
-    });
+    this.terms = channelTermsOf(p);
     this.schemeHooks = { onVerifiedPaymentCanceled: (ctx) => this.refundCanceled(ctx) };
   }
 

@@ -12,6 +12,7 @@ import { parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';
 import { CLOSE_PAYMENT_EXHAUSTED } from '../../src/proxy/ws-proxy.js';
 import type { Admission } from '../../src/transport/paywall.js';
+import type { MessageOf } from '../../src/protocol/messages.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { closeServer, listen } from '../helpers/http402-env.js';
 
@@ -26,6 +27,10 @@ class RecordingPaywall implements ProxyPaywall {
         body: { code: 'PAYMENT_REQUIRED', message: 'pay', priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
       });
     }
+    this.admitted.push(priceSat);
+    return Promise.resolve({ ok: true, channelId: 'c', totalSat: 100n, creditSat: 0n });
+  }
+  admitPayment(_payment: MessageOf<'payment'>, priceSat: bigint): Promise<Admission> {
     this.admitted.push(priceSat);
     return Promise.resolve({ ok: true, channelId: 'c', totalSat: 100n, creditSat: 0n });
   }

@@ -20,8 +20,15 @@ import { corsPolicy } from '../../src/proxy/cors.js';
 import { SSE_EXHAUSTED_EVENT } from '../../src/proxy/http-proxy.js';
 import { parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy } from '../../src/proxy/proxy.js';
+import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from '@x402/core/http';
+import { wrapFetchWithPayment, x402Client } from '@x402/fetch';
+import type { PayerClient } from '../../src/payer/payer-client.js';
+import { connectPayee, type WsPeerLink } from '../../src/transport/ws-client.js';
+import { PaychanClientScheme, satAsset, type ChannelOffer } from '../../src/x402/index.js';
+import { proxyX402 } from '../../src/x402/proxy-binding.js';
+import { regtestPayer } from '../helpers/regtest-peers.js';
 import { waitUntil } from '../helpers/local-pair.js';
-import { closeOnChain, FEE_RATE, log, paidSat, payingSide, type PayingSide } from '../helpers/http402-env.js';
+import { closeOnChain, FEE_RATE, log, openChannel, paidSat, payingSide, type PayingSide } from '../helpers/http402-env.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
 
 const CAPACITY = 1_000_000n;
@@ -37,6 +44,7 @@ let python: ChildProcessByStdio<null, Readable, Readable> | undefined;
 let upstream: string;
 let app: PayeeApp;
 let payer: PayingSide | undefined;
+let x402Link: WsPeerLink | undefined;
 
 async function startPython(folder: string): Promise<string> {
   const child = spawn('python3', [path.join(import.meta.dirname, '../fixtures/upstream.py'), folder], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -74,11 +82,12 @@ beforeAll(async () => {
     priceSat: 1n,
     fallbackFeeRateSatPerVb: FEE_RATE,
     log: (l) => log?.(`payee: ${l}`),
-    mount: (paywall) => createPaychanProxy({ upstream, prices, paywall, cors: corsPolicy([ORIGIN]), log: (l) => log?.(l) }),
+    mount: (paywall, payee) => createPaychanProxy({ upstream, prices, paywall, cors: corsPolicy([ORIGIN]), x402: proxyX402(payee), log: (l) => log?.(l) }),
   });
 });
 
 afterAll(async () => {
+  x402Link?.close();
   await payer?.close();
   await app?.close();
   python?.kill();
@@ -169,5 +178,57 @@ describe('paychan proxy on regtest, in front of Python', () => {
     expect(challenge.headers.get('payment-required')).toBeTruthy();
     expect(challenge.headers.get('www-authenticate')).toMatch(/^Paychan /);
     expect((await upstreamStats()).requests).toBe(before);
+  });
+
+  it('takes x402 payments: the official @x402/fetch client with paychan’s scheme pays through the proxy, in the same books', async () => {
+    const before = await upstreamStats();
+    let opened: PayerClient | undefined;
+    const channelFor = async (offer: ChannelOffer): Promise<PayerClient> => {
+      const holder: { client?: PayerClient } = {};
+      x402Link = connectPayee(offer.channelUrl, { onMessage: (text) => holder.client?.receive(text), onOpen: () => holder.client?.resume() });
+      const client = regtestPayer(env, x402Link, { channelKey: env.wallet.nextChannelKey(), fundingFeeRateSatPerVb: FEE_RATE });
+      holder.client = client;
+      await x402Link.ready();
+      await openChannel(env, client, CAPACITY, 'spilman-v2');
+      opened = client;
+      return client;
+    };
+    const regtest = 'bip122:0f9188f13cb7b2c71f2a335e3a4fc328';
+    const buyer = new x402Client()
+      .register('bip122:*', new PaychanClientScheme({ channelFor, maxPriceSat: 100n }))
+      .setSpendControls({ allowedAssets: [{ network: regtest, asset: satAsset('regtest'), maxAmountPerPayment: '100' }] });
+    const signatures: string[] = [];
+    const recording: typeof fetch = (input, init) => {
+      const request = new Request(input, init);
+      const signature = request.headers.get('payment-signature');
+      if (signature) signatures.push(signature);
+      return fetch(request);
+    };
+    const paidFetch = wrapFetchWithPayment(recording, buyer);
+    const N = 20n;
+    for (let i = 0n; i < N; i++) {
+      const r = await paidFetch(`${app.server.url}/data.txt`);
+      expect(r.status).toBe(200);
+      expect(await r.text()).toBe('paid content from python\n');
+      expect(decodePaymentResponseHeader(r.headers.get('payment-response')!)).toMatchObject({ success: true, network: regtest });
+    }
+    const id = opened!.channel.id;
+    expect(app.paywall.account(id)).toEqual({ chargedSat: N * FILE_PRICE, creditSat: 0n, lastTotalSat: N * FILE_PRICE });
+    expect(paidSat(app.service.channel(id))).toBe(N * FILE_PRICE);
+
+    // A replayed payload buys nothing: a 402 naming why, nothing stored, nothing forwarded.
+    const replay = await fetch(`${app.server.url}/data.txt`, { headers: { 'payment-signature': signatures.at(-1)! } });
+    expect(replay.status).toBe(402);
+    expect(((await replay.json()) as { code: string }).code).toBe('PAYMENT_REPLAYED');
+    expect(decodePaymentRequiredHeader(replay.headers.get('payment-required')!).accepts[0]).toMatchObject({ scheme: 'paychan', network: regtest, amount: FILE_PRICE.toString(), payTo: app.server.wsUrl });
+    // Garbage in the header: a 402 too, before the payee sees anything.
+    const garbage = await fetch(`${app.server.url}/data.txt`, { headers: { 'payment-signature': 'not-base64-json' } });
+    expect(garbage.status).toBe(402);
+    expect(((await garbage.json()) as { code: string }).code).toBe('MALFORMED_MESSAGE');
+    expect(app.paywall.account(id)!.lastTotalSat).toBe(N * FILE_PRICE);
+
+    const after = await upstreamStats();
+    expect(after.requests - before.requests).toBe(Number(N));
+    expect(after.withPaymentHeader).toBe(0);
   });
 });
