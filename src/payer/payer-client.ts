@@ -32,6 +32,9 @@ import type { VariantName } from '../protocol/variants/index.js';
 import type { PeerLink } from '../transport/link.js';
 import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
+import { fundingPsbtOf, fundingTxFromSigned, type FundingPsbt } from '../wallet/psbt-funding.js';
+import { fundingScriptOf } from '../protocol/channel.js';
+import { toHex } from '../protocol/bytes.js';
 
 /** The effect chain of a client with nothing still running. */
 
@@ -95,6 +98,16 @@ export class PeerError extends Error {
   }
 }
 
+/** A channel waiting for an external wallet's funding: the PSBT to fund and sign, and what it is for. */
+export interface ExternalFunding extends FundingPsbt {
+  /** The id the pending channel is saved under (to finish it after a restart). */
+  readonly tempId: string;
+  readonly variant: VariantName;
+  readonly expiryHeight: number;
+  /** The channel output's witness script, hex (also in the PSBT's output). */
+  readonly witnessScript: string;
+}
+
 type PayWaiter = { total: bigint; resolve: (total: bigint) => void; reject: (e: Error) => void };
 type Waiter = { check: (s: PayerState) => boolean; resolve: () => void; reject: (e: Error) => void };
 
@@ -120,6 +133,8 @@ export class PayerClient {
   private authenticated = false;
   /** A close asked for before the connection's challenge arrived: sent right after the auth. */
   private closeWanted = false;
+  /** An external wallet funds this channel: `create-funding` waits for {@link fundWithSigned}. */
+  private fundsExternally = false;
 
   constructor(private readonly options: PayerClientOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey };
@@ -163,6 +178,13 @@ export class PayerClient {
    *   funding was never shown).
    */
   async open(opts: OpenOptions): Promise<Channel> {
+    await this.propose(opts);
+    await this.waitFor((s) => s.type === 'Open');
+    return this.channel;
+  }
+
+  /** Sends the hello of a new channel (seed step 1). */
+  private async propose(opts: OpenOptions): Promise<void> {
     if (this.current) throw new RangeError('this client already has a channel');
     const tip = await this.options.backend.getTip();
     const tempId = tempIdFrom(this.options.random16());
@@ -180,7 +202,56 @@ export class PayerClient {
     this.tempId = tempId;
     this.current = step.state;
     this.schedule(step.effects);
-    await this.waitFor((s) => s.type === 'Open');
+  }
+
+  /**
+   * Opens a channel funded by an external wallet (hardware or desktop), step 1 of 2: proposes it
+   * and, once the payee accepted, returns an unsigned PSBT (BIP174) with the channel output only.
+   * The wallet adds its inputs and change and signs it (without broadcasting it); give the result
+   * to {@link fundWithSigned}. The pending channel is saved before this returns, so another
+   * process may finish it ({@link restore}, then {@link fundWithSigned}) within the payee's
+   * opening window (its `proposalTimeoutBlocks`).
+   * @throws PeerError if the payee refuses the proposal.
+   */
+  async proposeForExternalFunding(opts: OpenOptions): Promise<ExternalFunding> {
+    this.fundsExternally = true;
+    await this.propose(opts);
+    await this.waitFor((s) => s.type === 'Funding');
+    await this.queue.effects; // the pending channel is saved
+    return this.externalFunding();
+  }
+
+  /**
+   * The PSBT an external wallet funds for this channel (again, e.g. after a restart).
+   * @throws RangeError unless the channel waits for its funding.
+   */
+  externalFunding(): ExternalFunding {
+    const s = this.current;
+    if (s?.type !== 'Funding' || !this.tempId) throw new RangeError(`no funding to ask for in state ${s?.type ?? 'none'}`);
+    const lock = fundingScriptOf(s.terms);
+    const psbt = fundingPsbtOf({ network: s.terms.network, script: lock.fundingScript, witnessScript: lock.witnessScript, valueSat: s.terms.capacitySat });
+    return { ...psbt, tempId: this.tempId, variant: s.terms.variant, expiryHeight: s.terms.expiryHeight, witnessScript: toHex(lock.witnessScript) };
+  }
+
+  /**
+   * Step 2 of 2 of {@link proposeForExternalFunding}: takes the wallet's signed PSBT (base64, hex
+   * or binary) or signed transaction (hex), checks it pays exactly the channel output (script and
+   * amount) and that every input is signed (finalizing it if needed), then continues the opening
+   * as if the payer's own wallet had funded it: v1 gets the payee's refund signature before the
+   * funding is shown to anyone; then the payee broadcasts it. Resolves once the channel is open
+   * (the funding confirmed as the payee requires).
+   * @throws PsbtFundingError (PSBT_MALFORMED, PSBT_WRONG_OUTPUT, PSBT_WRONG_AMOUNT, PSBT_NOT_SIGNED)
+   *   or ProtocolError (FUNDING_NOT_SEGWIT, …) when refused: nothing changed, try again.
+   * @throws RangeError unless the channel waits for its funding.
+   * @throws PeerError if the payee refuses or the refund signature is bad.
+   */
+  async fundWithSigned(signed: Uint8Array | string): Promise<Channel> {
+    const s = this.current;
+    if (s?.type !== 'Funding') throw new RangeError(`no funding to take in state ${s?.type ?? 'none'}`);
+    const script = fundingScriptOf(s.terms).fundingScript;
+    const txHex = fundingTxFromSigned(signed, { network: s.terms.network, script, valueSat: s.terms.capacitySat });
+    this.step({ type: 'funding-created', txHex });
+    await this.waitFor((st) => st.type === 'Open');
     return this.channel;
   }
 
@@ -410,6 +481,8 @@ export class PayerClient {
   private async carryOut(effect: OtherEffect<PayerEffect>): Promise<void> {
     switch (effect.type) {
       case 'create-funding': {
+        // The state (Funding) is saved; the external wallet's answer comes through fundWithSigned.
+        if (this.fundsExternally) return;
         const funding = await this.options.wallet.fund([{ script: effect.script, valueSat: effect.valueSat }], this.options.fundingFeeRateSatPerVb);
         // Fed back as the next input; its own effects chain after this one's.
         queueMicrotask(() => {
