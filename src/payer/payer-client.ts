@@ -28,7 +28,7 @@ import {
 } from '../protocol/payer-machine.js';
 import type { PayerPolicy } from '../protocol/policy.js';
 import { refundAuthorization, signRefund, type SignedRefund } from '../protocol/refund.js';
-import type { VariantName } from '../protocol/variants/index.js';
+import { variantOf, type VariantName } from '../protocol/variants/index.js';
 import type { PeerLink } from '../transport/link.js';
 import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
@@ -99,7 +99,14 @@ export class PeerError extends Error {
 }
 
 /** A channel waiting for an external wallet's funding: the PSBT to fund and sign, and what it is for. */
-export interface ExternalFunding extends FundingPsbt {
+export interface ExternalFunding extends Omit<FundingPsbt, 'bip21'> {
+  /**
+   * A BIP21 URI for wallets that only pay an address (they sign and broadcast at once; give
+   * {@link PayerClient.fundWithSigned} the transaction then). Null when the variant's refund needs
+   * the payee's signature first (v1): a funding broadcast before it would leave the coins locked
+   * 2-of-2 with no refund.
+   */
+  readonly bip21: string | null;
   /** The id the pending channel is saved under (to finish it after a restart). */
   readonly tempId: string;
   readonly variant: VariantName;
@@ -230,7 +237,8 @@ export class PayerClient {
     if (s?.type !== 'Funding' || !this.tempId) throw new RangeError(`no funding to ask for in state ${s?.type ?? 'none'}`);
     const lock = fundingScriptOf(s.terms);
     const psbt = fundingPsbtOf({ network: s.terms.network, script: lock.fundingScript, witnessScript: lock.witnessScript, valueSat: s.terms.capacitySat });
-    return { ...psbt, tempId: this.tempId, variant: s.terms.variant, expiryHeight: s.terms.expiryHeight, witnessScript: toHex(lock.witnessScript) };
+    const bip21 = variantOf(s.terms.variant).opening.type === 'fund-directly' ? psbt.bip21 : null;
+    return { ...psbt, bip21, tempId: this.tempId, variant: s.terms.variant, expiryHeight: s.terms.expiryHeight, witnessScript: toHex(lock.witnessScript) };
   }
 
   /**

@@ -57,7 +57,9 @@ describe.each(['spilman-v1', 'spilman-v2'] as const)('%s funded by an external w
       const request = await pair.payer.proposeForExternalFunding({ variant, capacitySat: CAPACITY, expiryBlocks: 30 });
       expect(request.amountSat).toBe(CAPACITY);
       expect(request.variant).toBe(variant);
-      expect(request.bip21).toContain(request.channelAddress);
+      // A wallet paying a URI broadcasts at once: offered only when no refund signature must come first.
+      if (variant === 'spilman-v1') expect(request.bip21).toBeNull();
+      else expect(request.bip21).toContain(request.channelAddress);
       // The pending opening is saved: another process could finish it.
       const saved = (await payerStore.loadPayerChannels()).find((c) => c.tempId === request.tempId);
       expect(saved?.state.type).toBe('Funding');
@@ -143,4 +145,23 @@ describe.each(['spilman-v1', 'spilman-v2'] as const)('%s funded by an external w
       pair.stop();
     }
   });
+});
+
+it('spilman-v2: a wallet that paid the BIP21 URI and broadcast at once hands over its transaction; the channel opens', async () => {
+  const utxo = await fundExternalWallet(2_000_000n);
+  const pair = await localPair({ secp: env.secp, backend: env.backend, payerWallet: env.wallet, feeRateSatPerVb: FEE_RATE });
+  try {
+    const request = await pair.payer.proposeForExternalFunding({ variant: 'spilman-v2', capacitySat: CAPACITY, expiryBlocks: 30 });
+    expect(request.bip21).toMatch(/^bitcoin:bcrt1q[0-9a-z]+\?amount=0\.01&label=/);
+    const tx = signer.fundAndSign(request.psbt, utxo, 1_000n).extractTransaction();
+    await env.backend.broadcast(tx.toHex()); // the wallet broadcast it itself
+    const opening = pair.payer.fundWithSigned(tx.toHex());
+    await Promise.race([pair.payer.waitFor((s) => s.type === 'AwaitingOpen'), opening]);
+    expect(pair.payer.channel.funding.txid).toBe(tx.getId());
+    await env.mine(1);
+    await opening;
+    expect(await pair.payer.pay(2_000n)).toBe(2_000n);
+  } finally {
+    pair.stop();
+  }
 });

@@ -1,0 +1,84 @@
+/**
+ * `paychan payer open --psbt` then `--signed-psbt FILE`, as a user runs them: separate processes
+ * (so the second finishes an opening the first left pending on disk), a payee process, and an
+ * external wallet (bitcoinjs-lib with its own key) funding and signing the printed PSBT.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Transaction } from 'bitcoinjs-lib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChainBackend } from '../../src/chain/backend.js';
+import { connectBackend } from '../../src/chain/connect.js';
+import { equalBytes } from '../../src/protocol/bytes.js';
+import { freePort, runCli, startCli, tearDownCliHome, withMining, type CliResult } from '../helpers/cli.js';
+import { ExternalSigner, type Utxo } from '../helpers/external-signer.js';
+
+let home: string;
+let env: NodeJS.ProcessEnv;
+let port: number;
+let backend: ChainBackend | undefined;
+let payee: Awaited<ReturnType<typeof startCli>> | undefined;
+const signer = new ExternalSigner('paychan psbt cli test wallet');
+
+async function ok(args: string[]): Promise<CliResult> {
+  const r = await runCli(args, env);
+  if (r.code !== 0) throw new Error(`paychan ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+beforeAll(async () => {
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-psbt-cli-'));
+  env = { ...process.env, PAYCHAN_HOME: home };
+  port = await freePort();
+  const node = (await ok(['regtest', 'start', '--json'])).json as { rpcUrl: string; rpcUser: string; rpcPass: string };
+  backend = await connectBackend(node.rpcUrl, { user: node.rpcUser, pass: node.rpcPass, network: 'regtest' });
+  payee = await startCli(['payee', 'serve', '--listen', `127.0.0.1:${port}`], env, /payee listening/);
+});
+
+afterAll(async () => {
+  await backend?.close();
+  await tearDownCliHome(home, env, payee);
+});
+
+describe('paychan payer open --psbt / --signed-psbt', () => {
+  it('prints the PSBT, refuses an unsigned one, opens with the signed one, pays', async () => {
+    const funded = (await ok(['regtest', 'fund', signer.address, '0.002btc', '--json'])).json as { txid: string };
+    const fundTx = Transaction.fromHex((await backend!.getTransaction(funded.txid))!.hex);
+    const vout = fundTx.outs.findIndex((o) => equalBytes(o.script, signer.script));
+    const utxo: Utxo = { txid: funded.txid, vout, valueSat: fundTx.outs[vout]!.value };
+
+    const url = `ws://127.0.0.1:${port}/v1/ws`;
+    const proposed = (await ok(['payer', 'open', url, '--capacity', '100000', '--variant', 'spilman-v1', '--psbt', '--json'])).json!;
+    expect(proposed).toMatchObject({ amountSat: 100000, variant: 'spilman-v1', state: 'Funding', bip21: null, next: 'paychan payer open --signed-psbt FILE' });
+    expect(proposed.channelAddress).toMatch(/^bcrt1q/);
+
+    // The wallet funded it but did not sign: refused, and the opening stays pending.
+    const unsignedFile = path.join(home, 'unsigned.psbt');
+    fs.writeFileSync(unsignedFile, signer.fundAndSign(String(proposed.psbt), utxo, 500n, { sign: false }).toBase64());
+    const refused = await runCli(['payer', 'open', '--signed-psbt', unsignedFile], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/PSBT_NOT_SIGNED: input 0 of the PSBT is not signed.*still pending/);
+
+    const signed = signer.fundAndSign(String(proposed.psbt), utxo, 500n);
+    const signedFile = path.join(home, 'signed.psbt');
+    fs.writeFileSync(signedFile, signed.toBuffer()); // the binary form, as wallets save .psbt files
+    const opened = await withMining(ok(['payer', 'open', '--signed-psbt', signedFile, '--json']), () => ok(['regtest', 'mine', '1']));
+    expect(opened.json).toMatchObject({ state: 'Open', capacitySat: 100000, fundingTxid: signed.extractTransaction(true).getId() });
+
+    const paid = await ok(['payer', 'pay', '10', '--count', '5']);
+    expect(paid.stdout).toMatch(/50 sat acknowledged in total/);
+    // Nothing is pending any more.
+    const again = await runCli(['payer', 'open', '--signed-psbt', signedFile], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/no channel waits for an external funding/);
+  });
+
+  it('explains itself: open --psbt --help', async () => {
+    const r = await runCli(['payer', 'open', '--psbt', '--help'], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/adds its own inputs and change output/);
+    expect(r.stdout).toMatch(/Do not broadcast it/);
+    expect(r.stdout).toMatch(/paychan payer open --signed-psbt signed\.psbt/);
+  });
+});
