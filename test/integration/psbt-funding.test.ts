@@ -165,3 +165,22 @@ it('spilman-v2: a wallet that paid the BIP21 URI and broadcast at once hands ove
     pair.stop();
   }
 });
+
+it('spilman-v1: a wallet that broadcast on signing (the risk docs/psbt.md names) can still finish within the proposal window', async () => {
+  const utxo = await fundExternalWallet(2_000_000n);
+  const pair = await localPair({ secp: env.secp, backend: env.backend, payerWallet: env.wallet, feeRateSatPerVb: FEE_RATE });
+  try {
+    const request = await pair.payer.proposeForExternalFunding({ variant: 'spilman-v1', capacitySat: CAPACITY, expiryBlocks: 30 });
+    const tx = signer.fundAndSign(request.psbt, utxo, 1_000n).extractTransaction();
+    await env.backend.broadcast(tx.toHex());
+    const opening = pair.payer.fundWithSigned(tx.toHex());
+    await Promise.race([pair.payer.waitFor((s) => s.type === 'AwaitingOpen'), opening]);
+    const state = pair.payer.state;
+    expect(state?.type === 'AwaitingOpen' && state.payeeRefundSignature !== null).toBe(true);
+    await env.mine(1);
+    await opening;
+    expect(await pair.payer.pay(2_000n)).toBe(2_000n);
+  } finally {
+    pair.stop();
+  }
+});
