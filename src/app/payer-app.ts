@@ -183,10 +183,32 @@ export class PayerApp {
     const tempId = await this.store.getMeta(META_PENDING_EXTERNAL);
     if (!tempId) return undefined;
     const saved = (await this.store.loadPayerChannels()).find((c) => c.tempId === tempId);
-    if (saved?.state.type !== 'Funding') return undefined;
+    const waiting = saved?.state.type === 'Funding' || saved?.state.type === 'RefundBeforeSigning' || saved?.state.type === 'AwaitingFundingSignature';
+    if (!saved || !waiting) return undefined;
     const index = saved.state.proposal.keyIndex;
     const client = await PayerClient.restore(this.clientOptions({ ...this.keys.channelKey(index), index }, { send: () => undefined }, saved.state.proposal.payerScript), tempId);
     return client.externalFunding();
+  }
+
+  /**
+   * v1, optional step between the two: reconnects to the payee of the pending external funding
+   * and gets its refund signature for the funding the wallet funded but has not signed yet (see
+   * {@link PayerClient.refundBeforeSigning}). Resolves with the funding's txid once the refund is
+   * held and saved; the wallet then signs the same PSBT for {@link finishExternalFunding}.
+   * @throws Error if no external funding is pending; PsbtFundingError or ProtocolError when the
+   *   PSBT is refused (nothing changed).
+   */
+  async refundBeforeSigning(funded: Uint8Array | string): Promise<string> {
+    const pending = await this.pendingExternalFunding();
+    if (!pending) throw new Error('no channel waits for an external funding: start one with paychan payer open URL --capacity SAT --psbt');
+    const connected = await this.resumeChannel(pending.tempId);
+    try {
+      await connected.client.refundBeforeSigning(funded);
+      return connected.client.channel.funding.txid;
+    } finally {
+      connected.link.close();
+      await connected.client.drain().catch(() => undefined);
+    }
   }
 
   /**

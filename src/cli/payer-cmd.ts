@@ -34,6 +34,8 @@ Usage:
                                          duplex: payments both ways, the payee may put in coins too
   paychan payer open URL --capacity SAT --psbt   ...funded by an external wallet: prints a PSBT
   paychan payer open --signed-psbt FILE  finish it with the PSBT the wallet funded and signed
+                                         (v1: --funded-psbt FILE first gets the refund before
+                                         the wallet signs)
   paychan payer pay AMOUNT [--count N]   pay AMOUNT satoshis (N times, pipelined) on the current channel
   paychan payer fetch URL [--count N] [--max-price SAT] [--capacity SAT]
                                          GET a priced URL N times, paying its HTTP 402 through the
@@ -94,6 +96,7 @@ ${NODE_LINES}`,
   },
   'open --psbt': {
     usage: `open URL --capacity SAT --psbt [--variant spilman-v1|spilman-v2] [--expiry-blocks N]
+open --funded-psbt FILE       (spilman-v1, optional: the refund before you sign)
 open --signed-psbt FILE`,
     about: `open a channel funded by an external wallet (hardware or desktop), through a PSBT (BIP174)
 Step 1, --psbt: proposes the channel and prints an unsigned PSBT with ONE output, the channel's
@@ -107,9 +110,14 @@ that every input is signed (finalizing it if needed), then finishes the opening:
 spilman-v1 the payee signs the refund first, and only then is the funding shown to it (the
 payee broadcasts it). The pending opening is saved in the data dir, so step 2 may run later,
 within the payee's opening window (a few blocks). A refused PSBT changes nothing.
+spilman-v1, safest: between the two, --funded-psbt FILE takes the PSBT your wallet funded but
+did NOT sign yet and gets the payee's refund for it first; then sign that same PSBT and finish
+with --signed-psbt (so even a wallet that broadcasts as it signs cannot lock the coins
+without a refund).
 spilman-v2 only: a BIP21 URI is printed too (a wallet paying it broadcasts at once, which v2
 allows: its refund needs no signature); pass that wallet's transaction hex as FILE.`,
     options: `--psbt              step 1: print the funding PSBT instead of funding from this wallet
+--funded-psbt FILE  v1, optional: the PSBT your wallet funded, not yet signed
 --signed-psbt FILE  step 2: the PSBT (or transaction) your wallet signed
 --capacity, --variant, --expiry-blocks   as for 'open'
 ${CONNECT_LINE}
@@ -189,6 +197,7 @@ const PAYER_OPTIONS = {
   'connect-timeout': { type: 'string' as const },
   psbt: { type: 'boolean' as const },
   'signed-psbt': { type: 'string' as const },
+  'funded-psbt': { type: 'string' as const },
 };
 
 /** The one-way variant `--variant` names (duplex was routed to payer-duplex.ts before). */
@@ -216,20 +225,44 @@ async function openChannel(app: PayerApp, dataDir: string, url: string, p: Parse
 
 /** `open --psbt` / `open --signed-psbt FILE`: checked before touching the node or the disk. */
 function checkExternalUsage(p: Parsed, args: string[]): void {
-  if (p.flag('psbt') && p.str('signed-psbt') !== undefined) throw new UsageError('--psbt prints the PSBT to fund, --signed-psbt FILE finishes the opening with it: one at a time');
+  if (externalFlags(p) > 1) throw new UsageError('--psbt (print the PSBT), --funded-psbt FILE (v1: refund first) and --signed-psbt FILE (finish) are steps: one at a time');
   if (p.flag('psbt') && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --capacity SAT --psbt');
-  if (p.str('signed-psbt') !== undefined && (args.length !== 0 || p.str('capacity') !== undefined)) {
-    throw new UsageError('usage: paychan payer open --signed-psbt FILE (the payee and the capacity are those of the pending opening)');
+  for (const flag of ['signed-psbt', 'funded-psbt']) {
+    if (p.str(flag) !== undefined && (args.length !== 0 || p.str('capacity') !== undefined)) {
+      throw new UsageError(`usage: paychan payer open --${flag} FILE (the payee and the capacity are those of the pending opening)`);
+    }
   }
   if (p.flag('psbt')) variantOf(p); // a duplex channel is funded by both sides' wallets: not this way
 }
 
-function readSignedPsbt(file: string): Uint8Array {
+/** How many of the external funding's step flags are given. */
+function externalFlags(p: Parsed): number {
+  return [p.flag('psbt'), p.str('signed-psbt') !== undefined, p.str('funded-psbt') !== undefined].filter(Boolean).length;
+}
+
+function readPsbtFile(flag: string, file: string): Uint8Array {
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    throw new UsageError(`--signed-psbt ${file}: ${(err as Error).message}`);
+    throw new UsageError(`${flag} ${file}: ${(err as Error).message}`);
   }
+}
+
+/** v1's optional middle step: the payee signs the refund for the funded, unsigned PSBT. */
+async function refundFirst(app: PayerApp, funded: Uint8Array, out: { json: boolean; log: (line: string) => void }): Promise<number> {
+  let fundingTxid: string;
+  try {
+    fundingTxid = await app.refundBeforeSigning(funded);
+  } catch (err) {
+    if (err instanceof PsbtFundingError || (err instanceof ProtocolError && err.code.startsWith('FUNDING_'))) {
+      throw new Error(`${err.code}: ${err.message}. Nothing changed: fix the PSBT and run paychan payer open --funded-psbt FILE again`);
+    }
+    throw err;
+  }
+  const next = 'paychan payer open --signed-psbt FILE';
+  if (out.json) printJson({ state: 'AwaitingFundingSignature', fundingTxid, next });
+  else out.log(`the payee signed the refund of funding ${fundingTxid}; now sign that same PSBT in your wallet (do not broadcast it) and run: ${next}`);
+  return 0;
 }
 
 /** Step 1 of an external funding: propose, print the PSBT, keep the opening pending. */
@@ -289,7 +322,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const [sub, ...args] = p.positionals;
   if (p.flag('help') || sub === undefined || sub === 'help') {
     const which = sub === 'help' ? args[0] : sub;
-    process.stdout.write(helpText('payer', PAYER_HELP, PAYER_COMMANDS, which === 'open' && (p.flag('psbt') || p.str('signed-psbt') !== undefined) ? 'open --psbt' : which));
+    process.stdout.write(helpText('payer', PAYER_HELP, PAYER_COMMANDS, which === 'open' && externalFlags(p) > 0 ? 'open --psbt' : which));
     return 0;
   }
   if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'watch', 'refund', 'sync'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
@@ -301,7 +334,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const connectTimeoutMs = seconds('--connect-timeout', p.str('connect-timeout'), 30) * 1000;
   const fee = feeRate('--fee-rate', p.str('fee-rate'), 2);
   const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payer');
-  const external = sub === 'open' && (p.flag('psbt') || p.str('signed-psbt') !== undefined);
+  const external = sub === 'open' && externalFlags(p) > 0;
   const duplex = external ? false : sub === 'open' ? channelKindOf(p.str('variant')).type === 'duplex' : sub === 'sync' || (['pay', 'status', 'close', 'watch'].includes(sub) && currentIsDuplex(dataDir));
   if (duplex) {
     if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --variant duplex --capacity SAT [--payee-contribution SAT]');
@@ -318,7 +351,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
   // Validate arguments before touching the node or the disk.
   if (external) checkExternalUsage(p, args);
   else if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --capacity SAT');
-  const signed = p.str('signed-psbt') === undefined ? undefined : readSignedPsbt(p.str('signed-psbt')!);
+  const signed = p.str('signed-psbt') === undefined ? undefined : readPsbtFile('--signed-psbt', p.str('signed-psbt')!);
+  const fundedUnsigned = p.str('funded-psbt') === undefined ? undefined : readPsbtFile('--funded-psbt', p.str('funded-psbt')!);
   if (sub === 'pay' && args.length !== 1) throw new UsageError('usage: paychan payer pay AMOUNT [--count N]');
   if (sub === 'fetch' && args.length !== 1) throw new UsageError('usage: paychan payer fetch URL [--count N]');
   const amount = sub === 'pay' ? amountSat('AMOUNT', args[0]) : 0n;
@@ -336,6 +370,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case 'open': {
+        if (fundedUnsigned !== undefined) return await refundFirst(app, fundedUnsigned, { json, log });
         if (external && signed === undefined) return await proposeExternal(app, args[0]!, p, { json, log });
         connected = signed !== undefined ? await finishExternal(app, dataDir, signed, progress) : await openChannel(app, dataDir, args[0]!, p, progress);
         const s = summary(connected.client);

@@ -32,7 +32,7 @@ import { variantOf, type VariantName } from '../protocol/variants/index.js';
 import type { PeerLink } from '../transport/link.js';
 import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
-import { fundingPsbtOf, fundingTxFromSigned, type FundingPsbt } from '../wallet/psbt-funding.js';
+import { fundingPsbtOf, fundingTxFromSigned, unsignedFundingTxFromFunded, type FundingPsbt } from '../wallet/psbt-funding.js';
 import { fundingScriptOf } from '../protocol/channel.js';
 import { toHex } from '../protocol/bytes.js';
 
@@ -234,7 +234,9 @@ export class PayerClient {
    */
   externalFunding(): ExternalFunding {
     const s = this.current;
-    if (s?.type !== 'Funding' || !this.tempId) throw new RangeError(`no funding to ask for in state ${s?.type ?? 'none'}`);
+    if ((s?.type !== 'Funding' && s?.type !== 'RefundBeforeSigning' && s?.type !== 'AwaitingFundingSignature') || !this.tempId) {
+      throw new RangeError(`no funding to ask for in state ${s?.type ?? 'none'}`);
+    }
     const lock = fundingScriptOf(s.terms);
     const psbt = fundingPsbtOf({ network: s.terms.network, script: lock.fundingScript, witnessScript: lock.witnessScript, valueSat: s.terms.capacitySat });
     const bip21 = variantOf(s.terms.variant).opening.type === 'fund-directly' ? psbt.bip21 : null;
@@ -255,12 +257,33 @@ export class PayerClient {
    */
   async fundWithSigned(signed: Uint8Array | string): Promise<Channel> {
     const s = this.current;
-    if (s?.type !== 'Funding') throw new RangeError(`no funding to take in state ${s?.type ?? 'none'}`);
+    if (s?.type !== 'Funding' && s?.type !== 'AwaitingFundingSignature') throw new RangeError(`no funding to take in state ${s?.type ?? 'none'}`);
     const script = fundingScriptOf(s.terms).fundingScript;
     const txHex = fundingTxFromSigned(signed, { network: s.terms.network, script, valueSat: s.terms.capacitySat });
     this.step({ type: 'funding-created', txHex });
     await this.waitFor((st) => st.type === 'Open');
     return this.channel;
+  }
+
+  /**
+   * v1 only, the safest order (optional step between {@link proposeForExternalFunding} and
+   * {@link fundWithSigned}): takes the PSBT the wallet funded but has not signed, and gets the
+   * payee's refund signature for that very funding (verified and saved) before the wallet signs
+   * anything. A wallet that broadcasts as it signs then cannot lock the coins without a refund.
+   * Resolves once the refund is held; then have the wallet sign the same PSBT and give it to
+   * {@link fundWithSigned} (a funding with another txid is refused).
+   * @throws PsbtFundingError or ProtocolError when the PSBT is refused (nothing changed).
+   * @throws RangeError unless the channel waits for its funding, or for a v2 channel.
+   * @throws PeerError if the payee refuses or its refund signature is bad.
+   */
+  async refundBeforeSigning(funded: Uint8Array | string): Promise<void> {
+    const s = this.current;
+    if (s?.type !== 'Funding') throw new RangeError(`no funding to take in state ${s?.type ?? 'none'}`);
+    const script = fundingScriptOf(s.terms).fundingScript;
+    const txHex = unsignedFundingTxFromFunded(funded, { network: s.terms.network, script, valueSat: s.terms.capacitySat });
+    this.step({ type: 'funding-unsigned', txHex });
+    await this.waitFor((st) => st.type === 'AwaitingFundingSignature');
+    await this.queue.effects; // the refund signature is saved
   }
 
   /** Resolves when the state satisfies `check`; rejects if the channel is aborted or the payee errs. */
@@ -397,7 +420,7 @@ export class PayerClient {
     const s = this.current;
     if (!s || !('channel' in s)) throw new RangeError('nothing to refund: the channel was never funded');
     // The variant says whether the refund needs the payee's signature (held from the opening).
-    const authorization = refundAuthorization(s.channel, s.type === 'AwaitingOpen' || s.type === 'Open' ? s.payeeRefundSignature : null);
+    const authorization = refundAuthorization(s.channel, s.type === 'AwaitingOpen' || s.type === 'Open' || s.type === 'AwaitingFundingSignature' ? s.payeeRefundSignature : null);
     // The refund pays the channel's own payer script (as its change does), so anyone watching the
     // channel — another process, after a restart — recognizes it.
     const refund = signRefund(this.ctx.secp, s.channel, authorization, this.options.channelKey.privateKey, s.channel.payerScript, feeRateSatPerVb);

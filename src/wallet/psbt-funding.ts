@@ -43,6 +43,8 @@ export const PSBT_FUNDING_ERROR_CODES = {
   PSBT_WRONG_OUTPUT: 'no output (or more than one) pays the channel script',
   PSBT_WRONG_AMOUNT: 'the output to the channel script pays another amount than the capacity',
   PSBT_NOT_SIGNED: 'an input is not signed (or the PSBT has no input: the wallet did not fund it)',
+  PSBT_ALREADY_SIGNED: 'a PSBT given to be signed later already has signatures',
+  PSBT_NOT_SEGWIT: 'an input is not native segwit, so signing it would change the txid the refund was signed for',
 } as const;
 export type PsbtFundingErrorCode = keyof typeof PSBT_FUNDING_ERROR_CODES;
 
@@ -125,6 +127,39 @@ export function fundingTxFromSigned(signed: Uint8Array | string, request: Pick<F
   } catch (err) {
     throw new PsbtFundingError('PSBT_MALFORMED', `cannot extract the transaction: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Reads a PSBT an external wallet funded (inputs and change added) but has not signed, for the
+ * v1 refund to be signed before the wallet signs: checks the channel output as
+ * {@link fundingTxFromSigned} does, that no input is signed yet, and that every input is native
+ * segwit (signing adds only witnesses, so the txid stays the one the refund is signed for).
+ * @returns the unsigned funding transaction, hex.
+ * @throws PsbtFundingError PSBT_MALFORMED, PSBT_WRONG_OUTPUT, PSBT_WRONG_AMOUNT, PSBT_NOT_SIGNED
+ *   (no input), PSBT_ALREADY_SIGNED or PSBT_NOT_SEGWIT.
+ */
+export function unsignedFundingTxFromFunded(funded: Uint8Array | string, request: Pick<FundingOutputRequest, 'network' | 'script' | 'valueSat'>): string {
+  const parsed = parseSigned(funded, request.network);
+  if (parsed.type !== 'psbt') throw new PsbtFundingError('PSBT_MALFORMED', 'a raw transaction, not a funded PSBT');
+  const psbt = parsed.psbt;
+  checkChannelOutput(psbt.txOutputs, request);
+  if (psbt.inputCount === 0) throw new PsbtFundingError('PSBT_NOT_SIGNED', 'the PSBT has no input: fund it in your wallet (it adds its inputs and change) first');
+  for (const [i, input] of psbt.data.inputs.entries()) {
+    if (input.finalScriptWitness || input.finalScriptSig || input.partialSig?.length || input.tapKeySig) {
+      throw new PsbtFundingError('PSBT_ALREADY_SIGNED', `input ${i} is already signed: give the signed PSBT with --signed-psbt instead`);
+    }
+    const prevout = input.witnessUtxo?.script;
+    if (input.redeemScript || (prevout !== undefined && !isNativeSegwit(prevout))) {
+      throw new PsbtFundingError('PSBT_NOT_SEGWIT', `input ${i} is not native segwit: its signature would change the txid the refund is signed for`);
+    }
+  }
+  return toHex(psbt.data.globalMap.unsignedTx.toBuffer());
+}
+
+/** A witness program: OP_0 or OP_1..OP_16, then one push of 2 to 40 bytes (BIP141). */
+function isNativeSegwit(script: Uint8Array): boolean {
+  const version = script[0];
+  return script.length >= 4 && script.length <= 42 && (version === 0x00 || (version! >= 0x51 && version! <= 0x60)) && script[1] === script.length - 2;
 }
 
 type Parsed = { readonly type: 'psbt'; readonly psbt: Psbt } | { readonly type: 'tx'; readonly tx: Transaction };

@@ -41,13 +41,17 @@ afterAll(async () => {
   await tearDownCliHome(home, env, payee);
 });
 
-describe('paychan payer open --psbt / --signed-psbt', () => {
-  it('prints the PSBT, refuses an unsigned one, opens with the signed one, pays', async () => {
-    const funded = (await ok(['regtest', 'fund', signer.address, '0.002btc', '--json'])).json as { txid: string };
-    const fundTx = Transaction.fromHex((await backend!.getTransaction(funded.txid))!.hex);
-    const vout = fundTx.outs.findIndex((o) => equalBytes(o.script, signer.script));
-    const utxo: Utxo = { txid: funded.txid, vout, valueSat: fundTx.outs[vout]!.value };
+/** A confirmed coin for the external wallet, from the regtest faucet. */
+async function walletCoin(): Promise<Utxo> {
+  const funded = (await ok(['regtest', 'fund', signer.address, '0.002btc', '--json'])).json as { txid: string };
+  const fundTx = Transaction.fromHex((await backend!.getTransaction(funded.txid))!.hex);
+  const vout = fundTx.outs.findIndex((o) => equalBytes(o.script, signer.script));
+  return { txid: funded.txid, vout, valueSat: fundTx.outs[vout]!.value };
+}
 
+describe('paychan payer open --psbt / --signed-psbt', () => {
+  it('spilman-v1: prints the PSBT, refuses an unsigned one, gets the refund for the funded one, opens with it signed, pays', async () => {
+    const utxo = await walletCoin();
     const url = `ws://127.0.0.1:${port}/v1/ws`;
     const proposed = (await ok(['payer', 'open', url, '--capacity', '100000', '--variant', 'spilman-v1', '--psbt', '--json'])).json!;
     expect(proposed).toMatchObject({ amountSat: 100000, variant: 'spilman-v1', state: 'Funding', bip21: null, next: 'paychan payer open --signed-psbt FILE' });
@@ -55,12 +59,18 @@ describe('paychan payer open --psbt / --signed-psbt', () => {
 
     // The wallet funded it but did not sign: refused, and the opening stays pending.
     const unsignedFile = path.join(home, 'unsigned.psbt');
-    fs.writeFileSync(unsignedFile, signer.fundAndSign(String(proposed.psbt), utxo, 500n, { sign: false }).toBase64());
+    const funded = signer.fundAndSign(String(proposed.psbt), utxo, 500n, { sign: false });
+    fs.writeFileSync(unsignedFile, funded.toBase64());
     const refused = await runCli(['payer', 'open', '--signed-psbt', unsignedFile], env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/PSBT_NOT_SIGNED: input 0 of the PSBT is not signed.*still pending/);
 
-    const signed = signer.fundAndSign(String(proposed.psbt), utxo, 500n);
+    // v1's safest order: the payee signs the refund for this funding before the wallet signs it.
+    const refundFirst = await ok(['payer', 'open', '--funded-psbt', unsignedFile, '--json']);
+    expect(refundFirst.json).toMatchObject({ state: 'AwaitingFundingSignature', next: 'paychan payer open --signed-psbt FILE' });
+
+    const signed = funded.signAllInputs(signer.signer).finalizeAllInputs();
+    expect(refundFirst.json!.fundingTxid).toBe(signed.extractTransaction(true).getId());
     const signedFile = path.join(home, 'signed.psbt');
     fs.writeFileSync(signedFile, signed.toBuffer()); // the binary form, as wallets save .psbt files
     const opened = await withMining(ok(['payer', 'open', '--signed-psbt', signedFile, '--json']), () => ok(['regtest', 'mine', '1']));
@@ -74,11 +84,27 @@ describe('paychan payer open --psbt / --signed-psbt', () => {
     expect(again.stderr).toMatch(/no channel waits for an external funding/);
   });
 
+  it('spilman-v2: --psbt then --signed-psbt, in text mode: the PSBT alone on stdout', async () => {
+    const utxo = await walletCoin();
+    const url = `ws://127.0.0.1:${port}/v1/ws`;
+    const proposed = await ok(['payer', 'open', url, '--capacity', '50000', '--variant', 'spilman-v2', '--psbt']);
+    const psbt = proposed.stdout.trim();
+    expect(psbt).toMatch(/^cHNidP8B[A-Za-z0-9+/=]+$/); // base64 of "psbt\xff", one line
+    expect(proposed.stderr).toMatch(/pay exactly 50000 sat to bcrt1q/);
+    expect(proposed.stderr).toMatch(/Or pay bitcoin:bcrt1q\w+\?amount=0\.0005&label=/);
+    const signedFile = path.join(home, 'signed-v2.psbt');
+    fs.writeFileSync(signedFile, signer.fundAndSign(psbt, utxo, 500n).toBase64());
+    const opened = await withMining(ok(['payer', 'open', '--signed-psbt', signedFile]), () => ok(['regtest', 'mine', '1']));
+    expect(opened.stdout).toMatch(/channel [0-9a-f]{64}:\d+ is open/);
+    expect((await ok(['payer', 'pay', '7'])).stdout).toMatch(/7 sat acknowledged in total/);
+  });
+
   it('explains itself: open --psbt --help', async () => {
     const r = await runCli(['payer', 'open', '--psbt', '--help'], env);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/adds its own inputs and change output/);
     expect(r.stdout).toMatch(/Do not broadcast it/);
+    expect(r.stdout).toMatch(/--funded-psbt FILE/);
     expect(r.stdout).toMatch(/paychan payer open --signed-psbt signed\.psbt/);
   });
 });

@@ -184,3 +184,34 @@ it('spilman-v1: a wallet that broadcast on signing (the risk docs/psbt.md names)
     pair.stop();
   }
 });
+
+it('spilman-v1, refund before signing: the payee signs the refund of the funded, unsigned PSBT; the wallet signs after; the channel opens', async () => {
+  const utxo = await fundExternalWallet(2_000_000n);
+  const pair = await localPair({ secp: env.secp, backend: env.backend, payerWallet: env.wallet, feeRateSatPerVb: FEE_RATE });
+  try {
+    const request = await pair.payer.proposeForExternalFunding({ variant: 'spilman-v1', capacitySat: CAPACITY, expiryBlocks: 30 });
+    const funded = signer.fundAndSign(request.psbt, utxo, 1_000n, { sign: false });
+    await pair.payer.refundBeforeSigning(funded.toBase64());
+    const held = pair.payer.state;
+    if (held?.type !== 'AwaitingFundingSignature') throw new Error(`state ${held?.type}`);
+    expect(held.payeeRefundSignature.length).toBe(64);
+    // The wallet has signed nothing yet, and nothing is on chain.
+    expect((await env.backend.getOutpointStatus({ txid: utxo.txid, vout: utxo.vout }, 0)).state).toBe('unspent');
+
+    // Signing another funding (another fee, so another txid) is refused: the refund is for this one.
+    const other = signer.fundAndSign(request.psbt, utxo, 2_000n);
+    expect(await refusal(pair.payer.fundWithSigned(other.toBase64()))).toBe('FUNDING_MISMATCH');
+    expect(pair.payer.state).toBe(held);
+
+    funded.signAllInputs(signer.signer);
+    const opening = pair.payer.fundWithSigned(funded.toBase64()); // signed, not finalized: paychan finalizes
+    await Promise.race([pair.payer.waitFor((s) => s.type === 'AwaitingOpen'), opening]);
+    expect(pair.payer.channel.funding.txid).toBe(held.channel.funding.txid);
+    await waitUntil(async () => (await env.backend.getTransaction(held.channel.funding.txid)) !== null, 'the funding in the mempool');
+    await env.mine(1);
+    await opening;
+    expect(await pair.payer.pay(3_000n)).toBe(3_000n);
+  } finally {
+    pair.stop();
+  }
+});

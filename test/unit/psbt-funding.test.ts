@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { equalBytes, fromHex, toHex } from '../../src/protocol/bytes.js';
 import { fundingScriptOf } from '../../src/protocol/channel.js';
 import { bitcoinjsNetwork } from '../../src/protocol/network.js';
-import { bip21Uri, fundingPsbtOf, readFundingPsbt, fundingTxFromSigned, PsbtFundingError, satToBtcDecimal, type PsbtFundingErrorCode } from '../../src/wallet/psbt-funding.js';
+import { bip21Uri, fundingPsbtOf, readFundingPsbt, unsignedFundingTxFromFunded, fundingTxFromSigned, PsbtFundingError, satToBtcDecimal, type PsbtFundingErrorCode } from '../../src/wallet/psbt-funding.js';
 import { ExternalSigner } from '../helpers/external-signer.js';
 import { terms } from '../helpers/protocol.js';
 
@@ -120,5 +120,27 @@ describe('fundingTxFromSigned', () => {
     expect(refusal(() => fundingTxFromSigned('not a psbt', request))).toBe('PSBT_MALFORMED');
     expect(refusal(() => fundingTxFromSigned('abcd', request))).toBe('PSBT_MALFORMED');
     expect(refusal(() => fundingTxFromSigned(Uint8Array.of(0x70, 0x73, 0x62, 0x74, 0xff, 1, 2), request))).toBe('PSBT_MALFORMED');
+  });
+});
+
+describe('unsignedFundingTxFromFunded (v1: the refund before the wallet signs)', () => {
+  const f = fundingPsbtOf(request);
+
+  it('gives the unsigned funding, whose txid signing does not change', () => {
+    const funded = signer.fundAndSign(f.psbt, utxo, 500n, { sign: false });
+    const unsigned = Transaction.fromHex(unsignedFundingTxFromFunded(funded.toBase64(), request));
+    expect(unsigned.ins[0]!.witness).toHaveLength(0);
+    funded.signAllInputs(signer.signer).finalizeAllInputs();
+    expect(unsigned.getId()).toBe(funded.extractTransaction(true).getId());
+  });
+
+  it('refuses a signed PSBT, an unfunded one, a wrapped-segwit input, and a wrong output', () => {
+    expect(refusal(() => unsignedFundingTxFromFunded(signer.fundAndSign(f.psbt, utxo, 500n).toBase64(), request))).toBe('PSBT_ALREADY_SIGNED');
+    expect(refusal(() => unsignedFundingTxFromFunded(f.psbt, request))).toBe('PSBT_NOT_SIGNED');
+    const wrapped = signer.fundAndSign(f.psbt, utxo, 500n, { sign: false });
+    wrapped.updateInput(0, { redeemScript: signer.script });
+    expect(refusal(() => unsignedFundingTxFromFunded(wrapped.toBase64(), request))).toBe('PSBT_NOT_SEGWIT');
+    const less = signer.fundAndSign(otherPsbt(lock.fundingScript, 999_999n), utxo, 500n, { sign: false });
+    expect(refusal(() => unsignedFundingTxFromFunded(less.toBase64(), request))).toBe('PSBT_WRONG_AMOUNT');
   });
 });
