@@ -1,6 +1,7 @@
 /**
  * The payer driver: runs the pure payer state machine for one channel, against a wallet (to fund
- * it), a chain backend (to refund), and a link to the payee.
+ * it; or an external wallet through a PSBT, see {@link PayerClient.proposeForExternalFunding}), a
+ * chain backend (to refund), and a link to the payee.
  *
  * `open()` walks the seed's steps 1–6 and resolves once the payee says the channel is open;
  * `pay()` resolves when the payee acknowledges the new total as durably stored. The payer's own
@@ -8,7 +9,8 @@
  */
 import type { ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
-import type { Channel } from '../protocol/channel.js';
+import { fundingScriptOf, type Channel } from '../protocol/channel.js';
+import { toHex } from '../protocol/bytes.js';
 import { scheduleEffects, SETTLED, type EffectHost, type EffectTail, type OtherEffect } from '../driver/effect-runner.js';
 import { unknownEffect, type PayerEffect } from '../protocol/effects.js';
 import { authMessage } from '../protocol/auth.js';
@@ -33,8 +35,6 @@ import type { PeerLink } from '../transport/link.js';
 import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
 import { fundingPsbtOf, fundingTxFromSigned, unsignedFundingTxFromFunded, type FundingPsbt } from '../wallet/psbt-funding.js';
-import { fundingScriptOf } from '../protocol/channel.js';
-import { toHex } from '../protocol/bytes.js';
 
 /** The effect chain of a client with nothing still running. */
 
@@ -251,7 +251,8 @@ export class PayerClient {
    * funding is shown to anyone; then the payee broadcasts it. Resolves once the channel is open
    * (the funding confirmed as the payee requires).
    * @throws PsbtFundingError (PSBT_MALFORMED, PSBT_WRONG_OUTPUT, PSBT_WRONG_AMOUNT, PSBT_NOT_SIGNED)
-   *   or ProtocolError (FUNDING_NOT_SEGWIT, …) when refused: nothing changed, try again.
+   *   or ProtocolError (FUNDING_NOT_SEGWIT; FUNDING_MISMATCH when it is not the funding
+   *   {@link refundBeforeSigning} got the refund for) when refused: nothing changed, try again.
    * @throws RangeError unless the channel waits for its funding.
    * @throws PeerError if the payee refuses or the refund signature is bad.
    */
