@@ -232,7 +232,7 @@ function checkExternalUsage(p: Parsed, args: string[]): void {
       throw new UsageError(`usage: paychan payer open --${flag} FILE (the payee and the capacity are those of the pending opening)`);
     }
   }
-  if (p.flag('psbt')) variantOf(p); // a duplex channel is funded by both sides' wallets: not this way
+  if (p.flag('psbt') && channelKindOf(p.str('variant')).type === 'duplex') throw new UsageError('--psbt funds spilman-v1 and spilman-v2 channels; a duplex channel is funded by both sides through its own messages');
 }
 
 /** How many of the external funding's step flags are given. */

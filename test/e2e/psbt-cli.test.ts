@@ -99,6 +99,18 @@ describe('paychan payer open --psbt / --signed-psbt', () => {
     expect((await ok(['payer', 'pay', '7'])).stdout).toMatch(/7 sat acknowledged in total/);
   });
 
+  it.each([
+    [['payer', 'open', '--psbt', '--signed-psbt', 'x.psbt'], /one at a time/],
+    [['payer', 'open', 'ws://127.0.0.1:1/v1/ws', '--psbt'], /usage: paychan payer open URL --capacity SAT --psbt/],
+    [['payer', 'open', 'ws://127.0.0.1:1/v1/ws', '--capacity', '1000', '--signed-psbt', 'x.psbt'], /usage: paychan payer open --signed-psbt FILE/],
+    [['payer', 'open', 'ws://127.0.0.1:1/v1/ws', '--capacity', '1000', '--variant', 'duplex', '--psbt'], /a duplex channel is funded by both sides/],
+    [['payer', 'open', '--signed-psbt', '/nonexistent/signed.psbt'], /--signed-psbt \/nonexistent\/signed\.psbt: ENOENT/],
+  ])('bad input %j: exit 2, nothing touched', async (args, expected) => {
+    const r = await runCli(args, { ...process.env, PAYCHAN_HOME: '/nonexistent-paychan-home' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(expected);
+  });
+
   it('explains itself: open --psbt --help', async () => {
     const r = await runCli(['payer', 'open', '--psbt', '--help'], env);
     expect(r.code).toBe(0);
