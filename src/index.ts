@@ -5,7 +5,8 @@
  * the same pieces (src/cli).
  */
 export { PayeeService, type PayeeServiceOptions } from './payee/payee-service.js';
-export { PayerClient, PeerError, type PayerClientOptions, type OpenOptions, type FundingSource } from './payer/payer-client.js';
+export { PayerClient, PeerError, type PayerClientOptions, type OpenOptions, type FundingSource, type ExternalFunding } from './payer/payer-client.js';
+export { PsbtFundingError, PSBT_FUNDING_ERROR_CODES, readFundingPsbt, type PsbtFundingErrorCode } from './wallet/psbt-funding.js';
 export { PayerWatcher, type PayerWatcherOptions, type WatchEvent } from './payer/watcher.js';
 export { createPayingFetch, PaymentRefusedError, type PayingFetchOptions } from './payer/paying-fetch.js';
 export { payRepeatedly, type PayRun, type PayRunOptions } from './payer/pay-run.js';

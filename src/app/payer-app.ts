@@ -10,7 +10,7 @@ import type { ChainBackend } from '../chain/backend.js';
 import { secp256k1 } from '../crypto/index.js';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
 import { payerPolicy } from '../protocol/policy.js';
-import { PayerClient, type OpenOptions } from '../payer/payer-client.js';
+import { PayerClient, type ExternalFunding, type OpenOptions } from '../payer/payer-client.js';
 import type { Store } from '../store/store.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
 import { WalletKeys } from '../wallet/keys.js';
@@ -18,6 +18,8 @@ import { Wallet } from '../wallet/wallet.js';
 import { loadWalletState, openDataDir, saveWalletState, type DataDir } from './data-dir.js';
 
 const META_CURRENT = 'current-channel';
+/** The tempId of a channel proposed for an external wallet's funding and not funded yet ('' when none). */
+const META_PENDING_EXTERNAL = 'pending-external-funding';
 const metaUrl = (tempId: string) => `channel-url:${tempId}`;
 
 export interface PayerAppOptions {
@@ -120,11 +122,12 @@ export class PayerApp {
   }
 
   /**
-   * Reconnects to the current channel's payee and resumes (resends what was not acknowledged).
-   * @throws Error if there is no current channel.
+   * Reconnects to the payee of channel `channel` (a tempId; default the current channel) and
+   * resumes (resends what was not acknowledged).
+   * @throws Error if there is no such channel, or it was aborted.
    */
-  async resumeChannel(): Promise<ConnectedChannel> {
-    const tempId = await this.currentChannelId();
+  async resumeChannel(channel?: string): Promise<ConnectedChannel> {
+    const tempId = channel ?? (await this.currentChannelId());
     if (!tempId) throw new Error('no channel yet: open one with paychan payer open URL --capacity SAT');
     const url = await this.store.getMeta(metaUrl(tempId));
     if (!url) throw new Error(`channel ${tempId} has no payee URL on record`);
@@ -152,6 +155,91 @@ export class PayerApp {
     if (!saved) throw new Error(`channel ${tempId} is missing from the store`);
     const index = saved.state.proposal.keyIndex;
     return PayerClient.restore(this.clientOptions({ ...this.keys.channelKey(index), index }, { send: () => undefined }, saved.state.proposal.payerScript), tempId);
+  }
+
+  /**
+   * Opens a channel funded by an external wallet, step 1 of 2: proposes it to the payee at `url`
+   * and returns the output-only PSBT for the wallet to fund and sign (see
+   * {@link PayerClient.proposeForExternalFunding}). The pending opening is saved (the data dir
+   * remembers it), so {@link finishExternalFunding} may run in another process.
+   */
+  async proposeExternalFunding(url: string, open: OpenOptions): Promise<{ connected: ConnectedChannel; funding: ExternalFunding }> {
+    const channelKey = this.wallet.nextChannelKey();
+    await this.saveWallet(); // the key index is spent even if the open fails
+    const holder: { client?: PayerClient } = {};
+    const link = this.connect(url, holder);
+    const payoutScript = baddress.toOutputScript(this.wallet.changeAddress(), bitcoinjsNetwork(this.options.network));
+    const client = new PayerClient(this.clientOptions(channelKey, link, payoutScript));
+    holder.client = client;
+    await link.ready();
+    const funding = await client.proposeForExternalFunding(open);
+    await this.store.putMeta(metaUrl(funding.tempId), url);
+    await this.store.putMeta(META_PENDING_EXTERNAL, funding.tempId);
+    return { connected: { client, link, url }, funding };
+  }
+
+  /** The pending external funding (step 1 done, step 2 not), if any: its PSBT again. */
+  async pendingExternalFunding(): Promise<ExternalFunding | undefined> {
+    const tempId = await this.store.getMeta(META_PENDING_EXTERNAL);
+    if (!tempId) return undefined;
+    const saved = (await this.store.loadPayerChannels()).find((c) => c.tempId === tempId);
+    const waiting = saved?.state.type === 'Funding' || saved?.state.type === 'RefundBeforeSigning' || saved?.state.type === 'AwaitingFundingSignature';
+    if (!saved || !waiting) return undefined;
+    const index = saved.state.proposal.keyIndex;
+    const client = await PayerClient.restore(this.clientOptions({ ...this.keys.channelKey(index), index }, { send: () => undefined }, saved.state.proposal.payerScript), tempId);
+    return client.externalFunding();
+  }
+
+  /**
+   * v1, optional step between the two: reconnects to the payee of the pending external funding
+   * and gets its refund signature for the funding the wallet funded but has not signed yet (see
+   * {@link PayerClient.refundBeforeSigning}). Resolves with the funding's txid once the refund is
+   * held and saved; the wallet then signs the same PSBT for {@link finishExternalFunding}.
+   * @throws Error if no external funding is pending; PsbtFundingError or ProtocolError when the
+   *   PSBT is refused (nothing changed).
+   */
+  async refundBeforeSigning(funded: Uint8Array | string): Promise<string> {
+    const pending = await this.pendingExternalFunding();
+    if (!pending) throw new Error('no channel waits for an external funding: start one with paychan payer open URL --capacity SAT --psbt');
+    const connected = await this.resumeChannel(pending.tempId);
+    try {
+      await connected.client.refundBeforeSigning(funded);
+      return connected.client.channel.funding.txid;
+    } finally {
+      connected.link.close();
+      await connected.client.drain().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Step 2 of 2: reconnects to the payee of the pending external funding and finishes it with
+   * the wallet's signed PSBT or transaction (see {@link PayerClient.fundWithSigned}); the channel
+   * becomes the current one once its funding is out, and this resolves once it is open.
+   * `onWaiting` is told when the funding waits for confirmations.
+   * @throws Error if no external funding is pending; PsbtFundingError or ProtocolError when the
+   *   signed PSBT is refused (the opening stays pending: fix it and try again).
+   */
+  async finishExternalFunding(signed: Uint8Array | string, onWaiting?: (fundingTxid: string) => void): Promise<ConnectedChannel> {
+    const pending = await this.pendingExternalFunding();
+    if (!pending) throw new Error('no channel waits for an external funding: start one with paychan payer open URL --capacity SAT --psbt');
+    const connected = await this.resumeChannel(pending.tempId);
+    const client = connected.client;
+    try {
+      const opened = client.fundWithSigned(signed);
+      void client
+        .waitFor((s) => s.type === 'AwaitingOpen')
+        .then(async () => {
+          await this.store.putMeta(META_PENDING_EXTERNAL, '');
+          await this.store.putMeta(META_CURRENT, pending.tempId);
+          onWaiting?.(client.channel.funding.txid);
+        })
+        .catch(() => undefined);
+      await opened;
+    } catch (err) {
+      connected.link.close();
+      throw err;
+    }
+    return connected;
   }
 
   /** Saves the wallet, closes the store and releases the data dir. */

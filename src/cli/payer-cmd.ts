@@ -2,6 +2,7 @@
  * `paychan payer ...` — the payer: a wallet and its channels in a data dir, acting on the
  * current (last opened) channel.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { BlockTip, OutpointStatus } from '../chain/backend.js';
 import { assertRefundable, PayerWatcher, type WatchEvent } from '../payer/watcher.js';
@@ -12,6 +13,8 @@ import { createPayingFetch } from '../payer/paying-fetch.js';
 import type { PayerClient } from '../payer/payer-client.js';
 import { PaidTally, payRepeatedly, type PayRun } from '../payer/pay-run.js';
 import { CannotPayError } from '../protocol/payer-machine.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { PsbtFundingError } from '../wallet/psbt-funding.js';
 import type { PaymentRequiredBody } from '../transport/paywall.js';
 import { helpText, type CommandHelp } from './help.js';
 import { fetchFailure, interruptible, reportStopped, signedBeyondAcked } from './report.js';
@@ -29,6 +32,10 @@ Usage:
                     [--payee-contribution SAT]
                                          open a channel to the payee at URL (ws://HOST:PORT/v1/ws);
                                          duplex: payments both ways, the payee may put in coins too
+  paychan payer open URL --capacity SAT --psbt   ...funded by an external wallet: prints a PSBT
+  paychan payer open --signed-psbt FILE  finish it with the PSBT the wallet funded and signed
+                                         (v1: --funded-psbt FILE first gets the refund before
+                                         the wallet signs)
   paychan payer pay AMOUNT [--count N]   pay AMOUNT satoshis (N times, pipelined) on the current channel
   paychan payer fetch URL [--count N] [--max-price SAT] [--capacity SAT]
                                          GET a priced URL N times, paying its HTTP 402 through the
@@ -80,10 +87,43 @@ ${channelKindHelp(20)}
 --expiry-blocks N   blocks until the payer may take the capacity back; default 144
 --payee-contribution SAT
                     duplex: coins the payee puts in too; default 0
+--psbt              fund it from an external wallet through a PSBT instead
+                    (see 'paychan payer open --psbt --help')
 --fee-rate SAT/VB   funding fee rate; default 2
 ${CONNECT_LINE}
 ${NODE_LINES}`,
     example: 'paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 100000',
+  },
+  'open --psbt': {
+    usage: `open URL --capacity SAT --psbt [--variant spilman-v1|spilman-v2] [--expiry-blocks N]
+open --funded-psbt FILE       (spilman-v1, optional: the refund before you sign)
+open --signed-psbt FILE`,
+    about: `open a channel funded by an external wallet (hardware or desktop), through a PSBT (BIP174)
+Step 1, --psbt: proposes the channel and prints an unsigned PSBT with ONE output, the channel's
+(its address, amount and witness script) and no input. Your wallet funds it the way wallets fund
+any PSBT: it adds its own inputs and change output, then signs. Do not broadcast it: save the
+signed PSBT to FILE (base64, hex or binary; a signed raw transaction in hex works too).
+A wallet that cannot fund a PSBT can make one for the address and amount, e.g. Bitcoin Core:
+  bitcoin-cli walletcreatefundedpsbt '[]' '[{"ADDRESS":AMOUNT_BTC}]' then walletprocesspsbt
+Step 2, --signed-psbt FILE: checks it pays exactly the channel output (script and amount) and
+that every input is signed (finalizing it if needed), then finishes the opening: for
+spilman-v1 the payee signs the refund first, and only then is the funding shown to it (the
+payee broadcasts it). The pending opening is saved in the data dir, so step 2 may run later,
+within the payee's opening window (a few blocks). A refused PSBT changes nothing.
+spilman-v1, safest: between the two, --funded-psbt FILE takes the PSBT your wallet funded but
+did NOT sign yet and gets the payee's refund for it first; then sign that same PSBT and finish
+with --signed-psbt (so even a wallet that broadcasts as it signs cannot lock the coins
+without a refund).
+spilman-v2 only: a BIP21 URI is printed too (a wallet paying it broadcasts at once, which v2
+allows: its refund needs no signature); pass that wallet's transaction hex as FILE.`,
+    options: `--psbt              step 1: print the funding PSBT instead of funding from this wallet
+--funded-psbt FILE  v1, optional: the PSBT your wallet funded, not yet signed
+--signed-psbt FILE  step 2: the PSBT (or transaction) your wallet signed
+--capacity, --variant, --expiry-blocks   as for 'open'
+${CONNECT_LINE}
+${NODE_LINES}`,
+    example: `paychan payer open ws://127.0.0.1:8420/v1/ws --capacity 100000 --psbt > channel.psbt
+paychan payer open --signed-psbt signed.psbt`,
   },
   pay: {
     usage: 'pay AMOUNT [--count N]',
@@ -155,6 +195,9 @@ const PAYER_OPTIONS = {
   'payee-contribution': { type: 'string' as const },
   unilateral: { type: 'boolean' as const },
   'connect-timeout': { type: 'string' as const },
+  psbt: { type: 'boolean' as const },
+  'signed-psbt': { type: 'string' as const },
+  'funded-psbt': { type: 'string' as const },
 };
 
 /** The one-way variant `--variant` names (duplex was routed to payer-duplex.ts before). */
@@ -180,6 +223,85 @@ async function openChannel(app: PayerApp, dataDir: string, url: string, p: Parse
   });
 }
 
+/** `open --psbt` / `open --signed-psbt FILE`: checked before touching the node or the disk. */
+function checkExternalUsage(p: Parsed, args: string[]): void {
+  if (externalFlags(p) > 1) throw new UsageError('--psbt (print the PSBT), --funded-psbt FILE (v1: refund first) and --signed-psbt FILE (finish) are steps: one at a time');
+  if (p.flag('psbt') && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --capacity SAT --psbt');
+  for (const flag of ['signed-psbt', 'funded-psbt']) {
+    if (p.str(flag) !== undefined && (args.length !== 0 || p.str('capacity') !== undefined)) {
+      throw new UsageError(`usage: paychan payer open --${flag} FILE (the payee and the capacity are those of the pending opening)`);
+    }
+  }
+  if (p.flag('psbt') && channelKindOf(p.str('variant')).type === 'duplex') throw new UsageError('--psbt funds spilman-v1 and spilman-v2 channels; a duplex channel is funded by both sides through its own messages');
+}
+
+/** How many of the external funding's step flags are given. */
+function externalFlags(p: Parsed): number {
+  return [p.flag('psbt'), p.str('signed-psbt') !== undefined, p.str('funded-psbt') !== undefined].filter(Boolean).length;
+}
+
+function readPsbtFile(flag: string, file: string): Uint8Array {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`${flag} ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** v1's optional middle step: the payee signs the refund for the funded, unsigned PSBT. */
+async function refundFirst(app: PayerApp, funded: Uint8Array, out: { json: boolean; log: (line: string) => void }): Promise<number> {
+  let fundingTxid: string;
+  try {
+    fundingTxid = await app.refundBeforeSigning(funded);
+  } catch (err) {
+    if (err instanceof PsbtFundingError || (err instanceof ProtocolError && err.code.startsWith('FUNDING_'))) {
+      throw new Error(`${err.code}: ${err.message}. Nothing changed: fix the PSBT and run paychan payer open --funded-psbt FILE again`);
+    }
+    throw err;
+  }
+  const next = 'paychan payer open --signed-psbt FILE';
+  if (out.json) printJson({ state: 'AwaitingFundingSignature', fundingTxid, next });
+  else out.log(`the payee signed the refund of funding ${fundingTxid}; now sign that same PSBT in your wallet (do not broadcast it) and run: ${next}`);
+  return 0;
+}
+
+/** Step 1 of an external funding: propose, print the PSBT, keep the opening pending. */
+async function proposeExternal(app: PayerApp, url: string, p: Parsed, out: { json: boolean; log: (line: string) => void }): Promise<number> {
+  const capacitySat = amountSat('--capacity', p.str('capacity'));
+  const { connected, funding } = await app.proposeExternalFunding(url, { variant: variantOf(p), capacitySat, expiryBlocks: positiveInt('--expiry-blocks', p.str('expiry-blocks'), 144) });
+  connected.link.close();
+  await connected.client.drain();
+  const next = 'paychan payer open --signed-psbt FILE';
+  if (out.json) {
+    printJson({ ...funding, state: 'Funding', next });
+    return 0;
+  }
+  // The PSBT alone on stdout's last line, so `> channel.psbt` saves just it; guidance on stderr.
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  say(`channel ${funding.tempId} (${funding.variant}, refundable after block ${funding.expiryHeight}) waits for its funding:`);
+  say(`  pay exactly ${funding.amountSat} sat to ${funding.channelAddress}`);
+  say('Fund this PSBT in your wallet (it adds its inputs and change), sign it, do NOT broadcast it,');
+  say(`save the signed PSBT to a file and run: ${next}`);
+  if (funding.bip21) say(`Or pay ${funding.bip21} from any wallet and pass its transaction (hex) as FILE.`);
+  out.log(funding.psbt);
+  return 0;
+}
+
+/** Step 2: finish the pending opening with the wallet's signed PSBT (a refusal leaves it pending). */
+async function finishExternal(app: PayerApp, dataDir: string, signed: Uint8Array, progress: (l: string) => void): Promise<ConnectedChannel> {
+  try {
+    return await app.finishExternalFunding(signed, (txid) => {
+      forgetCurrentDuplex(dataDir);
+      progress(`funding ${txid} broadcast by the payee; waiting for it to confirm (on regtest: paychan regtest mine 1)`);
+    });
+  } catch (err) {
+    if (err instanceof PsbtFundingError || (err instanceof ProtocolError && err.code.startsWith('FUNDING_'))) {
+      throw new Error(`${err.code}: ${err.message}. The opening is still pending: fix the PSBT and run paychan payer open --signed-psbt FILE again`);
+    }
+    throw err;
+  }
+}
+
 function summary(client: PayerClient) {
   const s = client.state;
   if (!s) return { state: 'none' };
@@ -199,7 +321,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const p = parse(argv, PAYER_OPTIONS);
   const [sub, ...args] = p.positionals;
   if (p.flag('help') || sub === undefined || sub === 'help') {
-    process.stdout.write(helpText('payer', PAYER_HELP, PAYER_COMMANDS, sub === 'help' ? args[0] : sub));
+    const which = sub === 'help' ? args[0] : sub;
+    process.stdout.write(helpText('payer', PAYER_HELP, PAYER_COMMANDS, which === 'open' && externalFlags(p) > 0 ? 'open --psbt' : which));
     return 0;
   }
   if (!['address', 'open', 'pay', 'fetch', 'status', 'close', 'watch', 'refund', 'sync'].includes(sub)) throw new UsageError(`unknown payer command '${sub}'`);
@@ -211,7 +334,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
   const connectTimeoutMs = seconds('--connect-timeout', p.str('connect-timeout'), 30) * 1000;
   const fee = feeRate('--fee-rate', p.str('fee-rate'), 2);
   const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payer');
-  const duplex = sub === 'open' ? channelKindOf(p.str('variant')).type === 'duplex' : sub === 'sync' || (['pay', 'status', 'close', 'watch'].includes(sub) && currentIsDuplex(dataDir));
+  const external = sub === 'open' && externalFlags(p) > 0;
+  const duplex = external ? false : sub === 'open' ? channelKindOf(p.str('variant')).type === 'duplex' : sub === 'sync' || (['pay', 'status', 'close', 'watch'].includes(sub) && currentIsDuplex(dataDir));
   if (duplex) {
     if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --variant duplex --capacity SAT [--payee-contribution SAT]');
     if (sub === 'pay' && args.length !== 1) throw new UsageError('usage: paychan payer pay AMOUNT [--count N]');
@@ -225,7 +349,10 @@ export async function payerCommand(argv: string[]): Promise<number> {
   }
   if (sub === 'sync') throw new UsageError("'paychan payer sync' is for duplex channels");
   // Validate arguments before touching the node or the disk.
-  if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --capacity SAT');
+  if (external) checkExternalUsage(p, args);
+  else if (sub === 'open' && (args.length !== 1 || p.str('capacity') === undefined)) throw new UsageError('usage: paychan payer open URL --capacity SAT');
+  const signed = p.str('signed-psbt') === undefined ? undefined : readPsbtFile('--signed-psbt', p.str('signed-psbt')!);
+  const fundedUnsigned = p.str('funded-psbt') === undefined ? undefined : readPsbtFile('--funded-psbt', p.str('funded-psbt')!);
   if (sub === 'pay' && args.length !== 1) throw new UsageError('usage: paychan payer pay AMOUNT [--count N]');
   if (sub === 'fetch' && args.length !== 1) throw new UsageError('usage: paychan payer fetch URL [--count N]');
   const amount = sub === 'pay' ? amountSat('AMOUNT', args[0]) : 0n;
@@ -243,7 +370,9 @@ export async function payerCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case 'open': {
-        connected = await openChannel(app, dataDir, args[0]!, p, progress);
+        if (fundedUnsigned !== undefined) return await refundFirst(app, fundedUnsigned, { json, log });
+        if (external && signed === undefined) return await proposeExternal(app, args[0]!, p, { json, log });
+        connected = signed !== undefined ? await finishExternal(app, dataDir, signed, progress) : await openChannel(app, dataDir, args[0]!, p, progress);
         const s = summary(connected.client);
         if (json) printJson(s);
         else log(`channel ${connected.client.channel.id} is open`);

@@ -1,6 +1,7 @@
 /**
  * The payer driver: runs the pure payer state machine for one channel, against a wallet (to fund
- * it), a chain backend (to refund), and a link to the payee.
+ * it; or an external wallet through a PSBT, see {@link PayerClient.proposeForExternalFunding}), a
+ * chain backend (to refund), and a link to the payee.
  *
  * `open()` walks the seed's steps 1–6 and resolves once the payee says the channel is open;
  * `pay()` resolves when the payee acknowledges the new total as durably stored. The payer's own
@@ -8,7 +9,8 @@
  */
 import type { ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
-import type { Channel } from '../protocol/channel.js';
+import { fundingScriptOf, type Channel } from '../protocol/channel.js';
+import { toHex } from '../protocol/bytes.js';
 import { scheduleEffects, SETTLED, type EffectHost, type EffectTail, type OtherEffect } from '../driver/effect-runner.js';
 import { unknownEffect, type PayerEffect } from '../protocol/effects.js';
 import { authMessage } from '../protocol/auth.js';
@@ -28,10 +30,11 @@ import {
 } from '../protocol/payer-machine.js';
 import type { PayerPolicy } from '../protocol/policy.js';
 import { refundAuthorization, signRefund, type SignedRefund } from '../protocol/refund.js';
-import type { VariantName } from '../protocol/variants/index.js';
+import { variantOf, type VariantName } from '../protocol/variants/index.js';
 import type { PeerLink } from '../transport/link.js';
 import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
+import { fundingPsbtOf, fundingTxFromSigned, unsignedFundingTxFromFunded, type FundingPsbt } from '../wallet/psbt-funding.js';
 
 /** The effect chain of a client with nothing still running. */
 
@@ -95,6 +98,23 @@ export class PeerError extends Error {
   }
 }
 
+/** A channel waiting for an external wallet's funding: the PSBT to fund and sign, and what it is for. */
+export interface ExternalFunding extends Omit<FundingPsbt, 'bip21'> {
+  /**
+   * A BIP21 URI for wallets that only pay an address (they sign and broadcast at once; give
+   * {@link PayerClient.fundWithSigned} the transaction then). Null when the variant's refund needs
+   * the payee's signature first (v1): a funding broadcast before it would leave the coins locked
+   * 2-of-2 with no refund.
+   */
+  readonly bip21: string | null;
+  /** The id the pending channel is saved under (to finish it after a restart). */
+  readonly tempId: string;
+  readonly variant: VariantName;
+  readonly expiryHeight: number;
+  /** The channel output's witness script, hex (also in the PSBT's output). */
+  readonly witnessScript: string;
+}
+
 type PayWaiter = { total: bigint; resolve: (total: bigint) => void; reject: (e: Error) => void };
 type Waiter = { check: (s: PayerState) => boolean; resolve: () => void; reject: (e: Error) => void };
 
@@ -120,6 +140,8 @@ export class PayerClient {
   private authenticated = false;
   /** A close asked for before the connection's challenge arrived: sent right after the auth. */
   private closeWanted = false;
+  /** An external wallet funds this channel: `create-funding` waits for {@link fundWithSigned}. */
+  private fundsExternally = false;
 
   constructor(private readonly options: PayerClientOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey };
@@ -163,6 +185,13 @@ export class PayerClient {
    *   funding was never shown).
    */
   async open(opts: OpenOptions): Promise<Channel> {
+    await this.propose(opts);
+    await this.waitFor((s) => s.type === 'Open');
+    return this.channel;
+  }
+
+  /** Sends the hello of a new channel (seed step 1). */
+  private async propose(opts: OpenOptions): Promise<void> {
     if (this.current) throw new RangeError('this client already has a channel');
     const tip = await this.options.backend.getTip();
     const tempId = tempIdFrom(this.options.random16());
@@ -180,8 +209,82 @@ export class PayerClient {
     this.tempId = tempId;
     this.current = step.state;
     this.schedule(step.effects);
-    await this.waitFor((s) => s.type === 'Open');
+  }
+
+  /**
+   * Opens a channel funded by an external wallet (hardware or desktop), step 1 of 2: proposes it
+   * and, once the payee accepted, returns an unsigned PSBT (BIP174) with the channel output only.
+   * The wallet adds its inputs and change and signs it (without broadcasting it); give the result
+   * to {@link fundWithSigned}. The pending channel is saved before this returns, so another
+   * process may finish it ({@link restore}, then {@link fundWithSigned}) within the payee's
+   * opening window (its `proposalTimeoutBlocks`).
+   * @throws PeerError if the payee refuses the proposal.
+   */
+  async proposeForExternalFunding(opts: OpenOptions): Promise<ExternalFunding> {
+    this.fundsExternally = true;
+    await this.propose(opts);
+    await this.waitFor((s) => s.type === 'Funding');
+    await this.queue.effects; // the pending channel is saved
+    return this.externalFunding();
+  }
+
+  /**
+   * The PSBT an external wallet funds for this channel (again, e.g. after a restart).
+   * @throws RangeError unless the channel waits for its funding.
+   */
+  externalFunding(): ExternalFunding {
+    const s = this.current;
+    if ((s?.type !== 'Funding' && s?.type !== 'RefundBeforeSigning' && s?.type !== 'AwaitingFundingSignature') || !this.tempId) {
+      throw new RangeError(`no funding to ask for in state ${s?.type ?? 'none'}`);
+    }
+    const lock = fundingScriptOf(s.terms);
+    const psbt = fundingPsbtOf({ network: s.terms.network, script: lock.fundingScript, witnessScript: lock.witnessScript, valueSat: s.terms.capacitySat });
+    const bip21 = variantOf(s.terms.variant).opening.type === 'fund-directly' ? psbt.bip21 : null;
+    return { ...psbt, bip21, tempId: this.tempId, variant: s.terms.variant, expiryHeight: s.terms.expiryHeight, witnessScript: toHex(lock.witnessScript) };
+  }
+
+  /**
+   * Step 2 of 2 of {@link proposeForExternalFunding}: takes the wallet's signed PSBT (base64, hex
+   * or binary) or signed transaction (hex), checks it pays exactly the channel output (script and
+   * amount) and that every input is signed (finalizing it if needed), then continues the opening
+   * as if the payer's own wallet had funded it: v1 gets the payee's refund signature before the
+   * funding is shown to anyone; then the payee broadcasts it. Resolves once the channel is open
+   * (the funding confirmed as the payee requires).
+   * @throws PsbtFundingError (PSBT_MALFORMED, PSBT_WRONG_OUTPUT, PSBT_WRONG_AMOUNT, PSBT_NOT_SIGNED)
+   *   or ProtocolError (FUNDING_NOT_SEGWIT; FUNDING_MISMATCH when it is not the funding
+   *   {@link refundBeforeSigning} got the refund for) when refused: nothing changed, try again.
+   * @throws RangeError unless the channel waits for its funding.
+   * @throws PeerError if the payee refuses or the refund signature is bad.
+   */
+  async fundWithSigned(signed: Uint8Array | string): Promise<Channel> {
+    const s = this.current;
+    if (s?.type !== 'Funding' && s?.type !== 'AwaitingFundingSignature') throw new RangeError(`no funding to take in state ${s?.type ?? 'none'}`);
+    const script = fundingScriptOf(s.terms).fundingScript;
+    const txHex = fundingTxFromSigned(signed, { network: s.terms.network, script, valueSat: s.terms.capacitySat });
+    this.step({ type: 'funding-created', txHex });
+    await this.waitFor((st) => st.type === 'Open');
     return this.channel;
+  }
+
+  /**
+   * v1 only, the safest order (optional step between {@link proposeForExternalFunding} and
+   * {@link fundWithSigned}): takes the PSBT the wallet funded but has not signed, and gets the
+   * payee's refund signature for that very funding (verified and saved) before the wallet signs
+   * anything. A wallet that broadcasts as it signs then cannot lock the coins without a refund.
+   * Resolves once the refund is held; then have the wallet sign the same PSBT and give it to
+   * {@link fundWithSigned} (a funding with another txid is refused).
+   * @throws PsbtFundingError or ProtocolError when the PSBT is refused (nothing changed).
+   * @throws RangeError unless the channel waits for its funding, or for a v2 channel.
+   * @throws PeerError if the payee refuses or its refund signature is bad.
+   */
+  async refundBeforeSigning(funded: Uint8Array | string): Promise<void> {
+    const s = this.current;
+    if (s?.type !== 'Funding') throw new RangeError(`no funding to take in state ${s?.type ?? 'none'}`);
+    const script = fundingScriptOf(s.terms).fundingScript;
+    const txHex = unsignedFundingTxFromFunded(funded, { network: s.terms.network, script, valueSat: s.terms.capacitySat });
+    this.step({ type: 'funding-unsigned', txHex });
+    await this.waitFor((st) => st.type === 'AwaitingFundingSignature');
+    await this.queue.effects; // the refund signature is saved
   }
 
   /** Resolves when the state satisfies `check`; rejects if the channel is aborted or the payee errs. */
@@ -318,7 +421,7 @@ export class PayerClient {
     const s = this.current;
     if (!s || !('channel' in s)) throw new RangeError('nothing to refund: the channel was never funded');
     // The variant says whether the refund needs the payee's signature (held from the opening).
-    const authorization = refundAuthorization(s.channel, s.type === 'AwaitingOpen' || s.type === 'Open' ? s.payeeRefundSignature : null);
+    const authorization = refundAuthorization(s.channel, s.type === 'AwaitingOpen' || s.type === 'Open' || s.type === 'AwaitingFundingSignature' ? s.payeeRefundSignature : null);
     // The refund pays the channel's own payer script (as its change does), so anyone watching the
     // channel — another process, after a restart — recognizes it.
     const refund = signRefund(this.ctx.secp, s.channel, authorization, this.options.channelKey.privateKey, s.channel.payerScript, feeRateSatPerVb);
@@ -410,6 +513,8 @@ export class PayerClient {
   private async carryOut(effect: OtherEffect<PayerEffect>): Promise<void> {
     switch (effect.type) {
       case 'create-funding': {
+        // The state (Funding) is saved; the external wallet's answer comes through fundWithSigned.
+        if (this.fundsExternally) return;
         const funding = await this.options.wallet.fund([{ script: effect.script, valueSat: effect.valueSat }], this.options.fundingFeeRateSatPerVb);
         // Fed back as the next input; its own effects chain after this one's.
         queueMicrotask(() => {

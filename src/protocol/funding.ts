@@ -26,6 +26,32 @@ export function checkFundingTx(terms: ChannelTerms, fundingTxHex: string, expect
   for (const [i, input] of tx.ins.entries()) {
     if (input.script.length > 0 || input.witness.length === 0) throw new ProtocolError('FUNDING_NOT_SEGWIT', `input ${i} is not a signed native segwit input`);
   }
+  return channelOutput(terms, tx, expected);
+}
+
+/**
+ * Checks an unsigned funding (an external wallet chose its inputs, not yet signed) as
+ * {@link checkFundingTx} checks a signed one, but wants every input still empty: signing native
+ * segwit inputs adds only witnesses, so the txid the refund is signed for stays the funding's
+ * (the signed funding is checked against it again).
+ * @returns the funding outpoint.
+ * @throws ProtocolError FUNDING_MALFORMED, FUNDING_NOT_SEGWIT or FUNDING_MISMATCH.
+ */
+export function checkUnsignedFundingTx(terms: ChannelTerms, unsignedTxHex: string): FundingOutpoint {
+  let tx: Transaction;
+  try {
+    tx = Transaction.fromHex(unsignedTxHex);
+  } catch (err) {
+    throw new ProtocolError('FUNDING_MALFORMED', (err as Error).message);
+  }
+  if (tx.ins.length === 0) throw new ProtocolError('FUNDING_MALFORMED', 'no inputs');
+  for (const [i, input] of tx.ins.entries()) {
+    if (input.script.length > 0 || input.witness.length > 0) throw new ProtocolError('FUNDING_NOT_SEGWIT', `input ${i} is not an unsigned native segwit input`);
+  }
+  return channelOutput(terms, tx, null);
+}
+
+function channelOutput(terms: ChannelTerms, tx: Transaction, expected: FundingOutpoint | null): FundingOutpoint {
   const txid = tx.getId();
   const { fundingScript } = fundingScriptOf(terms);
   const pays = (vout: number) => {

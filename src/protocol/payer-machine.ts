@@ -8,7 +8,8 @@
  *   user agreed to (at most the capacity).
  *
  * States: Proposed → Funding → AwaitingRefundSignature (v1) → AwaitingOpen → Open → Closed,
- * or Aborted before any money moved.
+ * or Aborted before any money moved. An external wallet (PSBT) may take the v1 refund round trip
+ * before it signs: Funding → RefundBeforeSigning → AwaitingFundingSignature → AwaitingOpen.
  */
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { toHex } from './bytes.js';
@@ -16,7 +17,7 @@ import { fundingScriptOf, makeChannel, type Channel, type ChannelTerms } from '.
 import { dustThresholdSat } from './dust.js';
 import type { PayerEffect, Step as RoleStep } from './effects.js';
 import { ProtocolError } from './errors.js';
-import { checkFundingTx } from './funding.js';
+import { checkFundingTx, checkUnsignedFundingTx } from './funding.js';
 import { msg, type Message, type MessageOf, type ProposalEcho } from './messages.js';
 import type { NetworkName } from './network.js';
 import { checkPaymentTotal, paymentSighasher, signPayment } from './payment.js';
@@ -59,10 +60,20 @@ interface Funded extends Agreed {
   readonly fundingTxHex: string;
 }
 
+/** A funding whose inputs an external wallet chose but has not signed: its txid is already final (segwit). */
+interface FundedUnsigned extends Agreed {
+  readonly channel: Channel;
+  readonly unsignedFundingTxHex: string;
+}
+
 export type PayerState =
   | { readonly type: 'Proposed'; readonly proposal: Proposal }
   | (Agreed & { readonly type: 'Funding'; readonly minFundingConfirmations: number })
   | (Funded & { readonly type: 'AwaitingRefundSignature' })
+  /** v1 with an external wallet: the refund is asked for an unsigned funding, so the wallet signs only once we hold it. */
+  | (FundedUnsigned & { readonly type: 'RefundBeforeSigning' })
+  /** The refund is held and verified; waiting for the wallet's signed funding (the same txid). */
+  | (FundedUnsigned & { readonly type: 'AwaitingFundingSignature'; readonly payeeRefundSignature: Uint8Array })
   /** `payeeRefundSignature` is null for v2, whose refund needs no payee signature. */
   | (Funded & { readonly type: 'AwaitingOpen'; readonly payeeRefundSignature: Uint8Array | null })
   | (Funded & {
@@ -97,6 +108,11 @@ export type PayerInput =
   | { readonly type: 'message'; readonly message: Message }
   /** The wallet's answer to `create-funding`: a signed, unbroadcast transaction. */
   | { readonly type: 'funding-created'; readonly txHex: string }
+  /**
+   * An external wallet's answer to `create-funding` for a refund-first variant: the funding with
+   * its inputs chosen but unsigned, so the refund is signed before the funding can exist signed.
+   */
+  | { readonly type: 'funding-unsigned'; readonly txHex: string }
   /** Pay `amountSat` more. */
   | { readonly type: 'pay'; readonly amountSat: bigint }
   | { readonly type: 'request-close' }
@@ -169,7 +185,9 @@ export function payerStep(ctx: PayerContext, state: PayerState, input: PayerInpu
     case 'message':
       return onMessage(ctx, state, input.message);
     case 'funding-created':
-      return onFundingCreated(state, input.txHex);
+      return state.type === 'AwaitingFundingSignature' ? onFundingSigned(state, input.txHex) : onFundingCreated(state, input.txHex);
+    case 'funding-unsigned':
+      return onFundingUnsigned(state, input.txHex);
     case 'pay':
       return onPay(ctx, state, input.amountSat);
     case 'request-close':
@@ -185,6 +203,7 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
     case 'accept':
       return onAccept(ctx, state, message);
     case 'refund-signature': {
+      if (state.type === 'RefundBeforeSigning') return onRefundBeforeSigning(ctx, state, message.signature);
       if (state.type !== 'AwaitingRefundSignature') throw unexpected(state, 'refund-signature');
       if (!verifyPayeeRefund(ctx.secp, state.channel, message.signature)) {
         // Seed step 5: abort. Nothing was signed or shown, so nothing is at risk.
@@ -297,6 +316,7 @@ export function resumeMessage(state: PayerState): Message | null {
     case 'Proposed':
       return helloOf(state.proposal);
     case 'AwaitingRefundSignature':
+    case 'RefundBeforeSigning':
       return refundRequestOf(state);
     case 'AwaitingOpen':
       return fundingOf(state);
@@ -362,6 +382,35 @@ function onFundingCreated(state: PayerState, txHex: string): Step<PayerState> {
       throw new RangeError(`unknown opening flow ${String(_exhaustive)}`);
     }
   }
+}
+
+function onFundingUnsigned(state: PayerState, txHex: string): Step<PayerState> {
+  if (state.type !== 'Funding') throw new RangeError(`funding proposed in state ${state.type}`);
+  if (variantOf(state.terms.variant).opening.type !== 'refund-first') throw new RangeError(`${state.terms.variant} needs no refund before the funding: give the signed funding`);
+  const funding = checkUnsignedFundingTx(state.terms, txHex);
+  const channel = makeChannel(state.terms, funding);
+  const next = { proposal: state.proposal, terms: state.terms, cookie: state.cookie, channel, unsignedFundingTxHex: txHex };
+  return { state: { ...next, type: 'RefundBeforeSigning' }, effects: [{ type: 'persist' }, { type: 'send', message: refundRequestOf(next) }] };
+}
+
+function onRefundBeforeSigning(ctx: PayerContext, state: Extract<PayerState, { type: 'RefundBeforeSigning' }>, signature: Uint8Array): Step<PayerState> {
+  if (!verifyPayeeRefund(ctx.secp, state.channel, signature)) {
+    // Nothing was signed: the wallet is told (by the abort) not to sign this funding.
+    return {
+      state: { type: 'Aborted', proposal: state.proposal, reason: 'INVALID_SIGNATURE: the payee signature on the refund does not verify; do not sign the funding' },
+      effects: [{ type: 'persist' }, { type: 'send', message: msg('error', { code: 'INVALID_SIGNATURE', message: 'refund signature does not verify', action: 'close', ref: state.proposal.tempId }) }],
+    };
+  }
+  const { type: _, ...held } = state;
+  return { state: { ...held, type: 'AwaitingFundingSignature', payeeRefundSignature: signature }, effects: [{ type: 'persist' }] };
+}
+
+/** The wallet signed the funding the refund was signed for: it must be that very transaction (same txid). */
+function onFundingSigned(state: Extract<PayerState, { type: 'AwaitingFundingSignature' }>, txHex: string): Step<PayerState> {
+  checkFundingTx(state.terms, txHex, state.channel.funding);
+  const { proposal, terms, cookie, channel, payeeRefundSignature } = state;
+  const funded = { proposal, terms, cookie, channel, fundingTxHex: txHex };
+  return { state: { ...funded, type: 'AwaitingOpen', payeeRefundSignature }, effects: [{ type: 'persist' }, { type: 'send', message: fundingOf(funded) }] };
 }
 
 /**
