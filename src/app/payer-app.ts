@@ -120,11 +120,12 @@ export class PayerApp {
   }
 
   /**
-   * Reconnects to the current channel's payee and resumes (resends what was not acknowledged).
-   * @throws Error if there is no current channel.
+   * Reconnects to the payee of channel `channel` (a tempId; default the current channel) and
+   * resumes (resends what was not acknowledged).
+   * @throws Error if there is no such channel, or it was aborted.
    */
-  async resumeChannel(): Promise<ConnectedChannel> {
-    const tempId = await this.currentChannelId();
+  async resumeChannel(channel?: string): Promise<ConnectedChannel> {
+    const tempId = channel ?? (await this.currentChannelId());
     if (!tempId) throw new Error('no channel yet: open one with paychan payer open URL --capacity SAT');
     const url = await this.store.getMeta(metaUrl(tempId));
     if (!url) throw new Error(`channel ${tempId} has no payee URL on record`);
@@ -142,6 +143,36 @@ export class PayerApp {
     for (const text of early.splice(0)) client.receive(text);
     await link.ready();
     return { client, link, url };
+  }
+
+  /**
+   * The newest stored channel to the payee at `url` that may still pay (funded and not closed),
+   * if any: what a paying client reuses across runs instead of opening another on chain.
+   */
+  async usableChannelTo(url: string): Promise<string | undefined> {
+    const channels = await this.store.loadPayerChannels();
+    for (let i = channels.length - 1; i >= 0; i--) {
+      const { tempId, state } = channels[i]!;
+      if (state.type !== 'Open' && state.type !== 'AwaitingOpen') continue;
+      if ((await this.store.getMeta(metaUrl(tempId))) === url) return tempId;
+    }
+    return undefined;
+  }
+
+  /**
+   * Reconnects to the newest stored channel to `url` that is still Open once resumed (see
+   * {@link usableChannelTo}), or resolves undefined (a channel that turned out closed is let go).
+   * What `paychan payer fetch` and {@link createPayer}'s `channelFor` do before opening another.
+   */
+  async reuseChannelTo(url: string): Promise<ConnectedChannel | undefined> {
+    const stored = await this.usableChannelTo(url);
+    if (stored === undefined) return undefined;
+    const connected = await this.resumeChannel(stored);
+    await connected.client.waitFor((s) => s.type === 'Open' || s.type === 'Closed' || s.type === 'Aborted');
+    if (connected.client.state?.type === 'Open') return connected;
+    connected.link.close();
+    await connected.client.drain();
+    return undefined;
   }
 
   /** Loads the current channel's client without connecting (for status and refunds). */
