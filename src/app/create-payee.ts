@@ -11,9 +11,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { NetworkName } from '../protocol/network.js';
-import type { PayeePolicy } from '../protocol/policy.js';
+import { payeePolicy, type PayeePolicy } from '../protocol/policy.js';
 import { paywallHono, paywallMiddleware, type HonoPaywallMiddleware } from '../transport/paywall-http.js';
 import { listChannels, type ChannelListRow } from './channel-list.js';
+import { paychanX402, type PaychanX402 } from '../x402/index.js';
 import { paychanHome } from './files.js';
 import { resolveNode, type NodeOption } from './node-option.js';
 import { startPayeeApp, type PayeeApp } from './payee-app.js';
@@ -56,6 +57,11 @@ export interface Payee {
   paywall(priceSat: bigint | number): NodePaywallMiddleware;
   /** The same for Hono: `app.use('/api/*', payee.paywallHono(10))`. */
   paywallHono(priceSat: bigint | number): HonoPaywallMiddleware;
+  /**
+   * paychan's x402 scheme halves on this payee, for the official `@x402/express`/`@x402/hono`:
+   * `new x402ResourceServer(x.facilitator).register(x.network, x.server)`, with `payTo: payee.wsUrl`.
+   */
+  x402(): PaychanX402;
   /** Every channel the payee holds (Spilman and duplex), with what was paid on it. */
   channels(): ChannelListRow[];
   /** The service, server, 402 paywall and store underneath, for what the one-liners do not cover. */
@@ -92,6 +98,8 @@ export async function createPayee(options: CreatePayeeOptions = {}): Promise<Pay
     await node.release().catch(() => undefined);
     throw err;
   }
+  const policy = payeePolicy({ network, ...options.policy });
+  let x402: PaychanX402 | undefined;
   return {
     url: app.server.url,
     wsUrl: app.server.wsUrl,
@@ -104,6 +112,7 @@ export async function createPayee(options: CreatePayeeOptions = {}): Promise<Pay
       const priceSat = satoshis(price);
       return paywallHono(app.paywall, { priceSat: () => priceSat });
     },
+    x402: () => (x402 ??= paychanX402({ paywall: app.paywall, payee: app.service, channelUrl: app.server.wsUrl, policy })),
     channels: () => listChannels(app.service.channels(), app.duplex.peer),
     app,
     async close() {

@@ -14,6 +14,7 @@ import type { PayerClient } from '../payer/payer-client.js';
 import { createPayingFetch } from '../payer/paying-fetch.js';
 import type { PaymentRequiredBody } from '../transport/paywall.js';
 import type { Wallet } from '../wallet/wallet.js';
+import { PaychanClientScheme } from '../x402/index.js';
 import { paychanHome } from './files.js';
 import { resolveNode, type NodeOption } from './node-option.js';
 import { PayerApp, type ConnectedChannel } from './payer-app.js';
@@ -51,10 +52,15 @@ export interface Payer {
    * @throws Error when the wallet cannot fund a new channel, or the payee cannot be reached.
    */
   channelFor(url: string): Promise<PayerClient>;
+  /**
+   * paychan's x402 client scheme on this payer's channels, for the official `@x402/fetch`:
+   * `new x402Client().register('bip122:*', payer.x402Scheme())`. One per payer.
+   */
+  x402Scheme(): PaychanClientScheme;
   /** A fresh receive address of the payer's wallet (send coins here to fund channels). */
   address(): string;
   readonly wallet: Wallet;
-  /** Disconnects from every payee (after what was sent is acknowledged), saves and closes the data dir. */
+  /** Disconnects from every payee, saves the wallet and closes the data dir (and a node it connected). */
   close(): Promise<void>;
 }
 
@@ -97,14 +103,32 @@ export async function createPayer(options: CreatePayerOptions = {}): Promise<Pay
     }
     return track(url, app.reuseChannelTo(url).then((reused) => reused ?? app.openChannel(url, open)));
   };
-  // The paying fetch asks again for a payee only when the channel it had cannot pay any more
-  // (closed, or used up): then a new one, not the stored one it just gave up on.
-  const fetchChannelFor = (offer: PaymentRequiredBody): Promise<PayerClient> =>
-    channels.has(offer.channelUrl) ? track(offer.channelUrl, app.openChannel(offer.channelUrl, open)) : channelFor(offer.channelUrl);
+  // The paying fetch and the x402 scheme ask again for a payee only when the channel they had
+  // cannot pay any more (closed, or used up): then a new one, not the stored one they gave up on.
+  const askedFor = (): ((url: string) => Promise<PayerClient>) => {
+    const asked = new Set<string>();
+    return (url) => {
+      if (asked.has(url)) return track(url, app.openChannel(url, open));
+      asked.add(url);
+      const first = channelFor(url);
+      first.catch(() => asked.delete(url)); // nothing was given up on: the next ask reuses again
+      return first;
+    };
+  };
+  const fetchChannel = askedFor();
+  const maxPriceSat = BigInt(options.maxPriceSat ?? 1_000n);
+  let scheme: PaychanClientScheme | undefined;
 
   return {
-    fetch: createPayingFetch({ maxPriceSat: BigInt(options.maxPriceSat ?? 1_000n), channelFor: fetchChannelFor }),
+    fetch: createPayingFetch({ maxPriceSat, channelFor: (offer: PaymentRequiredBody) => fetchChannel(offer.channelUrl) }),
     channelFor,
+    x402Scheme() {
+      if (!scheme) {
+        const x402Channel = askedFor();
+        scheme = new PaychanClientScheme({ maxPriceSat, channelFor: (offer) => x402Channel(offer.channelUrl) });
+      }
+      return scheme;
+    },
     address: () => app.wallet.receiveAddress(),
     wallet: app.wallet,
     async close() {

@@ -58,8 +58,23 @@ describe('examples/', () => {
     }
   });
 
+  it('x402-seller.js sells to x402-buyer.js (the official x402 SDK), on the same channel', async () => {
+    const served = await runExample('x402-seller.js', [], env, /selling weather on port \d+/);
+    try {
+      const buyer = await withMining(runExample('x402-buyer.js', [`http://127.0.0.1:${env.PORT}/weather`], env), () => ok(['regtest', 'mine', '1']));
+      expect(buyer.code, buyer.output).toBe(0);
+      expect(buyer.output.trim().split('\n')).toEqual(Array(CALLS).fill('200 {"weather":"sunny"}'));
+      const books = (await ok(['payee', 'channels', '--json', '--listen', listen, '--data-dir', path.join(home, 'payee')])).json!;
+      const channels = books.channels as { paidSat: number | string }[];
+      expect(channels).toHaveLength(1);
+      expect(Number(channels[0]!.paidSat)).toBe(PRICE * CALLS * SELLERS.length + 7 * CALLS);
+    } finally {
+      await stopCli(served.child);
+    }
+  });
+
   it('README shows every example verbatim', () => {
-    for (const file of [...SELLERS, 'paying-client.js']) {
+    for (const file of [...SELLERS, 'paying-client.js', 'x402-seller.js', 'x402-buyer.js']) {
       if (file === 'http-seller.js') continue; // run by the package test; the README names it
       expect(README, file).toContain(fs.readFileSync(path.join('examples', file), 'utf8'));
     }
