@@ -88,7 +88,6 @@ export async function createPayee(options: CreatePayeeOptions = {}): Promise<Pay
       dataDir: options.dataDir ?? path.join(paychanHome(), 'payee'),
       host,
       port,
-      priceSat: 10n,
       fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb ?? 2,
       ...(options.payoutAddress === undefined ? {} : { payoutAddress: options.payoutAddress }),
       ...(options.policy === undefined ? {} : { policy: options.policy }),

@@ -34,8 +34,11 @@ export interface PayeeAppOptions {
   readonly dbPath?: string;
   readonly host: string;
   readonly port: number;
-  /** Price of one request to the example route, satoshis. */
-  readonly priceSat: bigint;
+  /**
+   * Price of one request to the example route, satoshis; without it there is no example route
+   * (an application embedding the payee prices its own routes: createPayee).
+   */
+  readonly priceSat?: bigint;
   readonly fallbackFeeRateSatPerVb: number;
   /** Where closes pay the payee (an address of `network`); default the data dir wallet's first address. */
   readonly payoutAddress?: string;
@@ -107,11 +110,12 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall } = {};
   let served = 0;
+  const examplePriceSat = options.priceSat;
   const priced = (req: IncomingMessage, res: ServerResponse): boolean => {
-    if (req.method !== 'GET' || !req.url?.startsWith(PAID_ROUTE_PREFIX) || !late.paywall) return false;
-    paywallMiddleware(late.paywall, { priceSat: () => options.priceSat })(req, res, () => {
+    if (examplePriceSat === undefined || req.method !== 'GET' || !req.url?.startsWith(PAID_ROUTE_PREFIX) || !late.paywall) return false;
+    paywallMiddleware(late.paywall, { priceSat: () => examplePriceSat })(req, res, () => {
       served++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, path: req.url, priceSat: options.priceSat.toString(), served }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, path: req.url, priceSat: examplePriceSat.toString(), served }));
     });
     return true;
   };

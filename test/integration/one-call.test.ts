@@ -57,6 +57,10 @@ describe('createPayee / createPayer', () => {
     expect(payee.wsUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/v1\/ws$/);
   });
 
+  it("serves no example priced route of its own (the CLI's /v1/paid/*): the application prices its routes", async () => {
+    expect((await fetch(`${payee.url}/v1/paid/hello`)).status).toBe(404);
+  });
+
   it('refuses a payout address of another network, and a price below 1 sat', async () => {
     await expect(createPayee({ dataDir: path.join(dir, 'other'), node: env.backend, listen: '127.0.0.1:0', payoutAddress: 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq' })).rejects.toThrow(TypeError);
     expect(() => payee.paywall(0)).toThrow(RangeError);
