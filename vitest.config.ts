@@ -1,4 +1,9 @@
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+// The tests build btcd into the checkout's .cache (git-ignored), not the user cache: CI builds it
+// once, and every process the tests spawn (CLI, examples, the installed package) inherits this.
+process.env.PAYCHAN_CACHE_DIR ??= path.resolve('.cache');
 
 export default defineConfig({
   test: {

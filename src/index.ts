@@ -1,9 +1,16 @@
 /**
- * paychan's public API: what an application embeds (the payee service and its server, the
+ * paychan's public API: one call for each side (`createPayee`, `createPayer`: data dir, node,
+ * service or wallet, with the CLI's defaults), then what they are made of (the payee service and its server, the
  * 402 paywall and the x402 scheme, the payer client and paying fetch, stores, the chain
  * adapter, the wallet) and the pure protocol underneath. The `paychan` command is built from
  * the same pieces (src/cli).
  */
+export { createPayee, type CreatePayeeOptions, type Payee, type NodePaywallMiddleware } from './app/create-payee.js';
+export { createPayer, type CreatePayerOptions, type Payer } from './app/create-payer.js';
+export type { NodeOption } from './app/node-option.js';
+export type { ChannelListRow, ChannelRow } from './app/channel-list.js';
+export type { PayeeApp } from './app/payee-app.js';
+export { DataDirInUseError } from './app/data-dir.js';
 export { PayeeService, type PayeeServiceOptions } from './payee/payee-service.js';
 export { PayerClient, PeerError, type PayerClientOptions, type OpenOptions, type FundingSource, type ExternalFunding } from './payer/payer-client.js';
 export { PsbtFundingError, PSBT_FUNDING_ERROR_CODES, readFundingPsbt, type PsbtFundingErrorCode } from './wallet/psbt-funding.js';
@@ -14,7 +21,7 @@ export { CannotPayError } from './protocol/payer-machine.js';
 export { startPayeeServer, type PayeeServer, type PayeeServerOptions } from './transport/payee-server.js';
 export { connectPayee, describeConnectFailure, LinkClosedError, PayeeUnreachableError, WsPeerLink, type ConnectFailure, type ConnectPayeeOptions } from './transport/ws-client.js';
 export { Paywall, formatPaymentHeader, parsePaymentHeader, submitPayment, PAYMENT_HEADER, ACK_HEADER, CREDIT_HEADER, type PaymentRequiredBody, type PaywallPayee } from './transport/paywall.js';
-export { paywallMiddleware, paywallHono } from './transport/paywall-http.js';
+export { paywallMiddleware, paywallHono, type HonoContextLike, type HonoPaywallMiddleware, type RoutePrice } from './transport/paywall-http.js';
 export type { PeerLink } from './transport/link.js';
 export { openSqliteStore, SqliteStore } from './store/sqlite-store.js';
 export { MemoryStore } from './store/memory-store.js';

@@ -4,9 +4,10 @@
  * What `paychan payee serve` runs, and what the multi-process tests start.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { address as baddress } from 'bitcoinjs-lib';
 import type { ChainBackend } from '../chain/backend.js';
 import { secp256k1 } from '../crypto/index.js';
-import type { NetworkName } from '../protocol/network.js';
+import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
 import type { DuplexPolicy } from '../protocol/duplex-update.js';
 import { payeePolicy, type PayeePolicy } from '../protocol/policy.js';
 import { PayeeService } from '../payee/payee-service.js';
@@ -34,9 +35,14 @@ export interface PayeeAppOptions {
   readonly dbPath?: string;
   readonly host: string;
   readonly port: number;
-  /** Price of one request to the example route, satoshis. */
-  readonly priceSat: bigint;
+  /**
+   * Price of one request to the example route, satoshis; without it there is no example route
+   * (an application embedding the payee prices its own routes: createPayee).
+   */
+  readonly priceSat?: bigint;
   readonly fallbackFeeRateSatPerVb: number;
+  /** Where closes pay the payee (an address of `network`); default the data dir wallet's first address. */
+  readonly payoutAddress?: string;
   readonly policy?: Partial<PayeePolicy>;
   readonly duplexPolicy?: Partial<DuplexPolicy>;
   readonly log: (line: string) => void;
@@ -74,6 +80,23 @@ export interface PayeeApp {
   close(): Promise<void>;
 }
 
+/**
+ * The output script of `address` on `network`.
+ * @throws TypeError if it is not an address of that network.
+ */
+export function payoutScriptOf(address: string, network: NetworkName): Uint8Array {
+  try {
+    return baddress.toOutputScript(address, bitcoinjsNetwork(network));
+  } catch (err) {
+    throw new TypeError(`payoutAddress ${address} is not a ${network} address (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Opens the payee's data dir and starts its service and server (see the module comment).
+ * @throws DataDirInUseError if another process uses the data dir.
+ * @throws TypeError for a payoutAddress not of `network`.
+ */
 export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp> {
   const dir = await openDataDir(options.dataDir, { ...(options.dbPath === undefined ? {} : { dbFile: options.dbPath }), defaultDb: 'payee.db', log: options.log });
   try {
@@ -87,7 +110,7 @@ export async function startPayeeApp(options: PayeeAppOptions): Promise<PayeeApp>
 async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp> {
   const { store } = dir;
   const keys = WalletKeys.fromSeed(dir.seed, options.network);
-  const payout = keys.address('receive', 0);
+  const payout = options.payoutAddress === undefined ? keys.address('receive', 0) : { address: options.payoutAddress, script: payoutScriptOf(options.payoutAddress, options.network) };
   const metrics = new PayeeMetrics();
   const policy = payeePolicy({ network: options.network, ...options.policy });
   const service = await PayeeService.open({
@@ -110,11 +133,12 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall; mounted?: MountedRoutes } = {};
   let served = 0;
+  const examplePriceSat = options.priceSat;
   const priced = (req: IncomingMessage, res: ServerResponse): boolean => {
-    if (options.mount || req.method !== 'GET' || !req.url?.startsWith(PAID_ROUTE_PREFIX) || !late.paywall) return false;
-    paywallMiddleware(late.paywall, { priceSat: () => options.priceSat })(req, res, () => {
+    if (options.mount || examplePriceSat === undefined || req.method !== 'GET' || !req.url?.startsWith(PAID_ROUTE_PREFIX) || !late.paywall) return false;
+    paywallMiddleware(late.paywall, { priceSat: () => examplePriceSat })(req, res, () => {
       served++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, path: req.url, priceSat: options.priceSat.toString(), served }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, path: req.url, priceSat: examplePriceSat.toString(), served }));
     });
     return true;
   };

@@ -126,7 +126,7 @@ export class PayerApp {
    * resumes (resends what was not acknowledged).
    * @throws Error if there is no such channel, or it was aborted.
    */
-  async resumeChannel(channel?: string): Promise<ConnectedChannel> {
+  async resumeChannel(channel?: string, options: { readonly untilStatus?: boolean } = {}): Promise<ConnectedChannel> {
     const tempId = channel ?? (await this.currentChannelId());
     if (!tempId) throw new Error('no channel yet: open one with paychan payer open URL --capacity SAT');
     const url = await this.store.getMeta(metaUrl(tempId));
@@ -138,13 +138,49 @@ export class PayerApp {
     const holder: { client?: PayerClient } = {};
     // Frames that arrive before the client is restored (the connection's challenge) wait for it.
     const early: string[] = [];
-    const link = this.connect(url, holder, early);
+    const status = options.untilStatus ? statusAnswer(this.options.connectTimeoutMs ?? 30_000) : undefined;
+    const link = this.connect(url, holder, early, status?.seen);
     const client = await PayerClient.restore(this.clientOptions({ ...key, index }, link, saved.state.proposal.payerScript), tempId);
     holder.client = client;
     if (link.connected) client.resume(); // the connection opened while restoring: its onOpen found no client
     for (const text of early.splice(0)) client.receive(text);
     await link.ready();
+    if (status && client.state?.type === 'Open') await status.answered;
     return { client, link, url };
+  }
+
+  /**
+   * The newest stored channel to the payee at `url` that may still pay (funded and not closed),
+   * if any: what a paying client reuses across runs instead of opening another on chain.
+   */
+  async usableChannelTo(url: string): Promise<string | undefined> {
+    const channels = await this.store.loadPayerChannels();
+    for (let i = channels.length - 1; i >= 0; i--) {
+      const { tempId, state } = channels[i]!;
+      if (state.type !== 'Open' && state.type !== 'AwaitingOpen') continue;
+      if ((await this.store.getMeta(metaUrl(tempId))) === url) return tempId;
+    }
+    return undefined;
+  }
+
+  /**
+   * Reconnects to the newest stored channel to `url` that is still Open once resumed (see
+   * {@link usableChannelTo}), or resolves undefined (a channel that turned out closed is let go).
+   * What `paychan payer fetch` and {@link createPayer}'s `channelFor` do before opening another.
+   */
+  async reuseChannelTo(url: string): Promise<ConnectedChannel | undefined> {
+    const stored = await this.usableChannelTo(url);
+    if (stored === undefined) return undefined;
+    // Until the payee answered the resume's status request, a payment signed now could be sent
+    // twice: in an HTTP header, and again as the proof the payer sends when the status shows the
+    // payee behind (which it is, by that payment): the header then counts as a replay and the
+    // paying fetch pays the request again. So the channel is handed out once the status is in.
+    const connected = await this.resumeChannel(stored, { untilStatus: true });
+    await connected.client.waitFor((s) => s.type === 'Open' || s.type === 'Closed' || s.type === 'Aborted');
+    if (connected.client.state?.type === 'Open') return connected;
+    connected.link.close();
+    await connected.client.drain();
+    return undefined;
   }
 
   /** Loads the current channel's client without connecting (for status and refunds). */
@@ -252,9 +288,21 @@ export class PayerApp {
   }
 
   /** Connects to the payee; frames that arrive before `holder.client` is set go to `early`. */
-  private connect(url: string, holder: { client?: PayerClient }, early?: string[]): WsPeerLink {
+  private connect(url: string, holder: { client?: PayerClient }, early?: string[], statusSeen?: () => void): WsPeerLink {
+    let waiting = statusSeen;
     return connectPayee(url, {
-      onMessage: (t) => (holder.client ? holder.client.receive(t) : early?.push(t)),
+      onMessage: (t) => {
+        if (!holder.client) {
+          early?.push(t);
+          return;
+        }
+        holder.client.receive(t);
+        // One branch per frame until the first status answer; nothing more on the payment path.
+        if (waiting && t.includes('"type":"channel-status"')) {
+          waiting();
+          waiting = undefined;
+        }
+      },
       onOpen: () => holder.client?.resume(),
       log: this.options.log,
       ...(this.options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: this.options.connectTimeoutMs }),
@@ -277,4 +325,21 @@ export class PayerApp {
       log: this.options.log,
     };
   }
+}
+
+/**
+ * The payee's first `channel-status` answer on a resumed connection, or the end of `timeoutMs`
+ * (then the caller goes on: the worst left is the one double payment the wait prevents).
+ */
+function statusAnswer(timeoutMs: number): { seen: () => void; answered: Promise<void> } {
+  let seen!: () => void;
+  const answered = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    seen = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+  return { seen, answered };
 }

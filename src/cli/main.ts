@@ -2,6 +2,7 @@
  * The `paychan` command. With `--json`, human output (progress) goes to stderr and stdout's last
  * line is exactly one JSON object for scripts to read.
  */
+import fs from 'node:fs';
 import { runDemo } from '../demo/demo.js';
 import { runDuplexDemo } from '../demo/duplex-demo.js';
 import { CHANNEL_KIND_CHOICES, channelKindHelp, channelKindOf } from './channel-kinds.js';
@@ -21,6 +22,7 @@ Usage:
   paychan payer <command>        open a channel, pay, fetch priced URLs, close, refund
   paychan proxy [options]        a paywall in front of any HTTP API (reverse proxy + payee)
   paychan help [command]         show help
+  paychan --version              print paychan's version
 
 Run 'paychan <command> --help' for a command's options, and 'paychan <command> <subcommand>
 --help' (e.g. 'paychan payer pay --help') for one subcommand's usage, options and an example.
@@ -113,6 +115,14 @@ function printResult(result: object, json: boolean): void {
 }
 
 /** Runs the CLI; returns the process exit code. */
+/**
+ * The version in paychan's package.json: two folders up from this file, both for src/cli/main.ts
+ * (tsx) and for the built dist/cli/main.js.
+ */
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -127,6 +137,11 @@ export async function main(argv: string[]): Promise<number> {
         return await payerCommand(rest);
       case 'proxy':
         return await proxyCommand(rest);
+      case '--version':
+      case '-v':
+      case 'version':
+        process.stdout.write(`${packageVersion()}\n`);
+        return 0;
       case undefined:
       case 'help':
       case '--help':

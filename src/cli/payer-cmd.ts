@@ -415,11 +415,11 @@ export async function payerCommand(argv: string[]): Promise<number> {
           channelFor: async (offer) => paidOn.track(await channelFor(offer)),
         });
         const channelFor = async (offer: PaymentRequiredBody): Promise<PayerClient> => {
-          const current = await app.currentChannelId();
-          if (current) {
-            connected = await app.resumeChannel();
-            if (connected.url === offer.channelUrl && connected.client.state?.type === 'Open') return connected.client;
-            connected.link.close();
+          // A stored channel to this payee that is still Open (createPayer's channelFor does the same).
+          const reused = await app.reuseChannelTo(offer.channelUrl);
+          if (reused) {
+            connected = reused;
+            return reused.client;
           }
           if (p.str('capacity') === undefined) throw new UsageError(`no open channel to ${offer.channelUrl}: pass --capacity SAT to open one`);
           connected = await openChannel(app, dataDir, offer.channelUrl, p, progress);

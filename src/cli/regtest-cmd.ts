@@ -35,7 +35,7 @@ Usage:
   paychan regtest fund ADDRESS AMOUNT
                                  send AMOUNT (satoshis, or e.g. 0.5btc) from the faucet, and mine it
   paychan regtest run            run the node in the foreground (what start runs)
-  paychan regtest build          build the pinned btcd into .cache/ (first use does this too)
+  paychan regtest build          build the pinned btcd into ~/.cache/paychan (first use does this too)
 
 The node keeps its chain in $PAYCHAN_HOME/regtest (default ~/.paychan/regtest), listens on
 127.0.0.1 only, and is found there by the payee and payer commands when --rpc-url is not given.
@@ -61,7 +61,7 @@ export const REGTEST_COMMANDS: Readonly<Record<string, CommandHelp>> = {
     example: 'paychan regtest fund bcrt1q… 0.01btc',
   },
   run: { usage: 'run', about: "run the node in the foreground (what 'start' runs)", example: 'paychan regtest run' },
-  build: { usage: 'build', about: "build the pinned btcd into .cache/ (the first use does this too)", example: 'paychan regtest build' },
+  build: { usage: 'build', about: "build the pinned btcd into the user cache ($PAYCHAN_CACHE_DIR, else\n$XDG_CACHE_HOME/paychan, else ~/.cache/paychan); the first use does this too", example: 'paychan regtest build' },
 };
 
 const regtestDir = () => path.join(paychanHome(), 'regtest');

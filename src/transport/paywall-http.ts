@@ -5,7 +5,6 @@
  * `Paychan-Credit: <sat>` before the route runs.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { MiddlewareHandler } from 'hono';
 import { sendFailure } from './http-replies.js';
 import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER, type Paywall } from './paywall.js';
 
@@ -45,14 +44,28 @@ export function paywallMiddleware(paywall: Paywall, price: RoutePrice<IncomingMe
   };
 }
 
+/**
+ * The part of Hono's `Context` the paywall uses. Written here rather than imported from `hono`
+ * so that paychan's types do not need Hono installed: Hono is an optional peer, and an Express
+ * seller should not need it to type-check. Hono's `Context` is assignable to it.
+ */
+export interface HonoContextLike {
+  readonly req: { header(name: string): string | undefined };
+  header(name: string, value: string): void;
+}
+
+/** A Hono middleware (`app.use(path, it)`); structurally Hono's `MiddlewareHandler`. */
+export type HonoPaywallMiddleware = (c: HonoContextLike, next: () => Promise<void>) => Promise<Response | undefined>;
+
 /** Hono middleware: `app.use('/api/*', paywallHono(paywall, { priceSat: () => 10n }))` (fixed prices; metering is Node-only for now). */
-export function paywallHono(paywall: Paywall, price: { priceSat: (c: Parameters<MiddlewareHandler>[0]) => bigint }): MiddlewareHandler {
+export function paywallHono(paywall: Paywall, price: { priceSat: (c: HonoContextLike) => bigint }): HonoPaywallMiddleware {
   return async (c, next) => {
     const priceSat = price.priceSat(c);
     const admission = await paywall.admit(c.req.header(PAYMENT_HEADER), priceSat);
-    if (!admission.ok) return c.json(admission.body, 402);
+    if (!admission.ok) return new Response(JSON.stringify(admission.body), { status: 402, headers: { 'content-type': 'application/json' } });
     c.header(ACK_HEADER, `${admission.channelId} ${admission.totalSat}`);
     c.header(CREDIT_HEADER, admission.creditSat.toString());
     await next();
+    return undefined;
   };
 }

@@ -3,17 +3,18 @@
  *
  * Why build rather than download a release: `go install module@version` is verified against the
  * Go checksum database, so the binary provably comes from that tagged source, on every OS Go
- * supports, with nothing to host. The binaries go to `<project>/.cache/btcd/<version>/`
- * (git-ignored). They are installed into a scratch directory first and renamed into place, so
- * a binary that exists is a complete one and "both exist" is a sound "already built" test. Two
+ * supports, with nothing to host. The binaries go to `<cache>/btcd/<version>/`, where `<cache>`
+ * is a user cache folder ({@link paychanCacheDir}), not the package's folder: a reinstall of
+ * paychan (a fresh node_modules) keeps the build. They are installed into a scratch directory
+ * first and renamed into place, so a binary that exists is a complete one and "both exist" is a sound "already built" test. Two
  * processes starting at once (e.g. `vitest` workers, or a test run next to the demo) serialize
  * on a lock file created with O_EXCL; the loser waits for the winner and then finds the binaries.
  */
 import { execFile, spawn } from 'node:child_process';
 import { constants as fsConstants, existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 /** The btcd release paychan is tested against. */
 export const BTCD_VERSION = 'v0.26.0';
@@ -61,7 +62,7 @@ export async function ensureBtcd(options: EnsureBtcdOptions = {}): Promise<BtcdB
     return { btcd, btcctl: path.resolve(btcctl) };
   }
 
-  const binDir = path.join(projectRoot(), '.cache', 'btcd', BTCD_VERSION);
+  const binDir = path.join(paychanCacheDir(), 'btcd', BTCD_VERSION);
   const binaries = { btcd: path.join(binDir, exe('btcd')), btcctl: path.join(binDir, exe('btcctl')) };
   const built = (): boolean => existsSync(binaries.btcd) && existsSync(binaries.btcctl);
   if (built()) return binaries;
@@ -89,18 +90,13 @@ export async function ensureBtcd(options: EnsureBtcdOptions = {}): Promise<BtcdB
 }
 
 /**
- * The directory holding paychan's package.json, found by walking up from this file, so it is
- * right both for `src/chain/regtest/*.ts` run by tsx and for the compiled `dist/src/...`.
- * @throws Error if no package.json is found above this file.
+ * Where paychan caches what it builds: `$PAYCHAN_CACHE_DIR` if set (the repository's tests point
+ * it at the checkout's `.cache`, so CI builds once), else `$XDG_CACHE_HOME/paychan`, else
+ * `~/.cache/paychan`.
  */
-export function projectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
+export function paychanCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.PAYCHAN_CACHE_DIR) return path.resolve(env.PAYCHAN_CACHE_DIR);
+  return path.join(env.XDG_CACHE_HOME ? path.resolve(env.XDG_CACHE_HOME) : path.join(os.homedir(), '.cache'), 'paychan');
 }
 
 function exe(name: string): string {
