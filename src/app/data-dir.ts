@@ -106,16 +106,18 @@ export function saveWalletState(store: Store, wallet: Wallet): Promise<void> {
 }
 
 /**
- * Takes the data dir's lock: creates `<dir>/lock` holding this pid, atomically (written aside,
- * then linked into place, so the file is never seen empty). A lock whose pid is no longer alive
- * (a process killed before it released it) is taken over.
+ * Takes the data dir's lock: creates `<dir>/lock` holding this pid and, on Linux, which process
+ * that pid is (the boot id and the process's start time), atomically (written aside, then linked
+ * into place, so the file is never seen empty). A lock whose process is gone is taken over: its
+ * pid is not alive, or (pids are reused: after a reboot, or a container's restarted pid 1) the
+ * process now under that pid is another one.
  * @returns the function that releases the lock (idempotent).
  * @throws DataDirInUseError if a live process holds it.
  */
 export function lockDataDir(dir: string): () => void {
   const file = path.join(dir, LOCK_FILE);
   const aside = `${file}.${process.pid}`;
-  fs.writeFileSync(aside, `${process.pid}\n`, { mode: 0o600 });
+  fs.writeFileSync(aside, `${process.pid} ${processIdentity(process.pid) ?? ''}\n`, { mode: 0o600 });
   try {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -124,8 +126,8 @@ export function lockDataDir(dir: string): () => void {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      const pid = readPid(file);
-      if (pid !== undefined && isAlive(pid)) throw new DataDirInUseError(dir, pid);
+      const holder = readLock(file);
+      if (holder !== undefined && isAlive(holder.pid) && sameProcess(holder)) throw new DataDirInUseError(dir, holder.pid);
       // The holder died (or the file is not ours to read): take it over. Two processes taking
       // over one stale lock at the same instant is the one race left; they were started together
       // on a data dir whose last user was killed.
@@ -139,14 +141,38 @@ export function lockDataDir(dir: string): () => void {
   return () => {
     if (!held) return;
     held = false;
-    if (readPid(file) === process.pid) fs.rmSync(file, { force: true });
+    if (readLock(file)?.pid === process.pid) fs.rmSync(file, { force: true });
   };
 }
 
-function readPid(file: string): number | undefined {
+/** What a lock file says: the holder's pid, and which process that was (empty when unknown). */
+function readLock(file: string): { pid: number; identity: string } | undefined {
   try {
-    const pid = Number(fs.readFileSync(file, 'utf8').trim());
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+    const [pidText = '', identity = ''] = fs.readFileSync(file, 'utf8').trim().split(/\s+/);
+    const pid = Number(pidText);
+    return Number.isSafeInteger(pid) && pid > 0 ? { pid, identity } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process now under the lock's pid is the one that wrote it (unknown: assume so). */
+function sameProcess(holder: { pid: number; identity: string }): boolean {
+  if (holder.identity === '') return true;
+  const now = processIdentity(holder.pid);
+  return now === undefined || now === holder.identity;
+}
+
+/**
+ * Which process `pid` is, where the OS says (Linux): the boot id and the process's start time
+ * in clock ticks since boot (field 22 of /proc/PID/stat, after the parenthesised command name).
+ */
+function processIdentity(pid: number): string | undefined {
+  try {
+    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const startTicks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return boot && startTicks ? `${boot}:${startTicks}` : undefined;
   } catch {
     return undefined;
   }

@@ -466,7 +466,7 @@ export class DuplexPeer {
 
   /** A promise `settle(key)` resolves; it fails after `timeoutMs` (null: never, for work queued until the peer returns). */
   private wait<T>(key: string, what: string, timeoutMs: number | null = this.options.answerTimeoutMs ?? 30_000): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+    const answer = new Promise<T>((resolve, reject) => {
       const timer = setTimeout(
         () => {
           if (timeoutMs === null) return;
@@ -478,6 +478,12 @@ export class DuplexPeer {
       if (timeoutMs === null) timer.unref();
       this.waiters.set(key, { resolve: resolve as (v: unknown) => void, reject, timer });
     });
+    // A waiter can fail before its caller awaits it (the opening's answer times out while the
+    // opening still syncs the wallet; a resume's countersignature is rejected while the caller
+    // still awaits the resume's answer): the caller sees the failure when it awaits; the process
+    // must not die of an unhandled rejection meanwhile.
+    answer.catch(() => undefined);
+    return answer;
   }
 
   private settle(key: string, value: unknown, error?: Error): void {

@@ -37,6 +37,11 @@ export function upstreamRequestHeaders(req: IncomingMessage, upstreamHost: strin
     if (name.startsWith('x-forwarded-') && name !== 'x-forwarded-for') continue;
     out[name] = value;
   }
+  // A body framed by the client's Transfer-Encoding (hop-by-hop, so dropped above) must be framed
+  // again on the way up: Node's client sends a GET/HEAD/DELETE/OPTIONS body unframed otherwise,
+  // and its bytes would read as the next request on the keep-alive socket (request smuggling,
+  // past every price).
+  if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) out['transfer-encoding'] = 'chunked';
   if (keepUpgrade && req.headers.upgrade) {
     out.connection = 'upgrade';
     out.upgrade = req.headers.upgrade;

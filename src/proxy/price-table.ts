@@ -89,12 +89,12 @@ export function parsePriceTable(json: unknown): PriceTable {
   const parsed = v.safeParse(Table, json);
   if (!parsed.success) throw new PriceTableError(describeIssue(json, parsed.issues[0]));
   const routes = parsed.output.routes.map((r, i) => compileRoute(r, i));
-  const matchers = routes.map((r) => ({ route: r, segments: r.path.split('/').slice(1) }));
+  const matchers = routes.map((r) => ({ route: r, segments: canonicalPath(r.path).split('/').slice(1) }));
   return {
     routes,
     match(method, path) {
       const m = method.toUpperCase();
-      const segments = path.split('/').slice(1);
+      const segments = canonicalPath(path).split('/').slice(1);
       for (const { route, segments: pattern } of matchers) {
         if (route.methods && !route.methods.includes(m) && !(m === 'HEAD' && route.methods.includes('GET'))) continue;
         if (segmentsMatch(pattern, segments)) return route;
@@ -144,6 +144,23 @@ function compileRoute(r: RouteInput, index: number): PricedRoute {
   if (perKiBSat > 0n && (prepayKiB < 1n || prepayKiB > MAX_PREPAY_KIB)) throw new PriceTableError(`${label(index, r)}: prepayKiB must be between 1 and ${MAX_PREPAY_KIB}`);
   if (perSecondSat > 0n && (prepaySeconds < 1n || prepaySeconds > MAX_PREPAY_SECONDS)) throw new PriceTableError(`${label(index, r)}: prepaySeconds must be between 1 and ${MAX_PREPAY_SECONDS}`);
   return { index, path: r.path, methods, price: { perRequestSat: sat('perRequestSat'), perKiBSat, perSecondSat, prepayKiB, prepaySeconds } };
+}
+
+const UNRESERVED_ESCAPE = /%(2[dD]|2[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+
+/**
+ * The form a path is priced in: unreserved characters unescaped (`%61` is `a`), runs of `/` made
+ * one, no trailing `/` (but the root), lower case. Upstreams commonly serve all those spellings
+ * as one resource (Express ignores a trailing slash, many servers decode before routing, some
+ * compare without case), so a price matched on the spelling as sent could be dodged by
+ * respelling the path. Matching on this form charges every spelling as its canonical resource;
+ * the request itself is forwarded as sent.
+ */
+export function canonicalPath(path: string): string {
+  const unescaped = path.replace(UNRESERVED_ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  const collapsed = unescaped.replace(/\/{2,}/g, '/');
+  const trimmed = collapsed.length > 1 && collapsed.endsWith('/') ? collapsed.slice(0, -1) : collapsed;
+  return trimmed.toLowerCase();
 }
 
 function segmentsMatch(pattern: readonly string[], segments: readonly string[]): boolean {

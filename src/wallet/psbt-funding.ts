@@ -148,12 +148,30 @@ export function unsignedFundingTxFromFunded(funded: Uint8Array | string, request
     if (input.finalScriptWitness || input.finalScriptSig || input.partialSig?.length || input.tapKeySig) {
       throw new PsbtFundingError('PSBT_ALREADY_SIGNED', `input ${i} is already signed: give the signed PSBT with --signed-psbt instead`);
     }
-    const prevout = input.witnessUtxo?.script;
-    if (input.redeemScript || (prevout !== undefined && !isNativeSegwit(prevout))) {
+    // The coin's script must be known and a witness program: an input whose script is not
+    // given (or a legacy one given only as a whole previous transaction) could be signed with
+    // a scriptSig, which changes the txid the refund is signed for.
+    const prevout = spentScript(psbt, i);
+    if (prevout === undefined) throw new PsbtFundingError('PSBT_NOT_SEGWIT', `input ${i} does not say what it spends (no witnessUtxo, or a nonWitnessUtxo that is not its previous transaction): the refund cannot be bound to the txid`);
+    if (input.redeemScript || !isNativeSegwit(prevout)) {
       throw new PsbtFundingError('PSBT_NOT_SEGWIT', `input ${i} is not native segwit: its signature would change the txid the refund is signed for`);
     }
   }
   return toHex(psbt.data.globalMap.unsignedTx.toBuffer());
+}
+
+/**
+ * The script of the coin input `i` spends: its `witnessUtxo`, else the output of its
+ * `nonWitnessUtxo` (checked to be the transaction the input names); undefined if neither says.
+ */
+function spentScript(psbt: Psbt, i: number): Uint8Array | undefined {
+  const input = psbt.data.inputs[i]!;
+  if (input.witnessUtxo) return input.witnessUtxo.script;
+  if (!input.nonWitnessUtxo) return undefined;
+  const txIn = psbt.txInputs[i]!;
+  const previous = Transaction.fromBuffer(input.nonWitnessUtxo);
+  if (!equalBytes(previous.getHash(), txIn.hash)) return undefined;
+  return previous.outs[txIn.index]?.script;
 }
 
 /** A witness program: OP_0 or OP_1..OP_16, then one push of 2 to 40 bytes (BIP141). */

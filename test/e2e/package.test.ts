@@ -37,8 +37,11 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-package-'));
   app = path.join(dir, 'app');
   fs.mkdirSync(app);
-  // `npm pack` runs `prepare` (the build), so the tarball is built from this checkout's source.
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { timeout: INSTALL_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 });
+  // The tarball packs dist/ as `npm test` built it just before vitest. Not `prepare` again: a
+  // rebuild rewrites dist/ under the other e2e tests' processes, which run from it (a CLI process
+  // once loaded a half-written module and failed).
+  if (!fs.existsSync('dist/index.js')) throw new Error('dist/ is not built: run npm run build (npm test does) first');
+  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { timeout: INSTALL_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 });
   const [info] = JSON.parse(stdout.slice(stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
   packed = info!.files.map((f) => f.path);
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'adopter', private: true, type: 'module' }));

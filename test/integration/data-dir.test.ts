@@ -180,7 +180,7 @@ describe('data dir', () => {
       const d = await open();
       expect(await openInOtherProcess()).toEqual({ out: `DATA_DIR_IN_USE data dir ${dir} in use by pid ${process.pid}; stop it first`, code: 3 });
       // Nothing of the refused process changed the holder's lock or store.
-      expect(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8').trim()).toBe(String(process.pid));
+      expect(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8').split(' ')[0]).toBe(String(process.pid));
       await d.store.putMeta('k', 'v');
       await d.close();
       expect(fs.existsSync(path.join(dir, LOCK_FILE))).toBe(false);
@@ -200,7 +200,19 @@ describe('data dir', () => {
       expect(code).toBe(0);
       fs.writeFileSync(path.join(dir, LOCK_FILE), `${child.pid}\n`);
       const d = await open();
-      expect(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8').trim()).toBe(String(process.pid));
+      expect(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8').split(' ')[0]).toBe(String(process.pid));
+      await d.close();
+    });
+
+    it('takes over a lock whose pid now belongs to another process (a reused pid: a reboot, a container’s pid 1 restarted)', async () => {
+      // Written by an earlier process that had this process's pid: same pid, another start time.
+      const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      fs.writeFileSync(path.join(dir, LOCK_FILE), `${process.pid} ${boot}:1\n`);
+      const d = await open();
+      const [pid, identity] = fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8').trim().split(' ');
+      expect(pid).toBe(String(process.pid));
+      expect(identity).toMatch(new RegExp(`^${boot}:[0-9]+$`));
+      expect(identity).not.toBe(`${boot}:1`);
       await d.close();
     });
   });

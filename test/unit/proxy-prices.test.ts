@@ -45,7 +45,12 @@ describe('price table: matching', () => {
   it('no catch-all: an unmatched request has no route', () => {
     const t = parsePriceTable({ routes: [{ path: '/a', perRequestSat: 1 }] });
     expect(t.match('GET', '/b')).toBeUndefined();
-    expect(t.match('GET', '/a/')).toBeUndefined();
+    expect(t.match('GET', '/a/b')).toBeUndefined();
+  });
+
+  it('matches a path in its canonical spelling: a trailing slash, unreserved escapes, doubled slashes and case do not dodge a price', () => {
+    const t = parsePriceTable({ routes: [{ path: '/a/:id', perRequestSat: 1 }] });
+    for (const path of ['/a/1', '/a/1/', '/%61/1', '/A/1', '/a//1']) expect(t.match('GET', path)?.index, path).toBe(0);
   });
 
   it('compiles prices to bigint with the prepay defaults only where metered', () => {

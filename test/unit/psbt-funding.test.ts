@@ -143,4 +143,27 @@ describe('unsignedFundingTxFromFunded (v1: the refund before the wallet signs)',
     const less = signer.fundAndSign(otherPsbt(lock.fundingScript, 999_999n), utxo, 500n, { sign: false });
     expect(refusal(() => unsignedFundingTxFromFunded(less.toBase64(), request))).toBe('PSBT_WRONG_AMOUNT');
   });
+
+  it('refuses an input whose spent script it cannot see to be a witness program: a legacy coin given as a whole transaction, or none given', () => {
+    // A P2PKH coin, described only by its previous transaction (a legacy wallet's way): its
+    // signature would go in the scriptSig and change the txid the refund is signed for.
+    const p2pkh = baddress.toOutputScript('mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn', network);
+    const previous = new Transaction();
+    previous.version = 2;
+    previous.addInput(new Uint8Array(32).fill(1), 0);
+    previous.addOutput(p2pkh, 5_000_000n);
+    const paying = (input: Parameters<Psbt['addInput']>[0]): string => new Psbt({ network }).addInput(input).addOutput({ script: lock.fundingScript, value: 1_000_000n }).toBase64();
+    const legacy = paying({ hash: previous.getId(), index: 0, nonWitnessUtxo: previous.toBuffer() });
+    expect(refusal(() => unsignedFundingTxFromFunded(legacy, request))).toBe('PSBT_NOT_SEGWIT');
+    // The same input with nothing said of the coin it spends.
+    const blind = paying({ hash: previous.getId(), index: 0 });
+    expect(refusal(() => unsignedFundingTxFromFunded(blind, request))).toBe('PSBT_NOT_SEGWIT');
+    // A native segwit coin given as a whole transaction is fine: signing adds only a witness.
+    const segwitPrevious = new Transaction();
+    segwitPrevious.version = 2;
+    segwitPrevious.addInput(new Uint8Array(32).fill(2), 0);
+    segwitPrevious.addOutput(signer.script, 5_000_000n);
+    const segwit = paying({ hash: segwitPrevious.getId(), index: 0, nonWitnessUtxo: segwitPrevious.toBuffer() });
+    expect(Transaction.fromHex(unsignedFundingTxFromFunded(segwit, request)).ins).toHaveLength(1);
+  });
 });

@@ -1,0 +1,90 @@
+/**
+ * `paychan proxy` against a stranger who respells requests to get past a price: a body framed
+ * by Transfer-Encoding on a GET (request smuggling on the upstream's keep-alive socket), and a
+ * priced path written another way the upstream would still serve. Loopback, a paywall that
+ * admits nothing, no chain.
+ */
+import { createServer, type Server } from 'node:http';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Admission } from '../../src/transport/paywall.js';
+import type { ProxyPaywall } from '../../src/proxy/http-proxy.js';
+import { canonicalPath, parsePriceTable } from '../../src/proxy/price-table.js';
+import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';
+import { waitUntil } from '../helpers/wait.js';
+import { closeServer, listen } from '../helpers/http402-env.js';
+
+/** Admits nothing: every priced request is answered 402. */
+const refusingPaywall: ProxyPaywall = {
+  admit: (_header, priceSat): Promise<Admission> =>
+    Promise.resolve({
+      ok: false,
+      body: { code: 'PAYMENT_REQUIRED', message: 'pay', priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
+    }),
+  admitPayment: () => Promise.reject(new Error('not used')),
+  settle: () => undefined,
+};
+
+const received: { url: string; body: string }[] = [];
+let upstream: Server;
+let proxy: PaychanProxy;
+let proxyServer: Server;
+let base: string;
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ url: req.url ?? '', body: Buffer.concat(chunks).toString() });
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`served ${req.url}`);
+    });
+  });
+  const upstreamUrl = await listen(upstream);
+  const prices = parsePriceTable({ routes: [{ path: '/api/:id', perRequestSat: 10 }, { path: '/*' }] });
+  proxy = createPaychanProxy({ upstream: upstreamUrl, prices, paywall: refusingPaywall });
+  proxyServer = createServer((req, res) => proxy.request(req, res));
+  base = await listen(proxyServer);
+});
+
+afterAll(async () => {
+  proxy?.close();
+  await closeServer(proxyServer);
+  await closeServer(upstream);
+});
+
+describe('paychan proxy against respelled requests', () => {
+  it('frames a chunked body again on the way up: a request hidden in a GET body never reaches the upstream', async () => {
+    received.length = 0;
+    const { port } = new URL(base);
+    const hidden = 'GET /api/1 HTTP/1.1\r\nHost: x\r\n\r\n';
+    const socket = net.connect(Number(port), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.write(`GET /free HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${hidden.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`);
+    await waitUntil(() => received.length >= 1 && answer.includes('served /free'), 'the free request to be served');
+    // One more request on a fresh connection: anything smuggled onto the upstream's keep-alive
+    // socket would have been parsed (and recorded) before this one is answered.
+    expect(await (await fetch(`${base}/free-2`)).text()).toBe('served /free-2');
+    socket.destroy();
+    expect(received.map((r) => r.url)).toEqual(['/free', '/free-2']);
+    expect(received[0]!.body).toBe(hidden);
+  });
+
+  it('prices every spelling of a priced path the upstream may serve as it: trailing slash, escapes, case, doubled slashes', async () => {
+    received.length = 0;
+    for (const path of ['/api/1', '/api/1/', '/%61pi/1', '/API/1', '/api//1']) {
+      const r = await fetch(`${base}${path}`);
+      expect(r.status, path).toBe(402);
+    }
+    expect(received).toEqual([]);
+    expect(await (await fetch(`${base}/apix/1`)).text()).toBe('served /apix/1');
+  });
+
+  it('canonicalPath: unreserved escapes, slashes and case, nothing else', () => {
+    expect(canonicalPath('/')).toBe('/');
+    expect(canonicalPath('/A%62c//d/')).toBe('/abc/d');
+    expect(canonicalPath('/a%2Fb')).toBe('/a%2fb'); // an escaped slash stays one segment
+    expect(canonicalPath('/%7e%2D%2e%5F')).toBe('/~-._');
+  });
+});
