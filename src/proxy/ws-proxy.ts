@@ -11,6 +11,16 @@
  * Charged as in http-proxy.ts: the upstream refusing with a 5xx, unreachable, or not answering
  * in time costs nothing; else the per-request price plus the metered seconds (from the moment
  * both sides are open) and KiB the client received, the unused prepaid rest credited back.
+ *
+ * The client's handshake is validated before anything is paid or dialled (a bad one is a 400,
+ * nothing charged); a client that goes away before its 101 costs nothing either, and the upstream
+ * WebSocket opened for it is terminated. The 101's Paychan-Ack/Credit headers are looked up per
+ * request object, so one channel's ack can never land on another's answer.
+ *
+ * Backpressure: when one side's send buffer (`bufferedAmount`) passes MAX_BUFFERED_BYTES, the
+ * other side's socket is paused (TCP pushes back to its sender) and resumed once the buffer has
+ * drained below the bound. A client that stops reading thus holds at most about 1 MiB (plus a
+ * read chunk) in the proxy; it is not disconnected, and its metered seconds keep running.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -26,12 +36,35 @@ import { paymentRequiredHeaders } from './payment-required.js';
 export const CLOSE_PAYMENT_EXHAUSTED = 4402;
 /** Largest message relayed; bigger ones close the connection with 1009. */
 const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
+/** A side's send buffer past this pauses reading from the other side until it drains. */
+export const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** RFC 6455 §4.2.1: a base64-encoded 16-byte nonce (ws checks the same). */
+const KEY_RE = /^[+/0-9A-Za-z]{22}==$/;
+/** RFC 7230 token, for each offered subprotocol. */
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Why the client's opening handshake is unacceptable, or null when `ws` will accept it. */
+export function badHandshake(req: IncomingMessage): string | null {
+  if (req.method !== 'GET') return 'a WebSocket upgrade must be a GET';
+  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'the Upgrade header must be websocket';
+  const key = req.headers['sec-websocket-key'];
+  if (key === undefined || !KEY_RE.test(key)) return 'Sec-WebSocket-Key must be the base64 of 16 bytes';
+  if (req.headers['sec-websocket-version'] !== '13') return 'Sec-WebSocket-Version must be 13';
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (protocols !== undefined) {
+    const list = protocols.split(',').map((p) => p.trim());
+    if (list.some((p) => !TOKEN_RE.test(p)) || new Set(list).size !== list.length) return 'invalid Sec-WebSocket-Protocol';
+  }
+  return null;
+}
 
 export interface WsProxy {
   /** Handles an upgrade request (`server.on('upgrade')`); never throws. */
   handle(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Closes every relayed connection with 1001. */
   close(): void;
+  /** Bytes waiting in the relays' send buffers, and how many sides are paused for backpressure. */
+  stats(): { bufferedBytes: number; paused: number };
 }
 
 /** Writes a whole HTTP response on a socket that will not be upgraded, then ends it. */
@@ -56,6 +89,23 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
     handleProtocols: (_protocols, req) => chosen.get(req) ?? false,
   });
   const upstreams = new Set<WebSocket>();
+  /** The extra headers of each upgrade's 101 (the ack), by request: never another request's. */
+  const extraHeaders = new WeakMap<IncomingMessage, Record<string, string>>();
+  wss.on('headers', (h: string[], req: IncomingMessage) => {
+    for (const [k, v] of Object.entries(extraHeaders.get(req) ?? {})) h.push(`${k}: ${v}`);
+  });
+
+  /**
+   * Sends `data` from one side to `to`; past the bound, pauses `from` until `to` has drained.
+   * The send callbacks run as `to`'s socket accepts the data, the last one when it is empty.
+   */
+  const forward = (from: WebSocket, to: WebSocket, data: Buffer, isBinary: boolean): void => {
+    if (to.readyState !== WebSocket.OPEN) return;
+    to.send(data, { binary: isBinary }, () => {
+      if (from.isPaused && to.bufferedAmount <= MAX_BUFFERED_BYTES) from.resume();
+    });
+    if (to.bufferedAmount > MAX_BUFFERED_BYTES) from.pause();
+  };
 
   const relay = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, paid: { channelId: string; upfrontSat: bigint; price: RoutePrice; ackHeaders: Record<string, string> } | null): void => {
     let settled = false;
@@ -74,8 +124,31 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
     for (const h of Object.keys(headers)) if (h.startsWith('sec-websocket-')) delete headers[h];
     const up = new WebSocket(`${wsBase}${url.pathname}${url.search}`, protocols, { headers, perMessageDeflate: false, handshakeTimeout: timeoutMs, maxPayload: MAX_PAYLOAD_BYTES });
     upstreams.add(up);
-    socket.on('error', () => up.terminate());
+    if (paid) extraHeaders.set(req, paid.ackHeaders);
+    /** Set once the client's 101 is written: from then on the relay's own handlers take over. */
+    let relaying = false;
     let opened = false;
+    const abandon = (): void => {
+      // The client went away (or ws refused it) before its 101: nothing served, nothing charged.
+      if (relaying) return;
+      up.terminate();
+      settle(0n);
+    };
+    // Read the client's socket while the upstream is dialled, or a client that hangs up would go
+    // unnoticed (a paused socket sees no FIN). Anything it sends early is handed to ws as `head`.
+    let early = head;
+    const collect = (chunk: Buffer): void => {
+      early = Buffer.concat([early, chunk]);
+      if (early.length > MAX_PAYLOAD_BYTES) socket.destroy();
+    };
+    const onEnd = (): void => {
+      abandon();
+      socket.destroy();
+    };
+    socket.on('data', collect);
+    socket.once('end', onEnd);
+    socket.on('error', abandon);
+    socket.once('close', abandon);
     up.on('unexpected-response', (_r, res: IncomingMessage) => {
       const status = res.statusCode ?? 502;
       settle(status >= 500 ? 0n : paid ? meteredSat(paid.price, { bodyBytes: 0, elapsedMs: 0 }) : 0n);
@@ -87,42 +160,53 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
       if (opened) return;
       settle(0n);
       options.log?.(`proxy: upstream WebSocket failed (${err.message}) for ${url.pathname}`);
-      if (socket.writable) refuseUpgrade(socket, /timeout/i.test(err.message) ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE');
+      // ws says "Opening handshake has timed out".
+      if (socket.writable) refuseUpgrade(socket, /timeout|timed out/i.test(err.message) ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE');
     });
     up.on('close', () => upstreams.delete(up));
     up.once('open', () => {
       opened = true;
+      if (socket.destroyed || !socket.writable) return abandon();
       if (up.protocol) chosen.set(req, up.protocol);
-      // The 101 carries the ack like any paid answer.
-      const onHeaders = (h: string[]): void => {
-        if (paid) for (const [k, v] of Object.entries(paid.ackHeaders)) h.push(`${k}: ${v}`);
-      };
-      wss.once('headers', onHeaders);
-      wss.handleUpgrade(req, socket, head, (client) => {
-        wss.off('headers', onHeaders);
+      // The 101 carries the ack like any paid answer (the 'headers' listener above).
+      // No 'data' event can come between this and ws's own listener: both happen in this tick.
+      socket.off('data', collect);
+      wss.handleUpgrade(req, socket, early, (client) => {
+        relaying = true;
+        socket.off('end', onEnd);
+        socket.off('error', abandon);
+        socket.off('close', abandon);
         const startedMs = now();
         const bytesLeft = paid ? byteBudget(paid.price) : Infinity;
         const timeLeftMs = paid ? timeBudgetMs(paid.price) : Infinity;
         let bodyBytes = 0;
+        // A paused side still has to read the peer's close frame.
+        const unpause = (): void => {
+          client.resume();
+          up.resume();
+        };
         const exhaust = (what: string): void => {
+          unpause();
           client.close(CLOSE_PAYMENT_EXHAUSTED, `payment exhausted: the prepaid ${what} are used up`);
           up.close(1000, 'client payment exhausted');
         };
         const timer = timeLeftMs === Infinity ? undefined : setTimeout(() => exhaust('seconds'), timeLeftMs);
-        client.on('message', (data: RawData, isBinary) => up.readyState === WebSocket.OPEN && up.send(data as Buffer, { binary: isBinary }));
+        client.on('message', (data: RawData, isBinary) => forward(client, up, data as Buffer, isBinary));
         up.on('message', (data: RawData, isBinary) => {
           const size = (data as Buffer).length;
           if (bodyBytes + size > bytesLeft) return exhaust('KiB');
           bodyBytes += size;
-          if (client.readyState === WebSocket.OPEN) client.send(data as Buffer, { binary: isBinary });
+          forward(up, client, data as Buffer, isBinary);
         });
         const validCode = (code: number): number => (code === 1000 || (code >= 3000 && code <= 4999) || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ? code : 1000);
         client.on('close', (code, reason) => {
           clearTimeout(timer);
+          unpause();
           if (up.readyState === WebSocket.OPEN) up.close(validCode(code), reason);
           settle(paid ? meteredSat(paid.price, { bodyBytes, elapsedMs: now() - startedMs }) : 0n);
         });
         up.on('close', (code, reason) => {
+          unpause();
           if (client.readyState === WebSocket.OPEN) client.close(validCode(code), reason);
         });
         up.on('error', () => client.terminate());
@@ -133,6 +217,8 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
 
   return {
     handle(req, socket, head) {
+      const bad = badHandshake(req);
+      if (bad) return refuseUpgrade(socket, 'BAD_REQUEST', bad);
       const url = http.target(req);
       if (!url) return refuseUpgrade(socket, 'BAD_REQUEST', 'the request target must be a path');
       const route = options.prices.match('GET', url.pathname);
@@ -161,6 +247,15 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
       for (const c of wss.clients) c.close(1001, 'proxy shutting down');
       for (const u of upstreams) u.close(1001, 'proxy shutting down');
       wss.close();
+    },
+    stats() {
+      let bufferedBytes = 0;
+      let paused = 0;
+      for (const ws of [...wss.clients, ...upstreams]) {
+        bufferedBytes += ws.bufferedAmount;
+        if (ws.isPaused) paused++;
+      }
+      return { bufferedBytes, paused };
     },
   };
 }

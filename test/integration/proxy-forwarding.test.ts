@@ -4,19 +4,20 @@
  * chunked, WebSocket), what is credited back (5xx, down, timeout), CORS and path normalisation.
  */
 import { createServer, get as httpGet, type IncomingMessage, type Server } from 'node:http';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { corsPolicy } from '../../src/proxy/cors.js';
-import { CUTOFF_TRAILER, SSE_EXHAUSTED_EVENT, type ProxyPaywall } from '../../src/proxy/http-proxy.js';
+import { CUTOFF_TRAILER, SSE_EXHAUSTED_EVENT, createHttpProxy, type ProxyPaywall } from '../../src/proxy/http-proxy.js';
 import { parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';
-import { CLOSE_PAYMENT_EXHAUSTED } from '../../src/proxy/ws-proxy.js';
+import { CLOSE_PAYMENT_EXHAUSTED, MAX_BUFFERED_BYTES, createWsProxy } from '../../src/proxy/ws-proxy.js';
 import type { Admission } from '../../src/transport/paywall.js';
 import type { MessageOf } from '../../src/protocol/messages.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { closeServer, listen } from '../helpers/http402-env.js';
 
-/** Admits any non-empty header as channel "c"; records every settle. */
+/** Admits any non-empty header, as channel X for "chan X", else as channel "c"; records every settle. */
 class RecordingPaywall implements ProxyPaywall {
   readonly admitted: bigint[] = [];
   readonly settled: { upfrontSat: bigint; actualSat: bigint }[] = [];
@@ -28,7 +29,7 @@ class RecordingPaywall implements ProxyPaywall {
       });
     }
     this.admitted.push(priceSat);
-    return Promise.resolve({ ok: true, channelId: 'c', totalSat: 100n, creditSat: 0n });
+    return Promise.resolve({ ok: true, channelId: header.startsWith('chan ') ? header.slice(5) : 'c', totalSat: 100n, creditSat: 0n });
   }
   admitPayment(_payment: MessageOf<'payment'>, priceSat: bigint): Promise<Admission> {
     this.admitted.push(priceSat);
@@ -40,6 +41,12 @@ class RecordingPaywall implements ProxyPaywall {
 }
 
 const seen: IncomingMessage['headers'][] = [];
+/** The path of every WebSocket the upstream accepted. */
+const upstreamWsPaths: string[] = [];
+/** /free/flood: the upstream sends this many messages of FLOOD_SIZE bytes at once. */
+const FLOOD_COUNT = 800;
+const FLOOD_SIZE = 60_000;
+let flooder: WebSocket | undefined;
 let upstream: Server;
 let upstreamUrl: string;
 let upstreamWss: WebSocketServer;
@@ -73,6 +80,12 @@ beforeAll(async () => {
   upstreamWss = new WebSocketServer({ server: upstream });
   upstreamWss.on('connection', (ws, req) => {
     seen.push(req.headers);
+    upstreamWsPaths.push(req.url ?? '');
+    if (req.url === '/free/flood') {
+      flooder = ws;
+      for (let i = 0; i < FLOOD_COUNT; i++) ws.send(Buffer.alloc(FLOOD_SIZE, 120));
+      return;
+    }
     const timer = setInterval(() => ws.send('tick'), 50);
     ws.on('message', (m) => ws.send(`echo ${String(m)}`));
     ws.on('close', () => clearInterval(timer));
@@ -100,6 +113,50 @@ afterAll(async () => {
   upstreamWss?.close();
   await closeServer(upstream);
 });
+
+/** A raw upgrade request: the status line and headers of the answer, and the socket (still open when 101). */
+function rawUpgrade(url: string, path: string, headers: Record<string, string>): Promise<{ status: number; head: string; socket: Socket; rest: Buffer }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      const all = { host: 'x', connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', ...headers };
+      socket.write(`GET ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+    });
+    let buf = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      socket.pause();
+      const head = buf.subarray(0, end).toString();
+      resolve({ status: Number(head.split(' ')[1]), head, socket, rest: buf.subarray(end + 4) });
+    };
+    socket.on('data', onData);
+    socket.on('error', reject);
+  });
+}
+
+/** A TCP server that accepts connections and never answers: an upstream that hangs. */
+async function hangingUpstream(): Promise<{ url: string; sockets: Set<Socket>; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    s.resume(); // reads (and drops) the request, so a hang-up is seen
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    sockets,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 const paid = { 'paychan-payment': 'anything', 'payment-signature': 'x402', 'x-payment': 'v1', 'paychan-other': '1' };
 
@@ -229,5 +286,116 @@ describe('paychan proxy, forwarding', () => {
     const ok = await fetch(`${base}/priced`, { headers: { ...paid, origin: 'https://app.example' } });
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expect(ok.headers.get('access-control-expose-headers')).toContain('paychan-ack');
+  });
+
+  it('an invalid client handshake is refused before anything is paid or dialled', async () => {
+    const admitted = paywall.admitted.length;
+    paywall.settled.length = 0;
+    for (let i = 0; i < 5; i++) {
+      const r = await rawUpgrade(base, '/free/badkey', { 'sec-websocket-key': 'bad' });
+      expect(r.status).toBe(400);
+      r.socket.destroy();
+    }
+    const v = await rawUpgrade(base, '/free/badversion', { 'sec-websocket-version': '12' });
+    expect(v.status).toBe(400);
+    v.socket.destroy();
+    const p = await rawUpgrade(base, '/paid-badkey', { 'paychan-payment': 'chan A', 'sec-websocket-key': 'bad' });
+    expect(p.status).toBe(400);
+    p.socket.destroy();
+    expect(upstreamWsPaths.filter((u) => u.startsWith('/free/bad') || u === '/paid-badkey')).toEqual([]);
+    expect(paywall.admitted.length).toBe(admitted);
+    expect(paywall.settled).toEqual([]);
+  });
+
+  it('concurrent upgrades on different channels each get their own ack on their 101', async () => {
+    // A refused upgrade first: it must leave nothing behind for the next 101.
+    (await rawUpgrade(base, '/acked', { 'paychan-payment': 'chan A', 'sec-websocket-key': 'bad' })).socket.destroy();
+    const ack = (channel: string): Promise<{ ack: string | string[] | undefined; ws: WebSocket }> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`${base.replace('http', 'ws')}/acked`, { headers: { 'paychan-payment': `chan ${channel}` } });
+        ws.on('upgrade', (res) => resolve({ ack: res.headers['paychan-ack'], ws }));
+        ws.on('error', reject);
+      });
+    const [b, c] = await Promise.all([ack('B'), ack('C')]);
+    expect(b.ack).toBe('B 100');
+    expect(c.ack).toBe('C 100');
+    b.ws.close();
+    c.ws.close();
+  });
+
+  it('a client gone before its 101 is not charged and its upstream WebSocket is closed', async () => {
+    const hang = await hangingUpstream();
+    const p = createPaychanProxy({ upstream: hang.url, prices: parsePriceTable({ routes: [{ path: '/*', perRequestSat: 3 }] }), paywall });
+    const server = createServer();
+    server.on('upgrade', (req, socket, head) => p.upgrade(req, socket, head));
+    const url = await listen(server);
+    paywall.settled.length = 0;
+    try {
+      const { hostname, port } = new URL(url);
+      const socket = connect(Number(port), hostname, () =>
+        socket.write('GET /x HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\npaychan-payment: chan D\r\n\r\n'),
+      );
+      await waitUntil(() => hang.sockets.size === 1, 'the upstream dialled');
+      socket.destroy();
+      await waitUntil(() => paywall.settled.length === 1, 'the settle');
+      expect(paywall.settled[0]).toEqual({ upfrontSat: 3n, actualSat: 0n });
+      await waitUntil(() => hang.sockets.size === 0, 'the upstream connection closed');
+    } finally {
+      p.close();
+      await closeServer(server);
+      await hang.close();
+    }
+  });
+
+  it('an upstream WebSocket handshake that times out is a 504 UPSTREAM_TIMEOUT', async () => {
+    const hang = await hangingUpstream();
+    const p = createPaychanProxy({ upstream: hang.url, prices: parsePriceTable({ routes: [{ path: '/*' }] }), paywall, upstreamTimeoutMs: 200 });
+    const server = createServer();
+    server.on('upgrade', (req, socket, head) => p.upgrade(req, socket, head));
+    const url = await listen(server);
+    try {
+      const r = await rawUpgrade(url, '/x', {});
+      expect(r.status).toBe(504);
+      r.socket.resume();
+      const body = await new Promise<string>((resolve) => {
+        let text = r.rest.toString();
+        r.socket.on('data', (c: Buffer) => (text += c.toString()));
+        r.socket.on('end', () => resolve(text));
+      });
+      expect(JSON.parse(body)).toMatchObject({ code: 'UPSTREAM_TIMEOUT' });
+    } finally {
+      p.close();
+      await closeServer(server);
+      await hang.close();
+    }
+  });
+
+  it('backpressure: a client that stops reading pauses the upstream; the proxy buffers at most about the bound', async () => {
+    const options = { upstream: upstreamUrl, prices: parsePriceTable({ routes: [{ path: '/free/*' }] }), paywall };
+    const ws = createWsProxy(createHttpProxy(options), options);
+    const server = createServer();
+    server.on('upgrade', (req, socket, head) => ws.handle(req, socket, head));
+    const url = await listen(server);
+    try {
+      // rawUpgrade leaves the socket paused: the client reads nothing more.
+      const r = await rawUpgrade(url, '/free/flood', {});
+      expect(r.status).toBe(101);
+      // Either the relay paused the upstream, or it went on buffering past the bound (the bug).
+      const bound = MAX_BUFFERED_BYTES + 4 * FLOOD_SIZE;
+      await waitUntil(() => ws.stats().paused === 1 || ws.stats().bufferedBytes > bound, 'the upstream side paused');
+      expect(ws.stats().bufferedBytes).toBeLessThanOrEqual(bound);
+      expect(ws.stats().paused).toBe(1);
+      expect(flooder!.bufferedAmount).toBeGreaterThan(0);
+      // Reading again drains the proxy and resumes the upstream: everything arrives.
+      let received = r.rest.length;
+      r.socket.on('data', (c: Buffer) => (received += c.length));
+      r.socket.resume();
+      await waitUntil(() => received === FLOOD_COUNT * (FLOOD_SIZE + 4), 'every message relayed');
+      expect(ws.stats().paused).toBe(0);
+      r.socket.destroy();
+    } finally {
+      ws.close();
+      await closeServer(server);
+    }
   });
 });
