@@ -94,19 +94,25 @@ export class PayerApp {
     return this.store.getMeta(META_CURRENT);
   }
 
-  /**
-   * Opens a channel to the payee at `url` (ws://…/v1/ws) and waits until it is open.
-   * `onWaiting` is told when the funding waits for confirmations.
-   */
-  async openChannel(url: string, open: OpenOptions, onWaiting?: (fundingTxid: string) => void): Promise<ConnectedChannel> {
+  /** A client with a fresh channel key (spent even if the opening fails), connected to `url`. */
+  private async newClient(url: string): Promise<{ client: PayerClient; link: WsPeerLink }> {
     const channelKey = this.wallet.nextChannelKey();
-    await this.saveWallet(); // the key index is spent even if the open fails
+    await this.saveWallet();
     const holder: { client?: PayerClient } = {};
     const link = this.connect(url, holder);
     const payoutScript = baddress.toOutputScript(this.wallet.changeAddress(), bitcoinjsNetwork(this.options.network));
     const client = new PayerClient(this.clientOptions(channelKey, link, payoutScript));
     holder.client = client;
     await link.ready();
+    return { client, link };
+  }
+
+  /**
+   * Opens a channel to the payee at `url` (ws://…/v1/ws) and waits until it is open.
+   * `onWaiting` is told when the funding waits for confirmations.
+   */
+  async openChannel(url: string, open: OpenOptions, onWaiting?: (fundingTxid: string) => void): Promise<ConnectedChannel> {
+    const { client, link } = await this.newClient(url);
     const opened = client.open(open);
     void client
       .waitFor((s) => s.type === 'AwaitingOpen')
@@ -200,14 +206,7 @@ export class PayerApp {
    * remembers it), so {@link finishExternalFunding} may run in another process.
    */
   async proposeExternalFunding(url: string, open: OpenOptions): Promise<{ connected: ConnectedChannel; funding: ExternalFunding }> {
-    const channelKey = this.wallet.nextChannelKey();
-    await this.saveWallet(); // the key index is spent even if the open fails
-    const holder: { client?: PayerClient } = {};
-    const link = this.connect(url, holder);
-    const payoutScript = baddress.toOutputScript(this.wallet.changeAddress(), bitcoinjsNetwork(this.options.network));
-    const client = new PayerClient(this.clientOptions(channelKey, link, payoutScript));
-    holder.client = client;
-    await link.ready();
+    const { client, link } = await this.newClient(url);
     const funding = await client.proposeForExternalFunding(open);
     await this.store.putMeta(metaUrl(funding.tempId), url);
     await this.store.putMeta(META_PENDING_EXTERNAL, funding.tempId);
