@@ -224,8 +224,17 @@ export async function importLegacyDuplexDb(dir: string, store: Store, seed: Uint
 /** What an old duplex.db holds: its records in save order and its wallet state. */
 function readLegacyDuplexDb(file: string): { records: LegacyDuplexRecord[]; wallet: WalletState | undefined } {
   // Read-write, so SQLite recovers a WAL left by a killed process; closing checkpoints it.
-  const db = new Database(file, { fileMustExist: true });
+  const db = new Database(file, { fileMustExist: true, timeout: 0 });
   try {
+    // An older paychan still running on this data dir (it took no lock) would keep writing
+    // newer states into the file after its import: leaving WAL mode needs every other
+    // connection gone, so it is the check (and it checkpoints the WAL into the file).
+    try {
+      db.pragma('journal_mode = DELETE');
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      throw new Error(`${file} is open in another process (an older paychan still running on this data dir?): stop it, then start again to import it`);
+    }
     const tables = new Set(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[]);
     const records = tables.has('duplex_channels') ? (db.prepare('SELECT record FROM duplex_channels ORDER BY rowid').pluck().all() as string[]).map((r) => decodeState<LegacyDuplexRecord>(r)) : [];
     const saved = tables.has('duplex_meta') ? (db.prepare('SELECT value FROM duplex_meta WHERE key = ?').pluck().get(WALLET_META_KEY) as string | undefined) : undefined;

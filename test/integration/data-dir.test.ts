@@ -132,6 +132,23 @@ describe('data dir', () => {
       expect(await again.store.loadDuplexRecords()).toEqual(states);
     });
 
+    it('refuses to import a duplex.db another process still has open (an older paychan still running), changing nothing', async () => {
+      const file = path.join(dir, 'duplex.db');
+      writeOldDuplexDb(file, [record('t1', 5n)], undefined);
+      const running = new Database(file); // the old version's connection, still open: it read its records at start
+      running.prepare('SELECT count(*) FROM duplex_channels').get();
+      try {
+        await expect(open()).rejects.toThrow(/duplex\.db is open in another process \(an older paychan still running on this data dir\?\)/);
+        expect(fs.existsSync(file)).toBe(true);
+        expect(fs.existsSync(path.join(dir, LOCK_FILE))).toBe(false);
+      } finally {
+        running.close();
+      }
+      const d = await open();
+      expect((await d.store.loadDuplexRecords()).map((r) => r.tempId)).toEqual(['t1']);
+      await d.close();
+    });
+
     it('takes duplex.db wallet as it is when the store has none (the payee dir, side B)', async () => {
       const state = walletState(50, 2, [duplexReservation]);
       writeOldDuplexDb(path.join(dir, 'duplex.db'), records, state);
