@@ -13,9 +13,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { address as baddress, Transaction } from 'bitcoinjs-lib';
-import { BroadcastRejectedError, type ChainBackend } from '../chain/backend.js';
+import { BroadcastRejectedError } from '../chain/backend.js';
 import { resolveFeeRate } from '../chain/fee-rate.js';
-import type { Secp256k1 } from '../crypto/secp256k1.js';
 import {
   channelIdOf,
   duplexOpen,
@@ -36,68 +35,29 @@ import {
   type SignedState,
 } from '../protocol/duplex-machine.js';
 import type { DuplexChannel, DuplexRole } from '../protocol/duplex-tx.js';
-import { updatesLeft, type DuplexPolicy } from '../protocol/duplex-update.js';
+import { updatesLeft } from '../protocol/duplex-update.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { errorMessage, type Message, type MessageOf } from '../protocol/messages.js';
-import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
+import { bitcoinjsNetwork } from '../protocol/network.js';
 import type { PeerLink } from '../transport/link.js';
 import { logText } from '../transport/log-text.js';
 import { WalletError } from '../wallet/errors.js';
 import type { Wallet } from '../wallet/wallet.js';
 import { scheduleEffects, SETTLED, type EffectHost, type EffectTail, type OtherEffect } from '../driver/effect-runner.js';
+import { AnswerWaiters } from './answer-waiters.js';
+import { refOf, splitRef } from './duplex-refs.js';
+import { chainAfter, ChannelLocks } from './channel-locks.js';
 import { checkOpeningLimits } from './duplex-opening.js';
-import type { DuplexStatePort } from './duplex-store.js';
+import type { DuplexPeerOptions, OpenDuplexRequest } from './duplex-peer-options.js';
 import { summaryOf, viewOf, type DuplexSummary, type DuplexView } from './duplex-view.js';
 
 export type { DuplexSummary, DuplexView };
+export { splitRef } from './duplex-refs.js';
 
-export interface DuplexPeerOptions {
-  readonly role: DuplexRole;
-  readonly network: NetworkName;
-  readonly secp: Secp256k1;
-  readonly policy: DuplexPolicy;
-  readonly backend: ChainBackend;
-  readonly wallet: Wallet;
-  readonly store: DuplexStatePort;
-  /** Saves the wallet's state (its key counter and reservations) wherever the app keeps it. */
-  readonly saveWallet: () => Promise<void> | void;
-  /** Fee rate when the node has no estimate (always on a fresh regtest chain). */
-  readonly fallbackFeeRateSatPerVb: number;
-  /** How long pay/close/open wait for the peer's answer, ms. Default 30,000. */
-  readonly answerTimeoutMs?: number;
-  readonly log?: (line: string) => void;
-}
-
-export interface OpenDuplexRequest {
-  readonly link: PeerLink;
-  readonly contributionASat: bigint;
-  /** What A asks B to put in; 0 (the default) for a channel A funds alone. */
-  readonly contributionBSat?: bigint;
-  readonly fundingFeeRateSatPerVb?: number;
-  readonly stateFeeRateSatPerVb?: number;
-}
-
-/** `<id>/<index>` or `<id>#<request>` (error refs) → the id and what it is about. */
-export function splitRef(ref: string | undefined): [string | undefined, { index?: number; requestId?: string }] {
-  if (ref === undefined) return [undefined, {}];
-  const slash = /^(.*)\/([0-9]{1,7})$/.exec(ref);
-  if (slash) return [slash[1], { index: Number(slash[2]) }];
-  const hash = /^(.*)#([0-9a-f]{32})$/.exec(ref);
-  if (hash) return [hash[1], { requestId: hash[2] }];
-  return [ref, {}];
-}
-
-/** What an error answering `message` names: `<channel>/<index>` for a state, `<channel>#<request>` for a pay request. */
-function refOf(message: Message): string | undefined {
-  if (message.type === 'duplex-update') return `${message.channelId}/${message.index}`;
-  if (message.type === 'duplex-pay-request') return `${message.channelId}#${message.requestId}`;
-  return 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : undefined;
-}
+export type { DuplexPeerOptions, OpenDuplexRequest };
 
 /** Messages whose step reads the tip (the others need nothing from the node). */
 const NEEDS_TIP: ReadonlySet<Message['type']> = new Set(['duplex-accept', 'duplex-fund', 'duplex-update', 'duplex-countersign', 'duplex-close', 'duplex-rollover', 'duplex-rolled-over']);
-
-type Waiter = { resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
 
 /** What one run of the machine carries: the link of the message being handled, if any. */
 interface Run {
@@ -115,21 +75,6 @@ interface StepContext {
   readonly run: Run;
 }
 
-/**
- * Runs `fn` once whatever `queues` holds for `key` has settled (either way), and keeps its own
- * settling there for the next caller; the entry goes once nothing is queued behind it.
- */
-export function chainAfter<T>(queues: Map<string, Promise<unknown>>, key: string, fn: () => Promise<T>): Promise<T> {
-  const before = queues.get(key) ?? Promise.resolve();
-  const run = before.then(fn, fn);
-  const tail = run.catch(() => undefined);
-  queues.set(key, tail);
-  void tail.then(() => {
-    if (queues.get(key) === tail) queues.delete(key);
-  });
-  return run;
-}
-
 function newRun(link: PeerLink | null): Run {
   return { link, sent: false, followUps: [] };
 }
@@ -140,11 +85,10 @@ export class DuplexPeer {
   private readonly states = new Map<string, DuplexChannelState>();
   private readonly byChannelId = new Map<string, string>();
   private readonly links = new Map<string, PeerLink>();
-  private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly lockHolders = new Map<string, number>();
+  private readonly locks = new ChannelLocks();
   /** Each channel's effect queue (the shared runner's tail). */
   private readonly tails = new Map<string, EffectTail>();
-  private readonly waiters = new Map<string, Waiter>();
+  private readonly waiters: AnswerWaiters;
   /** Proposals in flight per channel: the next waits for the previous one's countersignature. */
   private readonly proposals = new Map<string, Promise<unknown>>();
   /** tempIds of openings B is answering now (its steps await the node and the wallet). */
@@ -165,6 +109,7 @@ export class DuplexPeer {
     states: readonly DuplexChannelState[],
   ) {
     this.role = options.role;
+    this.waiters = new AnswerWaiters(options.answerTimeoutMs ?? 30_000);
     this.ctx = {
       role: options.role,
       network: options.network,
@@ -253,12 +198,7 @@ export class DuplexPeer {
    * take the same lock again (it would wait for itself).
    */
   locked<T>(tempId: string, fn: () => Promise<T>): Promise<T> {
-    this.lockHolders.set(tempId, (this.lockHolders.get(tempId) ?? 0) + 1);
-    return chainAfter(this.locks, tempId, fn).finally(() => {
-      const left = (this.lockHolders.get(tempId) ?? 1) - 1;
-      if (left === 0) this.lockHolders.delete(tempId);
-      else this.lockHolders.set(tempId, left);
-    });
+    return this.locks.locked(tempId, fn);
   }
 
   /**
@@ -266,7 +206,7 @@ export class DuplexPeer {
    * that an operation is queued behind another, instead of sleeping.
    */
   lockQueueLength(tempId: string): number {
-    return this.lockHolders.get(tempId) ?? 0;
+    return this.locks.queueLength(tempId);
   }
 
   /**
@@ -383,12 +323,12 @@ export class DuplexPeer {
       case 'propose-request':
         return this.proposeRequest(state, effect.amountSat, effect.requestId);
       case 'resolve':
-        return this.settle(`${tempId}:${effect.key}`, effect.value);
+        return this.waiters.settle(`${tempId}:${effect.key}`, effect.value);
       case 'reject':
-        return this.settle(`${tempId}:${effect.key}`, undefined, effect.error);
+        return this.waiters.settle(`${tempId}:${effect.key}`, undefined, effect.error);
       case 'reject-all':
         // Never a queued pay request: it stays queued and may still be applied.
-        for (const key of [...this.waiters.keys()]) if (key.startsWith(`${tempId}:`) && !key.startsWith(`${tempId}:request:`)) this.settle(key, undefined, effect.error);
+        this.waiters.rejectChannel(tempId, effect.error);
         return;
       case 'peer-error':
         return this.log(`peer error: ${effect.message.code} ${logText(effect.message.message)}`);
@@ -454,53 +394,12 @@ export class DuplexPeer {
       const still = refused ? await this.options.backend.getOutpointStatus(effect.firstOwnInput, 0).catch(() => null) : null;
       if (still?.state !== 'unspent') {
         this.log(`funding ${effect.txid} broadcast failed (${(err as Error).message}); the watcher sends it again`);
-        this.settle(`${state.tempId}:opened`, channelIdOf(state) ?? undefined);
+        this.waiters.settle(`${state.tempId}:opened`, channelIdOf(state) ?? undefined);
         return;
       }
       return this.answer(ctx, { type: 'funding-refused', reason: (err as Error).message });
     }
     return this.answer(ctx, { type: 'funding-published' });
-  }
-
-  // ------------------------------------------------------------------ waiting for answers
-
-  /** A promise `settle(key)` resolves; it fails after `timeoutMs` (null: never, for work queued until the peer returns). */
-  private wait<T>(key: string, what: string, timeoutMs: number | null = this.options.answerTimeoutMs ?? 30_000): Promise<T> {
-    const answer = new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () => {
-          if (timeoutMs === null) return;
-          if (this.waiters.get(key)?.timer === timer) this.waiters.delete(key);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-        },
-        timeoutMs ?? 2 ** 31 - 1,
-      );
-      if (timeoutMs === null) timer.unref();
-      this.waiters.set(key, { resolve: resolve as (v: unknown) => void, reject, timer });
-    });
-    // A waiter can fail before its caller awaits it (the opening's answer times out while the
-    // opening still syncs the wallet; a resume's countersignature is rejected while the caller
-    // still awaits the resume's answer): the caller sees the failure when it awaits; the process
-    // must not die of an unhandled rejection meanwhile.
-    answer.catch(() => undefined);
-    return answer;
-  }
-
-  private settle(key: string, value: unknown, error?: Error): void {
-    const waiter = this.waiters.get(key);
-    if (!waiter) return;
-    this.waiters.delete(key);
-    clearTimeout(waiter.timer);
-    if (error) waiter.reject(error);
-    else waiter.resolve(value);
-  }
-
-  /** Drops a waiter whose call failed before anything was sent. */
-  private unwait(key: string): void {
-    const waiter = this.waiters.get(key);
-    if (!waiter) return;
-    this.waiters.delete(key);
-    clearTimeout(waiter.timer);
   }
 
   // ------------------------------------------------------------------ chain helpers
@@ -586,11 +485,11 @@ export class DuplexPeer {
       stateFeeRateSatPerVb,
     });
     this.links.set(tempId, request.link);
-    const opened = this.wait<string>(`${tempId}:opened`, 'the channel to open');
+    const opened = this.waiters.wait<string>(`${tempId}:opened`, 'the channel to open');
     try {
       await this.locked(tempId, () => this.run(step, newRun(null)));
     } catch (err) {
-      this.unwait(`${tempId}:opened`);
+      this.waiters.unwait(`${tempId}:opened`);
       opened.catch(() => undefined);
       if (!this.states.has(tempId)) this.links.delete(tempId);
       throw err;
@@ -682,7 +581,7 @@ export class DuplexPeer {
       const after = this.states.get(tempId);
       const index = after && isLive(after) ? after.pending?.index : undefined;
       if (index === undefined) throw new Error('internal: no proposal after pay');
-      return { answered: this.wait<SignedState>(`${tempId}:countersign:${index}`, `B's countersignature of state ${index} (the proposal stays pending and is resent on resume)`) };
+      return { answered: this.waiters.wait<SignedState>(`${tempId}:countersign:${index}`, `B's countersignature of state ${index} (the proposal stays pending and is resent on resume)`) };
     });
     return answered;
   }
@@ -721,12 +620,12 @@ export class DuplexPeer {
       if (!current) throw new RangeError(`unknown duplex channel ${channelId}`);
       const requestId = randomBytes(16).toString('hex');
       const step = duplexStep(this.ctx, current, { type: 'pay-back', amountSat, requestId });
-      const applied = this.wait<SignedState>(`${tempId}:request:${requestId}`, 'A to propose the pay-back state', null);
+      const applied = this.waiters.wait<SignedState>(`${tempId}:request:${requestId}`, 'A to propose the pay-back state', null);
       const run: Run = newRun(null);
       try {
         await this.run(step, run);
       } catch (err) {
-        this.unwait(`${tempId}:request:${requestId}`);
+        this.waiters.unwait(`${tempId}:request:${requestId}`);
         throw err;
       }
       return { requestId, sent: run.sent, applied };
@@ -745,8 +644,8 @@ export class DuplexPeer {
     const tempId = state.tempId;
     this.links.set(tempId, link);
     if (state.type !== 'Open') return;
-    const resumed = this.wait<number>(`${tempId}:resumed`, 'B to answer the resume');
-    const pending = state.pending ? this.wait<SignedState>(`${tempId}:countersign:${state.pending.index}`, `B's countersignature of state ${state.pending.index}`) : null;
+    const resumed = this.waiters.wait<number>(`${tempId}:resumed`, 'B to answer the resume');
+    const pending = state.pending ? this.waiters.wait<SignedState>(`${tempId}:countersign:${state.pending.index}`, `B's countersignature of state ${state.pending.index}`) : null;
     await this.locked(tempId, () => this.apply(tempId, { type: 'resume' }, link));
     await resumed;
     await pending;
@@ -771,11 +670,11 @@ export class DuplexPeer {
       const current = this.states.get(tempId);
       if (!current) throw new RangeError(`unknown duplex channel ${channelId}`);
       const step = duplexStep(this.ctx, current, { type: 'close', feeRateSatPerVb: rate, tipHeight: tip.height });
-      const waiting = this.wait<string>(`${tempId}:closed`, 'the peer to sign the close');
+      const waiting = this.waiters.wait<string>(`${tempId}:closed`, 'the peer to sign the close');
       try {
         await this.run(step, newRun(null));
       } catch (err) {
-        this.unwait(`${tempId}:closed`);
+        this.waiters.unwait(`${tempId}:closed`);
         throw err;
       }
       return { answered: waiting };
@@ -797,11 +696,11 @@ export class DuplexPeer {
     const { answered } = await this.locked(tempId, async () => {
       const current = this.states.get(tempId);
       if (!current) throw new RangeError(`unknown duplex channel ${channelId}`);
-      const waiting = this.wait<string>(`${tempId}:rolled`, 'B to sign the rollover');
+      const waiting = this.waiters.wait<string>(`${tempId}:rolled`, 'B to sign the rollover');
       try {
         await this.run(duplexStep(this.ctx, current, { type: 'rollover', feeRateSatPerVb: rate, tipHeight: tip.height }), newRun(null));
       } catch (err) {
-        this.unwait(`${tempId}:rolled`);
+        this.waiters.unwait(`${tempId}:rolled`);
         throw err;
       }
       return { answered: waiting };
