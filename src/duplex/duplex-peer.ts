@@ -44,6 +44,7 @@ import { logText } from '../transport/log-text.js';
 import { WalletError } from '../wallet/errors.js';
 import type { Wallet } from '../wallet/wallet.js';
 import { scheduleEffects, SETTLED, type EffectHost, type EffectTail, type OtherEffect } from '../driver/effect-runner.js';
+import { LinkChallenges } from './link-challenges.js';
 import { AnswerWaiters } from './answer-waiters.js';
 import { refOf, splitRef } from './duplex-refs.js';
 import { chainAfter, ChannelLocks } from './channel-locks.js';
@@ -89,6 +90,8 @@ export class DuplexPeer {
   /** Each channel's effect queue (the shared runner's tail). */
   private readonly tails = new Map<string, EffectTail>();
   private readonly waiters: AnswerWaiters;
+  private readonly answerTimeoutMs: number;
+  private readonly challenges = new LinkChallenges();
   /** Proposals in flight per channel: the next waits for the previous one's countersignature. */
   private readonly proposals = new Map<string, Promise<unknown>>();
   /** tempIds of openings B is answering now (its steps await the node and the wallet). */
@@ -109,7 +112,8 @@ export class DuplexPeer {
     states: readonly DuplexChannelState[],
   ) {
     this.role = options.role;
-    this.waiters = new AnswerWaiters(options.answerTimeoutMs ?? 30_000);
+    this.answerTimeoutMs = options.answerTimeoutMs ?? 30_000;
+    this.waiters = new AnswerWaiters(this.answerTimeoutMs);
     this.ctx = {
       role: options.role,
       network: options.network,
@@ -644,9 +648,10 @@ export class DuplexPeer {
     const tempId = state.tempId;
     this.links.set(tempId, link);
     if (state.type !== 'Open') return;
+    const challenge = await this.challenges.of(link, this.answerTimeoutMs);
     const resumed = this.waiters.wait<number>(`${tempId}:resumed`, 'B to answer the resume');
     const pending = state.pending ? this.waiters.wait<SignedState>(`${tempId}:countersign:${state.pending.index}`, `B's countersignature of state ${state.pending.index}`) : null;
-    await this.locked(tempId, () => this.apply(tempId, { type: 'resume' }, link));
+    await this.locked(tempId, () => this.apply(tempId, { type: 'resume', challenge }, link));
     await resumed;
     await pending;
     await (this.proposals.get(tempId) ?? Promise.resolve());
@@ -715,9 +720,12 @@ export class DuplexPeer {
    * changes nothing.
    */
   async receive(message: Message, link: PeerLink): Promise<void> {
-    // The payee server's greeting on every connection (Spilman auth, src/protocol/auth.ts); a
-    // duplex A proves itself with its signed duplex-resume instead.
-    if (message.type === 'challenge') return;
+    // The payee server's greeting on every connection (src/protocol/auth.ts): A signs it in its
+    // resume, which proves the connection A's.
+    if (message.type === 'challenge') {
+      if (this.role === 'A') this.challenges.record(link, message.challenge);
+      return;
+    }
     try {
       if (message.type === 'duplex-open') {
         if (this.role !== 'B') throw new ProtocolError('UNEXPECTED_MESSAGE', 'this side does not accept duplex channels');
@@ -768,7 +776,7 @@ export class DuplexPeer {
       const successor = this.state(state.close.successorId);
       if (successor && 'terms' in successor) successorL0 = successor.terms.initialLocktime;
     }
-    const step = duplexStep(this.ctx, state, { type: 'message', message, tipHeight, closeFloorSatPerVb: floor }, successorL0 === undefined ? {} : { successorL0 });
+    const step = duplexStep(this.ctx, state, { type: 'message', message, tipHeight, closeFloorSatPerVb: floor, ...(link.challenge ? { challenge: link.challenge } : {}) }, successorL0 === undefined ? {} : { successorL0 });
     await this.run(step, newRun(link));
     if (message.type === 'duplex-channel') await this.onChannel(tempId, link);
   }

@@ -1,5 +1,7 @@
 /** Small pieces every part of the duplex machine uses: signature checks, role and state guards, counters. */
 import { sha256 } from '@noble/hashes/sha2.js';
+import { CHALLENGE_BYTES } from './auth.js';
+import { concatBytes } from './bytes.js';
 import type { DuplexContext, DuplexEffect } from './duplex-machine-types.js';
 import { phaseOf, type DuplexChannelState, type LiveChannel, type SignedState, type StateOf } from './duplex-state.js';
 import type { DuplexRole, DuplexTerms } from './duplex-tx.js';
@@ -30,9 +32,18 @@ export function expectUsable(state: DuplexChannelState): StateOf<'Open'> {
   return open;
 }
 
-/** What A signs to show B that a new connection is A's: the channel and A's newest index. */
-export function resumeDigest(channelId: string, index: number): Uint8Array {
-  return sha256(new TextEncoder().encode(`paychan duplex resume ${channelId} ${index}`));
+const RESUME_TAG = new TextEncoder().encode('paychan/v1/duplex-resume\0');
+
+/**
+ * What A signs to show B that a new connection is A's: the connection's challenge (the 32
+ * random bytes B's transport sent first on it, src/protocol/auth.ts), the channel and A's newest
+ * index. Bound to the challenge, a resume seen on one connection (a plain `ws://` stream) is
+ * worth nothing on another: nobody can replay it to take B's link and divert B's pay requests.
+ */
+export function resumeDigest(challenge: Uint8Array, channelId: string, index: number): Uint8Array {
+  if (challenge.length !== CHALLENGE_BYTES) throw new RangeError(`a challenge is ${CHALLENGE_BYTES} bytes, got ${challenge.length}`);
+  const text = new TextEncoder().encode(`\0${channelId}\0${index}`);
+  return sha256(concatBytes(RESUME_TAG, challenge, text));
 }
 
 /** The counters after `next` replaced `live.current`. */

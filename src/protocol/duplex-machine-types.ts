@@ -71,7 +71,14 @@ export type DuplexInput =
    * first, so nothing the step checks changes before it signs), and, for `duplex-close` and
    * `duplex-rollover`, the lowest rate this side signs a close at (half its fee estimate).
    */
-  | { readonly type: 'message'; readonly message: Message; readonly tipHeight: number; readonly closeFloorSatPerVb: number | null }
+  | {
+      readonly type: 'message';
+      readonly message: Message;
+      readonly tipHeight: number;
+      readonly closeFloorSatPerVb: number | null;
+      /** The challenge this side's transport sent first on the connection the message came on (a resume must sign it). */
+      readonly challenge?: Uint8Array;
+    }
   /** The wallet selected and reserved coins for our contribution: its inputs and our outputs after the funding output. */
   | { readonly type: 'contributed'; readonly inputs: readonly FundingInput[]; readonly outputs: readonly FundingOutput[] }
   /** The wallet cannot put in what was asked (its error code). */
@@ -90,8 +97,8 @@ export type DuplexInput =
   | { readonly type: 'pay'; readonly payer: DuplexRole; readonly amountSat: bigint; readonly requestId: string | null; readonly tipHeight: number }
   /** B asks A to propose a state in which B pays `amountSat` (`requestId`: fresh random bytes). */
   | { readonly type: 'pay-back'; readonly amountSat: bigint; readonly requestId: string }
-  /** A, after (re)connecting: tell B the newest index and resend what B may have missed. */
-  | { readonly type: 'resume' }
+  /** A, after (re)connecting: tell B the newest index (signed over the connection's `challenge`) and resend what B may have missed. */
+  | { readonly type: 'resume'; readonly challenge: Uint8Array }
   /** Close cooperatively at `feeRateSatPerVb`. */
   | { readonly type: 'close'; readonly feeRateSatPerVb: number; readonly tipHeight: number }
   /** A: roll the channel over into a new one at `feeRateSatPerVb` (L0 planned from the tip). */

@@ -70,10 +70,10 @@ export function bPayBack(ctx: DuplexContext, state: DuplexChannelState, amountSa
 }
 
 /** A, after (re)connecting: its newest index, signed (so B may adopt the connection), and a proposal B may have missed. */
-export function aResume(ctx: DuplexContext, state: DuplexChannelState): DuplexStep {
+export function aResume(ctx: DuplexContext, state: DuplexChannelState, challenge: Uint8Array): DuplexStep {
   if (ctx.role !== 'A') throw new TypeError('A resumes');
   if (state.type !== 'Open') return { state, effects: [] };
-  const signature = ctx.sign(state.keyIndex, resumeDigest(state.channelId, state.current.index));
+  const signature = ctx.sign(state.keyIndex, resumeDigest(challenge, state.channelId, state.current.index));
   return {
     state,
     effects: [
@@ -84,11 +84,11 @@ export function aResume(ctx: DuplexContext, state: DuplexChannelState): DuplexSt
 }
 
 /** B: A's signed resume. B adopts the connection, sends its queued pay requests, then `duplex-resumed`. */
-export function bOnResume(ctx: DuplexContext, state: DuplexChannelState, m: MessageOf<'duplex-resume'>): DuplexStep {
+export function bOnResume(ctx: DuplexContext, state: DuplexChannelState, m: MessageOf<'duplex-resume'>, challenge: Uint8Array | undefined): DuplexStep {
   expectRole(ctx, 'B', m.type);
   if (!isLive(state)) throw new ProtocolError('CHANNEL_NOT_OPEN', 'the channel is still opening');
-  // Replaying a resume only works until the next update, and only redirects B's own requests.
-  verifyPeer(ctx, state.terms, resumeDigest(state.channelId, m.index), m.signature);
+  if (challenge === undefined) throw new ProtocolError('AUTH_INVALID', 'no challenge was issued on this connection: a resume cannot be proven on it');
+  verifyPeer(ctx, state.terms, resumeDigest(challenge, state.channelId, m.index), m.signature);
   const queue = state.type === 'Open' ? state.payBackQueue : [];
   return {
     state,

@@ -53,7 +53,7 @@ export const NEEDS_CLOSE_FLOOR: ReadonlySet<Message['type']> = new Set(['duplex-
 export function duplexStep(ctx: DuplexContext, state: DuplexChannelState, input: DuplexInput, lookups: { successorL0?: number } = {}): DuplexStep {
   switch (input.type) {
     case 'message':
-      return onMessage(ctx, state, input.message, input.tipHeight, input.closeFloorSatPerVb, lookups.successorL0 ?? null);
+      return onMessage(ctx, state, input.message, input.tipHeight, input.closeFloorSatPerVb, lookups.successorL0 ?? null, input.challenge);
     case 'contributed':
       if (state.type === 'Contributing') return aContributed(state, input.inputs, input.outputs);
       if (state.type === 'ContributingB') return bAccept(state, input.inputs, input.outputs);
@@ -83,7 +83,7 @@ export function duplexStep(ctx: DuplexContext, state: DuplexChannelState, input:
     case 'pay-back':
       return bPayBack(ctx, state, input.amountSat, input.requestId);
     case 'resume':
-      return aResume(ctx, state);
+      return aResume(ctx, state, input.challenge);
     case 'close':
       return duplexClose(ctx, state, input.feeRateSatPerVb, input.tipHeight);
     case 'rollover':
@@ -109,7 +109,7 @@ export function duplexStep(ctx: DuplexContext, state: DuplexChannelState, input:
   }
 }
 
-function onMessage(ctx: DuplexContext, state: DuplexChannelState, m: Message, tipHeight: number, floor: number | null, successorL0: number | null): DuplexStep {
+function onMessage(ctx: DuplexContext, state: DuplexChannelState, m: Message, tipHeight: number, floor: number | null, successorL0: number | null, challenge: Uint8Array | undefined): DuplexStep {
   switch (m.type) {
     case 'duplex-accept':
       expectRole(ctx, 'A', m.type);
@@ -145,7 +145,7 @@ function onMessage(ctx: DuplexContext, state: DuplexChannelState, m: Message, ti
     case 'duplex-rollover-signed':
       return bOnRolloverSigned(ctx, state, m);
     case 'duplex-resume':
-      return bOnResume(ctx, state, m);
+      return bOnResume(ctx, state, m, challenge);
     case 'duplex-resumed':
       return aOnResumed(ctx, state, m);
     default:

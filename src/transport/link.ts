@@ -2,7 +2,7 @@
  * A peer link: how a driver sends a message to the other side. Transports (WebSocket, HTTP, the
  * in-process loopback used by tests and the demo) implement it; the drivers never know which.
  */
-import { encodeMessage, type Message } from '../protocol/messages.js';
+import { encodeMessage, msg, type Message } from '../protocol/messages.js';
 
 export interface PeerLink {
   /** Queues `message` for the peer. Never throws for a closed link; the message is dropped. */
@@ -37,14 +37,20 @@ export interface PeerLink {
 
 /**
  * Two ends wired in one process through the real wire codec (encode → text → decode), delivered
- * asynchronously like a socket would, in order.
+ * asynchronously like a socket would, in order. With `challenge`, B's end is a server's: its
+ * link carries the challenge, and `greet()` sends it to A as the payee server does first on
+ * every connection.
  */
 export function loopbackPair(
   deliverToA: (text: string, replyLink: PeerLink) => void,
   deliverToB: (text: string, replyLink: PeerLink) => void,
-): { a: PeerLink; b: PeerLink } {
+  challenge?: Uint8Array,
+): { a: PeerLink; b: PeerLink; greet(): void } {
   // `a` is A's way to B; B answers on `b`, and the other way round.
   const a: PeerLink = { send: (m) => queueMicrotask(() => deliverToB(encodeMessage(m), b)) };
-  const b: PeerLink = { send: (m) => queueMicrotask(() => deliverToA(encodeMessage(m), a)) };
-  return { a, b };
+  const b: PeerLink = { send: (m) => queueMicrotask(() => deliverToA(encodeMessage(m), a)), ...(challenge ? { challenge } : {}) };
+  const greet = (): void => {
+    if (challenge) b.send(msg('challenge', { challenge }));
+  };
+  return { a, b, greet };
 }

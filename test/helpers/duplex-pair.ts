@@ -90,7 +90,9 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
   const link = loopbackPair(
     (text, reply) => !cut && !cutToA && void a.receive(decodeMessage(text), reply),
     (text, reply) => !cut && void b.receive(decodeMessage(text), reply),
+    new Uint8Array(randomBytes(32)), // B’s end is a server’s, as in `paychan payee serve`: A's resume signs it
   );
+  link.greet();
   const watchA = new DuplexWatcher(a);
   const watchB = new DuplexWatcher(b);
   const check = async () => {
@@ -123,6 +125,7 @@ export async function duplexPair(env: RegtestEnv, policy: Partial<DuplexPolicy> 
     cutToA: (value) => (cutToA = value),
     async restartA() {
       a = await makeA();
+      link.greet(); // the restarted A's connection gets its challenge first
       return a;
     },
   };

@@ -11,7 +11,7 @@ import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedState } from '../../src/protocol/duplex-state.js';
 import { signedStateTx, stateLocktime, stateSighash } from '../../src/protocol/duplex-tx.js';
-import { errorMessage, msg } from '../../src/protocol/messages.js';
+import { errorMessage, msg, type Message } from '../../src/protocol/messages.js';
 import { duplexPair, heldTip, type DuplexPair } from '../helpers/duplex-pair.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { startFundedEnv, type RegtestEnv } from '../helpers/regtest-env.js';
@@ -101,14 +101,26 @@ describe('duplex channel', () => {
     expect(errors).toEqual(['BALANCE_MISMATCH']);
     expect(pair.b.get(id)!.current!.index).toBe(1);
 
-    // A stranger naming the channel cannot take over B's connection to A.
+    // A stranger naming the channel cannot take over B's connection to A: not with a signature
+    // of its own, not by replaying A's real resume (signed over A's connection challenge) on its
+    // connection, and not on a connection without a challenge.
     const strangerGot: string[] = [];
-    const stranger = { send: (m: { type: string; code?: string }) => strangerGot.push(m.code ?? m.type) };
+    const stranger = { send: (m: { type: string; code?: string }) => strangerGot.push(m.code ?? m.type), challenge: new Uint8Array(32).fill(1) };
     await pair.b.receive(msg('duplex-resume', { channelId: id, index: 1, signature: sig }), stranger);
     expect(strangerGot).toEqual(['INVALID_SIGNATURE']);
+    const seen: Message[] = [];
+    const tapped = { send: (m: Message) => (seen.push(m), pair.link.a.send(m)) };
+    await pair.a.receive(msg('challenge', { challenge: pair.link.b.challenge! }), tapped);
+    await pair.a.resume(id, tapped);
+    const resume = seen.find((m) => m.type === 'duplex-resume');
+    expect(resume).toBeDefined();
+    await pair.b.receive(resume!, stranger);
+    expect(strangerGot).toEqual(['INVALID_SIGNATURE', 'INVALID_SIGNATURE']);
+    await pair.b.receive(resume!, { send: (m: { type: string; code?: string }) => strangerGot.push(m.code ?? m.type) });
+    expect(strangerGot).toEqual(['INVALID_SIGNATURE', 'INVALID_SIGNATURE', 'AUTH_INVALID']);
     const back = await pair.b.payBack(id, 1_000n); // still reaches A, which proposes it
     await back.applied;
-    expect(strangerGot).toEqual(['INVALID_SIGNATURE']);
+    expect(strangerGot).toHaveLength(3);
   });
 
   it('takes no update once its close signature is out, even if the peer refuses or never answers', async () => {
@@ -330,11 +342,12 @@ describe('duplex channel', () => {
       const lost = pair.a.pay(id, 2_000n);
       await waitUntil(() => pair.b.get(id)!.current!.index === 2, 'B to countersign state 2');
       expect(pair.a.get(id)!.pending?.index).toBe(2);
-      // A restarts from its store: the proposal is there, signed and durable.
+      // A restarts from its store (and reconnects: B's messages reach it again, the connection's
+      // challenge first): the proposal is there, signed and durable.
+      pair.cutToA(false);
       const a2 = await pair.restartA();
       lost.catch(() => undefined);
       expect(a2.get(id)!.pending).toMatchObject({ index: 2, balanceASat: 197_000n });
-      pair.cutToA(false);
       await a2.resume(id, pair.link.a); // resends it; B answers with its countersignature again
       expect(a2.get(id)!.current).toMatchObject({ index: 2, balanceASat: 197_000n, balanceBSat: 3_000n });
       expect(a2.get(id)!.pending).toBeUndefined();

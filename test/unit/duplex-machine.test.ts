@@ -16,6 +16,7 @@ import {
   duplexStep,
   liveChannel,
   NEEDS_CLOSE_FLOOR,
+  resumeDigest,
   type DuplexChannelState,
   type DuplexContext,
   type DuplexEffect,
@@ -35,6 +36,8 @@ import { secp } from '../helpers/protocol.js';
 
 const policy = duplexPolicy({ network: 'regtest' });
 const TIP = 200;
+/** The challenge B's transport sent first on the connection (src/protocol/auth.ts). */
+const CHALLENGE = new Uint8Array(32).fill(7);
 const wire = (m: Message): Message => decodeMessage(encodeMessage(m));
 const keyOf = (side: 'A' | 'B', index: number) => sha256(new TextEncoder().encode(`duplex test key ${side} ${index}`));
 const pubOf = (side: 'A' | 'B', index: number) => secp.publicKeyCreate(keyOf(side, index));
@@ -160,7 +163,7 @@ function deliver(from: Side, to: Side, tipHeight = TIP, floor = 1): ProtocolErro
       if (m.type === 'duplex-open') apply(to, duplexReceiveOpen(to.ctx, m, tipHeight, null));
       else {
         if (!to.state) throw new Error('no state');
-        apply(to, duplexStep(to.ctx, to.state, { type: 'message', message: m, tipHeight, closeFloorSatPerVb: NEEDS_CLOSE_FLOOR.has(m.type) ? floor : null }));
+        apply(to, duplexStep(to.ctx, to.state, { type: 'message', message: m, tipHeight, closeFloorSatPerVb: NEEDS_CLOSE_FLOOR.has(m.type) ? floor : null, challenge: CHALLENGE }));
       }
       drainProposals(to);
     } catch (err) {
@@ -398,7 +401,7 @@ describe('duplex machine: updates', () => {
     input(b, { type: 'pay-back', amountSat: 1_500n, requestId: '15'.repeat(16) });
     expect(b.outbox).toEqual([]); // A is away: queued only
     b.connected = true;
-    input(a, { type: 'resume' });
+    input(a, { type: 'resume', challenge: CHALLENGE });
     expect(a.outbox.map((m) => m.type)).toEqual(['duplex-resume', 'duplex-update']);
     deliver(a, b);
     expect(b.outbox.map((m) => m.type)).toEqual(['duplex-pay-request', 'duplex-resumed', 'duplex-countersign']);
@@ -412,12 +415,23 @@ describe('duplex machine: updates', () => {
     expect(live(b).current).toEqual(live(a).current);
   });
 
-  it('refuses a resume not signed by A', () => {
+  it('signs a resume over the connection challenge, the channel and the index (vector)', () => {
+    // sha256("paychan/v1/duplex-resume" 0x00 ‖ challenge ‖ 0x00 channelId 0x00 index): computed by hand.
+    expect(toHex(resumeDigest(new Uint8Array(32).fill(7), `${'ab'.repeat(32)}:1`, 5))).toBe('99602b132c2d5355ec3ea18978360f1642f71d34590f5a19802158f7541a16c7');
+    expect(() => resumeDigest(new Uint8Array(31), 'x:0', 0)).toThrow(RangeError);
+  });
+
+  it('refuses a resume not signed by A, and one signed for another connection (a replay)', () => {
     const { a, b } = openPair();
-    input(a, { type: 'resume' });
+    input(a, { type: 'resume', challenge: CHALLENGE });
     const resume = a.outbox[0];
     if (resume?.type !== 'duplex-resume') throw new Error('no resume');
-    expect(() => duplexStep(b.ctx, b.state as DuplexChannelState, { type: 'message', message: { ...resume, index: 5 }, tipHeight: TIP, closeFloorSatPerVb: null })).toThrow(expect.objectContaining({ code: 'INVALID_SIGNATURE' }));
+    const on = (m: Message, challenge?: Uint8Array) => () =>
+      duplexStep(b.ctx, b.state as DuplexChannelState, { type: 'message', message: m, tipHeight: TIP, closeFloorSatPerVb: null, ...(challenge ? { challenge } : {}) });
+    expect(on(resume, CHALLENGE)).not.toThrow();
+    expect(on({ ...resume, index: 5 }, CHALLENGE)).toThrow(expect.objectContaining({ code: 'INVALID_SIGNATURE' }));
+    expect(on(resume, new Uint8Array(32).fill(9))).toThrow(expect.objectContaining({ code: 'INVALID_SIGNATURE' }));
+    expect(on(resume)).toThrow(expect.objectContaining({ code: 'AUTH_INVALID' }));
   });
 });
 

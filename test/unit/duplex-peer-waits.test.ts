@@ -7,6 +7,7 @@ import type { ChainBackend } from '../../src/chain/backend.js';
 import { secp256k1 } from '../../src/crypto/index.js';
 import { DuplexPeer } from '../../src/duplex/duplex-peer.js';
 import type { DuplexChannelState } from '../../src/protocol/duplex-state.js';
+import { msg } from '../../src/protocol/messages.js';
 import { duplexPolicy } from '../../src/protocol/duplex-update.js';
 import type { PeerLink } from '../../src/transport/link.js';
 import type { Wallet } from '../../src/wallet/wallet.js';
@@ -43,6 +44,8 @@ describe('duplex peer waits', () => {
       [openWithPending],
     );
     const silent = { send: () => undefined } as unknown as PeerLink; // B is gone again
+    await expect(peer.resume(CHANNEL_ID, silent)).rejects.toThrow(/timed out after 50 ms waiting for the peer's connection challenge/);
+    await peer.receive(msg('challenge', { challenge: new Uint8Array(32).fill(3) }), silent); // B greeted, then went silent
     await expect(peer.resume(CHANNEL_ID, silent)).rejects.toThrow(/timed out after 50 ms waiting for B to answer the resume/);
     // The countersignature's wait timed out in the same timer turn, before anyone awaited it:
     // vitest fails the run on an unhandled rejection, so outliving the next turn is the check.
