@@ -4,7 +4,7 @@
  * the key its input answers; a wait fails after its timeout, or never (null) for work queued
  * until the peer returns.
  */
-type Waiter = { resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
+type Waiter = { key: string; resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
 
 export class AnswerWaiters {
   private readonly waiters = new Map<string, Waiter>();
@@ -18,13 +18,14 @@ export class AnswerWaiters {
       const timer = setTimeout(
         () => {
           if (timeoutMs === null) return;
-          if (this.waiters.get(key)?.timer === timer) this.waiters.delete(key);
+          if (this.waiters.get(waiter.key) === waiter) this.waiters.delete(waiter.key);
           reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
         },
         timeoutMs ?? 2 ** 31 - 1,
       );
       if (timeoutMs === null) timer.unref();
-      this.waiters.set(key, { resolve: resolve as (v: unknown) => void, reject, timer });
+      const waiter: Waiter = { key, resolve: resolve as (v: unknown) => void, reject, timer };
+      this.waiters.set(key, waiter);
     });
     // A waiter can fail before its caller awaits it (the opening's answer times out while the
     // opening still syncs the wallet; a resume's countersignature is rejected while the caller
@@ -49,6 +50,15 @@ export class AnswerWaiters {
     if (!waiter) return;
     this.waiters.delete(key);
     clearTimeout(waiter.timer);
+  }
+
+  /** The answer awaited under `from` will come under `to` (a pay request moved to a rollover's new channel). */
+  move(from: string, to: string): void {
+    const waiter = this.waiters.get(from);
+    if (!waiter) return;
+    this.waiters.delete(from);
+    waiter.key = to;
+    this.waiters.set(to, waiter);
   }
 
   has(key: string): boolean {

@@ -264,6 +264,8 @@ export class DuplexPeer {
         this.index(c);
         const l = run.link ?? this.links.get(state.tempId);
         if (l) this.links.set(c.tempId, l);
+        // B's pay requests not yet proposed moved to a rollover's new channel: so do their callers' waits.
+        if (c.type === 'Open') for (const q of c.payBackQueue) this.waiters.move(`${state.tempId}:request:${q.requestId}`, `${c.tempId}:request:${q.requestId}`);
       }
     },
     send: (ctx, message) => {

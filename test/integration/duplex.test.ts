@@ -502,6 +502,25 @@ describe('duplex channel', () => {
     expect(pair.b.get(nextId)!.current!.index).toBe(1);
   });
 
+  it('applies a pay request queued before a rollover in the new channel, and its caller hears of it', async () => {
+    const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
+    const id = await openConfirmed(pair, 300_000n, 0n);
+    await pair.a.pay(id, 10_000n);
+    pair.cut(true);
+    const back = await pair.b.payBack(id, 2_000n); // A is away: B's request waits in its queue
+    let applied: SignedState | undefined;
+    void back.applied.then((s) => (applied = s));
+    pair.cut(false);
+    const nextId = await pair.a.rollover(id);
+    expect(pair.b.get(nextId)!.payBackQueue).toEqual([{ requestId: back.requestId, amountSat: 2_000n }]);
+    const bBefore = pair.b.get(nextId)!.current!.balanceBSat; // B's 10,000 less its share of the rollover's fee
+    await pair.mine(1);
+    await pair.a.resume(nextId, pair.link.a); // B sends the queued request on the new channel; A proposes it
+    await waitUntil(() => applied !== undefined, 'the pay-back call to hear its request was applied in the new channel');
+    expect(applied).toMatchObject({ index: 1, balanceBSat: bBefore - 2_000n });
+    expect(pair.a.get(nextId)!.current).toEqual(pair.b.get(nextId)!.current);
+  });
+
   it('takes a payment right after a rollover confirmed, when the payer saw the block before the payee’s watcher', async () => {
     const pair = await duplexPair(env, { plannedUpdates: 2 }, 0n);
     const id = await openConfirmed(pair, 300_000n, 0n);
