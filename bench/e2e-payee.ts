@@ -3,7 +3,9 @@
  * (`startPayeeApp`: PayeeService + SQLite store + HTTP/WebSocket server), plus a control channel
  * on stdin for the orchestrator (bench/e2e.ts):
  *
- *   cpu                 → {"event":"cpu","us":…}        CPU time used so far (user + system)
+ *   cpu-begin NAME      → {"event":"cpu","us":…}        CPU time used so far (user + system);
+ *   cpu-end NAME        → {"event":"cpu","us":…,"alloc":…} the same, and the JS heap bytes
+ *                                                      allocated since cpu-begin (lib/alloc.ts)
  *   profile-start NAME  → {"event":"profiling"}        starts V8's sampling profiler
  *   profile-stop NAME   → {"event":"profile",…}        writes DIR/NAME.cpuprofile, summarizes it
  *   stop                → {"event":"stopped",…}        closes everything (store stats) and exits
@@ -22,6 +24,7 @@ import type { Message } from '../src/protocol/messages.js';
 import { PaymentLatency } from '../src/transport/payment-latency.js';
 import { mono, Trace } from './lib/trace.js';
 import { AllocationSampler, PAYEE_INCLUSIVE, ScopedProfiler, summarize } from './lib/profile.js';
+import { AllocationCounter, type AllocationFigures } from './lib/alloc.js';
 
 const args = parseArgs(process.argv.slice(2));
 const profileDir = strArg(args, 'profile-dir', path.join('bench', 'out'));
@@ -71,6 +74,7 @@ emit({ event: 'ready', wsUrl: app.server.wsUrl, payoutAddress: app.payoutAddress
 
 const profiler = new ScopedProfiler();
 const sampler = new AllocationSampler();
+const alloc = new AllocationCounter();
 let queue = Promise.resolve();
 onStdinLines((line) => {
   queue = queue.then(() => command(line.trim())).catch((err: unknown) => emit({ event: 'error', message: String(err) }));
@@ -82,10 +86,11 @@ async function command(line: string): Promise<void> {
     // A phase's first and last sample: its trace (if it is traced) runs between the two.
     case 'cpu-begin':
       trace.begin(name);
-      emitCpu();
+      emitCpu(null);
+      alloc.start();
       return;
     case 'cpu-end':
-      emitCpu();
+      emitCpu(alloc.stop());
       trace.end(name);
       return;
     case 'heap-start':
@@ -118,10 +123,10 @@ async function command(line: string): Promise<void> {
   }
 }
 
-function emitCpu(): void {
+function emitCpu(allocated: AllocationFigures | null): void {
   const u = process.cpuUsage();
   const t = performance.now();
   const commits = storeProbe ? takeCommitStats(storeProbe, t - lastSample) : null;
   lastSample = t;
-  emit({ event: 'cpu', us: u.user + u.system, sysUs: u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take(), payeeLatency: payeeLatency.take(), sched: sched.take() });
+  emit({ event: 'cpu', us: u.user + u.system, sysUs: u.system, rss: process.memoryUsage().rss, commits, loopDelay: loopDelay.take(), payeeLatency: payeeLatency.take(), sched: sched.take(), alloc: allocated });
 }

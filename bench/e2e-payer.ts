@@ -11,14 +11,19 @@
  * 3. throughput: `--payments` payments through `PayerClient.pay` (sign, store the payer state,
  *    send; resolves on the payee's ack, which the payee sends only once the payment is durable),
  *    round-robin over the channels, at most `--window` unacknowledged.
- * 4. latency: `--latency-payments` at half the throughput rate (or `--latency-rate`), open loop.
+ * 4. latency: `--latency-payments` at half the throughput rate (or `--latency-rate`), open loop;
+ *    then latency-4k: the same count at a fixed 4,000 payments/s (`--fixed-rate`), a figure that
+ *    compares across runs and machines.
+ * 4b. one-channel: `--one-channel-payments` 1-sat payments on one channel, pipelined (at most
+ *    `--window` unacknowledged): the figure comparable to a Lightning channel's.
  * 5. presigned throughput and latency: the same against the payee with payments signed before
  *    the clock starts and written as text on raw sockets — the payer's own signing and store
  *    taken out, so what is measured is the payee (and the transport).
  *
  * Before each phase it prints {"event":"phase-ready","phase":…} and waits for "go PHASE" on stdin
  * (the orchestrator starts the payee's profiler or notes its CPU time meanwhile); after it,
- * {"event":"phase-done",…}. The last stdout line is the result.
+ * {"event":"phase-done",…}. Every phase reports its CPU time and the bytes it allocated on the
+ * JS heap (lib/alloc.ts). The last stdout line is the result.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,6 +50,7 @@ import { Wallet } from '../src/wallet/wallet.js';
 import { envList, intArg, parseArgs, progress, strArg } from './lib/args.js';
 import { LoopDelay, probeStore, SchedStats, takeCommitStats, type StoreProbe } from './lib/instrument.js';
 import { emit, onStdinLines } from './lib/lines.js';
+import { AllocationCounter } from './lib/alloc.js';
 import { AllocationSampler, ScopedProfiler, summarize } from './lib/profile.js';
 import { closedLoop, openLoop } from './lib/open-loop.js';
 import { mono, monoOffset, Trace } from './lib/trace.js';
@@ -60,6 +66,9 @@ const PROFILE_PAYMENTS = intArg(args, 'profile-payments', 0);
 const WARMUP = intArg(args, 'warmup', 5_000);
 /** Open-loop rate of the latency phases, payments/s; 0 (the default): half the measured throughput. */
 const LATENCY_RATE = intArg(args, 'latency-rate', 0);
+/** Open-loop rate of the fixed-rate latency phase, payments/s. */
+const FIXED_RATE = intArg(args, 'fixed-rate', 4000);
+const ONE_CHANNEL_PAYMENTS = intArg(args, 'one-channel-payments', 50_000);
 const WINDOW = intArg(args, 'window', 2048);
 const CHUNK = intArg(args, 'chunk', 64);
 const CAPACITY_SAT = BigInt(intArg(args, 'capacity', 1_000_000));
@@ -95,6 +104,8 @@ async function phase<T>(name: string, run: () => Promise<T>): Promise<T & { paye
   await profiler?.start();
   const sampler = HEAP_PHASES.has(name) ? new AllocationSampler() : null;
   await sampler?.start();
+  const alloc = new AllocationCounter();
+  alloc.start();
   const cpu0 = process.cpuUsage();
   const t0 = now();
   if (storeProbe) takeCommitStats(storeProbe, 0);
@@ -106,8 +117,10 @@ async function phase<T>(name: string, run: () => Promise<T>): Promise<T & { paye
   // Read the phase's figures before stopping the profiler/sampler, whose serialization,
   // summary and file writes are not the phase's work.
   const cpu = process.cpuUsage(cpu0);
+  const allocated = alloc.stop();
   const out = {
     ...result,
+    payerAlloc: allocated,
     payerCpuUs: cpu.user + cpu.system,
     payerSysUs: cpu.system,
     wallMs: round(wallMs, 1),
@@ -237,7 +250,9 @@ const openPhase = await phase('open', async () => {
   await Promise.all(
     clients.map(async (c, i) => {
       await acquire();
-      const opening = c.open({ variant: VARIANT_NAMES[i % 2]!, capacitySat: CAPACITY_SAT, expiryBlocks: 144 });
+      // The orchestrator mines a block whenever the mempool holds a transaction (every 100 ms while
+      // 1,000 fundings arrive): 144 blocks ran out on a busy machine before the phases were done.
+      const opening = c.open({ variant: VARIANT_NAMES[i % 2]!, capacitySat: CAPACITY_SAT, expiryBlocks: 2_000 });
       await c.waitFor((s) => s.type === 'AwaitingOpen' || s.type === 'Open').finally(release);
       await opening;
       if (++opened % 250 === 0) progress(`payer: ${opened}/${CHANNELS} channels open after ${Math.round(now() - t0)} ms`);
@@ -262,6 +277,9 @@ const payVia = (k: number): Promise<bigint> => {
 const warm = await phase('warmup', () => closedLoop(WARMUP, WINDOW, CHUNK, payVia));
 const throughput = await phase('throughput', () => closedLoop(PAYMENTS, WINDOW, CHUNK, payVia));
 const latency = await phase('latency', () => openLoop(LATENCY_PAYMENTS, LATENCY_RATE || throughput.perSec / 2, payVia, trace.on ? traceAcked : undefined));
+const latencyFixed = await phase('latency-fixed', () => openLoop(LATENCY_PAYMENTS, FIXED_RATE, payVia, trace.on ? traceAcked : undefined));
+// One channel, pipelined: 1 sat a payment so that the count fits in what the channel has left.
+const oneChannel = await phase('one-channel', () => closedLoop(ONE_CHANNEL_PAYMENTS, WINDOW, CHUNK, () => clients[0]!.pay(1n)));
 const profiled = PROFILE_PAYMENTS > 0 ? await phase('profile-payer-client', () => closedLoop(PROFILE_PAYMENTS, WINDOW, CHUNK, payVia)) : undefined;
 if (peerErrors > 0) throw new Error(`payee sent errors: ${firstPeerError}`);
 
@@ -366,6 +384,8 @@ emit({
   warmup: warm,
   throughput,
   latency,
+  latencyFixed: { ...latencyFixed, ratePerSec: FIXED_RATE },
+  oneChannel,
   presignedThroughput: rawThroughput,
   presignedLatency: rawLatency,
   ...(profiled ? { profiledThroughput: profiled, profiledPresignedThroughput: rawProfiled } : {}),

@@ -37,8 +37,10 @@ const args = parseArgs(process.argv.slice(2));
 const BATCH = intArg(args, 'batch-close', 100);
 const PROFILE = flag(args, 'profile');
 const PROFILE_DIR = path.resolve(strArg(args, 'profile-dir', path.join('bench', 'out')));
-const payerArgs = ['channels', 'connections', 'payments', 'latency-payments', 'latency-rate', 'warmup', 'window', 'chunk'].flatMap((k) => (args.has(k) ? [`--${k}`, String(args.get(k))] : []));
-const PHASES = ['fund', 'open', 'warmup', 'throughput', 'latency', 'presigned-throughput', 'presigned-latency'];
+const payerArgs = ['channels', 'connections', 'payments', 'latency-payments', 'latency-rate', 'fixed-rate', 'one-channel-payments', 'warmup', 'window', 'chunk'].flatMap((k) => (args.has(k) ? [`--${k}`, String(args.get(k))] : []));
+const PHASES = ['fund', 'open', 'warmup', 'throughput', 'latency', 'latency-fixed', 'one-channel', 'presigned-throughput', 'presigned-latency'];
+/** Where the profiled PayerClient phase goes when profiling (after the PayerClient phases). */
+const PROFILE_AT = PHASES.indexOf('presigned-throughput');
 const PROFILED = new Set(['profile-payer-client', 'profile-presigned', ...envList('PAYCHAN_BENCH_PROFILE_PHASES')]);
 const HEAP_SAMPLED = new Set(envList('PAYCHAN_BENCH_HEAP_PHASES'));
 /** Extra node flags for the payee and payer processes (experiments: --trace-gc, heap sizes). */
@@ -92,8 +94,10 @@ try {
   /** CPU time used by the whole machine (every process and the kernel) during each phase. */
   const machineCpuMs: Record<string, number | null> = {};
   const payeeLoop: Record<string, unknown> = {};
+  /** JS heap bytes the payee allocated during each phase (lib/alloc.ts). */
+  const payeeAlloc: Record<string, { allocatedBytes: number; collections: number; gcMs: number }> = {};
   const profiles: Record<string, unknown> = {};
-  const phases = PROFILE ? [...PHASES.slice(0, 5), 'profile-payer-client', ...PHASES.slice(5), 'profile-presigned'] : PHASES;
+  const phases = PROFILE ? [...PHASES.slice(0, PROFILE_AT), 'profile-payer-client', ...PHASES.slice(PROFILE_AT), 'profile-presigned'] : PHASES;
   for (const name of phases) {
     await payer.next((e) => e.event === 'phase-ready' && e.phase === name);
     progress(`e2e: phase ${name}`);
@@ -111,6 +115,7 @@ try {
     const m1 = machineBusyMs();
     machineCpuMs[name] = m0 === null || m1 === null ? null : round(m1 - m0, 0);
     payeeLoop[name] = { commits: after.commits, loopDelay: after.loopDelay, payeeLatency: after.payeeLatency, sched: after.sched };
+    payeeAlloc[name] = after.alloc as (typeof payeeAlloc)[string];
     if (heapSampled) await payee.ask(`heap-stop e2e-payee-${name}`, 'heap-sampled');
     if (profiled) profiles[`e2e-payee-${name}`] = (await payee.ask(`profile-stop e2e-payee-${name}`, 'profile')).summary;
   }
@@ -122,14 +127,22 @@ try {
   progress('e2e: checking closes against the node');
   const closes = await checkCloses(path.join(payeeDir, 'payee.db'), loadOrCreateSeed(path.join(payeeDir, 'seed')), String(ready.payoutAddress), result);
 
-  const throughput = result.throughput as { perSec: number; payments: number; payerCpuUs: number };
+  type Alloc = { allocatedBytes: number; collections: number; gcMs: number };
+  const throughput = result.throughput as { perSec: number; payments: number; payerCpuUs: number; payerAlloc: Alloc };
   const latency = result.latency as { p50Ms: number; p99Ms: number };
+  const latencyFixed = result.latencyFixed as { p50Ms: number; p99Ms: number; ratePerSec: number; achievedPerSec: number };
+  const oneChannel = result.oneChannel as { perSec: number; payments: number; payerCpuUs: number };
+  const perPayment = (bytes: number, payments: number) => Math.round(bytes / payments);
   const raw = result.presignedThroughput as { perSec: number; payments: number; payerCpuUs: number };
   const rawLatency = result.presignedLatency as { p50Ms: number; p99Ms: number };
   emitResult({
     e2ePaymentsPerSec: throughput.perSec,
     e2eP50Ms: latency.p50Ms,
     e2eP99Ms: latency.p99Ms,
+    e2eP99At4kMs: latencyFixed.ratePerSec === 4000 ? latencyFixed.p99Ms : null,
+    e2eOneChannelPaymentsPerSec: oneChannel.perSec,
+    allocBytesPerPaymentPayee: perPayment(payeeAlloc.throughput!.allocatedBytes, throughput.payments),
+    allocBytesPerPaymentPayer: perPayment(throughput.payerAlloc.allocatedBytes, throughput.payments),
     e2ePresignedPaymentsPerSec: raw.perSec,
     e2ePresignedP50Ms: rawLatency.p50Ms,
     e2ePresignedP99Ms: rawLatency.p99Ms,
@@ -144,6 +157,9 @@ try {
       open: result.open,
       throughput: { ...throughput, payeeCpuUsPerPayment: round((payeeCpuMs.throughput! * 1000) / throughput.payments, 1), payerCpuUsPerPayment: round(throughput.payerCpuUs / throughput.payments, 1) },
       latency: { ...latency, payeeCpuMs: payeeCpuMs.latency },
+      latencyFixed: { ...latencyFixed, payeeCpuMs: payeeCpuMs['latency-fixed'] },
+      oneChannel: { ...oneChannel, payeeCpuUsPerPayment: round((payeeCpuMs['one-channel']! * 1000) / oneChannel.payments, 1), payerCpuUsPerPayment: round(oneChannel.payerCpuUs / oneChannel.payments, 1) },
+      payeeAlloc,
       presignedThroughput: { ...raw, payeeCpuUsPerPayment: round((payeeCpuMs['presigned-throughput']! * 1000) / raw.payments, 1), payerCpuUsPerPayment: round(raw.payerCpuUs / raw.payments, 1) },
       presignedLatency: { ...rawLatency, payeeCpuMs: payeeCpuMs['presigned-latency'] },
       payeeCpuMs,
