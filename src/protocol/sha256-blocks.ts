@@ -91,7 +91,9 @@ export function finish(state: Uint32Array, absorbedBytes: number, tail: Uint8Arr
     n -= 64;
   }
   PAD.fill(0);
-  PAD.set(tail.subarray(off, off + n), 0);
+  // Byte by byte rather than PAD.set(tail.subarray(…)): a subarray is a new object, and this runs
+  // three times a payment on each side.
+  for (let i = 0; i < n; i++) PAD[i] = tail[off + i]!;
   PAD[n] = 0x80;
   const blocks = n + 9 <= 64 ? 1 : 2;
   const bits = (absorbedBytes + tailLength) * 8;
