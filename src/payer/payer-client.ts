@@ -327,12 +327,14 @@ export class PayerClient {
     return this.pay(amountSat);
   }
 
-  /** Wakes the `pay()` calls waiting for a slot (they recheck; the first ones take it). */
-  private slotsFreed(): void {
-    if (this.slotWaiters.length === 0) return;
-    const waiting = this.slotWaiters;
-    this.slotWaiters = [];
-    for (const wake of waiting) wake();
+  /**
+   * Wakes as many `pay()` calls waiting for a slot as there are free slots (they recheck; one that
+   * finds none waits again), or all of them (`everyone`: the channel failed, each must see it).
+   * Waking all on every acknowledgement cost a promise per waiter per ack.
+   */
+  private slotsFreed(everyone = false): void {
+    let free = everyone ? this.slotWaiters.length : this.maxInFlight - this.payWaiters.length;
+    while (free-- > 0 && this.slotWaiters.length > 0) this.slotWaiters.shift()!();
   }
 
   /**
@@ -565,7 +567,7 @@ export class PayerClient {
     this.payWaiters = [];
     for (const w of waiters) w.reject(err);
     for (const w of payWaiters) w.reject(err);
-    this.slotsFreed();
+    this.slotsFreed(true);
   }
 
   private replyError(err: unknown): void {
