@@ -15,7 +15,7 @@
  *    then latency-4k: the same count at a fixed 4,000 payments/s (`--fixed-rate`), a figure that
  *    compares across runs and machines.
  * 4b. one-channel: `--one-channel-payments` 1-sat payments on one channel, pipelined (at most
- *    `--window` unacknowledged): the figure comparable to a Lightning channel's.
+ *    1,000 unacknowledged, PayerClient's window): the figure comparable to a Lightning channel's.
  * 5. presigned throughput and latency: the same against the payee with payments signed before
  *    the clock starts and written as text on raw sockets — the payer's own signing and store
  *    taken out, so what is measured is the payee (and the transport).
@@ -278,8 +278,10 @@ const warm = await phase('warmup', () => closedLoop(WARMUP, WINDOW, CHUNK, payVi
 const throughput = await phase('throughput', () => closedLoop(PAYMENTS, WINDOW, CHUNK, payVia));
 const latency = await phase('latency', () => openLoop(LATENCY_PAYMENTS, LATENCY_RATE || throughput.perSec / 2, payVia, trace.on ? traceAcked : undefined));
 const latencyFixed = await phase('latency-fixed', () => openLoop(LATENCY_PAYMENTS, FIXED_RATE, payVia, trace.on ? traceAcked : undefined));
-// One channel, pipelined: 1 sat a payment so that the count fits in what the channel has left.
-const oneChannel = await phase('one-channel', () => closedLoop(ONE_CHANNEL_PAYMENTS, WINDOW, CHUNK, () => clients[0]!.pay(1n)));
+// One channel, pipelined up to PayerClient's in-flight window (maxInFlight, 1,000 by default):
+// 1 sat a payment so that the count fits in what the channel has left.
+const ONE_CHANNEL_WINDOW = Math.min(WINDOW, 1000);
+const oneChannel = await phase('one-channel', () => closedLoop(ONE_CHANNEL_PAYMENTS, ONE_CHANNEL_WINDOW, CHUNK, () => clients[0]!.pay(1n)));
 const profiled = PROFILE_PAYMENTS > 0 ? await phase('profile-payer-client', () => closedLoop(PROFILE_PAYMENTS, WINDOW, CHUNK, payVia)) : undefined;
 if (peerErrors > 0) throw new Error(`payee sent errors: ${firstPeerError}`);
 
@@ -385,7 +387,7 @@ emit({
   throughput,
   latency,
   latencyFixed: { ...latencyFixed, ratePerSec: FIXED_RATE },
-  oneChannel,
+  oneChannel: { ...oneChannel, window: ONE_CHANNEL_WINDOW },
   presignedThroughput: rawThroughput,
   presignedLatency: rawLatency,
   ...(profiled ? { profiledThroughput: profiled, profiledPresignedThroughput: rawProfiled } : {}),

@@ -125,7 +125,12 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
   side.start();
   let link: WsPeerLink | undefined;
   const connect = (url: string) => {
-    const l: WsPeerLink = connectPayee(url, { onMessage: (t) => void side.peer.receive(decodeMessage(t), l), log: (line) => progress(`payer: ${line}`), connectTimeoutMs: ctx.connectTimeoutMs });
+    const l: WsPeerLink = connectPayee(url, {
+      onMessage: (t) => void side.peer.receive(decodeMessage(t), l),
+      onClose: () => side.peer.connectionClosed(l),
+      log: (line) => progress(`payer: ${line}`),
+      connectTimeoutMs: ctx.connectTimeoutMs,
+    });
     link = l;
     return l;
   };

@@ -718,6 +718,14 @@ export class DuplexPeer {
   // ------------------------------------------------------------------ messages
 
   /**
+   * A's link lost its connection: the challenge it recorded for it is void, so a resume after the
+   * link reconnects waits for the new connection's challenge instead of signing the old one.
+   */
+  connectionClosed(link: PeerLink): void {
+    this.challenges.forget(link);
+  }
+
+  /**
    * A message from the peer. Never throws: a refused message is answered with `error` and
    * changes nothing.
    */

@@ -17,6 +17,11 @@ export class LinkChallenges {
     for (const resolve of waiters ?? []) resolve(challenge);
   }
 
+  /** The link's connection closed: its challenge is void (a link that reconnects gets a new one). */
+  forget(link: PeerLink): void {
+    this.challenges.delete(link);
+  }
+
   /** The link's challenge, waiting up to `timeoutMs` for it to arrive. */
   of(link: PeerLink, timeoutMs: number): Promise<Uint8Array> {
     const known = this.challenges.get(link);

@@ -196,7 +196,9 @@ export function bOnRollover(ctx: DuplexContext, state: DuplexChannelState, m: Me
   const stateSignature = ctx.sign(s.keyIndex, stateDigest);
   const closeSignature = ctx.sign(s.keyIndex, closeDigest);
   const answer = { type: 'send' as const, message: msg('duplex-rolled-over', { channelId: s.channelId, newChannelId: next.id, closeSignature, stateSignature }) };
-  if (repeat) return { state: repeat, effects: [{ type: 'adopt-link' }, answer] };
+  // A repeat proves nothing new (anyone who saw the first on a plain ws:// stream can replay it):
+  // it is answered on the connection it came on, which B does not adopt.
+  if (repeat) return { state: repeat, effects: [answer] };
   const successor = successorState(s, next, { ...state0, sigA: m.stateSignature, sigB: stateSignature }, roll.tx.toHex());
   // txHex stays empty until A's rollover signature completes it.
   const close: CloseRecord = { kind: 'rollover', txid: roll.tx.getId(), txHex: '', feeSat: roll.feeSat, feeRateSatPerVb: m.feeRateSatPerVb, broadcastHeight: tipHeight, successorId: next.id };

@@ -525,7 +525,7 @@ describe('duplex machine: ending', () => {
     const signed = b.state;
     const again = duplexStep(b.ctx, signed as DuplexChannelState, { type: 'message', message: rollover, tipHeight: tip, closeFloorSatPerVb: 1 }, { successorL0: nb.terms.initialLocktime });
     expect(again.state).toBe(signed);
-    expect(again.effects.map((e) => e.type)).toEqual(['adopt-link', 'send']);
+    expect(again.effects.map((e) => e.type)).toEqual(['send']); // answered where it came from; a replay cannot take B's link
     const other = { ...rollover, initialLocktime: rollover.initialLocktime + 1 };
     expect(() => duplexStep(b.ctx, signed as DuplexChannelState, { type: 'message', message: other, tipHeight: tip, closeFloorSatPerVb: 1 }, { successorL0: nb.terms.initialLocktime })).toThrow(
       expect.objectContaining({ code: 'UNEXPECTED_MESSAGE' }),

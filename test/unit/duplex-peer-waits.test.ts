@@ -45,7 +45,10 @@ describe('duplex peer waits', () => {
     );
     const silent = { send: () => undefined } as unknown as PeerLink; // B is gone again
     await expect(peer.resume(CHANNEL_ID, silent)).rejects.toThrow(/timed out after 50 ms waiting for the peer's connection challenge/);
-    await peer.receive(msg('challenge', { challenge: new Uint8Array(32).fill(3) }), silent); // B greeted, then went silent
+    await peer.receive(msg('challenge', { challenge: new Uint8Array(32).fill(3) }), silent); // B greeted
+    peer.connectionClosed(silent); // …and the connection dropped: that challenge is void
+    await expect(peer.resume(CHANNEL_ID, silent)).rejects.toThrow(/timed out after 50 ms waiting for the peer's connection challenge/);
+    await peer.receive(msg('challenge', { challenge: new Uint8Array(32).fill(4) }), silent); // the next connection's, then B went silent
     await expect(peer.resume(CHANNEL_ID, silent)).rejects.toThrow(/timed out after 50 ms waiting for B to answer the resume/);
     // The countersignature's wait timed out in the same timer turn, before anyone awaited it:
     // vitest fails the run on an unhandled rejection, so outliving the next turn is the check.
