@@ -124,10 +124,17 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
   const side = await openDuplexSide({ role: 'A', network: ctx.network, backend, dataDir, fallbackFeeRateSatPerVb: ctx.feeRate, log: sideLog });
   side.start();
   let link: WsPeerLink | undefined;
+  /** The channel to resume when the link reconnects on its own (set once it resumed the first time). */
+  let resumeOnReconnect: string | null = null;
   const connect = (url: string) => {
     const l: WsPeerLink = connectPayee(url, {
       onMessage: (t) => void side.peer.receive(decodeMessage(t), l),
       onClose: () => side.peer.connectionClosed(l),
+      // A new connection is a stranger's to the payee until A's resume proves it (it would be cut
+      // after the payee's auth deadline), and B's queued pay requests come with the resume.
+      onOpen: () => {
+        if (resumeOnReconnect) void side.peer.resume(resumeOnReconnect, l).catch((err: Error) => progress(`payer: resume after reconnecting failed: ${err.message}`));
+      },
       log: (line) => progress(`payer: ${line}`),
       connectTimeoutMs: ctx.connectTimeoutMs,
     });
@@ -164,6 +171,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       const l = connect(current.url);
       await l.ready();
       await side.peer.resume(record().channelId!, l);
+      resumeOnReconnect = record().channelId!;
       return l;
     };
     switch (sub) {
