@@ -182,6 +182,7 @@ export async function payeeCommand(argv: string[]): Promise<number> {
     log(`payee listening: channels at ${app.server.wsUrl}`);
     log(`  priced example route: ${app.server.url}${PAID_ROUTE_PREFIX}hello (${priceSat} sat per request)`);
     log(`  health ${app.server.url}/healthz, metrics ${app.server.url}/metrics`);
+    log(`  dashboard ${app.server.url}/dashboard (log in with the token in ${adminTokenFile(dataDir)})`);
     log(`  closes pay out to ${app.payoutAddress}`);
   }
   await new Promise<void>((resolve) => {

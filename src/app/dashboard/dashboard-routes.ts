@@ -2,7 +2,7 @@
  * The dashboard's HTTP face on the payee server:
  *
  *   GET /dashboard                 the page (HTML; public: it holds no secret and no data)
- *   GET /dashboard/dashboard.js    its script, GET /dashboard/dashboard.css its style
+ *   GET /dashboard/dashboard.js    its script (and dashboard.css, favicon.svg)
  *   GET /v1/admin/dashboard        the snapshot as JSON, with `Authorization: Bearer <admin token>`
  *
  * Login: a browser cannot send a bearer header on navigation, and a token in a URL query lands
@@ -53,6 +53,7 @@ function loadAssets(dir: string): ReadonlyMap<string, Asset> {
     [DASHBOARD_PATH, read('index.html', 'text/html; charset=utf-8')],
     [`${DASHBOARD_PATH}/dashboard.js`, read('dashboard.js', 'text/javascript; charset=utf-8')],
     [`${DASHBOARD_PATH}/dashboard.css`, read('dashboard.css', 'text/css; charset=utf-8')],
+    [`${DASHBOARD_PATH}/favicon.svg`, read('favicon.svg', 'image/svg+xml')],
   ]);
 }
 

@@ -15,9 +15,10 @@ let timer = null;
 /** A token in the fragment (`/dashboard#token=…`) moves to sessionStorage and leaves the URL. */
 function tokenFromFragment() {
   const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
-  if (!m) return;
+  if (!m) return false;
   sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
   history.replaceState(null, '', location.pathname + location.search);
+  return true;
 }
 
 function showLogin(message) {
@@ -53,10 +54,12 @@ async function poll() {
     timer = setTimeout(poll, POLL_MS * 3);
     return;
   }
-  render(await res.json());
+  const snapshot = await res.json();
+  // Shown before drawing: the sparkline sizes itself from the laid-out canvas.
   $('login').hidden = true;
   $('board').hidden = false;
   $('logout').hidden = false;
+  render(snapshot);
   setStatus(`live · updated ${new Date().toLocaleTimeString()}`);
   timer = setTimeout(poll, POLL_MS);
 }
@@ -158,6 +161,13 @@ $('login').addEventListener('submit', (e) => {
   void poll();
 });
 $('logout').addEventListener('click', () => showLogin());
+
+// A token pasted into this tab's URL later (only the fragment changes: no new page load).
+window.addEventListener('hashchange', () => {
+  if (!tokenFromFragment()) return;
+  clearTimeout(timer);
+  void poll();
+});
 
 tokenFromFragment();
 void poll();
