@@ -14,6 +14,7 @@ import { PaymentActivity, RATE_WINDOW_SAMPLES } from '../../src/app/dashboard/pa
 import { bearerAuthorizer } from '../../src/app/duplex-routes.js';
 import type { DuplexChannelState } from '../../src/protocol/duplex-state.js';
 import type { PayeeState } from '../../src/protocol/payee-machine.js';
+import { ChannelEntry } from '../../src/payee/channel-entry.js';
 import { sendError } from '../../src/transport/http-replies.js';
 import { channel, closeRecordFor, terms } from '../helpers/protocol.js';
 
@@ -177,6 +178,19 @@ describe('dashboardSnapshot', () => {
     expect(s.channels).toHaveLength(MAX_ROWS);
     expect(s.channelsNotShown).toBe(5);
     expect(s.totals.channels).toBe(MAX_ROWS + 5);
+  });
+});
+
+describe('ChannelEntry.peek (what PayeeService.peekChannels reads)', () => {
+  it('reads a packed idle channel without keeping it unpacked', () => {
+    const state = { ...openState('spilman-v1', 100_000n, 1_050n, 300), tempId: 'ab'.repeat(16) }; // a tempId packing takes
+    const entry = new ChannelEntry(state.tempId, state, null);
+    expect(entry.pack()).toBe(true);
+    const a = entry.peek();
+    const b = entry.peek();
+    expect(a).toEqual(state);
+    expect(a).not.toBe(b); // a fresh copy each time: nothing unpacked was kept
+    expect(entry.state).toBe(entry.state); // reading through `state` unpacks and keeps it
   });
 });
 
