@@ -54,6 +54,14 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // Scripts served to browsers as they are (no build step): the page's globals, nothing of Node's.
+  {
+    files: ['src/app/dashboard/assets/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', history: 'readonly', sessionStorage: 'readonly', fetch: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', process: 'off' },
+    },
+  },
   // One block per layer. The typescript-eslint form of the rule, for `allowTypeImports`.
   ...Object.keys(LAYERS)
     .filter((layer) => layer !== 'protocol')

@@ -19,6 +19,8 @@ import { Paywall } from '../transport/paywall.js';
 import { paywallMiddleware } from '../transport/paywall-http.js';
 import { WalletKeys } from '../wallet/keys.js';
 import { channelListRoute, listChannels } from './channel-list.js';
+import { Dashboard } from './dashboard/dashboard.js';
+import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import { bearerAuthorizer, duplexAdminRoutes, routeDuplexFrames } from './duplex-routes.js';
 import { openDuplexSide, type DuplexSide } from './duplex-side.js';
 import { openDataDir, type DataDir } from './data-dir.js';
@@ -113,6 +115,12 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const payout = options.payoutAddress === undefined ? keys.address('receive', 0) : { address: options.payoutAddress, script: payoutScriptOf(options.payoutAddress, options.network) };
   const metrics = new PayeeMetrics();
   const policy = payeePolicy({ network: options.network, ...options.policy });
+  // The operator's dashboard (src/app/dashboard): its sources are read only once both sides run.
+  const dashboard = new Dashboard({ network: options.network, backend: options.backend, spilman: () => service.peekChannels(), duplex: () => duplex.peer.allStates(), log: options.log });
+  const onPayment = (channelId: string, totalSat: bigint, deltaSat: bigint): void => {
+    metrics.onPayment(channelId, totalSat, deltaSat);
+    dashboard.activity.onPayment(channelId);
+  };
   const service = await PayeeService.open({
     secp: secp256k1(),
     policy,
@@ -122,7 +130,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     payoutScript: payout.script,
     fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb,
     log: options.log,
-    onPayment: metrics.onPayment,
+    onPayment,
   });
   service.start();
   const duplex = await openDuplexSide({ role: 'B', network: options.network, backend: options.backend, dataDir: options.dataDir, opened: dir, fallbackFeeRateSatPerVb: options.fallbackFeeRateSatPerVb, policy: options.duplexPolicy, log: options.log });
@@ -130,6 +138,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const adminToken = loadOrCreateAdminToken(options.dataDir);
   const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, adminToken);
   const channelList = channelListRoute(() => listChannels(service.channels(), duplex.peer), bearerAuthorizer(adminToken));
+  const dashboardPage = dashboardRoutes(() => dashboard.snapshot(), bearerAuthorizer(adminToken));
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall; mounted?: MountedRoutes } = {};
   let served = 0;
@@ -147,7 +156,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     host: options.host,
     port: options.port,
     metrics,
-    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
+    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || dashboardPage(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
     upgradeRoutes: (req, socket, head) => late.mounted?.upgrade?.(req, socket, head) ?? false,
     ready: async () => {
       await options.backend.getTip();
@@ -158,6 +167,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const paywall = new Paywall({ payee: service, channelUrl: server.wsUrl, network: options.network });
   late.paywall = paywall;
   late.mounted = options.mount?.(paywall, { channelUrl: server.wsUrl, policy });
+  dashboard.start();
   return {
     service,
     server,
@@ -167,6 +177,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     duplex,
     async close() {
       late.mounted?.close();
+      dashboard.stop();
       await server.close();
       service.stop();
       await service.drain();

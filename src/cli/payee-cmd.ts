@@ -57,8 +57,9 @@ Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
 ${indented(SERVE_OPTIONS.replace(SERVE_JSON, GROUP_JSON))}
 
 Endpoints: ws://HOST:PORT/v1/ws (channels), GET /healthz, /readyz, /metrics,
-/v1/channels/:id, the priced ${PAID_ROUTE_PREFIX}* (HTTP 402), and the duplex admin routes
-POST /v1/duplex/pay-back, GET /v1/duplex/channels, GET /v1/admin/channels (every channel)
+/v1/channels/:id, the priced ${PAID_ROUTE_PREFIX}* (HTTP 402), the operator's dashboard
+/dashboard (a page; log in with DIR/admin-token), and the admin routes POST /v1/duplex/pay-back,
+GET /v1/duplex/channels, GET /v1/admin/channels (every channel), GET /v1/admin/dashboard
 (Authorization: Bearer <DIR/admin-token>).
 pay-back and channels reach the service at --listen, with the token of --data-dir.
 `;
@@ -72,7 +73,7 @@ export const PAYEE_COMMANDS: Readonly<Record<string, CommandHelp>> = {
   serve: {
     usage: 'serve [options]',
     about:
-      `run the payee service (stops on SIGINT/SIGTERM)\nChannels on ws://HOST:PORT/v1/ws; GET /healthz, /readyz, /metrics, /v1/channels/:id; the priced\nexample route ${PAID_ROUTE_PREFIX}* (HTTP 402); admin routes for pay-back, force-close and channels.`,
+      `run the payee service (stops on SIGINT/SIGTERM)\nChannels on ws://HOST:PORT/v1/ws; GET /healthz, /readyz, /metrics, /v1/channels/:id; the priced\nexample route ${PAID_ROUTE_PREFIX}* (HTTP 402); the dashboard /dashboard; admin routes for pay-back,\nforce-close and channels.`,
     options: SERVE_OPTIONS,
     example: 'paychan payee serve --listen 127.0.0.1:8420 --price-sat 10',
   },
@@ -182,6 +183,7 @@ export async function payeeCommand(argv: string[]): Promise<number> {
     log(`payee listening: channels at ${app.server.wsUrl}`);
     log(`  priced example route: ${app.server.url}${PAID_ROUTE_PREFIX}hello (${priceSat} sat per request)`);
     log(`  health ${app.server.url}/healthz, metrics ${app.server.url}/metrics`);
+    log(`  dashboard ${app.server.url}/dashboard (log in with the token in ${adminTokenFile(dataDir)})`);
     log(`  closes pay out to ${app.payoutAddress}`);
   }
   await new Promise<void>((resolve) => {

@@ -63,6 +63,14 @@ export class ChannelEntry implements EffectTail {
     this.summarize(state);
   }
 
+  /**
+   * The state without marking the channel used or keeping it unpacked: for readers that look at
+   * every channel now and then (the dashboard), which must not defeat packing.
+   */
+  peek(): PayeeState {
+    return this.full ?? unpackState(this.packed!);
+  }
+
   /** Packs the state if nothing used it since the previous sweep (and its form allows). */
   sweep(): void {
     if (!this.used) this.pack();

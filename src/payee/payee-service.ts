@@ -224,6 +224,14 @@ export class PayeeService {
     return [...this.entries.values()].map((e) => e.state);
   }
 
+  /**
+   * Every channel's current state, read without keeping idle ones unpacked (each packed one is
+   * unpacked into a fresh object for the caller and not kept): for periodic readers.
+   */
+  *peekChannels(): Generator<PayeeState> {
+    for (const e of this.entries.values()) yield e.peek();
+  }
+
   /** Every channel's state type, without unpacking idle channels (for metrics). */
   channelTypes(): readonly { readonly type: PayeeState['type'] }[] {
     return [...this.entries.values()];

@@ -1,7 +1,8 @@
 /**
  * The package as an adopter gets it: `npm pack`, then `npm install --omit=dev <tarball>` into an
  * empty folder (no dev dependencies: no hono, no express, no @types beyond paychan's own), then
- * - the tarball holds LICENSE, README, docs/ (the README links into it) and examples/;
+ * - the tarball holds LICENSE, README, docs/ (the README links into it), examples/ and the
+ *   dashboard's page files;
  * - a file using the public API type-checks with `strict` and `skipLibCheck: false`;
  * - the installed `paychan --version` answers, and its `regtest start` runs a node;
  * - examples/http-seller.js and examples/paying-client.js, copied out of the installed package
@@ -19,6 +20,8 @@ import { runExample } from '../helpers/examples.js';
 import { freePort, stopCli, withMining } from '../helpers/cli.js';
 
 const run = promisify(execFile);
+/** The dashboard's page, read at start by dist/app/dashboard/dashboard-routes.js from src/ (docs/dashboard.md). */
+const DASHBOARD_ASSETS = ['index.html', 'dashboard.js', 'dashboard.css', 'favicon.svg'].map((f) => `src/app/dashboard/assets/${f}`);
 const TSC = path.resolve('node_modules/typescript/bin/tsc');
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
 
@@ -56,7 +59,7 @@ afterAll(async () => {
 
 describe('the packed package, installed without dev dependencies', () => {
   it('holds LICENSE, README, the docs the README links to, and the examples', () => {
-    for (const file of ['LICENSE', 'README.md', 'docs/design.md', 'docs/http-402.md', 'docs/duplex.md', 'docs/x402.md', 'examples/paying-client.js', 'dist/index.d.ts']) expect(packed).toContain(file);
+    for (const file of ['LICENSE', 'README.md', 'docs/design.md', 'docs/http-402.md', 'docs/duplex.md', 'docs/x402.md', 'examples/paying-client.js', 'dist/index.d.ts', 'docs/dashboard.md', ...DASHBOARD_ASSETS]) expect(packed).toContain(file);
     const readme = fs.readFileSync('README.md', 'utf8');
     for (const [, link] of readme.matchAll(/\]\(((?:docs|examples)\/[^)#]*)/g)) expect(packed.some((p) => p === link || p.startsWith(link!)), link).toBe(true);
     expect(fs.existsSync(path.join(app, 'node_modules/hono')), 'hono is an optional peer').toBe(false);
