@@ -34,6 +34,8 @@ export interface ProxyPaywall {
   admit(header: string | undefined, priceSat: bigint): Promise<Admission>;
   /** The same for a payment already parsed (an x402 payload); `refuseShort`: one that adds too little is refused, not kept as credit. */
   admitPayment(payment: MessageOf<'payment'>, priceSat: bigint, refuseShort: boolean): Promise<Admission>;
+  /** The 402 of a request whose payment never reached the payee (see Paywall.paymentRequired); changes nothing. */
+  paymentRequired(code: PaymentRequiredBody['code'], message: string, priceSat: bigint): Admission & { ok: false };
   /** Final price of a request admitted at `upfrontSat`; the difference is credited (or owed). */
   settle(channelId: string, upfrontSat: bigint, actualSat: bigint): void;
 }
@@ -132,7 +134,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
     const read = x402.readPayment(signature, upfront);
     if (read.ok) return paywall.admitPayment(read.payment, upfront, true);
     // Refused before the payee saw it: the standard 402, naming what was wrong.
-    return paywall.admit(undefined, upfront).then((a) => (a.ok ? a : { ...a, body: { ...a.body, code: read.code, message: read.message } }));
+    return Promise.resolve(paywall.paymentRequired(read.code, read.message, upfront));
   };
 
   const refuse = (req: IncomingMessage, res: ServerResponse, body: PaymentRequiredBody, url: URL, extra: Record<string, string>): void => {

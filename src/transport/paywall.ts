@@ -127,14 +127,24 @@ export class Paywall {
 
   /** Decides on one request of price `priceSat` carrying `header` (the header's value, if any). */
   admit(header: string | undefined, priceSat: bigint): Promise<Admission> {
-    if (header === undefined || header === '') return Promise.resolve(this.refuse('PAYMENT_REQUIRED', 'this resource costs satoshis: pay through a channel', priceSat, priceSat));
+    if (header === undefined || header === '') return Promise.resolve(this.paymentRequired('PAYMENT_REQUIRED', 'this resource costs satoshis: pay through a channel', priceSat));
     let payment: MessageOf<'payment'>;
     try {
       payment = parsePaymentHeader(header);
     } catch (err) {
-      return Promise.resolve(this.refuse('MALFORMED_MESSAGE', (err as Error).message, priceSat, priceSat));
+      return Promise.resolve(this.paymentRequired('MALFORMED_MESSAGE', (err as Error).message, priceSat));
     }
     return this.admitPayment(payment, priceSat);
+  }
+
+  /**
+   * The refusal of a request of price `priceSat` whose payment never reached the payee: none was
+   * sent, or its carrier could not be read (a malformed header, an x402 payload that does not
+   * answer its requirement). The whole price is due; nothing changes (no books are opened, so a
+   * stranger's garbage costs no memory). Every 402 of this paywall is built here or by `admit`.
+   */
+  paymentRequired(code: PaymentRequiredBody['code'], message: string, priceSat: bigint): Admission & { ok: false } {
+    return this.refuse(code, message, priceSat, priceSat);
   }
 
   /**
@@ -145,7 +155,7 @@ export class Paywall {
    */
   admitPayment(payment: MessageOf<'payment'>, priceSat: bigint, refuseShort = false): Promise<Admission> {
     // No books for channels the payee does not have: forged ids must not grow memory.
-    if (this.options.payee.paidSat(payment.channelId) === undefined) return Promise.resolve(this.refuse('UNKNOWN_CHANNEL', `no channel ${payment.channelId}`, priceSat, priceSat));
+    if (this.options.payee.paidSat(payment.channelId) === undefined) return Promise.resolve(this.paymentRequired('UNKNOWN_CHANNEL', `no channel ${payment.channelId}`, priceSat));
     const books = this.booksOf(payment.channelId);
     const result = books.queue.then(() => this.admitInOrder(books, payment, priceSat, refuseShort));
     books.queue = result.catch(() => undefined);
@@ -188,7 +198,7 @@ export class Paywall {
     return b;
   }
 
-  private refuse(code: PaymentRequiredBody['code'], message: string, priceSat: bigint, dueSat: bigint): Admission {
+  private refuse(code: PaymentRequiredBody['code'], message: string, priceSat: bigint, dueSat: bigint): Admission & { ok: false } {
     return {
       ok: false,
       body: {
