@@ -14,9 +14,9 @@
  * Books live in memory: after a payee restart unspent credit (at most one prepayment per
  * channel) is forgotten; payments themselves are in the store. See docs/http-402.md.
  */
-import { toHex } from '../protocol/bytes.js';
+import { fromHex, toHex } from '../protocol/bytes.js';
 import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
-import { decodeMessage, type Message, type MessageOf } from '../protocol/messages.js';
+import { decodeMessage, MAX_MONEY_SAT, PROTOCOL_VERSION, type Message, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import type { PeerLink } from './link.js';
 
@@ -90,6 +90,15 @@ export function formatPaymentHeader(payment: MessageOf<'payment'>): string {
 export function parsePaymentHeader(value: string): MessageOf<'payment'> {
   const m = HEADER_RE.exec(value.trim());
   if (!m) throw new ProtocolError('MALFORMED_MESSAGE', `expected 'channel=<txid:vout>, total=<sat>, sig=<128 hex>'`);
+  // The spelling every payer sends (a vout without leading zeros, both numbers in range) is
+  // exactly what the wire decoder's hot path accepts: build that message here, without a JSON
+  // round trip through it (this runs once per paid request). Anything else takes the schema.
+  const channelId = m[1]!;
+  const vout = channelId.slice(65);
+  const totalSat = BigInt(m[2]!);
+  if (totalSat <= MAX_MONEY_SAT && (vout === '0' || (vout.charCodeAt(0) !== 48 && Number(vout) <= 0xffff))) {
+    return { v: PROTOCOL_VERSION, type: 'payment', channelId, totalSat, signature: fromHex(m[3]!) };
+  }
   const message = decodeMessage(JSON.stringify({ v: 1, type: 'payment', channelId: m[1], totalSat: m[2], signature: m[3] }));
   if (message.type !== 'payment') throw new ProtocolError('MALFORMED_MESSAGE', 'not a payment');
   return message;
