@@ -7,15 +7,16 @@
  * requests of a lane go one after another on one connection, so the totals arrive in order, as
  * the paywall needs. Every paid request signs its payment when it is sent (`signPayment`, the
  * payer's own code: sighash and ECDSA), one price higher than the last; nothing is presigned.
- * Bare requests (straight to the upstream) go through the same lanes, agents and code, without
- * the header: the overhead the orchestrator computes compares like with like.
+ * Bare requests (straight to the upstream) and free ones (through the proxy, unpriced) go through
+ * the same lanes and code, without the header: the orchestrator compares like with like.
  *
  * Commands on stdin, one answer event each on stdout:
  *   closed N TARGET      every lane sends N requests one after another → closed-done
  *   open COUNT RATE TARGET   open loop (lib/open-loop.ts), request k on lane k mod lanes → open-done,
  *                        with every request's latency in µs (the orchestrator merges processes)
  *   cpu                  → cpu (user + system µs so far)
- * TARGET is `paid` (the proxy) or `bare` (the upstream).
+ * TARGET is `paid` (through the proxy, paying), `free` (through the proxy, its free route) or
+ * `bare` (straight to the upstream).
  */
 import fs from 'node:fs';
 import { Agent, request, type IncomingMessage } from 'node:http';
@@ -40,6 +41,9 @@ const args = parseArgs(process.argv.slice(2));
 const proxyUrl = new URL(strArg(args, 'proxy'));
 const upstreamUrl = new URL(strArg(args, 'upstream'));
 const PATH = strArg(args, 'path', '/hello');
+/** The proxy's free route (bench/proxy-payee.ts): forwarded without a payment. */
+const FREE_PATH = `/free${PATH}`;
+type Target = 'paid' | 'free' | 'bare';
 const PRICE_SAT = BigInt(intArg(args, 'price-sat', 1));
 const specs = decodeState<LaneSpec[]>(fs.readFileSync(strArg(args, 'lanes'), 'utf8'));
 const secp = loadNativeSecp256k1();
@@ -49,7 +53,8 @@ interface Lane {
   readonly sighasher: ReturnType<typeof paymentSighasher>;
   readonly key: Uint8Array;
   totalSat: bigint;
-  readonly paidAgent: Agent;
+  /** To the proxy (paid and free requests). */
+  readonly proxyAgent: Agent;
   readonly bareAgent: Agent;
   /** The lane's previous request: the next one goes after it (one socket, totals in order). */
   queue: Promise<void>;
@@ -60,26 +65,28 @@ const lanes: Lane[] = specs.map((s) => ({
   sighasher: paymentSighasher(s.channel),
   key: Uint8Array.from(Buffer.from(s.keyHex, 'hex')),
   totalSat: s.totalSat,
-  paidAgent: agent(),
+  proxyAgent: agent(),
   bareAgent: agent(),
   queue: Promise.resolve(),
 }));
 
 /** One request on `lane`; resolves when its whole answer is read. @throws on any status but 200. */
-function send(lane: Lane, paid: boolean): Promise<void> {
+function send(lane: Lane, target: Target): Promise<void> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
+    const paid = target === 'paid';
     if (paid) {
       lane.totalSat += PRICE_SAT;
       const signature = signPayment(secp, lane.channel, lane.sighasher, lane.key, lane.totalSat);
       headers['paychan-payment'] = `channel=${lane.channel.id}, total=${lane.totalSat}, sig=${toHex(signature)}`;
     }
-    const base = paid ? proxyUrl : upstreamUrl;
-    const req = request({ hostname: base.hostname, port: base.port, path: PATH, method: 'GET', headers, agent: paid ? lane.paidAgent : lane.bareAgent }, (res: IncomingMessage) => {
+    const base = target === 'bare' ? upstreamUrl : proxyUrl;
+    const path = target === 'free' ? FREE_PATH : PATH;
+    const req = request({ hostname: base.hostname, port: base.port, path, method: 'GET', headers, agent: target === 'bare' ? lane.bareAgent : lane.proxyAgent }, (res: IncomingMessage) => {
       if (res.statusCode !== 200) {
         let text = '';
         res.setEncoding('utf8').on('data', (c: string) => (text += c.slice(0, 500)));
-        res.on('end', () => reject(new Error(`${paid ? 'paid' : 'bare'} request: ${res.statusCode} ${text}`)));
+        res.on('end', () => reject(new Error(`${target} request: ${res.statusCode} ${text}`)));
         return;
       }
       res.on('end', resolve).resume();
@@ -89,23 +96,23 @@ function send(lane: Lane, paid: boolean): Promise<void> {
 }
 
 /** Request on a lane after that lane's previous one. */
-function queued(lane: Lane, paid: boolean): Promise<void> {
-  const result = lane.queue.then(() => send(lane, paid));
+function queued(lane: Lane, target: Target): Promise<void> {
+  const result = lane.queue.then(() => send(lane, target));
   lane.queue = result.catch(() => undefined);
   return result;
 }
 
-async function closed(perLane: number, paid: boolean): Promise<void> {
+async function closed(perLane: number, target: Target): Promise<void> {
   const t0 = now();
   await Promise.all(lanes.map(async (lane) => {
-    for (let i = 0; i < perLane; i++) await send(lane, paid);
+    for (let i = 0; i < perLane; i++) await send(lane, target);
   }));
   emit({ event: 'closed-done', requests: perLane * lanes.length, ms: round(now() - t0, 1) });
 }
 
-async function open(count: number, perSec: number, paid: boolean): Promise<void> {
+async function open(count: number, perSec: number, target: Target): Promise<void> {
   const latencyUs: number[] = new Array<number>(count);
-  const result = await openLoop(count, perSec, (k) => queued(lanes[k % lanes.length]!, paid), (k, intended, _sent, ack) => {
+  const result = await openLoop(count, perSec, (k) => queued(lanes[k % lanes.length]!, target), (k, intended, _sent, ack) => {
     latencyUs[k] = Math.round((ack - intended) * 1000);
   });
   emit({ event: 'open-done', achievedPerSec: result.achievedPerSec, sendLagP99Ms: result.sendLagP99Ms, latencyUs });
@@ -120,8 +127,12 @@ onStdinLines((line) => {
   if (command === 'cpu') {
     const u = process.cpuUsage();
     emit({ event: 'cpu', us: u.user + u.system });
-  } else if (command === 'closed') closed(Number(a), b === 'paid').catch(fail);
-  else if (command === 'open') open(Number(a), Number(b), c === 'paid').catch(fail);
+    return;
+  }
+  const target = command === 'closed' ? b : c;
+  if (target !== 'paid' && target !== 'free' && target !== 'bare') return fail(new Error(`unknown target in ${line}`));
+  if (command === 'closed') closed(Number(a), target).catch(fail);
+  else if (command === 'open') open(Number(a), Number(b), target).catch(fail);
   else fail(new Error(`unknown command ${line}`));
 });
 emit({ event: 'ready', lanes: lanes.length });

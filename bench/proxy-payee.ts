@@ -1,7 +1,7 @@
 /**
  * The proxy process of the proxy benchmark: exactly what `paychan proxy` runs (startPayeeApp
  * with the reverse proxy mounted: PayeeService, SQLite store, one HTTP/WebSocket server).
- * Every route is priced `--price-sat` per request. Prints {"event":"ready","url":…}; SIGTERM
+ * Every route is priced `--price-sat` per request, except /free/* (forwarded free). Prints {"event":"ready","url":…}; SIGTERM
  * closes it. On stdin, `cpu` answers {"event":"cpu","us":…}.
  */
 import { startPayeeApp } from '../src/app/payee-app.js';
@@ -13,7 +13,8 @@ import { emit, onStdinLines } from './lib/lines.js';
 
 const args = parseArgs(process.argv.slice(2));
 const backend = await connectRpcBackend({ url: strArg(args, 'rpc-url'), user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
-const prices = parsePriceTable({ routes: [{ path: '/*', perRequestSat: intArg(args, 'price-sat', 1) }] });
+// /free/* is forwarded without payment: the proxy's own cost, for comparison with the paid routes.
+const prices = parsePriceTable({ routes: [{ path: '/free/*' }, { path: '/*', perRequestSat: intArg(args, 'price-sat', 1) }] });
 const app = await startPayeeApp({
   network: 'regtest',
   backend,

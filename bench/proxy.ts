@@ -45,6 +45,9 @@ const WARMUP = intArg(args, 'warmup', 200);
 const PROCS = Math.max(1, Math.min(intArg(args, 'client-procs', 2), CLIENTS));
 const PRICE_SAT = 1;
 
+/** Where a load generator sends: through the proxy paying, through its free route, or straight to the upstream. */
+type Target = 'paid' | 'free' | 'bare';
+
 interface LatencyResult {
   readonly requests: number;
   readonly targetPerSec: number;
@@ -133,14 +136,14 @@ try {
   await Promise.all(clients.map((c) => c.next('ready')));
   const lanesOf = (p: number): number => lanes.filter((_, i) => i % PROCS === p).length;
   /** Every load generator runs `closed N` (N requests per lane); @returns requests/s of all together. */
-  const closedLoop = async (perLane: number, target: 'paid' | 'bare'): Promise<{ requests: number; ms: number; perSec: number }> => {
+  const closedLoop = async (perLane: number, target: Target): Promise<{ requests: number; ms: number; perSec: number }> => {
     const t0 = now();
     await Promise.all(clients.map((c) => c.ask(`closed ${perLane} ${target}`, 'closed-done')));
     const ms = now() - t0;
     return { requests: perLane * CLIENTS, ms: round(ms, 1), perSec: Math.round((perLane * CLIENTS * 1000) / ms) };
   };
   /** The open loop split over the load generators (each its share of count and rate); latencies merged. */
-  const openLoop = async (count: number, perSec: number, target: 'paid' | 'bare'): Promise<LatencyResult> => {
+  const openLoop = async (count: number, perSec: number, target: Target): Promise<LatencyResult> => {
     const answers = await Promise.all(clients.map((c, p) => c.ask(`open ${Math.round((count * lanesOf(p)) / CLIENTS)} ${(perSec * lanesOf(p)) / CLIENTS} ${target}`, 'open-done')));
     const all = sorted(answers.flatMap((a) => a.latencyUs as number[]).map((us) => us / 1000));
     const q = (p: number): number => round(quantile(all, p), 3);
@@ -159,6 +162,7 @@ try {
 
   progress('proxy: warm-up');
   await closedLoop(WARMUP, 'paid');
+  await closedLoop(WARMUP, 'free');
   await closedLoop(WARMUP, 'bare');
 
   progress(`proxy: throughput, ${REQUESTS} paid requests on ${CLIENTS} lanes in ${PROCS} load generators`);
@@ -167,16 +171,23 @@ try {
     return { proxy: Number(p.us), upstream: Number(u.us), clients: c.reduce((sum, x) => sum + Number(x.us), 0) };
   };
   const perLane = Math.ceil(REQUESTS / CLIENTS);
-  const cpuBefore = await cpu();
-  const throughput = await closedLoop(perLane, 'paid');
-  const cpuAfter = await cpu();
+  /** A closed loop and the CPU µs per request each process spent in it (what holds on a busy machine). */
+  const measured = async (target: Target) => {
+    const before = await cpu();
+    const run = await closedLoop(perLane, target);
+    const after = await cpu();
+    const perRequest = (k: 'proxy' | 'upstream' | 'clients'): number => round((after[k] - before[k]) / run.requests, 1);
+    const cpuUs = { proxy: perRequest('proxy'), upstream: perRequest('upstream'), clients: perRequest('clients') };
+    progress(`proxy: ${target} ${run.perSec} requests/s, CPU µs per request ${JSON.stringify(cpuUs)}`);
+    return { ...run, cpuUs };
+  };
+  const throughput = await measured('paid');
   const proxyPaidRequestsPerSec = throughput.perSec;
-  // CPU µs per paid request in each process: what holds on a busy machine.
-  const perRequest = (k: 'proxy' | 'upstream' | 'clients'): number => round((cpuAfter[k] - cpuBefore[k]) / throughput.requests, 1);
-  const cpuUsPerRequest = { proxy: perRequest('proxy'), upstream: perRequest('upstream'), clients: perRequest('clients') };
-  progress(`proxy: ${proxyPaidRequestsPerSec} paid requests/s (CPU µs per request: ${JSON.stringify(cpuUsPerRequest)})`);
-  const bareThroughput = await closedLoop(perLane, 'bare');
-  progress(`proxy: ${bareThroughput.perSec} bare requests/s straight to the upstream, same load generators`);
+  const cpuUsPerRequest = throughput.cpuUs;
+  // The same through the proxy's free route (no paywall) and straight to the upstream: what the
+  // proxy costs by itself, and what the paywall adds to it.
+  const freeThroughput = await measured('free');
+  const bareThroughput = await measured('bare');
 
   // The floor under a durable payment: an fdatasync in the payee's directory (one per commit).
   const fsync = fsyncLatency(path.join(home, 'payee', 'fsync-probe'), 300);
@@ -184,18 +195,37 @@ try {
 
   progress(`proxy: latency at ${RATE}/s, straight to the upstream then through the proxy`);
   const bare = await openLoop(LATENCY_REQUESTS, RATE, 'bare');
+  const free = await openLoop(LATENCY_REQUESTS, RATE, 'free');
   const proxied = await openLoop(LATENCY_REQUESTS, RATE, 'paid');
   const paywallOverheadP50Ms = round(proxied.p50Ms - bare.p50Ms, 3);
   const paywallOverheadP99Ms = round(proxied.p99Ms - bare.p99Ms, 3);
   // Below the asked rate the open loop measures a queue, not the paywall: say so.
   const rateHeld = bare.achievedPerSec >= 0.95 * RATE && proxied.achievedPerSec >= 0.95 * RATE;
   progress(`proxy: overhead p50 ${paywallOverheadP50Ms} ms, p99 ${paywallOverheadP99Ms} ms${rateHeld ? '' : ` (the rate was not held: ${bare.achievedPerSec}/s bare, ${proxied.achievedPerSec}/s proxied)`}`);
+  progress(`proxy: p50/p99 ms bare ${bare.p50Ms}/${bare.p99Ms}, free route ${free.p50Ms}/${free.p99Ms}, paid ${proxied.p50Ms}/${proxied.p99Ms}`);
 
   emitResult({
     proxyPaidRequestsPerSec,
     paywallOverheadP50Ms,
     paywallOverheadP99Ms,
-    proxy: { rateHeld, cpuUsPerRequest, loadAverage: os.loadavg().map((x) => round(x, 2)), clients: CLIENTS, clientProcesses: PROCS, requests: throughput.requests, throughputMs: throughput.ms, bareRequestsPerSec: bareThroughput.perSec, fsync, openSeconds, priceSat: PRICE_SAT, latencyRate: RATE, bare, proxied },
+    proxy: {
+      rateHeld,
+      cpuUsPerRequest,
+      loadAverage: os.loadavg().map((x) => round(x, 2)),
+      clients: CLIENTS,
+      clientProcesses: PROCS,
+      requests: throughput.requests,
+      throughputMs: throughput.ms,
+      freeRoute: { requestsPerSec: freeThroughput.perSec, cpuUsPerRequest: freeThroughput.cpuUs, latency: free },
+      bareRequestsPerSec: bareThroughput.perSec,
+      bareCpuUsPerRequest: bareThroughput.cpuUs,
+      fsync,
+      openSeconds,
+      priceSat: PRICE_SAT,
+      latencyRate: RATE,
+      bare,
+      proxied,
+    },
   });
 } finally {
   for (const s of sides) await s.close().catch(() => undefined);
