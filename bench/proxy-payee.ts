@@ -2,12 +2,14 @@
  * The proxy process of the proxy benchmark: exactly what `paychan proxy` runs (startPayeeApp
  * with the reverse proxy mounted: PayeeService, SQLite store, one HTTP/WebSocket server).
  * Every route is priced `--price-sat` per request, except /free/* (forwarded free). Prints {"event":"ready","url":…}; SIGTERM
- * closes it. On stdin, `cpu` answers {"event":"cpu","us":…}.
+ * closes it. On stdin, `cpu` answers {"event":"cpu","us":…,"commits":…} (CPU µs, store commits and the event loop's active and idle ms so far).
  */
+import { performance } from 'node:perf_hooks';
 import { startPayeeApp } from '../src/app/payee-app.js';
 import { connectRpcBackend } from '../src/chain/rpc-backend.js';
 import { parsePriceTable } from '../src/proxy/price-table.js';
 import { createPaychanProxy } from '../src/proxy/proxy.js';
+import { SqliteStore } from '../src/store/sqlite-store.js';
 import { intArg, parseArgs, strArg } from './lib/args.js';
 import { emit, onStdinLines } from './lib/lines.js';
 
@@ -31,7 +33,11 @@ emit({ event: 'ready', url: app.server.url });
 onStdinLines((line) => {
   if (line === 'cpu') {
     const u = process.cpuUsage();
-    emit({ event: 'cpu', us: u.user + u.system });
+    // Commits (one fsync each) so far too: how many payments shared one.
+    // The event loop's busy time (ms, cumulative): busy beyond the CPU time is time blocked
+    // (a commit's fsync) or waiting for a core.
+    const elu = performance.eventLoopUtilization();
+    emit({ event: 'cpu', us: u.user + u.system, commits: app.store instanceof SqliteStore ? app.store.stats().commits : -1, loopActiveMs: elu.active, loopIdleMs: elu.idle });
   }
 });
 process.on('SIGTERM', () => {

@@ -166,9 +166,9 @@ try {
   await closedLoop(WARMUP, 'bare');
 
   progress(`proxy: throughput, ${REQUESTS} paid requests on ${CLIENTS} lanes in ${PROCS} load generators`);
-  const cpu = async (): Promise<{ proxy: number; upstream: number; clients: number }> => {
+  const cpu = async (): Promise<{ proxy: number; upstream: number; clients: number; commits: number; loopActiveMs: number; loopIdleMs: number }> => {
     const [p, u, ...c] = await Promise.all([payee.ask('cpu', 'cpu'), upstream.ask('cpu', 'cpu'), ...clients.map((x) => x.ask('cpu', 'cpu'))]);
-    return { proxy: Number(p.us), upstream: Number(u.us), clients: c.reduce((sum, x) => sum + Number(x.us), 0) };
+    return { proxy: Number(p.us), upstream: Number(u.us), clients: c.reduce((sum, x) => sum + Number(x.us), 0), commits: Number(p.commits), loopActiveMs: Number(p.loopActiveMs), loopIdleMs: Number(p.loopIdleMs) };
   };
   const perLane = Math.ceil(REQUESTS / CLIENTS);
   /** A closed loop and the CPU µs per request each process spent in it (what holds on a busy machine). */
@@ -178,8 +178,12 @@ try {
     const after = await cpu();
     const perRequest = (k: 'proxy' | 'upstream' | 'clients'): number => round((after[k] - before[k]) / run.requests, 1);
     const cpuUs = { proxy: perRequest('proxy'), upstream: perRequest('upstream'), clients: perRequest('clients') };
-    progress(`proxy: ${target} ${run.perSec} requests/s, CPU µs per request ${JSON.stringify(cpuUs)}`);
-    return { ...run, cpuUs };
+    const requestsPerCommit = round(run.requests / Math.max(1, after.commits - before.commits), 1);
+    // The proxy's thread: share of the phase its event loop was busy, and share it was on a CPU.
+    const active = after.loopActiveMs - before.loopActiveMs;
+    const proxyLoop = { busy: round(active / (active + after.loopIdleMs - before.loopIdleMs), 3), onCpu: round((after.proxy - before.proxy) / 1000 / run.ms, 3) };
+    progress(`proxy: ${target} ${run.perSec} requests/s, CPU µs per request ${JSON.stringify(cpuUs)}, proxy loop ${JSON.stringify(proxyLoop)}${target === 'paid' ? `, ${requestsPerCommit} payments per commit` : ''}`);
+    return { ...run, cpuUs, requestsPerCommit, proxyLoop };
   };
   const throughput = await measured('paid');
   const proxyPaidRequestsPerSec = throughput.perSec;
@@ -196,7 +200,9 @@ try {
   progress(`proxy: latency at ${RATE}/s, straight to the upstream then through the proxy`);
   const bare = await openLoop(LATENCY_REQUESTS, RATE, 'bare');
   const free = await openLoop(LATENCY_REQUESTS, RATE, 'free');
+  const commitsBefore = (await cpu()).commits;
   const proxied = await openLoop(LATENCY_REQUESTS, RATE, 'paid');
+  const latencyPaymentsPerCommit = round(proxied.requests / Math.max(1, (await cpu()).commits - commitsBefore), 2);
   const paywallOverheadP50Ms = round(proxied.p50Ms - bare.p50Ms, 3);
   const paywallOverheadP99Ms = round(proxied.p99Ms - bare.p99Ms, 3);
   // Below the asked rate the open loop measures a queue, not the paywall: say so.
@@ -216,7 +222,10 @@ try {
       clientProcesses: PROCS,
       requests: throughput.requests,
       throughputMs: throughput.ms,
-      freeRoute: { requestsPerSec: freeThroughput.perSec, cpuUsPerRequest: freeThroughput.cpuUs, latency: free },
+      paymentsPerCommit: throughput.requestsPerCommit,
+      proxyLoop: throughput.proxyLoop,
+      latencyPaymentsPerCommit,
+      freeRoute: { requestsPerSec: freeThroughput.perSec, cpuUsPerRequest: freeThroughput.cpuUs, proxyLoop: freeThroughput.proxyLoop, latency: free },
       bareRequestsPerSec: bareThroughput.perSec,
       bareCpuUsPerRequest: bareThroughput.cpuUs,
       fsync,
