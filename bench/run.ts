@@ -8,7 +8,7 @@
  *   e2e       e2ePaymentsPerSec, e2eP50Ms, e2eP99Ms: payee and payer processes, WebSocket,
  *             1,000 channels opened on a private btcd regtest node; closes checked by the node
  *   proxy     proxyPaidRequestsPerSec, paywallOverheadP50Ms, paywallOverheadP99Ms: `paychan
- *             proxy` in front of a bare upstream, paying fetches over channels on btcd
+ *             proxy` in front of a bare upstream, channels opened on btcd, node:http load generators
  *
  * Options: --json (the last stdout line is one JSON object; progress goes to stderr), --quick
  * (smaller counts, about two minutes), --profile (also CPU-profiles the hot path and the payee
