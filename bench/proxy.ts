@@ -43,6 +43,9 @@ const LATENCY_REQUESTS = intArg(args, 'latency-requests', 10_000);
 const RATE = intArg(args, 'rate', 1_000);
 const WARMUP = intArg(args, 'warmup', 200);
 const PROCS = Math.max(1, Math.min(intArg(args, 'client-procs', 2), CLIENTS));
+// Each channel is opened over its own WebSocket from 127.0.0.1, and the payee admits 16
+// connections per address (server-limits.ts): a 17th opening would wait forever.
+if (CLIENTS < 1 || CLIENTS > 16) throw new RangeError(`--clients must be 1..16 (the payee's connections per address), got ${CLIENTS}`);
 const PRICE_SAT = 1;
 
 /** Where a load generator sends: through the proxy paying, through its free route, or straight to the upstream. */
