@@ -1,19 +1,22 @@
 /**
  * The proxy process of the proxy benchmark: exactly what `paychan proxy` runs (startPayeeApp
  * with the reverse proxy mounted: PayeeService, SQLite store, one HTTP/WebSocket server).
- * Every route is priced `--price-sat` per request. Prints {"event":"ready","url":…}; SIGTERM
- * closes it. On stdin, `cpu` answers {"event":"cpu","us":…}.
+ * Every route is priced `--price-sat` per request, except /free/* (forwarded free). Prints {"event":"ready","url":…}; SIGTERM
+ * closes it. On stdin, `cpu` answers {"event":"cpu","us":…,"commits":…} (CPU µs, store commits and the event loop's active and idle ms so far).
  */
+import { performance } from 'node:perf_hooks';
 import { startPayeeApp } from '../src/app/payee-app.js';
 import { connectRpcBackend } from '../src/chain/rpc-backend.js';
 import { parsePriceTable } from '../src/proxy/price-table.js';
 import { createPaychanProxy } from '../src/proxy/proxy.js';
+import { SqliteStore } from '../src/store/sqlite-store.js';
 import { intArg, parseArgs, strArg } from './lib/args.js';
 import { emit, onStdinLines } from './lib/lines.js';
 
 const args = parseArgs(process.argv.slice(2));
 const backend = await connectRpcBackend({ url: strArg(args, 'rpc-url'), user: strArg(args, 'rpc-user'), pass: strArg(args, 'rpc-pass'), network: 'regtest' });
-const prices = parsePriceTable({ routes: [{ path: '/*', perRequestSat: intArg(args, 'price-sat', 1) }] });
+// /free/* is forwarded without payment: the proxy's own cost, for comparison with the paid routes.
+const prices = parsePriceTable({ routes: [{ path: '/free/*' }, { path: '/*', perRequestSat: intArg(args, 'price-sat', 1) }] });
 const app = await startPayeeApp({
   network: 'regtest',
   backend,
@@ -30,7 +33,11 @@ emit({ event: 'ready', url: app.server.url });
 onStdinLines((line) => {
   if (line === 'cpu') {
     const u = process.cpuUsage();
-    emit({ event: 'cpu', us: u.user + u.system });
+    // Commits (one fsync each) so far too: how many payments shared one.
+    // The event loop's busy time (ms, cumulative): busy beyond the CPU time is time blocked
+    // (a commit's fsync) or waiting for a core.
+    const elu = performance.eventLoopUtilization();
+    emit({ event: 'cpu', us: u.user + u.system, commits: app.store instanceof SqliteStore ? app.store.stats().commits : -1, loopActiveMs: elu.active, loopIdleMs: elu.idle });
   }
 });
 process.on('SIGTERM', () => {

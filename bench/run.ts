@@ -10,7 +10,7 @@
  *             e2eP99At4kMs (open loop at 4,000/s), e2eOneChannelPaymentsPerSec (one channel,
  *             pipelined), allocBytesPerPaymentPayee/Payer (JS heap bytes per payment at full speed)
  *   proxy     proxyPaidRequestsPerSec, paywallOverheadP50Ms, paywallOverheadP99Ms: `paychan
- *             proxy` in front of a bare upstream, paying fetches over channels on btcd
+ *             proxy` in front of a bare upstream, channels opened on btcd, node:http load generators
  *
  * Options: --json (the last stdout line is one JSON object; progress goes to stderr), --quick
  * (smaller counts, about two minutes), --profile (also CPU-profiles the hot path and the payee

@@ -19,9 +19,13 @@ export function isPaymentHeader(name: string): boolean {
   return name.startsWith('paychan-') || name === 'payment-signature' || name === 'x-payment' || name === 'payment-response';
 }
 
-function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+/** The header names a `Connection` header lists (hop-by-hop too); none for the usual `keep-alive` / `close`, without allocating. */
+function connectionTokens(headers: IncomingHttpHeaders): ReadonlySet<string> {
   const value = headers.connection;
-  return new Set(value ? value.toLowerCase().split(',').map((t) => t.trim()) : []);
+  if (value === undefined || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return NO_TOKENS;
+  return new Set(value.toLowerCase().split(',').map((t) => t.trim()));
 }
 
 /**
@@ -30,9 +34,12 @@ function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
  * @param keepUpgrade keep `Connection: upgrade` / `Upgrade` (a WebSocket handshake).
  */
 export function upstreamRequestHeaders(req: IncomingMessage, upstreamHost: string, keepUpgrade = false): OutgoingHttpHeaders {
-  const named = connectionTokens(req.headers);
+  const headers = req.headers;
+  const named = connectionTokens(headers);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(req.headers)) {
+  // Keys, not entries: no [name, value] pair per header per request.
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || isPaymentHeader(name) || name === 'host') continue;
     if (name.startsWith('x-forwarded-') && name !== 'x-forwarded-for') continue;
     out[name] = value;
@@ -55,14 +62,19 @@ export function upstreamRequestHeaders(req: IncomingMessage, upstreamHost: strin
   return out;
 }
 
-/** The upstream response's headers as the client gets them (before CORS and payment headers). */
-export function clientResponseHeaders(headers: IncomingHttpHeaders, dropCors: boolean): OutgoingHttpHeaders {
+/**
+ * The upstream response's headers as the client gets them, with `extra` (CORS) added.
+ * @param dropCors drop the upstream's own `Access-Control-*` headers (the proxy does CORS).
+ */
+export function clientResponseHeaders(headers: IncomingHttpHeaders, dropCors: boolean, extra: Readonly<Record<string, string>>): OutgoingHttpHeaders {
   const named = connectionTokens(headers);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
     if (dropCors && name.startsWith('access-control-')) continue;
     out[name] = value;
   }
+  for (const name of Object.keys(extra)) out[name] = extra[name];
   return out;
 }

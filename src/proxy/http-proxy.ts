@@ -17,7 +17,7 @@
  * comment and a `paychan-payment-exhausted` event and ends; another chunked response ends with
  * a `Paychan-Cutoff` trailer; a response of known length is aborted (it cannot end cleanly).
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { MessageOf } from '../protocol/messages.js';
 import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER, type Admission, type PaymentRequiredBody } from '../transport/paywall.js';
@@ -34,6 +34,8 @@ export interface ProxyPaywall {
   admit(header: string | undefined, priceSat: bigint): Promise<Admission>;
   /** The same for a payment already parsed (an x402 payload); `refuseShort`: one that adds too little is refused, not kept as credit. */
   admitPayment(payment: MessageOf<'payment'>, priceSat: bigint, refuseShort: boolean): Promise<Admission>;
+  /** The 402 of a request whose payment never reached the payee (see Paywall.paymentRequired); changes nothing. */
+  paymentRequired(code: PaymentRequiredBody['code'], message: string, priceSat: bigint): Admission & { ok: false };
   /** Final price of a request admitted at `upfrontSat`; the difference is credited (or owed). */
   settle(channelId: string, upfrontSat: bigint, actualSat: bigint): void;
 }
@@ -60,6 +62,12 @@ export const CUTOFF_TRAILER = 'paychan-cutoff';
 export const SSE_EXHAUSTED_EVENT = 'paychan-payment-exhausted';
 
 class UpstreamTimeoutError extends Error {}
+
+/** True unless the request has no body by its framing (no Transfer-Encoding, no or a zero Content-Length). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
 
 /** A validated upstream: where to send, and how. */
 export interface Upstream {
@@ -132,7 +140,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
     const read = x402.readPayment(signature, upfront);
     if (read.ok) return paywall.admitPayment(read.payment, upfront, true);
     // Refused before the payee saw it: the standard 402, naming what was wrong.
-    return paywall.admit(undefined, upfront).then((a) => (a.ok ? a : { ...a, body: { ...a.body, code: read.code, message: read.message } }));
+    return Promise.resolve(paywall.paymentRequired(read.code, read.message, upfront));
   };
 
   const refuse = (req: IncomingMessage, res: ServerResponse, body: PaymentRequiredBody, url: URL, extra: Record<string, string>): void => {
@@ -163,7 +171,10 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
     let bodyBytes = 0;
     let cut = false;
     let cutTimer: NodeJS.Timeout | undefined;
-    req.pipe(upstreamReq);
+    // A request without a body (no Content-Length, no Transfer-Encoding: RFC 9112 §6.3, most
+    // GETs) needs no pipe between the two streams, only the end of the upstream request.
+    if (hasBody(req)) req.pipe(upstreamReq);
+    else upstreamReq.end();
 
     upstreamReq.on('error', (err) => {
       clearTimeout(headerTimer);
@@ -195,7 +206,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       const status = up.statusCode ?? 502;
       const unpriced = status >= 500;
       if (unpriced) settle(0n);
-      const headers: OutgoingHttpHeaders = { ...clientResponseHeaders(up.headers, cors.enabled), ...corsHeaders };
+      const headers = clientResponseHeaders(up.headers, cors.enabled, corsHeaders);
       if (paid) {
         if (paid.x402 && x402) headers[PAYMENT_RESPONSE_HEADER] = x402.paymentResponse(paid.admission);
         headers[ACK_HEADER] = `${paid.admission.channelId} ${paid.admission.totalSat}`;

@@ -14,9 +14,9 @@
  * Books live in memory: after a payee restart unspent credit (at most one prepayment per
  * channel) is forgotten; payments themselves are in the store. See docs/http-402.md.
  */
-import { toHex } from '../protocol/bytes.js';
+import { fromHex, toHex } from '../protocol/bytes.js';
 import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
-import { decodeMessage, type Message, type MessageOf } from '../protocol/messages.js';
+import { decodeMessage, MAX_MONEY_SAT, PROTOCOL_VERSION, type Message, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import type { PeerLink } from './link.js';
 
@@ -90,6 +90,15 @@ export function formatPaymentHeader(payment: MessageOf<'payment'>): string {
 export function parsePaymentHeader(value: string): MessageOf<'payment'> {
   const m = HEADER_RE.exec(value.trim());
   if (!m) throw new ProtocolError('MALFORMED_MESSAGE', `expected 'channel=<txid:vout>, total=<sat>, sig=<128 hex>'`);
+  // The spelling every payer sends (a vout without leading zeros, both numbers in range) is
+  // exactly what the wire decoder's hot path accepts: build that message here, without a JSON
+  // round trip through it (this runs once per paid request). Anything else takes the schema.
+  const channelId = m[1]!;
+  const vout = channelId.slice(65);
+  const totalSat = BigInt(m[2]!);
+  if (totalSat <= MAX_MONEY_SAT && (vout === '0' || (vout.charCodeAt(0) !== 48 && Number(vout) <= 0xffff))) {
+    return { v: PROTOCOL_VERSION, type: 'payment', channelId, totalSat, signature: fromHex(m[3]!) };
+  }
   const message = decodeMessage(JSON.stringify({ v: 1, type: 'payment', channelId: m[1], totalSat: m[2], signature: m[3] }));
   if (message.type !== 'payment') throw new ProtocolError('MALFORMED_MESSAGE', 'not a payment');
   return message;
@@ -127,14 +136,24 @@ export class Paywall {
 
   /** Decides on one request of price `priceSat` carrying `header` (the header's value, if any). */
   admit(header: string | undefined, priceSat: bigint): Promise<Admission> {
-    if (header === undefined || header === '') return Promise.resolve(this.refuse('PAYMENT_REQUIRED', 'this resource costs satoshis: pay through a channel', priceSat, priceSat));
+    if (header === undefined || header === '') return Promise.resolve(this.paymentRequired('PAYMENT_REQUIRED', 'this resource costs satoshis: pay through a channel', priceSat));
     let payment: MessageOf<'payment'>;
     try {
       payment = parsePaymentHeader(header);
     } catch (err) {
-      return Promise.resolve(this.refuse('MALFORMED_MESSAGE', (err as Error).message, priceSat, priceSat));
+      return Promise.resolve(this.paymentRequired('MALFORMED_MESSAGE', (err as Error).message, priceSat));
     }
     return this.admitPayment(payment, priceSat);
+  }
+
+  /**
+   * The refusal of a request of price `priceSat` whose payment never reached the payee: none was
+   * sent, or its carrier could not be read (a malformed header, an x402 payload that does not
+   * answer its requirement). The whole price is due; nothing changes (no books are opened, so a
+   * stranger's garbage costs no memory). Every 402 of this paywall is built here or by `admit`.
+   */
+  paymentRequired(code: PaymentRequiredBody['code'], message: string, priceSat: bigint): Admission & { ok: false } {
+    return this.refuse(code, message, priceSat, priceSat);
   }
 
   /**
@@ -145,7 +164,7 @@ export class Paywall {
    */
   admitPayment(payment: MessageOf<'payment'>, priceSat: bigint, refuseShort = false): Promise<Admission> {
     // No books for channels the payee does not have: forged ids must not grow memory.
-    if (this.options.payee.paidSat(payment.channelId) === undefined) return Promise.resolve(this.refuse('UNKNOWN_CHANNEL', `no channel ${payment.channelId}`, priceSat, priceSat));
+    if (this.options.payee.paidSat(payment.channelId) === undefined) return Promise.resolve(this.paymentRequired('UNKNOWN_CHANNEL', `no channel ${payment.channelId}`, priceSat));
     const books = this.booksOf(payment.channelId);
     const result = books.queue.then(() => this.admitInOrder(books, payment, priceSat, refuseShort));
     books.queue = result.catch(() => undefined);
@@ -188,7 +207,7 @@ export class Paywall {
     return b;
   }
 
-  private refuse(code: PaymentRequiredBody['code'], message: string, priceSat: bigint, dueSat: bigint): Admission {
+  private refuse(code: PaymentRequiredBody['code'], message: string, priceSat: bigint, dueSat: bigint): Admission & { ok: false } {
     return {
       ok: false,
       body: {

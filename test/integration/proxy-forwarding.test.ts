@@ -12,7 +12,7 @@ import { CUTOFF_TRAILER, SSE_EXHAUSTED_EVENT, createHttpProxy, type ProxyPaywall
 import { parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';
 import { CLOSE_PAYMENT_EXHAUSTED, MAX_BUFFERED_BYTES, createWsProxy } from '../../src/proxy/ws-proxy.js';
-import type { Admission } from '../../src/transport/paywall.js';
+import type { Admission, PaymentRequiredBody } from '../../src/transport/paywall.js';
 import type { MessageOf } from '../../src/protocol/messages.js';
 import { waitUntil } from '../helpers/local-pair.js';
 import { closeServer, listen } from '../helpers/http402-env.js';
@@ -22,18 +22,16 @@ class RecordingPaywall implements ProxyPaywall {
   readonly admitted: bigint[] = [];
   readonly settled: { upfrontSat: bigint; actualSat: bigint }[] = [];
   admit(header: string | undefined, priceSat: bigint): Promise<Admission> {
-    if (!header) {
-      return Promise.resolve({
-        ok: false,
-        body: { code: 'PAYMENT_REQUIRED', message: 'pay', priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
-      });
-    }
+    if (!header) return Promise.resolve(this.paymentRequired('PAYMENT_REQUIRED', 'pay', priceSat));
     this.admitted.push(priceSat);
     return Promise.resolve({ ok: true, channelId: header.startsWith('chan ') ? header.slice(5) : 'c', totalSat: 100n, creditSat: 0n });
   }
   admitPayment(_payment: MessageOf<'payment'>, priceSat: bigint): Promise<Admission> {
     this.admitted.push(priceSat);
     return Promise.resolve({ ok: true, channelId: 'c', totalSat: 100n, creditSat: 0n });
+  }
+  paymentRequired(code: PaymentRequiredBody['code'], message: string, priceSat: bigint): Admission & { ok: false } {
+    return { ok: false, body: { code, message, priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' } };
   }
   settle(_channelId: string, upfrontSat: bigint, actualSat: bigint): void {
     this.settled.push({ upfrontSat, actualSat });

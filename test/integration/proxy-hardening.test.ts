@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Admission } from '../../src/transport/paywall.js';
+import type { Admission, PaymentRequiredBody } from '../../src/transport/paywall.js';
 import type { ProxyPaywall } from '../../src/proxy/http-proxy.js';
 import { canonicalPath, parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';
@@ -15,13 +15,14 @@ import { waitUntil } from '../helpers/wait.js';
 import { closeServer, listen } from '../helpers/http402-env.js';
 
 /** Admits nothing: every priced request is answered 402. */
+const refusal = (code: PaymentRequiredBody['code'], message: string, priceSat: bigint): Admission & { ok: false } => ({
+  ok: false,
+  body: { code, message, priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
+});
 const refusingPaywall: ProxyPaywall = {
-  admit: (_header, priceSat): Promise<Admission> =>
-    Promise.resolve({
-      ok: false,
-      body: { code: 'PAYMENT_REQUIRED', message: 'pay', priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
-    }),
+  admit: (_header, priceSat): Promise<Admission> => Promise.resolve(refusal('PAYMENT_REQUIRED', 'pay', priceSat)),
   admitPayment: () => Promise.reject(new Error('not used')),
+  paymentRequired: refusal,
   settle: () => undefined,
 };
 
