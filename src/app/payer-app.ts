@@ -134,7 +134,7 @@ export class PayerApp {
    */
   async resumeChannel(channel?: string, options: { readonly untilStatus?: boolean } = {}): Promise<ConnectedChannel> {
     const tempId = channel ?? (await this.currentChannelId());
-    if (!tempId) throw new Error('no channel yet: open one with paychan payer open URL --capacity SAT');
+    if (!tempId) throw noChannel();
     const url = await this.store.getMeta(metaUrl(tempId));
     if (!url) throw new Error(`channel ${tempId} has no payee URL on record`);
     const saved = (await this.store.loadPayerChannels()).find((c) => c.tempId === tempId);
@@ -192,7 +192,7 @@ export class PayerApp {
   /** Loads the current channel's client without connecting (for status and refunds). */
   async currentClientOffline(): Promise<PayerClient> {
     const tempId = await this.currentChannelId();
-    if (!tempId) throw new Error('no channel yet: open one with paychan payer open URL --capacity SAT');
+    if (!tempId) throw noChannel();
     const saved = (await this.store.loadPayerChannels()).find((c) => c.tempId === tempId);
     if (!saved) throw new Error(`channel ${tempId} is missing from the store`);
     const index = saved.state.proposal.keyIndex;
@@ -324,6 +324,11 @@ export class PayerApp {
       log: this.options.log,
     };
   }
+}
+
+/** The error of a command that acts on the current channel when there is none (code NO_CHANNEL). */
+function noChannel(): Error {
+  return Object.assign(new Error('no channel yet: open one with paychan payer open URL --capacity SAT'), { code: 'NO_CHANNEL' });
 }
 
 /**

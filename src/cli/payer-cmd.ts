@@ -17,7 +17,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { PsbtFundingError } from '../wallet/psbt-funding.js';
 import type { PaymentRequiredBody } from '../transport/paywall.js';
 import { helpText, type CommandHelp } from './help.js';
-import { fetchFailure, interruptible, reportStopped, signedBeyondAcked } from './report.js';
+import { fetchFailure, insufficientFunds, interruptible, reportStopped, signedBeyondAcked } from './report.js';
 import { CHANNEL_KIND_CHOICES, channelKindHelp, channelKindOf } from './channel-kinds.js';
 import type { VariantName } from '../protocol/variants/index.js';
 import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
@@ -214,7 +214,7 @@ function variantOf(p: Parsed): VariantName {
 async function openChannel(app: PayerApp, dataDir: string, url: string, p: Parsed, progress: (l: string) => void): Promise<ConnectedChannel> {
   const capacitySat = amountSat('--capacity', p.str('capacity'));
   const balance = app.wallet.balance().confirmedSat;
-  if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${app.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
+  if (balance < capacitySat) throw insufficientFunds(balance, capacitySat, app.wallet.receiveAddress());
   progress(`opening a ${variantOf(p)} channel of ${capacitySat} sat to ${url}`);
   // Said once, when the payee broadcast the funding: the line says what to do (mine a block).
   return app.openChannel(url, { variant: variantOf(p), capacitySat, expiryBlocks: positiveInt('--expiry-blocks', p.str('expiry-blocks'), 144) }, (txid) => {
@@ -255,7 +255,7 @@ async function refundFirst(app: PayerApp, funded: Uint8Array, out: { json: boole
     fundingTxid = await app.refundBeforeSigning(funded);
   } catch (err) {
     if (err instanceof PsbtFundingError || (err instanceof ProtocolError && err.code.startsWith('FUNDING_'))) {
-      throw new Error(`${err.code}: ${err.message}. Nothing changed: fix the PSBT and run paychan payer open --funded-psbt FILE again`);
+      throw Object.assign(new Error(`${err.code}: ${err.message}. Nothing changed: fix the PSBT and run paychan payer open --funded-psbt FILE again`), { code: err.code });
     }
     throw err;
   }
@@ -296,7 +296,7 @@ async function finishExternal(app: PayerApp, dataDir: string, signed: Uint8Array
     });
   } catch (err) {
     if (err instanceof PsbtFundingError || (err instanceof ProtocolError && err.code.startsWith('FUNDING_'))) {
-      throw new Error(`${err.code}: ${err.message}. The opening is still pending: fix the PSBT and run paychan payer open --signed-psbt FILE again`);
+      throw Object.assign(new Error(`${err.code}: ${err.message}. The opening is still pending: fix the PSBT and run paychan payer open --signed-psbt FILE again`), { code: err.code });
     }
     throw err;
   }
@@ -394,7 +394,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
           return reportStopped({
             json,
             summary: summary(client),
-            counts: { payments: run.payments, paidNowSat: run.paidSat, requestedPayments: count, totalSat: run.ackedTotalSat },
+            counts: { payments: run.payments, paidNowSat: run.paidSat, requestedPayments: count },
             done:
               (run.payments === 0 ? 'nothing paid' : `stopped after ${run.payments} of ${count} payment(s): ${run.paidSat} sat paid`) +
               ` (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id}${signedBeyondAcked(run.signedTotalSat, run.ackedTotalSat)})`,
@@ -403,7 +403,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
         }
         const elapsedMs = performance.now() - started;
         const total = run.ackedTotalSat;
-        if (json) printJson({ ...summary(client), paidNowSat: run.paidSat, totalSat: total, payments: count, elapsedMs: Math.round(elapsedMs), paymentsPerSec: Math.round(count / (elapsedMs / 1000)) });
+        // `ackedSat` (in the summary) is the acknowledged total: one key for it, as everywhere.
+        if (json) printJson({ ...summary(client), paidNowSat: run.paidSat, payments: count, elapsedMs: Math.round(elapsedMs), paymentsPerSec: Math.round(count / (elapsedMs / 1000)) });
         else log(`paid ${run.paidSat} sat in ${count} payment(s); ${total} sat acknowledged in total on ${client.channel.id}`);
         return 0;
       }
@@ -491,7 +492,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
         );
         const final = seen.spend!;
         await app.syncWallet();
-        if (json) printJson({ ...summary(client), closeTxid: final.spendingTxid, confirmations: final.confirmations });
+        if (json) printJson({ ...summary(client), closeTxid: final.spendingTxid, closeConfirmations: final.confirmations });
         else log(`closed: ${final.spendingTxid} confirmed; ${s.channel.capacitySat - s.ackedTotalSat} sat back to the payer`);
         return 0;
       }

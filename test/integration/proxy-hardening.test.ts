@@ -19,7 +19,7 @@ const refusingPaywall: ProxyPaywall = {
   admit: (_header, priceSat): Promise<Admission> =>
     Promise.resolve({
       ok: false,
-      body: { code: 'PAYMENT_REQUIRED', message: 'pay', priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
+      body: { code: 'PAYMENT_REQUIRED', message: 'pay', priceSat: Number(priceSat), dueSat: Number(priceSat), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
     }),
   admitPayment: () => Promise.reject(new Error('not used')),
   settle: () => undefined,
