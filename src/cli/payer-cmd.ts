@@ -417,7 +417,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
         });
         const channelFor = async (offer: PaymentRequiredBody): Promise<PayerClient> => {
           // A stored channel to this payee that is still Open (createPayer's channelFor does the same).
-          const reused = await app.reuseChannelTo(offer.channelUrl);
+          // One that can pay what this request is due (a used-up or expiring one is passed over).
+          const reused = await app.reuseChannelTo(offer.channelUrl, BigInt(offer.dueSat));
           if (reused) {
             connected = reused;
             return reused.client;
