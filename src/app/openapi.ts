@@ -1,6 +1,7 @@
 /**
  * The payee's HTTP API as an OpenAPI 3.1 document, served at `GET /openapi.json` by every payee
- * started with startPayeeApp (`paychan payee serve`, createPayee). Written by hand next to the
+ * started with startPayeeApp (`paychan payee serve`, createPayee) — but not behind `paychan
+ * proxy`, whose upstream may serve its own /openapi.json. Written by hand next to the
  * routes rather than generated from them: the routes are plain node:http handlers, and a
  * document someone wrote says what a client may rely on (codes, units, who may call what).
  * test/integration/openapi.test.ts keeps the two together both ways: every route the payee

@@ -142,7 +142,8 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const routes: HttpRoute[] = [
     ...BUILTIN_ROUTES,
     { method: 'GET', path: PAYEE_WS_PATH },
-    { method: 'GET', path: OPENAPI_ROUTE },
+    // Behind `paychan proxy` the upstream's own /openapi.json (a common path) is not shadowed.
+    ...(options.mount ? [] : [{ method: 'GET', path: OPENAPI_ROUTE } as const]),
     ...CHANNEL_LIST_ROUTES,
     ...DUPLEX_ADMIN_ROUTES,
     ...(exampleRoute ? [{ method: 'GET', path: `${PAID_ROUTE_PREFIX}{path}` } as const] : []),
@@ -150,7 +151,8 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   // Built once: the document changes only with the code.
   const openApi = payeeOpenApi({ exampleRoute });
   const describe = (req: IncomingMessage, res: ServerResponse): boolean => {
-    if (pathOf(req) !== OPENAPI_ROUTE) return false;
+    // startsWith first: no allocation for the other requests (the priced route's among them).
+    if (options.mount || !req.url?.startsWith(OPENAPI_ROUTE) || pathOf(req) !== OPENAPI_ROUTE) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') sendError(res, 'METHOD_NOT_ALLOWED', undefined, { allow: 'GET, HEAD' });
     else sendJson(res, 200, openApi);
     return true;

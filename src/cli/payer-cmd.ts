@@ -38,8 +38,8 @@ Usage:
                                          the wallet signs)
   paychan payer pay AMOUNT [--count N]   pay AMOUNT satoshis (N times, pipelined) on the current channel
   paychan payer fetch URL [--count N] [--max-price SAT] [--capacity SAT]
-                                         GET a priced URL N times, paying its HTTP 402 through the
-                                         current channel (or a new one of --capacity)
+                                         GET a priced URL N times, paying its HTTP 402 through a
+                                         stored channel that can still pay (or a new one of --capacity)
   paychan payer status                   the current channel, as the payer and the payee see it
   paychan payer sync                     duplex: connect and take the payee's queued pay-backs
   paychan payer close [--unilateral]     ask the payee to close the channel now, wait for the close
@@ -137,7 +137,7 @@ ${NODE_LINES}`,
   fetch: {
     usage: 'fetch URL [--count N] [--max-price SAT] [--capacity SAT]',
     about:
-      "GET a priced URL N times, paying its HTTP 402 through the current channel\nWith --capacity, opens a new channel to the payee the 402 names when there is none. A run that\nstops part way says how many requests and sats were paid, and exits 1.",
+      "GET a priced URL N times, paying its HTTP 402 through a stored channel to the payee the 402 names\nthat can pay the price and is a few blocks or more from expiry; with --capacity, opens a new one\nwhen there is none. A stored channel whose funding has not confirmed is waited for up to 60 s\n(then CHANNEL_NOT_READY). A run that stops part way says how many requests and sats were\npaid, and exits 1.",
     options: `--count N           how many requests; default 1
 --max-price SAT     never pay more than SAT for one request; default 1000
 --capacity SAT      open a channel of SAT if none is open to that payee

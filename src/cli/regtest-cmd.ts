@@ -52,7 +52,7 @@ export const REGTEST_COMMANDS: Readonly<Record<string, CommandHelp>> = {
     options: JSON_LINE,
     example: 'paychan regtest start',
   },
-  stop: { usage: 'stop', about: 'stop the local regtest node', example: 'paychan regtest stop' },
+  stop: { usage: 'stop', about: 'stop the local regtest node', options: JSON_LINE, example: 'paychan regtest stop' },
   mine: { usage: 'mine N', about: 'mine N blocks (to the faucet wallet)', options: JSON_LINE, example: 'paychan regtest mine 1' },
   fund: {
     usage: 'fund ADDRESS AMOUNT',
@@ -223,10 +223,11 @@ async function start(json: boolean, log: (l: string) => void): Promise<number> {
   return 0;
 }
 
-async function stop(log: (l: string) => void): Promise<number> {
+async function stop(json: boolean, log: (l: string) => void): Promise<number> {
   const info = runningNode();
   if (!info) {
     log('no local regtest node is running');
+    if (json) printJson({ stopped: false });
     return 0;
   }
   process.kill(info.supervisorPid, 'SIGTERM');
@@ -237,6 +238,7 @@ async function stop(log: (l: string) => void): Promise<number> {
     await new Promise((r) => setTimeout(r, 100));
   }
   log('regtest node stopped');
+  if (json) printJson({ stopped: true });
   return 0;
 }
 
@@ -330,7 +332,7 @@ export async function regtestCommand(argv: string[]): Promise<number> {
     case 'run':
       return run(log);
     case 'stop':
-      return stop(log);
+      return stop(p.flag('json'), log);
     case 'mine':
       return mine(positiveInt('N', args[0]), p.flag('json'), log);
     case 'fund': {
@@ -339,7 +341,8 @@ export async function regtestCommand(argv: string[]): Promise<number> {
     }
     case 'build': {
       const bins = await ensureBtcd({ onProgress: log });
-      process.stdout.write(`${bins.btcd}\n`);
+      if (p.flag('json')) printJson({ btcd: bins.btcd });
+      else process.stdout.write(`${bins.btcd}\n`);
       return 0;
     }
     default:

@@ -85,6 +85,11 @@ describe('errors under --json: one object {"error":{"code","message"}}, the last
     expect(r.json!.error).toEqual({ code, message: expect.stringMatching(message) });
     expect(r.stderr).toMatch(message); // and the human line, for whoever watches stderr
   });
+  it('regtest stop --json says whether it stopped a node, as one object', async () => {
+    const r = await runCli(['regtest', 'stop', '--json'], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('{"stopped":false}');
+  });
   it('PAYCHAN_JSON=1 asks for it as --json does; without either, errors stay text', async () => {
     const viaEnv = await runCli(['payer', 'status'], { ...env, PAYCHAN_JSON: '1' });
     expect(viaEnv.json).toEqual({ error: { code: 'NO_NODE', message: expect.any(String) } });
