@@ -7,6 +7,7 @@
  */
 export { createPayee, type CreatePayeeOptions, type Payee, type NodePaywallMiddleware } from './app/create-payee.js';
 export { createPayer, type CreatePayerOptions, type Payer } from './app/create-payer.js';
+export type { DuplexChannel } from './app/duplex-channel.js';
 export type { NodeOption } from './app/node-option.js';
 export type { ChannelListRow, ChannelRow } from './app/channel-list.js';
 export type { PayeeApp } from './app/payee-app.js';

@@ -10,6 +10,7 @@ import { stateLocktime } from '../protocol/duplex-tx.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { VariantName } from '../protocol/variants/index.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
+import type { HttpRoute } from '../transport/http-routes.js';
 
 export interface ChannelRow {
   /** The funding outpoint `txid:vout`. */
@@ -31,6 +32,8 @@ export interface ChannelRow {
 }
 
 export const ADMIN_CHANNELS_ROUTE = '/v1/admin/channels';
+/** The route of {@link channelListRoute}, for the payee's route list (app/openapi.ts). */
+export const CHANNEL_LIST_ROUTES: readonly HttpRoute[] = [{ method: 'GET', path: ADMIN_CHANNELS_ROUTE }];
 
 /** A duplex row also carries the duplex summary's own fields (phase, balances, updates…). */
 export type ChannelListRow = ChannelRow | (ChannelRow & Omit<DuplexSummary, 'capacitySat' | 'channelId'>);

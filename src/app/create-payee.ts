@@ -64,6 +64,14 @@ export interface Payee {
   x402(): PaychanX402;
   /** Every channel the payee holds (Spilman and duplex), with what was paid on it. */
   channels(): ChannelListRow[];
+  /**
+   * Duplex: pays `amountSat` back to the payer of `channelId`, and resolves once the payer
+   * countersigned the new state (a payer that is away takes it when it next connects).
+   * @throws RangeError for an unknown channel or an amount its balance cannot pay.
+   */
+  payBack(channelId: string, amountSat: bigint | number): Promise<void>;
+  /** Duplex: an address of the payee's wallet, whose coins it may put into channels payers open. */
+  address(): string;
   /** The service, server, 402 paywall and store underneath, for what the one-liners do not cover. */
   readonly app: PayeeApp;
   /** Stops taking channels, finishes what is in flight, and closes the data dir (and a node it connected). */
@@ -113,6 +121,10 @@ export async function createPayee(options: CreatePayeeOptions = {}): Promise<Pay
     },
     x402: () => (x402 ??= paychanX402({ paywall: app.paywall, payee: app.service, channelUrl: app.server.wsUrl, policy })),
     channels: () => listChannels(app.service.channels(), app.duplex.peer),
+    async payBack(channelId, amountSat) {
+      await (await app.duplex.peer.payBack(channelId, satoshis(amountSat))).applied;
+    },
+    address: () => app.duplex.wallet.receiveAddress(),
     app,
     async close() {
       try {
@@ -124,10 +136,10 @@ export async function createPayee(options: CreatePayeeOptions = {}): Promise<Pay
   };
 }
 
-function satoshis(price: bigint | number): bigint {
-  if (typeof price === 'number' && !Number.isSafeInteger(price)) throw new RangeError(`price ${price} is not a whole number of satoshis`);
-  const sat = BigInt(price);
-  if (sat <= 0n) throw new RangeError(`price ${sat} must be at least 1 sat`);
+function satoshis(amount: bigint | number): bigint {
+  if (typeof amount === 'number' && !Number.isSafeInteger(amount)) throw new RangeError(`${amount} is not a whole number of satoshis`);
+  const sat = BigInt(amount);
+  if (sat <= 0n) throw new RangeError(`${sat} sat: must be at least 1 sat`);
   return sat;
 }
 

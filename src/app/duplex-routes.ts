@@ -2,7 +2,7 @@
  * The payee's duplex face on its server: the WebSocket frames of duplex channels go to side B
  * (everything else to the Spilman service), and two admin routes for the operator:
  *
- * - `POST /v1/duplex/pay-back` `{"channelId": "...", "amountSat": "..."}`: B pays A. Answered
+ * - `POST /v1/duplex/pay-back` `{"channelId": "...", "amountSat": 3000}`: B pays A. Answered
  *   once B countersigned the state, or at once with `queued: true` when the payer is away (it
  *   takes the payment at its next connection).
  * - `POST /v1/duplex/force-close` `{"channelId": "..."}`: close alone: the newest state is
@@ -21,6 +21,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { Message } from '../protocol/messages.js';
 import type { PeerLink } from '../transport/link.js';
 import { sendError, sendFailure, sendJson } from '../transport/http-replies.js';
+import type { HttpRoute } from '../transport/http-routes.js';
 import type { PayeeEndpoint } from '../transport/payee-server.js';
 
 /** The messages of duplex channels (docs/duplex.md). */
@@ -55,6 +56,16 @@ async function readJson(req: IncomingMessage, maxBytes = 4096): Promise<unknown>
   return JSON.parse(body) as unknown;
 }
 
+/**
+ * A positive amount of satoshis from a JSON body: a whole number (the documented form), or the
+ * decimal string paychan's CLI sent before amounts became numbers. @returns undefined otherwise.
+ */
+function satsOf(value: unknown): bigint | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? BigInt(value) : undefined;
+  if (typeof value === 'string' && /^[1-9][0-9]{0,15}$/.test(value)) return BigInt(value);
+  return undefined;
+}
+
 /** Whether a request carries `Authorization: Bearer <token>` (compared in constant time). */
 export function bearerAuthorizer(token: string): (req: IncomingMessage) => boolean {
   const expected = Buffer.from(`Bearer ${token}`);
@@ -63,6 +74,13 @@ export function bearerAuthorizer(token: string): (req: IncomingMessage) => boole
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
 }
+
+/** The routes of {@link duplexAdminRoutes}, for the payee's route list (app/openapi.ts). */
+export const DUPLEX_ADMIN_ROUTES: readonly HttpRoute[] = [
+  { method: 'GET', path: '/v1/duplex/channels' },
+  { method: 'POST', path: '/v1/duplex/force-close' },
+  { method: 'POST', path: '/v1/duplex/pay-back' },
+];
 
 /** The admin routes; returns false for any other request. */
 export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, token: string) {
@@ -102,11 +120,12 @@ export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, to
       let amountSat: bigint;
       try {
         const body = (await readJson(req)) as { channelId?: unknown; amountSat?: unknown };
-        if (typeof body.channelId !== 'string' || typeof body.amountSat !== 'string' || !/^[1-9][0-9]{0,15}$/.test(body.amountSat)) throw new TypeError();
+        const amount = satsOf(body.amountSat);
+        if (typeof body.channelId !== 'string' || amount === undefined) throw new TypeError();
         channelId = body.channelId;
-        amountSat = BigInt(body.amountSat);
+        amountSat = amount;
       } catch {
-        sendError(res, 'BAD_REQUEST', 'expected JSON {"channelId": "txid:vout", "amountSat": "<positive integer>"}');
+        sendError(res, 'BAD_REQUEST', 'expected JSON {"channelId": "txid:vout", "amountSat": <positive whole number of satoshis>}');
         return true;
       }
       try {

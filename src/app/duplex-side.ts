@@ -5,7 +5,7 @@
  * side A on the payer's.
  */
 import type { ChainBackend } from '../chain/backend.js';
-import { secp256k1 } from '../crypto/index.js';
+import { secp256k1, type Secp256k1 } from '../crypto/index.js';
 import { DuplexPeer } from '../duplex/duplex-peer.js';
 import { duplexStatePort } from '../duplex/duplex-store.js';
 import { DuplexWatcher } from '../duplex/duplex-watcher.js';
@@ -27,6 +27,12 @@ export interface DuplexSideOptions {
    * dir itself, and closes it.
    */
   readonly opened?: DataDir;
+  /**
+   * The data dir's wallet, already open in this process (createPayer's, for side A): one wallet
+   * object per seed and store, or two would hand out the same keys and spend the same coins.
+   * Without it the side opens the wallet from the store.
+   */
+  readonly wallet?: Wallet;
   readonly fallbackFeeRateSatPerVb: number;
   readonly policy?: Partial<DuplexPolicy>;
   readonly log: (line: string) => void;
@@ -53,20 +59,24 @@ export async function openDuplexSide(options: DuplexSideOptions): Promise<Duplex
   }
 }
 
-async function openSide(options: DuplexSideOptions, dir: DataDir): Promise<DuplexSide> {
-  const { store, seed } = dir;
+async function openWallet(options: DuplexSideOptions, { store, seed }: DataDir, secp: Secp256k1): Promise<Wallet> {
   const saved = await loadWalletState(store);
-  const secp = secp256k1();
   // The payee's wallet is new with duplex: on a real chain it starts at today's tip rather than
   // scanning from genesis (the payer's wallet, which Spilman funding uses too, holds older coins).
   const birthdayHeight = saved === undefined && options.role === 'B' && options.network !== 'regtest' ? (await options.backend.getTip()).height : undefined;
-  const wallet = await Wallet.open({
+  return Wallet.open({
     seed,
     network: options.network,
     backend: options.backend,
     secp,
     ...(saved === undefined ? (birthdayHeight === undefined ? {} : { birthdayHeight }) : { state: saved }),
   });
+}
+
+async function openSide(options: DuplexSideOptions, dir: DataDir): Promise<DuplexSide> {
+  const { store } = dir;
+  const secp = secp256k1();
+  const wallet = options.wallet ?? (await openWallet(options, dir, secp));
   const saveWallet = () => saveWalletState(store, wallet);
   await saveWallet(); // the wallet syncs in refresh(), which start() runs at once
   const peer = await DuplexPeer.open({

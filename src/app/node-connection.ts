@@ -15,8 +15,14 @@ export interface RpcTarget {
   readonly pass: string;
 }
 
-/** What `paychan regtest start` writes for other commands to find its node. */
-export interface LocalNodeInfo extends RpcTarget {
+/**
+ * What `paychan regtest start` writes (node.json) for other commands to find its node. Its keys
+ * are those of `paychan regtest start --json` and of the `--rpc-*` flags (docs/cli.md).
+ */
+export interface LocalNodeInfo {
+  readonly rpcUrl: string;
+  readonly rpcUser: string;
+  readonly rpcPass: string;
   readonly pid: number;
   readonly supervisorPid: number;
   readonly miningAddress: string;
@@ -35,12 +41,25 @@ export function localFaucetSeedPath(): string {
   return path.join(paychanHome(), 'regtest', 'faucet-seed');
 }
 
+/**
+ * The local node's node.json, or null when none is readable. A node.json written by paychan
+ * before the keys were renamed (`url`, `user`, `pass`) is read too: that node may still run.
+ */
 export function readLocalNodeInfo(): LocalNodeInfo | null {
+  let raw: Record<string, unknown>;
   try {
-    return JSON.parse(fs.readFileSync(localNodeInfoPath(), 'utf8')) as LocalNodeInfo;
+    raw = JSON.parse(fs.readFileSync(localNodeInfoPath(), 'utf8')) as Record<string, unknown>;
   } catch {
     return null;
   }
+  const { url, user, pass, ...rest } = raw;
+  return { ...(rest as unknown as LocalNodeInfo), rpcUrl: (raw.rpcUrl ?? url) as string, rpcUser: (raw.rpcUser ?? user) as string, rpcPass: (raw.rpcPass ?? pass) as string };
+}
+
+/** The local node's RPC target, for a client that follows it when it moves. */
+function localTarget(): RpcTarget | null {
+  const info = readLocalNodeInfo();
+  return info && { url: info.rpcUrl, user: info.rpcUser, pass: info.rpcPass };
 }
 
 /**
@@ -56,10 +75,11 @@ export async function connectNode(target: Partial<RpcTarget>, network: NetworkNa
     const { user, pass } = target;
     return connectBackend(target.url, { network, ...(user ? { user } : {}), ...(pass ? { pass } : {}) });
   }
-  const local = network === 'regtest' ? readLocalNodeInfo() : null;
+  const local = network === 'regtest' ? localTarget() : null;
   if (!local) {
-    throw new Error(network === 'regtest' ? 'no node: pass --rpc-url, or start a local one with: paychan regtest start' : `no node: pass --rpc-url for ${network}`);
+    const message = network === 'regtest' ? 'no node: pass --rpc-url, or start a local one with: paychan regtest start' : `no node: pass --rpc-url for ${network}`;
+    throw Object.assign(new Error(message), { code: 'NO_NODE' });
   }
   // The local node may restart on another port (its old one taken): node.json says where.
-  return connectBackend(local.url, { user: local.user, pass: local.pass, network, relocate: readLocalNodeInfo });
+  return connectBackend(local.url, { user: local.user, pass: local.pass, network, relocate: localTarget });
 }

@@ -13,15 +13,17 @@ import { payeePolicy, type PayeePolicy } from '../protocol/policy.js';
 import { PayeeService } from '../payee/payee-service.js';
 import type { Store } from '../store/store.js';
 import { PayeeMetrics } from '../transport/metrics.js';
-import type { ExtraRoutes } from '../transport/http-routes.js';
-import { startPayeeServer, type PayeeServer, type UpgradeRoutes } from '../transport/payee-server.js';
+import { sendError, sendJson } from '../transport/http-replies.js';
+import { BUILTIN_ROUTES, pathOf, type ExtraRoutes, type HttpRoute } from '../transport/http-routes.js';
+import { PAYEE_WS_PATH, startPayeeServer, type PayeeServer, type UpgradeRoutes } from '../transport/payee-server.js';
 import { Paywall } from '../transport/paywall.js';
 import { paywallMiddleware } from '../transport/paywall-http.js';
 import { WalletKeys } from '../wallet/keys.js';
-import { channelListRoute, listChannels } from './channel-list.js';
+import { CHANNEL_LIST_ROUTES, channelListRoute, listChannels } from './channel-list.js';
 import { Dashboard } from './dashboard/dashboard.js';
-import { dashboardRoutes } from './dashboard/dashboard-routes.js';
-import { bearerAuthorizer, duplexAdminRoutes, routeDuplexFrames } from './duplex-routes.js';
+import { DASHBOARD_ROUTES, dashboardRoutes } from './dashboard/dashboard-routes.js';
+import { bearerAuthorizer, DUPLEX_ADMIN_ROUTES, duplexAdminRoutes, routeDuplexFrames } from './duplex-routes.js';
+import { OPENAPI_ROUTE, payeeOpenApi } from './openapi.js';
 import { openDuplexSide, type DuplexSide } from './duplex-side.js';
 import { openDataDir, type DataDir } from './data-dir.js';
 import { loadOrCreateAdminToken } from './files.js';
@@ -79,6 +81,8 @@ export interface PayeeApp {
   readonly payoutAddress: string;
   /** Side B of duplex channels (its wallet's address takes coins B may put into channels). */
   readonly duplex: DuplexSide;
+  /** Every route the payee itself answers (not a mounted application's), all in its OpenAPI document. */
+  readonly routes: readonly HttpRoute[];
   close(): Promise<void>;
 }
 
@@ -143,11 +147,31 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const late: { paywall?: Paywall; mounted?: MountedRoutes } = {};
   let served = 0;
   const examplePriceSat = options.priceSat;
+  const exampleRoute = !options.mount && examplePriceSat !== undefined;
+  const routes: HttpRoute[] = [
+    ...BUILTIN_ROUTES,
+    { method: 'GET', path: PAYEE_WS_PATH },
+    // Behind `paychan proxy` the upstream's own /openapi.json (a common path) is not shadowed.
+    ...(options.mount ? [] : [{ method: 'GET', path: OPENAPI_ROUTE } as const]),
+    ...CHANNEL_LIST_ROUTES,
+    ...DASHBOARD_ROUTES,
+    ...DUPLEX_ADMIN_ROUTES,
+    ...(exampleRoute ? [{ method: 'GET', path: `${PAID_ROUTE_PREFIX}{path}` } as const] : []),
+  ];
+  // Built once: the document changes only with the code.
+  const openApi = payeeOpenApi({ exampleRoute });
+  const describe = (req: IncomingMessage, res: ServerResponse): boolean => {
+    // startsWith first: no allocation for the other requests (the priced route's among them).
+    if (options.mount || !req.url?.startsWith(OPENAPI_ROUTE) || pathOf(req) !== OPENAPI_ROUTE) return false;
+    if (req.method !== 'GET' && req.method !== 'HEAD') sendError(res, 'METHOD_NOT_ALLOWED', undefined, { allow: 'GET, HEAD' });
+    else sendJson(res, 200, openApi);
+    return true;
+  };
   const priced = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (options.mount || examplePriceSat === undefined || req.method !== 'GET' || !req.url?.startsWith(PAID_ROUTE_PREFIX) || !late.paywall) return false;
     paywallMiddleware(late.paywall, { priceSat: () => examplePriceSat })(req, res, () => {
       served++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, path: req.url, priceSat: examplePriceSat.toString(), served }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, path: req.url, priceSat: Number(examplePriceSat), served }));
     });
     return true;
   };
@@ -156,7 +180,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     host: options.host,
     port: options.port,
     metrics,
-    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || dashboardPage(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
+    extraRoutes: async (req, res) => describe(req, res) || priced(req, res) || channelList(req, res) || dashboardPage(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
     upgradeRoutes: (req, socket, head) => late.mounted?.upgrade?.(req, socket, head) ?? false,
     ready: async () => {
       await options.backend.getTip();
@@ -175,6 +199,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     store,
     payoutAddress: payout.address,
     duplex,
+    routes,
     async close() {
       late.mounted?.close();
       dashboard.stop();

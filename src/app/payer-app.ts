@@ -9,13 +9,15 @@ import { address as baddress } from 'bitcoinjs-lib';
 import type { ChainBackend } from '../chain/backend.js';
 import { secp256k1 } from '../crypto/index.js';
 import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
-import { payerPolicy } from '../protocol/policy.js';
+import { CannotPayError, checkPayments, type PayerState } from '../protocol/payer-machine.js';
+import { isExpiring, payerPolicy, type PayerPolicy } from '../protocol/policy.js';
 import { PayerClient, type ExternalFunding, type OpenOptions } from '../payer/payer-client.js';
 import type { Store } from '../store/store.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
 import { WalletKeys } from '../wallet/keys.js';
 import { Wallet } from '../wallet/wallet.js';
 import { loadWalletState, openDataDir, saveWalletState, type DataDir } from './data-dir.js';
+import { openDuplexSide, type DuplexSide } from './duplex-side.js';
 
 const META_CURRENT = 'current-channel';
 /** The tempId of a channel proposed for an external wallet's funding and not funded yet ('' when none). */
@@ -33,7 +35,26 @@ export interface PayerAppOptions {
    * Default: no deadline.
    */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long reusing a stored channel whose funding has not confirmed yet (AwaitingOpen: a run
+   * opened it and stopped) may wait for it, ms; then the reuse fails with a
+   * ChannelNotReadyError saying what it waits for. Default 60,000.
+   */
+  readonly awaitOpenTimeoutMs?: number;
   readonly log: (line: string) => void;
+}
+
+/** A stored channel to reuse still waits for its funding to confirm, past the wait's bound. */
+export class ChannelNotReadyError extends Error {
+  readonly code = 'CHANNEL_NOT_READY';
+  constructor(
+    readonly channelId: string,
+    readonly url: string,
+    waitedMs: number,
+  ) {
+    super(`the channel ${channelId} to ${url} still waits for its funding to confirm after ${waitedMs / 1000} s (on regtest: paychan regtest mine 1); try again once it has confirmed`);
+    this.name = 'ChannelNotReadyError';
+  }
 }
 
 /** A channel client with its live link to the payee. */
@@ -50,6 +71,11 @@ export class PayerApp {
     private readonly dir: DataDir,
     private readonly keys: WalletKeys,
   ) {}
+
+  /** The node this payer talks to. */
+  get backend(): ChainBackend {
+    return this.options.backend;
+  }
 
   /** The data dir's one store (channels, the wallet's state). */
   get store(): Store {
@@ -134,7 +160,7 @@ export class PayerApp {
    */
   async resumeChannel(channel?: string, options: { readonly untilStatus?: boolean } = {}): Promise<ConnectedChannel> {
     const tempId = channel ?? (await this.currentChannelId());
-    if (!tempId) throw new Error('no channel yet: open one with paychan payer open URL --capacity SAT');
+    if (!tempId) throw noChannel();
     const url = await this.store.getMeta(metaUrl(tempId));
     if (!url) throw new Error(`channel ${tempId} has no payee URL on record`);
     const saved = (await this.store.loadPayerChannels()).find((c) => c.tempId === tempId);
@@ -156,43 +182,84 @@ export class PayerApp {
   }
 
   /**
-   * The newest stored channel to the payee at `url` that may still pay (funded and not closed),
-   * if any: what a paying client reuses across runs instead of opening another on chain.
+   * The newest stored channel to the payee at `url` that may still pay `nextPaymentSat` (funded,
+   * not closed, not expiring, with room for that payment), if any: what a paying client reuses
+   * across runs instead of opening another on chain. A channel nearly used up or within
+   * PayerPolicy.expiryMarginBlocks of its expiry is passed over (see {@link isReusable}).
    */
-  async usableChannelTo(url: string): Promise<string | undefined> {
+  async usableChannelTo(url: string, nextPaymentSat = 1n): Promise<string | undefined> {
     const channels = await this.store.loadPayerChannels();
+    const tipHeight = (await this.options.backend.getTip()).height;
     for (let i = channels.length - 1; i >= 0; i--) {
       const { tempId, state } = channels[i]!;
-      if (state.type !== 'Open' && state.type !== 'AwaitingOpen') continue;
+      if (!this.isReusable(state, tipHeight, nextPaymentSat)) continue;
       if ((await this.store.getMeta(metaUrl(tempId))) === url) return tempId;
     }
     return undefined;
   }
 
   /**
-   * Reconnects to the newest stored channel to `url` that is still Open once resumed (see
-   * {@link usableChannelTo}), or resolves undefined (a channel that turned out closed is let go).
-   * What `paychan payer fetch` and {@link createPayer}'s `channelFor` do before opening another.
+   * Whether a channel may take the next payment of `nextPaymentSat`: Open with room for it (the
+   * payment rules themselves, checkPayments: capacity and dust change), or AwaitingOpen (its room
+   * is checked once open); and in either case not within the expiry margin.
    */
-  async reuseChannelTo(url: string): Promise<ConnectedChannel | undefined> {
-    const stored = await this.usableChannelTo(url);
+  isReusable(state: PayerState, tipHeight: number, nextPaymentSat: bigint): boolean {
+    if (state.type !== 'Open' && state.type !== 'AwaitingOpen') return false;
+    if (isExpiring(state.channel.expiryHeight, tipHeight, this.policy.expiryMarginBlocks)) return false;
+    if (state.type === 'AwaitingOpen') return true;
+    try {
+      checkPayments(state, nextPaymentSat, 1);
+      return true;
+    } catch (err) {
+      if (err instanceof CannotPayError) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Reconnects to the newest stored channel to `url` that can pay `nextPaymentSat` once resumed
+   * (see {@link usableChannelTo}), or resolves undefined (a channel that turned out closed, or
+   * used up by payments the payee had and this data dir had not, is let go). One whose funding
+   * has not confirmed is waited for, up to `awaitOpenTimeoutMs`.
+   * What `paychan payer fetch` and {@link createPayer}'s `channelFor` do before opening another.
+   * @throws ChannelNotReadyError when that wait ends first (opening another would fund a second
+   *   channel while the first may still confirm).
+   */
+  async reuseChannelTo(url: string, nextPaymentSat = 1n): Promise<ConnectedChannel | undefined> {
+    const stored = await this.usableChannelTo(url, nextPaymentSat);
     if (stored === undefined) return undefined;
     // Until the payee answered the resume's status request, a payment signed now could be sent
     // twice: in an HTTP header, and again as the proof the payer sends when the status shows the
     // payee behind (which it is, by that payment): the header then counts as a replay and the
     // paying fetch pays the request again. So the channel is handed out once the status is in.
     const connected = await this.resumeChannel(stored, { untilStatus: true });
-    await connected.client.waitFor((s) => s.type === 'Open' || s.type === 'Closed' || s.type === 'Aborted');
-    if (connected.client.state?.type === 'Open') return connected;
-    connected.link.close();
-    await connected.client.drain();
+    const client = connected.client;
+    const letGo = async () => {
+      connected.link.close();
+      await client.drain().catch(() => undefined);
+    };
+    const waitMs = this.options.awaitOpenTimeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const opened = client.waitFor((s) => s.type === 'Open' || s.type === 'Closed' || s.type === 'Aborted').then(() => true);
+    opened.catch(() => undefined); // rejected by the drain below when the bound came first
+    const settled = await Promise.race([
+      opened,
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), waitMs))),
+    ]).finally(() => clearTimeout(timer));
+    if (!settled) {
+      await letGo();
+      throw new ChannelNotReadyError(client.channel.id, url, waitMs);
+    }
+    const tipHeight = (await this.options.backend.getTip()).height;
+    if (client.state && this.isReusable(client.state, tipHeight, nextPaymentSat) && client.state.type === 'Open') return connected;
+    await letGo();
     return undefined;
   }
 
   /** Loads the current channel's client without connecting (for status and refunds). */
   async currentClientOffline(): Promise<PayerClient> {
     const tempId = await this.currentChannelId();
-    if (!tempId) throw new Error('no channel yet: open one with paychan payer open URL --capacity SAT');
+    if (!tempId) throw noChannel();
     const saved = (await this.store.loadPayerChannels()).find((c) => c.tempId === tempId);
     if (!saved) throw new Error(`channel ${tempId} is missing from the store`);
     const index = saved.state.proposal.keyIndex;
@@ -277,6 +344,23 @@ export class PayerApp {
     return connected;
   }
 
+  /**
+   * Side A of duplex channels on this data dir, sharing its store and its one wallet (see
+   * DuplexSideOptions.wallet). Close it before this app.
+   */
+  openDuplexSide(log: (line: string) => void = this.options.log): Promise<DuplexSide> {
+    return openDuplexSide({
+      role: 'A',
+      network: this.options.network,
+      backend: this.options.backend,
+      dataDir: this.options.dataDir,
+      opened: this.dir,
+      wallet: this.wallet,
+      fallbackFeeRateSatPerVb: this.options.fundingFeeRateSatPerVb,
+      log,
+    });
+  }
+
   /** Saves the wallet, closes the store and releases the data dir. */
   async close(): Promise<void> {
     try {
@@ -308,10 +392,14 @@ export class PayerApp {
     });
   }
 
+  private get policy(): PayerPolicy {
+    return payerPolicy({ network: this.options.network });
+  }
+
   private clientOptions(channelKey: ReturnType<Wallet['nextChannelKey']>, link: { send: WsPeerLink['send'] }, payoutScript: Uint8Array) {
     return {
       secp: secp256k1(),
-      policy: payerPolicy({ network: this.options.network }),
+      policy: this.policy,
       network: this.options.network,
       backend: this.options.backend,
       wallet: this.wallet,
@@ -324,6 +412,11 @@ export class PayerApp {
       log: this.options.log,
     };
   }
+}
+
+/** The error of a command that acts on the current channel when there is none (code NO_CHANNEL). */
+function noChannel(): Error {
+  return Object.assign(new Error('no channel yet: open one with paychan payer open URL --capacity SAT'), { code: 'NO_CHANNEL' });
 }
 
 /**

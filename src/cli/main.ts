@@ -7,6 +7,7 @@ import { runDemo } from '../demo/demo.js';
 import { runDuplexDemo } from '../demo/duplex-demo.js';
 import { CHANNEL_KIND_CHOICES, channelKindHelp, channelKindOf } from './channel-kinds.js';
 import { amountSat, logger, parse, positiveInt, printJson, UsageError } from './options.js';
+import { errorCode, errorText } from './report.js';
 import { PAYEE_HELP, payeeCommand } from './payee-cmd.js';
 import { PAYER_HELP, payerCommand } from './payer-cmd.js';
 import { PROXY_HELP, proxyCommand } from './proxy-cmd.js';
@@ -114,7 +115,6 @@ function printResult(result: object, json: boolean): void {
   }
 }
 
-/** Runs the CLI; returns the process exit code. */
 /**
  * The version in paychan's package.json: two folders up from this file, both for src/cli/main.ts
  * (tsx) and for the built dist/cli/main.js.
@@ -123,6 +123,7 @@ function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
+/** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -157,12 +158,27 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command '${command}'`);
     }
   } catch (err) {
+    // Under --json the failure is one object too, stdout's last line, as for a stopped run
+    // (report.ts): a script reads `error.code` whatever went wrong (docs/cli.md).
+    if (jsonAsked(rest)) printJson({ error: { code: err instanceof UsageError ? 'USAGE' : errorCode(err), message: errorText(err) } });
     if (err instanceof UsageError) {
       process.stderr.write(`paychan: ${err.message}\nRun 'paychan help' for usage.\n`);
       return 2;
     }
-    process.stderr.write(`paychan: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`paychan: ${errorText(err)}\n`);
     if (process.env.PAYCHAN_DEBUG) process.stderr.write(`${err instanceof Error ? err.stack : ''}\n`);
     return 1;
   }
+}
+
+/**
+ * Whether the command line asks for JSON output: `--json` before a `--`, or PAYCHAN_JSON (as
+ * every flag may come from the environment). Read from the raw arguments, because the failure
+ * may be the parsing itself.
+ */
+function jsonAsked(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  if ((end < 0 ? argv : argv.slice(0, end)).includes('--json')) return true;
+  const env = process.env.PAYCHAN_JSON;
+  return env === '1' || env === 'true';
 }

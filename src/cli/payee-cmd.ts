@@ -110,15 +110,20 @@ async function admin(listen: string, dataDir: string, method: 'GET' | 'POST', ro
   try {
     token = fs.readFileSync(adminTokenFile(dataDir), 'utf8').trim();
   } catch {
-    throw new Error(`no admin token in ${dataDir}: start the service first (paychan payee serve --data-dir ${dataDir})`);
+    throw Object.assign(new Error(`no admin token in ${dataDir}: start the service first (paychan payee serve --data-dir ${dataDir})`), { code: 'NO_ADMIN_TOKEN' });
   }
   let res: Response;
   try {
     res = await fetch(`http://${listen}${route}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   } catch (err) {
-    throw new Error(`the payee service is not reachable at http://${listen} (${(err as Error).message}): is 'paychan payee serve' running with --listen ${listen}?`);
+    throw Object.assign(new Error(`the payee service is not reachable at http://${listen} (${(err as Error).message}): is 'paychan payee serve' running with --listen ${listen}?`), { code: 'PAYEE_UNREACHABLE' });
   }
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** The service's refusal (an HTTP error body `{code, message}`) as an error with that code. */
+function adminRefusal(body: Record<string, unknown>): Error {
+  return Object.assign(new Error(`${String(body.code)}: ${String(body.message)}`), { code: typeof body.code === 'string' ? body.code : 'ERROR' });
 }
 
 export async function payeeCommand(argv: string[]): Promise<number> {
@@ -144,14 +149,14 @@ export async function payeeCommand(argv: string[]): Promise<number> {
       const [, channelId] = p.positionals;
       if (channelId === undefined) throw new UsageError('usage: paychan payee force-close CHANNEL');
       const r = await admin(listen, dataDir, 'POST', '/v1/duplex/force-close', { channelId });
-      if (r.status !== 200) throw new Error(`${String(r.body.code)}: ${String(r.body.message)}`);
+      if (r.status !== 200) throw adminRefusal(r.body);
       if (p.flag('json')) printJson(r.body);
       else log(`closing ${channelId} alone: the newest state can be mined from block ${String(r.body.minedFromHeight)}`);
       return 0;
     }
     if (sub === 'channels') {
       const r = await admin(listen, dataDir, 'GET', ADMIN_CHANNELS_ROUTE);
-      if (r.status !== 200) throw new Error(`${String(r.body.code)}: ${String(r.body.message)}`);
+      if (r.status !== 200) throw adminRefusal(r.body);
       if (p.flag('json')) printJson(r.body);
       else {
         const rows = r.body.channels as Record<string, unknown>[];
@@ -166,8 +171,8 @@ export async function payeeCommand(argv: string[]): Promise<number> {
     const [, channelId, amount] = p.positionals;
     if (channelId === undefined || amount === undefined) throw new UsageError('usage: paychan payee pay-back CHANNEL AMOUNT');
     const amountValue = amountSat('AMOUNT', amount);
-    const r = await admin(listen, dataDir, 'POST', '/v1/duplex/pay-back', { channelId, amountSat: amountValue.toString() });
-    if (r.status !== 200 && r.status !== 202) throw new Error(`${String(r.body.code)}: ${String(r.body.message)}`);
+    const r = await admin(listen, dataDir, 'POST', '/v1/duplex/pay-back', { channelId, amountSat: Number(amountValue) });
+    if (r.status !== 200 && r.status !== 202) throw adminRefusal(r.body);
     if (p.flag('json')) printJson(r.body);
     else log(r.body.queued ? `queued ${amountValue} sat to the payer of ${channelId}: ${String(r.body.message)}` : `paid ${amountValue} sat back on ${channelId} (state ${String(r.body.index)})`);
     return 0;

@@ -17,7 +17,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { PsbtFundingError } from '../wallet/psbt-funding.js';
 import type { PaymentRequiredBody } from '../transport/paywall.js';
 import { helpText, type CommandHelp } from './help.js';
-import { fetchFailure, interruptible, reportStopped, signedBeyondAcked } from './report.js';
+import { fetchFailure, insufficientFunds, interruptible, reportStopped, signedBeyondAcked } from './report.js';
 import { CHANNEL_KIND_CHOICES, channelKindHelp, channelKindOf } from './channel-kinds.js';
 import type { VariantName } from '../protocol/variants/index.js';
 import { currentIsDuplex, forgetCurrentDuplex, payerDuplexCommand } from './payer-duplex.js';
@@ -38,8 +38,8 @@ Usage:
                                          the wallet signs)
   paychan payer pay AMOUNT [--count N]   pay AMOUNT satoshis (N times, pipelined) on the current channel
   paychan payer fetch URL [--count N] [--max-price SAT] [--capacity SAT]
-                                         GET a priced URL N times, paying its HTTP 402 through the
-                                         current channel (or a new one of --capacity)
+                                         GET a priced URL N times, paying its HTTP 402 through a
+                                         stored channel that can still pay (or a new one of --capacity)
   paychan payer status                   the current channel, as the payer and the payee see it
   paychan payer sync                     duplex: connect and take the payee's queued pay-backs
   paychan payer close [--unilateral]     ask the payee to close the channel now, wait for the close
@@ -137,7 +137,7 @@ ${NODE_LINES}`,
   fetch: {
     usage: 'fetch URL [--count N] [--max-price SAT] [--capacity SAT]',
     about:
-      "GET a priced URL N times, paying its HTTP 402 through the current channel\nWith --capacity, opens a new channel to the payee the 402 names when there is none. A run that\nstops part way says how many requests and sats were paid, and exits 1.",
+      "GET a priced URL N times, paying its HTTP 402 through a stored channel to the payee the 402 names\nthat can pay the price and is a few blocks or more from expiry; with --capacity, opens a new one\nwhen there is none. A stored channel whose funding has not confirmed is waited for up to 60 s\n(then CHANNEL_NOT_READY). A run that stops part way says how many requests and sats were\npaid, and exits 1.",
     options: `--count N           how many requests; default 1
 --max-price SAT     never pay more than SAT for one request; default 1000
 --capacity SAT      open a channel of SAT if none is open to that payee
@@ -214,7 +214,7 @@ function variantOf(p: Parsed): VariantName {
 async function openChannel(app: PayerApp, dataDir: string, url: string, p: Parsed, progress: (l: string) => void): Promise<ConnectedChannel> {
   const capacitySat = amountSat('--capacity', p.str('capacity'));
   const balance = app.wallet.balance().confirmedSat;
-  if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${app.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
+  if (balance < capacitySat) throw insufficientFunds(balance, capacitySat, app.wallet.receiveAddress());
   progress(`opening a ${variantOf(p)} channel of ${capacitySat} sat to ${url}`);
   // Said once, when the payee broadcast the funding: the line says what to do (mine a block).
   return app.openChannel(url, { variant: variantOf(p), capacitySat, expiryBlocks: positiveInt('--expiry-blocks', p.str('expiry-blocks'), 144) }, (txid) => {
@@ -255,7 +255,7 @@ async function refundFirst(app: PayerApp, funded: Uint8Array, out: { json: boole
     fundingTxid = await app.refundBeforeSigning(funded);
   } catch (err) {
     if (err instanceof PsbtFundingError || (err instanceof ProtocolError && err.code.startsWith('FUNDING_'))) {
-      throw new Error(`${err.code}: ${err.message}. Nothing changed: fix the PSBT and run paychan payer open --funded-psbt FILE again`);
+      throw Object.assign(new Error(`${err.code}: ${err.message}. Nothing changed: fix the PSBT and run paychan payer open --funded-psbt FILE again`), { code: err.code });
     }
     throw err;
   }
@@ -296,7 +296,7 @@ async function finishExternal(app: PayerApp, dataDir: string, signed: Uint8Array
     });
   } catch (err) {
     if (err instanceof PsbtFundingError || (err instanceof ProtocolError && err.code.startsWith('FUNDING_'))) {
-      throw new Error(`${err.code}: ${err.message}. The opening is still pending: fix the PSBT and run paychan payer open --signed-psbt FILE again`);
+      throw Object.assign(new Error(`${err.code}: ${err.message}. The opening is still pending: fix the PSBT and run paychan payer open --signed-psbt FILE again`), { code: err.code });
     }
     throw err;
   }
@@ -394,7 +394,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
           return reportStopped({
             json,
             summary: summary(client),
-            counts: { payments: run.payments, paidNowSat: run.paidSat, requestedPayments: count, totalSat: run.ackedTotalSat },
+            counts: { payments: run.payments, paidNowSat: run.paidSat, requestedPayments: count },
             done:
               (run.payments === 0 ? 'nothing paid' : `stopped after ${run.payments} of ${count} payment(s): ${run.paidSat} sat paid`) +
               ` (${run.ackedTotalSat} sat acknowledged in total on ${client.channel.id}${signedBeyondAcked(run.signedTotalSat, run.ackedTotalSat)})`,
@@ -403,7 +403,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
         }
         const elapsedMs = performance.now() - started;
         const total = run.ackedTotalSat;
-        if (json) printJson({ ...summary(client), paidNowSat: run.paidSat, totalSat: total, payments: count, elapsedMs: Math.round(elapsedMs), paymentsPerSec: Math.round(count / (elapsedMs / 1000)) });
+        // `ackedSat` (in the summary) is the acknowledged total: one key for it, as everywhere.
+        if (json) printJson({ ...summary(client), paidNowSat: run.paidSat, payments: count, elapsedMs: Math.round(elapsedMs), paymentsPerSec: Math.round(count / (elapsedMs / 1000)) });
         else log(`paid ${run.paidSat} sat in ${count} payment(s); ${total} sat acknowledged in total on ${client.channel.id}`);
         return 0;
       }
@@ -416,7 +417,8 @@ export async function payerCommand(argv: string[]): Promise<number> {
         });
         const channelFor = async (offer: PaymentRequiredBody): Promise<PayerClient> => {
           // A stored channel to this payee that is still Open (createPayer's channelFor does the same).
-          const reused = await app.reuseChannelTo(offer.channelUrl);
+          // One that can pay what this request is due (a used-up or expiring one is passed over).
+          const reused = await app.reuseChannelTo(offer.channelUrl, BigInt(offer.dueSat));
           if (reused) {
             connected = reused;
             return reused.client;
@@ -491,7 +493,7 @@ export async function payerCommand(argv: string[]): Promise<number> {
         );
         const final = seen.spend!;
         await app.syncWallet();
-        if (json) printJson({ ...summary(client), closeTxid: final.spendingTxid, confirmations: final.confirmations });
+        if (json) printJson({ ...summary(client), closeTxid: final.spendingTxid, closeConfirmations: final.confirmations });
         else log(`closed: ${final.spendingTxid} confirmed; ${s.channel.capacitySat - s.ackedTotalSat} sat back to the payer`);
         return 0;
       }

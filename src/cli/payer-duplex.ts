@@ -11,7 +11,7 @@ import { decodeMessage } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
 import { amountSat, positiveInt, printJson, UsageError, type Parsed } from './options.js';
-import { interruptible, reportStopped } from './report.js';
+import { insufficientFunds, interruptible, reportStopped } from './report.js';
 import { waitWithProgress } from './wait.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -148,7 +148,7 @@ export async function payerDuplexCommand(ctx: PayerDuplexContext): Promise<numbe
       const contributionBSat = amountSat('--payee-contribution', p.str('payee-contribution'), 0n);
       await side.refresh(); // the wallet's coins, synced once (start() began it)
       const balance = side.wallet.balance().confirmedSat;
-      if (balance < capacitySat) throw new Error(`the wallet has ${balance} sat spendable, less than --capacity ${capacitySat}; fund ${side.wallet.receiveAddress()} (on regtest: paychan regtest fund ADDRESS AMOUNT)`);
+      if (balance < capacitySat) throw insufficientFunds(balance, capacitySat, side.wallet.receiveAddress());
       progress(`opening a duplex channel to ${url}: ${capacitySat} sat from the payer, ${contributionBSat} sat asked from the payee`);
       const l = connect(url);
       await l.ready();

@@ -52,7 +52,7 @@ export const REGTEST_COMMANDS: Readonly<Record<string, CommandHelp>> = {
     options: JSON_LINE,
     example: 'paychan regtest start',
   },
-  stop: { usage: 'stop', about: 'stop the local regtest node', example: 'paychan regtest stop' },
+  stop: { usage: 'stop', about: 'stop the local regtest node', options: JSON_LINE, example: 'paychan regtest stop' },
   mine: { usage: 'mine N', about: 'mine N blocks (to the faucet wallet)', options: JSON_LINE, example: 'paychan regtest mine 1' },
   fund: {
     usage: 'fund ADDRESS AMOUNT',
@@ -87,7 +87,7 @@ function runningNode(): LocalNodeInfo | null {
 
 function requireNode(): LocalNodeInfo {
   const info = runningNode();
-  if (!info) throw new Error('no local regtest node is running: start one with paychan regtest start');
+  if (!info) throw Object.assign(new Error('no local regtest node is running: start one with paychan regtest start'), { code: 'NO_NODE' });
   return info;
 }
 
@@ -139,7 +139,7 @@ async function run(log: (l: string) => void): Promise<number> {
     const save = (): Promise<void> => archive.follow(rpc).catch((err: unknown) => log(`saving blocks failed: ${err instanceof Error ? err.message : String(err)}`));
     await save();
     unsubscribe = node.backend.subscribeTips(() => void save());
-    const info: LocalNodeInfo = { url: node.rpcUrl, user: node.rpcUser, pass: node.rpcPass, pid: node.pid, supervisorPid: process.pid, miningAddress, datadir };
+    const info: LocalNodeInfo = { rpcUrl: node.rpcUrl, rpcUser: node.rpcUser, rpcPass: node.rpcPass, pid: node.pid, supervisorPid: process.pid, miningAddress, datadir };
     fs.writeFileSync(localNodeInfoPath(), JSON.stringify(info, null, 2), { mode: 0o600 });
     log(`regtest node ready at ${node.rpcUrl}`);
     const why = await new Promise<string>((resolve) => {
@@ -211,22 +211,23 @@ async function start(json: boolean, log: (l: string) => void): Promise<number> {
     }
   }
   const info = requireNode();
-  if (json) printJson({ rpcUrl: info.url, rpcUser: info.user, rpcPass: info.pass, network: 'regtest', datadir: info.datadir, alreadyRunning: existing !== null });
+  if (json) printJson({ rpcUrl: info.rpcUrl, rpcUser: info.rpcUser, rpcPass: info.rpcPass, network: 'regtest', datadir: info.datadir, alreadyRunning: existing !== null });
   else {
     log(existing ? 'a regtest node is already running' : 'regtest node started');
-    log(`  RPC URL:   ${info.url}`);
-    log(`  RPC user:  ${info.user}`);
-    log(`  RPC pass:  ${info.pass}`);
+    log(`  RPC URL:   ${info.rpcUrl}`);
+    log(`  RPC user:  ${info.rpcUser}`);
+    log(`  RPC pass:  ${info.rpcPass}`);
     log(`  chain:     ${info.datadir}`);
     log('Other paychan commands find it on their own; stop it with: paychan regtest stop');
   }
   return 0;
 }
 
-async function stop(log: (l: string) => void): Promise<number> {
+async function stop(json: boolean, log: (l: string) => void): Promise<number> {
   const info = runningNode();
   if (!info) {
     log('no local regtest node is running');
+    if (json) printJson({ stopped: false });
     return 0;
   }
   process.kill(info.supervisorPid, 'SIGTERM');
@@ -237,6 +238,7 @@ async function stop(log: (l: string) => void): Promise<number> {
     await new Promise((r) => setTimeout(r, 100));
   }
   log('regtest node stopped');
+  if (json) printJson({ stopped: true });
   return 0;
 }
 
@@ -259,7 +261,7 @@ async function mine(blocks: number, json: boolean, log: (l: string) => void): Pr
     throw new UsageError(`regtest mine takes at most ${MAX_MINE} blocks at a time (asked for ${blocks}): btcd stamps fast-mined regtest blocks ahead of the clock and rejects them once they are two hours ahead`);
   }
   const info = requireNode();
-  const rpc = new RpcClient({ url: info.url, user: info.user, pass: info.pass, timeoutMs: 120_000 });
+  const rpc = new RpcClient({ url: info.rpcUrl, user: info.rpcUser, pass: info.rpcPass, timeoutMs: 120_000 });
   // A signal stops the mining between batches (the node finishes the batch it is on).
   let stoppedBy: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -294,8 +296,8 @@ async function mine(blocks: number, json: boolean, log: (l: string) => void): Pr
 
 async function fund(address: string, amount: bigint, json: boolean, log: (l: string) => void): Promise<number> {
   const info = requireNode();
-  const backend = await connectBackend(info.url, { user: info.user, pass: info.pass, network: 'regtest' });
-  const rpc = new RpcClient({ url: info.url, user: info.user, pass: info.pass, timeoutMs: 120_000 });
+  const backend = await connectBackend(info.rpcUrl, { user: info.rpcUser, pass: info.rpcPass, network: 'regtest' });
+  const rpc = new RpcClient({ url: info.rpcUrl, user: info.rpcUser, pass: info.rpcPass, timeoutMs: 120_000 });
   try {
     const { seed } = faucetKeys();
     const faucet = await Wallet.open({ seed, network: 'regtest', backend, secp: secp256k1() });
@@ -330,7 +332,7 @@ export async function regtestCommand(argv: string[]): Promise<number> {
     case 'run':
       return run(log);
     case 'stop':
-      return stop(log);
+      return stop(p.flag('json'), log);
     case 'mine':
       return mine(positiveInt('N', args[0]), p.flag('json'), log);
     case 'fund': {
@@ -339,7 +341,8 @@ export async function regtestCommand(argv: string[]): Promise<number> {
     }
     case 'build': {
       const bins = await ensureBtcd({ onProgress: log });
-      process.stdout.write(`${bins.btcd}\n`);
+      if (p.flag('json')) printJson({ btcd: bins.btcd });
+      else process.stdout.write(`${bins.btcd}\n`);
       return 0;
     }
     default:

@@ -16,6 +16,12 @@ export function errorCode(err: unknown): string {
   return 'ERROR';
 }
 
+/** The wallet cannot fund `--capacity` (code INSUFFICIENT_FUNDS), saying where to send coins. */
+export function insufficientFunds(balanceSat: bigint, capacitySat: bigint, address: string): Error {
+  const message = `the wallet has ${balanceSat} sat spendable, less than --capacity ${capacitySat}; fund ${address} (on regtest: paychan regtest fund ADDRESS AMOUNT)`;
+  return Object.assign(new Error(message), { code: 'INSUFFICIENT_FUNDS' });
+}
+
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

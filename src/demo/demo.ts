@@ -117,7 +117,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       payments: opts.payments,
       paidSat: Number(ackedSat),
       paidRequests: Number(fetched.paidRequests),
-      requestsSat: Number(BigInt(String(fetched.ackedSat)) - BigInt(String(paid.totalSat))),
+      requestsSat: Number(BigInt(String(fetched.ackedSat)) - BigInt(String(paid.ackedSat))),
       fundingTxid,
       channelId,
       closeTxid,

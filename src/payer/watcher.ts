@@ -15,6 +15,7 @@ import { BroadcastRejectedError, type BlockTip, type ChainBackend } from '../cha
 import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
 import { equalBytes } from '../protocol/bytes.js';
 import type { Channel } from '../protocol/channel.js';
+import { isExpiring, payerPolicy } from '../protocol/policy.js';
 import type { PayerClient } from './payer-client.js';
 
 export interface PayerWatcherOptions {
@@ -22,6 +23,12 @@ export interface PayerWatcherOptions {
   readonly fallbackFeeRateSatPerVb: number;
   readonly maxFeeRateSatPerVb: number;
   readonly bumpAfterBlocks: number;
+  /**
+   * Blocks before expiry from which an unclosed channel is expiring (PayerPolicy's
+   * expiryMarginBlocks, the same margin a paying client uses to stop reusing it): the watcher
+   * says so once. Default that policy's default for the network.
+   */
+  readonly expiryMarginBlocks?: number;
   readonly log: (line: string) => void;
 }
 
@@ -69,6 +76,7 @@ export async function assertRefundable(backend: ChainBackend, channel: Channel):
 export class PayerWatcher {
   /** Our refund in flight: its txid, fee rate and the tip it was broadcast at. */
   private refund: { txid: string; feeRateSatPerVb: number; height: number } | null = null;
+  private warnedExpiring = false;
 
   constructor(
     private readonly client: PayerClient,
@@ -91,7 +99,13 @@ export class PayerWatcher {
       return { type: 'settled', by, txid: status.spendingTxid, payerValueSat };
     }
     if (status.state !== 'unspent') return { type: 'idle' };
-    if (tip.height < channel.expiryHeight) return { type: 'waiting', blocksToExpiry: channel.expiryHeight - tip.height };
+    if (tip.height < channel.expiryHeight) {
+      if (!this.warnedExpiring && isExpiring(channel.expiryHeight, tip.height, this.options.expiryMarginBlocks ?? payerPolicy({ network: channel.network }).expiryMarginBlocks)) {
+        this.warnedExpiring = true;
+        this.options.log(`channel ${channel.id} is ${channel.expiryHeight - tip.height} block(s) from expiry and the payee has not closed it: pay no more on it; the refund goes out at block ${channel.expiryHeight}`);
+      }
+      return { type: 'waiting', blocksToExpiry: channel.expiryHeight - tip.height };
+    }
     // Final and unspent: the payee did not close in time.
     const rate = Math.min(this.options.maxFeeRateSatPerVb, await resolveFeeRate(this.options.backend, 2, this.options.fallbackFeeRateSatPerVb));
     const refund = await this.client.refund(rate);

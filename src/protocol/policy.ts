@@ -49,6 +49,18 @@ export interface PayerPolicy {
   readonly network: NetworkName;
   /** The most confirmations the payer will wait for before the payee accepts payments. */
   readonly maxFundingConfirmations: number;
+  /**
+   * Blocks before its expiry from which the payer treats a channel as expiring: a payee closes
+   * by `expiry − closeMarginBlocks` (that policy's default is the same number), so a payment made
+   * later may never reach the chain. The payer opens no new payments on such a channel (a
+   * paying client opens another) and its watcher says so. Default 3 on regtest, else 12.
+   */
+  readonly expiryMarginBlocks: number;
+}
+
+/** Whether a channel expiring at `expiryHeight` is within `marginBlocks` of it at `tipHeight`. */
+export function isExpiring(expiryHeight: number, tipHeight: number, marginBlocks: number): boolean {
+  return tipHeight >= expiryHeight - marginBlocks;
 }
 
 /**
@@ -96,8 +108,9 @@ export function payeePolicy(options: Partial<PayeePolicy> & { network: NetworkNa
 
 /** @throws RangeError naming the first option that is out of range. */
 export function payerPolicy(options: Partial<PayerPolicy> & { network: NetworkName }): PayerPolicy {
-  const policy: PayerPolicy = { maxFundingConfirmations: 6, ...options };
+  const policy: PayerPolicy = { maxFundingConfirmations: 6, expiryMarginBlocks: options.network === 'regtest' ? 3 : 12, ...options };
   if (!Number.isInteger(policy.maxFundingConfirmations) || policy.maxFundingConfirmations < 0) throw new RangeError('maxFundingConfirmations must be an integer ≥ 0');
+  if (!Number.isInteger(policy.expiryMarginBlocks) || policy.expiryMarginBlocks < 0) throw new RangeError('expiryMarginBlocks must be an integer ≥ 0');
   return Object.freeze(policy);
 }
 

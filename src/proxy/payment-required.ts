@@ -54,15 +54,19 @@ export interface ProxyX402 {
 export const PAYMENT_SIGNATURE_HEADER = 'payment-signature';
 export const PAYMENT_RESPONSE_HEADER = 'payment-response';
 
-/** The local encoding: what is due, in satoshis, payable over the channel at `payTo`. */
+/**
+ * The local encoding: what is due, in satoshis, payable over the channel at `payTo`. x402 fixes
+ * `amount` as a decimal string, and the scheme's `extra` keeps that form too (docs/x402.md):
+ * x402 messages are a wire format of their own, unlike paychan's JSON numbers.
+ */
 export const localX402Encoder: X402Encoder = ({ body }) => ({
   scheme: 'paychan',
   network: caip2Of(body.network),
-  amount: body.dueSat,
+  amount: String(body.dueSat),
   asset: 'sat',
   payTo: body.channelUrl,
   maxTimeoutSeconds: 60,
-  extra: { priceSat: body.priceSat, dueSat: body.dueSat, code: body.code, header: body.header },
+  extra: { priceSat: String(body.priceSat), dueSat: String(body.dueSat), code: body.code, header: body.header },
 });
 
 /** The `PAYMENT-REQUIRED` header's value: base64 of the x402 v2 PaymentRequired JSON. */
@@ -79,7 +83,7 @@ export function x402Header(offer: PaymentOffer, encode: X402Encoder): string {
 /** `Paychan realm="paychan", channel_url="ws://…", network="regtest", price_sat="10", due_sat="10", code="PAYMENT_REQUIRED"` */
 export function wwwAuthenticate(body: PaymentRequiredBody): string {
   const q = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
-  return `Paychan realm="paychan", channel_url=${q(body.channelUrl)}, network=${q(body.network)}, price_sat=${q(body.priceSat)}, due_sat=${q(body.dueSat)}, code=${q(body.code)}`;
+  return `Paychan realm="paychan", channel_url=${q(body.channelUrl)}, network=${q(body.network)}, price_sat=${q(String(body.priceSat))}, due_sat=${q(String(body.dueSat))}, code=${q(body.code)}`;
 }
 
 /** Every header of a 402 besides CORS: content type, x402 and WWW-Authenticate. */

@@ -30,13 +30,26 @@ export type HttpErrorCode = keyof typeof HTTP_ERROR_CODES;
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' } as const;
 
-/** Writes `body` as JSON with `status` (satoshi `bigint`s as decimal strings), unless a response was already started. */
+/**
+ * JSON text of `value` with satoshi `bigint`s as JSON numbers: every amount of bitcoin there can
+ * be (≤ 21×10^14 sat < 2^53) is exact in a double, so a number is what every JSON reader gets
+ * right without a bigint parser (docs/cli.md, "One machine interface").
+ */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(value, satsAsNumbers);
+}
+
+function satsAsNumbers(_key: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? Number(v) : v;
+}
+
+/** Writes `body` as JSON with `status` (satoshi `bigint`s as numbers), unless a response was already started. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  const text = JSON.stringify(body, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  const text = jsonText(body);
   res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

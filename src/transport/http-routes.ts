@@ -7,7 +7,7 @@
  *   /healthz              200 {"status":"ok"}: the process serves requests.
  *   /readyz               200 {"status":"ready"} when `ready()` resolves true, else 503 NOT_READY.
  *   /metrics              200 Prometheus text exposition 0.0.4.
- *   /v1/channels/:id      200 {id, state, capacitySat, paidSat} (sats as decimal strings), where
+ *   /v1/channels/:id      200 {channelId, state, capacitySat, paidSat} (sats as JSON numbers), where
  *                         :id is the funding outpoint `txid:vout` (":" may be sent as %3A);
  *                         404 UNKNOWN_CHANNEL otherwise.
  * Then `extraRoutes`, then 404 NOT_FOUND. Other methods on the routes above get 405.
@@ -45,14 +45,31 @@ export interface PayeeRoutesOptions {
 
 /** `GET /v1/channels/:id`'s body. */
 export interface ChannelSummary {
-  /** Funding outpoint `txid:vout`. */
-  readonly id: string;
+  /** Funding outpoint `txid:vout` (the key every JSON of paychan names a channel by). */
+  readonly channelId: string;
   /** The payee's state name: AwaitingConfirmation, Open, Closing, Closed. */
   readonly state: PayeeState['type'];
-  readonly capacitySat: string;
-  /** Newest acknowledged total ("0" before the first payment). */
-  readonly paidSat: string;
+  readonly capacitySat: number;
+  /** Newest acknowledged total (0 before the first payment). */
+  readonly paidSat: number;
 }
+
+/** One route a server answers: a method and an OpenAPI path template (`/v1/channels/{channelId}`). */
+export interface HttpRoute {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+}
+
+/**
+ * The routes of {@link payeeRequestHandler} itself (HEAD too, answered without a body). The
+ * payee's OpenAPI document must describe each (test/integration/openapi.test.ts).
+ */
+export const BUILTIN_ROUTES: readonly HttpRoute[] = [
+  { method: 'GET', path: '/healthz' },
+  { method: 'GET', path: '/readyz' },
+  { method: 'GET', path: '/metrics' },
+  { method: 'GET', path: '/v1/channels/{channelId}' },
+];
 
 const CHANNEL_ID = /^[0-9a-f]{64}:(?:0|[1-9][0-9]{0,4})$/;
 const CHANNEL_PREFIX = '/v1/channels/';
@@ -61,7 +78,7 @@ const CHANNEL_PREFIX = '/v1/channels/';
 export function channelSummary(state: PayeeState): ChannelSummary | undefined {
   if (!('channel' in state)) return undefined;
   const paidSat = 'paidSat' in state ? state.paidSat : 0n;
-  return { id: state.channel.id, state: state.type, capacitySat: state.channel.capacitySat.toString(), paidSat: paidSat.toString() };
+  return { channelId: state.channel.id, state: state.type, capacitySat: Number(state.channel.capacitySat), paidSat: Number(paidSat) };
 }
 
 /**
@@ -91,7 +108,7 @@ export function payeeRequestHandler(options: PayeeRoutesOptions): (req: Incoming
       const state = id === undefined ? undefined : options.service.channel(id);
       const summary = state && channelSummary(state);
       // The id must match: service.channel() also answers to tempIds, which stay private.
-      if (summary && summary.id === id) sendJson(res, 200, summary);
+      if (summary && summary.channelId === id) sendJson(res, 200, summary);
       else sendError(res, 'UNKNOWN_CHANNEL', id === undefined ? 'a channel id is a funding outpoint txid:vout' : `no channel ${id}`);
     } else if (!(options.extraRoutes && (await options.extraRoutes(req, res)))) {
       sendError(res, 'NOT_FOUND', `no route for ${req.method ?? '?'} ${path}`);

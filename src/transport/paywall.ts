@@ -30,13 +30,13 @@ const HEADER_RE = /^channel=([0-9a-f]{64}:[0-9]{1,5}), total=(0|[1-9][0-9]{0,15}
 export interface PaymentRequiredBody {
   readonly code: ProtocolErrorCode | 'PAYMENT_REQUIRED' | 'INSUFFICIENT_PAYMENT';
   readonly message: string;
-  /** Price of this request, satoshis (decimal string). */
-  readonly priceSat: string;
+  /** Price of this request, satoshis. */
+  readonly priceSat: number;
   /**
    * What the next payment on this channel must add for this request, satoshis: the price, less
    * unspent credit, plus any metered debt. Equals `priceSat` for a new channel.
    */
-  readonly dueSat: string;
+  readonly dueSat: number;
   /** WebSocket URL where a payer opens a channel with this payee. */
   readonly channelUrl: string;
   readonly network: NetworkName;
@@ -213,8 +213,8 @@ export class Paywall {
       body: {
         code,
         message,
-        priceSat: priceSat.toString(),
-        dueSat: dueSat.toString(),
+        priceSat: Number(priceSat),
+        dueSat: Number(dueSat),
         channelUrl: this.options.channelUrl,
         network: this.options.network,
         header: 'Paychan-Payment: channel=<txid:vout>, total=<sat>, sig=<128 hex>',

@@ -68,3 +68,33 @@ describe('bad input', () => {
     expect(r.stderr).toMatch(expected);
   });
 });
+
+describe('errors under --json: one object {"error":{"code","message"}}, the last line of stdout, exit non-zero', () => {
+  const env = { ...process.env, PAYCHAN_HOME: '/nonexistent-paychan-home' };
+  it.each([
+    [['payer', 'pay', 'ten', '--json'], 2, 'USAGE', /AMOUNT must be a positive amount/],
+    [['demo', '--frobnicate', '--json'], 2, 'USAGE', /Unknown option '--frobnicate'/],
+    [['payer', 'status', '--json'], 1, 'NO_NODE', /no node: pass --rpc-url/],
+    [['regtest', 'mine', '1', '--json'], 1, 'NO_NODE', /no local regtest node is running/],
+    [['payee', 'channels', '--json'], 1, 'NO_ADMIN_TOKEN', /no admin token in/],
+  ])('%j', async (args, exitCode, code, message) => {
+    const r = await runCli(args, env);
+    expect(r.code).toBe(exitCode);
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    expect(Object.keys(r.json!)).toEqual(['error']);
+    expect(r.json!.error).toEqual({ code, message: expect.stringMatching(message) });
+    expect(r.stderr).toMatch(message); // and the human line, for whoever watches stderr
+  });
+  it('regtest stop --json says whether it stopped a node, as one object', async () => {
+    const r = await runCli(['regtest', 'stop', '--json'], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('{"stopped":false}');
+  });
+  it('PAYCHAN_JSON=1 asks for it as --json does; without either, errors stay text', async () => {
+    const viaEnv = await runCli(['payer', 'status'], { ...env, PAYCHAN_JSON: '1' });
+    expect(viaEnv.json).toEqual({ error: { code: 'NO_NODE', message: expect.any(String) } });
+    const text = await runCli(['payer', 'status'], env);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toBe('');
+  });
+});

@@ -39,7 +39,7 @@ const mineOne = () => ok(['regtest', 'mine', '1']);
 describe('duplex through the CLI', () => {
   it('guards the admin routes with the data dir token', async () => {
     const url = `http://127.0.0.1:${port}/v1/duplex/pay-back`;
-    const body = JSON.stringify({ channelId: `${'00'.repeat(32)}:0`, amountSat: '1' });
+    const body = JSON.stringify({ channelId: `${'00'.repeat(32)}:0`, amountSat: 1 });
     const none = await fetch(url, { method: 'POST', body });
     expect(none.status).toBe(401);
     expect(await none.json()).toMatchObject({ code: 'UNAUTHORIZED' });

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RpcClient } from '../../src/chain/rpc-client.js';
 import { runExample } from '../helpers/examples.js';
 import { freePort, runCli, stopCli, tearDownCliHome, withMining, type CliResult } from '../helpers/cli.js';
 
@@ -73,8 +74,31 @@ describe('examples/', () => {
     }
   });
 
+  it('duplex-pair.js: both sides put coins in, pay each other, and close on chain', async () => {
+    const payeeAddress = (await ok(['payee', 'address', '--json'])).json!.address as string;
+    await ok(['regtest', 'fund', payeeAddress, '0.001btc']);
+    const pair = await withMining(runExample('duplex-pair.js', [], env), () => ok(['regtest', 'mine', '1']));
+    expect(pair.code, pair.output).toBe(0);
+    const [balances, closed] = pair.output.trim().split('\n');
+    expect(balances).toBe('payer 59300 sat, payee 40700 sat'); // 60,000 − 1,000 + 300 and 40,000 + 1,000 − 300
+    const closeTxid = /^closed by ([0-9a-f]{64})$/.exec(closed ?? '')?.[1];
+    expect(closeTxid, pair.output).toBeDefined();
+    // The close is on the node's chain, confirmed, and pays both sides what the balances said, less its fee.
+    const node = JSON.parse(fs.readFileSync(path.join(home, 'regtest', 'node.json'), 'utf8')) as { rpcUrl: string; rpcUser: string; rpcPass: string };
+    const rpc = new RpcClient({ url: node.rpcUrl, user: node.rpcUser, pass: node.rpcPass });
+    try {
+      const tx = (await rpc.call('getrawtransaction', [closeTxid, 1])) as { confirmations?: number; vout: { value: number }[] };
+      expect(tx.confirmations).toBeGreaterThanOrEqual(1);
+      const outSat = tx.vout.reduce((sum, o) => sum + Math.round(o.value * 1e8), 0);
+      expect(outSat).toBeLessThan(100_000);
+      expect(outSat).toBeGreaterThan(99_000);
+    } finally {
+      rpc.close();
+    }
+  });
+
   it('README shows every example verbatim', () => {
-    for (const file of [...SELLERS, 'paying-client.js', 'x402-seller.js', 'x402-buyer.js']) {
+    for (const file of [...SELLERS, 'paying-client.js', 'x402-seller.js', 'x402-buyer.js', 'duplex-pair.js']) {
       if (file === 'http-seller.js') continue; // run by the package test; the README names it
       expect(README, file).toContain(fs.readFileSync(path.join('examples', file), 'utf8'));
     }

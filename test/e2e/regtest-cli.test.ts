@@ -23,10 +23,15 @@ async function ok(args: string[], timeoutMs?: number): Promise<Awaited<ReturnTyp
   return result;
 }
 
+/** An RPC client to the node of node.json (its keys are those of `regtest start --json`). */
+function nodeRpc(): RpcClient {
+  const info = JSON.parse(fs.readFileSync(path.join(home, 'regtest', 'node.json'), 'utf8')) as { rpcUrl: string; rpcUser: string; rpcPass: string };
+  return new RpcClient({ url: info.rpcUrl, user: info.rpcUser, pass: info.rpcPass });
+}
+
 /** The node's tip, read over RPC from what `regtest start` wrote (mines nothing). */
 async function tip(): Promise<{ height: number; hash: string }> {
-  const info = JSON.parse(fs.readFileSync(path.join(home, 'regtest', 'node.json'), 'utf8')) as { url: string; user: string; pass: string };
-  const rpc = new RpcClient(info);
+  const rpc = nodeRpc();
   try {
     const best = (await rpc.call('getbestblock')) as { height: number; hash: string };
     return { height: best.height, hash: best.hash };
@@ -126,7 +131,7 @@ describe('regtest stop / regtest start', () => {
     expect(mined.height).toBe(before.tip.height + 1);
 
     // A node that lost the funding's block: the payer's status says so, not just "Open".
-    const rpc = new RpcClient(JSON.parse(fs.readFileSync(path.join(home, 'regtest', 'node.json'), 'utf8')) as { url: string; user: string; pass: string });
+    const rpc = nodeRpc();
     try {
       const fundingBlock = ((await rpc.call('getrawtransaction', [before.status!.fundingTxid, 1])) as { blockhash: string }).blockhash;
       await rpc.call('invalidateblock', [fundingBlock]);

@@ -77,7 +77,7 @@ describe('restarts mid-stream', () => {
     payee = await startPayee();
     const first = await stream;
     expect(first.code, first.stderr).toBe(0);
-    expect(first.json!.totalSat).toBe(6000);
+    expect(first.json!.ackedSat).toBe(6000);
     expect(await payeePaid(channelId)).toBe(6000);
 
     // 2. The payer dies while 4,000 more stream; it signed and stored some of them.
@@ -95,7 +95,7 @@ describe('restarts mid-stream', () => {
     expect(rest).toBeGreaterThan(0);
     const resumed = await runCli(payer(['pay', '1', '--count', String(rest)]), process.env);
     expect(resumed.code, resumed.stderr).toBe(0);
-    expect(resumed.json!.totalSat).toBe(10_000);
+    expect(resumed.json!.ackedSat).toBe(10_000);
     expect(await payeePaid(channelId)).toBe(10_000);
 
     // 3. Close: the chain pays exactly the final total.

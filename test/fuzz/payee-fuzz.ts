@@ -238,8 +238,8 @@ function compare(before: Snapshot, after: Snapshot, t: FuzzTargets, honestAcked:
       if (!sb || !sa) problems.push('GET /v1/channels/:id answered 404');
       else {
         if (sa.state !== sb.state) problems.push(`state ${sb.state} → ${sa.state}`);
-        if (honest ? sa.paidSat !== honestAcked.toString() : sa.paidSat !== sb.paidSat) problems.push(`paidSat ${sb.paidSat} → ${sa.paidSat}`);
-        paidSat = sa.paidSat;
+        if (honest ? sa.paidSat !== Number(honestAcked) : sa.paidSat !== sb.paidSat) problems.push(`paidSat ${sb.paidSat} → ${sa.paidSat}`);
+        paidSat = String(sa.paidSat);
       }
     }
     checks.push({ label, state: a?.stateType ?? '?', paidSat, ok: problems.length === 0, ...(problems.length ? { detail: problems.join('; ') } : {}) });
@@ -444,7 +444,7 @@ export async function fuzzPayee(options: FuzzOptions): Promise<FuzzReport> {
     await fixtures.honest.client.drain();
     const acked = fixtures.honest.client.state?.type === 'Open' ? fixtures.honest.client.state.ackedTotalSat : -1n;
     // The payee stores before it acknowledges, so its state is final once the honest payer's acks are in.
-    await waitUntil(async () => (await payee!.summary(t.honest.channel.id))?.paidSat === acked.toString(), 'the honest total to show', 10_000).catch(() => undefined);
+    await waitUntil(async () => (await payee!.summary(t.honest.channel.id))?.paidSat === Number(acked), 'the honest total to show', 10_000).catch(() => undefined);
     const after = await snapshot(payee, t);
     const stateChecks = compare(before, after, t, acked);
     const stateChanges = stateChecks.filter((s) => !s.ok).length;

@@ -24,11 +24,12 @@ export interface PayeeProcessOptions {
   readonly log?: (line: string) => void;
 }
 
+/** `GET /v1/channels/:id`'s body (sats as JSON numbers). */
 export interface ChannelSummary {
-  readonly id: string;
+  readonly channelId: string;
   readonly state: string;
-  readonly capacitySat: string;
-  readonly paidSat: string;
+  readonly capacitySat: number;
+  readonly paidSat: number;
 }
 
 export interface StoredRow {

@@ -88,7 +88,7 @@ function books(paywall: Paywall, side: PayingSide) {
 function expectRefusal(answer: { status: number; body: unknown }, code: string, dueSat: bigint = PRICE): PaymentRequiredBody {
   expect(answer.status).toBe(402);
   const body = answer.body as PaymentRequiredBody;
-  expect(body).toMatchObject({ code, priceSat: PRICE.toString(), dueSat: dueSat.toString(), channelUrl: payee.server.wsUrl, network: 'regtest' });
+  expect(body).toMatchObject({ code, priceSat: Number(PRICE), dueSat: Number(dueSat), channelUrl: payee.server.wsUrl, network: 'regtest' });
   expect(typeof body.message).toBe('string');
   return body;
 }
@@ -350,10 +350,10 @@ describe('HTTP 402 on regtest', () => {
     // price whose debt the next upfront payment did not cover: each asks for more than the price.
     const refusals = payer.seen.filter((s) => s.status === 402).map((s) => ({ code: s.body!.code, priceSat: s.body!.priceSat, dueSat: s.body!.dueSat }));
     expect(refusals).toEqual([
-      { code: 'PAYMENT_REQUIRED', priceSat: '5', dueSat: '5' },
-      { code: 'INSUFFICIENT_PAYMENT', priceSat: '5', dueSat: '15' }, // after 20 bytes: debt 15, 2 credit, 3 paid upfront
-      { code: 'INSUFFICIENT_PAYMENT', priceSat: '5', dueSat: '35' }, // after 40 bytes
-      { code: 'INSUFFICIENT_PAYMENT', priceSat: '5', dueSat: '7' }, // after 12 bytes, 4 credit
+      { code: 'PAYMENT_REQUIRED', priceSat: 5, dueSat: 5 },
+      { code: 'INSUFFICIENT_PAYMENT', priceSat: 5, dueSat: 15 }, // after 20 bytes: debt 15, 2 credit, 3 paid upfront
+      { code: 'INSUFFICIENT_PAYMENT', priceSat: 5, dueSat: 35 }, // after 40 bytes
+      { code: 'INSUFFICIENT_PAYMENT', priceSat: 5, dueSat: 7 }, // after 12 bytes, 4 credit
     ]);
     for (const r of refusals.slice(1)) expect(BigInt(r.dueSat)).toBeGreaterThan(UPFRONT);
 

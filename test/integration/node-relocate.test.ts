@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 function writeNodeInfo(node: RegtestNode): void {
-  const info: LocalNodeInfo = { url: node.rpcUrl, user: node.rpcUser, pass: node.rpcPass, pid: node.pid, supervisorPid: process.pid, miningAddress: node.miningAddress, datadir: node.datadir };
+  const info: LocalNodeInfo = { rpcUrl: node.rpcUrl, rpcUser: node.rpcUser, rpcPass: node.rpcPass, pid: node.pid, supervisorPid: process.pid, miningAddress: node.miningAddress, datadir: node.datadir };
   fs.mkdirSync(path.dirname(localNodeInfoPath()), { recursive: true });
   fs.writeFileSync(localNodeInfoPath(), JSON.stringify(info));
 }

@@ -31,7 +31,7 @@ class RecordingPaywall implements ProxyPaywall {
     return Promise.resolve({ ok: true, channelId: 'c', totalSat: 100n, creditSat: 0n });
   }
   paymentRequired(code: PaymentRequiredBody['code'], message: string, priceSat: bigint): Admission & { ok: false } {
-    return { ok: false, body: { code, message, priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' } };
+    return { ok: false, body: { code, message, priceSat: Number(priceSat), dueSat: Number(priceSat), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' } };
   }
   settle(_channelId: string, upfrontSat: bigint, actualSat: bigint): void {
     this.settled.push({ upfrontSat, actualSat });
@@ -176,7 +176,7 @@ describe('paychan proxy, forwarding', () => {
   it('a priced route without payment: 402 in paychan JSON, x402 v2 and WWW-Authenticate', async () => {
     const r = await fetch(`${base}/priced`);
     expect(r.status).toBe(402);
-    expect(await r.json()).toMatchObject({ code: 'PAYMENT_REQUIRED', priceSat: '7', dueSat: '7' });
+    expect(await r.json()).toMatchObject({ code: 'PAYMENT_REQUIRED', priceSat: 7, dueSat: 7 });
     const x402 = JSON.parse(Buffer.from(r.headers.get('payment-required')!, 'base64').toString()) as Record<string, unknown>;
     expect(x402).toMatchObject({ x402Version: 2, resource: { url: `${base}/priced` }, accepts: [{ scheme: 'paychan', network: 'bip122:0f9188f13cb7b2c71f2a335e3a4fc328', amount: '7', asset: 'sat', payTo: 'ws://127.0.0.1:1/v1/ws' }] });
     expect(r.headers.get('www-authenticate')).toBe('Paychan realm="paychan", channel_url="ws://127.0.0.1:1/v1/ws", network="regtest", price_sat="7", due_sat="7", code="PAYMENT_REQUIRED"');

@@ -17,7 +17,7 @@ import { closeServer, listen } from '../helpers/http402-env.js';
 /** Admits nothing: every priced request is answered 402. */
 const refusal = (code: PaymentRequiredBody['code'], message: string, priceSat: bigint): Admission & { ok: false } => ({
   ok: false,
-  body: { code, message, priceSat: priceSat.toString(), dueSat: priceSat.toString(), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
+  body: { code, message, priceSat: Number(priceSat), dueSat: Number(priceSat), channelUrl: 'ws://127.0.0.1:1/v1/ws', network: 'regtest', header: 'Paychan-Payment: …' },
 });
 const refusingPaywall: ProxyPaywall = {
   admit: (_header, priceSat): Promise<Admission> => Promise.resolve(refusal('PAYMENT_REQUIRED', 'pay', priceSat)),

@@ -172,7 +172,7 @@ describe('payments over the WebSocket', () => {
     ready = true;
     expect(await getJson(`${s.url}/readyz`)).toMatchObject({ status: 200, body: { status: 'ready' } });
 
-    const summary = { id: channelId, state: 'Open', capacitySat: CAPACITY.toString(), paidSat: '37200' };
+    const summary = { channelId, state: 'Open', capacitySat: Number(CAPACITY), paidSat: 37200 };
     expect(await getJson(`${s.url}/v1/channels/${channelId}`)).toEqual({ status: 200, type: 'application/json; charset=utf-8', body: summary });
     expect(await getJson(`${s.url}/v1/channels/${encodeURIComponent(channelId)}`)).toMatchObject({ status: 200, body: summary });
     expect(await getJson(`${s.url}/v1/channels/${'0'.repeat(64)}:0`)).toMatchObject({ status: 404, body: { code: 'UNKNOWN_CHANNEL' } });

@@ -25,6 +25,15 @@ import type { DashboardSnapshot } from './dashboard-snapshot.js';
 export const DASHBOARD_PATH = '/dashboard';
 export const DASHBOARD_API_PATH = '/v1/admin/dashboard';
 
+/** What these routes answer, for the payee's route list and its OpenAPI document (src/app/openapi.ts). */
+export const DASHBOARD_ROUTES = [
+  { method: 'GET', path: DASHBOARD_PATH },
+  { method: 'GET', path: `${DASHBOARD_PATH}/dashboard.js` },
+  { method: 'GET', path: `${DASHBOARD_PATH}/dashboard.css` },
+  { method: 'GET', path: `${DASHBOARD_PATH}/favicon.svg` },
+  { method: 'GET', path: DASHBOARD_API_PATH },
+] as const;
+
 /**
  * The assets, found from this module's place: src/app/dashboard/ and dist/app/dashboard/ are
  * both three levels below the package root, and the files ship under src/ (package.json "files").
