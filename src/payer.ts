@@ -15,6 +15,8 @@ export { PsbtFundingError, PSBT_FUNDING_ERROR_CODES, readFundingPsbt, type PsbtF
 export { nobleSecp256k1 } from './crypto/noble.js';
 export type { Secp256k1 } from './crypto/secp256k1.js';
 export { MemoryStore } from './store/memory-store.js';
+export { openIndexedDbStore, IndexedDbStore, type IndexedDbStoreOptions } from './store/indexeddb-store.js';
+export { StoreError, isStoreError, STORE_ERROR_CODES, type StoreErrorCode } from './store/store-error.js';
 export type { Store, StoredPayerChannel } from './store/store.js';
 export type { PeerLink } from './transport/link.js';
 export { formatPaymentHeader, PAYMENT_HEADER, ACK_HEADER, CREDIT_HEADER, type PaymentRequiredBody } from './transport/paywall.js';
