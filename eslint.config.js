@@ -53,6 +53,7 @@ export const BROWSER_SAFE = [
   'src/transport/link.ts',
   'src/transport/paywall.ts',
   'src/transport/browser-link.ts',
+  'src/transport/reconnect.ts',
   'src/payer/payer-client.ts',
   'src/payer/paying-fetch.ts',
   'src/payer/pay-run.ts',

@@ -19,6 +19,8 @@ export { openIndexedDbStore, IndexedDbStore, type IndexedDbStoreOptions } from '
 export { StoreError, isStoreError, STORE_ERROR_CODES, type StoreErrorCode } from './store/store-error.js';
 export type { Store, StoredPayerChannel } from './store/store.js';
 export type { PeerLink } from './transport/link.js';
+export { connectPayeeFromBrowser, BrowserPeerLink, type BrowserLinkOptions, type WebSocketLike, type WebSocketConstructor } from './transport/browser-link.js';
+export { LinkClosedError, type ReconnectOptions } from './transport/reconnect.js';
 export { formatPaymentHeader, PAYMENT_HEADER, ACK_HEADER, CREDIT_HEADER, type PaymentRequiredBody } from './transport/paywall.js';
 export { payerPolicy, type PayerPolicy } from './protocol/policy.js';
 export { ProtocolError, PROTOCOL_ERROR_CODES, type ProtocolErrorCode } from './protocol/errors.js';
