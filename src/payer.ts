@@ -28,3 +28,5 @@ export { encodeMessage, decodeMessage, type Message } from './protocol/messages.
 export { VARIANT_NAMES, variantOf, type ChannelVariant, type VariantName } from './protocol/variants/index.js';
 export type { NetworkName } from './protocol/network.js';
 export type { Channel } from './protocol/channel.js';
+export { openBrowserPayer, BrowserPayer, type BrowserPayerOptions, type FundingRequest, type RefundKit } from './web/browser-payer.js';
+export { esploraChain } from './web/esplora-chain.js';

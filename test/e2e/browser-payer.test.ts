@@ -1,0 +1,104 @@
+/**
+ * The payer in a page, end to end: headless Chromium runs paychan/payer's BrowserPayer (noble
+ * secp256k1, IndexedDB store, browser WebSocket link) against a PayeeService with a SQLite store
+ * on a private btcd. The page asks for funding (BIP21 + QR code + unsigned PSBT), an external
+ * wallet funds and signs the PSBT, the channel opens; the page makes 1,000 payments, is reloaded
+ * mid-stream and continues from IndexedDB with no acknowledged payment lost; then the payee
+ * closes and the node's close transaction pays the page's change exactly: capacity minus what the
+ * page recorded as acknowledged. A screenshot of the page is kept (test-artifacts/).
+ */
+import { Transaction } from 'bitcoinjs-lib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { equalBytes, toHex } from '../../src/protocol/bytes.js';
+import { startBrowserPayerEnv, type BrowserPayerEnv } from '../helpers/browser-payer-env.js';
+import { artifactPath } from '../helpers/chromium.js';
+import { waitUntil } from '../helpers/wait.js';
+
+const CAPACITY = 1_000_000n;
+const PAYMENTS = 1000;
+
+type PageApi = {
+  open(wsUrl: string, payoutScriptHex: string): Promise<string | null>;
+  requestFunding(capacitySat: bigint, expiryBlocks: number): Promise<{ bip21: string; address: string; amountSat: bigint; psbt: string; qrSvg: string }>;
+  fundWithSigned(signed: string): Promise<string>;
+  waitUntilOpen(): Promise<void>;
+  payMany(count: number, amountSat: bigint): Promise<{ totalSat: bigint; ms: number }>;
+  startPaying(count: number, amountSat: bigint): void;
+  acked(): bigint;
+  state(): { type: string | null; paidSat: bigint };
+  requestClose(): void;
+  refundKit(): { privateKey: string; witnessScript: string; expiryHeight: number; fundingOutpoint: string | null };
+};
+let b: BrowserPayerEnv;
+/** Runs `fn(api, arg)` in the page. */
+const inPage = <A, R>(fn: (api: PageApi, arg: A) => R | Promise<R>, arg?: A): Promise<R> =>
+  b.page.evaluate(([f, a]) => new Function('api', 'arg', `return (${f})(api, arg)`)((globalThis as unknown as { paychanPage: PageApi }).paychanPage, a) as Promise<R>, [fn.toString(), arg] as const);
+
+beforeAll(async () => {
+  b = await startBrowserPayerEnv();
+});
+afterAll(() => b?.stop());
+
+describe('a page that pays', () => {
+  it('funds a channel from an external wallet, pays 1,000 times across a reload, and the close matches', async () => {
+    const { page, env, signer } = b;
+    await page.goto(b.pageUrl);
+    await page.waitForFunction(() => 'paychanPage' in globalThis);
+    expect(await inPage((api, a: [string, string]) => api.open(a[0], a[1]), [b.server.wsUrl, toHex(signer.script)])).toBeNull();
+
+    // Funding: the page shows the BIP21 URI and its QR code, and hands out the unsigned PSBT.
+    const request = await inPage((api) => api.requestFunding(1_000_000n, 30));
+    expect(request.amountSat).toBe(CAPACITY);
+    expect(request.bip21.startsWith(`bitcoin:${request.address}?amount=0.01`)).toBe(true);
+    expect(request.qrSvg).toMatch(/^<svg/);
+    const utxo = await b.fundExternalWallet(3_000_000n);
+    const signed = signer.fundAndSign(request.psbt, utxo, 1_000n);
+    const fundingTxid = signed.extractTransaction(true).getId();
+    const opened = inPage((api, s: string) => api.fundWithSigned(s), signed.toBase64());
+    await waitUntil(async () => (await env.backend.getTransaction(fundingTxid)) !== null, 'the payee to broadcast the funding');
+    await env.mine(1);
+    const channelId = await opened;
+    expect(channelId.startsWith(fundingTxid)).toBe(true);
+    const kit = await inPage((api) => api.refundKit());
+    expect(kit.fundingOutpoint).toBe(channelId);
+    expect(kit.privateKey).toMatch(/^[0-9a-f]{64}$/);
+
+    // 400 payments, all acknowledged.
+    const first = await inPage((api) => api.payMany(400, 1n));
+    expect(first.totalSat).toBe(400n);
+    // 400 more, and a reload while they are in flight: what the page saw acknowledged must hold.
+    await inPage((api) => api.startPaying(400, 1n));
+    await waitUntil(async () => (await inPage((api) => api.acked())) >= 500n, 'payments in flight to be acknowledged');
+    const ackedBeforeReload = await inPage((api) => api.acked());
+    await page.reload();
+    await page.waitForFunction(() => 'paychanPage' in globalThis);
+    expect(await inPage((api, a: [string, string]) => api.open(a[0], a[1]), [b.server.wsUrl, toHex(signer.script)])).toBe('Open');
+    // The restored channel resumes on connection: the payee re-acknowledges its newest total.
+    await waitUntil(async () => (await inPage((api) => api.state())).paidSat >= ackedBeforeReload, 'the resumed channel to be re-acknowledged');
+    const resumed = (await inPage((api) => api.state())).paidSat;
+    expect(resumed).toBeGreaterThanOrEqual(ackedBeforeReload);
+    const payee = b.service.channels().find((c) => c.type === 'Open');
+    expect(payee?.type === 'Open' ? payee.paidSat : -1n).toBe(resumed);
+    // The rest, to 1,000 satoshis in 1-sat payments (1,000 payments acknowledged in all, and those
+    // lost with the reload were never acknowledged, so never counted).
+    const rest = await inPage((api, n: number) => api.payMany(n, 1n), PAYMENTS - Number(resumed));
+    expect(rest.totalSat).toBe(BigInt(PAYMENTS));
+    await page.screenshot({ path: artifactPath('browser-payer.png') });
+
+    // Close: the node's close pays the page's change exactly.
+    await inPage((api) => api.requestClose());
+    let closeTxid = '';
+    await waitUntil(() => {
+      const c = b.service.channels().find((s) => s.type === 'Closing' || s.type === 'Closed');
+      if (c?.type === 'Closing') closeTxid = c.close.txid;
+      return closeTxid !== '';
+    }, 'the payee to close');
+    const close = await env.backend.getTransaction(closeTxid);
+    expect(close).not.toBeNull();
+    const tx = Transaction.fromHex(close!.hex);
+    expect(tx.ins.some((i) => Buffer.from(i.hash).reverse().toString('hex') === fundingTxid)).toBe(true);
+    const change = tx.outs.find((o) => equalBytes(o.script, signer.script));
+    expect(change?.value).toBe(CAPACITY - (await inPage((api) => api.acked())));
+    expect(change?.value).toBe(CAPACITY - BigInt(PAYMENTS));
+  });
+});
