@@ -9,7 +9,8 @@
  *             1,000 channels opened on a private btcd regtest node; closes checked by the node
  *   proxy     proxyPaidRequestsPerSec, paywallOverheadP50Ms, paywallOverheadP99Ms: `paychan
  *             proxy` in front of a bare upstream, paying fetches over channels on btcd
- *   browser   payerBundleGzipBytes (paychan/payer bundled for a page), noble vs WASM signing
+ *   browser   payerBundleGzipBytes (paychan/payer bundled for a page), noble vs WASM signing,
+ *             browserPaymentsPerSec (a page in headless Chromium paying a local payee on btcd)
  *
  * Options: --json (the last stdout line is one JSON object; progress goes to stderr), --quick
  * (smaller counts, about two minutes), --profile (also CPU-profiles the hot path and the payee
@@ -120,7 +121,7 @@ await section('e2e', async () => {
   return r;
 });
 await section('proxy', () => runScript('proxy', 'bench/proxy.ts', SIZES.proxy));
-await section('browser', () => runScript('browser', 'bench/browser.ts', QUICK ? ['--seconds', '1'] : []));
+await section('browser', () => runScript('browser', 'bench/browser.ts', QUICK ? ['--seconds', '1', '--payments', '2000', '--runs', '2'] : []));
 
 const hot = results['hot-path'] ?? {};
 const heap = results.heap ?? {};
@@ -143,6 +144,7 @@ const headline = {
   paywallOverheadP50Ms: num(proxy.paywallOverheadP50Ms),
   paywallOverheadP99Ms: num(proxy.paywallOverheadP99Ms),
   payerBundleGzipBytes: num(browser.payerBundleGzipBytes),
+  browserPaymentsPerSec: num(browser.browserPaymentsPerSec),
 };
 const target = (value: number | null, op: '>=' | '<=', bound: number) => ({
   target: `${op} ${bound}`,
@@ -157,6 +159,7 @@ const targets = {
   proxyPaidRequestsPerSec: target(headline.proxyPaidRequestsPerSec, '>=', 3_000),
   paywallOverheadP99Ms: target(headline.paywallOverheadP99Ms, '<=', 2),
   payerBundleGzipBytes: target(headline.payerBundleGzipBytes, '<=', 250_000),
+  browserPaymentsPerSec: target(headline.browserPaymentsPerSec, '>=', 1_000),
 };
 const loadEnd = os.loadavg();
 const warnings: string[] = [];
@@ -193,6 +196,7 @@ const report = {
     proxy: proxy.proxy,
     payerBundleBytes: browser.payerBundleBytes,
     browserSignPerSec: browser.signPerSec,
+    browserPaymentsRuns: browser.browserPaymentsRuns,
   },
   ...(PROFILE ? { profiles } : {}),
 };
@@ -225,6 +229,7 @@ function printTable(): void {
     ['paywallOverheadP50Ms', headline.paywallOverheadP50Ms, '', undefined],
     ['paywallOverheadP99Ms', headline.paywallOverheadP99Ms, targets.paywallOverheadP99Ms.target, targets.paywallOverheadP99Ms.met],
     ['payerBundleGzipBytes', headline.payerBundleGzipBytes, targets.payerBundleGzipBytes.target, targets.payerBundleGzipBytes.met],
+    ['browserPaymentsPerSec', headline.browserPaymentsPerSec, targets.browserPaymentsPerSec.target, targets.browserPaymentsPerSec.met],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => fmt(r[1]).length));
