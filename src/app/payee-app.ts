@@ -13,6 +13,7 @@ import { payeePolicy, type PayeePolicy } from '../protocol/policy.js';
 import { PayeeService } from '../payee/payee-service.js';
 import type { Store } from '../store/store.js';
 import { PayeeMetrics } from '../transport/metrics.js';
+import { corsPolicy } from '../transport/cors.js';
 import type { ExtraRoutes } from '../transport/http-routes.js';
 import { startPayeeServer, type PayeeServer, type UpgradeRoutes } from '../transport/payee-server.js';
 import { Paywall } from '../transport/paywall.js';
@@ -46,6 +47,13 @@ export interface PayeeAppOptions {
   readonly policy?: Partial<PayeePolicy>;
   readonly duplexPolicy?: Partial<DuplexPolicy>;
   readonly log: (line: string) => void;
+  /**
+   * Origins whose pages may pay and read the answers (CORS on the paywall and channel routes;
+   * `*` for any), e.g. `https://app.example`. Default none. Not used with `mount`: a mounted
+   * application (`paychan proxy`) answers CORS itself.
+   * @throws TypeError (from startPayeeApp) for an origin that is not scheme://host[:port] or `*`.
+   */
+  readonly corsOrigins?: readonly string[];
   /**
    * An application on the same server, given the payee's paywall (`paychan proxy`): it gets
    * every request and upgrade the payee's own routes do not answer, and replaces the priced
@@ -147,6 +155,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     host: options.host,
     port: options.port,
     metrics,
+    ...(options.corsOrigins?.length && !options.mount ? { cors: corsPolicy(options.corsOrigins) } : {}),
     extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
     upgradeRoutes: (req, socket, head) => late.mounted?.upgrade?.(req, socket, head) ?? false,
     ready: async () => {
