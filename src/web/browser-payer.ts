@@ -18,6 +18,7 @@ import qrcode from 'qrcode-generator';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { nobleSecp256k1 } from '../crypto/noble.js';
 import { PayerClient, type ExternalFunding, type PayerChain, type PayerClientOptions } from '../payer/payer-client.js';
+import { createPayingFetch, PaymentRefusedError } from '../payer/paying-fetch.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
 import { fundingScriptOf, type Channel } from '../protocol/channel.js';
 import type { NetworkName } from '../protocol/network.js';
@@ -174,6 +175,22 @@ export class BrowserPayer {
   pay(amountSat: bigint): Promise<bigint> {
     if (!this.client) return Promise.reject(new RangeError('no channel yet'));
     return this.client.pay(amountSat);
+  }
+
+  /**
+   * A `fetch` that pays this channel's payee's paywall (HTTP 402): the price is signed into the
+   * Paychan-Payment header (src/payer/paying-fetch.ts), never more than `maxPriceSat` a request.
+   * A paywall of another payee is refused (PaymentRefusedError OTHER_PAYEE): this page has one
+   * channel. Cross-origin, the payee must allow the page's origin (`--cors-origin`).
+   */
+  payingFetch(maxPriceSat: bigint): (input: string | URL, init?: RequestInit) => Promise<Response> {
+    return createPayingFetch({
+      maxPriceSat,
+      channelFor: (offer) => {
+        if (offer.channelUrl !== this.options.wsUrl) return Promise.reject(new PaymentRefusedError('OTHER_PAYEE', `the paywall's payee is ${offer.channelUrl}, this page's channel is with ${this.options.wsUrl}`, offer));
+        return Promise.resolve(this.requireClient());
+      },
+    });
   }
 
   /** Asks the payee to close now with the newest payment. @throws RangeError unless open. */

@@ -54,6 +54,19 @@ const api = {
   startPaying(count: number, amountSat: bigint): void {
     void api.payMany(count, amountSat).catch(() => undefined);
   },
+  /** `count` paid GETs of `url`, one after the other (the paying fetch pays one at a time). */
+  async fetchPaid(url: string, count: number): Promise<number[]> {
+    const paying = payer!.payingFetch(100n);
+    const statuses: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const res = await paying(`${url}${i}`);
+      await res.text();
+      statuses.push(res.status);
+    }
+    ackedSat = payer!.paidSat > ackedSat ? payer!.paidSat : ackedSat;
+    show();
+    return statuses;
+  },
   acked: (): bigint => ackedSat,
   state: () => ({ type: payer?.state?.type ?? null, paidSat: payer?.paidSat ?? 0n }),
   requestClose: (): void => payer!.requestClose(),

@@ -3,14 +3,15 @@
  * secp256k1, IndexedDB store, browser WebSocket link) against a PayeeService with a SQLite store
  * on a private btcd. The page asks for funding (BIP21 + QR code + unsigned PSBT), an external
  * wallet funds and signs the PSBT, the channel opens; the page makes 1,000 payments, is reloaded
- * mid-stream and continues from IndexedDB with no acknowledged payment lost; then the payee
+ * mid-stream and continues from IndexedDB with no acknowledged payment lost, makes 50 paid
+ * requests to the payee's paywall on another origin (CORS); then the payee
  * closes and the node's close transaction pays the page's change exactly: capacity minus what the
  * page recorded as acknowledged. A screenshot of the page is kept (test-artifacts/).
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { equalBytes, toHex } from '../../src/protocol/bytes.js';
-import { startBrowserPayerEnv, type BrowserPayerEnv } from '../helpers/browser-payer-env.js';
+import { PAID_PREFIX, PRICE_SAT, startBrowserPayerEnv, type BrowserPayerEnv } from '../helpers/browser-payer-env.js';
 import { artifactPath } from '../helpers/chromium.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -25,6 +26,7 @@ type PageApi = {
   payMany(count: number, amountSat: bigint): Promise<{ totalSat: bigint; ms: number }>;
   startPaying(count: number, amountSat: bigint): void;
   acked(): bigint;
+  fetchPaid(url: string, count: number): Promise<number[]>;
   state(): { type: string | null; paidSat: bigint };
   requestClose(): void;
   refundKit(): { privateKey: string; witnessScript: string; expiryHeight: number; fundingOutpoint: string | null };
@@ -83,6 +85,12 @@ describe('a page that pays', () => {
     // lost with the reload were never acknowledged, so never counted).
     const rest = await inPage((api, n: number) => api.payMany(n, 1n), PAYMENTS - Number(resumed));
     expect(rest.totalSat).toBe(BigInt(PAYMENTS));
+    // 50 paid requests to the payee's paywall, on another origin (its CORS lets the page pay and
+    // read the acknowledgement), on the same channel.
+    const statuses = await inPage((api, url: string) => api.fetchPaid(url, 50), `${b.server.url}${PAID_PREFIX}item-`);
+    expect(statuses).toEqual(Array(50).fill(200));
+    const paidTotal = BigInt(PAYMENTS) + 50n * PRICE_SAT;
+    expect(await inPage((api) => api.acked())).toBe(paidTotal);
     await page.screenshot({ path: artifactPath('browser-payer.png') });
 
     // Close: the node's close pays the page's change exactly.
@@ -99,6 +107,6 @@ describe('a page that pays', () => {
     expect(tx.ins.some((i) => Buffer.from(i.hash).reverse().toString('hex') === fundingTxid)).toBe(true);
     const change = tx.outs.find((o) => equalBytes(o.script, signer.script));
     expect(change?.value).toBe(CAPACITY - (await inPage((api) => api.acked())));
-    expect(change?.value).toBe(CAPACITY - BigInt(PAYMENTS));
+    expect(change?.value).toBe(CAPACITY - paidTotal);
   });
 });

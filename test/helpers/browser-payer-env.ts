@@ -16,7 +16,10 @@ import type { Browser, Page } from 'playwright-core';
 import type { PayeeService } from '../../src/payee/payee-service.js';
 import { equalBytes } from '../../src/protocol/bytes.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import { corsPolicy } from '../../src/transport/cors.js';
 import { startPayeeServer, type PayeeServer } from '../../src/transport/payee-server.js';
+import { Paywall } from '../../src/transport/paywall.js';
+import { paywallMiddleware } from '../../src/transport/paywall-http.js';
 import { bundleForBrowser, ROOT } from './browser-bundle.js';
 import { launchChromium } from './chromium.js';
 import { ExternalSigner, type Utxo } from './external-signer.js';
@@ -24,6 +27,9 @@ import { startFundedEnv, type RegtestEnv } from './regtest-env.js';
 import { regtestPayee } from './regtest-peers.js';
 
 const FEE_RATE = 2;
+/** The payee's priced route, and its price per request. */
+export const PAID_PREFIX = '/v1/paid/';
+export const PRICE_SAT = 10n;
 
 export interface BrowserPayerEnv {
   readonly env: RegtestEnv;
@@ -52,9 +58,6 @@ export async function startBrowserPayerEnv(): Promise<BrowserPayerEnv> {
     const service = await regtestPayee(env, { store, fallbackFeeRateSatPerVb: FEE_RATE });
     service.start();
     stops.push(() => service.stop());
-    const server = await startPayeeServer({ service, host: '127.0.0.1', port: 0 });
-    stops.push(() => server.close());
-
     const bundle = await bundleForBrowser('test/browser/payer-page.ts');
     const html = fs.readFileSync(path.join(ROOT, 'test/browser/payer-page.html'), 'utf8');
     const pageServer = http.createServer((req, res) => {
@@ -74,6 +77,16 @@ export async function startBrowserPayerEnv(): Promise<BrowserPayerEnv> {
     await new Promise<void>((resolve) => pageServer.listen(0, '127.0.0.1', resolve));
     stops.push(() => new Promise((resolve) => pageServer.close(resolve)));
     const pageUrl = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}/`;
+    // The payee on another origin (another port): the page's paid requests need its CORS.
+    const late: { paywall?: Paywall } = {};
+    const paid = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
+      if (!req.url?.startsWith(PAID_PREFIX) || !late.paywall) return false;
+      paywallMiddleware(late.paywall, { priceSat: () => PRICE_SAT })(req, res, () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url })));
+      return true;
+    };
+    const server = await startPayeeServer({ service, host: '127.0.0.1', port: 0, cors: corsPolicy([pageUrl.slice(0, -1)]), extraRoutes: (req, res) => Promise.resolve(paid(req, res)) });
+    stops.push(() => server.close());
+    late.paywall = new Paywall({ payee: service, channelUrl: server.wsUrl, network: 'regtest' });
 
     const browser: Browser = await launchChromium();
     stops.push(() => browser.close());
