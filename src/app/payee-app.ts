@@ -14,6 +14,8 @@ import { PayeeService } from '../payee/payee-service.js';
 import type { Store } from '../store/store.js';
 import { PayeeMetrics } from '../transport/metrics.js';
 import { corsPolicy } from '../transport/cors.js';
+import { fundingRoute } from '../transport/funding-route.js';
+import { FundingFinder } from '../payee/funding-finder.js';
 import type { ExtraRoutes } from '../transport/http-routes.js';
 import { startPayeeServer, type PayeeServer, type UpgradeRoutes } from '../transport/payee-server.js';
 import { Paywall } from '../transport/paywall.js';
@@ -138,6 +140,8 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const adminToken = loadOrCreateAdminToken(options.dataDir);
   const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, adminToken);
   const channelList = channelListRoute(() => listChannels(service.channels(), duplex.peer), bearerAuthorizer(adminToken));
+  // Pages whose user paid a channel's address learn its funding here (GET /v1/funding/:script).
+  const funding = fundingRoute(new FundingFinder(options.backend));
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall; mounted?: MountedRoutes } = {};
   let served = 0;
@@ -156,7 +160,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     port: options.port,
     metrics,
     ...(options.corsOrigins?.length && !options.mount ? { cors: corsPolicy(options.corsOrigins) } : {}),
-    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
+    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || (await funding(req, res)) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
     upgradeRoutes: (req, socket, head) => late.mounted?.upgrade?.(req, socket, head) ?? false,
     ready: async () => {
       await options.backend.getTip();

@@ -163,6 +163,27 @@ export class BrowserPayer {
     return this.requireClient().fundWithSigned(signed);
   }
 
+  /**
+   * For a wallet that paid the BIP21 address (and broadcast by itself): asks the payee for the
+   * funding every `pollMs` until its node has it confirmed, then proceeds as
+   * {@link fundWithSigned} with that transaction (which is checked the same way: the payee cannot
+   * slip in another one). Resolves once the channel is open.
+   * @throws AbortError (rejects) when `signal` aborts; what fundWithSigned throws.
+   */
+  async fundFromAddress(opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<Channel> {
+    const s = this.state;
+    if (s?.type !== 'Funding') throw new RangeError(`no funding to wait for in state ${s?.type ?? 'none'}`);
+    const url = `${httpOriginOf(this.options.wsUrl)}/v1/funding/${toHex(fundingScriptOf(s.terms).fundingScript)}`;
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const res = await fetch(url, opts.signal ? { signal: opts.signal } : {});
+      if (res.ok) return this.fundWithSigned(((await res.json()) as { txHex: string }).txHex);
+      await res.body?.cancel();
+      if (res.status !== 404) throw new Error(`GET ${url}: HTTP ${res.status}`);
+      await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 5_000));
+    }
+  }
+
   /** Resolves once the channel is open (after the funding's confirmations). */
   waitUntilOpen(): Promise<void> {
     return this.requireClient().waitFor((s) => s.type === 'Open');
@@ -273,6 +294,12 @@ export class BrowserPayer {
     if (!this.client) throw new RangeError('no channel yet');
     return this.client;
   }
+}
+
+/** `ws://host:port/v1/ws` → `http://host:port`. */
+function httpOriginOf(wsUrl: string): string {
+  const url = new URL(wsUrl);
+  return `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}`;
 }
 
 function fundingRequestOf(funding: ExternalFunding): FundingRequest {

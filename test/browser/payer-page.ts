@@ -19,8 +19,8 @@ const show = (): void => {
 };
 
 const api = {
-  async open(wsUrl: string, payoutScriptHex: string): Promise<string | null> {
-    payer = await openBrowserPayer({ wsUrl, network: 'regtest', chain: esploraChain(`${location.origin}/esplora`), payoutScript: fromHex(payoutScriptHex), storeName: 'e2e' });
+  async open(wsUrl: string, payoutScriptHex: string, storeName = 'e2e'): Promise<string | null> {
+    payer = await openBrowserPayer({ wsUrl, network: 'regtest', chain: esploraChain(`${location.origin}/esplora`), payoutScript: fromHex(payoutScriptHex), storeName });
     ackedSat = payer.paidSat;
     show();
     return payer.state?.type ?? null;
@@ -34,6 +34,11 @@ const api = {
   },
   async fundWithSigned(signed: string): Promise<string> {
     const channel = await payer!.fundWithSigned(signed);
+    show();
+    return channel.id;
+  },
+  async fundFromAddress(): Promise<string> {
+    const channel = await payer!.fundFromAddress({ pollMs: 100 });
     show();
     return channel.id;
   },

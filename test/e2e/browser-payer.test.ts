@@ -1,14 +1,17 @@
 /**
  * The payer in a page, end to end: headless Chromium runs paychan/payer's BrowserPayer (noble
  * secp256k1, IndexedDB store, browser WebSocket link) against a PayeeService with a SQLite store
- * on a private btcd. The page asks for funding (BIP21 + QR code + unsigned PSBT), an external
- * wallet funds and signs the PSBT, the channel opens; the page makes 1,000 payments, is reloaded
+ * on a private btcd. The page asks for funding (BIP21 + QR code + unsigned PSBT); the node's coins
+ * pay the channel address and the page learns the funding from the payee (GET /v1/funding/:script);
+ * the channel opens; the page makes 1,000 payments, is reloaded
  * mid-stream and continues from IndexedDB with no acknowledged payment lost, makes 50 paid
  * requests to the payee's paywall on another origin (CORS); then the payee
  * closes and the node's close transaction pays the page's change exactly: capacity minus what the
- * page recorded as acknowledged. A screenshot of the page is kept (test-artifacts/).
+ * page recorded as acknowledged. A screenshot of the page is kept (test-artifacts/). A second
+ * channel is funded the other way: an external wallet signs the page's PSBT.
  */
-import { Transaction } from 'bitcoinjs-lib';
+import { address as baddress, Transaction } from 'bitcoinjs-lib';
+import { bitcoinjsNetwork } from '../../src/protocol/network.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { equalBytes, toHex } from '../../src/protocol/bytes.js';
 import { PAID_PREFIX, PRICE_SAT, startBrowserPayerEnv, type BrowserPayerEnv } from '../helpers/browser-payer-env.js';
@@ -19,9 +22,10 @@ const CAPACITY = 1_000_000n;
 const PAYMENTS = 1000;
 
 type PageApi = {
-  open(wsUrl: string, payoutScriptHex: string): Promise<string | null>;
+  open(wsUrl: string, payoutScriptHex: string, storeName?: string): Promise<string | null>;
   requestFunding(capacitySat: bigint, expiryBlocks: number): Promise<{ bip21: string; address: string; amountSat: bigint; psbt: string; qrSvg: string }>;
   fundWithSigned(signed: string): Promise<string>;
+  fundFromAddress(): Promise<string>;
   waitUntilOpen(): Promise<void>;
   payMany(count: number, amountSat: bigint): Promise<{ totalSat: bigint; ms: number }>;
   startPaying(count: number, amountSat: bigint): void;
@@ -42,23 +46,28 @@ beforeAll(async () => {
 afterAll(() => b?.stop());
 
 describe('a page that pays', () => {
-  it('funds a channel from an external wallet, pays 1,000 times across a reload, and the close matches', async () => {
+  it('funds a channel through its address, pays 1,000 times across a reload and 50 paid requests, and the close matches', async () => {
     const { page, env, signer } = b;
     await page.goto(b.pageUrl);
     await page.waitForFunction(() => 'paychanPage' in globalThis);
     expect(await inPage((api, a: [string, string]) => api.open(a[0], a[1]), [b.server.wsUrl, toHex(signer.script)])).toBeNull();
 
-    // Funding: the page shows the BIP21 URI and its QR code, and hands out the unsigned PSBT.
+    // Funding: the page shows the BIP21 URI and its QR code; the user's wallet (here the node's
+    // coins) pays the address and broadcasts; the page learns the funding from the payee.
     const request = await inPage((api) => api.requestFunding(1_000_000n, 30));
     expect(request.amountSat).toBe(CAPACITY);
     expect(request.bip21.startsWith(`bitcoin:${request.address}?amount=0.01`)).toBe(true);
     expect(request.qrSvg).toMatch(/^<svg/);
-    const utxo = await b.fundExternalWallet(3_000_000n);
-    const signed = signer.fundAndSign(request.psbt, utxo, 1_000n);
-    const fundingTxid = signed.extractTransaction(true).getId();
-    const opened = inPage((api, s: string) => api.fundWithSigned(s), signed.toBase64());
-    await waitUntil(async () => (await env.backend.getTransaction(fundingTxid)) !== null, 'the payee to broadcast the funding');
+    const paying = await env.wallet.fund([{ script: baddress.toOutputScript(request.address, bitcoinjsNetwork('regtest')), valueSat: CAPACITY }], 2);
+    await env.backend.broadcast(paying.txHex);
+    const fundingTxid = paying.txid;
     await env.mine(1);
+    const open: { id: string | null } = { id: null };
+    const opened = inPage((api) => api.fundFromAddress()).then((id) => (open.id = id));
+    // Blocks keep coming, as on a real chain: the payee's watcher counts the funding's
+    // confirmations at the next one. A few blocks at most, well before the expiry.
+    let mined = 0;
+    await waitUntil(async () => open.id !== null || (mined < 5 && (await env.mine(1), mined++), false), 'the page to learn the funding and open', 60_000);
     const channelId = await opened;
     expect(channelId.startsWith(fundingTxid)).toBe(true);
     const kit = await inPage((api) => api.refundKit());
@@ -108,5 +117,19 @@ describe('a page that pays', () => {
     const change = tx.outs.find((o) => equalBytes(o.script, signer.script));
     expect(change?.value).toBe(CAPACITY - (await inPage((api) => api.acked())));
     expect(change?.value).toBe(CAPACITY - paidTotal);
+  });
+
+  it('funds a channel through an unsigned PSBT an external wallet signs, and pays on it', async () => {
+    const { env, signer } = b;
+    expect(await inPage((api, a: [string, string]) => api.open(a[0], a[1], 'psbt'), [b.server.wsUrl, toHex(signer.script)])).toBeNull();
+    const request = await inPage((api) => api.requestFunding(500_000n, 30));
+    const utxo = await b.fundExternalWallet(1_000_000n);
+    const signed = signer.fundAndSign(request.psbt, utxo, 1_000n);
+    const fundingTxid = signed.extractTransaction(true).getId();
+    const opened = inPage((api, s: string) => api.fundWithSigned(s), signed.toBase64());
+    await waitUntil(async () => (await env.backend.getTransaction(fundingTxid)) !== null, 'the payee to broadcast the funding');
+    await env.mine(1);
+    expect((await opened).startsWith(fundingTxid)).toBe(true);
+    expect((await inPage((api) => api.payMany(20, 5n))).totalSat).toBe(100n);
   });
 });

@@ -17,6 +17,8 @@ import type { PayeeService } from '../../src/payee/payee-service.js';
 import { equalBytes } from '../../src/protocol/bytes.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { corsPolicy } from '../../src/transport/cors.js';
+import { FundingFinder } from '../../src/payee/funding-finder.js';
+import { fundingRoute } from '../../src/transport/funding-route.js';
 import { startPayeeServer, type PayeeServer } from '../../src/transport/payee-server.js';
 import { Paywall } from '../../src/transport/paywall.js';
 import { paywallMiddleware } from '../../src/transport/paywall-http.js';
@@ -84,7 +86,8 @@ export async function startBrowserPayerEnv(): Promise<BrowserPayerEnv> {
       paywallMiddleware(late.paywall, { priceSat: () => PRICE_SAT })(req, res, () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url })));
       return true;
     };
-    const server = await startPayeeServer({ service, host: '127.0.0.1', port: 0, cors: corsPolicy([pageUrl.slice(0, -1)]), extraRoutes: (req, res) => Promise.resolve(paid(req, res)) });
+    const funding = fundingRoute(new FundingFinder(env.backend));
+    const server = await startPayeeServer({ service, host: '127.0.0.1', port: 0, cors: corsPolicy([pageUrl.slice(0, -1)]), extraRoutes: async (req, res) => paid(req, res) || (await funding(req, res)) });
     stops.push(() => server.close());
     late.paywall = new Paywall({ payee: service, channelUrl: server.wsUrl, network: 'regtest' });
 

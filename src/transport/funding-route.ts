@@ -1,0 +1,36 @@
+/**
+ * `GET /v1/funding/:script` — the confirmed funding of a channel output, for a page whose user
+ * paid the channel's address from any wallet (src/payee/funding-finder.ts says why trusting the
+ * payee here risks nothing). 200 {txid, vout, valueSat, height, txHex} or 404 NOT_FOUND. The
+ * script is a P2WSH output script (68 hex digits); anything else is 400 BAD_REQUEST.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendError, sendJson } from './http-replies.js';
+
+export const FUNDING_ROUTE_PREFIX = '/v1/funding/';
+const P2WSH_SCRIPT = /^0020[0-9a-f]{64}$/;
+
+/** What the route needs: a finder of fundings by output script. */
+export interface FundingLookup {
+  find(scriptHex: string): Promise<{ txid: string; vout: number; valueSat: bigint; height: number; txHex: string } | null>;
+}
+
+/** @returns an extra route; resolves true when it answered. */
+export function fundingRoute(finder: FundingLookup): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+  return async (req, res) => {
+    if (!req.url?.startsWith(FUNDING_ROUTE_PREFIX)) return false;
+    if (req.method !== 'GET') {
+      sendError(res, 'METHOD_NOT_ALLOWED', undefined, { allow: 'GET' });
+      return true;
+    }
+    const script = req.url.slice(FUNDING_ROUTE_PREFIX.length).toLowerCase();
+    if (!P2WSH_SCRIPT.test(script)) {
+      sendError(res, 'BAD_REQUEST', 'the path ends with a P2WSH output script, 68 hex digits');
+      return true;
+    }
+    const found = await finder.find(script);
+    if (!found) sendError(res, 'NOT_FOUND', 'no confirmed output pays this script in the recent blocks');
+    else sendJson(res, 200, { txid: found.txid, vout: found.vout, valueSat: found.valueSat.toString(), height: found.height, txHex: found.txHex });
+    return true;
+  };
+}
