@@ -16,6 +16,7 @@ import { PayeeMetrics } from '../transport/metrics.js';
 import { corsPolicy } from '../transport/cors.js';
 import { fundingRoute } from '../transport/funding-route.js';
 import { FundingFinder } from '../payee/funding-finder.js';
+import { demoPageRoute } from './demo-page-route.js';
 import type { ExtraRoutes } from '../transport/http-routes.js';
 import { startPayeeServer, type PayeeServer, type UpgradeRoutes } from '../transport/payee-server.js';
 import { Paywall } from '../transport/paywall.js';
@@ -141,7 +142,8 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, adminToken);
   const channelList = channelListRoute(() => listChannels(service.channels(), duplex.peer), bearerAuthorizer(adminToken));
   // Pages whose user paid a channel's address learn its funding here (GET /v1/funding/:script).
-  const funding = fundingRoute(new FundingFinder(options.backend));
+  const funding = fundingRoute(new FundingFinder(options.backend), () => options.backend.getTip());
+  const demo = demoPageRoute({ network: options.network });
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall; mounted?: MountedRoutes } = {};
   let served = 0;
@@ -160,7 +162,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     port: options.port,
     metrics,
     ...(options.corsOrigins?.length && !options.mount ? { cors: corsPolicy(options.corsOrigins) } : {}),
-    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || (await funding(req, res)) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
+    extraRoutes: async (req, res) => priced(req, res) || channelList(req, res) || (await funding(req, res)) || demo(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
     upgradeRoutes: (req, socket, head) => late.mounted?.upgrade?.(req, socket, head) ?? false,
     ready: async () => {
       await options.backend.getTip();

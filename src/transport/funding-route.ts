@@ -1,13 +1,18 @@
 /**
- * `GET /v1/funding/:script` — the confirmed funding of a channel output, for a page whose user
- * paid the channel's address from any wallet (src/payee/funding-finder.ts says why trusting the
- * payee here risks nothing). 200 {txid, vout, valueSat, height, txHex} or 404 NOT_FOUND. The
- * script is a P2WSH output script (68 hex digits); anything else is 400 BAD_REQUEST.
+ * What a page learns of the chain from the payee (public facts, cheap to answer):
+ * - `GET /v1/funding/:script` — the confirmed funding of a channel output, for a page whose user
+ *   paid the channel's address from any wallet (src/payee/funding-finder.ts says why trusting the
+ *   payee here risks nothing). 200 {txid, vout, valueSat, height, txHex} or 404 NOT_FOUND. The
+ *   script is a P2WSH output script (68 hex digits); anything else is 400 BAD_REQUEST.
+ * - `GET /v1/chain/tip` — {height, hash}: a new channel's expiry counts from it. A payee that
+ *   lies here only makes the channel's expiry nearer or farther; the payer's policy bounds it
+ *   and the refund kit shows it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendError, sendJson } from './http-replies.js';
 
 export const FUNDING_ROUTE_PREFIX = '/v1/funding/';
+export const TIP_ROUTE = '/v1/chain/tip';
 const P2WSH_SCRIPT = /^0020[0-9a-f]{64}$/;
 
 /** What the route needs: a finder of fundings by output script. */
@@ -16,8 +21,13 @@ export interface FundingLookup {
 }
 
 /** @returns an extra route; resolves true when it answered. */
-export function fundingRoute(finder: FundingLookup): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+export function fundingRoute(finder: FundingLookup, tip?: () => Promise<{ height: number; hash: string }>): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
   return async (req, res) => {
+    if (tip && req.url === TIP_ROUTE && req.method === 'GET') {
+      const { height, hash } = await tip();
+      sendJson(res, 200, { height, hash });
+      return true;
+    }
     if (!req.url?.startsWith(FUNDING_ROUTE_PREFIX)) return false;
     if (req.method !== 'GET') {
       sendError(res, 'METHOD_NOT_ALLOWED', undefined, { allow: 'GET' });

@@ -38,8 +38,11 @@ export interface BrowserPayerOptions {
   readonly network: NetworkName;
   /** The tip (for a new channel's expiry) and a broadcast (for the refund): see esploraChain. */
   readonly chain: PayerChain;
-  /** Where the channel's change and refund go (an output script of `network`). */
-  readonly payoutScript: Uint8Array;
+  /**
+   * Where a new channel's change and refund go (an output script of `network`); or give it to
+   * {@link BrowserPayer.requestFunding}. A restored channel keeps its own.
+   */
+  readonly payoutScript?: Uint8Array;
   /** The IndexedDB database (default `paychan`). */
   readonly storeName?: string;
   /** Default {@link nobleSecp256k1}. */
@@ -135,8 +138,10 @@ export class BrowserPayer {
    * @throws RangeError if this page already has a channel.
    * @throws PeerError if the payee refuses the proposal.
    */
-  async requestFunding(opts: { capacitySat: bigint; expiryBlocks: number }): Promise<FundingRequest> {
+  async requestFunding(opts: { capacitySat: bigint; expiryBlocks: number; payoutScript?: Uint8Array }): Promise<FundingRequest> {
     if (this.client) throw new RangeError('this page already has a channel');
+    const payoutScript = opts.payoutScript ?? this.options.payoutScript;
+    if (!payoutScript || payoutScript.length === 0) throw new TypeError('requestFunding: no payoutScript (where change and refund go)');
     let key = random(32);
     while (!this.secp.isPrivateKey(key)) key = random(32);
     const idBytes = random(16);
@@ -144,7 +149,7 @@ export class BrowserPayer {
     // The key is durable before anything signed with it, or paid to it, can exist.
     await this.store.putMeta(keyMetaKey(tempId), toHex(key));
     await this.store.putMeta(CURRENT_KEY, tempId);
-    const client = this.connect(key, () => idBytes);
+    const client = this.connect(key, () => idBytes, payoutScript);
     const funding = await client.proposeForExternalFunding({ variant: 'spilman-v2', capacitySat: opts.capacitySat, expiryBlocks: opts.expiryBlocks });
     return fundingRequestOf(funding);
   }
@@ -252,14 +257,15 @@ export class BrowserPayer {
 
   /** @internal by openBrowserPayer: the saved channel, reconnected and resumed. */
   async restore(tempId: string, key: Uint8Array): Promise<void> {
-    const options = this.clientOptions(key, () => random(16), this.openLink());
+    // A restored channel pays its own payer script (in its state): no new one is needed.
+    const options = this.clientOptions(key, () => random(16), this.openLink(), this.options.payoutScript ?? new Uint8Array(0));
     this.client = await PayerClient.restore(options, tempId);
     this.privateKey = key;
   }
 
-  private connect(key: Uint8Array, random16: () => Uint8Array): PayerClient {
+  private connect(key: Uint8Array, random16: () => Uint8Array, payoutScript: Uint8Array): PayerClient {
     this.privateKey = key;
-    this.client = new PayerClient(this.clientOptions(key, random16, this.openLink()));
+    this.client = new PayerClient(this.clientOptions(key, random16, this.openLink(), payoutScript));
     return this.client;
   }
 
@@ -273,7 +279,7 @@ export class BrowserPayer {
     return this.link;
   }
 
-  private clientOptions(key: Uint8Array, random16: () => Uint8Array, link: BrowserPeerLink): PayerClientOptions {
+  private clientOptions(key: Uint8Array, random16: () => Uint8Array, link: BrowserPeerLink, payoutScript: Uint8Array): PayerClientOptions {
     return {
       secp: this.secp,
       policy: this.policy,
@@ -281,7 +287,7 @@ export class BrowserPayer {
       backend: this.options.chain,
       wallet: noWallet,
       channelKey: { privateKey: key, publicKey: this.secp.publicKeyCreate(key), index: 0 },
-      payoutScript: this.options.payoutScript,
+      payoutScript,
       link,
       store: this.store,
       fundingFeeRateSatPerVb: 1,

@@ -20,6 +20,12 @@ describe('the paychan/payer bundle', () => {
     expect(bundle.gzipBytes).toBeLessThanOrEqual(PAYER_BUNDLE_BUDGET_GZIP_BYTES);
   });
 
+  it('the payee\'s demo page script (src/web/demo-page.ts) bundles for the browser too', async () => {
+    const bundle = await bundleForBrowser('src/web/demo-page.ts');
+    expect(bundle.inputs).toContain('src/web/browser-payer.ts');
+    expect(bundle.gzipBytes).toBeLessThanOrEqual(PAYER_BUNDLE_BUDGET_GZIP_BYTES);
+  });
+
   it('fails on a Node module anywhere in the graph, naming the importer', async () => {
     // The Node entry (`paychan`) pulls in SQLite, ws and node:*: the same bundler must refuse it.
     await expect(bundleForBrowser('src/index.ts')).rejects.toThrow(/Node module "(?:node:[a-z_]+|ws|better-sqlite3|secp256k1[^"]*)" imported by src\//);
