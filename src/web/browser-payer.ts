@@ -14,6 +14,7 @@
  *   and resumes it on each (re)connection: the payee re-acknowledges, an unacknowledged payment
  *   is resent. A payment is sent only after its state is durable (the store's contract).
  */
+import { address as baddress } from 'bitcoinjs-lib';
 import qrcode from 'qrcode-generator';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { nobleSecp256k1 } from '../crypto/noble.js';
@@ -21,7 +22,7 @@ import { PayerClient, type ExternalFunding, type PayerChain, type PayerClientOpt
 import { createPayingFetch, PaymentRefusedError } from '../payer/paying-fetch.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
 import { fundingScriptOf, type Channel } from '../protocol/channel.js';
-import type { NetworkName } from '../protocol/network.js';
+import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
 import { tempIdFrom, type PayerState } from '../protocol/payer-machine.js';
 import { payerPolicy, type PayerPolicy } from '../protocol/policy.js';
 import type { SignedRefund } from '../protocol/refund.js';
@@ -134,13 +135,15 @@ export class BrowserPayer {
 
   /**
    * Proposes a spilman-v2 channel of `capacitySat` expiring `expiryBlocks` after the tip, and
-   * returns what the wallet must pay. The channel and its key are saved first.
+   * returns what the wallet must pay. The channel and its key are saved first. Change and refund
+   * go to `refundAddress` (or `payoutScript`, or the option's).
    * @throws RangeError if this page already has a channel.
+   * @throws TypeError for a refund address not of the network, or none given.
    * @throws PeerError if the payee refuses the proposal.
    */
-  async requestFunding(opts: { capacitySat: bigint; expiryBlocks: number; payoutScript?: Uint8Array }): Promise<FundingRequest> {
+  async requestFunding(opts: { capacitySat: bigint; expiryBlocks: number; payoutScript?: Uint8Array; refundAddress?: string }): Promise<FundingRequest> {
     if (this.client) throw new RangeError('this page already has a channel');
-    const payoutScript = opts.payoutScript ?? this.options.payoutScript;
+    const payoutScript = opts.refundAddress !== undefined ? scriptOf(opts.refundAddress, this.options.network) : (opts.payoutScript ?? this.options.payoutScript);
     if (!payoutScript || payoutScript.length === 0) throw new TypeError('requestFunding: no payoutScript (where change and refund go)');
     let key = random(32);
     while (!this.secp.isPrivateKey(key)) key = random(32);
@@ -299,6 +302,15 @@ export class BrowserPayer {
   private requireClient(): PayerClient {
     if (!this.client) throw new RangeError('no channel yet');
     return this.client;
+  }
+}
+
+/** @throws TypeError if `address` is not an address of `network`. */
+function scriptOf(address: string, network: NetworkName): Uint8Array {
+  try {
+    return baddress.toOutputScript(address, bitcoinjsNetwork(network));
+  } catch (err) {
+    throw new TypeError(`refund address ${address} is not a ${network} address (${(err as Error).message})`);
   }
 }
 

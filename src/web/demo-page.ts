@@ -6,11 +6,9 @@
  * capacity and paid total as they change. Broadcasting the refund needs an Esplora endpoint:
  * `/demo?esplora=https://…/api`; `?stream=N` sets the stream's price (sat per second).
  */
-import { address as baddress } from 'bitcoinjs-lib';
-import type { PayerChain } from '../payer/payer-client.js';
-import { bitcoinjsNetwork, type NetworkName } from '../protocol/network.js';
+import type { NetworkName } from '../protocol/network.js';
 import { openBrowserPayer, type BrowserPayer, type FundingRequest } from './browser-payer.js';
-import { esploraChain } from './esplora-chain.js';
+import { payeeChain } from './payee-chain.js';
 
 const MAX_REQUEST_PRICE_SAT = 1_000n;
 
@@ -23,14 +21,7 @@ const esplora = params.get('esplora');
 const STREAM_SAT_PER_SECOND = BigInt(params.get('stream') ?? '100');
 
 /** The tip from the payee; broadcasts (the refund) through the configured Esplora endpoint only. */
-const chain: PayerChain = {
-  async getTip() {
-    const res = await fetch('/v1/chain/tip');
-    if (!res.ok) throw new Error(`GET /v1/chain/tip: HTTP ${res.status}`);
-    return (await res.json()) as { height: number; hash: string };
-  },
-  broadcast: (txHex) => (esplora ? esploraChain(esplora).broadcast(txHex) : Promise.reject(new Error('no broadcast endpoint: open /demo?esplora=https://…/api'))),
-};
+const chain = payeeChain(location.origin, esplora ?? undefined);
 
 let payer: BrowserPayer | null = null;
 let requests = 0;
@@ -67,9 +58,8 @@ function showFunding(request: FundingRequest): void {
 }
 
 $('open').onclick = () => {
-  const script = baddress.toOutputScript($<HTMLInputElement>('refund-address').value.trim(), bitcoinjsNetwork(network));
   void (async () => {
-    showFunding(await payer!.requestFunding({ capacitySat: BigInt($<HTMLInputElement>('capacity-input').value), expiryBlocks: 144, payoutScript: script }));
+    showFunding(await payer!.requestFunding({ capacitySat: BigInt($<HTMLInputElement>('capacity-input').value), expiryBlocks: 144, refundAddress: $<HTMLInputElement>('refund-address').value.trim() }));
   })().catch(fail);
 };
 $('submit-signed').onclick = () => void payer!.fundWithSigned($<HTMLTextAreaElement>('signed').value.trim()).then(render, fail);
