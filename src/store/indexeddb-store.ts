@@ -61,8 +61,11 @@ interface Save {
 export interface IndexedDbStoreOptions {
   /** The database's name (one per payer; default `paychan`). */
   readonly name?: string;
-  /** Default: the page's `indexedDB`. */
-  readonly factory?: IDBFactory;
+  /**
+   * Default: the page's `indexedDB`. Typed loosely (an `IDBFactory`) so that Node programs
+   * importing paychan/payer type-check without the DOM library.
+   */
+  readonly factory?: object;
 }
 
 /**
@@ -71,7 +74,7 @@ export interface IndexedDbStoreOptions {
  *   without storage, a newer version open elsewhere).
  */
 export async function openIndexedDbStore(options: IndexedDbStoreOptions = {}): Promise<IndexedDbStore> {
-  const factory = options.factory ?? indexedDB;
+  const factory = (options.factory ?? indexedDB) as IDBFactory;
   const name = options.name ?? 'paychan';
   const db = await new Promise<IDBDatabase>((resolve, reject) => {
     const request = factory.open(name, DB_VERSION);
@@ -112,19 +115,25 @@ export class IndexedDbStore implements Store {
   #scheduled = false;
   #nextSeq: number;
 
-  /** Prefer {@link openIndexedDbStore}. */
+  readonly #db: IDBDatabase;
+
+  /**
+   * Prefer {@link openIndexedDbStore}. `db` is an open `IDBDatabase` (typed loosely: see
+   * {@link IndexedDbStoreOptions.factory}).
+   */
   constructor(
-    private readonly db: IDBDatabase,
+    db: object,
     private readonly seqs: Record<OrderedStore, Map<string, number>>,
     private readonly counters: Map<string, number>,
   ) {
+    this.#db = db as IDBDatabase;
     let max = -1;
     for (const map of Object.values(seqs)) for (const seq of map.values()) max = Math.max(max, seq);
     this.#nextSeq = max + 1;
     // Another tab upgrading the schema: let it, and refuse further calls here.
-    db.onversionchange = () => {
+    this.#db.onversionchange = () => {
       this.#closed = true;
-      db.close();
+      this.#db.close();
     };
   }
 
@@ -211,7 +220,7 @@ export class IndexedDbStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     await this.#settled();
-    this.db.close();
+    this.#db.close();
   }
 
   /** Saves a channel row, keeping its first-save sequence number. */
@@ -259,7 +268,7 @@ export class IndexedDbStore implements Store {
     };
     let tx: IDBTransaction;
     try {
-      tx = this.db.transaction(STORES, 'readwrite', { durability: 'strict' });
+      tx = this.#db.transaction(STORES, 'readwrite', { durability: 'strict' });
       for (const save of batch) {
         if (save.op) apply(tx, save.op);
         if (save.more) for (const op of save.more) apply(tx, op);
@@ -279,7 +288,7 @@ export class IndexedDbStore implements Store {
   }
 
   async #read<T>(run: (tx: IDBTransaction) => Promise<T>, stores: StoreName[]): Promise<T> {
-    return run(this.db.transaction(stores, 'readonly'));
+    return run(this.#db.transaction(stores, 'readonly'));
   }
 
   async #loadChannels<S>(what: string, store: OrderedStore, payments: StoreName, decode: (value: string, payment: PaymentRow | undefined) => S): Promise<{ tempId: string; state: S }[]> {
