@@ -11,10 +11,12 @@
  *             pipelined), allocBytesPerPaymentPayee/Payer (JS heap bytes per payment at full speed)
  *   proxy     proxyPaidRequestsPerSec, paywallOverheadP50Ms, paywallOverheadP99Ms: `paychan
  *             proxy` in front of a bare upstream, channels opened on btcd, node:http load generators
+ *   browser   payerBundleGzipBytes (paychan/payer bundled for a page), noble vs WASM signing,
+ *             browserPaymentsPerSec (a page in headless Chromium paying a local payee on btcd)
  *
  * Options: --json (the last stdout line is one JSON object; progress goes to stderr), --quick
  * (smaller counts, about two minutes), --profile (also CPU-profiles the hot path and the payee
- * during e2e; .cpuprofile files in bench/out/), --only hot-path,heap,close,e2e,proxy. Every run also
+ * during e2e; .cpuprofile files in bench/out/), --only hot-path,heap,close,e2e,proxy,browser. Every run also
  * writes its report to bench/out/last-run.json.
  *
  * Targets are reported, never asserted: a figure below its target is information, not a failure.
@@ -33,7 +35,7 @@ const args = parseArgs(process.argv.slice(2));
 const JSON_OUT = flag(args, 'json');
 const QUICK = flag(args, 'quick');
 const PROFILE = flag(args, 'profile');
-const SECTIONS = ['hot-path', 'heap', 'close', 'e2e', 'proxy'] as const;
+const SECTIONS = ['hot-path', 'heap', 'close', 'e2e', 'proxy', 'browser'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = new Set(strArg(args, 'only', SECTIONS.join(',')).split(',').filter(Boolean));
 for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new TypeError(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
@@ -121,12 +123,14 @@ await section('e2e', async () => {
   return r;
 });
 await section('proxy', () => runScript('proxy', 'bench/proxy.ts', SIZES.proxy));
+await section('browser', () => runScript('browser', 'bench/browser.ts', QUICK ? ['--seconds', '1', '--payments', '2000', '--runs', '2'] : []));
 
 const hot = results['hot-path'] ?? {};
 const heap = results.heap ?? {};
 const close = results.close ?? {};
 const e2e = results.e2e ?? {};
 const proxy = results.proxy ?? {};
+const browser = results.browser ?? {};
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const headline = {
   verifyCeilingPerSec: num(hot.verifyCeilingPerSec),
@@ -145,6 +149,8 @@ const headline = {
   proxyPaidRequestsPerSec: num(proxy.proxyPaidRequestsPerSec),
   paywallOverheadP50Ms: num(proxy.paywallOverheadP50Ms),
   paywallOverheadP99Ms: num(proxy.paywallOverheadP99Ms),
+  payerBundleGzipBytes: num(browser.payerBundleGzipBytes),
+  browserPaymentsPerSec: num(browser.browserPaymentsPerSec),
 };
 const target = (value: number | null, op: '>=' | '<=', bound: number) => ({
   target: `${op} ${bound}`,
@@ -164,6 +170,8 @@ const targets = {
   heapBytesPerChannel: target(headline.heapBytesPerChannel, '<=', 1024),
   proxyPaidRequestsPerSec: target(headline.proxyPaidRequestsPerSec, '>=', 3_000),
   paywallOverheadP99Ms: target(headline.paywallOverheadP99Ms, '<=', 2),
+  payerBundleGzipBytes: target(headline.payerBundleGzipBytes, '<=', 250_000),
+  browserPaymentsPerSec: target(headline.browserPaymentsPerSec, '>=', 1_000),
 };
 const loadEnd = os.loadavg();
 const warnings: string[] = [];
@@ -199,6 +207,9 @@ const report = {
     e2e: e2e.e2e,
     closeOnChain: e2e.closeOnChain,
     proxy: proxy.proxy,
+    payerBundleBytes: browser.payerBundleBytes,
+    browserSignPerSec: browser.signPerSec,
+    browserPaymentsRuns: browser.browserPaymentsRuns,
   },
   ...(PROFILE ? { profiles } : {}),
 };
@@ -235,6 +246,8 @@ function printTable(): void {
     ['proxyPaidRequestsPerSec', headline.proxyPaidRequestsPerSec, targets.proxyPaidRequestsPerSec.target, targets.proxyPaidRequestsPerSec.met],
     ['paywallOverheadP50Ms', headline.paywallOverheadP50Ms, '', undefined],
     ['paywallOverheadP99Ms', headline.paywallOverheadP99Ms, targets.paywallOverheadP99Ms.target, targets.paywallOverheadP99Ms.met],
+    ['payerBundleGzipBytes', headline.payerBundleGzipBytes, targets.payerBundleGzipBytes.target, targets.payerBundleGzipBytes.met],
+    ['browserPaymentsPerSec', headline.browserPaymentsPerSec, targets.browserPaymentsPerSec.target, targets.browserPaymentsPerSec.met],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => fmt(r[1]).length));

@@ -4,6 +4,10 @@
  * 402 paywall and the x402 scheme, the payer client and paying fetch, stores, the chain
  * adapter, the wallet) and the pure protocol underneath. The `paychan` command is built from
  * the same pieces (src/cli).
+ *
+ * By audience (package.json `exports`): `paychan/payer` (browser-safe, src/payer.ts),
+ * `paychan/payee` (src/payee.ts) and `paychan/regtest` (src/regtest.ts); this entry has it all,
+ * for Node.
  */
 export { createPayee, type CreatePayeeOptions, type Payee, type NodePaywallMiddleware } from './app/create-payee.js';
 export { createPayer, type CreatePayerOptions, type Payer } from './app/create-payer.js';
@@ -34,6 +38,7 @@ export { startRegtestNode, type RegtestNode } from './chain/regtest/index.js';
 export { Wallet } from './wallet/wallet.js';
 export { WalletKeys } from './wallet/keys.js';
 export { secp256k1, wasmSecp256k1, type Secp256k1 } from './crypto/index.js';
+export { nobleSecp256k1 } from './crypto/noble.js';
 export { payeePolicy, payerPolicy, type PayeePolicy, type PayerPolicy } from './protocol/policy.js';
 export { ProtocolError, PROTOCOL_ERROR_CODES, type ProtocolErrorCode } from './protocol/errors.js';
 export { encodeMessage, decodeMessage, type Message } from './protocol/messages.js';

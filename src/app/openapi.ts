@@ -204,6 +204,35 @@ export function payeeOpenApi(options: { readonly exampleRoute: boolean }): Recor
         },
       },
     },
+    '/v1/funding/{script}': {
+      get: {
+        operationId: 'funding',
+        summary: "The confirmed funding of a channel output, for a page whose user paid the channel's address from any wallet (docs/browser.md)",
+        parameters: [{ name: 'script', in: 'path', required: true, schema: { type: 'string', pattern: '^0020[0-9a-fA-F]{64}$' }, description: 'the P2WSH output script, hex' }],
+        responses: {
+          200: json(
+            {
+              type: 'object',
+              required: ['txid', 'vout', 'valueSat', 'height', 'txHex'],
+              additionalProperties: false,
+              properties: { txid: { type: 'string' }, vout: { type: 'integer' }, valueSat: sat('the output'), height: { type: 'integer' }, txHex: { type: 'string' } },
+            },
+            'found in the recent blocks',
+          ),
+          400: error('BAD_REQUEST'),
+          404: error('NOT_FOUND'),
+        },
+      },
+    },
+    '/v1/chain/tip': {
+      get: {
+        operationId: 'chainTip',
+        summary: "The node's tip, which a page's new channel counts its expiry from",
+        responses: { 200: json({ type: 'object', required: ['height', 'hash'], additionalProperties: false, properties: { height: { type: 'integer' }, hash: { type: 'string' } } }, 'the tip') },
+      },
+    },
+    '/demo': { get: page('A demo page that funds a channel and pays from the browser (docs/browser.md)', 'text/html') },
+    '/demo/demo-page.js': { get: page("The demo page's script (built by npm run build)", 'text/javascript') },
     '/v1/duplex/channels': {
       get: {
         operationId: 'duplexChannels',

@@ -16,6 +16,10 @@ import { PayeeMetrics } from '../transport/metrics.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
 import { BUILTIN_ROUTES, pathOf, type ExtraRoutes, type HttpRoute } from '../transport/http-routes.js';
 import { PAYEE_WS_PATH, startPayeeServer, type PayeeServer, type UpgradeRoutes } from '../transport/payee-server.js';
+import { corsPolicy } from '../transport/cors.js';
+import { FUNDING_ROUTES, fundingRoute } from '../transport/funding-route.js';
+import { FundingFinder } from '../payee/funding-finder.js';
+import { DEMO_ROUTES, demoPageRoute } from './demo-page-route.js';
 import { Paywall } from '../transport/paywall.js';
 import { paywallMiddleware } from '../transport/paywall-http.js';
 import { WalletKeys } from '../wallet/keys.js';
@@ -50,6 +54,13 @@ export interface PayeeAppOptions {
   readonly policy?: Partial<PayeePolicy>;
   readonly duplexPolicy?: Partial<DuplexPolicy>;
   readonly log: (line: string) => void;
+  /**
+   * Origins whose pages may pay and read the answers (CORS on the paywall and channel routes;
+   * `*` for any), e.g. `https://app.example`. Default none. Not used with `mount`: a mounted
+   * application (`paychan proxy`) answers CORS itself.
+   * @throws TypeError (from startPayeeApp) for an origin that is not scheme://host[:port] or `*`.
+   */
+  readonly corsOrigins?: readonly string[];
   /**
    * An application on the same server, given the payee's paywall (`paychan proxy`): it gets
    * every request and upgrade the payee's own routes do not answer, and replaces the priced
@@ -143,6 +154,9 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, adminToken);
   const channelList = channelListRoute(() => listChannels(service.channels(), duplex.peer), bearerAuthorizer(adminToken));
   const dashboardPage = dashboardRoutes(() => dashboard.snapshot(), bearerAuthorizer(adminToken));
+  // Pages whose user paid a channel's address learn its funding here (GET /v1/funding/:script).
+  const funding = fundingRoute(new FundingFinder(options.backend), () => options.backend.getTip());
+  const demo = demoPageRoute({ network: options.network });
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall; mounted?: MountedRoutes } = {};
   let served = 0;
@@ -156,6 +170,8 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     ...CHANNEL_LIST_ROUTES,
     ...DASHBOARD_ROUTES,
     ...DUPLEX_ADMIN_ROUTES,
+    ...FUNDING_ROUTES,
+    ...DEMO_ROUTES,
     ...(exampleRoute ? [{ method: 'GET', path: `${PAID_ROUTE_PREFIX}{path}` } as const] : []),
   ];
   // Built once: the document changes only with the code.
@@ -180,7 +196,9 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     host: options.host,
     port: options.port,
     metrics,
-    extraRoutes: async (req, res) => describe(req, res) || priced(req, res) || channelList(req, res) || dashboardPage(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
+    ...(options.corsOrigins?.length && !options.mount ? { cors: corsPolicy(options.corsOrigins) } : {}),
+    extraRoutes: async (req, res) =>
+      describe(req, res) || priced(req, res) || channelList(req, res) || dashboardPage(req, res) || (await funding(req, res)) || demo(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
     upgradeRoutes: (req, socket, head) => late.mounted?.upgrade?.(req, socket, head) ?? false,
     ready: async () => {
       await options.backend.getTip();

@@ -3,6 +3,7 @@
  * line is exactly one JSON object for scripts to read.
  */
 import fs from 'node:fs';
+import { runBrowserDemo } from '../demo/browser-demo.js';
 import { runDemo } from '../demo/demo.js';
 import { runDuplexDemo } from '../demo/duplex-demo.js';
 import { CHANNEL_KIND_CHOICES, channelKindHelp, channelKindOf } from './channel-kinds.js';
@@ -48,6 +49,10 @@ ${channelKindHelp(21)}
   --requests N       paid HTTP requests. Default: 20
   --price SAT        price per HTTP request. Default: 10
   --capacity SAT     channel capacity. Default: 1000000
+  --browser          the payer in a page instead: starts the node and 'paychan payee serve',
+                     prints the demo page's URL (/demo) and pays the page's funding address
+                     when you paste its bitcoin: URI; runs until Ctrl-C
+  --listen HOST:PORT with --browser: where the payee listens. Default: 127.0.0.1:8420
   --json             one JSON object as the last line of stdout (progress goes to stderr)
   --rpc-url URL      use this regtest node instead (env PAYCHAN_RPC_URL): the node of 'paychan
                      regtest start' (its faucet funds the payer), or a bitcoind -regtest
@@ -68,9 +73,21 @@ async function demo(argv: string[]): Promise<number> {
     'rpc-url': { type: 'string' },
     'rpc-user': { type: 'string' },
     'rpc-pass': { type: 'string' },
+    browser: { type: 'boolean' },
+    listen: { type: 'string' },
   });
   if (p.flag('help')) {
     process.stdout.write(DEMO_HELP);
+    return 0;
+  }
+  if (p.flag('browser')) {
+    const rpcUrl = p.str('rpc-url');
+    await runBrowserDemo({
+      listen: p.str('listen') ?? '127.0.0.1:8420',
+      priceSat: amountSat('--price', p.str('price'), 10n),
+      ...(rpcUrl ? { rpc: { url: rpcUrl, user: p.str('rpc-user') ?? '', pass: p.str('rpc-pass') ?? '' } } : {}),
+      log: logger(p),
+    });
     return 0;
   }
   const kind = channelKindOf(p.str('variant'));

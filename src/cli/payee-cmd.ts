@@ -9,6 +9,7 @@ import { WalletKeys } from '../wallet/keys.js';
 import { connectNode } from '../app/node-connection.js';
 import { PAID_ROUTE_PREFIX, startPayeeApp } from '../app/payee-app.js';
 import { ADMIN_CHANNELS_ROUTE } from '../app/channel-list.js';
+import { corsPolicy } from '../transport/cors.js';
 import { CHANNEL_KIND_CHOICES } from './channel-kinds.js';
 import { helpText, type CommandHelp } from './help.js';
 import { NODE_OPTIONS, amountSat, feeRate, hostPort, logger, networkOf, parse, printJson, UsageError } from './options.js';
@@ -28,6 +29,8 @@ const SERVE_OPTIONS = `--network NET       regtest (default), signet, testnet or
 --zero-conf-limit SAT
                     take payments before the funding confirms, up to SAT per channel
                     (risky: a funding can be double-spent until it confirms); default off
+--cors-origin LIST  origins whose pages may pay and read the answers (CORS on the paywall
+                    and channel routes), comma-separated, or '*' for any; default none
 ${SERVE_JSON}
 --config FILE       JSON file of options`;
 
@@ -104,6 +107,17 @@ export const PAYEE_COMMANDS: Readonly<Record<string, CommandHelp>> = {
   },
 };
 
+/** `--cors-origin`'s comma-separated origins, checked. @throws UsageError for a malformed one. */
+function corsOriginsOf(text: string | undefined): string[] {
+  const origins = (text ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  try {
+    corsPolicy(origins);
+  } catch (err) {
+    throw new UsageError(`--cors-origin: ${(err as Error).message}`);
+  }
+  return origins;
+}
+
 /** Calls the running service's admin route with the data dir's token. */
 async function admin(listen: string, dataDir: string, method: 'GET' | 'POST', route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   let token: string;
@@ -127,7 +141,7 @@ function adminRefusal(body: Record<string, unknown>): Error {
 }
 
 export async function payeeCommand(argv: string[]): Promise<number> {
-  const p = parse(argv, { ...NODE_OPTIONS, 'data-dir': { type: 'string' }, db: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:8420' }, 'price-sat': { type: 'string' }, 'fee-rate': { type: 'string' }, 'zero-conf-limit': { type: 'string' } });
+  const p = parse(argv, { ...NODE_OPTIONS, 'data-dir': { type: 'string' }, db: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:8420' }, 'price-sat': { type: 'string' }, 'fee-rate': { type: 'string' }, 'zero-conf-limit': { type: 'string' }, 'cors-origin': { type: 'string' } });
   const [sub] = p.positionals;
   if (p.flag('help') || sub === undefined || sub === 'help') {
     process.stdout.write(helpText('payee', PAYEE_HELP, PAYEE_COMMANDS, sub === 'help' ? p.positionals[1] : sub));
@@ -181,8 +195,10 @@ export async function payeeCommand(argv: string[]): Promise<number> {
   const priceSat = amountSat('--price-sat', p.str('price-sat'), 10n);
   const fallbackFeeRateSatPerVb = feeRate('--fee-rate', p.str('fee-rate'), 2);
   const zeroConfLimitSat = p.str('zero-conf-limit') === undefined ? 0n : amountSat('--zero-conf-limit', p.str('zero-conf-limit'));
+  const corsOrigins = corsOriginsOf(p.str('cors-origin'));
   const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
-  const app = await startPayeeApp({ network, backend, dataDir, dbPath: p.str('db'), host, port, priceSat, fallbackFeeRateSatPerVb, policy: zeroConfLimitSat > 0n ? { allowZeroConf: true, zeroConfLimitSat } : {}, log: (l) => log(`payee: ${l}`) });
+  const app = await startPayeeApp({
+    corsOrigins, network, backend, dataDir, dbPath: p.str('db'), host, port, priceSat, fallbackFeeRateSatPerVb, policy: zeroConfLimitSat > 0n ? { allowZeroConf: true, zeroConfLimitSat } : {}, log: (l) => log(`payee: ${l}`) });
   if (p.flag('json')) printJson({ url: app.server.url, wsUrl: app.server.wsUrl, payoutAddress: app.payoutAddress, network, pid: process.pid });
   else {
     log(`payee listening: channels at ${app.server.wsUrl}`);

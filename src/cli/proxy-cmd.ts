@@ -8,7 +8,7 @@ import path from 'node:path';
 import { paychanHome } from '../app/files.js';
 import { connectNode } from '../app/node-connection.js';
 import { startPayeeApp } from '../app/payee-app.js';
-import { corsPolicy } from '../proxy/cors.js';
+import { corsPolicy } from '../transport/cors.js';
 import { parseUpstream } from '../proxy/http-proxy.js';
 import { parsePriceTable, parsePriceTableText, PriceTableError, type PriceTable } from '../proxy/price-table.js';
 import { proxyX402 } from '../x402/proxy-binding.js';

@@ -14,6 +14,8 @@ export interface DemoChain {
   readonly rpcArgs: readonly string[];
   /** Gives the payer at least `amountSat` of confirmed, spendable coins. */
   fundPayer(amountSat: bigint): Promise<void>;
+  /** Mines `blocks` now (the miner only mines while the mempool holds something). */
+  mine(blocks: number): Promise<unknown>;
   /** Stops the miner and the node. */
   stop(): Promise<void>;
 }
@@ -67,6 +69,7 @@ export async function startDemoChain(options: { rpc?: { url: string; user: strin
       await fundPayer(amountSat);
       startMiner();
     },
+    mine: (blocks) => mine(blocks),
     async stop() {
       mining = false;
       await miner;

@@ -45,6 +45,12 @@ export interface FundingSource {
   release(txid: string): Promise<unknown>;
 }
 
+/**
+ * The two things the payer asks of the chain: the tip (to set a new channel's expiry) and a
+ * broadcast (its refund). Any {@link ChainBackend} is one; a page passes a small one over HTTP.
+ */
+export type PayerChain = Pick<ChainBackend, 'getTip' | 'broadcast'>;
+
 /** One step's context for the effect runner. */
 interface PayerEffectStep {
   readonly state: PayerState | null;
@@ -58,7 +64,7 @@ export interface PayerClientOptions {
   readonly secp: Secp256k1;
   readonly policy: PayerPolicy;
   readonly network: NetworkName;
-  readonly backend: ChainBackend;
+  readonly backend: PayerChain;
   readonly wallet: FundingSource;
   /** This channel's key (fresh; never used for another channel) and its index. */
   readonly channelKey: KeyPair & { readonly index: number };

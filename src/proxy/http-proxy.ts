@@ -22,7 +22,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { MessageOf } from '../protocol/messages.js';
 import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER, type Admission, type PaymentRequiredBody } from '../transport/paywall.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
-import { corsPolicy, type CorsPolicy } from './cors.js';
+import { corsPolicy, type CorsPolicy } from '../transport/cors.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './forward-headers.js';
 import { byteBudget, isFree, meteredSat, timeBudgetMs, upfrontSat, type RoutePrice } from './metering.js';
 import { localX402Encoder, PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER, paymentRequiredHeaders, type ProxyX402, type X402Encoder } from './payment-required.js';

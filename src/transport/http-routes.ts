@@ -15,6 +15,7 @@
  * The channel summary tells anyone who knows a channel's outpoint how much was paid on it; put
  * the server behind access control if that matters.
  */
+import type { CorsPolicy } from './cors.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import { logText } from './log-text.js';
@@ -40,6 +41,12 @@ export interface PayeeRoutesOptions {
   /** Default 5,000 ms; a `ready()` slower than that counts as not ready. */
   readonly readyTimeoutMs?: number;
   readonly extraRoutes?: ExtraRoutes;
+  /**
+   * CORS for pages on other origins (paywall, channel routes, everything here): preflights are
+   * answered before any route, allowed origins get the allow and expose headers on every answer.
+   * Default: none (a browser page on another origin cannot read the answers).
+   */
+  readonly cors?: CorsPolicy;
   readonly log?: (line: string) => void;
 }
 
@@ -87,7 +94,16 @@ export function channelSummary(state: PayeeState): ChannelSummary | undefined {
  */
 export function payeeRequestHandler(options: PayeeRoutesOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const readyTimeoutMs = options.readyTimeoutMs ?? 5_000;
+  const cors = options.cors?.enabled ? options.cors : undefined;
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (cors) {
+      if (cors.isPreflight(req)) {
+        res.writeHead(204, cors.preflightHeaders(req)).end();
+        return;
+      }
+      // Set before any route writes: its writeHead merges them into its own headers.
+      for (const [name, value] of Object.entries(cors.responseHeaders(req))) res.setHeader(name, value);
+    }
     const path = pathOf(req);
     const builtIn = path === '/healthz' || path === '/readyz' || path === '/metrics' || path.startsWith(CHANNEL_PREFIX);
     if (builtIn && req.method !== 'GET' && req.method !== 'HEAD') {

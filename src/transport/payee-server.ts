@@ -25,6 +25,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../protocol/messages.js';
 import { refuseUpgrade } from './http-replies.js';
+import type { CorsPolicy } from './cors.js';
 import { pathOf, payeeRequestHandler, type ChannelDirectory, type ExtraRoutes } from './http-routes.js';
 import { PayeeMetrics } from './metrics.js';
 import { CLOSE_GOING_AWAY, PayeeConnection, type MessageHandler } from './payee-connection.js';
@@ -53,6 +54,8 @@ export interface PayeeServerOptions {
   readonly ready?: () => Promise<boolean> | boolean;
   /** Application routes, tried after the built-in ones and before the 404. */
   readonly extraRoutes?: ExtraRoutes;
+  /** CORS for pages on other origins (see http-routes.ts). Default none. */
+  readonly cors?: CorsPolicy;
   /** Application upgrades on other paths than {@link PAYEE_WS_PATH}; without it they get 404. */
   readonly upgradeRoutes?: UpgradeRoutes;
   /**
@@ -110,7 +113,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
     connectionsCheckingInterval: Math.min(1_000, limits.handshakeTimeoutMs),
   });
   server.maxConnections = limits.maxSockets;
-  server.on('request', payeeRequestHandler({ service, metrics, ready: options.ready, extraRoutes: options.extraRoutes, log }));
+  server.on('request', payeeRequestHandler({ service, metrics, ready: options.ready, extraRoutes: options.extraRoutes, cors: options.cors, log }));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -27,13 +27,9 @@ import { WebSocket, type RawData } from 'ws';
 import { FrameCorker } from './cork.js';
 import { encodeMessage, MAX_MESSAGE_BYTES, type Message } from '../protocol/messages.js';
 import type { PeerLink } from './link.js';
+import { backoffDelay, checkReconnect, DEFAULT_RECONNECT, LinkClosedError, positiveInteger, type ReconnectOptions } from './reconnect.js';
 
-export interface ReconnectOptions {
-  /** First retry delay, ms. */
-  readonly minDelayMs: number;
-  /** Largest retry delay, ms. */
-  readonly maxDelayMs: number;
-}
+export { backoffDelay, LinkClosedError, type ReconnectOptions } from './reconnect.js';
 
 export interface ConnectPayeeOptions {
   /** Each text message from the payee (typically `payer.receive`). Binary frames are ignored. */
@@ -56,14 +52,6 @@ export interface ConnectPayeeOptions {
    */
   readonly connectTimeoutMs?: number;
   readonly log?: (line: string) => void;
-}
-
-/** The link is closed for good (by `close()`, or a drop with `reconnect: false`). */
-export class LinkClosedError extends Error {
-  constructor(message = 'the link to the payee is closed') {
-    super(message);
-    this.name = 'LinkClosedError';
-  }
 }
 
 /** Why an attempt to connect failed. */
@@ -102,7 +90,6 @@ export class PayeeUnreachableError extends LinkClosedError {
   }
 }
 
-const DEFAULT_RECONNECT: ReconnectOptions = Object.freeze({ minDelayMs: 250, maxDelayMs: 30_000 });
 const CLOSE_NORMAL = 1000;
 
 /**
@@ -140,10 +127,7 @@ export class WsPeerLink implements PeerLink {
     private readonly options: ConnectPayeeOptions,
   ) {
     if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) throw new TypeError(`not a ws:// or wss:// URL: ${url}`);
-    this.reconnect = options.reconnect ?? DEFAULT_RECONNECT;
-    if (this.reconnect && !(this.reconnect.minDelayMs > 0 && this.reconnect.maxDelayMs >= this.reconnect.minDelayMs)) {
-      throw new RangeError('reconnect delays must satisfy 0 < minDelayMs ≤ maxDelayMs');
-    }
+    this.reconnect = checkReconnect(options.reconnect ?? DEFAULT_RECONNECT);
     this.maxQueued = positiveInteger('maxQueuedMessages', options.maxQueuedMessages ?? 10_000);
     this.handshakeTimeoutMs = positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 10_000);
     this.idleTimeoutMs = positiveInteger('idleTimeoutMs', options.idleTimeoutMs ?? 60_000);
@@ -339,18 +323,4 @@ export class WsPeerLink implements PeerLink {
     const waiters = this.waiters.splice(0);
     for (const w of waiters) w.reject(reason);
   }
-}
-
-/**
- * "Equal jitter": half the exponential delay for sure, the other half at random, so retries
- * spread out but never come sooner than half the backoff.
- */
-export function backoffDelay(attempt: number, { minDelayMs, maxDelayMs }: ReconnectOptions, random: () => number = Math.random): number {
-  const capped = Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(attempt, 30));
-  return capped / 2 + random() * (capped / 2);
-}
-
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  return value;
 }

@@ -59,7 +59,7 @@ afterAll(async () => {
 
 describe('the packed package, installed without dev dependencies', () => {
   it('holds LICENSE, README, the docs the README links to, and the examples', () => {
-    for (const file of ['LICENSE', 'README.md', 'docs/design.md', 'docs/http-402.md', 'docs/duplex.md', 'docs/x402.md', 'examples/paying-client.js', 'dist/index.d.ts', 'docs/dashboard.md', ...DASHBOARD_ASSETS]) expect(packed).toContain(file);
+    for (const file of ['LICENSE', 'README.md', 'docs/design.md', 'docs/http-402.md', 'docs/duplex.md', 'docs/x402.md', 'examples/paying-client.js', 'dist/index.d.ts', 'dist/payer.js', 'dist/payer.d.ts', 'dist/payee.js', 'dist/regtest.js', 'docs/dashboard.md', ...DASHBOARD_ASSETS]) expect(packed).toContain(file);
     const readme = fs.readFileSync('README.md', 'utf8');
     for (const [, link] of readme.matchAll(/\]\(((?:docs|examples)\/[^)#]*)/g)) expect(packed.some((p) => p === link || p.startsWith(link!)), link).toBe(true);
     expect(fs.existsSync(path.join(app, 'node_modules/hono')), 'hono is an optional peer').toBe(false);
@@ -100,6 +100,9 @@ describe('the packed package, installed without dev dependencies', () => {
 /** What an adopter writes against the public types (never run: type-checked only). */
 const USES_PAYCHAN = `import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createPayee, createPayer, paywallHono, type ChannelListRow, type Payee, type Payer } from 'paychan';
+import { PayerClient, nobleSecp256k1, type PayerChain } from 'paychan/payer';
+import { createPayee as createPayeeToo } from 'paychan/payee';
+import { startRegtestNode } from 'paychan/regtest';
 
 export async function main(): Promise<void> {
   const payee: Payee = await createPayee({ dataDir: './payee', node: 'http://user:pass@127.0.0.1:18334', payoutAddress: 'bcrt1q…', listen: '127.0.0.1:0' });
@@ -111,6 +114,8 @@ export async function main(): Promise<void> {
   const client = await payer.channelFor(payee.wsUrl);
   const paid: bigint = client.state?.type === 'Open' ? client.state.ackedTotalSat : 0n;
   console.log(priced, hono, rows.length, res.status, client.channel.id, paid, paywallHono(payee.app.paywall, { priceSat: () => 1n }));
+  const chain: PayerChain | null = null;
+  console.log(PayerClient.name, nobleSecp256k1.name, chain, createPayeeToo === createPayee, typeof startRegtestNode);
   await payer.close();
   await payee.close();
 }

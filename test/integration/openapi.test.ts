@@ -95,6 +95,13 @@ function calls(): Record<string, Call[]> {
       { what: 'with the token', path: '/v1/admin/dashboard', init: admin(), status: 200 },
       { what: 'without', path: '/v1/admin/dashboard', status: 401 },
     ],
+    'GET /v1/funding/{script}': [
+      { what: 'an output nobody paid', path: `/v1/funding/0020${'ab'.repeat(32)}`, status: 404 },
+      { what: 'not a P2WSH script', path: '/v1/funding/0014abcd', status: 400 },
+    ],
+    'GET /v1/chain/tip': [{ what: 'the tip', path: '/v1/chain/tip', status: 200 }],
+    'GET /demo': [{ what: 'the page', path: '/demo', status: 200 }],
+    'GET /demo/demo-page.js': [{ what: 'its script', path: '/demo/demo-page.js', status: 200 }],
     'GET /v1/duplex/channels': [
       { what: 'with the token', path: '/v1/duplex/channels', init: admin(), status: 200 },
       { what: 'without', path: '/v1/duplex/channels', status: 401 },

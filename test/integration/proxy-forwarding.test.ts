@@ -7,7 +7,7 @@ import { createServer, get as httpGet, type IncomingMessage, type Server } from 
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { corsPolicy } from '../../src/proxy/cors.js';
+import { corsPolicy } from '../../src/transport/cors.js';
 import { CUTOFF_TRAILER, SSE_EXHAUSTED_EVENT, createHttpProxy, type ProxyPaywall } from '../../src/proxy/http-proxy.js';
 import { parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';

@@ -16,7 +16,7 @@ import { address as baddress } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPayeeApp, type PayeeApp } from '../../src/app/payee-app.js';
 import { bitcoinjsNetwork } from '../../src/protocol/network.js';
-import { corsPolicy } from '../../src/proxy/cors.js';
+import { corsPolicy } from '../../src/transport/cors.js';
 import { SSE_EXHAUSTED_EVENT } from '../../src/proxy/http-proxy.js';
 import { parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy } from '../../src/proxy/proxy.js';

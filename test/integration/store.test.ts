@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DuplexChannelState } from '../../src/protocol/duplex-state.js';
 import type { PayeeEffect, PayerEffect } from '../../src/protocol/effects.js';
 import { decodeMessage, encodeMessage, type Message, type MessageOf } from '../../src/protocol/messages.js';
@@ -24,6 +24,7 @@ import type { Variant } from '../../src/protocol/scripts.js';
 import { isStoreError, MIGRATIONS, openSqliteStore, SCHEMA_VERSION, type SqliteStore, type SqliteStoreOptions, type Store } from '../../src/store/index.js';
 import { MemoryDatabase, MemoryStore } from '../../src/store/memory-store.js';
 import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
+import { startBrowserStores, type BrowserStores } from '../helpers/browser-store.js';
 
 // ---------------------------------------------------------------------------------------------
 // Real channel states, made by running the protocol (no chain needed).
@@ -405,6 +406,21 @@ describe('memory', () => {
     db = new MemoryDatabase();
   });
   storeContract('MemoryStore', () => Promise.resolve(new MemoryStore(db)));
+});
+
+describe('IndexedDB in Chromium', () => {
+  // The page's store behind a proxy (test/helpers/browser-store.ts): the same suite, in a real browser.
+  let browser: BrowserStores;
+  let name: string;
+  let dbs = 0;
+  beforeAll(async () => {
+    browser = await startBrowserStores();
+  });
+  afterAll(() => browser?.close());
+  beforeEach(() => {
+    name = `contract-${++dbs}`;
+  });
+  storeContract('IndexedDbStore', () => browser.open(name));
 });
 
 describe('SqliteStore', () => {

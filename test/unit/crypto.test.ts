@@ -1,7 +1,11 @@
-/** Native libsecp256k1 and the WASM fallback must agree on every signature and every verdict. */
+/**
+ * Native libsecp256k1, the WASM fallback and the browser's pure-JS noble must agree on every
+ * signature and every verdict.
+ */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadNativeSecp256k1, secp256k1, wasmSecp256k1 } from '../../src/crypto/index.js';
+import { nobleSecp256k1 } from '../../src/crypto/noble.js';
 import { toHex } from '../../src/protocol/bytes.js';
 
 const native = loadNativeSecp256k1();
@@ -19,9 +23,13 @@ describe('secp256k1 backends', () => {
         const pub = native.publicKeyCreate(k);
         expect(toHex(wasmSecp256k1.publicKeyCreate(k))).toBe(toHex(pub));
         const sig = native.ecdsaSign(d, k);
+        expect(toHex(nobleSecp256k1.publicKeyCreate(k))).toBe(toHex(pub));
         expect(toHex(wasmSecp256k1.ecdsaSign(d, k))).toBe(toHex(sig));
+        expect(toHex(nobleSecp256k1.ecdsaSign(d, k))).toBe(toHex(sig));
         expect(native.ecdsaVerify(sig, d, pub)).toBe(true);
         expect(wasmSecp256k1.ecdsaVerify(sig, d, pub)).toBe(true);
+        expect(nobleSecp256k1.ecdsaVerify(sig, d, pub)).toBe(true);
+        expect(nobleSecp256k1.isPublicKey(pub)).toBe(true);
       }),
       { numRuns: 300 },
     );
@@ -40,6 +48,7 @@ describe('secp256k1 backends', () => {
         const highS = Uint8Array.from([...sig.slice(0, 32), ...Buffer.from((N - s).toString(16).padStart(64, '0'), 'hex')]);
         for (const candidate of [tampered, highS, garbage]) {
           expect(wasmSecp256k1.ecdsaVerify(candidate, d, pub)).toBe(native.ecdsaVerify(candidate, d, pub));
+          expect(nobleSecp256k1.ecdsaVerify(candidate, d, pub)).toBe(native.ecdsaVerify(candidate, d, pub));
         }
         expect(native.ecdsaVerify(highS, d, pub)).toBe(false);
       }),
@@ -48,7 +57,7 @@ describe('secp256k1 backends', () => {
   });
 
   it('reject malformed keys and lengths without throwing', () => {
-    for (const secp of [native, wasmSecp256k1]) {
+    for (const secp of [native, wasmSecp256k1, nobleSecp256k1]) {
       expect(secp.isPublicKey(new Uint8Array(33))).toBe(false);
       expect(secp.isPrivateKey(new Uint8Array(32))).toBe(false);
       expect(secp.ecdsaVerify(new Uint8Array(63), new Uint8Array(32), new Uint8Array(33))).toBe(false);
