@@ -1,10 +1,10 @@
 /**
  * The one table of store adapters: a side's data location names its adapter, as a chain URL
- * names its backend (src/chain/connect.ts). Adding an adapter (PostgreSQL, say) is its one file
- * implementing the Store port plus one line here (`'postgres:': openPostgresStore`), and one call
- * of the contract suite in test/integration/store.test.ts.
+ * names its backend (src/chain/connect.ts). Adding an adapter is its one file implementing the Store port
+ * plus one line here, and one call of the contract suite in test/integration/store.test.ts.
  */
 import { MemoryStore } from './memory-store.js';
+import { openPostgresStore } from './postgres-store.js';
 import { openSqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
 
@@ -15,13 +15,17 @@ const ADAPTERS: Readonly<Record<string, StoreOpener>> = {
   'sqlite:': (location) => openSqliteStore(location.slice('sqlite:'.length)),
   // Nothing survives the process: tests and throwaway demos only.
   'memory:': () => new MemoryStore(),
+  // Several payee instances on one database (docs/scale.md); the `pg` driver loads on first use.
+  'postgres:': (location) => openPostgresStore(location),
+  'postgresql:': (location) => openPostgresStore(location),
 };
 
 /** The schemes {@link openStore} knows, for help texts and errors. */
 export const STORE_SCHEMES: readonly string[] = Object.freeze(Object.keys(ADAPTERS));
 
 /**
- * Opens the store at `location`: `sqlite:FILE` or a plain file path (SQLite), `memory:`.
+ * Opens the store at `location`: `sqlite:FILE` or a plain file path (SQLite), `memory:`,
+ * `postgres://…` (PostgreSQL: connects in the background; its calls wait for that).
  * @throws TypeError for a location with a scheme no adapter serves (the message lists the known
  *   ones); whatever the adapter throws opening it.
  */

@@ -1,6 +1,6 @@
 /**
  * The Store port's contract (src/store/store.ts) as one suite, `storeContract`, that every
- * adapter runs (SQLite on a file, memory; a PostgreSQL adapter will call it with its own `open`),
+ * adapter runs (SQLite on a file, memory, PostgreSQL on a throwaway server: test/helpers/postgres.ts),
  * then what is specific to SQLite: group commit counted in transactions, failed commits, schema
  * versions, file permissions, the duplex driver's synchronous face, and durability across a real
  * SIGKILL of a writing process. SQLite's `:memory:` does not run the contract: the contract
@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DuplexChannelState } from '../../src/protocol/duplex-state.js';
 import type { PayeeEffect, PayerEffect } from '../../src/protocol/effects.js';
 import { decodeMessage, encodeMessage, type Message, type MessageOf } from '../../src/protocol/messages.js';
@@ -23,6 +23,9 @@ import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { isStoreError, MIGRATIONS, openSqliteStore, SCHEMA_VERSION, type SqliteStore, type SqliteStoreOptions, type Store } from '../../src/store/index.js';
 import { MemoryDatabase, MemoryStore } from '../../src/store/memory-store.js';
+import { openStore } from '../../src/store/open-store.js';
+import type { PostgresStore } from '../../src/store/postgres-store.js';
+import { POSTGRES_UNAVAILABLE, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -405,6 +408,64 @@ describe('memory', () => {
     db = new MemoryDatabase();
   });
   storeContract('MemoryStore', () => Promise.resolve(new MemoryStore(db)));
+});
+
+describe.skipIf(POSTGRES_UNAVAILABLE !== undefined)(`PostgreSQL${POSTGRES_UNAVAILABLE ? ` (skipped: ${POSTGRES_UNAVAILABLE})` : ''}`, () => {
+  let server: PostgresServer;
+  let url: string;
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+  afterAll(() => server?.stop());
+  beforeEach(async () => {
+    url = await server.createDatabase(); // a fresh database per test: the contract's rule
+  });
+  // Through open-store's table, as `--db postgres://…` opens it.
+  storeContract('PostgresStore', () => Promise.resolve(openStore(url)), {
+    blockCommits: async () => {
+      // Another session holds every table's lock; the store's commits wait lock_timeout (5 s), then fail.
+      const pg = (await import('pg')).default;
+      const lock = new pg.Client({ connectionString: url });
+      await lock.connect();
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE payee_channels, payee_payments, payer_channels, meta, counters, duplex_records IN ACCESS EXCLUSIVE MODE');
+      return async () => {
+        await lock.query('ROLLBACK');
+        await lock.end();
+      };
+    },
+  });
+
+  it('refuses a database whose schema a newer paychan wrote', async () => {
+    const first = openStore(url) as PostgresStore;
+    await first.ready();
+    await first.close();
+    const pg = (await import('pg')).default;
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query(`INSERT INTO paychan_schema (version, description) VALUES (999, 'future')`);
+    await c.end();
+    const newer = openStore(url) as PostgresStore;
+    await expect(newer.ready()).rejects.toThrow(/SCHEMA_TOO_NEW/);
+    await expect(newer.loadPayeeChannels()).rejects.toThrow(/SCHEMA_TOO_NEW/);
+    await newer.close();
+  });
+
+  it('commits the payments of many channels in few transactions (group commit)', async () => {
+    const store = openStore(url) as PostgresStore;
+    await store.ready();
+    const sig = new Uint8Array(64).fill(9);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => store.savePayeeChannel(`c${i}`, paid(1))));
+    const before = store.stats().commits;
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => store.savePayeePayment(`c${i % 200}`, BigInt(2 + i), sig)));
+    const commits = store.stats().commits - before;
+    expect(commits).toBeGreaterThanOrEqual(1);
+    expect(commits).toBeLessThan(20);
+    const loaded = await store.loadPayeeChannels();
+    expect(loaded).toHaveLength(200);
+    expect(paidOf(loaded[199]!.state)).toBe(2001n);
+    await store.close();
+  });
 });
 
 describe('SqliteStore', () => {
