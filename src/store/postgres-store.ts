@@ -26,6 +26,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { decodeState } from './codec.js';
 import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexRecord } from './checks.js';
+import { PgChannelLeases } from './postgres-leases.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { closedError, StoreError } from './store-error.js';
 import { decodeDuplexState } from '../protocol/duplex-state-legacy.js';
@@ -39,6 +40,16 @@ export interface PostgresStoreOptions {
   /** How long a commit waits for a lock held by another session before failing, ms; default 5000. */
   readonly lockTimeoutMs?: number;
   readonly log?: (line: string) => void;
+  /**
+   * This instance's name in the lease table: stable across restarts of one data dir (a restarted
+   * instance takes its own leases back at once), different between instances. Default: random.
+   */
+  readonly owner?: string;
+  /**
+   * How long a lease lasts without renewal, ms; default 10,000, or the URL's `paychan_lease_ms`
+   * parameter. A dead or paused instance's channels move after this long.
+   */
+  readonly leaseMs?: number;
 }
 
 /** Counters of what the store did since it was opened. */
@@ -56,7 +67,7 @@ interface ChannelRow {
   readonly stateType: string;
   readonly channelId: string | null;
   readonly amountSat: string | null;
-  /** The lease token the write is fenced by (leases on), else null. */
+  /** The lease token a payee write is fenced by; null for payer rows. */
   readonly token: string | null;
 }
 interface PaymentRow {
@@ -113,14 +124,8 @@ export interface LeaseTokens {
 }
 
 const SQL = {
-  upsertPayee: `INSERT INTO payee_channels (temp_id, state, updated_at, channel_id, state_type, paid_sat)
-    SELECT u.temp_id, u.state, $2, u.channel_id, u.state_type, u.paid_sat
-    FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) WITH ORDINALITY AS u(temp_id, state, channel_id, state_type, paid_sat, ord)
-    ORDER BY u.ord
-    ON CONFLICT (temp_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
-      channel_id = excluded.channel_id, state_type = excluded.state_type, paid_sat = excluded.paid_sat`,
-  // The fenced form: only rows whose lease still has our token, the lease row locked until commit.
-  upsertPayeeFenced: `WITH u AS (SELECT * FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY AS u(temp_id, state, channel_id, state_type, paid_sat, token, ord)),
+  // Only rows whose lease still has our token, the lease row locked until commit.
+  upsertPayee: `WITH u AS (SELECT * FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY AS u(temp_id, state, channel_id, state_type, paid_sat, token, ord)),
     l AS (SELECT temp_id, token FROM channel_leases WHERE temp_id = ANY($1::text[]) FOR SHARE)
     INSERT INTO payee_channels (temp_id, state, updated_at, channel_id, state_type, paid_sat)
     SELECT u.temp_id, u.state, $2, u.channel_id, u.state_type, u.paid_sat FROM u JOIN l ON l.temp_id = u.temp_id AND l.token = u.token
@@ -128,10 +133,7 @@ const SQL = {
     ON CONFLICT (temp_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
       channel_id = excluded.channel_id, state_type = excluded.state_type, paid_sat = excluded.paid_sat
     RETURNING temp_id`,
-  upsertPayments: `INSERT INTO payee_payments (temp_id, total_sat, signature)
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])
-    ON CONFLICT (temp_id) DO UPDATE SET total_sat = excluded.total_sat, signature = excluded.signature`,
-  upsertPaymentsFenced: `WITH l AS (SELECT temp_id, token FROM channel_leases WHERE temp_id = ANY($1::text[]) FOR SHARE)
+  upsertPayments: `WITH l AS (SELECT temp_id, token FROM channel_leases WHERE temp_id = ANY($1::text[]) FOR SHARE)
     INSERT INTO payee_payments (temp_id, total_sat, signature)
     SELECT u.temp_id, u.total, u.sig FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) AS u(temp_id, total, sig, token)
       JOIN l ON l.temp_id = u.temp_id AND l.token = u.token
@@ -191,10 +193,13 @@ export class PostgresStore implements Store {
   private flushScheduled = false;
   private closing: Promise<void> | null = null;
   private writer: PoolClient | null = null;
-  private leases: LeaseTokens | null = null;
+  /** Always on: any PostgreSQL store may be one of several instances (docs/scale.md). */
+  readonly leases: PgChannelLeases;
   private readonly counts = { requests: 0, commits: 0, rows: 0, failedCommits: 0, fencedWrites: 0 };
   private readonly opened: Promise<Pool>;
-  private readonly settings: Required<PostgresStoreOptions>;
+  private readonly settings: Required<Omit<PostgresStoreOptions, 'owner' | 'leaseMs'>>;
+  /** The URL the driver gets: without our own parameters. */
+  private readonly connectionUrl: string;
   private readonly flushNow = (): void => this.flush();
 
   /**
@@ -211,7 +216,16 @@ export class PostgresStore implements Store {
     const lockTimeoutMs = options.lockTimeoutMs ?? 5000;
     if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 1 || lockTimeoutMs > 600_000) throw new RangeError('lockTimeoutMs must be an integer in 1..600000');
     this.settings = Object.freeze({ poolSize, lockTimeoutMs, log: options.log ?? noop });
+    const parsed = new URL(url);
+    const leaseParam = parsed.searchParams.get('paychan_lease_ms');
+    parsed.searchParams.delete('paychan_lease_ms');
+    this.connectionUrl = parsed.toString();
+    const leaseMs = options.leaseMs ?? (leaseParam === null ? 10_000 : Number(leaseParam));
+    if (!Number.isInteger(leaseMs) || leaseMs < 200 || leaseMs > 600_000) throw new RangeError('leaseMs (paychan_lease_ms) must be an integer in 200..600000');
+    const owner = options.owner ?? `instance-${Math.random().toString(36).slice(2)}`;
+    if (typeof owner !== 'string' || owner === '' || owner.length > 200) throw new TypeError('owner must be a non-empty string of at most 200 characters');
     this.opened = this.connect();
+    this.leases = new PgChannelLeases(() => this.opened, owner, leaseMs, this.settings.log);
     this.opened.catch(noop); // reported by every call (and ready())
   }
 
@@ -221,14 +235,6 @@ export class PostgresStore implements Store {
    */
   async ready(): Promise<void> {
     await this.opened;
-  }
-
-  /**
-   * Turns fencing on: from now on every payee write carries the token `tokens` gives for its
-   * channel, and one without a token rejects with `FENCED` at once (postgres-leases.ts).
-   */
-  fenceWith(tokens: LeaseTokens): void {
-    this.leases = tokens;
   }
 
   /** The pool, for the lease manager and the closer's leader lock (same database, same driver). */
@@ -344,6 +350,7 @@ export class PostgresStore implements Store {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.leases.close();
       const last = this.batch ?? this.inFlight;
       this.flush();
       if (last) await last.done.catch(noop);
@@ -368,7 +375,7 @@ export class PostgresStore implements Store {
   private async connect(): Promise<Pool> {
     const pg = await loadPgDriver();
     // BIGINT (int8) comes back as a string by default, which is what we parse into bigint.
-    const pool = new pg.Pool({ connectionString: this.url, max: this.settings.poolSize });
+    const pool = new pg.Pool({ connectionString: this.connectionUrl, max: this.settings.poolSize });
     pool.on('error', (err) => this.settings.log(`store: idle connection error: ${err.message}`));
     try {
       const outcome = await migratePostgres(pool);
@@ -384,17 +391,14 @@ export class PostgresStore implements Store {
     }
   }
 
-  private tokenFor(what: string, tempId: string): string | null {
-    const leases = this.leases;
-    if (leases === null) return null;
-    const token = leases.tokenOf(tempId);
+  private tokenFor(what: string, tempId: string): string {
+    const token = this.leases.tokenOf(tempId);
     if (token === undefined) throw new StoreError('FENCED', `${what}(${tempId}): this instance does not hold the channel's lease`);
     return token;
   }
 
   /** A payee write: like {@link stage}, and, with leases on, rejects `FENCED` if its row was fenced off. */
   private stagePayee(what: string, tempId: string, put: () => void): Promise<void> {
-    if (this.leases === null) return this.stage(what, put);
     if (this.closing) return Promise.reject(closedError(what));
     try {
       checkTempId(what, tempId);
@@ -473,7 +477,7 @@ export class PostgresStore implements Store {
     this.counts.rows += batch.rows;
     if (batch.fenced !== null) {
       this.counts.fencedWrites += batch.fenced.size;
-      for (const tempId of batch.fenced) this.leases?.lost(tempId);
+      for (const tempId of batch.fenced) this.leases.lost(tempId);
     }
     batch.resolve();
   }
@@ -507,15 +511,13 @@ export class PostgresStore implements Store {
       const ids = [...batch.payee.keys()];
       const rows = [...batch.payee.values()];
       const values: unknown[] = [ids, now, rows.map((r) => r.state), rows.map((r) => r.channelId), rows.map((r) => r.stateType), rows.map((r) => r.amountSat)];
-      if (this.leases === null) out.push({ text: SQL.upsertPayee, values });
-      else out.push({ text: SQL.upsertPayeeFenced, values: [...values, rows.map((r) => r.token)], after: (r) => fenced(new Set(r.map((x) => x['temp_id'] as string)), ids) });
+      out.push({ text: SQL.upsertPayee, values: [...values, rows.map((r) => r.token)], after: (r) => fenced(new Set(r.map((x) => x['temp_id'] as string)), ids) });
     }
     if (batch.payments.size > 0) {
       const ids = [...batch.payments.keys()];
       const rows = [...batch.payments.values()];
       const values: unknown[] = [ids, rows.map((r) => r.total), rows.map((r) => r.signature)];
-      if (this.leases === null) out.push({ text: SQL.upsertPayments, values });
-      else out.push({ text: SQL.upsertPaymentsFenced, values: [...values, rows.map((r) => r.token)], after: (r) => fenced(new Set(r.map((x) => x['temp_id'] as string)), ids) });
+      out.push({ text: SQL.upsertPayments, values: [...values, rows.map((r) => r.token)], after: (r) => fenced(new Set(r.map((x) => x['temp_id'] as string)), ids) });
     }
     if (batch.payer.size > 0) {
       const rows = [...batch.payer.values()];
