@@ -32,7 +32,8 @@ import { checkFundingTx } from '../protocol/funding.js';
 import { decodeMessage, errorMessage, type Message, type MessageOf } from '../protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, payeeVouched, type PayeeContext, type Vouched, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
 import type { PayeePolicy } from '../protocol/policy.js';
-import type { Store } from '../store/store.js';
+import { isStoreError } from '../store/store-error.js';
+import type { ChannelLeases, Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
 import { errorReply } from '../transport/error-reply.js';
 import { logText } from '../transport/log-text.js';
@@ -69,6 +70,9 @@ interface PayeeEffectStep {
 
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
 const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
+/** Orphaned channels (their holder died and no payer came back) adopted per pass. */
+const ORPHANS_PER_PASS = 200;
+
 /** Messages taken only from a connection that authenticated for the channel (`auth`). */
 const PAYER_ONLY = new Set<Message['type']>(['close-request', 'status-request']);
 
@@ -94,9 +98,16 @@ export class PayeeService {
   private tips!: TipTracker;
   /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
   private readonly openings = new Map<string, Promise<void>>();
+  /** Several instances share the store: this one serves only the channels whose lease it holds. */
+  private readonly leases: ChannelLeases | undefined;
+  /** Channels being loaded from the store on demand, by the ref asked for. */
+  private readonly adoptions = new Map<string, Promise<ChannelEntry | 'busy' | undefined>>();
+  private orphanTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
+    this.leases = options.store.leases;
+    this.leases?.onLost((tempId) => this.drop(tempId));
     this.ctx = {
       secp: options.secp,
       policy: options.policy,
@@ -166,19 +177,126 @@ export class PayeeService {
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
     service.tips = new TipTracker(options.backend, await options.backend.getTip(), (l) => options.log?.(l));
-    for (const { tempId, state } of await options.store.loadPayeeChannels()) {
+    let stored = await options.store.loadPayeeChannels();
+    if (service.leases) {
+      // Serve the channels whose lease this instance gets (free, expired, or its own from before a
+      // restart); read them again after taking the leases: every write committed before is seen.
+      const held = await service.leases.acquire(stored.filter((c) => CHANNEL_TYPES.has(c.state.type) && c.state.type !== 'Closed').map((c) => c.tempId));
+      stored = held.size === 0 ? [] : (await options.store.loadPayeeChannels()).filter((c) => held.has(c.tempId));
+    }
+    for (const { tempId, state } of stored) {
       if (!CHANNEL_TYPES.has(state.type)) continue; // an unfunded proposal an older version stored: nothing to keep
-      // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
-      // one copy of the byte fields their terms and channel share.
-      const entry = new ChannelEntry(tempId, state, null);
-      if (!entry.pack()) entry.state = compact(state);
-      service.entries.set(tempId, entry);
-      if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
-      if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended' || state.type === 'ZeroConf') {
-        service.fundings.watch(tempId, state.channel.funding.txid, options.policy.minFundingConfirmations);
-      }
+      service.register(tempId, state);
     }
     return service;
+  }
+
+  /** Puts a stored channel in the table, and watches the funding confirmations it waits for. */
+  private register(tempId: string, state: PayeeState): ChannelEntry {
+    // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
+    // one copy of the byte fields their terms and channel share.
+    const entry = new ChannelEntry(tempId, state, null);
+    if (!entry.pack()) entry.state = compact(state);
+    this.entries.set(tempId, entry);
+    if ('channel' in state) this.tempIdByChannelId.set(state.channel.id, tempId);
+    if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended' || state.type === 'ZeroConf') {
+      this.fundings.watch(tempId, state.channel.funding.txid, this.options.policy.minFundingConfirmations);
+    }
+    return entry;
+  }
+
+  /**
+   * Loads a channel another instance served, once its lease is ours (several instances on one
+   * store). Concurrent asks for one ref share the work; messages wait for it in arrival order.
+   * A lease another instance holds is waited for up to two lease periods: a dead or paused
+   * holder's expires by then; a live holder renews it, and the payer is told CHANNEL_MOVED.
+   * @returns the entry; 'busy' if another live instance keeps the lease; undefined if no such channel.
+   */
+  private adopt(ref: string): Promise<ChannelEntry | 'busy' | undefined> {
+    let adoption = this.adoptions.get(ref);
+    if (!adoption) {
+      adoption = (async () => {
+        const store = this.options.store;
+        const found = await store.loadPayeeChannel!(ref);
+        if (!found || !CHANNEL_TYPES.has(found.state.type)) return undefined;
+        const known = this.entries.get(found.tempId);
+        if (known) return known;
+        if (!(await this.leases!.acquireWaiting(found.tempId, 2 * this.leases!.leaseMs))) return 'busy';
+        // Read after taking the lease: the former holder's last committed write is in it.
+        const fresh = await store.loadPayeeChannel!(found.tempId);
+        if (!fresh) return undefined;
+        const again = this.entries.get(fresh.tempId);
+        if (again) return again;
+        this.options.log?.(`took over channel ${payeeStateRef(fresh.state)} (${fresh.state.type}, ${'paidSat' in fresh.state ? fresh.state.paidSat : 0n} sat)`);
+        return this.register(fresh.tempId, fresh.state);
+      })().finally(() => this.adoptions.delete(ref));
+      this.adoptions.set(ref, adoption);
+    }
+    return adoption;
+  }
+
+  /** A message for a channel not in the table, with leases on: adopt it, then handle the message. */
+  private async adoptThenHandle(message: Message, ref: string, link: PeerLink): Promise<void> {
+    let adopted: ChannelEntry | 'busy' | undefined;
+    try {
+      adopted = await this.adopt(ref);
+    } catch (err) {
+      this.reply(link, err, ref);
+      return;
+    }
+    if (adopted === undefined) {
+      if (message.type !== 'error') this.reply(link, new ProtocolError('UNKNOWN_CHANNEL', ref), ref);
+      return;
+    }
+    if (adopted === 'busy') {
+      this.reply(link, new ProtocolError('CHANNEL_MOVED', `${ref}: another instance serves it`), ref);
+      link.close?.();
+      return;
+    }
+    return this.run(adopted, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
+  }
+
+  /**
+   * Forgets a channel whose lease this instance lost: nothing more is acknowledged or stored for
+   * it here (its writes are fenced anyway); its payer is told and its connection ended, so it
+   * reconnects to the instance that holds it now.
+   */
+  private drop(tempId: string): void {
+    const entry = this.entries.get(tempId);
+    if (!entry) return;
+    entry.moved = true;
+    entry.discarded = true;
+    this.entries.delete(tempId);
+    for (const [channelId, t] of this.tempIdByChannelId) {
+      if (t === tempId) this.tempIdByChannelId.delete(channelId);
+    }
+    const ref = payeeStateRef(entry.state);
+    this.options.log?.(`channel ${ref} moved to another instance: dropped here`);
+    const link = entry.link;
+    if (link) {
+      link.send(errorMessage('CHANNEL_MOVED', `${ref}: another instance serves it now; reconnect`, 'reject', ref));
+      link.close?.();
+    }
+  }
+
+  /** Takes the channels no live instance holds (their holder died and no payer came back): their closes are due all the same. */
+  private async adoptOrphans(): Promise<void> {
+    const leases = this.leases;
+    if (!leases) return;
+    try {
+      const orphans = (await leases.orphans(ORPHANS_PER_PASS)).filter((t) => !this.entries.has(t));
+      if (orphans.length === 0) return;
+      const held = await leases.acquire(orphans);
+      for (const tempId of held) {
+        const found = await this.options.store.loadPayeeChannel!(tempId);
+        if (found && !this.entries.has(tempId) && CHANNEL_TYPES.has(found.state.type)) {
+          this.register(tempId, found.state);
+          this.options.log?.(`adopted orphaned channel ${payeeStateRef(found.state)}`);
+        }
+      }
+    } catch (err) {
+      this.options.log?.(`adopting orphaned channels failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /**
@@ -187,6 +305,10 @@ export class PayeeService {
    */
   start(): void {
     this.unsubscribe ??= this.options.backend.subscribeTips((tip) => void this.onTip(tip));
+    if (this.leases && !this.orphanTimer) {
+      this.orphanTimer = setInterval(() => void this.adoptOrphans(), this.leases.leaseMs);
+      this.orphanTimer.unref();
+    }
     void this.options.backend.getTip().then(
       (tip) => this.onTip(tip),
       (err: unknown) => this.options.log?.(`cannot read the tip: ${String(err)}`),
@@ -207,6 +329,8 @@ export class PayeeService {
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
+    if (this.orphanTimer) clearInterval(this.orphanTimer);
+    this.orphanTimer = null;
   }
 
   /** Waits until every effect scheduled so far has run (e.g. before closing the store). */
@@ -263,6 +387,7 @@ export class PayeeService {
       const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : message.type === 'error' ? message.ref : undefined;
       const tempId = ref === undefined ? undefined : (this.tempIdByChannelId.get(ref) ?? ref);
       const entry = tempId === undefined ? undefined : this.entries.get(tempId);
+      if ((!entry || tempId === undefined) && this.leases && ref !== undefined && message.type !== 'error') return this.adoptThenHandle(message, ref, link);
       if (!entry || tempId === undefined) {
         // Never answer an error with an error (two peers could ping-pong forever).
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
@@ -385,6 +510,13 @@ export class PayeeService {
       step = payeeOpen(this.ctx, funding, vouched, null);
     }
     if (this.entries.has(funding.tempId)) return false; // a concurrent copy of this funding got here first
+    if (this.leases) {
+      // Several instances: the new channel's lease first (no other instance has its tempId yet,
+      // unless the same funding went to two instances: one of them gets it).
+      const held = await this.leases.acquire([funding.tempId]);
+      if (!held.has(funding.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', `${funding.tempId} is being opened by another instance`);
+      if (this.entries.has(funding.tempId)) return false;
+    }
     const state = step.state;
     const known = this.tempIdByChannelId.get(state.channel.id);
     if (known !== undefined) throw new ProtocolError('DUPLICATE_CHANNEL', `${state.channel.id} is already a channel`);
@@ -465,6 +597,7 @@ export class PayeeService {
    * @throws ProtocolError / RangeError: the input is refused and nothing changed.
    */
   private stepInput(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null): Promise<void> | null {
+    if (entry.moved) throw new ProtocolError('CHANNEL_MOVED', `${entry.tempId}: another instance serves it now; reconnect`);
     if (entry.discarded) throw new ProtocolError('UNKNOWN_CHANNEL', `${entry.tempId}: its funding was not taken; send it again`);
     if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
     if (input.type === 'message') {
@@ -518,6 +651,7 @@ export class PayeeService {
     holdsLaterPersists: (effect) => effect.type === 'broadcast',
     failed: ({ entry }, err) => {
       if (err instanceof ProtocolError || err instanceof BroadcastRejectedError) return; // handled by run()
+      if (isStoreError(err, 'FENCED')) return; // the channel moved to another instance: dropped, not halted (drop)
       entry.broken = err instanceof Error ? err : new Error(String(err));
       this.options.log?.(`channel ${entry.tempId} halted: ${entry.broken.message}`);
     },

@@ -477,6 +477,7 @@ export class PostgresStore implements Store {
     this.counts.rows += batch.rows;
     if (batch.fenced !== null) {
       this.counts.fencedWrites += batch.fenced.size;
+      this.settings.log(`store: ${batch.fenced.size} payee writes fenced off, not stored: another instance holds their channels`);
       for (const tempId of batch.fenced) this.leases.lost(tempId);
     }
     batch.resolve();

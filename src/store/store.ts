@@ -128,6 +128,8 @@ export interface Store {
 export interface ChannelLeases {
   /** Who this instance is in the lease table. */
   readonly owner: string;
+  /** How long a lease lasts unrenewed, ms: how soon a dead instance's channels can move. */
+  readonly leaseMs: number;
   /**
    * Takes the leases of these payee channels (those free, expired, or already this owner's).
    * @returns the tempIds now held.

@@ -28,8 +28,8 @@ export interface PostgresServer {
   readonly pid: number;
   /** Creates a fresh, empty database and returns its URL. */
   createDatabase(name?: string): Promise<string>;
-  /** Runs one SQL statement as the superuser (psql-free: through `pg`), returning its rows. */
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** Runs one SQL statement as the superuser (through `pg`) in `database` (a URL; default the `postgres` one), returning its rows. */
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], database?: string): Promise<R[]>;
   /** Stops the server (fast shutdown) and deletes its dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -136,8 +136,10 @@ async function launch(bin: string, dir: string, data: string, port: number, ids:
   }
   let databases = 0;
   let stopping: Promise<void> | undefined;
-  const query = async <R>(sql: string, params?: unknown[]): Promise<R[]> => {
-    const client = new pg.Client({ connectionString: url });
+  const query = async <R>(sql: string, params?: unknown[], database = url): Promise<R[]> => {
+    const target = new URL(database);
+    target.search = ''; // our own parameters (paychan_lease_ms) are no business of the driver's
+    const client = new pg.Client({ connectionString: target.toString() });
     await client.connect();
     try {
       return (await client.query(sql, params)).rows as R[];
