@@ -103,6 +103,8 @@ export class PayeeService {
   /** Channels being loaded from the store on demand, by the ref asked for. */
   private readonly adoptions = new Map<string, Promise<ChannelEntry | 'busy' | undefined>>();
   private orphanTimer: NodeJS.Timeout | null = null;
+  /** The messages waiting for adoptions, in arrival order (never rejects). */
+  private adoptionTurns: Promise<void> = SETTLED;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
@@ -235,11 +237,22 @@ export class PayeeService {
     return adoption;
   }
 
-  /** A message for a channel not in the table, with leases on: adopt it, then handle the message. */
-  private async adoptThenHandle(message: Message, ref: string, link: PeerLink): Promise<void> {
+  /**
+   * A message for a channel not in the table, with leases on: adopt it, then handle the message.
+   * Adoptions run concurrently, but the messages waiting for them are handled in arrival order
+   * (a payer's auth names the tempId and its status request the channel id: two adoptions).
+   */
+  private adoptThenHandle(message: Message, ref: string, link: PeerLink): Promise<void> {
+    const adoption = this.adopt(ref);
+    const turn = this.adoptionTurns.then(() => this.handleAdopted(message, ref, link, adoption));
+    this.adoptionTurns = turn;
+    return turn;
+  }
+
+  private async handleAdopted(message: Message, ref: string, link: PeerLink, adoption: Promise<ChannelEntry | 'busy' | undefined>): Promise<void> {
     let adopted: ChannelEntry | 'busy' | undefined;
     try {
-      adopted = await this.adopt(ref);
+      adopted = await adoption;
     } catch (err) {
       this.reply(link, err, ref);
       return;
@@ -253,7 +266,7 @@ export class PayeeService {
       link.close?.();
       return;
     }
-    return this.run(adopted, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
+    await this.run(adopted, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
   }
 
   /**
@@ -645,13 +658,20 @@ export class PayeeService {
       before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null
         ? this.options.store.savePayeePayment(entry.tempId, state.paidSat, state.signature)
         : this.options.store.savePayeeChannel(entry.tempId, state),
-    send: (step, message) => this.deliver(step.entry, message, step.replyTo, step.before),
+    // Nothing after a failed persist of the channel goes out (the runner still runs later steps'
+    // effects): a status or an ack would otherwise report a total that is not stored.
+    send: (step, message) => {
+      if (!step.entry.moved && step.entry.broken === null) this.deliver(step.entry, message, step.replyTo, step.before);
+    },
     carryOut: (step, effect) => this.carryOut(step.entry, effect),
     // An opening is stored only once the node took its funding (a refused one leaves no row).
     holdsLaterPersists: (effect) => effect.type === 'broadcast',
     failed: ({ entry }, err) => {
       if (err instanceof ProtocolError || err instanceof BroadcastRejectedError) return; // handled by run()
-      if (isStoreError(err, 'FENCED')) return; // the channel moved to another instance: dropped, not halted (drop)
+      if (isStoreError(err, 'FENCED')) {
+        entry.moved = true; // another instance holds the channel: dropped (drop), not halted
+        return;
+      }
       entry.broken = err instanceof Error ? err : new Error(String(err));
       this.options.log?.(`channel ${entry.tempId} halted: ${entry.broken.message}`);
     },
