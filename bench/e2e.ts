@@ -10,6 +10,10 @@
  * testmempoolaccept, and a batch close of 100 channels (`signBatchClose`) is accepted,
  * broadcast and mined.
  *
+ * `--store postgres [--instances N]`: the payee on a throwaway PostgreSQL server (Debian's, as
+ * the tests start it), N instances sharing it (same seed), the payer's connections spread over
+ * them: what one primary carries (docs/scale.md).
+ *
  * Prints one JSON line (last on stdout). Run through bench/run.ts.
  */
 import fs from 'node:fs';
@@ -27,7 +31,8 @@ import { signClose } from '../src/protocol/close.js';
 import { bitcoinjsNetwork } from '../src/protocol/network.js';
 import type { PayeeState } from '../src/protocol/payee-machine.js';
 import { VARIANT_NAMES } from '../src/protocol/variants/index.js';
-import { openSqliteStore } from '../src/store/sqlite-store.js';
+import { openStore } from '../src/store/open-store.js';
+import { startPostgres, type PostgresServer } from '../test/helpers/postgres.js';
 import { WalletKeys } from '../src/wallet/keys.js';
 import { emitResult, envList, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
 import { BenchChild, type Event } from './lib/lines.js';
@@ -37,6 +42,10 @@ const args = parseArgs(process.argv.slice(2));
 const BATCH = intArg(args, 'batch-close', 100);
 const PROFILE = flag(args, 'profile');
 const PROFILE_DIR = path.resolve(strArg(args, 'profile-dir', path.join('bench', 'out')));
+const STORE = strArg(args, 'store', 'sqlite');
+if (STORE !== 'sqlite' && STORE !== 'postgres') throw new TypeError(`--store must be sqlite or postgres, got ${STORE}`);
+const INSTANCES = intArg(args, 'instances', 1);
+if (INSTANCES > 1 && STORE !== 'postgres') throw new TypeError('--instances > 1 needs --store postgres');
 const payerArgs = ['channels', 'connections', 'payments', 'latency-payments', 'latency-rate', 'warmup', 'window', 'chunk'].flatMap((k) => (args.has(k) ? [`--${k}`, String(args.get(k))] : []));
 const PHASES = ['fund', 'open', 'warmup', 'throughput', 'latency', 'presigned-throughput', 'presigned-latency'];
 const PROFILED = new Set(['profile-payer-client', 'profile-presigned', ...envList('PAYCHAN_BENCH_PROFILE_PHASES')]);
@@ -61,6 +70,7 @@ let mining = true;
 let blocksMined = 0;
 let miner: Promise<void> = Promise.resolve();
 const children: BenchChild[] = [];
+let pg: PostgresServer | undefined;
 try {
   await node.mine(101);
   miner = (async () => {
@@ -74,13 +84,31 @@ try {
     }
   })();
   const payeeDir = path.join(home, 'payee');
-  const payee = new BenchChild('payee', 'bench/e2e-payee.ts', [...rpcArgs, '--data-dir', payeeDir, '--profile-dir', PROFILE_DIR], payeeFlags, progress);
-  children.push(payee);
-  const ready = await payee.next('ready');
+  let dbUrl: string | undefined;
+  if (STORE === 'postgres') {
+    pg = await startPostgres();
+    dbUrl = await pg.createDatabase();
+    progress(`e2e: payee store ${dbUrl}, ${INSTANCES} instance(s)`);
+  }
+  const payeeSeed = `${toHex(randomBytes(32))}\n`;
+  const payees: BenchChild[] = [];
+  for (let i = 0; i < INSTANCES; i++) {
+    const dataDir = i === 0 ? payeeDir : `${payeeDir}-${i}`;
+    if (INSTANCES > 1) {
+      fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(path.join(dataDir, 'seed'), payeeSeed, { mode: 0o600 }); // instances share the keys
+    }
+    const child = new BenchChild(i === 0 ? 'payee' : `payee${i}`, 'bench/e2e-payee.ts', [...rpcArgs, '--data-dir', dataDir, '--profile-dir', PROFILE_DIR, ...(dbUrl ? ['--db', dbUrl] : [])], payeeFlags, progress);
+    children.push(child);
+    payees.push(child);
+  }
+  const payee = payees[0]!;
+  const readies = await Promise.all(payees.map((p) => p.next('ready')));
+  const ready = readies[0]!;
   const payer = new BenchChild(
     'payer',
     'bench/e2e-payer.ts',
-    [...rpcArgs, '--seed-file', seedFile, '--ws-url', String(ready.wsUrl), '--data-dir', path.join(home, 'payer'), '--profile-dir', PROFILE_DIR, ...payerArgs, ...(PROFILE ? ['--profile-payments', String(intArg(args, 'profile-payments', 50_000))] : [])],
+    [...rpcArgs, '--seed-file', seedFile, '--ws-url', readies.map((r) => String(r.wsUrl)).join(','), '--data-dir', path.join(home, 'payer'), '--profile-dir', PROFILE_DIR, ...payerArgs, ...(PROFILE ? ['--profile-payments', String(intArg(args, 'profile-payments', 50_000))] : [])],
     payerFlags,
     progress,
   );
@@ -101,13 +129,16 @@ try {
     if (profiled) await payee.ask('profile-start', 'profiling');
     const heapSampled = HEAP_SAMPLED.has(name);
     if (heapSampled) await payee.ask('heap-start', 'heap-sampling');
-    const c0 = await payee.ask(`cpu-begin ${name}`, 'cpu');
+    // Payee CPU is summed over the instances.
+    const c0s = await Promise.all(payees.map((p) => p.ask(`cpu-begin ${name}`, 'cpu')));
     const m0 = machineBusyMs();
     payer.send(`go ${name}`);
     await payer.next((e) => e.event === 'phase-done' && e.phase === name);
-    const after = await payee.ask(`cpu-end ${name}`, 'cpu');
-    payeeCpuMs[name] = round((Number(after.us) - Number(c0.us)) / 1000, 1);
-    payeeSysMs[name] = round((Number(after.sysUs) - Number(c0.sysUs)) / 1000, 1);
+    const afters = await Promise.all(payees.map((p) => p.ask(`cpu-end ${name}`, 'cpu')));
+    const after = afters[0]!;
+    const sum = (events: Event[], key: string): number => events.reduce((n, e) => n + Number(e[key]), 0);
+    payeeCpuMs[name] = round((sum(afters, 'us') - sum(c0s, 'us')) / 1000, 1);
+    payeeSysMs[name] = round((sum(afters, 'sysUs') - sum(c0s, 'sysUs')) / 1000, 1);
     const m1 = machineBusyMs();
     machineCpuMs[name] = m0 === null || m1 === null ? null : round(m1 - m0, 0);
     payeeLoop[name] = { commits: after.commits, loopDelay: after.loopDelay, payeeLatency: after.payeeLatency, sched: after.sched };
@@ -116,11 +147,12 @@ try {
   }
   const result = await payer.next('result');
   await payer.exited;
-  const stopped = await payee.ask('stop', 'stopped');
-  await payee.exited;
+  const stoppedAll = await Promise.all(payees.map((p) => p.ask('stop', 'stopped')));
+  const stopped = stoppedAll[0]!;
+  await Promise.all(payees.map((p) => p.exited));
 
   progress('e2e: checking closes against the node');
-  const closes = await checkCloses(path.join(payeeDir, 'payee.db'), loadOrCreateSeed(path.join(payeeDir, 'seed')), String(ready.payoutAddress), result);
+  const closes = await checkCloses(dbUrl ?? path.join(payeeDir, 'payee.db'), loadOrCreateSeed(path.join(payeeDir, 'seed')), String(ready.payoutAddress), result);
 
   const throughput = result.throughput as { perSec: number; payments: number; payerCpuUs: number };
   const latency = result.latency as { p50Ms: number; p99Ms: number };
@@ -134,6 +166,8 @@ try {
     e2ePresignedP50Ms: rawLatency.p50Ms,
     e2ePresignedP99Ms: rawLatency.p99Ms,
     e2e: {
+      store: STORE,
+      instances: INSTANCES,
       channels: result.channels,
       connections: result.connections,
       window: result.window,
@@ -150,7 +184,7 @@ try {
       payeeSysMs,
       machineCpuMs,
       payeeCommitsAndLoopDelay: payeeLoop,
-      payeeStore: stopped.store,
+      payeeStore: INSTANCES > 1 ? stoppedAll.map((s) => s.store) : stopped.store,
       payeeMetrics: stopped.metrics,
       ...(PROFILE ? { profiledThroughput: result.profiledThroughput, profiledPresignedThroughput: result.profiledPresignedThroughput } : {}),
     },
@@ -163,6 +197,7 @@ try {
   for (const c of children) c.kill();
   rpc.close();
   await node.stop();
+  await pg?.stop();
   fs.rmSync(home, { recursive: true, force: true });
 }
 
@@ -182,8 +217,8 @@ function machineBusyMs(): number | null {
  * (testmempoolaccept only: they conflict with the batch), then the batch close of the first
  * `BATCH` channels, which is broadcast and mined.
  */
-async function checkCloses(dbFile: string, payeeSeed: Uint8Array, payoutAddress: string, result: Event): Promise<Record<string, unknown>> {
-  const store = openSqliteStore(dbFile);
+async function checkCloses(location: string, payeeSeed: Uint8Array, payoutAddress: string, result: Event): Promise<Record<string, unknown>> {
+  const store = openStore(location);
   const states = (await store.loadPayeeChannels()).map((r) => r.state);
   await store.close();
   const paid = states.filter((s): s is Extract<PayeeState, { type: 'Open' }> => s.type === 'Open' && s.signature !== null);

@@ -9,10 +9,13 @@
  *             1,000 channels opened on a private btcd regtest node; closes checked by the node
  *   proxy     proxyPaidRequestsPerSec, paywallOverheadP50Ms, paywallOverheadP99Ms: `paychan
  *             proxy` in front of a bare upstream, paying fetches over channels on btcd
+ *   pg        pgE2ePaymentsPerSec1, pgE2ePaymentsPerSec2 and their ratios to e2ePaymentsPerSec
+ *             (pgE2eRatio1, pgE2eRatio2): the e2e run with the payee on a throwaway PostgreSQL,
+ *             one instance, then two sharing it (skipped without PostgreSQL binaries)
  *
  * Options: --json (the last stdout line is one JSON object; progress goes to stderr), --quick
  * (smaller counts, about two minutes), --profile (also CPU-profiles the hot path and the payee
- * during e2e; .cpuprofile files in bench/out/), --only hot-path,heap,close,e2e,proxy. Every run also
+ * during e2e; .cpuprofile files in bench/out/), --only hot-path,heap,close,e2e,proxy,pg. Every run also
  * writes its report to bench/out/last-run.json.
  *
  * Targets are reported, never asserted: a figure below its target is information, not a failure.
@@ -31,7 +34,7 @@ const args = parseArgs(process.argv.slice(2));
 const JSON_OUT = flag(args, 'json');
 const QUICK = flag(args, 'quick');
 const PROFILE = flag(args, 'profile');
-const SECTIONS = ['hot-path', 'heap', 'close', 'e2e', 'proxy'] as const;
+const SECTIONS = ['hot-path', 'heap', 'close', 'e2e', 'proxy', 'pg'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = new Set(strArg(args, 'only', SECTIONS.join(',')).split(',').filter(Boolean));
 for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new TypeError(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
@@ -119,12 +122,21 @@ await section('e2e', async () => {
   return r;
 });
 await section('proxy', () => runScript('proxy', 'bench/proxy.ts', SIZES.proxy));
+await section('pg', async () => {
+  const { POSTGRES_UNAVAILABLE } = await import('../test/helpers/postgres.js');
+  if (POSTGRES_UNAVAILABLE) throw new Error(`skipped: ${POSTGRES_UNAVAILABLE}`);
+  // The same sizes as e2e, so the ratios compare like with like.
+  const one = await runScript('pg-1', 'bench/e2e.ts', [...SIZES.e2e, '--store', 'postgres', '--instances', '1']);
+  const two = await runScript('pg-2', 'bench/e2e.ts', [...SIZES.e2e, '--store', 'postgres', '--instances', '2']);
+  return { pgE2ePaymentsPerSec1: one.e2ePaymentsPerSec, pgE2ePaymentsPerSec2: two.e2ePaymentsPerSec, pg1: one.e2e, pg2: two.e2e };
+});
 
 const hot = results['hot-path'] ?? {};
 const heap = results.heap ?? {};
 const close = results.close ?? {};
 const e2e = results.e2e ?? {};
 const proxy = results.proxy ?? {};
+const pg = results.pg ?? {};
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const headline = {
   verifyCeilingPerSec: num(hot.verifyCeilingPerSec),
@@ -139,7 +151,15 @@ const headline = {
   proxyPaidRequestsPerSec: num(proxy.proxyPaidRequestsPerSec),
   paywallOverheadP50Ms: num(proxy.paywallOverheadP50Ms),
   paywallOverheadP99Ms: num(proxy.paywallOverheadP99Ms),
+  pgE2ePaymentsPerSec1: num(pg.pgE2ePaymentsPerSec1),
+  pgE2ePaymentsPerSec2: num(pg.pgE2ePaymentsPerSec2),
+  pgE2eRatio1: ratio(num(pg.pgE2ePaymentsPerSec1), num(e2e.e2ePaymentsPerSec)),
+  pgE2eRatio2: ratio(num(pg.pgE2ePaymentsPerSec2), num(e2e.e2ePaymentsPerSec)),
 };
+/** a / b to two decimals, when both were measured in this run. */
+function ratio(a: number | null, b: number | null): number | null {
+  return a === null || b === null || b === 0 ? null : round(a / b, 2);
+}
 const target = (value: number | null, op: '>=' | '<=', bound: number) => ({
   target: `${op} ${bound}`,
   value,
@@ -152,6 +172,7 @@ const targets = {
   heapBytesPerChannel: target(headline.heapBytesPerChannel, '<=', 1024),
   proxyPaidRequestsPerSec: target(headline.proxyPaidRequestsPerSec, '>=', 3_000),
   paywallOverheadP99Ms: target(headline.paywallOverheadP99Ms, '<=', 2),
+  pgE2eRatio1: target(headline.pgE2eRatio1, '>=', 0.5),
 };
 const loadEnd = os.loadavg();
 const warnings: string[] = [];
@@ -186,6 +207,8 @@ const report = {
     e2e: e2e.e2e,
     closeOnChain: e2e.closeOnChain,
     proxy: proxy.proxy,
+    pg1: pg.pg1,
+    pg2: pg.pg2,
   },
   ...(PROFILE ? { profiles } : {}),
 };
@@ -217,6 +240,8 @@ function printTable(): void {
     ['proxyPaidRequestsPerSec', headline.proxyPaidRequestsPerSec, targets.proxyPaidRequestsPerSec.target, targets.proxyPaidRequestsPerSec.met],
     ['paywallOverheadP50Ms', headline.paywallOverheadP50Ms, '', undefined],
     ['paywallOverheadP99Ms', headline.paywallOverheadP99Ms, targets.paywallOverheadP99Ms.target, targets.paywallOverheadP99Ms.met],
+    ['pgE2ePaymentsPerSec1 / 2', `${fmt(headline.pgE2ePaymentsPerSec1)} / ${fmt(headline.pgE2ePaymentsPerSec2)}`, '', undefined],
+    ['pgE2eRatio1 / 2', `${fmt(headline.pgE2eRatio1)} / ${fmt(headline.pgE2eRatio2)}`, targets.pgE2eRatio1.target, targets.pgE2eRatio1.met],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => fmt(r[1]).length));
