@@ -119,6 +119,8 @@ try {
   const payeeSysMs: Record<string, number> = {};
   /** CPU time used by the whole machine (every process and the kernel) during each phase. */
   const machineCpuMs: Record<string, number | null> = {};
+  /** CPU time of the PostgreSQL server (the postmaster and its backends) during each phase. */
+  const postgresCpuMs: Record<string, number | null> = {};
   const payeeLoop: Record<string, unknown> = {};
   const profiles: Record<string, unknown> = {};
   const phases = PROFILE ? [...PHASES.slice(0, 5), 'profile-payer-client', ...PHASES.slice(5), 'profile-presigned'] : PHASES;
@@ -132,6 +134,7 @@ try {
     // Payee CPU is summed over the instances.
     const c0s = await Promise.all(payees.map((p) => p.ask(`cpu-begin ${name}`, 'cpu')));
     const m0 = machineBusyMs();
+    const pg0 = pg ? processTreeCpuMs(pg.pid) : null;
     payer.send(`go ${name}`);
     await payer.next((e) => e.event === 'phase-done' && e.phase === name);
     const afters = await Promise.all(payees.map((p) => p.ask(`cpu-end ${name}`, 'cpu')));
@@ -141,6 +144,8 @@ try {
     payeeSysMs[name] = round((sum(afters, 'sysUs') - sum(c0s, 'sysUs')) / 1000, 1);
     const m1 = machineBusyMs();
     machineCpuMs[name] = m0 === null || m1 === null ? null : round(m1 - m0, 0);
+    const pg1 = pg ? processTreeCpuMs(pg.pid) : null;
+    if (pg) postgresCpuMs[name] = pg0 === null || pg1 === null ? null : round(pg1 - pg0, 0);
     payeeLoop[name] = { commits: after.commits, loopDelay: after.loopDelay, payeeLatency: after.payeeLatency, sched: after.sched };
     if (heapSampled) await payee.ask(`heap-stop e2e-payee-${name}`, 'heap-sampled');
     if (profiled) profiles[`e2e-payee-${name}`] = (await payee.ask(`profile-stop e2e-payee-${name}`, 'profile')).summary;
@@ -176,13 +181,19 @@ try {
       blocksMined,
       fund: result.fund,
       open: result.open,
-      throughput: { ...throughput, payeeCpuUsPerPayment: round((payeeCpuMs.throughput! * 1000) / throughput.payments, 1), payerCpuUsPerPayment: round(throughput.payerCpuUs / throughput.payments, 1) },
+      throughput: {
+        ...throughput,
+        payeeCpuUsPerPayment: round((payeeCpuMs.throughput! * 1000) / throughput.payments, 1),
+        payerCpuUsPerPayment: round(throughput.payerCpuUs / throughput.payments, 1),
+        ...(pg && postgresCpuMs.throughput != null ? { postgresCpuUsPerPayment: round((postgresCpuMs.throughput * 1000) / throughput.payments, 1) } : {}),
+      },
       latency: { ...latency, payeeCpuMs: payeeCpuMs.latency },
       presignedThroughput: { ...raw, payeeCpuUsPerPayment: round((payeeCpuMs['presigned-throughput']! * 1000) / raw.payments, 1), payerCpuUsPerPayment: round(raw.payerCpuUs / raw.payments, 1) },
       presignedLatency: { ...rawLatency, payeeCpuMs: payeeCpuMs['presigned-latency'] },
       payeeCpuMs,
       payeeSysMs,
       machineCpuMs,
+      ...(pg ? { postgresCpuMs } : {}),
       payeeCommitsAndLoopDelay: payeeLoop,
       payeeStore: INSTANCES > 1 ? stoppedAll.map((s) => s.store) : stopped.store,
       payeeMetrics: stopped.metrics,
@@ -199,6 +210,31 @@ try {
   await node.stop();
   await pg?.stop();
   fs.rmSync(home, { recursive: true, force: true });
+}
+
+/**
+ * CPU time (ms, user + system) of process `root` and its children (PostgreSQL's backends are the
+ * postmaster's children), from /proc; null where there is none.
+ */
+function processTreeCpuMs(root: number): number | null {
+  try {
+    let ticks = 0;
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        continue; // gone meanwhile
+      }
+      // Fields after the command (which may hold spaces) in parentheses: state ppid ... utime(14) stime(15).
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(entry) === root || Number(f[1]) === root) ticks += Number(f[11]) + Number(f[12]);
+    }
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
 }
 
 /** CPU time (ms) all cores spent not idle since boot, from /proc/stat; null where there is none. */
