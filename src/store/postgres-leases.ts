@@ -28,6 +28,8 @@ const SQL = {
     RETURNING l.temp_id`,
   // Expiring it now (not deleting it) keeps the token growing across holders.
   release: `UPDATE channel_leases SET expires_at = now() - interval '1 millisecond' WHERE temp_id = $1 AND token = $2`,
+  releaseAll: `UPDATE channel_leases l SET expires_at = now() - interval '1 millisecond'
+    FROM unnest($1::text[], $2::bigint[]) AS u(temp_id, token) WHERE l.temp_id = u.temp_id AND l.token = u.token`,
   expiresIn: `SELECT GREATEST(0, EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::float8 AS ms FROM channel_leases WHERE temp_id = $1`,
   orphans: `SELECT c.temp_id FROM payee_channels c LEFT JOIN channel_leases l ON l.temp_id = c.temp_id
     WHERE c.state_type <> 'Closed' AND (l.temp_id IS NULL OR l.expires_at < now()) ORDER BY c.seq LIMIT $1`,
@@ -120,6 +122,18 @@ export class PgChannelLeases implements ChannelLeases, LeaseTokens {
       .catch((err: unknown) => this.log(`lease renewal failed: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => (this.renewing = null));
     return this.renewing;
+  }
+
+  /**
+   * Gives up every lease held (a clean shutdown: the other instances take the channels at once
+   * instead of after a lease period).
+   */
+  async releaseAll(): Promise<void> {
+    const held = [...this.tokens];
+    this.tokens.clear();
+    if (held.length === 0) return;
+    const pool = await this.pool();
+    await pool.query(SQL.releaseAll, [held.map(([t]) => t), held.map(([, k]) => k)]);
   }
 
   /** Stops renewing (the store closes). Leases then expire by themselves. */

@@ -360,6 +360,8 @@ export class PostgresStore implements Store {
       } catch {
         return; // never connected: nothing to close
       }
+      // After the last batch: its writes were fenced by these leases.
+      await this.leases.releaseAll().catch((err: unknown) => this.settings.log(`store: releasing leases failed: ${err instanceof Error ? err.message : String(err)}`));
       this.writer?.release();
       this.writer = null;
       await pool.end();

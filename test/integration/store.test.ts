@@ -529,6 +529,17 @@ describe.skipIf(POSTGRES_UNAVAILABLE !== undefined)(`PostgreSQL${POSTGRES_UNAVAI
       await Promise.all([a.close(), b.close()]);
     });
 
+    it('gives its leases up on close: another instance takes them at once', async () => {
+      const a = instance('a', 60_000);
+      const b = instance('b', 60_000);
+      await a.leases.acquire(['r1']);
+      await a.savePayeeChannel('r1', paid(1));
+      expect(await b.leases.acquire(['r1'])).toEqual(new Set());
+      await a.close();
+      expect(await b.leases.acquire(['r1'])).toEqual(new Set(['r1']));
+      await b.close();
+    });
+
     it('finds the lease lost at renewal, and lists channels nobody holds as orphans', async () => {
       const a = instance('a');
       const b = instance('b');
