@@ -624,7 +624,11 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
           closeLost += lost;
           closeLostSat += ch.lastAcked - total;
           fail(`channel ${ch.index} (${ch.channelId}): the close ${txid} pays ${total} sat, ${ch.lastAcked} were acknowledged: ${lost} acknowledged payments lost`);
-        } else if (total !== stored) {
+        } else if (o.instances === 1 ? total !== stored : total < stored) {
+          // One payee: the close pays exactly what was stored. Several: a payment refused with
+          // CHANNEL_MOVED while its channel moved is still signed, and the payer's resume may
+          // deliver it after the store was read; the close may then pay more (never more than
+          // signed: verifyClose checks that), never less.
           fail(`channel ${ch.index} (${ch.channelId}): the close ${txid} pays ${total} sat, the store held ${stored}`);
         } else if (result.problems.length === 0) {
           closedOnChain++;
