@@ -39,6 +39,7 @@ import { errorReply } from '../transport/error-reply.js';
 import { logText } from '../transport/log-text.js';
 import type { WalletKeys } from '../wallet/keys.js';
 import { scheduleEffects, SETTLED, type EffectHost, type OtherEffect } from '../driver/effect-runner.js';
+import { ChannelAdoption, type Adoption } from './channel-adoption.js';
 import { ChannelEntry } from './channel-entry.js';
 import { Closer } from './closer.js';
 import { FundingWatcher } from './funding-watcher.js';
@@ -70,8 +71,6 @@ interface PayeeEffectStep {
 
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
 const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
-/** Orphaned channels (their holder died and no payer came back) adopted per pass. */
-const ORPHANS_PER_PASS = 200;
 
 /** Messages taken only from a connection that authenticated for the channel (`auth`). */
 const PAYER_ONLY = new Set<Message['type']>(['close-request', 'status-request']);
@@ -100,16 +99,24 @@ export class PayeeService {
   private readonly openings = new Map<string, Promise<void>>();
   /** Several instances share the store: this one serves only the channels whose lease it holds. */
   private readonly leases: ChannelLeases | undefined;
-  /** Channels being loaded from the store on demand, by the ref asked for. */
-  private readonly adoptions = new Map<string, Promise<ChannelEntry | 'busy' | undefined>>();
-  private orphanTimer: NodeJS.Timeout | null = null;
-  /** The messages waiting for adoptions, in arrival order (never rejects). */
-  private adoptionTurns: Promise<void> = SETTLED;
+  /** With leases: taking channels from other instances, dropping lost ones (channel-adoption.ts). */
+  private readonly adoption: ChannelAdoption | undefined;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
     this.leases = options.store.leases;
-    this.leases?.onLost((tempId) => this.drop(tempId));
+    this.adoption = this.leases
+      ? new ChannelAdoption(options.store, this.leases, {
+          entry: (tempId) => this.entries.get(tempId),
+          serves: (state) => CHANNEL_TYPES.has(state.type),
+          register: (tempId, state) => this.register(tempId, state),
+          forget: (entry) => {
+            if (this.entries.get(entry.tempId) === entry) this.entries.delete(entry.tempId);
+            for (const [channelId, tempId] of this.tempIdByChannelId) if (tempId === entry.tempId) this.tempIdByChannelId.delete(channelId);
+          },
+          log: (line) => options.log?.(line),
+        })
+      : undefined;
     this.ctx = {
       secp: options.secp,
       policy: options.policy,
@@ -207,50 +214,14 @@ export class PayeeService {
     return entry;
   }
 
-  /**
-   * Loads a channel another instance served, once its lease is ours (several instances on one
-   * store). Concurrent asks for one ref share the work; messages wait for it in arrival order.
-   * A lease another instance holds is waited for up to two lease periods: a dead or paused
-   * holder's expires by then; a live holder renews it, and the payer is told CHANNEL_MOVED.
-   * @returns the entry; 'busy' if another live instance keeps the lease; undefined if no such channel.
-   */
-  private adopt(ref: string): Promise<ChannelEntry | 'busy' | undefined> {
-    let adoption = this.adoptions.get(ref);
-    if (!adoption) {
-      adoption = (async () => {
-        const store = this.options.store;
-        const found = await store.loadPayeeChannel!(ref);
-        if (!found || !CHANNEL_TYPES.has(found.state.type)) return undefined;
-        const known = this.entries.get(found.tempId);
-        if (known) return known;
-        if (!(await this.leases!.acquireWaiting(found.tempId, 2 * this.leases!.leaseMs))) return 'busy';
-        // Read after taking the lease: the former holder's last committed write is in it.
-        const fresh = await store.loadPayeeChannel!(found.tempId);
-        if (!fresh) return undefined;
-        const again = this.entries.get(fresh.tempId);
-        if (again) return again;
-        this.options.log?.(`took over channel ${payeeStateRef(fresh.state)} (${fresh.state.type}, ${'paidSat' in fresh.state ? fresh.state.paidSat : 0n} sat)`);
-        return this.register(fresh.tempId, fresh.state);
-      })().finally(() => this.adoptions.delete(ref));
-      this.adoptions.set(ref, adoption);
-    }
-    return adoption;
+  /** A message for a channel not in the table, with leases on: adopt it, then handle it (in arrival order). */
+  private adoptThenHandle(adoption: ChannelAdoption, message: Message, ref: string, link: PeerLink): Promise<void> {
+    const adopted = adoption.adopt(ref);
+    return adoption.inTurn(() => this.handleAdopted(message, ref, link, adopted));
   }
 
-  /**
-   * A message for a channel not in the table, with leases on: adopt it, then handle the message.
-   * Adoptions run concurrently, but the messages waiting for them are handled in arrival order
-   * (a payer's auth names the tempId and its status request the channel id: two adoptions).
-   */
-  private adoptThenHandle(message: Message, ref: string, link: PeerLink): Promise<void> {
-    const adoption = this.adopt(ref);
-    const turn = this.adoptionTurns.then(() => this.handleAdopted(message, ref, link, adoption));
-    this.adoptionTurns = turn;
-    return turn;
-  }
-
-  private async handleAdopted(message: Message, ref: string, link: PeerLink, adoption: Promise<ChannelEntry | 'busy' | undefined>): Promise<void> {
-    let adopted: ChannelEntry | 'busy' | undefined;
+  private async handleAdopted(message: Message, ref: string, link: PeerLink, adoption: Promise<Adoption>): Promise<void> {
+    let adopted: Adoption;
     try {
       adopted = await adoption;
     } catch (err) {
@@ -270,58 +241,12 @@ export class PayeeService {
   }
 
   /**
-   * Forgets a channel whose lease this instance lost: nothing more is acknowledged or stored for
-   * it here (its writes are fenced anyway); its payer is told and its connection ended, so it
-   * reconnects to the instance that holds it now.
-   */
-  private drop(tempId: string): void {
-    const entry = this.entries.get(tempId);
-    if (!entry) return;
-    entry.moved = true;
-    entry.discarded = true;
-    this.entries.delete(tempId);
-    for (const [channelId, t] of this.tempIdByChannelId) {
-      if (t === tempId) this.tempIdByChannelId.delete(channelId);
-    }
-    const ref = payeeStateRef(entry.state);
-    this.options.log?.(`channel ${ref} moved to another instance: dropped here`);
-    const link = entry.link;
-    if (link) {
-      link.send(errorMessage('CHANNEL_MOVED', `${ref}: another instance serves it now; reconnect`, 'reject', ref));
-      link.close?.();
-    }
-  }
-
-  /** Takes the channels no live instance holds (their holder died and no payer came back): their closes are due all the same. */
-  private async adoptOrphans(): Promise<void> {
-    const leases = this.leases;
-    if (!leases) return;
-    try {
-      const orphans = (await leases.orphans(ORPHANS_PER_PASS)).filter((t) => !this.entries.has(t));
-      if (orphans.length === 0) return;
-      const held = await leases.acquire(orphans);
-      for (const tempId of held) {
-        const found = await this.options.store.loadPayeeChannel!(tempId);
-        if (found && !this.entries.has(tempId) && CHANNEL_TYPES.has(found.state.type)) {
-          this.register(tempId, found.state);
-          this.options.log?.(`adopted orphaned channel ${payeeStateRef(found.state)}`);
-        }
-      }
-    } catch (err) {
-      this.options.log?.(`adopting orphaned channels failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-
-  /**
    * Starts following the chain: funding confirmations, and the closer (closes due channels,
    * fee bumps, settlement). The first pass runs at once: a payee that was offline catches up.
    */
   start(): void {
     this.unsubscribe ??= this.options.backend.subscribeTips((tip) => void this.onTip(tip));
-    if (this.leases && !this.orphanTimer) {
-      this.orphanTimer = setInterval(() => void this.adoptOrphans(), this.leases.leaseMs);
-      this.orphanTimer.unref();
-    }
+    this.adoption?.start();
     void this.options.backend.getTip().then(
       (tip) => this.onTip(tip),
       (err: unknown) => this.options.log?.(`cannot read the tip: ${String(err)}`),
@@ -342,8 +267,7 @@ export class PayeeService {
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
-    if (this.orphanTimer) clearInterval(this.orphanTimer);
-    this.orphanTimer = null;
+    this.adoption?.stop();
   }
 
   /** Waits until every effect scheduled so far has run (e.g. before closing the store). */
@@ -400,7 +324,7 @@ export class PayeeService {
       const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : message.type === 'error' ? message.ref : undefined;
       const tempId = ref === undefined ? undefined : (this.tempIdByChannelId.get(ref) ?? ref);
       const entry = tempId === undefined ? undefined : this.entries.get(tempId);
-      if ((!entry || tempId === undefined) && this.leases && ref !== undefined && message.type !== 'error') return this.adoptThenHandle(message, ref, link);
+      if ((!entry || tempId === undefined) && this.adoption && ref !== undefined && message.type !== 'error') return this.adoptThenHandle(this.adoption, message, ref, link);
       if (!entry || tempId === undefined) {
         // Never answer an error with an error (two peers could ping-pong forever).
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
