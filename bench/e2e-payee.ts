@@ -37,13 +37,14 @@ const app = await startPayeeApp({
   port: 0,
   priceSat: 10n,
   fallbackFeeRateSatPerVb: 2,
+  ...(args.has('db') ? { dbPath: strArg(args, 'db') } : {}),
   log: (line) => process.stderr.write(`${line}\n`),
 });
-// The bench reads the SQLite adapter's own counters (commits, rows per commit).
-if (!(app.store instanceof SqliteStore)) throw new Error('the e2e bench measures the SQLite store');
-const sqlite = app.store;
+// The bench reads the SQLite adapter's own counters (commits, rows per commit); PostgreSQL's
+// (`--db postgres://…`) gives its stats at the end only.
+const sqlite = app.store instanceof SqliteStore ? app.store : null;
 const trace = new Trace('payee');
-const storeProbe = probeStore(sqlite, false, trace.configured ? (startMs, ms) => trace.commit(startMs, ms) : undefined);
+const storeProbe = sqlite ? probeStore(sqlite, false, trace.configured ? (startMs, ms) => trace.commit(startMs, ms) : undefined) : null;
 const payeeLatency = probePaymentLatency(app.server.metrics.paymentLatency);
 const sched = new SchedStats();
 const loopDelay = new LoopDelay();
@@ -111,7 +112,7 @@ async function command(line: string): Promise<void> {
       return;
     }
     case 'stop': {
-      const stats = sqlite.stats();
+      const stats = (app.store as unknown as { stats?: () => unknown }).stats?.() ?? null;
       await app.close();
       await backend.close();
       emit({ event: 'stopped', store: stats, metrics: app.server.metrics.render().split('\n').filter((l) => l.startsWith('paychan_payments_total') || l.startsWith('paychan_messages_rejected_total')) });

@@ -75,7 +75,10 @@ const CAPACITY_SAT = BigInt(intArg(args, 'capacity', 1_000_000));
 const AMOUNT_SAT = BigInt(intArg(args, 'amount', 50));
 const FEE_RATE = 2;
 const PENDING_PROPOSALS = intArg(args, 'pending-proposals', 8);
-const wsUrl = strArg(args, 'ws-url');
+// Several payee instances (comma-separated URLs): connection i goes to instance i mod n, and a
+// channel always uses the same connection index, so each instance serves its own share.
+const wsUrls = strArg(args, 'ws-url').split(',');
+const wsUrlOf = (i: number): string => wsUrls[i % wsUrls.length]!;
 const dataDir = strArg(args, 'data-dir');
 const PROFILE_DIR = strArg(args, 'profile-dir', path.join('bench', 'out'));
 
@@ -200,8 +203,8 @@ function route(text: string): void {
   client?.receiveMessage(m);
 }
 
-const links: WsPeerLink[] = Array.from({ length: CONNECTIONS }, () =>
-  connectPayee(wsUrl, { onMessage: route, reconnect: false, log: (l) => progress(`payer link: ${l}`) }),
+const links: WsPeerLink[] = Array.from({ length: CONNECTIONS }, (_, i) =>
+  connectPayee(wsUrlOf(i), { onMessage: route, reconnect: false, log: (l) => progress(`payer link: ${l}`) }),
 );
 await Promise.all(links.map((l) => l.ready()));
 if (trace.configured) {
@@ -311,7 +314,7 @@ for (const lane of lanes) rawAckHandlers.set(lane.channel.id, (totalSat) => {
 });
 const sockets = await Promise.all(
   Array.from({ length: CONNECTIONS }, (_, i) => {
-    const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+    const ws = new WebSocket(wsUrlOf(i), { perMessageDeflate: false });
     ws.on('message', (data) => {
       const m = JSON.parse(String(data)) as { type: string; channelId?: string; totalSat?: string; challenge?: string };
       if (m.type === 'payment-ack') {

@@ -10,6 +10,10 @@
  * testmempoolaccept, and a batch close of 100 channels (`signBatchClose`) is accepted,
  * broadcast and mined.
  *
+ * `--store postgres [--instances N]`: the payee on a throwaway PostgreSQL server (Debian's, as
+ * the tests start it), N instances sharing it (same seed), the payer's connections spread over
+ * them: what one primary carries (docs/scale.md).
+ *
  * Prints one JSON line (last on stdout). Run through bench/run.ts.
  */
 import fs from 'node:fs';
@@ -27,7 +31,8 @@ import { signClose } from '../src/protocol/close.js';
 import { bitcoinjsNetwork } from '../src/protocol/network.js';
 import type { PayeeState } from '../src/protocol/payee-machine.js';
 import { VARIANT_NAMES } from '../src/protocol/variants/index.js';
-import { openSqliteStore } from '../src/store/sqlite-store.js';
+import { openStore } from '../src/store/open-store.js';
+import { startPostgres, type PostgresServer } from '../test/helpers/postgres.js';
 import { WalletKeys } from '../src/wallet/keys.js';
 import { emitResult, envList, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
 import { BenchChild, type Event } from './lib/lines.js';
@@ -37,6 +42,10 @@ const args = parseArgs(process.argv.slice(2));
 const BATCH = intArg(args, 'batch-close', 100);
 const PROFILE = flag(args, 'profile');
 const PROFILE_DIR = path.resolve(strArg(args, 'profile-dir', path.join('bench', 'out')));
+const STORE = strArg(args, 'store', 'sqlite');
+if (STORE !== 'sqlite' && STORE !== 'postgres') throw new TypeError(`--store must be sqlite or postgres, got ${STORE}`);
+const INSTANCES = intArg(args, 'instances', 1);
+if (INSTANCES > 1 && STORE !== 'postgres') throw new TypeError('--instances > 1 needs --store postgres');
 const payerArgs = ['channels', 'connections', 'payments', 'latency-payments', 'latency-rate', 'fixed-rate', 'one-channel-payments', 'warmup', 'window', 'chunk'].flatMap((k) => (args.has(k) ? [`--${k}`, String(args.get(k))] : []));
 const PHASES = ['fund', 'open', 'warmup', 'throughput', 'latency', 'latency-fixed', 'one-channel', 'presigned-throughput', 'presigned-latency'];
 /** Where the profiled PayerClient phase goes when profiling (after the PayerClient phases). */
@@ -63,6 +72,7 @@ let mining = true;
 let blocksMined = 0;
 let miner: Promise<void> = Promise.resolve();
 const children: BenchChild[] = [];
+let pg: PostgresServer | undefined;
 try {
   await node.mine(101);
   miner = (async () => {
@@ -76,13 +86,31 @@ try {
     }
   })();
   const payeeDir = path.join(home, 'payee');
-  const payee = new BenchChild('payee', 'bench/e2e-payee.ts', [...rpcArgs, '--data-dir', payeeDir, '--profile-dir', PROFILE_DIR], payeeFlags, progress);
-  children.push(payee);
-  const ready = await payee.next('ready');
+  let dbUrl: string | undefined;
+  if (STORE === 'postgres') {
+    pg = await startPostgres();
+    dbUrl = await pg.createDatabase();
+    progress(`e2e: payee store ${dbUrl}, ${INSTANCES} instance(s)`);
+  }
+  const payeeSeed = `${toHex(randomBytes(32))}\n`;
+  const payees: BenchChild[] = [];
+  for (let i = 0; i < INSTANCES; i++) {
+    const dataDir = i === 0 ? payeeDir : `${payeeDir}-${i}`;
+    if (INSTANCES > 1) {
+      fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(path.join(dataDir, 'seed'), payeeSeed, { mode: 0o600 }); // instances share the keys
+    }
+    const child = new BenchChild(i === 0 ? 'payee' : `payee${i}`, 'bench/e2e-payee.ts', [...rpcArgs, '--data-dir', dataDir, '--profile-dir', PROFILE_DIR, ...(dbUrl ? ['--db', dbUrl] : [])], payeeFlags, progress);
+    children.push(child);
+    payees.push(child);
+  }
+  const payee = payees[0]!;
+  const readies = await Promise.all(payees.map((p) => p.next('ready')));
+  const ready = readies[0]!;
   const payer = new BenchChild(
     'payer',
     'bench/e2e-payer.ts',
-    [...rpcArgs, '--seed-file', seedFile, '--ws-url', String(ready.wsUrl), '--data-dir', path.join(home, 'payer'), '--profile-dir', PROFILE_DIR, ...payerArgs, ...(PROFILE ? ['--profile-payments', String(intArg(args, 'profile-payments', 50_000))] : [])],
+    [...rpcArgs, '--seed-file', seedFile, '--ws-url', readies.map((r) => String(r.wsUrl)).join(','), '--data-dir', path.join(home, 'payer'), '--profile-dir', PROFILE_DIR, ...payerArgs, ...(PROFILE ? ['--profile-payments', String(intArg(args, 'profile-payments', 50_000))] : [])],
     payerFlags,
     progress,
   );
@@ -93,6 +121,8 @@ try {
   const payeeSysMs: Record<string, number> = {};
   /** CPU time used by the whole machine (every process and the kernel) during each phase. */
   const machineCpuMs: Record<string, number | null> = {};
+  /** CPU time of the PostgreSQL server (the postmaster and its backends) during each phase. */
+  const postgresCpuMs: Record<string, number | null> = {};
   const payeeLoop: Record<string, unknown> = {};
   /** JS heap bytes the payee allocated during each phase (lib/alloc.ts). */
   const payeeAlloc: Record<string, { allocatedBytes: number; collections: number; gcMs: number }> = {};
@@ -105,15 +135,21 @@ try {
     if (profiled) await payee.ask('profile-start', 'profiling');
     const heapSampled = HEAP_SAMPLED.has(name);
     if (heapSampled) await payee.ask('heap-start', 'heap-sampling');
-    const c0 = await payee.ask(`cpu-begin ${name}`, 'cpu');
+    // Payee CPU is summed over the instances.
+    const c0s = await Promise.all(payees.map((p) => p.ask(`cpu-begin ${name}`, 'cpu')));
     const m0 = machineBusyMs();
+    const pg0 = pg ? processTreeCpuMs(pg.pid) : null;
     payer.send(`go ${name}`);
     await payer.next((e) => e.event === 'phase-done' && e.phase === name);
-    const after = await payee.ask(`cpu-end ${name}`, 'cpu');
-    payeeCpuMs[name] = round((Number(after.us) - Number(c0.us)) / 1000, 1);
-    payeeSysMs[name] = round((Number(after.sysUs) - Number(c0.sysUs)) / 1000, 1);
+    const afters = await Promise.all(payees.map((p) => p.ask(`cpu-end ${name}`, 'cpu')));
+    const after = afters[0]!;
+    const sum = (events: Event[], key: string): number => events.reduce((n, e) => n + Number(e[key]), 0);
+    payeeCpuMs[name] = round((sum(afters, 'us') - sum(c0s, 'us')) / 1000, 1);
+    payeeSysMs[name] = round((sum(afters, 'sysUs') - sum(c0s, 'sysUs')) / 1000, 1);
     const m1 = machineBusyMs();
     machineCpuMs[name] = m0 === null || m1 === null ? null : round(m1 - m0, 0);
+    const pg1 = pg ? processTreeCpuMs(pg.pid) : null;
+    if (pg) postgresCpuMs[name] = pg0 === null || pg1 === null ? null : round(pg1 - pg0, 0);
     payeeLoop[name] = { commits: after.commits, loopDelay: after.loopDelay, payeeLatency: after.payeeLatency, sched: after.sched };
     payeeAlloc[name] = after.alloc as (typeof payeeAlloc)[string];
     if (heapSampled) await payee.ask(`heap-stop e2e-payee-${name}`, 'heap-sampled');
@@ -121,11 +157,12 @@ try {
   }
   const result = await payer.next('result');
   await payer.exited;
-  const stopped = await payee.ask('stop', 'stopped');
-  await payee.exited;
+  const stoppedAll = await Promise.all(payees.map((p) => p.ask('stop', 'stopped')));
+  const stopped = stoppedAll[0]!;
+  await Promise.all(payees.map((p) => p.exited));
 
   progress('e2e: checking closes against the node');
-  const closes = await checkCloses(path.join(payeeDir, 'payee.db'), loadOrCreateSeed(path.join(payeeDir, 'seed')), String(ready.payoutAddress), result);
+  const closes = await checkCloses(dbUrl ?? path.join(payeeDir, 'payee.db'), loadOrCreateSeed(path.join(payeeDir, 'seed')), String(ready.payoutAddress), result);
 
   type Alloc = { allocatedBytes: number; collections: number; gcMs: number };
   const throughput = result.throughput as { perSec: number; payments: number; payerCpuUs: number; payerAlloc: Alloc };
@@ -147,6 +184,8 @@ try {
     e2ePresignedP50Ms: rawLatency.p50Ms,
     e2ePresignedP99Ms: rawLatency.p99Ms,
     e2e: {
+      store: STORE,
+      instances: INSTANCES,
       channels: result.channels,
       connections: result.connections,
       window: result.window,
@@ -155,7 +194,12 @@ try {
       blocksMined,
       fund: result.fund,
       open: result.open,
-      throughput: { ...throughput, payeeCpuUsPerPayment: round((payeeCpuMs.throughput! * 1000) / throughput.payments, 1), payerCpuUsPerPayment: round(throughput.payerCpuUs / throughput.payments, 1) },
+      throughput: {
+        ...throughput,
+        payeeCpuUsPerPayment: round((payeeCpuMs.throughput! * 1000) / throughput.payments, 1),
+        payerCpuUsPerPayment: round(throughput.payerCpuUs / throughput.payments, 1),
+        ...(pg && postgresCpuMs.throughput != null ? { postgresCpuUsPerPayment: round((postgresCpuMs.throughput * 1000) / throughput.payments, 1) } : {}),
+      },
       latency: { ...latency, payeeCpuMs: payeeCpuMs.latency },
       latencyFixed: { ...latencyFixed, payeeCpuMs: payeeCpuMs['latency-fixed'] },
       oneChannel: { ...oneChannel, payeeCpuUsPerPayment: round((payeeCpuMs['one-channel']! * 1000) / oneChannel.payments, 1), payerCpuUsPerPayment: round(oneChannel.payerCpuUs / oneChannel.payments, 1) },
@@ -165,8 +209,9 @@ try {
       payeeCpuMs,
       payeeSysMs,
       machineCpuMs,
+      ...(pg ? { postgresCpuMs } : {}),
       payeeCommitsAndLoopDelay: payeeLoop,
-      payeeStore: stopped.store,
+      payeeStore: INSTANCES > 1 ? stoppedAll.map((s) => s.store) : stopped.store,
       payeeMetrics: stopped.metrics,
       ...(PROFILE ? { profiledThroughput: result.profiledThroughput, profiledPresignedThroughput: result.profiledPresignedThroughput } : {}),
     },
@@ -179,7 +224,33 @@ try {
   for (const c of children) c.kill();
   rpc.close();
   await node.stop();
+  await pg?.stop();
   fs.rmSync(home, { recursive: true, force: true });
+}
+
+/**
+ * CPU time (ms, user + system) of process `root` and its children (PostgreSQL's backends are the
+ * postmaster's children), from /proc; null where there is none.
+ */
+function processTreeCpuMs(root: number): number | null {
+  try {
+    let ticks = 0;
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        continue; // gone meanwhile
+      }
+      // Fields after the command (which may hold spaces) in parentheses: state ppid ... utime(14) stime(15).
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(entry) === root || Number(f[1]) === root) ticks += Number(f[11]) + Number(f[12]);
+    }
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
 }
 
 /** CPU time (ms) all cores spent not idle since boot, from /proc/stat; null where there is none. */
@@ -198,8 +269,8 @@ function machineBusyMs(): number | null {
  * (testmempoolaccept only: they conflict with the batch), then the batch close of the first
  * `BATCH` channels, which is broadcast and mined.
  */
-async function checkCloses(dbFile: string, payeeSeed: Uint8Array, payoutAddress: string, result: Event): Promise<Record<string, unknown>> {
-  const store = openSqliteStore(dbFile);
+async function checkCloses(location: string, payeeSeed: Uint8Array, payoutAddress: string, result: Event): Promise<Record<string, unknown>> {
+  const store = openStore(location);
   const states = (await store.loadPayeeChannels()).map((r) => r.state);
   await store.close();
   const paid = states.filter((s): s is Extract<PayeeState, { type: 'Open' }> => s.type === 'Open' && s.signature !== null);

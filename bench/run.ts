@@ -13,10 +13,13 @@
  *             proxy` in front of a bare upstream, channels opened on btcd, node:http load generators
  *   browser   payerBundleGzipBytes (paychan/payer bundled for a page), noble vs WASM signing,
  *             browserPaymentsPerSec (a page in headless Chromium paying a local payee on btcd)
+ *   pg        pgE2ePaymentsPerSec1, pgE2ePaymentsPerSec2 and their ratios to e2ePaymentsPerSec
+ *             (pgE2eRatio1, pgE2eRatio2): the e2e run with the payee on a throwaway PostgreSQL,
+ *             one instance, then two sharing it (skipped without PostgreSQL binaries)
  *
  * Options: --json (the last stdout line is one JSON object; progress goes to stderr), --quick
  * (smaller counts, about two minutes), --profile (also CPU-profiles the hot path and the payee
- * during e2e; .cpuprofile files in bench/out/), --only hot-path,heap,close,e2e,proxy,browser. Every run also
+ * during e2e; .cpuprofile files in bench/out/), --only hot-path,heap,close,e2e,proxy,browser,pg. Every run also
  * writes its report to bench/out/last-run.json.
  *
  * Targets are reported, never asserted: a figure below its target is information, not a failure.
@@ -35,7 +38,7 @@ const args = parseArgs(process.argv.slice(2));
 const JSON_OUT = flag(args, 'json');
 const QUICK = flag(args, 'quick');
 const PROFILE = flag(args, 'profile');
-const SECTIONS = ['hot-path', 'heap', 'close', 'e2e', 'proxy', 'browser'] as const;
+const SECTIONS = ['hot-path', 'heap', 'close', 'e2e', 'proxy', 'browser', 'pg'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = new Set(strArg(args, 'only', SECTIONS.join(',')).split(',').filter(Boolean));
 for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new TypeError(`--only: unknown section ${s} (${SECTIONS.join(', ')})`);
@@ -124,6 +127,14 @@ await section('e2e', async () => {
 });
 await section('proxy', () => runScript('proxy', 'bench/proxy.ts', SIZES.proxy));
 await section('browser', () => runScript('browser', 'bench/browser.ts', QUICK ? ['--seconds', '1', '--payments', '2000', '--runs', '2'] : []));
+await section('pg', async () => {
+  const { POSTGRES_UNAVAILABLE } = await import('../test/helpers/postgres.js');
+  if (POSTGRES_UNAVAILABLE) throw new Error(`skipped: ${POSTGRES_UNAVAILABLE}`);
+  // The same sizes as e2e, so the ratios compare like with like.
+  const one = await runScript('pg-1', 'bench/e2e.ts', [...SIZES.e2e, '--store', 'postgres', '--instances', '1']);
+  const two = await runScript('pg-2', 'bench/e2e.ts', [...SIZES.e2e, '--store', 'postgres', '--instances', '2']);
+  return { pgE2ePaymentsPerSec1: one.e2ePaymentsPerSec, pgE2ePaymentsPerSec2: two.e2ePaymentsPerSec, pg1: one.e2e, pg2: two.e2e };
+});
 
 const hot = results['hot-path'] ?? {};
 const heap = results.heap ?? {};
@@ -131,6 +142,7 @@ const close = results.close ?? {};
 const e2e = results.e2e ?? {};
 const proxy = results.proxy ?? {};
 const browser = results.browser ?? {};
+const pg = results.pg ?? {};
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const headline = {
   verifyCeilingPerSec: num(hot.verifyCeilingPerSec),
@@ -151,7 +163,15 @@ const headline = {
   paywallOverheadP99Ms: num(proxy.paywallOverheadP99Ms),
   payerBundleGzipBytes: num(browser.payerBundleGzipBytes),
   browserPaymentsPerSec: num(browser.browserPaymentsPerSec),
+  pgE2ePaymentsPerSec1: num(pg.pgE2ePaymentsPerSec1),
+  pgE2ePaymentsPerSec2: num(pg.pgE2ePaymentsPerSec2),
+  pgE2eRatio1: ratio(num(pg.pgE2ePaymentsPerSec1), num(e2e.e2ePaymentsPerSec)),
+  pgE2eRatio2: ratio(num(pg.pgE2ePaymentsPerSec2), num(e2e.e2ePaymentsPerSec)),
 };
+/** a / b to two decimals, when both were measured in this run. */
+function ratio(a: number | null, b: number | null): number | null {
+  return a === null || b === null || b === 0 ? null : round(a / b, 2);
+}
 const target = (value: number | null, op: '>=' | '<=', bound: number) => ({
   target: `${op} ${bound}`,
   value,
@@ -172,6 +192,7 @@ const targets = {
   paywallOverheadP99Ms: target(headline.paywallOverheadP99Ms, '<=', 2),
   payerBundleGzipBytes: target(headline.payerBundleGzipBytes, '<=', 250_000),
   browserPaymentsPerSec: target(headline.browserPaymentsPerSec, '>=', 1_000),
+  pgE2eRatio1: target(headline.pgE2eRatio1, '>=', 0.5),
 };
 const loadEnd = os.loadavg();
 const warnings: string[] = [];
@@ -210,6 +231,8 @@ const report = {
     payerBundleBytes: browser.payerBundleBytes,
     browserSignPerSec: browser.signPerSec,
     browserPaymentsRuns: browser.browserPaymentsRuns,
+    pg1: pg.pg1,
+    pg2: pg.pg2,
   },
   ...(PROFILE ? { profiles } : {}),
 };
@@ -248,6 +271,8 @@ function printTable(): void {
     ['paywallOverheadP99Ms', headline.paywallOverheadP99Ms, targets.paywallOverheadP99Ms.target, targets.paywallOverheadP99Ms.met],
     ['payerBundleGzipBytes', headline.payerBundleGzipBytes, targets.payerBundleGzipBytes.target, targets.payerBundleGzipBytes.met],
     ['browserPaymentsPerSec', headline.browserPaymentsPerSec, targets.browserPaymentsPerSec.target, targets.browserPaymentsPerSec.met],
+    ['pgE2ePaymentsPerSec1 / 2', `${fmt(headline.pgE2ePaymentsPerSec1)} / ${fmt(headline.pgE2ePaymentsPerSec2)}`, '', undefined],
+    ['pgE2eRatio1 / 2', `${fmt(headline.pgE2eRatio1)} / ${fmt(headline.pgE2eRatio2)}`, targets.pgE2eRatio1.target, targets.pgE2eRatio1.met],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => fmt(r[1]).length));

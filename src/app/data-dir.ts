@@ -21,7 +21,7 @@ import { openStore } from '../store/open-store.js';
 import { WALLET_META_KEY, type Store } from '../store/store.js';
 import type { WalletState } from '../wallet/state.js';
 import { Wallet } from '../wallet/wallet.js';
-import { ensurePrivateDir, loadOrCreateSeed } from './files.js';
+import { ensurePrivateDir, loadOrCreateInstanceId, loadOrCreateSeed } from './files.js';
 
 /** The lock file in a data dir: the pid of the process using it. */
 export const LOCK_FILE = 'lock';
@@ -70,7 +70,9 @@ export async function openDataDir(dir: string, options: OpenDataDirOptions): Pro
   let store: Store | undefined;
   try {
     const seed = loadOrCreateSeed(path.join(dir, 'seed'));
-    store = openStore(options.dbFile ?? path.join(dir, options.defaultDb));
+    const location = options.dbFile ?? path.join(dir, options.defaultDb);
+    // Only a store several instances share needs the instance's name (its channel leases).
+    store = openStore(location, /^postgres(ql)?:/i.test(location) ? { owner: loadOrCreateInstanceId(dir), log: options.log } : {});
     await importLegacyDuplexDb(dir, store, seed, options.log);
     const opened = store;
     let closing: Promise<void> | undefined;

@@ -63,3 +63,12 @@ export function loadOrCreateAdminToken(dataDir: string): string {
   if (!/^\S{32,}$/.test(token)) throw new Error(`${file} must hold a token of at least 32 characters without spaces`);
   return token;
 }
+
+/**
+ * This data dir's name among the instances sharing one store (their channel leases), created at
+ * first use: stable across restarts (a restarted instance takes its own leases back at once),
+ * different for every data dir (`<dir>/instance-id`, 16 random bytes in hex).
+ */
+export function loadOrCreateInstanceId(dataDir: string): string {
+  return `paychan-${loadOrCreateSecret(path.join(dataDir, 'instance-id'), 16)}`;
+}

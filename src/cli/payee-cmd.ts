@@ -22,7 +22,8 @@ const SERVE_OPTIONS = `--network NET       regtest (default), signet, testnet or
                     'paychan regtest start'
 --rpc-user USER     --rpc-pass PASS
 --data-dir DIR      keys (seed, mode 0600) and database; default $PAYCHAN_HOME/payee
---db PATH           SQLite database; default DIR/payee.db
+--db PATH|URL       SQLite database file, or postgres://USER@HOST/DB for several
+                    instances sharing one database (same seed in each DIR); default DIR/payee.db
 --listen HOST:PORT  where to listen; default 127.0.0.1:8420
 --price-sat SAT     price of one request to the example route GET ${PAID_ROUTE_PREFIX}*; default 10
 --fee-rate SAT/VB   close fee rate when the node has no estimate; default 2

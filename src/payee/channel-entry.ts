@@ -39,6 +39,8 @@ export class ChannelEntry implements EffectTail {
   broken: Error | null = null;
   /** Set when the opening that made this entry failed: nothing was stored, the channel never was. */
   discarded = false;
+  /** Dropped because another payee instance took the channel's lease (docs/scale.md). */
+  moved = false;
 
   constructor(
     readonly tempId: string,

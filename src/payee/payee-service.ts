@@ -32,12 +32,14 @@ import { checkFundingTx } from '../protocol/funding.js';
 import { decodeMessage, errorMessage, type Message, type MessageOf } from '../protocol/messages.js';
 import { payeeAccept, payeeOpen, payeeSignRefund, payeeStateRef, payeeStep, payeeVouched, type PayeeContext, type Vouched, type PayeeInput, type PayeeState } from '../protocol/payee-machine.js';
 import type { PayeePolicy } from '../protocol/policy.js';
-import type { Store } from '../store/store.js';
+import { isStoreError } from '../store/store-error.js';
+import type { ChannelLeases, Store } from '../store/store.js';
 import type { PeerLink } from '../transport/link.js';
 import { errorReply } from '../transport/error-reply.js';
 import { logText } from '../transport/log-text.js';
 import type { WalletKeys } from '../wallet/keys.js';
 import { scheduleEffects, SETTLED, type EffectHost, type OtherEffect } from '../driver/effect-runner.js';
+import { ChannelAdoption, type Adoption } from './channel-adoption.js';
 import { ChannelEntry } from './channel-entry.js';
 import { Closer } from './closer.js';
 import { FundingWatcher } from './funding-watcher.js';
@@ -69,6 +71,7 @@ interface PayeeEffectStep {
 
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
 const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
+
 /** Messages taken only from a connection that authenticated for the channel (`auth`). */
 const PAYER_ONLY = new Set<Message['type']>(['close-request', 'status-request']);
 
@@ -94,9 +97,26 @@ export class PayeeService {
   private tips!: TipTracker;
   /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
   private readonly openings = new Map<string, Promise<void>>();
+  /** Several instances share the store: this one serves only the channels whose lease it holds. */
+  private readonly leases: ChannelLeases | undefined;
+  /** With leases: taking channels from other instances, dropping lost ones (channel-adoption.ts). */
+  private readonly adoption: ChannelAdoption | undefined;
 
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
+    this.leases = options.store.leases;
+    this.adoption = this.leases
+      ? new ChannelAdoption(options.store, this.leases, {
+          entry: (tempId) => this.entries.get(tempId),
+          serves: (state) => CHANNEL_TYPES.has(state.type),
+          register: (tempId, state) => this.register(tempId, state),
+          forget: (entry) => {
+            if (this.entries.get(entry.tempId) === entry) this.entries.delete(entry.tempId);
+            for (const [channelId, tempId] of this.tempIdByChannelId) if (tempId === entry.tempId) this.tempIdByChannelId.delete(channelId);
+          },
+          log: (line) => options.log?.(line),
+        })
+      : undefined;
     this.ctx = {
       secp: options.secp,
       policy: options.policy,
@@ -166,19 +186,58 @@ export class PayeeService {
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
     service.tips = new TipTracker(options.backend, await options.backend.getTip(), (l) => options.log?.(l));
-    for (const { tempId, state } of await options.store.loadPayeeChannels()) {
+    let stored = await options.store.loadPayeeChannels();
+    if (service.leases) {
+      // Serve the channels whose lease this instance gets (free, expired, or its own from before a
+      // restart); read them again after taking the leases: every write committed before is seen.
+      const held = await service.leases.acquire(stored.filter((c) => CHANNEL_TYPES.has(c.state.type) && c.state.type !== 'Closed').map((c) => c.tempId));
+      stored = held.size === 0 ? [] : (await options.store.loadPayeeChannels()).filter((c) => held.has(c.tempId));
+    }
+    for (const { tempId, state } of stored) {
       if (!CHANNEL_TYPES.has(state.type)) continue; // an unfunded proposal an older version stored: nothing to keep
-      // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
-      // one copy of the byte fields their terms and channel share.
-      const entry = new ChannelEntry(tempId, state, null);
-      if (!entry.pack()) entry.state = compact(state);
-      service.entries.set(tempId, entry);
-      if ('channel' in state) service.tempIdByChannelId.set(state.channel.id, tempId);
-      if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended' || state.type === 'ZeroConf') {
-        service.fundings.watch(tempId, state.channel.funding.txid, options.policy.minFundingConfirmations);
-      }
+      service.register(tempId, state);
     }
     return service;
+  }
+
+  /** Puts a stored channel in the table, and watches the funding confirmations it waits for. */
+  private register(tempId: string, state: PayeeState): ChannelEntry {
+    // Nothing uses a channel right after loading: idle ones are packed at once; the others keep
+    // one copy of the byte fields their terms and channel share.
+    const entry = new ChannelEntry(tempId, state, null);
+    if (!entry.pack()) entry.state = compact(state);
+    this.entries.set(tempId, entry);
+    if ('channel' in state) this.tempIdByChannelId.set(state.channel.id, tempId);
+    if (state.type === 'AwaitingConfirmation' || state.type === 'Suspended' || state.type === 'ZeroConf') {
+      this.fundings.watch(tempId, state.channel.funding.txid, this.options.policy.minFundingConfirmations);
+    }
+    return entry;
+  }
+
+  /** A message for a channel not in the table, with leases on: adopt it, then handle it (in arrival order). */
+  private adoptThenHandle(adoption: ChannelAdoption, message: Message, ref: string, link: PeerLink): Promise<void> {
+    const adopted = adoption.adopt(ref);
+    return adoption.inTurn(() => this.handleAdopted(message, ref, link, adopted));
+  }
+
+  private async handleAdopted(message: Message, ref: string, link: PeerLink, adoption: Promise<Adoption>): Promise<void> {
+    let adopted: Adoption;
+    try {
+      adopted = await adoption;
+    } catch (err) {
+      this.reply(link, err, ref);
+      return;
+    }
+    if (adopted === undefined) {
+      if (message.type !== 'error') this.reply(link, new ProtocolError('UNKNOWN_CHANNEL', ref), ref);
+      return;
+    }
+    if (adopted === 'busy') {
+      this.reply(link, new ProtocolError('CHANNEL_MOVED', `${ref}: another instance serves it`), ref);
+      link.close?.();
+      return;
+    }
+    await this.run(adopted, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
   }
 
   /**
@@ -187,6 +246,7 @@ export class PayeeService {
    */
   start(): void {
     this.unsubscribe ??= this.options.backend.subscribeTips((tip) => void this.onTip(tip));
+    this.adoption?.start();
     void this.options.backend.getTip().then(
       (tip) => this.onTip(tip),
       (err: unknown) => this.options.log?.(`cannot read the tip: ${String(err)}`),
@@ -207,6 +267,7 @@ export class PayeeService {
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
+    this.adoption?.stop();
   }
 
   /** Waits until every effect scheduled so far has run (e.g. before closing the store). */
@@ -271,6 +332,7 @@ export class PayeeService {
       const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : message.type === 'error' ? message.ref : undefined;
       const tempId = ref === undefined ? undefined : (this.tempIdByChannelId.get(ref) ?? ref);
       const entry = tempId === undefined ? undefined : this.entries.get(tempId);
+      if ((!entry || tempId === undefined) && this.adoption && ref !== undefined && message.type !== 'error') return this.adoptThenHandle(this.adoption, message, ref, link);
       if (!entry || tempId === undefined) {
         // Never answer an error with an error (two peers could ping-pong forever).
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
@@ -393,6 +455,13 @@ export class PayeeService {
       step = payeeOpen(this.ctx, funding, vouched, null);
     }
     if (this.entries.has(funding.tempId)) return false; // a concurrent copy of this funding got here first
+    if (this.leases) {
+      // Several instances: the new channel's lease first (no other instance has its tempId yet,
+      // unless the same funding went to two instances: one of them gets it).
+      const held = await this.leases.acquire([funding.tempId]);
+      if (!held.has(funding.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', `${funding.tempId} is being opened by another instance`);
+      if (this.entries.has(funding.tempId)) return false;
+    }
     const state = step.state;
     const known = this.tempIdByChannelId.get(state.channel.id);
     if (known !== undefined) throw new ProtocolError('DUPLICATE_CHANNEL', `${state.channel.id} is already a channel`);
@@ -473,6 +542,7 @@ export class PayeeService {
    * @throws ProtocolError / RangeError: the input is refused and nothing changed.
    */
   private stepInput(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null): Promise<void> | null {
+    if (entry.moved) throw new ProtocolError('CHANNEL_MOVED', `${entry.tempId}: another instance serves it now; reconnect`);
     if (entry.discarded) throw new ProtocolError('UNKNOWN_CHANNEL', `${entry.tempId}: its funding was not taken; send it again`);
     if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
     if (input.type === 'message') {
@@ -520,12 +590,20 @@ export class PayeeService {
       before?.type === 'Open' && state.type === 'Open' && before.channel === state.channel && state.signature !== null
         ? this.options.store.savePayeePayment(entry.tempId, state.paidSat, state.signature)
         : this.options.store.savePayeeChannel(entry.tempId, state),
-    send: (step, message) => this.deliver(step.entry, message, step.replyTo, step.before),
+    // Nothing after a failed persist of the channel goes out (the runner still runs later steps'
+    // effects): a status or an ack would otherwise report a total that is not stored.
+    send: (step, message) => {
+      if (!step.entry.moved && step.entry.broken === null) this.deliver(step.entry, message, step.replyTo, step.before);
+    },
     carryOut: (step, effect) => this.carryOut(step.entry, effect),
     // An opening is stored only once the node took its funding (a refused one leaves no row).
     holdsLaterPersists: (effect) => effect.type === 'broadcast',
     failed: ({ entry }, err) => {
       if (err instanceof ProtocolError || err instanceof BroadcastRejectedError) return; // handled by run()
+      if (isStoreError(err, 'FENCED')) {
+        entry.moved = true; // another instance holds the channel: dropped (drop), not halted
+        return;
+      }
       entry.broken = err instanceof Error ? err : new Error(String(err));
       this.options.log?.(`channel ${entry.tempId} halted: ${entry.broken.message}`);
     },

@@ -375,10 +375,11 @@ export class PayerClient {
    */
   requestClose(): void {
     if (this.current?.type !== 'Open') throw new RangeError(`cannot close a channel in state ${this.current?.type ?? 'none'}`);
-    if (this.challenge === null) {
-      this.closeWanted = true;
-      return;
-    }
+    // Asked again on every new connection until the channel is closed: a payee instance that
+    // dies, or hands the channel to another (CHANNEL_MOVED), takes the request with it, and a
+    // repeated request for a closing channel is answered with its close.
+    this.closeWanted = true;
+    if (this.challenge === null) return;
     this.authenticate();
     this.step({ type: 'request-close' });
   }
@@ -409,7 +410,6 @@ export class PayerClient {
     const status = resumeMessage(s);
     if (status) this.options.link.send(status);
     if (this.closeWanted) {
-      this.closeWanted = false;
       this.step({ type: 'request-close' });
     }
   }

@@ -54,6 +54,7 @@ export const PROTOCOL_ERROR_CODES = {
   UPDATE_IN_FLIGHT: 'another duplex update is waiting for its countersignature',
   AUTH_REQUIRED: 'this connection has not authenticated as the channel payer: answer the connection challenge with an auth message first',
   AUTH_INVALID: 'the auth signature does not verify against this connection challenge and the channel payer key',
+  CHANNEL_MOVED: 'another payee instance serves this channel now; reconnect (to another instance) and resume',
   INTERNAL_ERROR: 'the peer failed to process the message',
 } as const;
 

@@ -260,6 +260,10 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
       // funding): that funding will open it, on this connection, so this refusal is no failure.
       // The auth was not recorded, though: the client sends it again once the channel is Open.
       if (state.type === 'AwaitingOpen' && message.code === 'UNKNOWN_CHANNEL') return { state, effects: [] };
+      // Another payee instance serves the channel now (docs/scale.md): this one ends the
+      // connection, and the resume on the next one resends the newest payment, whose
+      // acknowledgement covers every payment in flight. They wait; none of them was refused.
+      if (message.code === 'CHANNEL_MOVED') return { state, effects: [] };
       return { state, effects: [{ type: 'peer-error', message }] };
     default:
       throw unexpected(state, message.type);

@@ -99,6 +99,55 @@ export interface Store {
   nextCounter(name: string): Promise<number>;
   /** Flushes pending saves and releases the database. */
   close(): Promise<void>;
+  /**
+   * Present on a store several payee instances share (PostgreSQL): the per-channel leases that
+   * make one instance at a time the writer of a payee channel. With it, every payee write
+   * (`savePayeeChannel`, `savePayeePayment`) is fenced: it rejects with StoreError `FENCED`, and
+   * stores nothing, unless this instance holds the channel's lease at commit time.
+   */
+  readonly leases?: ChannelLeases;
+  /**
+   * One payee channel by tempId or channel id (funding outpoint), with its newest payment
+   * applied: how an instance loads a channel another instance opened. Present with `leases`.
+   */
+  loadPayeeChannel?(ref: string): Promise<StoredPayeeChannel | undefined>;
+}
+
+/**
+ * Per-channel leases with fencing tokens (docs/scale.md). Contract:
+ * - A lease names one owner (an instance: one data dir) and expires `leaseMs` after it was last
+ *   taken or renewed, by the database's clock (instances' clocks do not matter).
+ * - Taking a lease another owner holds succeeds only once it expired, and increments the
+ *   channel's token: from the moment the takeover commits, every write of the former holder is
+ *   refused (`FENCED`). A write that committed before the takeover is seen by the new holder,
+ *   which loads the channel only after taking the lease.
+ * - The holder renews its leases in the background; a lease found lost (renewal or a fenced
+ *   write) is reported once to `onLost`: the instance must drop the channel from memory and
+ *   acknowledge nothing more for it.
+ */
+export interface ChannelLeases {
+  /** Who this instance is in the lease table. */
+  readonly owner: string;
+  /** How long a lease lasts unrenewed, ms: how soon a dead instance's channels can move. */
+  readonly leaseMs: number;
+  /**
+   * Takes the leases of these payee channels (those free, expired, or already this owner's).
+   * @returns the tempIds now held.
+   */
+  acquire(tempIds: readonly string[]): Promise<Set<string>>;
+  /**
+   * Takes one channel's lease, waiting (at most `maxWaitMs`) for another owner's to expire.
+   * @returns true when held.
+   */
+  acquireWaiting(tempId: string, maxWaitMs: number): Promise<boolean>;
+  /** Whether this instance holds the lease (as far as it knows: a takeover is found at the next renewal or write). */
+  holds(tempId: string): boolean;
+  /** Gives a lease up (a channel this instance drops), so another instance can take it at once. */
+  release(tempId: string): Promise<void>;
+  /** Payee channels not Closed whose lease expired or that never had one: for adoption by a live instance. */
+  orphans(limit: number): Promise<string[]>;
+  /** `listener` is told of every lease this instance lost, once each. */
+  onLost(listener: (tempId: string) => void): void;
 }
 
 /** The newest of a state's own payment and a separately saved one (totals only grow). */

@@ -33,6 +33,12 @@ export interface PeerLink {
    * refused with RATE_LIMITED. Absent: no budget.
    */
   admitOpening?(): boolean;
+  /**
+   * Asks the transport to end this connection (the service cannot serve the peer's channel here
+   * any more: another payee instance holds it), so that a payer reconnects, to another instance
+   * behind the same address or the next of its URLs. Absent: the link cannot be ended.
+   */
+  close?(): void;
 }
 
 /**

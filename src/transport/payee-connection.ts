@@ -101,6 +101,7 @@ export class PayeeConnection {
       challenge,
       proven: () => this.markProven(),
       admitOpening: () => this.provenAt !== null || this.openingBucket.take(performance.now()),
+      close: () => void this.close(CLOSE_GOING_AWAY, 'channel served elsewhere: reconnect'),
     };
     this.corker = new FrameCorker(ws);
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst, performance.now());

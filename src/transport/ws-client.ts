@@ -21,6 +21,9 @@
  *   last attempt failed (refused, DNS, TLS, or an HTTP answer such as 503 to the upgrade), so a
  *   command does not retry an unreachable payee forever. Once a connection has opened, drops
  *   are retried without a deadline: the channel exists and its payee is worth waiting for.
+ * - **Several payee instances.** Given several URLs (instances sharing one store, docs/scale.md),
+ *   every reconnection goes to the next one in turn: an instance that died, or was paused and
+ *   went quiet, is left for the next, where the payer resumes its channel as after any drop.
  */
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
@@ -93,12 +96,13 @@ export class PayeeUnreachableError extends LinkClosedError {
 const CLOSE_NORMAL = 1000;
 
 /**
- * Connects to the payee WebSocket at `url` (`ws://host:port/v1/ws`) and keeps it connected.
+ * Connects to the payee WebSocket at `url` (`ws://host:port/v1/ws`), or to the first of several
+ * instances' URLs (each reconnection tries the next), and keeps it connected.
  * Returns at once; `ready()` resolves when connected.
  * @throws RangeError for invalid options (reconnect delays, queue size, timeouts).
- * @throws TypeError if `url` is not a ws:// or wss:// URL.
+ * @throws TypeError if a URL is not a ws:// or wss:// URL, or none is given.
  */
-export function connectPayee(url: string, options: ConnectPayeeOptions): WsPeerLink {
+export function connectPayee(url: string | readonly string[], options: ConnectPayeeOptions): WsPeerLink {
   return new WsPeerLink(url, options);
 }
 
@@ -122,11 +126,16 @@ export class WsPeerLink implements PeerLink {
   private connectTimer: NodeJS.Timeout | null = null;
 
   /** Prefer {@link connectPayee}. @throws as it does. */
+  private readonly urls: readonly string[];
+  private urlIndex = 0;
+
   constructor(
-    private readonly url: string,
+    urls: string | readonly string[],
     private readonly options: ConnectPayeeOptions,
   ) {
-    if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) throw new TypeError(`not a ws:// or wss:// URL: ${url}`);
+    this.urls = Object.freeze(typeof urls === 'string' ? [urls] : [...urls]);
+    if (this.urls.length === 0) throw new TypeError('connectPayee: at least one URL');
+    for (const url of this.urls) if (typeof url !== 'string' || !/^wss?:\/\//i.test(url) || !URL.canParse(url)) throw new TypeError(`not a ws:// or wss:// URL: ${String(url)}`);
     this.reconnect = checkReconnect(options.reconnect ?? DEFAULT_RECONNECT);
     this.maxQueued = positiveInteger('maxQueuedMessages', options.maxQueuedMessages ?? 10_000);
     this.handshakeTimeoutMs = positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 10_000);
@@ -136,6 +145,11 @@ export class WsPeerLink implements PeerLink {
       this.connectTimer = setTimeout(() => this.giveUp(deadlineMs), deadlineMs);
     }
     this.open();
+  }
+
+  /** The URL connected to, or tried next. */
+  get url(): string {
+    return this.urls[this.urlIndex]!;
   }
 
   /** True while a connection is open. */
@@ -260,12 +274,14 @@ export class WsPeerLink implements PeerLink {
       else this.failure = failed;
       if (this.stopped) return;
       if (this.reconnect === false) {
-        this.stop(opened || this.everOpened ? new LinkClosedError(`the payee link closed (${code}) and reconnecting is off`) : new PayeeUnreachableError(this.url, failed, null));
+        this.stop(opened || this.everOpened ? new LinkClosedError(`the payee link closed (${code}) and reconnecting is off`) : new PayeeUnreachableError(this.urls.join(' '), failed, null));
         return;
       }
       const delay = backoffDelay(this.attempt++, this.reconnect);
+      const from = this.url;
+      this.urlIndex = (this.urlIndex + 1) % this.urls.length; // the next instance, if several
       this.options.log?.(
-        opened ? `payee link closed (${code}); reconnecting in ${Math.round(delay)} ms` : `cannot connect to ${this.url}: ${describeConnectFailure(failed)}; retrying in ${Math.round(delay)} ms`,
+        opened ? `payee link closed (${code}); reconnecting to ${this.url} in ${Math.round(delay)} ms` : `cannot connect to ${from}: ${describeConnectFailure(failed)}; retrying ${this.url} in ${Math.round(delay)} ms`,
       );
       this.retryTimer = setTimeout(() => this.open(), delay);
     });
@@ -274,7 +290,7 @@ export class WsPeerLink implements PeerLink {
   /** The first connection's deadline passed: close for good, saying why the last attempt failed. */
   private giveUp(deadlineMs: number): void {
     if (this.everOpened || this.stopped) return;
-    this.stop(new PayeeUnreachableError(this.url, this.failure, deadlineMs));
+    this.stop(new PayeeUnreachableError(this.urls.join(' '), this.failure, deadlineMs));
     if (this.ws?.readyState === WebSocket.CONNECTING) this.ws.terminate();
   }
 

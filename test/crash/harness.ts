@@ -35,6 +35,12 @@
  * `paid` ≥ the channel's last acknowledged total (and ≤ what the payer signed); the payee's store
  * must then say Closed with that transaction.
  *
+ * Several payees (`store: 'postgres'`, `instances` > 1): the same seed in a data dir each, one
+ * PostgreSQL database, the payers given every URL; each kill takes one at random while the others
+ * keep serving (its channels move to them, or come back when it restarts, by their leases:
+ * docs/scale.md), and the store is read at any time through a plain connection. The end's kills
+ * take every instance.
+ *
  * `ackedLost` counts payments: at every check, for every channel, the acknowledged payments whose
  * total is above the stored total (or, at the end, above what the close pays); the report holds
  * the largest count seen in one check.
@@ -64,7 +70,8 @@ import { freePort } from '../helpers/cli.js';
 import { PayeeProcess } from './payee-process.js';
 import { prng, type Prng } from './prng.js';
 import { startRpcProxy, type RpcProxy } from './rpc-proxy.js';
-import { peekPayeeStore, readPayeeStore, type StoreView } from './store-check.js';
+import { peekPayeeStore, peekPostgresStore, readPayeeStore, type StoreView } from './store-check.js';
+import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
 export interface CrashOptions {
   /** Channels streaming at once (each its own WebSocket; the payee allows 16 per address). */
@@ -97,6 +104,15 @@ export interface CrashOptions {
   readonly stallTimeoutMs?: number;
   /** Keep the temporary directory (payee store) instead of deleting it (it is kept on failure). */
   readonly keepDir?: boolean;
+  /** The payees' store: one SQLite file (default) or a throwaway PostgreSQL server's database. */
+  readonly store?: 'sqlite' | 'postgres';
+  /**
+   * Payee instances sharing the store (PostgreSQL only), same seed, each its own data dir and
+   * port; the payers get every URL. Each kill takes a random one. Default 1.
+   */
+  readonly instances?: number;
+  /** With PostgreSQL: the channel lease period, ms. Default 1,000. */
+  readonly leaseMs?: number;
 }
 
 /** One channel's figures in the report. */
@@ -217,6 +233,9 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
     reconnect: { minDelayMs: 25, maxDelayMs: 250 } as ReconnectOptions,
     stallTimeoutMs: 30_000,
     keepDir: false,
+    store: 'sqlite' as 'sqlite' | 'postgres',
+    instances: 1,
+    leaseMs: 1_000,
     ...definedOnly(options),
   };
   checkOptions(o);
@@ -238,7 +257,11 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
   let node: RegtestNode | undefined;
   let rpc: RpcClient | undefined;
   let proxy: RpcProxy | undefined;
-  let payee: PayeeProcess | undefined;
+  const payees: PayeeProcess[] = [];
+  let pgServer: PostgresServer | undefined;
+  /** The store as the harness reads it: the SQLite file (read-only, no payee running) or PostgreSQL. */
+  let peek: () => Promise<StoreView> = () => Promise.resolve(peekPayeeStore(payeeDb));
+  let read: () => Promise<StoreView> = () => readPayeeStore(payeeDb);
   let mining = false;
   let miner: Promise<void> = Promise.resolve();
   const chans: Chan[] = [];
@@ -265,22 +288,33 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
   const closeTxids = new Map<string, { txid: string; total: bigint }>();
   const progress = new Signal();
 
-  /** Counts the acknowledged payments of `ch` above `totalSat`, records a loss if there are any. */
-  const lostAbove = (ch: Chan, totalSat: bigint): number => (ch.lastAcked > totalSat ? ch.acked.filter((t) => BigInt(t) > totalSat).length : 0);
+  /**
+   * Counts the acknowledged payments of `ch` above `totalSat`, among its first `mark` ones (all by
+   * default; with payees still running, only those acknowledged before the store was read).
+   */
+  const lostAbove = (ch: Chan, totalSat: bigint, mark = ch.acked.length): number => {
+    const acked = mark === ch.acked.length ? ch.acked : ch.acked.slice(0, mark);
+    return lastOf(acked) > totalSat ? acked.filter((t) => BigInt(t) > totalSat).length : 0;
+  };
+  const lastOf = (acked: readonly number[]): bigint => (acked.length > 0 ? BigInt(acked[acked.length - 1]!) : 0n);
+  /** How many payments each channel had acknowledged: taken before a reading of a store others still write. */
+  const ackMarks = (): number[] => chans.map((c) => c.acked.length);
 
-  /** Compares a store reading with what the payers saw acknowledged; returns the payments lost. */
-  const check = (stored: StoreView, when: string): number => {
+  /** Compares a store reading with what the payers saw acknowledged (up to `marks`); returns the payments lost. */
+  const check = (stored: StoreView, when: string, marks: readonly number[] = ackMarks()): number => {
     storeChecks++;
     let lost = 0;
     let lostSat = 0n;
-    for (const ch of chans) {
+    for (const [i, ch] of chans.entries()) {
       const s = stored.get(ch.channelId);
       const storedSat = s?.paidSat ?? 0n;
-      const missing = lostAbove(ch, storedSat);
+      const mark = marks[i] ?? ch.acked.length;
+      const missing = lostAbove(ch, storedSat, mark);
       if (missing > 0) {
+        const lastAcked = lastOf(ch.acked.slice(0, mark));
         lost += missing;
-        lostSat += ch.lastAcked - storedSat;
-        fail(`${when}: channel ${ch.index} (${ch.channelId}): ${ch.lastAcked} sat acknowledged, the store holds ${s ? `${storedSat} sat (${s.stateType})` : 'no such channel'}: ${missing} acknowledged payments lost`);
+        lostSat += lastAcked - storedSat;
+        fail(`${when}: channel ${ch.index} (${ch.channelId}): ${lastAcked} sat acknowledged, the store holds ${s ? `${storedSat} sat (${s.stateType})` : 'no such channel'}: ${missing} acknowledged payments lost`);
       }
       const signedSat = signedTotal(ch.client.state);
       if (storedSat > signedSat) fail(`${when}: channel ${ch.index}: the store holds ${storedSat} sat, the payer signed only ${signedSat}`);
@@ -310,21 +344,34 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
       }
     })();
 
-    // 2. The payee, its node calls through the proxy.
+    // 2. The payees, their node calls through the proxy.
     proxy = await startRpcProxy(theNode.rpcUrl);
     const theProxy = proxy;
-    const port = await freePort();
-    payee = new PayeeProcess({
-      rpcUrl: theProxy.url,
-      rpcUser: theNode.rpcUser,
-      rpcPass: theNode.rpcPass,
-      dataDir: payeeDir,
-      port,
-      env: { ...process.env, PAYCHAN_HOME: path.join(dir, 'home') },
-    });
-    const thePayee = payee;
-    await thePayee.start();
-    log(`payee listening at ${thePayee.url} (data ${payeeDir})`);
+    const extraArgs: string[] = [];
+    if (o.store === 'postgres') {
+      pgServer = await startPostgres();
+      const dbUrl = `${await pgServer.createDatabase()}?paychan_lease_ms=${o.leaseMs}`;
+      extraArgs.push('--db', dbUrl);
+      peek = () => peekPostgresStore(dbUrl);
+      read = peek;
+      log(`store ${dbUrl}`);
+    }
+    // Several instances share one seed: each derives every channel's keys.
+    const payeeSeed = `${toHex(randomBytes(32))}\n`;
+    for (let i = 0; i < o.instances; i++) {
+      const dataDir = i === 0 ? payeeDir : `${payeeDir}-${i}`;
+      if (o.instances > 1) {
+        fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+        fs.writeFileSync(path.join(dataDir, 'seed'), payeeSeed, { mode: 0o600 });
+      }
+      payees.push(new PayeeProcess({ rpcUrl: theProxy.url, rpcUser: theNode.rpcUser, rpcPass: theNode.rpcPass, dataDir, port: await freePort(), extraArgs, env: { ...process.env, PAYCHAN_HOME: path.join(dir, 'home') } }));
+    }
+    const thePayees = payees;
+    const startAll = () => Promise.all(thePayees.map((p) => p.start()));
+    const killAll = () => Promise.all(thePayees.map((p) => p.kill()));
+    await startAll();
+    const urls = thePayees.map((p) => p.url);
+    log(`payee${urls.length > 1 ? 's' : ''} listening at ${urls.join(' ')} (data ${payeeDir})`);
 
     // 3. The channels, opened together (each funding spends its own mature coinbase).
     const store = new MemoryStore();
@@ -334,7 +381,7 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
         const variant = o.variants[index % o.variants.length]!;
         const payerScript = baddress.toOutputScript(wallet.changeAddress(), bitcoinjsNetwork(NETWORK));
         const holder: { client?: PayerClient } = {};
-        const link = connectPayee(thePayee.url, {
+        const link = connectPayee(urls, {
           onMessage: (t) => holder.client?.receive(t),
           onOpen: () => holder.client?.resume(),
           reconnect: o.reconnect,
@@ -456,22 +503,26 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
           await sleep(rng.between(0, 50));
         } else {
           if (!(await acksAfter(ackedPayments, o.stallTimeoutMs))) {
-            fatal = `no payment acknowledged for ${o.stallTimeoutMs / 1000} s after payee start ${thePayee.starts}`;
+            fatal = `no payment acknowledged for ${o.stallTimeoutMs / 1000} s after payee start ${thePayees.reduce((n, p) => n + p.starts, 0)}`;
             fail(fatal);
             return;
           }
           await sleep(rng.between(o.killDelayMs[0], o.killDelayMs[1]));
         }
         const inFlight = chans.some((c) => c.outstanding > 0);
-        await thePayee.kill();
+        // One payee: that one; several: one at random (the others keep serving).
+        const victim = thePayees.length === 1 ? thePayees[0]! : thePayees[rng.int(0, thePayees.length - 1)]!;
+        await victim.kill();
         kills++;
         if (early) earlyKills++;
         if (inFlight) killsWithPaymentsInFlight++;
-        const view = peekPayeeStore(payeeDb);
+        // Other payees may acknowledge while the store is read: compare with what was before.
+        const marks = ackMarks();
+        const view = await peek();
         if (chans.some((c) => (view.get(c.channelId)?.paidSat ?? 0n) > c.lastAcked)) killsBetweenStoreAndAck++;
-        check(view, `after kill ${kills}`);
+        check(view, `after kill ${kills}`, marks);
         if (kills % 10 === 0) log(`kill ${kills}: ${ackedPayments} payments acknowledged`);
-        await thePayee.start();
+        await victim.start();
       }
     };
 
@@ -501,14 +552,14 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
     streamSec = (performance.now() - streamStart) / 1000;
     log(`stream done: ${ackedPayments} payments acknowledged in ${streamSec.toFixed(1)} s, ${kills} kills`);
 
-    // 5. One more SIGKILL; then the store, opened as the payee opens it.
-    await thePayee.kill();
-    const finalView = await readPayeeStore(payeeDb);
+    // 5. One more SIGKILL (of every payee); then the store, opened as the payee opens it.
+    await killAll();
+    const finalView = await read();
     check(finalView, 'after the stream');
     for (const ch of chans) storedAtEnd.set(ch.channelId, finalView.get(ch.channelId)?.paidSat ?? 0n);
 
     // 6. Every channel closes: first with a kill while the closes wait to be broadcast.
-    await thePayee.start();
+    await startAll();
     const lastRequest = new Map<Chan, number>();
     const requestClose = (ch: Chan) => {
       if (ch.client.state?.type !== 'Open' || !ch.link.connected) return;
@@ -522,14 +573,14 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
       for (const ch of chans) requestClose(ch);
       await withTimeout(held, 30_000, 'no close reached the node within 30 s');
       await sleep(300); // the other channels' closes get there too
-      await thePayee.kill();
+      await killAll();
       closeKills++;
       theProxy.drop('sendrawtransaction');
-      const view = peekPayeeStore(payeeDb);
+      const view = await peek();
       closingAtCloseKill = [...view.values()].filter((s) => s.stateType === 'Closing').length;
       check(view, 'after the kill during the closes');
       log(`payee killed with ${closingAtCloseKill} of ${chans.length} closes stored and not broadcast`);
-      await thePayee.start();
+      await startAll();
     } else {
       for (const ch of chans) requestClose(ch);
     }
@@ -573,7 +624,11 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
           closeLost += lost;
           closeLostSat += ch.lastAcked - total;
           fail(`channel ${ch.index} (${ch.channelId}): the close ${txid} pays ${total} sat, ${ch.lastAcked} were acknowledged: ${lost} acknowledged payments lost`);
-        } else if (total !== stored) {
+        } else if (o.instances === 1 ? total !== stored : total < stored) {
+          // One payee: the close pays exactly what was stored. Several: a payment refused with
+          // CHANNEL_MOVED while its channel moved is still signed, and the payer's resume may
+          // deliver it after the store was read; the close may then pay more (never more than
+          // signed: verifyClose checks that), never less.
           fail(`channel ${ch.index} (${ch.channelId}): the close ${txid} pays ${total} sat, the store held ${stored}`);
         } else if (result.problems.length === 0) {
           closedOnChain++;
@@ -586,9 +641,9 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
 
     // 8. The payee settles the closes, stops cleanly, and its store says so.
     const settledBy = performance.now() + 30_000;
-    while (performance.now() < settledBy && !(await allSettled(port, chans))) await sleep(200);
-    await thePayee.stop();
-    const afterClose = await readPayeeStore(payeeDb);
+    while (performance.now() < settledBy && !(await allSettled(thePayees.map((p) => p.port), chans))) await sleep(200);
+    await Promise.all(thePayees.map((p) => p.stop()));
+    const afterClose = await read();
     for (const ch of chans) {
       const s = afterClose.get(ch.channelId);
       const c = closeTxids.get(ch.channelId);
@@ -596,15 +651,16 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
         fail(`channel ${ch.index}: after its close the payee stored ${s ? `${s.stateType} ${s.closeTxid ?? ''}` : 'nothing'}, not Closed by ${c.txid}`);
       }
     }
-    for (const exit of thePayee.unexpectedExits) fail(exit);
+    for (const exit of thePayees.flatMap((p) => p.unexpectedExits)) fail(exit);
   } catch (err) {
     fail(`harness error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    if (payee) log(payee.recentOutput());
+    for (const p of payees) log(p.recentOutput());
   } finally {
     mining = false;
     await miner;
     await Promise.all(chans.map((c) => c.link.close().catch(() => undefined)));
-    await payee?.kill().catch(() => undefined);
+    await Promise.all(payees.map((p) => p.kill().catch(() => undefined)));
+    await pgServer?.stop().catch(() => undefined);
     await proxy?.close().catch(() => undefined);
     rpc?.close();
     await node?.stop().catch(() => undefined);
@@ -612,7 +668,8 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
     else fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  const startMs = payee?.startMs.slice(1) ?? [];
+  // Restarts: every start after each payee's first.
+  const startMs = payees.flatMap((p) => p.startMs.slice(1));
   const durationSec = (performance.now() - t0) / 1000;
   return {
     ok: failures.length === 0 && ackedLost === 0,
@@ -631,7 +688,7 @@ export async function runCrashHarness(options: CrashOptions): Promise<CrashRepor
     closeKills,
     closingAtCloseKill,
     storeChecks,
-    unexpectedExits: payee?.unexpectedExits.length ?? 0,
+    unexpectedExits: payees.reduce((n, p) => n + p.unexpectedExits.length, 0),
     closedOnChain,
     minCloseMarginSat: minCloseMargin === null ? null : String(minCloseMargin),
     paidSat: paidSat.toString(),
@@ -716,13 +773,17 @@ async function verifyClose(backend: ChainBackend, txid: string, group: readonly 
   return { totals, fee, problems };
 }
 
-/** True when the payee reports every channel Closed (GET /v1/channels/:id). */
-async function allSettled(port: number, chans: readonly Chan[]): Promise<boolean> {
+/** True when a payee reports every channel Closed (GET /v1/channels/:id; with several, the one holding it). */
+async function allSettled(ports: readonly number[], chans: readonly Chan[]): Promise<boolean> {
   for (const ch of chans) {
-    const res = await fetch(`http://127.0.0.1:${port}/v1/channels/${ch.channelId}`).catch(() => null);
-    if (!res?.ok) return false;
-    const body = (await res.json()) as { state?: string };
-    if (body.state !== 'Closed') return false;
+    let closed = false;
+    for (const port of ports) {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/channels/${ch.channelId}`).catch(() => null);
+      if (!res?.ok) continue;
+      const body = (await res.json()) as { state?: string };
+      if (body.state === 'Closed') closed = true;
+    }
+    if (!closed) return false;
   }
   return true;
 }
@@ -764,6 +825,10 @@ function checkOptions(o: Required<Omit<CrashOptions, 'log'>>): void {
   if (!(lo >= 0 && hi >= lo)) throw new RangeError('killDelayMs must be [lo, hi] with 0 ≤ lo ≤ hi');
   if (!(o.earlyKillRatio >= 0 && o.earlyKillRatio <= 1)) throw new RangeError('earlyKillRatio must be in [0, 1]');
   if (o.variants.length === 0) throw new RangeError('variants must not be empty');
+  if (o.store !== 'sqlite' && o.store !== 'postgres') throw new RangeError(`store must be sqlite or postgres, got ${String(o.store)}`);
+  positiveInt('instances', o.instances, 8);
+  if (o.instances > 1 && o.store !== 'postgres') throw new RangeError('several instances need a shared store: --store postgres');
+  positiveInt('leaseMs', o.leaseMs, 600_000);
   if (o.capacitySat < 100_000n) throw new RangeError('capacitySat must be at least 100,000');
   const perChannel = BigInt(Math.ceil(o.payments / o.channels) * o.maxAmountSat);
   if (perChannel > o.capacitySat / 2n) throw new RangeError(`capacitySat ${o.capacitySat} is too small for ${o.payments} payments of up to ${o.maxAmountSat} sat on ${o.channels} channels`);

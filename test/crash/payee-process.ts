@@ -18,6 +18,8 @@ export interface PayeeProcessOptions {
   readonly dataDir: string;
   readonly port: number;
   readonly env: NodeJS.ProcessEnv;
+  /** More arguments of `payee serve` (e.g. `--db postgres://…`). */
+  readonly extraArgs?: readonly string[];
   /** Time allowed for one start, ms. Default 60,000. */
   readonly startTimeoutMs?: number;
 }
@@ -40,6 +42,10 @@ export class PayeeProcess {
 
   constructor(private readonly options: PayeeProcessOptions) {}
 
+  get port(): number {
+    return this.options.port;
+  }
+
   get url(): string {
     return `ws://127.0.0.1:${this.options.port}/v1/ws`;
   }
@@ -57,7 +63,7 @@ export class PayeeProcess {
   async start(): Promise<number> {
     if (this.running) throw new Error('a payee is already running');
     const o = this.options;
-    const args = ['payee', 'serve', '--rpc-url', o.rpcUrl, '--rpc-user', o.rpcUser, '--rpc-pass', o.rpcPass, '--data-dir', o.dataDir, '--listen', `127.0.0.1:${o.port}`];
+    const args = ['payee', 'serve', '--rpc-url', o.rpcUrl, '--rpc-user', o.rpcUser, '--rpc-pass', o.rpcPass, '--data-dir', o.dataDir, '--listen', `127.0.0.1:${o.port}`, ...(o.extraArgs ?? [])];
     const t0 = performance.now();
     const started = await startCli(args, o.env, /payee listening/, o.startTimeoutMs ?? 60_000);
     const ms = performance.now() - t0;

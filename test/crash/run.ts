@@ -6,6 +6,10 @@
  *
  *   npm run test:crash -- [--quick] [--channels N] [--payments N] [--kills N] [--seed N]
  *                         [--window N] [--max-amount SAT] [--capacity SAT] [--keep] [--quiet]
+ *                         [--store sqlite|postgres] [--instances N]
+ *
+ * `--store postgres --instances 2`: two payee instances on one throwaway PostgreSQL, the payers
+ * given both URLs, each kill of a random one (docs/scale.md). Default: one payee on SQLite.
  *
  * `--quick` is a short run (3 channels, 5,000 payments, 5 kills). Needs `npm run build` first
  * (the payee runs from dist/); the npm script does it.
@@ -23,6 +27,7 @@ import { runScenario, SCENARIOS, type ScenarioName, type ScenarioReport } from '
 
 const HELP = `usage: npm run test:crash -- [--quick] [--channels N] [--payments N] [--kills N] [--seed N]
                              [--window N] [--max-amount SAT] [--capacity SAT] [--keep] [--quiet] [--full-report]
+                             [--store sqlite|postgres] [--instances N]
        npm run test:crash -- --scenario ${SCENARIOS.join('|')}|all
 `;
 
@@ -31,6 +36,11 @@ function int(name: string, value: string | undefined, fallback: number): number 
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`--${name} must be a non-negative integer, got ${value}`);
   return n;
+}
+
+function storeOf(value: string | undefined): 'sqlite' | 'postgres' {
+  if (value === undefined || value === 'sqlite' || value === 'postgres') return value ?? 'sqlite';
+  throw new RangeError(`--store must be sqlite or postgres, got ${value}`);
 }
 
 async function main(): Promise<number> {
@@ -49,6 +59,8 @@ async function main(): Promise<number> {
         keep: { type: 'boolean' },
         quiet: { type: 'boolean' },
         'full-report': { type: 'boolean' },
+        store: { type: 'string' },
+        instances: { type: 'string' },
         scenario: { type: 'string', multiple: true },
         help: { type: 'boolean' },
       },
@@ -75,6 +87,8 @@ async function main(): Promise<number> {
       maxAmountSat: args['max-amount'] === undefined ? undefined : int('max-amount', args['max-amount'], 0),
       capacitySat: args.capacity === undefined ? undefined : BigInt(int('capacity', args.capacity, 0)),
       keepDir: args.keep === true,
+      store: storeOf(args.store),
+      instances: int('instances', args.instances, 1),
     };
   } catch (err) {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${HELP}`);
@@ -85,7 +99,7 @@ async function main(): Promise<number> {
   const log = (line: string) => {
     if (!quiet || line.startsWith('FAIL')) process.stderr.write(`[crash +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
   };
-  log(`seed ${options.seed}: ${options.channels} channels, ≥ ${options.payments} payments, ≥ ${options.kills} kills`);
+  log(`seed ${options.seed}: ${options.channels} channels, ≥ ${options.payments} payments, ≥ ${options.kills} kills, ${options.instances} payee${options.instances > 1 ? 's' : ''} on ${options.store}`);
   let report: CrashReport;
   try {
     report = await runCrashHarness({ ...options, log });

@@ -1,6 +1,7 @@
 /**
- * Reads what the payee's SQLite store holds, with no payee running: the harness's view of
- * "durably stored".
+ * Reads what the payee's store holds: the harness's view of "durably stored". SQLite with no
+ * payee running; PostgreSQL at any time (its readers see every committed write, and the other
+ * instances keep running there).
  *
  * Two readers:
  * - {@link readPayeeStore} opens the store the way the payee does (`openSqliteStore`,
@@ -13,6 +14,7 @@
 import Database from 'better-sqlite3';
 import type { PayeeState } from '../../src/protocol/payee-machine.js';
 import { decodeState } from '../../src/store/codec.js';
+import { loadPgDriver } from '../../src/store/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { withNewestPayment } from '../../src/store/store.js';
 
@@ -71,5 +73,32 @@ export function peekPayeeStore(dbFile: string): StoreView {
     return view(rows.map((r) => ({ tempId: r.temp_id, state: withNewestPayment(decodeState<PayeeState>(r.state), payments.get(r.temp_id)) })));
   } finally {
     db.close();
+  }
+}
+
+/**
+ * Reads every payee channel committed in the PostgreSQL database at `url`, merging payments as
+ * the store does, through a plain connection (no lease: a reader takes nothing from the payees).
+ */
+export async function peekPostgresStore(url: string): Promise<StoreView> {
+  const pg = await loadPgDriver();
+  const target = new URL(url);
+  target.search = '';
+  const client = new pg.Client({ connectionString: target.toString() });
+  await client.connect();
+  try {
+    // One snapshot for both tables: a payment committed between two reads cannot be half-seen.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    const rows = (await client.query<{ temp_id: string; state: string }>('SELECT temp_id, state FROM payee_channels ORDER BY seq')).rows;
+    const payments = new Map(
+      (await client.query<{ temp_id: string; total_sat: string; signature: Buffer }>('SELECT temp_id, total_sat, signature FROM payee_payments')).rows.map((p) => [
+        p.temp_id,
+        { totalSat: BigInt(p.total_sat), signature: new Uint8Array(p.signature) },
+      ]),
+    );
+    await client.query('COMMIT');
+    return view(rows.map((r) => ({ tempId: r.temp_id, state: withNewestPayment(decodeState<PayeeState>(r.state), payments.get(r.temp_id)) })));
+  } finally {
+    await client.end();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The Store port's contract (src/store/store.ts) as one suite, `storeContract`, that every
- * adapter runs (SQLite on a file, memory; a PostgreSQL adapter will call it with its own `open`),
+ * adapter runs (SQLite on a file, memory, PostgreSQL on a throwaway server: test/helpers/postgres.ts),
  * then what is specific to SQLite: group commit counted in transactions, failed commits, schema
  * versions, file permissions, the duplex driver's synchronous face, and durability across a real
  * SIGKILL of a writing process. SQLite's `:memory:` does not run the contract: the contract
@@ -23,6 +23,9 @@ import { payeePolicy, payerPolicy } from '../../src/protocol/policy.js';
 import type { Variant } from '../../src/protocol/scripts.js';
 import { isStoreError, MIGRATIONS, openSqliteStore, SCHEMA_VERSION, type SqliteStore, type SqliteStoreOptions, type Store } from '../../src/store/index.js';
 import { MemoryDatabase, MemoryStore } from '../../src/store/memory-store.js';
+import { openStore } from '../../src/store/open-store.js';
+import type { PostgresStore } from '../../src/store/postgres-store.js';
+import { POSTGRES_UNAVAILABLE, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
 import { startBrowserStores, type BrowserStores } from '../helpers/browser-store.js';
 
@@ -421,6 +424,159 @@ describe('IndexedDB in Chromium', () => {
     name = `contract-${++dbs}`;
   });
   storeContract('IndexedDbStore', () => browser.open(name));
+});
+
+describe.skipIf(POSTGRES_UNAVAILABLE !== undefined)(`PostgreSQL${POSTGRES_UNAVAILABLE ? ` (skipped: ${POSTGRES_UNAVAILABLE})` : ''}`, () => {
+  let server: PostgresServer;
+  let url: string;
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+  afterAll(() => server?.stop());
+  beforeEach(async () => {
+    url = await server.createDatabase(); // a fresh database per test: the contract's rule
+  });
+  // Through open-store's table, as `--db postgres://…` opens it. Payee writes on PostgreSQL are
+  // fenced by channel leases (docs/scale.md): this "instance" takes the leases of every payee
+  // tempId the contract writes, as an instance does for the channels it serves.
+  const contractTempIds = ['p', 'a', 'b', 'c', 'd', 'x', 'same', 'bad', ...Array.from({ length: 64 }, (_, i) => `e${i}`), ...Array.from({ length: 8 }, (_, i) => `k${i}`)];
+  const openContractStore = async (): Promise<Store> => {
+    const store = openStore(url, { owner: 'contract' }) as PostgresStore;
+    await store.leases.acquire(contractTempIds).catch(() => undefined); // a closed server: the contract's own check
+    return store;
+  };
+  storeContract('PostgresStore', openContractStore, {
+    blockCommits: async () => {
+      // Another session holds every table's lock; the store's commits wait lock_timeout (5 s), then fail.
+      const pg = (await import('pg')).default;
+      const lock = new pg.Client({ connectionString: url });
+      await lock.connect();
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE payee_channels, payee_payments, payer_channels, meta, counters, duplex_records IN ACCESS EXCLUSIVE MODE');
+      return async () => {
+        await lock.query('ROLLBACK');
+        await lock.end();
+      };
+    },
+  });
+
+  it('refuses a database whose schema a newer paychan wrote', async () => {
+    const first = openStore(url) as PostgresStore;
+    await first.ready();
+    await first.close();
+    const pg = (await import('pg')).default;
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query(`INSERT INTO paychan_schema (version, description) VALUES (999, 'future')`);
+    await c.end();
+    const newer = openStore(url) as PostgresStore;
+    await expect(newer.ready()).rejects.toThrow(/SCHEMA_TOO_NEW/);
+    await expect(newer.loadPayeeChannels()).rejects.toThrow(/SCHEMA_TOO_NEW/);
+    await newer.close();
+  });
+
+  it('commits the payments of many channels in few transactions (group commit)', async () => {
+    const store = openStore(url) as PostgresStore;
+    await store.leases.acquire(Array.from({ length: 200 }, (_, i) => `c${i}`));
+    const sig = new Uint8Array(64).fill(9);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => store.savePayeeChannel(`c${i}`, paid(1))));
+    const before = store.stats().commits;
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => store.savePayeePayment(`c${i % 200}`, BigInt(2 + i), sig)));
+    const commits = store.stats().commits - before;
+    expect(commits).toBeGreaterThanOrEqual(1);
+    expect(commits).toBeLessThan(20);
+    const loaded = await store.loadPayeeChannels();
+    expect(loaded).toHaveLength(200);
+    expect(paidOf(loaded[199]!.state)).toBe(2001n);
+    await store.close();
+  });
+
+  describe('channel leases (several instances, one writer per channel)', () => {
+    const sig = new Uint8Array(64).fill(3);
+    const instance = (owner: string, leaseMs = 400): PostgresStore => openStore(`${url}?paychan_lease_ms=${leaseMs}`, { owner }) as PostgresStore;
+
+    it('refuses a payee write without the lease, storing nothing', async () => {
+      const a = instance('a');
+      await expect(a.savePayeeChannel('ch', paid(1))).rejects.toMatchObject({ code: 'FENCED' });
+      await expect(a.savePayeePayment('ch', 5n, sig)).rejects.toMatchObject({ code: 'FENCED' });
+      expect(await a.loadPayeeChannels()).toEqual([]);
+      await a.close();
+    });
+
+    it('fences off the former holder once another instance takes an expired lease', async () => {
+      const a = instance('a');
+      const b = instance('b');
+      const lostByA: string[] = [];
+      a.leases.onLost((t) => lostByA.push(t));
+      expect(await a.leases.acquire(['ch'])).toEqual(new Set(['ch']));
+      await a.savePayeeChannel('ch', paid(10));
+      await a.savePayeePayment('ch', 11n, sig);
+      // Held and renewed by a: b cannot take it.
+      expect(await b.leases.acquire(['ch'])).toEqual(new Set());
+      await expect(b.savePayeePayment('ch', 99n, sig)).rejects.toMatchObject({ code: 'FENCED' });
+      // a stops renewing (as a paused process does); b takes the lease once it expired.
+      a.leases.close();
+      expect(await b.leases.acquireWaiting('ch', 5_000)).toBe(true);
+      const loaded = await b.loadPayeeChannel!('ch');
+      expect(paidOf(loaded!.state)).toBe(11n); // b sees every write a committed before the takeover
+      // a still believes it holds the channel: its writes are refused by the token, not stored.
+      expect(a.leases.holds('ch')).toBe(true);
+      await expect(a.savePayeePayment('ch', 12n, sig)).rejects.toMatchObject({ code: 'FENCED' });
+      expect(lostByA).toEqual(['ch']);
+      expect(a.leases.holds('ch')).toBe(false);
+      await expect(a.savePayeeChannel('ch', paid(13))).rejects.toMatchObject({ code: 'FENCED' });
+      expect(a.stats().fencedWrites).toBe(1);
+      await b.savePayeePayment('ch', 14n, sig);
+      expect(paidOf((await b.loadPayeeChannels())[0]!.state)).toBe(14n);
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('lets the writes of other channels in a fenced write\'s batch commit', async () => {
+      const a = instance('a');
+      const b = instance('b');
+      await a.leases.acquire(['x1', 'x2']);
+      await Promise.all([a.savePayeeChannel('x1', paid(1)), a.savePayeeChannel('x2', paid(1))]);
+      a.leases.close();
+      expect(await b.leases.acquireWaiting('x1', 5_000)).toBe(true);
+      const results = await Promise.allSettled([a.savePayeePayment('x1', 2n, sig), a.savePayeePayment('x2', 2n, sig)]);
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
+      const byId = new Map((await b.loadPayeeChannels()).map((c) => [c.tempId, paidOf(c.state)]));
+      expect(byId).toEqual(new Map([['x1', 1n], ['x2', 2n]]));
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('gives its leases up on close: another instance takes them at once', async () => {
+      const a = instance('a', 60_000);
+      const b = instance('b', 60_000);
+      await a.leases.acquire(['r1']);
+      await a.savePayeeChannel('r1', paid(1));
+      expect(await b.leases.acquire(['r1'])).toEqual(new Set());
+      await a.close();
+      expect(await b.leases.acquire(['r1'])).toEqual(new Set(['r1']));
+      await b.close();
+    });
+
+    it('finds the lease lost at renewal, and lists channels nobody holds as orphans', async () => {
+      const a = instance('a');
+      const b = instance('b');
+      await a.leases.acquire(['o1', 'o2']);
+      await Promise.all([a.savePayeeChannel('o1', paid(1)), a.savePayeeChannel('o2', paid(1))]);
+      expect(await b.leases.orphans(10)).toEqual([]);
+      await a.leases.release('o2');
+      expect(await b.leases.orphans(10)).toEqual(['o2']);
+      const lost: string[] = [];
+      a.leases.onLost((t) => lost.push(t));
+      a.leases.close();
+      expect(await b.leases.acquireWaiting('o1', 5_000)).toBe(true);
+      await a.leases.renew();
+      expect(lost).toEqual(['o1']);
+      // A restarted instance (same owner) takes its own lease back at once, with a new token.
+      const b2 = instance('b');
+      expect(await b2.leases.acquire(['o1'])).toEqual(new Set(['o1']));
+      await expect(b.savePayeePayment('o1', 5n, sig)).rejects.toMatchObject({ code: 'FENCED' });
+      await Promise.all([a.close(), b.close(), b2.close()]);
+    });
+  });
 });
 
 describe('SqliteStore', () => {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { openStore, STORE_SCHEMES } from '../../src/store/open-store.js';
+import { PostgresStore } from '../../src/store/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-open-store-'));
@@ -27,8 +28,19 @@ describe('openStore: the table of store adapters', () => {
     await store.close();
   });
 
+  it('opens postgres:// and postgresql:// with the PostgreSQL adapter, connecting only when used', async () => {
+    for (const location of ['postgres://paychan@127.0.0.1:1/none', 'postgresql://paychan@127.0.0.1:1/none']) {
+      const store = openStore(location);
+      expect(store).toBeInstanceOf(PostgresStore);
+      // Nothing listens on port 1: the first call reports it, and close still works.
+      await expect(store.getMeta('k')).rejects.toThrow(/ECONNREFUSED/);
+      await store.close();
+    }
+    expect(STORE_SCHEMES).toEqual(expect.arrayContaining(['postgres:', 'postgresql:']));
+  });
+
   it('refuses a scheme no adapter serves, naming the known ones, and opens nothing', () => {
-    expect(() => openStore('postgres://localhost/paychan')).toThrow(new RegExp(`no store adapter for postgres: locations; known: ${STORE_SCHEMES.join(', ')}`));
+    expect(() => openStore('mysql://localhost/paychan')).toThrow(new RegExp(`no store adapter for mysql: locations; known: ${STORE_SCHEMES.join(', ')}`));
     expect(() => openStore('')).toThrow(TypeError);
   });
 });

@@ -196,11 +196,18 @@ describe('a payer waiting for its channel to open', () => {
     expect(funded.state.type).toBe('AwaitingOpen');
     return funded.state;
   }
-  const error = (code: 'UNKNOWN_CHANNEL' | 'INVALID_SIGNATURE') => msg('error', { code, message: code, action: 'reject', ref: 'ef'.repeat(16) });
+  const error = (code: 'UNKNOWN_CHANNEL' | 'INVALID_SIGNATURE' | 'CHANNEL_MOVED') => msg('error', { code, message: code, action: 'reject', ref: 'ef'.repeat(16) });
 
   it('takes UNKNOWN_CHANNEL (its auth reached a restarted payee before its resent funding) as no failure', () => {
     const state = awaitingOpen();
     const step = payerStep(payerCtx, state, { type: 'message', message: error('UNKNOWN_CHANNEL') });
+    expect(step.state).toBe(state);
+    expect(step.effects).toEqual([]);
+  });
+
+  it('takes CHANNEL_MOVED (another payee instance serves the channel now) as no failure: its payments wait for the resume', () => {
+    const state = awaitingOpen();
+    const step = payerStep(payerCtx, state, { type: 'message', message: error('CHANNEL_MOVED') });
     expect(step.state).toBe(state);
     expect(step.effects).toEqual([]);
   });
