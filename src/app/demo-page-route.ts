@@ -14,6 +14,19 @@ import { pathOf } from '../transport/http-routes.js';
 export const DEMO_ROUTE = '/demo';
 const SCRIPT_ROUTE = '/demo/demo-page.js';
 
+/**
+ * The page keeps channel keys in this origin's IndexedDB: no script but its own, no framing (the
+ * style is the page's one inline block), and the network requests only to this origin (the
+ * payee) or an Esplora endpoint over https for the refund.
+ */
+const PAGE_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-cache',
+} as const;
+
 /** The routes, for the payee's route list and its OpenAPI document. */
 export const DEMO_ROUTES = [
   { method: 'GET', path: DEMO_ROUTE },
@@ -50,6 +63,8 @@ pay per request and per second, with no on-chain transaction until the close.</p
   change and refund to <input id="refund-address" size="44" placeholder="your ${network} address">
   <button id="open">Open a channel</button></p>
 </section>
+<p id="kit-line" class="hidden">Until the channel closes, only this browser holds the key to your refund:
+<button id="kit">Export the refund kit</button> (key, script and expiry height <b id="expiry"></b>; keep it safe).</p>
 <section id="funding" class="hidden">
   <p>Pay <b id="amount"></b> to the channel address from any wallet (the page sees it once it confirms):</p>
   <div id="qr"></div><p><code id="bip21"></code></p>
@@ -61,7 +76,6 @@ pay per request and per second, with no on-chain transaction until the close.</p
 <section id="pay" class="hidden">
   <button id="request">Paid request</button>
   <button id="stream-toggle">Start the stream</button>
-  <button id="kit">Export the refund kit</button>
   <button id="close">Close the channel</button>
   <pre id="answer"></pre>
 </section>
@@ -85,10 +99,10 @@ export function demoPageRoute(opts: { network: NetworkName }): (req: IncomingMes
         res.writeHead(404, { 'content-type': 'text/plain' }).end('the demo page script is not built: npm run build');
         return true;
       }
-      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }).end(script);
+      res.writeHead(200, { ...PAGE_HEADERS, 'content-type': 'text/javascript; charset=utf-8' }).end(script);
       return true;
     }
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(html);
+    res.writeHead(200, { ...PAGE_HEADERS, 'content-type': 'text/html; charset=utf-8' }).end(html);
     return true;
   };
 }

@@ -156,7 +156,9 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const dashboardPage = dashboardRoutes(() => dashboard.snapshot(), bearerAuthorizer(adminToken));
   // Pages whose user paid a channel's address learn its funding here (GET /v1/funding/:script).
   const funding = fundingRoute(new FundingFinder(options.backend), () => options.backend.getTip());
-  const demo = demoPageRoute({ network: options.network });
+  // Not behind `paychan proxy`: the page keeps channel keys in the origin's IndexedDB, which the
+  // upstream's own scripts share there, and the upstream's own /demo would be shadowed.
+  const demo = options.mount ? () => false : demoPageRoute({ network: options.network });
   // The paywall needs the server's URL and the server needs the route: filled in below.
   const late: { paywall?: Paywall; mounted?: MountedRoutes } = {};
   let served = 0;
@@ -171,7 +173,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     ...DASHBOARD_ROUTES,
     ...DUPLEX_ADMIN_ROUTES,
     ...FUNDING_ROUTES,
-    ...DEMO_ROUTES,
+    ...(options.mount ? [] : DEMO_ROUTES),
     ...(exampleRoute ? [{ method: 'GET', path: `${PAID_ROUTE_PREFIX}{path}` } as const] : []),
   ];
   // Built once: the document changes only with the code.

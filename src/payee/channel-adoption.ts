@@ -30,12 +30,23 @@ export type Adoption = ChannelEntry | 'busy' | undefined;
 
 /** Orphaned channels adopted per pass. */
 const ORPHANS_PER_PASS = 200;
+/**
+ * Adoptions running at once. Anyone can name a channel (ids are funding outpoints, public on
+ * chain) and each adoption reads the store and may wait two lease periods for another holder:
+ * beyond this many, a message for a channel not served here is answered CHANNEL_MOVED at once
+ * (its payer reconnects and asks again), so strangers cannot queue unbounded work or starve the
+ * lease renewal of connections.
+ */
+const MAX_ADOPTIONS = 16;
 
 export class ChannelAdoption {
   /** Channels being loaded, by the ref asked for: concurrent asks share the work. */
   private readonly adoptions = new Map<string, Promise<Adoption>>();
-  /** The messages waiting for adoptions, in arrival order (never rejects). */
-  private turns: Promise<void> = Promise.resolve();
+  /**
+   * The messages of each connection waiting for adoptions, in arrival order (never rejects): per
+   * connection, so one connection's long wait (a live holder) delays no other payer's.
+   */
+  private readonly turns = new WeakMap<object, Promise<void>>();
   private orphanTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -54,6 +65,7 @@ export class ChannelAdoption {
   adopt(ref: string): Promise<Adoption> {
     let adoption = this.adoptions.get(ref);
     if (!adoption) {
+      if (this.adoptions.size >= MAX_ADOPTIONS) return Promise.resolve('busy');
       adoption = this.take(ref).finally(() => this.adoptions.delete(ref));
       this.adoptions.set(ref, adoption);
     }
@@ -61,13 +73,16 @@ export class ChannelAdoption {
   }
 
   /**
-   * Runs `handle` after the handlers queued before it: adoptions run concurrently, but the
-   * messages waiting for them are handled in arrival order (a payer's auth names the tempId and
+   * Runs `handle` after the handlers `connection` queued before it: adoptions run concurrently,
+   * but a connection's messages waiting for them are handled in arrival order (a payer's auth names the tempId and
    * its status request the channel id: two adoptions).
    */
-  inTurn(handle: () => Promise<void>): Promise<void> {
-    const turn = this.turns.then(handle);
-    this.turns = turn.catch(() => undefined);
+  inTurn(connection: object, handle: () => Promise<void>): Promise<void> {
+    const turn = (this.turns.get(connection) ?? Promise.resolve()).then(handle);
+    this.turns.set(
+      connection,
+      turn.catch(() => undefined),
+    );
     return turn;
   }
 

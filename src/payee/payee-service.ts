@@ -133,6 +133,10 @@ export class PayeeService {
         // The closer broadcasts only what is stored: wait for this step's effects (its persist).
         await entry.effects;
         if (entry.broken) throw entry.broken;
+        // A fenced write (another instance took the channel, docs/scale.md) fails no promise the
+        // closer sees: it must not broadcast a close the store refused, which would conflict with
+        // the new holder's.
+        if (entry.moved || this.entries.get(tempId) !== entry) throw new ProtocolError('CHANNEL_MOVED', `${tempId}: another instance serves it now; its close is that instance's`);
       },
       restore: async (tempId: string, state: PayeeState, closeTxid: string) => {
         const entry = this.entries.get(tempId);
@@ -217,7 +221,7 @@ export class PayeeService {
   /** A message for a channel not in the table, with leases on: adopt it, then handle it (in arrival order). */
   private adoptThenHandle(adoption: ChannelAdoption, message: Message, ref: string, link: PeerLink): Promise<void> {
     const adopted = adoption.adopt(ref);
-    return adoption.inTurn(() => this.handleAdopted(message, ref, link, adopted));
+    return adoption.inTurn(link, () => this.handleAdopted(message, ref, link, adopted));
   }
 
   private async handleAdopted(message: Message, ref: string, link: PeerLink, adoption: Promise<Adoption>): Promise<void> {

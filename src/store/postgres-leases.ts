@@ -40,6 +40,7 @@ export class PgChannelLeases implements ChannelLeases, LeaseTokens {
   private readonly listeners: ((tempId: string) => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
   private renewing: Promise<void> | null = null;
+  private acquireTail: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(
@@ -57,11 +58,24 @@ export class PgChannelLeases implements ChannelLeases, LeaseTokens {
     return this.tokens.has(tempId);
   }
 
-  async acquire(tempIds: readonly string[]): Promise<Set<string>> {
+  /**
+   * Takes the leases that are free, expired or this owner's. One acquire at a time in this
+   * process, and a lease it holds already is not taken again: taking it again would bump its
+   * token and fence this process's own writes staged under the old one (two messages naming one
+   * channel by its two refs, an orphan pass racing a payer's return).
+   */
+  acquire(tempIds: readonly string[]): Promise<Set<string>> {
+    const run = this.acquireTail.then(() => this.acquireNow(tempIds));
+    this.acquireTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async acquireNow(tempIds: readonly string[]): Promise<Set<string>> {
     const held = new Set<string>();
-    if (tempIds.length === 0 || this.closed) return held;
+    const wanted = tempIds.filter((t) => !(this.tokens.has(t) && held.add(t)));
+    if (wanted.length === 0 || this.closed) return held;
     const pool = await this.pool();
-    const rows = (await pool.query<{ temp_id: string; token: string }>(SQL.acquire, [tempIds, this.owner, this.leaseMs])).rows;
+    const rows = (await pool.query<{ temp_id: string; token: string }>(SQL.acquire, [wanted, this.owner, this.leaseMs])).rows;
     for (const r of rows) {
       this.tokens.set(r.temp_id, r.token);
       held.add(r.temp_id);

@@ -17,8 +17,15 @@ const network = (document.documentElement.dataset.network ?? 'regtest') as Netwo
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
 const params = new URLSearchParams(location.search);
 const esplora = params.get('esplora');
-/** The metered stream's price, sat per second (`/demo?stream=N`; default 100). */
-const STREAM_SAT_PER_SECOND = BigInt(params.get('stream') ?? '100');
+/**
+ * The metered stream's price, sat per second (`/demo?stream=N`; default 100): a link cannot make
+ * the stream spend faster than 1,000 sat/s, and the page shows the price before it starts.
+ */
+const MAX_STREAM_SAT_PER_SECOND = 1_000n;
+const STREAM_SAT_PER_SECOND = ((): bigint => {
+  const asked = /^[1-9]\d{0,6}$/.test(params.get('stream') ?? '') ? BigInt(params.get('stream')!) : 100n;
+  return asked > MAX_STREAM_SAT_PER_SECOND ? MAX_STREAM_SAT_PER_SECOND : asked;
+})();
 
 /** The tip from the payee; broadcasts (the refund) through the configured Esplora endpoint only. */
 const chain = payeeChain(location.origin, esplora ?? undefined);
@@ -37,7 +44,11 @@ function render(): void {
   $('capacity').textContent = s && 'terms' in s ? `${s.terms.capacitySat} sat` : '–';
   $('paid').textContent = `${payer?.paidSat ?? 0n} sat`;
   $('requests').textContent = String(requests);
-  $('stream').textContent = stream ? `${STREAM_SAT_PER_SECOND} sat/s` : 'stopped';
+  $('stream').textContent = stream ? `${STREAM_SAT_PER_SECOND} sat/s` : `stopped (${STREAM_SAT_PER_SECOND} sat/s when started)`;
+  // The refund kit from the moment a channel exists: a funding paid but never seen by the payee
+  // (a wallet that took its fee from the amount, a payee gone) is refunded with it alone.
+  show('kit-line', s !== null && s.type !== 'Closed');
+  if (s && 'terms' in s) $('expiry').textContent = String(s.terms.expiryHeight);
   show('fund', s === null);
   show('funding', s?.type === 'Funding');
   show('pay', s?.type === 'Open');

@@ -78,6 +78,6 @@ describe('README: a page that pays', () => {
     // Blocks keep coming: the payee counts the funding's confirmations at the next one.
     await waitUntil(async () => (await body()).startsWith('200 ') || problems.length > 0 || (await cli('regtest', 'mine', '1'), false), 'the page to pay its request', 90_000);
     expect(problems).toEqual([]);
-    expect(await body()).toMatch(/^200 \{"ok":true,"path":"\/v1\/paid\/hello","priceSat":"10","served":1\} \(paid 10 sat in all\)$/);
+    expect(await body()).toMatch(/^200 \{"ok":true,"path":"\/v1\/paid\/hello","priceSat":10,"served":1\} \(paid 10 sat in all\)$/);
   });
 });
