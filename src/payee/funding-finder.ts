@@ -45,7 +45,7 @@ export class FundingFinder {
   }
 
   /**
-   * The newest confirmed output paying `scriptHex` in the indexed blocks, or null.
+   * The oldest confirmed output paying `scriptHex` in the indexed blocks, or null.
    * @throws ChainBackendError when the node cannot be asked.
    */
   async find(scriptHex: string): Promise<FoundFunding | null> {
@@ -53,7 +53,9 @@ export class FundingFinder {
     let best: FoundFunding | null = null;
     for (const block of this.blocks.values()) {
       const found = block.outputs.get(scriptHex.toLowerCase());
-      if (found && (!best || found.height > best.height)) best = found;
+      // The first payment to a channel's address is its funding: a later one to the same address
+      // (a wallet paying twice, anyone once the address is public) must not replace it.
+      if (found && (!best || found.height < best.height)) best = found;
     }
     return best;
   }
@@ -86,7 +88,8 @@ function indexOutputs(txs: readonly string[], height: number): Map<string, Found
     tx.outs.forEach((out, vout) => {
       if (out.script.length !== 34 || out.script[0] !== 0 || out.script[1] !== 32) return;
       txid ??= tx.getId();
-      outputs.set(toHex(out.script), { txid, vout, valueSat: out.value, height, txHex });
+      const script = toHex(out.script);
+      if (!outputs.has(script)) outputs.set(script, { txid, vout, valueSat: out.value, height, txHex });
     });
   }
   return outputs;

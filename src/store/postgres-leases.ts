@@ -14,18 +14,21 @@
  */
 import type { Pool } from 'pg';
 import type { ChannelLeases } from './store.js';
+import { retryDeadlock } from './postgres-deadlock.js';
 import type { LeaseTokens } from './postgres-store.js';
 
 const SQL = {
+  // Rows are locked in temp_id order, as the writer's FOR SHARE and the renewal lock them: lock
+  // order is what keeps the three from deadlocking each other (a deadlock left is retried).
   acquire: `INSERT INTO channel_leases (temp_id, owner, token, expires_at)
-    SELECT t, $2, 1, now() + $3 * interval '1 millisecond' FROM unnest($1::text[]) AS t
+    SELECT t, $2, 1, now() + $3 * interval '1 millisecond' FROM (SELECT t FROM unnest($1::text[]) AS t ORDER BY t) AS s
     ON CONFLICT (temp_id) DO UPDATE SET owner = excluded.owner, token = channel_leases.token + 1, expires_at = excluded.expires_at
       WHERE channel_leases.owner = excluded.owner OR channel_leases.expires_at < now()
     RETURNING temp_id, token`,
-  renew: `UPDATE channel_leases l SET expires_at = now() + $3 * interval '1 millisecond'
-    FROM unnest($1::text[], $2::bigint[]) AS u(temp_id, token)
-    WHERE l.temp_id = u.temp_id AND l.token = u.token
-    RETURNING l.temp_id`,
+  renew: `WITH r AS (SELECT l.temp_id FROM channel_leases l JOIN unnest($1::text[], $2::bigint[]) AS u(temp_id, token)
+      ON l.temp_id = u.temp_id AND l.token = u.token ORDER BY l.temp_id FOR UPDATE OF l)
+    UPDATE channel_leases c SET expires_at = now() + $3 * interval '1 millisecond' FROM r WHERE c.temp_id = r.temp_id
+    RETURNING c.temp_id`,
   // Expiring it now (not deleting it) keeps the token growing across holders.
   release: `UPDATE channel_leases SET expires_at = now() - interval '1 millisecond' WHERE temp_id = $1 AND token = $2`,
   releaseAll: `UPDATE channel_leases l SET expires_at = now() - interval '1 millisecond'
@@ -75,7 +78,7 @@ export class PgChannelLeases implements ChannelLeases, LeaseTokens {
     const wanted = tempIds.filter((t) => !(this.tokens.has(t) && held.add(t)));
     if (wanted.length === 0 || this.closed) return held;
     const pool = await this.pool();
-    const rows = (await pool.query<{ temp_id: string; token: string }>(SQL.acquire, [wanted, this.owner, this.leaseMs])).rows;
+    const rows = (await retryDeadlock(() => pool.query<{ temp_id: string; token: string }>(SQL.acquire, [wanted, this.owner, this.leaseMs]))).rows;
     for (const r of rows) {
       this.tokens.set(r.temp_id, r.token);
       held.add(r.temp_id);
@@ -127,7 +130,7 @@ export class PgChannelLeases implements ChannelLeases, LeaseTokens {
       const held = [...this.tokens];
       if (held.length === 0) return;
       const pool = await this.pool();
-      const renewed = new Set((await pool.query<{ temp_id: string }>(SQL.renew, [held.map(([t]) => t), held.map(([, k]) => k), this.leaseMs])).rows.map((r) => r.temp_id));
+      const renewed = new Set((await retryDeadlock(() => pool.query<{ temp_id: string }>(SQL.renew, [held.map(([t]) => t), held.map(([, k]) => k), this.leaseMs]))).rows.map((r) => r.temp_id));
       for (const [tempId, token] of held) {
         // Still the token we renewed with: a lease taken again meanwhile is not the lost one.
         if (!renewed.has(tempId) && this.tokens.get(tempId) === token) this.lost(tempId);

@@ -26,6 +26,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { decodeState } from './codec.js';
 import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexRecord } from './checks.js';
+import { DEADLOCK_RETRIES, isDeadlock } from './postgres-deadlock.js';
 import { PgChannelLeases } from './postgres-leases.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { closedError, StoreError } from './store-error.js';
@@ -126,14 +127,14 @@ export interface LeaseTokens {
 const SQL = {
   // Only rows whose lease still has our token, the lease row locked until commit.
   upsertPayee: `WITH u AS (SELECT * FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY AS u(temp_id, state, channel_id, state_type, paid_sat, token, ord)),
-    l AS (SELECT temp_id, token FROM channel_leases WHERE temp_id = ANY($1::text[]) FOR SHARE)
+    l AS (SELECT temp_id, token FROM channel_leases WHERE temp_id = ANY($1::text[]) ORDER BY temp_id FOR SHARE)
     INSERT INTO payee_channels (temp_id, state, updated_at, channel_id, state_type, paid_sat)
     SELECT u.temp_id, u.state, $2, u.channel_id, u.state_type, u.paid_sat FROM u JOIN l ON l.temp_id = u.temp_id AND l.token = u.token
     ORDER BY u.ord
     ON CONFLICT (temp_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
       channel_id = excluded.channel_id, state_type = excluded.state_type, paid_sat = excluded.paid_sat
     RETURNING temp_id`,
-  upsertPayments: `WITH l AS (SELECT temp_id, token FROM channel_leases WHERE temp_id = ANY($1::text[]) FOR SHARE)
+  upsertPayments: `WITH l AS (SELECT temp_id, token FROM channel_leases WHERE temp_id = ANY($1::text[]) ORDER BY temp_id FOR SHARE)
     INSERT INTO payee_payments (temp_id, total_sat, signature)
     SELECT u.temp_id, u.total, u.sig FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) AS u(temp_id, total, sig, token)
       JOIN l ON l.temp_id = u.temp_id AND l.token = u.token
@@ -456,15 +457,26 @@ export class PostgresStore implements Store {
     let client: PoolClient | null = null;
     try {
       client = await this.writerClient();
-      if (statements.length === 1) await run(client, statements[0]!);
-      else {
-        await client.query('BEGIN');
+      // A deadlock with a lease takeover or renewal (they lock lease rows too) rolls the whole
+      // transaction back: the upserts are idempotent, so it is run again rather than failing
+      // (which would halt every channel of the batch).
+      for (let attempt = 1; ; attempt++) {
         try {
-          for (const s of statements) await run(client, s);
-          await client.query('COMMIT');
+          if (statements.length === 1) await run(client, statements[0]!);
+          else {
+            await client.query('BEGIN');
+            try {
+              for (const s of statements) await run(client, s);
+              await client.query('COMMIT');
+            } catch (err) {
+              await client.query('ROLLBACK').catch(noop);
+              throw err;
+            }
+          }
+          break;
         } catch (err) {
-          await client.query('ROLLBACK').catch(noop);
-          throw err;
+          if (attempt >= DEADLOCK_RETRIES || !isDeadlock(err)) throw err;
+          batch.fenced = null; // what the rolled-back attempt found fenced is found again
         }
       }
     } catch (err) {

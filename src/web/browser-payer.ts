@@ -89,10 +89,15 @@ export async function openBrowserPayer(options: BrowserPayerOptions): Promise<Br
   const store = await openIndexedDbStore({ name: options.storeName ?? 'paychan' });
   const payer = new BrowserPayer(options, store);
   const tempId = await store.getMeta(CURRENT_KEY);
-  if (tempId !== undefined) {
+  // '' (or a proposal the payee never took, so never stored): no channel. No address was shown
+  // for it (the state is stored before the proposal leaves), so no coins can wait on it; its key
+  // stays in the store all the same.
+  if (tempId && (await store.loadPayerChannels()).some((c) => c.tempId === tempId)) {
     const key = await store.getMeta(keyMetaKey(tempId));
     if (key === undefined) throw new Error(`the store has channel ${tempId} but not its key`);
     await payer.restore(tempId, fromHex(key));
+  } else if (tempId) {
+    await store.putMeta(CURRENT_KEY, '');
   }
   return payer;
 }
@@ -153,8 +158,20 @@ export class BrowserPayer {
     await this.store.putMeta(keyMetaKey(tempId), toHex(key));
     await this.store.putMeta(CURRENT_KEY, tempId);
     const client = this.connect(key, () => idBytes, payoutScript);
-    const funding = await client.proposeForExternalFunding({ variant: 'spilman-v2', capacitySat: opts.capacitySat, expiryBlocks: opts.expiryBlocks });
-    return fundingRequestOf(funding);
+    try {
+      const funding = await client.proposeForExternalFunding({ variant: 'spilman-v2', capacitySat: opts.capacitySat, expiryBlocks: opts.expiryBlocks });
+      return fundingRequestOf(funding);
+    } catch (err) {
+      // Refused or cut off before anything was shown to pay: the page may propose again.
+      if (client.state === null || client.state.type === 'Aborted') {
+        this.link?.close();
+        this.link = null;
+        this.client = null;
+        this.privateKey = null;
+        await this.store.putMeta(CURRENT_KEY, '');
+      }
+      throw err;
+    }
   }
 
   /** The funding request again (after a reload, before the wallet paid). @throws RangeError when not waiting for funding. */

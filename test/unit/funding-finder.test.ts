@@ -44,6 +44,13 @@ describe('FundingFinder', () => {
     expect(await shallow.find(toHex(script))).toBeNull();
   });
 
+  it('keeps the first payment to a channel address: a later one to the same address does not replace it', async () => {
+    const later = fundingTx(t, { valueSat: 1_234n }); // anyone can pay a public address again
+    let now = 0;
+    const finder = new FundingFinder(chain([[funding.toHex()], [later.toHex()], []]).backend, 10, () => (now += 5_000));
+    expect(await finder.find(toHex(script))).toMatchObject({ txid: funding.getId(), height: 0, valueSat: t.capacitySat });
+  });
+
   it('indexes each block once, and a height again when its block changed', async () => {
     const c = chain([[], [funding.toHex()], []]);
     let now = 0;
