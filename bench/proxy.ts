@@ -32,6 +32,7 @@ import { payingSide, type PayingSide } from '../test/helpers/http402-env.js';
 import type { RegtestEnv } from '../test/helpers/regtest-env.js';
 import { emitResult, envList, intArg, parseArgs, progress } from './lib/args.js';
 import { BenchChild } from './lib/lines.js';
+import type { OpenLoopResult } from './lib/open-loop.js';
 import { now, quantile, round, sorted } from './lib/stats.js';
 import type { LaneSpec } from './proxy-client.js';
 import { encodeState } from '../src/store/codec.js';
@@ -51,18 +52,8 @@ const PRICE_SAT = 1;
 /** Where a load generator sends: through the proxy paying, through its free route, or straight to the upstream. */
 type Target = 'paid' | 'free' | 'bare';
 
-interface LatencyResult {
-  readonly requests: number;
-  readonly targetPerSec: number;
-  readonly achievedPerSec: number;
-  readonly p50Ms: number;
-  readonly p90Ms: number;
-  readonly p99Ms: number;
-  readonly p999Ms: number;
-  readonly maxMs: number;
-  /** How late the load generators sent, p99 of the worst one. */
-  readonly sendLagP99Ms: number;
-}
+/** An open loop's figures (lib/open-loop.ts) counted in requests; sendLagP99Ms is the worst load generator's. */
+type LatencyResult = Omit<OpenLoopResult, 'payments'> & { readonly requests: number };
 
 /** fdatasync latency of a 4 KiB write in `file`'s directory: what one durable commit costs at least. */
 function fsyncLatency(file: string, count: number): { p50Ms: number; p99Ms: number } {

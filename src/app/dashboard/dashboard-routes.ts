@@ -73,6 +73,10 @@ function loadAssets(dir: string): ReadonlyMap<string, Asset> {
 export function dashboardRoutes(snapshot: () => DashboardSnapshot, authorized: (req: IncomingMessage) => boolean, assetsDir = ASSETS_DIR) {
   const assets = loadAssets(assetsDir);
   return (req: IncomingMessage, res: ServerResponse): boolean => {
+    // startsWith first: every request the payee's own routes do not answer (each one `paychan
+    // proxy` forwards) passes here, and pathOf allocates.
+    const url = req.url;
+    if (url === undefined || !(url.startsWith(DASHBOARD_PATH) || url.startsWith(DASHBOARD_API_PATH))) return false;
     const path = pathOf(req);
     const asset = assets.get(path);
     if (asset === undefined && path !== DASHBOARD_API_PATH) return false;
