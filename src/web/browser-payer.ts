@@ -28,6 +28,7 @@ import { payerPolicy, type PayerPolicy } from '../protocol/policy.js';
 import type { SignedRefund } from '../protocol/refund.js';
 import { openIndexedDbStore, type IndexedDbStore } from '../store/indexeddb-store.js';
 import { connectPayeeFromBrowser, type BrowserPeerLink, type WebSocketConstructor } from '../transport/browser-link.js';
+import { holdTabLock } from './tab-lock.js';
 
 /** Meta keys: the page's current channel, and each channel's private key. */
 const CURRENT_KEY = 'browser-channel';
@@ -82,12 +83,22 @@ export interface RefundKit {
 }
 
 /**
- * Opens the store and, if the page had a channel, restores it and reconnects.
+ * Takes the store's tab lock, opens the store and, if the page had a channel, restores it and
+ * reconnects.
+ * @throws StoreInUseError (rejects) if another tab of this site holds the same store.
  * @throws StoreError (rejects) if IndexedDB cannot be opened.
  */
 export async function openBrowserPayer(options: BrowserPayerOptions): Promise<BrowserPayer> {
-  const store = await openIndexedDbStore({ name: options.storeName ?? 'paychan' });
-  const payer = new BrowserPayer(options, store);
+  const storeName = options.storeName ?? 'paychan';
+  const releaseLock = await holdTabLock(storeName);
+  let store: IndexedDbStore;
+  try {
+    store = await openIndexedDbStore({ name: storeName });
+  } catch (err) {
+    releaseLock();
+    throw err;
+  }
+  const payer = new BrowserPayer(options, store, releaseLock);
   const tempId = await store.getMeta(CURRENT_KEY);
   // '' (or a proposal the payee never took, so never stored): no channel. No address was shown
   // for it (the state is stored before the proposal leaves), so no coins can wait on it; its key
@@ -122,6 +133,7 @@ export class BrowserPayer {
   constructor(
     private readonly options: BrowserPayerOptions,
     readonly store: IndexedDbStore,
+    private readonly releaseLock: () => void = () => undefined,
   ) {
     this.secp = options.secp ?? nobleSecp256k1;
     this.policy = payerPolicy({ network: options.network, ...options.policy });
@@ -273,6 +285,7 @@ export class BrowserPayer {
     await this.client?.drain().catch(() => undefined);
     this.link?.close();
     await this.store.close();
+    this.releaseLock();
   }
 
   /** @internal by openBrowserPayer: the saved channel, reconnected and resumed. */

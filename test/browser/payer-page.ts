@@ -25,6 +25,11 @@ const api = {
     show();
     return payer.state?.type ?? null;
   },
+  /** Closes the payer (its store and tab lock); the channel stays for the next open. */
+  async close(): Promise<void> {
+    await payer?.close();
+    payer = null;
+  },
   async requestFunding(capacitySat: bigint, expiryBlocks: number) {
     const request = await payer!.requestFunding({ capacitySat, expiryBlocks });
     document.getElementById('qr')!.innerHTML = request.qrSvg;

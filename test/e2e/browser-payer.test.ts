@@ -1,7 +1,7 @@
 /**
  * The payer in a page, end to end: headless Chromium runs paychan/payer's BrowserPayer (noble
- * secp256k1, IndexedDB store, browser WebSocket link) against a PayeeService with a SQLite store
- * on a private btcd. The page asks for funding (BIP21 + QR code + unsigned PSBT); the node's coins
+ * secp256k1, IndexedDB store, browser WebSocket link) against `paychan payee serve` (a process of
+ * its own, SQLite store) on a private btcd. The page asks for funding (BIP21 + QR code + unsigned PSBT); the node's coins
  * pay the channel address and the page learns the funding from the payee (GET /v1/funding/:script);
  * the channel opens; the page makes 1,000 payments, is reloaded
  * mid-stream and continues from IndexedDB with no acknowledged payment lost, makes 50 paid
@@ -9,6 +9,7 @@
  * closes and the node's close transaction pays the page's change exactly: capacity minus what the
  * page recorded as acknowledged. A screenshot of the page is kept (test-artifacts/). A second
  * channel is funded the other way: an external wallet signs the page's PSBT.
+ * Needs dist/ (bin/paychan.js runs it): npm run build.
  */
 import { address as baddress, Transaction } from 'bitcoinjs-lib';
 import { bitcoinjsNetwork } from '../../src/protocol/network.js';
@@ -23,6 +24,7 @@ const PAYMENTS = 1000;
 
 type PageApi = {
   open(wsUrl: string, payoutScriptHex: string, storeName?: string): Promise<string | null>;
+  close(): Promise<void>;
   requestFunding(capacitySat: bigint, expiryBlocks: number): Promise<{ bip21: string; address: string; amountSat: bigint; psbt: string; qrSvg: string }>;
   fundWithSigned(signed: string): Promise<string>;
   fundFromAddress(): Promise<string>;
@@ -37,8 +39,8 @@ type PageApi = {
 };
 let b: BrowserPayerEnv;
 /** Runs `fn(api, arg)` in the page. */
-const inPage = <A, R>(fn: (api: PageApi, arg: A) => R | Promise<R>, arg?: A): Promise<R> =>
-  b.page.evaluate(([f, a]) => new Function('api', 'arg', `return (${f})(api, arg)`)((globalThis as unknown as { paychanPage: PageApi }).paychanPage, a) as Promise<R>, [fn.toString(), arg] as const);
+const inPage = <A, R>(fn: (api: PageApi, arg: A) => R | Promise<R>, arg?: A, page = b.page): Promise<R> =>
+  page.evaluate(([f, a]) => new Function('api', 'arg', `return (${f})(api, arg)`)((globalThis as unknown as { paychanPage: PageApi }).paychanPage, a) as Promise<R>, [fn.toString(), arg] as const);
 
 beforeAll(async () => {
   b = await startBrowserPayerEnv();
@@ -88,8 +90,9 @@ describe('a page that pays', () => {
     await waitUntil(async () => (await inPage((api) => api.state())).paidSat >= ackedBeforeReload, 'the resumed channel to be re-acknowledged');
     const resumed = (await inPage((api) => api.state())).paidSat;
     expect(resumed).toBeGreaterThanOrEqual(ackedBeforeReload);
-    const payee = b.service.channels().find((c) => c.type === 'Open');
-    expect(payee?.type === 'Open' ? payee.paidSat : -1n).toBe(resumed);
+    const payee = (await b.payeeChannels()).find((c) => c.channelId === channelId);
+    expect(payee?.state).toBe('Open');
+    expect(BigInt(payee!.paidSat)).toBe(resumed);
     // The rest, to 1,000 satoshis in 1-sat payments (1,000 payments acknowledged in all, and those
     // lost with the reload were never acknowledged, so never counted).
     const rest = await inPage((api, n: number) => api.payMany(n, 1n), PAYMENTS - Number(resumed));
@@ -105,9 +108,8 @@ describe('a page that pays', () => {
     // Close: the node's close pays the page's change exactly.
     await inPage((api) => api.requestClose());
     let closeTxid = '';
-    await waitUntil(() => {
-      const c = b.service.channels().find((s) => s.type === 'Closing' || s.type === 'Closed');
-      if (c?.type === 'Closing') closeTxid = c.close.txid;
+    await waitUntil(async () => {
+      closeTxid = (await b.payeeChannels()).find((c) => c.channelId === channelId)?.closeTxid ?? '';
       return closeTxid !== '';
     }, 'the payee to close');
     const close = await env.backend.getTransaction(closeTxid);
@@ -117,6 +119,12 @@ describe('a page that pays', () => {
     const change = tx.outs.find((o) => equalBytes(o.script, signer.script));
     expect(change?.value).toBe(CAPACITY - (await inPage((api) => api.acked())));
     expect(change?.value).toBe(CAPACITY - paidTotal);
+    // And the payee's output is what the page paid less the close's fee, at the payee's rate.
+    const payeeOuts = tx.outs.filter((o) => !equalBytes(o.script, signer.script));
+    const fee = CAPACITY - tx.outs.reduce((sum, o) => sum + BigInt(o.value), 0n);
+    expect(payeeOuts.map((o) => BigInt(o.value))).toEqual([paidTotal - fee]);
+    expect(Number(fee) / tx.virtualSize()).toBeGreaterThanOrEqual(2);
+    expect(Number(fee) / tx.virtualSize()).toBeLessThan(2.1);
   });
 
   it('funds a channel through an unsigned PSBT an external wallet signs, and pays on it', async () => {
@@ -131,5 +139,23 @@ describe('a page that pays', () => {
     await env.mine(1);
     expect((await opened).startsWith(fundingTxid)).toBe(true);
     expect((await inPage((api) => api.payMany(20, 5n))).totalSat).toBe(100n);
+  });
+
+  it('pays from one tab at a time: a second tab of the same store is refused until the first closes it', async () => {
+    const { signer } = b;
+    const second = await b.page.context().newPage();
+    try {
+      await second.goto(b.pageUrl);
+      await second.waitForFunction(() => 'paychanPage' in globalThis);
+      const open = (): Promise<string | null> => inPage((api, a: [string, string]) => api.open(a[0], a[1], 'psbt'), [b.server.wsUrl, toHex(signer.script)], second);
+      // The first tab holds the 'psbt' store (the test above): its channel must not be paid twice.
+      await expect(open()).rejects.toThrow(/in use by another tab/);
+      await inPage((api) => api.close());
+      // Released: the second tab restores the channel from the shared IndexedDB and pays on it.
+      expect(await open()).toBe('Open');
+      expect((await inPage((api) => api.payMany(5, 5n), undefined, second)).totalSat).toBe(125n);
+    } finally {
+      await second.close();
+    }
   });
 });

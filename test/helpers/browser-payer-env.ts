@@ -1,10 +1,11 @@
 /**
  * A browser payer against a real payee on btcd, for the end-to-end test and the bench: a private
- * regtest node, a PayeeService with a SQLite store behind its WebSocket server, headless Chromium
- * on the page of test/browser/payer-page.ts (bundled by esbuild), and a small Esplora-style
- * endpoint (tip, broadcast) over the node, the page's "configured endpoint" for its refund. The
- * page is served from 127.0.0.1 like the payee: Chromium refuses a public origin's connections
- * into the loopback. An external wallet (ExternalSigner) funds the page's PSBT.
+ * regtest node, `paychan payee serve` on it as a process of its own (SQLite store, its priced
+ * example route, `--cors-origin` for the page's origin), headless Chromium on the page of
+ * test/browser/payer-page.ts (bundled by esbuild), and a small Esplora-style endpoint (tip,
+ * broadcast) over the node, the page's "configured endpoint" for its refund. The page is served
+ * from 127.0.0.1 like the payee: Chromium refuses a public origin's connections into the loopback.
+ * An external wallet (ExternalSigner) funds the page's PSBT. Needs dist/ (npm run build).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -13,30 +14,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { Transaction } from 'bitcoinjs-lib';
 import type { Browser, Page } from 'playwright-core';
-import type { PayeeService } from '../../src/payee/payee-service.js';
+import type { DashboardChannel } from '../../src/app/dashboard/dashboard-snapshot.js';
 import { equalBytes } from '../../src/protocol/bytes.js';
-import { openSqliteStore } from '../../src/store/sqlite-store.js';
-import { corsPolicy } from '../../src/transport/cors.js';
-import { FundingFinder } from '../../src/payee/funding-finder.js';
-import { fundingRoute } from '../../src/transport/funding-route.js';
-import { startPayeeServer, type PayeeServer } from '../../src/transport/payee-server.js';
-import { Paywall } from '../../src/transport/paywall.js';
-import { paywallMiddleware } from '../../src/transport/paywall-http.js';
 import { bundleForBrowser, ROOT } from './browser-bundle.js';
 import { launchChromium } from './chromium.js';
+import { freePort, startCli, stopCli } from './cli.js';
 import { ExternalSigner, type Utxo } from './external-signer.js';
 import { startFundedEnv, type RegtestEnv } from './regtest-env.js';
-import { regtestPayee } from './regtest-peers.js';
 
 const FEE_RATE = 2;
-/** The payee's priced route, and its price per request. */
+/** The payee's priced example route (every `paychan payee serve` has it), and its price per request. */
 export const PAID_PREFIX = '/v1/paid/';
 export const PRICE_SAT = 10n;
 
 export interface BrowserPayerEnv {
   readonly env: RegtestEnv;
-  readonly service: PayeeService;
-  readonly server: PayeeServer;
+  /** `paychan payee serve`'s HTTP base and channel WebSocket. */
+  readonly server: { readonly url: string; readonly wsUrl: string };
+  /** The payee's channels as its operator sees them (GET /v1/admin/dashboard with its token). */
+  payeeChannels(): Promise<DashboardChannel[]>;
   readonly page: Page;
   readonly pageUrl: string;
   readonly signer: ExternalSigner;
@@ -55,11 +51,6 @@ export async function startBrowserPayerEnv(): Promise<BrowserPayerEnv> {
     stops.push(() => env.stop());
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-browser-'));
     stops.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const store = openSqliteStore(path.join(dir, 'payee.db'));
-    stops.push(() => store.close());
-    const service = await regtestPayee(env, { store, fallbackFeeRateSatPerVb: FEE_RATE });
-    service.start();
-    stops.push(() => service.stop());
     const bundle = await bundleForBrowser('test/browser/payer-page.ts');
     const html = fs.readFileSync(path.join(ROOT, 'test/browser/payer-page.html'), 'utf8');
     const pageServer = http.createServer((req, res) => {
@@ -80,25 +71,32 @@ export async function startBrowserPayerEnv(): Promise<BrowserPayerEnv> {
     stops.push(() => new Promise((resolve) => pageServer.close(resolve)));
     const pageUrl = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}/`;
     // The payee on another origin (another port): the page's paid requests need its CORS.
-    const late: { paywall?: Paywall } = {};
-    const paid = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
-      if (!req.url?.startsWith(PAID_PREFIX) || !late.paywall) return false;
-      paywallMiddleware(late.paywall, { priceSat: () => PRICE_SAT })(req, res, () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url })));
-      return true;
-    };
-    const funding = fundingRoute(new FundingFinder(env.backend));
-    const server = await startPayeeServer({ service, host: '127.0.0.1', port: 0, cors: corsPolicy([pageUrl.slice(0, -1)]), extraRoutes: async (req, res) => paid(req, res) || (await funding(req, res)) });
-    stops.push(() => server.close());
-    late.paywall = new Paywall({ payee: service, channelUrl: server.wsUrl, network: 'regtest' });
+    const port = await freePort();
+    const dataDir = path.join(dir, 'payee');
+    const { node } = env;
+    const payee = await startCli(
+      ['payee', 'serve', '--rpc-url', node.rpcUrl, '--rpc-user', node.rpcUser, '--rpc-pass', node.rpcPass, '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`,
+        '--price-sat', String(PRICE_SAT), '--fee-rate', String(FEE_RATE), '--cors-origin', pageUrl.slice(0, -1)],
+      { ...process.env, PAYCHAN_HOME: dir },
+      /payee listening/,
+    );
+    stops.push(() => stopCli(payee.child));
+    const server = { url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/v1/ws` };
+    const adminToken = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
 
     const browser: Browser = await launchChromium();
     stops.push(() => browser.close());
-    const page = await browser.newPage();
+    // A context of its own, so a test can open a second tab on the same origin and storage.
+    const page = await (await browser.newContext()).newPage();
     const signer = new ExternalSigner('paychan browser e2e wallet');
     return {
       env,
-      service,
       server,
+      async payeeChannels() {
+        const res = await fetch(`${server.url}/v1/admin/dashboard`, { headers: { authorization: `Bearer ${adminToken}` } });
+        if (!res.ok) throw new Error(`GET /v1/admin/dashboard: ${res.status} ${await res.text()}`);
+        return ((await res.json()) as { channels: DashboardChannel[] }).channels;
+      },
       page,
       pageUrl,
       signer,
