@@ -29,6 +29,7 @@ import { intArg, parseArgs, strArg } from './lib/args.js';
 import { emit, onStdinLines } from './lib/lines.js';
 import { openLoop } from './lib/open-loop.js';
 import { now, round } from './lib/stats.js';
+import { monoOffset, Trace } from './lib/trace.js';
 
 /** One lane as the orchestrator writes it: a channel, its payer key (hex) and its newest total. */
 export interface LaneSpec {
@@ -47,6 +48,8 @@ type Target = 'paid' | 'free' | 'bare';
 const PRICE_SAT = BigInt(intArg(args, 'price-sat', 1));
 const specs = decodeState<LaneSpec[]>(fs.readFileSync(strArg(args, 'lanes'), 'utf8'));
 const secp = loadNativeSecp256k1();
+/** With PAYCHAN_BENCH_TRACE: each open-loop request's intended, sent and answered times (bench/proxy-trace-report.ts). */
+const trace = new Trace(`client-${process.pid}`);
 
 interface Lane {
   readonly channel: Channel;
@@ -114,6 +117,10 @@ async function open(count: number, perSec: number, target: Target): Promise<void
   const latencyUs: number[] = new Array<number>(count);
   const result = await openLoop(count, perSec, (k) => queued(lanes[k % lanes.length]!, target), (k, intended, _sent, ack) => {
     latencyUs[k] = Math.round((ack - intended) * 1000);
+    if (trace.on) {
+      const lane = lanes[k % lanes.length]!;
+      trace.row('c', intended + monoOffset, _sent + monoOffset, ack + monoOffset, lane.channel.id, String(lane.totalSat));
+    }
   });
   emit({ event: 'open-done', achievedPerSec: result.achievedPerSec, sendLagP99Ms: result.sendLagP99Ms, latencyUs });
 }
@@ -124,6 +131,12 @@ const fail = (err: unknown): void => {
 };
 onStdinLines((line) => {
   const [command, a, b, c] = line.split(' ');
+  if (command === 'trace') {
+    if (a === 'begin') trace.begin(b!);
+    else trace.end(b!);
+    emit({ event: 'trace', verb: a });
+    return;
+  }
   if (command === 'cpu') {
     const u = process.cpuUsage();
     emit({ event: 'cpu', us: u.user + u.system });

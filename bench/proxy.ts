@@ -138,7 +138,11 @@ try {
   };
   /** The open loop split over the load generators (each its share of count and rate); latencies merged. */
   const openLoop = async (count: number, perSec: number, target: Target): Promise<LatencyResult> => {
+    // PAYCHAN_BENCH_TRACE: every process records this phase (bench/proxy-trace-report.ts).
+    const traced = process.env.PAYCHAN_BENCH_TRACE ? [payee, upstream, ...clients] : [];
+    await Promise.all(traced.map((c) => c.ask(`trace begin proxy-${target}`, 'trace')));
     const answers = await Promise.all(clients.map((c, p) => c.ask(`open ${Math.round((count * lanesOf(p)) / CLIENTS)} ${(perSec * lanesOf(p)) / CLIENTS} ${target}`, 'open-done')));
+    await Promise.all(traced.map((c) => c.ask(`trace end proxy-${target}`, 'trace')));
     const all = sorted(answers.flatMap((a) => a.latencyUs as number[]).map((us) => us / 1000));
     const q = (p: number): number => round(quantile(all, p), 3);
     return {

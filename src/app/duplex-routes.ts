@@ -85,9 +85,8 @@ export const DUPLEX_ADMIN_ROUTES: readonly HttpRoute[] = [
 /** The admin routes; returns false for any other request. */
 export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, token: string) {
   const authorized = bearerAuthorizer(token);
-  return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+  const answer = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const url = req.url ?? '';
-    if (!url.startsWith('/v1/duplex/')) return false;
     if (!authorized(req)) {
       sendError(res, 'UNAUTHORIZED');
       return true;
@@ -146,4 +145,6 @@ export function duplexAdminRoutes(duplex: DuplexPeer, watcher: DuplexWatcher, to
     sendError(res, 'NOT_FOUND', `${req.method} ${url}`);
     return true;
   };
+  // `false` at once, not a promise, for every other request (each one `paychan proxy` forwards).
+  return (req: IncomingMessage, res: ServerResponse): Promise<boolean> | false => (req.url?.startsWith('/v1/duplex/') ? answer(req, res) : false);
 }

@@ -199,8 +199,17 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     port: options.port,
     metrics,
     ...(options.corsOrigins?.length && !options.mount ? { cors: corsPolicy(options.corsOrigins) } : {}),
-    extraRoutes: async (req, res) =>
-      describe(req, res) || priced(req, res) || channelList(req, res) || dashboardPage(req, res) || (await funding(req, res)) || demo(req, res) || (await admin(req, res)) || (late.mounted !== undefined && (await late.mounted.request(req, res))),
+    // Synchronous until a route answers: a request none of these take (each one `paychan proxy`
+    // forwards) costs no promise here.
+    extraRoutes: (req, res) => {
+      if (describe(req, res) || priced(req, res) || channelList(req, res) || dashboardPage(req, res)) return true;
+      const fundingAnswer = funding(req, res);
+      if (fundingAnswer !== false) return fundingAnswer;
+      if (demo(req, res)) return true;
+      const adminAnswer = admin(req, res);
+      if (adminAnswer !== false) return adminAnswer;
+      return late.mounted !== undefined && late.mounted.request(req, res);
+    },
     upgradeRoutes: (req, socket, head) => late.mounted?.upgrade?.(req, socket, head) ?? false,
     ready: async () => {
       await options.backend.getTip();

@@ -28,10 +28,10 @@ export interface FundingLookup {
 }
 
 /** @returns an extra route; resolves true when it answered. */
-export function fundingRoute(finder: FundingLookup, tip?: () => Promise<{ height: number; hash: string }>): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+export function fundingRoute(finder: FundingLookup, tip?: () => Promise<{ height: number; hash: string }>): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> | false {
   // A stranger's requests for the tip cost at most one node call a second.
   let tipAsked: { atMs: number; answer: Promise<{ height: number; hash: string }> } | null = null;
-  return async (req, res) => {
+  const answer = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     if (tip && req.url === TIP_ROUTE && req.method === 'GET') {
       const now = Date.now();
       if (!tipAsked || now - tipAsked.atMs >= TIP_CACHE_MS) {
@@ -57,4 +57,7 @@ export function fundingRoute(finder: FundingLookup, tip?: () => Promise<{ height
     else sendJson(res, 200, { txid: found.txid, vout: found.vout, valueSat: Number(found.valueSat), height: found.height, txHex: found.txHex });
     return true;
   };
+  // `false` at once, not a promise, for every other request: each request `paychan proxy`
+  // forwards passes here, paid ones included.
+  return (req, res) => ((tip && req.url === TIP_ROUTE) || req.url?.startsWith(FUNDING_ROUTE_PREFIX) ? answer(req, res) : false);
 }

@@ -95,7 +95,16 @@ export function channelSummary(state: PayeeState): ChannelSummary | undefined {
 export function payeeRequestHandler(options: PayeeRoutesOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const readyTimeoutMs = options.readyTimeoutMs ?? 5_000;
   const cors = options.cors?.enabled ? options.cors : undefined;
-  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const failed = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
+    options.log?.(`http ${req.method ?? '?'} ${logText(req.url ?? '')} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    sendError(res, 'INTERNAL_ERROR');
+  };
+  const notFound = (req: IncomingMessage, res: ServerResponse, path: string): void => sendError(res, 'NOT_FOUND', `no route for ${req.method ?? '?'} ${path}`);
+  /**
+   * Synchronous up to the first route that needs to wait: a request only `extraRoutes` answers
+   * synchronously (each one `paychan proxy` forwards) costs no promise here.
+   */
+  const route = (req: IncomingMessage, res: ServerResponse): void => {
     if (cors) {
       if (cors.isPreflight(req)) {
         res.writeHead(204, cors.preflightHeaders(req)).end();
@@ -113,8 +122,10 @@ export function payeeRequestHandler(options: PayeeRoutesOptions): (req: Incoming
     if (path === '/healthz') {
       sendJson(res, 200, { status: 'ok' });
     } else if (path === '/readyz') {
-      if (await isReady(options.ready, readyTimeoutMs, options.log)) sendJson(res, 200, { status: 'ready' });
-      else sendError(res, 'NOT_READY');
+      isReady(options.ready, readyTimeoutMs, options.log).then(
+        (ready) => (ready ? sendJson(res, 200, { status: 'ready' }) : sendError(res, 'NOT_READY')),
+        (err: unknown) => failed(req, res, err),
+      );
     } else if (path === '/metrics') {
       const text = options.metrics.render();
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -126,22 +137,29 @@ export function payeeRequestHandler(options: PayeeRoutesOptions): (req: Incoming
       // The id must match: service.channel() also answers to tempIds, which stay private.
       if (summary && summary.channelId === id) sendJson(res, 200, summary);
       else sendError(res, 'UNKNOWN_CHANNEL', id === undefined ? 'a channel id is a funding outpoint txid:vout' : `no channel ${id}`);
-    } else if (!(options.extraRoutes && (await options.extraRoutes(req, res)))) {
-      sendError(res, 'NOT_FOUND', `no route for ${req.method ?? '?'} ${path}`);
+    } else if (!options.extraRoutes) {
+      notFound(req, res, path);
+    } else {
+      const answered = options.extraRoutes(req, res);
+      if (answered === false) notFound(req, res, path);
+      else if (answered !== true) answered.then((yes) => yes || notFound(req, res, path), (err: unknown) => failed(req, res, err));
     }
   };
   return (req, res) => {
-    route(req, res).catch((err: unknown) => {
-      options.log?.(`http ${req.method ?? '?'} ${logText(req.url ?? '')} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      sendError(res, 'INTERNAL_ERROR');
-    });
+    try {
+      route(req, res);
+    } catch (err) {
+      failed(req, res, err);
+    }
   };
 }
 
 /** The request's path, without query string; '' if the target is not a path. */
 export function pathOf(req: IncomingMessage): string {
   const target = req.url ?? '';
-  const end = target.search(/[?#]/);
+  const query = target.indexOf('?');
+  const fragment = target.indexOf('#');
+  const end = query < 0 ? fragment : fragment < 0 ? query : Math.min(query, fragment);
   return end < 0 ? target : target.slice(0, end);
 }
 
