@@ -234,10 +234,15 @@ export class SqliteStore implements Store {
 
   /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */
   savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
-    return this.stage('savePayeePayment', () => {
+    // What stage() does, without its closure: this runs once per payment.
+    if (this.closing) return Promise.reject(closedError('savePayeePayment'));
+    try {
       checkPayment('savePayeePayment', tempId, signature);
-      this.openBatch().payments.set(tempId, { total: totalSat.toString(), signature });
-    });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    this.openBatch().payments.set(tempId, { total: totalSat.toString(), signature });
+    return this.staged();
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a state the codec cannot encode. */
@@ -258,10 +263,15 @@ export class SqliteStore implements Store {
 
   /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */
   savePayerPayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
-    return this.stage('savePayerPayment', () => {
+    // What stage() does, without its closure: this runs once per payment.
+    if (this.closing) return Promise.reject(closedError('savePayerPayment'));
+    try {
       checkPayment('savePayerPayment', tempId, signature);
-      this.openBatch().payerPayments.set(tempId, { total: totalSat.toString(), signature });
-    });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    this.openBatch().payerPayments.set(tempId, { total: totalSat.toString(), signature });
+    return this.staged();
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a state the codec cannot encode. */
@@ -383,6 +393,11 @@ export class SqliteStore implements Store {
     } catch (err) {
       return Promise.reject(err as Error);
     }
+    return this.staged();
+  }
+
+  /** The promise of a call that staged its row in the open batch. */
+  private staged(): Promise<void> {
     this.counts.requests++;
     // One promise per call, chained on the batch's: calls resolve in call order, and a caller
     // that ignores its rejection gets its own unhandled-rejection report.
