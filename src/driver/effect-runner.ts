@@ -181,7 +181,9 @@ export class EffectQueue<E extends AnyEffect, C> {
       step.at = 1;
       this.wait(step.issued as Promise<void>);
     } else {
-      queueMicrotask(this.resume);
+      // then() on the settled promise, not queueMicrotask (Node wraps each of those in an async
+      // resource and a bound function).
+      void SETTLED.then(this.resume);
     }
   }
 

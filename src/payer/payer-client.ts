@@ -132,6 +132,12 @@ export class PayerClient {
    * a prefix of them (a list scan per ack would make deep pipelines quadratic).
    */
   private payWaiters: PayWaiter[] = [];
+  /** The new total of the `pay()` whose promise is being made (read by {@link payExecutor}). */
+  private paying = 0n;
+  /** One executor for every `pay()` promise: no closure per payment. */
+  private readonly payExecutor = (resolve: (total: bigint) => void, reject: (e: Error) => void): void => {
+    this.payWaiters.push({ total: this.paying, resolve, reject });
+  };
   /** `pay()` calls waiting for one of the maxInFlight slots. */
   private slotWaiters: (() => void)[] = [];
   private readonly maxInFlight: number;
@@ -315,8 +321,8 @@ export class PayerClient {
     }
     const s = this.current;
     if (s?.type !== 'Open') return Promise.reject(new Error('unreachable: paid on a channel that is not open'));
-    const total = s.signedTotalSat;
-    return new Promise<bigint>((resolve, reject) => this.payWaiters.push({ total, resolve, reject }));
+    this.paying = s.signedTotalSat;
+    return new Promise<bigint>(this.payExecutor);
   }
 
   /**

@@ -15,7 +15,7 @@ import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { toHex } from './bytes.js';
 import { fundingScriptOf, makeChannel, type Channel, type ChannelTerms } from './channel.js';
 import { dustThresholdSat } from './dust.js';
-import { PERSIST, type PayerEffect, type Step as RoleStep } from './effects.js';
+import { NO_EFFECTS, PERSIST, type PayerEffect, type Step as RoleStep } from './effects.js';
 import { ProtocolError } from './errors.js';
 import { checkFundingTx, checkUnsignedFundingTx } from './funding.js';
 import { msg, PROTOCOL_VERSION, type Message, type MessageOf, type ProposalEcho } from './messages.js';
@@ -234,10 +234,10 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
       if (state.type !== 'Open' && state.type !== 'Closed') throw unexpected(state, 'payment-ack');
       if (message.channelId !== state.channel.id) throw new ProtocolError('UNKNOWN_CHANNEL', message.channelId);
       if (message.totalSat > state.signedTotalSat) throw new ProtocolError('AMOUNT_EXCEEDS_CAPACITY', `ack of ${message.totalSat}, only ${state.signedTotalSat} signed`);
-      if (message.totalSat <= state.ackedTotalSat) return { state, effects: [] };
+      if (message.totalSat <= state.ackedTotalSat) return { state, effects: NO_EFFECTS };
       // Acks are bookkeeping the payer can always rebuild (the payee's store is authoritative),
       // so they are not persisted one by one.
-      return { state: { ...state, ackedTotalSat: message.totalSat }, effects: [] };
+      return { state: { ...state, ackedTotalSat: message.totalSat }, effects: NO_EFFECTS };
     }
     case 'channel-closed': {
       if (state.type === 'Closed' && message.channelId === state.channel.id) {
