@@ -212,8 +212,9 @@ export class SqliteStore implements Store {
     const s = this.stmts;
     this.commitBatch = db.transaction((batch: Batch, now: number) => {
       for (const [tempId, r] of batch.payee) s.upsertPayee.run(tempId, r.state, now, r.channelId, r.stateType, r.amountSat);
-      for (const [tempId, p] of batch.payments) s.upsertPayment.run(tempId, p.total, p.signature);
-      for (const [tempId, p] of batch.payerPayments) s.upsertPayerPayment.run(tempId, p.total, p.signature);
+      // forEach, not for-of: no entry array and iterator result per payment (one closure a batch).
+      batch.payments.forEach((p, tempId) => s.upsertPayment.run(tempId, p.total, p.signature));
+      batch.payerPayments.forEach((p, tempId) => s.upsertPayerPayment.run(tempId, p.total, p.signature));
       for (const [tempId, r] of batch.payer) s.upsertPayer.run(tempId, r.state, now, r.channelId, r.stateType, r.amountSat);
       for (const [tempId, r] of batch.duplex) {
         if (r) s.upsertDuplex.run(tempId, r.record, now, r.channelId);
