@@ -17,6 +17,7 @@ import { authMessage } from '../protocol/auth.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
+import { decodeMessageBytes, type WireIds } from '../protocol/wire-bytes.js';
 import {
   checkPayments,
   payerPropose,
@@ -450,6 +451,22 @@ export class PayerClient {
     let message: Message;
     try {
       message = decodeMessage(text);
+    } catch (err) {
+      this.replyError(err);
+      return;
+    }
+    this.receiveMessage(message);
+  }
+
+  /**
+   * Delivers one message from its frame's UTF-8 bytes (payments' acks read without a string,
+   * protocol/wire-bytes.ts; `ids` interns the connection's channel ids). Never throws, like
+   * {@link receive}.
+   */
+  receiveBytes(bytes: Uint8Array, ids?: WireIds): void {
+    let message: Message;
+    try {
+      message = decodeMessageBytes(bytes, ids);
     } catch (err) {
       this.replyError(err);
       return;
