@@ -35,7 +35,8 @@ import { loadNativeSecp256k1 } from '../src/crypto/native.js';
 import { authMessage } from '../src/protocol/auth.js';
 import { fromHex } from '../src/protocol/bytes.js';
 import type { Channel } from '../src/protocol/channel.js';
-import { decodeMessage, encodeMessage, msg, type Message } from '../src/protocol/messages.js';
+import { encodeMessage, msg, type Message } from '../src/protocol/messages.js';
+import { decodeMessageBytes, WireIds } from '../src/protocol/wire-bytes.js';
 import { bitcoinjsNetwork } from '../src/protocol/network.js';
 import { paymentSighasher, signPayment } from '../src/protocol/payment.js';
 import { payerPolicy } from '../src/protocol/policy.js';
@@ -174,19 +175,23 @@ const rawAckHandlers = new Map<string, (totalSat: bigint) => void>();
 let peerErrors = 0;
 let firstPeerError = '';
 
-/** Routes a payee message to its channel's client: by tempId, channelId or an error's ref. */
-function route(text: string): void {
+/**
+ * Routes a payee message to its channel's client: by tempId, channelId or an error's ref. Read
+ * from the frame's bytes (channel ids interned per connection), once: the client takes the
+ * decoded message.
+ */
+function route(bytes: Uint8Array, ids: WireIds): void {
   let m: Message;
   try {
-    m = decodeMessage(text); // once: the client takes the decoded message
+    m = decodeMessageBytes(bytes, ids);
   } catch {
     peerErrors++;
-    firstPeerError ||= text;
+    firstPeerError ||= Buffer.from(bytes).toString('utf8');
     return;
   }
   if (m.type === 'error') {
     peerErrors++;
-    firstPeerError ||= text;
+    firstPeerError ||= encodeMessage(m);
   }
   if (trace.on && m.type === 'payment-ack') trace.row('ackIn', mono(), m.channelId, m.totalSat.toString());
   const ref = 'channelId' in m ? m.channelId : 'tempId' in m ? m.tempId : m.type === 'error' ? m.ref : undefined;
@@ -203,9 +208,10 @@ function route(text: string): void {
   client?.receiveMessage(m);
 }
 
-const links: WsPeerLink[] = Array.from({ length: CONNECTIONS }, (_, i) =>
-  connectPayee(wsUrlOf(i), { onMessage: route, reconnect: false, log: (l) => progress(`payer link: ${l}`) }),
-);
+const links: WsPeerLink[] = Array.from({ length: CONNECTIONS }, (_, i) => {
+  const ids = new WireIds();
+  return connectPayee(wsUrlOf(i), { onMessage: () => undefined, onFrame: (bytes) => route(bytes, ids), reconnect: false, log: (l) => progress(`payer link: ${l}`) });
+});
 await Promise.all(links.map((l) => l.ready()));
 if (trace.configured) {
   for (const l of links) {

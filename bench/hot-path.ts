@@ -74,7 +74,8 @@ async function main(): Promise<Record<string, unknown>> {
   }
   const decoded = texts.slice(0, Math.min(total, 8192)).map((t) => decodeMessage(t) as Extract<Message, { type: 'payment' }>);
   const byId = new Map(channels.map((c, i) => [c.id, i]));
-  const digests = decoded.map((p) => paymentDigest(channels[byId.get(p.channelId)!]!, sighashers[byId.get(p.channelId)!]!, p.totalSat));
+  // Copied: a sighasher's digest array is its own, rewritten by its next call.
+  const digests = decoded.map((p) => paymentDigest(channels[byId.get(p.channelId)!]!, sighashers[byId.get(p.channelId)!]!, p.totalSat).slice());
   /** Verifications per second of wall time and of this thread's CPU time (median of 5 × 400 ms). */
   const ceiling = (): { wall: number; cpu: number } => {
     const wall: number[] = [];

@@ -13,6 +13,7 @@ import { CannotPayError, checkPayments, type PayerState } from '../protocol/paye
 import { isExpiring, payerPolicy, type PayerPolicy } from '../protocol/policy.js';
 import { PayerClient, type ExternalFunding, type OpenOptions } from '../payer/payer-client.js';
 import type { Store } from '../store/store.js';
+import { WireIds } from '../protocol/wire-bytes.js';
 import { connectPayee, type WsPeerLink } from '../transport/ws-client.js';
 import { WalletKeys } from '../wallet/keys.js';
 import { Wallet } from '../wallet/wallet.js';
@@ -169,13 +170,13 @@ export class PayerApp {
     const key = this.keys.channelKey(index);
     const holder: { client?: PayerClient } = {};
     // Frames that arrive before the client is restored (the connection's challenge) wait for it.
-    const early: string[] = [];
+    const early: Uint8Array[] = [];
     const status = options.untilStatus ? statusAnswer(this.options.connectTimeoutMs ?? 30_000) : undefined;
     const link = this.connect(url, holder, early, status?.seen);
     const client = await PayerClient.restore(this.clientOptions({ ...key, index }, link, saved.state.proposal.payerScript), tempId);
     holder.client = client;
     if (link.connected) client.resume(); // the connection opened while restoring: its onOpen found no client
-    for (const text of early.splice(0)) client.receive(text);
+    for (const bytes of early.splice(0)) client.receiveBytes(bytes);
     await link.ready();
     if (status && client.state?.type === 'Open') await status.answered;
     return { client, link, url };
@@ -371,17 +372,20 @@ export class PayerApp {
   }
 
   /** Connects to the payee; frames that arrive before `holder.client` is set go to `early`. */
-  private connect(url: string, holder: { client?: PayerClient }, early?: string[], statusSeen?: () => void): WsPeerLink {
+  private connect(url: string, holder: { client?: PayerClient }, early?: Uint8Array[], statusSeen?: () => void): WsPeerLink {
     let waiting = statusSeen;
+    // The connection's channel ids, interned: an ack does not allocate its channel's id again.
+    const ids = new WireIds();
     return connectPayee(url, {
-      onMessage: (t) => {
+      onMessage: (t) => holder.client?.receive(t), // not called: onFrame takes every frame
+      onFrame: (bytes) => {
         if (!holder.client) {
-          early?.push(t);
+          early?.push(Uint8Array.from(bytes)); // a copy: the bytes are ws's only during the call
           return;
         }
-        holder.client.receive(t);
+        holder.client.receiveBytes(bytes, ids);
         // One branch per frame until the first status answer; nothing more on the payment path.
-        if (waiting && t.includes('"type":"channel-status"')) {
+        if (waiting && bytes.includes('"type":"channel-status"')) {
           waiting();
           waiting = undefined;
         }

@@ -6,6 +6,7 @@
  * (`secp256k1/bindings`) and let the caller decide what to do when it is absent.
  */
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import type { Secp256k1 } from './secp256k1.js';
 
 interface NativeAddon {
@@ -15,6 +16,21 @@ interface NativeAddon {
   ecdsaSign(digest: Uint8Array, key: Uint8Array): { signature: Uint8Array; recid: number };
   ecdsaVerify(signature: Uint8Array, digest: Uint8Array, publicKey: Uint8Array): boolean;
   publicKeyConvert(publicKey: Uint8Array, compressed?: boolean): Uint8Array;
+}
+
+/**
+ * The addon's own methods, under the package's JS wrapper: they check their arguments themselves
+ * (a TypeError for anything but a Uint8Array of the exact length) and return a status code. The
+ * wrapper also builds its error messages, a default options object and type strings on every
+ * call, ~500 bytes of garbage per signature or verification: the payment path calls these.
+ */
+interface RawAddon {
+  /** 0: signed into `out.signature` (a 64-byte array the caller gives); 1: the key is invalid. */
+  ecdsaSign(out: { signature: Uint8Array; recid: number | null }, digest: Uint8Array, key: Uint8Array): number;
+  /** 0: valid; 3: does not verify; 1/2: the signature/key does not parse. */
+  ecdsaVerify(signature: Uint8Array, digest: Uint8Array, publicKey: Uint8Array): number;
+  /** 0: a valid private key. */
+  privateKeyVerify(key: Uint8Array): number;
 }
 
 /** A compressed public key as it was when expanded, and its 65-byte uncompressed form. */
@@ -37,11 +53,18 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export function loadNativeSecp256k1(): Secp256k1 {
   const require = createRequire(import.meta.url);
   let addon: NativeAddon;
+  let raw: RawAddon;
   try {
     addon = require('secp256k1/bindings') as NativeAddon;
+    // The same binary (node-gyp-build finds it as secp256k1/bindings did), without the wrapper.
+    const bindings = require.resolve('secp256k1/bindings');
+    const load = createRequire(bindings)('node-gyp-build') as (dir: string) => { Secp256k1: new () => RawAddon };
+    raw = new (load(path.dirname(bindings)).Secp256k1)();
   } catch (err) {
     throw new Error(`native libsecp256k1 addon unavailable: ${(err as Error).message}`, { cause: err });
   }
+  /** The addon's output object, reused (it is read back at once); the signature array is new each time. */
+  const signed: { signature: Uint8Array; recid: number | null } = { signature: new Uint8Array(0), recid: null };
   return {
     name: 'libsecp256k1 (native)',
     native: true,
@@ -52,14 +75,18 @@ export function loadNativeSecp256k1(): Secp256k1 {
       return addon.publicKeyCreate(privateKey, true);
     },
     ecdsaSign(digest, privateKey) {
-      if (digest.length !== 32) throw new TypeError('digest must be 32 bytes');
-      if (privateKey.length !== 32 || !addon.privateKeyVerify(privateKey)) throw new TypeError('invalid private key');
-      return addon.ecdsaSign(digest, privateKey).signature;
+      if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new TypeError('digest must be 32 bytes');
+      if (!(privateKey instanceof Uint8Array) || privateKey.length !== 32 || raw.privateKeyVerify(privateKey) !== 0) throw new TypeError('invalid private key');
+      const signature = new Uint8Array(64);
+      signed.signature = signature;
+      if (raw.ecdsaSign(signed, digest, privateKey) !== 0) throw new TypeError('invalid private key');
+      return signature;
     },
     ecdsaVerify(signature, digest, publicKey) {
+      if (!(signature instanceof Uint8Array) || !(digest instanceof Uint8Array) || !(publicKey instanceof Uint8Array)) return false;
       if (signature.length !== 64 || digest.length !== 32 || publicKey.length !== 33) return false;
       try {
-        return addon.ecdsaVerify(signature, digest, uncompressed(publicKey));
+        return raw.ecdsaVerify(signature, digest, uncompressed(publicKey)) === 0;
       } catch {
         return false;
       }

@@ -9,9 +9,11 @@
  * the persists after it in the same step wait to be issued until it ran: an opening is stored
  * only once the node took its funding.
  *
- * The runner allocates nothing per effect beyond the promise chain itself: no queue object per
- * channel (the owner keeps the tail in a field of its own, `SETTLED` when idle) and one closure
- * per chained effect, as a hand-written loop would.
+ * Two forms. {@link EffectQueue} (payee channels, payer clients: the payment path) keeps a
+ * queue's pending steps in an array drained by one loop: per step one record, and one `then` on
+ * each persist it waits for, with callbacks bound once per queue; no promise per step unless a
+ * caller asks for one. {@link scheduleEffects} (duplex) chains each effect on a promise: one
+ * closure and one promise per effect, with the tail kept in a field of the owner.
  */
 import type { PersistEffect } from '../protocol/effects.js';
 
@@ -97,4 +99,183 @@ export function scheduleEffects<E extends AnyEffect, C>(tail: EffectTail, host: 
   );
   tail.effects = end;
   return chain;
+}
+
+/** One step waiting in an {@link EffectQueue}. */
+interface QueuedStep<E, C> {
+  readonly ctx: C;
+  readonly effects: readonly E[];
+  /** The next effect to run. */
+  at: number;
+  /** Persists issued when the step was scheduled: one promise, or one per effect index if several. */
+  issued: Promise<void> | (Promise<void> | undefined)[] | null;
+  /** The index of the single issued persist (when `issued` is one promise). */
+  issuedAt: number;
+  /** Who asked for this step's outcome ({@link EffectQueue.scheduleAndWait}). */
+  outcome: { resolve: () => void; reject: (err: unknown) => void } | null;
+  /** Resolved when this step is done, whatever its outcome ({@link EffectQueue.idle}). */
+  idle: (() => void)[] | null;
+}
+
+/**
+ * An effect runner for one queue (a payee channel, a payer client): the same rules as
+ * {@link scheduleEffects}, with the pending steps in an array drained by one loop.
+ *
+ * A step's persists are issued when it is scheduled (unless an effect the host marks with
+ * `holdsLaterPersists` comes first in the step: then when reached), so the saves of many queues
+ * join one group commit; its other effects run when the steps before it are done, each after
+ * the persists before it are durable. The first effect of an idle queue runs in a microtask,
+ * never inside `schedule`, as a promise chain would: a send never reaches a peer re-entrantly.
+ */
+export class EffectQueue<E extends AnyEffect, C> {
+  private readonly steps: QueuedStep<E, C>[] = [];
+  /** The head step waits for a promise (or a microtask): the loop is not to be started again. */
+  private waiting = false;
+  // Bound once per queue, not per payment.
+  private readonly resume = (): void => {
+    this.waiting = false;
+    this.drain();
+  };
+  private readonly headFailed = (err: unknown): void => {
+    this.waiting = false;
+    this.fail(this.steps[0]!, err);
+    this.drain();
+  };
+
+  constructor(private readonly host: EffectHost<E, C>) {}
+
+  /** Whether a step is still pending. */
+  get busy(): boolean {
+    return this.steps.length > 0;
+  }
+
+  /** Chains `effects` after every step already scheduled. Failures go to `host.failed`. */
+  schedule(ctx: C, effects: readonly E[]): void {
+    if (effects.length === 0) return;
+    this.push({ ctx, effects, at: 0, issued: null, issuedAt: -1, outcome: null, idle: null });
+  }
+
+  /**
+   * {@link schedule}, and a promise of this step's effects: resolves once they all ran, rejects
+   * with the first failure (after `host.failed` was called).
+   */
+  scheduleAndWait(ctx: C, effects: readonly E[]): Promise<void> {
+    if (effects.length === 0) return SETTLED;
+    return new Promise((resolve, reject) => this.push({ ctx, effects, at: 0, issued: null, issuedAt: -1, outcome: { resolve, reject }, idle: null }));
+  }
+
+  /** Resolves once every step scheduled so far is done (whether or not it succeeded); never rejects. */
+  idle(): Promise<void> {
+    const last = this.steps.at(-1);
+    if (!last) return SETTLED;
+    return new Promise((resolve) => (last.idle ??= []).push(resolve));
+  }
+
+  private push(step: QueuedStep<E, C>): void {
+    this.issuePersists(step);
+    this.steps.push(step);
+    if (this.steps.length > 1 || this.waiting) return;
+    // An idle queue: start in a microtask (a persist at the head is waited for there anyway).
+    this.waiting = true;
+    if (step.issuedAt === 0) {
+      step.at = 1;
+      this.wait(step.issued as Promise<void>);
+    } else {
+      // then() on the settled promise, not queueMicrotask (Node wraps each of those in an async
+      // resource and a bound function).
+      void SETTLED.then(this.resume);
+    }
+  }
+
+  private issuePersists(step: QueuedStep<E, C>): void {
+    const { effects } = step;
+    for (let i = 0; i < effects.length; i++) {
+      const effect = effects[i]!;
+      if (effect.type === 'send') continue;
+      if (effect.type !== 'persist') {
+        if (this.host.holdsLaterPersists?.(effect as OtherEffect<E>)) return;
+        continue;
+      }
+      const saved = this.persist(step.ctx);
+      if (step.issued === null) {
+        step.issued = saved;
+        step.issuedAt = i;
+      } else {
+        if (!Array.isArray(step.issued)) {
+          const first = step.issued;
+          step.issued = [];
+          step.issued[step.issuedAt] = first;
+          step.issuedAt = -1;
+        }
+        step.issued[i] = saved;
+      }
+    }
+  }
+
+  /** `host.persist`, with a synchronous throw made a rejection (it is waited for like any other). */
+  private persist(ctx: C): Promise<void> {
+    try {
+      return this.host.persist(ctx);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private wait(pending: Promise<void>): void {
+    pending.then(this.resume, this.headFailed);
+  }
+
+  /** Runs the head step's effects until one must be waited for, then the next steps'. */
+  private drain(): void {
+    const steps = this.steps;
+    while (steps.length > 0) {
+      const step = steps[0]!;
+      const { effects, ctx } = step;
+      while (step.at < effects.length) {
+        const index = step.at++;
+        const effect = effects[index]!;
+        let pending: Promise<void> | void;
+        try {
+          if (effect.type === 'persist') pending = this.issuedFor(step, index) ?? this.persist(ctx);
+          else if (effect.type === 'send') pending = this.host.send(ctx, (effect as unknown as SendEffect<SentMessage<E>>).message);
+          else pending = this.host.carryOut(ctx, effect as OtherEffect<E>);
+        } catch (err) {
+          this.fail(step, err);
+          break;
+        }
+        if (pending) {
+          this.waiting = true;
+          this.wait(pending);
+          return;
+        }
+      }
+      if (steps[0] === step && step.at >= effects.length) this.finish(step, null);
+    }
+  }
+
+  private issuedFor(step: QueuedStep<E, C>, index: number): Promise<void> | undefined {
+    const issued = step.issued;
+    if (issued === null) return undefined;
+    if (Array.isArray(issued)) return issued[index];
+    return step.issuedAt === index ? issued : undefined;
+  }
+
+  /** The head step failed: its later effects do not run; the steps after it still do. */
+  private fail(step: QueuedStep<E, C>, err: unknown): void {
+    step.at = step.effects.length;
+    try {
+      this.host.failed(step.ctx, err);
+    } finally {
+      this.finish(step, err ?? new Error('effect failed'));
+    }
+  }
+
+  private finish(step: QueuedStep<E, C>, err: unknown): void {
+    this.steps.shift();
+    if (step.outcome) {
+      if (err === null) step.outcome.resolve();
+      else step.outcome.reject(err);
+    }
+    if (step.idle) for (const resolve of step.idle) resolve();
+  }
 }

@@ -7,12 +7,21 @@
  * on first use. `type`, `expiryHeight` and `paid` stay unpacked so that scans over every channel
  * (the closer, metrics, limits) do not unpack them.
  */
+import type { PayeeEffect } from '../protocol/effects.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PeerLink } from '../transport/link.js';
-import { SETTLED, type EffectTail } from '../driver/effect-runner.js';
+import { SETTLED, type EffectQueue } from '../driver/effect-runner.js';
 import { packState, unpackState } from './compact-state.js';
 
-export class ChannelEntry implements EffectTail {
+/** One step's context for the effect runner: the state it produced and whom to answer. */
+export interface PayeeEffectStep {
+  readonly entry: ChannelEntry;
+  readonly state: PayeeState;
+  readonly replyTo: PeerLink | null;
+  readonly before: PayeeState | undefined;
+}
+
+export class ChannelEntry {
   private full: PayeeState | null;
   private packed: string | null = null;
   private used = true;
@@ -33,8 +42,11 @@ export class ChannelEntry implements EffectTail {
   inputs: Promise<void> = SETTLED;
   /** Inputs queued on `inputs` or still awaiting a broadcast; while 0, an input is stepped at once. */
   queued = 0;
-  /** Effects run one after the other, across steps (the effect runner's tail). */
-  effects: Promise<void> = SETTLED;
+  /**
+   * Effects run one after the other, across steps (the effect runner's queue): made when the
+   * channel is used, dropped when it is packed idle.
+   */
+  effects: EffectQueue<PayeeEffect, PayeeEffectStep> | null = null;
   /** Set when storing failed: the channel takes no more inputs. */
   broken: Error | null = null;
   /** Set when the opening that made this entry failed: nothing was stored, the channel never was. */
@@ -84,6 +96,7 @@ export class ChannelEntry implements EffectTail {
     if (this.full === null) return true;
     const packed = packState(this.full);
     if (packed === null) return false;
+    if (this.effects?.busy === false) this.effects = null;
     this.packed = packed;
     this.full = null;
     return true;

@@ -38,9 +38,9 @@ import type { PeerLink } from '../transport/link.js';
 import { errorReply } from '../transport/error-reply.js';
 import { logText } from '../transport/log-text.js';
 import type { WalletKeys } from '../wallet/keys.js';
-import { scheduleEffects, SETTLED, type EffectHost, type OtherEffect } from '../driver/effect-runner.js';
+import { EffectQueue, SETTLED, type EffectHost, type OtherEffect } from '../driver/effect-runner.js';
 import { ChannelAdoption, type Adoption } from './channel-adoption.js';
-import { ChannelEntry } from './channel-entry.js';
+import { ChannelEntry, type PayeeEffectStep } from './channel-entry.js';
 import { Closer } from './closer.js';
 import { FundingWatcher } from './funding-watcher.js';
 import { TipTracker } from './tip-tracker.js';
@@ -59,14 +59,6 @@ export interface PayeeServiceOptions {
   readonly log?: (line: string) => void;
   /** Told of every acknowledged payment (after it is durable): for metrics and books. */
   readonly onPayment?: (channelId: string, totalSat: bigint, deltaSat: bigint) => void;
-}
-
-/** One step's context for the effect runner: the state it produced and whom to answer. */
-interface PayeeEffectStep {
-  readonly entry: ChannelEntry;
-  readonly state: PayeeState;
-  readonly replyTo: PeerLink | null;
-  readonly before: PayeeState | undefined;
 }
 
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
@@ -131,7 +123,7 @@ export class PayeeService {
         if (!entry) throw new RangeError(`unknown channel ${tempId}`);
         await this.run(entry, input, null, true);
         // The closer broadcasts only what is stored: wait for this step's effects (its persist).
-        await entry.effects;
+        await entry.effects?.idle();
         if (entry.broken) throw entry.broken;
         // A fenced write (another instance took the channel, docs/scale.md) fails no promise the
         // closer sees: it must not broadcast a close the store refused, which would conflict with
@@ -276,7 +268,7 @@ export class PayeeService {
 
   /** Waits until every effect scheduled so far has run (e.g. before closing the store). */
   async drain(): Promise<void> {
-    await Promise.all([...this.entries.values()].map((e) => e.inputs.then(() => e.effects).catch(() => undefined)));
+    await Promise.all([...this.entries.values()].map((e) => e.inputs.then(() => e.effects?.idle()).catch(() => undefined)));
   }
 
   /** Current state of a channel, by funding outpoint (`txid:vout`) or tempId. */
@@ -472,7 +464,7 @@ export class PayeeService {
     const entry = new ChannelEntry(funding.tempId, state, link);
     this.entries.set(funding.tempId, entry);
     this.tempIdByChannelId.set(state.channel.id, funding.tempId);
-    const opening = this.schedule(entry, step.effects, link);
+    const opening = this.queueOf(entry).scheduleAndWait({ entry, state: entry.state, replyTo: link, before: undefined }, step.effects);
     // Later inputs of the channel (a repeat, a zero-conf payment) wait for the opening.
     const settled = opening.then(
       () => void this.openings.delete(funding.tempId),
@@ -570,22 +562,24 @@ export class PayeeService {
     const before = entry.state;
     const step = payeeStep(this.ctx, before, input);
     entry.state = step.state;
-    const done = this.schedule(entry, step.effects, replyTo, before);
-    if (!hasBroadcast(step.effects)) return null; // pipelined: replies follow durability
-    return done.catch(async (err: unknown) => {
+    // The channel's effect queue (src/driver/effect-runner.ts): a persist is issued now (joining
+    // the store's current group commit) and the effects after it wait for it.
+    const queue = this.queueOf(entry);
+    const effectStep: PayeeEffectStep = { entry, state: step.state, replyTo, before };
+    if (!hasBroadcast(step.effects)) {
+      queue.schedule(effectStep, step.effects); // pipelined: replies follow durability
+      return null;
+    }
+    return queue.scheduleAndWait(effectStep, step.effects).catch(async (err: unknown) => {
       entry.state = before;
-      entry.effects = SETTLED;
       await this.options.store.savePayeeChannel(entry.tempId, before);
       throw err;
     });
   }
 
-  /**
-   * Chains `effects` after the channel's earlier effects (src/driver/effect-runner.ts): a persist
-   * is issued now (joining the store's current group commit) and the effects after it wait for it.
-   */
-  private schedule(entry: ChannelEntry, effects: readonly PayeeEffect[], replyTo: PeerLink | null, before?: PayeeState): Promise<void> {
-    return scheduleEffects(entry, this.effectHost, { entry, state: entry.state, replyTo, before }, effects);
+  /** The channel's effect queue, made on first use (an idle packed channel holds none). */
+  private queueOf(entry: ChannelEntry): EffectQueue<PayeeEffect, PayeeEffectStep> {
+    return (entry.effects ??= new EffectQueue(this.effectHost));
   }
 
   private readonly effectHost: EffectHost<PayeeEffect, PayeeEffectStep> = {

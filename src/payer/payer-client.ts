@@ -11,12 +11,13 @@ import type { ChainBackend } from '../chain/backend.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { fundingScriptOf, type Channel } from '../protocol/channel.js';
 import { toHex } from '../protocol/bytes.js';
-import { scheduleEffects, SETTLED, type EffectHost, type EffectTail, type OtherEffect } from '../driver/effect-runner.js';
+import { EffectQueue, type EffectHost, type OtherEffect } from '../driver/effect-runner.js';
 import { unknownEffect, type PayerEffect } from '../protocol/effects.js';
 import { authMessage } from '../protocol/auth.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeMessage, errorMessage, msg, type Message, type MessageOf } from '../protocol/messages.js';
 import type { NetworkName } from '../protocol/network.js';
+import { decodeMessageBytes, type WireIds } from '../protocol/wire-bytes.js';
 import {
   checkPayments,
   payerPropose,
@@ -35,8 +36,6 @@ import type { PeerLink } from '../transport/link.js';
 import type { Store } from '../store/store.js';
 import type { KeyPair } from '../wallet/keys.js';
 import { fundingPsbtOf, fundingTxFromSigned, unsignedFundingTxFromFunded, type FundingPsbt } from '../wallet/psbt-funding.js';
-
-/** The effect chain of a client with nothing still running. */
 
 /** What the payer needs from a wallet: a signed, unbroadcast funding transaction. */
 export interface FundingSource {
@@ -134,12 +133,20 @@ export class PayerClient {
    * a prefix of them (a list scan per ack would make deep pipelines quadratic).
    */
   private payWaiters: PayWaiter[] = [];
+  /** The new total of the `pay()` whose promise is being made (read by {@link payExecutor}). */
+  private paying = 0n;
+  /** One executor for every `pay()` promise: no closure per payment. */
+  private readonly payExecutor = (resolve: (total: bigint) => void, reject: (e: Error) => void): void => {
+    this.payWaiters.push({ total: this.paying, resolve, reject });
+  };
   /** `pay()` calls waiting for one of the maxInFlight slots. */
   private slotWaiters: (() => void)[] = [];
   private readonly maxInFlight: number;
-  /** Effects run one after the other, across steps; a persist is issued when its step runs. */
-  /** The effect runner's queue: every step's effects run after the earlier steps'. */
-  private readonly queue: EffectTail = { effects: SETTLED };
+  /**
+   * The effect runner's queue: every step's effects run after the earlier steps'; a persist is
+   * issued when its step is scheduled.
+   */
+  private readonly queue: EffectQueue<PayerEffect, PayerEffectStep>;
   private broken: Error | null = null;
   /** The current connection's challenge (null until it arrives), and whether we answered it. */
   private challenge: Uint8Array | null = null;
@@ -152,6 +159,7 @@ export class PayerClient {
   constructor(private readonly options: PayerClientOptions) {
     this.ctx = { secp: options.secp, policy: options.policy, privateKey: () => options.channelKey.privateKey };
     this.maxInFlight = options.maxInFlight ?? 1000;
+    this.queue = new EffectQueue(this.effectHost);
   }
 
   /**
@@ -230,7 +238,7 @@ export class PayerClient {
     this.fundsExternally = true;
     await this.propose(opts);
     await this.waitFor((s) => s.type === 'Funding');
-    await this.queue.effects; // the pending channel is saved
+    await this.queue.idle(); // the pending channel is saved
     return this.externalFunding();
   }
 
@@ -290,7 +298,7 @@ export class PayerClient {
     const txHex = unsignedFundingTxFromFunded(funded, { network: s.terms.network, script, valueSat: s.terms.capacitySat });
     this.step({ type: 'funding-unsigned', txHex });
     await this.waitFor((st) => st.type === 'AwaitingFundingSignature');
-    await this.queue.effects; // the refund signature is saved
+    await this.queue.idle(); // the refund signature is saved
   }
 
   /** Resolves when the state satisfies `check`; rejects if the channel is aborted or the payee errs. */
@@ -314,8 +322,8 @@ export class PayerClient {
     }
     const s = this.current;
     if (s?.type !== 'Open') return Promise.reject(new Error('unreachable: paid on a channel that is not open'));
-    const total = s.signedTotalSat;
-    return new Promise<bigint>((resolve, reject) => this.payWaiters.push({ total, resolve, reject }));
+    this.paying = s.signedTotalSat;
+    return new Promise<bigint>(this.payExecutor);
   }
 
   /**
@@ -451,6 +459,22 @@ export class PayerClient {
   }
 
   /**
+   * Delivers one message from its frame's UTF-8 bytes (payments' acks read without a string,
+   * protocol/wire-bytes.ts; `ids` interns the connection's channel ids). Never throws, like
+   * {@link receive}.
+   */
+  receiveBytes(bytes: Uint8Array, ids?: WireIds): void {
+    let message: Message;
+    try {
+      message = decodeMessageBytes(bytes, ids);
+    } catch (err) {
+      this.replyError(err);
+      return;
+    }
+    this.receiveMessage(message);
+  }
+
+  /**
    * Delivers one message already decoded (by a caller that routes one connection's messages to
    * many channels, and had to decode them to route them). Never throws, like {@link receive}.
    */
@@ -476,7 +500,7 @@ export class PayerClient {
    * a resume re-learns them), so this keeps the local view current when the process ends.
    */
   async drain(): Promise<void> {
-    await this.queue.effects;
+    await this.queue.idle();
     if (this.current && this.tempId && !this.broken) await this.options.store.savePayerChannel(this.tempId, this.current);
   }
 
@@ -496,8 +520,8 @@ export class PayerClient {
 
   /** Chains `effects` after earlier ones; `send`s go to `sink` instead of the link when given. */
   private schedule(effects: readonly PayerEffect[], sink?: (message: Message) => void, before?: PayerState | null): void {
-    // The returned promise is this step's: its failure already went to effectHost.failed.
-    void scheduleEffects(this.queue, this.effectHost, { state: this.current, tempId: this.tempId, before, sink }, effects);
+    // A failure goes to effectHost.failed.
+    this.queue.schedule({ state: this.current, tempId: this.tempId, before, sink }, effects);
   }
 
   private readonly effectHost: EffectHost<PayerEffect, PayerEffectStep> = {

@@ -42,5 +42,12 @@ export function dustThresholdSat(script: Uint8Array): bigint {
   // The cost of spending the output later: outpoint 36 + script len 1 + sequence 4, plus either a
   // 107-byte scriptSig or the same witness at a quarter of the weight.
   const spendSize = isWitnessProgram(script) ? 32 + 4 + 1 + Math.floor(107 / 4) + 4 : 32 + 4 + 1 + 107 + 4;
-  return (BigInt(outputSize(script) + spendSize) * DUST_RELAY_SAT_PER_KVB) / 1000n;
+  // Checked twice per payment on each side: one bigint per size, made once (a handful of sizes).
+  const size = outputSize(script) + spendSize;
+  let dust = DUST_BY_SIZE.get(size);
+  if (dust === undefined) DUST_BY_SIZE.set(size, (dust = (BigInt(size) * DUST_RELAY_SAT_PER_KVB) / 1000n));
+  return dust;
 }
+
+/** Dust thresholds by output + spend size (both bounded by the 10,000-byte script limit). */
+const DUST_BY_SIZE = new Map<number, bigint>();

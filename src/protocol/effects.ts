@@ -15,6 +15,10 @@ import type { Message, MessageOf } from './messages.js';
 
 /** Store the new state durably before running the effects after this one. */
 export type PersistEffect = { readonly type: 'persist' };
+/** The one `persist` value: effects are data, and this one carries nothing (no object per payment). */
+export const PERSIST: PersistEffect = Object.freeze({ type: 'persist' });
+/** A step with nothing to do (an acknowledgement on the payer): one frozen empty list. */
+export const NO_EFFECTS: readonly never[] = Object.freeze([]);
 /** Send a message to the peer. */
 export type SendEffect = { readonly type: 'send'; readonly message: Message };
 /** The peer reported an error; the driver surfaces it to the user. */

@@ -25,10 +25,10 @@
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { equalBytes } from './bytes.js';
 import { makeChannel, type Channel, type ChannelTerms } from './channel.js';
-import type { PayeeEffect, Step as RoleStep } from './effects.js';
+import { PERSIST, type PayeeEffect, type Step as RoleStep } from './effects.js';
 import { ProtocolError } from './errors.js';
 import { checkFundingTx } from './funding.js';
-import { msg, type Hello, type Message, type MessageOf } from './messages.js';
+import { msg, PROTOCOL_VERSION, type Hello, type Message, type MessageOf } from './messages.js';
 import { checkCookieAge, openingCookie, openingKeyIndex, verifyOpeningCookie, type ProposalFields } from './opening-cookie.js';
 import { paymentSighasher, verifyPayment } from './payment.js';
 import { checkHello, type PayeePolicy } from './policy.js';
@@ -298,9 +298,12 @@ function onMessage(ctx: PayeeContext, state: PayeeState, message: Message, tipHe
         return { state, effects: [{ type: 'send', message: msg('payment-ack', { channelId: state.channel.id, totalSat: state.paidSat }) }] };
       }
       verifyPayment(ctx.secp, state.channel, sighasherFor(state.channel), state.paidSat, message.totalSat, message.signature);
+      // Written out rather than spread and msg(): this is every payment's step (same values).
+      const { tempId, terms, keyIndex, type, channel } = state;
+      const ack: MessageOf<'payment-ack'> = { v: PROTOCOL_VERSION, type: 'payment-ack', channelId: channel.id, totalSat: message.totalSat };
       return {
-        state: { ...state, paidSat: message.totalSat, signature: message.signature },
-        effects: [{ type: 'persist' }, { type: 'send', message: msg('payment-ack', { channelId: state.channel.id, totalSat: message.totalSat }) }],
+        state: { tempId, terms, keyIndex, type, channel, paidSat: message.totalSat, signature: message.signature },
+        effects: [PERSIST, { type: 'send', message: ack }],
       };
     }
     case 'close-request': {

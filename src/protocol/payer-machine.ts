@@ -15,10 +15,10 @@ import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { toHex } from './bytes.js';
 import { fundingScriptOf, makeChannel, type Channel, type ChannelTerms } from './channel.js';
 import { dustThresholdSat } from './dust.js';
-import type { PayerEffect, Step as RoleStep } from './effects.js';
+import { NO_EFFECTS, PERSIST, type PayerEffect, type Step as RoleStep } from './effects.js';
 import { ProtocolError } from './errors.js';
 import { checkFundingTx, checkUnsignedFundingTx } from './funding.js';
-import { msg, type Message, type MessageOf, type ProposalEcho } from './messages.js';
+import { msg, PROTOCOL_VERSION, type Message, type MessageOf, type ProposalEcho } from './messages.js';
 import type { NetworkName } from './network.js';
 import { checkPaymentTotal, paymentSighasher, signPayment } from './payment.js';
 import type { PayerPolicy } from './policy.js';
@@ -234,10 +234,10 @@ function onMessage(ctx: PayerContext, state: PayerState, message: Message): Step
       if (state.type !== 'Open' && state.type !== 'Closed') throw unexpected(state, 'payment-ack');
       if (message.channelId !== state.channel.id) throw new ProtocolError('UNKNOWN_CHANNEL', message.channelId);
       if (message.totalSat > state.signedTotalSat) throw new ProtocolError('AMOUNT_EXCEEDS_CAPACITY', `ack of ${message.totalSat}, only ${state.signedTotalSat} signed`);
-      if (message.totalSat <= state.ackedTotalSat) return { state, effects: [] };
+      if (message.totalSat <= state.ackedTotalSat) return { state, effects: NO_EFFECTS };
       // Acks are bookkeeping the payer can always rebuild (the payee's store is authoritative),
       // so they are not persisted one by one.
-      return { state: { ...state, ackedTotalSat: message.totalSat }, effects: [] };
+      return { state: { ...state, ackedTotalSat: message.totalSat }, effects: NO_EFFECTS };
     }
     case 'channel-closed': {
       if (state.type === 'Closed' && message.channelId === state.channel.id) {
@@ -482,10 +482,9 @@ function onPay(ctx: PayerContext, state: PayerState, amountSat: bigint): Step<Pa
   if (state.type !== 'Open') throw new CannotPayError('CHANNEL_NOT_OPEN', `cannot pay on a channel in state ${state.type}`);
   const totalSat = nextTotal(state, state.signedTotalSat, amountSat);
   const signature = signPayment(ctx.secp, state.channel, sighasherFor(state.channel), ctx.privateKey(state.proposal.keyIndex), totalSat);
-  return {
-    state: { ...state, signedTotalSat: totalSat, signature },
-    effects: [{ type: 'persist' }, { type: 'send', message: msg('payment', { channelId: state.channel.id, totalSat, signature }) }],
-  };
+  // The message written out rather than through msg() (same value): this is every payment's step.
+  const payment: MessageOf<'payment'> = { v: PROTOCOL_VERSION, type: 'payment', channelId: state.channel.id, totalSat, signature };
+  return { state: { ...state, signedTotalSat: totalSat, signature }, effects: [PERSIST, { type: 'send', message: payment }] };
 }
 
 /** A fresh temporary channel id from 16 random bytes (the caller supplies the randomness). */

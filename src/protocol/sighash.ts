@@ -114,6 +114,8 @@ export class Bip143PaymentSighasher implements PaymentSighasher {
   private readonly leftover: number;
   private readonly state = new Uint32Array(8);
   private readonly digest32 = new Uint8Array(32);
+  /** What {@link singleAcp} returns, rewritten by each call (see PaymentSighasher.singleAcp). */
+  private readonly singleAcpDigest = new Uint8Array(32);
   private readonly noneAcpDigest: Uint8Array;
   /** The change output's serialization, with the value overwritten per payment (no allocation). */
   private output: { readonly script: Uint8Array; readonly bytes: Uint8Array; readonly view: DataView } | null = null;
@@ -138,7 +140,7 @@ export class Bip143PaymentSighasher implements PaymentSighasher {
     this.noneAcpDigest = hash256(concatBytes(prefixBytes, ZERO32, u32le(locktime), u32le(SIGHASH_NONE_ACP)));
   }
 
-  /** Digest the payer signs with SIGHASH_SINGLE|ANYONECANPAY for change output `output`. */
+  /** Digest the payer signs with SIGHASH_SINGLE|ANYONECANPAY for change output `output` (this sighasher's own array, rewritten by the next call). */
   singleAcp(output: SighashOutput): Uint8Array {
     let o = this.output;
     if (o === null || o.script !== output.script) {
@@ -156,9 +158,8 @@ export class Bip143PaymentSighasher implements PaymentSighasher {
     s.set(this.prefixState);
     finish(s, this.prefixAbsorbed, this.work, this.leftover + 40, this.digest32, 0);
     s.set(SHA256_IV);
-    const out = new Uint8Array(32);
-    finish(s, 0, this.digest32, 32, out, 0);
-    return out;
+    finish(s, 0, this.digest32, 32, this.singleAcpDigest, 0);
+    return this.singleAcpDigest;
   }
 
   /** Digest the payer signs with SIGHASH_NONE|ANYONECANPAY (the final, whole-capacity payment). */

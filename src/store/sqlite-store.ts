@@ -212,8 +212,9 @@ export class SqliteStore implements Store {
     const s = this.stmts;
     this.commitBatch = db.transaction((batch: Batch, now: number) => {
       for (const [tempId, r] of batch.payee) s.upsertPayee.run(tempId, r.state, now, r.channelId, r.stateType, r.amountSat);
-      for (const [tempId, p] of batch.payments) s.upsertPayment.run(tempId, p.total, p.signature);
-      for (const [tempId, p] of batch.payerPayments) s.upsertPayerPayment.run(tempId, p.total, p.signature);
+      // forEach, not for-of: no entry array and iterator result per payment (one closure a batch).
+      batch.payments.forEach((p, tempId) => s.upsertPayment.run(tempId, p.total, p.signature));
+      batch.payerPayments.forEach((p, tempId) => s.upsertPayerPayment.run(tempId, p.total, p.signature));
       for (const [tempId, r] of batch.payer) s.upsertPayer.run(tempId, r.state, now, r.channelId, r.stateType, r.amountSat);
       for (const [tempId, r] of batch.duplex) {
         if (r) s.upsertDuplex.run(tempId, r.record, now, r.channelId);
@@ -234,10 +235,15 @@ export class SqliteStore implements Store {
 
   /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */
   savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
-    return this.stage('savePayeePayment', () => {
+    // What stage() does, without its closure: this runs once per payment.
+    if (this.closing) return Promise.reject(closedError('savePayeePayment'));
+    try {
       checkPayment('savePayeePayment', tempId, signature);
-      this.openBatch().payments.set(tempId, { total: totalSat.toString(), signature });
-    });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    this.openBatch().payments.set(tempId, { total: totalSat.toString(), signature });
+    return this.staged();
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a state the codec cannot encode. */
@@ -258,10 +264,15 @@ export class SqliteStore implements Store {
 
   /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */
   savePayerPayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
-    return this.stage('savePayerPayment', () => {
+    // What stage() does, without its closure: this runs once per payment.
+    if (this.closing) return Promise.reject(closedError('savePayerPayment'));
+    try {
       checkPayment('savePayerPayment', tempId, signature);
-      this.openBatch().payerPayments.set(tempId, { total: totalSat.toString(), signature });
-    });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    this.openBatch().payerPayments.set(tempId, { total: totalSat.toString(), signature });
+    return this.staged();
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a state the codec cannot encode. */
@@ -383,6 +394,11 @@ export class SqliteStore implements Store {
     } catch (err) {
       return Promise.reject(err as Error);
     }
+    return this.staged();
+  }
+
+  /** The promise of a call that staged its row in the open batch. */
+  private staged(): Promise<void> {
     this.counts.requests++;
     // One promise per call, chained on the batch's: calls resolve in call order, and a caller
     // that ignores its rejection gets its own unhandled-rejection report.

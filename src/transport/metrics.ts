@@ -119,8 +119,14 @@ export class Histogram implements Metric {
     this.sum += value;
     this.count++;
     // Only the first bucket that holds the value is counted; rendering makes them cumulative.
-    const i = this.buckets.findIndex((le) => value <= le);
-    if (i >= 0) this.counts[i] = (this.counts[i] ?? 0) + 1;
+    // A loop, not findIndex with a closure: this runs once per payment.
+    const buckets = this.buckets;
+    for (let i = 0; i < buckets.length; i++) {
+      if (value <= buckets[i]!) {
+        this.counts[i] = (this.counts[i] ?? 0) + 1;
+        return;
+      }
+    }
   }
 
   /** Number of observations so far. */

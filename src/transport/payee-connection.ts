@@ -1,10 +1,10 @@
 /**
  * One payer's WebSocket on the payee server: frames in, the service's replies out.
  *
- * - **Pipelined, in order.** Each text frame is decoded here, once (a payment by the codec's fast
- *   path, messages.ts), and handed to `service.handle` as it arrives, in arrival order, without
- *   waiting for the previous one's reply; the service serializes per channel. Frames being
- *   processed are bounded by `maxInFlightMessages`.
+ * - **Pipelined, in order.** Each text frame is decoded here, once, from its bytes as it arrives
+ *   (a payment by the codec's byte path, wire-bytes.ts; acks go out as bytes too), and handed to
+ *   `service.handle` in arrival order, without waiting for the previous one's reply; the service
+ *   serializes per channel. Frames being processed are bounded by `maxInFlightMessages`.
  * - **Backpressure both ways.** Reading stops (the socket is paused, so TCP pushes back on the
  *   payer) while more than `highWaterMarkBytes` of replies wait to be written, or while
  *   `maxInFlightMessages` frames are being processed; it restarts when replies drain below
@@ -27,9 +27,12 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
+import { SETTLED } from '../driver/effect-runner.js';
 import { CHALLENGE_BYTES } from '../protocol/auth.js';
-import { decodeMessage, encodeMessage, errorMessage, msg, type Message } from '../protocol/messages.js';
+import { encodeMessage, errorMessage, msg, type Message } from '../protocol/messages.js';
+import { decodeMessageBytes, WireIds } from '../protocol/wire-bytes.js';
 import { errorReply } from './error-reply.js';
+import { FrameSlab, TEXT_FRAME } from './frame-slab.js';
 import type { PeerLink } from './link.js';
 import type { PayeeMetrics } from './metrics.js';
 import { PaymentLatency } from './payment-latency.js';
@@ -73,8 +76,12 @@ export class PayeeConnection {
   /** Opening messages of an unproven connection (see ServerLimits.openingMessagesPerSecond). */
   private readonly openingBucket: TokenBucket;
   private readonly corker: FrameCorker;
-  /** Frames read but not yet handed to the service (see drainPending). */
-  private readonly pending: string[] = [];
+  /** Frames read but not yet handed to the service (see drainPending), decoded or refused. */
+  private readonly pending: (Message | Error)[] = [];
+  /** Channel ids of this connection's frames, interned (a payment does not allocate its id). */
+  private readonly ids = new WireIds();
+  /** Where payments' acks are encoded (bytes, no string per ack). */
+  private readonly slab = new FrameSlab();
   private draining = false;
   private readonly latency: PaymentLatency;
   private lastHeardMs = performance.now();
@@ -168,8 +175,15 @@ export class PayeeConnection {
       this.send(errorMessage('MALFORMED_MESSAGE', 'binary frames are not part of the protocol: send each message as one text frame', 'reject'));
       return;
     }
-    const text = rawText(data);
-    this.latency.frameIn(text, now);
+    // Decoded as it arrives (a payment by the codec's byte path, wire-bytes.ts), so that the
+    // latency timer starts at the frame; a frame that does not decode is answered in its turn.
+    let message: Message | Error;
+    try {
+      message = decodeMessageBytes(rawBytes(data), this.ids);
+      if (message.type === 'payment') this.latency.frameIn(message.channelId, message.totalSat, now);
+    } catch (err) {
+      message = err instanceof Error ? err : new Error(String(err));
+    }
     this.inFlight++;
     this.updateReading();
     // While draining, frames wait their turn behind the queued ones (order is kept).
@@ -177,10 +191,10 @@ export class PayeeConnection {
       // A short burst goes to the service at once; a long one is spread over turns.
       if (this.handedThisTurn === 0) setImmediate(() => (this.handedThisTurn = 0));
       this.handedThisTurn++;
-      this.handOver(text);
+      this.handOver(message);
       return;
     }
-    this.pending.push(text);
+    this.pending.push(message);
     if (this.draining) return;
     this.draining = true;
     setImmediate(this.drainPending);
@@ -189,13 +203,10 @@ export class PayeeConnection {
   /** Frames handed to the service in the current turn (reset on the next turn). */
   private handedThisTurn = 0;
 
-  private handOver(text: string): void {
-    let message: Message;
-    try {
-      message = decodeMessage(text);
-    } catch (err) {
+  private handOver(message: Message | Error): void {
+    if (message instanceof Error) {
       // Refused at the boundary: the service never sees what it cannot trust.
-      this.send(errorReply(err, undefined, this.options.log));
+      this.send(errorReply(message, undefined, this.options.log));
       this.onHandled();
       return;
     }
@@ -205,8 +216,11 @@ export class PayeeConnection {
     } catch (err) {
       handled = Promise.reject(err);
     }
-    // Bound callbacks, one derived promise: this runs once per payment.
-    handled.then(this.onHandled, this.onHandleFailed);
+    // A message stepped at once (every payment; its reply waits for the store in the service)
+    // comes back as the settled promise: done now, without a then() and its promise (Node's
+    // queueMicrotask costs more still: an async resource and a bound function per call).
+    if (handled === SETTLED) this.onHandled();
+    else handled.then(this.onHandled, this.onHandleFailed); // bound callbacks, one derived promise
   }
 
   private readonly onHandled = (): void => {
@@ -225,7 +239,7 @@ export class PayeeConnection {
    * back the store's commit and every acknowledgement behind them for tens of milliseconds.
    */
   private readonly drainPending = (): void => {
-    for (const text of this.pending.splice(0, FRAMES_PER_TURN)) this.handOver(text);
+    for (const message of this.pending.splice(0, FRAMES_PER_TURN)) this.handOver(message);
     if (this.pending.length > 0) setImmediate(this.drainPending);
     else this.draining = false;
   };
@@ -239,7 +253,7 @@ export class PayeeConnection {
       this.options.metrics.rejected.inc(1, { code: message.code });
     }
     this.corker.beforeSend();
-    this.ws.send(encodeMessage(message), this.afterWrite);
+    this.ws.send(this.slab.encode(message) ?? encodeMessage(message), TEXT_FRAME, this.afterWrite);
     if (!this.backpressured && this.ws.bufferedAmount > this.options.limits.highWaterMarkBytes) {
       this.backpressured = true;
       this.updateReading();
@@ -280,8 +294,9 @@ export class PayeeConnection {
   }
 }
 
-function rawText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
+/** A text frame's bytes (ws checked they are UTF-8). */
+function rawBytes(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
 }

@@ -28,6 +28,7 @@
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
 import { FrameCorker } from './cork.js';
+import { FrameSlab, TEXT_FRAME } from './frame-slab.js';
 import { encodeMessage, MAX_MESSAGE_BYTES, type Message } from '../protocol/messages.js';
 import type { PeerLink } from './link.js';
 import { backoffDelay, checkReconnect, DEFAULT_RECONNECT, LinkClosedError, positiveInteger, type ReconnectOptions } from './reconnect.js';
@@ -37,6 +38,12 @@ export { backoffDelay, LinkClosedError, type ReconnectOptions } from './reconnec
 export interface ConnectPayeeOptions {
   /** Each text message from the payee (typically `payer.receive`). Binary frames are ignored. */
   onMessage(text: string): void;
+  /**
+   * Each text message from the payee as its UTF-8 bytes (`ws` checked them), instead of
+   * `onMessage`: for a payer that decodes them itself (protocol/wire-bytes.ts), without a string
+   * per acknowledgement. The bytes are the caller's only during the call.
+   */
+  onFrame?(bytes: Buffer): void;
   /** After every (re)connection, once the queued messages were sent: the moment to resume. */
   onOpen?(): void;
   /** When an open connection closes (not for failed attempts), with the close code and reason. */
@@ -109,7 +116,10 @@ export function connectPayee(url: string | readonly string[], options: ConnectPa
 export class WsPeerLink implements PeerLink {
   private ws: WebSocket | null = null;
   private corker: FrameCorker | null = null;
-  private readonly queue: string[] = [];
+  /** Messages waiting for the next connection, encoded (text, or a payment's bytes). */
+  private readonly queue: (string | Buffer)[] = [];
+  /** Where payments are encoded (bytes, no string per payment). */
+  private readonly slab = new FrameSlab();
   private attempt = 0;
   private stopped = false;
   private dropped = 0;
@@ -174,14 +184,14 @@ export class WsPeerLink implements PeerLink {
 
   /** Sends now if connected, else queues for the next connection; after `close()`, drops. */
   send(message: Message): void {
-    const text = encodeMessage(message);
     if (this.stopped) {
       this.dropped++;
       return;
     }
+    const text = this.slab.encode(message) ?? encodeMessage(message);
     if (this.ws?.readyState === WebSocket.OPEN && this.queue.length === 0) {
       this.corker?.beforeSend();
-      this.ws.send(text);
+      this.ws.send(text, TEXT_FRAME);
       return;
     }
     this.queue.push(text);
@@ -236,7 +246,7 @@ export class WsPeerLink implements PeerLink {
       this.heard();
       this.scheduleIdleCheck(this.idleTimeoutMs);
       // Queued messages first, in order: they were sent before anything onOpen will send.
-      for (const text of this.queue.splice(0)) ws.send(text);
+      for (const text of this.queue.splice(0)) ws.send(text, TEXT_FRAME);
       const waiters = this.waiters.splice(0);
       for (const w of waiters) w.resolve();
       this.callback('onOpen', () => this.options.onOpen?.());
@@ -253,8 +263,14 @@ export class WsPeerLink implements PeerLink {
         this.options.log?.('ignored a binary frame from the payee');
         return;
       }
-      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
-      this.callback('onMessage', () => this.options.onMessage(text));
+      const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
+      // Not through callback(): no closure per frame on the payment path.
+      try {
+        if (this.options.onFrame) this.options.onFrame(bytes);
+        else this.options.onMessage(bytes.toString('utf8'));
+      } catch (err) {
+        this.callbackThrew('onMessage', err);
+      }
     });
     ws.on('ping', () => this.heard());
     ws.on('error', (err: Error & { code?: unknown }) => {
@@ -303,12 +319,17 @@ export class WsPeerLink implements PeerLink {
     try {
       run();
     } catch (err) {
-      const log = this.options.log;
-      if (log) log(`${name} threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      else queueMicrotask(() => {
-        throw err;
-      });
+      this.callbackThrew(name, err);
     }
+  }
+
+  /** A caller's callback threw: logged if there is a log, else rethrown on its own (see callback). */
+  private callbackThrew(name: string, err: unknown): void {
+    const log = this.options.log;
+    if (log) log(`${name} threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    else queueMicrotask(() => {
+      throw err;
+    });
   }
 
   private heard(): void {

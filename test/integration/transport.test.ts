@@ -357,8 +357,10 @@ describe('backpressure (a connection over a stand-in socket)', () => {
     isPaused = false;
     readonly writes: (() => void)[] = [];
     readonly sent: string[] = [];
-    send(text: string, cb: () => void) {
-      this.sent.push(text);
+    /** ws's `send(data, options, cb)`: a text frame comes as a string or (payments, acks) as its bytes. */
+    send(data: string | Buffer, options: { binary?: boolean }, cb: () => void) {
+      if (options.binary) throw new Error('the connection sends text frames only');
+      this.sent.push(typeof data === 'string' ? data : data.toString('utf8'));
       this.writes.push(cb);
     }
     pause() {

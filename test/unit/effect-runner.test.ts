@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { scheduleEffects, SETTLED, type EffectHost, type EffectTail } from '../../src/driver/effect-runner.js';
+import { EffectQueue, scheduleEffects, SETTLED, type EffectHost, type EffectTail } from '../../src/driver/effect-runner.js';
 
 type TestEffect = { type: 'persist' } | { type: 'send'; message: string } | { type: 'broadcast'; txid: string } | { type: 'note'; text: string };
 
@@ -91,5 +91,100 @@ describe('effect runner', () => {
     const tail: EffectTail = { effects: SETTLED };
     expect(scheduleEffects(tail, host, 'a', [])).toBe(SETTLED);
     expect(tail.effects).toBe(SETTLED);
+  });
+});
+
+describe('effect queue', () => {
+  it('issues the persists of consecutive steps at once (one group commit) and sends each only after its own save', async () => {
+    const { host, log, saves } = recordingHost();
+    const queue = new EffectQueue(host);
+    queue.schedule('a', [{ type: 'persist' }, { type: 'send', message: 'ack1' }]);
+    queue.schedule('b', [{ type: 'persist' }, { type: 'send', message: 'ack2' }]);
+    expect(log).toEqual(['a:persist-issued', 'b:persist-issued']); // issued when scheduled
+    await flush();
+    saves[1]!.resolve(); // the later save alone does not release the earlier step's ack, nor its own
+    await flush();
+    expect(log).toEqual(['a:persist-issued', 'b:persist-issued']);
+    expect(queue.busy).toBe(true);
+    saves[0]!.resolve();
+    await queue.idle();
+    expect(log).toEqual(['a:persist-issued', 'b:persist-issued', 'a:send ack1', 'b:send ack2']);
+    expect(queue.busy).toBe(false);
+  });
+
+  it('never runs an effect inside schedule: an idle queue starts in a microtask', async () => {
+    const { host, log } = recordingHost();
+    const queue = new EffectQueue(host);
+    queue.schedule('a', [{ type: 'send', message: 'hello' }]);
+    expect(log).toEqual([]);
+    await queue.idle();
+    expect(log).toEqual(['a:send hello']);
+  });
+
+  it('issues a persist that follows a held effect only after that effect ran', async () => {
+    const { host, log, saves } = recordingHost();
+    const queue = new EffectQueue(host);
+    const busy = queue.scheduleAndWait('a', [{ type: 'persist' }]);
+    const opening = queue.scheduleAndWait('b', [{ type: 'broadcast', txid: 't' }, { type: 'persist' }, { type: 'send', message: 'opened' }]);
+    await flush();
+    expect(log).toEqual(['a:persist-issued']); // b's persist waits for b's broadcast, which waits for a
+    saves[0]!.resolve();
+    await busy;
+    await flush();
+    expect(log).toEqual(['a:persist-issued', 'b:broadcast t', 'b:persist-issued']);
+    saves[1]!.resolve();
+    await opening;
+    expect(log.at(-1)).toBe('b:send opened');
+  });
+
+  it('stops a failed step at its failure, reports it once, and still runs later steps', async () => {
+    const { host, log, failures } = recordingHost();
+    const queue = new EffectQueue(host);
+    const failing = queue.scheduleAndWait('a', [{ type: 'note', text: 'boom' }, { type: 'send', message: 'never' }]);
+    const later = queue.scheduleAndWait('b', [{ type: 'send', message: 'after' }]);
+    await expect(failing).rejects.toThrow('boom');
+    await later;
+    expect(log).toEqual(['a:note boom', 'b:send after']);
+    expect(failures.map((f) => f.step)).toEqual(['a']);
+    expect(queue.busy).toBe(false);
+  });
+
+  it('fails a step waiting on a failed save (no effect of it runs) and runs the next step after it', async () => {
+    const { host, log, saves, failures } = recordingHost();
+    const queue = new EffectQueue(host);
+    const step = queue.scheduleAndWait('a', [{ type: 'persist' }, { type: 'send', message: 'ack' }]);
+    queue.schedule('b', [{ type: 'persist' }, { type: 'send', message: 'ack2' }]);
+    saves[0]!.reject(new Error('disk full'));
+    await expect(step).rejects.toThrow('disk full');
+    expect(log).toEqual(['a:persist-issued', 'b:persist-issued']);
+    expect(failures).toHaveLength(1);
+    saves[1]!.resolve();
+    await queue.idle();
+    expect(log.at(-1)).toBe('b:send ack2');
+  });
+
+  it('runs a step scheduled from inside a send after the current one, in order', async () => {
+    const { host, log } = recordingHost();
+    const queue = new EffectQueue<TestEffect, string>({
+      ...host,
+      send(step, message) {
+        host.send(step, message);
+        if (message === '1') queue.schedule('c', [{ type: 'send', message: 'from a' }]);
+      },
+    });
+    queue.schedule('a', [{ type: 'send', message: '1' }, { type: 'send', message: '2' }]);
+    queue.schedule('b', [{ type: 'send', message: '3' }]);
+    await queue.idle();
+    await queue.idle();
+    expect(log).toEqual(['a:send 1', 'a:send 2', 'b:send 3', 'c:send from a']);
+  });
+
+  it('is idle and schedules nothing for a step without effects', () => {
+    const { host, log } = recordingHost();
+    const queue = new EffectQueue(host);
+    queue.schedule('a', []);
+    expect(queue.busy).toBe(false);
+    expect(queue.idle()).toBe(SETTLED);
+    expect(log).toEqual([]);
   });
 });

@@ -63,9 +63,13 @@ export interface PaymentSighasher {
    * no look-up of the variant.
    */
   readonly signatures: SignatureScheme;
-  /** Digest of a payment with change: SIGHASH_SINGLE|ANYONECANPAY over `change` as output 0. */
+  /**
+   * Digest of a payment with change: SIGHASH_SINGLE|ANYONECANPAY over `change` as output 0. The
+   * array is the sighasher's own, rewritten by its next call (no allocation per payment): sign
+   * or verify it at once, copy it to keep it; never write to it.
+   */
   singleAcp(change: SighashOutput): Uint8Array;
-  /** Digest of the whole-capacity payment: SIGHASH_NONE|ANYONECANPAY. */
+  /** Digest of the whole-capacity payment: SIGHASH_NONE|ANYONECANPAY (the sighasher's own array: never write to it). */
   noneAcp(): Uint8Array;
 }
 
