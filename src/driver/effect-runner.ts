@@ -243,7 +243,8 @@ export class EffectQueue<E extends AnyEffect, C> {
           this.fail(step, err);
           break;
         }
-        if (pending) {
+        // Only a promise is waited for: a handler that returns anything else is done.
+        if (pending && typeof (pending as Promise<void>).then === 'function') {
           this.waiting = true;
           this.wait(pending);
           return;
@@ -265,9 +266,11 @@ export class EffectQueue<E extends AnyEffect, C> {
     step.at = step.effects.length;
     try {
       this.host.failed(step.ctx, err);
-    } finally {
-      this.finish(step, err ?? new Error('effect failed'));
+    } catch {
+      // `failed` is the host's own report of the failure (a log line, a halted channel): if it
+      // throws too there is nowhere left to report it, and the steps behind must still run.
     }
+    this.finish(step, err ?? new Error('effect failed'));
   }
 
   private finish(step: QueuedStep<E, C>, err: unknown): void {

@@ -24,7 +24,9 @@ const HEX = ascii('0123456789abcdef');
 /** Longest hot-path frame: a payment with a 5-digit vout and a 16-digit total (255 bytes). */
 export const MAX_HOT_FRAME_BYTES = PAYMENT_HEAD.length + 64 + 1 + 5 + TOTAL_KEY.length + 16 + SIGNATURE_KEY.length + 128 + END.length;
 const MAX_MONEY = Number(MAX_MONEY_SAT); // < 2^53: every amount on the wire is an exact Number
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading byte-order mark in the text, as Buffer's toString does: JSON.parse
+// then refuses it, as the text path always has.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Writes the wire form of a `payment` or `payment-ack` into `out` at `at`.

@@ -18,21 +18,25 @@ const SLAB_BYTES = 64 * 1024;
  */
 export const TEXT_FRAME: { readonly binary: false } = Object.freeze({ binary: false });
 
-export class FrameSlab {
-  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-  private used = 0;
+/**
+ * One slab for the whole process, shared by every connection: a part is never written twice, so
+ * sharing is safe, and 1,000 connections (a stranger's among them) do not hold 1,000 slabs.
+ */
+let slab: Buffer | null = null;
+let used = SLAB_BYTES;
 
+export class FrameSlab {
   /** The wire bytes of a payment or an ack, or null for any other message (send its text). */
   encode(message: Message): Buffer | null {
     if (message.type !== 'payment' && message.type !== 'payment-ack') return null;
-    if (SLAB_BYTES - this.used < MAX_HOT_FRAME_BYTES) {
-      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-      this.used = 0;
+    if (slab === null || SLAB_BYTES - used < MAX_HOT_FRAME_BYTES) {
+      slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      used = 0;
     }
-    const n = encodeHotPathInto(message, this.slab, this.used);
+    const n = encodeHotPathInto(message, slab, used);
     if (n < 0) return null;
-    const frame = this.slab.subarray(this.used, this.used + n);
-    this.used += n;
+    const frame = slab.subarray(used, used + n);
+    used += n;
     return frame;
   }
 }

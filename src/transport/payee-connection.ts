@@ -79,7 +79,11 @@ export class PayeeConnection {
   /** Frames read but not yet handed to the service (see drainPending), decoded or refused. */
   private readonly pending: (Message | Error)[] = [];
   /** Channel ids of this connection's frames, interned (a payment does not allocate its id). */
-  private readonly ids = new WireIds();
+  /**
+   * Bounded small: a stranger chooses the ids it sends, before the service has looked at them; a
+   * payer's connection pays a few channels (the bench's, 125).
+   */
+  private readonly ids = new WireIds(256);
   /** Where payments' acks are encoded (bytes, no string per ack). */
   private readonly slab = new FrameSlab();
   private draining = false;

@@ -149,6 +149,24 @@ describe('effect queue', () => {
     expect(queue.busy).toBe(false);
   });
 
+  it("keeps running later steps when the host's failure report throws too", async () => {
+    const { host, log, saves } = recordingHost();
+    const queue = new EffectQueue<TestEffect, string>({
+      ...host,
+      failed() {
+        throw new Error('the logger broke');
+      },
+    });
+    const step = queue.scheduleAndWait('a', [{ type: 'persist' }, { type: 'send', message: 'ack' }]);
+    queue.schedule('b', [{ type: 'persist' }, { type: 'send', message: 'ack2' }]);
+    saves[0]!.reject(new Error('disk full'));
+    await expect(step).rejects.toThrow('disk full');
+    saves[1]!.resolve();
+    await queue.idle();
+    expect(log).toEqual(['a:persist-issued', 'b:persist-issued', 'b:send ack2']);
+    expect(queue.busy).toBe(false);
+  });
+
   it('fails a step waiting on a failed save (no effect of it runs) and runs the next step after it', async () => {
     const { host, log, saves, failures } = recordingHost();
     const queue = new EffectQueue(host);

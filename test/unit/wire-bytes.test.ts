@@ -50,6 +50,13 @@ describe('decodeMessageBytes', () => {
     expect(outcome(() => decodeMessageBytes(new Uint8Array([0x7b, 0xff, 0x7d])))).toBe('MALFORMED_MESSAGE');
   });
 
+  it('refuses a frame that starts with a byte-order mark, as the text path does', () => {
+    const ack = encodeMessage(msg('payment-ack', { channelId: `${'ab'.repeat(32)}:0`, totalSat: 5n }));
+    const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...bytesOf(ack)]);
+    expect(outcome(() => decodeMessage(Buffer.from(withBom).toString('utf8')))).toBe('MALFORMED_MESSAGE');
+    expect(outcome(() => decodeMessageBytes(withBom))).toBe('MALFORMED_MESSAGE');
+  });
+
   it('gives the same channel id string for the same id again (interned), and the right one for another vout', () => {
     const ids = new WireIds();
     const txid = 'cd'.repeat(32);
