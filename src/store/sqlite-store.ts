@@ -1,15 +1,16 @@
 /**
  * The {@link Store} port on SQLite (better-sqlite3), with group commit.
  *
- * Why group commit: with `synchronous=FULL` every commit is an fsync, and one fsync per payment
- * would cap a payee at a few hundred payments a second on a real disk. So a save only stages its
- * row in memory; one transaction, scheduled with `setImmediate`, writes everything staged in that
- * event-loop turn and resolves all their promises after COMMIT returns (durable on resolve).
- * better-sqlite3 commits synchronously, so a commit never overlaps another: messages that arrive
- * while a commit blocks the loop are handled in the next turn and share the next commit, which
- * makes batches grow with load by themselves. `groupCommitMaxDelayMs` can hold a batch open
- * longer (trading latency for fewer fsyncs). Batches commit strictly in order, which gives the
- * port's ordering rule: a save is never durable before an earlier one.
+ * Why group commit: every durable commit costs an fsync, and one fsync per payment would cap a
+ * payee at a few hundred payments a second on a real disk. So a save only stages its row in
+ * memory; one transaction, scheduled with `setImmediate`, writes everything staged in that
+ * event-loop turn, and all their promises resolve once the WAL holding it is on stable storage
+ * (durable on resolve). The fsync runs off the event loop (`synchronous=NORMAL` plus the store's
+ * own fdatasync of the WAL in libuv's thread pool, one at a time: wal-sync.ts says why that is as
+ * durable as FULL), so the loop verifies and answers meanwhile; saves made while a sync runs share
+ * the next one, which makes batches grow with load by themselves. `groupCommitMaxDelayMs` can hold
+ * a batch open longer (trading latency for fewer commits). Batches commit and resolve strictly in
+ * order, which gives the port's ordering rule: a save is never durable before an earlier one.
  *
  * States are encoded when saved, not when committed: the row then holds the value as it was at
  * the call, and a state that cannot be encoded fails its own save instead of its whole batch.
@@ -21,6 +22,7 @@ import { decodeState } from './codec.js';
 import { migrate } from './migrations.js';
 import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexRecord } from './checks.js';
 import { closedError, StoreError } from './store-error.js';
+import { WalSync } from './wal-sync.js';
 import { decodeDuplexState } from '../protocol/duplex-state-legacy.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
@@ -58,7 +60,7 @@ export interface SqliteStoreStats {
 export interface SqlitePragmas {
   /** `wal` (`memory` for `:memory:`). */
   readonly journalMode: string;
-  /** 2 is FULL. */
+  /** 1 is NORMAL: the store syncs the WAL itself before a save resolves (wal-sync.ts). */
   readonly synchronous: number;
   readonly foreignKeys: boolean;
   readonly busyTimeoutMs: number;
@@ -173,14 +175,17 @@ export class SqliteStore implements Store {
   private readonly counts = { requests: 0, commits: 0, rows: 0, failedCommits: 0 };
   private readonly stmts: Statements;
   private readonly commitBatch: (batch: Batch, now: number) => void;
+  /** Makes each committed batch durable off the event loop; null for `:memory:`. */
+  private readonly walSync: WalSync | null;
 
   /**
    * Opens the database at `file`: creates it with mode 0600 if missing (and fsyncs its
-   * directory, so the new file itself survives a power cut), sets WAL, `synchronous=FULL`,
-   * `foreign_keys=ON` and the busy timeout, and applies the schema migrations.
+   * directory, so the new file itself survives a power cut), sets WAL, `synchronous=NORMAL` (the
+   * store fsyncs the WAL itself: wal-sync.ts), `foreign_keys=ON` and the busy timeout, and
+   * applies the schema migrations.
    * @throws TypeError / RangeError for a bad path or option.
    * @throws StoreError `SCHEMA_TOO_NEW` if a newer paychan wrote the database; `NOT_DURABLE` if
-   *   SQLite refuses WAL or FULL sync there (e.g. a network filesystem).
+   *   SQLite refuses WAL there (e.g. a network filesystem).
    * @throws Error from the file system or SQLite (unreadable file, not a database).
    */
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
@@ -208,6 +213,7 @@ export class SqliteStore implements Store {
     private readonly db: Database.Database,
     private readonly settings: Settings,
   ) {
+    this.walSync = db.memory ? null : new WalSync(`${db.name}-wal`);
     this.stmts = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)])) as Statements;
     const s = this.stmts;
     this.commitBatch = db.transaction((batch: Batch, now: number) => {
@@ -345,6 +351,9 @@ export class SqliteStore implements Store {
     this.closing ??= (async () => {
       const pending = this.batch;
       this.flush();
+      // The commits written so far made durable (or failed) before the WAL's descriptor closes.
+      await this.walSync?.idle();
+      this.walSync?.close();
       this.db.close();
       if (pending) await pending.done;
     })();
@@ -442,7 +451,9 @@ export class SqliteStore implements Store {
     }
     this.counts.commits++;
     this.counts.rows += batch.rows;
-    batch.resolve();
+    // Written; resolved once the WAL is on stable storage (at once for :memory:).
+    if (this.walSync) this.walSync.after(batch);
+    else batch.resolve();
     return undefined;
   }
 
@@ -515,9 +526,11 @@ function configure(db: Database.Database, inMemory: boolean, busyTimeoutMs: numb
   db.pragma(`busy_timeout = ${busyTimeoutMs}`);
   const mode = db.pragma('journal_mode = WAL', { simple: true });
   if (!inMemory && mode !== 'wal') throw new StoreError('NOT_DURABLE', `${db.name}: journal_mode is ${String(mode)}, not wal`);
-  db.pragma('synchronous = FULL');
+  // NORMAL: COMMIT writes the WAL without an fsync on the event loop; the store's WalSync makes
+  // each batch durable before it resolves, and SQLite syncs around checkpoints itself.
+  db.pragma('synchronous = NORMAL');
   const sync = db.pragma('synchronous', { simple: true });
-  if (sync !== 2) throw new StoreError('NOT_DURABLE', `${db.name}: synchronous is ${String(sync)}, not FULL (2)`);
+  if (sync !== 1) throw new StoreError('NOT_DURABLE', `${db.name}: synchronous is ${String(sync)}, not NORMAL (1)`);
   db.pragma('foreign_keys = ON');
 }
 

@@ -5,7 +5,7 @@
  *
  * Contract (the shared suite in test/integration/store.test.ts holds every adapter to it):
  * - **Durable on resolve.** When a `save*`/`putMeta`/`delete*`/`nextCounter` promise resolves,
- *   the write is on stable storage (SQLite: committed with `synchronous=FULL` in WAL mode); a
+ *   the write is on stable storage (SQLite: committed in WAL mode and the WAL fdatasync-ed); a
  *   crash, even a power cut, after that point cannot lose it. Drivers send an acknowledgement (or
  *   a signature that depends on the write) only after this.
  * - **Ordered.** Writes of the same key become durable in call order, and a later write never
