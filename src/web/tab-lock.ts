@@ -19,8 +19,13 @@ export class StoreInUseError extends Error {
   }
 }
 
-/** The part of the Web Locks API used here (`navigator.locks`). */
-export type TabLocks = Pick<LockManager, 'request'>;
+/**
+ * The part of the Web Locks API used here (`navigator.locks`), spelled out rather than taken
+ * from the DOM library: the package's types must check in a Node program without it.
+ */
+export interface TabLocks {
+  request(name: string, options: { mode: 'exclusive'; signal: AbortSignal }, callback: (lock: unknown) => Promise<void>): Promise<unknown>;
+}
 
 /** How long a payer waits for a lock another document holds before giving up. */
 export const TAB_LOCK_WAIT_MS = 3_000;
@@ -30,7 +35,7 @@ export const TAB_LOCK_WAIT_MS = 3_000;
  * Where the browser has no Web Locks (older browsers, Node), resolves at once: one tab assumed.
  * @throws StoreInUseError (rejects) if another document holds it for longer than `waitMs`.
  */
-export async function holdTabLock(storeName: string, locks: TabLocks | undefined = globalThis.navigator?.locks, waitMs = TAB_LOCK_WAIT_MS): Promise<() => void> {
+export async function holdTabLock(storeName: string, locks: TabLocks | undefined = (globalThis as { navigator?: { locks?: TabLocks } }).navigator?.locks, waitMs = TAB_LOCK_WAIT_MS): Promise<() => void> {
   if (!locks) return () => undefined;
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));

@@ -73,6 +73,9 @@ async function open(service: { current: PayeeService }, variant: Variant, expiry
   await Promise.race([p.waitFor((s) => s.type === 'AwaitingOpen'), opening]);
   await waitUntil(async () => (await env.backend.getTransaction(p.channel.funding.txid)) !== null, 'funding broadcast');
   await env.mine(1);
+  // The payee watches the funding once its new channel is durable (broadcast, persist, watch):
+  // its effects done first, or this one check could run before the watch exists.
+  await service.current.drain();
   await service.current.checkWatches();
   await opening;
   return p;
@@ -192,6 +195,7 @@ describe('payee closer', () => {
     await Promise.race([p.waitFor((s) => s.type === 'AwaitingOpen'), opening]);
     await waitUntil(async () => (await env.backend.getTransaction(p.channel.funding.txid)) !== null, 'funding broadcast');
     const [block] = await env.node.mine(1);
+    await service.current.drain(); // the funding watched (after its persist), as in open()
     await service.current.checkWatches();
     await opening;
     await p.pay(1_000n);
