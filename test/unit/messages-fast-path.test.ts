@@ -11,6 +11,7 @@ import { ProtocolError } from '../../src/protocol/errors.js';
 import { decodeMessage, encodeMessage, msg } from '../../src/protocol/messages.js';
 import { formatPaymentHeader, parsePaymentHeader } from '../../src/transport/paywall.js';
 import { wireJson } from '../helpers/protocol.js';
+import { ack, channelId, mutated, payment, total } from '../helpers/wire-arbitraries.js';
 
 function outcome(text: string): unknown {
   try {
@@ -20,14 +21,6 @@ function outcome(text: string): unknown {
   }
 }
 
-const channelId = fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat({ max: 120_000 })).map(([t, v]) => `${toHex(t)}:${v}`);
-const total = fc.bigInt({ min: 0n, max: 2_200_000_000_000_000n });
-const payment = fc.record({ channelId, totalSat: total, signature: fc.uint8Array({ minLength: 64, maxLength: 64 }) }).map((f) => encodeMessage(msg('payment', f)));
-const ack = fc.record({ channelId, totalSat: total }).map((f) => encodeMessage(msg('payment-ack', f)));
-const mutated = fc.tuple(fc.oneof(payment, ack), fc.nat(), fc.integer({ min: 32, max: 126 })).map(([text, at, code]) => {
-  const i = at % text.length;
-  return text.slice(0, i) + String.fromCharCode(code) + text.slice(i + 1);
-});
 
 describe('decodeMessage hot path', () => {
   it('agrees with the schema path on valid and mutated payments and acks', () => {

@@ -6,10 +6,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toHex } from '../../src/protocol/bytes.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
 import { decodeMessageBytes, encodeHotPathInto, MAX_HOT_FRAME_BYTES, WireIds } from '../../src/protocol/wire-bytes.js';
+import { ack, channelId, mutated, payment, total } from '../helpers/wire-arbitraries.js';
 
 const bytesOf = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -21,14 +21,6 @@ function outcome(decode: () => Message): unknown {
   }
 }
 
-const channelId = fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat({ max: 120_000 })).map(([t, v]) => `${toHex(t)}:${v}`);
-const total = fc.bigInt({ min: 0n, max: 2_200_000_000_000_000n });
-const payment = fc.record({ channelId, totalSat: total, signature: fc.uint8Array({ minLength: 64, maxLength: 64 }) }).map((f) => encodeMessage(msg('payment', f)));
-const ack = fc.record({ channelId, totalSat: total }).map((f) => encodeMessage(msg('payment-ack', f)));
-const mutated = fc.tuple(fc.oneof(payment, ack), fc.nat(), fc.integer({ min: 32, max: 126 })).map(([text, at, code]) => {
-  const i = at % text.length;
-  return text.slice(0, i) + String.fromCharCode(code) + text.slice(i + 1);
-});
 const cut = fc.tuple(fc.oneof(payment, ack), fc.nat()).map(([text, at]) => text.slice(0, at % text.length));
 
 describe('decodeMessageBytes', () => {
