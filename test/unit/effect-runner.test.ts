@@ -48,34 +48,6 @@ describe('effect runner', () => {
     expect(tail.effects).toBe(SETTLED);
   });
 
-  it('issues a persist that follows a held effect only after that effect ran', async () => {
-    const { host, log, saves } = recordingHost();
-    const tail: EffectTail = { effects: SETTLED };
-    const busy = scheduleEffects(tail, host, 'a', [{ type: 'persist' }]);
-    const opening = scheduleEffects(tail, host, 'b', [{ type: 'broadcast', txid: 't' }, { type: 'persist' }, { type: 'send', message: 'opened' }]);
-    await flush();
-    expect(log).toEqual(['a:persist-issued']); // b's persist waits for b's broadcast, which waits for a
-    saves[0]!.resolve();
-    await busy;
-    await flush();
-    expect(log).toEqual(['a:persist-issued', 'b:broadcast t', 'b:persist-issued']);
-    saves[1]!.resolve();
-    await opening;
-    expect(log.at(-1)).toBe('b:send opened');
-  });
-
-  it('stops a failed step at its failure, reports it once, and still runs later steps', async () => {
-    const { host, log, failures } = recordingHost();
-    const tail: EffectTail = { effects: SETTLED };
-    const failing = scheduleEffects(tail, host, 'a', [{ type: 'note', text: 'boom' }, { type: 'send', message: 'never' }]);
-    const later = scheduleEffects(tail, host, 'b', [{ type: 'send', message: 'after' }]);
-    await expect(failing).rejects.toThrow('boom');
-    await later;
-    expect(log).toEqual(['a:note boom', 'b:send after']);
-    expect(failures.map((f) => f.step)).toEqual(['a']);
-    expect(tail.effects).toBe(SETTLED);
-  });
-
   it('rejects every step waiting on a failed save and leaves no effect of it run', async () => {
     const { host, log, saves, failures } = recordingHost();
     const tail: EffectTail = { effects: SETTLED };
@@ -119,34 +91,6 @@ describe('effect queue', () => {
     expect(log).toEqual([]);
     await queue.idle();
     expect(log).toEqual(['a:send hello']);
-  });
-
-  it('issues a persist that follows a held effect only after that effect ran', async () => {
-    const { host, log, saves } = recordingHost();
-    const queue = new EffectQueue(host);
-    const busy = queue.scheduleAndWait('a', [{ type: 'persist' }]);
-    const opening = queue.scheduleAndWait('b', [{ type: 'broadcast', txid: 't' }, { type: 'persist' }, { type: 'send', message: 'opened' }]);
-    await flush();
-    expect(log).toEqual(['a:persist-issued']); // b's persist waits for b's broadcast, which waits for a
-    saves[0]!.resolve();
-    await busy;
-    await flush();
-    expect(log).toEqual(['a:persist-issued', 'b:broadcast t', 'b:persist-issued']);
-    saves[1]!.resolve();
-    await opening;
-    expect(log.at(-1)).toBe('b:send opened');
-  });
-
-  it('stops a failed step at its failure, reports it once, and still runs later steps', async () => {
-    const { host, log, failures } = recordingHost();
-    const queue = new EffectQueue(host);
-    const failing = queue.scheduleAndWait('a', [{ type: 'note', text: 'boom' }, { type: 'send', message: 'never' }]);
-    const later = queue.scheduleAndWait('b', [{ type: 'send', message: 'after' }]);
-    await expect(failing).rejects.toThrow('boom');
-    await later;
-    expect(log).toEqual(['a:note boom', 'b:send after']);
-    expect(failures.map((f) => f.step)).toEqual(['a']);
-    expect(queue.busy).toBe(false);
   });
 
   it("keeps running later steps when the host's failure report throws too", async () => {
@@ -204,5 +148,56 @@ describe('effect queue', () => {
     expect(queue.busy).toBe(false);
     expect(queue.idle()).toBe(SETTLED);
     expect(log).toEqual([]);
+  });
+});
+
+/**
+ * Both forms of the runner (a promise chain per tail, a queue per channel) follow the same rules:
+ * these tests run on each. `settled` says the runner holds nothing more.
+ */
+const runners = [
+  [
+    'scheduleEffects',
+    (host: EffectHost<TestEffect, string>) => {
+      const tail: EffectTail = { effects: SETTLED };
+      return { run: (ctx: string, effects: TestEffect[]) => scheduleEffects(tail, host, ctx, effects), settled: () => tail.effects === SETTLED };
+    },
+  ],
+  [
+    'EffectQueue',
+    (host: EffectHost<TestEffect, string>) => {
+      const queue = new EffectQueue(host);
+      return { run: (ctx: string, effects: TestEffect[]) => queue.scheduleAndWait(ctx, effects), settled: () => !queue.busy };
+    },
+  ],
+] as const;
+
+describe.each(runners)('%s (the rules both forms share)', (_name, runner) => {
+  it('issues a persist that follows a held effect only after that effect ran', async () => {
+    const { host, log, saves } = recordingHost();
+    const r = runner(host);
+    const busy = r.run('a', [{ type: 'persist' }]);
+    const opening = r.run('b', [{ type: 'broadcast', txid: 't' }, { type: 'persist' }, { type: 'send', message: 'opened' }]);
+    await flush();
+    expect(log).toEqual(['a:persist-issued']); // b's persist waits for b's broadcast, which waits for a
+    saves[0]!.resolve();
+    await busy;
+    await flush();
+    expect(log).toEqual(['a:persist-issued', 'b:broadcast t', 'b:persist-issued']);
+    saves[1]!.resolve();
+    await opening;
+    expect(log.at(-1)).toBe('b:send opened');
+  });
+
+  it('stops a failed step at its failure, reports it once, and still runs later steps', async () => {
+    const { host, log, failures } = recordingHost();
+    const r = runner(host);
+    const failing = r.run('a', [{ type: 'note', text: 'boom' }, { type: 'send', message: 'never' }]);
+    const later = r.run('b', [{ type: 'send', message: 'after' }]);
+    await expect(failing).rejects.toThrow('boom');
+    await later;
+    expect(log).toEqual(['a:note boom', 'b:send after']);
+    expect(failures.map((f) => f.step)).toEqual(['a']);
+    expect(r.settled()).toBe(true);
   });
 });
