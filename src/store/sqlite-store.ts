@@ -213,7 +213,7 @@ export class SqliteStore implements Store {
     private readonly db: Database.Database,
     private readonly settings: Settings,
   ) {
-    this.walSync = db.memory ? null : new WalSync(`${db.name}-wal`);
+    this.walSync = db.memory ? null : new WalSync(db.name, (err) => settings.log(`store: ${err.message}`));
     this.stmts = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)])) as Statements;
     const s = this.stmts;
     this.commitBatch = db.transaction((batch: Batch, now: number) => {

@@ -7,6 +7,7 @@ export const STORE_ERROR_CODES = {
   COMMIT_FAILED: 'the batch could not be committed; none of its saves is stored',
   SCHEMA_TOO_NEW: 'the database was written by a newer paychan; upgrade paychan to open it',
   NOT_DURABLE: 'the database cannot run in the durable mode the store requires (SQLite: WAL journal; PostgreSQL: synchronous_commit on)',
+  SYNC_FAILED: 'a batch was written but the disk refused to make it durable; it may or may not survive a power cut, and the store takes no more writes: reopen it',
   CORRUPT_ROW: 'a stored row cannot be decoded',
   FENCED: "another instance holds this channel's lease: the write was not stored; drop the channel",
   DRIVER_MISSING: "the database driver this store location needs is not installed",

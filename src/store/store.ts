@@ -18,7 +18,9 @@
  *   (and meta values) or none: a rollover ends one channel and starts the next in one commit.
  * - **Last write wins per key.** A channel is one row: its newest state. A delete is a write.
  * - A failed commit rejects every write in that batch; nothing in it is durable, and the store
- *   carries on with the next batch.
+ *   carries on with the next batch. A batch written but whose flush to disk failed (SQLite:
+ *   `SYNC_FAILED`) is rejected too, with every later write: durability is then unknown, and the
+ *   store must be reopened.
  * - **Reads see every write made before them** (they wait for pending batches), in first-save
  *   order for lists; updating an entry does not move it.
  * - Arguments are checked when the call is made: a bad one rejects that call alone with a

@@ -23,8 +23,11 @@
  * them all (group commit again, now across the thread boundary).
  *
  * After a failed fdatasync nothing written since can be trusted to reach the disk (Linux may drop
- * the dirty pages and report the error once): every later batch fails too, and the store must be
- * reopened.
+ * the dirty pages and report the error once): that batch and every later one fail with
+ * `SYNC_FAILED` (written, durability unknown), and the store must be reopened.
+ *
+ * The WAL is named after the database's real path (symlinks resolved, as SQLite names it) and
+ * opened when the store opens, so a store never syncs a file SQLite does not write.
  */
 import fs from 'node:fs';
 import { StoreError } from './store-error.js';
@@ -36,14 +39,27 @@ export interface DurabilityWaiter {
 }
 
 export class WalSync {
-  private fd = -1;
+  private fd: number;
   private syncing = false;
   private waiting: DurabilityWaiter[] = [];
   private broken: StoreError | null = null;
   private idleWaiters: (() => void)[] = [];
 
-  /** @param walPath the database's `-wal` file (the database file's path + `-wal`). */
-  constructor(private readonly walPath: string) {}
+  /**
+   * @param databaseFile the database's path; its WAL is `realpath(databaseFile)-wal`, which SQLite
+   *   has created by the time the store is open (WAL mode is set and the schema read).
+   * @param onBroken told once, when a sync fails.
+   * @throws StoreError NOT_DURABLE if the WAL cannot be opened.
+   */
+  constructor(databaseFile: string, private readonly onBroken: (err: StoreError) => void = () => undefined) {
+    const walPath = `${fs.realpathSync(databaseFile)}-wal`;
+    try {
+      // Read-write: Windows flushes a file only through a handle with write access.
+      this.fd = fs.openSync(walPath, 'r+');
+    } catch (err) {
+      throw new StoreError('NOT_DURABLE', `cannot open the write-ahead log ${walPath}: ${(err as Error).message}`, { cause: err });
+    }
+  }
 
   /** Settles `waiter` once everything committed to the WAL before this call is on stable storage. */
   after(waiter: DurabilityWaiter): void {
@@ -68,21 +84,14 @@ export class WalSync {
     const batch = this.waiting;
     this.waiting = [];
     this.syncing = true;
-    try {
-      // Opened on first use: SQLite creates the WAL with the first write (the migrations'), and
-      // read-only is enough for fdatasync.
-      if (this.fd < 0) this.fd = fs.openSync(this.walPath, 'r');
-    } catch (err) {
-      this.done(batch, err as Error);
-      return;
-    }
     fs.fdatasync(this.fd, (err) => this.done(batch, err));
   }
 
   private done(batch: DurabilityWaiter[], err: Error | null): void {
     this.syncing = false;
     if (err && !this.broken) {
-      this.broken = new StoreError('COMMIT_FAILED', `the write-ahead log could not be made durable (${err.message}); reopen the store`, { cause: err });
+      this.broken = new StoreError('SYNC_FAILED', `the write-ahead log could not be made durable (${err.message}); reopen the store`, { cause: err });
+      this.onBroken(this.broken);
     }
     for (const waiter of batch) {
       if (this.broken) waiter.reject(this.broken);

@@ -59,5 +59,5 @@ export function fundingRoute(finder: FundingLookup, tip?: () => Promise<{ height
   };
   // `false` at once, not a promise, for every other request: each request `paychan proxy`
   // forwards passes here, paid ones included.
-  return (req, res) => ((tip && req.url === TIP_ROUTE) || req.url?.startsWith(FUNDING_ROUTE_PREFIX) ? answer(req, res) : false);
+  return (req, res) => ((tip && req.url === TIP_ROUTE && req.method === 'GET') || req.url?.startsWith(FUNDING_ROUTE_PREFIX) ? answer(req, res) : false);
 }

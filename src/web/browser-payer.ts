@@ -99,16 +99,23 @@ export async function openBrowserPayer(options: BrowserPayerOptions): Promise<Br
     throw err;
   }
   const payer = new BrowserPayer(options, store, releaseLock);
-  const tempId = await store.getMeta(CURRENT_KEY);
-  // '' (or a proposal the payee never took, so never stored): no channel. No address was shown
-  // for it (the state is stored before the proposal leaves), so no coins can wait on it; its key
-  // stays in the store all the same.
-  if (tempId && (await store.loadPayerChannels()).some((c) => c.tempId === tempId)) {
-    const key = await store.getMeta(keyMetaKey(tempId));
-    if (key === undefined) throw new Error(`the store has channel ${tempId} but not its key`);
-    await payer.restore(tempId, fromHex(key));
-  } else if (tempId) {
-    await store.putMeta(CURRENT_KEY, '');
+  try {
+    const tempId = await store.getMeta(CURRENT_KEY);
+    // '' (or a proposal the payee never took, so never stored): no channel. No address was shown
+    // for it (the state is stored before the proposal leaves), so no coins can wait on it; its
+    // key stays in the store all the same.
+    if (tempId && (await store.loadPayerChannels()).some((c) => c.tempId === tempId)) {
+      const key = await store.getMeta(keyMetaKey(tempId));
+      if (key === undefined) throw new Error(`the store has channel ${tempId} but not its key`);
+      await payer.restore(tempId, fromHex(key));
+    } else if (tempId) {
+      await store.putMeta(CURRENT_KEY, '');
+    }
+  } catch (err) {
+    // A payer that cannot open gives back what it took: the link, the store and the tab lock (a
+    // retry in this page would otherwise wait and be told another tab holds the store).
+    await payer.close().catch(() => undefined);
+    throw err;
   }
   return payer;
 }
@@ -282,10 +289,13 @@ export class BrowserPayer {
 
   /** Saves the newest state and closes the link and the store. The channel stays for the next load. */
   async close(): Promise<void> {
-    await this.client?.drain().catch(() => undefined);
-    this.link?.close();
-    await this.store.close();
-    this.releaseLock();
+    try {
+      await this.client?.drain().catch(() => undefined);
+      this.link?.close();
+      await this.store.close();
+    } finally {
+      this.releaseLock();
+    }
   }
 
   /** @internal by openBrowserPayer: the saved channel, reconnected and resumed. */

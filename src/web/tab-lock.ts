@@ -8,6 +8,9 @@
  *
  * Why wait a little rather than fail at once: on a reload the new document may start before the
  * old one's lock is released.
+ *
+ * Browsers give Web Locks to secure contexts only (https, or http on localhost): a page served
+ * over plain http from another host gets no lock, and two of its tabs are not kept apart.
  */
 
 /** Thrown when another tab or window of this origin holds the payer's store. */

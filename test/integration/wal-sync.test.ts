@@ -64,9 +64,23 @@ describe('the SQLite store syncs its WAL before a save resolves', () => {
     vi.spyOn(fs, 'fdatasync').mockImplementation(((_fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => {
       setImmediate(() => callback(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
     }) as typeof fs.fdatasync);
-    await expect(s.putMeta('a', '1')).rejects.toThrow(/COMMIT_FAILED: the write-ahead log could not be made durable \(EIO/);
+    await expect(s.putMeta('a', '1')).rejects.toThrow(/SYNC_FAILED: the write-ahead log could not be made durable \(EIO/);
     vi.restoreAllMocks();
-    await expect(s.putMeta('b', '2')).rejects.toThrow(/COMMIT_FAILED/);
+    await expect(s.putMeta('b', '2')).rejects.toThrow(/SYNC_FAILED/);
+  });
+
+  it("syncs the WAL SQLite writes when the database's path goes through a symlink", async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paychan-walsync-'));
+    fs.mkdirSync(path.join(dir, 'real'));
+    fs.symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'));
+    const s = (store = openSqliteStore(path.join(dir, 'link', 'store.db')));
+    const syncedFds: number[] = [];
+    vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => {
+      syncedFds.push(fd);
+      realFdatasync(fd, callback);
+    }) as typeof fs.fdatasync);
+    await s.putMeta('a', '1');
+    expect(fs.readlinkSync(`/proc/self/fd/${syncedFds[0]}`)).toBe(path.join(fs.realpathSync(dir), 'real', 'store.db-wal'));
   });
 
   it('closes after the sync in flight: what was acknowledged is there after reopening', async () => {
