@@ -54,6 +54,7 @@ export const BROWSER_SAFE = [
   'src/transport/paywall.ts',
   'src/transport/browser-link.ts',
   'src/transport/reconnect.ts',
+  'src/transport/offline-queue.ts',
   'src/payer/payer-client.ts',
   'src/payer/paying-fetch.ts',
   'src/payer/pay-run.ts',

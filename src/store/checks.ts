@@ -47,3 +47,16 @@ export function encodeDuplexRecord(record: DuplexChannelState): { tempId: string
   checkTempId('saveDuplexRecords', record.tempId);
   return { tempId: record.tempId, encoded: encodeChecked('saveDuplexRecords', record.tempId, record, 'record'), channelId: channelIdOf(record) };
 }
+
+/**
+ * `saveDuplexRecords`' arguments, every record encoded and every meta entry checked before an
+ * adapter writes anything (the call is all or nothing).
+ * @throws TypeError for records that are not an array, a bad record, or a bad meta entry.
+ */
+export function encodeDuplexSave(records: readonly DuplexChannelState[], meta: ReadonlyMap<string, string> | undefined): { rows: ReturnType<typeof encodeDuplexRecord>[]; entries: [string, string][] } {
+  if (!Array.isArray(records)) throw new TypeError('saveDuplexRecords: records must be an array');
+  const rows = records.map((record) => encodeDuplexRecord(record));
+  const entries = [...(meta ?? new Map<string, string>())];
+  for (const [key, value] of entries) checkMeta(key, value);
+  return { rows, entries };
+}

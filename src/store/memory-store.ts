@@ -9,7 +9,7 @@
 import { decodeDuplexState } from '../protocol/duplex-state-legacy.js';
 import type { PayeeState } from '../protocol/payee-machine.js';
 import type { PayerState } from '../protocol/payer-machine.js';
-import { checkChannelState, checkMeta, checkPayment, encodeChecked, encodeDuplexRecord } from './checks.js';
+import { checkChannelState, checkMeta, checkPayment, encodeChecked, encodeDuplexSave } from './checks.js';
 import { decodeState } from './codec.js';
 import { closedError } from './store-error.js';
 import { withNewestPayment, withNewestSignedPayment, type Store, type StoredDuplexRecord, type StoredPayeeChannel, type StoredPayerChannel } from './store.js';
@@ -66,11 +66,8 @@ export class MemoryStore implements Store {
   }
   async saveDuplexRecords(records: readonly StoredDuplexRecord[], meta?: ReadonlyMap<string, string>): Promise<void> {
     this.#open('saveDuplexRecords');
-    if (!Array.isArray(records)) throw new TypeError('saveDuplexRecords: records must be an array');
     // Everything checked before anything is written: all or nothing.
-    const rows = records.map((record) => encodeDuplexRecord(record));
-    const entries = [...(meta ?? new Map<string, string>())];
-    for (const [key, value] of entries) checkMeta(key, value);
+    const { rows, entries } = encodeDuplexSave(records, meta);
     for (const row of rows) this.db.duplex.set(row.tempId, row.encoded);
     for (const [key, value] of entries) this.db.meta.set(key, value);
   }

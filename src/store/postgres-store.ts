@@ -25,7 +25,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { decodeState } from './codec.js';
-import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexRecord } from './checks.js';
+import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexSave } from './checks.js';
 import { DEADLOCK_RETRIES, isDeadlock } from './postgres-deadlock.js';
 import { PgChannelLeases } from './postgres-leases.js';
 import { migratePostgres } from './postgres-migrations.js';
@@ -307,10 +307,7 @@ export class PostgresStore implements Store {
 
   saveDuplexRecords(records: readonly StoredDuplexRecord[], meta?: ReadonlyMap<string, string>): Promise<void> {
     return this.stage('saveDuplexRecords', () => {
-      if (!Array.isArray(records)) throw new TypeError('saveDuplexRecords: records must be an array');
-      const rows = records.map((record) => encodeDuplexRecord(record));
-      const entries = [...(meta ?? new Map<string, string>())];
-      for (const [key, value] of entries) checkMeta(key, value);
+      const { rows, entries } = encodeDuplexSave(records, meta);
       const batch = this.openBatch();
       for (const r of rows) batch.duplex.set(r.tempId, { record: r.encoded, channelId: r.channelId });
       for (const [key, value] of entries) batch.meta.set(key, value);

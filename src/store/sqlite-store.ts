@@ -20,7 +20,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeState } from './codec.js';
 import { migrate } from './migrations.js';
-import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexRecord } from './checks.js';
+import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexSave } from './checks.js';
 import { closedError, StoreError } from './store-error.js';
 import { WalSync } from './wal-sync.js';
 import { decodeDuplexState } from '../protocol/duplex-state-legacy.js';
@@ -241,15 +241,7 @@ export class SqliteStore implements Store {
 
   /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */
   savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
-    // What stage() does, without its closure: this runs once per payment.
-    if (this.closing) return Promise.reject(closedError('savePayeePayment'));
-    try {
-      checkPayment('savePayeePayment', tempId, signature);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    this.openBatch().payments.set(tempId, { total: totalSat.toString(), signature });
-    return this.staged();
+    return this.stagePayment('savePayeePayment', false, tempId, totalSat, signature);
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a state the codec cannot encode. */
@@ -270,15 +262,7 @@ export class SqliteStore implements Store {
 
   /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */
   savePayerPayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
-    // What stage() does, without its closure: this runs once per payment.
-    if (this.closing) return Promise.reject(closedError('savePayerPayment'));
-    try {
-      checkPayment('savePayerPayment', tempId, signature);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    this.openBatch().payerPayments.set(tempId, { total: totalSat.toString(), signature });
-    return this.staged();
+    return this.stagePayment('savePayerPayment', true, tempId, totalSat, signature);
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a state the codec cannot encode. */
@@ -381,18 +365,28 @@ export class SqliteStore implements Store {
 
   /** Validates and encodes every record (and meta entry) first, then stages them all. */
   private stageDuplex(records: readonly StoredDuplexRecord[], meta?: ReadonlyMap<string, string>): void {
-    if (!Array.isArray(records)) throw new TypeError('saveDuplexRecords: records must be an array');
-    const rows = records.map((record) => duplexRow(record));
-    const entries = [...(meta ?? new Map<string, string>())];
-    for (const [key, value] of entries) checkMeta(key, value);
+    const { rows, entries } = encodeDuplexSave(records, meta);
     const batch = this.openBatch();
-    for (const [tempId, row] of rows) batch.duplex.set(tempId, row);
+    for (const r of rows) batch.duplex.set(r.tempId, { record: r.encoded, channelId: r.channelId });
     for (const [key, value] of entries) batch.meta.set(key, value);
   }
 
   private readDuplexRecords(): StoredDuplexRecord[] {
     const rows = this.stmts.loadDuplex.all() as { temp_id: string; record: string }[];
     return rows.map((r) => decodeDuplexRow(r));
+  }
+
+  /** What {@link stage} does for a payment, without its closure: this runs once per payment. */
+  private stagePayment(what: string, payer: boolean, tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
+    if (this.closing) return Promise.reject(closedError(what));
+    try {
+      checkPayment(what, tempId, signature);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const batch = this.openBatch();
+    (payer ? batch.payerPayments : batch.payments).set(tempId, { total: totalSat.toString(), signature });
+    return this.staged();
   }
 
   /** Runs `put` (which validates and stages a row) and returns its batch's promise. */
@@ -467,12 +461,6 @@ export class SqliteStore implements Store {
 }
 
 function noop(): void {}
-
-/** Validates and encodes a duplex record: its key, its row. */
-function duplexRow(record: StoredDuplexRecord): [string, DuplexRow] {
-  const { tempId, encoded, channelId } = encodeDuplexRecord(record);
-  return [tempId, { record: encoded, channelId }];
-}
 
 function decodeDuplexRow(row: { temp_id: string; record: string }): StoredDuplexRecord {
   let record: unknown;

@@ -17,6 +17,7 @@
 import { encodeMessage, type Message } from '../protocol/messages.js';
 import type { PeerLink } from './link.js';
 import { backoffDelay, checkReconnect, DEFAULT_RECONNECT, LinkClosedError, positiveInteger, type ReconnectOptions } from './reconnect.js';
+import { OfflineQueue } from './offline-queue.js';
 
 /** The part of the WHATWG `WebSocket` this link uses (the browser's; in Node, `ws`'s class fits). */
 export interface WebSocketLike {
@@ -60,14 +61,11 @@ export function connectPayeeFromBrowser(url: string, options: BrowserLinkOptions
 
 export class BrowserPeerLink implements PeerLink {
   private ws: WebSocketLike | null = null;
-  private readonly queue: string[] = [];
+  private readonly queue: OfflineQueue<string>;
   private attempt = 0;
   private stopped = false;
-  private dropped = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
-  private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly reconnect: ReconnectOptions | false;
-  private readonly maxQueued: number;
   private readonly Socket: WebSocketConstructor;
   private readonly online = (): void => {
     if (this.retryTimer === null || this.stopped) return;
@@ -85,7 +83,7 @@ export class BrowserPeerLink implements PeerLink {
     if (!Socket) throw new TypeError('no WebSocket in this environment: pass options.WebSocket');
     this.Socket = Socket;
     this.reconnect = checkReconnect(options.reconnect ?? DEFAULT_RECONNECT);
-    this.maxQueued = positiveInteger('maxQueuedMessages', options.maxQueuedMessages ?? 10_000);
+    this.queue = new OfflineQueue(positiveInteger('maxQueuedMessages', options.maxQueuedMessages ?? 10_000), options.log);
     globalThis.addEventListener?.('online', this.online);
     this.open();
   }
@@ -102,13 +100,13 @@ export class BrowserPeerLink implements PeerLink {
 
   /** Messages dropped: the oldest when the queue overflowed, and any sent after the link closed. */
   get droppedMessages(): number {
-    return this.dropped;
+    return this.queue.dropped;
   }
 
   /** Sends now if connected, else queues for the next connection; after `close()`, drops. */
   send(message: Message): void {
     if (this.stopped) {
-      this.dropped++;
+      this.queue.dropped++;
       return;
     }
     const text = encodeMessage(message);
@@ -117,11 +115,6 @@ export class BrowserPeerLink implements PeerLink {
       return;
     }
     this.queue.push(text);
-    if (this.queue.length > this.maxQueued) {
-      this.queue.shift();
-      this.dropped++;
-      this.options.log?.(`send queue full (${this.maxQueued}): dropped the oldest message`);
-    }
   }
 
   /**
@@ -129,9 +122,7 @@ export class BrowserPeerLink implements PeerLink {
    * @throws LinkClosedError (rejects) if the link is or becomes closed for good first.
    */
   ready(): Promise<void> {
-    if (this.connected) return Promise.resolve();
-    if (this.stopped) return Promise.reject(new LinkClosedError());
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return this.queue.ready(this.connected, this.stopped);
   }
 
   /** Stops reconnecting, drops queued messages and closes the connection. Idempotent. */
@@ -156,8 +147,7 @@ export class BrowserPeerLink implements PeerLink {
       opened = true;
       this.attempt = 0;
       // Queued messages first, in order: they were sent before anything onOpen will send.
-      for (const text of this.queue.splice(0)) ws.send(text);
-      for (const w of this.waiters.splice(0)) w.resolve();
+      this.queue.flush((text) => ws.send(text));
       this.callback('onOpen', () => this.options.onOpen?.());
     };
     ws.onmessage = (event) => {
@@ -201,8 +191,6 @@ export class BrowserPeerLink implements PeerLink {
     this.stopped = true;
     globalThis.removeEventListener?.('online', this.online);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.dropped += this.queue.length;
-    this.queue.length = 0;
-    for (const w of this.waiters.splice(0)) w.reject(reason);
+    this.queue.fail(reason);
   }
 }

@@ -8,7 +8,7 @@
  * own Buffer pool does.
  */
 import { encodeHotPathInto, MAX_HOT_FRAME_BYTES } from '../protocol/wire-bytes.js';
-import type { Message } from '../protocol/messages.js';
+import { encodeMessage, type Message } from '../protocol/messages.js';
 
 const SLAB_BYTES = 64 * 1024;
 
@@ -25,18 +25,21 @@ export const TEXT_FRAME: { readonly binary: false } = Object.freeze({ binary: fa
 let slab: Buffer | null = null;
 let used = SLAB_BYTES;
 
-export class FrameSlab {
-  /** The wire bytes of a payment or an ack, or null for any other message (send its text). */
-  encode(message: Message): Buffer | null {
-    if (message.type !== 'payment' && message.type !== 'payment-ack') return null;
-    if (slab === null || SLAB_BYTES - used < MAX_HOT_FRAME_BYTES) {
-      slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-      used = 0;
-    }
-    const n = encodeHotPathInto(message, slab, used);
-    if (n < 0) return null;
-    const frame = slab.subarray(used, used + n);
-    used += n;
-    return frame;
+/** The wire bytes of a payment or an ack in the slab, or null for any other message. */
+export function hotPathFrame(message: Message): Buffer | null {
+  if (message.type !== 'payment' && message.type !== 'payment-ack') return null;
+  if (slab === null || SLAB_BYTES - used < MAX_HOT_FRAME_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    used = 0;
   }
+  const n = encodeHotPathInto(message, slab, used);
+  if (n < 0) return null;
+  const frame = slab.subarray(used, used + n);
+  used += n;
+  return frame;
+}
+
+/** What to hand `ws.send` (with {@link TEXT_FRAME}) for `message`: its slab bytes, else its text. */
+export function wireFrame(message: Message): Buffer | string {
+  return hotPathFrame(message) ?? encodeMessage(message);
 }

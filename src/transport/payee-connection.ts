@@ -29,10 +29,10 @@ import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
 import { SETTLED } from '../driver/effect-runner.js';
 import { CHALLENGE_BYTES } from '../protocol/auth.js';
-import { encodeMessage, errorMessage, msg, type Message } from '../protocol/messages.js';
+import { errorMessage, msg, type Message } from '../protocol/messages.js';
 import { decodeMessageBytes, WireIds } from '../protocol/wire-bytes.js';
 import { errorReply } from './error-reply.js';
-import { FrameSlab, TEXT_FRAME } from './frame-slab.js';
+import { TEXT_FRAME, wireFrame } from './frame-slab.js';
 import type { PeerLink } from './link.js';
 import type { PayeeMetrics } from './metrics.js';
 import { PaymentLatency } from './payment-latency.js';
@@ -85,7 +85,6 @@ export class PayeeConnection {
    */
   private readonly ids = new WireIds(256);
   /** Where payments' acks are encoded (bytes, no string per ack). */
-  private readonly slab = new FrameSlab();
   private draining = false;
   private readonly latency: PaymentLatency;
   private lastHeardMs = performance.now();
@@ -257,7 +256,7 @@ export class PayeeConnection {
       this.options.metrics.rejected.inc(1, { code: message.code });
     }
     this.corker.beforeSend();
-    this.ws.send(this.slab.encode(message) ?? encodeMessage(message), TEXT_FRAME, this.afterWrite);
+    this.ws.send(wireFrame(message), TEXT_FRAME, this.afterWrite);
     if (!this.backpressured && this.ws.bufferedAmount > this.options.limits.highWaterMarkBytes) {
       this.backpressured = true;
       this.updateReading();

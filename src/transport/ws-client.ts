@@ -28,10 +28,11 @@
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
 import { FrameCorker } from './cork.js';
-import { FrameSlab, TEXT_FRAME } from './frame-slab.js';
-import { encodeMessage, MAX_MESSAGE_BYTES, type Message } from '../protocol/messages.js';
+import { TEXT_FRAME, wireFrame } from './frame-slab.js';
+import { MAX_MESSAGE_BYTES, type Message } from '../protocol/messages.js';
 import type { PeerLink } from './link.js';
 import { backoffDelay, checkReconnect, DEFAULT_RECONNECT, LinkClosedError, positiveInteger, type ReconnectOptions } from './reconnect.js';
+import { OfflineQueue } from './offline-queue.js';
 
 export { backoffDelay, LinkClosedError, type ReconnectOptions } from './reconnect.js';
 
@@ -117,18 +118,13 @@ export class WsPeerLink implements PeerLink {
   private ws: WebSocket | null = null;
   private corker: FrameCorker | null = null;
   /** Messages waiting for the next connection, encoded (text, or a payment's bytes). */
-  private readonly queue: (string | Buffer)[] = [];
-  /** Where payments are encoded (bytes, no string per payment). */
-  private readonly slab = new FrameSlab();
+  private readonly queue: OfflineQueue<string | Buffer>;
   private attempt = 0;
   private stopped = false;
-  private dropped = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private lastHeardMs = 0;
-  private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly reconnect: ReconnectOptions | false;
-  private readonly maxQueued: number;
   private readonly handshakeTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private everOpened = false;
@@ -147,7 +143,7 @@ export class WsPeerLink implements PeerLink {
     if (this.urls.length === 0) throw new TypeError('connectPayee: at least one URL');
     for (const url of this.urls) if (typeof url !== 'string' || !/^wss?:\/\//i.test(url) || !URL.canParse(url)) throw new TypeError(`not a ws:// or wss:// URL: ${String(url)}`);
     this.reconnect = checkReconnect(options.reconnect ?? DEFAULT_RECONNECT);
-    this.maxQueued = positiveInteger('maxQueuedMessages', options.maxQueuedMessages ?? 10_000);
+    this.queue = new OfflineQueue(positiveInteger('maxQueuedMessages', options.maxQueuedMessages ?? 10_000), options.log);
     this.handshakeTimeoutMs = positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 10_000);
     this.idleTimeoutMs = positiveInteger('idleTimeoutMs', options.idleTimeoutMs ?? 60_000);
     if (options.connectTimeoutMs !== undefined) {
@@ -179,27 +175,22 @@ export class WsPeerLink implements PeerLink {
 
   /** Messages dropped: the oldest ones when the queue overflowed, and any sent after the link closed. */
   get droppedMessages(): number {
-    return this.dropped;
+    return this.queue.dropped;
   }
 
   /** Sends now if connected, else queues for the next connection; after `close()`, drops. */
   send(message: Message): void {
     if (this.stopped) {
-      this.dropped++;
+      this.queue.dropped++;
       return;
     }
-    const text = this.slab.encode(message) ?? encodeMessage(message);
+    const text = wireFrame(message);
     if (this.ws?.readyState === WebSocket.OPEN && this.queue.length === 0) {
       this.corker?.beforeSend();
       this.ws.send(text, TEXT_FRAME);
       return;
     }
     this.queue.push(text);
-    if (this.queue.length > this.maxQueued) {
-      this.queue.shift();
-      this.dropped++;
-      this.options.log?.(`send queue full (${this.maxQueued}): dropped the oldest message`);
-    }
   }
 
   /**
@@ -207,9 +198,7 @@ export class WsPeerLink implements PeerLink {
    * @throws LinkClosedError (rejects) if the link is or becomes closed for good first.
    */
   ready(): Promise<void> {
-    if (this.connected) return Promise.resolve();
-    if (this.stopped) return Promise.reject(new LinkClosedError());
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return this.queue.ready(this.connected, this.stopped);
   }
 
   /**
@@ -246,9 +235,7 @@ export class WsPeerLink implements PeerLink {
       this.heard();
       this.scheduleIdleCheck(this.idleTimeoutMs);
       // Queued messages first, in order: they were sent before anything onOpen will send.
-      for (const text of this.queue.splice(0)) ws.send(text, TEXT_FRAME);
-      const waiters = this.waiters.splice(0);
-      for (const w of waiters) w.resolve();
+      this.queue.flush((frame) => ws.send(frame, TEXT_FRAME));
       this.callback('onOpen', () => this.options.onOpen?.());
     });
     ws.on('unexpected-response', (_req, res) => {
@@ -355,9 +342,6 @@ export class WsPeerLink implements PeerLink {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.connectTimer) clearTimeout(this.connectTimer);
-    this.dropped += this.queue.length;
-    this.queue.length = 0;
-    const waiters = this.waiters.splice(0);
-    for (const w of waiters) w.reject(reason);
+    this.queue.fail(reason);
   }
 }
