@@ -18,7 +18,7 @@ export const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
 export const monoOffset = mono() - performance.now();
 
 /** The phases traced (those bench/trace-report.ts reads); the others run untraced. */
-const TRACED_PHASES: ReadonlySet<string> = new Set(['latency', 'presigned-latency', 'proxy-paid', 'proxy-free', 'proxy-bare']);
+const TRACED_PHASES: ReadonlySet<string> = new Set(['latency', 'latency-fixed', 'presigned-latency', 'proxy-paid', 'proxy-free', 'proxy-bare']);
 
 export class Trace {
   private readonly rows: unknown[][] = [];
