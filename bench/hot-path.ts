@@ -4,9 +4,10 @@
  * - Ceiling: native ECDSA verifications per second (libsecp256k1 through the project's
  *   `Secp256k1`), measured right before and right after the hot path, in this same process, so
  *   the ratio compares like with like on a machine other work may share.
- * - Hot path: the real `PayeeService.receive` (decode, state machine, sighash, verification), the
- *   real SQLite store (WAL, synchronous=FULL, group commit) in a temp dir, and every ack encoded
- *   as the server would send it. Payments for `--channels` Open channels are signed before the
+ * - Hot path: what a payee connection does with a frame — the payment decoded from the frame's
+ *   bytes (`decodeMessageBytes`, one id interner per 125 channels as over 8 connections), the real
+ *   `PayeeService.handle` (state machine, sighash, verification), the real SQLite store (WAL,
+ *   group commit) in a temp dir, and every ack written as the server sends it (`wireFrame`). Payments for `--channels` Open channels are signed before the
  *   clock starts and fed round-robin, `--chunk` per event-loop turn with at most `--window`
  *   unacknowledged (like frames arriving on sockets); the clock runs until the last ack is out.
  * - Breakdown: decode, sighash, verify, the rest of the step, encoding the state and the ack
@@ -22,13 +23,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { PayeeService } from '../src/payee/payee-service.js';
 import type { Channel } from '../src/protocol/channel.js';
-import { decodeMessage, encodeMessage, msg, type Message } from '../src/protocol/messages.js';
+import { decodeMessage, msg, type Message } from '../src/protocol/messages.js';
 import { payeeStep, type PayeeContext, type PayeeState } from '../src/protocol/payee-machine.js';
 import { paymentDigest } from '../src/protocol/payment.js';
 import { payeePolicy } from '../src/protocol/policy.js';
 import type { PaymentSighasher } from '../src/protocol/sighash.js';
+import { decodeMessageBytes, WireIds } from '../src/protocol/wire-bytes.js';
 import { encodeState } from '../src/store/codec.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
+import { wireFrame } from '../src/transport/frame-slab.js';
 import type { PeerLink } from '../src/transport/link.js';
 import { emitResult, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
 import { PAYEE_KEY, openState, paymentSighasher, paymentText, secp, signTotal, syntheticChannel, benchPayeeOptions } from './lib/fixtures.js';
@@ -72,6 +75,8 @@ async function main(): Promise<Record<string, unknown>> {
     const totalSat = BigInt(Math.floor(j / CHANNELS) + 1) * AMOUNT_SAT;
     texts[j] = paymentText(channels[c]!.id, totalSat, signTotal(channels[c]!, sighashers[c]!, totalSat));
   }
+  // The frames as a connection reads them, each from its own buffer (ws hands over a fresh one).
+  const frames = texts.map((t) => Buffer.from(t, 'utf8'));
   const decoded = texts.slice(0, Math.min(total, 8192)).map((t) => decodeMessage(t) as Extract<Message, { type: 'payment' }>);
   const byId = new Map(channels.map((c, i) => [c.id, i]));
   // Copied: a sighasher's digest array is its own, rewritten by its next call.
@@ -103,7 +108,7 @@ async function main(): Promise<Record<string, unknown>> {
   let onAck: () => void = () => undefined;
   const link: PeerLink = {
     send(m: Message) {
-      encodeMessage(m); // what the server does with every reply
+      wireFrame(m); // what the server does with every reply
       if (m.type === 'payment-ack') {
         acks++;
         onAck();
@@ -113,6 +118,8 @@ async function main(): Promise<Record<string, unknown>> {
       }
     },
   };
+  // One interner per connection, as the server has; 8 connections share the channels.
+  const ids = Array.from({ length: 8 }, () => new WireIds(256));
   const drive = (from: number, to: number): Promise<number> =>
     new Promise((resolve) => {
       const acked0 = acks;
@@ -124,7 +131,8 @@ async function main(): Promise<Record<string, unknown>> {
       const pump = (): void => {
         let n = 0;
         while (n < CHUNK && next < to && next - from - (acks - acked0) < WINDOW) {
-          void service.receive(texts[next++]!, link);
+          const j = next++;
+          void service.handle(decodeMessageBytes(frames[j]!, ids[j % CHANNELS % ids.length]!), link);
           n++;
         }
         if (next < to) setImmediate(pump);
@@ -162,7 +170,7 @@ async function main(): Promise<Record<string, unknown>> {
   await service.drain();
   await store.close();
 
-  const micro = await microBreakdown(channels, sighashers, texts, decoded, digests, rows / Math.max(1, commits));
+  const micro = await microBreakdown(channels, sighashers, frames, decoded, digests, rows / Math.max(1, commits));
   const perPaymentUs = 1e6 / perSec;
   const commitUs = probe ? (probe.commitMs * 1000) / timed : NaN;
   const upsertUs = micro.upsertUs;
@@ -232,16 +240,17 @@ async function main(): Promise<Record<string, unknown>> {
 async function microBreakdown(
   channels: readonly Channel[],
   sighashers: readonly PaymentSighasher[],
-  texts: readonly string[],
+  frames: readonly Buffer[],
   decoded: readonly Extract<Message, { type: 'payment' }>[],
   digests: readonly Uint8Array[],
   rowsPerCommit: number,
 ): Promise<{ decodeUs: number; sighashUs: number; verifyUs: number; stepUs: number; encodeStateUs: number; ackEncodeUs: number; upsertUs: number }> {
-  const n = texts.length;
+  const n = frames.length;
+  const ids = Array.from({ length: 8 }, () => new WireIds(256));
   const m = decoded.length;
   const byId = new Map(channels.map((c, i) => [c.id, i]));
   const idx = decoded.map((p) => byId.get(p.channelId)!);
-  const decode = medianRate((i) => decodeMessage(texts[i % n]!), MICRO_MS);
+  const decode = medianRate((i) => decodeMessageBytes(frames[i % n]!, ids[(i % n) % channels.length % ids.length]), MICRO_MS);
   const sighash = medianRate((i) => {
     const k = i % m;
     paymentDigest(channels[idx[k]!]!, sighashers[idx[k]!]!, decoded[k]!.totalSat);
@@ -259,7 +268,7 @@ async function microBreakdown(
   const paid = decoded.slice(0, 1000).map((p, k) => openState(idx[k]!, channels[idx[k]!]!, p.totalSat, p.signature));
   const encState = medianRate((i) => encodeState(paid[i % paid.length]!), MICRO_MS);
   const ack = msg('payment-ack', { channelId: channels[0]!.id, totalSat: 12_345n });
-  const ackEncode = medianRate(() => encodeMessage(ack), MICRO_MS);
+  const ackEncode = medianRate(() => wireFrame(ack), MICRO_MS);
   // The store alone: batches of `rowsPerCommit` saves of distinct channels, each one commit, with
   // every upsert statement timed (too costly a probe for the hot path itself).
   const scratch = openSqliteStore(path.join(dir, 'scratch.db'));
