@@ -4,6 +4,7 @@
  * Every route is priced `--price-sat` per request, except /free/* (forwarded free). Prints {"event":"ready","url":…}; SIGTERM
  * closes it. On stdin, `cpu` answers {"event":"cpu","us":…,"commits":…} (CPU µs, store commits and the event loop's active and idle ms so far).
  */
+import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { startPayeeApp } from '../src/app/payee-app.js';
 import { connectRpcBackend } from '../src/chain/rpc-backend.js';
@@ -62,6 +63,18 @@ const app = await startPayeeApp({
   },
 });
 if (trace.configured && app.store instanceof SqliteStore) probeStore(app.store, false, (startMs, ms) => trace.commit(startMs, ms));
+if (trace.configured) {
+  // The WAL's fdatasync in libuv's pool (store/wal-sync.ts): from the call to its callback, as
+  // the admissions waited for it (the quiet-disk probe before the phase says less under load).
+  const fdatasync = fs.fdatasync;
+  (fs as { fdatasync: (fd: number, cb: fs.NoParamCallback) => void }).fdatasync = (fd, cb) => {
+    const start = mono();
+    fdatasync(fd, (err) => {
+      if (trace.on) trace.row('fsync', start, mono());
+      cb(err);
+    });
+  };
+}
 emit({ event: 'ready', url: app.server.url });
 // `cpu` → CPU time used so far (user + system), for CPU per request independent of other load.
 onStdinLines((line) => {

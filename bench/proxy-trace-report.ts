@@ -9,7 +9,8 @@
  * latency into: send lag (the load generator late on its schedule), to the proxy, in the proxy
  * before the admission, the admission (verify + durable commit), the upstream and back, and the
  * way back to the client. Prints the split at p50 and averaged over the slowest 1% and 0.1%,
- * and how often a GC pause or a commit of any process overlapped those requests.
+ * and how often a GC pause or a commit of any process overlapped those requests; and the WAL
+ * fdatasyncs the admissions waited for, as they ran under the load.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -76,3 +77,6 @@ const pauses = (g: number[][]): string => {
 console.log(`GC proxy: ${pauses(proxy.gc)}; clients: ${pauses(clients.flatMap((c) => c.gc))}; upstream: ${pauses(upstream.gc)}`);
 const cd = commits.map(([s, e]) => e - s).sort((a, b) => a - b);
 if (cd.length) console.log(`commits: ${cd.length}, median ${cd[Math.floor(cd.length / 2)]!.toFixed(3)} ms, p99 ${cd[Math.floor(cd.length * 0.99)]!.toFixed(3)} ms, max ${cd[cd.length - 1]!.toFixed(3)} ms`);
+// The WAL's fdatasync as the proxy waited for it (thread pool call → callback), under the load.
+const fd = proxy.rows.filter((r) => r[0] === 'fsync').map((r) => (r[2] as number) - (r[1] as number)).sort((a, b) => a - b);
+if (fd.length) console.log(`WAL fdatasync: ${fd.length}, median ${fd[Math.floor(fd.length / 2)]!.toFixed(3)} ms, p90 ${fd[Math.floor(fd.length * 0.9)]!.toFixed(3)} ms, p99 ${fd[Math.floor(fd.length * 0.99)]!.toFixed(3)} ms, max ${fd[fd.length - 1]!.toFixed(3)} ms`);
