@@ -30,5 +30,5 @@ export type { NetworkName } from './protocol/network.js';
 export type { Channel } from './protocol/channel.js';
 export { openBrowserPayer, BrowserPayer, type BrowserPayerOptions, type FundingRequest, type RefundKit } from './web/browser-payer.js';
 export { StoreInUseError } from './web/tab-lock.js';
-export { esploraChain } from './web/esplora-chain.js';
+export { esploraChain, electrumScriptHash, type FundingLookup, type PageChain } from './web/esplora-chain.js';
 export { payeeChain } from './web/payee-chain.js';

@@ -18,7 +18,7 @@ import { address as baddress } from 'bitcoinjs-lib';
 import qrcode from 'qrcode-generator';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
 import { nobleSecp256k1 } from '../crypto/noble.js';
-import { PayerClient, type ExternalFunding, type PayerChain, type PayerClientOptions } from '../payer/payer-client.js';
+import { PayerClient, type ExternalFunding, type PayerClientOptions } from '../payer/payer-client.js';
 import { createPayingFetch, PaymentRefusedError } from '../payer/paying-fetch.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
 import { fundingScriptOf, type Channel } from '../protocol/channel.js';
@@ -28,7 +28,11 @@ import { payerPolicy, type PayerPolicy } from '../protocol/policy.js';
 import type { SignedRefund } from '../protocol/refund.js';
 import { openIndexedDbStore, type IndexedDbStore } from '../store/indexeddb-store.js';
 import { connectPayeeFromBrowser, type BrowserPeerLink, type WebSocketConstructor } from '../transport/browser-link.js';
+import type { PageChain } from './esplora-chain.js';
 import { holdTabLock } from './tab-lock.js';
+
+/** How often fundFromAddress asks the chain's funding lookup (an Esplora endpoint's rate limits): every 12th poll. */
+const LOOKUP_EVERY = 12;
 
 /** Meta keys: the page's current channel, and each channel's private key. */
 const CURRENT_KEY = 'browser-channel';
@@ -38,8 +42,11 @@ export interface BrowserPayerOptions {
   /** The payee's channel WebSocket, `ws(s)://host:port/v1/ws`. */
   readonly wsUrl: string;
   readonly network: NetworkName;
-  /** The tip (for a new channel's expiry) and a broadcast (for the refund): see esploraChain. */
-  readonly chain: PayerChain;
+  /**
+   * The tip (for a new channel's expiry), a broadcast (for the refund) and, optionally, a funding
+   * lookup (for a funding older than the payee's index): see payeeChain and esploraChain.
+   */
+  readonly chain: PageChain;
   /**
    * Where a new channel's change and refund go (an output script of `network`); or give it to
    * {@link BrowserPayer.requestFunding}. A restored channel keeps its own.
@@ -211,19 +218,25 @@ export class BrowserPayer {
    * For a wallet that paid the BIP21 address (and broadcast by itself): asks the payee for the
    * funding every `pollMs` until its node has it confirmed, then proceeds as
    * {@link fundWithSigned} with that transaction (which is checked the same way: the payee cannot
-   * slip in another one). Resolves once the channel is open.
+   * slip in another one). The payee indexes only its newest blocks; a page back after longer (its
+   * funding deeper) finds it through the chain's `findFunding` (payeeChain with an Esplora URL),
+   * asked on the first miss and every {@link LOOKUP_EVERY} polls after. Resolves once the channel
+   * is open.
    * @throws AbortError (rejects) when `signal` aborts; what fundWithSigned throws.
    */
   async fundFromAddress(opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<Channel> {
     const s = this.state;
     if (s?.type !== 'Funding') throw new RangeError(`no funding to wait for in state ${s?.type ?? 'none'}`);
-    const url = `${httpOriginOf(this.options.wsUrl)}/v1/funding/${toHex(fundingScriptOf(s.terms).fundingScript)}`;
-    for (;;) {
+    const script = fundingScriptOf(s.terms).fundingScript;
+    const url = `${httpOriginOf(this.options.wsUrl)}/v1/funding/${toHex(script)}`;
+    for (let miss = 0; ; miss++) {
       opts.signal?.throwIfAborted();
       const res = await fetch(url, opts.signal ? { signal: opts.signal } : {});
       if (res.ok) return this.fundWithSigned(((await res.json()) as { txHex: string }).txHex);
       await res.body?.cancel();
       if (res.status !== 404) throw new Error(`GET ${url}: HTTP ${res.status}`);
+      const found = miss % LOOKUP_EVERY === 0 ? await this.options.chain.findFunding?.(script) : null;
+      if (found) return this.fundWithSigned(found);
       await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 5_000));
     }
   }

@@ -1,7 +1,8 @@
 /**
  * The chain as a page sees it through its payee (`paychan payee serve`): the tip from
  * `GET /v1/chain/tip`; broadcasts (the refund) through an Esplora endpoint when one is given,
- * never through the payee, whose interest is that the refund is late.
+ * never through the payee, whose interest is that the refund is late; and, with that endpoint, a
+ * funding older than the payee's funding index (its newest 12 blocks).
  *
  * A new channel's expiry counts from the tip, so a payee that reports a tip far ahead makes the
  * payer's refund wait that much longer. With an Esplora endpoint the page has a second, independent
@@ -10,8 +11,7 @@
  * Without one, the payee's tip is all the page has: the demo page shows the expiry height before
  * the channel is funded.
  */
-import type { PayerChain } from '../payer/payer-client.js';
-import { esploraChain } from './esplora-chain.js';
+import { esploraChain, type PageChain } from './esplora-chain.js';
 
 /** How far ahead of the Esplora endpoint's tip the payee's may be, blocks. */
 export const TIP_DISAGREEMENT_BLOCKS = 3;
@@ -21,7 +21,7 @@ export const TIP_DISAGREEMENT_BLOCKS = 3;
  * @param esploraUrl where to broadcast the refund and check the payee's tip (e.g.
  *   `https://mempool.space/api`); without it `broadcast` rejects, and the refund kit is the way out.
  */
-export function payeeChain(payeeUrl: string, esploraUrl?: string, fetchImpl: typeof fetch = globalThis.fetch.bind(globalThis)): PayerChain {
+export function payeeChain(payeeUrl: string, esploraUrl?: string, fetchImpl: typeof fetch = globalThis.fetch.bind(globalThis)): PageChain {
   const base = payeeUrl.replace(/\/+$/, '');
   const esplora = esploraUrl ? esploraChain(esploraUrl, fetchImpl) : null;
   const payeeTip = async (): Promise<{ height: number; hash: string }> => {
@@ -41,5 +41,7 @@ export function payeeChain(payeeUrl: string, esploraUrl?: string, fetchImpl: typ
       return payee.height > independent.height ? payee : independent;
     },
     broadcast: (txHex) => (esplora ? esplora.broadcast(txHex) : Promise.reject(new Error('no broadcast endpoint: give payeeChain an Esplora URL, or use the refund kit'))),
+    // The payee indexes only its newest blocks (funding-finder.ts): an older funding is found here.
+    ...(esplora ? { findFunding: (outputScript: Uint8Array) => esplora.findFunding(outputScript) } : {}),
   };
 }

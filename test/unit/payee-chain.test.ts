@@ -38,3 +38,10 @@ describe('payeeChain tip', () => {
     await expect(payeeChain('http://payee.test', undefined, fakeFetch(-1, 0)).getTip()).rejects.toThrow(/bad tip/);
   });
 });
+
+describe('payeeChain funding lookup', () => {
+  it('is there only with an Esplora endpoint', () => {
+    expect(payeeChain('http://payee.test', undefined, fakeFetch(1, 1)).findFunding).toBeUndefined();
+    expect(typeof payeeChain('http://payee.test', 'http://esplora.test/api', fakeFetch(1, 1)).findFunding).toBe('function');
+  });
+});
