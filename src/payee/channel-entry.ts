@@ -47,7 +47,7 @@ export class ChannelEntry {
    * channel is used, dropped when it is packed idle.
    */
   effects: EffectQueue<PayeeEffect, PayeeEffectStep> | null = null;
-  /** Set when storing failed: the channel takes no more inputs. */
+  /** Set when storing, or another of its effects, failed unexpectedly: the channel takes no more inputs until a restart reloads it from the store. */
   broken: Error | null = null;
   /** Set when the opening that made this entry failed: nothing was stored, the channel never was. */
   discarded = false;

@@ -540,7 +540,7 @@ export class PayeeService {
   private stepInput(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null): Promise<void> | null {
     if (entry.moved) throw new ProtocolError('CHANNEL_MOVED', `${entry.tempId}: another instance serves it now; reconnect`);
     if (entry.discarded) throw new ProtocolError('UNKNOWN_CHANNEL', `${entry.tempId}: its funding was not taken; send it again`);
-    if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a storage failure');
+    if (entry.broken) throw new ProtocolError('INTERNAL_ERROR', 'this channel is halted after a failure on the payee (its log says which); it is served again after the payee restarts');
     if (input.type === 'message') {
       const type = input.message.type;
       if (type === 'auth') {
