@@ -20,7 +20,7 @@ import { BroadcastRejectedError, type BlockTip, type ChainBackend, type Outpoint
 import { bumpedFeeRate, resolveFeeRate } from '../chain/fee-rate.js';
 import { transactionFeeSat } from '../chain/tx-fee.js';
 import type { Secp256k1 } from '../crypto/secp256k1.js';
-import { batchCloseVsize, outbiddingFeeRate, signBatchClose, type CloseItem, type SignedBatchClose } from '../protocol/batch-close.js';
+import { batchCloseVsize, closeItemsWorthClosing, outbiddingFeeRate, signBatchClose, type CloseItem, type SignedBatchClose } from '../protocol/batch-close.js';
 import { equalBytes } from '../protocol/bytes.js';
 import type { Channel } from '../protocol/channel.js';
 import type { CloseRecord, PayeeInput, PayeeState } from '../protocol/payee-machine.js';
@@ -79,6 +79,8 @@ export class Closer {
    * channel that is already closed on chain.
    */
   private firstPass = true;
+  /** Channels logged as not worth a place in a batch (each is logged once). */
+  private readonly leftOut = new Set<string>();
 
   constructor(
     private readonly host: CloserHost,
@@ -144,6 +146,23 @@ export class Closer {
   private itemOf({ state }: Closable): CloseItem {
     if (state.signature === null) throw new RangeError(`nothing was paid on ${state.channel.id}; the payer will refund`);
     return { channel: state.channel, totalSat: state.paidSat, signature: state.signature, payeePrivateKey: this.host.privateKey(state.keyIndex) };
+  }
+
+  /**
+   * The channels that pay for their place in a batch at `feeRateSatPerVb` (more than the fee on
+   * the bytes each adds: closeItemsWorthClosing); the others are left to their payers' refunds,
+   * logged once per channel.
+   */
+  private worthBatching(channels: readonly Closable[], feeRateSatPerVb: number): Closable[] {
+    const items = channels.map((c) => ({ ...this.itemOf(c), closable: c }));
+    const { worth, notWorth } = closeItemsWorthClosing(items, this.payoutScript, feeRateSatPerVb);
+    const fresh = notWorth.filter((i) => !this.leftOut.has(i.channel.id));
+    for (const i of fresh) this.leftOut.add(i.channel.id);
+    if (fresh.length > 0) {
+      const shown = fresh.slice(0, 3).map((i) => `${i.channel.id} (${i.totalSat} sat)`);
+      this.log(`closer: ${fresh.length} channel(s) paid less than the fee on their own bytes at ${feeRateSatPerVb} sat/vB, left to their payers' refunds: ${shown.join(', ')}${fresh.length > 3 ? ', …' : ''}`);
+    }
+    return worth.map((i) => i.closable);
   }
 
   /**
@@ -255,7 +274,8 @@ export class Closer {
       if (status.state === 'unspent') (tip.height >= c.state.channel.expiryHeight ? alone : batched).push(c);
       else if (status.state === 'spent' && status.confirmations === 0) contested.push({ target: c, spenderTxid: status.spendingTxid });
     }
-    for (let i = 0; i < batched.length; i += this.policy.maxBatch) await this.closeSplitting(batched.slice(i, i + this.policy.maxBatch), feeRateSatPerVb);
+    const worth = this.worthBatching(batched, feeRateSatPerVb);
+    for (let i = 0; i < worth.length; i += this.policy.maxBatch) await this.closeSplitting(worth.slice(i, i + this.policy.maxBatch), feeRateSatPerVb);
     for (const c of alone) await this.closeSplitting([c], feeRateSatPerVb);
     for (const { target, spenderTxid } of contested) await this.outbid(target, spenderTxid, feeRateSatPerVb);
   }
@@ -358,8 +378,12 @@ export class Closer {
       if (tip.height - close.broadcastHeight < this.policy.bumpAfterBlocks) continue;
       if (close.feeRateSatPerVb >= this.policy.maxFeeRateSatPerVb) continue; // at the ceiling: wait
       const rate = bumpedFeeRate(close.feeRateSatPerVb, this.policy.maxFeeRateSatPerVb);
+      // At the higher rate a small channel may no longer pay for its bytes: the replacement
+      // leaves it out (its payer refunds it) rather than take its fee from the others.
+      const worth = this.worthBatching(channels, rate);
+      if (worth.length === 0) continue;
       try {
-        const bumped = await this.closeBatch(channels, rate);
+        const bumped = await this.closeBatch(worth, rate);
         this.log(`replaced close ${txid} with ${bumped.txid} at ${rate} sat/vB after ${tip.height - close.broadcastHeight} blocks unconfirmed`);
       } catch (err) {
         this.log(`closer: fee bump of ${txid} failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -70,6 +70,31 @@ export function batchCloseVsize(items: readonly CloseItem[], payeeScript: Uint8A
 }
 
 /**
+ * The vsize `item` adds to a batch close: its input with the cooperative witness, and its change
+ * output if it has one (rounded up; the segwit marker is counted too, so it errs high).
+ */
+export function closeItemVsize(item: CloseItem, payeeScript: Uint8Array): number {
+  const withItem = build([item], payeeScript, item.totalSat);
+  withItem.setWitness(0, variantOf(item.channel.variant).sizes.cooperativeWitness(item.channel));
+  const without = build([], payeeScript, item.totalSat);
+  return Math.ceil((withItem.weight() - without.weight()) / 4);
+}
+
+/**
+ * The items that pay for their place in a batch close at `feeRateSatPerVb`: each must pay the
+ * payee more than the fee on the bytes it adds ({@link closeItemVsize}). Closing one that pays
+ * less takes the difference out of the other channels' earnings (a payer could open many
+ * channels, pay 1 sat on each, and have its refunds' fees paid by the payee): it is left to its
+ * payer's refund instead.
+ */
+export function closeItemsWorthClosing<T extends CloseItem>(items: readonly T[], payeeScript: Uint8Array, feeRateSatPerVb: number): { worth: T[]; notWorth: T[] } {
+  const worth: T[] = [];
+  const notWorth: T[] = [];
+  for (const item of items) (item.totalSat > feeForVsize(closeItemVsize(item, payeeScript), feeRateSatPerVb) ? worth : notWorth).push(item);
+  return { worth, notWorth };
+}
+
+/**
  * The lowest whole fee rate at which a transaction of `vsize` replaces a conflicting one that
  * pays `conflictFeeSat` for `conflictVsize` (BIP125 rules 3, 4 and 6 as btcd and Bitcoin Core
  * apply them): a higher fee rate, and an absolute fee at least the conflict's plus

@@ -140,6 +140,25 @@ describe('payee closer', () => {
     await store.close();
   });
 
+  it('leaves out of the batch a channel that paid less than the fee on its own bytes (its payer refunds it)', async () => {
+    const store = openSqliteStore(path.join(dir, 'worth.db'));
+    const service = { current: await payee(store) };
+    const payers = [await open(service, 'spilman-v2', 12), await open(service, 'spilman-v1', 12), await open(service, 'spilman-v2', 12)];
+    // At the 2 sat/vB fallback rate an input and a change output cost ~280 sat: 100 and 150 do not pay for theirs.
+    const paid = [40_000n, 100n, 150n];
+    await Promise.all(payers.map((p, i) => p.pay(paid[i]!)));
+    await service.current.drain();
+    await env.mineTo(Math.max(...payers.map((p) => p.channel.expiryHeight)) - 3);
+    await tick(service.current);
+    const byId = new Map(service.current.channels().map((s) => ['channel' in s ? s.channel.id : '', s]));
+    const states = payers.map((p) => byId.get(p.channel.id)?.type);
+    expect(states).toEqual(['Closing', 'Expiring', 'Expiring']);
+    const honest = byId.get(payers[0]!.channel.id)!;
+    const tx = Transaction.fromHex((await env.backend.getTransaction(honest.type === 'Closing' ? honest.close.txid : ''))!.hex);
+    expect(tx.ins).toHaveLength(1); // the honest channel's close carries no one else's bytes
+    await store.close();
+  });
+
   it('replaces a close that stays unconfirmed with a higher fee, from its own share', async () => {
     const store = openSqliteStore(path.join(dir, 'bump.db'));
     const service = { current: await payee(store) };
