@@ -7,8 +7,8 @@
  * - Hot path: what a payee connection does with a frame — the payment decoded from the frame's
  *   bytes (`decodeMessageBytes`, one id interner per 125 channels as over 8 connections), the real
  *   `PayeeService.handle` (state machine, sighash, verification), the real SQLite store (WAL,
- *   group commit) in a temp dir, and every ack written as the server sends it (`wireFrame`). Payments for `--channels` Open channels are signed before the
- *   clock starts and fed round-robin, `--chunk` per event-loop turn with at most `--window`
+ *   group commit) in a temp dir, and every ack written as the server sends it (`wireFrame`).
+ *   Payments for `--channels` Open channels are signed before the clock starts and fed round-robin, `--chunk` per event-loop turn with at most `--window`
  *   unacknowledged (like frames arriving on sockets); the clock runs until the last ack is out.
  * - Breakdown: decode, sighash, verify, the rest of the step, encoding the state and the ack
  *   timed alone (median of 5 runs); the store's commit time measured inside the hot path itself
@@ -31,7 +31,7 @@ import type { PaymentSighasher } from '../src/protocol/sighash.js';
 import { decodeMessageBytes, WireIds } from '../src/protocol/wire-bytes.js';
 import { encodeState } from '../src/store/codec.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
-import { wireFrame } from '../src/transport/frame-slab.js';
+import { FrameSlab } from '../src/transport/frame-slab.js';
 import type { PeerLink } from '../src/transport/link.js';
 import { emitResult, flag, intArg, parseArgs, progress, strArg } from './lib/args.js';
 import { PAYEE_KEY, openState, paymentSighasher, paymentText, secp, signTotal, syntheticChannel, benchPayeeOptions } from './lib/fixtures.js';
@@ -108,7 +108,7 @@ async function main(): Promise<Record<string, unknown>> {
   let onAck: () => void = () => undefined;
   const link: PeerLink = {
     send(m: Message) {
-      wireFrame(m); // what the server does with every reply
+      ackSlab.wireFrame(m); // what the server does with every reply
       if (m.type === 'payment-ack') {
         acks++;
         onAck();
@@ -120,6 +120,7 @@ async function main(): Promise<Record<string, unknown>> {
   };
   // One interner per connection, as the server has; 8 connections share the channels.
   const ids = Array.from({ length: 8 }, () => new WireIds(256));
+  const ackSlab = new FrameSlab();
   const drive = (from: number, to: number): Promise<number> =>
     new Promise((resolve) => {
       const acked0 = acks;
@@ -268,7 +269,8 @@ async function microBreakdown(
   const paid = decoded.slice(0, 1000).map((p, k) => openState(idx[k]!, channels[idx[k]!]!, p.totalSat, p.signature));
   const encState = medianRate((i) => encodeState(paid[i % paid.length]!), MICRO_MS);
   const ack = msg('payment-ack', { channelId: channels[0]!.id, totalSat: 12_345n });
-  const ackEncode = medianRate(() => wireFrame(ack), MICRO_MS);
+  const ackSlab = new FrameSlab();
+  const ackEncode = medianRate(() => ackSlab.wireFrame(ack), MICRO_MS);
   // The store alone: batches of `rowsPerCommit` saves of distinct channels, each one commit, with
   // every upsert statement timed (too costly a probe for the hot path itself).
   const scratch = openSqliteStore(path.join(dir, 'scratch.db'));

@@ -6,11 +6,20 @@
  * A part once handed out is never written again (the socket may hold it until it is flushed);
  * a full slab is left to the views that still point into it and a new one is taken, as Node's
  * own Buffer pool does.
+ *
+ * One small slab per connection, not one for the process: a queued view keeps its whole slab
+ * alive, and `ws` counts only the view's bytes against a connection's high-water mark. With a
+ * process-wide 64 KiB slab, a peer that stopped reading one connection while acks flowed on
+ * others pinned a different slab with nearly every queued ack (~460 MiB for the 1 MiB the
+ * high-water mark allows: found from outside). A connection's own slabs hold only its own
+ * frames, so what it pins is what it has queued plus at most one slab; an idle connection holds
+ * none (taken on its first frame).
  */
 import { encodeHotPathInto, MAX_HOT_FRAME_BYTES } from '../protocol/wire-bytes.js';
 import { encodeMessage, type Message } from '../protocol/messages.js';
 
-const SLAB_BYTES = 64 * 1024;
+/** ~16–30 frames a slab: one allocation per slab, little memory per connection. */
+const SLAB_BYTES = 4 * 1024;
 
 /**
  * `ws.send` options for a text frame given as bytes: one object for every send (ws copies its
@@ -18,28 +27,28 @@ const SLAB_BYTES = 64 * 1024;
  */
 export const TEXT_FRAME: { readonly binary: false } = Object.freeze({ binary: false });
 
-/**
- * One slab for the whole process, shared by every connection: a part is never written twice, so
- * sharing is safe, and 1,000 connections (a stranger's among them) do not hold 1,000 slabs.
- */
-let slab: Buffer | null = null;
-let used = SLAB_BYTES;
+/** One connection's frames (never shared between connections: see the file's comment). */
+export class FrameSlab {
+  private slab: Buffer | null = null;
+  private used = SLAB_BYTES;
 
-/** The wire bytes of a payment or an ack in the slab, or null for any other message. */
-export function hotPathFrame(message: Message): Buffer | null {
-  if (message.type !== 'payment' && message.type !== 'payment-ack') return null;
-  if (slab === null || SLAB_BYTES - used < MAX_HOT_FRAME_BYTES) {
-    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-    used = 0;
+  /** The wire bytes of a payment or an ack in the slab, or null for any other message. */
+  hotPathFrame(message: Message): Buffer | null {
+    if (message.type !== 'payment' && message.type !== 'payment-ack') return null;
+    let slab = this.slab;
+    if (slab === null || SLAB_BYTES - this.used < MAX_HOT_FRAME_BYTES) {
+      slab = this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.used = 0;
+    }
+    const n = encodeHotPathInto(message, slab, this.used);
+    if (n < 0) return null;
+    const frame = slab.subarray(this.used, this.used + n);
+    this.used += n;
+    return frame;
   }
-  const n = encodeHotPathInto(message, slab, used);
-  if (n < 0) return null;
-  const frame = slab.subarray(used, used + n);
-  used += n;
-  return frame;
-}
 
-/** What to hand `ws.send` (with {@link TEXT_FRAME}) for `message`: its slab bytes, else its text. */
-export function wireFrame(message: Message): Buffer | string {
-  return hotPathFrame(message) ?? encodeMessage(message);
+  /** What to hand `ws.send` (with {@link TEXT_FRAME}) for `message`: its slab bytes, else its text. */
+  wireFrame(message: Message): Buffer | string {
+    return this.hotPathFrame(message) ?? encodeMessage(message);
+  }
 }

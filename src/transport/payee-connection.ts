@@ -32,7 +32,7 @@ import { CHALLENGE_BYTES } from '../protocol/auth.js';
 import { errorMessage, msg, type Message } from '../protocol/messages.js';
 import { decodeMessageBytes, WireIds } from '../protocol/wire-bytes.js';
 import { errorReply } from './error-reply.js';
-import { TEXT_FRAME, wireFrame } from './frame-slab.js';
+import { FrameSlab, TEXT_FRAME } from './frame-slab.js';
 import type { PeerLink } from './link.js';
 import type { PayeeMetrics } from './metrics.js';
 import { PaymentLatency } from './payment-latency.js';
@@ -84,6 +84,8 @@ export class PayeeConnection {
    * payer's connection pays a few channels (the bench's, 125).
    */
   private readonly ids = new WireIds(256);
+  /** This connection's own frames (a shared slab would let one stalled reader pin everyone's). */
+  private readonly frames = new FrameSlab();
   /** Where payments' acks are encoded (bytes, no string per ack). */
   private draining = false;
   private readonly latency: PaymentLatency;
@@ -256,7 +258,7 @@ export class PayeeConnection {
       this.options.metrics.rejected.inc(1, { code: message.code });
     }
     this.corker.beforeSend();
-    this.ws.send(wireFrame(message), TEXT_FRAME, this.afterWrite);
+    this.ws.send(this.frames.wireFrame(message), TEXT_FRAME, this.afterWrite);
     if (!this.backpressured && this.ws.bufferedAmount > this.options.limits.highWaterMarkBytes) {
       this.backpressured = true;
       this.updateReading();

@@ -28,7 +28,7 @@
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
 import { FrameCorker } from './cork.js';
-import { TEXT_FRAME, wireFrame } from './frame-slab.js';
+import { FrameSlab, TEXT_FRAME } from './frame-slab.js';
 import { MAX_MESSAGE_BYTES, type Message } from '../protocol/messages.js';
 import type { PeerLink } from './link.js';
 import { backoffDelay, checkReconnect, DEFAULT_RECONNECT, LinkClosedError, positiveInteger, type ReconnectOptions } from './reconnect.js';
@@ -119,6 +119,8 @@ export class WsPeerLink implements PeerLink {
   private corker: FrameCorker | null = null;
   /** Messages waiting for the next connection, encoded (text, or a payment's bytes). */
   private readonly queue: OfflineQueue<string | Buffer>;
+  /** This link's own frames (see FrameSlab: never shared between connections). */
+  private readonly frames = new FrameSlab();
   private attempt = 0;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -184,7 +186,7 @@ export class WsPeerLink implements PeerLink {
       this.queue.dropped++;
       return;
     }
-    const text = wireFrame(message);
+    const text = this.frames.wireFrame(message);
     if (this.ws?.readyState === WebSocket.OPEN && this.queue.length === 0) {
       this.corker?.beforeSend();
       this.ws.send(text, TEXT_FRAME);
