@@ -25,7 +25,7 @@ import { paywallMiddleware } from '../transport/paywall-http.js';
 import { WalletKeys } from '../wallet/keys.js';
 import { CHANNEL_LIST_ROUTES, channelListRoute, listChannels } from './channel-list.js';
 import { Dashboard } from './dashboard/dashboard.js';
-import { DASHBOARD_ROUTES, dashboardRoutes } from './dashboard/dashboard-routes.js';
+import { DASHBOARD_API_ROUTES, DASHBOARD_ROUTES, dashboardRoutes } from './dashboard/dashboard-routes.js';
 import { bearerAuthorizer, DUPLEX_ADMIN_ROUTES, duplexAdminRoutes, routeDuplexFrames } from './duplex-routes.js';
 import { OPENAPI_ROUTE, payeeOpenApi } from './openapi.js';
 import { openDuplexSide, type DuplexSide } from './duplex-side.js';
@@ -153,7 +153,8 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   const adminToken = loadOrCreateAdminToken(options.dataDir);
   const admin = duplexAdminRoutes(duplex.peer, duplex.watcher, adminToken);
   const channelList = channelListRoute(() => listChannels(service.channels(), duplex.peer), bearerAuthorizer(adminToken));
-  const dashboardPage = dashboardRoutes(() => dashboard.snapshot(), bearerAuthorizer(adminToken));
+  // The page not behind `paychan proxy` (the upstream's scripts would share its origin and token).
+  const dashboardPage = dashboardRoutes(() => dashboard.snapshot(), bearerAuthorizer(adminToken), { page: !options.mount });
   // Pages whose user paid a channel's address learn its funding here (GET /v1/funding/:script).
   const funding = fundingRoute(new FundingFinder(options.backend), () => options.backend.getTip());
   // Not behind `paychan proxy`: the page keeps channel keys in the origin's IndexedDB, which the
@@ -170,7 +171,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     // Behind `paychan proxy` the upstream's own /openapi.json (a common path) is not shadowed.
     ...(options.mount ? [] : [{ method: 'GET', path: OPENAPI_ROUTE } as const]),
     ...CHANNEL_LIST_ROUTES,
-    ...DASHBOARD_ROUTES,
+    ...(options.mount ? DASHBOARD_API_ROUTES : DASHBOARD_ROUTES),
     ...DUPLEX_ADMIN_ROUTES,
     ...FUNDING_ROUTES,
     ...(options.mount ? [] : DEMO_ROUTES),

@@ -246,4 +246,26 @@ describe('dashboard routes', () => {
     expect(post.status).toBe(405);
     expect((await fetch(`${base}/dashboard/other.js`)).status).toBe(404);
   });
+
+  it('behind `paychan proxy` (page: false) serves the API only: the page would share the upstream\'s origin', async () => {
+    const snapshot = () => dashboardSnapshot({ network: 'regtest', tipHeight: 1, spilman: [], duplex: [], activity: new PaymentActivity(), closes: new CloseVersions() });
+    const apiOnly = dashboardRoutes(snapshot, bearerAuthorizer(TOKEN), { page: false });
+    const upstream: string[] = [];
+    const proxied = http.createServer((req, res) => {
+      if (apiOnly(req, res)) return;
+      upstream.push(req.url ?? ''); // what the proxy would forward to its upstream
+      res.end('upstream');
+    });
+    await new Promise<void>((r) => proxied.listen(0, '127.0.0.1', r));
+    const at = `http://127.0.0.1:${(proxied.address() as AddressInfo).port}`;
+    try {
+      expect(await (await fetch(`${at}/dashboard`)).text()).toBe('upstream');
+      expect(await (await fetch(`${at}/dashboard/dashboard.js`)).text()).toBe('upstream');
+      expect(upstream).toEqual(['/dashboard', '/dashboard/dashboard.js']);
+      expect((await fetch(`${at}${DASHBOARD_API_PATH}`)).status).toBe(401);
+      expect((await fetch(`${at}${DASHBOARD_API_PATH}`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+    } finally {
+      await new Promise<void>((r) => proxied.close(() => r()));
+    }
+  });
 });

@@ -33,6 +33,8 @@ export const DASHBOARD_ROUTES = [
   { method: 'GET', path: `${DASHBOARD_PATH}/favicon.svg` },
   { method: 'GET', path: DASHBOARD_API_PATH },
 ] as const;
+/** Behind `paychan proxy`: the API without the page (see {@link dashboardRoutes}' `page`). */
+export const DASHBOARD_API_ROUTES = [{ method: 'GET', path: DASHBOARD_API_PATH }] as const;
 
 /**
  * The assets, found from this module's place: src/app/dashboard/ and dist/app/dashboard/ are
@@ -68,10 +70,14 @@ function loadAssets(dir: string): ReadonlyMap<string, Asset> {
 
 /**
  * The routes; false for any other request. `authorized` checks the admin token.
+ * @param page whether to serve the page and its files (not behind `paychan proxy`: the upstream's
+ *   pages share the origin, so their scripts, or a service worker they register, could read the
+ *   admin token the page keeps in sessionStorage, or catch its requests). The API is served
+ *   either way: it takes the token only as a bearer header.
  * @throws Error at construction if the asset files are missing from the package.
  */
-export function dashboardRoutes(snapshot: () => DashboardSnapshot, authorized: (req: IncomingMessage) => boolean, assetsDir = ASSETS_DIR) {
-  const assets = loadAssets(assetsDir);
+export function dashboardRoutes(snapshot: () => DashboardSnapshot, authorized: (req: IncomingMessage) => boolean, { page = true, assetsDir = ASSETS_DIR }: { page?: boolean; assetsDir?: string } = {}) {
+  const assets = page ? loadAssets(assetsDir) : new Map<string, Asset>();
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     // startsWith first: every request the payee's own routes do not answer (each one `paychan
     // proxy` forwards) passes here, and pathOf allocates.
