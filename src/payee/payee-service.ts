@@ -400,7 +400,7 @@ export class PayeeService {
    */
   private admitOpening(link: PeerLink): boolean {
     if (link.admitOpening?.() !== false) return true;
-    link.send(errorMessage('RATE_LIMITED', 'too many opening messages on an unauthenticated connection; this one was not processed', 'reject'));
+    link.send(errorMessage('RATE_LIMITED', 'too many opening messages on this connection; this one was not processed', 'reject'));
     return false;
   }
 

@@ -75,6 +75,8 @@ export class PayeeConnection {
   private readonly bucket: TokenBucket;
   /** Opening messages of an unproven connection (see ServerLimits.openingMessagesPerSecond). */
   private readonly openingBucket: TokenBucket;
+  /** Opening messages once proven (ServerLimits.provenOpeningMessagesPerSecond); made when proven. */
+  private provenOpeningBucket: TokenBucket | null = null;
   private readonly corker: FrameCorker;
   /** Frames read but not yet handed to the service (see drainPending), decoded or refused. */
   private readonly pending: (Message | Error)[] = [];
@@ -112,7 +114,7 @@ export class PayeeConnection {
       isOpen: () => ws.readyState === WebSocket.OPEN,
       challenge,
       proven: () => this.markProven(),
-      admitOpening: () => this.provenAt !== null || this.openingBucket.take(performance.now()),
+      admitOpening: () => (this.provenOpeningBucket ?? this.openingBucket).take(performance.now()),
       close: () => void this.close(CLOSE_GOING_AWAY, 'channel served elsewhere: reconnect'),
     };
     this.corker = new FrameCorker(ws);
@@ -144,6 +146,7 @@ export class PayeeConnection {
   private markProven(): void {
     if (this.provenAt !== null) return;
     this.provenAt = performance.now();
+    this.provenOpeningBucket = new TokenBucket(this.options.limits.provenOpeningMessagesPerSecond, this.options.limits.provenOpeningMessageBurst, this.provenAt);
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = null;
     this.options.onProven?.();

@@ -20,7 +20,7 @@
  * costs CPU and memory per connection and buys little on ~300-byte messages.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../protocol/messages.js';
@@ -113,6 +113,23 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
     connectionsCheckingInterval: Math.min(1_000, limits.handshakeTimeoutMs),
   });
   server.maxConnections = limits.maxSockets;
+  // Sockets of any kind per address group: one address must not hold every socket (see
+  // ServerLimits.maxSocketsPerAddress). Counted at accept, before any byte is read.
+  const socketsPerAddress = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const group = addressGroup(socket.remoteAddress ?? '');
+    const count = (socketsPerAddress.get(group) ?? 0) + 1;
+    if (count > limits.maxSocketsPerAddress) {
+      socket.destroy();
+      return;
+    }
+    socketsPerAddress.set(group, count);
+    socket.once('close', () => {
+      const left = (socketsPerAddress.get(group) ?? 1) - 1;
+      if (left > 0) socketsPerAddress.set(group, left);
+      else socketsPerAddress.delete(group);
+    });
+  });
   server.on('request', payeeRequestHandler({ service, metrics, ready: options.ready, extraRoutes: options.extraRoutes, cors: options.cors, log }));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });

@@ -32,6 +32,13 @@ export interface ServerLimits {
   /** WebSocket connections open at once from one remote IP address. Beyond it: HTTP 429. Default 16. */
   readonly maxConnectionsPerAddress: number;
   /**
+   * TCP sockets of any kind open at once from one address (an IPv4 address, an IPv6 /64: see
+   * address-group.ts); the excess is closed at accept. Without it one address could hold every
+   * socket `maxSockets` allows with idle HTTP connections, and no payer could connect (found
+   * from outside). Default 128 (room for a NAT's many users).
+   */
+  readonly maxSocketsPerAddress: number;
+  /**
    * TCP sockets of any kind (plain HTTP and WebSocket), enforced by node:http, which drops the
    * excess at accept. Default 2 × `maxConnections` + 64, so HTTP probes still get through when
    * WebSockets are at their limit.
@@ -55,6 +62,15 @@ export interface ServerLimits {
   readonly openingMessagesPerSecond: number;
   /** Opening messages an unproven connection may send at once (the bucket's size). Default 40. */
   readonly openingMessageBurst: number;
+  /**
+   * Opening messages per second from a connection proven to be a payer's. Bounded too: proof
+   * comes cheap (any channel, even a closed one, or one funding the node took), and each funding
+   * is a broadcast to the node that the tip poll and the closer then queue behind (found from
+   * outside). Default 200: a payer opening channels back to back needs two or three per channel.
+   */
+  readonly provenOpeningMessagesPerSecond: number;
+  /** Opening messages a proven connection may send at once. Default 400. */
+  readonly provenOpeningMessageBurst: number;
   /**
    * Frames of one connection being processed at once (pipelining depth). At the limit the
    * server stops reading that socket until replies catch up, so memory for pending messages is
@@ -94,6 +110,7 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   maxUnauthenticatedConnections: 256,
   authDeadlineMs: 10_000,
   maxConnectionsPerAddress: 16,
+  maxSocketsPerAddress: 128,
   maxSockets: 2 * DEFAULT_MAX_CONNECTIONS + 64,
   // A payer streaming payments on one connection is the normal case: one verification costs
   // ~50 µs, so 20,000/s is about what one core can verify. Above it, RATE_LIMITED.
@@ -101,6 +118,8 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   messageBurst: 40_000,
   openingMessagesPerSecond: 20,
   openingMessageBurst: 40,
+  provenOpeningMessagesPerSecond: 200,
+  provenOpeningMessageBurst: 400,
   maxInFlightMessages: 1024,
   highWaterMarkBytes: 1024 * 1024,
   lowWaterMarkBytes: 256 * 1024,
@@ -134,6 +153,7 @@ export function serverLimits(overrides: Partial<ServerLimits> = {}): ServerLimit
   if (limits.maxConnectionsPerAddress > limits.maxConnections) throw new RangeError('maxConnectionsPerAddress must be ≤ maxConnections');
   if (limits.maxUnauthenticatedConnections > limits.maxConnections) throw new RangeError('maxUnauthenticatedConnections must be ≤ maxConnections');
   if (limits.maxSockets < limits.maxConnections) throw new RangeError('maxSockets must be ≥ maxConnections');
+  if (limits.maxSocketsPerAddress < limits.maxConnectionsPerAddress) throw new RangeError('maxSocketsPerAddress must be ≥ maxConnectionsPerAddress');
   if (limits.lowWaterMarkBytes > limits.highWaterMarkBytes) throw new RangeError('lowWaterMarkBytes must be ≤ highWaterMarkBytes');
   if (limits.idleTimeoutMs <= limits.pingIntervalMs) {
     throw new RangeError('idleTimeoutMs must exceed pingIntervalMs, or a peer could be closed before it had a chance to answer a ping');

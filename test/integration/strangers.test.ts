@@ -4,6 +4,7 @@
  * act on a payer's channel, keep a payer out, or write into the payee's log.
  */
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { Transaction, address as baddress } from 'bitcoinjs-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -93,11 +94,13 @@ class Stranger {
   }
   static async connect(url: string, localAddress?: string): Promise<Stranger> {
     const ws = new WebSocket(url, localAddress ? { localAddress } : {});
+    // Listening from the start: the challenge can arrive in the same read as the handshake.
+    const stranger = new Stranger(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    return new Stranger(ws);
+    return stranger;
   }
   send(m: Message): void {
     this.ws.send(encodeMessage(m));
@@ -162,6 +165,53 @@ describe('idle strangers filling the server', () => {
     // Authenticated, the payer's connection is the channel's: a close request on it is taken.
     payer.requestClose();
     await payer.waitFor((st) => st.type === 'Closed');
+  });
+
+  it('one address cannot hold every socket: the excess is closed at accept, others still get in', async () => {
+    const s = await server({ maxSocketsPerAddress: 4, maxConnectionsPerAddress: 2 });
+    const { port } = new URL(s.url);
+    const connect = (localAddress: string) =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect({ host: '127.0.0.1', port: Number(port), localAddress }, () => resolve(socket));
+        socket.once('error', reject);
+        cleanups.push(() => void socket.destroy());
+      });
+    const held = await Promise.all([1, 2, 3, 4].map(() => connect('127.0.0.30')));
+    const fifth = await connect('127.0.0.30');
+    await new Promise<void>((resolve) => fifth.once('close', () => resolve()));
+    expect(held.every((x) => !x.destroyed)).toBe(true);
+    // Another address is served, and the first address again once it lets a socket go.
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    held[0]!.destroy();
+    await waitUntil(async () => {
+      const again = await connect('127.0.0.30');
+      const closed = await Promise.race([new Promise<boolean>((r) => again.once('close', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 200))]);
+      again.destroy();
+      return !closed;
+    }, 'a socket from the first address to be accepted again');
+  });
+
+  it('a proven connection has an opening budget too (each funding would be a broadcast)', async () => {
+    const s = await server({ provenOpeningMessagesPerSecond: 1, provenOpeningMessageBurst: 2 });
+    const opened = await openPaidChannel(s.wsUrl, 10_000n);
+    const proven = await Stranger.connect(s.wsUrl);
+    await waitUntil(() => proven.messages.some((m) => m.type === 'challenge'), 'the challenge');
+    const challenge = proven.messages.find((m) => m.type === 'challenge');
+    if (challenge?.type !== 'challenge') throw new Error('no challenge');
+    proven.send(authMessage(env.secp, challenge.challenge, opened.tempId, opened.channelKey.privateKey));
+    // A status request is answered only on an authenticated connection: this one is proven now.
+    proven.send(msg('status-request', { channelId: opened.channel.id }));
+    await waitUntil(() => proven.answers().length >= 1, 'the answer to the status request');
+    expect(proven.answers()).toEqual(['channel-status']);
+    const key = env.wallet.nextChannelKey();
+    const tip = await env.backend.getTip();
+    const payerScript = baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest'));
+    for (let i = 0; i < 3; i++) {
+      proven.send(msg('hello', { tempId: toHex(randomBytes(16)), network: 'regtest', variant: 'spilman-v2', payerPubkey: key.publicKey, capacitySat: 200_000n, expiryHeight: tip.height + 40, payerScript }));
+    }
+    await waitUntil(() => proven.answers().length >= 4, 'the answers to the hellos');
+    // A refusal is answered at once, an accept after the tip read: compared sorted.
+    expect(proven.answers().slice(1).sort()).toEqual(['RATE_LIMITED', 'accept', 'accept']);
   });
 
   it('are closed when they do not authenticate by the deadline', async () => {
