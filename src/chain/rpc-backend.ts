@@ -183,6 +183,12 @@ class RpcBackend implements RpcChainBackend {
   readonly mining: RegtestMining | undefined;
   /** For mining only, with its long timeout; opened on first use. */
   private miningClient: RpcClient | undefined;
+  /**
+   * For broadcasts only (sockets of their own): a burst of fundings, each a broadcast, must not
+   * queue the tip poll, the funding watcher or the closer's checks behind it (found from outside:
+   * every node call shared one client of 4 sockets with an unbounded queue). Opened on first use.
+   */
+  private broadcastClient: RpcClient | undefined;
   private readonly pollIntervalMs: number;
   private readonly onPollError: (err: unknown) => void;
   private readonly listeners = new Set<(tip: BlockTip) => void>();
@@ -246,7 +252,9 @@ class RpcBackend implements RpcChainBackend {
   async broadcast(txHex: string): Promise<string> {
     const txid = txidOf(txHex);
     try {
-      await this.rpc('sendrawtransaction', [txHex]);
+      if (this.closed) throw new ChainBackendError(this.client.label, 'sendrawtransaction', 'backend is closed');
+      this.broadcastClient ??= this.client.sibling();
+      await this.broadcastClient.call('sendrawtransaction', [txHex]);
       return txid;
     } catch (err) {
       if (!(err instanceof RpcError) || !TX_REFUSED_CODES.has(err.rpcCode)) throw err;
@@ -385,6 +393,7 @@ class RpcBackend implements RpcChainBackend {
     this.pollTimer = undefined;
     this.client.close();
     this.miningClient?.close();
+    this.broadcastClient?.close();
   }
 
   /**

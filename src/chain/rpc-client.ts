@@ -172,6 +172,17 @@ export class RpcClient {
     return parsed.result;
   }
 
+  /**
+   * Another client to the same node (its current place, credentials, timeout and `relocate`)
+   * with sockets of its own: calls on one never queue behind the other's.
+   */
+  sibling(): RpcClient {
+    const other = new RpcClient({ url: this.url, user: '', pass: '', timeoutMs: this.timeoutMs, relocate: this.relocate });
+    other.auth = this.auth;
+    other.label = this.label;
+    return other;
+  }
+
   /** Closes idle keep-alive sockets. Calls made afterwards open new ones. */
   close(): void {
     this.agent.destroy();

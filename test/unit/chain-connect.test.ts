@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ChainBackendError } from '../../src/chain/backend.js';
 import { BACKEND_SCHEMES, connectBackend } from '../../src/chain/connect.js';
+import { waitUntil } from '../helpers/local-pair.js';
+import { Transaction } from 'bitcoinjs-lib';
 
 /** btcd's answers to the calls connectRpcBackend makes while connecting. */
 function btcdAnswer(method: string): { result?: unknown; error?: { code: number; message: string } } {
@@ -26,6 +28,9 @@ function btcdAnswer(method: string): { result?: unknown; error?: { code: number;
   }
 }
 
+/** While set, the fake node answers no broadcast until the test lets it (`held`). */
+let holdBroadcasts = false;
+const held: (() => void)[] = [];
 let server: http.Server;
 let port: number;
 /** The Authorization header and path of each request the fake node received. */
@@ -38,6 +43,10 @@ beforeAll(async () => {
     req.on('end', () => {
       seen.push({ auth: req.headers.authorization ?? '', path: req.url ?? '' });
       const { id, method } = JSON.parse(body) as { id: number; method: string };
+      if (method === 'sendrawtransaction' && holdBroadcasts) {
+        held.push(() => res.end(JSON.stringify({ id, result: null, error: { code: -26, message: 'held, then refused' } })));
+        return;
+      }
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ id, result: null, error: null, ...btcdAnswer(method) }));
     });
@@ -117,5 +126,28 @@ describe('connectBackend', () => {
 
   it('passes the network check to the adapter', async () => {
     await expect(connectBackend(`http://127.0.0.1:${port}`, { user: 'u', pass: 'p', network: 'mainnet' })).rejects.toThrow(/runs regtest, but mainnet was asked for/);
+  });
+});
+
+describe('broadcasts', () => {
+  it('have sockets of their own: a burst the node is slow to answer holds back no other call', async () => {
+    const backend = await connectBackend(`http://127.0.0.1:${port}`, { user: 'u', pass: 'p', network: 'regtest' });
+    const tx = new Transaction();
+    tx.addInput(Buffer.alloc(32, 1), 0);
+    tx.addOutput(Buffer.from(`0014${'00'.repeat(20)}`, 'hex'), 1_000n);
+    holdBroadcasts = true;
+    try {
+      // More than a client's 4 sockets: with one shared client every later call would queue.
+      const broadcasts = Array.from({ length: 8 }, () => backend.broadcast(tx.toHex()).catch((err: unknown) => err));
+      await waitUntil(() => held.length >= 4, 'the node to hold the broadcasts');
+      await expect(backend.getTip()).resolves.toEqual({ height: 0, hash: '0f'.repeat(32) });
+      holdBroadcasts = false; // the ones still queued in the client are answered at once
+      for (const release of held.splice(0)) release();
+      expect((await Promise.all(broadcasts)).every((r) => r instanceof Error)).toBe(true);
+    } finally {
+      holdBroadcasts = false;
+      for (const release of held.splice(0)) release();
+      await backend.close();
+    }
   });
 });
