@@ -317,7 +317,7 @@ export class DuplexPeer {
         if (run.link) this.links.set(tempId, run.link);
         return;
       case 'link-proven':
-        run.link?.proven?.();
+        run.link?.proven?.(tempId);
         return;
       case 'forget':
         this.states.delete(tempId);
@@ -543,7 +543,7 @@ export class DuplexPeer {
     if (this.channelProbedAt.get(tempId) === at) return;
     this.channelProbedAt.set(tempId, at);
     const { known } = await this.confirmFunding(tempId);
-    if (known) link.proven?.();
+    if (known) link.proven?.(tempId);
   }
 
   // ------------------------------------------------------------------ updates

@@ -485,7 +485,7 @@ export class PayeeService {
     this.openings.set(funding.tempId, settled);
     try {
       await opening;
-      link.proven?.(); // a funding the node took cost its sender coins: no stranger's connection
+      link.proven?.(funding.tempId); // a funding the node took cost its sender coins: no stranger's connection
     } catch (err) {
       this.reply(link, err, funding.tempId);
     }
@@ -549,7 +549,7 @@ export class PayeeService {
         if (replyTo) {
           entry.link = replyTo;
           entry.authenticated = replyTo;
-          replyTo.proven?.();
+          replyTo.proven?.(entry.tempId);
         }
         return null;
       }

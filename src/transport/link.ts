@@ -24,8 +24,10 @@ export interface PeerLink {
    * funding the node took (it cost its sender coins); other services have their own proofs. The
    * transport then counts the connection as a payer's rather than a stranger's
    * (server-limits.ts). A hello proves nothing: it is free. Idempotent.
+   * @param channel what the proof was for (the channel's tempId): the transport keeps only a few
+   *   proven connections per channel, so one cheap channel cannot hold every slot.
    */
-  proven?(): void;
+  proven?(channel?: string): void;
   /**
    * Asked before the service works on an opening message (hello, refund-request, funding: each
    * costs a key derivation, a MAC, signature or transaction checks). False: over this

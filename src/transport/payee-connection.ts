@@ -57,8 +57,11 @@ export interface PayeeConnectionOptions {
   /** The remote address, given to the service as the link's `peer` (per-peer limits). */
   readonly peer?: string;
   readonly log?: (line: string) => void;
-  /** Told once, when the service first calls the link's `proven` (the connection is a payer's). */
-  readonly onProven?: () => void;
+  /**
+   * Told when the service calls the link's `proven`: once with `first` true (the connection is a
+   * payer's now), and for each channel it proves this connection for (see PeerLink.proven).
+   */
+  readonly onProven?: (channel: string | undefined, first: boolean) => void;
 }
 
 /** Frames handed to the service per event-loop turn: ~2.4 ms of verification at most. */
@@ -113,7 +116,7 @@ export class PayeeConnection {
       peer: options.peer,
       isOpen: () => ws.readyState === WebSocket.OPEN,
       challenge,
-      proven: () => this.markProven(),
+      proven: (channel) => this.markProven(channel),
       admitOpening: () => (this.provenOpeningBucket ?? this.openingBucket).take(performance.now()),
       close: () => void this.close(CLOSE_GOING_AWAY, 'channel served elsewhere: reconnect'),
     };
@@ -143,13 +146,21 @@ export class PayeeConnection {
     return this.provenAt !== null;
   }
 
-  private markProven(): void {
-    if (this.provenAt !== null) return;
+  private markProven(channel: string | undefined): void {
+    if (this.provenAt !== null) {
+      this.options.onProven?.(channel, false);
+      return;
+    }
     this.provenAt = performance.now();
     this.provenOpeningBucket = new TokenBucket(this.options.limits.provenOpeningMessagesPerSecond, this.options.limits.provenOpeningMessageBurst, this.provenAt);
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = null;
-    this.options.onProven?.();
+    this.options.onProven?.(channel, true);
+  }
+
+  /** Ends the connection because newer ones of its channel's payer took its place. */
+  displace(): void {
+    void this.close(CLOSE_POLICY, 'newer connections of this channel took its place');
   }
 
   /** Cuts the connection at once (no close handshake): for strangers evicted to make room. */

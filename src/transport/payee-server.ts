@@ -102,6 +102,31 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   /** Members not yet proven to be a payer's, oldest first (a Set keeps insertion order). */
   const strangers = new Set<PayeeConnection>();
   const perAddress = new Map<string, number>();
+  /** Proven connections by the channel they were proven for, oldest first. */
+  const provenFor = new Map<string, PayeeConnection[]>();
+  /** The channels each connection was proven for (to forget it when it closes). */
+  const channelsOf = new Map<PayeeConnection, Set<string>>();
+  const onProven = (connection: PayeeConnection, channel: string | undefined, first: boolean): void => {
+    if (first) strangers.delete(connection);
+    if (channel === undefined) return;
+    let mine = channelsOf.get(connection);
+    if (mine?.has(channel)) return;
+    if (!mine) channelsOf.set(connection, (mine = new Set()));
+    mine.add(channel);
+    const list = provenFor.get(channel) ?? [];
+    list.push(connection);
+    provenFor.set(channel, list);
+    // The oldest beyond the cap give way: the newest is the one its payer is using.
+    while (list.length > limits.maxProvenConnectionsPerChannel) list.shift()!.displace();
+  };
+  const forget = (connection: PayeeConnection): void => {
+    for (const channel of channelsOf.get(connection) ?? []) {
+      const list = provenFor.get(channel)?.filter((c) => c !== connection) ?? [];
+      if (list.length > 0) provenFor.set(channel, list);
+      else provenFor.delete(channel);
+    }
+    channelsOf.delete(connection);
+  };
   let closing: Promise<void> | null = null;
 
   metrics.observe({ channels: () => service.channelTypes(), connections: () => open.size });
@@ -152,7 +177,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
     // Without verifyClient, ws completes (or refuses) the handshake synchronously, so the counts
     // checked above cannot be overtaken by another upgrade before the callback runs.
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection: PayeeConnection = new PayeeConnection(ws, { service, limits, metrics, log, peer: address, onProven: () => strangers.delete(connection) });
+      const connection: PayeeConnection = new PayeeConnection(ws, { service, limits, metrics, log, peer: address, onProven: (channel, first) => onProven(connection, channel, first) });
       open.add(connection);
       members.add(connection);
       if (!connection.proven) strangers.add(connection);
@@ -161,6 +186,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
         open.delete(connection);
         members.delete(connection);
         strangers.delete(connection);
+        forget(connection);
         const left = (perAddress.get(group) ?? 1) - 1;
         if (left > 0) perAddress.set(group, left);
         else perAddress.delete(group);

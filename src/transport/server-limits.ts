@@ -29,6 +29,13 @@ export interface ServerLimits {
    * where it was). Default 10,000.
    */
   readonly authDeadlineMs: number;
+  /**
+   * Connections proven for one channel kept at once (an `auth`, or its funding): proving one
+   * more closes the oldest of them (1008). Without it a payer with one cheap channel (even a
+   * closed one) could authenticate every connection slot and lock every other payer out (found
+   * from outside). Default 4: a payer reconnecting while its old socket lingers needs two.
+   */
+  readonly maxProvenConnectionsPerChannel: number;
   /** WebSocket connections open at once from one remote IP address. Beyond it: HTTP 429. Default 16. */
   readonly maxConnectionsPerAddress: number;
   /**
@@ -110,6 +117,7 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   maxUnauthenticatedConnections: 256,
   authDeadlineMs: 10_000,
   maxConnectionsPerAddress: 16,
+  maxProvenConnectionsPerChannel: 4,
   maxSocketsPerAddress: 128,
   maxSockets: 2 * DEFAULT_MAX_CONNECTIONS + 64,
   // A payer streaming payments on one connection is the normal case: one verification costs

@@ -111,6 +111,18 @@ class Stranger {
   }
 }
 
+/** Authenticates `c` as the payer of `opened` (its challenge signed), and checks it took. */
+async function authenticate(c: Stranger, opened: Awaited<ReturnType<typeof openPaidChannel>>): Promise<void> {
+  await waitUntil(() => c.messages.some((m) => m.type === 'challenge'), 'the challenge');
+  const challenge = c.messages.find((m) => m.type === 'challenge');
+  if (challenge?.type !== 'challenge') throw new Error('no challenge');
+  c.send(authMessage(env.secp, challenge.challenge, opened.tempId, opened.channelKey.privateKey));
+  // A status request is answered only on an authenticated connection.
+  c.send(msg('status-request', { channelId: opened.channel.id }));
+  await waitUntil(() => c.answers().length >= 1, 'the answer to the status request');
+  expect(c.answers()).toEqual(['channel-status']);
+}
+
 const fundingSpent = async (channel: { funding: { txid: string; vout: number } }) =>
   (await env.backend.getOutpointStatus(channel.funding, 0)).state !== 'unspent';
 
@@ -191,18 +203,24 @@ describe('idle strangers filling the server', () => {
     }, 'a socket from the first address to be accepted again');
   });
 
+  it("one channel's payer keeps only a few proven connections: proving one more closes the oldest", async () => {
+    const s = await server({ maxProvenConnectionsPerChannel: 2 });
+    const opened = await openPaidChannel(s.wsUrl, 10_000n);
+    const authenticated: Stranger[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await Stranger.connect(s.wsUrl);
+      await authenticate(c, opened);
+      authenticated.push(c);
+    }
+    expect(await authenticated[0]!.closed).toBe(1008);
+    expect(authenticated.slice(1).map((c) => c.ws.readyState)).toEqual([WebSocket.OPEN, WebSocket.OPEN]);
+  });
+
   it('a proven connection has an opening budget too (each funding would be a broadcast)', async () => {
     const s = await server({ provenOpeningMessagesPerSecond: 1, provenOpeningMessageBurst: 2 });
     const opened = await openPaidChannel(s.wsUrl, 10_000n);
     const proven = await Stranger.connect(s.wsUrl);
-    await waitUntil(() => proven.messages.some((m) => m.type === 'challenge'), 'the challenge');
-    const challenge = proven.messages.find((m) => m.type === 'challenge');
-    if (challenge?.type !== 'challenge') throw new Error('no challenge');
-    proven.send(authMessage(env.secp, challenge.challenge, opened.tempId, opened.channelKey.privateKey));
-    // A status request is answered only on an authenticated connection: this one is proven now.
-    proven.send(msg('status-request', { channelId: opened.channel.id }));
-    await waitUntil(() => proven.answers().length >= 1, 'the answer to the status request');
-    expect(proven.answers()).toEqual(['channel-status']);
+    await authenticate(proven, opened);
     const key = env.wallet.nextChannelKey();
     const tip = await env.backend.getTip();
     const payerScript = baddress.toOutputScript(env.wallet.changeAddress(), bitcoinjsNetwork('regtest'));
