@@ -8,8 +8,9 @@
  *   bytes (`decodeMessageBytes`, one id interner per 125 channels as over 8 connections), the real
  *   `PayeeService.handle` (state machine, sighash, verification), the real SQLite store (WAL,
  *   group commit) in a temp dir, and every ack written as the server sends it (`wireFrame`).
- *   Payments for `--channels` Open channels are signed before the clock starts and fed round-robin, `--chunk` per event-loop turn with at most `--window`
- *   unacknowledged (like frames arriving on sockets); the clock runs until the last ack is out.
+ *   Payments for `--channels` Open channels are signed before the clock starts and fed
+ *   round-robin, `--chunk` per event-loop turn with at most `--window` unacknowledged (like
+ *   frames arriving on sockets); the clock runs until the last ack is out.
  * - Breakdown: decode, sighash, verify, the rest of the step, encoding the state and the ack
  *   timed alone (median of 5 runs); the store's commit time measured inside the hot path itself
  *   (a probe around the group-commit transaction), split into the upserts and the rest (COMMIT,
