@@ -59,7 +59,21 @@ export interface PayeeServiceOptions {
   readonly log?: (line: string) => void;
   /** Told of every acknowledged payment (after it is durable): for metrics and books. */
   readonly onPayment?: (channelId: string, totalSat: bigint, deltaSat: bigint) => void;
+  /**
+   * Most steps of one channel waiting on its effects (mostly payments waiting for the store to
+   * make them durable) or on a broadcast; past it, a message for the channel is refused
+   * RATE_LIMITED, unprocessed. A stalled store then holds at most this many per channel rather
+   * than every payment a payer keeps sending. Default {@link DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL}.
+   */
+  readonly maxPendingStepsPerChannel?: number;
 }
+
+/**
+ * One channel's pending steps at most (see {@link PayeeServiceOptions.maxPendingStepsPerChannel}):
+ * a group commit takes ~1 ms, a payer's round trip more; 1,024 payments of one channel waiting
+ * is far beyond what a healthy store lets pile up, and ~350 KB of heap when it is stalled.
+ */
+export const DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL = 1024;
 
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
 const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
@@ -93,9 +107,13 @@ export class PayeeService {
   private readonly leases: ChannelLeases | undefined;
   /** With leases: taking channels from other instances, dropping lost ones (channel-adoption.ts). */
   private readonly adoption: ChannelAdoption | undefined;
+  private readonly maxPendingSteps: number;
 
+  /** @throws RangeError for a maxPendingStepsPerChannel that is not an integer ≥ 1. */
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
+    this.maxPendingSteps = options.maxPendingStepsPerChannel ?? DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL;
+    if (!Number.isInteger(this.maxPendingSteps) || this.maxPendingSteps < 1) throw new RangeError('maxPendingStepsPerChannel must be an integer ≥ 1');
     this.leases = options.store.leases;
     this.adoption = this.leases
       ? new ChannelAdoption(options.store, this.leases, {
@@ -508,6 +526,9 @@ export class PayeeService {
       }
       return waiting === null ? SETTLED : this.queue(entry, waiting, replyTo, rethrow);
     }
+    // Inputs waiting behind a broadcast (or an opening): a payer's messages are bounded as in
+    // stepInput; the payee's own inputs (closer, funding watcher) never are.
+    if (input.type === 'message' && entry.queued >= this.maxPendingSteps) return this.refused(entry, this.pendingRefusal(entry.queued), replyTo, rethrow);
     return this.queue(entry, entry.inputs.then(() => this.stepInput(entry, input, replyTo)), replyTo, rethrow);
   }
 
@@ -559,6 +580,8 @@ export class PayeeService {
         throw new ProtocolError('AUTH_REQUIRED', `${type} is taken only on a connection that authenticated as this channel's payer (auth)`);
       }
     }
+    // A counter compare, nothing allocated: this runs for every payment.
+    if (input.type === 'message' && entry.effects !== null && entry.effects.pending >= this.maxPendingSteps) throw this.pendingRefusal(entry.effects.pending);
     const before = entry.state;
     const step = payeeStep(this.ctx, before, input);
     entry.state = step.state;
@@ -575,6 +598,11 @@ export class PayeeService {
       await this.options.store.savePayeeChannel(entry.tempId, before);
       throw err;
     });
+  }
+
+  /** A message refused because `pending` steps of its channel wait already (the store is slow or stalled). */
+  private pendingRefusal(pending: number): ProtocolError {
+    return new ProtocolError('RATE_LIMITED', `${pending} earlier messages of this channel are still waiting for the payee's store; this one was not processed, retry later`);
   }
 
   /** The channel's effect queue, made on first use (an idle packed channel holds none). */

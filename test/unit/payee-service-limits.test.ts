@@ -1,0 +1,46 @@
+/**
+ * The payee service's own bounds and admission rules, on the in-process service with a fake
+ * chain and a store the test can stall (test/helpers/payee-unit.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL } from '../../src/payee/payee-service.js';
+import { recordingLink, unitPayee } from '../helpers/payee-unit.js';
+import { waitUntil } from '../helpers/wait.js';
+
+describe('payee service: a stalled store', () => {
+  it('refuses a channel\'s payments RATE_LIMITED, unprocessed, once its pending steps reach the bound; takes them again once the store answers', async () => {
+    const { payee, store, channelId, payment } = await unitPayee({ maxPendingStepsPerChannel: 8 });
+    const link = recordingLink();
+    store.stall();
+    for (let i = 1n; i <= 20n; i++) await payee.handle(payment(i), link);
+    // Eight payments wait for the store; the twelve after them were refused and changed nothing.
+    expect(store.heldSaves).toBe(8);
+    expect(link.errors('RATE_LIMITED')).toHaveLength(12);
+    expect(link.errors()).toHaveLength(12);
+    expect(link.errors()[0]!.action).toBe('reject');
+    expect(payee.paidSat(channelId)).toBe(8n);
+    expect(link.received.filter((m) => m.type === 'payment-ack')).toHaveLength(0);
+    store.resume();
+    await waitUntil(() => link.received.filter((m) => m.type === 'payment-ack').length === 8, 'the eight stored payments acknowledged');
+    await payee.handle(payment(9n), link);
+    await waitUntil(() => link.received.some((m) => m.type === 'payment-ack' && m.totalSat === 9n), 'the next payment acknowledged');
+    expect(payee.paidSat(channelId)).toBe(9n);
+    expect(link.errors()).toHaveLength(12);
+  });
+
+  it('bounds by default at 1,024 pending steps per channel', async () => {
+    expect(DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL).toBe(1024);
+    const { payee, store, payment } = await unitPayee();
+    const link = recordingLink();
+    store.stall();
+    for (let i = 1n; i <= 1030n; i++) await payee.handle(payment(i), link);
+    expect(store.heldSaves).toBe(1024);
+    expect(link.errors('RATE_LIMITED')).toHaveLength(6);
+    store.resume();
+  });
+
+  it('refuses a bound that is not an integer ≥ 1', async () => {
+    await expect(unitPayee({ maxPendingStepsPerChannel: 0 })).rejects.toThrow(RangeError);
+    await expect(unitPayee({ maxPendingStepsPerChannel: 1.5 })).rejects.toThrow(/maxPendingStepsPerChannel/);
+  });
+});
