@@ -78,7 +78,13 @@ export const DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL = 1024;
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
 const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
 
-/** Messages taken only from a connection that authenticated for the channel (`auth`). */
+/** Ignored `error` messages (see PayeeService.ignoredError) are counted in one log line at most this often. */
+const IGNORED_ERRORS_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Messages taken only from a connection that authenticated for the channel (`auth`). An `error`
+ * is too, but one from anyone else is ignored rather than answered (PayeeService.handle).
+ */
 const PAYER_ONLY = new Set<Message['type']>(['close-request', 'status-request']);
 
 /**
@@ -108,6 +114,9 @@ export class PayeeService {
   /** With leases: taking channels from other instances, dropping lost ones (channel-adoption.ts). */
   private readonly adoption: ChannelAdoption | undefined;
   private readonly maxPendingSteps: number;
+  /** `error` messages ignored since the last line that said so (see {@link ignoredError}). */
+  private ignoredErrors = 0;
+  private ignoredErrorsLoggedAtMs = Number.NEGATIVE_INFINITY;
 
   /** @throws RangeError for a maxPendingStepsPerChannel that is not an integer ≥ 1. */
   private constructor(private readonly options: PayeeServiceOptions) {
@@ -333,7 +342,7 @@ export class PayeeService {
    * Handles one decoded message (see {@link receive}). Replies go to `link`. `link` becomes the
    * channel's link (where the payee sends channel-open and channel-closed on its own) when its
    * funding makes the channel, or when it authenticates (`auth` over its challenge); only an
-   * authenticated one is heard on close and status requests. A payment, or a repeated funding,
+   * authenticated one is heard on close and status requests and on errors (anyone else's are ignored). A payment, or a repeated funding,
    * never moves the link: anyone can replay one.
    */
   handle(message: Message, link: PeerLink): Promise<void> {
@@ -346,7 +355,14 @@ export class PayeeService {
       const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : message.type === 'error' ? message.ref : undefined;
       const tempId = ref === undefined ? undefined : (this.tempIdByChannelId.get(ref) ?? ref);
       const entry = tempId === undefined ? undefined : this.entries.get(tempId);
-      if ((!entry || tempId === undefined) && this.adoption && ref !== undefined && message.type !== 'error') return this.adoptThenHandle(this.adoption, message, ref, link);
+      if (message.type === 'error' && (entry === undefined || entry.authenticated !== link)) {
+        // Only the payer's own connection reports errors on its channel: a stranger knows channel
+        // ids (funding outpoints) and could otherwise have its text logged at the frame rate.
+        // Never answered (an error is never answered with an error).
+        this.ignoredError();
+        return SETTLED;
+      }
+      if ((!entry || tempId === undefined) && this.adoption && ref !== undefined) return this.adoptThenHandle(this.adoption, message, ref, link);
       if (!entry || tempId === undefined) {
         // Never answer an error with an error (two peers could ping-pong forever).
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
@@ -356,6 +372,16 @@ export class PayeeService {
     } catch (err) {
       return Promise.reject(err as Error);
     }
+  }
+
+  /** Counts an `error` message taken from no channel's authenticated connection; logs the count at most once per {@link IGNORED_ERRORS_LOG_INTERVAL_MS}. */
+  private ignoredError(): void {
+    this.ignoredErrors++;
+    const now = performance.now();
+    if (now - this.ignoredErrorsLoggedAtMs < IGNORED_ERRORS_LOG_INTERVAL_MS) return;
+    this.ignoredErrorsLoggedAtMs = now;
+    this.options.log?.(`ignored ${this.ignoredErrors} error message(s) from connections not authenticated as their channel's payer (said at most once a minute)`);
+    this.ignoredErrors = 0;
   }
 
   /**

@@ -4,7 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL } from '../../src/payee/payee-service.js';
-import { recordingLink, unitPayee } from '../helpers/payee-unit.js';
+import { authMessage } from '../../src/protocol/auth.js';
+import { msg } from '../../src/protocol/messages.js';
+import { PAYER_KEY, secp } from '../helpers/protocol.js';
+import { recordingLink, TEMP_ID, unitPayee } from '../helpers/payee-unit.js';
 import { waitUntil } from '../helpers/wait.js';
 
 describe('payee service: a stalled store', () => {
@@ -42,5 +45,36 @@ describe('payee service: a stalled store', () => {
   it('refuses a bound that is not an integer ≥ 1', async () => {
     await expect(unitPayee({ maxPendingStepsPerChannel: 0 })).rejects.toThrow(RangeError);
     await expect(unitPayee({ maxPendingStepsPerChannel: 1.5 })).rejects.toThrow(/maxPendingStepsPerChannel/);
+  });
+});
+
+describe('payee service: error messages', () => {
+  const peerError = (ref: string) => msg('error', { code: 'INTERNAL_ERROR', message: 'x'.repeat(1000), action: 'close', ref });
+
+  it('ignores an error for a channel from a connection not authenticated as its payer: nothing answered, one log line for many', async () => {
+    const log: string[] = [];
+    const { payee, channelId } = await unitPayee({ log: (l) => log.push(l) });
+    const stranger = recordingLink();
+    for (let i = 0; i < 1000; i++) {
+      await payee.handle(peerError(channelId), stranger);
+      await payee.handle(peerError(TEMP_ID), stranger);
+      await payee.handle(peerError('cd'.repeat(16)), stranger); // no such channel
+    }
+    await payee.drain();
+    expect(stranger.received).toEqual([]);
+    expect(log.filter((l) => l.includes('payer reported'))).toEqual([]);
+    expect(log.filter((l) => l.includes('xxxx'))).toEqual([]);
+    expect(log.filter((l) => /ignored \d+ error message/.test(l))).toHaveLength(1);
+  });
+
+  it('takes an error from the connection that authenticated as the channel\'s payer (logged)', async () => {
+    const log: string[] = [];
+    const { payee, channelId } = await unitPayee({ log: (l) => log.push(l) });
+    const payer = recordingLink();
+    await payee.handle(authMessage(secp, payer.challenge!, TEMP_ID, PAYER_KEY), payer);
+    expect(payer.received).toEqual([]);
+    await payee.handle(peerError(channelId), payer);
+    await waitUntil(() => log.some((l) => l.includes('payer reported INTERNAL_ERROR')), 'the payer\'s error logged');
+    expect(payer.received).toEqual([]);
   });
 });
