@@ -66,7 +66,22 @@ export interface PayeeServiceOptions {
    * than every payment a payer keeps sending. Default {@link DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL}.
    */
   readonly maxPendingStepsPerChannel?: number;
+  /**
+   * How long the payee takes payments without learning the chain tip from its node, ms; default
+   * {@link DEFAULT_MAX_TIP_AGE_MS}. Past it payments are refused (INTERNAL_ERROR, nothing
+   * changed: retry later) until the node answers again: with a frozen tip the payee could
+   * acknowledge payments after the real chain passed the channel's close deadline, which the
+   * payer could then refund. The tip is read every sixth of this (see docs/design.md, Limits).
+   */
+  readonly maxTipAgeMs?: number;
 }
+
+/**
+ * 60 s: ten of a mainnet block's expected 600 s go by before the payee stops taking payments,
+ * far from the 12-block close margin; 300 polls of the default 200 ms tip poll, so a slow node
+ * or a few failed polls never trip it.
+ */
+export const DEFAULT_MAX_TIP_AGE_MS = 60_000;
 
 /**
  * One channel's pending steps at most (see {@link PayeeServiceOptions.maxPendingStepsPerChannel}):
@@ -105,7 +120,7 @@ export class PayeeService {
   private unsubscribe: (() => void) | null = null;
   private readonly closer: Closer;
   private readonly fundings: FundingWatcher;
-  /** The notified tip (every payment is checked against it) and the tip read for cookies. */
+  /** The notified tip and the tips read (every payment is checked against the highest), and whether they are stale. */
   private tips!: TipTracker;
   /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
   private readonly openings = new Map<string, Promise<void>>();
@@ -114,15 +129,21 @@ export class PayeeService {
   /** With leases: taking channels from other instances, dropping lost ones (channel-adoption.ts). */
   private readonly adoption: ChannelAdoption | undefined;
   private readonly maxPendingSteps: number;
+  private readonly maxTipAgeMs: number;
+  /** Reads the tip now and then, and marks it stale when no read succeeds (see TipTracker). */
+  private freshnessTimer: NodeJS.Timeout | null = null;
+  private refreshing = false;
   /** `error` messages ignored since the last line that said so (see {@link ignoredError}). */
   private ignoredErrors = 0;
   private ignoredErrorsLoggedAtMs = Number.NEGATIVE_INFINITY;
 
-  /** @throws RangeError for a maxPendingStepsPerChannel that is not an integer ≥ 1. */
+  /** @throws RangeError for a maxPendingStepsPerChannel or maxTipAgeMs out of range. */
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
     this.maxPendingSteps = options.maxPendingStepsPerChannel ?? DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL;
     if (!Number.isInteger(this.maxPendingSteps) || this.maxPendingSteps < 1) throw new RangeError('maxPendingStepsPerChannel must be an integer ≥ 1');
+    this.maxTipAgeMs = options.maxTipAgeMs ?? DEFAULT_MAX_TIP_AGE_MS;
+    if (!Number.isInteger(this.maxTipAgeMs) || this.maxTipAgeMs < 60) throw new RangeError('maxTipAgeMs must be an integer ≥ 60');
     this.leases = options.store.leases;
     this.adoption = this.leases
       ? new ChannelAdoption(options.store, this.leases, {
@@ -208,7 +229,7 @@ export class PayeeService {
    */
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
-    service.tips = new TipTracker(options.backend, await options.backend.getTip(), (l) => options.log?.(l));
+    service.tips = new TipTracker(options.backend, await options.backend.getTip(), (l) => options.log?.(l), service.maxTipAgeMs);
     let stored = await options.store.loadPayeeChannels();
     if (service.leases) {
       // Serve the channels whose lease this instance gets (free, expired, or its own from before a
@@ -260,7 +281,7 @@ export class PayeeService {
       link.close?.();
       return;
     }
-    await this.run(adopted, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
+    await this.run(adopted, { type: 'message', message, tipHeight: this.tips.knownHeight() }, link);
   }
 
   /**
@@ -270,6 +291,8 @@ export class PayeeService {
   start(): void {
     this.unsubscribe ??= this.options.backend.subscribeTips((tip) => void this.onTip(tip));
     this.adoption?.start();
+    this.freshnessTimer ??= setInterval(() => this.checkTip(), Math.floor(this.maxTipAgeMs / 6));
+    this.freshnessTimer.unref();
     void this.options.backend.getTip().then(
       (tip) => this.onTip(tip),
       (err: unknown) => this.options.log?.(`cannot read the tip: ${String(err)}`),
@@ -287,9 +310,19 @@ export class PayeeService {
     await this.closer.tick(tip);
   }
 
+  /** Marks the tip stale if no read succeeded for too long, and reads it again (one read at a time: a hung node holds one). */
+  private checkTip(): void {
+    this.tips.checkFreshness();
+    if (this.refreshing) return;
+    this.refreshing = true;
+    void this.tips.refresh().finally(() => (this.refreshing = false));
+  }
+
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
+    if (this.freshnessTimer) clearInterval(this.freshnessTimer);
+    this.freshnessTimer = null;
     this.adoption?.stop();
   }
 
@@ -368,7 +401,7 @@ export class PayeeService {
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
         return SETTLED;
       }
-      return this.run(entry, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
+      return this.run(entry, { type: 'message', message, tipHeight: this.tips.knownHeight() }, link);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -467,7 +500,7 @@ export class PayeeService {
         return this.onFunding(funding, link, vouched);
       }
       const entry = this.entries.get(funding.tempId);
-      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tips.tip.height }, link);
+      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tips.knownHeight() }, link);
       // A copy of this funding that arrived meanwhile may have started the opening: join it.
       if (!(await this.openChannel(funding, vouched, this.tips.knownHeight(), link))) return this.onFunding(funding, link, vouched);
     } catch (err) {
@@ -606,7 +639,8 @@ export class PayeeService {
         throw new ProtocolError('AUTH_REQUIRED', `${type} is taken only on a connection that authenticated as this channel's payer (auth)`);
       }
     }
-    // A counter compare, nothing allocated: this runs for every payment.
+    // Flag reads and a counter compare, nothing allocated: this runs for every payment.
+    if (this.tips.stale && input.type === 'message' && input.message.type === 'payment') throw new ProtocolError('INTERNAL_ERROR', this.tips.staleDetail());
     if (input.type === 'message' && entry.effects !== null && entry.effects.pending >= this.maxPendingSteps) throw this.pendingRefusal(entry.effects.pending);
     const before = entry.state;
     const step = payeeStep(this.ctx, before, input);

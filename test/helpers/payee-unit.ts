@@ -58,8 +58,8 @@ export const TEMP_ID = 'ab'.repeat(16);
 export interface UnitPayee {
   readonly payee: PayeeService;
   readonly store: StallableStore;
-  /** The fake node: its tip (what getTip answers), and whether reading it fails. */
-  readonly chain: { tip: BlockTip; down: boolean };
+  /** The fake node: its tip (what getTip answers), whether reading it fails, and how many reads it answered. */
+  readonly chain: { tip: BlockTip; down: boolean; reads: number };
   readonly channelId: string;
   /** A payment of `totalSat` signed by the payer. */
   payment(totalSat: bigint): MessageOf<'payment'>;
@@ -70,16 +70,18 @@ export async function unitPayee(options: Partial<PayeeServiceOptions> = {}, stat
   const t = terms('spilman-v2', { expiryHeight: 1000 });
   const ch = channel('spilman-v2', { expiryHeight: 1000 });
   await store.savePayeeChannel(TEMP_ID, { tempId: TEMP_ID, terms: t, keyIndex: 0, type: 'Open', channel: ch, paidSat: 0n, signature: null, ...state } as PayeeState);
-  const chain = { tip: { height: 100, hash: '00'.repeat(32) } as BlockTip, down: false };
+  const chain = { tip: { height: 100, hash: '00'.repeat(32) } as BlockTip, down: false, reads: 0 };
   const backend = {
     name: 'fake',
     getTip: async () => {
       if (chain.down) throw new Error('the node does not answer');
+      chain.reads++;
       return chain.tip;
     },
     getBlock: async (height: number) => ({ height, hash: height === chain.tip.height ? chain.tip.hash : '11'.repeat(32) }),
     subscribeTips: () => () => {},
-    getTransaction: async () => null,
+    // Every funding deep in the chain: the funding watcher leaves the channel Open.
+    getTransaction: async () => ({ hex: '00', confirmations: 100 }),
     broadcast: async () => {
       throw new Error('no broadcasts in unit tests');
     },

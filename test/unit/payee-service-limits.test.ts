@@ -78,3 +78,50 @@ describe('payee service: error messages', () => {
     expect(payer.received).toEqual([]);
   });
 });
+
+describe('payee service: the tip payments are checked against', () => {
+  it('refuses payments, changing nothing, while no tip was read from the node for maxTipAgeMs; takes them again once it answers (each change logged once)', async () => {
+    const log: string[] = [];
+    const { payee, chain, channelId, payment } = await unitPayee({ maxTipAgeMs: 300, log: (l) => log.push(l) });
+    payee.start();
+    try {
+      const link = recordingLink();
+      await payee.handle(payment(1n), link);
+      await waitUntil(() => link.received.some((m) => m.type === 'payment-ack'), 'the first payment acknowledged');
+      chain.down = true;
+      await waitUntil(() => log.some((l) => l.includes('payments are refused')), 'the tip counted stale');
+      await payee.handle(payment(2n), link);
+      expect(link.errors()).toMatchObject([{ code: 'INTERNAL_ERROR', action: 'reject', message: expect.stringMatching(/chain tip.*retry later/) }]);
+      expect(payee.paidSat(channelId)).toBe(1n);
+      chain.down = false;
+      await waitUntil(() => log.some((l) => l.includes('payments are taken again')), 'the tip fresh again');
+      await payee.handle(payment(2n), link);
+      await waitUntil(() => link.received.some((m) => m.type === 'payment-ack' && m.totalSat === 2n), 'the payment acknowledged');
+      expect(log.filter((l) => l.includes('payments are refused'))).toHaveLength(1);
+      expect(log.filter((l) => l.includes('payments are taken again'))).toHaveLength(1);
+    } finally {
+      payee.stop();
+    }
+  });
+
+  it('checks a payment against the highest tip read from the node, not only the last notified one', async () => {
+    const { payee, chain, channelId, payment } = await unitPayee({ maxTipAgeMs: 300 });
+    payee.start();
+    try {
+      // The close deadline is expiry 1000 − margin 3 = 997; no block notification comes (a lagging poll).
+      chain.tip = { height: 997, hash: '33'.repeat(32) };
+      const reads = chain.reads;
+      await waitUntil(() => chain.reads >= reads + 2, 'the payee to read the tip');
+      const link = recordingLink();
+      await payee.handle(payment(1n), link);
+      expect(link.errors().map((e) => e.code)).toEqual(['CHANNEL_EXPIRING']);
+      expect(payee.paidSat(channelId)).toBe(0n);
+    } finally {
+      payee.stop();
+    }
+  });
+
+  it('refuses a maxTipAgeMs out of range', async () => {
+    await expect(unitPayee({ maxTipAgeMs: 10 })).rejects.toThrow(/maxTipAgeMs/);
+  });
+});
