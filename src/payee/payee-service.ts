@@ -535,6 +535,25 @@ export class PayeeService {
       if (!held.has(funding.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', `${funding.tempId} is being opened by another instance`);
       if (this.entries.has(funding.tempId)) return false;
     }
+    // A tempId that already has a row (with leases, a Closed channel is not in the table, nor is
+    // one whose instance died) is no new channel: storing this one would overwrite that row and
+    // inherit its newest payment. Refused before the broadcast: the payer's coins stay its own.
+    if (await this.options.store.hasPayeeChannel?.(funding.tempId)) {
+      if (this.entries.has(funding.tempId)) return false; // a concurrent copy of this funding made it meanwhile
+      if (this.leases) {
+        // A channel no instance serves (we took its free lease above; its holder died before its
+        // payer came back): serve it, and step this funding there, where it is a repeat of the
+        // channel's own (or refused as another one).
+        const stored = await this.options.store.loadPayeeChannel?.(funding.tempId);
+        if (stored && stored.state.type !== 'Closed' && CHANNEL_TYPES.has(stored.state.type)) {
+          if (!this.entries.has(funding.tempId)) this.register(funding.tempId, stored.state);
+          return false;
+        }
+        await this.leases.release(funding.tempId).catch(() => undefined);
+      }
+      throw new ProtocolError('DUPLICATE_CHANNEL', `${funding.tempId} is the tempId of a channel this payee already stored; propose again under a new tempId`);
+    }
+    if (this.entries.has(funding.tempId)) return false;
     const state = step.state;
     const known = this.tempIdByChannelId.get(state.channel.id);
     if (known !== undefined) throw new ProtocolError('DUPLICATE_CHANNEL', `${state.channel.id} is already a channel`);

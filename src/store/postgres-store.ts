@@ -177,6 +177,7 @@ const SQL = {
   takeCounters: `INSERT INTO counters (name, next) SELECT * FROM unnest($1::text[], $2::bigint[])
     ON CONFLICT (name) DO UPDATE SET next = counters.next + excluded.next RETURNING name, next`,
   loadPayee: 'SELECT temp_id, state FROM payee_channels ORDER BY seq',
+  hasPayee: 'SELECT 1 FROM payee_channels WHERE temp_id = $1',
   loadPayments: 'SELECT temp_id, total_sat, signature FROM payee_payments',
   loadPayeeOne: `SELECT c.temp_id, c.state, p.total_sat, p.signature FROM payee_channels c LEFT JOIN payee_payments p ON p.temp_id = c.temp_id
     WHERE c.temp_id = $1 OR c.channel_id = $1 ORDER BY c.seq LIMIT 1`,
@@ -279,6 +280,12 @@ export class PostgresStore implements Store {
     if (!row) return undefined;
     const payment = row.total_sat === null || row.signature === null ? undefined : { totalSat: BigInt(row.total_sat), signature: new Uint8Array(row.signature) };
     return { tempId: row.temp_id, state: withNewestPayment(decodeRow<PayeeState>('payee_channels', row), payment) };
+  }
+
+  /** Whether a payee row exists under `tempId` (Store.hasPayeeChannel), whichever instance wrote it; waits for saves already made. */
+  async hasPayeeChannel(tempId: string): Promise<boolean> {
+    const pool = await this.settled();
+    return (await pool.query(SQL.hasPayee, [tempId])).rows.length > 0;
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a bad signature; StoreError `FENCED` without the lease. */

@@ -160,6 +160,16 @@ function storeContract(name: string, open: () => Promise<Store>, hooks: Contract
       await Promise.allSettled(opened.splice(0).map((s) => s.close()));
     });
 
+    it('tells whether a payee row exists under a tempId, once its save was made (where the adapter can)', async () => {
+      const store = await openStore();
+      if (!store.hasPayeeChannel) return; // optional: the browser's store holds no payee channels
+      expect(await store.hasPayeeChannel('p')).toBe(false);
+      const saved = store.savePayeeChannel('p', paid(1));
+      expect(await store.hasPayeeChannel('p')).toBe(true); // waits for the save made before
+      await saved;
+      expect(await store.hasPayeeChannel('a')).toBe(false);
+    });
+
     it('keeps payments saved apart from the state, and loads the newest of the two', async () => {
       let store = await openStore();
       if (openPayee.type !== 'Open') throw new Error('unreachable');
