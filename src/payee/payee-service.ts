@@ -306,7 +306,7 @@ export class PayeeService {
     // A switched chain may have taken away a funding however deep it was: check them all again.
     if (await switched) this.fundings.chainSwitched();
     await this.fundings.checkDepth();
-    await this.fundings.checkWatches();
+    await this.fundings.checkWatches(this.tips.knownHeight());
     await this.closer.tick(tip);
   }
 
@@ -446,7 +446,7 @@ export class PayeeService {
 
   /** Checks every watched funding once (also runs on every new tip): see FundingWatcher.checkWatches. */
   checkWatches(): Promise<void> {
-    return this.fundings.checkWatches();
+    return this.fundings.checkWatches(this.tips.knownHeight());
   }
 
   /** A proposal: answered with a cookie, nothing kept (see payeeAccept). */
