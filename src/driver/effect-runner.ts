@@ -149,6 +149,11 @@ export class EffectQueue<E extends AnyEffect, C> {
     return this.steps.length > 0;
   }
 
+  /** How many steps are pending (scheduled, not yet done): what a driver bounds its queue by. */
+  get pending(): number {
+    return this.steps.length;
+  }
+
   /** Chains `effects` after every step already scheduled. Failures go to `host.failed`. */
   schedule(ctx: C, effects: readonly E[]): void {
     if (effects.length === 0) return;

@@ -6,7 +6,10 @@
  *   `watch-confirmations` effect, or a stored channel that was waiting when the payee stopped).
  *   Checked on every tip; a due one is stepped `confirmed` once and dropped. A watched funding
  *   the node does not know (the payee died between storing and broadcasting it, or the mempool
- *   evicted it) is handed to the node again while the channel still awaits it.
+ *   evicted it) is handed to the node again while the channel still awaits it, until the
+ *   channel's expiry: from then on the payer can take its coins back by its refund, so such a
+ *   channel can never be paid on, and its watch is dropped (not its row: it stays
+ *   AwaitingConfirmation, packed, and costs no node call per block any more).
  * - **Depth** (`checkDepth`): an open channel's funding is checked every block until it has
  *   {@link DEEP_CONFIRMATIONS}; one that fell below the minimum (reorged out, double-spent)
  *   suspends the channel (`funding-unconfirmed`) and is watched again. After a chain switch
@@ -56,6 +59,8 @@ export class FundingWatcher {
   private recheck = false;
   /** Channels whose funding has DEEP_CONFIRMATIONS (in memory: rechecked once after a restart). */
   private readonly deepFundings = new Set<string>();
+  /** The newest tip height the service gave ({@link checkWatches}): expired watches are dropped by it. */
+  private tipHeight = 0;
 
   constructor(
     private readonly host: FundingWatcherHost,
@@ -106,7 +111,8 @@ export class FundingWatcher {
    * runs makes that check run once more when it ends: a block that arrives mid-check must not
    * be skipped (on a quiet chain the next block could be far away).
    */
-  async checkWatches(): Promise<void> {
+  async checkWatches(tipHeight?: number): Promise<void> {
+    if (tipHeight !== undefined) this.tipHeight = tipHeight;
     if (this.checking) {
       this.recheck = true;
       return;
@@ -125,19 +131,33 @@ export class FundingWatcher {
   private async checkWatchesOnce(): Promise<void> {
     try {
       const due: Watch[] = [];
+      const dropped: Watch[] = [];
       for (const w of this.watches) {
         const status = await this.backend.getTransaction(w.txid);
         if (status && status.confirmations >= w.confirmations) due.push(w);
-        if (status === null) await this.rebroadcastFunding(w.tempId);
+        if (status !== null) continue;
+        if (this.expiredAwaiting(w)) dropped.push(w);
+        else await this.rebroadcastFunding(w.tempId);
       }
-      if (due.length === 0) return;
-      this.watches = this.watches.filter((w) => !due.includes(w));
+      if (due.length === 0 && dropped.length === 0) return;
+      this.watches = this.watches.filter((w) => !due.includes(w) && !dropped.includes(w));
       for (const w of due) {
         if (this.host.entry(w.tempId)) await this.host.step(w.tempId, { type: 'confirmed', txid: w.txid });
       }
     } catch (err) {
       this.log(`checking confirmations failed (will retry on the next block): ${String(err)}`);
     }
+  }
+
+  /**
+   * Whether `w` is the watch of a channel still awaiting its funding, past its expiry (its funding
+   * unknown to the node: the caller's check): nothing was or can be paid on it; logged once.
+   */
+  private expiredAwaiting(w: Watch): boolean {
+    const state = this.host.entry(w.tempId)?.state;
+    if (state?.type !== 'AwaitingConfirmation' || this.tipHeight < state.channel.expiryHeight) return false;
+    this.log(`funding ${w.txid} of channel ${state.channel.id} is unknown to the node and the channel expired at ${state.channel.expiryHeight}: no longer watched (nothing was paid on it)`);
+    return true;
   }
 
   /**

@@ -59,12 +59,47 @@ export interface PayeeServiceOptions {
   readonly log?: (line: string) => void;
   /** Told of every acknowledged payment (after it is durable): for metrics and books. */
   readonly onPayment?: (channelId: string, totalSat: bigint, deltaSat: bigint) => void;
+  /**
+   * Most steps of one channel waiting on its effects (mostly payments waiting for the store to
+   * make them durable) or on a broadcast; past it, a message for the channel is refused
+   * RATE_LIMITED, unprocessed. A stalled store then holds at most this many per channel rather
+   * than every payment a payer keeps sending. Default {@link DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL}.
+   */
+  readonly maxPendingStepsPerChannel?: number;
+  /**
+   * How long the payee takes payments without learning the chain tip from its node, ms; default
+   * {@link DEFAULT_MAX_TIP_AGE_MS}. Past it payments are refused (INTERNAL_ERROR, nothing
+   * changed: retry later) until the node answers again: with a frozen tip the payee could
+   * acknowledge payments after the real chain passed the channel's close deadline, which the
+   * payer could then refund. The tip is read every sixth of this (see docs/design.md, Limits).
+   */
+  readonly maxTipAgeMs?: number;
 }
+
+/**
+ * 60 s: ten of a mainnet block's expected 600 s go by before the payee stops taking payments,
+ * far from the 12-block close margin; 300 polls of the default 200 ms tip poll, so a slow node
+ * or a few failed polls never trip it.
+ */
+export const DEFAULT_MAX_TIP_AGE_MS = 60_000;
+
+/**
+ * One channel's pending steps at most (see {@link PayeeServiceOptions.maxPendingStepsPerChannel}):
+ * a group commit takes ~1 ms, a payer's round trip more; 1,024 payments of one channel waiting
+ * is far beyond what a healthy store lets pile up, and ~350 KB of heap when it is stalled.
+ */
+export const DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL = 1024;
 
 /** The states a channel row can hold; older stores may also hold unfunded proposals, which are skipped. */
 const CHANNEL_TYPES = new Set<string>(['AwaitingConfirmation', 'Open', 'ZeroConf', 'Suspended', 'Expiring', 'Closing', 'Closed'] satisfies PayeeState['type'][]);
 
-/** Messages taken only from a connection that authenticated for the channel (`auth`). */
+/** Ignored `error` messages (see PayeeService.ignoredError) are counted in one log line at most this often. */
+const IGNORED_ERRORS_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Messages taken only from a connection that authenticated for the channel (`auth`). An `error`
+ * is too, but one from anyone else is ignored rather than answered (PayeeService.handle).
+ */
 const PAYER_ONLY = new Set<Message['type']>(['close-request', 'status-request']);
 
 /**
@@ -85,7 +120,7 @@ export class PayeeService {
   private unsubscribe: (() => void) | null = null;
   private readonly closer: Closer;
   private readonly fundings: FundingWatcher;
-  /** The notified tip (every payment is checked against it) and the tip read for cookies. */
+  /** The notified tip and the tips read (every payment is checked against the highest), and whether they are stale. */
   private tips!: TipTracker;
   /** New channels whose funding is being handed to the node, by tempId: settles when that is done. */
   private readonly openings = new Map<string, Promise<void>>();
@@ -93,9 +128,22 @@ export class PayeeService {
   private readonly leases: ChannelLeases | undefined;
   /** With leases: taking channels from other instances, dropping lost ones (channel-adoption.ts). */
   private readonly adoption: ChannelAdoption | undefined;
+  private readonly maxPendingSteps: number;
+  private readonly maxTipAgeMs: number;
+  /** Reads the tip now and then, and marks it stale when no read succeeds (see TipTracker). */
+  private freshnessTimer: NodeJS.Timeout | null = null;
+  private refreshing = false;
+  /** `error` messages ignored since the last line that said so (see {@link ignoredError}). */
+  private ignoredErrors = 0;
+  private ignoredErrorsLoggedAtMs = Number.NEGATIVE_INFINITY;
 
+  /** @throws RangeError for a maxPendingStepsPerChannel or maxTipAgeMs out of range. */
   private constructor(private readonly options: PayeeServiceOptions) {
     const keys = options.keys;
+    this.maxPendingSteps = options.maxPendingStepsPerChannel ?? DEFAULT_MAX_PENDING_STEPS_PER_CHANNEL;
+    if (!Number.isInteger(this.maxPendingSteps) || this.maxPendingSteps < 1) throw new RangeError('maxPendingStepsPerChannel must be an integer ≥ 1');
+    this.maxTipAgeMs = options.maxTipAgeMs ?? DEFAULT_MAX_TIP_AGE_MS;
+    if (!Number.isInteger(this.maxTipAgeMs) || this.maxTipAgeMs < 60) throw new RangeError('maxTipAgeMs must be an integer ≥ 60');
     this.leases = options.store.leases;
     this.adoption = this.leases
       ? new ChannelAdoption(options.store, this.leases, {
@@ -181,7 +229,7 @@ export class PayeeService {
    */
   static async open(options: PayeeServiceOptions): Promise<PayeeService> {
     const service = new PayeeService(options);
-    service.tips = new TipTracker(options.backend, await options.backend.getTip(), (l) => options.log?.(l));
+    service.tips = new TipTracker(options.backend, await options.backend.getTip(), (l) => options.log?.(l), service.maxTipAgeMs);
     let stored = await options.store.loadPayeeChannels();
     if (service.leases) {
       // Serve the channels whose lease this instance gets (free, expired, or its own from before a
@@ -233,7 +281,7 @@ export class PayeeService {
       link.close?.();
       return;
     }
-    await this.run(adopted, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
+    await this.run(adopted, { type: 'message', message, tipHeight: this.tips.knownHeight() }, link);
   }
 
   /**
@@ -243,6 +291,8 @@ export class PayeeService {
   start(): void {
     this.unsubscribe ??= this.options.backend.subscribeTips((tip) => void this.onTip(tip));
     this.adoption?.start();
+    this.freshnessTimer ??= setInterval(() => this.checkTip(), Math.floor(this.maxTipAgeMs / 6));
+    this.freshnessTimer.unref();
     void this.options.backend.getTip().then(
       (tip) => this.onTip(tip),
       (err: unknown) => this.options.log?.(`cannot read the tip: ${String(err)}`),
@@ -256,13 +306,23 @@ export class PayeeService {
     // A switched chain may have taken away a funding however deep it was: check them all again.
     if (await switched) this.fundings.chainSwitched();
     await this.fundings.checkDepth();
-    await this.fundings.checkWatches();
+    await this.fundings.checkWatches(this.tips.knownHeight());
     await this.closer.tick(tip);
+  }
+
+  /** Marks the tip stale if no read succeeded for too long, and reads it again (one read at a time: a hung node holds one). */
+  private checkTip(): void {
+    this.tips.checkFreshness();
+    if (this.refreshing) return;
+    this.refreshing = true;
+    void this.tips.refresh().finally(() => (this.refreshing = false));
   }
 
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
+    if (this.freshnessTimer) clearInterval(this.freshnessTimer);
+    this.freshnessTimer = null;
     this.adoption?.stop();
   }
 
@@ -315,7 +375,7 @@ export class PayeeService {
    * Handles one decoded message (see {@link receive}). Replies go to `link`. `link` becomes the
    * channel's link (where the payee sends channel-open and channel-closed on its own) when its
    * funding makes the channel, or when it authenticates (`auth` over its challenge); only an
-   * authenticated one is heard on close and status requests. A payment, or a repeated funding,
+   * authenticated one is heard on close and status requests and on errors (anyone else's are ignored). A payment, or a repeated funding,
    * never moves the link: anyone can replay one.
    */
   handle(message: Message, link: PeerLink): Promise<void> {
@@ -328,16 +388,33 @@ export class PayeeService {
       const ref = 'tempId' in message ? message.tempId : 'channelId' in message ? message.channelId : message.type === 'error' ? message.ref : undefined;
       const tempId = ref === undefined ? undefined : (this.tempIdByChannelId.get(ref) ?? ref);
       const entry = tempId === undefined ? undefined : this.entries.get(tempId);
-      if ((!entry || tempId === undefined) && this.adoption && ref !== undefined && message.type !== 'error') return this.adoptThenHandle(this.adoption, message, ref, link);
+      if (message.type === 'error' && (entry === undefined || entry.authenticated !== link)) {
+        // Only the payer's own connection reports errors on its channel: a stranger knows channel
+        // ids (funding outpoints) and could otherwise have its text logged at the frame rate.
+        // Never answered (an error is never answered with an error).
+        this.ignoredError();
+        return SETTLED;
+      }
+      if ((!entry || tempId === undefined) && this.adoption && ref !== undefined) return this.adoptThenHandle(this.adoption, message, ref, link);
       if (!entry || tempId === undefined) {
         // Never answer an error with an error (two peers could ping-pong forever).
         if (message.type !== 'error') this.reply(link, new ProtocolError(ref === undefined ? 'UNEXPECTED_MESSAGE' : 'UNKNOWN_CHANNEL', ref ?? message.type), ref);
         return SETTLED;
       }
-      return this.run(entry, { type: 'message', message, tipHeight: this.tips.tip.height }, link);
+      return this.run(entry, { type: 'message', message, tipHeight: this.tips.knownHeight() }, link);
     } catch (err) {
       return Promise.reject(err as Error);
     }
+  }
+
+  /** Counts an `error` message taken from no channel's authenticated connection; logs the count at most once per {@link IGNORED_ERRORS_LOG_INTERVAL_MS}. */
+  private ignoredError(): void {
+    this.ignoredErrors++;
+    const now = performance.now();
+    if (now - this.ignoredErrorsLoggedAtMs < IGNORED_ERRORS_LOG_INTERVAL_MS) return;
+    this.ignoredErrorsLoggedAtMs = now;
+    this.options.log?.(`ignored ${this.ignoredErrors} error message(s) from connections not authenticated as their channel's payer (said at most once a minute)`);
+    this.ignoredErrors = 0;
   }
 
   /**
@@ -369,7 +446,7 @@ export class PayeeService {
 
   /** Checks every watched funding once (also runs on every new tip): see FundingWatcher.checkWatches. */
   checkWatches(): Promise<void> {
-    return this.fundings.checkWatches();
+    return this.fundings.checkWatches(this.tips.knownHeight());
   }
 
   /** A proposal: answered with a cookie, nothing kept (see payeeAccept). */
@@ -423,7 +500,7 @@ export class PayeeService {
         return this.onFunding(funding, link, vouched);
       }
       const entry = this.entries.get(funding.tempId);
-      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tips.tip.height }, link);
+      if (entry) return this.run(entry, { type: 'message', message: funding, tipHeight: this.tips.knownHeight() }, link);
       // A copy of this funding that arrived meanwhile may have started the opening: join it.
       if (!(await this.openChannel(funding, vouched, this.tips.knownHeight(), link))) return this.onFunding(funding, link, vouched);
     } catch (err) {
@@ -458,6 +535,25 @@ export class PayeeService {
       if (!held.has(funding.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', `${funding.tempId} is being opened by another instance`);
       if (this.entries.has(funding.tempId)) return false;
     }
+    // A tempId that already has a row (with leases, a Closed channel is not in the table, nor is
+    // one whose instance died) is no new channel: storing this one would overwrite that row and
+    // inherit its newest payment. Refused before the broadcast: the payer's coins stay its own.
+    if (await this.options.store.hasPayeeChannel?.(funding.tempId)) {
+      if (this.entries.has(funding.tempId)) return false; // a concurrent copy of this funding made it meanwhile
+      if (this.leases) {
+        // A channel no instance serves (we took its free lease above; its holder died before its
+        // payer came back): serve it, and step this funding there, where it is a repeat of the
+        // channel's own (or refused as another one).
+        const stored = await this.options.store.loadPayeeChannel?.(funding.tempId);
+        if (stored && stored.state.type !== 'Closed' && CHANNEL_TYPES.has(stored.state.type)) {
+          if (!this.entries.has(funding.tempId)) this.register(funding.tempId, stored.state);
+          return false;
+        }
+        await this.leases.release(funding.tempId).catch(() => undefined);
+      }
+      throw new ProtocolError('DUPLICATE_CHANNEL', `${funding.tempId} is the tempId of a channel this payee already stored; propose again under a new tempId`);
+    }
+    if (this.entries.has(funding.tempId)) return false;
     const state = step.state;
     const known = this.tempIdByChannelId.get(state.channel.id);
     if (known !== undefined) throw new ProtocolError('DUPLICATE_CHANNEL', `${state.channel.id} is already a channel`);
@@ -508,6 +604,9 @@ export class PayeeService {
       }
       return waiting === null ? SETTLED : this.queue(entry, waiting, replyTo, rethrow);
     }
+    // Inputs waiting behind a broadcast (or an opening): a payer's messages are bounded as in
+    // stepInput; the payee's own inputs (closer, funding watcher) never are.
+    if (input.type === 'message' && entry.queued >= this.maxPendingSteps) return this.refused(entry, this.pendingRefusal(entry.queued), replyTo, rethrow);
     return this.queue(entry, entry.inputs.then(() => this.stepInput(entry, input, replyTo)), replyTo, rethrow);
   }
 
@@ -559,6 +658,9 @@ export class PayeeService {
         throw new ProtocolError('AUTH_REQUIRED', `${type} is taken only on a connection that authenticated as this channel's payer (auth)`);
       }
     }
+    // Flag reads and a counter compare, nothing allocated: this runs for every payment.
+    if (this.tips.stale && input.type === 'message' && input.message.type === 'payment') throw new ProtocolError('INTERNAL_ERROR', this.tips.staleDetail());
+    if (input.type === 'message' && entry.effects !== null && entry.effects.pending >= this.maxPendingSteps) throw this.pendingRefusal(entry.effects.pending);
     const before = entry.state;
     const step = payeeStep(this.ctx, before, input);
     entry.state = step.state;
@@ -575,6 +677,11 @@ export class PayeeService {
       await this.options.store.savePayeeChannel(entry.tempId, before);
       throw err;
     });
+  }
+
+  /** A message refused because `pending` steps of its channel wait already (the store is slow or stalled). */
+  private pendingRefusal(pending: number): ProtocolError {
+    return new ProtocolError('RATE_LIMITED', `${pending} earlier messages of this channel are still waiting for the payee's store; this one was not processed, retry later`);
   }
 
   /** The channel's effect queue, made on first use (an idle packed channel holds none). */

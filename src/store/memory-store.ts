@@ -36,6 +36,10 @@ export class MemoryStore implements Store {
     this.#open('loadPayeeChannels');
     return [...this.db.payee].map(([tempId, s]) => ({ tempId, state: withNewestPayment(decodeState<PayeeState>(s), this.db.payeePayments.get(tempId)) }));
   }
+  async hasPayeeChannel(tempId: string): Promise<boolean> {
+    this.#open('hasPayeeChannel');
+    return this.db.payee.has(tempId);
+  }
   async savePayeePayment(tempId: string, totalSat: bigint, signature: Uint8Array): Promise<void> {
     this.#open('savePayeePayment');
     checkPayment('savePayeePayment', tempId, signature);

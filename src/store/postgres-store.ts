@@ -23,7 +23,7 @@
  * background and every call waits for them (`ready()` exposes that promise, so a composition
  * root can fail fast).
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool, PoolClient, QueryConfig } from 'pg';
 import { decodeState } from './codec.js';
 import { checkChannelState, checkMeta, checkPayment, checkTempId, encodeChecked, encodeDuplexSave } from './checks.js';
 import { DEADLOCK_RETRIES, isDeadlock } from './postgres-deadlock.js';
@@ -40,6 +40,14 @@ export interface PostgresStoreOptions {
   readonly poolSize?: number;
   /** How long a commit waits for a lock held by another session before failing, ms; default 5000. */
   readonly lockTimeoutMs?: number;
+  /**
+   * How long one statement of a commit may run before it fails, ms; default 30,000. The server
+   * enforces it (`statement_timeout`), and the driver too, {@link COMMIT_READ_GRACE_MS} later,
+   * for a server that no longer answers at all (a hung or black-holed primary): the batch then
+   * fails (COMMIT_FAILED, its channels halt as on any store failure) instead of hanging forever,
+   * and the writer connection is replaced.
+   */
+  readonly statementTimeoutMs?: number;
   readonly log?: (line: string) => void;
   /**
    * This instance's name in the lease table: stable across restarts of one data dir (a restarted
@@ -52,6 +60,15 @@ export interface PostgresStoreOptions {
    */
   readonly leaseMs?: number;
 }
+
+/** How much longer than the statement timeout the driver waits for a reply before it gives up on the server. */
+export const COMMIT_READ_GRACE_MS = 2000;
+
+/** TCP keepalive probes start after this long idle: a dead peer is found without a statement waiting on it. */
+const KEEPALIVE_IDLE_MS = 10_000;
+
+/** Connecting to the server (a new pool connection, the writer's) fails after this long. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /** Counters of what the store did since it was opened. */
 export interface PostgresStoreStats {
@@ -112,7 +129,7 @@ class Batch {
 /** One statement of a batch's commit; `after` reads what it returned. */
 interface Statement {
   readonly text: string;
-  readonly values: unknown[];
+  readonly values?: unknown[];
   readonly after?: (rows: Record<string, unknown>[]) => void;
 }
 
@@ -160,6 +177,7 @@ const SQL = {
   takeCounters: `INSERT INTO counters (name, next) SELECT * FROM unnest($1::text[], $2::bigint[])
     ON CONFLICT (name) DO UPDATE SET next = counters.next + excluded.next RETURNING name, next`,
   loadPayee: 'SELECT temp_id, state FROM payee_channels ORDER BY seq',
+  hasPayee: 'SELECT 1 FROM payee_channels WHERE temp_id = $1',
   loadPayments: 'SELECT temp_id, total_sat, signature FROM payee_payments',
   loadPayeeOne: `SELECT c.temp_id, c.state, p.total_sat, p.signature FROM payee_channels c LEFT JOIN payee_payments p ON p.temp_id = c.temp_id
     WHERE c.temp_id = $1 OR c.channel_id = $1 ORDER BY c.seq LIMIT 1`,
@@ -216,7 +234,9 @@ export class PostgresStore implements Store {
     if (!Number.isInteger(poolSize) || poolSize < 2 || poolSize > 100) throw new RangeError('poolSize must be an integer in 2..100');
     const lockTimeoutMs = options.lockTimeoutMs ?? 5000;
     if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 1 || lockTimeoutMs > 600_000) throw new RangeError('lockTimeoutMs must be an integer in 1..600000');
-    this.settings = Object.freeze({ poolSize, lockTimeoutMs, log: options.log ?? noop });
+    const statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
+    if (!Number.isInteger(statementTimeoutMs) || statementTimeoutMs < 1 || statementTimeoutMs > 600_000) throw new RangeError('statementTimeoutMs must be an integer in 1..600000');
+    this.settings = Object.freeze({ poolSize, lockTimeoutMs, statementTimeoutMs, log: options.log ?? noop });
     const parsed = new URL(url);
     const leaseParam = parsed.searchParams.get('paychan_lease_ms');
     parsed.searchParams.delete('paychan_lease_ms');
@@ -260,6 +280,12 @@ export class PostgresStore implements Store {
     if (!row) return undefined;
     const payment = row.total_sat === null || row.signature === null ? undefined : { totalSat: BigInt(row.total_sat), signature: new Uint8Array(row.signature) };
     return { tempId: row.temp_id, state: withNewestPayment(decodeRow<PayeeState>('payee_channels', row), payment) };
+  }
+
+  /** Whether a payee row exists under `tempId` (Store.hasPayeeChannel), whichever instance wrote it; waits for saves already made. */
+  async hasPayeeChannel(tempId: string): Promise<boolean> {
+    const pool = await this.settled();
+    return (await pool.query(SQL.hasPayee, [tempId])).rows.length > 0;
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a bad signature; StoreError `FENCED` without the lease. */
@@ -375,7 +401,15 @@ export class PostgresStore implements Store {
   private async connect(): Promise<Pool> {
     const pg = await loadPgDriver();
     // BIGINT (int8) comes back as a string by default, which is what we parse into bigint.
-    const pool = new pg.Pool({ connectionString: this.connectionUrl, max: this.settings.poolSize });
+    // Keepalive: a connection whose server vanished (no FIN: a crashed host, a dropped route) is
+    // found dead by the kernel rather than waited on forever.
+    const pool = new pg.Pool({
+      connectionString: this.connectionUrl,
+      max: this.settings.poolSize,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
     pool.on('error', (err) => this.settings.log(`store: idle connection error: ${err.message}`));
     try {
       const outcome = await migratePostgres(pool);
@@ -454,19 +488,22 @@ export class PostgresStore implements Store {
     let client: PoolClient | null = null;
     try {
       client = await this.writerClient();
+      const readTimeoutMs = this.settings.statementTimeoutMs + COMMIT_READ_GRACE_MS;
       // A deadlock with a lease takeover or renewal (they lock lease rows too) rolls the whole
       // transaction back: the upserts are idempotent, so it is run again rather than failing
       // (which would halt every channel of the batch).
       for (let attempt = 1; ; attempt++) {
         try {
-          if (statements.length === 1) await run(client, statements[0]!);
+          if (statements.length === 1) await run(client, statements[0]!, readTimeoutMs);
           else {
-            await client.query('BEGIN');
+            await run(client, BEGIN, readTimeoutMs);
             try {
-              for (const s of statements) await run(client, s);
-              await client.query('COMMIT');
+              for (const s of statements) await run(client, s, readTimeoutMs);
+              await run(client, COMMIT, readTimeoutMs);
             } catch (err) {
-              await client.query('ROLLBACK').catch(noop);
+              // After a read timeout the connection is dropped below (the server rolls back).
+              if (isConnectionError(err)) throw err;
+              await run(client, ROLLBACK, readTimeoutMs).catch(noop);
               throw err;
             }
           }
@@ -499,7 +536,8 @@ export class PostgresStore implements Store {
     const pool = await this.opened;
     const client = await pool.connect();
     // Durable on resolve whatever the database's default: a COMMIT returns after its WAL flush.
-    await client.query(`SET synchronous_commit = on; SET lock_timeout = ${this.settings.lockTimeoutMs}`);
+    // A statement that runs longer than statement_timeout fails rather than holding every later batch.
+    await client.query(`SET synchronous_commit = on; SET lock_timeout = ${this.settings.lockTimeoutMs}; SET statement_timeout = ${this.settings.statementTimeoutMs}`);
     client.on('error', (err) => this.dropWriter(err));
     this.writer = client;
     return client;
@@ -584,8 +622,18 @@ interface PaymentRowDb {
   readonly signature: Buffer;
 }
 
-async function run(client: PoolClient, s: Statement): Promise<void> {
-  const result = await client.query(s.text, s.values);
+const BEGIN: Statement = { text: 'BEGIN' };
+const COMMIT: Statement = { text: 'COMMIT' };
+const ROLLBACK: Statement = { text: 'ROLLBACK' };
+
+/**
+ * Runs one statement of a commit; the driver gives up on a reply after `readTimeoutMs` (its error
+ * has no SQLSTATE: {@link isConnectionError} takes it as a broken connection, which is replaced).
+ */
+async function run(client: PoolClient, s: Statement, readTimeoutMs: number): Promise<void> {
+  // `query_timeout` per query is the driver's (pg/lib/client.js); its type declarations lack it.
+  const config: QueryConfig & { readonly query_timeout: number } = { text: s.text, values: s.values, query_timeout: readTimeoutMs };
+  const result = await client.query(config);
   s.after?.(result.rows as Record<string, unknown>[]);
 }
 

@@ -146,6 +146,7 @@ const SQL = {
   deleteDuplex: 'DELETE FROM duplex_records WHERE temp_id = ?',
   loadDuplex: 'SELECT temp_id, record FROM duplex_records ORDER BY seq',
   loadPayee: 'SELECT temp_id, state FROM payee_channels ORDER BY seq',
+  hasPayee: 'SELECT 1 FROM payee_channels WHERE temp_id = ?',
   loadPayer: 'SELECT temp_id, state FROM payer_channels ORDER BY seq',
   getMeta: 'SELECT value FROM meta WHERE key = ?',
 } as const;
@@ -237,6 +238,12 @@ export class SqliteStore implements Store {
     const rows = this.stmts.loadPayee.all() as { temp_id: string; state: string }[];
     const payments = paymentsOf(this.stmts.loadPayments.all() as PaymentRow[]);
     return rows.map((r) => ({ tempId: r.temp_id, state: withNewestPayment(decodeRow<PayeeState>('payee_channels', r), payments.get(r.temp_id)) }));
+  }
+
+  /** Whether a payee row exists under `tempId` (Store.hasPayeeChannel); waits for saves already made. */
+  async hasPayeeChannel(tempId: string): Promise<boolean> {
+    await this.settled();
+    return this.stmts.hasPayee.get(tempId) !== undefined;
   }
 
   /** @throws TypeError (rejects) for an empty tempId or a signature that is not 64 bytes. */

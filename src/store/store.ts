@@ -113,6 +113,13 @@ export interface Store {
    * applied: how an instance loads a channel another instance opened. Present with `leases`.
    */
   loadPayeeChannel?(ref: string): Promise<StoredPayeeChannel | undefined>;
+  /**
+   * Whether a payee channel row exists under `tempId`, in any state; waits for saves already
+   * made. The payee asks before it makes a new channel: a tempId is the payer's nonce, and a new
+   * channel stored under a used one would overwrite that row (and inherit its newest payment).
+   * Optional: a store without it relies on the payee holding every stored channel in memory.
+   */
+  hasPayeeChannel?(tempId: string): Promise<boolean>;
 }
 
 /**

@@ -629,7 +629,11 @@ async function probe(
 
   // Issue 13: a peer's error text with a newline must not write a line of its own into the log.
   const marker = `FORGED-${Math.random().toString(36).slice(2)}`;
+  // Sent on a connection authenticated as the channel's payer: a stranger's error is not logged at all.
   const forger = new FuzzSocket(payee.wsUrl, { localAddress: '127.0.0.6' });
+  await forger.exchange('{}', false, 2_000).catch(() => null); // connects (the challenge first), then a throwaway frame
+  const forgerKey = fixtures.payers.find((h) => h.client.id === idle.tempId)?.channelKey;
+  if (forger.challenge && forgerKey) await forger.exchange(encodeMessage(authMessage(env.secp, forger.challenge, idle.tempId, forgerKey.privateKey)), false, 300).catch(() => null);
   await forger.exchange(JSON.stringify({ v: 1, type: 'error', code: 'INTERNAL_ERROR', message: `fuzz\n${marker} payee: paid 1 BTC`, action: 'reject', ref: idle.channel.id }), false, 300).catch(() => null);
   await forger.close();
   await waitUntil(() => payee.allOutput().includes(marker), 'the error in the log', 5_000).catch(() => undefined);

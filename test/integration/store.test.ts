@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +25,7 @@ import type { Variant } from '../../src/protocol/scripts.js';
 import { isStoreError, MIGRATIONS, openSqliteStore, SCHEMA_VERSION, type SqliteStore, type SqliteStoreOptions, type Store } from '../../src/store/index.js';
 import { MemoryDatabase, MemoryStore } from '../../src/store/memory-store.js';
 import { openStore } from '../../src/store/open-store.js';
-import type { PostgresStore } from '../../src/store/postgres-store.js';
+import { openPostgresStore, type PostgresStore } from '../../src/store/postgres-store.js';
 import { POSTGRES_UNAVAILABLE, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { PAYEE_KEY, PAYER_KEY, PAYER_PUB, PAYER_SCRIPT, closeRecordFor, fundingTx, secp, terms } from '../helpers/protocol.js';
 import { startBrowserStores, type BrowserStores } from '../helpers/browser-store.js';
@@ -157,6 +158,16 @@ function storeContract(name: string, open: () => Promise<Store>, hooks: Contract
     };
     afterEach(async () => {
       await Promise.allSettled(opened.splice(0).map((s) => s.close()));
+    });
+
+    it('tells whether a payee row exists under a tempId, once its save was made (where the adapter can)', async () => {
+      const store = await openStore();
+      if (!store.hasPayeeChannel) return; // optional: the browser's store holds no payee channels
+      expect(await store.hasPayeeChannel('p')).toBe(false);
+      const saved = store.savePayeeChannel('p', paid(1));
+      expect(await store.hasPayeeChannel('p')).toBe(true); // waits for the save made before
+      await saved;
+      expect(await store.hasPayeeChannel('a')).toBe(false);
     });
 
     it('keeps payments saved apart from the state, and loads the newest of the two', async () => {
@@ -489,6 +500,54 @@ describe.skipIf(POSTGRES_UNAVAILABLE !== undefined)(`PostgreSQL${POSTGRES_UNAVAI
     expect(loaded).toHaveLength(200);
     expect(paidOf(loaded[199]!.state)).toBe(2001n);
     await store.close();
+  });
+
+  it('fails a commit on a server that stops answering (the driver\'s read timeout), and commits again on a new connection once it answers', async () => {
+    // A TCP relay to the server that can stop forwarding, as a black-holed primary: the server
+    // never sees the statement, so only the client can give up on it.
+    const relay = await stallingRelay(server.port);
+    try {
+      const relayed = new URL(url);
+      relayed.port = String(relay.port);
+      const log: string[] = [];
+      const store = openPostgresStore(relayed.toString(), { owner: 'stalled', statementTimeoutMs: 300, log: (l) => log.push(l) });
+      await store.leases.acquire(['p']);
+      await store.savePayeeChannel('p', paid(1));
+      relay.stall();
+      await expect(store.savePayeeChannel('p', paid(2))).rejects.toMatchObject({ code: 'COMMIT_FAILED' });
+      expect(log.join('\n')).toMatch(/timeout/i);
+      relay.resume();
+      await store.savePayeeChannel('p', paid(3));
+      expect(paidOf((await store.loadPayeeChannels())[0]!.state)).toBe(3n);
+      await store.close();
+    } finally {
+      relay.close();
+    }
+  });
+
+  it('fails a statement that runs past statementTimeoutMs (the server\'s statement_timeout)', async () => {
+    const store = openPostgresStore(url, { owner: 'slow', statementTimeoutMs: 300, lockTimeoutMs: 600_000 });
+    await store.leases.acquire(['p']);
+    await store.savePayeeChannel('p', paid(1));
+    const pg = (await import('pg')).default;
+    const lock = new pg.Client({ connectionString: url });
+    await lock.connect();
+    try {
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE payee_channels IN ACCESS EXCLUSIVE MODE');
+      // The lock wait alone would last 10 minutes: the statement's own bound ends it.
+      await expect(store.savePayeeChannel('p', paid(2))).rejects.toMatchObject({ code: 'COMMIT_FAILED', message: expect.stringMatching(/statement timeout/) });
+    } finally {
+      await lock.query('ROLLBACK');
+      await lock.end();
+    }
+    await store.savePayeeChannel('p', paid(3));
+    expect(paidOf((await store.loadPayeeChannels())[0]!.state)).toBe(3n);
+    await store.close();
+  });
+
+  it('refuses a statementTimeoutMs out of range', () => {
+    expect(() => openPostgresStore(url, { statementTimeoutMs: 0 })).toThrow(/statementTimeoutMs/);
   });
 
   describe('channel leases (several instances, one writer per channel)', () => {
@@ -963,3 +1022,41 @@ describe('SqliteStore', () => {
     });
   });
 });
+
+/** A TCP relay to 127.0.0.1:`port` that stops forwarding (both ways) while stalled, holding what arrives. */
+async function stallingRelay(port: number): Promise<{ readonly port: number; stall(): void; resume(): void; close(): void }> {
+  let stalled = false;
+  const pipes = new Set<net.Socket>();
+  const relay = net.createServer((inbound) => {
+    const outbound = net.connect(port, '127.0.0.1');
+    for (const [from, to] of [[inbound, outbound], [outbound, inbound]] as const) {
+      pipes.add(from);
+      from.on('data', (chunk) => {
+        if (stalled) from.pause();
+        to.write(chunk);
+      });
+      from.on('error', () => to.destroy());
+      from.on('close', () => {
+        pipes.delete(from);
+        to.destroy();
+      });
+    }
+  });
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  return {
+    port: (relay.address() as net.AddressInfo).port,
+    stall: () => {
+      stalled = true;
+      for (const p of pipes) p.pause();
+    },
+    resume: () => {
+      stalled = false;
+      for (const p of pipes) p.resume();
+    },
+    close: () => {
+      for (const p of pipes) p.destroy();
+      relay.close();
+    },
+  };
+}

@@ -240,12 +240,25 @@ describe('idle strangers filling the server', () => {
 });
 
 describe('what a peer writes into the log', () => {
-  it('an error frame with a newline logs one escaped line', async () => {
+  it('an error frame with a newline logs one escaped line; a stranger\'s is not logged at all', async () => {
     const s = await server();
     const opened = await openPaidChannel(s.wsUrl, 10_000n);
+    const forged = msg('error', { code: 'INTERNAL_ERROR', message: 'oops\npayee: channel x closed, 1 BTC to 3Forged', action: 'reject', ref: opened.channel.id });
     const stranger = await Stranger.connect(s.wsUrl);
     const before = logged.length;
-    stranger.send(msg('error', { code: 'INTERNAL_ERROR', message: 'oops\npayee: channel x closed, 1 BTC to 3Forged', action: 'reject', ref: opened.channel.id }));
+    stranger.send(forged);
+    // The payee answers a status request after the error (one connection, in order): by then the error was taken or not.
+    stranger.send(msg('status-request', { channelId: opened.channel.id }));
+    await waitUntil(() => stranger.answers().length >= 1, 'the payee to answer the stranger');
+    expect(stranger.answers()).toEqual(['AUTH_REQUIRED']);
+    expect(logged.slice(before).some((l) => l.includes('3Forged') || l.includes('payer reported'))).toBe(false);
+    // The payer's own connection (authenticated over its challenge) is heard.
+    const payer = await Stranger.connect(s.wsUrl);
+    await waitUntil(() => payer.messages.some((m) => m.type === 'challenge'), 'the challenge');
+    const challenge = payer.messages.find((m) => m.type === 'challenge')!;
+    if (challenge.type !== 'challenge') throw new Error('unreachable');
+    payer.send(authMessage(env.secp, challenge.challenge, opened.tempId, opened.channelKey.privateKey));
+    payer.send(forged);
     await waitUntil(() => logged.slice(before).some((l) => l.includes('payer reported')), 'the payer error in the log');
     const lines = logged.slice(before).flatMap((l) => l.split('\n'));
     expect(lines.filter((l) => l.includes('3Forged'))).toHaveLength(1);

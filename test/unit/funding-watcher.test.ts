@@ -4,10 +4,11 @@ import { DEEP_CONFIRMATIONS, FundingWatcher, type WatchedEntry } from '../../src
 import type { PayeeInput, PayeeState } from '../../src/protocol/payee-machine.js';
 
 const TXID = 'aa'.repeat(32);
+const EXPIRY = 200;
 
 /** Only the fields the watcher reads: the fake host never steps a real machine. */
 function fakeState(type: 'Open' | 'AwaitingConfirmation'): PayeeState {
-  return { type, channel: { id: `${TXID}:0`, funding: { txid: TXID, vout: 0 } }, fundingTxHex: 'beef' } as unknown as PayeeState;
+  return { type, channel: { id: `${TXID}:0`, funding: { txid: TXID, vout: 0 }, expiryHeight: EXPIRY }, fundingTxHex: 'beef' } as unknown as PayeeState;
 }
 
 /** A fake chain (confirmations set by the test) and a host that records the inputs it is given. */
@@ -59,6 +60,32 @@ describe('funding watcher', () => {
     await watcher.checkWatches();
     expect(log.at(-1)).toMatch(/refused on rebroadcast: .*txn-mempool-conflict/);
     expect(steps).toEqual([]);
+  });
+
+  it('drops the watch of a channel still awaiting a funding the node does not know once the channel expired (no more node calls for it), and only then', async () => {
+    const { chain, steps, log, watcher } = setup(fakeState('AwaitingConfirmation'));
+    watcher.watch('t1', TXID, 1);
+    await watcher.checkWatches(EXPIRY - 1);
+    expect(chain.broadcasts).toEqual(['beef']); // before expiry: handed to the node again
+    await watcher.checkWatches(EXPIRY);
+    expect(chain.broadcasts).toEqual(['beef']);
+    expect(log.at(-1)).toMatch(/unknown to the node and the channel expired at 200: no longer watched/);
+    const reads = chain.reads;
+    await watcher.checkWatches(EXPIRY + 1);
+    expect(chain.reads).toBe(reads);
+    expect(steps).toEqual([]);
+  });
+
+  it('keeps watching an expired channel\'s funding while the node knows it', async () => {
+    const { chain, steps, watcher } = setup(fakeState('AwaitingConfirmation'));
+    watcher.watch('t1', TXID, 2);
+    chain.confirmations = 1;
+    await watcher.checkWatches(EXPIRY + 5);
+    await watcher.checkWatches(EXPIRY + 6);
+    expect(chain.reads).toBe(2);
+    chain.confirmations = 2;
+    await watcher.checkWatches(EXPIRY + 7);
+    expect(steps).toEqual([{ type: 'confirmed', txid: TXID }]);
   });
 
   it('suspends an open channel whose funding lost its confirmations, and watches it again', async () => {
