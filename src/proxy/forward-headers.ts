@@ -21,6 +21,19 @@ export function isPaymentHeader(name: string): boolean {
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
 
+/**
+ * Headers a `Connection` token may never remove: the request's framing and its Host. Dropping
+ * Content-Length while the body is still piped up would send it unframed, and the upstream would
+ * read it as the next request on the keep-alive socket (smuggled past every price).
+ */
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'host']);
+
+/** True unless the request has no body by its framing (no Transfer-Encoding, no or a zero Content-Length). */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 /** The header names a `Connection` header lists (hop-by-hop too); none for the usual `keep-alive` / `close`, without allocating. */
 function connectionTokens(headers: IncomingHttpHeaders): ReadonlySet<string> {
   const value = headers.connection;
@@ -40,15 +53,22 @@ export function upstreamRequestHeaders(req: IncomingMessage, upstreamHost: strin
   // Keys, not entries: no [name, value] pair per header per request.
   for (const name of Object.keys(headers)) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || isPaymentHeader(name) || name === 'host') continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || (named.has(name) && !FRAMING.has(name)) || isPaymentHeader(name) || name === 'host') continue;
     if (name.startsWith('x-forwarded-') && name !== 'x-forwarded-for') continue;
     out[name] = value;
   }
-  // A body framed by the client's Transfer-Encoding (hop-by-hop, so dropped above) must be framed
-  // again on the way up: Node's client sends a GET/HEAD/DELETE/OPTIONS body unframed otherwise,
-  // and its bytes would read as the next request on the keep-alive socket (request smuggling,
-  // past every price).
-  if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) out['transfer-encoding'] = 'chunked';
+  // A body's framing is set here, whatever the headers above kept: Node's client sends a
+  // GET/HEAD/DELETE/OPTIONS body unframed otherwise, and its bytes would read as the next request
+  // on the keep-alive socket (request smuggling, past every price). The client's Content-Length,
+  // else chunked (its Transfer-Encoding is hop-by-hop; Node refuses a request with both).
+  if (hasBody(req)) {
+    const length = req.headers['content-length'];
+    if (length !== undefined && req.headers['transfer-encoding'] === undefined) out['content-length'] = length;
+    else {
+      delete out['content-length'];
+      out['transfer-encoding'] = 'chunked';
+    }
+  }
   if (keepUpgrade && req.headers.upgrade) {
     out.connection = 'upgrade';
     out.upgrade = req.headers.upgrade;

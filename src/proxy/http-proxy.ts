@@ -23,7 +23,7 @@ import type { MessageOf } from '../protocol/messages.js';
 import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER, type Admission, type PaymentRequiredBody } from '../transport/paywall.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
 import { corsPolicy, type CorsPolicy } from '../transport/cors.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './forward-headers.js';
+import { clientResponseHeaders, hasBody, upstreamRequestHeaders } from './forward-headers.js';
 import { byteBudget, isFree, meteredSat, timeBudgetMs, upfrontSat, type RoutePrice } from './metering.js';
 import { localX402Encoder, PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER, paymentRequiredHeaders, type ProxyX402, type X402Encoder } from './payment-required.js';
 import type { PriceTable } from './price-table.js';
@@ -62,12 +62,6 @@ export const CUTOFF_TRAILER = 'paychan-cutoff';
 export const SSE_EXHAUSTED_EVENT = 'paychan-payment-exhausted';
 
 class UpstreamTimeoutError extends Error {}
-
-/** True unless the request has no body by its framing (no Transfer-Encoding, no or a zero Content-Length). */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
 
 /** A validated upstream: where to send, and how. */
 export interface Upstream {

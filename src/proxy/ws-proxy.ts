@@ -120,8 +120,8 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
       .map((p) => p.trim())
       .filter(Boolean);
     const headers = upstreamRequestHeaders(req, upstream.host) as Record<string, string>;
-    // ws writes its own handshake headers.
-    for (const h of Object.keys(headers)) if (h.startsWith('sec-websocket-')) delete headers[h];
+    // ws writes its own handshake headers; the handshake has no body (bytes after it are frames).
+    for (const h of Object.keys(headers)) if (h.startsWith('sec-websocket-') || h === 'content-length' || h === 'transfer-encoding') delete headers[h];
     const up = new WebSocket(`${wsBase}${url.pathname}${url.search}`, protocols, { headers, perMessageDeflate: false, handshakeTimeout: timeoutMs, maxPayload: MAX_PAYLOAD_BYTES });
     upstreams.add(up);
     if (paid) extraHeaders.set(req, paid.ackHeaders);

@@ -72,6 +72,25 @@ describe('paychan proxy against respelled requests', () => {
     expect(received[0]!.body).toBe(hidden);
   });
 
+  it('keeps a body framed when Connection names content-length: nothing smuggled, later requests on the pooled upstream socket get their own answers', async () => {
+    received.length = 0;
+    const { port } = new URL(base);
+    const hidden = 'GET /api/1 HTTP/1.1\r\nHost: x\r\n\r\n';
+    const socket = net.connect(Number(port), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.write(`GET /free HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, content-length, host\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`);
+    await waitUntil(() => answer.includes('served /free'), 'the free request to be served');
+    socket.write('GET /free-1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitUntil(() => answer.includes('served /free-1'), 'the follow-up on the same client socket to be answered');
+    // Others' requests reuse the upstream keep-alive socket: each gets its own answer.
+    for (const path of ['/free-2', '/free-3']) expect(await (await fetch(`${base}${path}`)).text()).toBe(`served ${path}`);
+    socket.destroy();
+    expect(answer).not.toContain('served /api/1');
+    expect(received.map((r) => r.url)).toEqual(['/free', '/free-1', '/free-2', '/free-3']);
+    expect(received[0]!.body).toBe(hidden);
+  });
+
   it('prices every spelling of a priced path the upstream may serve as it: trailing slash, escapes, case, doubled slashes', async () => {
     received.length = 0;
     for (const path of ['/api/1', '/api/1/', '/%61pi/1', '/API/1', '/api//1']) {
