@@ -26,7 +26,7 @@ import { corsPolicy, type CorsPolicy } from '../transport/cors.js';
 import { clientResponseHeaders, hasBody, upstreamRequestHeaders } from './forward-headers.js';
 import { byteBudget, isFree, meteredSat, timeBudgetMs, upfrontSat, type RoutePrice } from './metering.js';
 import { localX402Encoder, PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER, paymentRequiredHeaders, type ProxyX402, type X402Encoder } from './payment-required.js';
-import type { PriceTable } from './price-table.js';
+import { ambiguousPath, type PriceTable } from './price-table.js';
 
 /** What the proxy needs of the payee's paywall (Paywall has it): the one set of books. */
 export interface ProxyPaywall {
@@ -63,6 +63,8 @@ export const SSE_EXHAUSTED_EVENT = 'paychan-payment-exhausted';
 
 class UpstreamTimeoutError extends Error {}
 
+const NOT_A_PATH = 'the request target must be a path';
+
 /** A validated upstream: where to send, and how. */
 export interface Upstream {
   readonly url: URL;
@@ -92,8 +94,11 @@ export interface HttpProxy {
   readonly cors: CorsPolicy;
   readonly x402Encoder: X402Encoder;
   handle(req: IncomingMessage, res: ServerResponse): void;
-  /** The request's normalised path (dot segments resolved) and query, or undefined if it is not origin-form. */
-  target(req: IncomingMessage): URL | undefined;
+  /**
+   * The request's normalised path (dot segments resolved) and query, or why it is refused: not
+   * origin-form, or a path an upstream might read as another (see price-table.ts ambiguousPath).
+   */
+  target(req: IncomingMessage): URL | string;
   /** Frees the upstream keep-alive sockets. */
   close(): void;
 }
@@ -110,15 +115,18 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
   const request = upstream.secure ? httpsRequest : httpRequest;
   const { paywall, prices } = options;
 
-  const target = (req: IncomingMessage): URL | undefined => {
+  const target = (req: IncomingMessage): URL | string => {
     const raw = req.url ?? '';
-    if (!raw.startsWith('/')) return undefined;
+    if (!raw.startsWith('/')) return NOT_A_PATH;
+    const query = raw.indexOf('?');
+    const ambiguous = ambiguousPath(query < 0 ? raw : raw.slice(0, query));
+    if (ambiguous) return ambiguous;
     try {
       // The WHATWG parser resolves `.`/`..` (also %2e-encoded): the price is matched on the
       // path the upstream will serve, not on a spelling that would dodge a priced route.
       return new URL(raw, 'http://proxy.invalid');
     } catch {
-      return undefined;
+      return NOT_A_PATH;
     }
   };
 
@@ -258,7 +266,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       }
       const corsHeaders = cors.responseHeaders(req);
       const url = target(req);
-      if (!url) return sendError(res, 'BAD_REQUEST', 'the request target must be a path', corsHeaders);
+      if (typeof url === 'string') return sendError(res, 'BAD_REQUEST', url, corsHeaders);
       const method = req.method ?? 'GET';
       const route = prices.match(method, url.pathname);
       if (!route) return sendError(res, 'NO_ROUTE', `no price for ${method} ${url.pathname}`, corsHeaders);

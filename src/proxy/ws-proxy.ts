@@ -220,7 +220,7 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
       const bad = badHandshake(req);
       if (bad) return refuseUpgrade(socket, 'BAD_REQUEST', bad);
       const url = http.target(req);
-      if (!url) return refuseUpgrade(socket, 'BAD_REQUEST', 'the request target must be a path');
+      if (typeof url === 'string') return refuseUpgrade(socket, 'BAD_REQUEST', url);
       const route = options.prices.match('GET', url.pathname);
       if (!route) return refuseUpgrade(socket, 'NO_ROUTE', `no price for GET ${url.pathname}`);
       const price = route.price;

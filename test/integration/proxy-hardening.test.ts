@@ -101,6 +101,31 @@ describe('paychan proxy against respelled requests', () => {
     expect(await (await fetch(`${base}/apix/1`)).text()).toBe('served /apix/1');
   });
 
+  it('refuses an escaped slash, backslash or NUL, or a dot segment with a ;, before any price: 400, nothing charged, nothing forwarded', async () => {
+    received.length = 0;
+    const { port } = new URL(base);
+    // fetch would normalise some of these; a raw request sends the path as written.
+    const raw = async (path: string): Promise<string> => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString()));
+      const ended = new Promise((resolve) => socket.on('close', resolve));
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      await ended;
+      return answer;
+    };
+    for (const path of ['/x/..%2Fapi/1', '/x/%2e%2e%2fapi/1', '/api%2F1', '/api/1%2f', '/x/..%5capi/1', '/x/..;/api/1', '/x/.;/api/1', '/x/%2E%2E;/api/1', '/a%00']) {
+      const answer = await raw(path);
+      expect(answer, path).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer, path).toContain('"code":"BAD_REQUEST"');
+      expect(answer, path).toContain('escaped');
+    }
+    expect(received).toEqual([]);
+    // Ordinary escapes and parameters still go through as sent.
+    for (const path of ['/free%20x', '/a;b', '/q?next=%2Fhome']) expect(await raw(path), path).toContain(`served ${path}`);
+    expect(received.map((r) => r.url)).toEqual(['/free%20x', '/a;b', '/q?next=%2Fhome']);
+  });
+
   it('canonicalPath: unreserved escapes, slashes and case, nothing else', () => {
     expect(canonicalPath('/')).toBe('/');
     expect(canonicalPath('/A%62c//d/')).toBe('/abc/d');
