@@ -13,6 +13,8 @@
  * - otherwise the per-request price, plus the metered KiB and seconds actually sent (the clock
  *   starts at the upstream's response headers), the unused prepaid rest credited back;
  * - a client that goes away after the request was forwarded pays the per-request price only.
+ * - an answer without a body (to HEAD, or 1xx/204/304) pays the per-request price only: no KiB,
+ *   no seconds (its headers' time is not a stream's).
  * When the prepaid KiB or seconds run out the response is cut off: an SSE stream gets a final
  * comment and a `paychan-payment-exhausted` event and ends; another chunked response ends with
  * a `Paychan-Cutoff` trailer; a response of known length is aborted (it cannot end cleanly).
@@ -172,6 +174,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
     let startedMs = 0;
     let bodyBytes = 0;
     let cut = false;
+    let bodiless = false;
     let cutTimer: NodeJS.Timeout | undefined;
     // A request without a body (no Content-Length, no Transfer-Encoding: RFC 9112 §6.3, most
     // GETs) needs no pipe between the two streams, only the end of the upstream request.
@@ -196,8 +199,9 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       clearTimeout(headerTimer);
       clearTimeout(cutTimer);
       if (!upstreamRes?.complete) upstreamReq.destroy();
-      // Forwarded but no answer yet: the per-request price; else what was sent.
-      settle(meteredSat(price, upstreamRes ? { bodyBytes, elapsedMs: now() - startedMs } : { bodyBytes: 0, elapsedMs: 0 }));
+      // Forwarded but no answer yet: the per-request price; an answer without a body (HEAD, 204,
+      // 304) used no KiB and no seconds; else what was sent.
+      settle(meteredSat(price, upstreamRes && !bodiless ? { bodyBytes, elapsedMs: now() - startedMs } : { bodyBytes: 0, elapsedMs: 0 }));
     });
     res.on('drain', () => upstreamRes?.resume());
 
@@ -218,9 +222,20 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       const timeLeftMs = paid && !unpriced ? timeBudgetMs(price) : Infinity;
       const metered = bytesLeft !== Infinity || timeLeftMs !== Infinity;
       const sse = (up.headers['content-type'] ?? '').startsWith('text/event-stream');
-      const chunked = up.headers['content-length'] === undefined && req.httpVersion === '1.1';
+      // RFC 9110 §6.4.1: no body, so no chunked framing and no trailer (Node throws on one).
+      bodiless = req.method === 'HEAD' || status < 200 || status === 204 || status === 304;
+      const chunked = !bodiless && up.headers['content-length'] === undefined && req.httpVersion === '1.1';
       if (metered && chunked && !sse) headers.trailer = CUTOFF_TRAILER;
-      res.writeHead(status, up.statusMessage, headers);
+      try {
+        res.writeHead(status, up.statusMessage, headers);
+      } catch (err) {
+        // An answer Node will not write (a header it refuses) ends this response, not the process.
+        options.log?.(`proxy: unwritable upstream answer (${err instanceof Error ? err.message : String(err)}) for ${req.method ?? '?'} ${url.pathname}`);
+        settle(0n);
+        up.destroy();
+        res.destroy();
+        return;
+      }
       // A stream's headers go out now, not with its first event.
       if (up.headers['content-length'] === undefined) res.flushHeaders();
 
@@ -236,7 +251,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
           res.end();
         } else res.destroy();
       };
-      if (timeLeftMs !== Infinity) cutTimer = setTimeout(() => cutOff('time'), timeLeftMs);
+      if (timeLeftMs !== Infinity && !bodiless) cutTimer = setTimeout(() => cutOff('time'), timeLeftMs);
 
       up.on('data', (chunk: Buffer) => {
         if (cut) return;

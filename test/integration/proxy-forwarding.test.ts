@@ -59,6 +59,13 @@ beforeAll(async () => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/fail') return res.writeHead(503, { 'content-type': 'text/plain' }).end('down for maintenance');
     if (path === '/slow') return void setTimeout(() => res.end('late'), 2_000);
+    if (path.startsWith('/meter/')) {
+      // No Content-Length: a GET's body goes chunked; HEAD, 204 and 304 have none.
+      if (path.endsWith('/empty')) return res.writeHead(204).end();
+      if (req.headers['if-none-match'] === '"v1"') return res.writeHead(304, { etag: '"v1"' }).end();
+      res.writeHead(200, { 'content-type': 'text/plain', etag: '"v1"' });
+      return res.end('metered body');
+    }
     if (path === '/bytes') return res.writeHead(200, { 'content-length': '3000' }).end(Buffer.alloc(3000, 97));
     if (path === '/chunked') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -93,6 +100,8 @@ beforeAll(async () => {
     routes: [
       { path: '/free/*' },
       { path: '/bytes', perRequestSat: 1, perKiBSat: 1, prepayKiB: 10 },
+      { path: '/meter/kib/*', perRequestSat: 2, perKiBSat: 1, prepayKiB: 4 },
+      { path: '/meter/sec/*', perRequestSat: 3, perSecondSat: 5, prepaySeconds: 2 },
       { path: '/chunked', perKiBSat: 1, prepayKiB: 2 },
       { path: '/sse', perSecondSat: 5, prepaySeconds: 1 },
       { path: '/ws', perSecondSat: 2, prepaySeconds: 1 },
@@ -223,6 +232,30 @@ describe('paychan proxy, forwarding', () => {
     expect((await r.arrayBuffer()).byteLength).toBe(3000);
     await waitUntil(() => paywall.settled.length === 1, 'the settle');
     expect(paywall.settled[0]).toEqual({ upfrontSat: 11n, actualSat: 1n + 3n });
+  });
+
+  it('HEAD, 204 and 304 on a metered route: answered without a body or trailer, charged the per-request price, the process stays up', async () => {
+    for (const [route, upfront, perRequest] of [['kib', 6n, 2n], ['sec', 13n, 3n]] as const) {
+      paywall.settled.length = 0;
+      const head = await fetch(`${base}/meter/${route}/a`, { method: 'HEAD', headers: paid });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('trailer')).toBeNull();
+      expect(head.headers.get('paychan-ack')).toBe('c 100');
+      const empty = await fetch(`${base}/meter/${route}/empty`, { headers: paid });
+      expect(empty.status).toBe(204);
+      expect(await empty.text()).toBe('');
+      const unchanged = await fetch(`${base}/meter/${route}/a`, { headers: { ...paid, 'if-none-match': '"v1"' } });
+      expect(unchanged.status).toBe(304);
+      expect(unchanged.headers.get('trailer')).toBeNull();
+      await waitUntil(() => paywall.settled.length === 3, 'three settles');
+      // No body: zero KiB and zero seconds used, whatever the clock says about the headers.
+      expect(paywall.settled).toEqual([1, 2, 3].map(() => ({ upfrontSat: upfront, actualSat: perRequest })));
+      // A body still goes chunked, with the cut-off trailer announced.
+      const body = await fetch(`${base}/meter/${route}/a`, { headers: paid });
+      expect(body.headers.get('trailer')).toBe(CUTOFF_TRAILER);
+      expect(await body.text()).toBe('metered body');
+    }
+    expect((await fetch(`${base}/free/after`)).status).toBe(200);
   });
 
   it('a chunked response past its prepaid KiB ends with a Paychan-Cutoff trailer', async () => {
