@@ -11,6 +11,7 @@
  * without the upstream's own `Access-Control-*` (one policy, the proxy's).
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { hasBody } from '../transport/request-body.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
@@ -27,12 +28,6 @@ const NO_TOKENS: ReadonlySet<string> = new Set();
  * read it as the next request on the keep-alive socket (smuggled past every price).
  */
 const FRAMING = new Set(['content-length', 'transfer-encoding', 'host']);
-
-/** True unless the request has no body by its framing (no Transfer-Encoding, no or a zero Content-Length). */
-export function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
 
 /** The header names a `Connection` header lists (hop-by-hop too); none for the usual `keep-alive` / `close`, without allocating. */
 function connectionTokens(headers: IncomingHttpHeaders): ReadonlySet<string> {

@@ -25,7 +25,8 @@ import type { MessageOf } from '../protocol/messages.js';
 import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER, type Admission, type PaymentRequiredBody } from '../transport/paywall.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
 import { corsPolicy, type CorsPolicy } from '../transport/cors.js';
-import { clientResponseHeaders, hasBody, upstreamRequestHeaders } from './forward-headers.js';
+import { hasBody } from '../transport/request-body.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './forward-headers.js';
 import { byteBudget, isFree, meteredSat, timeBudgetMs, upfrontSat, type RoutePrice } from './metering.js';
 import { localX402Encoder, PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER, paymentRequiredHeaders, type ProxyX402, type X402Encoder } from './payment-required.js';
 import { ambiguousPath, type PriceTable } from './price-table.js';
@@ -199,9 +200,12 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       clearTimeout(headerTimer);
       clearTimeout(cutTimer);
       if (!upstreamRes?.complete) upstreamReq.destroy();
-      // Forwarded but no answer yet: the per-request price; an answer without a body (HEAD, 204,
-      // 304) used no KiB and no seconds; else what was sent.
-      settle(meteredSat(price, upstreamRes && !bodiless ? { bodyBytes, elapsedMs: now() - startedMs } : { bodyBytes: 0, elapsedMs: 0 }));
+      // Cut before its body was all read (the client stopped sending, or its socket was
+      // destroyed) and not answered: the upstream never had the whole request, nothing is
+      // charged. Forwarded whole but no answer yet: the per-request price. An answer without a
+      // body (HEAD, 204, 304) used no KiB and no seconds. Else what was sent.
+      if (!upstreamRes && !req.complete) settle(0n);
+      else settle(meteredSat(price, upstreamRes && !bodiless ? { bodyBytes, elapsedMs: now() - startedMs } : { bodyBytes: 0, elapsedMs: 0 }));
     });
     res.on('drain', () => upstreamRes?.resume());
 
