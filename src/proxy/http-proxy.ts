@@ -54,6 +54,10 @@ export interface ProxyOptions {
   readonly x402?: ProxyX402;
   /** Time the upstream has to send its response headers; default 30,000 ms. */
   readonly upstreamTimeoutMs?: number;
+  /** Largest WebSocket message relayed, bytes (a bigger one closes the relay with 1009); default 1 MiB. */
+  readonly wsMaxPayloadBytes?: number;
+  /** A relayed WebSocket without a message either way for this long (ms) is closed with 1001; default 300,000. */
+  readonly wsIdleTimeoutMs?: number;
   /** Keep-alive connections to the upstream at most; default 256. */
   readonly maxUpstreamSockets?: number;
   /** Monotonic clock in ms (tests); default performance.now. */

@@ -11,7 +11,7 @@ import { corsPolicy } from '../../src/transport/cors.js';
 import { CUTOFF_TRAILER, SSE_EXHAUSTED_EVENT, createHttpProxy, type ProxyPaywall } from '../../src/proxy/http-proxy.js';
 import { parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';
-import { CLOSE_PAYMENT_EXHAUSTED, MAX_BUFFERED_BYTES, createWsProxy } from '../../src/proxy/ws-proxy.js';
+import { CLOSE_PAYMENT_EXHAUSTED, DEFAULT_WS_MAX_PAYLOAD_BYTES, MAX_BUFFERED_BYTES, MAX_EARLY_BYTES, createWsProxy } from '../../src/proxy/ws-proxy.js';
 import type { Admission, PaymentRequiredBody } from '../../src/transport/paywall.js';
 import type { MessageOf } from '../../src/protocol/messages.js';
 import { waitUntil } from '../helpers/local-pair.js';
@@ -91,6 +91,7 @@ beforeAll(async () => {
       for (let i = 0; i < FLOOD_COUNT; i++) ws.send(Buffer.alloc(FLOOD_SIZE, 120));
       return;
     }
+    if (req.url === '/free/quiet') return void ws.on('message', (m) => ws.send(`echo ${String(m)}`));
     const timer = setInterval(() => ws.send('tick'), 50);
     ws.on('message', (m) => ws.send(`echo ${String(m)}`));
     ws.on('close', () => clearInterval(timer));
@@ -317,6 +318,74 @@ describe('paychan proxy, forwarding', () => {
     const ok = await fetch(`${base}/priced`, { headers: { ...paid, origin: 'https://app.example' } });
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expect(ok.headers.get('access-control-expose-headers')).toContain('paychan-ack');
+  });
+
+  it('relayed WebSocket memory is bounded: messages past the max payload close with 1009, bytes before the 101 are capped', async () => {
+    const closeOf = (ws: WebSocket): Promise<number> => new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+    const echo = (ws: WebSocket, text: string): Promise<string> =>
+      new Promise((resolve) => {
+        ws.once('message', (m) => resolve(String(m)));
+        ws.send(text);
+      });
+    const open = (url: string): Promise<WebSocket> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(url);
+        ws.on('open', () => resolve(ws));
+        ws.on('error', reject);
+      });
+    // The default: 1 MiB.
+    const big = await open(`${base.replace('http', 'ws')}/free/quiet`);
+    expect(await echo(big, 'small')).toBe('echo small');
+    const bigClosed = closeOf(big);
+    big.send(Buffer.alloc(DEFAULT_WS_MAX_PAYLOAD_BYTES + 1));
+    expect(await bigClosed).toBe(1009);
+    // Configured lower.
+    const p = createPaychanProxy({ upstream: upstreamUrl, prices: parsePriceTable({ routes: [{ path: '/free/*' }] }), paywall, wsMaxPayloadBytes: 1024 });
+    const server = createServer();
+    server.on('upgrade', (req, socket, head) => p.upgrade(req, socket, head));
+    const url = await listen(server);
+    try {
+      const ws = await open(`${url.replace('http', 'ws')}/free/quiet`);
+      expect(await echo(ws, 'x'.repeat(1000))).toBe(`echo ${'x'.repeat(1000)}`);
+      const closed = closeOf(ws);
+      ws.send('x'.repeat(1025));
+      expect(await closed).toBe(1009);
+    } finally {
+      p.close();
+      await closeServer(server);
+    }
+    // Stray bytes sent with the upgrade, before any 101, past the cap: the socket is dropped.
+    const { port } = new URL(base);
+    const socket = connect(Number(port), '127.0.0.1');
+    let reply = '';
+    let ended = false;
+    socket.on('data', (d: Buffer) => (reply += d.toString()));
+    socket.on('close', () => (ended = true));
+    socket.on('error', () => undefined);
+    socket.write(`GET /free/quiet HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n${'z'.repeat(MAX_EARLY_BYTES + 1)}`);
+    await waitUntil(() => ended, 'the socket to be dropped');
+    expect(reply).not.toContain('101');
+  });
+
+  it('a relayed WebSocket without a frame either way for the idle timeout is closed with 1001', async () => {
+    const p = createPaychanProxy({ upstream: upstreamUrl, prices: parsePriceTable({ routes: [{ path: '/free/*' }] }), paywall, wsIdleTimeoutMs: 300 });
+    const server = createServer();
+    server.on('upgrade', (req, socket, head) => p.upgrade(req, socket, head));
+    const url = await listen(server);
+    try {
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/free/quiet`);
+      const replies: string[] = [];
+      ws.on('message', (m) => replies.push(String(m)));
+      const closed = new Promise<[number, string]>((resolve) => ws.on('close', (c, r) => resolve([c, String(r)])));
+      await new Promise((resolve) => ws.on('open', resolve));
+      ws.send('one');
+      await waitUntil(() => replies.length === 1, 'the echo');
+      expect(await closed).toEqual([1001, 'idle']);
+      expect(replies).toEqual(['echo one']);
+    } finally {
+      p.close();
+      await closeServer(server);
+    }
   });
 
   it('an invalid client handshake is refused before anything is paid or dialled', async () => {
