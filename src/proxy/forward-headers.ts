@@ -4,8 +4,10 @@
  * To the upstream: the client's headers without hop-by-hop headers (RFC 9110 §7.6.1, plus any
  * the `Connection` header names) and without any payment header (`Paychan-*`,
  * `PAYMENT-SIGNATURE`, `X-PAYMENT`): the upstream never learns what was paid or by which
- * channel. `Host` becomes the upstream's; the standard `X-Forwarded-For` (the client's address
- * appended), `X-Forwarded-Host` and `X-Forwarded-Proto` say where the request came from.
+ * channel, and without `Proxy-*` and the client's own `Forwarded`. `Host` becomes the
+ * upstream's; the standard `X-Forwarded-For` (the client's address appended),
+ * `X-Forwarded-Host` and `X-Forwarded-Proto`, and a `Forwarded: for=…;proto=…` of this hop
+ * only, say where the request came from.
  *
  * To the client: the upstream's headers without hop-by-hop headers; when the proxy does CORS,
  * without the upstream's own `Access-Control-*` (one policy, the proxy's).
@@ -49,6 +51,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, upstreamHost: strin
   for (const name of Object.keys(headers)) {
     const value = headers[name];
     if (value === undefined || HOP_BY_HOP.has(name) || (named.has(name) && !FRAMING.has(name)) || isPaymentHeader(name) || name === 'host') continue;
+    // Proxy-* is for proxies (this one), never the upstream's; Forwarded is written below, not
+    // passed on: an upstream that trusts it would take a stranger's word for its address.
+    if (name.startsWith('proxy-') || name === 'forwarded') continue;
     if (name.startsWith('x-forwarded-') && name !== 'x-forwarded-for') continue;
     out[name] = value;
   }
@@ -73,7 +78,11 @@ export function upstreamRequestHeaders(req: IncomingMessage, upstreamHost: strin
   const prior = req.headers['x-forwarded-for'];
   out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}` : client;
   if (req.headers.host) out['x-forwarded-host'] = req.headers.host;
-  out['x-forwarded-proto'] = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
+  const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
+  out['x-forwarded-proto'] = proto;
+  // RFC 7239 §6: an IPv6 node is quoted and bracketed; an IPv4 one is a token.
+  const node = req.socket.remoteAddress === undefined ? 'unknown' : req.socket.remoteAddress.includes(':') ? `"[${req.socket.remoteAddress}]"` : req.socket.remoteAddress;
+  out.forwarded = `for=${node};proto=${proto}`;
   return out;
 }
 

@@ -183,6 +183,21 @@ describe('paychan proxy, forwarding', () => {
     expect(paywall.admitted).toEqual([]);
   });
 
+  it('the upstream never sees Proxy-* nor the client\'s Forwarded; it gets this hop\'s Forwarded', async () => {
+    seen.length = 0;
+    // node:http, not fetch: fetch may refuse to send Proxy-* itself.
+    const status = await new Promise<number>((resolve, reject) => {
+      httpGet(`${base}/free/fwd`, { headers: { 'proxy-foo': '1', 'proxy-authorization': 'Basic x', forwarded: 'for=10.9.9.9;proto=https', connection: 'keep-alive, proxy-bar', 'proxy-bar': '2' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+    expect(status).toBe(200);
+    const h = seen[0]!;
+    expect(Object.keys(h).filter((k) => k.startsWith('proxy-'))).toEqual([]);
+    expect(h.forwarded).toBe('for=127.0.0.1;proto=http');
+  });
+
   it('a priced route without payment: 402 in paychan JSON, x402 v2 and WWW-Authenticate', async () => {
     const r = await fetch(`${base}/priced`);
     expect(r.status).toBe(402);
