@@ -188,7 +188,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
   };
   const priced = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (options.mount || examplePriceSat === undefined || req.method !== 'GET' || !req.url?.startsWith(PAID_ROUTE_PREFIX) || !late.paywall) return false;
-    paywallMiddleware(late.paywall, { priceSat: () => examplePriceSat })(req, res, () => {
+    paywallMiddleware(late.paywall, { priceSat: () => examplePriceSat }, options.log)(req, res, () => {
       served++;
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, path: req.url, priceSat: Number(examplePriceSat), served }));
     });

@@ -38,6 +38,8 @@ Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
   --cors-origins LIST   origins browser pages may pay from, comma-separated, or '*' for any;
                         default none (no CORS headers)
   --upstream-timeout S  seconds the upstream has to start answering; default 30 (then 504)
+  --ws-idle-timeout S   a relayed WebSocket with no frame either way for S seconds is closed;
+                        default 300
   --listen HOST:PORT    where to listen; default 127.0.0.1:8420
   --network NET         regtest (default), signet, testnet or mainnet (mainnet also needs --mainnet)
   --rpc-url URL         the node's JSON-RPC (btcd or bitcoind); default: the local node of
@@ -98,6 +100,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     prices: { type: 'string' },
     'cors-origins': { type: 'string' },
     'upstream-timeout': { type: 'string' },
+    'ws-idle-timeout': { type: 'string' },
     'data-dir': { type: 'string' },
     db: { type: 'string' },
     listen: { type: 'string', default: '127.0.0.1:8420' },
@@ -125,6 +128,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--cors-origins: ${(err as Error).message}`);
   }
   const upstreamTimeoutMs = seconds('--upstream-timeout', p.str('upstream-timeout'), 30) * 1000;
+  const wsIdleTimeoutMs = seconds('--ws-idle-timeout', p.str('ws-idle-timeout'), 300) * 1000;
   const network = networkOf(p);
   const log = logger(p);
   const dataDir = p.str('data-dir') ?? path.join(paychanHome(), 'payee');
@@ -144,7 +148,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     policy: zeroConfLimitSat > 0n ? { allowZeroConf: true, zeroConfLimitSat } : {},
     log: (l) => log(`payee: ${l}`),
     // x402 payers pay through the same books as paychan's header (src/x402/proxy-binding.ts).
-    mount: (paywall, payee) => createPaychanProxy({ upstream: upstreamUrl, prices, paywall, cors, upstreamTimeoutMs, x402: proxyX402(payee), log: (l) => log(l) }),
+    mount: (paywall, payee) => createPaychanProxy({ upstream: upstreamUrl, prices, paywall, cors, upstreamTimeoutMs, wsIdleTimeoutMs, x402: proxyX402(payee), log: (l) => log(l) }),
   });
   if (p.flag('json')) printJson({ url: app.server.url, wsUrl: app.server.wsUrl, upstream: upstreamUrl, payoutAddress: app.payoutAddress, network, pid: process.pid });
   else {

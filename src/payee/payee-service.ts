@@ -715,7 +715,7 @@ export class PayeeService {
   };
 
   private deliver(entry: ChannelEntry, message: Message, replyTo: PeerLink | null, before?: PayeeState): void {
-    (replyTo ?? entry.link)?.send(message);
+    (replyTo ?? entry.link)?.send(message, message.type === 'payment-ack' && before && 'paidSat' in before ? before.paidSat : undefined);
     if (message.type === 'payment-ack' && before && 'paidSat' in before && message.totalSat > before.paidSat) {
       this.options.onPayment?.(message.channelId, message.totalSat, message.totalSat - before.paidSat);
     }

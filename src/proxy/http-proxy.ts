@@ -13,6 +13,8 @@
  * - otherwise the per-request price, plus the metered KiB and seconds actually sent (the clock
  *   starts at the upstream's response headers), the unused prepaid rest credited back;
  * - a client that goes away after the request was forwarded pays the per-request price only.
+ * - an answer without a body (to HEAD, or 1xx/204/304) pays the per-request price only: no KiB,
+ *   no seconds (its headers' time is not a stream's).
  * When the prepaid KiB or seconds run out the response is cut off: an SSE stream gets a final
  * comment and a `paychan-payment-exhausted` event and ends; another chunked response ends with
  * a `Paychan-Cutoff` trailer; a response of known length is aborted (it cannot end cleanly).
@@ -23,10 +25,11 @@ import type { MessageOf } from '../protocol/messages.js';
 import { ACK_HEADER, CREDIT_HEADER, PAYMENT_HEADER, type Admission, type PaymentRequiredBody } from '../transport/paywall.js';
 import { sendError, sendJson } from '../transport/http-replies.js';
 import { corsPolicy, type CorsPolicy } from '../transport/cors.js';
+import { hasBody } from '../transport/request-body.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './forward-headers.js';
 import { byteBudget, isFree, meteredSat, timeBudgetMs, upfrontSat, type RoutePrice } from './metering.js';
 import { localX402Encoder, PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER, paymentRequiredHeaders, type ProxyX402, type X402Encoder } from './payment-required.js';
-import type { PriceTable } from './price-table.js';
+import { ambiguousPath, type PriceTable } from './price-table.js';
 
 /** What the proxy needs of the payee's paywall (Paywall has it): the one set of books. */
 export interface ProxyPaywall {
@@ -51,6 +54,10 @@ export interface ProxyOptions {
   readonly x402?: ProxyX402;
   /** Time the upstream has to send its response headers; default 30,000 ms. */
   readonly upstreamTimeoutMs?: number;
+  /** Largest WebSocket message relayed, bytes (a bigger one closes the relay with 1009); default 1 MiB. */
+  readonly wsMaxPayloadBytes?: number;
+  /** A relayed WebSocket without a message either way for this long (ms) is closed with 1001; default 300,000. */
+  readonly wsIdleTimeoutMs?: number;
   /** Keep-alive connections to the upstream at most; default 256. */
   readonly maxUpstreamSockets?: number;
   /** Monotonic clock in ms (tests); default performance.now. */
@@ -63,11 +70,7 @@ export const SSE_EXHAUSTED_EVENT = 'paychan-payment-exhausted';
 
 class UpstreamTimeoutError extends Error {}
 
-/** True unless the request has no body by its framing (no Transfer-Encoding, no or a zero Content-Length). */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
+const NOT_A_PATH = 'the request target must be a path';
 
 /** A validated upstream: where to send, and how. */
 export interface Upstream {
@@ -98,8 +101,11 @@ export interface HttpProxy {
   readonly cors: CorsPolicy;
   readonly x402Encoder: X402Encoder;
   handle(req: IncomingMessage, res: ServerResponse): void;
-  /** The request's normalised path (dot segments resolved) and query, or undefined if it is not origin-form. */
-  target(req: IncomingMessage): URL | undefined;
+  /**
+   * The request's normalised path (dot segments resolved) and query, or why it is refused: not
+   * origin-form, or a path an upstream might read as another (see price-table.ts ambiguousPath).
+   */
+  target(req: IncomingMessage): URL | string;
   /** Frees the upstream keep-alive sockets. */
   close(): void;
 }
@@ -116,15 +122,18 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
   const request = upstream.secure ? httpsRequest : httpRequest;
   const { paywall, prices } = options;
 
-  const target = (req: IncomingMessage): URL | undefined => {
+  const target = (req: IncomingMessage): URL | string => {
     const raw = req.url ?? '';
-    if (!raw.startsWith('/')) return undefined;
+    if (!raw.startsWith('/')) return NOT_A_PATH;
+    const query = raw.indexOf('?');
+    const ambiguous = ambiguousPath(query < 0 ? raw : raw.slice(0, query));
+    if (ambiguous) return ambiguous;
     try {
       // The WHATWG parser resolves `.`/`..` (also %2e-encoded): the price is matched on the
       // path the upstream will serve, not on a spelling that would dodge a priced route.
       return new URL(raw, 'http://proxy.invalid');
     } catch {
-      return undefined;
+      return NOT_A_PATH;
     }
   };
 
@@ -170,6 +179,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
     let startedMs = 0;
     let bodyBytes = 0;
     let cut = false;
+    let bodiless = false;
     let cutTimer: NodeJS.Timeout | undefined;
     // A request without a body (no Content-Length, no Transfer-Encoding: RFC 9112 §6.3, most
     // GETs) needs no pipe between the two streams, only the end of the upstream request.
@@ -194,8 +204,12 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       clearTimeout(headerTimer);
       clearTimeout(cutTimer);
       if (!upstreamRes?.complete) upstreamReq.destroy();
-      // Forwarded but no answer yet: the per-request price; else what was sent.
-      settle(meteredSat(price, upstreamRes ? { bodyBytes, elapsedMs: now() - startedMs } : { bodyBytes: 0, elapsedMs: 0 }));
+      // Cut before its body was all read (the client stopped sending, or its socket was
+      // destroyed) and not answered: the upstream never had the whole request, nothing is
+      // charged. Forwarded whole but no answer yet: the per-request price. An answer without a
+      // body (HEAD, 204, 304) used no KiB and no seconds. Else what was sent.
+      if (!upstreamRes && !req.complete) settle(0n);
+      else settle(meteredSat(price, upstreamRes && !bodiless ? { bodyBytes, elapsedMs: now() - startedMs } : { bodyBytes: 0, elapsedMs: 0 }));
     });
     res.on('drain', () => upstreamRes?.resume());
 
@@ -216,9 +230,20 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       const timeLeftMs = paid && !unpriced ? timeBudgetMs(price) : Infinity;
       const metered = bytesLeft !== Infinity || timeLeftMs !== Infinity;
       const sse = (up.headers['content-type'] ?? '').startsWith('text/event-stream');
-      const chunked = up.headers['content-length'] === undefined && req.httpVersion === '1.1';
+      // RFC 9110 §6.4.1: no body, so no chunked framing and no trailer (Node throws on one).
+      bodiless = req.method === 'HEAD' || status < 200 || status === 204 || status === 304;
+      const chunked = !bodiless && up.headers['content-length'] === undefined && req.httpVersion === '1.1';
       if (metered && chunked && !sse) headers.trailer = CUTOFF_TRAILER;
-      res.writeHead(status, up.statusMessage, headers);
+      try {
+        res.writeHead(status, up.statusMessage, headers);
+      } catch (err) {
+        // An answer Node will not write (a header it refuses) ends this response, not the process.
+        options.log?.(`proxy: unwritable upstream answer (${err instanceof Error ? err.message : String(err)}) for ${req.method ?? '?'} ${url.pathname}`);
+        settle(0n);
+        up.destroy();
+        res.destroy();
+        return;
+      }
       // A stream's headers go out now, not with its first event.
       if (up.headers['content-length'] === undefined) res.flushHeaders();
 
@@ -234,7 +259,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
           res.end();
         } else res.destroy();
       };
-      if (timeLeftMs !== Infinity) cutTimer = setTimeout(() => cutOff('time'), timeLeftMs);
+      if (timeLeftMs !== Infinity && !bodiless) cutTimer = setTimeout(() => cutOff('time'), timeLeftMs);
 
       up.on('data', (chunk: Buffer) => {
         if (cut) return;
@@ -264,7 +289,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       }
       const corsHeaders = cors.responseHeaders(req);
       const url = target(req);
-      if (!url) return sendError(res, 'BAD_REQUEST', 'the request target must be a path', corsHeaders);
+      if (typeof url === 'string') return sendError(res, 'BAD_REQUEST', url, corsHeaders);
       const method = req.method ?? 'GET';
       const route = prices.match(method, url.pathname);
       if (!route) return sendError(res, 'NO_ROUTE', `no price for ${method} ${url.pathname}`, corsHeaders);

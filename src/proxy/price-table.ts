@@ -146,6 +146,20 @@ function compileRoute(r: RouteInput, index: number): PricedRoute {
   return { index, path: r.path, methods, price: { perRequestSat: sat('perRequestSat'), perKiBSat, perSecondSat, prepayKiB, prepaySeconds } };
 }
 
+/** An escaped `/`, `\\` or NUL anywhere; a dot segment with a `;` parameter (`..;`, `.;`, also escaped). */
+const AMBIGUOUS_PATH = /%2f|%5c|%00|(?:^|\/)(?:\.|%2e){1,2}(?:;|%3b)/i;
+
+/**
+ * Why a request path (as sent, without its query) is refused before any price is matched, or
+ * null. An escaped slash or backslash is one segment to the price table but a separator to
+ * upstreams that decode before routing (Python's http.server, nginx, many static servers), and
+ * Tomcat/Spring resolve `..;` as `..`: `/free/..%2Fpaid` would be priced free and served as
+ * `/paid`. No honest client needs those spellings, so they are refused rather than guessed at.
+ */
+export function ambiguousPath(path: string): string | null {
+  return AMBIGUOUS_PATH.test(path) ? 'the path must not contain an escaped /, \\ or NUL, nor a dot segment with a ;' : null;
+}
+
 const UNRESERVED_ESCAPE = /%(2[dD]|2[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
 
 /**

@@ -21,6 +21,11 @@
  * other side's socket is paused (TCP pushes back to its sender) and resumed once the buffer has
  * drained below the bound. A client that stops reading thus holds at most about 1 MiB (plus a
  * read chunk) in the proxy; it is not disconnected, and its metered seconds keep running.
+ *
+ * Memory a stranger can pin: a message is held until complete, so messages are capped
+ * (`wsMaxPayloadBytes`, 1 MiB); bytes sent before the 101 at MAX_EARLY_BYTES; and a relay with
+ * no frame either way (message, ping or pong) for `wsIdleTimeoutMs` (5 minutes) is closed with
+ * 1001.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -34,8 +39,18 @@ import { paymentRequiredHeaders } from './payment-required.js';
 
 /** Close code when what was paid is used up (4000–4999 is the application's range; 402 as in HTTP). */
 export const CLOSE_PAYMENT_EXHAUSTED = 4402;
-/** Largest message relayed; bigger ones close the connection with 1009. */
-const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
+/**
+ * Largest message relayed by default; bigger ones close the connection with 1009. `ws` holds a
+ * message until it is complete, so this is what one stranger's socket can make the proxy hold.
+ */
+export const DEFAULT_WS_MAX_PAYLOAD_BYTES = 1024 * 1024;
+/** A relay without a message either way for this long (ms) is closed with 1001, by default. */
+export const DEFAULT_WS_IDLE_TIMEOUT_MS = 5 * 60_000;
+/**
+ * Bytes a client may send before its 101 (while the upstream is dialled) before its socket is
+ * destroyed: a client cannot send frames before the 101, so this only ever holds stray bytes.
+ */
+export const MAX_EARLY_BYTES = 4096;
 /** A side's send buffer past this pauses reading from the other side until it drains. */
 export const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** RFC 6455 §4.2.1: a base64-encoded 16-byte nonce (ws checks the same). */
@@ -75,9 +90,11 @@ function writeRawResponse(socket: Duplex, status: number, headers: Record<string
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }
 
-export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'prices' | 'paywall' | 'upstreamTimeoutMs' | 'now' | 'log'>): WsProxy {
+export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'prices' | 'paywall' | 'upstreamTimeoutMs' | 'wsMaxPayloadBytes' | 'wsIdleTimeoutMs' | 'now' | 'log'>): WsProxy {
   const now = options.now ?? (() => performance.now());
   const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
+  const maxPayload = options.wsMaxPayloadBytes ?? DEFAULT_WS_MAX_PAYLOAD_BYTES;
+  const idleTimeoutMs = options.wsIdleTimeoutMs ?? DEFAULT_WS_IDLE_TIMEOUT_MS;
   const { upstream } = http;
   /** The subprotocol the upstream chose, per upgrade request, for our handshake to echo. */
   const chosen = new WeakMap<IncomingMessage, string>();
@@ -85,7 +102,7 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
     noServer: true,
     perMessageDeflate: false,
     clientTracking: true,
-    maxPayload: MAX_PAYLOAD_BYTES,
+    maxPayload,
     handleProtocols: (_protocols, req) => chosen.get(req) ?? false,
   });
   const upstreams = new Set<WebSocket>();
@@ -120,9 +137,9 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
       .map((p) => p.trim())
       .filter(Boolean);
     const headers = upstreamRequestHeaders(req, upstream.host) as Record<string, string>;
-    // ws writes its own handshake headers.
-    for (const h of Object.keys(headers)) if (h.startsWith('sec-websocket-')) delete headers[h];
-    const up = new WebSocket(`${wsBase}${url.pathname}${url.search}`, protocols, { headers, perMessageDeflate: false, handshakeTimeout: timeoutMs, maxPayload: MAX_PAYLOAD_BYTES });
+    // ws writes its own handshake headers; the handshake has no body (bytes after it are frames).
+    for (const h of Object.keys(headers)) if (h.startsWith('sec-websocket-') || h === 'content-length' || h === 'transfer-encoding') delete headers[h];
+    const up = new WebSocket(`${wsBase}${url.pathname}${url.search}`, protocols, { headers, perMessageDeflate: false, handshakeTimeout: timeoutMs, maxPayload });
     upstreams.add(up);
     if (paid) extraHeaders.set(req, paid.ackHeaders);
     /** Set once the client's 101 is written: from then on the relay's own handlers take over. */
@@ -136,10 +153,12 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
     };
     // Read the client's socket while the upstream is dialled, or a client that hangs up would go
     // unnoticed (a paused socket sees no FIN). Anything it sends early is handed to ws as `head`.
-    let early = head;
+    const early: Buffer[] = head.length > 0 ? [head] : [];
+    let earlyBytes = head.length;
     const collect = (chunk: Buffer): void => {
-      early = Buffer.concat([early, chunk]);
-      if (early.length > MAX_PAYLOAD_BYTES) socket.destroy();
+      early.push(chunk);
+      earlyBytes += chunk.length;
+      if (earlyBytes > MAX_EARLY_BYTES) socket.destroy();
     };
     const onEnd = (): void => {
       abandon();
@@ -171,7 +190,7 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
       // The 101 carries the ack like any paid answer (the 'headers' listener above).
       // No 'data' event can come between this and ws's own listener: both happen in this tick.
       socket.off('data', collect);
-      wss.handleUpgrade(req, socket, early, (client) => {
+      wss.handleUpgrade(req, socket, early.length === 1 ? early[0]! : Buffer.concat(early, earlyBytes), (client) => {
         relaying = true;
         socket.off('end', onEnd);
         socket.off('error', abandon);
@@ -191,8 +210,21 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
           up.close(1000, 'client payment exhausted');
         };
         const timer = timeLeftMs === Infinity ? undefined : setTimeout(() => exhaust('seconds'), timeLeftMs);
-        client.on('message', (data: RawData, isBinary) => forward(client, up, data as Buffer, isBinary));
+        // Neither side said anything for that long: the relay holds two sockets for nobody.
+        const idle = setTimeout(() => {
+          unpause();
+          client.close(1001, 'idle');
+          up.close(1001, 'idle');
+        }, idleTimeoutMs);
+        // A ping or pong either way is a sign of life too (an upstream's keep-alive).
+        const alive = (): void => void idle.refresh();
+        for (const side of [client, up]) side.on('ping', alive).on('pong', alive);
+        client.on('message', (data: RawData, isBinary) => {
+          idle.refresh();
+          forward(client, up, data as Buffer, isBinary);
+        });
         up.on('message', (data: RawData, isBinary) => {
+          idle.refresh();
           const size = (data as Buffer).length;
           if (bodyBytes + size > bytesLeft) return exhaust('KiB');
           bodyBytes += size;
@@ -201,11 +233,13 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
         const validCode = (code: number): number => (code === 1000 || (code >= 3000 && code <= 4999) || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ? code : 1000);
         client.on('close', (code, reason) => {
           clearTimeout(timer);
+          clearTimeout(idle);
           unpause();
           if (up.readyState === WebSocket.OPEN) up.close(validCode(code), reason);
           settle(paid ? meteredSat(paid.price, { bodyBytes, elapsedMs: now() - startedMs }) : 0n);
         });
         up.on('close', (code, reason) => {
+          clearTimeout(idle);
           unpause();
           if (client.readyState === WebSocket.OPEN) client.close(validCode(code), reason);
         });
@@ -217,10 +251,12 @@ export function createWsProxy(http: HttpProxy, options: Pick<ProxyOptions, 'pric
 
   return {
     handle(req, socket, head) {
+      // Bytes after the handshake, before any 101: a client that sends that many is no client.
+      if (head.length > MAX_EARLY_BYTES) return void socket.destroy();
       const bad = badHandshake(req);
       if (bad) return refuseUpgrade(socket, 'BAD_REQUEST', bad);
       const url = http.target(req);
-      if (!url) return refuseUpgrade(socket, 'BAD_REQUEST', 'the request target must be a path');
+      if (typeof url === 'string') return refuseUpgrade(socket, 'BAD_REQUEST', url);
       const route = options.prices.match('GET', url.pathname);
       if (!route) return refuseUpgrade(socket, 'NO_ROUTE', `no price for GET ${url.pathname}`);
       const price = route.price;

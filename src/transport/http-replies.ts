@@ -63,12 +63,17 @@ export function sendError(res: ServerResponse, code: HttpErrorCode, message?: st
 /**
  * The one mapping of a route's failure to its HTTP answer: a ProtocolError is 409 with the
  * protocol's code (the request was understood and refused by a channel's rules); a RangeError
- * is the routes' "no such channel", 404 UNKNOWN_CHANNEL; anything else 500 INTERNAL_ERROR.
+ * is the routes' "no such channel", 404 UNKNOWN_CHANNEL; anything else 500 INTERNAL_ERROR with
+ * the catalogue's fixed message: an unexpected error's text (a path, a database message) is for
+ * the operator's `log`, not for whoever sent the request.
  */
-export function sendFailure(res: ServerResponse, err: unknown): void {
+export function sendFailure(res: ServerResponse, err: unknown, log?: (line: string) => void): void {
   if (err instanceof ProtocolError) sendJson(res, 409, { code: err.code, message: err.message });
   else if (err instanceof RangeError) sendError(res, 'UNKNOWN_CHANNEL', err.message);
-  else sendError(res, 'INTERNAL_ERROR', err instanceof Error ? err.message : String(err));
+  else {
+    log?.(`internal error answering ${res.req?.method ?? '?'} ${res.req?.url ?? '?'}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    sendError(res, 'INTERNAL_ERROR');
+  }
 }
 
 /**

@@ -5,8 +5,13 @@
 import { encodeMessage, msg, type Message } from '../protocol/messages.js';
 
 export interface PeerLink {
-  /** Queues `message` for the peer. Never throws for a closed link; the message is dropped. */
-  send(message: Message): void;
+  /**
+   * Queues `message` for the peer. Never throws for a closed link; the message is dropped.
+   * @param replacedSat with a `payment-ack`: the channel's paid total just before this payment
+   *   was stored, read in the same step as the ack (so no other carrier's payment can come
+   *   between). A link that counts credit (the HTTP paywall) credits `total − replacedSat`.
+   */
+  send(message: Message, replacedSat?: bigint): void;
   /**
    * Who is at the other end, as far as the transport can tell (the remote address), for
    * per-peer limits. Absent for in-process links.

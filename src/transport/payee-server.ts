@@ -26,6 +26,7 @@ import { WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../protocol/messages.js';
 import { refuseUpgrade } from './http-replies.js';
 import type { CorsPolicy } from './cors.js';
+import { boundBodyIdleness } from './request-body.js';
 import { pathOf, payeeRequestHandler, type ChannelDirectory, type ExtraRoutes } from './http-routes.js';
 import { PayeeMetrics } from './metrics.js';
 import { CLOSE_GOING_AWAY, PayeeConnection, type MessageHandler } from './payee-connection.js';
@@ -133,7 +134,8 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
 
   const server: Server = createServer({
     headersTimeout: limits.handshakeTimeoutMs,
-    requestTimeout: limits.handshakeTimeoutMs,
+    // Not the whole body: an upload streamed through the proxy may take longer (request-body.ts).
+    requestTimeout: 0,
     // Node checks the two timeouts above on this period (default 30 s, too coarse for them).
     connectionsCheckingInterval: Math.min(1_000, limits.handshakeTimeoutMs),
   });
@@ -155,6 +157,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
       else socketsPerAddress.delete(group);
     });
   });
+  server.on('request', boundBodyIdleness());
   server.on('request', payeeRequestHandler({ service, metrics, ready: options.ready, extraRoutes: options.extraRoutes, cors: options.cors, log }));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });

@@ -18,8 +18,11 @@ export interface RoutePrice<Req> {
   readonly meterSat?: (req: Req, res: ServerResponse) => bigint;
 }
 
-/** Node `http` middleware: `paywallMiddleware(paywall, { priceSat: () => 10n })(req, res, next)`. */
-export function paywallMiddleware(paywall: Paywall, price: RoutePrice<IncomingMessage>) {
+/**
+ * Node `http` middleware: `paywallMiddleware(paywall, { priceSat: () => 10n })(req, res, next)`.
+ * @param log where an unexpected failure's detail goes (the client gets a fixed 500 message).
+ */
+export function paywallMiddleware(paywall: Paywall, price: RoutePrice<IncomingMessage>, log?: (line: string) => void) {
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
     const header = req.headers[PAYMENT_HEADER];
     const priceSat = price.priceSat(req);
@@ -39,7 +42,7 @@ export function paywallMiddleware(paywall: Paywall, price: RoutePrice<IncomingMe
         next();
       },
       // The routes' one failure mapping (http-replies.ts): 500 INTERNAL_ERROR, as JSON.
-      (err: unknown) => sendFailure(res, err),
+      (err: unknown) => sendFailure(res, err, log),
     );
   };
 }

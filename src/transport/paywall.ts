@@ -186,11 +186,33 @@ export class Paywall {
     if (refuseShort && payment.totalSat > paidBefore && payment.totalSat - paidBefore + books.creditSat < priceSat) {
       return this.refuse('INSUFFICIENT_PAYMENT', `total ${payment.totalSat} adds ${payment.totalSat - paidBefore} sat to ${paidBefore}; ${due()} is due`, priceSat, due());
     }
-    const answer = await submitPayment(this.options.payee, payment);
+    // submitPayment's link, also keeping the total the payee replaced (PeerLink.send): no
+    // object more per payment than the link itself.
+    let replacedSat: bigint | undefined;
+    const answer = await new Promise<Message>((resolve) => {
+      let answered = false;
+      const link: PeerLink = {
+        send: (m, replaced) => {
+          if (answered) return;
+          answered = true;
+          replacedSat = replaced;
+          resolve(m);
+        },
+      };
+      void this.options.payee.handle(payment, link);
+    });
     if (answer.type === 'error') return this.refuse(answer.code, answer.message, priceSat, due());
     if (answer.type !== 'payment-ack') return this.refuse('INTERNAL_ERROR', `unexpected ${answer.type}`, priceSat, due());
-    // Stored. Count only what this payment added (a resend of the newest adds nothing).
-    const added = payment.totalSat > paidBefore ? payment.totalSat - paidBefore : 0n;
+    // Stored. Count only what this payment added over the total it replaced, as the payee read
+    // it when it stored this payment: `paidBefore` was read before the await, and a payment
+    // landing meanwhile on another carrier (the channel's WebSocket, another Paywall) would be
+    // counted twice. A payee that does not say falls back to `paidBefore`.
+    const replaced = replacedSat ?? paidBefore;
+    const added = payment.totalSat > replaced ? payment.totalSat - replaced : 0n;
+    // A total the payee already held (sent on another carrier, perhaps sniffed there) buys
+    // nothing here: it would spend this paywall's credit for whoever replays it. Its own last
+    // total was refused above as a replay.
+    if (added === 0n) return this.refuse('PAYMENT_REPLAYED', `total ${payment.totalSat} was already paid to the payee; sign a higher total`, priceSat, due());
     books.lastTotalSat = payment.totalSat;
     books.creditSat += added;
     if (books.creditSat < priceSat) {

@@ -101,8 +101,9 @@ export interface ServerLimits {
    */
   readonly idleTimeoutMs: number;
   /**
-   * Time (ms) for a client to send a complete HTTP request, including a WebSocket upgrade
-   * request (node:http `headersTimeout` and `requestTimeout`; checked every second). Default 10,000.
+   * Time (ms) for a client to send the headers of an HTTP request, including a WebSocket upgrade
+   * request (node:http `headersTimeout`; checked every second). A body is bounded by idleness
+   * instead (request-body.ts: 60 s without a byte), so a long upload is not cut. Default 10,000.
    */
   readonly handshakeTimeoutMs: number;
   /** How long `close()` waits for payers to answer the close handshake before cutting them. Default 2,000. */

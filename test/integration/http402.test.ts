@@ -241,13 +241,14 @@ describe('HTTP 402 on regtest', () => {
     expect(rest.headers.get('paychan-credit')).toBe('0');
     expect(paywall.account(channel.id)).toEqual({ chargedSat: 21n, creditSat: 0n, lastTotalSat: 21n });
 
-    // A payment already made over the WebSocket cannot be reused as a header: it adds nothing.
+    // A payment already made over the WebSocket cannot be reused as a header: it adds nothing,
+    // and is refused as a replay (whoever sniffed it there cannot spend this paywall's credit).
     await client.pay(PRICE); // total 28, acknowledged over the link
     const s = client.state;
     if (s?.type !== 'Open' || !s.signature) throw new Error('no payment signature');
     const viaLink = formatPaymentHeader({ v: 1, type: 'payment', channelId: channel.id, totalSat: s.signedTotalSat, signature: s.signature });
-    expectRefusal(await get(priced, viaLink), 'INSUFFICIENT_PAYMENT', PRICE);
-    expect(paywall.account(channel.id)).toEqual({ chargedSat: 21n, creditSat: 0n, lastTotalSat: 28n });
+    expectRefusal(await get(priced, viaLink), 'PAYMENT_REPLAYED', PRICE);
+    expect(paywall.account(channel.id)).toEqual({ chargedSat: 21n, creditSat: 0n, lastTotalSat: 21n });
     expect(paidSat(payee.service.channel(channel.id))).toBe(28n);
 
     // The paying fetch carries on from the channel's newest total.
@@ -262,10 +263,10 @@ describe('HTTP 402 on regtest', () => {
     const { url: url2 } = await pricedServer(forgetful);
     const newest = payer.seen.at(-1)?.header;
     expect(newest).toMatch(/^channel=.*, total=35, /);
-    expectRefusal(await get(`${url2}/priced`, newest!), 'INSUFFICIENT_PAYMENT', PRICE);
+    expectRefusal(await get(`${url2}/priced`, newest!), 'PAYMENT_REPLAYED', PRICE);
     expectRefusal(await get(`${url2}/priced`, second), 'AMOUNT_NOT_INCREASING', PRICE);
     expect(paidSat(payee.service.channel(channel.id))).toBe(35n);
-    expect(forgetful.account(channel.id)).toEqual({ chargedSat: 0n, creditSat: 0n, lastTotalSat: 35n });
+    expect(forgetful.account(channel.id)).toEqual({ chargedSat: 0n, creditSat: 0n, lastTotalSat: 0n });
   });
 
   it('Hono: paywallHono on /api/*; 20 paid requests; the books agree', async () => {

@@ -11,7 +11,7 @@ import { corsPolicy } from '../../src/transport/cors.js';
 import { CUTOFF_TRAILER, SSE_EXHAUSTED_EVENT, createHttpProxy, type ProxyPaywall } from '../../src/proxy/http-proxy.js';
 import { parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';
-import { CLOSE_PAYMENT_EXHAUSTED, MAX_BUFFERED_BYTES, createWsProxy } from '../../src/proxy/ws-proxy.js';
+import { CLOSE_PAYMENT_EXHAUSTED, DEFAULT_WS_MAX_PAYLOAD_BYTES, MAX_BUFFERED_BYTES, MAX_EARLY_BYTES, createWsProxy } from '../../src/proxy/ws-proxy.js';
 import type { Admission, PaymentRequiredBody } from '../../src/transport/paywall.js';
 import type { MessageOf } from '../../src/protocol/messages.js';
 import { waitUntil } from '../helpers/local-pair.js';
@@ -59,6 +59,13 @@ beforeAll(async () => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/fail') return res.writeHead(503, { 'content-type': 'text/plain' }).end('down for maintenance');
     if (path === '/slow') return void setTimeout(() => res.end('late'), 2_000);
+    if (path.startsWith('/meter/')) {
+      // No Content-Length: a GET's body goes chunked; HEAD, 204 and 304 have none.
+      if (path.endsWith('/empty')) return res.writeHead(204).end();
+      if (req.headers['if-none-match'] === '"v1"') return res.writeHead(304, { etag: '"v1"' }).end();
+      res.writeHead(200, { 'content-type': 'text/plain', etag: '"v1"' });
+      return res.end('metered body');
+    }
     if (path === '/bytes') return res.writeHead(200, { 'content-length': '3000' }).end(Buffer.alloc(3000, 97));
     if (path === '/chunked') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -84,6 +91,7 @@ beforeAll(async () => {
       for (let i = 0; i < FLOOD_COUNT; i++) ws.send(Buffer.alloc(FLOOD_SIZE, 120));
       return;
     }
+    if (req.url === '/free/quiet') return void ws.on('message', (m) => ws.send(`echo ${String(m)}`));
     const timer = setInterval(() => ws.send('tick'), 50);
     ws.on('message', (m) => ws.send(`echo ${String(m)}`));
     ws.on('close', () => clearInterval(timer));
@@ -93,6 +101,8 @@ beforeAll(async () => {
     routes: [
       { path: '/free/*' },
       { path: '/bytes', perRequestSat: 1, perKiBSat: 1, prepayKiB: 10 },
+      { path: '/meter/kib/*', perRequestSat: 2, perKiBSat: 1, prepayKiB: 4 },
+      { path: '/meter/sec/*', perRequestSat: 3, perSecondSat: 5, prepaySeconds: 2 },
       { path: '/chunked', perKiBSat: 1, prepayKiB: 2 },
       { path: '/sse', perSecondSat: 5, prepaySeconds: 1 },
       { path: '/ws', perSecondSat: 2, prepaySeconds: 1 },
@@ -173,6 +183,21 @@ describe('paychan proxy, forwarding', () => {
     expect(paywall.admitted).toEqual([]);
   });
 
+  it('the upstream never sees Proxy-* nor the client\'s Forwarded; it gets this hop\'s Forwarded', async () => {
+    seen.length = 0;
+    // node:http, not fetch: fetch may refuse to send Proxy-* itself.
+    const status = await new Promise<number>((resolve, reject) => {
+      httpGet(`${base}/free/fwd`, { headers: { 'proxy-foo': '1', 'proxy-authorization': 'Basic x', forwarded: 'for=10.9.9.9;proto=https', connection: 'keep-alive, proxy-bar', 'proxy-bar': '2' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+    expect(status).toBe(200);
+    const h = seen[0]!;
+    expect(Object.keys(h).filter((k) => k.startsWith('proxy-'))).toEqual([]);
+    expect(h.forwarded).toBe('for=127.0.0.1;proto=http');
+  });
+
   it('a priced route without payment: 402 in paychan JSON, x402 v2 and WWW-Authenticate', async () => {
     const r = await fetch(`${base}/priced`);
     expect(r.status).toBe(402);
@@ -223,6 +248,30 @@ describe('paychan proxy, forwarding', () => {
     expect((await r.arrayBuffer()).byteLength).toBe(3000);
     await waitUntil(() => paywall.settled.length === 1, 'the settle');
     expect(paywall.settled[0]).toEqual({ upfrontSat: 11n, actualSat: 1n + 3n });
+  });
+
+  it('HEAD, 204 and 304 on a metered route: answered without a body or trailer, charged the per-request price, the process stays up', async () => {
+    for (const [route, upfront, perRequest] of [['kib', 6n, 2n], ['sec', 13n, 3n]] as const) {
+      paywall.settled.length = 0;
+      const head = await fetch(`${base}/meter/${route}/a`, { method: 'HEAD', headers: paid });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('trailer')).toBeNull();
+      expect(head.headers.get('paychan-ack')).toBe('c 100');
+      const empty = await fetch(`${base}/meter/${route}/empty`, { headers: paid });
+      expect(empty.status).toBe(204);
+      expect(await empty.text()).toBe('');
+      const unchanged = await fetch(`${base}/meter/${route}/a`, { headers: { ...paid, 'if-none-match': '"v1"' } });
+      expect(unchanged.status).toBe(304);
+      expect(unchanged.headers.get('trailer')).toBeNull();
+      await waitUntil(() => paywall.settled.length === 3, 'three settles');
+      // No body: zero KiB and zero seconds used, whatever the clock says about the headers.
+      expect(paywall.settled).toEqual([1, 2, 3].map(() => ({ upfrontSat: upfront, actualSat: perRequest })));
+      // A body still goes chunked, with the cut-off trailer announced.
+      const body = await fetch(`${base}/meter/${route}/a`, { headers: paid });
+      expect(body.headers.get('trailer')).toBe(CUTOFF_TRAILER);
+      expect(await body.text()).toBe('metered body');
+    }
+    expect((await fetch(`${base}/free/after`)).status).toBe(200);
   });
 
   it('a chunked response past its prepaid KiB ends with a Paychan-Cutoff trailer', async () => {
@@ -284,6 +333,74 @@ describe('paychan proxy, forwarding', () => {
     const ok = await fetch(`${base}/priced`, { headers: { ...paid, origin: 'https://app.example' } });
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expect(ok.headers.get('access-control-expose-headers')).toContain('paychan-ack');
+  });
+
+  it('relayed WebSocket memory is bounded: messages past the max payload close with 1009, bytes before the 101 are capped', async () => {
+    const closeOf = (ws: WebSocket): Promise<number> => new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+    const echo = (ws: WebSocket, text: string): Promise<string> =>
+      new Promise((resolve) => {
+        ws.once('message', (m) => resolve(String(m)));
+        ws.send(text);
+      });
+    const open = (url: string): Promise<WebSocket> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(url);
+        ws.on('open', () => resolve(ws));
+        ws.on('error', reject);
+      });
+    // The default: 1 MiB.
+    const big = await open(`${base.replace('http', 'ws')}/free/quiet`);
+    expect(await echo(big, 'small')).toBe('echo small');
+    const bigClosed = closeOf(big);
+    big.send(Buffer.alloc(DEFAULT_WS_MAX_PAYLOAD_BYTES + 1));
+    expect(await bigClosed).toBe(1009);
+    // Configured lower.
+    const p = createPaychanProxy({ upstream: upstreamUrl, prices: parsePriceTable({ routes: [{ path: '/free/*' }] }), paywall, wsMaxPayloadBytes: 1024 });
+    const server = createServer();
+    server.on('upgrade', (req, socket, head) => p.upgrade(req, socket, head));
+    const url = await listen(server);
+    try {
+      const ws = await open(`${url.replace('http', 'ws')}/free/quiet`);
+      expect(await echo(ws, 'x'.repeat(1000))).toBe(`echo ${'x'.repeat(1000)}`);
+      const closed = closeOf(ws);
+      ws.send('x'.repeat(1025));
+      expect(await closed).toBe(1009);
+    } finally {
+      p.close();
+      await closeServer(server);
+    }
+    // Stray bytes sent with the upgrade, before any 101, past the cap: the socket is dropped.
+    const { port } = new URL(base);
+    const socket = connect(Number(port), '127.0.0.1');
+    let reply = '';
+    let ended = false;
+    socket.on('data', (d: Buffer) => (reply += d.toString()));
+    socket.on('close', () => (ended = true));
+    socket.on('error', () => undefined);
+    socket.write(`GET /free/quiet HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n${'z'.repeat(MAX_EARLY_BYTES + 1)}`);
+    await waitUntil(() => ended, 'the socket to be dropped');
+    expect(reply).not.toContain('101');
+  });
+
+  it('a relayed WebSocket without a frame either way for the idle timeout is closed with 1001', async () => {
+    const p = createPaychanProxy({ upstream: upstreamUrl, prices: parsePriceTable({ routes: [{ path: '/free/*' }] }), paywall, wsIdleTimeoutMs: 300 });
+    const server = createServer();
+    server.on('upgrade', (req, socket, head) => p.upgrade(req, socket, head));
+    const url = await listen(server);
+    try {
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/free/quiet`);
+      const replies: string[] = [];
+      ws.on('message', (m) => replies.push(String(m)));
+      const closed = new Promise<[number, string]>((resolve) => ws.on('close', (c, r) => resolve([c, String(r)])));
+      await new Promise((resolve) => ws.on('open', resolve));
+      ws.send('one');
+      await waitUntil(() => replies.length === 1, 'the echo');
+      expect(await closed).toEqual([1001, 'idle']);
+      expect(replies).toEqual(['echo one']);
+    } finally {
+      p.close();
+      await closeServer(server);
+    }
   });
 
   it('an invalid client handshake is refused before anything is paid or dialled', async () => {

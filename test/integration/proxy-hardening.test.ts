@@ -11,6 +11,8 @@ import type { Admission, PaymentRequiredBody } from '../../src/transport/paywall
 import type { ProxyPaywall } from '../../src/proxy/http-proxy.js';
 import { canonicalPath, parsePriceTable } from '../../src/proxy/price-table.js';
 import { createPaychanProxy, type PaychanProxy } from '../../src/proxy/proxy.js';
+import { startPayeeServer } from '../../src/transport/payee-server.js';
+import { boundBodyIdleness } from '../../src/transport/request-body.js';
 import { waitUntil } from '../helpers/wait.js';
 import { closeServer, listen } from '../helpers/http402-env.js';
 
@@ -72,6 +74,25 @@ describe('paychan proxy against respelled requests', () => {
     expect(received[0]!.body).toBe(hidden);
   });
 
+  it('keeps a body framed when Connection names content-length: nothing smuggled, later requests on the pooled upstream socket get their own answers', async () => {
+    received.length = 0;
+    const { port } = new URL(base);
+    const hidden = 'GET /api/1 HTTP/1.1\r\nHost: x\r\n\r\n';
+    const socket = net.connect(Number(port), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.write(`GET /free HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, content-length, host\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`);
+    await waitUntil(() => answer.includes('served /free'), 'the free request to be served');
+    socket.write('GET /free-1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitUntil(() => answer.includes('served /free-1'), 'the follow-up on the same client socket to be answered');
+    // Others' requests reuse the upstream keep-alive socket: each gets its own answer.
+    for (const path of ['/free-2', '/free-3']) expect(await (await fetch(`${base}${path}`)).text()).toBe(`served ${path}`);
+    socket.destroy();
+    expect(answer).not.toContain('served /api/1');
+    expect(received.map((r) => r.url)).toEqual(['/free', '/free-1', '/free-2', '/free-3']);
+    expect(received[0]!.body).toBe(hidden);
+  });
+
   it('prices every spelling of a priced path the upstream may serve as it: trailing slash, escapes, case, doubled slashes', async () => {
     received.length = 0;
     for (const path of ['/api/1', '/api/1/', '/%61pi/1', '/API/1', '/api//1']) {
@@ -82,10 +103,107 @@ describe('paychan proxy against respelled requests', () => {
     expect(await (await fetch(`${base}/apix/1`)).text()).toBe('served /apix/1');
   });
 
+  it('refuses an escaped slash, backslash or NUL, or a dot segment with a ;, before any price: 400, nothing charged, nothing forwarded', async () => {
+    received.length = 0;
+    const { port } = new URL(base);
+    // fetch would normalise some of these; a raw request sends the path as written.
+    const raw = async (path: string): Promise<string> => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString()));
+      const ended = new Promise((resolve) => socket.on('close', resolve));
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      await ended;
+      return answer;
+    };
+    for (const path of ['/x/..%2Fapi/1', '/x/%2e%2e%2fapi/1', '/api%2F1', '/api/1%2f', '/x/..%5capi/1', '/x/..;/api/1', '/x/.;/api/1', '/x/%2E%2E;/api/1', '/a%00']) {
+      const answer = await raw(path);
+      expect(answer, path).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer, path).toContain('"code":"BAD_REQUEST"');
+      expect(answer, path).toContain('escaped');
+    }
+    expect(received).toEqual([]);
+    // Ordinary escapes and parameters still go through as sent.
+    for (const path of ['/free%20x', '/a;b', '/q?next=%2Fhome']) expect(await raw(path), path).toContain(`served ${path}`);
+    expect(received.map((r) => r.url)).toEqual(['/free%20x', '/a;b', '/q?next=%2Fhome']);
+  });
+
   it('canonicalPath: unreserved escapes, slashes and case, nothing else', () => {
     expect(canonicalPath('/')).toBe('/');
     expect(canonicalPath('/A%62c//d/')).toBe('/abc/d');
     expect(canonicalPath('/a%2Fb')).toBe('/a%2fb'); // an escaped slash stays one segment
     expect(canonicalPath('/%7e%2D%2e%5F')).toBe('/~-._');
+  });
+});
+
+describe('paychan proxy and slow request bodies', () => {
+  it('an upload slower than the handshake limit is streamed whole and charged; one cut before its end is charged nothing', async () => {
+    let upstreamBytes = 0;
+    const up = createServer((req, res) => {
+      req.on('data', (c: Buffer) => (upstreamBytes += c.length));
+      req.on('end', () => res.end('stored'));
+    });
+    const settled: bigint[] = [];
+    const paywall: ProxyPaywall = {
+      admit: (header, priceSat) => Promise.resolve(header ? { ok: true, channelId: 'c', totalSat: 1n, creditSat: 0n } : refusal('PAYMENT_REQUIRED', 'pay', priceSat)),
+      admitPayment: () => Promise.reject(new Error('not used')),
+      paymentRequired: refusal,
+      settle: (_c, _upfront, actualSat) => void settled.push(actualSat),
+    };
+    const uploadProxy = createPaychanProxy({ upstream: await listen(up), prices: parsePriceTable({ routes: [{ path: '/upload', method: 'POST', perRequestSat: 500 }] }), paywall });
+    const service = { handle: () => Promise.resolve(), channel: () => undefined, channelTypes: () => [] };
+    const server = await startPayeeServer({ service, limits: { handshakeTimeoutMs: 500 }, extraRoutes: (req, res) => uploadProxy.request(req, res) });
+    const { port } = new URL(server.url);
+    const upload = (total: number, stopAt: number): { socket: net.Socket; answer: () => string; sent: () => number } => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let answer = '';
+      let sent = 0;
+      socket.on('data', (d: Buffer) => (answer += d.toString()));
+      socket.on('error', () => undefined);
+      socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nPaychan-Payment: ok\r\nContent-Length: ${total}\r\n\r\n`);
+      // 1 KiB every 100 ms: the whole body takes several times the 500 ms handshake limit.
+      const pace = setInterval(() => {
+        if (sent >= stopAt || socket.destroyed) return clearInterval(pace);
+        socket.write(Buffer.alloc(1024, 97));
+        sent += 1024;
+      }, 100);
+      socket.on('close', () => clearInterval(pace));
+      return { socket, answer: () => answer, sent: () => sent };
+    };
+    try {
+      const whole = upload(16 * 1024, 16 * 1024);
+      await waitUntil(() => whole.answer().includes('stored'), 'the slow upload to be answered');
+      expect(whole.answer()).toMatch(/^HTTP\/1\.1 200 /);
+      expect(upstreamBytes).toBe(16 * 1024);
+      whole.socket.destroy();
+      // The payee charged the upfront price in admit; no settle means the whole price stands.
+      expect(settled).toEqual([]);
+
+      const cut = upload(16 * 1024, 4 * 1024);
+      await waitUntil(() => cut.sent() >= 4 * 1024, 'part of the body to be sent');
+      cut.socket.destroy();
+      await waitUntil(() => settled.length === 1, 'the cut upload to be settled');
+      expect(settled).toEqual([0n]);
+    } finally {
+      uploadProxy.close();
+      await server.close();
+      await closeServer(up);
+    }
+  });
+
+  it('a body that stops arriving has its socket closed after the idle bound', async () => {
+    const server = createServer((req, res) => req.on('end', () => res.end('done')));
+    server.on('request', boundBodyIdleness(200));
+    const { port } = new URL(await listen(server));
+    try {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let closed = false;
+      socket.on('close', () => (closed = true));
+      socket.on('error', () => undefined);
+      socket.write('POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789');
+      await waitUntil(() => closed, 'the idle body to be cut', 10_000);
+    } finally {
+      await closeServer(server);
+    }
   });
 });

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parsePriceTable, parsePriceTableText, PriceTableError } from '../../src/proxy/price-table.js';
+import { ambiguousPath, parsePriceTable, parsePriceTableText, PriceTableError } from '../../src/proxy/price-table.js';
 
 const invalid = (JSON.parse(readFileSync(new URL('../fixtures/proxy-prices-invalid.json', import.meta.url), 'utf8')) as { invalid: { table: unknown; error: string }[] }).invalid;
 
@@ -84,5 +84,14 @@ describe('price table: validation', () => {
   it('names the file when the text is not JSON', () => {
     expect(() => parsePriceTableText('{"routes": [', 'prices.json')).toThrow(/^prices\.json is not JSON/);
     expect(() => parsePriceTableText('{"routes": [{"path": "x"}]}', 'prices.json')).toThrow("prices.json: routes[0] (* x): path must start with '/'");
+  });
+});
+
+describe('ambiguousPath: spellings an upstream may route elsewhere than the price table', () => {
+  it.each(['/free/..%2Fpaid/x', '/free/%2e%2e%2fpaid/x', '/paid%2ffile', '/a%5Cb', '/a%5cb', '/a%00', '/free/..;/paid', '/free/.;/paid', '/free/%2E%2E;/paid', '/free/..%3B/paid', '/..;'])('refuses %s', (path) => {
+    expect(ambiguousPath(path)).toMatch(/escaped/);
+  });
+  it.each(['/', '/a%20b', '/a;b', '/a/b;c=1', '/x/...;/y', '/a.;b', '/%2e%2e/x', '/a%2Eb', '/%25%32%46', '/files/x%3Fy'])('keeps %s', (path) => {
+    expect(ambiguousPath(path)).toBeNull();
   });
 });
