@@ -79,7 +79,7 @@ export class Closer {
    * channel that is already closed on chain.
    */
   private firstPass = true;
-  /** Channels logged as not worth a place in a batch (each is logged once). */
+  /** Channels logged as not worth a place in a batch (each logged once; cleared past 10,000). */
   private readonly leftOut = new Set<string>();
 
   constructor(
@@ -156,6 +156,7 @@ export class Closer {
   private worthBatching(channels: readonly Closable[], feeRateSatPerVb: number): Closable[] {
     const items = channels.map((c) => ({ ...this.itemOf(c), closable: c }));
     const { worth, notWorth } = closeItemsWorthClosing(items, this.payoutScript, feeRateSatPerVb);
+    if (this.leftOut.size > 10_000) this.leftOut.clear(); // only for logging once: bounded
     const fresh = notWorth.filter((i) => !this.leftOut.has(i.channel.id));
     for (const i of fresh) this.leftOut.add(i.channel.id);
     if (fresh.length > 0) {
@@ -378,12 +379,12 @@ export class Closer {
       if (tip.height - close.broadcastHeight < this.policy.bumpAfterBlocks) continue;
       if (close.feeRateSatPerVb >= this.policy.maxFeeRateSatPerVb) continue; // at the ceiling: wait
       const rate = bumpedFeeRate(close.feeRateSatPerVb, this.policy.maxFeeRateSatPerVb);
-      // At the higher rate a small channel may no longer pay for its bytes: the replacement
-      // leaves it out (its payer refunds it) rather than take its fee from the others.
-      const worth = this.worthBatching(channels, rate);
-      if (worth.length === 0) continue;
+      // Every channel of the close stays in its replacement, even one that no longer pays for
+      // its bytes at the higher rate: BIP125 wants a higher absolute fee than the close's, which a
+      // smaller replacement may not reach (refused on every block, the close stuck at its old
+      // rate), and a channel left out would stay Closing on a close that never confirms.
       try {
-        const bumped = await this.closeBatch(worth, rate);
+        const bumped = await this.closeBatch(channels, rate);
         this.log(`replaced close ${txid} with ${bumped.txid} at ${rate} sat/vB after ${tip.height - close.broadcastHeight} blocks unconfirmed`);
       } catch (err) {
         this.log(`closer: fee bump of ${txid} failed: ${err instanceof Error ? err.message : String(err)}`);

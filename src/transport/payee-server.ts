@@ -109,7 +109,9 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   const channelsOf = new Map<PayeeConnection, Set<string>>();
   const onProven = (connection: PayeeConnection, channel: string | undefined, first: boolean): void => {
     if (first) strangers.delete(connection);
-    if (channel === undefined) return;
+    // A proof can come after its socket closed (a funding's broadcast and save take a while):
+    // forget() ran already, so a closed connection must not enter the maps.
+    if (channel === undefined || !open.has(connection)) return;
     let mine = channelsOf.get(connection);
     if (mine?.has(channel)) return;
     if (!mine) channelsOf.set(connection, (mine = new Set()));
@@ -143,11 +145,18 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   // Sockets of any kind per address group: one address must not hold every socket (see
   // ServerLimits.maxSocketsPerAddress). Counted at accept, before any byte is read.
   const socketsPerAddress = new Map<string, number>();
+  let lastCapLogMs = -Infinity;
   server.on('connection', (socket: Socket) => {
     const group = addressGroup(socket.remoteAddress ?? '');
     const count = (socketsPerAddress.get(group) ?? 0) + 1;
     if (count > limits.maxSocketsPerAddress) {
       socket.destroy();
+      // Behind a reverse proxy on this machine every client is one address: say so, once a minute.
+      const now = Date.now();
+      if (now - lastCapLogMs > 60_000) {
+        lastCapLogMs = now;
+        log?.(`refused sockets from ${group}: more than maxSocketsPerAddress (${limits.maxSocketsPerAddress}) open from it`);
+      }
       return;
     }
     socketsPerAddress.set(group, count);

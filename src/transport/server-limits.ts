@@ -42,7 +42,8 @@ export interface ServerLimits {
    * TCP sockets of any kind open at once from one address (an IPv4 address, an IPv6 /64: see
    * address-group.ts); the excess is closed at accept. Without it one address could hold every
    * socket `maxSockets` allows with idle HTTP connections, and no payer could connect (found
-   * from outside). Default 128 (room for a NAT's many users).
+   * from outside). Default 128 (room for a NAT's many users). Behind a reverse proxy on the same
+   * machine every client shares the proxy's address: raise it (and `maxConnectionsPerAddress`).
    */
   readonly maxSocketsPerAddress: number;
   /**

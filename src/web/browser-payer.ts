@@ -235,7 +235,9 @@ export class BrowserPayer {
       if (res.ok) return this.fundWithSigned(((await res.json()) as { txHex: string }).txHex);
       await res.body?.cancel();
       if (res.status !== 404) throw new Error(`GET ${url}: HTTP ${res.status}`);
-      const found = miss % LOOKUP_EVERY === 0 ? await this.options.chain.findFunding?.(script) : null;
+      // The lookup is a second chance, not a reason to stop: an endpoint's error (a rate limit,
+      // CORS, an outage) is logged and the polling goes on.
+      const found = miss % LOOKUP_EVERY === 0 ? await this.options.chain.findFunding?.(script, s.terms.capacitySat).catch((err: unknown) => (this.options.log?.(`funding lookup: ${String(err)}`), null)) : null;
       if (found) return this.fundWithSigned(found);
       await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 5_000));
     }

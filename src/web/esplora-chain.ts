@@ -12,10 +12,11 @@ import { toHex } from '../protocol/bytes.js';
 /** Finds a channel's funding for a page whose user paid its address from a wallet. */
 export interface FundingLookup {
   /**
-   * A confirmed transaction paying `outputScript` (hex), the newest such, or null if none. What it
-   * returns is not trusted: the page checks it pays the channel's output exactly before use.
+   * A confirmed transaction paying exactly `valueSat` to `outputScript` (hex), the newest such, or
+   * null if none. What it returns is not trusted: the page checks it pays the channel's output
+   * exactly before use.
    */
-  findFunding(outputScript: Uint8Array): Promise<string | null>;
+  findFunding(outputScript: Uint8Array, valueSat: bigint): Promise<string | null>;
 }
 
 /** The chain a browser payer is given: a payer's chain, and a funding lookup where there is one. */
@@ -54,7 +55,7 @@ export function esploraChain(baseUrl: string, fetchImpl: typeof fetch = globalTh
       if (!/^[0-9a-f]{64}$/.test(txid)) throw new Error(`bad txid from ${base}: ${txid.slice(0, 100)}`);
       return txid;
     },
-    async findFunding(outputScript) {
+    async findFunding(outputScript, valueSat) {
       const script = toHex(outputScript);
       // Confirmed transactions touching the script, newest first (Esplora's first page: 25).
       let txs: unknown;
@@ -65,9 +66,10 @@ export function esploraChain(baseUrl: string, fetchImpl: typeof fetch = globalTh
         throw err;
       }
       if (!Array.isArray(txs)) throw new Error(`bad transaction list from ${base}: not an array`);
+      const pays = (o: { scriptpubkey?: unknown; value?: unknown } | null): boolean => o?.scriptpubkey === script && typeof o.value === 'number' && Number.isSafeInteger(o.value) && BigInt(o.value) === valueSat;
       for (const tx of txs as { txid?: unknown; status?: { confirmed?: unknown }; vout?: unknown }[]) {
         if (tx?.status?.confirmed !== true || typeof tx.txid !== 'string' || !/^[0-9a-f]{64}$/.test(tx.txid)) continue;
-        if (!Array.isArray(tx.vout) || !tx.vout.some((o: { scriptpubkey?: unknown } | null) => o?.scriptpubkey === script)) continue;
+        if (!Array.isArray(tx.vout) || !tx.vout.some(pays)) continue;
         const hex = await text(`/tx/${tx.txid}/hex`);
         if (hex.length > MAX_TX_HEX || hex.length % 2 !== 0 || !/^[0-9a-f]+$/.test(hex)) throw new Error(`bad transaction ${tx.txid} from ${base}`);
         return hex;

@@ -42,6 +42,6 @@ export function payeeChain(payeeUrl: string, esploraUrl?: string, fetchImpl: typ
     },
     broadcast: (txHex) => (esplora ? esplora.broadcast(txHex) : Promise.reject(new Error('no broadcast endpoint: give payeeChain an Esplora URL, or use the refund kit'))),
     // The payee indexes only its newest blocks (funding-finder.ts): an older funding is found here.
-    ...(esplora ? { findFunding: (outputScript: Uint8Array) => esplora.findFunding(outputScript) } : {}),
+    ...(esplora ? { findFunding: (outputScript: Uint8Array, valueSat: bigint) => esplora.findFunding(outputScript, valueSat) } : {}),
   };
 }

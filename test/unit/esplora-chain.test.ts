@@ -21,7 +21,8 @@ function fakeEsplora(list: unknown, hexes: Record<string, string>, asked: string
   }) as typeof fetch;
 }
 
-const tx = (txid: string, confirmed: boolean, scripts: string[]) => ({ txid, status: { confirmed }, vout: scripts.map((scriptpubkey) => ({ scriptpubkey, value: 1000 })) });
+const tx = (txid: string, confirmed: boolean, scripts: string[], value = 1000) => ({ txid, status: { confirmed }, vout: scripts.map((scriptpubkey) => ({ scriptpubkey, value })) });
+const TXID_D = 'dd'.repeat(32);
 
 describe('electrumScriptHash', () => {
   it("is the output script's SHA-256, byte-reversed (Electrum's and Esplora's vector)", () => {
@@ -30,25 +31,25 @@ describe('electrumScriptHash', () => {
 });
 
 describe('esploraChain.findFunding', () => {
-  it('answers the newest confirmed transaction with an output paying exactly the script', async () => {
+  it('answers the newest confirmed transaction with an output paying exactly the script and the value', async () => {
     const asked: string[] = [];
-    const list = [tx(TXID_A, false, [SCRIPT_HEX]), tx(TXID_B, true, [`0014${'11'.repeat(20)}`, `${SCRIPT_HEX}00`]), tx(TXID_C, true, ['0014' + '22'.repeat(20), SCRIPT_HEX])];
+    const list = [tx(TXID_A, false, [SCRIPT_HEX]), tx(TXID_D, true, [SCRIPT_HEX], 999), tx(TXID_B, true, [`0014${'11'.repeat(20)}`, `${SCRIPT_HEX}00`]), tx(TXID_C, true, ['0014' + '22'.repeat(20), SCRIPT_HEX])];
     const chain = esploraChain('http://esplora.test/api/', fakeEsplora(list, { [TXID_C]: '0200beef' }, asked));
-    expect(await chain.findFunding(SCRIPT)).toBe('0200beef');
-    // The unconfirmed one and the one without the exact script were not fetched.
+    expect(await chain.findFunding(SCRIPT, 1000n)).toBe('0200beef');
+    // The unconfirmed one, the one paying another amount and the one without the exact script were not fetched.
     expect(asked.filter((u) => u.includes('/tx/'))).toEqual([`http://esplora.test/api/tx/${TXID_C}/hex`]);
   });
 
   it('answers null when nothing confirmed pays the script', async () => {
-    expect(await esploraChain('http://esplora.test/api', fakeEsplora([tx(TXID_A, false, [SCRIPT_HEX])], {})).findFunding(SCRIPT)).toBeNull();
-    expect(await esploraChain('http://esplora.test/api', fakeEsplora([], {})).findFunding(SCRIPT)).toBeNull();
+    expect(await esploraChain('http://esplora.test/api', fakeEsplora([tx(TXID_A, false, [SCRIPT_HEX])], {})).findFunding(SCRIPT, 1000n)).toBeNull();
+    expect(await esploraChain('http://esplora.test/api', fakeEsplora([], {})).findFunding(SCRIPT, 1000n)).toBeNull();
   });
 
   it('refuses a malformed answer instead of guessing', async () => {
-    await expect(esploraChain('http://esplora.test/api', fakeEsplora('<html>', {})).findFunding(SCRIPT)).rejects.toThrow(/not JSON/);
-    await expect(esploraChain('http://esplora.test/api', fakeEsplora({ txs: [] }, {})).findFunding(SCRIPT)).rejects.toThrow(/not an array/);
-    await expect(esploraChain('http://esplora.test/api', fakeEsplora([tx(TXID_C, true, [SCRIPT_HEX])], { [TXID_C]: 'zz' })).findFunding(SCRIPT)).rejects.toThrow(/bad transaction/);
+    await expect(esploraChain('http://esplora.test/api', fakeEsplora('<html>', {})).findFunding(SCRIPT, 1000n)).rejects.toThrow(/not JSON/);
+    await expect(esploraChain('http://esplora.test/api', fakeEsplora({ txs: [] }, {})).findFunding(SCRIPT, 1000n)).rejects.toThrow(/not an array/);
+    await expect(esploraChain('http://esplora.test/api', fakeEsplora([tx(TXID_C, true, [SCRIPT_HEX])], { [TXID_C]: 'zz' })).findFunding(SCRIPT, 1000n)).rejects.toThrow(/bad transaction/);
     // Listed but its hex is missing: the HTTP error says so.
-    await expect(esploraChain('http://esplora.test/api', fakeEsplora([tx(TXID_C, true, [SCRIPT_HEX])], {})).findFunding(SCRIPT)).rejects.toThrow(/HTTP 404/);
+    await expect(esploraChain('http://esplora.test/api', fakeEsplora([tx(TXID_C, true, [SCRIPT_HEX])], {})).findFunding(SCRIPT, 1000n)).rejects.toThrow(/HTTP 404/);
   });
 });
