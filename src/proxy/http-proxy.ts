@@ -52,7 +52,7 @@ export interface ProxyOptions {
   readonly cors?: CorsPolicy;
   /** paychan's x402 scheme: the requirements of a 402 and the payments of `PAYMENT-SIGNATURE` headers; default a local encoding of the 402 only (payment-required.ts). */
   readonly x402?: ProxyX402;
-  /** Time the upstream has to send its response headers; default 30,000 ms. */
+  /** Time the upstream has to send its response headers once it has the whole request; default 30,000 ms. */
   readonly upstreamTimeoutMs?: number;
   /** Largest WebSocket message relayed, bytes (a bigger one closes the relay with 1009); default 1 MiB. */
   readonly wsMaxPayloadBytes?: number;
@@ -174,8 +174,15 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       headers: upstreamRequestHeaders(req, upstream.host),
       agent,
     });
-    const headerTimer = setTimeout(() => upstreamReq.destroy(new UpstreamTimeoutError()), timeoutMs);
+    // The upstream's time to answer counts from the end of the request it was sent: an upload
+    // takes as long as it needs (its body is bounded by idleness, request-body.ts).
+    let headerTimer: NodeJS.Timeout | undefined;
+    upstreamReq.once('finish', () => {
+      if (!upstreamRes && !upstreamReq.destroyed) headerTimer = setTimeout(() => upstreamReq.destroy(new UpstreamTimeoutError()), timeoutMs);
+    });
     let upstreamRes: IncomingMessage | undefined;
+    /** Whether any of the request's body went to the upstream (which may act on it as it arrives). */
+    let bodyForwarded = false;
     let startedMs = 0;
     let bodyBytes = 0;
     let cut = false;
@@ -183,8 +190,10 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
     let cutTimer: NodeJS.Timeout | undefined;
     // A request without a body (no Content-Length, no Transfer-Encoding: RFC 9112 §6.3, most
     // GETs) needs no pipe between the two streams, only the end of the upstream request.
-    if (hasBody(req)) req.pipe(upstreamReq);
-    else upstreamReq.end();
+    if (hasBody(req)) {
+      req.once('data', () => (bodyForwarded = true));
+      req.pipe(upstreamReq);
+    } else upstreamReq.end();
 
     upstreamReq.on('error', (err) => {
       clearTimeout(headerTimer);
@@ -204,11 +213,11 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       clearTimeout(headerTimer);
       clearTimeout(cutTimer);
       if (!upstreamRes?.complete) upstreamReq.destroy();
-      // Cut before its body was all read (the client stopped sending, or its socket was
-      // destroyed) and not answered: the upstream never had the whole request, nothing is
-      // charged. Forwarded whole but no answer yet: the per-request price. An answer without a
-      // body (HEAD, 204, 304) used no KiB and no seconds. Else what was sent.
-      if (!upstreamRes && !req.complete) settle(0n);
+      // Cut before any of its body reached the upstream, and not answered: nothing is charged.
+      // Part of a body forwarded (an upstream may act on it as it arrives), or all of it, but no
+      // answer yet: the per-request price. An answer without a body (HEAD, 204, 304) used no KiB
+      // and no seconds. Else what was sent.
+      if (!upstreamRes && !req.complete && !bodyForwarded) settle(0n);
       else settle(meteredSat(price, upstreamRes && !bodiless ? { bodyBytes, elapsedMs: now() - startedMs } : { bodyBytes: 0, elapsedMs: 0 }));
     });
     res.on('drain', () => upstreamRes?.resume());

@@ -137,20 +137,24 @@ describe('paychan proxy against respelled requests', () => {
 });
 
 describe('paychan proxy and slow request bodies', () => {
-  it('an upload slower than the handshake limit is streamed whole and charged; one cut before its end is charged nothing', async () => {
+  it('an upload slower than the handshake and upstream limits is streamed whole and charged; one cut part way is charged its price, one cut before its body nothing', async () => {
     let upstreamBytes = 0;
+    let cutSeen = 0;
     const up = createServer((req, res) => {
       req.on('data', (c: Buffer) => (upstreamBytes += c.length));
       req.on('end', () => res.end('stored'));
+      req.on('close', () => void (req.complete || cutSeen++));
     });
     const settled: bigint[] = [];
+    let admitted = 0;
     const paywall: ProxyPaywall = {
-      admit: (header, priceSat) => Promise.resolve(header ? { ok: true, channelId: 'c', totalSat: 1n, creditSat: 0n } : refusal('PAYMENT_REQUIRED', 'pay', priceSat)),
+      admit: (header, priceSat) => (admitted++, Promise.resolve(header ? { ok: true, channelId: 'c', totalSat: 1n, creditSat: 0n } : refusal('PAYMENT_REQUIRED', 'pay', priceSat))),
       admitPayment: () => Promise.reject(new Error('not used')),
       paymentRequired: refusal,
       settle: (_c, _upfront, actualSat) => void settled.push(actualSat),
     };
-    const uploadProxy = createPaychanProxy({ upstream: await listen(up), prices: parsePriceTable({ routes: [{ path: '/upload', method: 'POST', perRequestSat: 500 }] }), paywall });
+    // The upstream has 300 ms to answer once it has the whole request; the upload takes ~1.6 s.
+    const uploadProxy = createPaychanProxy({ upstream: await listen(up), prices: parsePriceTable({ routes: [{ path: '/upload', method: 'POST', perRequestSat: 500 }] }), paywall, upstreamTimeoutMs: 300 });
     const service = { handle: () => Promise.resolve(), channel: () => undefined, channelTypes: () => [] };
     const server = await startPayeeServer({ service, limits: { handshakeTimeoutMs: 500 }, extraRoutes: (req, res) => uploadProxy.request(req, res) });
     const { port } = new URL(server.url);
@@ -179,10 +183,18 @@ describe('paychan proxy and slow request bodies', () => {
       // The payee charged the upfront price in admit; no settle means the whole price stands.
       expect(settled).toEqual([]);
 
+      // Part of the body reached the upstream (which may act on it): the price stands.
       const cut = upload(16 * 1024, 4 * 1024);
-      await waitUntil(() => cut.sent() >= 4 * 1024, 'part of the body to be sent');
+      await waitUntil(() => cut.sent() >= 4 * 1024 && upstreamBytes > 16 * 1024, 'part of the body to reach the upstream');
       cut.socket.destroy();
-      await waitUntil(() => settled.length === 1, 'the cut upload to be settled');
+      await waitUntil(() => cutSeen === 1, 'the upstream to see the cut request');
+      expect(settled).toEqual([]);
+
+      // Cut before any body byte: the upstream had nothing, nothing is charged.
+      const early = upload(16 * 1024, 0);
+      await waitUntil(() => admitted === 3, 'the cut request to be admitted and forwarded');
+      early.socket.destroy();
+      await waitUntil(() => settled.length === 1, 'the cut request to be settled');
       expect(settled).toEqual([0n]);
     } finally {
       uploadProxy.close();
