@@ -535,28 +535,34 @@ export class PayeeService {
       if (!held.has(funding.tempId)) throw new ProtocolError('DUPLICATE_CHANNEL', `${funding.tempId} is being opened by another instance`);
       if (this.entries.has(funding.tempId)) return false;
     }
-    // A tempId that already has a row (with leases, a Closed channel is not in the table, nor is
-    // one whose instance died) is no new channel: storing this one would overwrite that row and
-    // inherit its newest payment. Refused before the broadcast: the payer's coins stay its own.
-    if (await this.options.store.hasPayeeChannel?.(funding.tempId)) {
-      if (this.entries.has(funding.tempId)) return false; // a concurrent copy of this funding made it meanwhile
-      if (this.leases) {
-        // A channel no instance serves (we took its free lease above; its holder died before its
-        // payer came back): serve it, and step this funding there, where it is a repeat of the
-        // channel's own (or refused as another one).
-        const stored = await this.options.store.loadPayeeChannel?.(funding.tempId);
-        if (stored && stored.state.type !== 'Closed' && CHANNEL_TYPES.has(stored.state.type)) {
-          if (!this.entries.has(funding.tempId)) this.register(funding.tempId, stored.state);
-          return false;
-        }
-        await this.leases.release(funding.tempId).catch(() => undefined);
-      }
-      throw new ProtocolError('DUPLICATE_CHANNEL', `${funding.tempId} is the tempId of a channel this payee already stored; propose again under a new tempId`);
-    }
-    if (this.entries.has(funding.tempId)) return false;
     const state = step.state;
-    const known = this.tempIdByChannelId.get(state.channel.id);
-    if (known !== undefined) throw new ProtocolError('DUPLICATE_CHANNEL', `${state.channel.id} is already a channel`);
+    try {
+      // A tempId that already has a row (with leases, a Closed channel is not in the table, nor is
+      // one whose instance died) is no new channel: storing this one would overwrite that row and
+      // inherit its newest payment. Refused before the broadcast: the payer's coins stay its own.
+      if (await this.options.store.hasPayeeChannel?.(funding.tempId)) {
+        if (this.entries.has(funding.tempId)) return false; // a concurrent copy of this funding made it meanwhile
+        if (this.leases) {
+          // A channel no instance serves (we took its free lease above; its holder died before its
+          // payer came back): serve it, and step this funding there, where it is a repeat of the
+          // channel's own (or refused as another one).
+          const stored = await this.options.store.loadPayeeChannel?.(funding.tempId);
+          if (stored && stored.state.type !== 'Closed' && CHANNEL_TYPES.has(stored.state.type)) {
+            if (!this.entries.has(funding.tempId)) this.register(funding.tempId, stored.state);
+            return false;
+          }
+        }
+        throw new ProtocolError('DUPLICATE_CHANNEL', `${funding.tempId} is the tempId of a channel this payee already stored; propose again under a new tempId`);
+      }
+      if (this.entries.has(funding.tempId)) return false;
+      const known = this.tempIdByChannelId.get(state.channel.id);
+      if (known !== undefined) throw new ProtocolError('DUPLICATE_CHANNEL', `${state.channel.id} is already a channel`);
+    } catch (err) {
+      // No channel was made: the lease taken above for it goes back (else it is renewed for good
+      // and other instances answer "being opened by another instance" for this tempId).
+      if (this.leases && !this.entries.has(funding.tempId)) await this.leases.release(funding.tempId).catch(() => undefined);
+      throw err;
+    }
     const entry = new ChannelEntry(funding.tempId, state, link);
     this.entries.set(funding.tempId, entry);
     this.tempIdByChannelId.set(state.channel.id, funding.tempId);
@@ -593,6 +599,9 @@ export class PayeeService {
    * `replyTo`, or to the channel's link for inputs that did not come from the payer.
    */
   private run(entry: ChannelEntry, input: PayeeInput, replyTo: PeerLink | null, rethrow = false): Promise<void> {
+    // A refused `error` is not answered: an error is never answered with an error (two peers
+    // could ping-pong forever).
+    const answer = input.type !== 'message' || input.message.type !== 'error';
     if (entry.queued === 0) {
       // Nothing of this channel is still running: step now rather than a promise later (this
       // is every payment's path; the queue below cost five promises per payment).
@@ -600,18 +609,18 @@ export class PayeeService {
       try {
         waiting = this.stepInput(entry, input, replyTo);
       } catch (err) {
-        return this.refused(entry, err, replyTo, rethrow);
+        return this.refused(entry, err, replyTo, rethrow, answer);
       }
-      return waiting === null ? SETTLED : this.queue(entry, waiting, replyTo, rethrow);
+      return waiting === null ? SETTLED : this.queue(entry, waiting, replyTo, rethrow, answer);
     }
     // Inputs waiting behind a broadcast (or an opening): a payer's messages are bounded as in
     // stepInput; the payee's own inputs (closer, funding watcher) never are.
-    if (input.type === 'message' && entry.queued >= this.maxPendingSteps) return this.refused(entry, this.pendingRefusal(entry.queued), replyTo, rethrow);
-    return this.queue(entry, entry.inputs.then(() => this.stepInput(entry, input, replyTo)), replyTo, rethrow);
+    if (input.type === 'message' && entry.queued >= this.maxPendingSteps) return this.refused(entry, this.pendingRefusal(entry.queued), replyTo, rethrow, answer);
+    return this.queue(entry, entry.inputs.then(() => this.stepInput(entry, input, replyTo)), replyTo, rethrow, answer);
   }
 
   /** Makes later inputs of the channel wait for `next`; answers its failure. */
-  private queue(entry: ChannelEntry, next: Promise<void | null>, replyTo: PeerLink | null, rethrow: boolean): Promise<void> {
+  private queue(entry: ChannelEntry, next: Promise<void | null>, replyTo: PeerLink | null, rethrow: boolean, answer: boolean): Promise<void> {
     entry.queued++;
     entry.inputs = next.then(
       () => void entry.queued--,
@@ -619,14 +628,14 @@ export class PayeeService {
     );
     return next.then(
       () => undefined,
-      (err: unknown) => this.refused(entry, err, replyTo, rethrow),
+      (err: unknown) => this.refused(entry, err, replyTo, rethrow, answer),
     );
   }
 
-  private refused(entry: ChannelEntry, err: unknown, replyTo: PeerLink | null, rethrow: boolean): Promise<void> {
+  private refused(entry: ChannelEntry, err: unknown, replyTo: PeerLink | null, rethrow: boolean, answer: boolean): Promise<void> {
     if (rethrow) return Promise.reject(err as Error);
     const link = replyTo ?? entry.link;
-    if (link) this.reply(link, err, payeeStateRef(entry.state));
+    if (link && answer) this.reply(link, err, payeeStateRef(entry.state));
     return SETTLED;
   }
 

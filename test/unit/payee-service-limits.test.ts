@@ -124,4 +124,17 @@ describe('payee service: the tip payments are checked against', () => {
   it('refuses a maxTipAgeMs out of range', async () => {
     await expect(unitPayee({ maxTipAgeMs: 10 })).rejects.toThrow(/maxTipAgeMs/);
   });
+
+  it("a payer's error refused at the pending bound is not answered with an error (no ping-pong)", async () => {
+    const { payee, store, channelId, payment } = await unitPayee({ maxPendingStepsPerChannel: 2 });
+    const payer = recordingLink();
+    await payee.handle(authMessage(secp, payer.challenge!, TEMP_ID, PAYER_KEY), payer);
+    store.stall();
+    for (let i = 1n; i <= 2n; i++) await payee.handle(payment(i), payer);
+    await payee.handle(payment(3n), payer); // refused: the bound is reached
+    expect(payer.errors('RATE_LIMITED')).toHaveLength(1);
+    await payee.handle(msg('error', { code: 'INTERNAL_ERROR', message: 'payer side failed', action: 'close', ref: channelId }), payer); // refused too, silently
+    expect(payer.errors()).toHaveLength(1);
+    store.resume();
+  });
 });
