@@ -56,16 +56,21 @@ afterAll(async () => {
   await closeServer(upstream);
 });
 
+/** A raw TCP client of the proxy (requests written by hand) and what it has read so far. */
+function rawClient(): { socket: net.Socket; answer: () => string } {
+  const socket = net.connect(Number(new URL(base).port), '127.0.0.1');
+  let answer = '';
+  socket.on('data', (d: Buffer) => (answer += d.toString()));
+  return { socket, answer: () => answer };
+}
+
 describe('paychan proxy against respelled requests', () => {
   it('frames a chunked body again on the way up: a request hidden in a GET body never reaches the upstream', async () => {
     received.length = 0;
-    const { port } = new URL(base);
     const hidden = 'GET /api/1 HTTP/1.1\r\nHost: x\r\n\r\n';
-    const socket = net.connect(Number(port), '127.0.0.1');
-    let answer = '';
-    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    const { socket, answer } = rawClient();
     socket.write(`GET /free HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${hidden.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`);
-    await waitUntil(() => received.length >= 1 && answer.includes('served /free'), 'the free request to be served');
+    await waitUntil(() => received.length >= 1 && answer().includes('served /free'), 'the free request to be served');
     // One more request on a fresh connection: anything smuggled onto the upstream's keep-alive
     // socket would have been parsed (and recorded) before this one is answered.
     expect(await (await fetch(`${base}/free-2`)).text()).toBe('served /free-2');
@@ -76,15 +81,12 @@ describe('paychan proxy against respelled requests', () => {
 
   it('keeps a body framed when Connection names content-length: nothing smuggled, later requests on the pooled upstream socket get their own answers', async () => {
     received.length = 0;
-    const { port } = new URL(base);
     const hidden = 'GET /api/1 HTTP/1.1\r\nHost: x\r\n\r\n';
-    const socket = net.connect(Number(port), '127.0.0.1');
-    let answer = '';
-    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    const { socket, answer } = rawClient();
     socket.write(`GET /free HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, content-length, host\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`);
-    await waitUntil(() => answer.includes('served /free'), 'the free request to be served');
+    await waitUntil(() => answer().includes('served /free'), 'the free request to be served');
     socket.write('GET /free-1 HTTP/1.1\r\nHost: x\r\n\r\n');
-    await waitUntil(() => answer.includes('served /free-1'), 'the follow-up on the same client socket to be answered');
+    await waitUntil(() => answer().includes('served /free-1'), 'the follow-up on the same client socket to be answered');
     // Others' requests reuse the upstream keep-alive socket: each gets its own answer.
     for (const path of ['/free-2', '/free-3']) expect(await (await fetch(`${base}${path}`)).text()).toBe(`served ${path}`);
     socket.destroy();
