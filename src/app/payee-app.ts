@@ -61,6 +61,8 @@ export interface PayeeAppOptions {
    * @throws TypeError (from startPayeeApp) for an origin that is not scheme://host[:port] or `*`.
    */
   readonly corsOrigins?: readonly string[];
+  /** Behind a reverse proxy on this machine: per-address limits count clients by X-Forwarded-For (see PayeeServerOptions.trustProxy). */
+  readonly trustProxy?: boolean;
   /**
    * An application on the same server, given the payee's paywall (`paychan proxy`): it gets
    * every request and upgrade the payee's own routes do not answer, and replaces the priced
@@ -200,6 +202,7 @@ async function startOn(options: PayeeAppOptions, dir: DataDir): Promise<PayeeApp
     port: options.port,
     metrics,
     ...(options.corsOrigins?.length && !options.mount ? { cors: corsPolicy(options.corsOrigins) } : {}),
+    ...(options.trustProxy ? { trustProxy: true } : {}),
     // Synchronous until a route answers: a request none of these take (each one `paychan proxy`
     // forwards) costs no promise here.
     extraRoutes: (req, res) => {

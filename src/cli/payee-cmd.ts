@@ -32,6 +32,8 @@ const SERVE_OPTIONS = `--network NET       regtest (default), signet, testnet or
                     (risky: a funding can be double-spent until it confirms); default off
 --cors-origin LIST  origins whose pages may pay and read the answers (CORS on the paywall
                     and channel routes), comma-separated, or '*' for any; default none
+--trust-proxy       a reverse proxy on this machine (TLS) forwards the clients: count them
+                    by X-Forwarded-For for the per-address limits (loopback sockets only)
 ${SERVE_JSON}
 --config FILE       JSON file of options`;
 
@@ -142,7 +144,7 @@ function adminRefusal(body: Record<string, unknown>): Error {
 }
 
 export async function payeeCommand(argv: string[]): Promise<number> {
-  const p = parse(argv, { ...NODE_OPTIONS, 'data-dir': { type: 'string' }, db: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:8420' }, 'price-sat': { type: 'string' }, 'fee-rate': { type: 'string' }, 'zero-conf-limit': { type: 'string' }, 'cors-origin': { type: 'string' } });
+  const p = parse(argv, { ...NODE_OPTIONS, 'data-dir': { type: 'string' }, db: { type: 'string' }, listen: { type: 'string', default: '127.0.0.1:8420' }, 'price-sat': { type: 'string' }, 'fee-rate': { type: 'string' }, 'zero-conf-limit': { type: 'string' }, 'cors-origin': { type: 'string' }, 'trust-proxy': { type: 'boolean' } });
   const [sub] = p.positionals;
   if (p.flag('help') || sub === undefined || sub === 'help') {
     process.stdout.write(helpText('payee', PAYEE_HELP, PAYEE_COMMANDS, sub === 'help' ? p.positionals[1] : sub));
@@ -199,7 +201,7 @@ export async function payeeCommand(argv: string[]): Promise<number> {
   const corsOrigins = corsOriginsOf(p.str('cors-origin'));
   const backend = await connectNode({ url: p.str('rpc-url'), user: p.str('rpc-user'), pass: p.str('rpc-pass') }, network);
   const app = await startPayeeApp({
-    corsOrigins, network, backend, dataDir, dbPath: p.str('db'), host, port, priceSat, fallbackFeeRateSatPerVb, policy: zeroConfLimitSat > 0n ? { allowZeroConf: true, zeroConfLimitSat } : {}, log: (l) => log(`payee: ${l}`) });
+    corsOrigins, trustProxy: p.flag('trust-proxy'), network, backend, dataDir, dbPath: p.str('db'), host, port, priceSat, fallbackFeeRateSatPerVb, policy: zeroConfLimitSat > 0n ? { allowZeroConf: true, zeroConfLimitSat } : {}, log: (l) => log(`payee: ${l}`) });
   if (p.flag('json')) printJson({ url: app.server.url, wsUrl: app.server.wsUrl, payoutAddress: app.payoutAddress, network, pid: process.pid });
   else {
     log(`payee listening: channels at ${app.server.wsUrl}`);

@@ -37,10 +37,13 @@ Options (flag, or env PAYCHAN_<NAME>, or a key in the --config JSON file):
                         "prices" may also be the table itself
   --cors-origins LIST   origins browser pages may pay from, comma-separated, or '*' for any;
                         default none (no CORS headers)
-  --upstream-timeout S  seconds the upstream has to start answering; default 30 (then 504)
+  --upstream-timeout S  seconds the upstream has to start answering once it has the whole
+                        request; default 30 (then 504)
   --ws-idle-timeout S   a relayed WebSocket with no frame either way for S seconds is closed;
                         default 300
   --listen HOST:PORT    where to listen; default 127.0.0.1:8420
+  --trust-proxy         a reverse proxy on this machine (TLS) forwards the clients: count them
+                        by X-Forwarded-For for the per-address limits (loopback sockets only)
   --network NET         regtest (default), signet, testnet or mainnet (mainnet also needs --mainnet)
   --rpc-url URL         the node's JSON-RPC (btcd or bitcoind); default: the local node of
                         'paychan regtest start'
@@ -106,6 +109,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     listen: { type: 'string', default: '127.0.0.1:8420' },
     'fee-rate': { type: 'string' },
     'zero-conf-limit': { type: 'string' },
+    'trust-proxy': { type: 'boolean' },
   });
   if (p.flag('help') || p.positionals[0] === 'help') {
     process.stdout.write(helpText('proxy', PROXY_HELP, {}, undefined));
@@ -144,6 +148,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     host,
     port,
     priceSat: 1n,
+    trustProxy: p.flag('trust-proxy'),
     fallbackFeeRateSatPerVb,
     policy: zeroConfLimitSat > 0n ? { allowZeroConf: true, zeroConfLimitSat } : {},
     log: (l) => log(`payee: ${l}`),

@@ -32,6 +32,7 @@ import { PayeeMetrics } from './metrics.js';
 import { CLOSE_GOING_AWAY, PayeeConnection, type MessageHandler } from './payee-connection.js';
 import { serverLimits, type ServerLimits } from './server-limits.js';
 import { addressGroup } from './address-group.js';
+import { clientAddress, isLoopback } from './client-address.js';
 
 /** The path of the payer WebSocket. */
 export const PAYEE_WS_PATH = '/v1/ws';
@@ -66,6 +67,12 @@ export interface PayeeServerOptions {
   readonly metrics?: PayeeMetrics;
   /** Overrides of {@link ServerLimits}' defaults. */
   readonly limits?: Partial<ServerLimits>;
+  /**
+   * A reverse proxy on this machine (a TLS terminator) forwards the clients: the per-address
+   * limits count a loopback socket's client by its `X-Forwarded-For` (client-address.ts), and
+   * loopback sockets are not capped per address. Default false.
+   */
+  readonly trustProxy?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -97,6 +104,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   const metrics = options.metrics ?? new PayeeMetrics();
   const host = options.host ?? '127.0.0.1';
   const { log, service } = options;
+  const trustProxy = options.trustProxy ?? false;
   const open = new Set<PayeeConnection>();
   /** Connections counted against the budgets: open ones not evicted. */
   const members = new Set<PayeeConnection>();
@@ -147,6 +155,8 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   const socketsPerAddress = new Map<string, number>();
   let lastCapLogMs = -Infinity;
   server.on('connection', (socket: Socket) => {
+    // Behind a local reverse proxy every client is loopback: counted per client at the upgrade.
+    if (trustProxy && isLoopback(socket.remoteAddress)) return;
     const group = addressGroup(socket.remoteAddress ?? '');
     const count = (socketsPerAddress.get(group) ?? 0) + 1;
     if (count > limits.maxSocketsPerAddress) {
@@ -174,7 +184,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
     if (closing) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS', 'the payee is shutting down');
     if (pathOf(req) !== PAYEE_WS_PATH && options.upgradeRoutes?.(req, socket, head)) return;
     if (pathOf(req) !== PAYEE_WS_PATH) return refuseUpgrade(socket, 'NOT_FOUND', `the payer WebSocket is at ${PAYEE_WS_PATH}`);
-    const address = remoteAddress(req);
+    const address = clientAddress(req, trustProxy);
     // Counted per IPv4 address, per IPv6 /64 (one host's usual share: address-group.ts).
     const group = addressGroup(address);
     if ((perAddress.get(group) ?? 0) >= limits.maxConnectionsPerAddress) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS_FROM_ADDRESS');
@@ -242,7 +252,3 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
 }
 
 /** The client's IP, with IPv4-mapped IPv6 (`::ffff:1.2.3.4`) counted as the IPv4 address. */
-function remoteAddress(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress ?? 'unknown';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}

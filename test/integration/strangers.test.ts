@@ -203,6 +203,25 @@ describe('idle strangers filling the server', () => {
     }, 'a socket from the first address to be accepted again');
   });
 
+  it('behind a trusted local proxy, clients are counted by X-Forwarded-For, not as one loopback address', async () => {
+    const s = await startPayeeServer({ service, limits: { maxConnectionsPerAddress: 2, maxSocketsPerAddress: 2 }, trustProxy: true, log: (l) => logged.push(l) });
+    cleanups.push(() => s.close());
+    const via = (client: string) =>
+      new Promise<number | 'open'>((resolve) => {
+        const ws = new WebSocket(s.wsUrl, { headers: { 'x-forwarded-for': `10.1.1.1, ${client}` } });
+        cleanups.push(() => ws.terminate());
+        ws.once('open', () => resolve('open'));
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('error', () => undefined);
+      });
+    // Five loopback sockets in all (more than maxSocketsPerAddress): loopback is not capped here.
+    expect(await via('203.0.113.1')).toBe('open');
+    expect(await via('203.0.113.1')).toBe('open');
+    expect(await via('203.0.113.1')).toBe(429); // that client's own budget
+    expect(await via('203.0.113.2')).toBe('open');
+    expect(await via('203.0.113.2')).toBe('open');
+  });
+
   it("one channel's payer keeps only a few proven connections: proving one more closes the oldest", async () => {
     const s = await server({ maxProvenConnectionsPerChannel: 2 });
     const opened = await openPaidChannel(s.wsUrl, 10_000n);
