@@ -174,15 +174,38 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       headers: upstreamRequestHeaders(req, upstream.host),
       agent,
     });
-    // The upstream's time to answer counts from the end of the request it was sent: an upload
-    // takes as long as it needs (its body is bounded by idleness, request-body.ts).
-    let headerTimer: NodeJS.Timeout | undefined;
-    upstreamReq.once('finish', () => {
-      if (!upstreamRes && !upstreamReq.destroyed) headerTimer = setTimeout(() => upstreamReq.destroy(new UpstreamTimeoutError()), timeoutMs);
-    });
+    // Two bounds of `timeoutMs` on the upstream: reaching it (waiting for a pooled socket, then
+    // connecting), and answering once it has the whole request. An upload in between takes as
+    // long as it needs (its body is bounded by idleness, request-body.ts).
     let upstreamRes: IncomingMessage | undefined;
-    /** Whether any of the request's body went to the upstream (which may act on it as it arrives). */
-    let bodyForwarded = false;
+    let connected = false;
+    let finished = false;
+    const timedOut = (): void => {
+      const err = new UpstreamTimeoutError();
+      // Without a connected socket (queued behind the pool, or a connect the network swallows)
+      // destroy() may report nothing for minutes: this request fails now.
+      if (!connected) fail(err);
+      upstreamReq.destroy(err);
+    };
+    let headerTimer: NodeJS.Timeout | undefined = setTimeout(timedOut, timeoutMs);
+    const answerDue = (): void => {
+      clearTimeout(headerTimer);
+      headerTimer = connected && finished && !upstreamRes && !upstreamReq.destroyed ? setTimeout(timedOut, timeoutMs) : undefined;
+    };
+    upstreamReq.once('socket', (socket) => {
+      const onConnect = (): void => {
+        connected = true;
+        answerDue();
+      };
+      if (socket.connecting) socket.once('connect', onConnect);
+      else onConnect();
+    });
+    upstreamReq.once('finish', () => {
+      finished = true;
+      answerDue();
+    });
+    /** Whether any of the request's body came in (it reaches the upstream once connected). */
+    let bodyReceived = false;
     let startedMs = 0;
     let bodyBytes = 0;
     let cut = false;
@@ -191,23 +214,27 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
     // A request without a body (no Content-Length, no Transfer-Encoding: RFC 9112 §6.3, most
     // GETs) needs no pipe between the two streams, only the end of the upstream request.
     if (hasBody(req)) {
-      req.once('data', () => (bodyForwarded = true));
+      req.once('data', () => (bodyReceived = true));
       req.pipe(upstreamReq);
     } else upstreamReq.end();
 
-    upstreamReq.on('error', (err) => {
+    let failed = false;
+    const fail = (err: Error): void => {
       clearTimeout(headerTimer);
       if (upstreamRes) {
         // The upstream broke off mid-answer: so does the answer.
         res.destroy();
         return;
       }
+      if (failed) return;
+      failed = true;
       settle(0n);
       if (res.destroyed) return;
-      const timedOut = err instanceof UpstreamTimeoutError;
-      options.log?.(`proxy: upstream ${timedOut ? 'timed out' : `failed (${err.message})`} for ${req.method ?? '?'} ${url.pathname}`);
-      sendError(res, timedOut ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', undefined, corsHeaders);
-    });
+      const timeout = err instanceof UpstreamTimeoutError;
+      options.log?.(`proxy: upstream ${timeout ? 'timed out' : `failed (${err.message})`} for ${req.method ?? '?'} ${url.pathname}`);
+      sendError(res, timeout ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', undefined, corsHeaders);
+    };
+    upstreamReq.on('error', fail);
 
     res.on('close', () => {
       clearTimeout(headerTimer);
@@ -217,7 +244,7 @@ export function createHttpProxy(options: ProxyOptions): HttpProxy {
       // Part of a body forwarded (an upstream may act on it as it arrives), or all of it, but no
       // answer yet: the per-request price. An answer without a body (HEAD, 204, 304) used no KiB
       // and no seconds. Else what was sent.
-      if (!upstreamRes && !req.complete && !bodyForwarded) settle(0n);
+      if (!upstreamRes && !req.complete && !(bodyReceived && connected)) settle(0n);
       else settle(meteredSat(price, upstreamRes && !bodiless ? { bodyBytes, elapsedMs: now() - startedMs } : { bodyBytes: 0, elapsedMs: 0 }));
     });
     res.on('drain', () => upstreamRes?.resume());

@@ -5,6 +5,7 @@
  * admits nothing, no chain.
  */
 import { createServer, type Server } from 'node:http';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admission, PaymentRequiredBody } from '../../src/transport/paywall.js';
@@ -221,3 +222,46 @@ describe('paychan proxy and slow request bodies', () => {
     }
   });
 });
+
+describe('an upstream the network swallows', () => {
+  it('a connect that never completes is answered 504 within --upstream-timeout, nothing charged', async () => {
+    // A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs
+    // (for ~2 minutes on Linux) instead of failing.
+    const holder = spawn('python3', ['-c', [
+      'import socket, time',
+      "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+      'print(s.getsockname()[1], flush=True)',
+      'fill = []',
+      'for i in range(4):',
+      '    c = socket.socket(); c.setblocking(False)',
+      '    try: c.connect(s.getsockname())',
+      '    except BlockingIOError: pass',
+      '    fill.append(c)',
+      'time.sleep(60)',
+    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve) => holder.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+      const settled: bigint[] = [];
+      const paywall: ProxyPaywall = {
+        admit: () => Promise.resolve({ ok: true, channelId: 'c', totalSat: 1n, creditSat: 0n }),
+        admitPayment: () => Promise.reject(new Error('not used')),
+        paymentRequired: refusal,
+        settle: (_c, _upfront, actualSat) => void settled.push(actualSat),
+      };
+      const swallowed = createPaychanProxy({ upstream: `http://127.0.0.1:${port}`, prices: parsePriceTable({ routes: [{ path: '/*', perRequestSat: 5 }] }), paywall, upstreamTimeoutMs: 300 });
+      const front = createServer((req, res) => swallowed.request(req, res));
+      const at = await listen(front);
+      try {
+        const answers = await Promise.all([1, 2].map(() => fetch(`${at}/x`, { headers: { 'paychan-payment': 'ok' } }).then((r) => r.status)));
+        expect(answers).toEqual([504, 504]);
+        expect(settled).toEqual([0n, 0n]);
+      } finally {
+        swallowed.close();
+        await closeServer(front);
+      }
+    } finally {
+      holder.kill();
+    }
+  });
+});
+
