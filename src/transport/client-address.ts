@@ -5,6 +5,12 @@
  * `trustProxy` a loopback socket's client is the last address in `X-Forwarded-For` — the one
  * the local proxy appended (earlier entries are whatever the client claimed). A socket from
  * anywhere else keeps its own address, so a client reaching the payee directly cannot claim one.
+ *
+ * Only for a proxy that speaks HTTP and appends (or overwrites) the header, e.g. nginx's
+ * `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;`, Caddy's `reverse_proxy`. A
+ * terminator in TCP mode (stunnel, hitch, HAProxy `mode tcp`), an ssh or socat forward, or a Tor
+ * onion service passes the client's own header through: each connection could then claim a new
+ * address and escape the per-address limits. Do not use it with those.
  */
 import type { IncomingMessage } from 'node:http';
 import { isIP, isIPv4 } from 'node:net';
@@ -31,6 +37,14 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
   const own = socketAddress(req);
   if (!trustProxy || !isLoopback(own)) return own;
   const header = req.headers['x-forwarded-for'];
-  const last = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').pop()?.trim() ?? '';
+  const last = withoutPort((Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').pop()?.trim() ?? '');
   return isIP(last) ? last : own;
+}
+
+/** `1.2.3.4:5678` → `1.2.3.4`, `[2001:db8::1]:443` and `[2001:db8::1]` → `2001:db8::1`; else as is. */
+function withoutPort(entry: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(entry);
+  if (bracketed) return bracketed[1]!;
+  const v4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(entry);
+  return v4 ? v4[1]! : entry;
 }

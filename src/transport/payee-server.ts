@@ -151,23 +151,26 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   });
   server.maxConnections = limits.maxSockets;
   // Sockets of any kind per address group: one address must not hold every socket (see
-  // ServerLimits.maxSocketsPerAddress). Counted at accept, before any byte is read.
+  // ServerLimits.maxSocketsPerAddress). Counted at accept, before any byte is read; behind a
+  // trusted local proxy (every socket loopback) counted per forwarded client at the socket's
+  // first request or upgrade instead, before anything is routed.
   const socketsPerAddress = new Map<string, number>();
+  /** Loopback sockets (trustProxy) already counted, and under which client. */
+  const countedLoopback = new WeakSet<Socket>();
   let lastCapLogMs = -Infinity;
-  server.on('connection', (socket: Socket) => {
-    // Behind a local reverse proxy every client is loopback: counted per client at the upgrade.
-    if (trustProxy && isLoopback(socket.remoteAddress)) return;
-    const group = addressGroup(socket.remoteAddress ?? '');
+  /** Counts `socket` for `address`; false (and the socket destroyed) past the cap. */
+  const countSocket = (socket: Socket, address: string): boolean => {
+    const group = addressGroup(address);
     const count = (socketsPerAddress.get(group) ?? 0) + 1;
     if (count > limits.maxSocketsPerAddress) {
       socket.destroy();
-      // Behind a reverse proxy on this machine every client is one address: say so, once a minute.
+      // Behind a reverse proxy this machine does not trust, every client is one address: say so, once a minute.
       const now = Date.now();
       if (now - lastCapLogMs > 60_000) {
         lastCapLogMs = now;
         log?.(`refused sockets from ${group}: more than maxSocketsPerAddress (${limits.maxSocketsPerAddress}) open from it`);
       }
-      return;
+      return false;
     }
     socketsPerAddress.set(group, count);
     socket.once('close', () => {
@@ -175,13 +178,29 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
       if (left > 0) socketsPerAddress.set(group, left);
       else socketsPerAddress.delete(group);
     });
+    return true;
+  };
+  server.on('connection', (socket: Socket) => {
+    if (trustProxy && isLoopback(socket.remoteAddress)) return; // counted at its first request
+    countSocket(socket, socket.remoteAddress ?? '');
   });
+  /** A trusted proxy's socket, counted under the client of its first request; false if refused. */
+  const admitForwarded = (req: IncomingMessage): boolean => {
+    const socket = req.socket as Socket;
+    if (!trustProxy || countedLoopback.has(socket) || !isLoopback(socket.remoteAddress)) return true;
+    countedLoopback.add(socket);
+    return countSocket(socket, clientAddress(req, true));
+  };
   server.on('request', boundBodyIdleness());
-  server.on('request', payeeRequestHandler({ service, metrics, ready: options.ready, extraRoutes: options.extraRoutes, cors: options.cors, log }));
+  const handleRequest = payeeRequestHandler({ service, metrics, ready: options.ready, extraRoutes: options.extraRoutes, cors: options.cors, log });
+  server.on('request', (req, res) => {
+    if (admitForwarded(req)) handleRequest(req, res);
+  });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (closing) return refuseUpgrade(socket, 'TOO_MANY_CONNECTIONS', 'the payee is shutting down');
+    if (!admitForwarded(req)) return;
     if (pathOf(req) !== PAYEE_WS_PATH && options.upgradeRoutes?.(req, socket, head)) return;
     if (pathOf(req) !== PAYEE_WS_PATH) return refuseUpgrade(socket, 'NOT_FOUND', `the payer WebSocket is at ${PAYEE_WS_PATH}`);
     const address = clientAddress(req, trustProxy);
@@ -251,4 +270,3 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   };
 }
 
-/** The client's IP, with IPv4-mapped IPv6 (`::ffff:1.2.3.4`) counted as the IPv4 address. */

@@ -204,7 +204,7 @@ describe('idle strangers filling the server', () => {
   });
 
   it('behind a trusted local proxy, clients are counted by X-Forwarded-For, not as one loopback address', async () => {
-    const s = await startPayeeServer({ service, limits: { maxConnectionsPerAddress: 2, maxSocketsPerAddress: 2 }, trustProxy: true, log: (l) => logged.push(l) });
+    const s = await startPayeeServer({ service, limits: { maxConnectionsPerAddress: 2, maxSocketsPerAddress: 3 }, trustProxy: true, log: (l) => logged.push(l) });
     cleanups.push(() => s.close());
     const via = (client: string) =>
       new Promise<number | 'open'>((resolve) => {
@@ -214,12 +214,36 @@ describe('idle strangers filling the server', () => {
         ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
         ws.once('error', () => undefined);
       });
-    // Five loopback sockets in all (more than maxSocketsPerAddress): loopback is not capped here.
+    // Five loopback sockets in all (more than maxSocketsPerAddress): each is counted for its client.
     expect(await via('203.0.113.1')).toBe('open');
     expect(await via('203.0.113.1')).toBe('open');
     expect(await via('203.0.113.1')).toBe(429); // that client's own budget
     expect(await via('203.0.113.2')).toBe('open');
     expect(await via('203.0.113.2')).toBe('open');
+  });
+
+  it('behind a trusted local proxy, one forwarded client cannot hold every socket: its sockets are capped at their first request', async () => {
+    const s = await startPayeeServer({ service, limits: { maxConnectionsPerAddress: 1, maxSocketsPerAddress: 2 }, trustProxy: true, log: (l) => logged.push(l) });
+    cleanups.push(() => s.close());
+    const { port } = new URL(s.url);
+    /** A keep-alive request for /healthz from `client` (as the local proxy forwards it); its answer, or 'closed'. */
+    const ask = (client: string) =>
+      new Promise<string>((resolve) => {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        cleanups.push(() => void socket.destroy());
+        let answer = '';
+        socket.on('data', (d: Buffer) => {
+          answer += d.toString();
+          if (answer.includes('\r\n\r\n')) resolve(answer.split('\r\n')[0]!);
+        });
+        socket.on('error', () => undefined);
+        socket.once('close', () => resolve('closed'));
+        socket.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: ${client}\r\n\r\n`);
+      });
+    expect(await ask('203.0.113.7')).toMatch(/^HTTP\/1\.1 200/);
+    expect(await ask('203.0.113.7')).toMatch(/^HTTP\/1\.1 200/);
+    expect(await ask('203.0.113.7')).toBe('closed'); // its third open socket
+    expect(await ask('203.0.113.8')).toMatch(/^HTTP\/1\.1 200/);
   });
 
   it("one channel's payer keeps only a few proven connections: proving one more closes the oldest", async () => {

@@ -24,6 +24,12 @@ describe('clientAddress', () => {
     expect(clientAddress(request('127.0.0.1', ['10.9.9.9', '2001:db8::5']), true)).toBe('2001:db8::5');
   });
 
+  it('with trustProxy, reads an entry written with a port or brackets', () => {
+    expect(clientAddress(request('127.0.0.1', '203.0.113.9:5678'), true)).toBe('203.0.113.9');
+    expect(clientAddress(request('127.0.0.1', '[2001:db8::5]:443'), true)).toBe('2001:db8::5');
+    expect(clientAddress(request('127.0.0.1', '[2001:db8::5]'), true)).toBe('2001:db8::5');
+  });
+
   it('with trustProxy, keeps the socket address when the header is missing or not an address, and for sockets from elsewhere', () => {
     expect(clientAddress(request('127.0.0.1'), true)).toBe('127.0.0.1');
     expect(clientAddress(request('127.0.0.1', '203.0.113.9, not-an-ip'), true)).toBe('127.0.0.1');
