@@ -132,7 +132,6 @@ export class PayeeService {
   private readonly maxTipAgeMs: number;
   /** Reads the tip now and then, and marks it stale when no read succeeds (see TipTracker). */
   private freshnessTimer: NodeJS.Timeout | null = null;
-  private refreshing = false;
   /** `error` messages ignored since the last line that said so (see {@link ignoredError}). */
   private ignoredErrors = 0;
   private ignoredErrorsLoggedAtMs = Number.NEGATIVE_INFINITY;
@@ -310,12 +309,10 @@ export class PayeeService {
     await this.closer.tick(tip);
   }
 
-  /** Marks the tip stale if no read succeeded for too long, and reads it again (one read at a time: a hung node holds one). */
+  /** Marks the tip stale if no read succeeded for too long, and reads it again (TipTracker shares a read in flight: a hung node holds one). */
   private checkTip(): void {
     this.tips.checkFreshness();
-    if (this.refreshing) return;
-    this.refreshing = true;
-    void this.tips.refresh().finally(() => (this.refreshing = false));
+    void this.tips.refresh();
   }
 
   stop(): void {

@@ -29,7 +29,7 @@ export class TipTracker {
   private readTipHeight = 0;
   private tipReadAtMs = Number.NEGATIVE_INFINITY;
   /** The tip read in flight, shared by every hello that arrives meanwhile. */
-  private tipRead: Promise<void> | null = null;
+  private tipRead: Promise<unknown> | null = null;
   /** When a tip was last learned from the node (performance.now()): notified or read. */
   private freshAtMs = performance.now();
   /**
@@ -74,18 +74,30 @@ export class TipTracker {
 
   /**
    * Reads the tip from the node (the service calls this periodically: between blocks no
-   * notification comes, and a failing node is silent). A read tip counts for payments and
-   * cookies through {@link knownHeight}. Never rejects: a failed read changes nothing.
+   * notification comes, and a failing node is silent), sharing a read in flight. A read tip
+   * counts for payments and cookies through {@link knownHeight}. Never rejects: a failed read
+   * changes nothing but the tip's age.
    */
   async refresh(): Promise<void> {
-    try {
-      const tip = await this.backend.getTip();
-      if (tip.height > this.readTipHeight) this.readTipHeight = tip.height;
-      this.fresh();
-    } catch {
-      // Counted by checkFreshness: the tip just grows older.
-    }
+    await this.read();
     this.checkFreshness();
+  }
+
+  /** One read of the node's tip at a time, shared by every caller meanwhile. @returns null, or why it failed. */
+  private read(): Promise<unknown> {
+    return (this.tipRead ??= this.backend.getTip().then(
+      (tip) => {
+        this.readTipHeight = tip.height;
+        this.tipReadAtMs = performance.now();
+        this.tipRead = null;
+        this.fresh();
+        return null;
+      },
+      (err: unknown) => {
+        this.tipRead = null;
+        return err ?? new Error('tip read failed');
+      },
+    ));
   }
 
   /**
@@ -121,19 +133,8 @@ export class TipTracker {
    */
   async cookieHeight(): Promise<number> {
     if (performance.now() - this.tipReadAtMs > TIP_READ_MAX_AGE_MS) {
-      this.tipRead ??= this.backend.getTip().then(
-        (tip) => {
-          this.readTipHeight = tip.height;
-          this.tipReadAtMs = performance.now();
-          this.tipRead = null;
-          this.fresh();
-        },
-        (err: unknown) => {
-          this.log(`cannot read the tip for a hello: ${String(err)}`);
-          this.tipRead = null;
-        },
-      );
-      await this.tipRead;
+      const failure = await this.read();
+      if (failure !== null) this.log(`cannot read the tip for a hello: ${String(failure)}`);
     }
     return this.knownHeight();
   }

@@ -69,8 +69,8 @@ export interface PayeeServerOptions {
   readonly limits?: Partial<ServerLimits>;
   /**
    * A reverse proxy on this machine (a TLS terminator) forwards the clients: the per-address
-   * limits count a loopback socket's client by its `X-Forwarded-For` (client-address.ts), and
-   * loopback sockets are not capped per address. Default false.
+   * limits count a loopback socket's client by its `X-Forwarded-For` (client-address.ts), and a
+   * loopback socket is capped per address under the client of its first request. Default false.
    */
   readonly trustProxy?: boolean;
   readonly log?: (line: string) => void;
@@ -155,7 +155,7 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
   // trusted local proxy (every socket loopback) counted per forwarded client at the socket's
   // first request or upgrade instead, before anything is routed.
   const socketsPerAddress = new Map<string, number>();
-  /** Loopback sockets (trustProxy) already counted, and under which client. */
+  /** Loopback sockets (trustProxy) already counted under the client of their first request. */
   const countedLoopback = new WeakSet<Socket>();
   let lastCapLogMs = -Infinity;
   /** Counts `socket` for `address`; false (and the socket destroyed) past the cap. */
@@ -191,10 +191,12 @@ export async function startPayeeServer(options: PayeeServerOptions): Promise<Pay
     countedLoopback.add(socket);
     return countSocket(socket, clientAddress(req, true));
   };
-  server.on('request', boundBodyIdleness());
+  const boundBody = boundBodyIdleness();
   const handleRequest = payeeRequestHandler({ service, metrics, ready: options.ready, extraRoutes: options.extraRoutes, cors: options.cors, log });
   server.on('request', (req, res) => {
-    if (admitForwarded(req)) handleRequest(req, res);
+    if (!admitForwarded(req)) return;
+    boundBody(req);
+    handleRequest(req, res);
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });

@@ -110,13 +110,21 @@ export function parsePaymentHeader(value: string): MessageOf<'payment'> {
  * answers on a link of this one request, which takes the first answer only.
  */
 export function submitPayment(payee: Pick<PaywallPayee, 'handle'>, payment: MessageOf<'payment'>): Promise<Message> {
+  return submitPaymentForCredit(payee, payment).then((r) => r.answer);
+}
+
+/**
+ * {@link submitPayment}, also with the total the payee replaced when it stored the payment (given
+ * with a `payment-ack`, PeerLink.send): what a carrier that counts credit credits it by.
+ */
+function submitPaymentForCredit(payee: Pick<PaywallPayee, 'handle'>, payment: MessageOf<'payment'>): Promise<{ answer: Message; replacedSat: bigint | undefined }> {
   return new Promise((resolve) => {
     let answered = false;
     const link: PeerLink = {
-      send: (m) => {
+      send: (answer, replacedSat) => {
         if (answered) return;
         answered = true;
-        resolve(m);
+        resolve({ answer, replacedSat });
       },
     };
     void payee.handle(payment, link);
@@ -186,21 +194,7 @@ export class Paywall {
     if (refuseShort && payment.totalSat > paidBefore && payment.totalSat - paidBefore + books.creditSat < priceSat) {
       return this.refuse('INSUFFICIENT_PAYMENT', `total ${payment.totalSat} adds ${payment.totalSat - paidBefore} sat to ${paidBefore}; ${due()} is due`, priceSat, due());
     }
-    // submitPayment's link, also keeping the total the payee replaced (PeerLink.send): no
-    // object more per payment than the link itself.
-    let replacedSat: bigint | undefined;
-    const answer = await new Promise<Message>((resolve) => {
-      let answered = false;
-      const link: PeerLink = {
-        send: (m, replaced) => {
-          if (answered) return;
-          answered = true;
-          replacedSat = replaced;
-          resolve(m);
-        },
-      };
-      void this.options.payee.handle(payment, link);
-    });
+    const { answer, replacedSat } = await submitPaymentForCredit(this.options.payee, payment);
     if (answer.type === 'error') return this.refuse(answer.code, answer.message, priceSat, due());
     if (answer.type !== 'payment-ack') return this.refuse('INTERNAL_ERROR', `unexpected ${answer.type}`, priceSat, due());
     // Stored. Count only what this payment added over the total it replaced, as the payee read

@@ -168,6 +168,20 @@ async function hangingUpstream(): Promise<{ url: string; sockets: Set<Socket>; c
 
 const paid = { 'paychan-payment': 'anything', 'payment-signature': 'x402', 'x-payment': 'v1', 'paychan-other': '1' };
 
+/** Runs `fn` against a WebSocket-only server of a proxy of /free/* with `options` of its own (closed after). */
+async function withWsProxy(options: { wsMaxPayloadBytes?: number; wsIdleTimeoutMs?: number }, fn: (url: string) => Promise<void>): Promise<void> {
+  const p = createPaychanProxy({ upstream: upstreamUrl, prices: parsePriceTable({ routes: [{ path: '/free/*' }] }), paywall, ...options });
+  const server = createServer();
+  server.on('upgrade', (req, socket, head) => p.upgrade(req, socket, head));
+  const url = await listen(server);
+  try {
+    await fn(url);
+  } finally {
+    p.close();
+    await closeServer(server);
+  }
+}
+
 describe('paychan proxy, forwarding', () => {
   it('a free route: forwarded, the upstream sees X-Forwarded-* and its own Host, no payment header', async () => {
     seen.length = 0;
@@ -355,20 +369,13 @@ describe('paychan proxy, forwarding', () => {
     big.send(Buffer.alloc(DEFAULT_WS_MAX_PAYLOAD_BYTES + 1));
     expect(await bigClosed).toBe(1009);
     // Configured lower.
-    const p = createPaychanProxy({ upstream: upstreamUrl, prices: parsePriceTable({ routes: [{ path: '/free/*' }] }), paywall, wsMaxPayloadBytes: 1024 });
-    const server = createServer();
-    server.on('upgrade', (req, socket, head) => p.upgrade(req, socket, head));
-    const url = await listen(server);
-    try {
+    await withWsProxy({ wsMaxPayloadBytes: 1024 }, async (url) => {
       const ws = await open(`${url.replace('http', 'ws')}/free/quiet`);
       expect(await echo(ws, 'x'.repeat(1000))).toBe(`echo ${'x'.repeat(1000)}`);
       const closed = closeOf(ws);
       ws.send('x'.repeat(1025));
       expect(await closed).toBe(1009);
-    } finally {
-      p.close();
-      await closeServer(server);
-    }
+    });
     // Stray bytes sent with the upgrade, before any 101, past the cap: the socket is dropped.
     const { port } = new URL(base);
     const socket = connect(Number(port), '127.0.0.1');
@@ -383,11 +390,7 @@ describe('paychan proxy, forwarding', () => {
   });
 
   it('a relayed WebSocket without a frame either way for the idle timeout is closed with 1001', async () => {
-    const p = createPaychanProxy({ upstream: upstreamUrl, prices: parsePriceTable({ routes: [{ path: '/free/*' }] }), paywall, wsIdleTimeoutMs: 300 });
-    const server = createServer();
-    server.on('upgrade', (req, socket, head) => p.upgrade(req, socket, head));
-    const url = await listen(server);
-    try {
+    await withWsProxy({ wsIdleTimeoutMs: 300 }, async (url) => {
       const ws = new WebSocket(`${url.replace('http', 'ws')}/free/quiet`);
       const replies: string[] = [];
       ws.on('message', (m) => replies.push(String(m)));
@@ -397,10 +400,7 @@ describe('paychan proxy, forwarding', () => {
       await waitUntil(() => replies.length === 1, 'the echo');
       expect(await closed).toEqual([1001, 'idle']);
       expect(replies).toEqual(['echo one']);
-    } finally {
-      p.close();
-      await closeServer(server);
-    }
+    });
   });
 
   it('an invalid client handshake is refused before anything is paid or dialled', async () => {

@@ -14,7 +14,7 @@ import type { PayeeService } from '../../src/payee/payee-service.js';
 import { fundingScriptOf } from '../../src/protocol/channel.js';
 import { decodeMessage, encodeMessage, msg, type Message } from '../../src/protocol/messages.js';
 import type { PayeeState } from '../../src/protocol/payee-machine.js';
-import { openPostgresStore } from '../../src/store/postgres-store.js';
+import { openPostgresStore, type PostgresStore } from '../../src/store/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import type { PeerLink } from '../../src/transport/link.js';
@@ -95,13 +95,27 @@ describe('an opening under a tempId that has a stored row', () => {
     });
     afterAll(() => server?.stop());
 
-    it('is refused DUPLICATE_CHANNEL with leases on (a Closed channel\'s row, which no instance holds in memory), the row untouched, nothing broadcast', async () => {
+    /**
+     * Runs `fn` with a payee on a fresh database and another writer of it (an instance, or this
+     * one before a restart) that stores rows and lets their leases go.
+     */
+    async function withTwoWriters(fn: (service: PayeeService, store: Store, other: PostgresStore) => Promise<void>): Promise<void> {
       const url = await server.createDatabase();
       const store = openPostgresStore(url, { owner: 'payee' });
-      // Another writer of the database (an instance, or this one before a restart) stored the row and let its lease go.
       const other = openPostgresStore(url, { owner: 'other' });
       const service = await regtestPayee(env, { store });
       try {
+        await fn(service, store, other);
+      } finally {
+        service.stop();
+        await service.drain();
+        await other.close();
+        await store.close();
+      }
+    }
+
+    it('is refused DUPLICATE_CHANNEL with leases on (a Closed channel\'s row, which no instance holds in memory), the row untouched, nothing broadcast', async () => {
+      await withTwoWriters(async (service, store, other) => {
         await reuseScenario(service, store, async (tempId, state) => {
           if (state.type !== 'AwaitingConfirmation') throw new Error('unreachable');
           const { fundingTxHex: _f, ...rest } = state;
@@ -111,20 +125,11 @@ describe('an opening under a tempId that has a stored row', () => {
           await other.leases.release(tempId);
           return closed;
         });
-      } finally {
-        service.stop();
-        await service.drain();
-        await other.close();
-        await store.close();
-      }
+      });
     });
 
     it('serves the row of an open channel no instance holds (its instance died), and refuses another funding under its tempId there (FUNDING_MISMATCH), the row untouched', async () => {
-      const url = await server.createDatabase();
-      const store = openPostgresStore(url, { owner: 'payee' });
-      const other = openPostgresStore(url, { owner: 'other' });
-      const service = await regtestPayee(env, { store });
-      try {
+      await withTwoWriters(async (service, store, other) => {
         await reuseScenario(
           service,
           store,
@@ -137,12 +142,7 @@ describe('an opening under a tempId that has a stored row', () => {
           },
           'FUNDING_MISMATCH',
         );
-      } finally {
-        service.stop();
-        await service.drain();
-        await other.close();
-        await store.close();
-      }
+      });
     });
   });
 });
