@@ -123,6 +123,11 @@ export function expectationOf(frame: Frame, t: FuzzTargets): Expectation {
     }
     case 'error':
       return { ...base, allow: [], silentOk: true };
+    case 'duplex-open':
+      // A well-formed duplex proposal is answered as an honest one's, within B's limits on what
+      // strangers' openings may hold (docs/duplex.md). A field mutation can yield one (its
+      // version deleted, then put back by the duplicate-key text mutation).
+      return { ...base, allow: ['duplex-accept'] };
     default:
       return { ...base, allow: [] };
   }
